@@ -1,0 +1,1 @@
+//! The `.tenancy` policy language: lexer, parser, validator and diagnostics.

@@ -1,0 +1,1 @@
+//! Plain-text explanation of a model for reviewers (`tenancy explain`).

@@ -1,0 +1,1 @@
+//! Rust repository emitter.

@@ -1,0 +1,1 @@
+//! PostgreSQL migration and row-level security emitter.
