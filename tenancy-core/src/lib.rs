@@ -9,5 +9,6 @@
 pub mod dsl;
 pub mod explain;
 pub mod model;
+pub mod output;
 pub mod rust;
 pub mod sql;

@@ -1,0 +1,141 @@
+//! End-to-end tests of the `tenancy` binary on copies of the real policies.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("crate lives in the workspace")
+        .to_path_buf()
+}
+
+fn tenancy(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tenancy"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run tenancy")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A scratch directory holding a copy of the real policies.
+fn scratch_with_policies() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policies = dir.path().join("policies");
+    fs::create_dir_all(&policies).expect("mkdir");
+    for entry in fs::read_dir(repo_root().join("policies")).expect("read policies") {
+        let path = entry.expect("entry").path();
+        fs::copy(&path, policies.join(path.file_name().expect("name"))).expect("copy");
+    }
+    dir
+}
+
+#[test]
+fn check_accepts_the_real_policies() {
+    let out = tenancy(&repo_root(), &["check"]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("ok: "));
+}
+
+#[test]
+fn committed_generated_folder_is_up_to_date() {
+    let out = tenancy(&repo_root(), &["generate", "--check"]);
+    assert!(
+        out.status.success(),
+        "generated/ is stale: {}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn generate_then_check_then_edit_makes_check_fail() {
+    let dir = scratch_with_policies();
+    let first = tenancy(dir.path(), &["generate"]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(dir.path().join("generated/migrations").is_dir());
+
+    let clean = tenancy(dir.path(), &["generate", "--check"]);
+    assert!(clean.status.success(), "{}", text(&clean.stderr));
+
+    // Generating twice changes nothing (deterministic output).
+    let second = tenancy(dir.path(), &["generate"]);
+    assert!(text(&second.stdout).contains("(0 changed)"), "{}", text(&second.stdout));
+
+    // Edit a policy without regenerating: --check must fail and name the stale file.
+    let policy = dir.path().join("policies/rag.tenancy");
+    let edited = fs::read_to_string(&policy)
+        .expect("read")
+        .replace("allow delete to admin\n}", "allow delete to editor\n}");
+    fs::write(&policy, edited).expect("write");
+    let stale = tenancy(dir.path(), &["generate", "--check"]);
+    assert_eq!(stale.status.code(), Some(1));
+    let stderr = text(&stale.stderr);
+    assert!(stderr.contains("stale: "), "{stderr}");
+    assert!(stderr.contains("0002_tables.sql"), "{stderr}");
+    assert!(stderr.lines().last().is_some_and(|l| l.starts_with("error: ")));
+
+    // A stray file in a generator-owned directory is reported as extra.
+    tenancy(dir.path(), &["generate"]);
+    fs::write(dir.path().join("generated/migrations/9999_hand_written.sql"), "select 1;")
+        .expect("write");
+    let extra = tenancy(dir.path(), &["generate", "--check"]);
+    assert_eq!(extra.status.code(), Some(1));
+    assert!(text(&extra.stderr).contains("9999_hand_written.sql (not generated"));
+}
+
+#[test]
+fn check_reports_every_error_with_a_caret_and_exits_1() {
+    let dir = scratch_with_policies();
+    let policy = dir.path().join("policies/rag.tenancy");
+    let broken = fs::read_to_string(&policy)
+        .expect("read")
+        .replacen("allow insert, update to editor", "allow insert, update to editr", 1)
+        .replacen("created_by uuid", "created_by uuidd", 1);
+    fs::write(&policy, broken).expect("write");
+    let out = tenancy(dir.path(), &["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("editr"), "{stderr}");
+    assert!(stderr.contains("uuidd"), "{stderr}");
+    assert!(stderr.contains("rag.tenancy:"), "{stderr}");
+    assert!(stderr.contains('^'), "{stderr}");
+    assert!(stderr.contains("did you mean `editor`"), "{stderr}");
+    assert!(stderr.contains("2 error(s)"), "{stderr}");
+}
+
+#[test]
+fn explain_names_roles_per_command_and_rejects_unknown_tables() {
+    let out = tenancy(&repo_root(), &["explain", "documents"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("documents"), "{stdout}");
+    assert!(stdout.contains("editor"), "{stdout}");
+
+    let unknown = tenancy(&repo_root(), &["explain", "documentz"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(text(&unknown.stderr).contains("documents"));
+}
+
+#[test]
+fn missing_policy_directory_is_one_clear_sentence() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = tenancy(dir.path(), &["check", "--policies", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: could not read policies from `nope`"));
+}
+
+#[test]
+fn every_command_has_help() {
+    for cmd in ["check", "generate", "explain"] {
+        let out = tenancy(&repo_root(), &[cmd, "--help"]);
+        assert!(out.status.success());
+        assert!(text(&out.stdout).contains("Usage: tenancy"));
+    }
+}
