@@ -1,0 +1,193 @@
+//! The syntax tree: what was written, with spans, before any semantic check.
+
+use super::diagnostic::Span;
+use crate::model::{Command, DefaultValue, IndexMethod, OnDelete, TableKind};
+
+/// A word with its place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ident {
+    /// The text.
+    pub name: String,
+    /// Where it was written.
+    pub span: Span,
+}
+
+/// One parsed file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct File {
+    /// `tenancy { ... }` blocks (exactly one must exist across all files).
+    pub tenancy_blocks: Vec<TenancyBlock>,
+    /// Table declarations in source order.
+    pub tables: Vec<TableDecl>,
+}
+
+/// `tenancy { key = "value" ... roles = a < b }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenancyBlock {
+    /// The `tenancy` keyword.
+    pub span: Span,
+    /// `key = "value"` settings.
+    pub settings: Vec<Setting>,
+    /// `roles = ...` lines (more than one is an error).
+    pub roles: Vec<RolesDecl>,
+}
+
+/// `key = "value"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    /// The setting name.
+    pub key: Ident,
+    /// The value (string literal contents).
+    pub value: String,
+    /// Where the value was written.
+    pub value_span: Span,
+}
+
+/// `roles = a < b < c`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolesDecl {
+    /// The `roles` keyword.
+    pub span: Span,
+    /// Roles, lowest first.
+    pub roles: Vec<Ident>,
+}
+
+/// `<kind> table <name> { ... }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDecl {
+    /// `///` documentation above the declaration.
+    pub doc: Option<String>,
+    /// The kind, or `None` when it was missing or unknown (already reported).
+    pub kind: Option<TableKind>,
+    /// Where the kind keyword was (or the `table` keyword when it was missing).
+    pub kind_span: Span,
+    /// The table name.
+    pub name: Ident,
+    /// Declared columns.
+    pub columns: Vec<ColumnDecl>,
+    /// Table-level constraints and indexes.
+    pub constraints: Vec<Constraint>,
+    /// `allow ...` rules.
+    pub rules: Vec<RuleDecl>,
+}
+
+/// `name type[?] [default v] [references t(c) [on delete x]] [primary key] [unique]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnDecl {
+    /// `///` documentation.
+    pub doc: Option<String>,
+    /// Column name.
+    pub name: Ident,
+    /// The written type.
+    pub ty: TypeExpr,
+    /// `?` after the type.
+    pub nullable: bool,
+    /// `default <value>`.
+    pub default: Option<DefaultExpr>,
+    /// Column-level `references`.
+    pub references: Option<Reference>,
+    /// Column-level `primary key` (its span).
+    pub primary_key: Option<Span>,
+    /// Column-level `unique` (its span).
+    pub unique: Option<Span>,
+}
+
+/// A written type: `text`, `vector(384)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeExpr {
+    /// The type name.
+    pub name: Ident,
+    /// The parenthesised argument (`384`), as written, with its span.
+    pub arg: Option<(String, Span)>,
+    /// The whole type (name and argument).
+    pub span: Span,
+}
+
+/// A default value with its place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultExpr {
+    /// The value.
+    pub value: DefaultValue,
+    /// Where it was written.
+    pub span: Span,
+}
+
+/// `references table[(cols)] [on delete action]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// The referenced table.
+    pub table: Ident,
+    /// Target columns, when written.
+    pub columns: Option<Vec<Ident>>,
+    /// `on delete` action and the span of the action words.
+    pub on_delete: Option<(OnDelete, Span)>,
+    /// From `references` to the end of the target.
+    pub span: Span,
+}
+
+/// A table-level item other than a column or a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Constraint {
+    /// `primary key (a, b)`.
+    PrimaryKey {
+        /// The whole item.
+        span: Span,
+        /// Key columns.
+        columns: Vec<Ident>,
+    },
+    /// `unique (a, b)`.
+    Unique {
+        /// The whole item.
+        span: Span,
+        /// Key columns.
+        columns: Vec<Ident>,
+    },
+    /// `index [gin] (a, b)`.
+    Index {
+        /// The whole item.
+        span: Span,
+        /// Access method.
+        method: IndexMethod,
+        /// Indexed columns.
+        columns: Vec<Ident>,
+    },
+    /// `foreign key (a) references t(x) [on delete ...]`.
+    ForeignKey {
+        /// The whole item.
+        span: Span,
+        /// Referencing columns.
+        columns: Vec<Ident>,
+        /// The target.
+        reference: Reference,
+    },
+}
+
+/// A command in a rule: one command or `all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandSpec {
+    /// One command.
+    One(Command),
+    /// `all`: every command.
+    All,
+}
+
+impl CommandSpec {
+    /// The commands this stands for.
+    pub fn commands(self) -> Vec<Command> {
+        match self {
+            CommandSpec::One(c) => vec![c],
+            CommandSpec::All => Command::ALL.to_vec(),
+        }
+    }
+}
+
+/// `allow cmd[, cmd...] [to role]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleDecl {
+    /// The whole rule.
+    pub span: Span,
+    /// Commands with their spans.
+    pub commands: Vec<(CommandSpec, Span)>,
+    /// The minimum role (`to role`), required except on global tables.
+    pub role: Option<Ident>,
+}
