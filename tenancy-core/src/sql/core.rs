@@ -1,0 +1,189 @@
+//! `0001_tenancy_core.sql`: helper schema, roles, role enum, context helpers, core tables.
+
+use super::ident::{ident, literal};
+use super::{file_header, section_heading, security, tables, Target};
+use crate::model::{Model, SqlType, TableKind, ROLE_TYPE};
+
+/// The text of `migrations/0001_tenancy_core.sql`.
+pub(super) fn core_migration(model: &Model, target: Target) -> String {
+    let settings = &model.settings;
+    let schema = ident(&settings.helper_schema);
+    let owner = ident(&settings.owner_role);
+    let app = ident(&settings.app_role);
+    let role_type = format!("{schema}.{}", ident(ROLE_TYPE));
+
+    let mut out = file_header(
+        "tenancy core: helper schema, roles, context helpers and the core tables.",
+        target,
+        &settings.helper_schema,
+    );
+
+    out.push_str(&section_heading(
+        "Roles",
+        Some(
+            "Roles are cluster-wide: create them only if missing (a second database of the\n\
+             same cluster applies these migrations too), then force their attributes.\n\
+             The app role never bypasses row-level security and is never a member of the owner.",
+        ),
+    ));
+    out.push_str(&format!(
+        "DO $$\n\
+         BEGIN\n\
+         \x20 IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = {owner_lit}) THEN\n\
+         \x20   CREATE ROLE {owner} NOLOGIN;\n\
+         \x20 END IF;\n\
+         \x20 IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = {app_lit}) THEN\n\
+         \x20   CREATE ROLE {app} LOGIN;\n\
+         \x20 END IF;\n\
+         \x20 IF EXISTS (\n\
+         \x20   SELECT 1\n\
+         \x20   FROM pg_catalog.pg_auth_members AS m\n\
+         \x20   JOIN pg_catalog.pg_roles AS granted ON granted.oid = m.roleid\n\
+         \x20   JOIN pg_catalog.pg_roles AS member ON member.oid = m.member\n\
+         \x20   WHERE granted.rolname = {owner_lit} AND member.rolname = {app_lit}\n\
+         \x20 ) THEN\n\
+         \x20   REVOKE {owner} FROM {app};\n\
+         \x20 END IF;\n\
+         END\n\
+         $$;\n\
+         \n\
+         ALTER ROLE {owner} NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;\n\
+         ALTER ROLE {app} LOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT NOCREATEDB NOCREATEROLE NOREPLICATION;\n",
+        owner_lit = literal(&settings.owner_role),
+        app_lit = literal(&settings.app_role),
+    ));
+
+    out.push_str(&section_heading(
+        &format!("Helper schema {schema}"),
+        Some("Holds the role enum and the context helpers; owned by the owner role."),
+    ));
+    out.push_str(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema};\n\
+         ALTER SCHEMA {schema} OWNER TO {owner};\n\
+         GRANT USAGE ON SCHEMA {schema} TO {app};\n"
+    ));
+
+    let uses_vector = model
+        .tables
+        .iter()
+        .flat_map(|t| t.columns.iter())
+        .any(|c| matches!(c.ty, SqlType::Vector(_)));
+    if uses_vector {
+        out.push_str(&section_heading(
+            "Extensions",
+            Some("pgvector, for the vector columns."),
+        ));
+        out.push_str("CREATE EXTENSION IF NOT EXISTS vector;\n");
+    }
+
+    let role_labels: Vec<String> = model.roles.iter().map(|r| literal(r)).collect();
+    out.push_str(&section_heading(
+        &format!("Role enum {role_type}"),
+        Some("Project roles, from the least to the most privileged; a role includes the ones before it."),
+    ));
+    out.push_str(&format!(
+        "CREATE TYPE {role_type} AS ENUM ({});\n\
+         ALTER TYPE {role_type} OWNER TO {owner};\n\
+         GRANT USAGE ON TYPE {role_type} TO {app};\n",
+        role_labels.join(", ")
+    ));
+
+    out.push_str(&section_heading(
+        "Context helpers (see docs/context.md)",
+        Some(
+            "The runtime sets the context with SET LOCAL; policies read it only through these.\n\
+             Unset or '' means no context (NULL / '{}'); a malformed value raises an error.",
+        ),
+    ));
+    out.push_str(&helper_functions(
+        &settings.helper_schema,
+        &role_type,
+        &owner,
+        &app,
+    ));
+
+    for kind in [
+        TableKind::Tenants,
+        TableKind::Projects,
+        TableKind::Memberships,
+    ] {
+        if let Some(table) = model.core_table(kind) {
+            out.push_str(&tables::table_section(model, table, target));
+            out.push_str(&security::security_section(model, table, target));
+        }
+    }
+    out
+}
+
+/// The three helper functions, their owner and their grants.
+fn helper_functions(helper_schema: &str, role_type: &str, owner: &str, app: &str) -> String {
+    let schema = ident(helper_schema);
+    let setting = |name: &str| literal(&format!("{helper_schema}.{name}"));
+    let mut out = String::new();
+    for (function, setting_name, what) in [
+        ("current_tenant_id", "tenant_id", "tenant"),
+        ("current_user_id", "user_id", "user"),
+    ] {
+        out.push_str(&format!(
+            "\n-- The current {what}'s id, or NULL when {setting_name} is unset or ''.\n\
+             CREATE FUNCTION {schema}.{function}()\n\
+             \x20 RETURNS uuid\n\
+             \x20 LANGUAGE sql\n\
+             \x20 STABLE\n\
+             \x20 SET search_path = pg_catalog, pg_temp\n\
+             AS $$\n\
+             \x20 SELECT NULLIF(pg_catalog.current_setting({}, true), '')::uuid\n\
+             $$;\n",
+            setting(setting_name)
+        ));
+    }
+    out.push_str(&format!(
+        "\n-- The projects where the current user's role is at least min_role ('{{}}' when none).\n\
+         -- {roles_setting} is 'uuid:role,uuid:role,...'; every entry is parsed, so a\n\
+         -- malformed one raises even when its role is below min_role.\n\
+         CREATE FUNCTION {schema}.project_ids(min_role {role_type})\n\
+         \x20 RETURNS uuid[]\n\
+         \x20 LANGUAGE plpgsql\n\
+         \x20 STABLE\n\
+         \x20 SET search_path = pg_catalog, pg_temp\n\
+         AS $$\n\
+         DECLARE\n\
+         \x20 raw_setting text := pg_catalog.current_setting({roles_setting}, true);\n\
+         \x20 entry text;\n\
+         \x20 entry_project_id uuid;\n\
+         \x20 entry_role {role_type};\n\
+         \x20 result uuid[] := '{{}}';\n\
+         BEGIN\n\
+         \x20 IF raw_setting IS NULL OR raw_setting = '' THEN\n\
+         \x20   RETURN result;\n\
+         \x20 END IF;\n\
+         \x20 FOREACH entry IN ARRAY pg_catalog.string_to_array(raw_setting, ',') LOOP\n\
+         \x20   IF pg_catalog.cardinality(pg_catalog.string_to_array(entry, ':')) <> 2 THEN\n\
+         \x20     RAISE EXCEPTION 'malformed %: %', {roles_setting}, entry\n\
+         \x20       USING ERRCODE = 'invalid_parameter_value';\n\
+         \x20   END IF;\n\
+         \x20   entry_project_id := pg_catalog.split_part(entry, ':', 1)::uuid;\n\
+         \x20   entry_role := pg_catalog.split_part(entry, ':', 2)::{role_type};\n\
+         \x20   IF entry_role >= min_role THEN\n\
+         \x20     result := pg_catalog.array_append(result, entry_project_id);\n\
+         \x20   END IF;\n\
+         \x20 END LOOP;\n\
+         \x20 RETURN result;\n\
+         END\n\
+         $$;\n",
+        roles_setting = setting("project_roles"),
+    ));
+    out.push('\n');
+    for signature in [
+        format!("{schema}.current_tenant_id()"),
+        format!("{schema}.current_user_id()"),
+        format!("{schema}.project_ids({role_type})"),
+    ] {
+        out.push_str(&format!(
+            "ALTER FUNCTION {signature} OWNER TO {owner};\n\
+             REVOKE ALL ON FUNCTION {signature} FROM PUBLIC;\n\
+             GRANT EXECUTE ON FUNCTION {signature} TO {app};\n"
+        ));
+    }
+    out
+}

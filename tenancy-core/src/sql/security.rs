@@ -1,0 +1,167 @@
+//! Row-level security policies and grants of one table.
+
+use super::context::{context_call, ContextHelper};
+use super::ident::{fit_identifier, ident, ident_list};
+use super::Target;
+use crate::model::{
+    Command, Model, Table, TableKind, ID_COLUMN, PROJECT_COLUMN, ROLE_COLUMN, TENANT_COLUMN,
+    USER_COLUMN,
+};
+
+/// Row-level security (tenant-owned tables) and grants of `table`.
+pub(super) fn security_section(model: &Model, table: &Table, target: Target) -> String {
+    let name = ident(&table.name);
+    let app = ident(&model.settings.app_role);
+    let schema = &model.settings.helper_schema;
+    let mut out = String::new();
+
+    match table.scope_columns() {
+        None => {
+            out.push_str(&format!(
+                "\n-- {name} is global: no row-level security; every caller with the app role\n\
+                 -- may run the granted commands on every row.\n"
+            ));
+        }
+        Some(scope) => {
+            let tenant_check = format!(
+                "{} = {}",
+                ident(scope.tenant),
+                context_call(target, schema, ContextHelper::CurrentTenantId)
+            );
+            out.push_str(&format!(
+                "\n-- Row-level security: no row outside the current tenant, for any command;\n\
+                 -- then one permissive policy per allowed command.\n\
+                 ALTER TABLE {name} ENABLE ROW LEVEL SECURITY;\n\
+                 ALTER TABLE {name} FORCE ROW LEVEL SECURITY;\n\
+                 CREATE POLICY {} ON {name}\n\
+                 \x20 AS RESTRICTIVE\n\
+                 \x20 FOR ALL\n\
+                 \x20 TO {app}\n\
+                 \x20 USING ({tenant_check})\n\
+                 \x20 WITH CHECK ({tenant_check});\n",
+                ident(&policy_name(table, "tenant_boundary")),
+            ));
+            for command in Command::ALL {
+                let Some(expression) = rule_expression(model, table, command, target) else {
+                    continue;
+                };
+                let clauses = match command {
+                    Command::Select | Command::Delete => format!("  USING ({expression})"),
+                    Command::Insert => format!("  WITH CHECK ({expression})"),
+                    Command::Update => {
+                        format!("  USING ({expression})\n  WITH CHECK ({expression})")
+                    }
+                };
+                out.push_str(&format!(
+                    "CREATE POLICY {} ON {name}\n\
+                     \x20 AS PERMISSIVE\n\
+                     \x20 FOR {}\n\
+                     \x20 TO {app}\n\
+                     {clauses};\n",
+                    ident(&policy_name(table, command.keyword())),
+                    command.sql(),
+                ));
+            }
+        }
+    }
+
+    out.push_str(&format!(
+        "\n-- Grants: only the commands with a rule; UPDATE only on columns that cannot move a row\n\
+         -- to another tenant or project; never TRUNCATE, REFERENCES or TRIGGER.\n\
+         REVOKE ALL ON TABLE {name} FROM PUBLIC;\n\
+         REVOKE ALL ON TABLE {name} FROM {app};\n"
+    ));
+    let whole_table: Vec<&str> = granted_commands(table)
+        .into_iter()
+        .filter(|c| *c != Command::Update)
+        .map(Command::sql)
+        .collect();
+    if !whole_table.is_empty() {
+        out.push_str(&format!(
+            "GRANT {} ON TABLE {name} TO {app};\n",
+            whole_table.join(", ")
+        ));
+    }
+    if granted_commands(table).contains(&Command::Update) {
+        let columns = updatable_columns(table);
+        if columns.is_empty() {
+            out.push_str("-- UPDATE has a rule but no column may change: not granted.\n");
+        } else {
+            out.push_str(&format!(
+                "GRANT UPDATE ({}) ON TABLE {name} TO {app};\n",
+                ident_list(&columns)
+            ));
+        }
+    }
+    if granted_commands(table).is_empty() {
+        out.push_str(&format!("-- No rules: every command is denied to {app}.\n"));
+    }
+    out
+}
+
+/// `<table>_<suffix>`, fitted to 63 bytes.
+fn policy_name(table: &Table, suffix: &str) -> String {
+    fit_identifier(&format!("{}_{suffix}", table.name))
+}
+
+/// The commands granted to the app role: those with a rule, plus SELECT on the memberships
+/// table, which the runtime's authorization step always needs (a user reads their own rows).
+pub(crate) fn granted_commands(table: &Table) -> Vec<Command> {
+    Command::ALL
+        .into_iter()
+        .filter(|c| {
+            table.rule(*c).is_some()
+                || (table.kind == TableKind::Memberships && *c == Command::Select)
+        })
+        .collect()
+}
+
+/// The permissive policy expression of `command`, or `None` when the command is denied.
+fn rule_expression(
+    model: &Model,
+    table: &Table,
+    command: Command,
+    target: Target,
+) -> Option<String> {
+    let schema = &model.settings.helper_schema;
+    let scope = table.scope_columns()?;
+    let by_role = table.rule(command).map(|min_role| {
+        let projects = context_call(target, schema, ContextHelper::ProjectIds(min_role));
+        match scope.project {
+            Some(project) => format!("{} = ANY ({projects})", ident(project)),
+            // tenants: a member of at least one project with that role
+            None => format!("pg_catalog.cardinality({projects}) > 0"),
+        }
+    });
+    let own_membership =
+        (table.kind == TableKind::Memberships && command == Command::Select).then(|| {
+            format!(
+                "{} = {}",
+                ident(USER_COLUMN),
+                context_call(target, schema, ContextHelper::CurrentUserId)
+            )
+        });
+    match (by_role, own_membership) {
+        (Some(role), Some(own)) => Some(format!("{role} OR {own}")),
+        (Some(one), None) | (None, Some(one)) => Some(one),
+        (None, None) => None,
+    }
+}
+
+/// The columns the app role may UPDATE: every column except the scope columns and the
+/// generated keys (the membership's `role` stays updatable).
+pub(crate) fn updatable_columns(table: &Table) -> Vec<String> {
+    let fixed: &[&str] = match table.kind {
+        TableKind::Tenants => &[ID_COLUMN],
+        TableKind::Projects => &[TENANT_COLUMN, ID_COLUMN],
+        TableKind::Memberships => &[TENANT_COLUMN, PROJECT_COLUMN, USER_COLUMN],
+        TableKind::Scoped => &[TENANT_COLUMN, PROJECT_COLUMN],
+        TableKind::Global => &[],
+    };
+    table
+        .all_columns()
+        .into_iter()
+        .map(|c| c.name)
+        .filter(|c| !fixed.contains(&c.as_str()) || c == ROLE_COLUMN)
+        .collect()
+}

@@ -1,0 +1,70 @@
+//! `explain`: the plain-text description of the rules for security reviewers.
+
+#[path = "sql_fixtures.rs"]
+mod fixtures;
+
+use fixtures::*;
+use tenancy_core::explain::explain;
+
+#[test]
+fn rag_model_explanation_snapshot() {
+    let text = explain(&rag_model(), None).expect("explain");
+    insta::assert_snapshot!("explain_rag", text);
+}
+
+#[test]
+fn one_table_lists_kind_scope_keys_and_roles() {
+    let text = explain(&rag_model(), Some("documents")).expect("documents");
+    assert!(text.starts_with("documents (scoped to a project)\n"));
+    assert!(text.contains("  | A source document ingested into a project.\n"));
+    assert!(text.contains("  scope: tenant = tenant_id, project = project_id;"));
+    assert!(text.contains("  primary key: (tenant_id, project_id, id)\n"));
+    assert!(text.contains("  unique: (tenant_id, project_id, content_hash)\n"));
+    assert!(text.contains("  select: viewer and above (viewer, editor, admin, owner)\n"));
+    assert!(text.contains("  insert: editor and above (editor, admin, owner)\n"));
+    assert!(text.contains("  update: editor and above (editor, admin, owner)\n"));
+    assert!(text.contains("  delete: admin and above (admin, owner)\n"));
+    assert!(text.contains("  truncate/references/trigger: never\n"));
+    // only this table
+    assert!(!text.contains("chunks"));
+}
+
+#[test]
+fn commands_without_a_rule_are_denied() {
+    let text = explain(&rag_model(), Some("responses")).expect("responses");
+    assert!(text.contains("  update: denied (no rule)\n"));
+    let text = explain(&rag_model(), Some("tenants")).expect("tenants");
+    for command in ["insert", "update", "delete"] {
+        assert!(
+            text.contains(&format!("  {command}: denied (no rule)\n")),
+            "{text}"
+        );
+    }
+    assert!(
+        text.contains("viewer and above (viewer, editor, admin, owner) in at least one project")
+    );
+}
+
+#[test]
+fn memberships_and_global_tables_are_explained() {
+    let text = explain(&rag_model(), Some("user_project_roles")).expect("memberships");
+    assert!(text.contains("every user may also read their own memberships"));
+    assert!(text.contains("    updatable columns: role, granted_by, granted_at\n"));
+    let text = explain(&rag_model(), Some("embedding_models")).expect("global");
+    assert!(text.contains("global, shared by every tenant"));
+    assert!(text.contains("no row-level security"));
+    assert!(text.contains("  insert: denied (no rule)\n"));
+}
+
+#[test]
+fn unknown_table_suggests_the_closest_name() {
+    let err = explain(&rag_model(), Some("document")).expect_err("unknown");
+    assert_eq!(err.suggestion.as_deref(), Some("documents"));
+    assert_eq!(
+        err.to_string(),
+        "unknown table `document`; did you mean `documents`?"
+    );
+    let err = explain(&rag_model(), Some("zzz")).expect_err("unknown");
+    assert_eq!(err.suggestion, None);
+    assert!(err.to_string().contains("tables are: tenants, projects"));
+}

@@ -1,0 +1,349 @@
+//! Hand-built models for the SQL and explain tests: `rag_model()` mirrors
+//! policies/rag.tenancy; `small_model()` builds a core plus a few focused tables.
+//!
+//! Other test files include this one with `#[path = "sql_fixtures.rs"] mod fixtures;`.
+//! Compiled on its own it checks that the hand-built RAG model is what the DSL front end
+//! produces from policies/rag.tenancy.
+#![allow(dead_code)]
+
+use tenancy_core::model::{
+    Column, Command, DefaultValue, ForeignKey, Index, IndexMethod, Model, OnDelete, Rule, Settings,
+    SqlType, Table, TableKind,
+};
+
+/// A column; `nullable` is `type?` in the DSL.
+pub fn col(name: &str, ty: SqlType) -> Column {
+    Column {
+        name: name.to_owned(),
+        ty,
+        nullable: false,
+        default: None,
+        doc: None,
+    }
+}
+
+/// A nullable column.
+pub fn opt(name: &str, ty: SqlType) -> Column {
+    Column {
+        nullable: true,
+        ..col(name, ty)
+    }
+}
+
+/// A column with a default.
+pub fn dflt(name: &str, ty: SqlType, default: DefaultValue) -> Column {
+    Column {
+        default: Some(default),
+        ..col(name, ty)
+    }
+}
+
+/// `created_at timestamptz default now()`
+pub fn created_at() -> Column {
+    dflt("created_at", SqlType::Timestamptz, DefaultValue::Now)
+}
+
+/// `id uuid default gen_random_uuid()`
+pub fn uuid_id() -> Column {
+    dflt("id", SqlType::Uuid, DefaultValue::GenRandomUuid)
+}
+
+/// Strings from string slices.
+pub fn names(cols: &[&str]) -> Vec<String> {
+    cols.iter().map(|c| (*c).to_owned()).collect()
+}
+
+/// An empty table of the given kind.
+pub fn table(name: &str, kind: TableKind, doc: &str) -> Table {
+    Table {
+        name: name.to_owned(),
+        kind,
+        doc: Some(doc.to_owned()),
+        columns: vec![],
+        primary_key: vec![],
+        unique_keys: vec![],
+        foreign_keys: vec![],
+        indexes: vec![],
+        rules: vec![],
+    }
+}
+
+/// `allow <commands> to <role>`
+pub fn allow(commands: &[Command], role: &str) -> Vec<Rule> {
+    commands
+        .iter()
+        .map(|c| Rule {
+            command: *c,
+            min_role: role.to_owned(),
+        })
+        .collect()
+}
+
+/// A declared foreign key.
+pub fn fk(cols: &[&str], parent: &str, target: &[&str], on_delete: OnDelete) -> ForeignKey {
+    ForeignKey {
+        columns: names(cols),
+        table: parent.to_owned(),
+        target_columns: names(target),
+        on_delete,
+    }
+}
+
+/// A btree index.
+pub fn btree(cols: &[&str]) -> Index {
+    Index {
+        columns: names(cols),
+        method: IndexMethod::BTree,
+    }
+}
+
+/// Rules sorted in canonical command order (what a validated model holds).
+fn canonical(mut rules: Vec<Rule>) -> Vec<Rule> {
+    rules.sort_by_key(|r| r.command);
+    rules
+}
+
+use Command::{Delete, Insert, Select, Update};
+
+/// The three core tables of policies/rag.tenancy.
+pub fn rag_core_tables() -> Vec<Table> {
+    let mut tenants = table(
+        "tenants",
+        TableKind::Tenants,
+        "One customer organisation. Rows are visible only inside their own tenant.",
+    );
+    tenants.columns = vec![
+        col("name", SqlType::Text),
+        col("slug", SqlType::Text),
+        created_at(),
+    ];
+    tenants.unique_keys = vec![names(&["slug"])];
+    tenants.rules = allow(&[Select], "viewer");
+
+    let mut projects = table(
+        "projects",
+        TableKind::Projects,
+        "A product of a tenant; every tenant-owned row belongs to exactly one project.",
+    );
+    projects.columns = vec![
+        col("name", SqlType::Text),
+        col("slug", SqlType::Text),
+        opt("description", SqlType::Text),
+        created_at(),
+    ];
+    projects.unique_keys = vec![names(&["slug"])];
+    projects.rules = canonical([allow(&[Select], "viewer"), allow(&[Update], "admin")].concat());
+
+    let mut memberships = table(
+        "user_project_roles",
+        TableKind::Memberships,
+        "Who holds which role in which project.",
+    );
+    memberships.columns = vec![
+        opt("granted_by", SqlType::Uuid),
+        dflt("granted_at", SqlType::Timestamptz, DefaultValue::Now),
+    ];
+    memberships.rules = canonical(
+        [
+            allow(&[Select], "viewer"),
+            allow(&[Insert, Update, Delete], "admin"),
+        ]
+        .concat(),
+    );
+    vec![tenants, projects, memberships]
+}
+
+/// The model of policies/rag.tenancy, built by hand.
+pub fn rag_model() -> Model {
+    let mut tables = rag_core_tables();
+
+    let mut documents = table(
+        "documents",
+        TableKind::Scoped,
+        "A source document ingested into a project.",
+    );
+    documents.columns = vec![
+        uuid_id(),
+        col("title", SqlType::Text),
+        opt("source_uri", SqlType::Text),
+        dflt(
+            "mime_type",
+            SqlType::Text,
+            DefaultValue::String("text/plain".into()),
+        ),
+        col("content_hash", SqlType::Text),
+        dflt(
+            "metadata",
+            SqlType::Jsonb,
+            DefaultValue::String("{}".into()),
+        ),
+        col("created_by", SqlType::Uuid),
+        created_at(),
+        dflt("updated_at", SqlType::Timestamptz, DefaultValue::Now),
+    ];
+    documents.primary_key = names(&["id"]);
+    documents.unique_keys = vec![names(&["content_hash"])];
+    documents.indexes = vec![btree(&["created_at"])];
+    documents.rules = canonical(
+        [
+            allow(&[Select], "viewer"),
+            allow(&[Insert, Update], "editor"),
+            allow(&[Delete], "admin"),
+        ]
+        .concat(),
+    );
+
+    let mut chunks = table(
+        "chunks",
+        TableKind::Scoped,
+        "A retrievable slice of a document, with its embedding.",
+    );
+    chunks.columns = vec![
+        uuid_id(),
+        col("document_id", SqlType::Uuid),
+        col("ordinal", SqlType::Integer),
+        col("content", SqlType::Text),
+        col("token_count", SqlType::Integer),
+        opt("embedding", SqlType::Vector(384)),
+        created_at(),
+    ];
+    chunks.primary_key = names(&["id"]);
+    chunks.unique_keys = vec![names(&["document_id", "ordinal"])];
+    chunks.foreign_keys = vec![fk(
+        &["document_id"],
+        "documents",
+        &["id"],
+        OnDelete::Cascade,
+    )];
+    chunks.rules = canonical(
+        [
+            allow(&[Select], "viewer"),
+            allow(&[Insert, Update, Delete], "editor"),
+        ]
+        .concat(),
+    );
+
+    let mut queries = table(
+        "queries",
+        TableKind::Scoped,
+        "A question asked against a project's corpus.",
+    );
+    queries.columns = vec![
+        uuid_id(),
+        col("asked_by", SqlType::Uuid),
+        col("query_text", SqlType::Text),
+        dflt("top_k", SqlType::Integer, DefaultValue::Integer(10)),
+        created_at(),
+    ];
+    queries.primary_key = names(&["id"]);
+    queries.indexes = vec![btree(&["asked_by"])];
+    queries.rules = canonical(
+        [
+            allow(&[Select], "viewer"),
+            allow(&[Insert], "viewer"),
+            allow(&[Delete], "admin"),
+        ]
+        .concat(),
+    );
+
+    let mut responses = table(
+        "responses",
+        TableKind::Scoped,
+        "A generated answer to a query.",
+    );
+    responses.columns = vec![
+        uuid_id(),
+        col("query_id", SqlType::Uuid),
+        col("answer_text", SqlType::Text),
+        col("model", SqlType::Text),
+        dflt("prompt_tokens", SqlType::Integer, DefaultValue::Integer(0)),
+        dflt(
+            "completion_tokens",
+            SqlType::Integer,
+            DefaultValue::Integer(0),
+        ),
+        opt("latency_ms", SqlType::Integer),
+        created_at(),
+    ];
+    responses.primary_key = names(&["id"]);
+    responses.foreign_keys = vec![fk(&["query_id"], "queries", &["id"], OnDelete::Cascade)];
+    responses.rules = canonical(
+        [
+            allow(&[Select], "viewer"),
+            allow(&[Insert], "editor"),
+            allow(&[Delete], "admin"),
+        ]
+        .concat(),
+    );
+
+    let mut assertions = table(
+        "assertions",
+        TableKind::Scoped,
+        "A checked claim in a response: which chunk supports it and the verdict.",
+    );
+    assertions.columns = vec![
+        uuid_id(),
+        col("response_id", SqlType::Uuid),
+        opt("chunk_id", SqlType::Uuid),
+        col("claim", SqlType::Text),
+        dflt(
+            "verdict",
+            SqlType::Text,
+            DefaultValue::String("unverified".into()),
+        ),
+        opt("score", SqlType::Real),
+        created_at(),
+    ];
+    assertions.primary_key = names(&["id"]);
+    assertions.foreign_keys = vec![
+        fk(&["response_id"], "responses", &["id"], OnDelete::Cascade),
+        fk(&["chunk_id"], "chunks", &["id"], OnDelete::SetNull),
+    ];
+    assertions.indexes = vec![btree(&["response_id"])];
+    assertions.rules = canonical(
+        [
+            allow(&[Select], "viewer"),
+            allow(&[Insert, Update], "editor"),
+            allow(&[Delete], "admin"),
+        ]
+        .concat(),
+    );
+
+    let mut embedding_models = table(
+        "embedding_models",
+        TableKind::Global,
+        "Embedding models known to the platform, shared by every tenant.",
+    );
+    embedding_models.columns = vec![
+        col("name", SqlType::Text),
+        col("dimensions", SqlType::Integer),
+        created_at(),
+    ];
+    embedding_models.primary_key = names(&["name"]);
+    embedding_models.rules = allow(&[Select], "viewer");
+
+    tables.extend([
+        documents,
+        chunks,
+        queries,
+        responses,
+        assertions,
+        embedding_models,
+    ]);
+    Model {
+        settings: Settings::default(),
+        roles: names(&["viewer", "editor", "admin", "owner"]),
+        tables,
+    }
+}
+
+/// The RAG core tables (roles viewer < editor < admin < owner) plus `tables`.
+pub fn small_model(tables: Vec<Table>) -> Model {
+    let mut all = rag_core_tables();
+    all.extend(tables);
+    Model {
+        settings: Settings::default(),
+        roles: names(&["viewer", "editor", "admin", "owner"]),
+        tables: all,
+    }
+}

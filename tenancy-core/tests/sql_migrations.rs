@@ -1,0 +1,439 @@
+//! The PostgreSQL emitter: snapshots of the full SQL and explicit security properties.
+
+#[path = "sql_fixtures.rs"]
+mod fixtures;
+
+use fixtures::*;
+use tenancy_core::model::{Command, Model, OnDelete, SqlType, TableKind};
+use tenancy_core::sql::{generate_migrations, GeneratedFile, Target};
+
+/// Both migration files, concatenated with a marker line naming each file.
+fn render(model: &Model, target: Target) -> String {
+    generate_migrations(model, target)
+        .iter()
+        .map(|f| format!("==> {} <==\n{}", f.path.display(), f.contents))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn all_sql(model: &Model, target: Target) -> String {
+    generate_migrations(model, target)
+        .into_iter()
+        .map(|f| f.contents)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every statement starting with `prefix` (up to its terminating `;`).
+fn statements<'a>(sql: &'a str, prefix: &str) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    let mut rest = sql;
+    while let Some(start) = rest.find(prefix) {
+        let from = &rest[start..];
+        let end = from.find(';').map_or(from.len(), |e| e + 1);
+        out.push(&from[..end]);
+        rest = &from[end..];
+    }
+    out
+}
+
+/// A `CREATE TABLE name (` statement.
+fn create_table<'a>(sql: &'a str, name: &str) -> &'a str {
+    statements(sql, &format!("CREATE TABLE {name} ("))
+        .first()
+        .copied()
+        .unwrap_or_else(|| panic!("no CREATE TABLE {name}"))
+}
+
+fn global_and_scoped_tables() -> Model {
+    let mut countries = table(
+        "countries",
+        TableKind::Global,
+        "ISO countries, shared by all tenants.",
+    );
+    countries.columns = vec![col("code", SqlType::Text), col("name", SqlType::Text)];
+    countries.primary_key = names(&["code"]);
+    countries.rules = allow(&[Command::Select], "viewer");
+
+    let mut customers = table("customers", TableKind::Scoped, "A customer of a project.");
+    customers.columns = vec![
+        uuid_id(),
+        col("name", SqlType::Text),
+        col("country_code", SqlType::Text),
+    ];
+    customers.primary_key = names(&["id"]);
+    customers.foreign_keys = vec![fk(
+        &["country_code"],
+        "countries",
+        &["code"],
+        OnDelete::Restrict,
+    )];
+    customers.rules = [
+        allow(&[Command::Select], "viewer"),
+        allow(&[Command::Insert, Command::Update], "editor"),
+    ]
+    .concat();
+    small_model(vec![countries, customers])
+}
+
+fn set_null_model() -> Model {
+    let mut folders = table("folders", TableKind::Scoped, "A folder of notes.");
+    folders.columns = vec![uuid_id(), col("title", SqlType::Text)];
+    folders.primary_key = names(&["id"]);
+    folders.rules = allow(&Command::ALL, "editor");
+
+    let mut notes = table(
+        "notes",
+        TableKind::Scoped,
+        "A note, optionally filed in a folder.",
+    );
+    notes.columns = vec![
+        uuid_id(),
+        opt("folder_id", SqlType::Uuid),
+        col("body", SqlType::Text),
+    ];
+    notes.primary_key = names(&["id"]);
+    notes.foreign_keys = vec![fk(&["folder_id"], "folders", &["id"], OnDelete::SetNull)];
+    notes.rules = allow(&Command::ALL, "editor");
+    small_model(vec![folders, notes])
+}
+
+fn select_only_model() -> Model {
+    let mut audit = table(
+        "audit_events",
+        TableKind::Scoped,
+        "What happened in a project; written by the platform, read by admins.",
+    );
+    audit.columns = vec![
+        uuid_id(),
+        col("action", SqlType::Text),
+        dflt(
+            "payload",
+            SqlType::Jsonb,
+            tenancy_core::model::DefaultValue::String("{}".into()),
+        ),
+        created_at(),
+    ];
+    audit.primary_key = names(&["id"]);
+    audit.rules = allow(&[Command::Select], "admin");
+    small_model(vec![audit])
+}
+
+#[test]
+fn rag_model_snapshot() {
+    insta::assert_snapshot!("sql_rag_postgres", render(&rag_model(), Target::Postgres));
+}
+
+#[test]
+fn rag_model_citus_snapshot() {
+    insta::assert_snapshot!("sql_rag_citus", render(&rag_model(), Target::Citus));
+}
+
+#[test]
+fn global_table_snapshot() {
+    let sql = render(&global_and_scoped_tables(), Target::Postgres);
+    // global: no RLS, plain FK from the scoped table
+    let countries = create_table(&sql, "countries");
+    assert!(countries.contains("PRIMARY KEY (code)"));
+    assert!(!sql.contains("ALTER TABLE countries ENABLE ROW LEVEL SECURITY"));
+    assert!(sql.contains("-- countries is global: no row-level security"));
+    assert!(sql.contains("GRANT SELECT ON TABLE countries TO tenancy_app;"));
+    assert!(create_table(&sql, "customers").contains(
+        "FOREIGN KEY (country_code)\n    REFERENCES countries (code) ON DELETE RESTRICT"
+    ));
+    insta::assert_snapshot!("sql_global_table", sql);
+}
+
+#[test]
+fn set_null_snapshot() {
+    let sql = render(&set_null_model(), Target::Postgres);
+    assert!(create_table(&sql, "notes").contains(
+        "FOREIGN KEY (tenant_id, project_id, folder_id)\n    \
+         REFERENCES folders (tenant_id, project_id, id) ON DELETE SET NULL (folder_id)"
+    ));
+    // the FK is not covered by the primary key: it gets its own index
+    assert!(sql
+        .contains("CREATE INDEX notes_folder_id_idx ON notes (tenant_id, project_id, folder_id);"));
+    insta::assert_snapshot!("sql_set_null", sql);
+}
+
+#[test]
+fn select_only_snapshot() {
+    let sql = render(&select_only_model(), Target::Postgres);
+    assert!(sql.contains("CREATE POLICY audit_events_select ON audit_events"));
+    for command in ["insert", "update", "delete"] {
+        assert!(!sql.contains(&format!("audit_events_{command}")));
+    }
+    assert!(sql.contains("GRANT SELECT ON TABLE audit_events TO tenancy_app;"));
+    assert!(!sql.contains("GRANT UPDATE (id, action, payload, created_at) ON TABLE audit_events"));
+    assert_eq!(
+        statements(&sql, "GRANT ")
+            .iter()
+            .filter(|g| g.contains("audit_events"))
+            .count(),
+        1
+    );
+    insta::assert_snapshot!("sql_select_only", sql);
+}
+
+#[test]
+fn citus_calls_helpers_directly() {
+    let sql = render(&set_null_model(), Target::Citus);
+    assert!(
+        !sql.contains("(SELECT tenancy."),
+        "Citus must not use sub-selects"
+    );
+    assert!(sql.contains("USING (tenant_id = tenancy.current_tenant_id())"));
+    assert!(sql.contains("USING (project_id = ANY (tenancy.project_ids('editor')))"));
+    insta::assert_snapshot!("sql_set_null_citus", sql);
+}
+
+#[test]
+fn postgres_wraps_every_helper_call_in_a_select() {
+    let sql = all_sql(&rag_model(), Target::Postgres);
+    for policy in statements(&sql, "CREATE POLICY ") {
+        let calls = policy.matches("tenancy.").count();
+        let wrapped = policy.matches("(SELECT tenancy.").count();
+        assert!(calls > 0, "policy without a context helper: {policy}");
+        assert_eq!(calls, wrapped, "unwrapped helper call in {policy}");
+    }
+}
+
+#[test]
+fn file_paths_and_headers() {
+    let files: Vec<GeneratedFile> = generate_migrations(&rag_model(), Target::Postgres);
+    let paths: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
+    assert_eq!(
+        paths,
+        [
+            "migrations/0001_tenancy_core.sql",
+            "migrations/0002_tables.sql"
+        ]
+    );
+    for f in &files {
+        assert!(f.contents.contains("GENERATED from policies/*.tenancy"));
+        assert!(f.contents.contains("DO NOT EDIT"));
+    }
+    assert!(files[0]
+        .contents
+        .contains("CREATE EXTENSION IF NOT EXISTS vector;"));
+    let no_vector = set_null_model();
+    assert!(!all_sql(&no_vector, Target::Postgres).contains("EXTENSION"));
+}
+
+#[test]
+fn output_is_deterministic() {
+    for target in [Target::Postgres, Target::Citus] {
+        let model = rag_model();
+        assert_eq!(
+            generate_migrations(&model, target),
+            generate_migrations(&model, target)
+        );
+        // rule order inside a table (what a HashMap-based front end might produce) must not
+        // change the output
+        let mut shuffled = model.clone();
+        for t in &mut shuffled.tables {
+            t.rules.reverse();
+            let half = t.rules.len() / 2;
+            t.rules.rotate_left(half);
+        }
+        assert_eq!(
+            generate_migrations(&model, target),
+            generate_migrations(&shuffled, target)
+        );
+    }
+}
+
+#[test]
+fn every_tenant_owned_table_enables_and_forces_rls() {
+    let model = rag_model();
+    let sql = all_sql(&model, Target::Postgres);
+    for t in &model.tables {
+        let enable = format!("ALTER TABLE {} ENABLE ROW LEVEL SECURITY;", t.name);
+        let force = format!("ALTER TABLE {} FORCE ROW LEVEL SECURITY;", t.name);
+        let boundary = format!(
+            "CREATE POLICY {}_tenant_boundary ON {}\n  AS RESTRICTIVE",
+            t.name, t.name
+        );
+        let owned = t.kind.is_tenant_owned();
+        assert_eq!(sql.contains(&enable), owned, "{enable}");
+        assert_eq!(sql.contains(&force), owned, "{force}");
+        assert_eq!(sql.contains(&boundary), owned, "{boundary}");
+    }
+}
+
+#[test]
+fn scope_columns_never_have_a_default() {
+    let sql = all_sql(&rag_model(), Target::Postgres);
+    let tables = statements(&sql, "CREATE TABLE ");
+    assert_eq!(tables.len(), 9);
+    for create in tables {
+        for line in create.lines() {
+            let column = line.split_whitespace().next().unwrap_or("");
+            if column == "tenant_id" || column == "project_id" {
+                assert!(line.contains("uuid NOT NULL"), "{line}");
+                assert!(!line.contains("DEFAULT"), "{line}");
+            }
+        }
+    }
+}
+
+#[test]
+fn foreign_keys_between_tenant_tables_include_the_tenant() {
+    let model = rag_model();
+    let sql = all_sql(&model, Target::Postgres);
+    let mut checked = 0;
+    for create in statements(&sql, "CREATE TABLE ") {
+        for fk in create.split("FOREIGN KEY").skip(1) {
+            let parent = fk
+                .split("REFERENCES ")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .expect("REFERENCES");
+            if model.table(parent).expect("parent").kind.is_tenant_owned() {
+                let (local, remote) = fk.split_once("REFERENCES").expect("REFERENCES");
+                assert!(local.contains("tenant_id"), "{fk}");
+                let remote_cols = remote.split(')').next().unwrap_or("");
+                assert!(
+                    remote_cols.contains("tenant_id") || parent == "tenants",
+                    "{fk}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    // projects->tenants, memberships->projects, 5 scoped->projects, 4 declared
+    assert_eq!(checked, 11);
+    assert!(sql.contains(
+        "FOREIGN KEY (tenant_id, project_id, document_id)\n    REFERENCES documents (tenant_id, project_id, id) ON DELETE CASCADE"
+    ));
+    assert!(sql.contains("ON DELETE SET NULL (chunk_id)"));
+    assert!(sql.contains(
+        "FOREIGN KEY (tenant_id, project_id)\n    REFERENCES projects (tenant_id, id) ON DELETE CASCADE"
+    ));
+}
+
+#[test]
+fn policies_never_read_a_table() {
+    for target in [Target::Postgres, Target::Citus] {
+        let sql = all_sql(&rag_model(), target);
+        let policies = statements(&sql, "CREATE POLICY ");
+        // 8 tenant-owned tables with a boundary each, plus one policy per rule
+        assert_eq!(policies.len(), 8 + 1 + 2 + 4 + 4 + 4 + 3 + 3 + 4);
+        for policy in policies {
+            assert!(!policy.to_uppercase().contains("FROM "), "{policy}");
+            assert!(policy.contains("TO tenancy_app"), "{policy}");
+        }
+    }
+}
+
+#[test]
+fn grants_follow_the_rules_and_never_include_dangerous_privileges() {
+    let model = rag_model();
+    let sql = all_sql(&model, Target::Postgres);
+    for grant in statements(&sql, "GRANT ") {
+        for forbidden in ["TRUNCATE", "REFERENCES", "TRIGGER", "ALL"] {
+            assert!(!grant.contains(forbidden), "{grant}");
+        }
+        if grant.starts_with("GRANT UPDATE (") {
+            let cols = grant.split(')').next().unwrap_or("");
+            assert!(!cols.contains("tenant_id"), "{grant}");
+            assert!(!cols.contains("project_id"), "{grant}");
+        }
+    }
+    for t in &model.tables {
+        assert!(sql.contains(&format!("REVOKE ALL ON TABLE {} FROM PUBLIC;", t.name)));
+        assert!(sql.contains(&format!("REVOKE ALL ON TABLE {} FROM tenancy_app;", t.name)));
+    }
+    assert!(sql.contains("GRANT SELECT, INSERT, DELETE ON TABLE queries TO tenancy_app;"));
+    assert!(!sql.contains("GRANT UPDATE (id, asked_by"));
+    assert!(sql.contains("GRANT SELECT ON TABLE tenants TO tenancy_app;"));
+    assert!(sql.contains("GRANT UPDATE (name, slug, description, created_at) ON TABLE projects"));
+    assert!(sql.contains(
+        "GRANT UPDATE (role, granted_by, granted_at) ON TABLE user_project_roles TO tenancy_app;"
+    ));
+}
+
+#[test]
+fn core_policies_have_their_special_forms() {
+    let sql = all_sql(&rag_model(), Target::Postgres);
+    assert!(sql.contains("USING (id = (SELECT tenancy.current_tenant_id()))"));
+    assert!(
+        sql.contains("USING (pg_catalog.cardinality((SELECT tenancy.project_ids('viewer'))) > 0)")
+    );
+    assert!(sql.contains(
+        "USING (project_id = ANY ((SELECT tenancy.project_ids('viewer'))) OR user_id = (SELECT tenancy.current_user_id()))"
+    ));
+    assert!(sql.contains("USING (id = ANY ((SELECT tenancy.project_ids('admin'))))"));
+    assert!(sql.contains(
+        "CREATE INDEX user_project_roles_user_id_idx ON user_project_roles (tenant_id, user_id);"
+    ));
+}
+
+#[test]
+fn roles_are_created_idempotently_with_forced_attributes() {
+    let sql = all_sql(&rag_model(), Target::Postgres);
+    assert!(sql.contains(
+        "IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'tenancy_app')"
+    ));
+    assert!(sql.contains(
+        "ALTER ROLE tenancy_owner NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;"
+    ));
+    assert!(sql.contains(
+        "ALTER ROLE tenancy_app LOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT NOCREATEDB NOCREATEROLE NOREPLICATION;"
+    ));
+    assert!(sql.contains("REVOKE tenancy_owner FROM tenancy_app;"));
+    assert!(sql.contains(
+        "CREATE TYPE tenancy.project_role AS ENUM ('viewer', 'editor', 'admin', 'owner');"
+    ));
+    for f in [
+        "current_tenant_id()",
+        "current_user_id()",
+        "project_ids(tenancy.project_role)",
+    ] {
+        assert!(sql.contains(&format!("REVOKE ALL ON FUNCTION tenancy.{f} FROM PUBLIC;")));
+        assert!(sql.contains(&format!(
+            "GRANT EXECUTE ON FUNCTION tenancy.{f} TO tenancy_app;"
+        )));
+        assert!(sql.contains(&format!(
+            "ALTER FUNCTION tenancy.{f} OWNER TO tenancy_owner;"
+        )));
+    }
+    assert_eq!(
+        sql.matches("SET search_path = pg_catalog, pg_temp").count(),
+        3
+    );
+}
+
+#[test]
+fn custom_settings_rename_everything() {
+    let mut model = set_null_model();
+    model.settings.helper_schema = "authz".into();
+    model.settings.app_role = "web".into();
+    model.settings.owner_role = "web_owner".into();
+    let sql = all_sql(&model, Target::Postgres);
+    assert!(sql.contains("'authz.tenant_id'"));
+    assert!(sql.contains("'authz.project_roles'"));
+    assert!(sql.contains("(SELECT authz.project_ids('editor'))"));
+    assert!(sql.contains("TO web\n"));
+    assert!(!sql.contains("tenancy."));
+    assert!(!sql.contains("tenancy_app"));
+}
+
+#[test]
+fn long_names_are_cut_to_postgres_limit() {
+    let long = "a_table_with_a_really_quite_extraordinarily_long_name_indeed";
+    let mut t = table(long, TableKind::Scoped, "long");
+    t.columns = vec![uuid_id(), col("another_long_column_name", SqlType::Text)];
+    t.primary_key = names(&["id"]);
+    t.unique_keys = vec![names(&["another_long_column_name"])];
+    t.rules = allow(&[Command::Select], "viewer");
+    let sql = all_sql(&small_model(vec![t]), Target::Postgres);
+    for word in sql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        assert!(word.len() <= 63, "identifier too long: {word}");
+    }
+    // the policy names were cut too, and stay distinct
+    let policies = statements(&sql, &format!("CREATE POLICY {}", &long[..40]));
+    assert_eq!(policies.len(), 2);
+    assert_ne!(policies[0].lines().next(), policies[1].lines().next());
+}
