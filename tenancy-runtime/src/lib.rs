@@ -1,1 +1,55 @@
-//! placeholder
+//! Scoped request contexts and transactions over sqlx and PostgreSQL row-level security.
+//!
+//! The flow, each step narrowing what the next may touch:
+//!
+//! 1. [`Tenancy::authorize`] reads the user's memberships in one tenant and returns a
+//!    [`RequestContext`] (the only way to get one).
+//! 2. [`RequestContext::project`] / [`RequestContext::projects`] and `require::<R>()` prove a
+//!    role and give a typed scope: [`ProjectScope<R>`] (one project, reads and writes) or
+//!    [`ProjectsScope<R>`] (several projects, reads only).
+//! 3. [`Tenancy::begin`] opens a [`ScopedTx`] whose first round trip is `BEGIN` plus
+//!    `SET LOCAL` of the context (tenant, user, and the user's actual role in each of the scope's
+//!    projects). Row-level-security policies read that context, so the database enforces the
+//!    same boundary the types describe.
+//!
+//! Generated repositories take `&mut ScopedTx<S>` with `S: ReadScope<Role>` or
+//! `S: WriteScope<Role>`. [`SystemTx`] is the separate, logged escape hatch for maintenance.
+//!
+//! ```no_run
+//! use tenancy_runtime::{Error, ProjectId, Tenancy, TenantId, UserId};
+//! tenancy_runtime::roles! { Viewer = "viewer", Editor = "editor", Admin = "admin", Owner = "owner" }
+//!
+//! async fn rename_document(
+//!     tenancy: &Tenancy,
+//!     user: UserId,
+//!     tenant: TenantId,
+//!     project: ProjectId,
+//!     document: uuid::Uuid,
+//! ) -> Result<(), Error> {
+//!     let ctx = tenancy.authorize(user, tenant).await?;
+//!     let scope = ctx.project(project)?.require::<Editor>()?;
+//!     let mut tx = tenancy.begin(&scope).await?;
+//!     sqlx::query("UPDATE documents SET title = 'renamed' WHERE id = $1")
+//!         .bind(document)
+//!         .execute(tx.connection())
+//!         .await?;
+//!     tx.commit().await
+//! }
+//! ```
+
+mod error;
+mod ids;
+mod role;
+mod scope;
+mod system;
+mod tenancy;
+
+pub use crate::error::Error;
+pub use crate::ids::{ProjectId, TenantId, UserId};
+pub use crate::role::{is_valid_role_name, AtLeast, Role};
+pub use crate::scope::{
+    ProjectAccess, ProjectScope, ProjectsAccess, ProjectsScope, ReadScope, RequestContext, Scope,
+    WriteScope,
+};
+pub use crate::system::SystemTx;
+pub use crate::tenancy::{ScopedTx, Tenancy, TenancyConfig};

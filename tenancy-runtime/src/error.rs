@@ -1,0 +1,194 @@
+//! The one error type of the runtime and the repositories generated against it.
+
+/// What went wrong, in terms an HTTP handler can answer with [`Error::http_status`].
+///
+/// `NotFound` and `Forbidden` carry no detail on purpose: a project of another tenant, a project
+/// the user holds no role in and a project that does not exist all give the same `NotFound`, so
+/// the error cannot be used to probe other tenants' data.
+///
+/// ```
+/// use tenancy_runtime::Error;
+///
+/// let error = Error::from(sqlx::Error::RowNotFound);
+/// assert!(matches!(error, Error::NotFound));
+/// assert_eq!(error.http_status(), 404);
+///
+/// // SQLSTATE 42501 is what PostgreSQL raises when a row-level-security WITH CHECK fails.
+/// let error = Error::for_sqlstate("42501").unwrap();
+/// assert!(matches!(error, Error::Forbidden));
+/// assert_eq!(error.http_status(), 403);
+/// assert_eq!(Error::for_sqlstate("23505").unwrap().http_status(), 409);
+/// assert_eq!(Error::for_sqlstate("23503").unwrap().http_status(), 422);
+/// assert!(Error::for_sqlstate("40001").is_none()); // left to Error::Database (500)
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The row or project does not exist or is not visible to the caller (HTTP 404).
+    #[error("not found")]
+    NotFound,
+    /// The caller's role is too low for the operation, or the database refused it (HTTP 403).
+    #[error("forbidden")]
+    Forbidden,
+    /// The write conflicts with an existing row (unique or exclusion constraint, HTTP 409).
+    #[error("conflict with an existing row")]
+    Conflict,
+    /// The input violates a constraint or has an invalid form (HTTP 422).
+    #[error("invalid input")]
+    InvalidInput,
+    /// The runtime's configuration or the database schema does not match what the runtime
+    /// expects, e.g. a role name that is not `[a-z_][a-z0-9_]*` (HTTP 500).
+    #[error("tenancy misconfigured: {0}")]
+    Misconfigured(String),
+    /// Any other database error (HTTP 500). Its text may contain SQL details: log it, do not show
+    /// it to end users.
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+}
+
+impl Error {
+    /// The HTTP status code that answers this error: 404, 403, 409, 422, or 500.
+    ///
+    /// ```
+    /// assert_eq!(tenancy_runtime::Error::InvalidInput.http_status(), 422);
+    /// assert_eq!(tenancy_runtime::Error::Conflict.http_status(), 409);
+    /// ```
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Error::NotFound => 404,
+            Error::Forbidden => 403,
+            Error::Conflict => 409,
+            Error::InvalidInput => 422,
+            Error::Misconfigured(_) | Error::Database(_) => 500,
+        }
+    }
+
+    /// The error a PostgreSQL SQLSTATE maps to, or `None` when it has no mapping (such errors
+    /// become [`Error::Database`]).
+    ///
+    /// 42501 -> `Forbidden`; 23505, 23P01 -> `Conflict`; 23503, 22P02, 23502, 23514, 22001 ->
+    /// `InvalidInput`.
+    pub fn for_sqlstate(code: &str) -> Option<Error> {
+        match code {
+            "42501" => Some(Error::Forbidden),
+            "23505" | "23P01" => Some(Error::Conflict),
+            "23503" | "22P02" | "23502" | "23514" | "22001" => Some(Error::InvalidInput),
+            _ => None,
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(error: sqlx::Error) -> Self {
+        if let sqlx::Error::RowNotFound = error {
+            return Error::NotFound;
+        }
+        let mapped = error
+            .as_database_error()
+            .and_then(|db_error| db_error.code())
+            .and_then(|code| Error::for_sqlstate(&code));
+        match mapped {
+            Some(mapped) => {
+                // The detail (constraint, values) stays in the server log, never in the error.
+                tracing::debug!(error = %error, "database error mapped to {mapped:?}");
+                mapped
+            }
+            None => Error::Database(error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+    use std::error::Error as StdError;
+    use std::fmt;
+
+    use sqlx::error::{DatabaseError, ErrorKind};
+
+    use super::*;
+
+    /// A database error with a chosen SQLSTATE, as the driver would produce it.
+    #[derive(Debug)]
+    struct FakeDbError(&'static str);
+
+    impl fmt::Display for FakeDbError {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "fake error {} with tenant secret detail", self.0)
+        }
+    }
+
+    impl StdError for FakeDbError {}
+
+    impl DatabaseError for FakeDbError {
+        fn message(&self) -> &str {
+            "fake error with tenant secret detail"
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.0))
+        }
+        fn as_error(&self) -> &(dyn StdError + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn StdError + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn StdError + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> ErrorKind {
+            ErrorKind::Other
+        }
+    }
+
+    fn from_code(code: &'static str) -> Error {
+        Error::from(sqlx::Error::Database(Box::new(FakeDbError(code))))
+    }
+
+    #[test]
+    fn sqlstates_map_to_variants_and_statuses() {
+        let cases: &[(&str, u16)] = &[
+            ("42501", 403),
+            ("23505", 409),
+            ("23P01", 409),
+            ("23503", 422),
+            ("22P02", 422),
+            ("23502", 422),
+            ("23514", 422),
+            ("22001", 422),
+            ("40001", 500),
+            ("XX000", 500),
+        ];
+        for (code, status) in cases {
+            assert_eq!(from_code(code).http_status(), *status, "SQLSTATE {code}");
+        }
+        assert!(matches!(from_code("42501"), Error::Forbidden));
+        assert!(matches!(from_code("23505"), Error::Conflict));
+        assert!(matches!(from_code("23503"), Error::InvalidInput));
+        assert!(matches!(from_code("40001"), Error::Database(_)));
+    }
+
+    #[test]
+    fn row_not_found_is_not_found() {
+        let error = Error::from(sqlx::Error::RowNotFound);
+        assert!(matches!(error, Error::NotFound));
+        assert_eq!(error.http_status(), 404);
+    }
+
+    #[test]
+    fn mapped_errors_do_not_carry_database_detail() {
+        for code in ["42501", "23505", "23503"] {
+            let text = from_code(code).to_string();
+            assert!(!text.contains("secret"), "{code}: {text}");
+        }
+        assert_eq!(Error::NotFound.to_string(), "not found");
+        assert_eq!(Error::Forbidden.to_string(), "forbidden");
+    }
+
+    #[test]
+    fn errors_without_sqlstate_stay_database_errors() {
+        let error = Error::from(sqlx::Error::PoolTimedOut);
+        assert!(matches!(error, Error::Database(sqlx::Error::PoolTimedOut)));
+        assert_eq!(error.http_status(), 500);
+    }
+}
