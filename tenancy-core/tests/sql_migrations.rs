@@ -358,13 +358,13 @@ fn grants_follow_the_rules_and_never_include_dangerous_privileges() {
 fn core_policies_have_their_special_forms() {
     let sql = all_sql(&rag_model(), Target::Postgres);
     assert!(sql.contains("USING (id = (SELECT tenancy.current_tenant_id()))"));
-    assert!(
-        sql.contains("USING (pg_catalog.cardinality((SELECT tenancy.project_ids('viewer'))) > 0)")
-    );
     assert!(sql.contains(
-        "USING (project_id = ANY ((SELECT tenancy.project_ids('viewer'))) OR user_id = (SELECT tenancy.current_user_id()))"
+        "USING (pg_catalog.cardinality((SELECT tenancy.project_ids('viewer'))::uuid[]) > 0)"
     ));
-    assert!(sql.contains("USING (id = ANY ((SELECT tenancy.project_ids('admin'))))"));
+    assert!(sql.contains(
+        "USING (project_id = ANY ((SELECT tenancy.project_ids('viewer'))::uuid[]) OR user_id = (SELECT tenancy.current_user_id()))"
+    ));
+    assert!(sql.contains("USING (id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]))"));
     assert!(sql.contains(
         "CREATE INDEX user_project_roles_user_id_idx ON user_project_roles (tenant_id, user_id);"
     ));
@@ -414,7 +414,7 @@ fn custom_settings_rename_everything() {
     let sql = all_sql(&model, Target::Postgres);
     assert!(sql.contains("'authz.tenant_id'"));
     assert!(sql.contains("'authz.project_roles'"));
-    assert!(sql.contains("(SELECT authz.project_ids('editor'))"));
+    assert!(sql.contains("(SELECT authz.project_ids('editor'))::uuid[]"));
     assert!(sql.contains("TO web\n"));
     assert!(!sql.contains("tenancy."));
     assert!(!sql.contains("tenancy_app"));

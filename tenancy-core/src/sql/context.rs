@@ -16,7 +16,8 @@ pub enum ContextHelper<'a> {
 }
 
 /// The SQL expression a policy uses to call `helper` in `helper_schema`:
-/// `(SELECT tenancy.fn(...))` on PostgreSQL (an InitPlan, evaluated once per statement),
+/// `(SELECT tenancy.fn(...))` on PostgreSQL (an InitPlan, evaluated once per statement; the
+/// uuid[] of `project_ids` is cast so it can stand inside `ANY (...)`),
 /// `tenancy.fn(...)` on Citus (which rejects sub-selects in policies).
 pub fn context_call(target: Target, helper_schema: &str, helper: ContextHelper<'_>) -> String {
     let schema = ident(helper_schema);
@@ -27,8 +28,11 @@ pub fn context_call(target: Target, helper_schema: &str, helper: ContextHelper<'
             format!("{schema}.project_ids({})", literal(min_role))
         }
     };
-    match target {
-        Target::Postgres => format!("(SELECT {call})"),
-        Target::Citus => call,
+    match (target, helper) {
+        // `x = ANY ((SELECT ...))` would parse as `ANY (subquery)` and compare x with the whole
+        // array; the cast makes the sub-select a scalar expression (still an InitPlan).
+        (Target::Postgres, ContextHelper::ProjectIds(_)) => format!("(SELECT {call})::uuid[]"),
+        (Target::Postgres, _) => format!("(SELECT {call})"),
+        (Target::Citus, _) => call,
     }
 }
