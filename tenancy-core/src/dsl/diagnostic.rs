@@ -77,7 +77,11 @@ impl Diagnostic {
         Diagnostic::new(Severity::Error, message, None)
     }
 
-    fn new(severity: Severity, message: impl Into<String>, primary: Option<(Span, String)>) -> Self {
+    fn new(
+        severity: Severity,
+        message: impl Into<String>,
+        primary: Option<(Span, String)>,
+    ) -> Self {
         Diagnostic {
             severity,
             message: message.into(),
@@ -258,7 +262,6 @@ impl Diagnostics {
                 Ok(()) => out.push_str(&String::from_utf8_lossy(&buffer)),
                 Err(_) => out.push_str(&diagnostic.to_plain()),
             }
-            out.push('\n');
         }
         out.push_str(&self.summary());
         out

@@ -132,13 +132,17 @@ pub fn lex(file: usize, text: &str, diags: &mut Diagnostics) -> Vec<Token> {
                     line_start,
                 });
             }
-            b'0'..=b'9' | b'-' if c != b'-' || bytes.get(pos + 1).is_some_and(u8::is_ascii_digit) => {
+            b'0'..=b'9' | b'-'
+                if c != b'-' || bytes.get(pos + 1).is_some_and(u8::is_ascii_digit) =>
+            {
                 pos += 1;
                 while pos < bytes.len() && bytes[pos].is_ascii_digit() {
                     pos += 1;
                 }
                 let mut decimal = false;
-                if bytes.get(pos) == Some(&b'.') && bytes.get(pos + 1).is_some_and(u8::is_ascii_digit) {
+                if bytes.get(pos) == Some(&b'.')
+                    && bytes.get(pos + 1).is_some_and(u8::is_ascii_digit)
+                {
                     decimal = true;
                     pos += 1;
                     while pos < bytes.len() && bytes[pos].is_ascii_digit() {
@@ -158,7 +162,9 @@ pub fn lex(file: usize, text: &str, diags: &mut Diagnostics) -> Vec<Token> {
                 });
             }
             c if c.is_ascii_alphabetic() || c == b'_' => {
-                while pos < bytes.len() && (bytes[pos].is_ascii_alphanumeric() || bytes[pos] == b'_') {
+                while pos < bytes.len()
+                    && (bytes[pos].is_ascii_alphanumeric() || bytes[pos] == b'_')
+                {
                     pos += 1;
                 }
                 tokens.push(Token {

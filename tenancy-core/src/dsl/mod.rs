@@ -76,14 +76,14 @@ pub fn compile(sources: &[SourceFile]) -> (Option<Model>, Diagnostics) {
             parser::parse(index, tokens, &mut diags)
         })
         .collect();
-    let syntax_ok = !diags.has_errors();
-    let model = validate::validate(&files, &mut diags);
-    diags.sort();
-    let model = if syntax_ok && !diags.has_errors() {
-        model
-    } else {
+    // Like rustc, semantic checks wait until the syntax is right: a half-parsed item
+    // would only produce follow-up errors.
+    let model = if diags.has_errors() {
         None
+    } else {
+        validate::validate(&files, &mut diags)
     };
+    diags.sort();
     (model, diags)
 }
 

@@ -5,8 +5,8 @@
 //! level), so one run reports every syntax error of a file.
 
 use super::ast::{
-    ColumnDecl, CommandSpec, Constraint, DefaultExpr, File, Ident, Reference, RolesDecl,
-    RuleDecl, Setting, TableDecl, TenancyBlock, TypeExpr,
+    ColumnDecl, CommandSpec, Constraint, DefaultExpr, File, Ident, Reference, RolesDecl, RuleDecl,
+    Setting, TableDecl, TenancyBlock, TypeExpr,
 };
 use super::diagnostic::{Diagnostic, Diagnostics, Span};
 use super::lexer::{Token, TokenKind};
@@ -267,7 +267,12 @@ impl Parser<'_> {
                     kind_span,
                     "not a table kind",
                 );
-                d = match suggest(word, &names) {
+                let alias = match word {
+                    "shared" | "public" | "common" => Some("global"),
+                    "owned" | "project" | "private" => Some("scoped"),
+                    _ => None,
+                };
+                d = match alias.or_else(|| suggest(word, &names)) {
                     Some(s) => d.with_help(format!("did you mean `{s}`?")),
                     None => d.with_help(
                         "the kinds are `tenants`, `projects`, `memberships`, `scoped` and `global`",
@@ -520,9 +525,7 @@ impl Parser<'_> {
                     OnDelete::NoAction
                 }
                 _ => {
-                    let err = self.expected(
-                        "`cascade`, `restrict`, `set null` or `no action`",
-                    );
+                    let err = self.expected("`cascade`, `restrict`, `set null` or `no action`");
                     return Err(err);
                 }
             };
@@ -541,14 +544,21 @@ impl Parser<'_> {
         let name = self.ident("a column name")?;
         if !self.same_line() || !matches!(self.peek_kind(), TokenKind::Ident(_)) {
             let token = self.peek().clone();
-            let at = if self.same_line() { token.span } else { name.span };
+            let at = if self.same_line() {
+                token.span
+            } else {
+                name.span
+            };
             self.diags.push(
                 Diagnostic::error(
                     format!("expected a type for column `{}`", name.name),
                     at,
                     "expected a type",
                 )
-                .with_help(format!("write the column as `{} text` (or another type)", name.name)),
+                .with_help(format!(
+                    "write the column as `{} text` (or another type)",
+                    name.name
+                )),
             );
             return Err(Reported);
         }
@@ -578,7 +588,18 @@ impl Parser<'_> {
             };
             match self.word_at(0) {
                 Some("default") => {
-                    self.bump();
+                    let keyword = self.bump().span;
+                    if !self.same_line() {
+                        self.diags.push(
+                            Diagnostic::error(
+                                "`default` needs a value",
+                                keyword,
+                                "no value after `default`",
+                            )
+                            .with_help("write the value on the same line, e.g. `default 'draft'`"),
+                        );
+                        return Err(Reported);
+                    }
                     let value = self.parse_default()?;
                     if column.default.is_some() {
                         self.diags.push(duplicate("default"));
@@ -707,7 +728,11 @@ impl Parser<'_> {
                         );
                         let names = ["now", "gen_random_uuid", "true", "false"];
                         if let Some(s) = suggest(word, &names) {
-                            let call = if s == "true" || s == "false" { "" } else { "()" };
+                            let call = if s == "true" || s == "false" {
+                                ""
+                            } else {
+                                "()"
+                            };
                             d = d.with_help(format!("did you mean `{s}{call}`?"));
                         } else {
                             d = d.with_help(
@@ -735,7 +760,10 @@ impl Parser<'_> {
             let token = self.peek().clone();
             let word = match &token.kind {
                 TokenKind::Ident(w) => w.clone(),
-                _ => return Err(self.expected("a command (`select`, `insert`, `update`, `delete` or `all`)")),
+                _ => {
+                    return Err(self
+                        .expected("a command (`select`, `insert`, `update`, `delete` or `all`)"))
+                }
             };
             self.bump();
             let spec = match word.as_str() {

@@ -10,8 +10,8 @@ use super::ast::{ColumnDecl, Constraint, File, Ident, Reference, RuleDecl, Table
 use super::diagnostic::{Diagnostic, Diagnostics, Span};
 use super::suggest;
 use crate::model::{
-    Column, Command, DefaultValue, ForeignKey, Index, IndexMethod, Model, OnDelete, Rule,
-    Settings, SqlType, Table, TableKind,
+    Column, Command, DefaultValue, ForeignKey, Index, IndexMethod, Model, OnDelete, Rule, Settings,
+    SqlType, Table, TableKind,
 };
 
 /// PostgreSQL's NAMEDATALEN - 1: the longest identifier in bytes.
@@ -22,16 +22,84 @@ pub const MAX_VECTOR_DIMENSIONS: u32 = 16000;
 
 /// PostgreSQL's fully reserved key words (they cannot be table, column or role names).
 const RESERVED_WORDS: [&str; 78] = [
-    "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "both",
-    "case", "cast", "check", "collate", "column", "constraint", "create", "current_catalog",
-    "current_date", "current_role", "current_time", "current_timestamp", "current_user",
-    "default", "deferrable", "desc", "distinct", "do", "else", "end", "except", "false",
-    "fetch", "for", "foreign", "from", "grant", "group", "having", "in", "initially",
-    "intersect", "into", "lateral", "leading", "limit", "localtime", "localtimestamp", "not",
-    "null", "offset", "on", "only", "or", "order", "placing", "primary", "references",
-    "returning", "select", "session_user", "some", "symmetric", "system_user", "table",
-    "then", "to", "trailing", "true", "union", "unique", "user", "using", "variadic", "when",
-    "where", "window", "with",
+    "all",
+    "analyse",
+    "analyze",
+    "and",
+    "any",
+    "array",
+    "as",
+    "asc",
+    "asymmetric",
+    "both",
+    "case",
+    "cast",
+    "check",
+    "collate",
+    "column",
+    "constraint",
+    "create",
+    "current_catalog",
+    "current_date",
+    "current_role",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "default",
+    "deferrable",
+    "desc",
+    "distinct",
+    "do",
+    "else",
+    "end",
+    "except",
+    "false",
+    "fetch",
+    "for",
+    "foreign",
+    "from",
+    "grant",
+    "group",
+    "having",
+    "in",
+    "initially",
+    "intersect",
+    "into",
+    "lateral",
+    "leading",
+    "limit",
+    "localtime",
+    "localtimestamp",
+    "not",
+    "null",
+    "offset",
+    "on",
+    "only",
+    "or",
+    "order",
+    "placing",
+    "primary",
+    "references",
+    "returning",
+    "select",
+    "session_user",
+    "some",
+    "symmetric",
+    "system_user",
+    "table",
+    "then",
+    "to",
+    "trailing",
+    "true",
+    "union",
+    "unique",
+    "user",
+    "using",
+    "variadic",
+    "when",
+    "where",
+    "window",
+    "with",
 ];
 
 /// The settings a `tenancy` block may hold.
@@ -79,8 +147,10 @@ pub fn validate(files: &[File], diags: &mut Diagnostics) -> Option<Model> {
             infos.push(checker.check_table(decl, kind));
         }
     }
-    let by_name: HashMap<&str, &TableInfo<'_>> =
-        infos.iter().map(|t| (t.decl.name.name.as_str(), t)).collect();
+    let by_name: HashMap<&str, &TableInfo<'_>> = infos
+        .iter()
+        .map(|t| (t.decl.name.name.as_str(), t))
+        .collect();
     for info in &infos {
         for fk in &info.foreign_keys {
             checker.check_foreign_key(info, fk, &by_name);
@@ -95,8 +165,17 @@ pub fn validate(files: &[File], diags: &mut Diagnostics) -> Option<Model> {
     }
     let roles = checker.roles.clone().unwrap_or_default();
     let mut tables: Vec<Table> = Vec::new();
-    for kind in [TableKind::Tenants, TableKind::Projects, TableKind::Memberships] {
-        tables.extend(infos.iter().filter(|t| t.kind == kind).map(|t| build_table(t, &roles)));
+    for kind in [
+        TableKind::Tenants,
+        TableKind::Projects,
+        TableKind::Memberships,
+    ] {
+        tables.extend(
+            infos
+                .iter()
+                .filter(|t| t.kind == kind)
+                .map(|t| build_table(t, &roles)),
+        );
     }
     tables.extend(
         infos
@@ -238,10 +317,9 @@ impl<'a> Checker<'_, 'a> {
                     span,
                     "reserved in PostgreSQL",
                 )
-                .with_help(format!(
-                    "choose another name, such as `{name}_{}`",
-                    if what == "table" { "items" } else { "name" }
-                )),
+                .with_help(
+                    "choose another name; a reserved word would need quoting in every query",
+                ),
             );
             return false;
         }
@@ -305,7 +383,11 @@ impl<'a> Checker<'_, 'a> {
                 );
                 continue;
             }
-            self.check_identifier(&setting.value, setting.value_span, key.trim_end_matches("_role"));
+            self.check_identifier(
+                &setting.value,
+                setting.value_span,
+                key.trim_end_matches("_role"),
+            );
             let value = setting.value.clone();
             match key {
                 "owner_role" => settings.owner_role = value,
@@ -377,7 +459,9 @@ impl<'a> Checker<'_, 'a> {
                     decl.span,
                     "at least two roles are needed",
                 )
-                .with_note("rules say which role a command needs; with one role there is nothing to order")
+                .with_note(
+                    "rules say which role a command needs; with one role there is nothing to order",
+                )
                 .with_help("declare them lowest first: `roles = viewer < editor < admin`"),
             );
         }
@@ -410,7 +494,11 @@ impl<'a> Checker<'_, 'a> {
 
     /// Rule: exactly one `tenants`, one `projects` and one `memberships` table.
     fn check_core_kinds(&mut self, decls: &[&TableDecl]) {
-        for kind in [TableKind::Tenants, TableKind::Projects, TableKind::Memberships] {
+        for kind in [
+            TableKind::Tenants,
+            TableKind::Projects,
+            TableKind::Memberships,
+        ] {
             let of_kind: Vec<&&TableDecl> = decls.iter().filter(|d| d.kind == Some(kind)).collect();
             let keyword = kind.keyword();
             match of_kind.split_first() {
@@ -528,7 +616,9 @@ impl<'a> Checker<'_, 'a> {
                 column.name.span,
                 "the generator adds this column",
             )
-            .with_help(format!("remove `{name}`; the generated key columns are fixed"))
+            .with_help(format!(
+                "remove `{name}`; the generated key columns are fixed"
+            ))
         };
         self.error(d);
     }
@@ -594,14 +684,21 @@ impl<'a> Checker<'_, 'a> {
             ty.name.span,
             "not a supported type",
         );
-        let alias = TYPE_ALIASES.iter().find(|(a, _)| *a == name).map(|(_, t)| *t);
+        let alias = TYPE_ALIASES
+            .iter()
+            .find(|(a, _)| *a == name)
+            .map(|(_, t)| *t);
         d = match alias.or_else(|| suggest(name, &SqlType::DSL_NAMES)) {
             Some(s) => d.with_help(format!("did you mean `{s}`?")),
             None => d.with_help(format!(
                 "the types are {}",
                 SqlType::DSL_NAMES
                     .iter()
-                    .map(|n| if *n == "vector" { "`vector(N)`".to_owned() } else { format!("`{n}`") })
+                    .map(|n| if *n == "vector" {
+                        "`vector(N)`".to_owned()
+                    } else {
+                        format!("`{n}`")
+                    })
                     .collect::<Vec<_>>()
                     .join(", ")
             )),
@@ -614,7 +711,13 @@ impl<'a> Checker<'_, 'a> {
     /// `gen_random_uuid()` for uuid, strings for text/jsonb/uuid/date/timestamptz (jsonb
     /// strings must be JSON, uuid strings UUIDs), numbers for numeric types, booleans for
     /// boolean.
-    fn check_default(&mut self, column: &ColumnDecl, ty: SqlType, value: &DefaultValue, span: Span) {
+    fn check_default(
+        &mut self,
+        column: &ColumnDecl,
+        ty: SqlType,
+        value: &DefaultValue,
+        span: Span,
+    ) {
         use SqlType as T;
         let type_name = ty.dsl_name();
         let problem: Option<(String, Option<String>)> = match (value, ty) {
@@ -628,16 +731,21 @@ impl<'a> Checker<'_, 'a> {
                 format!("`{v}` does not fit in an integer"),
                 Some("use `bigint`".to_owned()),
             )),
-            (DefaultValue::Integer(_), T::SmallInt | T::Integer | T::BigInt | T::Real | T::Double) => None,
+            (
+                DefaultValue::Integer(_),
+                T::SmallInt | T::Integer | T::BigInt | T::Real | T::Double,
+            ) => None,
             (DefaultValue::Decimal(_), T::Real | T::Double) => None,
             (DefaultValue::String(_), T::Text | T::Timestamptz) => None,
-            (DefaultValue::String(s), T::Jsonb) => match serde_json::from_str::<serde_json::Value>(s) {
-                Ok(_) => None,
-                Err(e) => Some((
-                    format!("this jsonb default is not valid JSON ({e})"),
-                    Some("write JSON inside single quotes, e.g. `default '{}'`".to_owned()),
-                )),
-            },
+            (DefaultValue::String(s), T::Jsonb) => {
+                match serde_json::from_str::<serde_json::Value>(s) {
+                    Ok(_) => None,
+                    Err(e) => Some((
+                        format!("this jsonb default is not valid JSON ({e})"),
+                        Some("write JSON inside single quotes, e.g. `default '{}'`".to_owned()),
+                    )),
+                }
+            }
             (DefaultValue::String(s), T::Uuid) if !is_uuid(s) => Some((
                 "this uuid default is not a UUID".to_owned(),
                 Some("write `default gen_random_uuid()` or a quoted UUID".to_owned()),
@@ -658,8 +766,12 @@ impl<'a> Checker<'_, 'a> {
                         Some("write an integer, e.g. `default 0`".to_owned())
                     }
                     T::Real | T::Double => Some("write a number, e.g. `default 0.5`".to_owned()),
-                    T::Jsonb => Some("write JSON inside single quotes, e.g. `default '{}'`".to_owned()),
-                    T::Bytea | T::Vector(_) | T::Role => Some(format!("remove the default; `{type_name}` columns take none")),
+                    T::Jsonb => {
+                        Some("write JSON inside single quotes, e.g. `default '{}'`".to_owned())
+                    }
+                    T::Bytea | T::Vector(_) | T::Role => Some(format!(
+                        "remove the default; `{type_name}` columns take none"
+                    )),
                 };
                 Some((
                     format!("{} is not a `{type_name}`", describe_default(value)),
@@ -744,7 +856,9 @@ impl<'a> Checker<'_, 'a> {
             match constraint {
                 Constraint::PrimaryKey { span, columns } => {
                     pk_spans.push(*span);
-                    if self.check_column_list(info, columns, "the primary key") && info.primary_key.is_empty() {
+                    if self.check_column_list(info, columns, "the primary key")
+                        && info.primary_key.is_empty()
+                    {
                         info.primary_key = names(columns);
                     }
                 }
@@ -756,7 +870,9 @@ impl<'a> Checker<'_, 'a> {
                         }
                     }
                 }
-                Constraint::Index { method, columns, .. } => {
+                Constraint::Index {
+                    method, columns, ..
+                } => {
                     if self.check_column_list(info, columns, "an index") {
                         if *method == IndexMethod::Gin {
                             self.check_gin_columns(info, columns);
@@ -767,7 +883,11 @@ impl<'a> Checker<'_, 'a> {
                         });
                     }
                 }
-                Constraint::ForeignKey { span, columns, reference } => {
+                Constraint::ForeignKey {
+                    span,
+                    columns,
+                    reference,
+                } => {
                     if self.check_column_list(info, columns, "a foreign key") {
                         info.foreign_keys.push(FkDecl {
                             columns: columns.iter().collect(),
@@ -790,10 +910,7 @@ impl<'a> Checker<'_, 'a> {
                         *span,
                         "the generator fixes this table's key",
                     )
-                    .with_note(format!(
-                        "its key is `({})`",
-                        core_key(info.kind).join(", ")
-                    ))
+                    .with_note(format!("its key is `({})`", core_key(info.kind).join(", ")))
                     .with_help("remove it; declare `unique (...)` for other keys"),
                 );
             }
@@ -815,7 +932,11 @@ impl<'a> Checker<'_, 'a> {
         } else {
             self.error(
                 Diagnostic::error(
-                    format!("{} table `{}` has no primary key", info.kind.keyword(), info.name()),
+                    format!(
+                        "{} table `{}` has no primary key",
+                        info.kind.keyword(),
+                        info.name()
+                    ),
                     decl.name.span,
                     "no `primary key` in this table",
                 )
@@ -865,12 +986,17 @@ impl<'a> Checker<'_, 'a> {
                     if let Some((prev, _)) = by_command.get(&command) {
                         self.error(
                             Diagnostic::error(
-                                format!("duplicate rule for `{command}` on table `{}`", info.name()),
+                                format!(
+                                    "duplicate rule for `{command}` on table `{}`",
+                                    info.name()
+                                ),
                                 *span,
                                 format!("`{command}` allowed again here"),
                             )
                             .with_secondary(*prev, "first allowed here")
-                            .with_help("keep one rule per command: the lowest role that may run it"),
+                            .with_help(
+                                "keep one rule per command: the lowest role that may run it",
+                            ),
                         );
                         continue;
                     }
@@ -921,7 +1047,9 @@ impl<'a> Checker<'_, 'a> {
                         rule.span,
                         "who may do this?",
                     )
-                    .with_help(format!("name the lowest role allowed, e.g. `... to {lowest}`")),
+                    .with_help(format!(
+                        "name the lowest role allowed, e.g. `... to {lowest}`"
+                    )),
                 );
             }
             (Some(role), _) => {
@@ -958,7 +1086,9 @@ impl<'a> Checker<'_, 'a> {
                     "no `allow select` rule",
                 )
                 .with_note("commands without a rule are denied to every role")
-                .with_help(format!("add `allow select to {lowest}` if members should read it")),
+                .with_help(format!(
+                    "add `allow select to {lowest}` if members should read it"
+                )),
             );
         }
     }
@@ -1002,7 +1132,9 @@ impl<'a> Checker<'_, 'a> {
                     reference.table.span,
                     format!("`{target_name}` is a {} table", target.kind.keyword()),
                 )
-                .with_note("a global row is visible to every tenant and cannot point at one tenant's rows")
+                .with_note(
+                    "a global row is visible to every tenant and cannot point at one tenant's rows",
+                )
                 .with_help(format!(
                     "make `{}` a scoped table, or move the reference to the tenant-owned side",
                     info.name()
@@ -1011,7 +1143,9 @@ impl<'a> Checker<'_, 'a> {
             return;
         }
         if target.kind.is_core() {
-            let (message, help) = if info.kind == TableKind::Scoped && target.kind == TableKind::Projects {
+            let (message, help) = if info.kind == TableKind::Scoped
+                && target.kind == TableKind::Projects
+            {
                 (
                     format!("scoped table `{}` references the projects table", info.name()),
                     "remove the reference: the generator adds `project_id` and its foreign key to `projects`".to_owned(),
@@ -1023,19 +1157,29 @@ impl<'a> Checker<'_, 'a> {
                 )
             };
             self.error(
-                Diagnostic::error(message, reference.table.span, "core tables are linked by the generator")
-                    .with_help(help),
+                Diagnostic::error(
+                    message,
+                    reference.table.span,
+                    "core tables are linked by the generator",
+                )
+                .with_help(help),
             );
             return;
         }
         if info.kind.is_core() && target.kind.is_tenant_owned() {
             self.error(
                 Diagnostic::error(
-                    format!("the {} table `{}` references scoped table `{target_name}`", info.kind.keyword(), info.name()),
+                    format!(
+                        "the {} table `{}` references scoped table `{target_name}`",
+                        info.kind.keyword(),
+                        info.name()
+                    ),
                     reference.table.span,
                     "core tables may only reference global tables",
                 )
-                .with_help(format!("reference the core table from `{target_name}` instead")),
+                .with_help(format!(
+                    "reference the core table from `{target_name}` instead"
+                )),
             );
             return;
         }
@@ -1075,7 +1219,11 @@ impl<'a> Checker<'_, 'a> {
                     reference.span,
                     format!(
                         "targets `{target_name}({})`",
-                        target_columns.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+                        target_columns
+                            .iter()
+                            .map(|(n, _)| n.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 )
                 .with_secondary(fk.span, "referencing columns"),
@@ -1112,9 +1260,15 @@ impl<'a> Checker<'_, 'a> {
             k == target_set
         });
         if !is_key {
-            let cols = target_columns.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ");
+            let cols = target_columns
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
             let mut d = Diagnostic::error(
-                format!("foreign key target `{target_name}({cols})` is not a key of `{target_name}`"),
+                format!(
+                    "foreign key target `{target_name}({cols})` is not a key of `{target_name}`"
+                ),
                 reference.span,
                 "neither the primary key nor a unique key",
             );
@@ -1152,7 +1306,11 @@ impl<'a> Checker<'_, 'a> {
 
     /// Rule: references between tables form no cycle; a table may reference itself.
     fn check_reference_cycles(&mut self, infos: &[TableInfo<'a>]) {
-        let index: HashMap<&str, usize> = infos.iter().enumerate().map(|(i, t)| (t.name(), i)).collect();
+        let index: HashMap<&str, usize> = infos
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name(), i))
+            .collect();
         let edges: Vec<Vec<(usize, Span)>> = infos
             .iter()
             .map(|t| {
@@ -1200,14 +1358,20 @@ impl<'a> Checker<'_, 'a> {
                         .chain(std::iter::once(&next))
                         .map(|&i| infos[i].name())
                         .collect();
+                    let mut d = Diagnostic::error(
+                        format!("reference cycle: {}", path.join(" -> ")),
+                        span,
+                        "this reference closes the cycle",
+                    );
+                    for pair in cycle.windows(2) {
+                        if let Some((_, other)) = edges[pair[0]].iter().find(|(t, _)| *t == pair[1])
+                        {
+                            d = d.with_secondary(*other, "part of the cycle");
+                        }
+                    }
                     self.error(
-                        Diagnostic::error(
-                            format!("reference cycle: {}", path.join(" -> ")),
-                            span,
-                            "this reference closes the cycle",
-                        )
-                        .with_note("only a table referencing itself may form a cycle")
-                        .with_help("remove one of the references"),
+                        d.with_note("only a table referencing itself may form a cycle")
+                            .with_help("remove one of the references"),
                     );
                 }
             } else {
@@ -1245,7 +1409,12 @@ fn is_uuid(s: &str) -> bool {
 /// `'YYYY-MM-DD'` with plausible month and day numbers.
 fn is_date(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
-    if parts.len() != 3 || parts.iter().zip([4, 2, 2]).any(|(p, n)| p.len() != n || !p.bytes().all(|b| b.is_ascii_digit())) {
+    if parts.len() != 3
+        || parts
+            .iter()
+            .zip([4, 2, 2])
+            .any(|(p, n)| p.len() != n || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
         return false;
     }
     let month: u32 = parts[1].parse().unwrap_or(0);
