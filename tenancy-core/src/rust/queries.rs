@@ -1,0 +1,250 @@
+//! The SQL text of every generated repository method.
+//!
+//! Parameter order is fixed and shared with the Rust side ([`super::repository`]):
+//! scope parameters first (`$1` tenant; `$2` the project list for reads or the write scope's
+//! project for writes), then the key, then the method's own values.
+
+use crate::model::{Column, SqlType};
+
+use super::naming::sql_ident;
+use super::shape::Shape;
+use super::types::{default_sql, sql_array_type};
+
+/// A running `$n` counter.
+struct Params(usize);
+
+impl Params {
+    fn next(&mut self) -> String {
+        self.0 += 1;
+        format!("${}", self.0)
+    }
+}
+
+impl Shape<'_> {
+    fn table_sql(&self) -> String {
+        sql_ident(&self.table.name)
+    }
+
+    fn role_type_sql(&self) -> String {
+        format!(
+            "{}.{}",
+            sql_ident(&self.model.settings.helper_schema),
+            sql_ident(crate::model::ROLE_TYPE)
+        )
+    }
+
+    /// The SELECT / RETURNING list: every column, the role enum read as text.
+    fn select_list(&self) -> String {
+        self.columns
+            .iter()
+            .map(|c| {
+                let name = sql_ident(&c.name);
+                if c.ty == SqlType::Role {
+                    format!("{name}::text AS {name}")
+                } else {
+                    name
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// A bound value for `column`, cast to the role enum when needed.
+    fn value_sql(&self, column: &Column, param: &str) -> String {
+        if column.ty == SqlType::Role {
+            format!("{param}::{}", self.role_type_sql())
+        } else {
+            param.to_owned()
+        }
+    }
+
+    /// `tenant_id = $1 AND project_id = ANY($2)`: the rows of the read scope.
+    fn read_scope_sql(&self, params: &mut Params) -> String {
+        let mut sql = format!("{} = {}", sql_ident(self.tenant_column), params.next());
+        if let Some(project) = self.project_column {
+            sql.push_str(&format!(" AND {} = ANY({})", sql_ident(project), params.next()));
+        }
+        sql
+    }
+
+    /// `tenant_id = $1 AND project_id = $2`: the rows of the write scope's project.
+    fn write_scope_sql(&self, params: &mut Params) -> String {
+        let mut sql = format!("{} = {}", sql_ident(self.tenant_column), params.next());
+        if let Some(project) = self.project_column {
+            sql.push_str(&format!(" AND {} = {}", sql_ident(project), params.next()));
+        }
+        sql
+    }
+
+    fn key_sql(&self, key: &[Column], params: &mut Params) -> String {
+        key.iter()
+            .map(|c| format!(" AND {} = {}", sql_ident(&c.name), self.value_sql(c, &params.next())))
+            .collect()
+    }
+
+    fn order_sql(&self) -> String {
+        self.cursor
+            .iter()
+            .map(|c| sql_ident(&c.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// `get`: one row by key within the read scope. Ordered so that a key present in several
+    /// of the scope's projects always yields the row of the lowest project id.
+    pub(crate) fn get_sql(&self) -> String {
+        let mut params = Params(0);
+        let scope = self.read_scope_sql(&mut params);
+        let key = self.key_sql(&self.read_key, &mut params);
+        let order = if self.has_list() {
+            format!(" ORDER BY {}", self.order_sql())
+        } else {
+            String::new()
+        };
+        format!(
+            "SELECT {} FROM {} WHERE {scope}{key}{order} LIMIT 1",
+            self.select_list(),
+            self.table_sql()
+        )
+    }
+
+    fn filter_sql(&self, params: &mut Params) -> String {
+        self.filter_columns
+            .iter()
+            .map(|c| {
+                let param = params.next();
+                format!(
+                    " AND ({param} IS NULL OR {} = {})",
+                    sql_ident(&c.name),
+                    self.value_sql(c, &param)
+                )
+            })
+            .collect()
+    }
+
+    /// `list`: a filtered page in key order, after the cursor when one is given.
+    pub(crate) fn list_sql(&self) -> String {
+        let mut params = Params(0);
+        let scope = self.read_scope_sql(&mut params);
+        let filters = self.filter_sql(&mut params);
+        let after: Vec<String> = self.cursor.iter().map(|_| params.next()).collect();
+        let limit = params.next();
+        format!(
+            "SELECT {} FROM {} WHERE {scope}{filters} AND ({} IS NULL OR ({}) > ({})) \
+             ORDER BY {} LIMIT {limit}",
+            self.select_list(),
+            self.table_sql(),
+            after.first().map(String::as_str).unwrap_or("NULL"),
+            self.order_sql(),
+            after.join(", "),
+            self.order_sql(),
+        )
+    }
+
+    /// `count`: the number of rows matching the filter.
+    pub(crate) fn count_sql(&self) -> String {
+        let mut params = Params(0);
+        let scope = self.read_scope_sql(&mut params);
+        let filters = self.filter_sql(&mut params);
+        format!(
+            "SELECT count(*) FROM {} WHERE {scope}{filters}",
+            self.table_sql()
+        )
+    }
+
+    fn insert_columns_sql(&self) -> String {
+        let mut names: Vec<String> = vec![sql_ident(self.tenant_column)];
+        names.extend(self.project_column.map(sql_ident));
+        names.extend(self.new_columns.iter().map(|c| sql_ident(&c.name)));
+        names.join(", ")
+    }
+
+    /// The inserted expression of a column: its value, or the default when the value is NULL.
+    fn with_default(&self, column: &Column, value: String) -> String {
+        match &column.default {
+            Some(default) => format!("COALESCE({value}, {})", default_sql(default)),
+            None => value,
+        }
+    }
+
+    /// `insert`: one row into the write scope's project.
+    pub(crate) fn insert_sql(&self) -> String {
+        let mut params = Params(0);
+        let mut values: Vec<String> = vec![params.next()];
+        if self.project_column.is_some() {
+            values.push(params.next());
+        }
+        for column in &self.new_columns {
+            let value = self.value_sql(column, &params.next());
+            values.push(self.with_default(column, value));
+        }
+        format!(
+            "INSERT INTO {} ({}) VALUES ({}) RETURNING {}",
+            self.table_sql(),
+            self.insert_columns_sql(),
+            values.join(", "),
+            self.select_list()
+        )
+    }
+
+    /// `insert_many`: every row in one statement, the columns sent as arrays and unnested
+    /// (`COPY` is refused on tables with row-level security).
+    pub(crate) fn insert_many_sql(&self) -> String {
+        let mut params = Params(0);
+        let mut values: Vec<String> = vec![params.next()];
+        if self.project_column.is_some() {
+            values.push(params.next());
+        }
+        let mut arrays = Vec::new();
+        let mut aliases = Vec::new();
+        let schema = &self.model.settings.helper_schema;
+        for column in &self.new_columns {
+            let name = sql_ident(&column.name);
+            arrays.push(format!("{}::{}", params.next(), sql_array_type(column.ty, schema)));
+            let value = self.value_sql(column, &format!("u.{name}"));
+            values.push(self.with_default(column, value));
+            aliases.push(name);
+        }
+        format!(
+            "INSERT INTO {} ({}) SELECT {} FROM unnest({}) AS u({}) RETURNING {}",
+            self.table_sql(),
+            self.insert_columns_sql(),
+            values.join(", "),
+            arrays.join(", "),
+            aliases.join(", "),
+            self.select_list()
+        )
+    }
+
+    /// `update`: `SET col = CASE WHEN $flag THEN $value ELSE col END` for every patch column,
+    /// so one static statement serves every patch.
+    pub(crate) fn update_sql(&self) -> String {
+        let mut params = Params(0);
+        let scope = self.write_scope_sql(&mut params);
+        let key = self.key_sql(&self.write_key, &mut params);
+        let sets: Vec<String> = self
+            .patch_columns
+            .iter()
+            .map(|c| {
+                let name = sql_ident(&c.name);
+                let flag = params.next();
+                let value = self.value_sql(c, &params.next());
+                format!("{name} = CASE WHEN {flag} THEN {value} ELSE {name} END")
+            })
+            .collect();
+        format!(
+            "UPDATE {} SET {} WHERE {scope}{key} RETURNING {}",
+            self.table_sql(),
+            sets.join(", "),
+            self.select_list()
+        )
+    }
+
+    /// `delete`: one row of the write scope's project.
+    pub(crate) fn delete_sql(&self) -> String {
+        let mut params = Params(0);
+        let scope = self.write_scope_sql(&mut params);
+        let key = self.key_sql(&self.write_key, &mut params);
+        format!("DELETE FROM {} WHERE {scope}{key}", self.table_sql())
+    }
+}

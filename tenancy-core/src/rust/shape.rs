@@ -1,0 +1,166 @@
+//! What the repository of one table looks like: which columns go where, which methods exist.
+//!
+//! Every decision the emitter makes about a table is taken here, in one place, so the SQL
+//! and the Rust signatures agree.
+
+use crate::model::{
+    Column, Command, IndexMethod, Model, SqlType, Table, TableKind, ID_COLUMN, PROJECT_COLUMN,
+    ROLE_COLUMN, USER_COLUMN,
+};
+
+use super::naming::TypeNames;
+use super::types::is_filterable;
+
+/// The generated shape of one table's repository.
+#[derive(Debug, Clone)]
+pub(crate) struct Shape<'m> {
+    /// The model the table belongs to.
+    pub model: &'m Model,
+    /// The table.
+    pub table: &'m Table,
+    /// Rust type names.
+    pub names: TypeNames,
+    /// Every column as created (generated columns first).
+    pub columns: Vec<Column>,
+    /// The column compared with the scope's tenant (`id` on the tenants table).
+    pub tenant_column: &'static str,
+    /// The column compared with the scope's projects (`id` on projects, none on tenants).
+    pub project_column: Option<&'static str>,
+    /// Key columns a caller passes to `get` (empty: the scope itself names the row).
+    pub read_key: Vec<Column>,
+    /// Key columns a caller passes to `update`/`delete` (empty: the write scope names the row).
+    pub write_key: Vec<Column>,
+    /// Columns of the keyset pagination order; empty when the table has no `list`.
+    pub cursor: Vec<Column>,
+    /// Columns of the insert input (never the scope columns).
+    pub new_columns: Vec<Column>,
+    /// Columns an update may change (never a key or scope column).
+    pub patch_columns: Vec<Column>,
+    /// Columns with an equality filter in `list`/`count`.
+    pub filter_columns: Vec<Column>,
+}
+
+impl<'m> Shape<'m> {
+    /// Works out the shape of `table`, or `None` for a table without a repository (global
+    /// tables, and tables without any rule).
+    pub(crate) fn of(model: &'m Model, table: &'m Table) -> Option<Shape<'m>> {
+        let scope = table.scope_columns()?;
+        if table.rules.is_empty() {
+            return None;
+        }
+        let columns = table.all_columns();
+        let pick = |names: &[String]| -> Vec<Column> {
+            names
+                .iter()
+                .filter_map(|n| columns.iter().find(|c| &c.name == n).cloned())
+                .collect()
+        };
+        let lookup = pick(&table.lookup_key());
+        let (read_key, write_key, cursor) = match table.kind {
+            TableKind::Tenants => (vec![], vec![], vec![]),
+            TableKind::Projects => {
+                let id = pick(&[ID_COLUMN.to_owned()]);
+                (id.clone(), vec![], id)
+            }
+            _ => {
+                let mut cursor = pick(&[PROJECT_COLUMN.to_owned()]);
+                cursor.extend(lookup.iter().cloned());
+                (lookup.clone(), lookup, cursor)
+            }
+        };
+        let scope_names = [Some(scope.tenant), scope.project];
+        let is_scope = |c: &Column| scope_names.contains(&Some(c.name.as_str()));
+        let new_columns = columns.iter().filter(|c| !is_scope(c)).cloned().collect();
+        let primary_key = table.effective_primary_key();
+        let patch_columns = columns
+            .iter()
+            .filter(|c| !is_scope(c) && !primary_key.contains(&c.name))
+            .cloned()
+            .collect();
+        let filter_columns = filter_columns(table, &columns);
+        Some(Shape {
+            model,
+            table,
+            names: TypeNames::for_table(&table.name),
+            columns,
+            tenant_column: scope.tenant,
+            project_column: scope.project,
+            read_key,
+            write_key,
+            cursor,
+            new_columns,
+            patch_columns,
+            filter_columns,
+        })
+    }
+
+    /// The minimum role of `command`'s rule, when the repository has a method for it.
+    ///
+    /// Tenants and projects are created by onboarding code (a `SystemTx`), never through a
+    /// scope, so they get no `insert` even when a rule allows it; an update without
+    /// updatable columns is omitted too.
+    pub(crate) fn method_role(&self, command: Command) -> Option<&'m str> {
+        let role = self.table.rule(command)?;
+        let available = match command {
+            Command::Select | Command::Delete => true,
+            Command::Insert => matches!(self.table.kind, TableKind::Scoped | TableKind::Memberships),
+            Command::Update => !self.patch_columns.is_empty(),
+        };
+        available.then_some(role)
+    }
+
+    /// True when the table has `list`/`count` (every repository but the tenants table's,
+    /// which holds exactly one row per scope).
+    pub(crate) fn has_list(&self) -> bool {
+        !self.cursor.is_empty()
+    }
+
+    /// True when the key type is a generated `<Row>Key` struct.
+    pub(crate) fn has_key_struct(&self) -> bool {
+        self.read_key.len() > 1 || self.write_key.len() > 1
+    }
+
+    /// The key columns of the struct `<Row>Key` (the longer of the read and write keys).
+    pub(crate) fn key_struct_columns(&self) -> &[Column] {
+        if self.read_key.len() >= self.write_key.len() {
+            &self.read_key
+        } else {
+            &self.write_key
+        }
+    }
+
+    /// True for the memberships table (its role column uses the generated `ProjectRole`).
+    pub(crate) fn is_memberships(&self) -> bool {
+        self.table.kind == TableKind::Memberships
+    }
+}
+
+/// Equality filters: the project column of project-owned tables, then every column that
+/// leads or belongs to a declared btree index, unique key or foreign key, and on the
+/// memberships table the user and the role. Kept in column order.
+fn filter_columns(table: &Table, columns: &[Column]) -> Vec<Column> {
+    let mut wanted: Vec<&str> = Vec::new();
+    if matches!(table.kind, TableKind::Scoped | TableKind::Memberships) {
+        wanted.push(PROJECT_COLUMN);
+    }
+    if table.kind == TableKind::Memberships {
+        wanted.extend([USER_COLUMN, ROLE_COLUMN]);
+    }
+    for index in &table.indexes {
+        if index.method == IndexMethod::BTree {
+            wanted.extend(index.columns.iter().map(String::as_str));
+        }
+    }
+    for key in &table.unique_keys {
+        wanted.extend(key.iter().map(String::as_str));
+    }
+    for fk in &table.foreign_keys {
+        wanted.extend(fk.columns.iter().map(String::as_str));
+    }
+    columns
+        .iter()
+        .filter(|c| wanted.contains(&c.name.as_str()) && is_filterable(c.ty))
+        .filter(|c| c.ty != SqlType::Role || table.kind == TableKind::Memberships)
+        .cloned()
+        .collect()
+}
