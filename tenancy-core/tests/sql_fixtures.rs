@@ -347,3 +347,26 @@ pub fn small_model(tables: Vec<Table>) -> Model {
         tables: all,
     }
 }
+
+/// policies/rag.tenancy compiled by the DSL front end.
+pub fn rag_model_from_dsl() -> Model {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../policies/rag.tenancy");
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|err| panic!("cannot read policies/rag.tenancy: {err}"));
+    let (model, diagnostics) =
+        tenancy_core::dsl::compile(&[tenancy_core::dsl::SourceFile::new("rag.tenancy", text)]);
+    model.unwrap_or_else(|| panic!("policies/rag.tenancy does not compile: {diagnostics:?}"))
+}
+
+#[test]
+fn hand_built_rag_model_matches_the_dsl() {
+    let from_dsl = rag_model_from_dsl();
+    let by_hand = rag_model();
+    assert_eq!(from_dsl.settings, by_hand.settings);
+    assert_eq!(from_dsl.roles, by_hand.roles);
+    let names = |m: &Model| m.tables.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&from_dsl), names(&by_hand));
+    for (dsl_table, hand_table) in from_dsl.tables.iter().zip(&by_hand.tables) {
+        assert_eq!(dsl_table, hand_table, "table {}", hand_table.name);
+    }
+}

@@ -125,6 +125,13 @@ fn rag_model_snapshot() {
 }
 
 #[test]
+fn real_rag_policy_snapshot() {
+    // policies/rag.tenancy through the DSL front end, as `tenancy generate` sees it
+    let model = rag_model_from_dsl();
+    insta::assert_snapshot!("sql_rag_policy_file", render(&model, Target::Postgres));
+}
+
+#[test]
 fn rag_model_citus_snapshot() {
     insta::assert_snapshot!("sql_rag_citus", render(&rag_model(), Target::Citus));
 }
