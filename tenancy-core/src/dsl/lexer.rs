@@ -251,3 +251,60 @@ fn lex_string(text: &str, start: usize, file: usize, diags: &mut Diagnostics) ->
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(text: &str) -> (Vec<TokenKind>, Diagnostics) {
+        let mut diags = Diagnostics::new();
+        let tokens = lex(0, text, &mut diags);
+        (tokens.into_iter().map(|t| t.kind).collect(), diags)
+    }
+
+    #[test]
+    fn sql_strings_unescape_doubled_quotes_and_numbers_keep_their_sign() {
+        let (tokens, diags) = kinds("x 'it''s' -7 1.5 \"v\"");
+        assert!(!diags.has_errors());
+        assert_eq!(
+            tokens,
+            [
+                TokenKind::Ident("x".into()),
+                TokenKind::Str("it's".into()),
+                TokenKind::Int("-7".into()),
+                TokenKind::Decimal("1.5".into()),
+                TokenKind::Str("v".into()),
+                TokenKind::Eof,
+            ]
+        );
+    }
+
+    #[test]
+    fn doc_comments_are_tokens_and_plain_comments_vanish() {
+        let (tokens, _) = kinds("// plain\n/// Doc line\n//// not doc\na");
+        assert_eq!(
+            tokens,
+            [
+                TokenKind::DocComment("Doc line".into()),
+                TokenKind::Ident("a".into()),
+                TokenKind::Eof
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_characters_and_open_strings_are_reported_and_skipped() {
+        let (tokens, diags) = kinds("a $ b 'open\nc");
+        assert_eq!(
+            diags.messages(),
+            ["unexpected character `$`", "unterminated string literal"]
+        );
+        assert_eq!(tokens.len(), 5, "{tokens:?}");
+        let mut diags = Diagnostics::new();
+        let line_starts: Vec<bool> = lex(0, "a b\n c", &mut diags)
+            .iter()
+            .map(|t| t.line_start)
+            .collect();
+        assert_eq!(line_starts, [true, false, true, true]);
+    }
+}
