@@ -68,3 +68,17 @@ fn unknown_table_suggests_the_closest_name() {
     assert_eq!(err.suggestion, None);
     assert!(err.to_string().contains("tables are: tenants, projects"));
 }
+
+#[test]
+fn the_top_role_alone_is_named_as_such() {
+    let mut model = rag_model();
+    for t in &mut model.tables {
+        for r in &mut t.rules {
+            if t.name == "documents" && r.command == tenancy_core::model::Command::Delete {
+                r.min_role = "owner".into();
+            }
+        }
+    }
+    let text = explain(&model, Some("documents")).expect("documents");
+    assert!(text.contains("  delete: owner only (owner)\n"), "{text}");
+}

@@ -444,3 +444,20 @@ fn long_names_are_cut_to_postgres_limit() {
     assert_eq!(policies.len(), 2);
     assert_ne!(policies[0].lines().next(), policies[1].lines().next());
 }
+
+#[test]
+fn memberships_without_a_select_rule_still_read_own_rows() {
+    let mut model = set_null_model();
+    for t in &mut model.tables {
+        if t.kind == TableKind::Memberships {
+            t.rules.retain(|r| r.command != Command::Select);
+        }
+    }
+    let sql = all_sql(&model, Target::Postgres);
+    assert!(sql.contains(
+        "FOR SELECT\n  TO tenancy_app\n  USING (user_id = (SELECT tenancy.current_user_id()));"
+    ));
+    assert!(
+        sql.contains("GRANT SELECT, INSERT, DELETE ON TABLE user_project_roles TO tenancy_app;")
+    );
+}
