@@ -62,7 +62,11 @@ impl Shape<'_> {
     fn read_scope_sql(&self, params: &mut Params) -> String {
         let mut sql = format!("{} = {}", sql_ident(self.tenant_column), params.next());
         if let Some(project) = self.project_column {
-            sql.push_str(&format!(" AND {} = ANY({})", sql_ident(project), params.next()));
+            sql.push_str(&format!(
+                " AND {} = ANY({})",
+                sql_ident(project),
+                params.next()
+            ));
         }
         sql
     }
@@ -78,7 +82,13 @@ impl Shape<'_> {
 
     fn key_sql(&self, key: &[Column], params: &mut Params) -> String {
         key.iter()
-            .map(|c| format!(" AND {} = {}", sql_ident(&c.name), self.value_sql(c, &params.next())))
+            .map(|c| {
+                format!(
+                    " AND {} = {}",
+                    sql_ident(&c.name),
+                    self.value_sql(c, &params.next())
+                )
+            })
             .collect()
     }
 
@@ -200,7 +210,11 @@ impl Shape<'_> {
         let schema = &self.model.settings.helper_schema;
         for column in &self.new_columns {
             let name = sql_ident(&column.name);
-            arrays.push(format!("{}::{}", params.next(), sql_array_type(column.ty, schema)));
+            arrays.push(format!(
+                "{}::{}",
+                params.next(),
+                sql_array_type(column.ty, schema)
+            ));
             let value = self.value_sql(column, &format!("u.{name}"));
             values.push(self.with_default(column, value));
             aliases.push(name);

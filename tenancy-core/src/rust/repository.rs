@@ -197,7 +197,12 @@ impl Emitter<'_, '_> {
             self.table_name()
         ));
         let fields = self.fields(&self.shape.cursor, |c| rust_type(c.ty));
-        let names: Vec<Ident> = self.shape.cursor.iter().map(|c| snake_ident(&c.name)).collect();
+        let names: Vec<Ident> = self
+            .shape
+            .cursor
+            .iter()
+            .map(|c| snake_ident(&c.name))
+            .collect();
         quote! {
             #cursor_doc
             #[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
@@ -508,15 +513,20 @@ impl Emitter<'_, '_> {
                 quote!(::std::vec::Vec<#ty>)
             }
         });
-        let pushes = self.shape.new_columns.iter().zip(&arrays).map(|(c, array)| {
-            let name = snake_ident(&c.name);
-            let value = match (c.ty == SqlType::Role, optional(c)) {
-                (true, true) => quote!(new.#name.map(|role| role.as_str().to_owned())),
-                (true, false) => quote!(new.#name.as_str().to_owned()),
-                (false, _) => quote!(new.#name),
-            };
-            quote!(#array.push(#value);)
-        });
+        let pushes = self
+            .shape
+            .new_columns
+            .iter()
+            .zip(&arrays)
+            .map(|(c, array)| {
+                let name = snake_ident(&c.name);
+                let value = match (c.ty == SqlType::Role, optional(c)) {
+                    (true, true) => quote!(new.#name.map(|role| role.as_str().to_owned())),
+                    (true, false) => quote!(new.#name.as_str().to_owned()),
+                    (false, _) => quote!(new.#name),
+                };
+                quote!(#array.push(#value);)
+            });
         let rule = self.rule_doc(Command::Insert, role_name);
         let insert_doc = doc(&format!(
             "Inserts one row into the write scope's project and returns it as stored.\n\n{rule}"

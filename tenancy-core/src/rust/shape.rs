@@ -103,7 +103,9 @@ impl<'m> Shape<'m> {
         let role = self.table.rule(command)?;
         let available = match command {
             Command::Select | Command::Delete => true,
-            Command::Insert => matches!(self.table.kind, TableKind::Scoped | TableKind::Memberships),
+            Command::Insert => {
+                matches!(self.table.kind, TableKind::Scoped | TableKind::Memberships)
+            }
             Command::Update => !self.patch_columns.is_empty(),
         };
         available.then_some(role)
