@@ -82,9 +82,9 @@ impl Projects {
     /// The SQL of [`Self::get`].
     pub const GET_SQL: &'static str = "SELECT tenant_id, id, name, slug, description, created_at FROM projects WHERE tenant_id = $1 AND id = ANY($2) AND id = $3 ORDER BY id LIMIT 1";
     /// The SQL of [`Self::list`].
-    pub const LIST_SQL: &'static str = "SELECT tenant_id, id, name, slug, description, created_at FROM projects WHERE tenant_id = $1 AND id = ANY($2) AND ($3 IS NULL OR slug = $3) AND ($4 IS NULL OR (id) > ($4)) ORDER BY id LIMIT $5";
+    pub const LIST_SQL: &'static str = "SELECT tenant_id, id, name, slug, description, created_at FROM projects WHERE tenant_id = $1 AND id = ANY($2) AND ($3::text IS NULL OR slug = $3) AND ($4::uuid IS NULL OR (id) > ($4)) ORDER BY id LIMIT $5";
     /// The SQL of [`Self::count`].
-    pub const COUNT_SQL: &'static str = "SELECT count(*) FROM projects WHERE tenant_id = $1 AND id = ANY($2) AND ($3 IS NULL OR slug = $3)";
+    pub const COUNT_SQL: &'static str = "SELECT count(*) FROM projects WHERE tenant_id = $1 AND id = ANY($2) AND ($3::text IS NULL OR slug = $3)";
     /// The SQL of [`Self::update`].
     pub const UPDATE_SQL: &'static str = "UPDATE projects SET name = CASE WHEN $3 THEN $4 ELSE name END, slug = CASE WHEN $5 THEN $6 ELSE slug END, description = CASE WHEN $7 THEN $8 ELSE description END, created_at = CASE WHEN $9 THEN $10 ELSE created_at END WHERE tenant_id = $1 AND id = $2 RETURNING tenant_id, id, name, slug, description, created_at";
     /// Reads one row by its key. `None` when no visible row matches.

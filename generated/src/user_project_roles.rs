@@ -154,11 +154,11 @@ impl UserProjectRoles {
     /// The SQL of [`Self::get`].
     pub const GET_SQL: &'static str = "SELECT tenant_id, project_id, user_id, role::text AS role, granted_by, granted_at FROM user_project_roles WHERE tenant_id = $1 AND project_id = ANY($2) AND user_id = $3 ORDER BY project_id, user_id LIMIT 1";
     /// The SQL of [`Self::list`].
-    pub const LIST_SQL: &'static str = "SELECT tenant_id, project_id, user_id, role::text AS role, granted_by, granted_at FROM user_project_roles WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3 IS NULL OR project_id = $3) AND ($4 IS NULL OR user_id = $4) AND ($5 IS NULL OR role = $5::tenancy.project_role) AND ($6 IS NULL OR (project_id, user_id) > ($6, $7)) ORDER BY project_id, user_id LIMIT $8";
+    pub const LIST_SQL: &'static str = "SELECT tenant_id, project_id, user_id, role::text AS role, granted_by, granted_at FROM user_project_roles WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::uuid IS NULL OR project_id = $3) AND ($4::uuid IS NULL OR user_id = $4) AND ($5::text IS NULL OR role = $5::tenancy.project_role) AND ($6::uuid IS NULL OR (project_id, user_id) > ($6, $7)) ORDER BY project_id, user_id LIMIT $8";
     /// The SQL of [`Self::count`].
-    pub const COUNT_SQL: &'static str = "SELECT count(*) FROM user_project_roles WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3 IS NULL OR project_id = $3) AND ($4 IS NULL OR user_id = $4) AND ($5 IS NULL OR role = $5::tenancy.project_role)";
+    pub const COUNT_SQL: &'static str = "SELECT count(*) FROM user_project_roles WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::uuid IS NULL OR project_id = $3) AND ($4::uuid IS NULL OR user_id = $4) AND ($5::text IS NULL OR role = $5::tenancy.project_role)";
     /// The SQL of [`Self::insert`].
-    pub const INSERT_SQL: &'static str = "INSERT INTO user_project_roles (tenant_id, project_id, user_id, role, granted_by, granted_at) VALUES ($1, $2, $3, $4::tenancy.project_role, $5, COALESCE($6, now())) RETURNING tenant_id, project_id, user_id, role::text AS role, granted_by, granted_at";
+    pub const INSERT_SQL: &'static str = "INSERT INTO user_project_roles (tenant_id, project_id, user_id, role, granted_by, granted_at) VALUES ($1, $2, $3, $4::tenancy.project_role, $5, COALESCE($6::timestamptz, now())) RETURNING tenant_id, project_id, user_id, role::text AS role, granted_by, granted_at";
     /// The SQL of [`Self::insert_many`].
     pub const INSERT_MANY_SQL: &'static str = "INSERT INTO user_project_roles (tenant_id, project_id, user_id, role, granted_by, granted_at) SELECT $1, $2, u.user_id, u.role::tenancy.project_role, u.granted_by, COALESCE(u.granted_at, now()) FROM unnest($3::uuid[], $4::text[], $5::uuid[], $6::timestamptz[]) AS u(user_id, role, granted_by, granted_at) RETURNING tenant_id, project_id, user_id, role::text AS role, granted_by, granted_at";
     /// The SQL of [`Self::update`].

@@ -562,3 +562,32 @@ fn table_tokens_use_the_given_roles_path_and_absolute_paths_only() {
     let global = model.table("embedding_models").expect("global table");
     assert!(table_repository_tokens(&model, global, &path).is_empty());
 }
+
+/// Parameters PostgreSQL cannot type on its own (`$n IS NULL`, `COALESCE($n, '{}')`) carry a
+/// cast, so the statements also prepare without bind types (psql, EXPLAIN, poolers).
+#[test]
+fn untypable_parameters_are_cast() {
+    let files = files_by_path(&rag_model());
+    let source = &files["src/documents.rs"];
+    let list = sql_const(source, "Documents", "LIST_SQL").expect("sql");
+    assert!(
+        list.contains("($3::uuid IS NULL OR project_id = $3)"),
+        "{list}"
+    );
+    assert!(
+        list.contains("($6::uuid IS NULL OR (project_id, id) > ($6, $7))"),
+        "{list}"
+    );
+    let insert = sql_const(source, "Documents", "INSERT_SQL").expect("sql");
+    assert!(insert.contains("COALESCE($8::jsonb, '{}')"), "{insert}");
+    let members = sql_const(
+        &files["src/user_project_roles.rs"],
+        "UserProjectRoles",
+        "LIST_SQL",
+    )
+    .expect("sql");
+    assert!(
+        members.contains("::text IS NULL OR role = $"),
+        "role filters compare as the enum: {members}"
+    );
+}

@@ -118,13 +118,22 @@ impl Shape<'_> {
         )
     }
 
+    /// The type a parameter is cast to where PostgreSQL cannot infer it (`$n IS NULL`).
+    fn param_type_sql(&self, column: &Column) -> String {
+        match column.ty {
+            SqlType::Role => "text".to_owned(),
+            other => other.sql_name(&self.model.settings.helper_schema),
+        }
+    }
+
     fn filter_sql(&self, params: &mut Params) -> String {
         self.filter_columns
             .iter()
             .map(|c| {
                 let param = params.next();
                 format!(
-                    " AND ({param} IS NULL OR {} = {})",
+                    " AND ({param}::{} IS NULL OR {} = {})",
+                    self.param_type_sql(c),
                     sql_ident(&c.name),
                     self.value_sql(c, &param)
                 )
@@ -139,12 +148,16 @@ impl Shape<'_> {
         let filters = self.filter_sql(&mut params);
         let after: Vec<String> = self.cursor.iter().map(|_| params.next()).collect();
         let limit = params.next();
+        let first_after = match (after.first(), self.cursor.first()) {
+            (Some(param), Some(column)) => format!("{param}::{}", self.param_type_sql(column)),
+            _ => "NULL".to_owned(),
+        };
         format!(
             "SELECT {} FROM {} WHERE {scope}{filters} AND ({} IS NULL OR ({}) > ({})) \
              ORDER BY {} LIMIT {limit}",
             self.select_list(),
             self.table_sql(),
-            after.first().map(String::as_str).unwrap_or("NULL"),
+            first_after,
             self.order_sql(),
             after.join(", "),
             self.order_sql(),
@@ -185,7 +198,14 @@ impl Shape<'_> {
             values.push(params.next());
         }
         for column in &self.new_columns {
-            let value = self.value_sql(column, &params.next());
+            let param = params.next();
+            let value = match (&column.default, column.ty) {
+                // typed, so `COALESCE($n, '{}')` does not resolve to text without bind types
+                (Some(_), ty) if ty != SqlType::Role => {
+                    format!("{param}::{}", self.param_type_sql(column))
+                }
+                _ => self.value_sql(column, &param),
+            };
             values.push(self.with_default(column, value));
         }
         format!(
