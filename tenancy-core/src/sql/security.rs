@@ -3,10 +3,7 @@
 use super::context::{context_call, ContextHelper};
 use super::ident::{fit_identifier, ident, ident_list};
 use super::Target;
-use crate::model::{
-    Command, Model, Table, TableKind, ID_COLUMN, PROJECT_COLUMN, ROLE_COLUMN, TENANT_COLUMN,
-    USER_COLUMN,
-};
+use crate::model::{Command, Model, Table, TableKind, USER_COLUMN};
 
 /// Row-level security (tenant-owned tables) and grants of `table`.
 pub(super) fn security_section(model: &Model, table: &Table, target: Target) -> String {
@@ -149,19 +146,18 @@ fn rule_expression(
 }
 
 /// The columns the app role may UPDATE: every column except the scope columns and the
-/// generated keys (the membership's `role` stays updatable).
+/// primary key, so no update can move a row to another tenant or project or change its
+/// identity (the membership's `role` stays updatable).
 pub(crate) fn updatable_columns(table: &Table) -> Vec<String> {
-    let fixed: &[&str] = match table.kind {
-        TableKind::Tenants => &[ID_COLUMN],
-        TableKind::Projects => &[TENANT_COLUMN, ID_COLUMN],
-        TableKind::Memberships => &[TENANT_COLUMN, PROJECT_COLUMN, USER_COLUMN],
-        TableKind::Scoped => &[TENANT_COLUMN, PROJECT_COLUMN],
-        TableKind::Global => &[],
-    };
+    let mut fixed = table.effective_primary_key();
+    if let Some(scope) = table.scope_columns() {
+        fixed.push(scope.tenant.to_owned());
+        fixed.extend(scope.project.map(str::to_owned));
+    }
     table
         .all_columns()
         .into_iter()
         .map(|c| c.name)
-        .filter(|c| !fixed.contains(&c.as_str()) || c == ROLE_COLUMN)
+        .filter(|c| !fixed.contains(c))
         .collect()
 }
