@@ -1,1 +1,536 @@
-//! Test support.
+//! Test support for the tenancy workspace: a real PostgreSQL (with pgvector) and one fresh
+//! database per test.
+//!
+//! * [`admin_url`] finds the server: `TENANCY_TEST_DATABASE_URL` if set, otherwise it runs
+//!   `scripts/pg-up` (which honours `DATABASE_URL` when that server has pgvector, and otherwise
+//!   starts a throwaway PostgreSQL 18 + pgvector cluster). It panics when no server is found:
+//!   database tests never skip.
+//! * [`TestDb::fresh`] creates a uniquely named database with every migration of
+//!   `generated/migrations` applied (copied from a template database built once per migration
+//!   set); [`TestDb::empty`] creates one without migrations.
+//! * [`TestDb::admin_pool`] connects as the superuser (bypasses row-level security, for
+//!   arranging fixtures); [`TestDb::app_pool`] connects as the application role [`APP_ROLE`],
+//!   which row-level security always applies to.
+//!
+//! A `TestDb` drops its database when it goes out of scope (or explicitly with
+//! [`TestDb::drop_db`]); set `TENANCY_TEST_KEEP_DB=1` to keep it for inspection. Databases left
+//! behind by killed runs are dropped an hour later by the next run.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context, Result};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::Connection;
+use tokio::sync::OnceCell;
+
+/// The application's login role created by the generated migrations (`app_role` in
+/// `policies/*.tenancy`); [`TestDb::app_pool`] connects as this role.
+pub const APP_ROLE: &str = "tenancy_app";
+
+/// Prefix of every database created by [`TestDb`].
+pub const TEST_DB_PREFIX: &str = "tenancy_t_";
+
+/// Prefix of the template databases that hold the applied migrations.
+pub const TEMPLATE_DB_PREFIX: &str = "tenancy_tmpl_";
+
+/// Databases and templates older than this (left behind by killed runs) are dropped.
+const STALE_AFTER: Duration = Duration::from_secs(3600);
+
+/// Key of the advisory lock (taken in the admin database) that serialises migration runs:
+/// roles are cluster-wide, so two databases must not create them at the same time.
+const MIGRATION_LOCK_KEY: i64 = 0x7465_6e61_6e63_7901;
+
+static ADMIN_URL: OnceCell<String> = OnceCell::const_new();
+static TEMPLATE_NAME: OnceCell<String> = OnceCell::const_new();
+static DB_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The root of the checkout (where `scripts/` and `generated/` live).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The migrations [`TestDb::fresh`] applies: `TENANCY_TEST_MIGRATIONS_DIR` if set, otherwise
+/// the committed `generated/migrations`.
+pub fn migrations_dir() -> PathBuf {
+    match std::env::var_os("TENANCY_TEST_MIGRATIONS_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => repo_root().join("generated").join("migrations"),
+    }
+}
+
+/// The admin (superuser) URL of the test server; see the crate docs for how it is found.
+///
+/// # Panics
+/// When no PostgreSQL can be found or started: database tests never skip.
+pub async fn admin_url() -> String {
+    match try_admin_url().await {
+        Ok(url) => url,
+        Err(err) => panic!(
+            "no PostgreSQL with pgvector for the tests: {err:#}\n\
+             Run `scripts/pg-up` to see why, or set TENANCY_TEST_DATABASE_URL to a superuser URL \
+             of a server with the `vector` extension."
+        ),
+    }
+}
+
+/// Like [`admin_url`], but returns the error instead of panicking.
+pub async fn try_admin_url() -> Result<String> {
+    ADMIN_URL
+        .get_or_try_init(|| async {
+            let url = match std::env::var("TENANCY_TEST_DATABASE_URL") {
+                Ok(url) if !url.trim().is_empty() => url.trim().to_owned(),
+                _ => run_pg_up().await?,
+            };
+            drop_stale_databases(&url)
+                .await
+                .with_context(|| format!("connecting to {url}"))?;
+            Ok(url)
+        })
+        .await
+        .cloned()
+}
+
+/// Runs `scripts/pg-up` (its diagnostics go to this process's stderr) and returns its URL.
+async fn run_pg_up() -> Result<String> {
+    let script = repo_root().join("scripts").join("pg-up");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("bash")
+            .arg(&script)
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .with_context(|| format!("running {}", script.display()))
+    })
+    .await
+    .context("scripts/pg-up task")??;
+    if !output.status.success() {
+        bail!("scripts/pg-up failed ({})", output.status);
+    }
+    let url = String::from_utf8(output.stdout)
+        .context("scripts/pg-up printed non-UTF-8")?
+        .trim()
+        .to_owned();
+    if url.is_empty() {
+        bail!("scripts/pg-up printed no URL");
+    }
+    Ok(url)
+}
+
+/// Seconds since the Unix epoch.
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Drops test databases and templates left behind by runs that were killed more than
+/// [`STALE_AFTER`] ago. A database still in use is never dropped (no `FORCE`); errors are ignored.
+async fn drop_stale_databases(admin_url: &str) -> Result<()> {
+    let mut conn = PgConnection::connect(admin_url).await?;
+    let rows: Vec<(String, bool, Option<String>)> = sqlx::query_as(
+        "SELECT datname::text, datistemplate, pg_catalog.shobj_description(oid, 'pg_database') \
+         FROM pg_catalog.pg_database \
+         WHERE datname LIKE 'tenancy\\_t\\_%' OR datname LIKE 'tenancy\\_tmpl\\_%'",
+    )
+    .fetch_all(&mut conn)
+    .await?;
+    let now = now_secs();
+    let current_template = template_name().ok();
+    for (name, is_template, comment) in rows {
+        let created = if name.starts_with(TEMPLATE_DB_PREFIX) {
+            if current_template.as_deref() == Some(name.as_str()) {
+                continue;
+            }
+            comment.as_deref().and_then(created_secs_from_comment)
+        } else {
+            created_secs_from_db_name(&name)
+        };
+        let Some(created) = created else { continue };
+        if now.saturating_sub(created) < STALE_AFTER.as_secs() {
+            continue;
+        }
+        if is_template {
+            let _ = sqlx::raw_sql(&format!(
+                "ALTER DATABASE {} WITH IS_TEMPLATE false",
+                quote_ident(&name)
+            ))
+            .execute(&mut conn)
+            .await;
+        }
+        let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {}", quote_ident(&name)))
+            .execute(&mut conn)
+            .await;
+    }
+    conn.close().await?;
+    Ok(())
+}
+
+/// The creation time encoded in a test database name `tenancy_t_<secs>_<pid>_<n>_<random>`.
+fn created_secs_from_db_name(name: &str) -> Option<u64> {
+    name.strip_prefix(TEST_DB_PREFIX)?
+        .split('_')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The creation time recorded in a template's comment `tenancy-tests template created <secs>`.
+fn created_secs_from_comment(comment: &str) -> Option<u64> {
+    comment
+        .strip_prefix("tenancy-tests template created ")?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Quotes a PostgreSQL identifier.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `base` with its user (when `Some`) and database replaced. The password is removed when the
+/// user changes, unless `password` is given.
+pub fn database_url(
+    base: &str,
+    user: Option<&str>,
+    password: Option<&str>,
+    database: &str,
+) -> Result<String> {
+    let mut url = url::Url::parse(base).with_context(|| format!("parsing database URL {base}"))?;
+    if let Some(user) = user {
+        url.set_username(user)
+            .map_err(|()| anyhow!("cannot set a user on {base} (it needs a host)"))?;
+        url.set_password(password)
+            .map_err(|()| anyhow!("cannot set a password on {base}"))?;
+    }
+    url.set_path(&format!("/{database}"));
+    Ok(url.to_string())
+}
+
+/// The `.sql` files of `dir`, in name order.
+pub fn migration_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|ext| ext == "sql") && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Holds the cluster-wide migration lock while the returned connection is open.
+async fn migration_lock(admin_url: &str) -> Result<PgConnection> {
+    let mut conn = PgConnection::connect(admin_url).await?;
+    sqlx::query("SELECT pg_catalog.pg_advisory_lock($1)")
+        .bind(MIGRATION_LOCK_KEY)
+        .execute(&mut conn)
+        .await?;
+    Ok(conn)
+}
+
+/// Applies every `.sql` file of `dir` (in name order) to the database at `url`, each file in its
+/// own transaction, while holding the cluster-wide migration lock. Returns the files applied.
+pub async fn apply_migrations(url: &str, dir: &Path) -> Result<Vec<PathBuf>> {
+    let files = migration_files(dir)?;
+    let lock = migration_lock(&try_admin_url().await?).await?;
+    let mut conn = PgConnection::connect(url)
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    for file in &files {
+        let sql =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let mut tx = conn.begin().await?;
+        sqlx::raw_sql(&sql)
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("applying {}", file.display()))?;
+        tx.commit()
+            .await
+            .with_context(|| format!("committing {}", file.display()))?;
+    }
+    conn.close().await?;
+    lock.close().await?;
+    Ok(files)
+}
+
+/// The template name for the current migration set: a hash of the file names and contents.
+fn template_name() -> Result<String> {
+    let files = migration_files(&migrations_dir())?;
+    if files.is_empty() {
+        bail!(
+            "{} holds no .sql files: run `cargo run -p tenancy-cli --bin tenancy -- generate`",
+            migrations_dir().display()
+        );
+    }
+    let mut hasher = DefaultHasher::new();
+    for file in &files {
+        file.file_name().hash(&mut hasher);
+        std::fs::read(file)
+            .with_context(|| format!("reading {}", file.display()))?
+            .hash(&mut hasher);
+    }
+    Ok(format!("{TEMPLATE_DB_PREFIX}{:016x}", hasher.finish()))
+}
+
+/// Builds (once per migration set, shared by all test processes) the template database holding
+/// every migration, and returns its name.
+async fn ensure_template() -> Result<String> {
+    TEMPLATE_NAME
+        .get_or_try_init(|| async {
+            let name = template_name()?;
+            let admin = admin_url().await;
+            let mut lock = migration_lock(&admin).await?;
+            let state: Option<bool> = sqlx::query_scalar(
+                "SELECT datistemplate FROM pg_catalog.pg_database WHERE datname = $1",
+            )
+            .bind(&name)
+            .fetch_optional(&mut lock)
+            .await?;
+            match state {
+                Some(true) => {
+                    lock.close().await?;
+                    return Ok(name);
+                }
+                // A build that died half-way.
+                Some(false) => {
+                    sqlx::raw_sql(&format!(
+                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                        quote_ident(&name)
+                    ))
+                    .execute(&mut lock)
+                    .await?;
+                }
+                None => {}
+            }
+            let quoted = quote_ident(&name);
+            sqlx::raw_sql(&format!("CREATE DATABASE {quoted}"))
+                .execute(&mut lock)
+                .await?;
+            let url = database_url(&admin, None, None, &name)?;
+            let mut conn = PgConnection::connect(&url).await?;
+            for file in migration_files(&migrations_dir())? {
+                let sql = std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?;
+                let mut tx = conn.begin().await?;
+                sqlx::raw_sql(&sql)
+                    .execute(&mut *tx)
+                    .await
+                    .with_context(|| format!("applying {}", file.display()))?;
+                tx.commit()
+                    .await
+                    .with_context(|| format!("committing {}", file.display()))?;
+            }
+            conn.close().await?;
+            // Nobody may connect to a template while it is copied, so forbid connections.
+            sqlx::raw_sql(&format!(
+                "COMMENT ON DATABASE {quoted} IS 'tenancy-tests template created {}';\n\
+                 ALTER DATABASE {quoted} WITH ALLOW_CONNECTIONS false;\n\
+                 ALTER DATABASE {quoted} WITH IS_TEMPLATE true;",
+                now_secs()
+            ))
+            .execute(&mut lock)
+            .await?;
+            lock.close().await?;
+            Ok(name)
+        })
+        .await
+        .cloned()
+}
+
+/// A uniquely named database on the test server, dropped when this value is dropped.
+pub struct TestDb {
+    name: String,
+    url: String,
+    app_url: String,
+    admin_url: String,
+    admin_pool: PgPool,
+    app_pool: PgPool,
+    dropped: bool,
+}
+
+impl TestDb {
+    /// A new database with every migration of `generated/migrations` applied.
+    ///
+    /// # Panics
+    /// When there is no server, no migration, or a migration fails.
+    pub async fn fresh() -> TestDb {
+        match Self::try_fresh().await {
+            Ok(db) => db,
+            Err(err) => panic!("TestDb::fresh failed: {err:#}"),
+        }
+    }
+
+    /// Like [`TestDb::fresh`], but returns the error instead of panicking.
+    pub async fn try_fresh() -> Result<TestDb> {
+        let template = ensure_template().await?;
+        Self::create(Some(&template)).await
+    }
+
+    /// A new database without migrations (for tests that apply migrations themselves).
+    ///
+    /// # Panics
+    /// When there is no server or the database cannot be created.
+    pub async fn empty() -> TestDb {
+        match Self::try_empty().await {
+            Ok(db) => db,
+            Err(err) => panic!("TestDb::empty failed: {err:#}"),
+        }
+    }
+
+    /// Like [`TestDb::empty`], but returns the error instead of panicking.
+    pub async fn try_empty() -> Result<TestDb> {
+        Self::create(None).await
+    }
+
+    async fn create(template: Option<&str>) -> Result<TestDb> {
+        let admin_url = try_admin_url().await?;
+        let name = format!(
+            "{TEST_DB_PREFIX}{}_{}_{}_{}",
+            now_secs(),
+            std::process::id(),
+            DB_COUNTER.fetch_add(1, Ordering::Relaxed),
+            &uuid::Uuid::new_v4().simple().to_string()[..8],
+        );
+        let template_clause = match template {
+            Some(template) => format!(" TEMPLATE {}", quote_ident(template)),
+            None => String::new(),
+        };
+        let mut conn = PgConnection::connect(&admin_url)
+            .await
+            .with_context(|| format!("connecting to {admin_url}"))?;
+        sqlx::raw_sql(&format!(
+            "CREATE DATABASE {}{template_clause}",
+            quote_ident(&name)
+        ))
+        .execute(&mut conn)
+        .await
+        .with_context(|| format!("creating database {name}"))?;
+        conn.close().await?;
+
+        let url = database_url(&admin_url, None, None, &name)?;
+        let app_password = std::env::var("TENANCY_TEST_APP_PASSWORD").ok();
+        let app_url = database_url(&admin_url, Some(APP_ROLE), app_password.as_deref(), &name)?;
+        let admin_pool = PgPoolOptions::new()
+            .max_connections(5)
+            .connect(&url)
+            .await
+            .with_context(|| format!("connecting to {url}"))?;
+        // Lazy: the app role exists only once the migrations ran.
+        let app_pool = PgPoolOptions::new()
+            .max_connections(5)
+            .connect_lazy(&app_url)?;
+        Ok(TestDb {
+            name,
+            url,
+            app_url,
+            admin_url,
+            admin_pool,
+            app_pool,
+            dropped: false,
+        })
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The superuser URL of this database.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The URL of this database for the application role [`APP_ROLE`].
+    pub fn app_url(&self) -> &str {
+        &self.app_url
+    }
+
+    /// A pool connected as the superuser: bypasses row-level security (arrange fixtures here).
+    pub fn admin_pool(&self) -> &PgPool {
+        &self.admin_pool
+    }
+
+    /// A pool connected as [`APP_ROLE`]: always subject to row-level security. Connects lazily,
+    /// so it works only once the migrations created the role.
+    pub fn app_pool(&self) -> &PgPool {
+        &self.app_pool
+    }
+
+    /// Applies every `.sql` file of `dir` to this database (see [`apply_migrations`]).
+    pub async fn apply_migrations(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        apply_migrations(&self.url, dir).await
+    }
+
+    /// Closes the pools and drops the database.
+    ///
+    /// # Panics
+    /// When the database cannot be dropped.
+    pub async fn drop_db(mut self) {
+        self.admin_pool.close().await;
+        self.app_pool.close().await;
+        self.dropped = true;
+        if keep_databases() {
+            eprintln!("TENANCY_TEST_KEEP_DB: keeping database {}", self.name);
+            return;
+        }
+        if let Err(err) = drop_database(&self.admin_url, &self.name).await {
+            panic!("dropping database {}: {err:#}", self.name);
+        }
+    }
+}
+
+/// Whether `TENANCY_TEST_KEEP_DB` asks to keep test databases.
+fn keep_databases() -> bool {
+    std::env::var("TENANCY_TEST_KEEP_DB").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+async fn drop_database(admin_url: &str, name: &str) -> Result<()> {
+    let mut conn = PgConnection::connect(admin_url).await?;
+    sqlx::raw_sql(&format!(
+        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+        quote_ident(name)
+    ))
+    .execute(&mut conn)
+    .await?;
+    conn.close().await?;
+    Ok(())
+}
+
+impl Drop for TestDb {
+    /// Drops the database on a helper thread with its own runtime (async code cannot run in
+    /// `drop`); failures are reported on stderr only, the stale-database sweep catches them.
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        if keep_databases() {
+            eprintln!("TENANCY_TEST_KEEP_DB: keeping database {}", self.name);
+            return;
+        }
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        let dropper = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("building a runtime")?;
+            runtime.block_on(drop_database(&admin_url, &name))
+        });
+        // Written to stderr directly: libtest captures `eprintln!` of passing tests.
+        let warning = match dropper.join() {
+            Ok(Ok(())) => return,
+            Ok(Err(err)) => format!("could not drop test database {}: {err:#}", self.name),
+            Err(_) => format!("the thread dropping test database {} panicked", self.name),
+        };
+        let _ = writeln!(std::io::stderr(), "warning: {warning}");
+    }
+}
