@@ -155,7 +155,7 @@ impl Tenancy {
     /// The read runs in a transaction whose context holds only the tenant and the user (the
     /// memberships SELECT policy lets a user read their own rows). No membership in that tenant
     /// gives [`Error::NotFound`], the same as a tenant that does not exist.
-    #[tracing::instrument(skip(self), fields(tenant_id = %tenant, user_id = %user))]
+    #[tracing::instrument(skip_all, fields(tenant_id = %tenant, user_id = %user))]
     pub async fn authorize(&self, user: UserId, tenant: TenantId) -> Result<RequestContext, Error> {
         self.config.validate()?;
         let statement = context_statement(&self.config, tenant, user, None);

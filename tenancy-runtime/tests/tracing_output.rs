@@ -1,15 +1,20 @@
-//! `SystemTx` against a real PostgreSQL: the reason is logged at WARN on open and on commit.
+//! What the runtime writes to `tracing`, against a real PostgreSQL: `SystemTx` logs its reason
+//! at WARN on open and on commit; `authorize` and `begin` open spans carrying ids only.
 //!
-//! Needs only a reachable server (no tenancy schema): `TENANCY_SYSTEM_TX_DATABASE_URL`, else
-//! `postgres://postgres@127.0.0.1:5432/postgres`. It fails (never skips) when none answers.
+//! Needs only a reachable server where it may create a schema, as a superuser:
+//! `TENANCY_RUNTIME_TEST_DATABASE_URL`, else `postgres://postgres@127.0.0.1:5432/postgres`.
+//! It fails (never skips) when none answers. The span test builds its own tiny schema under a
+//! unique name (custom helper schema and a schema-qualified memberships table) and drops it.
 
 use std::fmt::{self, Write as _};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tenancy_runtime::{Error, SystemTx};
+use tenancy_runtime::{Error, Scope, SystemTx, Tenancy, TenancyConfig, TenantId, UserId};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
+use uuid::Uuid;
 
 /// One captured event: its level and its fields rendered as `name=value`.
 #[derive(Debug, Clone)]
@@ -18,10 +23,20 @@ struct CapturedEvent {
     fields: String,
 }
 
-/// A minimal subscriber that records every event into a shared buffer.
+/// One captured span: its name and its fields rendered as `name=value`.
+#[derive(Debug, Clone)]
+struct CapturedSpan {
+    name: &'static str,
+    field_names: Vec<&'static str>,
+    fields: String,
+}
+
+/// A minimal subscriber that records every event and span into shared buffers.
 #[derive(Clone, Default)]
 struct CapturingSubscriber {
     events: Arc<Mutex<Vec<CapturedEvent>>>,
+    spans: Arc<Mutex<Vec<CapturedSpan>>>,
+    next_span_id: Arc<AtomicU64>,
 }
 
 struct FieldWriter<'a>(&'a mut String);
@@ -39,8 +54,18 @@ impl Subscriber for CapturingSubscriber {
     fn enabled(&self, _: &Metadata<'_>) -> bool {
         true
     }
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
-        Id::from_u64(1)
+    fn new_span(&self, attributes: &Attributes<'_>) -> Id {
+        let mut fields = String::new();
+        attributes.record(&mut FieldWriter(&mut fields));
+        self.spans
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(CapturedSpan {
+                name: attributes.metadata().name(),
+                field_names: attributes.fields().iter().map(|f| f.name()).collect(),
+                fields,
+            });
+        Id::from_u64(self.next_span_id.fetch_add(1, Ordering::Relaxed) + 1)
     }
     fn record(&self, _: &Id, _: &Record<'_>) {}
     fn record_follows_from(&self, _: &Id, _: &Id) {}
@@ -60,6 +85,16 @@ impl Subscriber for CapturingSubscriber {
 }
 
 impl CapturingSubscriber {
+    fn spans_named(&self, name: &str) -> Vec<CapturedSpan> {
+        self.spans
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .filter(|span| span.name == name)
+            .cloned()
+            .collect()
+    }
+
     fn warnings_with(&self, needle: &str) -> Vec<CapturedEvent> {
         self.events
             .lock()
@@ -72,7 +107,7 @@ impl CapturingSubscriber {
 }
 
 async fn maintenance_pool() -> sqlx::PgPool {
-    let url = std::env::var("TENANCY_SYSTEM_TX_DATABASE_URL")
+    let url = std::env::var("TENANCY_RUNTIME_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
     sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
@@ -124,3 +159,85 @@ async fn system_tx_without_reason_is_refused_and_not_opened() {
         .unwrap();
     tx.rollback().await.unwrap();
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn authorize_and_begin_open_spans_with_ids_only() {
+    let subscriber = CapturingSubscriber::default();
+    let _guard = tracing::subscriber::set_default(subscriber.clone());
+    let pool = maintenance_pool().await;
+
+    // A stand-in for the generated core: the role enum and a memberships table, in a schema of
+    // its own. The superuser pool is not subject to row-level security; this test is about
+    // what the runtime sends and logs, the policies are tested in the root package.
+    let schema = format!("rt_spans_{}", Uuid::new_v4().simple());
+    let tenant = TenantId::new(Uuid::new_v4());
+    let user = UserId::new(Uuid::new_v4());
+    let project = Uuid::new_v4();
+    sqlx::raw_sql(&format!(
+        "CREATE SCHEMA {schema};
+         CREATE TYPE {schema}.project_role AS ENUM ('viewer', 'editor', 'admin', 'owner');
+         CREATE TABLE {schema}.members (tenant_id uuid, project_id uuid, user_id uuid,
+                                       role {schema}.project_role);
+         INSERT INTO {schema}.members VALUES ('{tenant}', '{project}', '{user}', 'admin');"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let tenancy = Tenancy::with_config(
+        pool.clone(),
+        TenancyConfig {
+            helper_schema: schema.clone(),
+            memberships_table: format!("{schema}.members"),
+            citus: false,
+        },
+    );
+    let outcome = async {
+        let ctx = tenancy.authorize(user, tenant).await.unwrap();
+        assert_eq!(
+            ctx.memberships().collect::<Vec<_>>(),
+            vec![(tenancy_runtime::ProjectId::new(project), "admin")]
+        );
+        let scope = ctx
+            .project(tenancy_runtime::ProjectId::new(project))
+            .unwrap()
+            .require::<Editor>()
+            .unwrap();
+        let mut tx = tenancy.begin(&scope).await.unwrap();
+        let roles: String =
+            sqlx::query_scalar(&format!("SELECT current_setting('{schema}.project_roles')"))
+                .fetch_one(tx.connection())
+                .await
+                .unwrap();
+        assert_eq!(roles, format!("{project}:admin"));
+        tx.commit().await.unwrap();
+        scope.project_ids()
+    }
+    .await;
+    sqlx::raw_sql(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let authorize = subscriber.spans_named("authorize");
+    assert_eq!(authorize.len(), 1, "{authorize:?}");
+    assert_eq!(authorize[0].field_names, ["tenant_id", "user_id"]);
+    assert_eq!(
+        authorize[0].fields,
+        format!("tenant_id={tenant} user_id={user} ")
+    );
+
+    let begin = subscriber.spans_named("begin");
+    assert_eq!(begin.len(), 1, "{begin:?}");
+    assert_eq!(
+        begin[0].field_names,
+        ["tenant_id", "user_id", "project_ids"]
+    );
+    assert_eq!(
+        begin[0].fields,
+        format!("tenant_id={tenant} user_id={user} project_ids={outcome:?} ")
+    );
+    assert!(!begin[0].fields.contains("admin"), "no roles in spans");
+}
+
+tenancy_runtime::roles! { Viewer = "viewer", Editor = "editor", Admin = "admin", Owner = "owner" }
