@@ -6,7 +6,7 @@
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tenancy_runtime::{
-    AtLeast, Error, ProjectId, ProjectScope, Role, Scope, Tenancy, TenantId, UserId,
+    AtLeast, Error, ProjectId, ProjectScope, Role, Scope, Tenancy, TenancyConfig, TenantId, UserId,
 };
 use tenancy_tests::TestDb;
 use uuid::Uuid;
@@ -442,4 +442,32 @@ async fn database_errors_map_to_runtime_errors() {
         .await
         .map_err(Error::from);
     assert!(matches!(missing, Err(Error::NotFound)));
+}
+
+/// With `citus: true` the statement starts with `SET LOCAL citus.propagate_set_commands`; on
+/// plain PostgreSQL that is a harmless placeholder and the context still applies.
+#[tokio::test]
+async fn citus_mode_still_scopes_on_plain_postgres() {
+    let f = Fixture::new().await;
+    let tenancy = Tenancy::with_config(
+        f.db.app_pool().clone(),
+        TenancyConfig {
+            citus: true,
+            ..TenancyConfig::default()
+        },
+    );
+    let ctx = tenancy.authorize(f.alice, f.tenant_a).await.unwrap();
+    let scope = ctx.project(f.a1).unwrap().require::<Viewer>().unwrap();
+    assert!(tenancy
+        .context_statement(&scope)
+        .unwrap()
+        .starts_with("BEGIN; SET LOCAL citus.propagate_set_commands = 'local'; "));
+    let mut tx = tenancy.begin(&scope).await.unwrap();
+    let propagate: String =
+        sqlx::query_scalar("SELECT current_setting('citus.propagate_set_commands')")
+            .fetch_one(tx.connection())
+            .await
+            .unwrap();
+    assert_eq!(propagate, "local");
+    assert_eq!(visible_titles(&mut tx).await, ["a1-first", "a1-second"]);
 }

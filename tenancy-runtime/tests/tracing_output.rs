@@ -2,7 +2,8 @@
 //! at WARN on open and on commit; `authorize` and `begin` open spans carrying ids only.
 //!
 //! Needs only a reachable server where it may create a schema, as a superuser:
-//! `TENANCY_RUNTIME_TEST_DATABASE_URL`, else `postgres://postgres@127.0.0.1:5432/postgres`.
+//! `TENANCY_RUNTIME_TEST_DATABASE_URL`, `TENANCY_TEST_DATABASE_URL` or `DATABASE_URL`, else
+//! `postgres://postgres@127.0.0.1:5432/postgres`.
 //! It fails (never skips) when none answers. The span test builds its own tiny schema under a
 //! unique name (custom helper schema and a schema-qualified memberships table) and drops it.
 
@@ -107,8 +108,14 @@ impl CapturingSubscriber {
 }
 
 async fn maintenance_pool() -> sqlx::PgPool {
-    let url = std::env::var("TENANCY_RUNTIME_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let url = [
+        "TENANCY_RUNTIME_TEST_DATABASE_URL",
+        "TENANCY_TEST_DATABASE_URL",
+        "DATABASE_URL",
+    ]
+    .iter()
+    .find_map(|var| std::env::var(var).ok().filter(|url| !url.is_empty()))
+    .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
     sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
         .connect(&url)
