@@ -287,7 +287,7 @@ async fn ensure_template() -> Result<String> {
     TEMPLATE_NAME
         .get_or_try_init(|| async {
             let name = template_name()?;
-            let admin = admin_url().await;
+            let admin = try_admin_url().await?;
             let mut lock = migration_lock(&admin).await?;
             let state: Option<bool> = sqlx::query_scalar(
                 "SELECT datistemplate FROM pg_catalog.pg_database WHERE datname = $1",
