@@ -82,6 +82,29 @@ pub fn table_repository_tokens(
     }
 }
 
+/// [`table_repository_tokens`] for `#[derive(TenantScoped)]`: `markers` gives the marker type
+/// of each role name as the caller's own tokens (a path the user wrote, with its spans), so a
+/// misspelled role is reported by rustc at the user's token. Roles not in `markers` are named
+/// `<roles_path>::<Role>` as usual.
+pub fn table_repository_tokens_with_markers(
+    model: &Model,
+    table: &Table,
+    roles_path: &syn::Path,
+    markers: &[(String, TokenStream)],
+) -> TokenStream {
+    match Shape::of(model, table) {
+        Some(shape) => repository::repository_tokens_with_markers(&shape, roles_path, markers),
+        None => TokenStream::new(),
+    }
+}
+
+/// The Rust type names the repository of `table` defines: `(repository, row)`, e.g.
+/// `("Documents", "Document")` for `documents`.
+pub fn type_names(table: &str) -> (String, String) {
+    let names = naming::TypeNames::for_table(table);
+    (names.repository, names.row)
+}
+
 /// The files of the repository crate, paths relative to its directory: `src/lib.rs` and one
 /// `src/<table>.rs` per table with a repository, each formatted with prettyplease and
 /// starting with [`HEADER`]. Deterministic: the same model gives byte-identical files.

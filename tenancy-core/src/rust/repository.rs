@@ -26,6 +26,9 @@ fn doc(text: &str) -> TokenStream {
 struct Emitter<'s, 'm> {
     shape: &'s Shape<'m>,
     roles_path: &'s syn::Path,
+    /// Marker types given explicitly per role name (the derive passes the user's tokens, so
+    /// an unknown role is reported at them); roles not listed use `roles_path`.
+    markers: &'s [(String, TokenStream)],
 }
 
 impl Emitter<'_, '_> {
@@ -61,6 +64,9 @@ impl Emitter<'_, '_> {
 
     fn role_type(&self, command: Command) -> Option<(TokenStream, &str)> {
         let role = self.shape.method_role(command)?;
+        if let Some((_, marker)) = self.markers.iter().find(|(name, _)| name == role) {
+            return Some((marker.clone(), role));
+        }
         let path = self.roles_path;
         let marker = ident(&camel_case(role));
         Some((quote!(#path::#marker), role))
@@ -709,7 +715,20 @@ impl Emitter<'_, '_> {
 
 /// The whole repository of `shape`'s table.
 pub(crate) fn repository_tokens(shape: &Shape<'_>, roles_path: &syn::Path) -> TokenStream {
-    let emitter = Emitter { shape, roles_path };
+    repository_tokens_with_markers(shape, roles_path, &[])
+}
+
+/// [`repository_tokens`] with explicit marker types for some roles.
+pub(crate) fn repository_tokens_with_markers(
+    shape: &Shape<'_>,
+    roles_path: &syn::Path,
+    markers: &[(String, TokenStream)],
+) -> TokenStream {
+    let emitter = Emitter {
+        shape,
+        roles_path,
+        markers,
+    };
     let parts = [
         emitter.project_role_enum(),
         emitter.row_struct(),

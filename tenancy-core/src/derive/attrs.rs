@@ -1,0 +1,718 @@
+//! Reading `#[tenancy(...)]` attributes into a [`Table`], with every misuse recorded as a
+//! spanned error.
+
+use proc_macro2::Span;
+use syn::meta::ParseNestedMeta;
+
+use crate::model::{
+    Column, Command, ForeignKey, Index, IndexMethod, OnDelete, Rule, SqlType, Table,
+    TableKind, PROJECT_COLUMN, TENANT_COLUMN,
+};
+
+use super::types::{self, RustType};
+use super::{role_name, suggestion, DerivedTable, Errors};
+
+/// Every key `#[tenancy(...)]` accepts on the struct.
+const STRUCT_KEYS: [&str; 12] = [
+    "table",
+    "scoped",
+    "global",
+    "primary_key",
+    "unique",
+    "index",
+    "gin_index",
+    "select",
+    "insert",
+    "update",
+    "delete",
+    "roles",
+];
+
+/// Every key `#[tenancy(...)]` accepts on a field.
+const FIELD_KEYS: [&str; 6] = [
+    "sql_type",
+    "default",
+    "references",
+    "on_delete",
+    "unique",
+    "primary_key",
+];
+
+/// A list of column names as written, e.g. the `(id, ordinal)` of `unique(id, ordinal)`.
+type ColumnList = Vec<syn::Ident>;
+
+/// The struct-level attributes, as written.
+#[derive(Default)]
+struct StructAttrs {
+    table: Option<syn::LitStr>,
+    kind: Option<(TableKind, syn::Ident)>,
+    primary_keys: Vec<(Span, ColumnList)>,
+    unique_keys: Vec<ColumnList>,
+    indexes: Vec<(IndexMethod, ColumnList)>,
+    rules: Vec<(Command, syn::Ident, Option<syn::Path>)>,
+    roles: Option<syn::Path>,
+}
+
+/// The field-level attributes, as written.
+#[derive(Default)]
+struct FieldAttrs {
+    sql_type: Option<syn::LitStr>,
+    default: Option<syn::Expr>,
+    references: Option<syn::LitStr>,
+    on_delete: Option<syn::LitStr>,
+    unique: bool,
+    primary_key: Option<syn::Ident>,
+}
+
+fn is_tenancy(attr: &syn::Attribute) -> bool {
+    attr.path().is_ident("tenancy")
+}
+
+/// The `///` text of `attrs` (one leading space removed per line, lines joined by `\n`), as
+/// the DSL keeps it.
+fn doc_text(attrs: &[syn::Attribute]) -> Option<String> {
+    let lines: Vec<String> = attrs
+        .iter()
+        .filter(|a| a.path().is_ident("doc"))
+        .filter_map(|a| match &a.meta {
+            syn::Meta::NameValue(syn::MetaNameValue {
+                value:
+                    syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Str(text),
+                        ..
+                    }),
+                ..
+            }) => {
+                let text = text.value();
+                Some(text.strip_prefix(' ').unwrap_or(&text).to_owned())
+            }
+            _ => None,
+        })
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
+/// Skips the value of an unknown key (`= expr` or `(...)`) so parsing can go on.
+fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+    if meta.input.peek(syn::Token![=]) {
+        meta.value()?.parse::<syn::Expr>()?;
+    } else if meta.input.peek(syn::token::Paren) {
+        meta.input.parse::<proc_macro2::TokenTree>()?;
+    }
+    Ok(())
+}
+
+/// The identifier of a key (`table`), or an error for a path like `a::b`.
+fn key_ident(meta: &ParseNestedMeta<'_>) -> syn::Result<syn::Ident> {
+    meta.path
+        .get_ident()
+        .cloned()
+        .ok_or_else(|| meta.error("expected a key such as `table = \"...\"`"))
+}
+
+fn unknown_key(errors: &mut Errors, key: &syn::Ident, what: &str, known: &[&str]) {
+    let name = key.to_string();
+    let message = match suggestion(&name, known) {
+        Some(s) => format!("unknown {what} attribute `{name}` in #[tenancy(...)]; did you mean `{s}`?"),
+        None => format!(
+            "unknown {what} attribute `{name}` in #[tenancy(...)]; expected one of: {}",
+            known.join(", ")
+        ),
+    };
+    errors.spanned(key, message);
+}
+
+/// A parenthesised list of column identifiers: `(a, b)`.
+fn column_list(meta: &ParseNestedMeta<'_>) -> syn::Result<ColumnList> {
+    let mut columns = Vec::new();
+    meta.parse_nested_meta(|inner| {
+        columns.push(key_ident(&inner)?);
+        Ok(())
+    })?;
+    if columns.is_empty() {
+        return Err(meta.error("expected at least one column, e.g. `(id)`"));
+    }
+    Ok(columns)
+}
+
+fn parse_struct_attrs(attrs: &[syn::Attribute], errors: &mut Errors) -> StructAttrs {
+    let mut out = StructAttrs::default();
+    for attr in attrs.iter().filter(|a| is_tenancy(a)) {
+        let result = attr.parse_nested_meta(|meta| {
+            let key = key_ident(&meta)?;
+            let name = key.to_string();
+            let command = match name.as_str() {
+                "select" => Some(Command::Select),
+                "insert" => Some(Command::Insert),
+                "update" => Some(Command::Update),
+                "delete" => Some(Command::Delete),
+                _ => None,
+            };
+            if let Some(command) = command {
+                let role = if meta.input.peek(syn::Token![=]) {
+                    Some(meta.value()?.parse::<syn::Path>()?)
+                } else {
+                    None
+                };
+                if out.rules.iter().any(|(c, _, _)| *c == command) {
+                    errors.spanned(&key, format!("duplicate `{name}` rule"));
+                } else {
+                    out.rules.push((command, key, role));
+                }
+                return Ok(());
+            }
+            match name.as_str() {
+                "table" => {
+                    let value: syn::LitStr = meta.value()?.parse()?;
+                    if out.table.is_some() {
+                        errors.spanned(&key, "duplicate `table`");
+                    }
+                    out.table = Some(value);
+                }
+                "scoped" | "global" => {
+                    let kind = if name == "scoped" {
+                        TableKind::Scoped
+                    } else {
+                        TableKind::Global
+                    };
+                    if let Some((_, first)) = &out.kind {
+                        errors.spanned(
+                            &key,
+                            format!("`{name}` conflicts with `{first}`: a table is either scoped or global"),
+                        );
+                    } else {
+                        out.kind = Some((kind, key));
+                    }
+                }
+                "primary_key" => out.primary_keys.push((key.span(), column_list(&meta)?)),
+                "unique" => out.unique_keys.push(column_list(&meta)?),
+                "index" => out.indexes.push((IndexMethod::BTree, column_list(&meta)?)),
+                "gin_index" => out.indexes.push((IndexMethod::Gin, column_list(&meta)?)),
+                "roles" => out.roles = Some(meta.value()?.parse()?),
+                _ => {
+                    unknown_key(errors, &key, "struct", &STRUCT_KEYS);
+                    skip_value(&meta)?;
+                }
+            }
+            Ok(())
+        });
+        if let Err(error) = result {
+            errors.push(error);
+        }
+    }
+    out
+}
+
+fn parse_field_attrs(attrs: &[syn::Attribute], errors: &mut Errors) -> FieldAttrs {
+    let mut out = FieldAttrs::default();
+    for attr in attrs.iter().filter(|a| is_tenancy(a)) {
+        let result = attr.parse_nested_meta(|meta| {
+            let key = key_ident(&meta)?;
+            match key.to_string().as_str() {
+                "sql_type" => out.sql_type = Some(meta.value()?.parse()?),
+                "default" => out.default = Some(meta.value()?.parse()?),
+                "references" => out.references = Some(meta.value()?.parse()?),
+                "on_delete" => out.on_delete = Some(meta.value()?.parse()?),
+                "unique" => out.unique = true,
+                "primary_key" => out.primary_key = Some(key),
+                _ => {
+                    unknown_key(errors, &key, "field", &FIELD_KEYS);
+                    skip_value(&meta)?;
+                }
+            }
+            Ok(())
+        });
+        if let Err(error) = result {
+            errors.push(error);
+        }
+    }
+    out
+}
+
+/// True for `[a-z_][a-z0-9_]*` of at most 63 bytes (a plain PostgreSQL identifier).
+fn is_plain_identifier(name: &str) -> bool {
+    name.len() <= 63
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// `documents(id)` or `documents` -> (table, target columns).
+fn parse_reference(text: &str) -> Option<(String, Vec<String>)> {
+    let text = text.trim();
+    let (table, columns) = match text.split_once('(') {
+        Some((table, rest)) => {
+            let inner = rest.strip_suffix(')')?;
+            let columns: Vec<String> = inner.split(',').map(|c| c.trim().to_owned()).collect();
+            (table.trim(), columns)
+        }
+        None => (text, Vec::new()),
+    };
+    let valid = is_plain_identifier(table) && columns.iter().all(|c| is_plain_identifier(c));
+    valid.then(|| (table.to_owned(), columns))
+}
+
+fn parse_on_delete(text: &str) -> Option<OnDelete> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "cascade" => Some(OnDelete::Cascade),
+        "restrict" => Some(OnDelete::Restrict),
+        "set null" | "set_null" => Some(OnDelete::SetNull),
+        "no action" | "no_action" => Some(OnDelete::NoAction),
+        _ => None,
+    }
+}
+
+/// One field turned into a column (or `None` after recording why not).
+fn build_column(
+    field: &syn::Field,
+    ident: &syn::Ident,
+    name: &str,
+    attrs: &FieldAttrs,
+    errors: &mut Errors,
+) -> Option<Column> {
+    let (inner, nullable) = types::strip_option(&field.ty);
+    let declared = match &attrs.sql_type {
+        Some(lit) => match types::parse_sql_type(&lit.value()) {
+            Ok(ty) => Some((ty, lit)),
+            Err(message) => {
+                errors.spanned(lit, message);
+                return None;
+            }
+        },
+        None => None,
+    };
+    let ty = match (types::rust_type(inner), declared) {
+        (RustType::Known(ty), None) => ty,
+        (RustType::Known(ty), Some((declared, lit))) => {
+            if ty != declared {
+                errors.spanned(
+                    lit,
+                    format!(
+                        "`sql_type = \"{}\"` does not match the field's Rust type, which maps to `{}`; a `{}` column is read into `{}`",
+                        lit.value(),
+                        ty.dsl_name(),
+                        declared.dsl_name(),
+                        types::rust_type_name(declared)
+                    ),
+                );
+                return None;
+            }
+            ty
+        }
+        (RustType::Vector, Some((SqlType::Vector(n), _))) => SqlType::Vector(n),
+        (RustType::Vector, Some((_, lit))) => {
+            errors.spanned(lit, "a `Vector` field needs `sql_type = \"vector(N)\"`");
+            return None;
+        }
+        (RustType::Vector, None) => {
+            errors.spanned(
+                inner,
+                format!("the dimension of `{ident}` is unknown; add #[tenancy(sql_type = \"vector(N)\")], e.g. `vector(384)`"),
+            );
+            return None;
+        }
+        (RustType::Unknown(_), Some((declared, _))) => declared,
+        (RustType::Unknown(ty), None) => {
+            errors.spanned(
+                ty,
+                format!(
+                    "unsupported field type for column `{name}`; use uuid::Uuid, String, i16, i32, i64, f32, f64, bool, chrono::NaiveDate, chrono::DateTime<Utc>, serde_json::Value, Vec<u8> (or Option of one), or add #[tenancy(sql_type = \"...\")]"
+                ),
+            );
+            return None;
+        }
+    };
+    let default = match &attrs.default {
+        Some(expr) => match types::parse_default(expr) {
+            Ok(value) => match types::check_default(&value, ty) {
+                Ok(()) => Some(value),
+                Err(message) => {
+                    errors.spanned(expr, message);
+                    None
+                }
+            },
+            Err(message) => {
+                errors.spanned(expr, message);
+                None
+            }
+        },
+        None => None,
+    };
+    Some(Column {
+        name: name.to_owned(),
+        ty,
+        nullable,
+        default,
+        doc: doc_text(&field.attrs),
+    })
+}
+
+/// Checks that every column of `list` exists; records an error for each one that does not.
+fn check_columns(list: &[syn::Ident], known: &[&str], errors: &mut Errors) -> Vec<String> {
+    let mut out = Vec::new();
+    for column in list {
+        let name = column.to_string();
+        if known.contains(&name.as_str()) {
+            out.push(name);
+        } else {
+            let message = match suggestion(&name, known) {
+                Some(s) => format!("no field `{name}` in this struct; did you mean `{s}`?"),
+                None => format!("no field `{name}` in this struct"),
+            };
+            errors.spanned(column, message);
+        }
+    }
+    out
+}
+
+/// Builds the table of `input`, recording every problem in `errors`.
+pub(crate) fn build(input: &syn::DeriveInput, errors: &mut Errors) -> Option<DerivedTable> {
+    let attrs = parse_struct_attrs(&input.attrs, errors);
+    if !input.generics.params.is_empty() {
+        errors.spanned(
+            &input.generics,
+            "#[derive(TenantScoped)] does not support generic structs",
+        );
+    }
+    let fields = match &input.data {
+        syn::Data::Struct(syn::DataStruct {
+            fields: syn::Fields::Named(fields),
+            ..
+        }) => Some(&fields.named),
+        _ => {
+            errors.spanned(
+                &input.ident,
+                "#[derive(TenantScoped)] needs a struct with named fields (one per column)",
+            );
+            None
+        }
+    };
+    let table_name = match &attrs.table {
+        Some(lit) if is_plain_identifier(&lit.value()) => Some(lit.value()),
+        Some(lit) => {
+            errors.spanned(
+                lit,
+                "a table name must be a plain lower-case SQL identifier (`[a-z_][a-z0-9_]*`, at most 63 bytes)",
+            );
+            None
+        }
+        None => {
+            errors.spanned(
+                &input.ident,
+                format!(
+                    "missing table name; add #[tenancy(table = \"...\")] to `{}`",
+                    input.ident
+                ),
+            );
+            None
+        }
+    };
+    let kind = match &attrs.kind {
+        Some((kind, _)) => Some(*kind),
+        None => {
+            errors.spanned(
+                &input.ident,
+                "missing table kind; add `scoped` (owned by a project) or `global` (shared by all tenants) to #[tenancy(...)]",
+            );
+            None
+        }
+    };
+    let scoped = kind == Some(TableKind::Scoped);
+
+    let mut columns = Vec::new();
+    let mut field_names = Vec::new();
+    let mut field_pks: Vec<(syn::Ident, String)> = Vec::new();
+    let mut unique_keys: Vec<Vec<String>> = Vec::new();
+    let mut foreign_keys = Vec::new();
+    for field in fields.into_iter().flatten() {
+        let Some(ident) = &field.ident else { continue };
+        let name = syn::ext::IdentExt::unraw(ident).to_string();
+        let field_attrs = parse_field_attrs(&field.attrs, errors);
+        if scoped && (name == TENANT_COLUMN || name == PROJECT_COLUMN) {
+            errors.spanned(
+                ident,
+                format!(
+                    "`{name}` is generated for every scoped table; remove this field (the scope supplies the tenant and project, and the generated row type `<table>::<Row>` has `{name}`)"
+                ),
+            );
+            continue;
+        }
+        field_names.push((ident.clone(), name.clone()));
+        let Some(column) = build_column(field, ident, &name, &field_attrs, errors) else {
+            continue;
+        };
+        if let Some(pk) = &field_attrs.primary_key {
+            field_pks.push((pk.clone(), name.clone()));
+        }
+        if field_attrs.unique {
+            unique_keys.push(vec![name.clone()]);
+        }
+        match (&field_attrs.references, &field_attrs.on_delete) {
+            (Some(lit), on_delete) => {
+                let on_delete = match on_delete {
+                    Some(action) => match parse_on_delete(&action.value()) {
+                        Some(OnDelete::SetNull) if !column.nullable => {
+                            errors.spanned(
+                                action,
+                                format!("`on_delete = \"set null\"` needs a nullable column; make `{ident}` an `Option<...>`"),
+                            );
+                            OnDelete::SetNull
+                        }
+                        Some(action) => action,
+                        None => {
+                            errors.spanned(
+                                action,
+                                "unknown `on_delete`; expected \"cascade\", \"restrict\", \"set null\" or \"no action\"",
+                            );
+                            OnDelete::NoAction
+                        }
+                    },
+                    None => OnDelete::NoAction,
+                };
+                match parse_reference(&lit.value()) {
+                    Some((table, target_columns)) => foreign_keys.push(ForeignKey {
+                        columns: vec![name.clone()],
+                        table,
+                        target_columns,
+                        on_delete,
+                    }),
+                    None => errors.spanned(
+                        lit,
+                        "expected `references = \"table(column, ...)\"` or `references = \"table\"`",
+                    ),
+                }
+            }
+            (None, Some(action)) => {
+                errors.spanned(action, "`on_delete` needs `references = \"table(column)\"`")
+            }
+            (None, None) => {}
+        }
+        columns.push(column);
+    }
+
+    // Keys and indexes may name the generated scope columns.
+    let mut known: Vec<&str> = field_names.iter().map(|(_, n)| n.as_str()).collect();
+    if scoped {
+        known.extend([TENANT_COLUMN, PROJECT_COLUMN]);
+    }
+    let mut primary_key: Vec<String> = Vec::new();
+    let mut pk_spans: Vec<Span> = Vec::new();
+    for (pk, name) in &field_pks {
+        pk_spans.push(pk.span());
+        if primary_key.is_empty() {
+            primary_key = vec![name.clone()];
+        }
+    }
+    for (span, list) in &attrs.primary_keys {
+        pk_spans.push(*span);
+        let checked = check_columns(list, &known, errors);
+        if primary_key.is_empty() && checked.len() == list.len() {
+            primary_key = checked;
+        }
+    }
+    for extra in pk_spans.iter().skip(1) {
+        errors.at(
+            *extra,
+            "a table has one primary key; use `unique(...)` for the other keys",
+        );
+    }
+    if pk_spans.is_empty() && kind.is_some() && fields.is_some() {
+        errors.spanned(
+            &input.ident,
+            format!(
+                "{} table `{}` has no primary key; add `primary_key(id)` to #[tenancy(...)] or #[tenancy(primary_key)] to a field",
+                kind.map_or("a", |k| k.keyword()),
+                table_name.as_deref().unwrap_or("?")
+            ),
+        );
+    }
+    for name in &primary_key {
+        if columns.iter().any(|c| &c.name == name && c.nullable) {
+            if let Some((ident, _)) = field_names.iter().find(|(_, n)| n == name) {
+                errors.spanned(
+                    ident,
+                    format!("primary key column `{name}` cannot be an `Option`"),
+                );
+            }
+        }
+    }
+    for list in &attrs.unique_keys {
+        let checked = check_columns(list, &known, errors);
+        if checked.len() == list.len() && !unique_keys.contains(&checked) {
+            unique_keys.push(checked);
+        }
+    }
+    let mut indexes = Vec::new();
+    for (method, list) in &attrs.indexes {
+        let checked = check_columns(list, &known, errors);
+        if *method == IndexMethod::Gin {
+            for ident in list {
+                let ty = columns.iter().find(|c| *ident == c.name).map(|c| c.ty);
+                if ty.is_some_and(|ty| ty != SqlType::Jsonb) {
+                    errors.spanned(ident, "a `gin_index` is for `jsonb` columns");
+                }
+            }
+        }
+        if checked.len() == list.len() {
+            indexes.push(Index {
+                columns: checked,
+                method: *method,
+            });
+        }
+    }
+
+    let rules = build_rules(&attrs, kind, errors);
+    let role_markers = role_markers(&attrs);
+
+    if !errors.is_empty() {
+        return None;
+    }
+    let (table_name, kind) = (table_name?, kind?);
+    Some(DerivedTable {
+        table: Table {
+            name: table_name,
+            kind,
+            doc: doc_text(&input.attrs),
+            columns,
+            primary_key,
+            unique_keys,
+            foreign_keys,
+            indexes,
+            rules,
+        },
+        struct_ident: input.ident.clone(),
+        role_markers,
+        fields: field_names,
+    })
+}
+
+/// The rules in canonical command order, checked against the table kind.
+fn build_rules(attrs: &StructAttrs, kind: Option<TableKind>, errors: &mut Errors) -> Vec<Rule> {
+    let mut rules = Vec::new();
+    for command in Command::ALL {
+        let Some((_, key, role)) = attrs.rules.iter().find(|(c, _, _)| *c == command) else {
+            continue;
+        };
+        match (kind, role) {
+            (Some(TableKind::Global), _) if command != Command::Select => {
+                errors.spanned(
+                    key,
+                    format!("a global table cannot allow `{command}`: it is shared by every tenant and read-only for the application"),
+                );
+            }
+            (Some(TableKind::Global), Some(role)) => {
+                errors.spanned(
+                    role,
+                    "global tables have no project, so no project role applies; write `select` without a role",
+                );
+            }
+            (Some(TableKind::Global), None) => rules.push(Rule {
+                command,
+                min_role: String::new(),
+            }),
+            (_, None) => {
+                errors.spanned(
+                    key,
+                    format!("`{command}` names no role; write the lowest role allowed, e.g. `{command} = Viewer`"),
+                );
+            }
+            (_, Some(role)) => rules.push(Rule {
+                command,
+                min_role: role_name(role),
+            }),
+        }
+    }
+    rules
+}
+
+/// Each role's marker type: `<roles>::<Ident>` when `roles = path` is given and the role is
+/// a single identifier, the path as written otherwise.
+fn role_markers(attrs: &StructAttrs) -> Vec<(String, syn::Path)> {
+    let mut out: Vec<(String, syn::Path)> = Vec::new();
+    for (_, _, role) in &attrs.rules {
+        let Some(role) = role else { continue };
+        let name = role_name(role);
+        if out.iter().any(|(n, _)| *n == name) {
+            continue;
+        }
+        let path = match (&attrs.roles, role.get_ident()) {
+            (Some(prefix), Some(ident)) => {
+                let mut path = prefix.clone();
+                path.segments.push(syn::PathSegment::from(ident.clone()));
+                path
+            }
+            _ => role.clone(),
+        };
+        out.push((name, path));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::DefaultValue;
+
+    fn errors_of(input: syn::DeriveInput) -> Vec<String> {
+        let mut errors = Errors::default();
+        let table = build(&input, &mut errors);
+        match errors.finish() {
+            Ok(()) => {
+                assert!(table.is_some());
+                Vec::new()
+            }
+            Err(error) => error.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let errors = errors_of(syn::parse_quote! {
+            #[tenancy(tabel = "x", scoped, select = Viewer)]
+            struct Thing {
+                tenant_id: uuid::Uuid,
+                weird: std::collections::HashMap<String, String>,
+            }
+        });
+        assert_eq!(errors.len(), 5, "{errors:#?}");
+        assert!(errors[0].contains("did you mean `table`"));
+        assert!(errors.iter().any(|e| e.contains("missing table name")));
+        assert!(errors.iter().any(|e| e.contains("`tenant_id` is generated")));
+        assert!(errors.iter().any(|e| e.contains("unsupported field type")));
+        assert!(errors.iter().any(|e| e.contains("has no primary key")));
+    }
+
+    #[test]
+    fn field_attributes_build_columns_and_keys() {
+        let mut errors = Errors::default();
+        let input: syn::DeriveInput = syn::parse_quote! {
+            /// Doc line.
+            #[tenancy(table = "chunks", scoped, primary_key(id), unique(document_id, ordinal))]
+            #[tenancy(select = Viewer, insert = roles::Editor)]
+            struct Chunk {
+                #[tenancy(default = "gen_random_uuid()")]
+                id: Uuid,
+                #[tenancy(references = "documents(id)", on_delete = "cascade")]
+                document_id: Uuid,
+                ordinal: i32,
+                #[tenancy(sql_type = "vector(3)")]
+                embedding: Option<pgvector::Vector>,
+            }
+        };
+        let derived = build(&input, &mut errors).expect("valid");
+        assert!(errors.is_empty());
+        let table = derived.table;
+        assert_eq!(table.doc.as_deref(), Some("Doc line."));
+        assert_eq!(table.columns[3].ty, SqlType::Vector(3));
+        assert!(table.columns[3].nullable);
+        assert_eq!(table.columns[0].default, Some(DefaultValue::GenRandomUuid));
+        assert_eq!(table.foreign_keys[0].on_delete, OnDelete::Cascade);
+        assert_eq!(table.rules[1].min_role, "editor");
+        assert_eq!(table.unique_keys, vec![vec!["document_id", "ordinal"]]);
+        assert_eq!(derived.role_markers.len(), 2);
+    }
+}
