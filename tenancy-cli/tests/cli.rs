@@ -1,5 +1,7 @@
 //! End-to-end tests of the `tenancy` binary on copies of the real policies.
 
+#![allow(clippy::expect_used)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -64,7 +66,11 @@ fn generate_then_check_then_edit_makes_check_fail() {
 
     // Generating twice changes nothing (deterministic output).
     let second = tenancy(dir.path(), &["generate"]);
-    assert!(text(&second.stdout).contains("(0 changed)"), "{}", text(&second.stdout));
+    assert!(
+        text(&second.stdout).contains("(0 changed)"),
+        "{}",
+        text(&second.stdout)
+    );
 
     // Edit a policy without regenerating: --check must fail and name the stale file.
     let policy = dir.path().join("policies/rag.tenancy");
@@ -77,12 +83,19 @@ fn generate_then_check_then_edit_makes_check_fail() {
     let stderr = text(&stale.stderr);
     assert!(stderr.contains("stale: "), "{stderr}");
     assert!(stderr.contains("0002_tables.sql"), "{stderr}");
-    assert!(stderr.lines().last().is_some_and(|l| l.starts_with("error: ")));
+    assert!(stderr
+        .lines()
+        .last()
+        .is_some_and(|l| l.starts_with("error: ")));
 
     // A stray file in a generator-owned directory is reported as extra.
     tenancy(dir.path(), &["generate"]);
-    fs::write(dir.path().join("generated/migrations/9999_hand_written.sql"), "select 1;")
-        .expect("write");
+    fs::write(
+        dir.path()
+            .join("generated/migrations/9999_hand_written.sql"),
+        "select 1;",
+    )
+    .expect("write");
     let extra = tenancy(dir.path(), &["generate", "--check"]);
     assert_eq!(extra.status.code(), Some(1));
     assert!(text(&extra.stderr).contains("9999_hand_written.sql (not generated"));
@@ -94,7 +107,11 @@ fn check_reports_every_error_with_a_caret_and_exits_1() {
     let policy = dir.path().join("policies/rag.tenancy");
     let broken = fs::read_to_string(&policy)
         .expect("read")
-        .replacen("allow insert, update to editor", "allow insert, update to editr", 1)
+        .replacen(
+            "allow insert, update to editor",
+            "allow insert, update to editr",
+            1,
+        )
         .replacen("created_by uuid", "created_by uuidd", 1);
     fs::write(&policy, broken).expect("write");
     let out = tenancy(dir.path(), &["check"]);
