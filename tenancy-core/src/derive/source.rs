@@ -92,33 +92,28 @@ pub fn tables_in_source(file: &SourceFile) -> Result<Vec<DerivedTable>, DeriveSo
     }
 }
 
-/// Turns Rust source files into policy sources: for each file with at least one
-/// `#[derive(TenantScoped)]` struct, one `.tenancy` text named `<file> (derived)` holding
-/// its tables ([`table_to_dsl`]), each preceded by a comment naming its struct. Compile
-/// them with the `tenancy { }` block and the core tables (`crate::dsl::compile`) to get
-/// the merged, validated model.
+/// Turns Rust source files into policy sources: one `.tenancy` text per
+/// `#[derive(TenantScoped)]` struct ([`table_to_dsl`]), named `<file>:<line> (struct Name)`
+/// so that a diagnostic on it says which struct it is about. Compile them after the
+/// `tenancy { }` block and the core tables (`crate::dsl::compile`) to get the merged,
+/// validated model; tables keep the order of the files and of the structs in each file.
 pub fn derived_policy_sources(rust: &[SourceFile]) -> Result<Vec<SourceFile>, DeriveSourceError> {
     let mut out = Vec::new();
     let mut problems = Vec::new();
     for file in rust {
         match tables_in_source(file) {
-            Ok(tables) if tables.is_empty() => {}
             Ok(tables) => {
-                let mut text = format!(
-                    "// Derived from the #[derive(TenantScoped)] structs in {}.\n",
-                    file.name
-                );
                 for derived in &tables {
-                    let line = struct_line(&file.text, &derived.struct_ident.to_string());
-                    text.push_str(&format!(
-                        "\n// struct {} ({}{})\n",
-                        derived.struct_ident,
-                        file.name,
-                        line.map(|l| format!(":{l}")).unwrap_or_default()
+                    let name = derived.struct_ident.to_string();
+                    let at = match struct_line(&file.text, &name) {
+                        Some(line) => format!("{}:{line}", file.name),
+                        None => file.name.clone(),
+                    };
+                    out.push(SourceFile::new(
+                        format!("{at} (struct {name})"),
+                        table_to_dsl(&derived.table),
                     ));
-                    text.push_str(&table_to_dsl(&derived.table));
                 }
-                out.push(SourceFile::new(format!("{} (derived)", file.name), text));
             }
             Err(error) => problems.extend(error.problems),
         }
