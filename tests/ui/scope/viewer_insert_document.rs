@@ -1,0 +1,24 @@
+// Inserting a document needs editor; a viewer scope does not compile.
+use tenancy_generated::roles::Viewer;
+use tenancy_generated::{Documents, NewDocument};
+use tenancy_runtime::{ProjectScope, ScopedTx};
+use uuid::Uuid;
+
+async fn misuse(tx: &mut ScopedTx<ProjectScope<Viewer>>) {
+    let new = NewDocument {
+        id: None,
+        title: "t".to_owned(),
+        source_uri: None,
+        mime_type: None,
+        content_hash: "h".to_owned(),
+        metadata: None,
+        created_by: Uuid::nil(),
+        created_at: None,
+        updated_at: None,
+    };
+    let _ = Documents::insert(tx, new).await;
+}
+
+fn main() {
+    let _ = misuse;
+}
