@@ -1,0 +1,150 @@
+//! Findings, the report that collects them, and the stable finding codes.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// The stable finding codes (documented in `docs/audit.md`). A code never changes meaning.
+pub mod codes {
+    /// A table of the model does not exist in the `public` schema.
+    pub const TABLE_MISSING: &str = "TA001";
+    /// A tenant-owned table does not have row-level security enabled.
+    pub const RLS_DISABLED: &str = "TA002";
+    /// A tenant-owned table does not have row-level security forced (its owner bypasses it).
+    pub const RLS_NOT_FORCED: &str = "TA003";
+    /// A generated policy is missing.
+    pub const POLICY_MISSING: &str = "TA010";
+    /// A policy exists on a model table that the generator does not create.
+    pub const POLICY_EXTRA: &str = "TA011";
+    /// A policy exists but its kind, command, roles, USING or WITH CHECK differ.
+    pub const POLICY_DIFFERS: &str = "TA012";
+    /// The app role does not exist.
+    pub const APP_ROLE_MISSING: &str = "TA020";
+    /// The app role is a superuser.
+    pub const APP_ROLE_SUPERUSER: &str = "TA021";
+    /// The app role has BYPASSRLS.
+    pub const APP_ROLE_BYPASSRLS: &str = "TA022";
+    /// The app role owns an object of the database (or the database itself).
+    pub const APP_ROLE_OWNS: &str = "TA023";
+    /// The app role is a member (directly or not) of the owner role.
+    pub const APP_ROLE_MEMBER_OF_OWNER: &str = "TA024";
+    /// The app role holds TRUNCATE, REFERENCES or TRIGGER on a table.
+    pub const APP_ROLE_PRIVILEGE: &str = "TA025";
+    /// A foreign key between tenant-owned tables does not pair the tenant columns.
+    pub const FOREIGN_KEY_WITHOUT_TENANT: &str = "TA030";
+    /// A primary key or unique key/index of a scoped table does not contain `tenant_id`.
+    pub const UNIQUE_WITHOUT_TENANT: &str = "TA031";
+    /// A context helper the generator creates is missing.
+    pub const HELPER_MISSING: &str = "TA040";
+    /// A context helper is not STABLE.
+    pub const HELPER_NOT_STABLE: &str = "TA041";
+    /// A context helper has no fixed `search_path`.
+    pub const HELPER_SEARCH_PATH: &str = "TA042";
+    /// A SECURITY DEFINER function is not on the generated allowlist.
+    pub const SECURITY_DEFINER_NOT_ALLOWED: &str = "TA043";
+    /// A SECURITY DEFINER function is executable by PUBLIC.
+    pub const SECURITY_DEFINER_PUBLIC: &str = "TA044";
+    /// A view over tenant-owned tables runs with its owner's rights (no `security_invoker`),
+    /// or a materialized view copies their rows outside row-level security.
+    pub const VIEW_NOT_INVOKER: &str = "TA050";
+    /// A scope column (`tenant_id`, `project_id`) is missing from a scoped table.
+    pub const SCOPE_COLUMN_MISSING: &str = "TA060";
+    /// A scope column accepts NULL.
+    pub const SCOPE_COLUMN_NULLABLE: &str = "TA061";
+    /// A scope column has a default (or is an identity/generated column).
+    pub const SCOPE_COLUMN_DEFAULT: &str = "TA062";
+}
+
+/// One thing wrong with the database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Stable code, e.g. `TA002` (see [`codes`]).
+    pub code: &'static str,
+    /// The object concerned, e.g. `table documents`, `policy documents_select`.
+    pub object: String,
+    /// What is wrong, in one sentence.
+    pub message: String,
+}
+
+impl Finding {
+    /// A finding with the given code, object and message.
+    pub fn new(code: &'static str, object: impl Into<String>, message: impl Into<String>) -> Self {
+        Finding {
+            code,
+            object: object.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.code, self.object, self.message)
+    }
+}
+
+/// The result of one audit: every finding, sorted by code then object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// The findings (empty when the database matches the policies).
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    /// True when there is no finding.
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+
+    /// True when at least one finding has `code`.
+    pub fn has(&self, code: &str) -> bool {
+        self.findings.iter().any(|f| f.code == code)
+    }
+
+    /// The findings with `code`.
+    pub fn with_code<'r>(&'r self, code: &'r str) -> impl Iterator<Item = &'r Finding> + 'r {
+        self.findings.iter().filter(move |f| f.code == code)
+    }
+
+    /// The distinct codes found, sorted.
+    pub fn codes(&self) -> Vec<&'static str> {
+        let mut codes: Vec<&'static str> = self.findings.iter().map(|f| f.code).collect();
+        codes.dedup();
+        codes
+    }
+
+    /// Human text: one line per finding, then a summary line.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for finding in &self.findings {
+            out.push_str(&finding.to_string());
+            out.push('\n');
+        }
+        if self.is_clean() {
+            out.push_str("audit clean: the database matches the policies\n");
+        } else {
+            out.push_str(&format!(
+                "{} finding(s) ({})\n",
+                self.findings.len(),
+                self.codes().join(", ")
+            ));
+        }
+        out
+    }
+
+    /// JSON for pipelines: `{"clean": bool, "findings": [{"code", "object", "message"}]}`.
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "clean": self.is_clean(),
+            "findings": self.findings,
+        })
+        .to_string()
+    }
+
+    /// Sorts the findings by code, then object, then message, and drops duplicates.
+    pub(crate) fn normalise(&mut self) {
+        self.findings
+            .sort_by(|a, b| (a.code, &a.object, &a.message).cmp(&(b.code, &b.object, &b.message)));
+        self.findings.dedup();
+    }
+}
