@@ -16,7 +16,13 @@ use crate::roles::{Admin, Editor, Viewer};
 
 /// A source document ingested into a project.
 #[derive(Debug, Clone, PartialEq, TenantScoped)]
-#[tenancy(table = "documents", scoped, primary_key(id), unique(content_hash), index(created_at))]
+#[tenancy(
+    table = "documents",
+    scoped,
+    primary_key(id),
+    unique(content_hash),
+    index(created_at)
+)]
 #[tenancy(select = Viewer, insert = Editor, update = Editor, delete = Admin)]
 pub struct Document {
     #[tenancy(default = "gen_random_uuid()")]
@@ -37,7 +43,12 @@ pub struct Document {
 
 /// A retrievable slice of a document, with its embedding.
 #[derive(Debug, Clone, PartialEq, TenantScoped)]
-#[tenancy(table = "chunks", scoped, primary_key(id), unique(document_id, ordinal))]
+#[tenancy(
+    table = "chunks",
+    scoped,
+    primary_key(id),
+    unique(document_id, ordinal)
+)]
 #[tenancy(select = Viewer, insert = Editor, update = Editor, delete = Editor)]
 pub struct Chunk {
     #[tenancy(default = "gen_random_uuid()")]

@@ -5,8 +5,8 @@ use proc_macro2::Span;
 use syn::meta::ParseNestedMeta;
 
 use crate::model::{
-    Column, Command, ForeignKey, Index, IndexMethod, OnDelete, Rule, SqlType, Table,
-    TableKind, PROJECT_COLUMN, TENANT_COLUMN,
+    Column, Command, ForeignKey, Index, IndexMethod, OnDelete, Rule, SqlType, Table, TableKind,
+    PROJECT_COLUMN, TENANT_COLUMN,
 };
 
 use super::types::{self, RustType};
@@ -51,6 +51,9 @@ struct StructAttrs {
     indexes: Vec<(IndexMethod, ColumnList)>,
     rules: Vec<(Command, syn::Ident, Option<syn::Path>)>,
     roles: Option<syn::Path>,
+    /// Keys an unknown key was taken for (`tabel` -> `table`): no second error says they
+    /// are missing.
+    misspelled: Vec<String>,
 }
 
 /// The field-level attributes, as written.
@@ -110,16 +113,26 @@ fn key_ident(meta: &ParseNestedMeta<'_>) -> syn::Result<syn::Ident> {
         .ok_or_else(|| meta.error("expected a key such as `table = \"...\"`"))
 }
 
-fn unknown_key(errors: &mut Errors, key: &syn::Ident, what: &str, known: &[&str]) {
+/// Records an unknown key; returns the key it was probably meant to be.
+fn unknown_key(
+    errors: &mut Errors,
+    key: &syn::Ident,
+    what: &str,
+    known: &[&str],
+) -> Option<String> {
     let name = key.to_string();
-    let message = match suggestion(&name, known) {
-        Some(s) => format!("unknown {what} attribute `{name}` in #[tenancy(...)]; did you mean `{s}`?"),
+    let meant = suggestion(&name, known);
+    let message = match &meant {
+        Some(s) => {
+            format!("unknown {what} attribute `{name}` in #[tenancy(...)]; did you mean `{s}`?")
+        }
         None => format!(
             "unknown {what} attribute `{name}` in #[tenancy(...)]; expected one of: {}",
             known.join(", ")
         ),
     };
     errors.spanned(key, message);
+    meant
 }
 
 /// A parenthesised list of column identifiers: `(a, b)`.
@@ -190,7 +203,9 @@ fn parse_struct_attrs(attrs: &[syn::Attribute], errors: &mut Errors) -> StructAt
                 "gin_index" => out.indexes.push((IndexMethod::Gin, column_list(&meta)?)),
                 "roles" => out.roles = Some(meta.value()?.parse()?),
                 _ => {
-                    unknown_key(errors, &key, "struct", &STRUCT_KEYS);
+                    if let Some(meant) = unknown_key(errors, &key, "struct", &STRUCT_KEYS) {
+                        out.misspelled.push(meant);
+                    }
                     skip_value(&meta)?;
                 }
             }
@@ -400,6 +415,7 @@ pub(crate) fn build(input: &syn::DeriveInput, errors: &mut Errors) -> Option<Der
             );
             None
         }
+        None if attrs.misspelled.iter().any(|k| k == "table") => None,
         None => {
             errors.spanned(
                 &input.ident,
@@ -413,6 +429,13 @@ pub(crate) fn build(input: &syn::DeriveInput, errors: &mut Errors) -> Option<Der
     };
     let kind = match &attrs.kind {
         Some((kind, _)) => Some(*kind),
+        None if attrs
+            .misspelled
+            .iter()
+            .any(|k| k == "scoped" || k == "global") =>
+        {
+            None
+        }
         None => {
             errors.spanned(
                 &input.ident,
@@ -678,10 +701,13 @@ mod tests {
                 weird: std::collections::HashMap<String, String>,
             }
         });
-        assert_eq!(errors.len(), 5, "{errors:#?}");
+        // The misspelled `table` is reported once, not again as a missing table name.
+        assert_eq!(errors.len(), 4, "{errors:#?}");
         assert!(errors[0].contains("did you mean `table`"));
-        assert!(errors.iter().any(|e| e.contains("missing table name")));
-        assert!(errors.iter().any(|e| e.contains("`tenant_id` is generated")));
+        assert!(!errors.iter().any(|e| e.contains("missing table name")));
+        assert!(errors
+            .iter()
+            .any(|e| e.contains("`tenant_id` is generated")));
         assert!(errors.iter().any(|e| e.contains("unsupported field type")));
         assert!(errors.iter().any(|e| e.contains("has no primary key")));
     }

@@ -36,7 +36,10 @@ fn module_ident(name: &str) -> Ident {
 /// leading `super` gets one more `super`; other paths resolve through `use super::*`.
 fn from_inside_module(path: &syn::Path) -> syn::Path {
     let mut path = path.clone();
-    let first = path.segments.first().map(|s| (s.ident.to_string(), s.ident.span()));
+    let first = path
+        .segments
+        .first()
+        .map(|s| (s.ident.to_string(), s.ident.span()));
     match first {
         Some((name, span)) if name == "self" => {
             if let Some(segment) = path.segments.first_mut() {
@@ -85,9 +88,10 @@ fn expand_table(input: &syn::DeriveInput, derived: &DerivedTable) -> TokenStream
         .collect();
     // Every role a rule names has an explicit marker, so this path is never used.
     let roles_path: syn::Path = syn::parse_quote!(crate::roles);
-    let body = model.tables.first().map(|t| {
-        rust::table_repository_tokens_with_markers(&model, t, &roles_path, &markers)
-    });
+    let body = model
+        .tables
+        .first()
+        .map(|t| rust::table_repository_tokens_with_markers(&model, t, &roles_path, &markers));
     let Some(body) = body.filter(|b| !b.is_empty()) else {
         return consts;
     };

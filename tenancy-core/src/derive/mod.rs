@@ -161,7 +161,10 @@ mod tests {
 
     #[test]
     fn suggestions_need_a_close_word() {
-        assert_eq!(suggestion("tabel", &["table", "scoped"]).as_deref(), Some("table"));
+        assert_eq!(
+            suggestion("tabel", &["table", "scoped"]).as_deref(),
+            Some("table")
+        );
         assert_eq!(suggestion("zzz", &["table", "scoped"]), None);
     }
 }

@@ -14,21 +14,24 @@ pub struct DeriveSourceError {
 
 /// True when `attrs` hold a `#[derive(...)]` naming `TenantScoped` (by any path).
 fn derives_tenant_scoped(attrs: &[syn::Attribute]) -> bool {
-    attrs.iter().filter(|a| a.path().is_ident("derive")).any(|a| {
-        let mut found = false;
-        let _ = a.parse_nested_meta(|meta| {
-            if meta
-                .path
-                .segments
-                .last()
-                .is_some_and(|s| s.ident == "TenantScoped")
-            {
-                found = true;
-            }
-            Ok(())
-        });
-        found
-    })
+    attrs
+        .iter()
+        .filter(|a| a.path().is_ident("derive"))
+        .any(|a| {
+            let mut found = false;
+            let _ = a.parse_nested_meta(|meta| {
+                if meta
+                    .path
+                    .segments
+                    .last()
+                    .is_some_and(|s| s.ident == "TenantScoped")
+                {
+                    found = true;
+                }
+                Ok(())
+            });
+            found
+        })
 }
 
 /// Every `#[derive(TenantScoped)]` struct in `items` (inline modules included), in order.
@@ -50,13 +53,14 @@ fn collect_structs(items: &[syn::Item], out: &mut Vec<syn::DeriveInput>) {
 /// The 1-based line of `struct <name>` in `text`, if it can be found.
 fn struct_line(text: &str, name: &str) -> Option<usize> {
     let needle = format!("struct {name}");
-    text.lines().position(|line| {
-        line.find(&needle).is_some_and(|at| {
-            let rest = &line[at + needle.len()..];
-            !rest.starts_with(|c: char| c.is_alphanumeric() || c == '_')
+    text.lines()
+        .position(|line| {
+            line.find(&needle).is_some_and(|at| {
+                let rest = &line[at + needle.len()..];
+                !rest.starts_with(|c: char| c.is_alphanumeric() || c == '_')
+            })
         })
-    })
-    .map(|i| i + 1)
+        .map(|i| i + 1)
 }
 
 /// The tables of every `#[derive(TenantScoped)]` struct in one Rust source file, in

@@ -67,9 +67,10 @@ pub(crate) fn rust_type(ty: &syn::Type) -> RustType<'_> {
         "DateTime" => SqlType::Timestamptz,
         "Value" | "JsonValue" if plain => SqlType::Jsonb,
         "Vector" if plain => return RustType::Vector,
-        "Vec" if single_generic(ty, "Vec").and_then(last_segment).is_some_and(|s| {
-            s.ident == "u8" && s.arguments.is_empty()
-        }) =>
+        "Vec"
+            if single_generic(ty, "Vec")
+                .and_then(last_segment)
+                .is_some_and(|s| s.ident == "u8" && s.arguments.is_empty()) =>
         {
             SqlType::Bytea
         }
@@ -279,7 +280,10 @@ mod tests {
         let ty: syn::Type = syn::parse_quote!(Option<i32>);
         let (inner, nullable) = strip_option(&ty);
         assert!(nullable);
-        assert!(matches!(rust_type(inner), RustType::Known(SqlType::Integer)));
+        assert!(matches!(
+            rust_type(inner),
+            RustType::Known(SqlType::Integer)
+        ));
     }
 
     #[test]
