@@ -27,6 +27,11 @@ struct PolicyArgs {
     /// Directory holding the `*.tenancy` policy files (all of them form one model).
     #[arg(long, default_value = "policies", value_name = "DIR")]
     policies: PathBuf,
+    /// Rust source file or directory (searched recursively) whose `#[derive(TenantScoped)]`
+    /// structs declare more tables; repeatable. The policies then need only the `tenancy`
+    /// block and the core tables.
+    #[arg(long = "rust", value_name = "PATH")]
+    rust: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,7 +105,7 @@ fn sentence(err: &anyhow::Error) -> String {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Check { policy } => {
-            let model = load(&policy.policies)?;
+            let model = load(&policy)?;
             println!(
                 "ok: {} tables, {} roles ({})",
                 model.tables.len(),
@@ -115,7 +120,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             check,
             target,
         } => {
-            let model = load(&policy.policies)?;
+            let model = load(&policy)?;
             let files = output::generate_all(&model, target.into())?;
             if check {
                 check_outputs(&out, &files)
@@ -132,7 +137,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Explain { policy, table } => {
-            let model = load(&policy.policies)?;
+            let model = load(&policy)?;
             let text = tenancy_core::explain::explain(&model, table.as_deref())?;
             print!("{text}");
             Ok(ExitCode::SUCCESS)
@@ -163,13 +168,16 @@ fn check_outputs(out: &Path, files: &[GeneratedFile]) -> Result<ExitCode> {
     )
 }
 
-/// Reads and validates the policy directory, printing every diagnostic.
-fn load(dir: &Path) -> Result<Model> {
-    let sources: Vec<SourceFile> = dsl::read_dir(dir)
+/// Reads and validates the policy directory (and the `--rust` structs), printing every
+/// diagnostic.
+fn load(policy: &PolicyArgs) -> Result<Model> {
+    let dir = policy.policies.as_path();
+    let mut sources: Vec<SourceFile> = dsl::read_dir(dir)
         .with_context(|| format!("could not read policies from `{}`", dir.display()))?;
     if sources.is_empty() {
         bail!("no `*.tenancy` files in `{}`", dir.display());
     }
+    sources.extend(derived_sources(&policy.rust)?);
     let (model, diagnostics) = dsl::compile(&sources);
     if diagnostics.error_count() + diagnostics.warning_count() > 0 {
         eprint!(
@@ -186,4 +194,53 @@ fn load(dir: &Path) -> Result<Model> {
             diagnostics.warning_count()
         ),
     }
+}
+
+// ---- --rust: tables declared with #[derive(TenantScoped)] --------------------------------
+
+/// The `.tenancy` declarations of every `#[derive(TenantScoped)]` struct in `paths`.
+fn derived_sources(paths: &[PathBuf]) -> Result<Vec<SourceFile>> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            rust_files_in(path, &mut files)
+                .with_context(|| format!("could not read `{}`", path.display()))?;
+        } else {
+            files.push(path.clone());
+        }
+    }
+    let mut rust = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("could not read `{}`", file.display()))?;
+        rust.push(SourceFile::new(file.display().to_string(), text));
+    }
+    match tenancy_core::derive::derived_policy_sources(&rust) {
+        Ok(sources) => Ok(sources),
+        Err(error) => {
+            for problem in &error.problems {
+                eprintln!("error: {problem}");
+            }
+            bail!(
+                "could not read the #[derive(TenantScoped)] structs: {} error(s)",
+                error.problems.len()
+            )
+        }
+    }
+}
+
+/// Every `*.rs` file under `dir`, sorted by path.
+fn rust_files_in(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()?;
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            rust_files_in(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    Ok(())
 }

@@ -547,9 +547,12 @@ pub(crate) fn build(input: &syn::DeriveInput, errors: &mut Errors) -> Option<Der
         errors.spanned(
             &input.ident,
             format!(
-                "{} table `{}` has no primary key; add `primary_key(id)` to #[tenancy(...)] or #[tenancy(primary_key)] to a field",
+                "{} table{} has no primary key; add `primary_key(id)` to #[tenancy(...)] or #[tenancy(primary_key)] to a field",
                 kind.map_or("a", |k| k.keyword()),
-                table_name.as_deref().unwrap_or("?")
+                table_name
+                    .as_deref()
+                    .map(|name| format!(" `{name}`"))
+                    .unwrap_or_default()
             ),
         );
     }
