@@ -580,7 +580,7 @@ async fn app_role(
             AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type e WHERE e.typarray = t.oid) \
          UNION ALL \
          SELECT 'database', d.datname::text FROM pg_catalog.pg_database d \
-          WHERE d.datowner = (SELECT oid FROM app) AND d.datname = pg_catalog.current_database() \
+          WHERE d.datdba = (SELECT oid FROM app) AND d.datname = pg_catalog.current_database() \
          ORDER BY 1, 2"
     ))
     .bind(app)
