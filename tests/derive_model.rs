@@ -128,3 +128,24 @@ fn structs_know_their_table_and_declaration() {
     assert_eq!(EmbeddingModel::TABLE_NAME, "embedding_models");
     assert!(EmbeddingModel::TENANCY_DSL.contains("    allow select\n"));
 }
+
+/// The derive as re-exported by tenancy-runtime (feature "derive", on by default).
+mod via_runtime {
+    use tenancy_generated::roles::Viewer;
+
+    /// A note.
+    #[derive(tenancy_runtime::TenantScoped)]
+    #[tenancy(table = "notes", scoped, primary_key(id), select = Viewer)]
+    pub struct Note {
+        pub id: uuid::Uuid,
+        pub body: String,
+    }
+}
+
+#[test]
+fn tenancy_runtime_reexports_the_derive() {
+    assert_eq!(via_runtime::Note::TABLE_NAME, "notes");
+    let sql = via_runtime::notes::Notes::GET_SQL;
+    assert!(sql.contains("FROM notes"), "{sql}");
+    assert!(sql.contains("tenant_id = $1"), "{sql}");
+}

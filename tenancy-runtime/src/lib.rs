@@ -53,3 +53,8 @@ pub use crate::scope::{
 };
 pub use crate::system::SystemTx;
 pub use crate::tenancy::{ScopedTx, Tenancy, TenancyConfig};
+
+/// `#[derive(TenantScoped)]`: declares a table of the tenancy model on a struct and expands
+/// its tenant-scoped repository (see `docs/derive.md`).
+#[cfg(feature = "derive")]
+pub use tenancy_macros::TenantScoped;
