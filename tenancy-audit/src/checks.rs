@@ -216,7 +216,9 @@ async fn foreign_keys(
     model: &Model,
     out: &mut Vec<Finding>,
 ) -> Result<(), sqlx::Error> {
-    let rows: Vec<(String, String, String, Vec<String>, Vec<String>)> = sqlx::query_as(
+    // (constraint, referencing table, referenced table, their columns, pairwise)
+    type Row = (String, String, String, Vec<String>, Vec<String>);
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT con.conname::text, c.relname::text, f.relname::text, \
                 ARRAY(SELECT a.attname::text \
                       FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, position) \

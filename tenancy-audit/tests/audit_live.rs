@@ -6,6 +6,9 @@
 //! role pair (`tenancy_audit_app` / `tenancy_audit_owner`) that no other test logs in with, and
 //! restore the roles before asserting.
 
+// Helpers outside #[test] functions panic on setup failures, like the tests themselves.
+#![allow(clippy::expect_used)]
+
 use std::path::Path;
 
 use tenancy_audit::{
