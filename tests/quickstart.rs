@@ -16,7 +16,10 @@ async fn quickstart_walkthrough_runs_and_shows_what_it_claims() {
         .expect("the quickstart walkthrough");
 
     assert_eq!(done.titles_seen_by_viewer, vec!["Refund policy".to_owned()]);
-    assert!(matches!(done.viewer_asking_for_editor, Some(Error::Forbidden)));
+    assert!(matches!(
+        done.viewer_asking_for_editor,
+        Some(Error::Forbidden)
+    ));
     assert_eq!(done.carol_role.as_deref(), Some("viewer"));
     assert!(matches!(done.outsider_authorize, Some(Error::NotFound)));
 

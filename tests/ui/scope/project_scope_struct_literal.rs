@@ -5,6 +5,7 @@ use tenancy_generated::roles::Editor;
 use tenancy_runtime::{ProjectScope, TenantId, UserId};
 use uuid::Uuid;
 
+#[allow(unreachable_code)] // `todo!()` stands in for a value of a private type
 fn main() {
     let _scope: ProjectScope<Editor> = ProjectScope {
         tenant: TenantId::new(Uuid::nil()),

@@ -95,7 +95,10 @@ pub async fn walkthrough(
     println!("2. alice inserts a document with an editor scope");
     let ctx = tenancy.authorize(alice, tenant).await?;
     let scope = ctx.project(project)?.require::<Editor>()?;
-    println!("   context statement: {}", tenancy.context_statement(&scope)?);
+    println!(
+        "   context statement: {}",
+        tenancy.context_statement(&scope)?
+    );
     let mut tx = tenancy.begin(&scope).await?;
     let document = Documents::insert(
         &mut tx,
@@ -113,7 +116,10 @@ pub async fn walkthrough(
     )
     .await?;
     tx.commit().await?;
-    println!("   inserted document {} ({:?})", document.id, document.title);
+    println!(
+        "   inserted document {} ({:?})",
+        document.id, document.title
+    );
 
     println!("3. alice grants carol the viewer role with an admin scope");
     let scope = ctx.project(project)?.require::<Admin>()?;
@@ -130,7 +136,10 @@ pub async fn walkthrough(
     .await?;
     tx.commit().await?;
     let carol_ctx = tenancy.authorize(carol, tenant).await?;
-    let carol_role = carol_ctx.memberships().next().map(|(_, role)| role.to_owned());
+    let carol_role = carol_ctx
+        .memberships()
+        .next()
+        .map(|(_, role)| role.to_owned());
     println!("   carol now holds: {carol_role:?}");
 
     println!("4. bob reads with a viewer scope, and cannot get an editor scope");
