@@ -133,7 +133,8 @@ fn structs_know_their_table_and_declaration() {
 mod via_runtime {
     use tenancy_generated::roles::Viewer;
 
-    /// A note.
+    /// A note (only its expansion is used).
+    #[allow(dead_code)]
     #[derive(tenancy_runtime::TenantScoped)]
     #[tenancy(table = "notes", scoped, primary_key(id), select = Viewer)]
     pub struct Note {

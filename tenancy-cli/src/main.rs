@@ -63,6 +63,22 @@ enum Command {
         /// Only this table.
         table: Option<String>,
     },
+    /// Compare a live database with what the policies generate (exit 0 clean, 1 with
+    /// findings, 2 when the database cannot be reached or queried).
+    Audit {
+        #[command(flatten)]
+        policy: PolicyArgs,
+        /// Database to audit (default: the DATABASE_URL environment variable). Connect as a
+        /// role that can read the catalogs and create temporary tables (e.g. the owner).
+        #[arg(long, value_name = "URL")]
+        database_url: Option<String>,
+        /// `text` (one line per finding and a summary) or `json` (for pipelines).
+        #[arg(long, value_enum, default_value_t = AuditFormat::Text)]
+        format: AuditFormat,
+        /// Which PostgreSQL flavour the database was generated for.
+        #[arg(long, value_enum, default_value_t = TargetArg::Postgres)]
+        target: TargetArg,
+    },
 }
 
 /// `--target` values.
@@ -141,6 +157,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let text = tenancy_core::explain::explain(&model, table.as_deref())?;
             print!("{text}");
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit {
+            policy,
+            database_url,
+            format,
+            target,
+        } => {
+            let model = load(&policy)?;
+            audit(&model, database_url, format, target.into())
         }
     }
 }
@@ -243,4 +268,59 @@ fn rust_files_in(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+// ---- audit: a live database against the policies (tenancy-audit) ------------------------
+
+/// `--format` values of `tenancy audit`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum AuditFormat {
+    /// One line per finding (`TA002 table documents: ...`) and a summary.
+    Text,
+    /// `{"clean": bool, "findings": [{"code", "object", "message"}]}`.
+    Json,
+}
+
+/// Exit code of `tenancy audit` when the audit could not run (no connection, failed query).
+const AUDIT_UNREACHABLE: u8 = 2;
+
+/// Runs the audit and prints the report; exit 0 when clean, 1 with findings, 2 when the
+/// database cannot be reached or queried.
+fn audit(
+    model: &Model,
+    database_url: Option<String>,
+    format: AuditFormat,
+    target: Target,
+) -> Result<ExitCode> {
+    let url = match database_url {
+        Some(url) => url,
+        None => std::env::var("DATABASE_URL")
+            .context("no database: pass --database-url or set DATABASE_URL")?,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    let result = runtime.block_on(async {
+        let pool = tenancy_audit::connect(&url).await?;
+        let report = tenancy_audit::audit_for_target(&pool, model, target).await;
+        pool.close().await;
+        report
+    });
+    let report = match result {
+        Ok(report) => report,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Ok(ExitCode::from(AUDIT_UNREACHABLE));
+        }
+    };
+    match format {
+        AuditFormat::Text => print!("{}", report.to_text()),
+        AuditFormat::Json => println!("{}", report.to_json()),
+    }
+    Ok(if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

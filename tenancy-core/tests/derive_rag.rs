@@ -2,6 +2,8 @@
 //! of the policies (examples/derive/policies/core.tenancy) is the same model, and generates
 //! the same SQL and repositories, as policies/rag.tenancy.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test helpers panic on broken fixtures
+
 use std::path::{Path, PathBuf};
 
 use tenancy_core::derive;
@@ -180,8 +182,7 @@ fn attribute_misuse_in_source_files_names_file_line_and_struct() {
 
 #[test]
 fn the_expansion_is_valid_rust_holding_the_generated_repository() {
-    let input: syn::DeriveInput = syn::parse_str(&format!(
-        "{}",
+    let input: syn::DeriveInput = syn::parse_str(
         r#"
         /// A source document ingested into a project.
         #[tenancy(table = "documents", scoped, primary_key(id), unique(content_hash))]
@@ -192,8 +193,8 @@ fn the_expansion_is_valid_rust_holding_the_generated_repository() {
             pub title: String,
             pub content_hash: String,
         }
-        "#
-    ))
+        "#,
+    )
     .unwrap();
     let tokens = derive::expand(quote::ToTokens::into_token_stream(input));
     let file: syn::File = syn::parse2(tokens).expect("the expansion parses as items");
