@@ -19,7 +19,8 @@ mod generated;
 
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::Connection;
 use tenancy_core::model::Model;
 use tenancy_core::sql::Target;
 
@@ -49,14 +50,19 @@ pub enum StartupMode {
     Warn,
 }
 
-/// Connects to `url` with a small pool (one connection, 10 s timeout).
+/// Connects to `url` with a one-connection pool. A first direct connection surfaces the
+/// server's own error (refused, unknown database, authentication) at once, instead of a pool
+/// timeout.
 pub async fn connect(url: &str) -> Result<PgPool, AuditError> {
-    PgPoolOptions::new()
+    let options: PgConnectOptions = url.parse().map_err(AuditError::Connect)?;
+    let probe = PgConnection::connect_with(&options)
+        .await
+        .map_err(AuditError::Connect)?;
+    probe.close().await.map_err(AuditError::Connect)?;
+    Ok(PgPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(10))
-        .connect(url)
-        .await
-        .map_err(AuditError::Connect)
+        .connect_lazy_with(options))
 }
 
 /// Audits the database behind `pool` against `model` as generated for plain PostgreSQL.
