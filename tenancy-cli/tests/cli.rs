@@ -156,3 +156,38 @@ fn every_command_has_help() {
         assert!(text(&out.stdout).contains("Usage: tenancy"));
     }
 }
+
+#[test]
+fn structs_declared_with_the_derive_generate_the_committed_output() {
+    // examples/derive holds only the tenancy core as DSL plus the RAG tables as Rust structs;
+    // together they must produce exactly the committed generated/ folder.
+    let out = tenancy(
+        &repo_root(),
+        &[
+            "generate",
+            "--check",
+            "--policies",
+            "examples/derive/policies",
+            "--rust",
+            "examples/derive/rag_models.rs",
+            "--out",
+            "generated",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // Without the structs, the tables are missing and the output is stale.
+    let core_only = tenancy(
+        &repo_root(),
+        &[
+            "generate",
+            "--check",
+            "--policies",
+            "examples/derive/policies",
+            "--out",
+            "generated",
+        ],
+    );
+    assert_eq!(core_only.status.code(), Some(1));
+    assert!(text(&core_only.stderr).contains("documents.rs"));
+}
