@@ -109,6 +109,7 @@ impl Report {
     /// The distinct codes found, sorted.
     pub fn codes(&self) -> Vec<&'static str> {
         let mut codes: Vec<&'static str> = self.findings.iter().map(|f| f.code).collect();
+        codes.sort_unstable();
         codes.dedup();
         codes
     }
@@ -146,5 +147,32 @@ impl Report {
         self.findings
             .sort_by(|a, b| (a.code, &a.object, &a.message).cmp(&(b.code, &b.object, &b.message)));
         self.findings.dedup();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_and_json_name_every_finding() {
+        let mut report = Report {
+            findings: vec![
+                Finding::new(codes::RLS_NOT_FORCED, "table b", "not forced"),
+                Finding::new(codes::RLS_DISABLED, "table a", "not enabled"),
+                Finding::new(codes::RLS_NOT_FORCED, "table a", "not forced"),
+            ],
+        };
+        report.normalise();
+        assert_eq!(
+            report.to_text(),
+            "TA002 table a: not enabled\nTA003 table a: not forced\nTA003 table b: not forced\n\
+             3 finding(s) (TA002, TA003)\n"
+        );
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).expect("json");
+        assert_eq!(json["clean"], false);
+        assert_eq!(json["findings"][1]["code"], "TA003");
+        assert_eq!(json["findings"][1]["object"], "table a");
+        assert_eq!(json["findings"][1]["message"], "not forced");
     }
 }
