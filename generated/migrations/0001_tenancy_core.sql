@@ -266,3 +266,50 @@ REVOKE ALL ON TABLE user_project_roles FROM PUBLIC;
 REVOKE ALL ON TABLE user_project_roles FROM tenancy_app;
 GRANT SELECT, INSERT, DELETE ON TABLE user_project_roles TO tenancy_app;
 GRANT UPDATE (role, granted_by, granted_at) ON TABLE user_project_roles TO tenancy_app;
+
+-- ----------------------------------------------------------------------------
+-- tenancy.audit_log (the audit table: who did what, when)
+--   One row per operator command (tenant, project and membership administration, seeds),
+--   written in the same transaction as the change. `subject` holds ids only, never
+--   personal data. Readable by the app role for its own tenant only.
+-- ----------------------------------------------------------------------------
+CREATE TABLE tenancy.audit_log (
+  tenant_id  uuid NOT NULL,
+  id         bigint GENERATED ALWAYS AS IDENTITY,
+  project_id uuid,
+  actor      text NOT NULL,
+  action     text NOT NULL,
+  subject    jsonb NOT NULL DEFAULT '{}',
+  at         timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT audit_log_pkey PRIMARY KEY (tenant_id, id),
+  CONSTRAINT audit_log_actor_check CHECK (actor <> ''),
+  CONSTRAINT audit_log_action_check CHECK (action ~ '^[a-z_]+\.[a-z_-]+$')
+);
+CREATE INDEX audit_log_tenant_id_at_idx ON tenancy.audit_log (tenant_id, at);
+ALTER TABLE tenancy.audit_log OWNER TO tenancy_owner;
+
+-- Row-level security: no row outside the current tenant; reads of tenant-wide rows and
+-- of the rows of the user's projects; inserts only as the current user.
+ALTER TABLE tenancy.audit_log ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenancy.audit_log FORCE ROW LEVEL SECURITY;
+CREATE POLICY audit_log_tenant_boundary ON tenancy.audit_log
+  AS RESTRICTIVE
+  FOR ALL
+  TO tenancy_app
+  USING (tenant_id = (SELECT tenancy.current_tenant_id()))
+  WITH CHECK (tenant_id = (SELECT tenancy.current_tenant_id()));
+CREATE POLICY audit_log_select ON tenancy.audit_log
+  AS PERMISSIVE
+  FOR SELECT
+  TO tenancy_app
+  USING (project_id IS NULL OR project_id = ANY ((SELECT tenancy.project_ids('viewer'))::uuid[]));
+CREATE POLICY audit_log_insert ON tenancy.audit_log
+  AS PERMISSIVE
+  FOR INSERT
+  TO tenancy_app
+  WITH CHECK (actor = ((SELECT tenancy.current_user_id()))::text);
+
+-- Grants: read and append only; never UPDATE, DELETE, TRUNCATE, REFERENCES or TRIGGER.
+REVOKE ALL ON TABLE tenancy.audit_log FROM PUBLIC;
+REVOKE ALL ON TABLE tenancy.audit_log FROM tenancy_app;
+GRANT SELECT, INSERT ON TABLE tenancy.audit_log TO tenancy_app;

@@ -1,5 +1,6 @@
 //! `0001_tenancy_core.sql`: helper schema, roles, role enum, context helpers, core tables.
 
+use super::context::{context_call, ContextHelper};
 use super::ident::{ident, literal};
 use super::{file_header, section_heading, security, tables, Target};
 use crate::model::{Model, SqlType, TableKind, ROLE_TYPE};
@@ -112,6 +113,84 @@ pub(super) fn core_migration(model: &Model, target: Target) -> String {
             out.push_str(&security::security_section(model, table, target));
         }
     }
+    out.push_str(&audit_log_section(model, target));
+    out
+}
+
+/// Name of the audit table, in the helper schema: `<helper_schema>.audit_log`.
+pub(super) const AUDIT_TABLE: &str = "audit_log";
+
+/// The audit table of the operator commands (`tenancy tenant|project|member ...`, seeds):
+/// who did what, when, in which tenant. Tenant-owned and append-only for the app role: it may
+/// read the rows of its own tenant (tenant-wide rows and rows of projects where the user holds
+/// any role) and insert rows of its own tenant whose actor is the current user; never update or
+/// delete. No foreign key to the tenants table, so the record of an offboarding outlives the
+/// tenant's rows.
+fn audit_log_section(model: &Model, target: Target) -> String {
+    let settings = &model.settings;
+    let helper_schema = &settings.helper_schema;
+    let table = format!("{}.{}", ident(helper_schema), ident(AUDIT_TABLE));
+    let owner = ident(&settings.owner_role);
+    let app = ident(&settings.app_role);
+    let current_tenant = context_call(target, helper_schema, ContextHelper::CurrentTenantId);
+    let current_user = context_call(target, helper_schema, ContextHelper::CurrentUserId);
+    let tenant_check = format!("tenant_id = {current_tenant}");
+    let lowest_role = model.roles.first().map(String::as_str).unwrap_or("viewer");
+    let visible_projects = context_call(
+        target,
+        helper_schema,
+        ContextHelper::ProjectIds(lowest_role),
+    );
+    let mut out = section_heading(
+        &format!("{table} (the audit table: who did what, when)"),
+        Some(
+            "One row per operator command (tenant, project and membership administration, seeds),\n\
+             written in the same transaction as the change. `subject` holds ids only, never\n\
+             personal data. Readable by the app role for its own tenant only.",
+        ),
+    );
+    out.push_str(&format!(
+        "CREATE TABLE {table} (\n\
+         \x20 tenant_id  uuid NOT NULL,\n\
+         \x20 id         bigint GENERATED ALWAYS AS IDENTITY,\n\
+         \x20 project_id uuid,\n\
+         \x20 actor      text NOT NULL,\n\
+         \x20 action     text NOT NULL,\n\
+         \x20 subject    jsonb NOT NULL DEFAULT '{{}}',\n\
+         \x20 at         timestamptz NOT NULL DEFAULT now(),\n\
+         \x20 CONSTRAINT audit_log_pkey PRIMARY KEY (tenant_id, id),\n\
+         \x20 CONSTRAINT audit_log_actor_check CHECK (actor <> ''),\n\
+         \x20 CONSTRAINT audit_log_action_check CHECK (action ~ '^[a-z_]+\\.[a-z_-]+$')\n\
+         );\n\
+         CREATE INDEX audit_log_tenant_id_at_idx ON {table} (tenant_id, at);\n\
+         ALTER TABLE {table} OWNER TO {owner};\n\
+         \n\
+         -- Row-level security: no row outside the current tenant; reads of tenant-wide rows and\n\
+         -- of the rows of the user's projects; inserts only as the current user.\n\
+         ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;\n\
+         ALTER TABLE {table} FORCE ROW LEVEL SECURITY;\n\
+         CREATE POLICY audit_log_tenant_boundary ON {table}\n\
+         \x20 AS RESTRICTIVE\n\
+         \x20 FOR ALL\n\
+         \x20 TO {app}\n\
+         \x20 USING ({tenant_check})\n\
+         \x20 WITH CHECK ({tenant_check});\n\
+         CREATE POLICY audit_log_select ON {table}\n\
+         \x20 AS PERMISSIVE\n\
+         \x20 FOR SELECT\n\
+         \x20 TO {app}\n\
+         \x20 USING (project_id IS NULL OR project_id = ANY ({visible_projects}));\n\
+         CREATE POLICY audit_log_insert ON {table}\n\
+         \x20 AS PERMISSIVE\n\
+         \x20 FOR INSERT\n\
+         \x20 TO {app}\n\
+         \x20 WITH CHECK (actor = ({current_user})::text);\n\
+         \n\
+         -- Grants: read and append only; never UPDATE, DELETE, TRUNCATE, REFERENCES or TRIGGER.\n\
+         REVOKE ALL ON TABLE {table} FROM PUBLIC;\n\
+         REVOKE ALL ON TABLE {table} FROM {app};\n\
+         GRANT SELECT, INSERT ON TABLE {table} TO {app};\n"
+    ));
     out
 }
 
