@@ -25,7 +25,7 @@ pub const ID_COLUMN: &str = "id";
 pub const ROLE_TYPE: &str = "project_role";
 
 /// One validated model: the tenancy core settings, the ordered roles and every table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Model {
     /// Database-level settings (role names, helper schema).
     pub settings: Settings,
@@ -33,10 +33,35 @@ pub struct Model {
     pub roles: Vec<String>,
     /// Every table, core tables first, then in declaration order.
     pub tables: Vec<Table>,
+    /// How existing single-tenant tables are adopted, when some table `adopts` one
+    /// (`None`: every table is created from scratch).
+    pub adoption: Option<Adoption>,
+}
+
+/// The `adopt { ... }` block and the `adopts` clauses: existing (pre-tenancy) tables that
+/// become scoped tables through a phased migration instead of `CREATE TABLE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adoption {
+    /// Name of the tenant that receives every existing row (written into the required text
+    /// columns of its tenants row, e.g. `name` and `slug`).
+    pub tenant: String,
+    /// Name of the project (of that tenant) that receives every existing row.
+    pub project: String,
+    /// The adopted tables, in declaration order.
+    pub tables: Vec<AdoptedTable>,
+}
+
+/// One `scoped table <table> adopts <legacy_table>` clause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdoptedTable {
+    /// The model's table name.
+    pub table: String,
+    /// The existing table's name (renamed to `table` by the migration when different).
+    pub legacy_table: String,
 }
 
 /// Database-level settings declared in the `tenancy { ... }` block.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Settings {
     /// The NOLOGIN role that owns every generated object (default `tenancy_owner`).
     pub owner_role: String,
@@ -57,7 +82,10 @@ impl Default for Settings {
 }
 
 /// What a table is to the tenancy layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum TableKind {
     /// The tenants table (one row per tenant, key `id`).
     Tenants,
@@ -98,7 +126,10 @@ impl TableKind {
 }
 
 /// A SQL command a rule can allow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Command {
     /// `SELECT`
     Select,
@@ -147,7 +178,7 @@ impl fmt::Display for Command {
 }
 
 /// One table of the model.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Table {
     /// SQL name of the table (unqualified, in `public`).
     pub name: String,
@@ -172,7 +203,7 @@ pub struct Table {
 }
 
 /// One declared column.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Column {
     /// Column name.
     pub name: String,
@@ -187,7 +218,8 @@ pub struct Column {
 }
 
 /// The PostgreSQL types the DSL supports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SqlType {
     /// `uuid`
     Uuid,
@@ -268,7 +300,8 @@ impl SqlType {
 }
 
 /// A column default. Only values the generator can check against the column type.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DefaultValue {
     /// A string literal (`'draft'`, `'{}'` for jsonb).
     String(String),
@@ -285,7 +318,8 @@ pub enum DefaultValue {
 }
 
 /// What happens to referencing rows when the referenced row is deleted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum OnDelete {
     /// `NO ACTION` (the PostgreSQL default).
     #[default]
@@ -299,7 +333,7 @@ pub enum OnDelete {
 }
 
 /// A declared foreign key (without the generated `tenant_id`/`project_id` columns).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ForeignKey {
     /// Referencing columns in this table.
     pub columns: Vec<String>,
@@ -312,7 +346,8 @@ pub struct ForeignKey {
 }
 
 /// Index access methods.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum IndexMethod {
     /// B-tree (default).
     #[default]
@@ -322,7 +357,7 @@ pub enum IndexMethod {
 }
 
 /// A declared secondary index.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Index {
     /// Indexed columns (the generator leads tenant-owned indexes with the scope columns).
     pub columns: Vec<String>,
@@ -331,7 +366,7 @@ pub struct Index {
 }
 
 /// "`command` is allowed to members whose role is at least `min_role`".
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Rule {
     /// The command allowed.
     pub command: Command,
@@ -357,6 +392,13 @@ impl Model {
     /// The table of the given core kind (exactly one exists in a validated model).
     pub fn core_table(&self, kind: TableKind) -> Option<&Table> {
         self.tables.iter().find(|t| t.kind == kind)
+    }
+
+    /// The adoption clause of `table`, when that table adopts an existing one.
+    pub fn adopted(&self, table: &str) -> Option<&AdoptedTable> {
+        self.adoption
+            .as_ref()
+            .and_then(|a| a.tables.iter().find(|t| t.table == table))
     }
 
     /// Position of a role in the order (0 = least privileged).

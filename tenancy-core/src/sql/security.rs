@@ -8,8 +8,6 @@ use crate::model::{Command, Model, Table, TableKind, USER_COLUMN};
 /// Row-level security (tenant-owned tables) and grants of `table`.
 pub(super) fn security_section(model: &Model, table: &Table, target: Target) -> String {
     let name = ident(&table.name);
-    let app = ident(&model.settings.app_role);
-    let schema = &model.settings.helper_schema;
     let mut out = String::new();
 
     match table.scope_columns() {
@@ -19,55 +17,97 @@ pub(super) fn security_section(model: &Model, table: &Table, target: Target) -> 
                  -- may run the granted commands on every row.\n"
             ));
         }
-        Some(scope) => {
-            let tenant_check = format!(
-                "{} = {}",
-                ident(scope.tenant),
-                context_call(target, schema, ContextHelper::CurrentTenantId)
-            );
+        Some(_) => {
             out.push_str(&format!(
                 "\n-- Row-level security: no row outside the current tenant, for any command;\n\
                  -- then one permissive policy per allowed command.\n\
                  ALTER TABLE {name} ENABLE ROW LEVEL SECURITY;\n\
-                 ALTER TABLE {name} FORCE ROW LEVEL SECURITY;\n\
-                 CREATE POLICY {} ON {name}\n\
-                 \x20 AS RESTRICTIVE\n\
-                 \x20 FOR ALL\n\
-                 \x20 TO {app}\n\
-                 \x20 USING ({tenant_check})\n\
-                 \x20 WITH CHECK ({tenant_check});\n",
-                ident(&policy_name(table, "tenant_boundary")),
+                 ALTER TABLE {name} FORCE ROW LEVEL SECURITY;\n"
             ));
-            for command in Command::ALL {
-                let Some(expression) = rule_expression(model, table, command, target) else {
-                    continue;
-                };
-                let clauses = match command {
-                    Command::Select | Command::Delete => format!("  USING ({expression})"),
-                    Command::Insert => format!("  WITH CHECK ({expression})"),
-                    Command::Update => {
-                        format!("  USING ({expression})\n  WITH CHECK ({expression})")
-                    }
-                };
-                out.push_str(&format!(
-                    "CREATE POLICY {} ON {name}\n\
-                     \x20 AS PERMISSIVE\n\
-                     \x20 FOR {}\n\
-                     \x20 TO {app}\n\
-                     {clauses};\n",
-                    ident(&policy_name(table, command.keyword())),
-                    command.sql(),
-                ));
+            for policy in policies(model, table, target) {
+                out.push_str(&policy.create);
             }
         }
     }
+    out.push_str(&grants_section(model, table));
+    out
+}
 
-    out.push_str(&format!(
+/// One row-level security policy of a table, as created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Policy {
+    /// The policy's name (unquoted).
+    pub name: String,
+    /// The full `CREATE POLICY ...;\n` statement.
+    pub create: String,
+}
+
+/// The policies of a tenant-owned table (the restrictive tenant boundary first, then one
+/// permissive policy per allowed command); none for global tables.
+pub(super) fn policies(model: &Model, table: &Table, target: Target) -> Vec<Policy> {
+    let Some(scope) = table.scope_columns() else {
+        return Vec::new();
+    };
+    let name = ident(&table.name);
+    let app = ident(&model.settings.app_role);
+    let schema = &model.settings.helper_schema;
+    let tenant_check = format!(
+        "{} = {}",
+        ident(scope.tenant),
+        context_call(target, schema, ContextHelper::CurrentTenantId)
+    );
+    let boundary = policy_name(table, "tenant_boundary");
+    let mut out = vec![Policy {
+        create: format!(
+            "CREATE POLICY {} ON {name}\n\
+             \x20 AS RESTRICTIVE\n\
+             \x20 FOR ALL\n\
+             \x20 TO {app}\n\
+             \x20 USING ({tenant_check})\n\
+             \x20 WITH CHECK ({tenant_check});\n",
+            ident(&boundary),
+        ),
+        name: boundary,
+    }];
+    for command in Command::ALL {
+        let Some(expression) = rule_expression(model, table, command, target) else {
+            continue;
+        };
+        let clauses = match command {
+            Command::Select | Command::Delete => format!("  USING ({expression})"),
+            Command::Insert => format!("  WITH CHECK ({expression})"),
+            Command::Update => {
+                format!("  USING ({expression})\n  WITH CHECK ({expression})")
+            }
+        };
+        let policy = policy_name(table, command.keyword());
+        out.push(Policy {
+            create: format!(
+                "CREATE POLICY {} ON {name}\n\
+                 \x20 AS PERMISSIVE\n\
+                 \x20 FOR {}\n\
+                 \x20 TO {app}\n\
+                 {clauses};\n",
+                ident(&policy),
+                command.sql(),
+            ),
+            name: policy,
+        });
+    }
+    out
+}
+
+/// The grants of `table` to the app role: a block that revokes everything, then grants
+/// exactly what the rules allow (so it also brings an existing table up to date).
+pub(super) fn grants_section(model: &Model, table: &Table) -> String {
+    let name = ident(&table.name);
+    let app = ident(&model.settings.app_role);
+    let mut out = format!(
         "\n-- Grants: only the commands with a rule; UPDATE only on columns that cannot move a row\n\
          -- to another tenant or project; never TRUNCATE, REFERENCES or TRIGGER.\n\
          REVOKE ALL ON TABLE {name} FROM PUBLIC;\n\
          REVOKE ALL ON TABLE {name} FROM {app};\n"
-    ));
+    );
     let whole_table: Vec<&str> = granted_commands(table)
         .into_iter()
         .filter(|c| *c != Command::Update)

@@ -58,33 +58,11 @@ pub(super) fn table_section(model: &Model, table: &Table, _target: Target) -> St
         })
         .collect();
 
-    let primary_key = table.effective_primary_key();
-    if !table.primary_key.is_empty() || table.kind.is_core() {
+    for constraint in constraints(model, table) {
         body.push(format!(
-            "  CONSTRAINT {} PRIMARY KEY ({})",
-            ident(&object_name(&table.name, &[] as &[&str], "pkey")),
-            ident_list(&primary_key)
-        ));
-    }
-    for key in table.effective_unique_keys() {
-        body.push(format!(
-            "  CONSTRAINT {} UNIQUE ({})",
-            ident(&object_name(&table.name, &name_parts(table, &key), "key")),
-            ident_list(&key)
-        ));
-    }
-    for fk in all_foreign_keys(model, table) {
-        body.push(format!(
-            "  CONSTRAINT {} FOREIGN KEY ({})\n    REFERENCES {} ({}){}",
-            ident(&object_name(
-                &table.name,
-                &name_parts(table, &fk.local),
-                "fkey"
-            )),
-            ident_list(&fk.local),
-            ident(&fk.parent),
-            ident_list(&fk.remote),
-            on_delete_clause(fk.on_delete, &fk.declared_columns)
+            "  CONSTRAINT {} {}",
+            ident(&constraint.name),
+            constraint.definition
         ));
     }
     out.push_str(&format!(
@@ -93,18 +71,7 @@ pub(super) fn table_section(model: &Model, table: &Table, _target: Target) -> St
     ));
 
     for index in all_indexes(model, table) {
-        let using = match index.method {
-            IndexMethod::BTree => String::new(),
-            IndexMethod::Gin => " USING gin".to_owned(),
-        };
-        if let Some(note) = index.note {
-            out.push_str(&format!("-- {note}\n"));
-        }
-        out.push_str(&format!(
-            "CREATE INDEX {} ON {name}{using} ({});\n",
-            ident(&index.name),
-            ident_list(&index.columns)
-        ));
+        out.push_str(&create_index_statement(table, &index));
     }
     out.push_str(&format!(
         "ALTER TABLE {name} OWNER TO {};\n",
@@ -113,8 +80,67 @@ pub(super) fn table_section(model: &Model, table: &Table, _target: Target) -> St
     out
 }
 
+/// A table constraint (primary key, unique key or foreign key) as created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Constraint {
+    /// The constraint's name (unquoted).
+    pub name: String,
+    /// What follows `CONSTRAINT name`: `UNIQUE (...)`, `FOREIGN KEY (...) REFERENCES ...`.
+    pub definition: String,
+}
+
+/// The primary key, unique keys and foreign keys of `table`, in the order they are created.
+pub(super) fn constraints(model: &Model, table: &Table) -> Vec<Constraint> {
+    let mut out = Vec::new();
+    let primary_key = table.effective_primary_key();
+    if !table.primary_key.is_empty() || table.kind.is_core() {
+        out.push(Constraint {
+            name: object_name(&table.name, &[] as &[&str], "pkey"),
+            definition: format!("PRIMARY KEY ({})", ident_list(&primary_key)),
+        });
+    }
+    for key in table.effective_unique_keys() {
+        out.push(Constraint {
+            name: object_name(&table.name, &name_parts(table, &key), "key"),
+            definition: format!("UNIQUE ({})", ident_list(&key)),
+        });
+    }
+    for fk in all_foreign_keys(model, table) {
+        out.push(Constraint {
+            name: object_name(&table.name, &name_parts(table, &fk.local), "fkey"),
+            definition: format!(
+                "FOREIGN KEY ({})\n    REFERENCES {} ({}){}",
+                ident_list(&fk.local),
+                ident(&fk.parent),
+                ident_list(&fk.remote),
+                on_delete_clause(fk.on_delete, &fk.declared_columns)
+            ),
+        });
+    }
+    out
+}
+
+/// The `CREATE INDEX` statement of one index of `table` (with its note as a comment).
+pub(super) fn create_index_statement(table: &Table, index: &EffectiveIndex) -> String {
+    let using = match index.method {
+        IndexMethod::BTree => String::new(),
+        IndexMethod::Gin => " USING gin".to_owned(),
+    };
+    let mut out = String::new();
+    if let Some(note) = index.note {
+        out.push_str(&format!("-- {note}\n"));
+    }
+    out.push_str(&format!(
+        "CREATE INDEX {} ON {}{using} ({});\n",
+        ident(&index.name),
+        ident(&table.name),
+        ident_list(&index.columns)
+    ));
+    out
+}
+
 /// `type [NOT NULL] [DEFAULT ...]` for one column.
-fn column_definition(model: &Model, column: &Column) -> String {
+pub(super) fn column_definition(model: &Model, column: &Column) -> String {
     let mut def = column.ty.sql_name(&ident(&model.settings.helper_schema));
     if !column.nullable {
         def.push_str(" NOT NULL");
