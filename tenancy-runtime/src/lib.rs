@@ -43,6 +43,8 @@ mod role;
 mod scope;
 mod system;
 mod tenancy;
+/// Vector search partitioned by tenant and project (pgvector), routed by scope size.
+pub mod vector;
 
 pub use crate::error::Error;
 pub use crate::ids::{ProjectId, TenantId, UserId};

@@ -1,0 +1,381 @@
+//! The catalog of tenant sizes and tiers, and the privileged maintenance that fills it and
+//! builds (or drops) each big tenant's HNSW index online.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use sqlx::pool::PoolConnection;
+use sqlx::{PgPool, Postgres};
+use uuid::Uuid;
+
+use super::VectorConfig;
+use crate::error::Error;
+use crate::ids::TenantId;
+use crate::system::SystemTx;
+
+/// Key of the session advisory lock that serialises maintenance runs ("tenvect1").
+const MAINTENANCE_LOCK_KEY: i64 = 0x7465_6e76_6563_7431;
+
+/// The catalog DDL for the default names (`tenancy` schema, `tenancy_app` role); the same text
+/// as `catalog_sql(&VectorConfig::default())`, for a migration emitter. Idempotent.
+pub const VECTOR_CATALOG_SQL: &str = "\
+CREATE TABLE IF NOT EXISTS tenancy.vector_tiers (
+  tenant_id   uuid PRIMARY KEY,
+  chunk_count bigint NOT NULL DEFAULT 0,
+  tier        text NOT NULL DEFAULT 'exact' CHECK (tier IN ('exact', 'building', 'hnsw')),
+  index_name  text,
+  updated_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS tenancy.vector_project_sizes (
+  tenant_id   uuid NOT NULL,
+  project_id  uuid NOT NULL,
+  chunk_count bigint NOT NULL,
+  updated_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, project_id)
+);
+ALTER TABLE tenancy.vector_tiers ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenancy.vector_project_sizes ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS vector_tiers_tenant ON tenancy.vector_tiers;
+CREATE POLICY vector_tiers_tenant ON tenancy.vector_tiers FOR SELECT TO tenancy_app
+  USING (tenant_id = (SELECT tenancy.current_tenant_id()));
+DROP POLICY IF EXISTS vector_project_sizes_tenant ON tenancy.vector_project_sizes;
+CREATE POLICY vector_project_sizes_tenant ON tenancy.vector_project_sizes FOR SELECT TO tenancy_app
+  USING (tenant_id = (SELECT tenancy.current_tenant_id()));
+REVOKE ALL ON TABLE tenancy.vector_tiers, tenancy.vector_project_sizes FROM PUBLIC;
+GRANT SELECT ON TABLE tenancy.vector_tiers, tenancy.vector_project_sizes TO tenancy_app;
+";
+
+/// The catalog DDL for `config`'s schema and app role (see [`VECTOR_CATALOG_SQL`]).
+///
+/// ```
+/// use tenancy_runtime::vector::{catalog_sql, VectorConfig, VECTOR_CATALOG_SQL};
+/// assert_eq!(catalog_sql(&VectorConfig::default()).unwrap(), VECTOR_CATALOG_SQL);
+/// ```
+pub fn catalog_sql(config: &VectorConfig) -> Result<String, Error> {
+    config.validate()?;
+    Ok(VECTOR_CATALOG_SQL
+        .replace("tenancy_app", "\u{0}APP\u{0}")
+        .replace("tenancy.", &format!("{}.", config.helper_schema))
+        .replace("\u{0}APP\u{0}", &config.app_role))
+}
+
+/// The name of a tenant's partial HNSW index: `chunks_hnsw_<32 hex digits>`.
+///
+/// ```
+/// use tenancy_runtime::{vector::index_name_for, TenantId};
+/// let tenant = TenantId::new(uuid::Uuid::from_u128(0xab));
+/// assert_eq!(index_name_for(tenant), "chunks_hnsw_000000000000000000000000000000ab");
+/// ```
+pub fn index_name_for(tenant: TenantId) -> String {
+    format!("chunks_hnsw_{}", tenant.as_uuid().simple())
+}
+
+/// A tenant's search tier, as recorded in the catalog.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tier {
+    /// Every search is exact.
+    Exact,
+    /// Its HNSW index is being built; searches stay exact until it is valid.
+    Building,
+    /// Its HNSW index is valid; large scopes use it.
+    Hnsw,
+}
+
+impl Tier {
+    /// The catalog's text for this tier.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Exact => "exact",
+            Tier::Building => "building",
+            Tier::Hnsw => "hnsw",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Result<Tier, Error> {
+        match text {
+            "exact" => Ok(Tier::Exact),
+            "building" => Ok(Tier::Building),
+            "hnsw" => Ok(Tier::Hnsw),
+            other => Err(Error::Misconfigured(format!(
+                "unknown vector tier {other:?}"
+            ))),
+        }
+    }
+}
+
+/// One row of the catalog.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantTier {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// Its chunks with an embedding, at the last refresh.
+    pub chunk_count: i64,
+    /// Its tier.
+    pub tier: Tier,
+    /// Its HNSW index, when promoted or being promoted.
+    pub index_name: Option<String>,
+}
+
+/// What one [`VectorMaintenance::refresh`] did.
+#[derive(Clone, Debug, Default)]
+pub struct MaintenanceReport {
+    /// Every tenant's catalog row after the refresh.
+    pub tenants: Vec<TenantTier>,
+    /// Tenants whose index was built, with the build time.
+    pub promoted: Vec<(TenantId, Duration)>,
+    /// Tenants whose index was dropped.
+    pub demoted: Vec<TenantId>,
+}
+
+/// Privileged maintenance of the tiered vector store: counts chunks per tenant and project,
+/// promotes tenants above [`VectorConfig::promote_at`] by building their partial HNSW index
+/// with `CREATE INDEX CONCURRENTLY` (which cannot run in a transaction; writes and searches go
+/// on meanwhile, served exactly), and demotes them below [`VectorConfig::demote_below`].
+///
+/// Like [`SystemTx`], it runs on a maintenance pool (a role that bypasses row-level security
+/// and may create indexes on `chunks`, e.g. its owner) and needs a reason, logged at WARN.
+/// Runs are serialised by a session advisory lock.
+pub struct VectorMaintenance {
+    pool: PgPool,
+    reason: &'static str,
+    config: VectorConfig,
+}
+
+impl fmt::Debug for VectorMaintenance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VectorMaintenance")
+            .field("reason", &self.reason)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+type TierRow = (Uuid, i64, String, Option<String>);
+
+impl VectorMaintenance {
+    /// Maintenance on `maintenance_pool`; an empty reason or an invalid config is refused with
+    /// [`Error::Misconfigured`].
+    pub fn new(
+        maintenance_pool: PgPool,
+        reason: &'static str,
+        config: VectorConfig,
+    ) -> Result<Self, Error> {
+        if reason.trim().is_empty() {
+            return Err(Error::Misconfigured(
+                "VectorMaintenance needs a non-empty reason".to_owned(),
+            ));
+        }
+        config.validate()?;
+        Ok(Self {
+            pool: maintenance_pool,
+            reason,
+            config,
+        })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &VectorConfig {
+        &self.config
+    }
+
+    /// Creates the catalog tables if missing (idempotent), with row-level security by tenant
+    /// and `SELECT` granted to the app role.
+    pub async fn install(&self) -> Result<(), Error> {
+        let sql = catalog_sql(&self.config)?;
+        let mut tx = SystemTx::begin(&self.pool, self.reason).await?;
+        sqlx::raw_sql(&sql).execute(tx.connection()).await?;
+        tx.commit().await
+    }
+
+    /// Every tenant's catalog row, by tenant id.
+    pub async fn tiers(&self) -> Result<Vec<TenantTier>, Error> {
+        let sql = format!(
+            "SELECT tenant_id, chunk_count, tier, index_name FROM {}.vector_tiers \
+             ORDER BY tenant_id",
+            self.config.helper_schema
+        );
+        let rows: Vec<TierRow> = sqlx::query_as(&sql).fetch_all(&self.pool).await?;
+        rows.into_iter().map(tier_row).collect()
+    }
+
+    /// Recounts every tenant and project, then promotes and demotes tenants (building or
+    /// dropping their index online). A tenant whose build failed stays `building` (searched
+    /// exactly) and is retried by the next refresh; the error is returned.
+    pub async fn refresh(&self) -> Result<MaintenanceReport, Error> {
+        let mut lock = self.pool.acquire().await?;
+        sqlx::query("SELECT pg_catalog.pg_advisory_lock($1)")
+            .bind(MAINTENANCE_LOCK_KEY)
+            .execute(&mut *lock)
+            .await?;
+        let result = self.refresh_locked(&mut lock).await;
+        let unlocked = sqlx::query("SELECT pg_catalog.pg_advisory_unlock($1)")
+            .bind(MAINTENANCE_LOCK_KEY)
+            .execute(&mut *lock)
+            .await;
+        let report = result?;
+        unlocked?;
+        Ok(report)
+    }
+
+    async fn refresh_locked(
+        &self,
+        conn: &mut PoolConnection<Postgres>,
+    ) -> Result<MaintenanceReport, Error> {
+        self.recount().await?;
+        let mut report = MaintenanceReport::default();
+        for tenant in self.tiers().await? {
+            let valid = match &tenant.index_name {
+                Some(name) => index_state(conn, name).await? == Some(true),
+                None => false,
+            };
+            let demote = self
+                .config
+                .demote_below
+                .is_some_and(|below| tenant.chunk_count < below);
+            match tenant.tier {
+                Tier::Exact if tenant.chunk_count >= self.config.promote_at => {
+                    let took = self.promote(conn, tenant.tenant_id).await?;
+                    report.promoted.push((tenant.tenant_id, took));
+                }
+                Tier::Building | Tier::Hnsw if demote => {
+                    self.demote(conn, tenant.tenant_id).await?;
+                    report.demoted.push(tenant.tenant_id);
+                }
+                // An interrupted build, or an index dropped behind the catalog's back.
+                Tier::Building | Tier::Hnsw if !valid => {
+                    let took = self.promote(conn, tenant.tenant_id).await?;
+                    report.promoted.push((tenant.tenant_id, took));
+                }
+                _ => {}
+            }
+        }
+        report.tenants = self.tiers().await?;
+        Ok(report)
+    }
+
+    /// Rewrites the per-project sizes and every tenant's count in one system transaction.
+    async fn recount(&self) -> Result<(), Error> {
+        let schema = &self.config.helper_schema;
+        let mut tx = SystemTx::begin(&self.pool, self.reason).await?;
+        sqlx::raw_sql(&format!(
+            "DELETE FROM {schema}.vector_project_sizes;
+             INSERT INTO {schema}.vector_project_sizes (tenant_id, project_id, chunk_count)
+               SELECT tenant_id, project_id, count(*) FROM chunks
+               WHERE embedding IS NOT NULL GROUP BY tenant_id, project_id;
+             INSERT INTO {schema}.vector_tiers (tenant_id, chunk_count)
+               SELECT tenant_id, sum(chunk_count)::bigint FROM {schema}.vector_project_sizes
+               GROUP BY tenant_id
+             ON CONFLICT (tenant_id) DO UPDATE
+               SET chunk_count = EXCLUDED.chunk_count, updated_at = now();
+             UPDATE {schema}.vector_tiers t SET chunk_count = 0, updated_at = now()
+               WHERE chunk_count <> 0 AND NOT EXISTS (
+                 SELECT 1 FROM {schema}.vector_project_sizes p WHERE p.tenant_id = t.tenant_id);"
+        ))
+        .execute(tx.connection())
+        .await?;
+        tx.commit().await
+    }
+
+    async fn set_tier(
+        &self,
+        tenant: TenantId,
+        tier: Tier,
+        index_name: Option<&str>,
+    ) -> Result<(), Error> {
+        let mut tx = SystemTx::begin(&self.pool, self.reason).await?;
+        sqlx::query(&format!(
+            "UPDATE {}.vector_tiers SET tier = $2, index_name = $3, updated_at = now() \
+             WHERE tenant_id = $1",
+            self.config.helper_schema
+        ))
+        .bind(tenant.as_uuid())
+        .bind(tier.as_str())
+        .bind(index_name)
+        .execute(tx.connection())
+        .await?;
+        tx.commit().await
+    }
+
+    /// Marks the tenant `building`, builds its index concurrently (dropping an invalid leftover
+    /// first), and marks it `hnsw` once `pg_index.indisvalid`. Returns the build time.
+    async fn promote(
+        &self,
+        conn: &mut PoolConnection<Postgres>,
+        tenant: TenantId,
+    ) -> Result<Duration, Error> {
+        let name = index_name_for(tenant);
+        self.set_tier(tenant, Tier::Building, Some(&name)).await?;
+        tracing::warn!(reason = self.reason, %tenant, index = %name, "building tenant HNSW index");
+        if index_state(conn, &name).await? == Some(false) {
+            sqlx::raw_sql(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))
+                .execute(&mut **conn)
+                .await?;
+        }
+        if let Some(mb) = self.config.build_maintenance_work_mem_mb {
+            sqlx::raw_sql(&format!("SET maintenance_work_mem = '{mb}MB'"))
+                .execute(&mut **conn)
+                .await?;
+        }
+        let started = Instant::now();
+        // Both values are typed (index_name_for, Uuid Display): safe to format.
+        let built = sqlx::raw_sql(&format!(
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON chunks \
+             USING hnsw (embedding vector_cosine_ops) WHERE tenant_id = '{tenant}'::uuid"
+        ))
+        .execute(&mut **conn)
+        .await;
+        let took = started.elapsed();
+        if self.config.build_maintenance_work_mem_mb.is_some() {
+            sqlx::raw_sql("RESET maintenance_work_mem")
+                .execute(&mut **conn)
+                .await?;
+        }
+        built?;
+        if index_state(conn, &name).await? != Some(true) {
+            return Err(Error::Misconfigured(format!(
+                "index {name} is not valid after CREATE INDEX CONCURRENTLY"
+            )));
+        }
+        self.set_tier(tenant, Tier::Hnsw, Some(&name)).await?;
+        Ok(took)
+    }
+
+    /// Switches the tenant to exact search first, then drops its index concurrently.
+    async fn demote(
+        &self,
+        conn: &mut PoolConnection<Postgres>,
+        tenant: TenantId,
+    ) -> Result<(), Error> {
+        let name = index_name_for(tenant);
+        self.set_tier(tenant, Tier::Exact, None).await?;
+        tracing::warn!(reason = self.reason, %tenant, index = %name, "dropping tenant HNSW index");
+        sqlx::raw_sql(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))
+            .execute(&mut **conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// `None` when the index does not exist, otherwise whether it is valid and ready.
+async fn index_state(
+    conn: &mut PoolConnection<Postgres>,
+    index_name: &str,
+) -> Result<Option<bool>, Error> {
+    let state: Option<bool> = sqlx::query_scalar(
+        "SELECT i.indisvalid AND i.indisready FROM pg_catalog.pg_index i \
+         WHERE i.indexrelid = pg_catalog.to_regclass($1)",
+    )
+    .bind(index_name)
+    .fetch_optional(&mut **conn)
+    .await?;
+    Ok(state)
+}
+
+fn tier_row((tenant, chunk_count, tier, index_name): TierRow) -> Result<TenantTier, Error> {
+    Ok(TenantTier {
+        tenant_id: TenantId::new(tenant),
+        chunk_count,
+        tier: Tier::parse(&tier)?,
+        index_name,
+    })
+}

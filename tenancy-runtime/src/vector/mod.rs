@@ -1,0 +1,155 @@
+//! Vector search over the generated `chunks` table, partitioned by tenant and project.
+//!
+//! pgvector filters *after* an approximate index scan, so one shared HNSW index with a tenant
+//! filter returns short and wrong results for small tenants next to big ones. The gateway
+//! therefore picks the route itself, per search, from a catalog of tenant sizes:
+//!
+//! * **exact**: `ORDER BY embedding <=> $q` over the scope's rows only, read through the
+//!   `(tenant_id, project_id, ...)` primary-key btree (the distance is computed in a
+//!   `MATERIALIZED` CTE, so no HNSW index can serve the `ORDER BY`). Recall 1.0. Used for every
+//!   small scope, with a document filter, and for a big tenant until its own index is valid.
+//! * **tenant HNSW**: a big tenant (above [`VectorConfig::promote_at`] chunks) gets its own
+//!   partial index `chunks_hnsw_<tenant hex> ... WHERE tenant_id = '<uuid>'`, built online by
+//!   [`VectorMaintenance`] with `CREATE INDEX CONCURRENTLY`. The query inlines the tenant UUID
+//!   literal so the planner can prove the partial index's predicate, and the pgvector settings
+//!   (`hnsw.ef_search`, `hnsw.iterative_scan = relaxed_order`, `hnsw.max_scan_tuples`) are set
+//!   with `set_config(..., true)` for the transaction only.
+//!
+//! The catalog (`<helper_schema>.vector_tiers` and `<helper_schema>.vector_project_sizes`) is
+//! written by [`VectorMaintenance`] on a privileged pool and read by the gateway under
+//! row-level security (each tenant sees only its own rows).
+//!
+//! Every gateway method takes a [`ScopedTx`](crate::ScopedTx) whose scope proves the role the
+//! `chunks` rules require; there is no unscoped method.
+
+mod gateway;
+mod maintenance;
+
+pub use gateway::{ChunkEmbedding, Route, SearchHit, SearchRequest, SearchResults, VectorGateway};
+pub use maintenance::{
+    catalog_sql, index_name_for, MaintenanceReport, TenantTier, Tier, VectorMaintenance,
+    VECTOR_CATALOG_SQL,
+};
+
+use crate::error::Error;
+use crate::role::is_valid_identifier;
+
+/// Largest `k` a search accepts.
+pub const MAX_K: u32 = 1000;
+
+/// Thresholds and pgvector settings of the tiered vector store.
+///
+/// ```
+/// let config = tenancy_runtime::vector::VectorConfig::default();
+/// assert_eq!(config.promote_at, 10_000);
+/// assert_eq!(config.demote_below, Some(5_000));
+/// assert!(config.validate().is_ok());
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct VectorConfig {
+    /// Schema of the context helpers and of the catalog tables (`[a-z_][a-z0-9_]*`).
+    pub helper_schema: String,
+    /// The application's login role, granted `SELECT` on the catalog (`[a-z_][a-z0-9_]*`).
+    pub app_role: String,
+    /// A tenant with at least this many embedded chunks is promoted to its own HNSW index.
+    pub promote_at: i64,
+    /// A promoted tenant is demoted (its index dropped) only below this many chunks; `None`
+    /// never demotes. Must be below `promote_at`, so a tenant near the threshold does not flap.
+    pub demote_below: Option<i64>,
+    /// Scopes holding at most this many chunks are always searched exactly, even in a
+    /// promoted tenant.
+    pub exact_scope_max: i64,
+    /// In a promoted tenant, a scope holding less than this share of the tenant's chunks is
+    /// searched exactly (pgvector filters projects after the index scan, and a very selective
+    /// filter loses recall even with iterative scans).
+    pub min_hnsw_scope_share: f64,
+    /// `hnsw.ef_search` for the tenant-HNSW route (1..=1000).
+    pub ef_search: u32,
+    /// `hnsw.max_scan_tuples` for the tenant-HNSW route's iterative scan.
+    pub max_scan_tuples: u32,
+    /// `maintenance_work_mem` in MiB for index builds (`None` keeps the server's setting).
+    pub build_maintenance_work_mem_mb: Option<u32>,
+}
+
+impl Default for VectorConfig {
+    fn default() -> Self {
+        Self {
+            helper_schema: "tenancy".to_owned(),
+            app_role: "tenancy_app".to_owned(),
+            promote_at: 10_000,
+            demote_below: Some(5_000),
+            exact_scope_max: 10_000,
+            min_hnsw_scope_share: 0.1,
+            ef_search: 100,
+            max_scan_tuples: 20_000,
+            build_maintenance_work_mem_mb: None,
+        }
+    }
+}
+
+impl VectorConfig {
+    /// Checks the names written into SQL text and the thresholds' order.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |what: String| Err(Error::Misconfigured(format!("vector config: {what}")));
+        if !is_valid_identifier(self.helper_schema.as_bytes()) {
+            return bad(format!("helper_schema {:?}", self.helper_schema));
+        }
+        if !is_valid_identifier(self.app_role.as_bytes()) {
+            return bad(format!("app_role {:?}", self.app_role));
+        }
+        if self.promote_at < 1 {
+            return bad(format!("promote_at {} < 1", self.promote_at));
+        }
+        if let Some(demote) = self.demote_below {
+            if demote >= self.promote_at {
+                return bad(format!(
+                    "demote_below {demote} must be below promote_at {}",
+                    self.promote_at
+                ));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.min_hnsw_scope_share) {
+            return bad(format!(
+                "min_hnsw_scope_share {} not in 0..=1",
+                self.min_hnsw_scope_share
+            ));
+        }
+        if !(1..=1000).contains(&self.ef_search) {
+            return bad(format!("ef_search {} not in 1..=1000", self.ef_search));
+        }
+        if self.max_scan_tuples < 1 {
+            return bad("max_scan_tuples < 1".to_owned());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_validation_rejects_flapping_thresholds_and_bad_names() {
+        assert!(VectorConfig::default().validate().is_ok());
+        let flapping = VectorConfig {
+            demote_below: Some(10_000),
+            ..VectorConfig::default()
+        };
+        assert!(matches!(flapping.validate(), Err(Error::Misconfigured(_))));
+        let bad_schema = VectorConfig {
+            helper_schema: "x; drop".to_owned(),
+            ..VectorConfig::default()
+        };
+        assert!(bad_schema.validate().is_err());
+        let never_demote = VectorConfig {
+            demote_below: None,
+            ..VectorConfig::default()
+        };
+        assert!(never_demote.validate().is_ok());
+        let bad_share = VectorConfig {
+            min_hnsw_scope_share: 1.5,
+            ..VectorConfig::default()
+        };
+        assert!(bad_share.validate().is_err());
+    }
+}
