@@ -35,12 +35,13 @@ pub struct Model {
     pub tables: Vec<Table>,
     /// How existing single-tenant tables are adopted, when some table `adopts` one
     /// (`None`: every table is created from scratch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adoption: Option<Adoption>,
 }
 
 /// The `adopt { ... }` block and the `adopts` clauses: existing (pre-tenancy) tables that
 /// become scoped tables through a phased migration instead of `CREATE TABLE`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Adoption {
     /// Name of the tenant that receives every existing row (written into the required text
     /// columns of its tenants row, e.g. `name` and `slug`).
@@ -52,7 +53,7 @@ pub struct Adoption {
 }
 
 /// One `scoped table <table> adopts <legacy_table>` clause.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AdoptedTable {
     /// The model's table name.
     pub table: String,

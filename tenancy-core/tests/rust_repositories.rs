@@ -133,6 +133,7 @@ fn small_model() -> Model {
         },
         roles: vec!["reader".into(), "writer".into()],
         tables: vec![tenants, projects, memberships, notebooks, cells, languages],
+        adoption: None,
     }
 }
 

@@ -334,6 +334,7 @@ pub fn rag_model() -> Model {
         settings: Settings::default(),
         roles: names(&["viewer", "editor", "admin", "owner"]),
         tables,
+        adoption: None,
     }
 }
 
@@ -345,6 +346,7 @@ pub fn small_model(tables: Vec<Table>) -> Model {
         settings: Settings::default(),
         roles: names(&["viewer", "editor", "admin", "owner"]),
         tables: all,
+        adoption: None,
     }
 }
 

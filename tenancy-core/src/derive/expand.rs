@@ -80,6 +80,7 @@ fn expand_table(input: &syn::DeriveInput, derived: &DerivedTable) -> TokenStream
         settings: Settings::default(),
         roles,
         tables: vec![table.clone()],
+        adoption: None,
     };
     let markers: Vec<(String, TokenStream)> = derived
         .role_markers

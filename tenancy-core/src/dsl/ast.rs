@@ -19,6 +19,18 @@ pub struct File {
     pub tenancy_blocks: Vec<TenancyBlock>,
     /// Table declarations in source order.
     pub tables: Vec<TableDecl>,
+    /// `adopt { tenant = "..." project = "..." }` blocks (at most one across all files).
+    pub adopt_blocks: Vec<AdoptBlock>,
+}
+
+/// `adopt { tenant = "default" project = "default" }`: where the rows of adopted
+/// (pre-tenancy) tables go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdoptBlock {
+    /// The `adopt` keyword.
+    pub span: Span,
+    /// `key = "value"` settings (`tenant`, `project`).
+    pub settings: Vec<Setting>,
 }
 
 /// `tenancy { key = "value" ... roles = a < b }`.
@@ -63,6 +75,9 @@ pub struct TableDecl {
     pub kind_span: Span,
     /// The table name.
     pub name: Ident,
+    /// `adopts <legacy_table>`: the existing table this one takes over, with the span of
+    /// the `adopts` keyword.
+    pub adopts: Option<(Ident, Span)>,
     /// Declared columns.
     pub columns: Vec<ColumnDecl>,
     /// Table-level constraints and indexes.

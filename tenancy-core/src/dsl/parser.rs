@@ -5,7 +5,7 @@
 //! level), so one run reports every syntax error of a file.
 
 use super::ast::{
-    ColumnDecl, CommandSpec, Constraint, DefaultExpr, File, Ident, Reference, RolesDecl, RuleDecl,
+    AdoptBlock, ColumnDecl, CommandSpec, Constraint, DefaultExpr, File, Ident, Reference, RolesDecl, RuleDecl,
     Setting, TableDecl, TenancyBlock, TypeExpr,
 };
 use super::diagnostic::{Diagnostic, Diagnostics, Span};
@@ -156,7 +156,7 @@ impl Parser<'_> {
             return false;
         }
         match self.word_at(0) {
-            Some("tenancy") => matches!(self.peek_at(1).kind, TokenKind::LBrace),
+            Some("tenancy") | Some("adopt") => matches!(self.peek_at(1).kind, TokenKind::LBrace),
             Some("table") => true,
             Some(_) => self.word_at(1) == Some("table"),
             None => false,
@@ -223,6 +223,9 @@ impl Parser<'_> {
                         if let Some(block) = self.parse_tenancy_block() {
                             file.tenancy_blocks.push(block);
                         }
+                    } else if word == "adopt" && matches!(self.peek_at(1).kind, TokenKind::LBrace)
+                    {
+                        file.adopt_blocks.push(self.parse_adopt_block());
                     } else if let Some(table) = self.parse_table_header(&word, doc_text) {
                         file.tables.push(table);
                     }
@@ -299,6 +302,19 @@ impl Parser<'_> {
                 return None;
             }
         };
+        let mut adopts = None;
+        if self.at_word("adopts") {
+            let keyword = self.bump().span;
+            match self.ident("the name of the existing table") {
+                Ok(legacy) => adopts = Some((legacy, keyword)),
+                Err(Reported) => {
+                    self.diags
+                        .add_help_to_last(format!("write `adopts {}`", name.name));
+                    self.recover_top();
+                    return None;
+                }
+            }
+        }
         let open = match self.expect(&TokenKind::LBrace, "`{`") {
             Ok(t) => t,
             Err(Reported) => {
@@ -311,6 +327,7 @@ impl Parser<'_> {
             kind,
             kind_span,
             name,
+            adopts,
             columns: Vec::new(),
             constraints: Vec::new(),
             rules: Vec::new(),
@@ -848,6 +865,75 @@ impl Parser<'_> {
                         self.bump();
                     }
                 }
+            }
+        }
+    }
+
+    // ---- adopt block ------------------------------------------------------------------
+
+    /// `adopt { tenant = "..." project = "..." }` (the next tokens are `adopt {`).
+    fn parse_adopt_block(&mut self) -> AdoptBlock {
+        let keyword = self.bump().span;
+        let open = self.bump().span;
+        let mut block = AdoptBlock {
+            span: keyword,
+            settings: Vec::new(),
+        };
+        loop {
+            let item_start = self.pos;
+            match self.peek_kind().clone() {
+                TokenKind::RBrace => {
+                    self.bump();
+                    return block;
+                }
+                TokenKind::Eof => {
+                    self.unclosed(open, "`adopt` block");
+                    return block;
+                }
+                TokenKind::DocComment(_) => {
+                    self.bump();
+                }
+                TokenKind::Ident(_) if self.at_declaration_start() => {
+                    self.unclosed(open, "`adopt` block");
+                    return block;
+                }
+                TokenKind::Ident(_) => match self.parse_string_setting() {
+                    Ok(setting) => {
+                        block.settings.push(setting);
+                        self.end_of_item("a setting", item_start);
+                    }
+                    Err(Reported) => self.recover_item(item_start),
+                },
+                _ => {
+                    self.expected("`tenant = \"...\"` or `project = \"...\"`");
+                    self.recover_item(item_start);
+                    if self.pos == item_start {
+                        self.bump();
+                    }
+                }
+            }
+        }
+    }
+
+    /// `key = "value"`.
+    fn parse_string_setting(&mut self) -> PResult<Setting> {
+        let key = self.ident("a setting name")?;
+        self.expect(&TokenKind::Eq, "`=`")?;
+        let token = self.peek().clone();
+        match token.kind {
+            TokenKind::Str(value) => {
+                self.bump();
+                Ok(Setting {
+                    key,
+                    value,
+                    value_span: token.span,
+                })
+            }
+            _ => {
+                let err = self.expected("a quoted string");
+                self.diags
+                    .add_help_to_last(format!("write `{} = \"...\"`", key.name));
+                Err(err)
             }
         }
     }
