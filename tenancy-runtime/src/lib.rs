@@ -38,6 +38,9 @@
 //! ```
 
 mod error;
+/// The HTTP layer: axum extractor, JWT verification, JSON errors, metrics (feature `axum`).
+#[cfg(feature = "axum")]
+pub mod http;
 mod ids;
 mod role;
 mod scope;
