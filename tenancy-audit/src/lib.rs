@@ -16,6 +16,7 @@
 mod checks;
 mod finding;
 mod generated;
+pub mod static_scan;
 
 use std::time::Duration;
 
