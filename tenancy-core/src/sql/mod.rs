@@ -10,6 +10,7 @@
 //! The output is deterministic (same model, byte-identical text) and is meant to be read top
 //! to bottom by a security reviewer.
 
+mod adopt;
 mod context;
 mod core;
 mod ident;
@@ -20,6 +21,9 @@ use std::path::PathBuf;
 
 use crate::model::Model;
 
+pub use adopt::{
+    no_transaction_statements, runs_outside_transaction, BACKFILL_BATCH_ROWS, NO_TRANSACTION_MARKER,
+};
 pub use context::{context_call, ContextHelper};
 pub(crate) use security::{granted_commands, updatable_columns};
 pub(crate) use tables::all_foreign_keys;
@@ -47,6 +51,15 @@ pub struct GeneratedFile {
 
 /// Generates the migration files for `model`, in the order they must be applied.
 pub fn generate_migrations(model: &Model, target: Target) -> Vec<GeneratedFile> {
+    if let Some(adoption) = &model.adoption {
+        // Adopted tables are not created but taken over by a phased migration (sql/adopt.rs).
+        let mut files = vec![GeneratedFile {
+            path: PathBuf::from("migrations/0001_tenancy_core.sql"),
+            contents: core::core_migration(model, target),
+        }];
+        files.extend(adopt::adoption_migrations(model, adoption, target));
+        return files;
+    }
     vec![
         GeneratedFile {
             path: PathBuf::from("migrations/0001_tenancy_core.sql"),
