@@ -78,6 +78,10 @@ enum Command {
         /// Which PostgreSQL flavour the database was generated for.
         #[arg(long, value_enum, default_value_t = TargetArg::Postgres)]
         target: TargetArg,
+        /// Instead of a database, scan the Rust sources under PATH for raw SQL passed to sqlx
+        /// that touches a tenant-owned table outside the generated repositories (TA070).
+        #[arg(long = "static", value_name = "PATH", conflicts_with = "database_url")]
+        static_path: Option<PathBuf>,
     },
 }
 
@@ -163,9 +167,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             database_url,
             format,
             target,
+            static_path,
         } => {
             let model = load(&policy)?;
-            audit(&model, database_url, format, target.into())
+            match static_path {
+                Some(path) => audit_static(&model, &path, format),
+                None => audit(&model, database_url, format, target.into()),
+            }
         }
     }
 }
@@ -319,6 +327,34 @@ fn audit(
         AuditFormat::Json => println!("{}", report.to_json()),
     }
     Ok(if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `tenancy audit --static PATH`: scans Rust sources, no database. Exit 0 clean, 1 with
+/// findings, 2 when PATH cannot be read; files that do not parse are named on stderr.
+fn audit_static(model: &Model, path: &Path, format: AuditFormat) -> Result<ExitCode> {
+    let scan = match tenancy_audit::static_scan::scan(path, model) {
+        Ok(scan) => scan,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Ok(ExitCode::from(AUDIT_UNREACHABLE));
+        }
+    };
+    for unparsed in &scan.unparsed {
+        eprintln!(
+            "warning: not scanned, not valid Rust: {}:{}",
+            unparsed.path.display(),
+            unparsed.message
+        );
+    }
+    match format {
+        AuditFormat::Text => print!("{}", scan.to_text()),
+        AuditFormat::Json => println!("{}", scan.report.to_json()),
+    }
+    Ok(if scan.report.is_clean() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
