@@ -1,0 +1,595 @@
+//! The cost of isolation, side by side (issue 8; method and results in BENCHMARKS.md).
+//!
+//! Full run (about 10-15 minutes on 2 cores, most of it data generation and one cold
+//! `cargo build`): `cargo run --release -p bench-isolation -- --out target/bench-isolation.md`.
+//! `--smoke`: tiny data and few iterations (for CI; numbers meaningless). `--no-cargo-build`:
+//! skip timing `cargo build` of the 200-table crate. The server is `TENANCY_TEST_DATABASE_URL`
+//! or the one `scripts/pg-up` starts; the bench (re)creates its own database there.
+
+mod data;
+mod generator;
+mod ops;
+mod plans;
+mod proxy;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use sqlx::PgPool;
+use tenancy_generated::roles::Editor;
+use tenancy_generated::{Chunk, Chunks};
+use tenancy_runtime::{ProjectId, Tenancy, TenantId, UserId};
+use uuid::Uuid;
+
+use crate::data::{seeded_id, BenchDb, DataShape};
+use crate::ops::{Input, Op, Runner, Target, BATCH};
+
+/// What a run does; `--smoke` shrinks everything.
+struct Settings {
+    smoke: bool,
+    shape: DataShape,
+    iterations: usize,
+    count_iterations: usize,
+    throughput_rounds: usize,
+    throughput_slice: Duration,
+    clients: Vec<u32>,
+    cargo_build: bool,
+    out: Option<PathBuf>,
+}
+
+impl Settings {
+    fn from_args() -> Result<Settings> {
+        let mut smoke = false;
+        let mut cargo_build = true;
+        let mut out = None;
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--smoke" => smoke = true,
+                "--no-cargo-build" => cargo_build = false,
+                "--out" => out = Some(PathBuf::from(args.next().context("--out needs a path")?)),
+                other => bail!(
+                    "unknown argument {other:?} (expected --smoke, --no-cargo-build, --out FILE)"
+                ),
+            }
+        }
+        Ok(if smoke {
+            Settings {
+                smoke,
+                shape: DataShape {
+                    tenants: 4,
+                    big_project_documents: [12, 6, 3],
+                    small_project_documents: 2,
+                    chunks_per_document: 5,
+                },
+                iterations: 6,
+                count_iterations: 4,
+                throughput_rounds: 1,
+                throughput_slice: Duration::from_millis(150),
+                clients: vec![1, 4],
+                cargo_build: false,
+                out,
+            }
+        } else {
+            Settings {
+                smoke,
+                // 30% in the big tenant: 15,000 of 50,046 documents, 20 chunks each.
+                shape: DataShape {
+                    tenants: 100,
+                    big_project_documents: [7_500, 4_500, 3_000],
+                    small_project_documents: 118,
+                    chunks_per_document: 20,
+                },
+                iterations: 400,
+                count_iterations: 100,
+                throughput_rounds: 6,
+                throughput_slice: Duration::from_secs(2),
+                clients: vec![1, 4, 16],
+                cargo_build,
+                out,
+            }
+        })
+    }
+}
+
+/// A deterministic xorshift generator (fixed seed: every run picks the same keys).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn pick<T: Copy>(&mut self, items: &[T]) -> Result<T> {
+        if items.is_empty() {
+            bail!("nothing to pick from");
+        }
+        Ok(items[(self.next() % items.len() as u64) as usize])
+    }
+}
+
+/// p50 and p95 of a sample.
+fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
+    samples.sort();
+    let at = |q: usize| samples[(samples.len() * q / 100).min(samples.len() - 1)];
+    (at(50), at(95))
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64() * 1000.0)
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64()
+}
+
+/// Builds a measured target: the scope through `authorize` (as the application role) and the
+/// project's keys (as the superuser).
+async fn target(
+    label: &str,
+    tenancy: &Tenancy,
+    admin: &PgPool,
+    tenant_index: u32,
+    project_index: u32,
+) -> Result<Target> {
+    let tenant = seeded_id(admin, &format!("tenant-{tenant_index}")).await?;
+    let project = seeded_id(admin, &format!("project-{tenant_index}-{project_index}")).await?;
+    let user = seeded_id(admin, &format!("user-{tenant_index}")).await?;
+    let ctx = tenancy
+        .authorize(UserId::new(user), TenantId::new(tenant))
+        .await?;
+    let scope = ctx.project(ProjectId::new(project))?.require::<Editor>()?;
+    let chunk_ids: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM chunks WHERE tenant_id = $1 AND project_id = $2 ORDER BY id",
+    )
+    .bind(tenant)
+    .bind(project)
+    .fetch_all(admin)
+    .await?;
+    let document_ids: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM documents WHERE tenant_id = $1 AND project_id = $2 ORDER BY id",
+    )
+    .bind(tenant)
+    .bind(project)
+    .fetch_all(admin)
+    .await?;
+    Ok(Target {
+        label: label.to_owned(),
+        tenant,
+        project,
+        chunk_rows: chunk_ids.len() as i64,
+        scope,
+        chunk_ids,
+        document_ids,
+    })
+}
+
+/// Latency of every hot operation on every target, the two variants interleaved (their order
+/// alternates per iteration; both get the same input). Returns the report's table.
+async fn latency(
+    settings: &Settings,
+    runner: &mut Runner,
+    targets: &[Target],
+    rng: &mut Rng,
+) -> Result<String> {
+    let mut report = String::from(
+        "| project | operation | n | layer p50 ms | plain p50 ms | **p50 ratio** | layer p95 ms | plain p95 ms | **p95 ratio** |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let mut next_ordinal: i32 = 1_000_000;
+    for target in targets {
+        let mut layer: Vec<Vec<Duration>> = vec![Vec::new(); Op::ALL.len()];
+        let mut plain: Vec<Vec<Duration>> = vec![Vec::new(); Op::ALL.len()];
+        // One warm-up iteration (prepares every statement on both connections) + measured ones.
+        for iteration in 0..=settings.iterations {
+            for (index, &op) in Op::ALL.iter().enumerate() {
+                if op == Op::Count && iteration > settings.count_iterations {
+                    continue;
+                }
+                let input = match op {
+                    Op::Get | Op::List | Op::Join => Input::Key(rng.pick(&target.chunk_ids)?),
+                    Op::Count | Op::Delete => Input::None,
+                    Op::InsertBatch => {
+                        next_ordinal += BATCH as i32;
+                        Input::Batch(rng.pick(&target.document_ids)?, next_ordinal)
+                    }
+                    Op::Update => Input::Update(
+                        rng.pick(&target.chunk_ids)?,
+                        format!("updated content {iteration}"),
+                    ),
+                };
+                let layer_first = iteration % 2 == 0;
+                let mut rows = [0u64; 2];
+                for turn in 0..2 {
+                    let run_layer = (turn == 0) == layer_first;
+                    let start = Instant::now();
+                    let seen = if run_layer {
+                        runner.layer(target, op, &input).await?
+                    } else {
+                        runner.plain(target, op, &input).await?
+                    };
+                    let elapsed = start.elapsed();
+                    rows[usize::from(!run_layer)] = seen;
+                    if iteration > 0 {
+                        if run_layer {
+                            layer[index].push(elapsed);
+                        } else {
+                            plain[index].push(elapsed);
+                        }
+                    }
+                }
+                if rows[0] != rows[1] || rows[0] == 0 {
+                    bail!(
+                        "{} on {}: the layer saw {} rows, the plain variant {}",
+                        op.name(),
+                        target.label,
+                        rows[0],
+                        rows[1]
+                    );
+                }
+            }
+        }
+        for (index, &op) in Op::ALL.iter().enumerate() {
+            let n = layer[index].len();
+            let (l50, l95) = percentiles(&mut layer[index]);
+            let (p50, p95) = percentiles(&mut plain[index]);
+            let _ = writeln!(
+                report,
+                "| {} | {} | {n} | {} | {} | **{:.2}x** | {} | {} | **{:.2}x** |",
+                target.label,
+                op.name(),
+                ms(l50),
+                ms(p50),
+                ratio(l50, p50),
+                ms(l95),
+                ms(p95),
+                ratio(l95, p95),
+            );
+        }
+    }
+    Ok(report)
+}
+
+/// Transactions per second of `clients` concurrent tasks, scoped vs plain (get by key), in
+/// alternating time slices. Returns (scoped tps, plain tps).
+async fn throughput(
+    settings: &Settings,
+    db: &BenchDb,
+    target: &Target,
+    clients: u32,
+) -> Result<(f64, f64)> {
+    let tenancy = Tenancy::with_config(db.app_pool(clients).await?, tenancy_generated::config());
+    let admin = db.admin_pool(clients).await?;
+    let ids = Arc::new(target.chunk_ids.clone());
+    let mut totals = [0u64; 2];
+    let mut elapsed = [Duration::ZERO; 2];
+    for round in 0..settings.throughput_rounds * 2 {
+        let scoped = round % 2 == 0;
+        let done = Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        let deadline = start + settings.throughput_slice;
+        let mut tasks = Vec::new();
+        for client in 0..clients {
+            let (tenancy, admin, ids, done) = (
+                tenancy.clone(),
+                admin.clone(),
+                Arc::clone(&ids),
+                Arc::clone(&done),
+            );
+            let scope = target.scope.clone();
+            let (tenant, project) = (target.tenant, target.project);
+            tasks.push(tokio::spawn(async move {
+                let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (u64::from(client) + 1));
+                while Instant::now() < deadline {
+                    let id = rng.pick(&ids)?;
+                    let found = if scoped {
+                        let mut tx = tenancy.begin(&scope).await?;
+                        let row = Chunks::get(&mut tx, id).await?;
+                        tx.commit().await?;
+                        row.is_some()
+                    } else {
+                        let mut tx = admin.begin().await?;
+                        let row: Option<Chunk> = sqlx::query_as(Chunks::GET_SQL)
+                            .bind(tenant)
+                            .bind(vec![project])
+                            .bind(id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        tx.commit().await?;
+                        row.is_some()
+                    };
+                    if !found {
+                        bail!("get by key found nothing");
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok::<(), anyhow::Error>(())
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        let slot = usize::from(!scoped);
+        elapsed[slot] += start.elapsed();
+        totals[slot] += done.load(Ordering::Relaxed);
+    }
+    Ok((
+        totals[0] as f64 / elapsed[0].as_secs_f64(),
+        totals[1] as f64 / elapsed[1].as_secs_f64(),
+    ))
+}
+
+/// Round trips per transaction (get by key), counted by a proxy: scoped vs plain, and
+/// `authorize` for reference. Returns the report's table and the number the scoped one adds.
+async fn round_trips(db: &BenchDb, target: &Target) -> Result<(String, i64)> {
+    let parsed = url::Url::parse(&db.admin_url)?;
+    let upstream = format!(
+        "{}:{}",
+        parsed.host_str().unwrap_or("127.0.0.1"),
+        parsed.port().unwrap_or(5432)
+    );
+    let through = |url: &str, port: u16| -> Result<String> {
+        let mut url = url::Url::parse(url)?;
+        url.set_host(Some("127.0.0.1"))?;
+        url.set_port(Some(port))
+            .map_err(|()| anyhow::anyhow!("cannot set a port"))?;
+        url.query_pairs_mut().append_pair("sslmode", "disable");
+        Ok(url.to_string())
+    };
+    let (app_port, app_counts) = proxy::start(upstream.clone()).await?;
+    let (admin_port, admin_counts) = proxy::start(upstream).await?;
+    // Without sqlx's ping on acquire (one extra Sync round trip per transaction, the same for
+    // both variants), so the counts are the transaction's own.
+    let unpinged = |url: String| async move {
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect(&url)
+            .await
+    };
+    let tenancy = Tenancy::with_config(
+        unpinged(through(&db.app_url, app_port)?).await?,
+        tenancy_generated::config(),
+    );
+    let admin = unpinged(through(&db.admin_url, admin_port)?).await?;
+    let id = target.chunk_ids[0];
+    const N: u64 = 20;
+    let mut rows = Vec::new();
+    for phase in 0..2 {
+        let before = (app_counts.snapshot(), admin_counts.snapshot());
+        for _ in 0..N {
+            let mut tx = tenancy.begin(&target.scope).await?;
+            Chunks::get(&mut tx, id).await?;
+            tx.commit().await?;
+        }
+        let scoped = app_counts.snapshot() - before.0;
+        for _ in 0..N {
+            let mut tx = admin.begin().await?;
+            let _: Option<Chunk> = sqlx::query_as(Chunks::GET_SQL)
+                .bind(target.tenant)
+                .bind(vec![target.project])
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        let plain = admin_counts.snapshot() - before.1;
+        let before_auth = app_counts.snapshot();
+        for _ in 0..N {
+            let user = seeded_id(&admin, "user-0").await?;
+            tenancy
+                .authorize(UserId::new(user), TenantId::new(target.tenant))
+                .await?;
+        }
+        let authorize = app_counts.snapshot() - before_auth;
+        if phase == 1 {
+            rows = vec![
+                ("scoped: Tenancy::begin + Chunks::get + commit", scoped),
+                ("plain: BEGIN + the same SELECT + COMMIT", plain),
+                (
+                    "Tenancy::authorize (per request context, for reference)",
+                    authorize,
+                ),
+            ];
+        }
+    }
+    let mut report = String::from(
+        "| transaction | Query (Q) | Sync (S) | ReadyForQuery (Z) = round trips |\n|---|---:|---:|---:|\n",
+    );
+    for (label, counts) in &rows {
+        let _ = writeln!(
+            report,
+            "| {label} | {:.1} | {:.1} | **{:.1}** |",
+            counts.queries as f64 / N as f64,
+            counts.syncs as f64 / N as f64,
+            counts.ready as f64 / N as f64,
+        );
+    }
+    let added = (rows[0].1.ready as i64 - rows[1].1.ready as i64) / N as i64;
+    Ok((report, added))
+}
+
+async fn run(settings: Settings) -> Result<String> {
+    let repo = tenancy_tests::repo_root();
+    let mut report = String::new();
+    let server = tenancy_tests::try_admin_url().await?;
+    let db_name = if settings.smoke {
+        format!("tenancy_bench_smoke_{}", std::process::id())
+    } else {
+        "tenancy_bench".to_owned()
+    };
+    eprintln!("bench: creating {db_name} on {server}");
+    let db = BenchDb::create(&server, &db_name).await?;
+    let started = Instant::now();
+    data::fill(&db.admin_url, &settings.shape).await?;
+    let fill_time = started.elapsed();
+    let server_version: String = {
+        let admin = db.admin_pool(1).await?;
+        sqlx::query_scalar("SELECT version()")
+            .fetch_one(&admin)
+            .await?
+    };
+    let _ = writeln!(
+        report,
+        "Dataset: {} tenants x 3 projects, {} documents, {} chunks (tenant 0 holds {:.0}%), \
+         embeddings NULL; generated server-side in {:.1} s (setseed 0.42, md5 ids).\n\
+         Server: {server_version}.\nMode: {}.\n",
+        settings.shape.tenants,
+        settings.shape.documents(),
+        settings.shape.chunks(),
+        100.0 * f64::from(settings.shape.big_project_documents.iter().sum::<u32>())
+            / settings.shape.documents() as f64,
+        fill_time.as_secs_f64(),
+        if settings.smoke {
+            "SMOKE (numbers meaningless)"
+        } else {
+            "full"
+        },
+    );
+
+    let tenancy = Tenancy::with_config(db.app_pool(1).await?, tenancy_generated::config());
+    let admin = db.admin_pool(1).await?;
+    let targets = vec![
+        target("large (tenant 0, project 0)", &tenancy, &admin, 0, 0).await?,
+        target("small (tenant 1, project 0)", &tenancy, &admin, 1, 0).await?,
+    ];
+    for t in &targets {
+        let _ = writeln!(
+            report,
+            "- {}: {} chunks, {} documents",
+            t.label,
+            t.chunk_rows,
+            t.document_ids.len()
+        );
+    }
+
+    eprintln!("bench: plans");
+    let _ = writeln!(
+        report,
+        "\n## Plans (EXPLAIN ANALYZE as tenancy_app, large project)\n"
+    );
+    report.push_str(&plans::explain_all(&tenancy, &admin, &targets[0]).await?);
+
+    eprintln!("bench: latency");
+    let mut runner = Runner {
+        tenancy: tenancy.clone(),
+        admin: admin.clone(),
+        layer_inserted: Vec::new(),
+        plain_inserted: Vec::new(),
+    };
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let _ = writeln!(
+        report,
+        "\n## Latency: full layer vs plain (interleaved, {} iterations, count {})\n",
+        settings.iterations, settings.count_iterations
+    );
+    report.push_str(&latency(&settings, &mut runner, &targets, &mut rng).await?);
+
+    eprintln!("bench: round trips");
+    let (trips, added) = round_trips(&db, &targets[0]).await?;
+    let _ = writeln!(report, "\n## Round trips per transaction (counting proxy, pool without ping-on-acquire)\n\n{trips}\nRound trips a scoped transaction adds: **{added}**");
+
+    eprintln!("bench: throughput");
+    let _ = writeln!(
+        report,
+        "\n## Throughput: scoped vs plain transactions (get by key, {} x {:.1} s slices each, alternating)\n\n\
+         | clients | scoped tx/s | plain tx/s | **ratio** |\n|---:|---:|---:|---:|",
+        settings.throughput_rounds,
+        settings.throughput_slice.as_secs_f64()
+    );
+    for &clients in &settings.clients {
+        let (scoped, plain) = throughput(&settings, &db, &targets[0], clients).await?;
+        let _ = writeln!(
+            report,
+            "| {clients} | {scoped:.0} | {plain:.0} | **{:.3}x** |",
+            scoped / plain
+        );
+    }
+
+    eprintln!("bench: generator");
+    let work = std::env::temp_dir().join("tenancy-bench-generator");
+    std::fs::create_dir_all(&work)?;
+    let synthetic = work.join("synthetic-policies");
+    std::fs::create_dir_all(&synthetic)?;
+    std::fs::write(
+        synthetic.join("model.tenancy"),
+        generator::synthetic_model(200),
+    )?;
+    let runs = if settings.smoke { 1 } else { 5 };
+    let (real_time, real_tables) =
+        generator::time_generate(&repo.join("policies"), &work.join("out-real"), runs)?;
+    let (synthetic_time, synthetic_tables) =
+        generator::time_generate(&synthetic, &work.join("out-200"), runs)?;
+    let _ = writeln!(
+        report,
+        "\n## Generator\n\n| model | tables | in-process generate (median of {runs}) ms | `tenancy` process ms |\n|---|---:|---:|---:|"
+    );
+    let cli = generator::cli_binary(&repo);
+    for (label, policies, tables, time) in [
+        (
+            "policies/rag.tenancy",
+            repo.join("policies"),
+            real_tables,
+            real_time,
+        ),
+        (
+            "synthetic",
+            synthetic.clone(),
+            synthetic_tables,
+            synthetic_time,
+        ),
+    ] {
+        let process = match &cli {
+            Some(binary) => {
+                let t = generator::time_cli(binary, &policies, &work.join("out-cli"), runs)?;
+                format!("{} ({})", ms(t), binary.display())
+            }
+            None => "not built".to_owned(),
+        };
+        let _ = writeln!(report, "| {label} | {tables} | {} | {process} |", ms(time));
+    }
+    if settings.cargo_build {
+        eprintln!("bench: cargo build of the 200-table crate (slow)");
+        let times = generator::time_cargo_build(&repo, &work.join("out-200"), &work)?;
+        let _ = writeln!(
+            report,
+            "\n`cargo build` (dev profile) of the generated 200-table repository crate ({} lines): \
+             first build in its own target dir {:.1} s (includes dependencies unless cached by a previous run); \
+             the crate alone (touch lib.rs, rebuild) {:.1} s.",
+            times.lines,
+            times.first.as_secs_f64(),
+            times.crate_alone.as_secs_f64()
+        );
+    }
+
+    tenancy_close(tenancy, admin).await;
+    if settings.smoke {
+        db.drop_db().await?;
+    }
+    Ok(report)
+}
+
+async fn tenancy_close(tenancy: Tenancy, admin: PgPool) {
+    drop(tenancy);
+    admin.close().await;
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let settings = Settings::from_args()?;
+    let out = settings.out.clone();
+    let report = run(settings).await?;
+    print!("{report}");
+    if let Some(path) = out {
+        std::fs::write(&path, &report).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("bench: report written to {}", path.display());
+    }
+    Ok(())
+}
