@@ -1,0 +1,198 @@
+//! An example multi-tenant RAG service on `tenancy_runtime::http` and the generated
+//! repositories (see `docs/service.md`).
+//!
+//! Every `/t/{tenant_id}/...` route authenticates a bearer JWT, authorizes the user in the
+//! tenant ([`tenancy_runtime::http::TenantRequest`]), proves the role the operation needs and
+//! runs its SQL in a [`tenancy_runtime::ScopedTx`] under row-level security.
+
+pub mod api;
+pub mod config;
+pub mod demo;
+pub mod input;
+pub mod openapi;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, FromRef, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post, put};
+use axum::Router;
+use sqlx::PgPool;
+use tenancy_runtime::http::{trace_requests, ApiError, HttpLayer, HttpMetrics, JwtVerifier};
+use tenancy_runtime::Tenancy;
+
+pub use crate::config::Config;
+
+/// Shared state of every handler.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    http: HttpLayer,
+    pool: PgPool,
+    maintenance: Option<PgPool>,
+}
+
+impl AppState {
+    /// State over the application-role pool; `maintenance` (a privileged pool) is used only
+    /// to count tenants and projects for `/metrics`.
+    pub fn new(
+        pool: PgPool,
+        maintenance: Option<PgPool>,
+        verifier: JwtVerifier,
+        busiest_tenants: usize,
+    ) -> anyhow::Result<Self> {
+        let tenancy = Tenancy::with_config(pool.clone(), tenancy_generated::config());
+        let metrics = Arc::new(HttpMetrics::new(busiest_tenants)?);
+        Ok(Self {
+            http: HttpLayer::new(tenancy, Arc::new(verifier), metrics),
+            pool,
+            maintenance,
+        })
+    }
+
+    /// The tenancy runtime.
+    pub fn tenancy(&self) -> &Tenancy {
+        self.http.tenancy()
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &HttpMetrics {
+        self.http.metrics()
+    }
+}
+
+impl FromRef<AppState> for HttpLayer {
+    fn from_ref(state: &AppState) -> HttpLayer {
+        state.http.clone()
+    }
+}
+
+/// Every route: (method, path, minimum role or `-`, summary). The router and the OpenAPI
+/// document are both checked against this table by the tests.
+pub const ROUTES: &[(&str, &str, &str, &str)] = &[
+    ("GET", "/healthz", "-", "Liveness"),
+    ("GET", "/metrics", "-", "Prometheus metrics"),
+    ("GET", "/openapi.json", "-", "This OpenAPI document"),
+    ("GET", "/t/{tenant_id}/projects", "viewer", "The caller's projects and roles"),
+    ("POST", "/t/{tenant_id}/search", "viewer", "Similarity search over every readable project"),
+    ("GET", "/t/{tenant_id}/projects/{project_id}/documents", "viewer", "List documents"),
+    ("POST", "/t/{tenant_id}/projects/{project_id}/documents", "editor", "Create a document"),
+    ("GET", "/t/{tenant_id}/projects/{project_id}/documents/{document_id}", "viewer", "Get a document"),
+    ("PATCH", "/t/{tenant_id}/projects/{project_id}/documents/{document_id}", "editor", "Update a document"),
+    ("DELETE", "/t/{tenant_id}/projects/{project_id}/documents/{document_id}", "admin", "Delete a document"),
+    ("GET", "/t/{tenant_id}/projects/{project_id}/documents/{document_id}/chunks", "viewer", "List a document's chunks"),
+    ("POST", "/t/{tenant_id}/projects/{project_id}/documents/{document_id}/chunks", "editor", "Ingest a batch of chunks with embeddings"),
+    ("POST", "/t/{tenant_id}/projects/{project_id}/search", "viewer", "Similarity search in one project"),
+    ("GET", "/t/{tenant_id}/projects/{project_id}/queries", "viewer", "List queries"),
+    ("POST", "/t/{tenant_id}/projects/{project_id}/queries", "viewer", "Record a query"),
+    ("GET", "/t/{tenant_id}/projects/{project_id}/queries/{query_id}", "viewer", "Get a query"),
+    ("GET", "/t/{tenant_id}/projects/{project_id}/queries/{query_id}/responses", "viewer", "List a query's responses"),
+    ("POST", "/t/{tenant_id}/projects/{project_id}/queries/{query_id}/responses", "editor", "Record a response"),
+    ("GET", "/t/{tenant_id}/projects/{project_id}/responses/{response_id}/assertions", "viewer", "List a response's assertions"),
+    ("POST", "/t/{tenant_id}/projects/{project_id}/responses/{response_id}/assertions", "editor", "Record an assertion"),
+    ("GET", "/t/{tenant_id}/projects/{project_id}/members", "admin", "List members"),
+    ("POST", "/t/{tenant_id}/projects/{project_id}/members", "admin", "Add a member with a role"),
+    ("PUT", "/t/{tenant_id}/projects/{project_id}/members/{user_id}", "admin", "Change a member's role"),
+    ("DELETE", "/t/{tenant_id}/projects/{project_id}/members/{user_id}", "admin", "Remove a member"),
+];
+
+/// The service's router (body limit, request spans and metrics included).
+pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
+    const P: &str = "/t/{tenant_id}/projects/{project_id}";
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi_json))
+        .route("/t/{tenant_id}/projects", get(api::my_projects))
+        .route("/t/{tenant_id}/search", post(api::search_tenant))
+        .route(
+            &format!("{P}/documents"),
+            get(api::list_documents).post(api::create_document),
+        )
+        .route(
+            &format!("{P}/documents/{{document_id}}"),
+            get(api::get_document)
+                .patch(api::update_document)
+                .delete(api::delete_document),
+        )
+        .route(
+            &format!("{P}/documents/{{document_id}}/chunks"),
+            get(api::list_chunks).post(api::ingest_chunks),
+        )
+        .route(&format!("{P}/search"), post(api::search_project))
+        .route(
+            &format!("{P}/queries"),
+            get(api::list_queries).post(api::create_query),
+        )
+        .route(&format!("{P}/queries/{{query_id}}"), get(api::get_query))
+        .route(
+            &format!("{P}/queries/{{query_id}}/responses"),
+            get(api::list_responses).post(api::create_response),
+        )
+        .route(
+            &format!("{P}/responses/{{response_id}}/assertions"),
+            get(api::list_assertions).post(api::create_assertion),
+        )
+        .route(
+            &format!("{P}/members"),
+            get(api::list_members).post(api::add_member),
+        )
+        .route(
+            &format!("{P}/members/{{user_id}}"),
+            put(api::change_role).delete(api::remove_member),
+        )
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed",
+            )
+        })
+        .layer(DefaultBodyLimit::max(body_limit_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.http.clone(),
+            trace_requests,
+        ))
+        .with_state(state)
+}
+
+async fn openapi_json() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        openapi::document_json(),
+    )
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    state.metrics().set_pool_usage(&state.pool);
+    if let Some(maintenance) = &state.maintenance {
+        // Counting every tenant needs a role that row-level security does not filter.
+        let counts: Result<(i64, i64), sqlx::Error> = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM tenants), (SELECT count(*) FROM projects)",
+        )
+        .fetch_one(maintenance)
+        .await;
+        match counts {
+            Ok((tenants, projects)) => state.metrics().set_entity_counts(tenants, projects),
+            Err(_) => tracing::warn!("metrics: counting tenants and projects failed"),
+        }
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics().render(),
+    )
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight requests
+/// finish (graceful shutdown).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

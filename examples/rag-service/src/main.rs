@@ -1,0 +1,115 @@
+//! `rag-service [serve|seed-demo|token USER_UUID]` — configuration from `RAG_*` environment
+//! variables (see `docs/service.md`).
+
+use anyhow::{bail, Context};
+use rag_service::config::JwtKeys;
+use rag_service::{demo, router, serve, AppState, Config};
+use sqlx::postgres::PgPoolOptions;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let config = Config::from_env()?;
+    match args.first().map(String::as_str) {
+        None | Some("serve") => run(config).await,
+        Some("seed-demo") => {
+            let url = config
+                .maintenance_database_url
+                .as_deref()
+                .context("seed-demo needs RAG_MAINTENANCE_DATABASE_URL (a privileged role)")?;
+            let pool = PgPoolOptions::new().max_connections(1).connect(url).await?;
+            demo::seed(&pool).await?;
+            println!("seeded the demo tenants Acme and Globex");
+            Ok(())
+        }
+        Some("token") => {
+            let user = args
+                .get(1)
+                .context("usage: rag-service token USER_UUID [TTL_SECONDS]")?
+                .parse()
+                .context("USER_UUID must be a UUID")?;
+            let ttl = match args.get(2) {
+                Some(ttl) => ttl.parse().context("TTL_SECONDS must be an integer")?,
+                None => 3600,
+            };
+            let JwtKeys::Secret(secret) = &config.jwt_keys else {
+                bail!("tokens can be minted only with an HS256 secret (RAG_JWT_SECRET)");
+            };
+            println!(
+                "{}",
+                demo::mint_token(
+                    secret.as_bytes(),
+                    &config.jwt_issuer,
+                    &config.jwt_audience,
+                    user,
+                    ttl
+                )?
+            );
+            Ok(())
+        }
+        Some(other) => bail!("unknown command {other:?} (serve, seed-demo, token)"),
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    if config.log_json {
+        tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+    if config.jwt_keys == JwtKeys::Secret(rag_service::config::DEV_JWT_SECRET.to_owned()) {
+        tracing::warn!("using the built-in development JWT secret; set RAG_JWT_SECRET or RAG_JWT_JWKS_FILE");
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .connect(&config.database_url)
+        .await
+        .context("connecting with RAG_DATABASE_URL")?;
+    let maintenance = match &config.maintenance_database_url {
+        Some(url) => Some(
+            PgPoolOptions::new()
+                .max_connections(1)
+                .connect(url)
+                .await
+                .context("connecting with RAG_MAINTENANCE_DATABASE_URL")?,
+        ),
+        None => None,
+    };
+    let state = AppState::new(pool, maintenance, config.verifier()?, config.metrics_tenants)?;
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("binding {}", config.bind))?;
+    tracing::info!(address = %listener.local_addr()?, "rag-service listening");
+    serve(listener, router(state, config.body_limit_bytes), shutdown_signal()).await?;
+    tracing::info!("rag-service stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
