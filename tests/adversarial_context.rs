@@ -1,0 +1,628 @@
+//! Context lifecycle as the application role: no context, the `''` PostgreSQL leaves after a
+//! transaction, malformed values, one pooled connection reused by several contexts, savepoints,
+//! and prepared statements / generic plans that must never keep an earlier tenant's rows.
+//!
+//! World: tenants A (project A1, 3 documents) and B (project B1, 2 documents); `alice` owns A1,
+//! `bob` owns B1. Rows are identified by their document ids, compared as sorted sets.
+
+use sqlx::postgres::{PgConnection, PgPoolOptions};
+use sqlx::{Connection, Executor, PgPool};
+use tenancy_generated::roles::Viewer;
+use tenancy_generated::{DocumentFilter, DocumentPage, Documents};
+use tenancy_runtime::{ProjectId, Tenancy, TenantId, UserId};
+use tenancy_tests::TestDb;
+use uuid::Uuid;
+
+struct World {
+    db: TestDb,
+    tenant_a: Uuid,
+    a1: Uuid,
+    tenant_b: Uuid,
+    b1: Uuid,
+    alice: Uuid,
+    bob: Uuid,
+    a_docs: Vec<Uuid>,
+    b_docs: Vec<Uuid>,
+}
+
+const SCOPED_TABLES: [&str; 8] = [
+    "tenants",
+    "projects",
+    "user_project_roles",
+    "documents",
+    "chunks",
+    "queries",
+    "responses",
+    "assertions",
+];
+
+impl World {
+    async fn new() -> World {
+        let db = TestDb::fresh().await;
+        let admin = db.admin_pool();
+        let (tenant_a, a1, tenant_b, b1) = (
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+        );
+        let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut docs = [Vec::new(), Vec::new()];
+        for (i, (tenant, project, user, n)) in [(tenant_a, a1, alice, 3), (tenant_b, b1, bob, 2)]
+            .into_iter()
+            .enumerate()
+        {
+            sqlx::query("INSERT INTO tenants (id, name, slug) VALUES ($1, $2, $2)")
+                .bind(tenant)
+                .bind(format!("t{i}"))
+                .execute(admin)
+                .await
+                .unwrap();
+            sqlx::query(
+                "INSERT INTO projects (tenant_id, id, name, slug) VALUES ($1, $2, 'p', 'p')",
+            )
+            .bind(tenant)
+            .bind(project)
+            .execute(admin)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO user_project_roles (tenant_id, project_id, user_id, role) \
+                 VALUES ($1, $2, $3, 'owner')",
+            )
+            .bind(tenant)
+            .bind(project)
+            .bind(user)
+            .execute(admin)
+            .await
+            .unwrap();
+            for k in 0..n {
+                let id = Uuid::new_v4();
+                sqlx::query(
+                    "INSERT INTO documents (tenant_id, project_id, id, title, content_hash, created_by) \
+                     VALUES ($1, $2, $3, 't', $4, $5)",
+                )
+                .bind(tenant)
+                .bind(project)
+                .bind(id)
+                .bind(format!("h{k}"))
+                .bind(user)
+                .execute(admin)
+                .await
+                .unwrap();
+                docs[i].push(id);
+            }
+            docs[i].sort();
+        }
+        let [a_docs, b_docs] = docs;
+        World {
+            db,
+            tenant_a,
+            a1,
+            tenant_b,
+            b1,
+            alice,
+            bob,
+            a_docs,
+            b_docs,
+        }
+    }
+
+    /// The `SET LOCAL`s of a context (no `BEGIN`).
+    fn set_a(&self) -> String {
+        set_local(self.tenant_a, self.alice, &format!("{}:owner", self.a1))
+    }
+
+    fn set_b(&self) -> String {
+        set_local(self.tenant_b, self.bob, &format!("{}:owner", self.b1))
+    }
+
+    fn tenancy(&self, pool: &PgPool) -> Tenancy {
+        Tenancy::with_config(pool.clone(), tenancy_generated::config())
+    }
+}
+
+fn set_local(tenant: Uuid, user: Uuid, roles: &str) -> String {
+    format!(
+        "SET LOCAL tenancy.tenant_id = '{tenant}'; SET LOCAL tenancy.user_id = '{user}'; \
+         SET LOCAL tenancy.project_roles = '{roles}'"
+    )
+}
+
+/// The document ids visible on `conn`, sorted (a prepared, cached statement).
+async fn doc_ids(conn: &mut PgConnection) -> Vec<Uuid> {
+    sqlx::query_scalar("SELECT id FROM documents ORDER BY id")
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap()
+}
+
+async fn exec(conn: &mut PgConnection, sql: &str) {
+    sqlx::raw_sql(sql).execute(&mut *conn).await.unwrap();
+}
+
+fn sqlstate(err: &sqlx::Error) -> String {
+    err.as_database_error()
+        .and_then(|e| e.code())
+        .map(|c| c.into_owned())
+        .unwrap_or_else(|| format!("non-database error: {err}"))
+}
+
+/// The INSERT that every refused-write check tries: a document in A1.
+async fn try_insert_into_a1(conn: &mut PgConnection, w: &World) -> Result<u64, String> {
+    sqlx::query(
+        "INSERT INTO documents (tenant_id, project_id, title, content_hash, created_by) \
+         VALUES ($1, $2, 'x', gen_random_uuid()::text, $3)",
+    )
+    .bind(w.tenant_a)
+    .bind(w.a1)
+    .bind(w.alice)
+    .execute(&mut *conn)
+    .await
+    .map(|r| r.rows_affected())
+    .map_err(|e| sqlstate(&e))
+}
+
+async fn count_all(conn: &mut PgConnection) -> Vec<(String, i64)> {
+    let mut counts = Vec::new();
+    for table in SCOPED_TABLES {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        counts.push((table.to_owned(), n));
+    }
+    counts
+}
+
+fn zeros() -> Vec<(String, i64)> {
+    SCOPED_TABLES.iter().map(|t| (t.to_string(), 0)).collect()
+}
+
+#[tokio::test]
+async fn no_context_and_the_leftover_empty_value_see_nothing_and_write_nothing() {
+    let w = World::new().await;
+    let mut conn = PgConnection::connect(w.db.app_url()).await.unwrap();
+    // Never set on this connection: current_setting(.., true) is NULL.
+    let never: Option<String> =
+        sqlx::query_scalar("SELECT current_setting('tenancy.tenant_id', true)")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(never, None);
+    assert_eq!(count_all(&mut conn).await, zeros());
+    assert_eq!(try_insert_into_a1(&mut conn, &w).await, Err("42501".into()));
+
+    // Set in a committed transaction, and in a rolled-back one: '' afterwards, either way.
+    for end in ["COMMIT", "ROLLBACK"] {
+        exec(&mut conn, &format!("BEGIN; {}", w.set_a())).await;
+        assert_eq!(doc_ids(&mut conn).await, w.a_docs);
+        exec(&mut conn, end).await;
+        let left: Vec<Option<String>> = sqlx::query_scalar(
+            "SELECT current_setting(name, true) FROM unnest(ARRAY['tenancy.tenant_id', \
+             'tenancy.user_id', 'tenancy.project_roles']) AS name",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(left, vec![Some(String::new()); 3], "after {end}");
+        // Outside a transaction (autocommit statements) and inside a new one without context.
+        assert_eq!(
+            count_all(&mut conn).await,
+            zeros(),
+            "autocommit after {end}"
+        );
+        assert_eq!(try_insert_into_a1(&mut conn, &w).await, Err("42501".into()));
+        exec(&mut conn, "BEGIN").await;
+        assert_eq!(count_all(&mut conn).await, zeros(), "new tx after {end}");
+        exec(&mut conn, "COMMIT").await;
+    }
+    // The helpers say "no context" in the documented way.
+    let helpers: (Option<Uuid>, Option<Uuid>, Vec<Uuid>) = sqlx::query_as(
+        "SELECT tenancy.current_tenant_id(), tenancy.current_user_id(), tenancy.project_ids('viewer')",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(helpers, (None, None, vec![]));
+    conn.close().await.unwrap();
+    w.db.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_malformed_context_raises_instead_of_matching_nothing() {
+    let w = World::new().await;
+    let mut conn = PgConnection::connect(w.db.app_url()).await.unwrap();
+    let good_roles = format!("{}:owner", w.a1);
+    let cases: Vec<(String, &str)> = vec![
+        (set_local_raw("tenant_id", "not-a-uuid"), "22P02"),
+        (
+            set_local_raw("tenant_id", &format!("{} ", w.tenant_a)),
+            "22P02",
+        ),
+        (set_local_raw("project_roles", "not-a-uuid:owner"), "22P02"),
+        (
+            set_local_raw("project_roles", &format!("{}:superuser", w.a1)),
+            "22P02",
+        ),
+        (
+            set_local_raw("project_roles", &format!("{}", w.a1)),
+            "22023",
+        ),
+        (
+            set_local_raw("project_roles", &format!("{}:owner:x", w.a1)),
+            "22023",
+        ),
+        // A malformed entry next to a good one, and below the role a policy asks for.
+        (
+            set_local_raw(
+                "project_roles",
+                &format!("{good_roles},{}:nobody", Uuid::new_v4()),
+            ),
+            "22P02",
+        ),
+        (
+            set_local_raw("project_roles", &format!("{good_roles},")),
+            "22023",
+        ),
+    ];
+    for (settings, want) in &cases {
+        let begin = format!(
+            "BEGIN; SET LOCAL tenancy.tenant_id = '{}'; SET LOCAL tenancy.project_roles = '{good_roles}'; {settings}",
+            w.tenant_a
+        );
+        for sql in [
+            "SELECT id FROM documents",
+            "SELECT count(*) FROM chunks",
+            "DELETE FROM documents RETURNING id",
+        ] {
+            exec(&mut conn, &begin).await;
+            let got = sqlx::query(sql)
+                .fetch_all(&mut conn)
+                .await
+                .map_err(|e| sqlstate(&e));
+            exec(&mut conn, "ROLLBACK").await;
+            assert_eq!(
+                got.map(|rows| rows.len()),
+                Err(want.to_string()),
+                "{settings} / {sql}"
+            );
+        }
+        exec(&mut conn, &begin).await;
+        let got = try_insert_into_a1(&mut conn, &w).await;
+        exec(&mut conn, "ROLLBACK").await;
+        assert_eq!(got, Err(want.to_string()), "{settings} / insert");
+    }
+    // Nothing was deleted or inserted by any of them.
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM documents")
+        .fetch_one(w.db.admin_pool())
+        .await
+        .unwrap();
+    assert_eq!(n, 5);
+    conn.close().await.unwrap();
+    w.db.drop_db().await;
+}
+
+fn set_local_raw(name: &str, value: &str) -> String {
+    format!("SET LOCAL tenancy.{name} = '{value}'")
+}
+
+#[tokio::test]
+async fn one_pooled_connection_a_then_nothing_then_b() {
+    let w = World::new().await;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(w.db.app_url())
+        .await
+        .unwrap();
+    let tenancy = w.tenancy(&pool);
+    let scope_a = tenancy
+        .authorize(UserId::new(w.alice), TenantId::new(w.tenant_a))
+        .await
+        .unwrap()
+        .project(ProjectId::new(w.a1))
+        .unwrap()
+        .require::<Viewer>()
+        .unwrap();
+    let scope_b = tenancy
+        .authorize(UserId::new(w.bob), TenantId::new(w.tenant_b))
+        .await
+        .unwrap()
+        .project(ProjectId::new(w.b1))
+        .unwrap()
+        .require::<Viewer>()
+        .unwrap();
+    let backend_pid = |pool: PgPool| async move {
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pid
+    };
+    let pid = backend_pid(pool.clone()).await;
+
+    for round in 0..3 {
+        // A, through the runtime: committed, then (second round) dropped without commit.
+        let mut tx = tenancy.begin(&scope_a).await.unwrap();
+        assert_eq!(doc_ids(tx.connection()).await, w.a_docs);
+        if round == 1 {
+            drop(tx);
+        } else {
+            tx.commit().await.unwrap();
+        }
+        // Nothing set: a plain transaction on the same connection.
+        let mut plain = pool.begin().await.unwrap();
+        assert_eq!(
+            doc_ids(&mut plain).await,
+            Vec::<Uuid>::new(),
+            "round {round}"
+        );
+        assert_eq!(count_all(&mut plain).await, zeros(), "round {round}");
+        plain.commit().await.unwrap();
+        // No transaction at all.
+        let none: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM documents")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert!(none.is_empty(), "round {round}");
+        // B, through the runtime: only B.
+        let mut tx = tenancy.begin(&scope_b).await.unwrap();
+        assert_eq!(doc_ids(tx.connection()).await, w.b_docs, "round {round}");
+        let filter = DocumentFilter::default();
+        let listed: Vec<Uuid> = Documents::list(&mut tx, &filter, DocumentPage::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(listed, w.b_docs);
+        tx.rollback().await.unwrap();
+    }
+    // It really was one connection all along.
+    assert_eq!(backend_pid(pool.clone()).await, pid);
+    pool.close().await;
+    w.db.drop_db().await;
+}
+
+#[tokio::test]
+async fn savepoints_and_rollback_to_restore_the_earlier_context() {
+    let w = World::new().await;
+    let mut conn = PgConnection::connect(w.db.app_url()).await.unwrap();
+    let none: Vec<Uuid> = Vec::new();
+
+    // A, savepoint, B: B. ROLLBACK TO undoes the SET LOCAL done after the savepoint: A again.
+    exec(&mut conn, &format!("BEGIN; {}", w.set_a())).await;
+    exec(&mut conn, &format!("SAVEPOINT s1; {}", w.set_b())).await;
+    assert_eq!(doc_ids(&mut conn).await, w.b_docs);
+    exec(&mut conn, "ROLLBACK TO SAVEPOINT s1").await;
+    assert_eq!(doc_ids(&mut conn).await, w.a_docs);
+    // set_config(.., true) behaves the same.
+    exec(&mut conn, "SAVEPOINT s2").await;
+    sqlx::query("SELECT set_config('tenancy.tenant_id', $1, true), set_config('tenancy.project_roles', $2, true)")
+        .bind(w.tenant_b.to_string())
+        .bind(format!("{}:owner", w.b1))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(doc_ids(&mut conn).await, w.b_docs);
+    exec(&mut conn, "ROLLBACK TO SAVEPOINT s2").await;
+    assert_eq!(doc_ids(&mut conn).await, w.a_docs);
+    // RELEASE keeps what was set after the savepoint.
+    exec(
+        &mut conn,
+        &format!("SAVEPOINT s3; {}; RELEASE SAVEPOINT s3", w.set_b()),
+    )
+    .await;
+    assert_eq!(doc_ids(&mut conn).await, w.b_docs);
+    exec(&mut conn, "COMMIT").await;
+    assert_eq!(doc_ids(&mut conn).await, none);
+
+    // A failed statement after a savepoint that changed the context: ROLLBACK TO restores A.
+    exec(
+        &mut conn,
+        &format!("BEGIN; {}; SAVEPOINT s; {}", w.set_a(), w.set_b()),
+    )
+    .await;
+    let err = sqlx::query("SELECT 1 / (count(*) - count(*)) FROM documents")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "22012");
+    exec(&mut conn, "ROLLBACK TO SAVEPOINT s").await;
+    assert_eq!(doc_ids(&mut conn).await, w.a_docs);
+    exec(&mut conn, "ROLLBACK").await;
+
+    // No context, savepoint, A, ROLLBACK TO: no context again (not A).
+    exec(&mut conn, &format!("BEGIN; SAVEPOINT s; {}", w.set_a())).await;
+    assert_eq!(doc_ids(&mut conn).await, w.a_docs);
+    exec(&mut conn, "ROLLBACK TO SAVEPOINT s").await;
+    assert_eq!(doc_ids(&mut conn).await, none);
+    exec(&mut conn, "COMMIT").await;
+
+    // Through the runtime: a nested sqlx transaction (a savepoint) inside a scoped one keeps
+    // the scope's context, and a context switched inside it is undone by its rollback.
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(w.db.app_url())
+        .await
+        .unwrap();
+    let tenancy = w.tenancy(&pool);
+    let scope_a = tenancy
+        .authorize(UserId::new(w.alice), TenantId::new(w.tenant_a))
+        .await
+        .unwrap()
+        .all_projects()
+        .with_at_least::<Viewer>();
+    let mut tx = tenancy.begin(&scope_a).await.unwrap();
+    {
+        let mut nested = tx.connection().begin().await.unwrap();
+        assert_eq!(doc_ids(&mut nested).await, w.a_docs);
+        sqlx::raw_sql(&w.set_b())
+            .execute(&mut *nested)
+            .await
+            .unwrap();
+        assert_eq!(doc_ids(&mut nested).await, w.b_docs);
+        nested.rollback().await.unwrap();
+    }
+    assert_eq!(doc_ids(tx.connection()).await, w.a_docs);
+    tx.commit().await.unwrap();
+    pool.close().await;
+    conn.close().await.unwrap();
+    w.db.drop_db().await;
+}
+
+#[tokio::test]
+async fn prepared_statements_and_generic_plans_never_keep_an_earlier_tenants_rows() {
+    let w = World::new().await;
+    for plan_cache_mode in ["auto", "force_generic_plan", "force_custom_plan"] {
+        let mut conn = PgConnection::connect(w.db.app_url()).await.unwrap();
+        exec(
+            &mut conn,
+            &format!("SET plan_cache_mode = {plan_cache_mode}"),
+        )
+        .await;
+        // Client-side prepared statements (sqlx caches and reuses them): 8 runs per tenant,
+        // beyond the 5 custom plans after which `auto` may switch to a generic plan.
+        let statements = [
+            "SELECT id FROM documents ORDER BY id",
+            "SELECT id FROM documents WHERE project_id IS NOT NULL ORDER BY id",
+        ];
+        for sql in statements {
+            for (set, want, other) in [
+                (w.set_a(), &w.a_docs, &w.b_docs),
+                (w.set_b(), &w.b_docs, &w.a_docs),
+                (w.set_a(), &w.a_docs, &w.b_docs),
+            ] {
+                for run in 0..8 {
+                    exec(&mut conn, &format!("BEGIN; {set}")).await;
+                    let got: Vec<Uuid> =
+                        sqlx::query_scalar(sql).fetch_all(&mut conn).await.unwrap();
+                    exec(&mut conn, "COMMIT").await;
+                    assert_eq!(&got, want, "{plan_cache_mode} {sql} run {run}");
+                    assert!(!got.iter().any(|id| other.contains(id)));
+                }
+                // And with no context at all, the cached plan returns nothing.
+                let got: Vec<Uuid> = sqlx::query_scalar(sql).fetch_all(&mut conn).await.unwrap();
+                assert!(got.is_empty(), "{plan_cache_mode} {sql} without context");
+            }
+        }
+        // Server-side PREPARE / EXECUTE, and the same through a parameterised count.
+        conn.execute(
+            "PREPARE visible AS SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM documents",
+        )
+        .await
+        .unwrap();
+        conn.execute(
+            "PREPARE count_in(uuid) AS SELECT count(*) FROM documents WHERE project_id = $1",
+        )
+        .await
+        .unwrap();
+        for (set, want, project, other_project) in [
+            (w.set_a(), &w.a_docs, w.a1, w.b1),
+            (w.set_b(), &w.b_docs, w.b1, w.a1),
+            (w.set_a(), &w.a_docs, w.a1, w.b1),
+        ] {
+            for run in 0..8 {
+                exec(&mut conn, &format!("BEGIN; {set}")).await;
+                let got: Vec<Uuid> = sqlx::query_scalar("EXECUTE visible")
+                    .persistent(false)
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap();
+                let own: i64 = sqlx::query_scalar(&format!("EXECUTE count_in('{project}')"))
+                    .persistent(false)
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap();
+                let other: i64 =
+                    sqlx::query_scalar(&format!("EXECUTE count_in('{other_project}')"))
+                        .persistent(false)
+                        .fetch_one(&mut conn)
+                        .await
+                        .unwrap();
+                exec(&mut conn, "COMMIT").await;
+                assert_eq!(&got, want, "{plan_cache_mode} EXECUTE run {run}");
+                assert_eq!(
+                    (own, other),
+                    (want.len() as i64, 0),
+                    "{plan_cache_mode} run {run}"
+                );
+            }
+        }
+        // The generic plan really was used where forced (so the test exercised it).
+        if plan_cache_mode == "force_generic_plan" {
+            let generic: i64 = sqlx::query_scalar(
+                "SELECT generic_plans FROM pg_prepared_statements WHERE name = 'count_in'",
+            )
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+            assert!(generic >= 24, "generic plans used: {generic}");
+        }
+        conn.close().await.unwrap();
+    }
+
+    // The generated repository on a one-connection pool (its statements are cached per
+    // connection), with generic plans forced on every connection.
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute("SET plan_cache_mode = force_generic_plan")
+                    .await?;
+                Ok(())
+            })
+        })
+        .connect(w.db.app_url())
+        .await
+        .unwrap();
+    let tenancy = w.tenancy(&pool);
+    let scope = |user, tenant, project| {
+        let tenancy = tenancy.clone();
+        async move {
+            tenancy
+                .authorize(UserId::new(user), TenantId::new(tenant))
+                .await
+                .unwrap()
+                .project(ProjectId::new(project))
+                .unwrap()
+                .require::<Viewer>()
+                .unwrap()
+        }
+    };
+    let scope_a = scope(w.alice, w.tenant_a, w.a1).await;
+    let scope_b = scope(w.bob, w.tenant_b, w.b1).await;
+    for (s, want) in [
+        (&scope_a, &w.a_docs),
+        (&scope_b, &w.b_docs),
+        (&scope_a, &w.a_docs),
+    ] {
+        for run in 0..8 {
+            let mut tx = tenancy.begin(s).await.unwrap();
+            let listed: Vec<Uuid> =
+                Documents::list(&mut tx, &DocumentFilter::default(), DocumentPage::default())
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|d| d.id)
+                    .collect();
+            let count = Documents::count(&mut tx, &DocumentFilter::default())
+                .await
+                .unwrap();
+            let first = Documents::get(&mut tx, want[0])
+                .await
+                .unwrap()
+                .map(|d| d.id);
+            tx.commit().await.unwrap();
+            assert_eq!(&listed, want, "repository run {run}");
+            assert_eq!(count, want.len() as i64);
+            assert_eq!(first, Some(want[0]));
+        }
+    }
+    // Even a scope of A asking for B's row by id gets nothing from the cached generic plan.
+    let mut tx = tenancy.begin(&scope_a).await.unwrap();
+    assert_eq!(Documents::get(&mut tx, w.b_docs[0]).await.unwrap(), None);
+    tx.commit().await.unwrap();
+    pool.close().await;
+    w.db.drop_db().await;
+}

@@ -1,0 +1,343 @@
+//! Query plans of the hot generated queries, as the application role inside a scoped
+//! transaction: the context helpers run as InitPlans (evaluated once per statement: one loop
+//! under EXPLAIN ANALYZE) and the tenant/project predicates are index conditions, not filters.
+//!
+//! Data: 8 tenants x 2 projects x 250 documents (4,000), 4 chunks per document (16,000),
+//! ANALYZE'd, so a sequential scan would be the wrong choice for one project.
+//! Assertions walk the JSON plan tree (`EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON)`).
+
+use serde_json::Value;
+use sqlx::Postgres;
+use tenancy_generated::roles::Viewer;
+use tenancy_generated::{Chunks, Documents};
+use tenancy_runtime::{ProjectId, ScopedTx, Tenancy, TenantId, UserId};
+use tenancy_tests::TestDb;
+use uuid::Uuid;
+
+const TENANTS: usize = 8;
+const PROJECTS_PER_TENANT: usize = 2;
+const DOCS_PER_PROJECT: i32 = 250;
+const CHUNKS_PER_DOC: i32 = 4;
+
+struct Seeded {
+    db: TestDb,
+    tenant: Uuid,
+    project: Uuid,
+    user: Uuid,
+    document: Uuid,
+}
+
+async fn seed() -> Seeded {
+    let db = TestDb::fresh().await;
+    let admin = db.admin_pool();
+    let user = Uuid::new_v4();
+    let mut first = None;
+    for t in 0..TENANTS {
+        let tenant = Uuid::new_v4();
+        sqlx::query("INSERT INTO tenants (id, name, slug) VALUES ($1, $2, $2)")
+            .bind(tenant)
+            .bind(format!("t{t}"))
+            .execute(admin)
+            .await
+            .unwrap();
+        for p in 0..PROJECTS_PER_TENANT {
+            let project = Uuid::new_v4();
+            sqlx::query("INSERT INTO projects (tenant_id, id, name, slug) VALUES ($1, $2, $3, $3)")
+                .bind(tenant)
+                .bind(project)
+                .bind(format!("p{p}"))
+                .execute(admin)
+                .await
+                .unwrap();
+            sqlx::query(
+                "INSERT INTO user_project_roles (tenant_id, project_id, user_id, role) \
+                 VALUES ($1, $2, $3, 'viewer')",
+            )
+            .bind(tenant)
+            .bind(project)
+            .bind(user)
+            .execute(admin)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO documents (tenant_id, project_id, title, content_hash, created_by) \
+                 SELECT $1, $2, 'doc ' || n, md5(n::text), $3 FROM generate_series(1, $4) AS n",
+            )
+            .bind(tenant)
+            .bind(project)
+            .bind(user)
+            .bind(DOCS_PER_PROJECT)
+            .execute(admin)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO chunks (tenant_id, project_id, document_id, ordinal, content, token_count) \
+                 SELECT d.tenant_id, d.project_id, d.id, n, 'chunk ' || n, n \
+                 FROM documents d, generate_series(1, $3) AS n \
+                 WHERE d.tenant_id = $1 AND d.project_id = $2",
+            )
+            .bind(tenant)
+            .bind(project)
+            .bind(CHUNKS_PER_DOC)
+            .execute(admin)
+            .await
+            .unwrap();
+            if first.is_none() {
+                first = Some((tenant, project));
+            }
+        }
+    }
+    sqlx::raw_sql("ANALYZE").execute(admin).await.unwrap();
+    let (tenant, project) = first.unwrap();
+    let document: Uuid = sqlx::query_scalar(
+        "SELECT id FROM documents WHERE tenant_id = $1 AND project_id = $2 ORDER BY id LIMIT 1 OFFSET 100",
+    )
+    .bind(tenant)
+    .bind(project)
+    .fetch_one(admin)
+    .await
+    .unwrap();
+    Seeded {
+        db,
+        tenant,
+        project,
+        user,
+        document,
+    }
+}
+
+/// Every node of the plan tree (depth first), with the node itself first.
+fn nodes(plan: &Value) -> Vec<&Value> {
+    let mut out = vec![plan];
+    if let Some(children) = plan.get("Plans").and_then(Value::as_array) {
+        for child in children {
+            out.extend(nodes(child));
+        }
+    }
+    out
+}
+
+fn text(node: &Value, key: &str) -> String {
+    match node.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => String::new(),
+    }
+}
+
+/// Runs `EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON)` of `sql` with `bind` in the transaction and
+/// returns the root plan node.
+async fn explain<'q>(
+    conn: &mut sqlx::PgConnection,
+    query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+) -> Value {
+    let doc: Value = {
+        use sqlx::Row;
+        query.fetch_one(conn).await.unwrap().get(0)
+    };
+    doc[0]["Plan"].clone()
+}
+
+/// The checks every hot query must pass; returns a description of each failure.
+fn check_plan(label: &str, table: &str, plan: &Value) -> Vec<String> {
+    let mut failures = Vec::new();
+    let all = nodes(plan);
+    let init_plans: Vec<&&Value> = all
+        .iter()
+        .filter(|n| text(n, "Parent Relationship") == "InitPlan")
+        .collect();
+    // One InitPlan per helper call, each executed exactly once.
+    for helper in [
+        "tenancy.current_tenant_id()",
+        "tenancy.project_ids('viewer'",
+    ] {
+        let matching: Vec<&&&Value> = init_plans
+            .iter()
+            .filter(|n| text(n, "Output").contains(helper))
+            .collect();
+        if matching.is_empty() {
+            failures.push(format!("{label}: no InitPlan computes {helper}"));
+        }
+        for n in matching {
+            let loops = n.get("Actual Loops").and_then(Value::as_i64);
+            if loops != Some(1) {
+                failures.push(format!(
+                    "{label}: InitPlan for {helper} ran {loops:?} times"
+                ));
+            }
+        }
+    }
+    // No helper is called per row: outside the InitPlans' own output, no node's condition
+    // names a helper function (they refer to the InitPlans' results instead).
+    for n in &all {
+        for key in ["Filter", "Index Cond", "Recheck Cond", "Join Filter"] {
+            let cond = text(n, key);
+            if cond.contains("current_tenant_id()") || cond.contains("project_ids(") {
+                failures.push(format!("{label}: helper called per row in {key}: {cond}"));
+            }
+        }
+    }
+    // The scan of the table uses an index whose condition has both tenant_id and project_id.
+    let index_scans: Vec<&&Value> = all
+        .iter()
+        .filter(|n| {
+            let kind = text(n, "Node Type");
+            let on_table = text(n, "Relation Name") == table
+                || text(n, "Index Name").starts_with(&format!("{table}_"));
+            on_table && kind.contains("Index")
+        })
+        .collect();
+    if index_scans.is_empty() {
+        let kinds: Vec<String> = all.iter().map(|n| text(n, "Node Type")).collect();
+        failures.push(format!(
+            "{label}: no index scan on {table} (plan nodes: {kinds:?})"
+        ));
+    }
+    for n in index_scans {
+        let cond = text(n, "Index Cond");
+        if !(cond.contains("tenant_id") && cond.contains("project_id")) {
+            failures.push(format!(
+                "{label}: index {} has Index Cond {cond:?} without tenant_id and project_id",
+                text(n, "Index Name")
+            ));
+        }
+    }
+    failures
+}
+
+#[tokio::test]
+async fn hot_queries_use_initplans_and_index_conditions() {
+    let s = seed().await;
+    let tenancy = Tenancy::with_config(s.db.app_pool().clone(), tenancy_generated::config());
+    let scope = tenancy
+        .authorize(UserId::new(s.user), TenantId::new(s.tenant))
+        .await
+        .unwrap()
+        .project(ProjectId::new(s.project))
+        .unwrap()
+        .require::<Viewer>()
+        .unwrap();
+    let mut tx: ScopedTx<_> = tenancy.begin(&scope).await.unwrap();
+    let explain_prefix = "EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) ";
+    let projects = vec![s.project];
+    let none_uuid: Option<Uuid> = None;
+    let none_text: Option<String> = None;
+    let none_ts: Option<chrono::DateTime<chrono::Utc>> = None;
+    let none_int: Option<i32> = None;
+    let mut failures = Vec::new();
+    let mut plans = Vec::new();
+
+    let sql = format!("{explain_prefix}{}", Documents::GET_SQL);
+    let plan = explain(
+        tx.connection(),
+        sqlx::query(&sql)
+            .bind(s.tenant)
+            .bind(&projects)
+            .bind(s.document),
+    )
+    .await;
+    failures.extend(check_plan("Documents::GET_SQL", "documents", &plan));
+    plans.push(plan);
+
+    let sql = format!("{explain_prefix}{}", Documents::LIST_SQL);
+    let plan = explain(
+        tx.connection(),
+        sqlx::query(&sql)
+            .bind(s.tenant)
+            .bind(&projects)
+            .bind(none_uuid)
+            .bind(&none_text)
+            .bind(none_ts)
+            .bind(none_uuid)
+            .bind(none_uuid)
+            .bind(100_i64),
+    )
+    .await;
+    failures.extend(check_plan("Documents::LIST_SQL", "documents", &plan));
+    plans.push(plan);
+
+    let sql = format!("{explain_prefix}{}", Documents::COUNT_SQL);
+    let plan = explain(
+        tx.connection(),
+        sqlx::query(&sql)
+            .bind(s.tenant)
+            .bind(&projects)
+            .bind(none_uuid)
+            .bind(&none_text)
+            .bind(none_ts),
+    )
+    .await;
+    failures.extend(check_plan("Documents::COUNT_SQL", "documents", &plan));
+    plans.push(plan);
+
+    // The chunks of one document (Chunks::list with a document filter).
+    let sql = format!("{explain_prefix}{}", Chunks::LIST_SQL);
+    let plan = explain(
+        tx.connection(),
+        sqlx::query(&sql)
+            .bind(s.tenant)
+            .bind(&projects)
+            .bind(none_uuid)
+            .bind(Some(s.document))
+            .bind(none_int)
+            .bind(none_uuid)
+            .bind(none_uuid)
+            .bind(100_i64),
+    )
+    .await;
+    failures.extend(check_plan("Chunks::LIST_SQL by document", "chunks", &plan));
+    // The document filter itself is an index condition too (not a filter over the project).
+    let by_doc = nodes(&plan)
+        .into_iter()
+        .any(|n| text(n, "Index Cond").contains("document_id"));
+    if !by_doc {
+        failures.push("Chunks::LIST_SQL by document: document_id is not an Index Cond".into());
+    }
+    plans.push(plan);
+
+    // The plans ran for real: GET found its row, LIST and COUNT saw exactly one project.
+    let rows = |plan: &Value| plan.get("Actual Rows").and_then(Value::as_f64);
+    assert_eq!(rows(&plans[0]), Some(1.0), "GET: {}", plans[0]);
+    assert_eq!(rows(&plans[1]), Some(100.0), "LIST: {}", plans[1]);
+    assert_eq!(
+        rows(&plans[3]),
+        Some(f64::from(CHUNKS_PER_DOC)),
+        "chunks: {}",
+        plans[3]
+    );
+    let count: i64 = Documents::count(&mut tx, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(count, i64::from(DOCS_PER_PROJECT));
+    tx.rollback().await.unwrap();
+
+    assert!(
+        failures.is_empty(),
+        "{} plan problems:\n{}\n\nplans:\n{}",
+        failures.len(),
+        failures.join("\n"),
+        plans
+            .iter()
+            .map(|p| serde_json::to_string_pretty(p).unwrap())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    s.db.drop_db().await;
+}
+
+/// The checker is not vacuous: a plan without InitPlans and with the tenant only in a Filter
+/// (what an inlined helper or a missing index produces) fails every check.
+#[test]
+fn the_plan_checks_reject_a_bad_plan() {
+    let bad: Value = serde_json::json!({
+        "Node Type": "Seq Scan",
+        "Relation Name": "documents",
+        "Filter": "((tenant_id = tenancy.current_tenant_id()) AND (project_id = ANY (tenancy.project_ids('viewer'::tenancy.project_role))))"
+    });
+    let failures = check_plan("bad", "documents", &bad);
+    assert_eq!(failures.len(), 4, "{failures:?}");
+}
