@@ -12,4 +12,5 @@ pub mod explain;
 pub mod model;
 pub mod output;
 pub mod rust;
+pub mod snapshot;
 pub mod sql;

@@ -1,8 +1,15 @@
 //! The generated output directory as a whole: produce every file, write only what
 //! changed, and tell which files are stale (`tenancy generate --check`).
 //!
-//! The generator owns `migrations/*.sql` and `src/**/*.rs` below the output directory;
-//! anything else there (the repository crate's `Cargo.toml`, a README) is left alone.
+//! The generator owns `migrations/*.sql`, `src/**/*.rs` and `model.snapshot.json` below the
+//! output directory; anything else there (the repository crate's `Cargo.toml`, a README) is
+//! left alone.
+//!
+//! Migrations are append-only once a snapshot exists ([`generate`]): the migrations recorded
+//! in `model.snapshot.json` are history and are passed through byte for byte; a changed model
+//! adds the next numbered migration with only the difference. Without a snapshot (a new
+//! project, before its first release) the baseline `0001`/`0002` files are generated from
+//! scratch, as [`generate_all`] does, and the snapshot is written next to them.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -10,6 +17,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::model::Model;
+use crate::snapshot::{RecordedMigration, Snapshot, SnapshotError, SNAPSHOT_FILE};
+use crate::sql::diff::{incremental_migrations, DiffError, DiffOptions};
 pub use crate::sql::GeneratedFile;
 use crate::sql::Target;
 
@@ -40,9 +49,210 @@ pub enum GenerateError {
     /// The Rust emitter produced tokens that do not parse (a bug in the emitter).
     #[error("the Rust emitter produced invalid code: {0}")]
     Rust(String),
+    /// The committed snapshot cannot be read.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// The snapshot was generated for another target.
+    #[error("{SNAPSHOT_FILE} was generated for target {recorded}, not {requested}; generate with `--target {recorded}`")]
+    TargetChanged {
+        /// The target recorded in the snapshot.
+        recorded: String,
+        /// The target asked for.
+        requested: &'static str,
+    },
+    /// A migration recorded in the snapshot is missing or was edited.
+    #[error(
+        "{file} was {how} after it was generated, but generated migrations are history \
+         (a database may have applied them); restore it from version control and change the \
+         policies instead"
+    )]
+    HistoryChanged {
+        /// The migration file, relative to the output directory.
+        file: String,
+        /// `edited` or `deleted`.
+        how: &'static str,
+    },
+    /// The policies changed in a way no incremental migration can express.
+    #[error("cannot generate the next migration: {0}")]
+    Diff(#[from] DiffError),
 }
 
-/// Every file `tenancy generate` writes for `model`, in a stable order.
+/// What generation reads from the output directory: the committed snapshot and the
+/// migration files already there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExistingOutput {
+    /// The text of `model.snapshot.json`, when it exists.
+    pub snapshot: Option<String>,
+    /// Every `migrations/*.sql` file (path relative to the output directory, contents).
+    pub migrations: Vec<GeneratedFile>,
+}
+
+impl ExistingOutput {
+    /// Reads the snapshot and the migration files below `out` (nothing when `out` is new).
+    pub fn read(out: &Path) -> io::Result<ExistingOutput> {
+        let snapshot = match fs::read_to_string(out.join(SNAPSHOT_FILE)) {
+            Ok(text) => Some(text),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => None,
+            Err(err) => return Err(err),
+        };
+        let mut migrations = Vec::new();
+        let entries = match fs::read_dir(out.join(MIGRATIONS_DIR)) {
+            Ok(entries) => entries.collect::<io::Result<Vec<_>>>()?,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(err) => return Err(err),
+        };
+        for entry in entries {
+            let path = entry.path();
+            if path.is_file() && path.extension().is_some_and(|e| e == "sql") {
+                let contents = fs::read_to_string(&path)?;
+                if let Ok(relative) = path.strip_prefix(out) {
+                    migrations.push(GeneratedFile {
+                        path: relative.to_path_buf(),
+                        contents,
+                    });
+                }
+            }
+        }
+        migrations.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(ExistingOutput {
+            snapshot,
+            migrations,
+        })
+    }
+}
+
+/// Options of [`generate`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GenerateOptions {
+    /// Allow the next migration to drop tables and columns removed from the policies.
+    pub allow_data_loss: bool,
+}
+
+/// The directory (relative to the output directory) holding the migrations.
+const MIGRATIONS_DIR: &str = "migrations";
+
+/// Every file `tenancy generate` writes for `model`, given what the output directory
+/// already holds: the migrations (history passed through, plus the next incremental one
+/// when the model changed), the snapshot and the repositories, in a stable order.
+pub fn generate(
+    model: &Model,
+    target: Target,
+    existing: &ExistingOutput,
+    options: GenerateOptions,
+) -> Result<Vec<GeneratedFile>, GenerateError> {
+    let mut files = match &existing.snapshot {
+        None => {
+            let baseline = crate::sql::generate_migrations(model, target);
+            let recorded = baseline
+                .iter()
+                .map(|f| RecordedMigration::new(&slash_path(&f.path), f.contents.as_bytes()))
+                .collect();
+            let snapshot = Snapshot::new(model, target, recorded);
+            let mut files = baseline;
+            files.push(snapshot_file(snapshot.to_json()));
+            files
+        }
+        Some(text) => migrations_after_snapshot(model, target, existing, text, options)?,
+    };
+    let rust = crate::rust::generate_repositories(model)
+        .map_err(|err| GenerateError::Rust(err.to_string()))?;
+    files.extend(rust);
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+/// The recorded migrations, byte for byte, plus the next ones when `model` differs from the
+/// snapshot, and the snapshot file.
+fn migrations_after_snapshot(
+    model: &Model,
+    target: Target,
+    existing: &ExistingOutput,
+    snapshot_text: &str,
+    options: GenerateOptions,
+) -> Result<Vec<GeneratedFile>, GenerateError> {
+    let mut snapshot = Snapshot::from_json(snapshot_text)?;
+    let requested = crate::snapshot::target_name(target);
+    if snapshot.target != requested {
+        return Err(GenerateError::TargetChanged {
+            recorded: snapshot.target.clone(),
+            requested,
+        });
+    }
+    let mut files = Vec::new();
+    let mut last_number = 0u32;
+    for recorded in &snapshot.migrations {
+        let file = existing
+            .migrations
+            .iter()
+            .find(|f| slash_path(&f.path) == recorded.file)
+            .ok_or_else(|| GenerateError::HistoryChanged {
+                file: recorded.file.clone(),
+                how: "deleted",
+            })?;
+        if crate::snapshot::sha256_hex(file.contents.as_bytes()) != recorded.sha256 {
+            return Err(GenerateError::HistoryChanged {
+                file: recorded.file.clone(),
+                how: "edited",
+            });
+        }
+        last_number = last_number.max(migration_number(&recorded.file).unwrap_or(0));
+        files.push(file.clone());
+    }
+
+    let next = incremental_migrations(
+        &snapshot.model,
+        model,
+        target,
+        DiffOptions {
+            allow_data_loss: options.allow_data_loss,
+        },
+    )?;
+    if next.is_empty() {
+        // Nothing for the database to do: the snapshot stays as committed.
+        files.push(snapshot_file(snapshot_text.to_owned()));
+        return Ok(files);
+    }
+    for migration in next {
+        last_number += 1;
+        let path = format!("{MIGRATIONS_DIR}/{last_number:04}_{}.sql", migration.slug);
+        snapshot
+            .migrations
+            .push(RecordedMigration::new(&path, migration.contents.as_bytes()));
+        files.push(GeneratedFile {
+            path: PathBuf::from(path),
+            contents: migration.contents,
+        });
+    }
+    snapshot.model = model.clone();
+    files.push(snapshot_file(snapshot.to_json()));
+    Ok(files)
+}
+
+/// The snapshot as a generated file.
+fn snapshot_file(contents: String) -> GeneratedFile {
+    GeneratedFile {
+        path: PathBuf::from(SNAPSHOT_FILE),
+        contents,
+    }
+}
+
+/// A relative path with `/` separators, as recorded in the snapshot.
+fn slash_path(path: &Path) -> String {
+    path.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// `3` for `migrations/0003_add_x.sql`.
+fn migration_number(file: &str) -> Option<u32> {
+    let name = file.rsplit('/').next()?;
+    let digits: String = name.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// The baseline files for `model` ignoring any history (the `0001`/`0002` migrations and
+/// the repositories), in a stable order; [`generate`] is what `tenancy generate` writes.
 pub fn generate_all(model: &Model, target: Target) -> Result<Vec<GeneratedFile>, GenerateError> {
     let mut files = crate::sql::generate_migrations(model, target);
     let rust = crate::rust::generate_repositories(model)

@@ -13,6 +13,7 @@
 mod adopt;
 mod context;
 mod core;
+pub mod diff;
 mod ident;
 mod security;
 mod tables;
