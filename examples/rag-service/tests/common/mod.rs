@@ -1,0 +1,141 @@
+//! Starts the service over real HTTP (127.0.0.1:0) on a fresh database with the demo data.
+#![allow(dead_code)]
+
+use rag_service::demo::{ids, mint_token, seed};
+use rag_service::{router, serve, AppState};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::Value;
+use tenancy_runtime::http::JwtVerifier;
+use tenancy_tests::TestDb;
+use uuid::Uuid;
+
+pub const SECRET: &[u8] = b"test-secret";
+pub const ISSUER: &str = "test-issuer";
+pub const AUDIENCE: &str = "test-audience";
+
+pub struct Service {
+    pub db: TestDb,
+    pub base: String,
+    pub client: Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Service {
+    pub async fn start() -> Service {
+        Self::start_with_limit(64 * 1024).await
+    }
+
+    pub async fn start_with_limit(body_limit: usize) -> Service {
+        let db = TestDb::fresh().await;
+        seed(db.admin_pool()).await.expect("seed");
+        let state = AppState::new(
+            db.app_pool().clone(),
+            Some(db.admin_pool().clone()),
+            JwtVerifier::hs256(SECRET, ISSUER, AUDIENCE),
+            10,
+        )
+        .expect("state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(serve(listener, router(state, body_limit), async {
+            let _ = rx.await;
+        }));
+        Service {
+            db,
+            base,
+            client: Client::new(),
+            shutdown: Some(tx),
+        }
+    }
+
+    pub fn token(&self, user: Uuid) -> String {
+        mint_token(SECRET, ISSUER, AUDIENCE, user, 600).unwrap()
+    }
+
+    /// Sends a request as `user` (no token when `None`); returns status and JSON (or Null).
+    pub async fn call(
+        &self,
+        user: Option<Uuid>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, format!("{}{}", self.base, path));
+        if let Some(user) = user {
+            request = request.bearer_auth(self.token(user));
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, user: Uuid, path: &str) -> (StatusCode, Value) {
+        self.call(Some(user), Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, user: Uuid, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Some(user), Method::POST, path, Some(body)).await
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Adds a membership directly (superuser), for fixtures.
+    pub async fn grant(&self, tenant: Uuid, project: Uuid, user: Uuid, role: &str) {
+        sqlx::query(
+            "INSERT INTO user_project_roles (tenant_id, project_id, user_id, role) \
+             VALUES ($1, $2, $3, $4::tenancy.project_role)",
+        )
+        .bind(tenant)
+        .bind(project)
+        .bind(user)
+        .bind(role)
+        .execute(self.db.admin_pool())
+        .await
+        .unwrap();
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn acme(project: Uuid) -> String {
+    format!("/t/{}/projects/{}", ids::ACME, project)
+}
+
+pub fn globex(project: Uuid) -> String {
+    format!("/t/{}/projects/{}", ids::GLOBEX, project)
+}
+
+/// A 384-dimensional unit vector along axis `axis`.
+pub fn axis(axis: usize) -> Vec<f32> {
+    let mut v = vec![0.0f32; 384];
+    v[axis % 384] = 1.0;
+    v
+}
+
+/// The value of one sample line of the Prometheus text, e.g. `name{label="x"}`.
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
+        .and_then(|line| line[series.len()..].trim().parse().ok())
+}
