@@ -7,8 +7,8 @@
 //! `query_scalar!` and their `_unchecked` forms), or of an executor method (`.execute`,
 //! `.fetch_one`, ...) whose SQL argument is a string literal, or a `const` of the same file
 //! whose value is a string literal, and whose SQL names a tenant-owned table of the model after
-//! `FROM`, `JOIN`, `INTO`, `UPDATE`, `TABLE`, `USING`, `TRUNCATE`, `COPY`, `LOCK` or
-//! `REFERENCES`.
+//! `FROM`, `JOIN`, `INTO`, `UPDATE`, `TABLE`, `USING`, `ON`, `TRUNCATE`, `COPY`, `LOCK`,
+//! `ANALYZE`, `VACUUM` or `REFERENCES`.
 //!
 //! Files whose first line starts with [`GENERATED_MARKER`] (the generated repositories) are
 //! skipped, as are `target/` and hidden directories. SQL built at run time (`format!`, string
@@ -525,7 +525,9 @@ fn tokenize(sql: &str) -> Vec<Token> {
 }
 
 /// Words that may sit between a table keyword and the table name.
-const NAME_PREFIXES: &[&str] = &["only", "if", "not", "exists", "table", "lateral"];
+const NAME_PREFIXES: &[&str] = &[
+    "only", "if", "not", "exists", "table", "lateral", "verbose", "full",
+];
 
 /// Words that end a `FROM` list item instead of being its alias.
 const CLAUSE_WORDS: &[&str] = &[
@@ -570,9 +572,10 @@ pub fn sql_tables(sql: &str) -> Vec<String> {
             // Relation lists: `FROM a, b` and `DELETE ... USING a, b`; a name followed by
             // `(` is a function (`FROM unnest($1)`) or a `JOIN ... USING (col)` list.
             "from" | "using" => true,
-            "join" | "into" | "update" | "table" | "truncate" | "copy" | "lock" | "references" => {
-                false
-            }
+            // `ON x` of CREATE INDEX/POLICY/TRIGGER and GRANT; a join condition after `ON`
+            // is a column or `alias.column`, never a bare table name in practice.
+            "join" | "into" | "update" | "table" | "truncate" | "copy" | "lock" | "references"
+            | "on" | "analyze" | "vacuum" => false,
             _ => continue,
         };
         let is_relation_list = list;
@@ -586,7 +589,14 @@ pub fn sql_tables(sql: &str) -> Vec<String> {
                 break;
             };
             let is_call = tokens.get(after) == Some(&Token::Symbol('('));
-            if !(is_call && (is_relation_list || word == "join")) {
+            // `JOIN ... ON a.x = b.y`: a column, not the object of CREATE INDEX/GRANT ... ON.
+            let is_join_condition = word == "on"
+                && (name.contains('.')
+                    || matches!(
+                        tokens.get(after),
+                        Some(Token::Symbol('=' | '<' | '>' | '!'))
+                    ));
+            if !(is_call && (is_relation_list || word == "join")) && !is_join_condition {
                 tables.insert(name);
             }
             if !is_relation_list {
@@ -676,6 +686,18 @@ mod tests {
         assert_eq!(
             sql_tables("SELECT * FROM other.documents"),
             ["other.documents"]
+        );
+        assert_eq!(
+            sql_tables("CREATE INDEX i ON chunks USING hnsw (embedding); ANALYZE public.documents"),
+            ["chunks", "documents"]
+        );
+        assert_eq!(
+            sql_tables("SELECT 1 FROM a JOIN b ON b.a_id = a.id JOIN c ON (c.id = b.c_id)"),
+            ["a", "b", "c"]
+        );
+        assert_eq!(
+            sql_tables("GRANT SELECT ON documents TO app"),
+            ["documents"]
         );
         assert_eq!(
             sql_tables("-- from documents\nSELECT 'from chunks' /* join queries */ FROM t"),
