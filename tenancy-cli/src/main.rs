@@ -2,6 +2,8 @@
 //!
 //! Every failure ends with a non-zero exit and one sentence on stderr that says what went wrong.
 
+mod operator;
+
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -83,6 +85,18 @@ enum Command {
         #[arg(long = "static", value_name = "PATH", conflicts_with = "database_url")]
         static_path: Option<PathBuf>,
     },
+    // ---- operator commands (src/operator.rs): privileged connection, audited -----------
+    /// Apply a seed file of tenants, projects and role assignments: idempotent, all-or-nothing.
+    Seed(operator::SeedArgs),
+    /// Tenants: `create` (needs a privileged connection; audited).
+    #[command(subcommand)]
+    Tenant(operator::TenantCommand),
+    /// Projects: `create` (needs a privileged connection; audited).
+    #[command(subcommand)]
+    Project(operator::ProjectCommand),
+    /// Project members: `add`, `set-role`, `remove`, `list` (privileged connection; audited).
+    #[command(subcommand)]
+    Member(operator::MemberCommand),
 }
 
 /// `--target` values.
@@ -175,6 +189,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 None => audit(&model, database_url, format, target.into()),
             }
         }
+        Command::Seed(args) => operator::seed(args),
+        Command::Tenant(command) => operator::tenant(command),
+        Command::Project(command) => operator::project(command),
+        Command::Member(command) => operator::member(command),
     }
 }
 

@@ -273,6 +273,26 @@ impl Onboarding {
         format!("\"{}\".\"{ROLE_TYPE}\"", self.tables.helper_schema)
     }
 
+    /// [`AdminError::Misconfigured`] unless the transaction's role bypasses row-level security
+    /// (a superuser or a `BYPASSRLS` role): every tenant table forces row-level security, so
+    /// even the tables' owner sees no rows without the app's context.
+    pub async fn require_privileged(&self, tx: &mut SystemTx) -> Result<(), AdminError> {
+        let (role, bypasses): (String, bool) = sqlx::query_as(
+            "SELECT rolname::text, rolsuper OR rolbypassrls FROM pg_catalog.pg_roles \
+             WHERE rolname = current_user",
+        )
+        .fetch_one(tx.connection())
+        .await?;
+        if bypasses {
+            Ok(())
+        } else {
+            Err(AdminError::Misconfigured(format!(
+                "role {role} is subject to row-level security: connect as a superuser or a \
+                 BYPASSRLS role (the migration role), not as the app role"
+            )))
+        }
+    }
+
     /// The values of the role enum, least privileged first.
     pub async fn roles(&self, tx: &mut SystemTx) -> Result<Vec<String>, AdminError> {
         let roles: Vec<String> = sqlx::query_scalar(

@@ -1,0 +1,362 @@
+//! Operator commands: `tenancy seed`, `tenancy tenant create`, `tenancy project create`,
+//! `tenancy member add|set-role|remove|list`.
+//!
+//! Each runs in one `SystemTx` on a privileged connection and records its changes in the audit
+//! table (`tenancy_runtime::admin`); a failure rolls everything back.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use tenancy_runtime::admin::{AdminError, Onboarding, Project, Tenant};
+use tenancy_runtime::{SystemTx, UserId};
+use tenancy_seed::SeedFile;
+
+/// The connection and the operator, shared by every operator command.
+#[derive(Debug, clap::Args)]
+pub struct OperatorArgs {
+    /// PRIVILEGED database URL (default: the DATABASE_URL environment variable): a superuser
+    /// or a BYPASSRLS role such as the one that applies the migrations, never the app role.
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+    /// Who runs the command, recorded as `actor` in the audit table (default: $USER).
+    #[arg(long, value_name = "NAME")]
+    actor: Option<String>,
+}
+
+/// `tenancy seed`.
+#[derive(Debug, clap::Args)]
+pub struct SeedArgs {
+    /// The seed file (TOML: [[tenant]], [[tenant.project]], [[tenant.project.member]]; see
+    /// seeds/dev.toml).
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// Do everything, print the plan, then roll back: nothing is written.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    operator: OperatorArgs,
+}
+
+/// `tenancy tenant ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant (audited as tenant.create).
+    Create {
+        /// Natural key: a-z, 0-9 and inner '-', at most 63 characters.
+        #[arg(long)]
+        slug: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        operator: OperatorArgs,
+    },
+}
+
+/// `tenancy project ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ProjectCommand {
+    /// Create a project in a tenant (audited as project.create).
+    Create {
+        /// The tenant's slug.
+        #[arg(long, value_name = "SLUG")]
+        tenant: String,
+        /// Natural key within the tenant: a-z, 0-9 and inner '-', at most 63 characters.
+        #[arg(long)]
+        slug: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        operator: OperatorArgs,
+    },
+}
+
+/// Which membership.
+#[derive(Debug, clap::Args)]
+pub struct MemberTarget {
+    /// The tenant's slug.
+    #[arg(long, value_name = "SLUG")]
+    tenant: String,
+    /// The project's slug.
+    #[arg(long, value_name = "SLUG")]
+    project: String,
+    /// The user's id at the identity provider (a UUID).
+    #[arg(long, value_name = "UUID")]
+    user: uuid::Uuid,
+}
+
+/// `tenancy member ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum MemberCommand {
+    /// Give a user a role in a project (audited as member.add).
+    Add {
+        #[command(flatten)]
+        target: MemberTarget,
+        /// A value of the role enum (e.g. viewer, editor, admin, owner).
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        operator: OperatorArgs,
+    },
+    /// Change a member's role (audited as member.set_role); the last owner cannot be demoted.
+    SetRole {
+        #[command(flatten)]
+        target: MemberTarget,
+        /// The new role.
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        operator: OperatorArgs,
+    },
+    /// Remove a member (audited as member.remove); the last owner cannot be removed.
+    Remove {
+        #[command(flatten)]
+        target: MemberTarget,
+        #[command(flatten)]
+        operator: OperatorArgs,
+    },
+    /// List a project's members, highest role first.
+    List {
+        /// The tenant's slug.
+        #[arg(long, value_name = "SLUG")]
+        tenant: String,
+        /// The project's slug.
+        #[arg(long, value_name = "SLUG")]
+        project: String,
+        #[command(flatten)]
+        operator: OperatorArgs,
+    },
+}
+
+/// Runs `future` on a single-threaded runtime.
+fn block_on<T>(future: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?
+        .block_on(future)
+}
+
+impl OperatorArgs {
+    fn url(&self) -> Result<String> {
+        match &self.database_url {
+            Some(url) => Ok(url.clone()),
+            None => std::env::var("DATABASE_URL")
+                .context("no database: pass --database-url or set DATABASE_URL"),
+        }
+    }
+
+    fn onboarding(&self) -> Result<Onboarding> {
+        let actor = match &self.actor {
+            Some(actor) => actor.clone(),
+            None => std::env::var("USER")
+                .ok()
+                .filter(|user| !user.trim().is_empty())
+                .context("no operator name: pass --actor or set USER")?,
+        };
+        Ok(Onboarding::new(&actor)?)
+    }
+
+    async fn pool(&self) -> Result<PgPool> {
+        let url = self.url()?;
+        PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect(&url)
+            .await
+            .context("could not connect to the database")
+    }
+}
+
+/// `tenancy seed FILE [--dry-run]`.
+pub fn seed(args: SeedArgs) -> Result<ExitCode> {
+    // A bad file fails before any connection.
+    let seed = SeedFile::read(&args.file)?;
+    let onboarding = args.operator.onboarding()?;
+    let report = block_on(async {
+        let pool = args.operator.pool().await?;
+        let report = tenancy_seed::run(&pool, &onboarding, &seed, args.dry_run).await;
+        pool.close().await;
+        Ok(report?)
+    })?;
+    print!("{report}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens a system transaction, checks the role, runs `work`, commits, prints its message.
+async fn in_system_tx<F>(operator: &OperatorArgs, reason: &'static str, work: F) -> Result<ExitCode>
+where
+    F: for<'a> AsyncFnOnce(&'a Onboarding, &'a mut SystemTx) -> Result<String, AdminError>,
+{
+    let onboarding = operator.onboarding()?;
+    let pool = operator.pool().await?;
+    let mut tx = SystemTx::begin(&pool, reason)
+        .await
+        .map_err(AdminError::from)?;
+    onboarding.require_privileged(&mut tx).await?;
+    let message = match work(&onboarding, &mut tx).await {
+        Ok(message) => message,
+        Err(error) => {
+            let _ = tx.rollback().await;
+            pool.close().await;
+            return Err(error.into());
+        }
+    };
+    tx.commit().await.map_err(AdminError::from)?;
+    pool.close().await;
+    println!("{message}");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn tenant_and_project(
+    onboarding: &Onboarding,
+    tx: &mut SystemTx,
+    tenant: &str,
+    project: &str,
+) -> Result<(Tenant, Project), AdminError> {
+    let tenant = onboarding.require_tenant(tx, tenant).await?;
+    let project = onboarding
+        .require_project(tx, tenant.id, project)
+        .await
+        .map_err(|error| match error {
+            AdminError::ProjectNotFound { project, .. } => AdminError::ProjectNotFound {
+                tenant: format!("`{}`", tenant.slug),
+                project,
+            },
+            other => other,
+        })?;
+    Ok((tenant, project))
+}
+
+/// `tenancy tenant create`.
+pub fn tenant(command: TenantCommand) -> Result<ExitCode> {
+    match command {
+        TenantCommand::Create {
+            slug,
+            name,
+            operator,
+        } => block_on(in_system_tx(
+            &operator,
+            "operator: tenant create",
+            async |onboarding, tx| {
+                let id = onboarding.create_tenant(tx, &slug, &name).await?;
+                Ok(format!("created tenant {slug} ({id})"))
+            },
+        )),
+    }
+}
+
+/// `tenancy project create`.
+pub fn project(command: ProjectCommand) -> Result<ExitCode> {
+    match command {
+        ProjectCommand::Create {
+            tenant,
+            slug,
+            name,
+            operator,
+        } => block_on(in_system_tx(
+            &operator,
+            "operator: project create",
+            async |onboarding, tx| {
+                let found = onboarding.require_tenant(tx, &tenant).await?;
+                let id = onboarding
+                    .create_project(tx, found.id, &slug, &name)
+                    .await?;
+                Ok(format!("created project {tenant}/{slug} ({id})"))
+            },
+        )),
+    }
+}
+
+/// `tenancy member add|set-role|remove|list`.
+pub fn member(command: MemberCommand) -> Result<ExitCode> {
+    match command {
+        MemberCommand::Add {
+            target,
+            role,
+            operator,
+        } => block_on(in_system_tx(
+            &operator,
+            "operator: member add",
+            async |onboarding, tx| {
+                let (tenant, project) =
+                    tenant_and_project(onboarding, tx, &target.tenant, &target.project).await?;
+                let user = UserId::new(target.user);
+                onboarding
+                    .add_member(tx, tenant.id, project.id, user, &role)
+                    .await?;
+                Ok(format!(
+                    "granted {role} in {}/{} to {user}",
+                    tenant.slug, project.slug
+                ))
+            },
+        )),
+        MemberCommand::SetRole {
+            target,
+            role,
+            operator,
+        } => block_on(in_system_tx(
+            &operator,
+            "operator: member set-role",
+            async |onboarding, tx| {
+                let (tenant, project) =
+                    tenant_and_project(onboarding, tx, &target.tenant, &target.project).await?;
+                let user = UserId::new(target.user);
+                let previous = onboarding
+                    .set_role(tx, tenant.id, project.id, user, &role)
+                    .await?;
+                Ok(if previous == role {
+                    format!(
+                        "nothing to do: {user} is already {role} in {}/{}",
+                        tenant.slug, project.slug
+                    )
+                } else {
+                    format!(
+                        "changed role of {user} in {}/{}: {previous} -> {role}",
+                        tenant.slug, project.slug
+                    )
+                })
+            },
+        )),
+        MemberCommand::Remove { target, operator } => block_on(in_system_tx(
+            &operator,
+            "operator: member remove",
+            async |onboarding, tx| {
+                let (tenant, project) =
+                    tenant_and_project(onboarding, tx, &target.tenant, &target.project).await?;
+                let user = UserId::new(target.user);
+                let previous = onboarding
+                    .remove_member(tx, tenant.id, project.id, user)
+                    .await?;
+                Ok(format!(
+                    "removed {user} from {}/{} (was {previous})",
+                    tenant.slug, project.slug
+                ))
+            },
+        )),
+        MemberCommand::List {
+            tenant,
+            project,
+            operator,
+        } => block_on(in_system_tx(
+            &operator,
+            "operator: member list",
+            async |onboarding, tx| {
+                let (tenant, project) =
+                    tenant_and_project(onboarding, tx, &tenant, &project).await?;
+                let members = onboarding.list_members(tx, tenant.id, project.id).await?;
+                if members.is_empty() {
+                    return Ok(format!("{}/{} has no members", tenant.slug, project.slug));
+                }
+                Ok(members
+                    .iter()
+                    .map(|m| format!("{}\t{}", m.user, m.role))
+                    .collect::<Vec<_>>()
+                    .join("\n"))
+            },
+        )),
+    }
+}
