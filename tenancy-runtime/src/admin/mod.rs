@@ -749,8 +749,9 @@ impl Onboarding {
             });
         }
         let rows: Vec<(Uuid, String)> = sqlx::query_as(&format!(
-            "SELECT user_id, role::text FROM {} WHERE tenant_id = $1 AND project_id = $2 \
-             ORDER BY role DESC, user_id",
+            // `m.role`, the enum (rank order), not the text output column named `role`.
+            "SELECT m.user_id, m.role::text FROM {} AS m \
+             WHERE m.tenant_id = $1 AND m.project_id = $2 ORDER BY m.role DESC, m.user_id",
             quoted(&self.tables.memberships_table)
         ))
         .bind(tenant)
