@@ -4,8 +4,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use sqlx::pool::PoolConnection;
-use sqlx::{PgPool, Postgres};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::VectorConfig;
@@ -183,7 +182,10 @@ impl VectorMaintenance {
     pub async fn install(&self) -> Result<(), Error> {
         let sql = catalog_sql(&self.config)?;
         let mut tx = SystemTx::begin(&self.pool, self.reason).await?;
-        sqlx::raw_sql(&sql).execute(tx.connection()).await?;
+        // One statement at a time: sqlx's multi-statement `raw_sql` future is not `Send`.
+        for statement in sql.split(";\n").map(str::trim).filter(|s| !s.is_empty()) {
+            sqlx::query(statement).execute(tx.connection()).await?;
+        }
         tx.commit().await
     }
 
@@ -207,7 +209,7 @@ impl VectorMaintenance {
             .bind(MAINTENANCE_LOCK_KEY)
             .execute(&mut *lock)
             .await?;
-        let result = self.refresh_locked(&mut lock).await;
+        let result = self.refresh_locked(&mut *lock).await;
         let unlocked = sqlx::query("SELECT pg_catalog.pg_advisory_unlock($1)")
             .bind(MAINTENANCE_LOCK_KEY)
             .execute(&mut *lock)
@@ -217,10 +219,7 @@ impl VectorMaintenance {
         Ok(report)
     }
 
-    async fn refresh_locked(
-        &self,
-        conn: &mut PoolConnection<Postgres>,
-    ) -> Result<MaintenanceReport, Error> {
+    async fn refresh_locked(&self, conn: &mut PgConnection) -> Result<MaintenanceReport, Error> {
         self.recount().await?;
         let mut report = MaintenanceReport::default();
         for tenant in self.tiers().await? {
@@ -257,22 +256,29 @@ impl VectorMaintenance {
     async fn recount(&self) -> Result<(), Error> {
         let schema = &self.config.helper_schema;
         let mut tx = SystemTx::begin(&self.pool, self.reason).await?;
-        sqlx::raw_sql(&format!(
-            "DELETE FROM {schema}.vector_project_sizes;
-             INSERT INTO {schema}.vector_project_sizes (tenant_id, project_id, chunk_count)
-               SELECT tenant_id, project_id, count(*) FROM chunks
-               WHERE embedding IS NOT NULL GROUP BY tenant_id, project_id;
-             INSERT INTO {schema}.vector_tiers (tenant_id, chunk_count)
-               SELECT tenant_id, sum(chunk_count)::bigint FROM {schema}.vector_project_sizes
-               GROUP BY tenant_id
-             ON CONFLICT (tenant_id) DO UPDATE
-               SET chunk_count = EXCLUDED.chunk_count, updated_at = now();
-             UPDATE {schema}.vector_tiers t SET chunk_count = 0, updated_at = now()
-               WHERE chunk_count <> 0 AND NOT EXISTS (
-                 SELECT 1 FROM {schema}.vector_project_sizes p WHERE p.tenant_id = t.tenant_id);"
-        ))
-        .execute(tx.connection())
-        .await?;
+        let statements = [
+            format!("DELETE FROM {schema}.vector_project_sizes"),
+            format!(
+                "INSERT INTO {schema}.vector_project_sizes (tenant_id, project_id, chunk_count) \
+                 SELECT tenant_id, project_id, count(*) FROM chunks \
+                 WHERE embedding IS NOT NULL GROUP BY tenant_id, project_id"
+            ),
+            format!(
+                "INSERT INTO {schema}.vector_tiers (tenant_id, chunk_count) \
+                 SELECT tenant_id, sum(chunk_count)::bigint FROM {schema}.vector_project_sizes \
+                 GROUP BY tenant_id \
+                 ON CONFLICT (tenant_id) DO UPDATE \
+                 SET chunk_count = EXCLUDED.chunk_count, updated_at = now()"
+            ),
+            format!(
+                "UPDATE {schema}.vector_tiers t SET chunk_count = 0, updated_at = now() \
+                 WHERE chunk_count <> 0 AND NOT EXISTS (SELECT 1 FROM \
+                 {schema}.vector_project_sizes p WHERE p.tenant_id = t.tenant_id)"
+            ),
+        ];
+        for statement in &statements {
+            sqlx::query(statement).execute(tx.connection()).await?;
+        }
         tx.commit().await
     }
 
@@ -298,36 +304,32 @@ impl VectorMaintenance {
 
     /// Marks the tenant `building`, builds its index concurrently (dropping an invalid leftover
     /// first), and marks it `hnsw` once `pg_index.indisvalid`. Returns the build time.
-    async fn promote(
-        &self,
-        conn: &mut PoolConnection<Postgres>,
-        tenant: TenantId,
-    ) -> Result<Duration, Error> {
+    async fn promote(&self, conn: &mut PgConnection, tenant: TenantId) -> Result<Duration, Error> {
         let name = index_name_for(tenant);
         self.set_tier(tenant, Tier::Building, Some(&name)).await?;
         tracing::warn!(reason = self.reason, %tenant, index = %name, "building tenant HNSW index");
         if index_state(conn, &name).await? == Some(false) {
-            sqlx::raw_sql(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))
-                .execute(&mut **conn)
+            sqlx::query(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))
+                .execute(&mut *conn)
                 .await?;
         }
         if let Some(mb) = self.config.build_maintenance_work_mem_mb {
-            sqlx::raw_sql(&format!("SET maintenance_work_mem = '{mb}MB'"))
-                .execute(&mut **conn)
+            sqlx::query(&format!("SET maintenance_work_mem = '{mb}MB'"))
+                .execute(&mut *conn)
                 .await?;
         }
         let started = Instant::now();
         // Both values are typed (index_name_for, Uuid Display): safe to format.
-        let built = sqlx::raw_sql(&format!(
+        let built = sqlx::query(&format!(
             "CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON chunks \
              USING hnsw (embedding vector_cosine_ops) WHERE tenant_id = '{tenant}'::uuid"
         ))
-        .execute(&mut **conn)
+        .execute(&mut *conn)
         .await;
         let took = started.elapsed();
         if self.config.build_maintenance_work_mem_mb.is_some() {
-            sqlx::raw_sql("RESET maintenance_work_mem")
-                .execute(&mut **conn)
+            sqlx::query("RESET maintenance_work_mem")
+                .execute(&mut *conn)
                 .await?;
         }
         built?;
@@ -341,32 +343,25 @@ impl VectorMaintenance {
     }
 
     /// Switches the tenant to exact search first, then drops its index concurrently.
-    async fn demote(
-        &self,
-        conn: &mut PoolConnection<Postgres>,
-        tenant: TenantId,
-    ) -> Result<(), Error> {
+    async fn demote(&self, conn: &mut PgConnection, tenant: TenantId) -> Result<(), Error> {
         let name = index_name_for(tenant);
         self.set_tier(tenant, Tier::Exact, None).await?;
         tracing::warn!(reason = self.reason, %tenant, index = %name, "dropping tenant HNSW index");
-        sqlx::raw_sql(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))
-            .execute(&mut **conn)
+        sqlx::query(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))
+            .execute(&mut *conn)
             .await?;
         Ok(())
     }
 }
 
 /// `None` when the index does not exist, otherwise whether it is valid and ready.
-async fn index_state(
-    conn: &mut PoolConnection<Postgres>,
-    index_name: &str,
-) -> Result<Option<bool>, Error> {
+async fn index_state(conn: &mut PgConnection, index_name: &str) -> Result<Option<bool>, Error> {
     let state: Option<bool> = sqlx::query_scalar(
         "SELECT i.indisvalid AND i.indisready FROM pg_catalog.pg_index i \
          WHERE i.indexrelid = pg_catalog.to_regclass($1)",
     )
     .bind(index_name)
-    .fetch_optional(&mut **conn)
+    .fetch_optional(&mut *conn)
     .await?;
     Ok(state)
 }

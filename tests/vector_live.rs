@@ -1,0 +1,728 @@
+//! The vector gateway against a real PostgreSQL 18 + pgvector: every search stays in its scope
+//! and returns k rows whenever the scope holds k, for a tiny tenant beside a huge one; the huge
+//! one is promoted to its own HNSW index online, the route switches only when the index is valid,
+//! and tiers do not flap near the threshold. Fixtures go through the admin pool; the gateway
+//! always runs on the application role's pool, under row-level security.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use pgvector::Vector;
+use tenancy_generated::roles::{Editor, Viewer};
+use tenancy_runtime::vector::{
+    ChunkEmbedding, Route, SearchRequest, Tier, VectorConfig, VectorGateway, VectorMaintenance,
+};
+use tenancy_runtime::{Error, ProjectId, Scope, ScopedTx, Tenancy, TenantId, UserId};
+use tenancy_tests::TestDb;
+use uuid::Uuid;
+
+const DIMS: usize = 384;
+
+type Gateway = VectorGateway<Viewer, Editor>;
+
+/// One tenant with its projects (one document each) and a user who is editor everywhere.
+struct TenantFixture {
+    tenant: TenantId,
+    projects: Vec<ProjectId>,
+    documents: Vec<Uuid>,
+    user: UserId,
+}
+
+async fn add_tenant(db: &TestDb, slug: &str, projects: usize) -> TenantFixture {
+    add_tenant_with_roles(db, slug, &vec!["editor"; projects]).await
+}
+
+/// A tenant whose user holds `roles[i]` in project i ("none" = no membership).
+async fn add_tenant_with_roles(db: &TestDb, slug: &str, roles: &[&str]) -> TenantFixture {
+    let admin = db.admin_pool();
+    let fixture = TenantFixture {
+        tenant: TenantId::new(Uuid::new_v4()),
+        projects: roles
+            .iter()
+            .map(|_| ProjectId::new(Uuid::new_v4()))
+            .collect(),
+        documents: roles.iter().map(|_| Uuid::new_v4()).collect(),
+        user: UserId::new(Uuid::new_v4()),
+    };
+    sqlx::query("INSERT INTO tenants (id, name, slug) VALUES ($1, $2, $2)")
+        .bind(fixture.tenant.as_uuid())
+        .bind(slug)
+        .execute(admin)
+        .await
+        .unwrap();
+    for (i, role) in roles.iter().enumerate() {
+        let project = fixture.projects[i].as_uuid();
+        sqlx::query("INSERT INTO projects (tenant_id, id, name, slug) VALUES ($1, $2, $3, $3)")
+            .bind(fixture.tenant.as_uuid())
+            .bind(project)
+            .bind(format!("{slug}-p{i}"))
+            .execute(admin)
+            .await
+            .unwrap();
+        if *role != "none" {
+            sqlx::query(
+                "INSERT INTO user_project_roles (tenant_id, project_id, user_id, role) \
+                 VALUES ($1, $2, $3, $4::tenancy.project_role)",
+            )
+            .bind(fixture.tenant.as_uuid())
+            .bind(project)
+            .bind(fixture.user.as_uuid())
+            .bind(role)
+            .execute(admin)
+            .await
+            .unwrap();
+        }
+        sqlx::query(
+            "INSERT INTO documents (tenant_id, project_id, id, title, content_hash, created_by) \
+             VALUES ($1, $2, $3, 'doc', $3::text, $4)",
+        )
+        .bind(fixture.tenant.as_uuid())
+        .bind(project)
+        .bind(fixture.documents[i])
+        .bind(fixture.user.as_uuid())
+        .execute(admin)
+        .await
+        .unwrap();
+    }
+    fixture
+}
+
+/// Inserts `count` chunks into project `index` of `fixture` server-side (admin), clustered
+/// around 20 deterministic centres, with ordinals starting at `first_ordinal`.
+async fn bulk_chunks(
+    db: &TestDb,
+    fixture: &TenantFixture,
+    index: usize,
+    first_ordinal: i32,
+    count: i32,
+) {
+    sqlx::query(
+        "INSERT INTO chunks (tenant_id, project_id, document_id, ordinal, content, token_count, embedding) \
+         SELECT $1, $2, $3, g, 'chunk', 1, \
+           (SELECT array_agg(sin((g % 20) * 12.9898 + j * 78.233) + (random() - 0.5) ORDER BY j) \
+            FROM generate_series(1, 384) AS j)::vector \
+         FROM generate_series($4::int, $4::int + $5::int - 1) AS g",
+    )
+    .bind(fixture.tenant.as_uuid())
+    .bind(fixture.projects[index].as_uuid())
+    .bind(fixture.documents[index])
+    .bind(first_ordinal)
+    .bind(count)
+    .execute(db.admin_pool())
+    .await
+    .unwrap();
+}
+
+/// A deterministic pseudo-random vector (splitmix64).
+fn pseudo_vector(seed: u64) -> Vec<f32> {
+    let mut state = seed;
+    (0..DIMS)
+        .map(|_| {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            (z as f64 / u64::MAX as f64 * 2.0 - 1.0) as f32
+        })
+        .collect()
+}
+
+fn cosine_distance(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
+    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    1.0 - dot / (na * nb)
+}
+
+fn small_config() -> VectorConfig {
+    VectorConfig {
+        promote_at: 200,
+        demote_below: Some(100),
+        exact_scope_max: 50,
+        ..VectorConfig::default()
+    }
+}
+
+async fn maintenance(db: &TestDb, config: VectorConfig) -> VectorMaintenance {
+    let m = VectorMaintenance::new(db.admin_pool().clone(), "vector tests", config).unwrap();
+    m.install().await.unwrap();
+    m
+}
+
+/// Every hit belongs to the scope's tenant and projects (checked against the database too).
+async fn assert_in_scope<S: Scope>(
+    db: &TestDb,
+    results: &tenancy_runtime::vector::SearchResults<S>,
+) {
+    let projects: Vec<Uuid> = results
+        .scope
+        .project_ids()
+        .iter()
+        .map(|p| p.as_uuid())
+        .collect();
+    for hit in &results.hits {
+        assert!(projects.contains(&hit.project_id.as_uuid()), "{hit:?}");
+        let tenant: Uuid =
+            sqlx::query_scalar("SELECT tenant_id FROM chunks WHERE project_id = $1 AND id = $2")
+                .bind(hit.project_id.as_uuid())
+                .bind(hit.chunk_id)
+                .fetch_one(db.admin_pool())
+                .await
+                .unwrap();
+        assert_eq!(tenant, results.tenant_id().as_uuid());
+    }
+    let sorted = results
+        .hits
+        .windows(2)
+        .all(|w| w[0].distance <= w[1].distance);
+    assert!(sorted, "hits not sorted by distance");
+}
+
+/// Exact top-k ids of a tenant, computed by the superuser with a sequential scan.
+async fn truth(db: &TestDb, tenant: TenantId, query: &Vector, k: i64) -> Vec<Uuid> {
+    let mut tx = db.admin_pool().begin().await.unwrap();
+    sqlx::query("SELECT set_config('enable_indexscan', 'off', true), set_config('enable_bitmapscan', 'off', true)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query_scalar(
+        "SELECT id FROM chunks WHERE tenant_id = $1 AND embedding IS NOT NULL \
+         ORDER BY embedding <=> $2, project_id, id LIMIT $3",
+    )
+    .bind(tenant.as_uuid())
+    .bind(query)
+    .bind(k)
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap()
+}
+
+/// Queries near a tenant's own data: stored embeddings with a small perturbation.
+async fn queries_near(db: &TestDb, tenant: TenantId, n: i64) -> Vec<Vector> {
+    let stored: Vec<Vector> = sqlx::query_scalar(
+        "SELECT embedding FROM chunks WHERE tenant_id = $1 ORDER BY ordinal LIMIT $2",
+    )
+    .bind(tenant.as_uuid())
+    .bind(n)
+    .fetch_all(db.admin_pool())
+    .await
+    .unwrap();
+    stored
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let noise = pseudo_vector(i as u64 + 7);
+            Vector::from(
+                v.to_vec()
+                    .iter()
+                    .zip(noise)
+                    .map(|(x, n)| x + 0.2 * n)
+                    .collect::<Vec<f32>>(),
+            )
+        })
+        .collect()
+}
+
+async fn editor_tx(
+    tenancy: &Tenancy,
+    f: &TenantFixture,
+    index: usize,
+) -> ScopedTx<tenancy_runtime::ProjectScope<Editor>> {
+    let ctx = tenancy.authorize(f.user, f.tenant).await.unwrap();
+    let scope = ctx
+        .project(f.projects[index])
+        .unwrap()
+        .require::<Editor>()
+        .unwrap();
+    tenancy.begin(&scope).await.unwrap()
+}
+
+async fn viewer_tx_all(
+    tenancy: &Tenancy,
+    f: &TenantFixture,
+) -> ScopedTx<tenancy_runtime::ProjectsScope<Viewer>> {
+    let ctx = tenancy.authorize(f.user, f.tenant).await.unwrap();
+    let scope = ctx.all_projects().with_at_least::<Viewer>();
+    tenancy.begin(&scope).await.unwrap()
+}
+
+#[tokio::test]
+async fn tiny_tenant_beside_a_huge_one_gets_k_rows_and_the_huge_one_keeps_recall() {
+    let db = TestDb::fresh().await;
+    let huge = add_tenant(&db, "huge", 1).await;
+    let tiny = add_tenant(&db, "tiny", 1).await;
+    bulk_chunks(&db, &huge, 0, 1, 20_000).await;
+    bulk_chunks(&db, &tiny, 0, 1, 30).await;
+    // The trap of NOTES section 4: one shared HNSW index over everyone. The planner would pick
+    // it for a filtered ORDER BY ... LIMIT and return a short result for the tiny tenant.
+    sqlx::raw_sql(
+        "CREATE INDEX chunks_shared_hnsw ON chunks USING hnsw (embedding vector_cosine_ops)",
+    )
+    .execute(db.admin_pool())
+    .await
+    .unwrap();
+    sqlx::raw_sql("ANALYZE chunks")
+        .execute(db.admin_pool())
+        .await
+        .unwrap();
+
+    let config = VectorConfig {
+        promote_at: 10_000,
+        demote_below: Some(5_000),
+        exact_scope_max: 1_000,
+        ..VectorConfig::default()
+    };
+    let m = maintenance(&db, config.clone()).await;
+    let report = m.refresh().await.unwrap();
+    assert_eq!(report.promoted.len(), 1, "{report:?}");
+    assert_eq!(report.promoted[0].0, huge.tenant);
+    let huge_tier = report
+        .tenants
+        .iter()
+        .find(|t| t.tenant_id == huge.tenant)
+        .unwrap();
+    assert_eq!(
+        (huge_tier.tier, huge_tier.chunk_count),
+        (Tier::Hnsw, 20_000)
+    );
+    let tiny_tier = report
+        .tenants
+        .iter()
+        .find(|t| t.tenant_id == tiny.tenant)
+        .unwrap();
+    assert_eq!((tiny_tier.tier, tiny_tier.chunk_count), (Tier::Exact, 30));
+
+    let tenancy = Tenancy::new(db.app_pool().clone());
+    let gateway = Gateway::new(config);
+
+    // The tiny tenant: exact route through the btree, never the shared HNSW; k rows, in scope.
+    let tiny_queries = queries_near(&db, huge.tenant, 5).await; // near the huge tenant's data
+    for (k, query) in [
+        (10u32, &tiny_queries[0]),
+        (30, &tiny_queries[1]),
+        (10, &tiny_queries[2]),
+    ] {
+        let mut tx = viewer_tx_all(&tenancy, &tiny).await;
+        let request = SearchRequest::new(query.clone(), k);
+        let (route, plan) = gateway.explain_search(&mut tx, &request).await.unwrap();
+        assert_eq!(route, Route::Exact);
+        // A btree led by (tenant_id, project_id) finds the scope's rows.
+        assert!(plan.contains("Index Cond: ((tenant_id = "), "{plan}");
+        assert!(!plan.contains("hnsw"), "{plan}");
+        let results = gateway.search(&mut tx, &request).await.unwrap();
+        assert_eq!(results.route, Route::Exact);
+        assert_eq!(results.hits.len(), k as usize);
+        assert_in_scope(&db, &results).await;
+        let expected = truth(&db, tiny.tenant, query, i64::from(k)).await;
+        let got: Vec<Uuid> = results.hits.iter().map(|h| h.chunk_id).collect();
+        assert_eq!(got, expected);
+        tx.commit().await.unwrap();
+    }
+    // More than the scope holds: all 30, not an error.
+    let mut tx = viewer_tx_all(&tenancy, &tiny).await;
+    let all = gateway
+        .search(&mut tx, &SearchRequest::new(tiny_queries[3].clone(), 50))
+        .await
+        .unwrap();
+    assert_eq!(all.hits.len(), 30);
+    // The catalog is row-level secured: the tiny tenant sees only its own row.
+    let visible: Vec<Uuid> = sqlx::query_scalar("SELECT tenant_id FROM tenancy.vector_tiers")
+        .fetch_all(tx.connection())
+        .await
+        .unwrap();
+    assert_eq!(visible, vec![tiny.tenant.as_uuid()]);
+    tx.commit().await.unwrap();
+
+    // The huge tenant: its own partial index, recall against exact search >= 0.9.
+    let queries = queries_near(&db, huge.tenant, 20).await;
+    let mut found = 0usize;
+    for query in &queries {
+        let mut tx = viewer_tx_all(&tenancy, &huge).await;
+        let request = SearchRequest::new(query.clone(), 10);
+        let (route, plan) = gateway.explain_search(&mut tx, &request).await.unwrap();
+        assert_eq!(route, Route::TenantHnsw);
+        let index = tenancy_runtime::vector::index_name_for(huge.tenant);
+        assert!(plan.contains(&index), "{plan}");
+        let results = gateway.search(&mut tx, &request).await.unwrap();
+        assert_eq!(results.route, Route::TenantHnsw);
+        assert_eq!(results.hits.len(), 10);
+        assert_in_scope(&db, &results).await;
+        let expected: HashSet<Uuid> = truth(&db, huge.tenant, query, 10)
+            .await
+            .into_iter()
+            .collect();
+        found += results
+            .hits
+            .iter()
+            .filter(|h| expected.contains(&h.chunk_id))
+            .count();
+        tx.commit().await.unwrap();
+    }
+    let recall = found as f64 / (queries.len() * 10) as f64;
+    assert!(recall >= 0.9, "recall@10 of the huge tenant {recall}");
+}
+
+#[tokio::test]
+async fn several_projects_merge_into_the_global_top_k_on_both_routes() {
+    let db = TestDb::fresh().await;
+    // Viewer in p0 and p1, editor in p2, no role in p3 (whose chunks are the nearest of all).
+    let t = add_tenant_with_roles(&db, "multi", &["editor", "editor", "editor", "none"]).await;
+    let other = add_tenant(&db, "other", 1).await;
+    let tenancy = Tenancy::new(db.app_pool().clone());
+    let config = small_config();
+    let gateway = Gateway::new(config.clone());
+    let m = maintenance(&db, config).await;
+
+    let query: Vec<f32> = pseudo_vector(1);
+    let mut expected: Vec<(f64, Uuid, Uuid)> = Vec::new();
+    for (index, count) in [(0usize, 40i32), (1, 90), (2, 3)] {
+        let rows: Vec<ChunkEmbedding> = (0..count)
+            .map(|i| {
+                let seed = (index as u64) * 1000 + i as u64 + 100;
+                let v: Vec<f32> = pseudo_vector(seed)
+                    .iter()
+                    .zip(&query)
+                    .map(|(n, q)| q + 0.8 * n)
+                    .collect();
+                ChunkEmbedding {
+                    project_id: t.projects[index],
+                    id: Uuid::new_v4(),
+                    document_id: t.documents[index],
+                    ordinal: i,
+                    content: format!("p{index} c{i}"),
+                    token_count: 2,
+                    embedding: Vector::from(v),
+                }
+            })
+            .collect();
+        for row in &rows {
+            expected.push((
+                cosine_distance(&query, row.embedding.as_slice()),
+                t.projects[index].as_uuid(),
+                row.id,
+            ));
+        }
+        let mut tx = editor_tx(&tenancy, &t, index).await;
+        assert_eq!(gateway.upsert(&mut tx, &rows).await.unwrap(), count as u64);
+        tx.commit().await.unwrap();
+    }
+    // Closer than everything above, but outside the user's scope.
+    bulk_chunks(&db, &t, 3, 1, 50).await;
+    sqlx::query("UPDATE chunks SET embedding = $1 WHERE project_id = $2")
+        .bind(Vector::from(query.clone()))
+        .bind(t.projects[3].as_uuid())
+        .execute(db.admin_pool())
+        .await
+        .unwrap();
+    bulk_chunks(&db, &other, 0, 1, 50).await;
+    sqlx::query("UPDATE chunks SET embedding = $1 WHERE tenant_id = $2")
+        .bind(Vector::from(query.clone()))
+        .bind(other.tenant.as_uuid())
+        .execute(db.admin_pool())
+        .await
+        .unwrap();
+
+    expected.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let k = 25usize;
+    let check = |results: &tenancy_runtime::vector::SearchResults<_>, exact: bool| {
+        let got: Vec<Uuid> = results.hits.iter().map(|h| h.chunk_id).collect();
+        let want: Vec<Uuid> = expected.iter().take(k).map(|e| e.2).collect();
+        assert_eq!(got.len(), k);
+        if exact {
+            assert_eq!(got, want);
+            for (hit, e) in results.hits.iter().zip(&expected) {
+                assert!(
+                    (hit.distance - e.0).abs() < 1e-4,
+                    "{} vs {}",
+                    hit.distance,
+                    e.0
+                );
+                assert_eq!(hit.project_id.as_uuid(), e.1);
+            }
+        } else {
+            let want: HashSet<Uuid> = want.into_iter().collect();
+            let overlap = got.iter().filter(|id| want.contains(id)).count();
+            assert!(overlap as f64 >= 0.9 * k as f64, "overlap {overlap}/{k}");
+        }
+    };
+    let projects_hit = |results: &tenancy_runtime::vector::SearchResults<_>| {
+        results
+            .hits
+            .iter()
+            .map(|h| h.project_id)
+            .collect::<HashSet<ProjectId>>()
+    };
+
+    // Exact route (not promoted yet).
+    let mut tx = viewer_tx_all(&tenancy, &t).await;
+    assert_eq!(tx.scope().project_ids().len(), 3);
+    let results = gateway
+        .search(
+            &mut tx,
+            &SearchRequest::new(Vector::from(query.clone()), k as u32),
+        )
+        .await
+        .unwrap();
+    assert_eq!(results.route, Route::Exact);
+    check(&results, true);
+    assert_in_scope(&db, &results).await;
+    assert!(
+        projects_hit(&results).len() >= 2,
+        "the merge should mix projects"
+    );
+    tx.commit().await.unwrap();
+
+    // Promote the tenant (133 visible + 50 hidden = 183 < 200: add hidden rows to cross).
+    bulk_chunks(&db, &t, 3, 51, 30).await;
+    let report = m.refresh().await.unwrap();
+    assert!(
+        report.promoted.iter().any(|(id, _)| *id == t.tenant),
+        "{report:?}"
+    );
+    let mut tx = viewer_tx_all(&tenancy, &t).await;
+    let results = gateway
+        .search(
+            &mut tx,
+            &SearchRequest::new(Vector::from(query.clone()), k as u32),
+        )
+        .await
+        .unwrap();
+    assert_eq!(results.route, Route::TenantHnsw);
+    check(&results, false);
+    assert_in_scope(&db, &results).await;
+
+    // A document filter is exact, even in a promoted tenant.
+    let in_doc = SearchRequest::new(Vector::from(query.clone()), 5).in_document(t.documents[2]);
+    let (route, plan) = gateway.explain_search(&mut tx, &in_doc).await.unwrap();
+    assert_eq!(route, Route::Exact);
+    assert!(!plan.contains("hnsw"), "{plan}");
+    let results = gateway.search(&mut tx, &in_doc).await.unwrap();
+    assert_eq!(results.hits.len(), 3, "the document holds 3 chunks");
+    assert!(results.hits.iter().all(|h| h.document_id == t.documents[2]));
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_batch_with_a_row_outside_the_scope_fails_whole() {
+    let db = TestDb::fresh().await;
+    let t = add_tenant(&db, "batch", 2).await;
+    let other = add_tenant(&db, "foreign", 1).await;
+    let tenancy = Tenancy::new(db.app_pool().clone());
+    let gateway = Gateway::new(VectorConfig::default());
+    maintenance(&db, VectorConfig::default()).await;
+    let row = |project: ProjectId, document: Uuid, ordinal: i32| ChunkEmbedding {
+        project_id: project,
+        id: Uuid::new_v4(),
+        document_id: document,
+        ordinal,
+        content: "x".to_owned(),
+        token_count: 1,
+        embedding: Vector::from(pseudo_vector(ordinal as u64)),
+    };
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM chunks")
+            .fetch_one(db.admin_pool())
+            .await
+            .unwrap()
+    };
+
+    // A row naming another project of the same tenant, or another tenant's project.
+    for foreign in [
+        row(t.projects[1], t.documents[1], 3),
+        row(other.projects[0], other.documents[0], 3),
+    ] {
+        let mut tx = editor_tx(&tenancy, &t, 0).await;
+        let batch = vec![
+            row(t.projects[0], t.documents[0], 1),
+            row(t.projects[0], t.documents[0], 2),
+            foreign,
+        ];
+        let result = gateway.upsert(&mut tx, &batch).await;
+        assert!(matches!(result, Err(Error::Forbidden)), "{result:?}");
+        drop(tx);
+        assert_eq!(count().await, 0);
+    }
+    // A row in the scope's project but pointing at another project's document: the database
+    // refuses the statement (foreign key), and nothing of the batch is written.
+    let mut tx = editor_tx(&tenancy, &t, 0).await;
+    let batch = vec![
+        row(t.projects[0], t.documents[0], 1),
+        row(t.projects[0], t.documents[1], 2),
+    ];
+    let result = gateway.upsert(&mut tx, &batch).await;
+    assert!(matches!(result, Err(Error::InvalidInput)), "{result:?}");
+    drop(tx);
+    assert_eq!(count().await, 0);
+    // A repeated id in one batch.
+    let mut tx = editor_tx(&tenancy, &t, 0).await;
+    let first = row(t.projects[0], t.documents[0], 1);
+    let mut again = first.clone();
+    again.ordinal = 2;
+    let result = gateway.upsert(&mut tx, &[first.clone(), again]).await;
+    assert!(matches!(result, Err(Error::InvalidInput)), "{result:?}");
+    drop(tx);
+
+    // A valid batch, then an upsert replacing one row's embedding, then a delete.
+    let mut tx = editor_tx(&tenancy, &t, 0).await;
+    let batch: Vec<ChunkEmbedding> = (1..=3)
+        .map(|i| row(t.projects[0], t.documents[0], i))
+        .collect();
+    assert_eq!(gateway.upsert(&mut tx, &batch).await.unwrap(), 3);
+    let mut replaced = batch[0].clone();
+    replaced.embedding = Vector::from(pseudo_vector(999));
+    assert_eq!(
+        gateway.upsert(&mut tx, &[replaced.clone()]).await.unwrap(),
+        1
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(count().await, 3);
+    let mut tx = viewer_tx_all(&tenancy, &t).await;
+    let nearest = gateway
+        .search(&mut tx, &SearchRequest::new(replaced.embedding.clone(), 1))
+        .await
+        .unwrap();
+    assert_eq!(nearest.hits[0].chunk_id, replaced.id);
+    assert!(nearest.hits[0].distance.abs() < 1e-6);
+    assert!(matches!(
+        gateway
+            .search(&mut tx, &SearchRequest::new(replaced.embedding.clone(), 0))
+            .await,
+        Err(Error::InvalidInput)
+    ));
+    drop(tx);
+    // Delete from another project's scope touches nothing; from the right scope, one row.
+    let mut tx = editor_tx(&tenancy, &t, 1).await;
+    assert_eq!(gateway.delete(&mut tx, &[batch[1].id]).await.unwrap(), 0);
+    tx.commit().await.unwrap();
+    let mut tx = editor_tx(&tenancy, &t, 0).await;
+    assert_eq!(gateway.delete(&mut tx, &[batch[1].id]).await.unwrap(), 1);
+    tx.commit().await.unwrap();
+    assert_eq!(count().await, 2);
+}
+
+async fn index_validity(db: &TestDb, name: &str) -> Option<bool> {
+    sqlx::query_scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)")
+        .bind(name)
+        .fetch_optional(db.admin_pool())
+        .await
+        .unwrap()
+}
+
+async fn tier_of(m: &VectorMaintenance, tenant: TenantId) -> (Tier, i64) {
+    let tiers = m.tiers().await.unwrap();
+    let row = tiers.iter().find(|t| t.tenant_id == tenant).unwrap();
+    (row.tier, row.chunk_count)
+}
+
+async fn delete_down_to(db: &TestDb, f: &TenantFixture, keep: i64) {
+    sqlx::query("DELETE FROM chunks WHERE tenant_id = $1 AND ordinal > $2")
+        .bind(f.tenant.as_uuid())
+        .bind(keep as i32)
+        .execute(db.admin_pool())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn promotion_builds_online_switches_only_when_valid_and_does_not_flap() {
+    let db = TestDb::fresh().await;
+    let t = add_tenant(&db, "growing", 1).await;
+    bulk_chunks(&db, &t, 0, 1, 250).await;
+    let config = small_config();
+    let m = maintenance(&db, config.clone()).await;
+    let tenancy = Tenancy::new(db.app_pool().clone());
+    let gateway = Gateway::new(config.clone());
+    let index = tenancy_runtime::vector::index_name_for(t.tenant);
+    let query = queries_near(&db, t.tenant, 1).await.remove(0);
+    let route_now = || async {
+        let mut tx = viewer_tx_all(&tenancy, &t).await;
+        let results = gateway
+            .search(&mut tx, &SearchRequest::new(query.clone(), 10))
+            .await
+            .unwrap();
+        assert_eq!(results.hits.len(), 10);
+        results.route
+    };
+
+    // A writer holds a lock on chunks: CREATE INDEX CONCURRENTLY waits for it (a plain CREATE
+    // INDEX would not get its lock either, but it would also block new writers; see below).
+    let mut blocker = db.admin_pool().begin().await.unwrap();
+    sqlx::raw_sql("LOCK TABLE chunks IN ROW EXCLUSIVE MODE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let refresh = tokio::spawn({
+        let m = VectorMaintenance::new(db.admin_pool().clone(), "vector tests", config.clone())
+            .unwrap();
+        async move { m.refresh().await }
+    });
+    // Wait until the index exists but is not valid.
+    let mut waited = 0;
+    while index_validity(&db, &index).await != Some(false) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+        assert!(waited < 600, "the index build never started");
+    }
+    assert_eq!(tier_of(&m, t.tenant).await.0, Tier::Building);
+    // Searches are served exactly meanwhile, and writes are not blocked by the build.
+    assert_eq!(route_now().await, Route::Exact);
+    let mut tx = editor_tx(&tenancy, &t, 0).await;
+    let written = tokio::time::timeout(
+        Duration::from_secs(10),
+        gateway.upsert(
+            &mut tx,
+            &[ChunkEmbedding {
+                project_id: t.projects[0],
+                id: Uuid::new_v4(),
+                document_id: t.documents[0],
+                ordinal: 10_000,
+                content: "during build".to_owned(),
+                token_count: 2,
+                embedding: query.clone(),
+            }],
+        ),
+    )
+    .await
+    .expect("a write waited for the index build")
+    .unwrap();
+    assert_eq!(written, 1);
+    tx.commit().await.unwrap();
+    assert!(!refresh.is_finished());
+    blocker.rollback().await.unwrap();
+    let report = refresh.await.unwrap().unwrap();
+    assert_eq!(report.promoted.len(), 1);
+    assert_eq!(index_validity(&db, &index).await, Some(true));
+    assert_eq!(tier_of(&m, t.tenant).await, (Tier::Hnsw, 250));
+    assert_eq!(route_now().await, Route::TenantHnsw);
+
+    // Hysteresis: promote at 200, demote below 100.
+    delete_down_to(&db, &t, 150).await; // 150 rows: between the thresholds
+    let report = m.refresh().await.unwrap();
+    assert!(report.demoted.is_empty() && report.promoted.is_empty());
+    assert_eq!(tier_of(&m, t.tenant).await, (Tier::Hnsw, 150));
+    assert_eq!(route_now().await, Route::TenantHnsw);
+    delete_down_to(&db, &t, 90).await;
+    let report = m.refresh().await.unwrap();
+    assert_eq!(report.demoted, vec![t.tenant]);
+    assert_eq!(tier_of(&m, t.tenant).await, (Tier::Exact, 90));
+    assert_eq!(index_validity(&db, &index).await, None, "index dropped");
+    assert_eq!(route_now().await, Route::Exact);
+    bulk_chunks(&db, &t, 0, 91, 90).await; // 180: still below the promotion threshold
+    let report = m.refresh().await.unwrap();
+    assert!(report.promoted.is_empty());
+    assert_eq!(tier_of(&m, t.tenant).await, (Tier::Exact, 180));
+    // Repeated refreshes at a stable size change nothing.
+    for _ in 0..3 {
+        let report = m.refresh().await.unwrap();
+        assert!(report.promoted.is_empty() && report.demoted.is_empty());
+    }
+    bulk_chunks(&db, &t, 0, 181, 30).await; // 210
+    let report = m.refresh().await.unwrap();
+    assert_eq!(report.promoted.len(), 1);
+    assert_eq!(route_now().await, Route::TenantHnsw);
+}
