@@ -1,0 +1,674 @@
+//! Tenant-partitioned vector search benchmark (not a timed test; results go to BENCHMARKS.md).
+//!
+//! For each tenant count, one fresh database holds `--chunks` chunks of 384 dimensions whose
+//! tenant sizes follow a Zipf law (s = 1), generated server-side with `setseed`. Queries are
+//! stored embeddings plus seeded noise, drawn near the searching tenant's own data and near
+//! another tenant's data. Variants, run one after the other on the same data through the
+//! application role (row-level security on):
+//!
+//! * `exact`: the gateway with no promoted tenant (truth for recall);
+//! * `shared-off` / `shared-relaxed`: one HNSW index over all tenants, tenant filter in the
+//!   query and the policy, `hnsw.iterative_scan` off / `relaxed_order`;
+//! * `tiered`: the gateway after `VectorMaintenance::refresh` promoted the big tenants;
+//! * `solo`: the tiered gateway in a database holding only one tenant (largest, median and
+//!   smallest of the queried tenants), for the p50 ratio.
+//!
+//! `--smoke` runs tiny sizes in seconds (for CI).
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use pgvector::Vector;
+use sqlx::PgPool;
+use tenancy_generated::roles::{Editor, Viewer};
+use tenancy_runtime::vector::{SearchRequest, VectorConfig, VectorGateway, VectorMaintenance};
+use tenancy_runtime::{ProjectId, ProjectScope, Tenancy, TenantId, UserId};
+use tenancy_tests::TestDb;
+use uuid::Uuid;
+
+const K: usize = 10;
+const DIMS: usize = 384;
+
+/// Command-line settings.
+#[derive(Clone, Debug)]
+struct Args {
+    chunks: i64,
+    tenant_counts: Vec<usize>,
+    queries_per_kind: usize,
+    query_tenants: usize,
+    promote_at: i64,
+    solo: bool,
+}
+
+impl Args {
+    fn parse() -> Result<Args> {
+        let mut args = Args {
+            chunks: 200_000,
+            tenant_counts: vec![1, 100, 1000],
+            queries_per_kind: 5,
+            query_tenants: 24,
+            promote_at: 10_000,
+            solo: true,
+        };
+        let mut it = std::env::args().skip(1);
+        while let Some(arg) = it.next() {
+            let mut value = || it.next().context("missing value");
+            match arg.as_str() {
+                "--smoke" => {
+                    args.chunks = 3_000;
+                    args.tenant_counts = vec![1, 10, 50];
+                    args.queries_per_kind = 2;
+                    args.query_tenants = 6;
+                    args.promote_at = 300;
+                }
+                "--chunks" => args.chunks = value()?.parse()?,
+                "--tenants" => {
+                    args.tenant_counts = value()?
+                        .split(',')
+                        .map(str::parse)
+                        .collect::<Result<_, _>>()?
+                }
+                "--queries" => args.queries_per_kind = value()?.parse()?,
+                "--query-tenants" => args.query_tenants = value()?.parse()?,
+                "--promote-at" => args.promote_at = value()?.parse()?,
+                "--no-solo" => args.solo = false,
+                other => bail!("unknown argument {other}"),
+            }
+        }
+        Ok(args)
+    }
+
+    fn config(&self) -> VectorConfig {
+        VectorConfig {
+            promote_at: self.promote_at,
+            demote_below: Some(self.promote_at / 2),
+            exact_scope_max: self.promote_at / 2,
+            build_maintenance_work_mem_mb: Some(512),
+            ..VectorConfig::default()
+        }
+    }
+}
+
+/// One tenant of the synthetic data set (one project, one document, one editor).
+#[derive(Clone, Debug)]
+struct Tenant {
+    rank: usize,
+    id: TenantId,
+    project: ProjectId,
+    document: Uuid,
+    user: UserId,
+    size: i64,
+}
+
+/// Zipf (s = 1) sizes summing to about `total`, every tenant at least 10 chunks.
+fn zipf_sizes(tenants: usize, total: i64) -> Vec<i64> {
+    let harmonic: f64 = (1..=tenants).map(|i| 1.0 / i as f64).sum();
+    (1..=tenants)
+        .map(|i| ((total as f64 / harmonic / i as f64).round() as i64).max(10))
+        .collect()
+}
+
+fn seeded_uuid(state: &mut u64) -> Uuid {
+    Uuid::from_u64_pair(splitmix(state), splitmix(state))
+}
+
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Creates the tenants (rows only) through the superuser pool.
+async fn create_tenants(admin: &PgPool, tenants: &[Tenant]) -> Result<()> {
+    let ids: Vec<Uuid> = tenants.iter().map(|t| t.id.as_uuid()).collect();
+    let projects: Vec<Uuid> = tenants.iter().map(|t| t.project.as_uuid()).collect();
+    let documents: Vec<Uuid> = tenants.iter().map(|t| t.document).collect();
+    let users: Vec<Uuid> = tenants.iter().map(|t| t.user.as_uuid()).collect();
+    let mut tx = admin.begin().await?;
+    sqlx::query(
+        "INSERT INTO tenants (id, name, slug) SELECT t, t::text, t::text FROM unnest($1::uuid[]) t",
+    )
+    .bind(&ids)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO projects (tenant_id, id, name, slug) \
+         SELECT t, p, 'p', 'p' FROM unnest($1::uuid[], $2::uuid[]) AS u(t, p)",
+    )
+    .bind(&ids)
+    .bind(&projects)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO user_project_roles (tenant_id, project_id, user_id, role) \
+         SELECT t, p, u, 'editor' FROM unnest($1::uuid[], $2::uuid[], $3::uuid[]) AS x(t, p, u)",
+    )
+    .bind(&ids)
+    .bind(&projects)
+    .bind(&users)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO documents (tenant_id, project_id, id, title, content_hash, created_by) \
+         SELECT t, p, d, 'doc', d::text, u \
+         FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[]) AS x(t, p, d, u)",
+    )
+    .bind(&ids)
+    .bind(&projects)
+    .bind(&documents)
+    .bind(&users)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Generates every chunk server-side: tenant `rank` has 8 clusters around deterministic
+/// centres, each coordinate `sin(...) + uniform(-0.5, 0.5)` from `setseed(0.42)`.
+async fn generate_chunks(admin: &PgPool, tenants: &[Tenant]) -> Result<Duration> {
+    let started = Instant::now();
+    let mut tx = admin.begin().await?;
+    sqlx::query("SELECT setseed(0.42)")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO chunks (tenant_id, project_id, document_id, ordinal, content, token_count, embedding) \
+         SELECT s.t, s.p, s.d, g, 'chunk', 1, \
+           (SELECT array_agg(sin(s.rank * 3.7 + (g % 8) * 12.9898 + j * 78.233) + (random() - 0.5) \
+                   ORDER BY j) FROM generate_series(1, 384) AS j)::vector \
+         FROM unnest($1::int[], $2::uuid[], $3::uuid[], $4::uuid[], $5::int[]) AS s(rank, t, p, d, n), \
+              generate_series(1, s.n) AS g",
+    )
+    .bind(tenants.iter().map(|t| t.rank as i32).collect::<Vec<_>>())
+    .bind(tenants.iter().map(|t| t.id.as_uuid()).collect::<Vec<_>>())
+    .bind(tenants.iter().map(|t| t.project.as_uuid()).collect::<Vec<_>>())
+    .bind(tenants.iter().map(|t| t.document).collect::<Vec<_>>())
+    .bind(tenants.iter().map(|t| t.size as i32).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    sqlx::raw_sql("VACUUM ANALYZE chunks")
+        .execute(admin)
+        .await?;
+    Ok(started.elapsed())
+}
+
+/// Kind of query vector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Own,
+    Other,
+}
+
+/// One query: who searches, with which vector.
+struct Query {
+    tenant: usize,
+    kind: Kind,
+    vector: Vector,
+}
+
+/// Stored embeddings of `source` plus seeded noise.
+async fn near(admin: &PgPool, source: &Tenant, n: usize, seed: &mut u64) -> Result<Vec<Vector>> {
+    let stored: Vec<Vector> = sqlx::query_scalar(
+        "SELECT embedding FROM chunks WHERE tenant_id = $1 ORDER BY ordinal * 7919 % 10007 LIMIT $2",
+    )
+    .bind(source.id.as_uuid())
+    .bind(n as i64)
+    .fetch_all(admin)
+    .await?;
+    Ok(stored
+        .into_iter()
+        .map(|v| {
+            let noisy: Vec<f32> = v
+                .as_slice()
+                .iter()
+                .map(|x| x + ((splitmix(seed) as f64 / u64::MAX as f64 - 0.5) * 0.4) as f32)
+                .collect();
+            Vector::from(noisy)
+        })
+        .collect())
+}
+
+/// Result of one variant over every query.
+#[derive(Default)]
+struct Outcome {
+    /// Per query: ids returned, latency.
+    rows: Vec<(Vec<Uuid>, Duration)>,
+    routes: BTreeMap<String, usize>,
+}
+
+type Gateway = VectorGateway<Viewer, Editor>;
+
+async fn scope_of(tenancy: &Tenancy, tenant: &Tenant) -> Result<ProjectScope<Viewer>> {
+    let ctx = tenancy.authorize(tenant.user, tenant.id).await?;
+    Ok(ctx.project(tenant.project)?.require::<Viewer>()?)
+}
+
+async fn run_gateway(
+    tenancy: &Tenancy,
+    gateway: &Gateway,
+    scopes: &[ProjectScope<Viewer>],
+    queries: &[Query],
+    warm: bool,
+) -> Result<Outcome> {
+    let mut outcome = Outcome::default();
+    for query in queries {
+        let scope = &scopes[query.tenant];
+        let mut tx = tenancy.begin(scope).await?;
+        let started = Instant::now();
+        let results = gateway
+            .search(&mut tx, &SearchRequest::new(query.vector.clone(), K as u32))
+            .await?;
+        let took = started.elapsed();
+        tx.commit().await?;
+        if !warm {
+            *outcome
+                .routes
+                .entry(format!("{:?}", results.route))
+                .or_default() += 1;
+            outcome
+                .rows
+                .push((results.hits.iter().map(|h| h.chunk_id).collect(), took));
+        }
+    }
+    Ok(outcome)
+}
+
+async fn run_shared(
+    tenancy: &Tenancy,
+    scopes: &[ProjectScope<Viewer>],
+    queries: &[Query],
+    iterative: &str,
+    warm: bool,
+) -> Result<Outcome> {
+    let mut outcome = Outcome::default();
+    for query in queries {
+        let scope = &scopes[query.tenant];
+        let mut tx = tenancy.begin(scope).await?;
+        let started = Instant::now();
+        sqlx::query(
+            "SELECT set_config('hnsw.iterative_scan', $1, true), set_config('hnsw.ef_search', '100', true)",
+        )
+        .bind(iterative)
+        .execute(tx.connection())
+        .await?;
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM chunks WHERE tenant_id = $1 AND project_id = $2 \
+             ORDER BY embedding <=> $3 LIMIT $4",
+        )
+        .bind(scope_tenant(scope))
+        .bind(scope.project_id().as_uuid())
+        .bind(&query.vector)
+        .bind(K as i64)
+        .fetch_all(tx.connection())
+        .await?;
+        let took = started.elapsed();
+        tx.commit().await?;
+        if !warm {
+            outcome.rows.push((ids, took));
+        }
+    }
+    Ok(outcome)
+}
+
+fn scope_tenant(scope: &ProjectScope<Viewer>) -> Uuid {
+    tenancy_runtime::Scope::tenant_id(scope).as_uuid()
+}
+
+fn percentile(sorted_ms: &[f64], p: f64) -> f64 {
+    if sorted_ms.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted_ms.len() - 1) as f64 * p).round() as usize;
+    sorted_ms[index.min(sorted_ms.len() - 1)]
+}
+
+/// One line of the report.
+struct Summary {
+    mean_recall: f64,
+    worst_recall: f64,
+    worst_tenant_size: i64,
+    short_share: f64,
+    p50: f64,
+    p95: f64,
+}
+
+fn summarise(
+    outcome: &Outcome,
+    truth: &Outcome,
+    queries: &[Query],
+    tenants: &[Tenant],
+    kind: Kind,
+) -> Summary {
+    let mut per_tenant: BTreeMap<usize, (usize, usize)> = BTreeMap::new();
+    let mut short = 0usize;
+    let mut total = 0usize;
+    let mut latencies = Vec::new();
+    for (i, query) in queries.iter().enumerate() {
+        if query.kind != kind {
+            continue;
+        }
+        let (got, took) = &outcome.rows[i];
+        let expected: HashSet<&Uuid> = truth.rows[i].0.iter().collect();
+        let entry = per_tenant.entry(query.tenant).or_default();
+        entry.0 += got.iter().filter(|id| expected.contains(id)).count();
+        entry.1 += expected.len();
+        if got.len() < expected.len() {
+            short += 1;
+        }
+        total += 1;
+        latencies.push(took.as_secs_f64() * 1000.0);
+    }
+    latencies.sort_by(f64::total_cmp);
+    let recalls: Vec<(usize, f64)> = per_tenant
+        .iter()
+        .map(|(t, (hit, all))| (*t, *hit as f64 / (*all).max(1) as f64))
+        .collect();
+    let mean = recalls.iter().map(|r| r.1).sum::<f64>() / recalls.len().max(1) as f64;
+    let worst = recalls
+        .iter()
+        .copied()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or((0, f64::NAN));
+    Summary {
+        mean_recall: mean,
+        worst_recall: worst.1,
+        worst_tenant_size: tenants.get(worst.0).map_or(0, |t| t.size),
+        short_share: short as f64 / total.max(1) as f64,
+        p50: percentile(&latencies, 0.5),
+        p95: percentile(&latencies, 0.95),
+    }
+}
+
+/// Copies one tenant into a fresh database and times the tiered gateway there on its own-data
+/// queries; returns that p50 in ms.
+async fn solo_p50(
+    source: &PgPool,
+    tenant: &Tenant,
+    queries: &[&Query],
+    config: &VectorConfig,
+) -> Result<f64> {
+    let db = TestDb::try_fresh().await?;
+    create_tenants(db.admin_pool(), std::slice::from_ref(tenant)).await?;
+    let mut offset = 0i64;
+    loop {
+        let rows: Vec<(Uuid, i32, Vector)> = sqlx::query_as(
+            "SELECT id, ordinal, embedding FROM chunks WHERE tenant_id = $1 \
+             ORDER BY ordinal LIMIT 5000 OFFSET $2",
+        )
+        .bind(tenant.id.as_uuid())
+        .bind(offset)
+        .fetch_all(source)
+        .await?;
+        if rows.is_empty() {
+            break;
+        }
+        offset += rows.len() as i64;
+        sqlx::query(
+            "INSERT INTO chunks (tenant_id, project_id, id, document_id, ordinal, content, token_count, embedding) \
+             SELECT $1, $2, u.id, $3, u.o, 'chunk', 1, u.e \
+             FROM unnest($4::uuid[], $5::int[], $6::vector[]) AS u(id, o, e)",
+        )
+        .bind(tenant.id.as_uuid())
+        .bind(tenant.project.as_uuid())
+        .bind(tenant.document)
+        .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.2.clone()).collect::<Vec<_>>())
+        .execute(db.admin_pool())
+        .await?;
+    }
+    sqlx::raw_sql("VACUUM ANALYZE chunks")
+        .execute(db.admin_pool())
+        .await?;
+    let maintenance =
+        VectorMaintenance::new(db.admin_pool().clone(), "bench: solo", config.clone())?;
+    maintenance.install().await?;
+    maintenance.refresh().await?;
+    let tenancy = Tenancy::new(db.app_pool().clone());
+    let gateway = Gateway::new(config.clone());
+    let scope = scope_of(&tenancy, tenant).await?;
+    let mut latencies = Vec::new();
+    for pass in 0..2 {
+        for query in queries {
+            let mut tx = tenancy.begin(&scope).await?;
+            let started = Instant::now();
+            gateway
+                .search(&mut tx, &SearchRequest::new(query.vector.clone(), K as u32))
+                .await?;
+            let took = started.elapsed();
+            tx.commit().await?;
+            if pass == 1 {
+                latencies.push(took.as_secs_f64() * 1000.0);
+            }
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    db.drop_db().await;
+    Ok(percentile(&latencies, 0.5))
+}
+
+async fn run_one(args: &Args, tenant_count: usize) -> Result<()> {
+    let config = args.config();
+    let sizes = zipf_sizes(tenant_count, args.chunks);
+    let mut seed = 0x5eed_u64 + tenant_count as u64;
+    let tenants: Vec<Tenant> = sizes
+        .iter()
+        .enumerate()
+        .map(|(rank, size)| Tenant {
+            rank,
+            id: TenantId::new(seeded_uuid(&mut seed)),
+            project: ProjectId::new(seeded_uuid(&mut seed)),
+            document: seeded_uuid(&mut seed),
+            user: UserId::new(seeded_uuid(&mut seed)),
+            size: *size,
+        })
+        .collect();
+    let total: i64 = sizes.iter().sum();
+    let db = TestDb::try_fresh().await?;
+    let admin = db.admin_pool();
+    create_tenants(admin, &tenants).await?;
+    let generated = generate_chunks(admin, &tenants).await?;
+    println!(
+        "\n### {tenant_count} tenant(s): {total} chunks (largest {}, smallest {}), generated in {:.1} s",
+        sizes[0],
+        sizes[sizes.len() - 1],
+        generated.as_secs_f64()
+    );
+
+    // Queried tenants: spread evenly over the size ranks.
+    let picked: Vec<usize> = if tenant_count <= args.query_tenants {
+        (0..tenant_count).collect()
+    } else {
+        let mut p: Vec<usize> = (0..args.query_tenants)
+            .map(|i| i * (tenant_count - 1) / (args.query_tenants - 1))
+            .collect();
+        p.dedup();
+        p
+    };
+    let mut queries = Vec::new();
+    for &t in &picked {
+        for v in near(admin, &tenants[t], args.queries_per_kind, &mut seed).await? {
+            queries.push(Query {
+                tenant: t,
+                kind: Kind::Own,
+                vector: v,
+            });
+        }
+        if tenant_count > 1 {
+            let other = &tenants[(t + 1 + tenant_count / 2) % tenant_count];
+            for v in near(admin, other, args.queries_per_kind, &mut seed).await? {
+                queries.push(Query {
+                    tenant: t,
+                    kind: Kind::Other,
+                    vector: v,
+                });
+            }
+        }
+    }
+
+    let tenancy = Tenancy::new(db.app_pool().clone());
+    let mut scopes = Vec::new();
+    for t in &tenants {
+        // Only the picked tenants are used; others get a placeholder scope lazily below.
+        if picked.contains(&t.rank) {
+            scopes.push(Some(scope_of(&tenancy, t).await?));
+        } else {
+            scopes.push(None);
+        }
+    }
+    let any_scope = scopes
+        .iter()
+        .flatten()
+        .next()
+        .cloned()
+        .context("no scope")?;
+    let scopes: Vec<ProjectScope<Viewer>> = scopes
+        .into_iter()
+        .map(|s| s.unwrap_or_else(|| any_scope.clone()))
+        .collect();
+
+    let maintenance = VectorMaintenance::new(admin.clone(), "bench: vector tiers", config.clone())?;
+    maintenance.install().await?;
+    let gateway = Gateway::new(config.clone());
+
+    // 1. exact (no index but the btrees): the truth.
+    run_gateway(&tenancy, &gateway, &scopes, &queries, true).await?;
+    let exact = run_gateway(&tenancy, &gateway, &scopes, &queries, false).await?;
+
+    // 2. one shared HNSW index.
+    let started = Instant::now();
+    sqlx::raw_sql(
+        "SET maintenance_work_mem = '512MB'; \
+         CREATE INDEX chunks_shared_hnsw ON chunks USING hnsw (embedding vector_cosine_ops); \
+         RESET maintenance_work_mem",
+    )
+    .execute(admin)
+    .await?;
+    let shared_build = started.elapsed();
+    run_shared(&tenancy, &scopes, &queries, "off", true).await?;
+    let shared_off = run_shared(&tenancy, &scopes, &queries, "off", false).await?;
+    let shared_relaxed = run_shared(&tenancy, &scopes, &queries, "relaxed_order", false).await?;
+    sqlx::raw_sql("DROP INDEX chunks_shared_hnsw")
+        .execute(admin)
+        .await?;
+
+    // 3. tiered: promote the big tenants online.
+    let started = Instant::now();
+    let report = maintenance.refresh().await?;
+    let refresh_took = started.elapsed();
+    let build_sum: Duration = report.promoted.iter().map(|p| p.1).sum();
+    run_gateway(&tenancy, &gateway, &scopes, &queries, true).await?;
+    let tiered = run_gateway(&tenancy, &gateway, &scopes, &queries, false).await?;
+
+    println!(
+        "\nIndex build: shared HNSW {:.1} s; tiered: {} tenant(s) promoted (>= {} chunks), \
+         builds {:.1} s in total, whole refresh {:.1} s. Tiered routes: {:?}\n",
+        shared_build.as_secs_f64(),
+        report.promoted.len(),
+        config.promote_at,
+        build_sum.as_secs_f64(),
+        refresh_took.as_secs_f64(),
+        tiered.routes
+    );
+    println!("| variant | queries | recall@10 mean | recall@10 worst (tenant size) | short results | p50 ms | p95 ms | p50 vs exact |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for kind in [Kind::Own, Kind::Other] {
+        if tenant_count == 1 && kind == Kind::Other {
+            continue;
+        }
+        let base = summarise(&exact, &exact, &queries, &tenants, kind);
+        for (name, outcome) in [
+            ("exact", &exact),
+            ("shared HNSW, iterative off", &shared_off),
+            ("shared HNSW, relaxed_order", &shared_relaxed),
+            ("tiered", &tiered),
+        ] {
+            let s = summarise(outcome, &exact, &queries, &tenants, kind);
+            println!(
+                "| {name} | {kind:?} | {:.3} | {:.3} ({}) | {:.0}% | {:.2} | {:.2} | {:.2}x |",
+                s.mean_recall,
+                s.worst_recall,
+                s.worst_tenant_size,
+                s.short_share * 100.0,
+                s.p50,
+                s.p95,
+                s.p50 / base.p50
+            );
+        }
+    }
+
+    if args.solo && tenant_count > 1 {
+        println!(
+            "\n| tenant (size) | route | tiered p50 ms (shared db) | solo db p50 ms | ratio |"
+        );
+        println!("|---|---|---|---|---|");
+        let mut chosen = vec![
+            picked[0],
+            picked[picked.len() / 2],
+            picked[picked.len() - 1],
+        ];
+        chosen.dedup();
+        for t in chosen {
+            let own: Vec<(usize, &Query)> = queries
+                .iter()
+                .enumerate()
+                .filter(|(_, q)| q.tenant == t && q.kind == Kind::Own)
+                .collect();
+            let mut shared_ms: Vec<f64> = own
+                .iter()
+                .map(|(i, _)| tiered.rows[*i].1.as_secs_f64() * 1000.0)
+                .collect();
+            shared_ms.sort_by(f64::total_cmp);
+            let shared_p50 = percentile(&shared_ms, 0.5);
+            let solo = solo_p50(
+                admin,
+                &tenants[t],
+                &own.iter().map(|q| q.1).collect::<Vec<_>>(),
+                &config,
+            )
+            .await?;
+            let route = if report.promoted.iter().any(|p| p.0 == tenants[t].id) {
+                "tenant HNSW"
+            } else {
+                "exact"
+            };
+            println!(
+                "| rank {} ({}) | {route} | {shared_p50:.2} | {solo:.2} | {:.2}x |",
+                t + 1,
+                tenants[t].size,
+                shared_p50 / solo
+            );
+        }
+    }
+    db.drop_db().await;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse()?;
+    let server: String = tenancy_tests::try_admin_url().await?;
+    let version: String = {
+        let pool = PgPool::connect(&server).await?;
+        let v = sqlx::query_scalar(
+            "SELECT current_setting('server_version') || ', pgvector ' || \
+             (SELECT default_version FROM pg_available_extensions WHERE name = 'vector')",
+        )
+        .fetch_one(&pool)
+        .await?;
+        pool.close().await;
+        v
+    };
+    println!(
+        "bench-vector: {} chunks x {DIMS} dims, tenants {:?}, {} queries per kind per tenant on up to {} tenants, promote_at {}; PostgreSQL {version}",
+        args.chunks, args.tenant_counts, args.queries_per_kind, args.query_tenants, args.promote_at
+    );
+    for &count in &args.tenant_counts {
+        run_one(&args, count).await?;
+    }
+    Ok(())
+}
