@@ -523,28 +523,16 @@ async fn run(settings: Settings) -> Result<String> {
         generator::synthetic_model(200),
     )?;
     let runs = if settings.smoke { 1 } else { 5 };
-    let (real_time, real_tables) =
-        generator::time_generate(&repo.join("policies"), &work.join("out-real"), runs)?;
-    let (synthetic_time, synthetic_tables) =
-        generator::time_generate(&synthetic, &work.join("out-200"), runs)?;
+    let real = generator::time_generate(&repo.join("policies"), &work.join("out-real"), runs)?;
+    let synthetic_times = generator::time_generate(&synthetic, &work.join("out-200"), runs)?;
     let _ = writeln!(
         report,
-        "\n## Generator\n\n| model | tables | in-process generate (median of {runs}) ms | `tenancy` process ms |\n|---|---:|---:|---:|"
+        "\n## Generator\n\n| model | tables | in-process generate ms (median of {runs}) | parse+validate | emit | write | `tenancy generate` process ms |\n|---|---:|---:|---:|---:|---:|---:|"
     );
     let cli = generator::cli_binary(&repo);
-    for (label, policies, tables, time) in [
-        (
-            "policies/rag.tenancy",
-            repo.join("policies"),
-            real_tables,
-            real_time,
-        ),
-        (
-            "synthetic",
-            synthetic.clone(),
-            synthetic_tables,
-            synthetic_time,
-        ),
+    for (label, policies, times) in [
+        ("policies/rag.tenancy", repo.join("policies"), real),
+        ("synthetic", synthetic.clone(), synthetic_times),
     ] {
         let process = match &cli {
             Some(binary) => {
@@ -553,7 +541,15 @@ async fn run(settings: Settings) -> Result<String> {
             }
             None => "not built".to_owned(),
         };
-        let _ = writeln!(report, "| {label} | {tables} | {} | {process} |", ms(time));
+        let _ = writeln!(
+            report,
+            "| {label} | {} | {} | {} | {} | {} | {process} |",
+            times.tables,
+            ms(times.total()),
+            ms(times.compile),
+            ms(times.emit),
+            ms(times.write)
+        );
     }
     if settings.cargo_build {
         eprintln!("bench: cargo build of the 200-table crate (slow)");

@@ -1,0 +1,53 @@
+//! Runs the benchmark binary in `--smoke` mode against the real test server (no timing is
+//! asserted): it must finish, find both variants agreeing on every operation, show the policy
+//! helpers as InitPlans, count no extra round trip, and time the generator.
+
+use std::process::Command;
+
+#[tokio::test]
+async fn smoke_run_reports_every_section() {
+    // Finds or starts the server the same way every database test does (panics without one).
+    let server = tenancy_tests::admin_url().await;
+    let out = std::env::temp_dir().join(format!("bench-isolation-smoke-{}.md", std::process::id()));
+    let output = Command::new(env!("CARGO_BIN_EXE_bench-isolation"))
+        .args(["--smoke", "--out"])
+        .arg(&out)
+        .env("TENANCY_TEST_DATABASE_URL", &server)
+        .output()
+        .expect("running bench-isolation");
+    assert!(
+        output.status.success(),
+        "bench-isolation --smoke failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = std::fs::read_to_string(&out).expect("the report file");
+    let _ = std::fs::remove_file(&out);
+
+    // Latency: both targets x seven operations, each with a ratio.
+    for operation in [
+        "get by key",
+        "list a page (100)",
+        "count (whole project)",
+        "join chunks+documents (100)",
+        "batch insert (100)",
+        "update",
+        "delete",
+    ] {
+        let rows = report
+            .lines()
+            .filter(|line| line.contains(&format!("| {operation} |")) && line.contains("x** |"))
+            .count();
+        assert_eq!(rows, 2, "latency rows for {operation:?} in:\n{report}");
+    }
+    // Plans: the helpers appear as InitPlans (the bench fails if one runs per row).
+    assert!(report.contains("InitPlan 1"), "{report}");
+    assert!(report.contains("tenancy.current_tenant_id()"), "{report}");
+    // Round trips: counted by the proxy, none added by the scoped transaction.
+    assert!(
+        report.contains("Round trips a scoped transaction adds: **0**"),
+        "{report}"
+    );
+    // Throughput and generator sections.
+    assert!(report.contains("| 1 | "), "{report}");
+    assert!(report.contains("| synthetic | 200 |"), "{report}");
+}
