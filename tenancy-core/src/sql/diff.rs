@@ -131,6 +131,16 @@ pub enum DiffError {
         /// The column's DSL type.
         ty: String,
     },
+    /// A table adopts an existing one after the baseline was generated.
+    #[error(
+        "table `{table}` adopts an existing table, but adoption is part of the first \
+         migrations only (those are already generated); adopt it in a new project or \
+         write the migration by hand"
+    )]
+    AdoptionAdded {
+        /// The adopting table.
+        table: String,
+    },
     /// A table or column was removed and data loss was not allowed.
     #[error(
         "{what} was removed from the policies, which deletes its data; generate with \
@@ -215,6 +225,7 @@ pub fn incremental_migrations(
         out.push(roles);
     }
 
+    check_adoption(old, new)?;
     let mut plan = Plan::default();
     check_core_tables(old, new)?;
     diff_extension(old, new, &mut plan);
@@ -373,6 +384,24 @@ fn roles_migration(
         );
     }
     Ok(Some(render(new, target, &plan, &body)))
+}
+
+/// Adoption happens in the baseline migrations only: no table may start adopting later.
+fn check_adoption(old: &Model, new: &Model) -> Result<(), DiffError> {
+    let adopted = |model: &Model, table: &str| {
+        model
+            .adoption
+            .as_ref()
+            .is_some_and(|a| a.tables.iter().any(|t| t.table == table))
+    };
+    for table in &new.tables {
+        if adopted(new, &table.name) && !adopted(old, &table.name) {
+            return Err(DiffError::AdoptionAdded {
+                table: table.name.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Core tables are fixed once created: same names, same kinds.
