@@ -145,6 +145,8 @@ impl OperatorArgs {
         match &self.database_url {
             Some(url) => Ok(url.clone()),
             None => std::env::var("DATABASE_URL")
+                .ok()
+                .filter(|url| !url.trim().is_empty())
                 .context("no database: pass --database-url or set DATABASE_URL"),
         }
     }
