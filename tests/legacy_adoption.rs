@@ -480,7 +480,7 @@ async fn a_backfill_that_fails_half_way_is_simply_run_again() {
     // Validate refuses the half-done backfill ...
     let error = legacy.apply_failing("0004").await;
     assert!(
-        error.contains("chunks: 2000 row(s) before the adoption but 900 backfilled"),
+        error.contains("chunks: 2000 row(s) before the backfill but 900 backfilled"),
         "{error}"
     );
     assert!(

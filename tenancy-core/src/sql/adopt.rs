@@ -5,8 +5,8 @@
 //!
 //! | file | phase | runs | locks on the adopted tables |
 //! |------|-------|------|-----------------------------|
-//! | `0002_adopt_expand.sql` | expand | one transaction | brief `ACCESS EXCLUSIVE` (metadata only) plus one `count(*)` per table |
-//! | `0003_adopt_backfill.sql` | backfill | **outside** a transaction: `CALL` of a procedure that commits every batch | row locks on one batch at a time |
+//! | `0002_adopt_expand.sql` | expand | one transaction | brief `ACCESS EXCLUSIVE` (metadata only) |
+//! | `0003_adopt_backfill.sql` | backfill | **outside** a transaction: `CALL` of a procedure that counts the rows to adopt, then commits every batch | `ACCESS SHARE` for the count, row locks on one batch at a time |
 //! | `0004_adopt_validate.sql` | validate | one transaction, reads only (records success) | `ACCESS SHARE` |
 //! | `0005_adopt_contract_checks.sql` | contract | one transaction | brief `ACCESS EXCLUSIVE` (`CHECK ... NOT VALID`) |
 //! | `0006_adopt_contract_validate_checks.sql` | contract | one transaction | `SHARE UPDATE EXCLUSIVE` (reads and writes go on) |
@@ -357,7 +357,7 @@ fn expand(plan: &Plan<'_>, target: Target) -> String {
          -- Runs in one transaction. Expects the existing tables in schema public and the tenancy\n\
          -- core (0001). Adds tenant_id/project_id without a default to existing rows (metadata only,\n\
          -- no rewrite); new rows get the default tenant and project from a transition DEFAULT\n\
-         -- that the contract phase removes. Records each table's row count for the validate phase.\n\
+         -- that the contract phase removes. Creates the backfill procedure that 0003 calls.\n\
          -- Run it as a role that bypasses row-level security (the tenancy core tables force it).\n",
     );
     out.push_str(&lock_timeout());
@@ -470,7 +470,7 @@ fn expand(plan: &Plan<'_>, target: Target) -> String {
         Some(
             "Every existing row goes there (to be split into real tenants later, see\n\
              docs/runbook.md). The bookkeeping table records, per adopted table, where its rows\n\
-             go and how many there were; the validate phase compares the backfill with it.",
+             go, how many rows the backfill found without a scope and how many it filled.",
         ),
     ));
     let owner = ident(&model.settings.owner_role);
@@ -480,7 +480,7 @@ fn expand(plan: &Plan<'_>, target: Target) -> String {
          \x20 legacy_table    text NOT NULL,\n\
          \x20 tenant_id       uuid NOT NULL,\n\
          \x20 project_id      uuid NOT NULL,\n\
-         \x20 rows_before     bigint NOT NULL,\n\
+         \x20 rows_before     bigint,\n\
          \x20 rows_backfilled bigint NOT NULL DEFAULT 0,\n\
          \x20 expanded_at     timestamptz NOT NULL DEFAULT now(),\n\
          \x20 validated_at    timestamptz,\n\
@@ -532,8 +532,8 @@ fn expand(plan: &Plan<'_>, target: Target) -> String {
              \x20 SELECT {project_values} FROM tenant\n\
              \x20 RETURNING tenant_id, id\n\
              )\n\
-             INSERT INTO {bookkeeping} (table_name, legacy_table, tenant_id, project_id, rows_before)\n\
-             SELECT adopted.table_name, adopted.legacy_table, project.tenant_id, project.id, 0\n\
+             INSERT INTO {bookkeeping} (table_name, legacy_table, tenant_id, project_id)\n\
+             SELECT adopted.table_name, adopted.legacy_table, project.tenant_id, project.id\n\
              FROM project\n\
              CROSS JOIN (VALUES {adopted}) AS adopted(table_name, legacy_table);\n",
             tenants = ident(&tenants.name),
@@ -553,15 +553,10 @@ fn expand(plan: &Plan<'_>, target: Target) -> String {
         out.push_str(&format!(
             "ALTER TABLE {q}\n\
              \x20 ADD COLUMN {tenant} uuid,\n\
-             \x20 ADD COLUMN {project} uuid;\n\
-             UPDATE {bookkeeping}\n\
-             SET rows_before = (SELECT pg_catalog.count(*) FROM {q})\n\
-             WHERE table_name = {name};\n",
+             \x20 ADD COLUMN {project} uuid;\n",
             q = t.qualified,
             tenant = ident(TENANT_COLUMN),
             project = ident(PROJECT_COLUMN),
-            bookkeeping = plan.bookkeeping,
-            name = literal(t.name()),
         ));
     }
 
@@ -600,12 +595,15 @@ fn backfill_procedure(plan: &Plan<'_>) -> String {
     let mut out = section_heading(
         &format!("The backfill procedure {}", plan.procedure),
         Some(
-            "Called by 0003_adopt_backfill.sql. Walks each table in primary key order, BATCH_SIZE\n\
-             rows per transaction (it commits after every batch, so no lock outlives a batch), and\n\
-             fills tenant_id/project_id where both are still NULL: a run that fails half-way is\n\
-             simply run again. Counts the rows it fills in the bookkeeping table, in the same\n\
-             transaction as each batch. No SET clause: a procedure with one cannot COMMIT, so\n\
-             every name is schema-qualified instead. Dropped by the contract phase.",
+            "Called by 0003_adopt_backfill.sql. Per table, the first run counts the rows without a\n\
+             scope (rows_before: the rows that existed at expand, since rows written later get the\n\
+             transition default; counted without blocking writes). It then walks the table in\n\
+             primary key order, BATCH_SIZE rows per transaction (it commits after every batch, so\n\
+             no lock outlives a batch), and fills tenant_id/project_id where both are still NULL:\n\
+             a run that fails half-way is simply run again. Counts the rows it fills in the\n\
+             bookkeeping table, in the same transaction as each batch. No SET clause: a procedure\n\
+             with one cannot COMMIT, so every name is schema-qualified instead. Dropped by the\n\
+             contract phase.",
         ),
     );
     let mut declarations = String::new();
@@ -618,6 +616,10 @@ fn backfill_procedure(plan: &Plan<'_>) -> String {
         ));
         body.push_str(&format!(
             "\n\x20 -- {name}\n\
+             \x20 UPDATE {bookkeeping}\n\
+             \x20 SET rows_before = (SELECT pg_catalog.count(*) FROM {q} WHERE {tenant} IS NULL AND {project} IS NULL)\n\
+             \x20 WHERE table_name = {name_lit} AND rows_before IS NULL;\n\
+             \x20 COMMIT;\n\
              \x20 SELECT tenant_id, project_id INTO scope_tenant, scope_project\n\
              \x20 FROM {bookkeeping} WHERE table_name = {name_lit};\n\
              \x20 LOOP\n\
@@ -722,7 +724,7 @@ fn validate(plan: &Plan<'_>, target: Target) -> String {
         "--\n\
          -- Runs in one transaction and changes nothing unless every check passes (it then records\n\
          -- the time in the bookkeeping table; the contract phase requires it). Per table: the rows\n\
-         -- counted by the expand phase were all backfilled, no row lacks tenant_id/project_id, no\n\
+         -- the backfill found without a scope were all filled, no row lacks tenant_id/project_id, no\n\
          -- required column holds NULL, no foreign key of the policies points nowhere (in the same\n\
          -- tenant and project) and no key of the policies is duplicated. Otherwise it stops with\n\
          -- one message naming each table and count.\n",
@@ -755,9 +757,11 @@ fn validate(plan: &Plan<'_>, target: Target) -> String {
              \x20   ]\n\
              \x20 INTO total, nulls\n\
              \x20 FROM {q};\n\
-             \x20 RAISE NOTICE '%: % row(s) before the adoption, % backfilled, % now', {name_lit}, before, backfilled, total;\n\
-             \x20 IF backfilled IS DISTINCT FROM before THEN\n\
-             \x20   problems := problems || pg_catalog.format('%s: %s row(s) before the adoption but %s backfilled', {name_lit}, before, backfilled);\n\
+             \x20 RAISE NOTICE '%: % row(s) before the backfill, % backfilled, % now', {name_lit}, before, backfilled, total;\n\
+             \x20 IF before IS NULL THEN\n\
+             \x20   problems := problems || pg_catalog.format('%s: the backfill (0003_adopt_backfill.sql) has not run', {name_lit});\n\
+             \x20 ELSIF backfilled <> before THEN\n\
+             \x20   problems := problems || pg_catalog.format('%s: %s row(s) before the backfill but %s backfilled', {name_lit}, before, backfilled);\n\
              \x20 END IF;\n\
              \x20 labels := ARRAY[{labels}];\n\
              \x20 FOR i IN 1 .. pg_catalog.cardinality(nulls) LOOP\n\
