@@ -209,7 +209,7 @@ impl VectorMaintenance {
             .bind(MAINTENANCE_LOCK_KEY)
             .execute(&mut *lock)
             .await?;
-        let result = self.refresh_locked(&mut *lock).await;
+        let result = self.refresh_locked(&mut lock).await;
         let unlocked = sqlx::query("SELECT pg_catalog.pg_advisory_unlock($1)")
             .bind(MAINTENANCE_LOCK_KEY)
             .execute(&mut *lock)
