@@ -712,15 +712,25 @@ async fn ten_thousand_tasks_through_pgbouncer_transaction_pooling() {
     let tally = storm(Mode::PgBouncer, pool.clone(), world.clone()).await;
     assert_tally(Mode::PgBouncer, &tally, started.elapsed());
     assert_after(&db, &world, &pool, Mode::PgBouncer).await;
-    let backends: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND usename = 'tenancy_app'",
+    let backends: Vec<(i32, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT pid, state, query FROM pg_stat_activity \
+         WHERE datname = current_database() AND usename = 'tenancy_app'",
     )
-    .fetch_one(db.admin_pool())
+    .fetch_all(db.admin_pool())
     .await
     .unwrap();
+    // PgBouncer may briefly keep a replacement server connection (a client that vanished
+    // mid-transaction takes its server connection with it), so do not pin the exact number:
+    // fewer server backends than open client connections proves the multiplexing.
+    assert_eq!(
+        pool.size(),
+        4,
+        "the client pool did not open all its connections"
+    );
     assert!(
-        backends <= 2,
-        "{backends} app-role backends behind a bouncer pool of 2"
+        backends.len() < 4,
+        "{} app-role backends for 4 client connections: {backends:?}",
+        backends.len()
     );
     pool.close().await;
     drop(bouncer);
