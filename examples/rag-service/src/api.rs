@@ -804,7 +804,11 @@ fn rank(role: ProjectRole) -> usize {
 
 /// The caller may only grant, change or remove roles up to their own: an admin cannot make or
 /// unmake owners.
-fn check_within_own_role(request: &TenantRequest, project: Uuid, role: ProjectRole) -> ApiResult<()> {
+fn check_within_own_role(
+    request: &TenantRequest,
+    project: Uuid,
+    role: ProjectRole,
+) -> ApiResult<()> {
     let own = request
         .context()
         .memberships()

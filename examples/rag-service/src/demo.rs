@@ -31,12 +31,14 @@ pub async fn seed(maintenance: &PgPool) -> anyhow::Result<()> {
     use ids::*;
     let mut tx = maintenance.begin().await?;
     for (id, name, slug) in [(ACME, "Acme", "acme"), (GLOBEX, "Globex", "globex")] {
-        sqlx::query("INSERT INTO tenants (id, name, slug) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(id)
-            .bind(name)
-            .bind(slug)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO tenants (id, name, slug) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(slug)
+        .execute(&mut *tx)
+        .await?;
     }
     for (tenant, id, name, slug) in [
         (ACME, ACME_HANDBOOK, "Handbook", "handbook"),
@@ -72,8 +74,20 @@ pub async fn seed(maintenance: &PgPool) -> anyhow::Result<()> {
         .await?;
     }
     for (tenant, project, title, hash, author) in [
-        (ACME, ACME_HANDBOOK, "Acme vacation policy", "demo-acme-1", ALICE),
-        (GLOBEX, GLOBEX_RESEARCH, "Globex secret formula", "demo-globex-1", CAROL),
+        (
+            ACME,
+            ACME_HANDBOOK,
+            "Acme vacation policy",
+            "demo-acme-1",
+            ALICE,
+        ),
+        (
+            GLOBEX,
+            GLOBEX_RESEARCH,
+            "Globex secret formula",
+            "demo-globex-1",
+            CAROL,
+        ),
     ] {
         sqlx::query(
             "INSERT INTO documents (tenant_id, project_id, title, content_hash, created_by) \

@@ -65,7 +65,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
     if config.jwt_keys == JwtKeys::Secret(rag_service::config::DEV_JWT_SECRET.to_owned()) {
-        tracing::warn!("using the built-in development JWT secret; set RAG_JWT_SECRET or RAG_JWT_JWKS_FILE");
+        tracing::warn!(
+            "using the built-in development JWT secret; set RAG_JWT_SECRET or RAG_JWT_JWKS_FILE"
+        );
     }
     let pool = PgPoolOptions::new()
         .max_connections(config.max_connections)
@@ -82,12 +84,22 @@ async fn run(config: Config) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let state = AppState::new(pool, maintenance, config.verifier()?, config.metrics_tenants)?;
+    let state = AppState::new(
+        pool,
+        maintenance,
+        config.verifier()?,
+        config.metrics_tenants,
+    )?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("binding {}", config.bind))?;
     tracing::info!(address = %listener.local_addr()?, "rag-service listening");
-    serve(listener, router(state, config.body_limit_bytes), shutdown_signal()).await?;
+    serve(
+        listener,
+        router(state, config.body_limit_bytes),
+        shutdown_signal(),
+    )
+    .await?;
     tracing::info!("rag-service stopped");
     Ok(())
 }

@@ -75,7 +75,8 @@ pub fn document() -> OpenApi {
             }
         }
         if *role != "-" {
-            operation = operation.security(SecurityRequirement::new("bearer", Vec::<String>::new()));
+            operation =
+                operation.security(SecurityRequirement::new("bearer", Vec::<String>::new()));
         }
         if let Some(schema) = body_schema(verb, path) {
             operation = operation.request_body(Some(

@@ -1,5 +1,5 @@
 //! Starts the service over real HTTP (127.0.0.1:0) on a fresh database with the demo data.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use rag_service::demo::{ids, mint_token, seed};
 use rag_service::{router, serve, AppState};
@@ -61,7 +61,9 @@ impl Service {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut request = self.client.request(method, format!("{}{}", self.base, path));
+        let mut request = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
         if let Some(user) = user {
             request = request.bearer_auth(self.token(user));
         }
