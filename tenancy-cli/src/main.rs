@@ -2,6 +2,7 @@
 //!
 //! Every failure ends with a non-zero exit and one sentence on stderr that says what went wrong.
 
+mod migrate;
 mod operator;
 
 use std::io::IsTerminal;
@@ -57,6 +58,10 @@ enum Command {
         /// Which PostgreSQL flavour the policies target.
         #[arg(long, value_enum, default_value_t = TargetArg::Postgres)]
         target: TargetArg,
+        /// Let the next migration drop the tables and columns removed from the policies
+        /// (their data is deleted); without it such a change is refused.
+        #[arg(long)]
+        allow_data_loss: bool,
     },
     /// Explain in plain text which role may do what on which table.
     Explain {
@@ -97,6 +102,10 @@ enum Command {
     /// Project members: `add`, `set-role`, `remove`, `list` (privileged connection; audited).
     #[command(subcommand)]
     Member(operator::MemberCommand),
+    // ---- migrations on a live database (src/migrate.rs) ----------------------------------
+    /// Migrations: `status`, `apply [--dry-run]` (history table with checksums).
+    #[command(subcommand)]
+    Migrate(migrate::MigrateCommand),
 }
 
 /// `--target` values.
@@ -153,9 +162,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out,
             check,
             target,
+            allow_data_loss,
         } => {
             let model = load(&policy)?;
-            let files = output::generate_all(&model, target.into())?;
+            // Migrations are append-only: generation reads the committed snapshot and the
+            // existing files. `--check` writes nothing, so it may plan drops to list them.
+            let existing = output::ExistingOutput::read(&out)
+                .with_context(|| format!("could not read `{}`", out.display()))?;
+            let options = output::GenerateOptions {
+                allow_data_loss: allow_data_loss || check,
+            };
+            let files = output::generate(&model, target.into(), &existing, options)?;
+            for path in output::baseline_drift(&existing, target.into())? {
+                eprintln!(
+                    "warning: {} is what an older generator wrote; it is kept as history (to \
+                     re-create the baseline before a first release, delete {} and generate again)",
+                    out.join(path).display(),
+                    out.join(tenancy_core::snapshot::SNAPSHOT_FILE).display()
+                );
+            }
             if check {
                 check_outputs(&out, &files)
             } else {
@@ -193,6 +218,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tenant(command) => operator::tenant(command),
         Command::Project(command) => operator::project(command),
         Command::Member(command) => operator::member(command),
+        Command::Migrate(command) => migrate::migrate(command),
     }
 }
 

@@ -82,7 +82,14 @@ fn generate_then_check_then_edit_makes_check_fail() {
     assert_eq!(stale.status.code(), Some(1));
     let stderr = text(&stale.stderr);
     assert!(stderr.contains("stale: "), "{stderr}");
-    assert!(stderr.contains("0002_tables.sql"), "{stderr}");
+    // Migrations are append-only: the change is a new numbered migration, and the snapshot
+    // of the model moves on; 0002 stays as it was.
+    assert!(
+        stderr.contains("migrations/0003_change_documents_delete_rule"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("model.snapshot.json (differs"), "{stderr}");
+    assert!(!stderr.contains("0002_tables.sql"), "{stderr}");
     assert!(stderr
         .lines()
         .last()

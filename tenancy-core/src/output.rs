@@ -228,6 +228,32 @@ fn migrations_after_snapshot(
     Ok(files)
 }
 
+/// The recorded baseline migrations that this generator would now write differently for
+/// the snapshot's own model: the SQL emitter changed since they were generated. They stay
+/// as they are (history); before a first release, deleting the snapshot and generating again
+/// re-creates the baseline. Empty without a snapshot.
+pub fn baseline_drift(
+    existing: &ExistingOutput,
+    target: Target,
+) -> Result<Vec<PathBuf>, GenerateError> {
+    let Some(text) = &existing.snapshot else {
+        return Ok(Vec::new());
+    };
+    let snapshot = Snapshot::from_json(text)?;
+    let mut drifted = Vec::new();
+    for fresh in crate::sql::generate_migrations(&snapshot.model, target) {
+        let recorded = slash_path(&fresh.path);
+        if !snapshot.migrations.iter().any(|m| m.file == recorded) {
+            continue;
+        }
+        let current = existing.migrations.iter().find(|f| f.path == fresh.path);
+        if current.is_some_and(|f| f.contents != fresh.contents) {
+            drifted.push(fresh.path);
+        }
+    }
+    Ok(drifted)
+}
+
 /// The snapshot as a generated file.
 fn snapshot_file(contents: String) -> GeneratedFile {
     GeneratedFile {

@@ -533,3 +533,39 @@ fn data_loss_needs_the_option_at_the_output_level_too() {
             .contains("DROP TABLE embedding_models;")
     );
 }
+
+#[test]
+fn a_changed_emitter_is_reported_as_baseline_drift_and_history_is_kept() {
+    let model = model_of(&base_policy());
+    let first = generate(
+        &model,
+        Target::Postgres,
+        &ExistingOutput::default(),
+        GenerateOptions::default(),
+    )
+    .unwrap();
+    let existing = existing_from(&first);
+    assert!(
+        tenancy_core::output::baseline_drift(&existing, Target::Postgres)
+            .unwrap()
+            .is_empty()
+    );
+
+    // Simulate files written by an older generator: same model, other SQL, checksums
+    // recorded for that SQL.
+    let mut older = existing.clone();
+    older.migrations[0].contents = "-- older 0001\n".to_owned();
+    let mut snapshot = Snapshot::from_json(older.snapshot.as_deref().unwrap()).unwrap();
+    snapshot.migrations[0].sha256 =
+        tenancy_core::snapshot::sha256_hex(older.migrations[0].contents.as_bytes());
+    older.snapshot = Some(snapshot.to_json());
+    assert_eq!(
+        tenancy_core::output::baseline_drift(&older, Target::Postgres).unwrap(),
+        [Path::new("migrations/0001_tenancy_core.sql")]
+    );
+    let files = generate(&model, Target::Postgres, &older, GenerateOptions::default()).unwrap();
+    assert_eq!(
+        contents(&files, "migrations/0001_tenancy_core.sql"),
+        "-- older 0001\n"
+    );
+}
