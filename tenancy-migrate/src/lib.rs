@@ -271,13 +271,13 @@ impl fmt::Display for DryRun {
             } else {
                 "  (changed)"
             };
-            writeln!(
-                f,
+            let line = format!(
                 "  {:width$}  {:>10} -> {:<10}{mark}",
                 count.table,
                 show(count.before),
                 show(count.after),
-            )?;
+            );
+            writeln!(f, "{}", line.trim_end())?;
         }
         writeln!(f, "rolled back: the database is unchanged")
     }
