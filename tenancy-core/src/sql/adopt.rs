@@ -343,6 +343,27 @@ fn require_validated(plan: &Plan<'_>) -> String {
     )
 }
 
+/// `LOCK TABLE` of every adopted table (under `name_of`), children before parents.
+///
+/// An application INSERT locks its table, then the referenced one (the foreign key check);
+/// a migration that took the parent first and then waited for the child would deadlock
+/// with it (PostgreSQL then kills one of the two after `deadlock_timeout`). Taking every
+/// lock up front, children first, makes the application wait instead.
+fn lock_adopted_tables(plan: &Plan<'_>, name_of: impl Fn(&AdoptedPlan<'_>) -> String) -> String {
+    let tables: Vec<String> = plan
+        .tables
+        .iter()
+        .rev()
+        .map(|t| format!("public.{}", ident(&name_of(t))))
+        .collect();
+    format!(
+        "\n-- Every lock up front, children before parents (the order of an application INSERT and\n\
+         -- its foreign key check), so a concurrent writer waits instead of deadlocking.\n\
+         LOCK TABLE {} IN ACCESS EXCLUSIVE MODE;\n",
+        tables.join(", ")
+    )
+}
+
 // ---- 1. expand ---------------------------------------------------------------------------
 
 fn expand(plan: &Plan<'_>, target: Target) -> String {
@@ -443,6 +464,8 @@ fn expand(plan: &Plan<'_>, target: Target) -> String {
         tenant = literal(TENANT_COLUMN),
         project = literal(PROJECT_COLUMN),
     ));
+
+    out.push_str(&lock_adopted_tables(plan, |t| t.legacy.to_owned()));
 
     let renames: Vec<&AdoptedPlan<'_>> =
         plan.tables.iter().filter(|t| t.legacy != t.name()).collect();
@@ -852,6 +875,7 @@ fn contract_checks(plan: &Plan<'_>, target: Target) -> String {
     );
     out.push_str(&lock_timeout());
     out.push_str(&require_validated(plan));
+    out.push_str(&lock_adopted_tables(plan, |t| t.name().to_owned()));
     for t in &plan.tables {
         let conditions: Vec<String> = t
             .not_null_columns()
@@ -996,6 +1020,7 @@ fn contract_keys(plan: &Plan<'_>, target: Target) -> String {
         names = build_literals.join(", "),
     ));
 
+    out.push_str(&lock_adopted_tables(plan, |t| t.name().to_owned()));
     out.push_str(&section_heading(
         "NOT NULL (proven by the validated checks), the policies' defaults, no transition default",
         None,
@@ -1165,6 +1190,7 @@ fn contract_security(plan: &Plan<'_>, target: Target) -> String {
     );
     out.push_str(&lock_timeout());
     out.push_str(&require_validated(plan));
+    out.push_str(&lock_adopted_tables(plan, |t| t.name().to_owned()));
     for t in &plan.tables {
         out.push_str(&section_heading(
             &format!(
