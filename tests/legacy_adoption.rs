@@ -11,7 +11,9 @@ mod runner;
 
 use std::collections::BTreeMap;
 
-use runner::{apply_file, file_name, legacy_model, load_legacy, migrations, LegacySize, LEGACY_TABLES};
+use runner::{
+    apply_file, file_name, legacy_model, load_legacy, migrations, LegacySize, LEGACY_TABLES,
+};
 use sqlx::{Connection, PgConnection};
 use tenancy_core::model::Model;
 use tenancy_core::sql::GeneratedFile;
@@ -38,7 +40,9 @@ impl Legacy {
     async fn new() -> Legacy {
         let db = TestDb::empty().await;
         let mut conn = PgConnection::connect(db.url()).await.expect("connect");
-        load_legacy(&mut conn, SMALL).await.expect("load legacy data");
+        load_legacy(&mut conn, SMALL)
+            .await
+            .expect("load legacy data");
         let model = legacy_model().expect("legacy model");
         let files = migrations(&model);
         // 0001 creates cluster-wide roles: apply it through the harness, which serialises
@@ -314,13 +318,13 @@ async fn adoption_keeps_every_row_and_ends_like_a_database_created_from_scratch(
     for file in migrations(&from_scratch_model) {
         std::fs::write(scratch_dir.join(file_name(&file)), &file.contents).unwrap();
     }
-    scratch.apply_migrations(&scratch_dir).await.expect("from scratch");
+    scratch
+        .apply_migrations(&scratch_dir)
+        .await
+        .expect("from scratch");
     std::fs::remove_dir_all(&scratch_dir).ok();
     let mut scratch_conn = PgConnection::connect(scratch.url()).await.unwrap();
-    let expected: Vec<String> = catalog(&mut scratch_conn)
-        .await
-        .into_iter()
-        .collect();
+    let expected: Vec<String> = catalog(&mut scratch_conn).await.into_iter().collect();
     let adopted: Vec<String> = catalog(&mut legacy.conn)
         .await
         .into_iter()
@@ -445,10 +449,11 @@ async fn a_backfill_that_fails_half_way_is_simply_run_again() {
     let mut legacy = Legacy::new().await;
     legacy.apply(2, 2).await;
     // Make the batch holding the 1,001st chunk (in key order) fail.
-    let victim: uuid::Uuid = sqlx::query_scalar("SELECT id FROM chunks ORDER BY id OFFSET 1000 LIMIT 1")
-        .fetch_one(&mut legacy.conn)
-        .await
-        .unwrap();
+    let victim: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM chunks ORDER BY id OFFSET 1000 LIMIT 1")
+            .fetch_one(&mut legacy.conn)
+            .await
+            .unwrap();
     legacy
         .exec(&format!(
             "CREATE FUNCTION fail_on_chunk() RETURNS trigger LANGUAGE plpgsql AS $$ \

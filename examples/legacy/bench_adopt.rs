@@ -317,7 +317,9 @@ async fn main() -> Result<()> {
         .fetch_one(&mut workload_conn)
         .await?;
     let embedding = size.embeddings.then(|| {
-        let values: Vec<String> = (0..384).map(|i| format!("{:.3}", (i % 17) as f32 / 17.0)).collect();
+        let values: Vec<String> = (0..384)
+            .map(|i| format!("{:.3}", (i % 17) as f32 / 17.0))
+            .collect();
         format!("[{}]", values.join(","))
     });
     let sampler_conn = PgConnection::connect(&url).await?;
@@ -420,13 +422,18 @@ async fn main() -> Result<()> {
     let inserts = statements.iter().filter(|s| s.insert && s.ok).count();
     let failed = statements.iter().filter(|s| !s.ok).count();
     println!();
-    println!("Total adoption time (0002..0010): {:.2} s", total.as_secs_f64());
+    println!(
+        "Total adoption time (0002..0010): {:.2} s",
+        total.as_secs_f64()
+    );
     println!(
         "Concurrent statements during the adoption: {} ({} failed); slowest {} ms ({})",
         concurrent.len(),
         concurrent.iter().filter(|s| !s.ok).count(),
         slowest.map(|s| millis(s.took)).unwrap_or_default(),
-        slowest.map(|s| if s.insert { "insert" } else { "read" }).unwrap_or("-"),
+        slowest
+            .map(|s| if s.insert { "insert" } else { "read" })
+            .unwrap_or("-"),
     );
     println!(
         "Longest lock wait seen by the sampler: {} ms ({}); {} waits seen in all",

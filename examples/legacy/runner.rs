@@ -11,8 +11,7 @@ use anyhow::{Context, Result};
 use sqlx::{Connection, PgConnection};
 use tenancy_core::model::Model;
 use tenancy_core::sql::{
-    generate_migrations, no_transaction_statements, runs_outside_transaction, GeneratedFile,
-    Target,
+    generate_migrations, no_transaction_statements, runs_outside_transaction, GeneratedFile, Target,
 };
 
 /// The tables of the pre-tenancy schema, parents first.
@@ -67,7 +66,10 @@ pub async fn load_legacy(conn: &mut PgConnection, size: LegacySize) -> Result<()
         .context("applying examples/legacy/schema.sql")?;
     for (name, value) in [
         ("legacy.documents", size.documents.to_string()),
-        ("legacy.chunks_per_document", size.chunks_per_document.to_string()),
+        (
+            "legacy.chunks_per_document",
+            size.chunks_per_document.to_string(),
+        ),
         ("legacy.queries", size.queries.to_string()),
         (
             "legacy.assertions_per_response",

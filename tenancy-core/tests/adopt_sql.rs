@@ -8,8 +8,7 @@ use std::path::Path;
 use tenancy_core::dsl::{compile, compile_dir, SourceFile};
 use tenancy_core::model::Model;
 use tenancy_core::sql::{
-    generate_migrations, no_transaction_statements, runs_outside_transaction, GeneratedFile,
-    Target,
+    generate_migrations, no_transaction_statements, runs_outside_transaction, GeneratedFile, Target,
 };
 
 const ADOPTED: [&str; 5] = ["documents", "chunks", "queries", "responses", "assertions"];
@@ -89,12 +88,12 @@ fn only_the_backfill_and_the_concurrent_indexes_run_outside_a_transaction() {
         .collect();
     assert_eq!(
         outside,
-        [
-            "0003_adopt_backfill.sql",
-            "0007_adopt_contract_indexes.sql"
-        ]
+        ["0003_adopt_backfill.sql", "0007_adopt_contract_indexes.sql"]
     );
-    for file in files.iter().filter(|f| runs_outside_transaction(&f.contents)) {
+    for file in files
+        .iter()
+        .filter(|f| runs_outside_transaction(&f.contents))
+    {
         let statements = no_transaction_statements(&file.contents);
         assert!(!statements.is_empty());
         for statement in &statements {
@@ -105,6 +104,7 @@ fn only_the_backfill_and_the_concurrent_indexes_run_outside_a_transaction() {
             );
             assert!(
                 statement.starts_with("CALL ")
+                    || statement.starts_with("VACUUM (ANALYZE) ")
                     || statement.starts_with("DROP INDEX CONCURRENTLY IF EXISTS ")
                     || statement.starts_with("CREATE UNIQUE INDEX CONCURRENTLY ")
                     || statement.starts_with("CREATE INDEX CONCURRENTLY "),
@@ -115,7 +115,14 @@ fn only_the_backfill_and_the_concurrent_indexes_run_outside_a_transaction() {
     let backfill = &files[2];
     assert_eq!(
         no_transaction_statements(&backfill.contents),
-        ["CALL tenancy.adoption_backfill(5000);"]
+        [
+            "CALL tenancy.adoption_backfill(5000);",
+            "VACUUM (ANALYZE) public.documents;",
+            "VACUUM (ANALYZE) public.chunks;",
+            "VACUUM (ANALYZE) public.queries;",
+            "VACUUM (ANALYZE) public.responses;",
+            "VACUUM (ANALYZE) public.assertions;",
+        ]
     );
 }
 
@@ -136,7 +143,9 @@ fn the_contract_uses_not_valid_then_validate_and_leaves_no_scope_default() {
     let security = by_name("0010_adopt_contract_security.sql");
     for table in ADOPTED {
         let check = format!("{table}_adopt_not_null");
-        assert!(checks.contains(&format!("ALTER TABLE public.{table} ADD CONSTRAINT {check}")));
+        assert!(checks.contains(&format!(
+            "ALTER TABLE public.{table} ADD CONSTRAINT {check}"
+        )));
         assert!(validate_checks.contains(&format!(
             "ALTER TABLE public.{table} VALIDATE CONSTRAINT {check};"
         )));
@@ -166,7 +175,9 @@ fn the_contract_uses_not_valid_then_validate_and_leaves_no_scope_default() {
     assert_eq!(added, validated);
     // SET NOT NULL comes in its own statement before the check it relies on is dropped.
     let set_not_null = keys.find("ALTER COLUMN tenant_id SET NOT NULL").unwrap();
-    let drop_check = keys.find("DROP CONSTRAINT documents_adopt_not_null").unwrap();
+    let drop_check = keys
+        .find("DROP CONSTRAINT documents_adopt_not_null")
+        .unwrap();
     assert!(set_not_null < drop_check);
     // The transition defaults are set once (expand) and dropped (contract keys).
     let expand = by_name("0002_adopt_expand.sql");

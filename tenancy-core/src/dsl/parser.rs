@@ -5,8 +5,8 @@
 //! level), so one run reports every syntax error of a file.
 
 use super::ast::{
-    AdoptBlock, ColumnDecl, CommandSpec, Constraint, DefaultExpr, File, Ident, Reference, RolesDecl, RuleDecl,
-    Setting, TableDecl, TenancyBlock, TypeExpr,
+    AdoptBlock, ColumnDecl, CommandSpec, Constraint, DefaultExpr, File, Ident, Reference,
+    RolesDecl, RuleDecl, Setting, TableDecl, TenancyBlock, TypeExpr,
 };
 use super::diagnostic::{Diagnostic, Diagnostics, Span};
 use super::lexer::{Token, TokenKind};
@@ -223,8 +223,7 @@ impl Parser<'_> {
                         if let Some(block) = self.parse_tenancy_block() {
                             file.tenancy_blocks.push(block);
                         }
-                    } else if word == "adopt" && matches!(self.peek_at(1).kind, TokenKind::LBrace)
-                    {
+                    } else if word == "adopt" && matches!(self.peek_at(1).kind, TokenKind::LBrace) {
                         file.adopt_blocks.push(self.parse_adopt_block());
                     } else if let Some(table) = self.parse_table_header(&word, doc_text) {
                         file.tables.push(table);

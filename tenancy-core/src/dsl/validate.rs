@@ -12,8 +12,8 @@ use super::ast::{
 use super::diagnostic::{Diagnostic, Diagnostics, Span};
 use super::suggest;
 use crate::model::{
-    AdoptedTable, Adoption, Column, Command, DefaultValue, ForeignKey, Index, IndexMethod, Model, OnDelete, Rule, Settings,
-    SqlType, Table, TableKind,
+    AdoptedTable, Adoption, Column, Command, DefaultValue, ForeignKey, Index, IndexMethod, Model,
+    OnDelete, Rule, Settings, SqlType, Table, TableKind,
 };
 
 /// PostgreSQL's NAMEDATALEN - 1: the longest identifier in bytes.
@@ -1321,8 +1321,7 @@ impl<'a> Checker<'_, 'a> {
         let adopting: Vec<&TableInfo<'a>> =
             infos.iter().filter(|i| i.decl.adopts.is_some()).collect();
         let Some(block) = blocks.first() else {
-            if let Some((legacy, keyword)) = adopting.first().and_then(|i| i.decl.adopts.as_ref())
-            {
+            if let Some((legacy, keyword)) = adopting.first().and_then(|i| i.decl.adopts.as_ref()) {
                 let table = adopting.first().map_or("", |i| i.name());
                 self.error(
                     Diagnostic::error(
@@ -1343,9 +1342,13 @@ impl<'a> Checker<'_, 'a> {
         };
         for extra in &blocks[1..] {
             self.error(
-                Diagnostic::error("duplicate `adopt` block", extra.span, "second `adopt` block")
-                    .with_secondary(block.span, "first declared here")
-                    .with_help("keep one `adopt` block"),
+                Diagnostic::error(
+                    "duplicate `adopt` block",
+                    extra.span,
+                    "second `adopt` block",
+                )
+                .with_secondary(block.span, "first declared here")
+                .with_help("keep one `adopt` block"),
             );
         }
         let mut values: HashMap<&str, (String, Span)> = HashMap::new();
@@ -1414,8 +1417,7 @@ impl<'a> Checker<'_, 'a> {
             return None;
         }
         self.check_default_rows(block.span, infos);
-        let by_name: HashMap<&str, &TableInfo<'a>> =
-            infos.iter().map(|t| (t.name(), t)).collect();
+        let by_name: HashMap<&str, &TableInfo<'a>> = infos.iter().map(|t| (t.name(), t)).collect();
         let mut legacy_names: HashMap<&str, Span> = HashMap::new();
         let mut tables = Vec::new();
         for info in adopting {
@@ -1498,7 +1500,9 @@ impl<'a> Checker<'_, 'a> {
                     "adopted here",
                 )
                 .with_note("the backfill walks the existing rows in batches, in primary key order")
-                .with_help("declare the existing table's single-column key, e.g. `primary key (id)`"),
+                .with_help(
+                    "declare the existing table's single-column key, e.g. `primary key (id)`",
+                ),
             );
             ok = false;
         }

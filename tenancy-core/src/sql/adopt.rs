@@ -6,7 +6,7 @@
 //! | file | phase | runs | locks on the adopted tables |
 //! |------|-------|------|-----------------------------|
 //! | `0002_adopt_expand.sql` | expand | one transaction | brief `ACCESS EXCLUSIVE` (metadata only) |
-//! | `0003_adopt_backfill.sql` | backfill | **outside** a transaction: `CALL` of a procedure that counts the rows to adopt, then commits every batch | `ACCESS SHARE` for the count, row locks on one batch at a time |
+//! | `0003_adopt_backfill.sql` | backfill | **outside** a transaction: `CALL` of a procedure that counts the rows to adopt, then commits every batch; `VACUUM (ANALYZE)` | `ACCESS SHARE` for the count, row locks on one batch at a time, `SHARE UPDATE EXCLUSIVE` for the vacuum |
 //! | `0004_adopt_validate.sql` | validate | one transaction, reads only (records success) | `ACCESS SHARE` |
 //! | `0005_adopt_contract_checks.sql` | contract | one transaction | brief `ACCESS EXCLUSIVE` (`CHECK ... NOT VALID`) |
 //! | `0006_adopt_contract_validate_checks.sql` | contract | one transaction | `SHARE UPDATE EXCLUSIVE` (reads and writes go on) |
@@ -54,7 +54,9 @@ const LOCK_TIMEOUT: &str = "5s";
 
 /// True when `contents` is a migration that must run outside a transaction block.
 pub fn runs_outside_transaction(contents: &str) -> bool {
-    contents.lines().any(|line| line.trim() == NO_TRANSACTION_MARKER)
+    contents
+        .lines()
+        .any(|line| line.trim() == NO_TRANSACTION_MARKER)
 }
 
 /// The statements of a [`NO_TRANSACTION_MARKER`] file, in order, each to be sent on its own.
@@ -93,18 +95,27 @@ pub(super) fn adoption_migrations(
         ("0002_adopt_expand.sql", expand(&plan, target)),
         ("0003_adopt_backfill.sql", backfill(&plan, target)),
         ("0004_adopt_validate.sql", validate(&plan, target)),
-        ("0005_adopt_contract_checks.sql", contract_checks(&plan, target)),
+        (
+            "0005_adopt_contract_checks.sql",
+            contract_checks(&plan, target),
+        ),
         (
             "0006_adopt_contract_validate_checks.sql",
             contract_validate_checks(&plan, target),
         ),
-        ("0007_adopt_contract_indexes.sql", contract_indexes(&plan, target)),
+        (
+            "0007_adopt_contract_indexes.sql",
+            contract_indexes(&plan, target),
+        ),
         ("0008_adopt_contract_keys.sql", contract_keys(&plan, target)),
         (
             "0009_adopt_contract_validate_keys.sql",
             contract_validate_keys(&plan, target),
         ),
-        ("0010_adopt_contract_security.sql", contract_security(&plan, target)),
+        (
+            "0010_adopt_contract_security.sql",
+            contract_security(&plan, target),
+        ),
     ];
     let new_tables: Vec<&Table> = model
         .tables_in_dependency_order()
@@ -467,8 +478,11 @@ fn expand(plan: &Plan<'_>, target: Target) -> String {
 
     out.push_str(&lock_adopted_tables(plan, |t| t.legacy.to_owned()));
 
-    let renames: Vec<&AdoptedPlan<'_>> =
-        plan.tables.iter().filter(|t| t.legacy != t.name()).collect();
+    let renames: Vec<&AdoptedPlan<'_>> = plan
+        .tables
+        .iter()
+        .filter(|t| t.legacy != t.name())
+        .collect();
     if !renames.is_empty() {
         out.push_str(&section_heading(
             "Renames: existing tables take the names of the tables that adopt them",
@@ -540,7 +554,11 @@ fn expand(plan: &Plan<'_>, target: Target) -> String {
         let mut project_cols = vec![TENANT_COLUMN.to_owned()];
         project_cols.extend(project_columns.iter().cloned());
         let mut project_values = vec!["tenant.id".to_owned()];
-        project_values.extend(project_columns.iter().map(|_| literal(&plan.adoption.project)));
+        project_values.extend(
+            project_columns
+                .iter()
+                .map(|_| literal(&plan.adoption.project)),
+        );
         let adopted_rows: Vec<String> = plan
             .tables
             .iter()
@@ -701,13 +719,22 @@ fn backfill(plan: &Plan<'_>, target: Target) -> String {
     out.push_str(&format!(
         "{NO_TRANSACTION_MARKER}\n\
          --\n\
-         -- Runs OUTSIDE a transaction block, as a statement of its own: the procedure commits\n\
+         -- Runs OUTSIDE a transaction block, one statement at a time: the procedure commits\n\
          -- after every batch of {BACKFILL_BATCH_ROWS} rows, so no statement holds locks on a big table for\n\
          -- long. Re-runnable: only rows whose scope is still NULL are touched, and each batch\n\
          -- counts what it filled in the same transaction.\n\
-         CALL {}({BACKFILL_BATCH_ROWS});\n",
+         CALL {}({BACKFILL_BATCH_ROWS});\n\
+         \n\
+         -- The backfill left one dead row version per row. VACUUM (which reads and writes go on\n\
+         -- through) reclaims them and ANALYZE gives the planner statistics on the new columns;\n\
+         -- otherwise autovacuum starts on the big tables now, and the next DDL's lock request\n\
+         -- would queue the application's statements behind it until PostgreSQL cancels it\n\
+         -- (deadlock_timeout, 1 s by default).\n",
         plan.procedure
     ));
+    for t in &plan.tables {
+        out.push_str(&format!("VACUUM (ANALYZE) {};\n", t.qualified));
+    }
     out
 }
 
@@ -1047,7 +1074,11 @@ fn contract_keys(plan: &Plan<'_>, target: Target) -> String {
         ];
         for c in &t.table.columns {
             defaults.push(match &c.default {
-                Some(d) => format!("ALTER COLUMN {} SET DEFAULT {}", ident(&c.name), default_sql(d)),
+                Some(d) => format!(
+                    "ALTER COLUMN {} SET DEFAULT {}",
+                    ident(&c.name),
+                    default_sql(d)
+                ),
                 None => format!("ALTER COLUMN {} DROP DEFAULT", ident(&c.name)),
             });
         }
