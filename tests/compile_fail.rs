@@ -121,9 +121,20 @@ fn require_removal_cases_match_their_sources() {
     }
 }
 
+/// Every trybuild case of the workspace runs in this one test, so trybuild compiles its
+/// dependencies once (one project build instead of one per folder):
+/// - tests/ui/scope: scope misuse fails to compile and the correct chain compiles;
+/// - tests/ui/derive: misuse of `#[derive(TenantScoped)]` and its `#[tenancy(...)]` attributes
+///   is reported at the offending tokens;
+/// - tests/ui/vector: the vector gateway has no unscoped method and checks roles at compile
+///   time (search with a pool, writes with a viewer or several-project scope); the correct
+///   shapes compile.
 #[test]
-fn scope_misuse_fails_to_compile_and_the_correct_chain_compiles() {
+fn misuse_fails_to_compile_and_correct_use_compiles() {
     let cases = trybuild::TestCases::new();
     cases.compile_fail("tests/ui/scope/*.rs");
     cases.pass("tests/ui/scope/pass/*.rs");
+    cases.compile_fail("tests/ui/derive/*.rs");
+    cases.compile_fail("tests/ui/vector/*.rs");
+    cases.pass("tests/ui/vector/pass/*.rs");
 }
