@@ -92,12 +92,20 @@ struct Timed {
     ok: bool,
 }
 
-/// A lock wait of the workload's backend as seen by the sampler.
+/// A wait of the workload's backend (for a lock, or for I/O, WAL, ...) as seen by the sampler.
 #[derive(Clone)]
 struct Wait {
     first_seen: Instant,
     last_seen: Instant,
+    /// A heavyweight lock (`wait_event_type = 'Lock'`), as opposed to I/O, LWLocks, ...
+    lock: bool,
     what: String,
+}
+
+impl Wait {
+    fn seen_for(&self) -> Duration {
+        self.last_seen - self.first_seen
+    }
 }
 
 /// What the workload shares with the driver.
@@ -203,18 +211,23 @@ async fn workload(
     out
 }
 
-/// Polls for locks the workload backend waits for; one [`Wait`] per waiting statement.
+/// Polls what the workload backend waits for; one [`Wait`] per statement and wait event.
 async fn sampler(mut conn: PgConnection, shared: Arc<Shared>, workload_pid: i32) -> Vec<Wait> {
     let mut waits: Vec<Wait> = Vec::new();
     let mut current: Option<(String, Wait)> = None;
     while !shared.stop.load(Ordering::Relaxed) {
-        let row: Option<(String, String)> = sqlx::query_as(
-            "SELECT a.query_start::text, \
-                    l.mode || ' on ' || coalesce(l.relation::regclass::text, l.locktype) \
+        let row: Option<(String, bool, String)> = sqlx::query_as(
+            "SELECT a.query_start::text || '/' || a.wait_event_type || '/' || a.wait_event, \
+                    a.wait_event_type = 'Lock', \
+                    CASE WHEN a.wait_event_type = 'Lock' THEN coalesce( \
+                      (SELECT l.mode || ' on ' || coalesce(l.relation::regclass::text, l.locktype) \
+                       FROM pg_catalog.pg_locks AS l WHERE l.pid = a.pid AND NOT l.granted LIMIT 1), \
+                      a.wait_event) \
+                    ELSE a.wait_event_type || ':' || a.wait_event END \
                     || ' (' || left(a.query, 40) || ')' \
-             FROM pg_catalog.pg_locks AS l \
-             JOIN pg_catalog.pg_stat_activity AS a ON a.pid = l.pid \
-             WHERE l.pid = $1 AND NOT l.granted LIMIT 1",
+             FROM pg_catalog.pg_stat_activity AS a \
+             WHERE a.pid = $1 AND a.state = 'active' AND a.wait_event_type IS NOT NULL \
+               AND a.wait_event_type NOT IN ('Client', 'Activity')",
         )
         .bind(workload_pid)
         .fetch_optional(&mut conn)
@@ -222,17 +235,18 @@ async fn sampler(mut conn: PgConnection, shared: Arc<Shared>, workload_pid: i32)
         .unwrap_or(None);
         let now = Instant::now();
         match (row, current.take()) {
-            (Some((started, _)), Some((key, mut wait))) if key == started => {
+            (Some((started, _, _)), Some((key, mut wait))) if key == started => {
                 wait.last_seen = now;
                 current = Some((key, wait));
             }
-            (Some((started, what)), previous) => {
+            (Some((started, lock, what)), previous) => {
                 waits.extend(previous.map(|(_, w)| w));
                 current = Some((
                     started,
                     Wait {
                         first_seen: now,
                         last_seen: now,
+                        lock,
                         what,
                     },
                 ));
@@ -394,31 +408,34 @@ async fn main() -> Result<()> {
         millis(baseline.last().copied().unwrap_or_default()),
     );
     println!();
-    println!("| file | time (s) | concurrent statements | slowest concurrent statement (ms) | longest lock wait seen (ms) | waited for |");
-    println!("|------|---------:|----------------------:|----------------------------------:|----------------------------:|------------|");
+    println!(
+        "| file | time (s) | concurrent statements | slowest (ms) | longest lock wait seen (ms) | lock waited for | longest other wait seen (ms) | other wait |"
+    );
+    println!("|------|---------:|---------------------:|-------------:|----------------------------:|-----------------|-----------------------------:|------------|");
+    let longest = |lock: bool, from: Instant, to: Instant| -> (String, String) {
+        match waits
+            .iter()
+            .filter(|w| w.lock == lock && w.first_seen < to && w.last_seen >= from)
+            .max_by_key(|w| w.seen_for())
+        {
+            Some(w) => (millis(w.seen_for()), w.what.clone()),
+            None => ("-".to_owned(), "none seen".to_owned()),
+        }
+    };
     for (name, start, end) in &phases {
         let concurrent = during(*start, *end);
         let slowest = concurrent.iter().map(|s| s.took).max().unwrap_or_default();
-        let longest_wait = waits
-            .iter()
-            .filter(|w| w.first_seen < *end && w.last_seen >= *start)
-            .max_by_key(|w| w.last_seen - w.first_seen);
-        let (wait_ms, what) = match longest_wait {
-            Some(w) => (millis(w.last_seen - w.first_seen), w.what.clone()),
-            None => ("0 (none seen)".to_owned(), String::new()),
-        };
+        let (lock_ms, lock_what) = longest(true, *start, *end);
+        let (other_ms, other_what) = longest(false, *start, *end);
         println!(
-            "| `{name}` | {:.2} | {} | {} | {} | {} |",
+            "| `{name}` | {:.2} | {} | {} | {lock_ms} | {lock_what} | {other_ms} | {other_what} |",
             (*end - *start).as_secs_f64(),
             concurrent.len(),
             millis(slowest),
-            wait_ms,
-            what
         );
     }
     let concurrent = during(adoption_start, adoption_end);
     let slowest = concurrent.iter().max_by_key(|s| s.took);
-    let longest_wait = waits.iter().max_by_key(|w| w.last_seen - w.first_seen);
     let inserts = statements.iter().filter(|s| s.insert && s.ok).count();
     let failed = statements.iter().filter(|s| !s.ok).count();
     println!();
@@ -435,14 +452,13 @@ async fn main() -> Result<()> {
             .map(|s| if s.insert { "insert" } else { "read" })
             .unwrap_or("-"),
     );
+    let (lock_ms, lock_what) = longest(true, adoption_start, adoption_end);
+    let (other_ms, other_what) = longest(false, adoption_start, adoption_end);
     println!(
-        "Longest lock wait seen by the sampler: {} ms ({}); {} waits seen in all",
-        longest_wait
-            .map(|w| millis(w.last_seen - w.first_seen))
-            .unwrap_or_else(|| "0".to_owned()),
-        longest_wait.map(|w| w.what.clone()).unwrap_or_default(),
-        waits.len()
+        "Longest lock wait seen by the sampler: {lock_ms} ms ({lock_what}); {} lock waits seen in all",
+        waits.iter().filter(|w| w.lock).count()
     );
+    println!("Longest other wait seen by the sampler: {other_ms} ms ({other_what})");
     for error in shared
         .errors
         .lock()
