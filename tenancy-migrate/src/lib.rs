@@ -26,6 +26,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection, Row};
+use tenancy_core::sql::{no_transaction_statements, runs_outside_transaction};
 
 pub use files::{read_migrations, sha256_hex, split_statements, statement_summaries, Migration};
 
@@ -492,8 +493,26 @@ pub async fn apply(
         let mut applied = Vec::new();
         for migration in pending(migrations, &history)? {
             let started = Instant::now();
+            if runs_outside_transaction(&migration.sql) {
+                // CREATE INDEX CONCURRENTLY, VACUUM and procedures that COMMIT cannot run in a
+                // transaction block: such files are written to be re-runnable, statement by
+                // statement; the history row is recorded once every statement succeeded.
+                for statement in no_transaction_statements(&migration.sql) {
+                    if let Err(err) = sqlx::raw_sql(&statement).execute(&mut *conn).await {
+                        return Err(MigrateError::Failed {
+                            file: migration.file_name(),
+                            message: server_message(&err),
+                        });
+                    }
+                }
+            }
             let mut tx = conn.begin().await?;
-            if let Err(err) = sqlx::raw_sql(&migration.sql).execute(&mut *tx).await {
+            let in_transaction = if runs_outside_transaction(&migration.sql) {
+                ""
+            } else {
+                migration.sql.as_str()
+            };
+            if let Err(err) = sqlx::raw_sql(in_transaction).execute(&mut *tx).await {
                 // Dropping the transaction rolls it back.
                 drop(tx);
                 return Err(MigrateError::Failed {
@@ -575,6 +594,19 @@ pub async fn dry_run(
         let mut files = Vec::new();
         let mut added_enum_values_in: Option<String> = None;
         for migration in pending {
+            if runs_outside_transaction(&migration.sql) {
+                // Such a file cannot run inside the dry run's transaction; everything after
+                // it may depend on it, so the dry run stops here and says so.
+                files.push(PlannedFile {
+                    file: migration.file_name(),
+                    statements: vec![
+                        "(not run: this file runs outside a transaction; the dry run stops here)"
+                            .to_owned(),
+                    ],
+                    execution_ms: 0,
+                });
+                break;
+            }
             let started = Instant::now();
             if let Err(err) = sqlx::raw_sql(&migration.sql).execute(&mut *tx).await {
                 let mut message = server_message(&err);
