@@ -33,20 +33,9 @@ pub(crate) async fn run(
     Ok(out)
 }
 
-/// `"name"` when the name needs quoting, the name itself otherwise (like `quote_ident`).
+/// `"name"` when the name needs quoting, the name itself otherwise (the generator's quoting).
 fn quote_ident(name: &str) -> String {
-    let plain = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if plain {
-        name.to_owned()
-    } else {
-        format!("\"{}\"", name.replace('"', "\"\""))
-    }
+    tenancy_core::sql::quote_ident(name).into_owned()
 }
 
 /// True for tables whose scope column `tenant_id` must lead every key (everything tenant-owned

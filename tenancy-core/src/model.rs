@@ -318,6 +318,21 @@ pub enum DefaultValue {
     GenRandomUuid,
 }
 
+impl DefaultValue {
+    /// The default as a SQL expression (`'draft'`, `10`, `TRUE`, `now()`, ...).
+    pub fn to_sql(&self) -> String {
+        match self {
+            DefaultValue::String(s) => format!("'{}'", s.replace('\'', "''")),
+            DefaultValue::Integer(i) => i.to_string(),
+            DefaultValue::Decimal(d) => d.clone(),
+            DefaultValue::Bool(true) => "TRUE".to_owned(),
+            DefaultValue::Bool(false) => "FALSE".to_owned(),
+            DefaultValue::Now => "now()".to_owned(),
+            DefaultValue::GenRandomUuid => "gen_random_uuid()".to_owned(),
+        }
+    }
+}
+
 /// What happens to referencing rows when the referenced row is deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -21,7 +21,7 @@ pub(crate) fn sql_ident(name: &str) -> String {
 
 /// `value` as a SQL string literal.
 pub(crate) fn sql_literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
+    crate::sql::quote_literal(value)
 }
 
 /// A snake_case name (column, table, module) as a Rust identifier (`r#type` for keywords).

@@ -30,8 +30,7 @@ use super::ident::{fit_identifier, ident, ident_list, literal};
 use super::tables::{self, all_foreign_keys, all_indexes, EffectiveForeignKey};
 use super::{file_header, section_heading, security, GeneratedFile, Target};
 use crate::model::{
-    Adoption, Column, DefaultValue, IndexMethod, Model, SqlType, Table, TableKind, PROJECT_COLUMN,
-    TENANT_COLUMN,
+    Adoption, Column, IndexMethod, Model, SqlType, Table, TableKind, PROJECT_COLUMN, TENANT_COLUMN,
 };
 
 /// The first line after the header of a migration that must run outside a transaction
@@ -313,19 +312,6 @@ fn catalog_type_name(ty: SqlType, helper_schema: &str) -> String {
     match ty {
         SqlType::Timestamptz => "timestamp with time zone".to_owned(),
         other => other.sql_name(helper_schema),
-    }
-}
-
-/// A column default as SQL.
-fn default_sql(default: &DefaultValue) -> String {
-    match default {
-        DefaultValue::String(s) => literal(s),
-        DefaultValue::Integer(i) => i.to_string(),
-        DefaultValue::Decimal(d) => d.clone(),
-        DefaultValue::Bool(true) => "TRUE".to_owned(),
-        DefaultValue::Bool(false) => "FALSE".to_owned(),
-        DefaultValue::Now => "now()".to_owned(),
-        DefaultValue::GenRandomUuid => "gen_random_uuid()".to_owned(),
     }
 }
 
@@ -1074,11 +1060,7 @@ fn contract_keys(plan: &Plan<'_>, target: Target) -> String {
         ];
         for c in &t.table.columns {
             defaults.push(match &c.default {
-                Some(d) => format!(
-                    "ALTER COLUMN {} SET DEFAULT {}",
-                    ident(&c.name),
-                    default_sql(d)
-                ),
+                Some(d) => format!("ALTER COLUMN {} SET DEFAULT {}", ident(&c.name), d.to_sql()),
                 None => format!("ALTER COLUMN {} DROP DEFAULT", ident(&c.name)),
             });
         }

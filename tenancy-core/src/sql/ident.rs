@@ -113,7 +113,7 @@ const RESERVED_KEYWORDS: &[&str] = &[
 
 /// `name` as a SQL identifier: bare when it is a plain lower-case name that is not a reserved
 /// keyword, double-quoted otherwise.
-pub(crate) fn ident(name: &str) -> Cow<'_, str> {
+pub fn ident(name: &str) -> Cow<'_, str> {
     let plain = name
         .chars()
         .next()

@@ -26,7 +26,8 @@ pub use adopt::{
     no_transaction_statements, runs_outside_transaction, BACKFILL_BATCH_ROWS, NO_TRANSACTION_MARKER,
 };
 pub use context::{context_call, ContextHelper};
-pub(crate) use ident::ident as quote_ident;
+pub use ident::ident as quote_ident;
+pub(crate) use ident::literal as quote_literal;
 pub(crate) use security::{granted_commands, updatable_columns};
 pub(crate) use tables::all_foreign_keys;
 

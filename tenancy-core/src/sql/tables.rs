@@ -1,10 +1,8 @@
 //! `CREATE TABLE`, keys, foreign keys and indexes; `0002_tables.sql`.
 
-use super::ident::{ident, ident_list, literal, object_name};
+use super::ident::{ident, ident_list, object_name};
 use super::{file_header, section_heading, security, Target};
-use crate::model::{
-    Column, DefaultValue, ForeignKey, IndexMethod, Model, OnDelete, Table, TableKind,
-};
+use crate::model::{Column, ForeignKey, IndexMethod, Model, OnDelete, Table, TableKind};
 
 /// The text of `migrations/0002_tables.sql`: every scoped and global table.
 pub(super) fn tables_migration(model: &Model, target: Target) -> String {
@@ -147,15 +145,7 @@ pub(super) fn column_definition(model: &Model, column: &Column) -> String {
     }
     if let Some(default) = &column.default {
         def.push_str(" DEFAULT ");
-        def.push_str(&match default {
-            DefaultValue::String(s) => literal(s),
-            DefaultValue::Integer(i) => i.to_string(),
-            DefaultValue::Decimal(d) => d.clone(),
-            DefaultValue::Bool(true) => "TRUE".to_owned(),
-            DefaultValue::Bool(false) => "FALSE".to_owned(),
-            DefaultValue::Now => "now()".to_owned(),
-            DefaultValue::GenRandomUuid => "gen_random_uuid()".to_owned(),
-        });
+        def.push_str(&default.to_sql());
     }
     def
 }
