@@ -10,9 +10,9 @@ use std::process::{Command, Output};
 use sqlx::Connection;
 use tenancy_tests::{admin_url, TestDb};
 
-/// The test harness's cluster-wide migration lock (tests/support/lib.rs): roles are
-/// cluster-wide, so two databases must not run `0001` (CREATE/ALTER ROLE) at the same time.
-const HARNESS_MIGRATION_LOCK_KEY: i64 = 0x7465_6e61_6e63_7901;
+/// The test harness's cluster-wide migration lock: roles are cluster-wide, so two databases
+/// must not run `0001` (CREATE/ALTER ROLE) at the same time.
+const HARNESS_MIGRATION_LOCK_KEY: i64 = tenancy_tests::MIGRATION_LOCK_KEY;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

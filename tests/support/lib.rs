@@ -44,7 +44,7 @@ const STALE_AFTER: Duration = Duration::from_secs(3600);
 
 /// Key of the advisory lock (taken in the admin database) that serialises migration runs:
 /// roles are cluster-wide, so two databases must not create them at the same time.
-const MIGRATION_LOCK_KEY: i64 = 0x7465_6e61_6e63_7901;
+pub const MIGRATION_LOCK_KEY: i64 = 0x7465_6e61_6e63_7901;
 
 static ADMIN_URL: OnceCell<String> = OnceCell::const_new();
 static TEMPLATE_NAME: OnceCell<String> = OnceCell::const_new();
