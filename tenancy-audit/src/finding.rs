@@ -53,6 +53,9 @@ pub mod codes {
     pub const SCOPE_COLUMN_NULLABLE: &str = "TA061";
     /// A scope column has a default (or is an identity/generated column).
     pub const SCOPE_COLUMN_DEFAULT: &str = "TA062";
+    /// Raw SQL in Rust sources touches a tenant-owned table outside the generated
+    /// repositories (`tenancy audit --static`).
+    pub const RAW_SQL_SCOPED_TABLE: &str = "TA070";
 }
 
 /// One thing wrong with the database.
