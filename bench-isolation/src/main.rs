@@ -235,6 +235,7 @@ async fn latency(
                     );
                 }
             }
+            runner.discard_inserted(target).await?;
         }
         for (index, &op) in Op::ALL.iter().enumerate() {
             let n = layer[index].len();

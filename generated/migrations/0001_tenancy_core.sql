@@ -194,13 +194,13 @@ CREATE POLICY projects_select ON projects
   AS PERMISSIVE
   FOR SELECT
   TO tenancy_app
-  USING (id = ANY ((SELECT tenancy.project_ids('viewer'))::uuid[]));
+  USING (COALESCE(id = ANY ((SELECT tenancy.project_ids('viewer'))::uuid[]), false));
 CREATE POLICY projects_update ON projects
   AS PERMISSIVE
   FOR UPDATE
   TO tenancy_app
-  USING (id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]))
-  WITH CHECK (id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]));
+  USING (COALESCE(id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]), false))
+  WITH CHECK (COALESCE(id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]), false));
 
 -- Grants: only the commands with a rule; UPDATE only on columns that cannot move a row
 -- to another tenant or project; never TRUNCATE, REFERENCES or TRIGGER.
@@ -242,23 +242,23 @@ CREATE POLICY user_project_roles_select ON user_project_roles
   AS PERMISSIVE
   FOR SELECT
   TO tenancy_app
-  USING (project_id = ANY ((SELECT tenancy.project_ids('viewer'))::uuid[]) OR user_id = (SELECT tenancy.current_user_id()));
+  USING (COALESCE(project_id = ANY ((SELECT tenancy.project_ids('viewer'))::uuid[]), false) OR user_id = (SELECT tenancy.current_user_id()));
 CREATE POLICY user_project_roles_insert ON user_project_roles
   AS PERMISSIVE
   FOR INSERT
   TO tenancy_app
-  WITH CHECK (project_id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]));
+  WITH CHECK (COALESCE(project_id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]), false));
 CREATE POLICY user_project_roles_update ON user_project_roles
   AS PERMISSIVE
   FOR UPDATE
   TO tenancy_app
-  USING (project_id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]))
-  WITH CHECK (project_id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]));
+  USING (COALESCE(project_id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]), false))
+  WITH CHECK (COALESCE(project_id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]), false));
 CREATE POLICY user_project_roles_delete ON user_project_roles
   AS PERMISSIVE
   FOR DELETE
   TO tenancy_app
-  USING (project_id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]));
+  USING (COALESCE(project_id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]), false));
 
 -- Grants: only the commands with a rule; UPDATE only on columns that cannot move a row
 -- to another tenant or project; never TRUNCATE, REFERENCES or TRIGGER.

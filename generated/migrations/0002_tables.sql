@@ -43,23 +43,23 @@ CREATE POLICY documents_select ON documents
   AS PERMISSIVE
   FOR SELECT
   TO tenancy_app
-  USING (project_id = ANY ((SELECT tenancy.project_ids('viewer'))::uuid[]));
+  USING (COALESCE(project_id = ANY ((SELECT tenancy.project_ids('viewer'))::uuid[]), false));
 CREATE POLICY documents_insert ON documents
   AS PERMISSIVE
   FOR INSERT
   TO tenancy_app
-  WITH CHECK (project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]));
+  WITH CHECK (COALESCE(project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]), false));
 CREATE POLICY documents_update ON documents
   AS PERMISSIVE
   FOR UPDATE
   TO tenancy_app
-  USING (project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]))
-  WITH CHECK (project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]));
+  USING (COALESCE(project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]), false))
+  WITH CHECK (COALESCE(project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]), false));
 CREATE POLICY documents_delete ON documents
   AS PERMISSIVE
   FOR DELETE
   TO tenancy_app
-  USING (project_id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]));
+  USING (COALESCE(project_id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]), false));
 
 -- Grants: only the commands with a rule; UPDATE only on columns that cannot move a row
 -- to another tenant or project; never TRUNCATE, REFERENCES or TRIGGER.
@@ -105,23 +105,23 @@ CREATE POLICY chunks_select ON chunks
   AS PERMISSIVE
   FOR SELECT
   TO tenancy_app
-  USING (project_id = ANY ((SELECT tenancy.project_ids('viewer'))::uuid[]));
+  USING (COALESCE(project_id = ANY ((SELECT tenancy.project_ids('viewer'))::uuid[]), false));
 CREATE POLICY chunks_insert ON chunks
   AS PERMISSIVE
   FOR INSERT
   TO tenancy_app
-  WITH CHECK (project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]));
+  WITH CHECK (COALESCE(project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]), false));
 CREATE POLICY chunks_update ON chunks
   AS PERMISSIVE
   FOR UPDATE
   TO tenancy_app
-  USING (project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]))
-  WITH CHECK (project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]));
+  USING (COALESCE(project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]), false))
+  WITH CHECK (COALESCE(project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]), false));
 CREATE POLICY chunks_delete ON chunks
   AS PERMISSIVE
   FOR DELETE
   TO tenancy_app
-  USING (project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]));
+  USING (COALESCE(project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]), false));
 
 -- Grants: only the commands with a rule; UPDATE only on columns that cannot move a row
 -- to another tenant or project; never TRUNCATE, REFERENCES or TRIGGER.
@@ -163,17 +163,17 @@ CREATE POLICY queries_select ON queries
   AS PERMISSIVE
   FOR SELECT
   TO tenancy_app
-  USING (project_id = ANY ((SELECT tenancy.project_ids('viewer'))::uuid[]));
+  USING (COALESCE(project_id = ANY ((SELECT tenancy.project_ids('viewer'))::uuid[]), false));
 CREATE POLICY queries_insert ON queries
   AS PERMISSIVE
   FOR INSERT
   TO tenancy_app
-  WITH CHECK (project_id = ANY ((SELECT tenancy.project_ids('viewer'))::uuid[]));
+  WITH CHECK (COALESCE(project_id = ANY ((SELECT tenancy.project_ids('viewer'))::uuid[]), false));
 CREATE POLICY queries_delete ON queries
   AS PERMISSIVE
   FOR DELETE
   TO tenancy_app
-  USING (project_id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]));
+  USING (COALESCE(project_id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]), false));
 
 -- Grants: only the commands with a rule; UPDATE only on columns that cannot move a row
 -- to another tenant or project; never TRUNCATE, REFERENCES or TRIGGER.
@@ -220,17 +220,17 @@ CREATE POLICY responses_select ON responses
   AS PERMISSIVE
   FOR SELECT
   TO tenancy_app
-  USING (project_id = ANY ((SELECT tenancy.project_ids('viewer'))::uuid[]));
+  USING (COALESCE(project_id = ANY ((SELECT tenancy.project_ids('viewer'))::uuid[]), false));
 CREATE POLICY responses_insert ON responses
   AS PERMISSIVE
   FOR INSERT
   TO tenancy_app
-  WITH CHECK (project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]));
+  WITH CHECK (COALESCE(project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]), false));
 CREATE POLICY responses_delete ON responses
   AS PERMISSIVE
   FOR DELETE
   TO tenancy_app
-  USING (project_id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]));
+  USING (COALESCE(project_id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]), false));
 
 -- Grants: only the commands with a rule; UPDATE only on columns that cannot move a row
 -- to another tenant or project; never TRUNCATE, REFERENCES or TRIGGER.
@@ -279,23 +279,23 @@ CREATE POLICY assertions_select ON assertions
   AS PERMISSIVE
   FOR SELECT
   TO tenancy_app
-  USING (project_id = ANY ((SELECT tenancy.project_ids('viewer'))::uuid[]));
+  USING (COALESCE(project_id = ANY ((SELECT tenancy.project_ids('viewer'))::uuid[]), false));
 CREATE POLICY assertions_insert ON assertions
   AS PERMISSIVE
   FOR INSERT
   TO tenancy_app
-  WITH CHECK (project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]));
+  WITH CHECK (COALESCE(project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]), false));
 CREATE POLICY assertions_update ON assertions
   AS PERMISSIVE
   FOR UPDATE
   TO tenancy_app
-  USING (project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]))
-  WITH CHECK (project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]));
+  USING (COALESCE(project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]), false))
+  WITH CHECK (COALESCE(project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]), false));
 CREATE POLICY assertions_delete ON assertions
   AS PERMISSIVE
   FOR DELETE
   TO tenancy_app
-  USING (project_id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]));
+  USING (COALESCE(project_id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]), false));
 
 -- Grants: only the commands with a rule; UPDATE only on columns that cannot move a row
 -- to another tenant or project; never TRUNCATE, REFERENCES or TRIGGER.

@@ -165,7 +165,21 @@ fn rule_expression(
     let by_role = table.rule(command).map(|min_role| {
         let projects = context_call(target, schema, ContextHelper::ProjectIds(min_role));
         match scope.project {
-            Some(project) => format!("{} = ANY ({projects})", ident(project)),
+            Some(project) => match target {
+                // COALESCE keeps the membership test out of the index condition: as an index
+                // qual, `= ANY (<InitPlan>)` is costed as a guessed 10-element array, and that
+                // guess multiplied with the query's own `project_id` predicate drives the row
+                // estimate to 1, so the planner picks any `(tenant_id, project_id, ..)` index
+                // (or a hash join) instead of the primary key. The query's explicit
+                // tenant/project predicates are what the index uses; this test then costs one
+                // array lookup per row, against an array computed once per statement.
+                Target::Postgres => {
+                    format!("COALESCE({} = ANY ({projects}), false)", ident(project))
+                }
+                // Citus calls the helper directly (no InitPlan): it must stay an index qual,
+                // where it is evaluated once per scan, not per row.
+                Target::Citus => format!("{} = ANY ({projects})", ident(project)),
+            },
             // tenants: a member of at least one project with that role
             None => format!("pg_catalog.cardinality({projects}) > 0"),
         }
