@@ -88,7 +88,8 @@ async fn add_tenant_with_roles(db: &TestDb, slug: &str, roles: &[&str]) -> Tenan
 }
 
 /// Inserts `count` chunks into project `index` of `fixture` server-side (admin), clustered
-/// around 20 deterministic centres, with ordinals starting at `first_ordinal`.
+/// around 20 deterministic centres, with ordinals starting at `first_ordinal` (content
+/// `chunk <ordinal>`).
 async fn bulk_chunks(
     db: &TestDb,
     fixture: &TenantFixture,
@@ -98,7 +99,7 @@ async fn bulk_chunks(
 ) {
     sqlx::query(
         "INSERT INTO chunks (tenant_id, project_id, document_id, ordinal, content, token_count, embedding) \
-         SELECT $1, $2, $3, g, 'chunk', 1, \
+         SELECT $1, $2, $3, g, 'chunk ' || g, 1, \
            (SELECT array_agg(sin((g % 20) * 12.9898 + j * 78.233) + (random() - 0.5) ORDER BY j) \
             FROM generate_series(1, 384) AS j)::vector \
          FROM generate_series($4::int, $4::int + $5::int - 1) AS g",
@@ -154,7 +155,8 @@ async fn maintenance(db: &TestDb, config: VectorConfig) -> VectorMaintenance {
     m
 }
 
-/// Every hit belongs to the scope's tenant and projects (checked against the database too).
+/// Every hit belongs to the scope's tenant and projects, and carries its row's ordinal and
+/// content (checked against the database too).
 async fn assert_in_scope<S: Scope>(
     db: &TestDb,
     results: &tenancy_runtime::vector::SearchResults<S>,
@@ -167,14 +169,21 @@ async fn assert_in_scope<S: Scope>(
         .collect();
     for hit in &results.hits {
         assert!(projects.contains(&hit.project_id.as_uuid()), "{hit:?}");
-        let tenant: Uuid =
-            sqlx::query_scalar("SELECT tenant_id FROM chunks WHERE project_id = $1 AND id = $2")
-                .bind(hit.project_id.as_uuid())
-                .bind(hit.chunk_id)
-                .fetch_one(db.admin_pool())
-                .await
-                .unwrap();
+        let (tenant, document, ordinal, content): (Uuid, Uuid, i32, String) = sqlx::query_as(
+            "SELECT tenant_id, document_id, ordinal, content FROM chunks \
+             WHERE project_id = $1 AND id = $2",
+        )
+        .bind(hit.project_id.as_uuid())
+        .bind(hit.chunk_id)
+        .fetch_one(db.admin_pool())
+        .await
+        .unwrap();
         assert_eq!(tenant, results.tenant_id().as_uuid());
+        assert_eq!(
+            (document, ordinal, content.as_str()),
+            (hit.document_id, hit.ordinal, hit.content.as_str()),
+            "{hit:?}"
+        );
     }
     let sorted = results
         .hits
@@ -379,7 +388,7 @@ async fn several_projects_merge_into_the_global_top_k_on_both_routes() {
     let m = maintenance(&db, config).await;
 
     let query: Vec<f32> = pseudo_vector(1);
-    let mut expected: Vec<(f64, Uuid, Uuid)> = Vec::new();
+    let mut expected: Vec<(f64, Uuid, Uuid, i32, String)> = Vec::new();
     for (index, count) in [(0usize, 40i32), (1, 90), (2, 3)] {
         let rows: Vec<ChunkEmbedding> = (0..count)
             .map(|i| {
@@ -405,6 +414,8 @@ async fn several_projects_merge_into_the_global_top_k_on_both_routes() {
                 cosine_distance(&query, row.embedding.as_slice()),
                 t.projects[index].as_uuid(),
                 row.id,
+                row.ordinal,
+                row.content.clone(),
             ));
         }
         let mut tx = editor_tx(&tenancy, &t, index).await;
@@ -443,6 +454,7 @@ async fn several_projects_merge_into_the_global_top_k_on_both_routes() {
                     e.0
                 );
                 assert_eq!(hit.project_id.as_uuid(), e.1);
+                assert_eq!((hit.ordinal, hit.content.as_str()), (e.3, e.4.as_str()));
             }
         } else {
             let want: HashSet<Uuid> = want.into_iter().collect();
@@ -504,6 +516,13 @@ async fn several_projects_merge_into_the_global_top_k_on_both_routes() {
     let results = gateway.search(&mut tx, &in_doc).await.unwrap();
     assert_eq!(results.hits.len(), 3, "the document holds 3 chunks");
     assert!(results.hits.iter().all(|h| h.document_id == t.documents[2]));
+    let mut in_doc_rows: Vec<(i32, &str)> = results
+        .hits
+        .iter()
+        .map(|h| (h.ordinal, h.content.as_str()))
+        .collect();
+    in_doc_rows.sort();
+    assert_eq!(in_doc_rows, [(0, "p2 c0"), (1, "p2 c1"), (2, "p2 c2")]);
     tx.commit().await.unwrap();
 }
 
@@ -588,6 +607,10 @@ async fn a_batch_with_a_row_outside_the_scope_fails_whole() {
         .unwrap();
     assert_eq!(nearest.hits[0].chunk_id, replaced.id);
     assert!(nearest.hits[0].distance.abs() < 1e-6);
+    assert_eq!(
+        (nearest.hits[0].ordinal, nearest.hits[0].content.as_str()),
+        (replaced.ordinal, "x")
+    );
     assert!(matches!(
         gateway
             .search(&mut tx, &SearchRequest::new(replaced.embedding.clone(), 0))

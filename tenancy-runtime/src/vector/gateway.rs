@@ -90,6 +90,10 @@ pub struct SearchHit {
     pub document_id: Uuid,
     /// The chunk's project (one of the scope's).
     pub project_id: ProjectId,
+    /// Position of the chunk in its document.
+    pub ordinal: i32,
+    /// The chunk's text.
+    pub content: String,
     /// Cosine distance to the query (`embedding <=> query`), ascending.
     pub distance: f64,
 }
@@ -179,21 +183,31 @@ impl<Read: Role, Write: Role> fmt::Debug for VectorGateway<Read, Write> {
 }
 
 /// Exact search: the distance is computed in a MATERIALIZED CTE over the scope's rows (found
-/// through the primary-key btree), so no HNSW index can serve the ORDER BY.
+/// through the primary-key btree), so no HNSW index can serve the ORDER BY. The CTE carries
+/// only ids and distances; the `k` winners' ordinal and content are read afterwards through
+/// the primary key, so a large scope's text is never materialized.
 const EXACT_SQL: &str = "WITH scoped AS MATERIALIZED (\
      SELECT id, document_id, project_id, embedding <=> $3 AS distance FROM chunks \
-     WHERE tenant_id = $1 AND project_id = ANY($2) AND embedding IS NOT NULL) \
-     SELECT id, document_id, project_id, distance FROM scoped \
-     ORDER BY distance, project_id, id LIMIT $4";
+     WHERE tenant_id = $1 AND project_id = ANY($2) AND embedding IS NOT NULL), \
+     nearest AS (SELECT id, document_id, project_id, distance FROM scoped \
+     ORDER BY distance, project_id, id LIMIT $4) \
+     SELECT n.id, n.document_id, n.project_id, c.ordinal, c.content, n.distance \
+     FROM nearest n JOIN chunks c \
+     ON c.tenant_id = $1 AND c.project_id = n.project_id AND c.id = n.id \
+     ORDER BY n.distance, n.project_id, n.id";
 
 /// Exact search within one document (through the `(tenant_id, project_id, document_id,
-/// ordinal)` unique btree).
+/// ordinal)` unique btree), in the same shape as [`EXACT_SQL`].
 const EXACT_IN_DOCUMENT_SQL: &str = "WITH scoped AS MATERIALIZED (\
      SELECT id, document_id, project_id, embedding <=> $3 AS distance FROM chunks \
      WHERE tenant_id = $1 AND project_id = ANY($2) AND document_id = $5 \
-     AND embedding IS NOT NULL) \
-     SELECT id, document_id, project_id, distance FROM scoped \
-     ORDER BY distance, project_id, id LIMIT $4";
+     AND embedding IS NOT NULL), \
+     nearest AS (SELECT id, document_id, project_id, distance FROM scoped \
+     ORDER BY distance, project_id, id LIMIT $4) \
+     SELECT n.id, n.document_id, n.project_id, c.ordinal, c.content, n.distance \
+     FROM nearest n JOIN chunks c \
+     ON c.tenant_id = $1 AND c.project_id = n.project_id AND c.id = n.id \
+     ORDER BY n.distance, n.project_id, n.id";
 
 const UPSERT_SQL: &str = "INSERT INTO chunks \
      (tenant_id, project_id, id, document_id, ordinal, content, token_count, embedding) \
@@ -208,7 +222,7 @@ const UPSERT_SQL: &str = "INSERT INTO chunks \
 const DELETE_SQL: &str =
     "DELETE FROM chunks WHERE tenant_id = $1 AND project_id = $2 AND id = ANY($3)";
 
-type HitRow = (Uuid, Uuid, Uuid, f64);
+type HitRow = (Uuid, Uuid, Uuid, i32, String, f64);
 
 impl<Read: Role, Write: Role> VectorGateway<Read, Write> {
     /// A gateway with `config` (checked on every call, see [`VectorConfig::validate`]).
@@ -450,8 +464,8 @@ impl<Read: Role, Write: Role> VectorGateway<Read, Write> {
 /// `tenant_id = '<uuid>'` predicate, which a bind parameter under a generic plan does not allow.
 fn hnsw_sql(tenant: TenantId) -> String {
     format!(
-        "SELECT id, document_id, project_id, embedding <=> $2 AS distance FROM chunks \
-         WHERE tenant_id = '{tenant}'::uuid AND project_id = ANY($1) \
+        "SELECT id, document_id, project_id, ordinal, content, embedding <=> $2 AS distance \
+         FROM chunks WHERE tenant_id = '{tenant}'::uuid AND project_id = ANY($1) \
          ORDER BY embedding <=> $2 LIMIT $3"
     )
 }
@@ -502,11 +516,13 @@ async fn exact_search(
     Ok(rows.into_iter().map(hit).collect())
 }
 
-fn hit((chunk_id, document_id, project_id, distance): HitRow) -> SearchHit {
+fn hit((chunk_id, document_id, project_id, ordinal, content, distance): HitRow) -> SearchHit {
     SearchHit {
         chunk_id,
         document_id,
         project_id: ProjectId::new(project_id),
+        ordinal,
+        content,
         distance,
     }
 }
