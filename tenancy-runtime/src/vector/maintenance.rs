@@ -319,10 +319,14 @@ impl VectorMaintenance {
                 .await?;
         }
         let started = Instant::now();
-        // Both values are typed (index_name_for, Uuid Display): safe to format.
+        // Every value is typed (index_name_for, Uuid Display, validated integers): safe to
+        // format.
         let built = sqlx::query(&format!(
             "CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON chunks \
-             USING hnsw (embedding vector_cosine_ops) WHERE tenant_id = '{tenant}'::uuid"
+             USING hnsw (embedding vector_cosine_ops) WITH (m = {m}, ef_construction = {ef}) \
+             WHERE tenant_id = '{tenant}'::uuid",
+            m = self.config.hnsw_m,
+            ef = self.config.hnsw_ef_construction,
         ))
         .execute(&mut *conn)
         .await;

@@ -69,6 +69,11 @@ pub struct VectorConfig {
     pub max_scan_tuples: u32,
     /// `maintenance_work_mem` in MiB for index builds (`None` keeps the server's setting).
     pub build_maintenance_work_mem_mb: Option<u32>,
+    /// HNSW `m` of the per-tenant indexes (2..=100; pgvector's default is 16).
+    pub hnsw_m: u32,
+    /// HNSW `ef_construction` of the per-tenant indexes (at least `2 * hnsw_m`, at most 1000;
+    /// pgvector's default is 64). Higher builds slower and finds more of the true neighbours.
+    pub hnsw_ef_construction: u32,
 }
 
 impl Default for VectorConfig {
@@ -83,6 +88,8 @@ impl Default for VectorConfig {
             ef_search: 100,
             max_scan_tuples: 20_000,
             build_maintenance_work_mem_mb: None,
+            hnsw_m: 16,
+            hnsw_ef_construction: 64,
         }
     }
 }
@@ -120,6 +127,16 @@ impl VectorConfig {
         if self.max_scan_tuples < 1 {
             return bad("max_scan_tuples < 1".to_owned());
         }
+        if !(2..=100).contains(&self.hnsw_m) {
+            return bad(format!("hnsw_m {} not in 2..=100", self.hnsw_m));
+        }
+        if self.hnsw_ef_construction < 2 * self.hnsw_m || self.hnsw_ef_construction > 1000 {
+            return bad(format!(
+                "hnsw_ef_construction {} not in {}..=1000 (2 * hnsw_m..=1000)",
+                self.hnsw_ef_construction,
+                2 * self.hnsw_m
+            ));
+        }
         Ok(())
     }
 }
@@ -151,5 +168,17 @@ mod tests {
             ..VectorConfig::default()
         };
         assert!(bad_share.validate().is_err());
+        let thin_graph = VectorConfig {
+            hnsw_m: 16,
+            hnsw_ef_construction: 31,
+            ..VectorConfig::default()
+        };
+        assert!(thin_graph.validate().is_err(), "ef_construction < 2 * m");
+        let tuned = VectorConfig {
+            hnsw_m: 24,
+            hnsw_ef_construction: 200,
+            ..VectorConfig::default()
+        };
+        assert!(tuned.validate().is_ok());
     }
 }
