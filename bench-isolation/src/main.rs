@@ -327,6 +327,105 @@ async fn throughput(
     ))
 }
 
+/// Where a scoped get-by-key transaction's extra time goes: five variants interleaved, each
+/// `begin; Chunks::GET_SQL; commit` on its own pooled connection: plain (superuser, `BEGIN`),
+/// plain plus the context statement (superuser, so no row-level security: the cost of the
+/// `SET LOCAL`s), the full layer (application role), and plain and full layer with
+/// `plan_cache_mode = force_generic_plan` set in the same transaction-opening query (what
+/// re-planning the statement on every execution costs: `project_id = ANY($2)` makes the
+/// generic plan look dearer, so PostgreSQL keeps planning it per execution). Returns the
+/// report's table.
+async fn breakdown(settings: &Settings, db: &BenchDb, target: &Target) -> Result<String> {
+    let tenancy = Tenancy::with_config(db.app_pool(1).await?, tenancy_generated::config());
+    let admin = db.admin_pool(1).await?;
+    let admin_ctx = db.admin_pool(1).await?;
+    let generic = db.app_pool(1).await?;
+    let context = tenancy.context_statement(&target.scope)?;
+    let generic_context = format!("{context}; SET LOCAL plan_cache_mode = force_generic_plan");
+    let iterations = if settings.smoke { 10 } else { 2_000 };
+    let plain_generic = db.admin_pool(1).await?;
+    let mut samples: [Vec<Duration>; 5] = Default::default();
+    let mut rng = Rng(0x51ed_270b_27a0_12f5);
+    for iteration in 0..=iterations {
+        let id = rng.pick(&target.chunk_ids)?;
+        for turn in 0..5 {
+            let variant = (turn + iteration) % 5;
+            let start = Instant::now();
+            let found = match variant {
+                0 | 1 | 3 => {
+                    let mut tx = match variant {
+                        0 => admin.begin().await?,
+                        1 => admin_ctx.begin_with(context.clone()).await?,
+                        _ => {
+                            plain_generic
+                                .begin_with("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan")
+                                .await?
+                        }
+                    };
+                    let row: Option<Chunk> = sqlx::query_as(Chunks::GET_SQL)
+                        .bind(target.tenant)
+                        .bind(vec![target.project])
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    row.is_some()
+                }
+                2 => {
+                    let mut tx = tenancy.begin(&target.scope).await?;
+                    let row = Chunks::get(&mut tx, id).await?;
+                    tx.commit().await?;
+                    row.is_some()
+                }
+                _ => {
+                    let mut tx = generic.begin_with(generic_context.clone()).await?;
+                    let row: Option<Chunk> = sqlx::query_as(Chunks::GET_SQL)
+                        .bind(target.tenant)
+                        .bind(vec![target.project])
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    row.is_some()
+                }
+            };
+            let elapsed = start.elapsed();
+            if !found {
+                bail!("breakdown: variant {variant} did not find the row");
+            }
+            if iteration > 0 {
+                samples[variant].push(elapsed);
+            }
+        }
+    }
+    let labels = [
+        "plain: superuser, `BEGIN` + GET_SQL + `COMMIT`",
+        "+ context: superuser, the context statement (`BEGIN; SET LOCAL` x3) + GET_SQL",
+        "+ row-level security: the full layer (`Tenancy::begin` + `Chunks::get`)",
+        "plain with `plan_cache_mode = force_generic_plan` (no re-planning)",
+        "full layer with `plan_cache_mode = force_generic_plan` (no re-planning)",
+    ];
+    let (base50, base95) = percentiles(&mut samples[0].clone());
+    let mut report =
+        String::from("| variant | p50 ms | p95 ms | p50 vs plain |\n|---|---:|---:|---:|\n");
+    for (label, sample) in labels.iter().zip(samples.iter_mut()) {
+        let (p50, p95) = percentiles(sample);
+        let _ = writeln!(
+            report,
+            "| {label} | {} | {} | **{:.2}x** |",
+            ms(p50),
+            ms(p95),
+            ratio(p50, base50)
+        );
+    }
+    let _ = base95;
+    tenancy_close(tenancy, admin).await;
+    admin_ctx.close().await;
+    generic.close().await;
+    plain_generic.close().await;
+    Ok(report)
+}
+
 /// Round trips per transaction (get by key), counted by a proxy: scoped vs plain, and
 /// `authorize` for reference. Returns the report's table and the number the scoped one adds.
 async fn round_trips(db: &BenchDb, target: &Target) -> Result<(String, i64)> {
@@ -492,6 +591,13 @@ async fn run(settings: Settings) -> Result<String> {
         settings.iterations, settings.count_iterations
     );
     report.push_str(&latency(&settings, &mut runner, &targets, &mut rng).await?);
+
+    eprintln!("bench: overhead breakdown");
+    let _ = writeln!(
+        report,
+        "\n## Where the scoped transaction's time goes (get by key, large project, interleaved)\n"
+    );
+    report.push_str(&breakdown(&settings, &db, &targets[0]).await?);
 
     eprintln!("bench: round trips");
     let (trips, added) = round_trips(&db, &targets[0]).await?;
