@@ -32,11 +32,13 @@
 //! - list filters are `($n IS NULL OR col = $n)`, one static statement per method.
 
 mod naming;
+mod parallel;
 mod queries;
 mod repository;
 mod shape;
 mod types;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use proc_macro2::{Ident, Span, TokenStream};
@@ -108,34 +110,51 @@ pub fn type_names(table: &str) -> (String, String) {
 /// The files of the repository crate, paths relative to its directory: `src/lib.rs` and one
 /// `src/<table>.rs` per table with a repository, each formatted with prettyplease and
 /// starting with [`HEADER`]. Deterministic: the same model gives byte-identical files.
+///
+/// Every file is built and formatted on its own (tokens, `syn` parse, prettyplease), so the
+/// files are produced on up to [`std::thread::available_parallelism`] threads; the result
+/// is in the same order, and byte for byte the same, whatever the number of threads.
 pub fn generate_repositories(model: &Model) -> Result<Vec<GeneratedFile>, RustEmitError> {
-    let roles_path: syn::Path = syn::parse_quote!(crate::roles);
+    let tables = model.tables.len() + 1;
+    generate_repositories_on(model, parallel::default_threads(tables))
+}
+
+/// [`generate_repositories`] on at most `threads` threads.
+fn generate_repositories_on(
+    model: &Model,
+    threads: usize,
+) -> Result<Vec<GeneratedFile>, RustEmitError> {
     let shapes: Vec<Shape<'_>> = model
         .tables
         .iter()
         .filter_map(|t| Shape::of(model, t))
         .collect();
-    let mut files = vec![format_file(
-        PathBuf::from("src/lib.rs"),
-        lib_tokens(model, &shapes),
-    )?];
-    for shape in &shapes {
-        let table = shape.table;
-        let inner_doc = format!(
-            " Repository of the `{}` table ({} table).",
-            table.name,
-            table.kind.keyword()
-        );
-        let body = repository::repository_tokens(shape, &roles_path);
-        files.push(format_file(
-            PathBuf::from(format!("src/{}.rs", table.name)),
-            quote! {
-                #![doc = #inner_doc]
-                #body
-            },
-        )?);
-    }
-    Ok(files)
+    // `None` is `src/lib.rs`, then one repository per shape.
+    let files: Vec<Option<&Shape<'_>>> = std::iter::once(None)
+        .chain(shapes.iter().map(Some))
+        .collect();
+    parallel::map_ordered(threads, &files, |file| match file {
+        None => format_file(PathBuf::from("src/lib.rs"), lib_tokens(model, &shapes)),
+        Some(shape) => table_file(shape),
+    })
+    .into_iter()
+    .collect()
+}
+
+/// `src/<table>.rs`: the repository of one table under an inner doc comment.
+fn table_file(shape: &Shape<'_>) -> Result<GeneratedFile, RustEmitError> {
+    // Created per call: tokens are not `Send`, and a file may be emitted on any thread.
+    let roles_path: syn::Path = syn::parse_quote!(crate::roles);
+    let table = shape.table;
+    let inner_doc = format!(
+        " Repository of the `{}` table ({} table).",
+        table.name,
+        table.kind.keyword()
+    );
+    let mut tokens = quote!(#![doc = #inner_doc]);
+    // Moved in, not interpolated: `#body` in `quote!` would copy the body's tokens.
+    tokens.extend(repository::repository_tokens(shape, &roles_path));
+    format_file(PathBuf::from(format!("src/{}.rs", table.name)), tokens)
 }
 
 /// `src/lib.rs`: role markers, the runtime configuration, one module per repository and
@@ -219,17 +238,19 @@ fn exported_names(shapes: &[Shape<'_>]) -> Vec<(String, Vec<String>)> {
             (shape.table.name.clone(), out)
         })
         .collect();
-    let count = |name: &str| {
-        per_module
-            .iter()
-            .filter(|(_, names)| names.iter().any(|n| n == name))
-            .count()
-    };
+    // In how many modules each name occurs (a module defines a name at most once).
+    let mut modules_defining: BTreeMap<&str, usize> = BTreeMap::new();
+    for (_, names) in &per_module {
+        for name in names {
+            *modules_defining.entry(name).or_default() += 1;
+        }
+    }
+    let unique = |name: &String| modules_defining.get(name.as_str()) == Some(&1);
     per_module
         .iter()
         .map(|(module, names)| {
-            let unique = names.iter().filter(|n| count(n) == 1).cloned().collect();
-            (module.clone(), unique)
+            let names = names.iter().filter(|n| unique(n)).cloned().collect();
+            (module.clone(), names)
         })
         .collect()
 }
@@ -245,5 +266,72 @@ fn format_file(path: PathBuf, tokens: TokenStream) -> Result<GeneratedFile, Rust
             path,
             message: error.to_string(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used, clippy::unwrap_used)]
+
+    use std::fmt::Write as _;
+
+    use super::generate_repositories_on;
+    use crate::dsl::{compile, SourceFile};
+    use crate::model::Model;
+
+    fn model(text: String) -> Model {
+        let sources = [SourceFile::new("test.tenancy", text)];
+        let (model, diagnostics) = compile(&sources);
+        model
+            .filter(|_| !diagnostics.has_errors())
+            .unwrap_or_else(|| panic!("{}", diagnostics.render(&sources, false)))
+    }
+
+    /// The RAG model and a model of 40 chained scoped tables (files of different sizes).
+    fn models() -> Vec<Model> {
+        let rag = concat!(env!("CARGO_MANIFEST_DIR"), "/../policies/rag.tenancy");
+        let mut chained = String::from(
+            "tenancy {\n owner_role = \"o\"\n app_role = \"a\"\n helper_schema = \"tenancy\"\n \
+             roles = viewer < editor < admin\n}\n\
+             tenants table tenants {\n name text\n allow select to viewer\n}\n\
+             projects table projects {\n name text\n allow select to viewer\n allow update to admin\n}\n\
+             memberships table members {\n allow select to viewer\n allow insert, delete to admin\n}\n",
+        );
+        for n in 0..40 {
+            let parent = match n {
+                0 => String::new(),
+                _ => format!(
+                    " parent_id uuid? references t{}(id) on delete set null\n",
+                    n - 1
+                ),
+            };
+            let extra = (0..n % 5).fold(String::new(), |mut s, c| {
+                let _ = writeln!(s, " c{c} text?");
+                s
+            });
+            let _ = write!(
+                chained,
+                "scoped table t{n} {{\n id uuid default gen_random_uuid()\n{parent}{extra} \
+                 name text\n primary key (id)\n allow select to viewer\n \
+                 allow insert, update to editor\n}}\n"
+            );
+        }
+        vec![
+            model(std::fs::read_to_string(rag).expect("read rag.tenancy")),
+            model(chained),
+        ]
+    }
+
+    #[test]
+    fn files_do_not_depend_on_the_number_of_threads() {
+        for model in models() {
+            let sequential = generate_repositories_on(&model, 1).expect("generate");
+            assert!(sequential.len() > 8, "{} files", sequential.len());
+            assert_eq!(sequential[0].path.to_str(), Some("src/lib.rs"));
+            for threads in [2, 3, 8] {
+                let parallel = generate_repositories_on(&model, threads).expect("generate");
+                assert_eq!(parallel, sequential, "{threads} threads");
+            }
+        }
     }
 }

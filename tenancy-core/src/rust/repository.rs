@@ -1,7 +1,7 @@
 //! The token stream of one table's repository: row, input and filter types, and the
 //! repository methods its rules allow.
 
-use proc_macro2::{Ident, Span, TokenStream};
+use proc_macro2::{Delimiter, Group, Ident, Span, TokenStream};
 use quote::{format_ident, quote};
 
 use crate::model::{Column, Command, SqlType};
@@ -96,15 +96,19 @@ impl Emitter<'_, '_> {
         }
     }
 
-    fn fields(&self, columns: &[Column], ty: impl Fn(&Column) -> TokenStream) -> TokenStream {
+    /// The `{ ... }` body of a struct with one documented `pub` field per column, as one
+    /// group (interpolating a group shares its tokens; interpolating a stream copies them).
+    fn fields(&self, columns: &[Column], ty: impl Fn(&Column) -> TokenStream) -> Group {
         let schema = &self.shape.model.settings.helper_schema;
-        let fields = columns.iter().map(|c| {
+        let mut fields = TokenStream::new();
+        for c in columns {
             let name = snake_ident(&c.name);
             let doc = doc(&Self::field_doc(c, schema));
             let ty = ty(c);
-            quote! { #doc pub #name: #ty, }
-        });
-        quote! { #(#fields)* }
+            fields.extend(doc);
+            fields.extend(quote! { pub #name: #ty, });
+        }
+        Group::new(Delimiter::Brace, fields)
     }
 
     fn project_role_enum(&self) -> TokenStream {
@@ -162,7 +166,7 @@ impl Emitter<'_, '_> {
         quote! {
             #doc
             #[derive(Debug, Clone, PartialEq, ::sqlx::FromRow, ::serde::Serialize, ::serde::Deserialize)]
-            pub struct #row { #fields }
+            pub struct #row #fields
         }
     }
 
@@ -179,7 +183,7 @@ impl Emitter<'_, '_> {
         quote! {
             #doc
             #[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
-            pub struct #key { #fields }
+            pub struct #key #fields
         }
     }
 
@@ -212,7 +216,7 @@ impl Emitter<'_, '_> {
         quote! {
             #cursor_doc
             #[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
-            pub struct #cursor { #fields }
+            pub struct #cursor #fields
 
             /// One page request: rows after `after` (from the start when `None`), at most
             /// `limit` of them (clamped to 1..=1000).
@@ -261,7 +265,7 @@ impl Emitter<'_, '_> {
         quote! {
             #doc
             #[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
-            pub struct #name { #fields }
+            pub struct #name #fields
         }
     }
 
@@ -286,7 +290,7 @@ impl Emitter<'_, '_> {
         quote! {
             #doc
             #[derive(Debug, Clone, PartialEq, Default, ::serde::Serialize, ::serde::Deserialize)]
-            pub struct #name { #fields }
+            pub struct #name #fields
         }
     }
 
@@ -306,7 +310,7 @@ impl Emitter<'_, '_> {
         quote! {
             #doc
             #[derive(Debug, Clone, PartialEq, Default, ::serde::Serialize, ::serde::Deserialize)]
-            pub struct #name { #fields }
+            pub struct #name #fields
         }
     }
 
@@ -698,17 +702,20 @@ impl Emitter<'_, '_> {
         .into_iter()
         .flatten()
         .collect();
-        let consts = parts.iter().map(|(c, _)| c);
-        let methods = parts.iter().map(|(_, m)| m);
+        let mut body = TokenStream::new();
+        let mut methods = TokenStream::new();
+        for (consts, method) in parts {
+            body.extend(consts);
+            methods.extend(method);
+        }
+        body.extend(methods);
+        let body = Group::new(Delimiter::Brace, body);
         quote! {
             #doc
             #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
             pub struct #repo;
 
-            impl #repo {
-                #(#consts)*
-                #(#methods)*
-            }
+            impl #repo #body
         }
     }
 }
@@ -739,5 +746,6 @@ pub(crate) fn repository_tokens_with_markers(
         emitter.filter_struct(),
         emitter.repository(),
     ];
-    quote!(#(#parts)*)
+    // Moved, not interpolated: `#(#parts)*` would copy every part's tokens.
+    parts.into_iter().collect()
 }
