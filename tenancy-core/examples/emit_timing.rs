@@ -60,6 +60,14 @@ fn synthetic_model(tables: usize) -> String {
     text
 }
 
+/// `println!` that ignores a closed stdout (`| head`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 fn compile(sources: &[SourceFile]) -> Result<Model, String> {
     let (model, diagnostics) = dsl::compile(sources);
     match model.filter(|_| !diagnostics.has_errors()) {
@@ -130,13 +138,13 @@ fn time_model(label: &str, sources: &[SourceFile], runs: usize) -> Result<(), St
         .collect();
     let (all_digest, all_lines) = digest(&files);
     let (rust_digest, rust_lines) = digest(&rust_files);
-    println!("{label}: {tables} tables, median of {runs}");
-    println!("  parse+validate     {}", ms(median(compile_times)));
-    println!("  SQL emit           {}", ms(median(sql_times)));
-    println!("  Rust emit          {}", ms(median(rust_times)));
-    println!("  generate_all       {}", ms(median(all_times)));
-    println!("  all files  {all_lines:6} lines  sha256 {all_digest}");
-    println!("  Rust files {rust_lines:6} lines  sha256 {rust_digest}");
+    out!("{label}: {tables} tables, median of {runs}");
+    out!("  parse+validate     {}", ms(median(compile_times)));
+    out!("  SQL emit           {}", ms(median(sql_times)));
+    out!("  Rust emit          {}", ms(median(rust_times)));
+    out!("  generate_all       {}", ms(median(all_times)));
+    out!("  all files  {all_lines:6} lines  sha256 {all_digest}");
+    out!("  Rust files {rust_lines:6} lines  sha256 {rust_digest}");
     Ok(())
 }
 
@@ -155,7 +163,7 @@ fn main() -> Result<(), String> {
         for _ in 0..runs {
             tenancy_core::rust::generate_repositories(&model).map_err(|e| e.to_string())?;
         }
-        println!("Rust emit x{runs}: {}", ms(start.elapsed()));
+        out!("Rust emit x{runs}: {}", ms(start.elapsed()));
         return Ok(());
     }
     time_model(&format!("synthetic_model({tables})"), &synthetic, runs)?;
