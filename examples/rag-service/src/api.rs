@@ -1,10 +1,11 @@
-//! The endpoints. Every data access goes through a generated repository inside a
-//! [`tenancy_runtime::ScopedTx`] opened for the scope the caller proved; only similarity search
-//! and the membership audit row use SQL of their own (still in the scoped transaction, still
-//! under row-level security).
+//! The endpoints. Every data access goes through a generated repository or, for similarity
+//! search, through [`tenancy_runtime::vector::VectorGateway`], inside a
+//! [`tenancy_runtime::ScopedTx`] opened for the scope the caller proved; only the membership
+//! audit row uses SQL of its own (still in the scoped transaction, still under row-level
+//! security).
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -18,7 +19,8 @@ use tenancy_generated::{
     UserProjectRoles,
 };
 use tenancy_runtime::http::{ApiError, RefusalReason, TenantRequest};
-use tenancy_runtime::{ProjectId, Scope, ScopedTx};
+use tenancy_runtime::vector::{Route, SearchRequest};
+use tenancy_runtime::{ProjectId, ReadScope, Scope, ScopedTx};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -425,8 +427,8 @@ pub struct SearchBody {
     pub k: Option<u32>,
 }
 
-/// One search hit, nearest first.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+/// One search hit, nearest first (ties by project id, then chunk id).
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SearchHit {
     /// Chunk id.
     pub chunk_id: Uuid,
@@ -442,31 +444,48 @@ pub struct SearchHit {
     pub distance: f64,
 }
 
-/// Exact (sequential) cosine search over the scope's projects with explicit tenant/project
-/// predicates: recall 1.0 for every tenant size (see NOTES §4 on HNSW under selective filters).
-const SEARCH_SQL: &str = "SELECT id AS chunk_id, project_id, document_id, ordinal, content, \
-     (embedding <=> $3)::float8 AS distance FROM chunks \
-     WHERE tenant_id = $1 AND project_id = ANY($2) AND embedding IS NOT NULL \
-     ORDER BY embedding <=> $3, id LIMIT $4";
+impl From<tenancy_runtime::vector::SearchHit> for SearchHit {
+    fn from(hit: tenancy_runtime::vector::SearchHit) -> Self {
+        SearchHit {
+            chunk_id: hit.chunk_id,
+            project_id: hit.project_id.as_uuid(),
+            document_id: hit.document_id,
+            ordinal: hit.ordinal,
+            content: hit.content,
+            distance: hit.distance,
+        }
+    }
+}
 
-async fn search_in<S: Scope>(tx: &mut ScopedTx<S>, body: SearchBody) -> ApiResult<Vec<SearchHit>> {
-    let tenant = tx.scope().tenant_id().as_uuid();
-    let projects: Vec<Uuid> = tx
-        .scope()
-        .project_ids()
-        .iter()
-        .map(|p| p.as_uuid())
-        .collect();
-    let k = i64::from(body.k.unwrap_or(10));
-    let hits = sqlx::query_as::<_, SearchHit>(SEARCH_SQL)
-        .bind(tenant)
-        .bind(projects)
-        .bind(pgvector::Vector::from(body.embedding))
-        .bind(k)
-        .fetch_all(tx.connection())
-        .await
-        .map_err(tenancy_runtime::Error::from)?;
-    Ok(hits)
+/// The response header naming how a search was answered: `exact`, `tenant_hnsw`,
+/// `exact_after_short_hnsw` or `empty_scope` (the body stays a bare array of hits).
+pub const SEARCH_ROUTE_HEADER: &str = "x-search-route";
+
+/// The `k` nearest chunks of the scope through the vector gateway, which picks exact search or
+/// the tenant's own HNSW index from the catalog and returns `k` hits whenever the scope holds
+/// `k` embedded chunks.
+async fn search_in<S: ReadScope<Viewer>>(
+    state: &AppState,
+    tx: &mut ScopedTx<S>,
+    body: SearchBody,
+) -> ApiResult<(Route, Vec<SearchHit>)> {
+    let request = SearchRequest::new(pgvector::Vector::from(body.embedding), body.k.unwrap_or(10));
+    let results = state.vector().search(tx, &request).await?;
+    Ok((
+        results.route,
+        results.hits.into_iter().map(SearchHit::from).collect(),
+    ))
+}
+
+fn search_response(route: Route, hits: Vec<SearchHit>) -> Response {
+    (
+        [(
+            HeaderName::from_static(SEARCH_ROUTE_HEADER),
+            HeaderValue::from_static(crate::vector::route_name(route)),
+        )],
+        Json(hits),
+    )
+        .into_response()
 }
 
 fn check_search(body: &SearchBody) -> ApiResult<()> {
@@ -477,37 +496,39 @@ fn check_search(body: &SearchBody) -> ApiResult<()> {
     }
 }
 
-/// `POST /t/{tenant_id}/projects/{project_id}/search` (viewer): nearest chunks of one project.
+/// `POST /t/{tenant_id}/projects/{project_id}/search` (viewer): nearest chunks of one project
+/// (the route taken is in the [`SEARCH_ROUTE_HEADER`] header).
 pub async fn search_project(
     State(state): State<AppState>,
     request: TenantRequest,
     ApiPath((_, project)): ApiPath<(Uuid, Uuid)>,
     ApiJson(body): ApiJson<SearchBody>,
-) -> ApiResult<Json<Vec<SearchHit>>> {
+) -> ApiResult<Response> {
     let scope = request.project_scope::<Viewer>(ProjectId::new(project))?;
     check_search(&body)?;
     let mut tx = state.tenancy().begin(&scope).await?;
-    let hits = search_in(&mut tx, body).await?;
+    let (route, hits) = search_in(&state, &mut tx, body).await?;
     tx.commit().await?;
-    Ok(Json(hits))
+    Ok(search_response(route, hits))
 }
 
 /// `POST /t/{tenant_id}/search` (viewer): nearest chunks of every project of the tenant the
-/// caller can read.
+/// caller can read, merged into one global top-k (the route taken is in the
+/// [`SEARCH_ROUTE_HEADER`] header).
 pub async fn search_tenant(
     State(state): State<AppState>,
     request: TenantRequest,
     ApiJson(body): ApiJson<SearchBody>,
-) -> ApiResult<Json<Vec<SearchHit>>> {
+) -> ApiResult<Response> {
     check_search(&body)?;
     let scope = request.readable_projects::<Viewer>();
     if scope.is_empty() {
-        return Ok(Json(Vec::new()));
+        return Ok(search_response(Route::EmptyScope, Vec::new()));
     }
     let mut tx = state.tenancy().begin(&scope).await?;
-    let hits = search_in(&mut tx, body).await?;
+    let (route, hits) = search_in(&state, &mut tx, body).await?;
     tx.commit().await?;
-    Ok(Json(hits))
+    Ok(search_response(route, hits))
 }
 
 // ---------------------------------------------------------------- queries, responses, assertions

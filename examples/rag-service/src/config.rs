@@ -2,9 +2,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use tenancy_runtime::http::JwtVerifier;
+use tenancy_runtime::vector::VectorConfig;
 
 /// The development secret used when neither `RAG_JWT_SECRET` nor `RAG_JWT_JWKS_FILE` is set.
 pub const DEV_JWT_SECRET: &str = "rag-service-dev-secret";
@@ -26,7 +28,7 @@ pub struct Config {
     /// `RAG_DATABASE_URL` (required): the application role (`tenancy_app`), never a superuser.
     pub database_url: String,
     /// `RAG_MAINTENANCE_DATABASE_URL` (optional): a privileged URL for tenant/project counts
-    /// in `/metrics` and for `seed-demo`.
+    /// in `/metrics`, `seed-demo`, and the vector catalog and its periodic maintenance.
     pub maintenance_database_url: Option<String>,
     /// `RAG_JWT_JWKS_FILE` if set, else `RAG_JWT_SECRET` (default [`DEV_JWT_SECRET`]).
     pub jwt_keys: JwtKeys,
@@ -42,6 +44,15 @@ pub struct Config {
     pub log_json: bool,
     /// `RAG_DB_MAX_CONNECTIONS` (default 10).
     pub max_connections: u32,
+    /// `RAG_VECTOR_PROMOTE_AT` (default 10000): a tenant with this many embedded chunks gets
+    /// its own HNSW index at the next maintenance run (demoted again below half of it).
+    pub vector_promote_at: i64,
+    /// `RAG_VECTOR_EXACT_SCOPE_MAX` (default 10000): searches over at most this many chunks
+    /// are always exact.
+    pub vector_exact_scope_max: i64,
+    /// `RAG_VECTOR_MAINTENANCE_SECS` (default 60; `0` = never): how often the service runs
+    /// vector maintenance (needs `RAG_MAINTENANCE_DATABASE_URL`).
+    pub vector_maintenance_every: Option<Duration>,
 }
 
 impl Config {
@@ -89,7 +100,33 @@ impl Config {
             log_json,
             max_connections: u32::try_from(parse_number("RAG_DB_MAX_CONNECTIONS", 10)?)
                 .context("RAG_DB_MAX_CONNECTIONS is too large")?,
+            vector_promote_at: i64::try_from(parse_number("RAG_VECTOR_PROMOTE_AT", 10_000)?)
+                .context("RAG_VECTOR_PROMOTE_AT is too large")?,
+            vector_exact_scope_max: i64::try_from(parse_number(
+                "RAG_VECTOR_EXACT_SCOPE_MAX",
+                10_000,
+            )?)
+            .context("RAG_VECTOR_EXACT_SCOPE_MAX is too large")?,
+            vector_maintenance_every: match parse_number("RAG_VECTOR_MAINTENANCE_SECS", 60)? {
+                0 => None,
+                secs => Some(Duration::from_secs(secs as u64)),
+            },
         })
+    }
+
+    /// The vector gateway's and maintenance's settings: the library defaults with
+    /// `promote_at`, `demote_below` (half of it) and `exact_scope_max` from the environment.
+    pub fn vector_config(&self) -> anyhow::Result<VectorConfig> {
+        let config = VectorConfig {
+            promote_at: self.vector_promote_at,
+            demote_below: Some(self.vector_promote_at / 2),
+            exact_scope_max: self.vector_exact_scope_max,
+            ..VectorConfig::default()
+        };
+        config
+            .validate()
+            .context("RAG_VECTOR_PROMOTE_AT must be at least 1")?;
+        Ok(config)
     }
 
     /// The token verifier this configuration describes.
@@ -118,6 +155,37 @@ mod tests {
         assert_eq!(config.jwt_keys, JwtKeys::Secret(DEV_JWT_SECRET.into()));
         assert_eq!(config.body_limit_bytes, 1 << 20);
         assert!(!config.log_json);
+        assert_eq!(
+            config.vector_maintenance_every,
+            Some(std::time::Duration::from_secs(60))
+        );
+        let vector = config.vector_config().unwrap();
+        assert_eq!(
+            (
+                vector.promote_at,
+                vector.demote_below,
+                vector.exact_scope_max
+            ),
+            (10_000, Some(5_000), 10_000)
+        );
+        env.insert("RAG_VECTOR_PROMOTE_AT", "300");
+        env.insert("RAG_VECTOR_EXACT_SCOPE_MAX", "40");
+        env.insert("RAG_VECTOR_MAINTENANCE_SECS", "0");
+        let config = Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(config.vector_maintenance_every, None);
+        let vector = config.vector_config().unwrap();
+        assert_eq!(
+            (
+                vector.promote_at,
+                vector.demote_below,
+                vector.exact_scope_max
+            ),
+            (300, Some(150), 40)
+        );
+        env.insert("RAG_VECTOR_PROMOTE_AT", "0");
+        let config = Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert!(config.vector_config().is_err());
+        env.remove("RAG_VECTOR_PROMOTE_AT");
         env.insert("RAG_JWT_JWKS_FILE", "/keys.json");
         env.insert("RAG_LOG_FORMAT", "json");
         env.insert("RAG_BODY_LIMIT_BYTES", "2048");

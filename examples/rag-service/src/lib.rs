@@ -3,13 +3,16 @@
 //!
 //! Every `/t/{tenant_id}/...` route authenticates a bearer JWT, authorizes the user in the
 //! tenant ([`tenancy_runtime::http::TenantRequest`]), proves the role the operation needs and
-//! runs its SQL in a [`tenancy_runtime::ScopedTx`] under row-level security.
+//! runs its SQL in a [`tenancy_runtime::ScopedTx`] under row-level security. Similarity search
+//! goes through [`tenancy_runtime::vector::VectorGateway`] (exact search for small scopes, a
+//! tenant's own HNSW index once [`vector::run_maintenance`] has promoted it).
 
 pub mod api;
 pub mod config;
 pub mod demo;
 pub mod input;
 pub mod openapi;
+pub mod vector;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -20,7 +23,9 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::Router;
 use sqlx::PgPool;
+use tenancy_generated::roles::{Editor, Viewer};
 use tenancy_runtime::http::{trace_requests, ApiError, HttpLayer, HttpMetrics, JwtVerifier};
+use tenancy_runtime::vector::{VectorConfig, VectorGateway};
 use tenancy_runtime::Tenancy;
 
 pub use crate::config::Config;
@@ -31,11 +36,13 @@ pub struct AppState {
     http: HttpLayer,
     pool: PgPool,
     maintenance: Option<PgPool>,
+    vector: VectorGateway<Viewer, Editor>,
 }
 
 impl AppState {
     /// State over the application-role pool; `maintenance` (a privileged pool) is used only
-    /// to count tenants and projects for `/metrics`.
+    /// to count tenants and projects for `/metrics`. Searches use the default
+    /// [`VectorConfig`] until [`with_vector_config`](Self::with_vector_config).
     pub fn new(
         pool: PgPool,
         maintenance: Option<PgPool>,
@@ -48,7 +55,20 @@ impl AppState {
             http: HttpLayer::new(tenancy, Arc::new(verifier), metrics),
             pool,
             maintenance,
+            vector: VectorGateway::new(VectorConfig::default()),
         })
+    }
+
+    /// The same state with the search gateway on `config` (use the configuration the vector
+    /// maintenance runs with, so both agree on the catalog's schema and thresholds).
+    pub fn with_vector_config(mut self, config: VectorConfig) -> Self {
+        self.vector = VectorGateway::new(config);
+        self
+    }
+
+    /// The vector gateway the search endpoints use.
+    pub fn vector(&self) -> &VectorGateway<Viewer, Editor> {
+        &self.vector
     }
 
     /// The tenancy runtime.

@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context};
 use rag_service::config::JwtKeys;
-use rag_service::{demo, router, serve, AppState, Config};
+use rag_service::{demo, router, serve, vector, AppState, Config};
 use sqlx::postgres::PgPoolOptions;
 use tracing_subscriber::EnvFilter;
 
@@ -20,6 +20,8 @@ async fn main() -> anyhow::Result<()> {
                 .context("seed-demo needs RAG_MAINTENANCE_DATABASE_URL (a privileged role)")?;
             let pool = PgPoolOptions::new().max_connections(1).connect(url).await?;
             demo::seed(&pool).await?;
+            // The catalog the search endpoints route by (idempotent).
+            vector::prepare_maintenance(pool, config.vector_config()?).await?;
             println!("seeded the demo tenants Acme and Globex");
             Ok(())
         }
@@ -74,22 +76,66 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .connect(&config.database_url)
         .await
         .context("connecting with RAG_DATABASE_URL")?;
+    // Vector maintenance holds one connection for its lock and opens another for each step;
+    // `/metrics` needs a third.
     let maintenance = match &config.maintenance_database_url {
         Some(url) => Some(
             PgPoolOptions::new()
-                .max_connections(1)
+                .max_connections(3)
                 .connect(url)
                 .await
                 .context("connecting with RAG_MAINTENANCE_DATABASE_URL")?,
         ),
         None => None,
     };
+    let vector_config = config.vector_config()?;
+    let maintenance_task = match &maintenance {
+        Some(pool) => {
+            let maintenance = vector::prepare_maintenance(pool.clone(), vector_config.clone())
+                .await
+                .context("installing the vector catalog with RAG_MAINTENANCE_DATABASE_URL")?;
+            match config.vector_maintenance_every {
+                Some(every) => {
+                    tracing::info!(
+                        every_secs = every.as_secs(),
+                        "vector maintenance runs in the background"
+                    );
+                    Some(vector::spawn_maintenance(maintenance, every))
+                }
+                None => {
+                    tracing::info!("vector maintenance is off (RAG_VECTOR_MAINTENANCE_SECS=0)");
+                    None
+                }
+            }
+        }
+        None => {
+            tracing::warn!(
+                "no RAG_MAINTENANCE_DATABASE_URL: this process runs no vector maintenance, so \
+                 no tenant is promoted to its own HNSW index (see docs/service.md)"
+            );
+            let catalog: Option<String> = sqlx::query_scalar(&format!(
+                "SELECT pg_catalog.to_regclass('{}.vector_tiers')::text",
+                vector_config.helper_schema
+            ))
+            .fetch_one(&pool)
+            .await
+            .context("looking for the vector catalog")?;
+            if catalog.is_none() {
+                tracing::error!(
+                    "the vector catalog is missing: every search fails until it is created \
+                     (see docs/service.md)"
+                );
+            }
+            None
+        }
+    };
     let state = AppState::new(
         pool,
         maintenance,
         config.verifier()?,
         config.metrics_tenants,
-    )?;
+    )?
+    .with_vector_config(vector_config);
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("binding {}", config.bind))?;
@@ -100,6 +146,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         shutdown_signal(),
     )
     .await?;
+    if let Some(task) = maintenance_task {
+        // An index build cut short is left invalid; the next run drops and rebuilds it.
+        task.abort();
+    }
     tracing::info!("rag-service stopped");
     Ok(())
 }

@@ -74,6 +74,16 @@ pub fn document() -> OpenApi {
                 );
             }
         }
+        if path.ends_with("/search") {
+            operation = operation.description(Some(format!(
+                "Bearer JWT; requires role `{role}` or above in the project. Returns the k \
+                 nearest chunks (`SearchHit`), nearest first; header `{}` tells how the search \
+                 was answered (`exact`, `tenant_hnsw`, `exact_after_short_hnsw`, \
+                 `empty_scope`). 401 bad token, 404 unknown tenant/project (or no role in it), \
+                 403 role too low, 413 body too large, 422 invalid field.",
+                api::SEARCH_ROUTE_HEADER
+            )));
+        }
         if *role != "-" {
             operation =
                 operation.security(SecurityRequirement::new("bearer", Vec::<String>::new()));

@@ -2,10 +2,11 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use rag_service::demo::{ids, mint_token, seed};
-use rag_service::{router, serve, AppState};
+use rag_service::{router, serve, vector, AppState};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::Value;
 use tenancy_runtime::http::JwtVerifier;
+use tenancy_runtime::vector::VectorConfig;
 use tenancy_tests::TestDb;
 use uuid::Uuid;
 
@@ -18,6 +19,7 @@ pub struct Service {
     pub base: String,
     pub client: Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    maintenance: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Service {
@@ -26,15 +28,32 @@ impl Service {
     }
 
     pub async fn start_with_limit(body_limit: usize) -> Service {
+        Self::start_with(body_limit, VectorConfig::default(), None).await
+    }
+
+    /// As the binary does with a maintenance URL: the vector catalog is installed through the
+    /// admin pool, and maintenance runs every `maintenance_every` (never when `None`).
+    pub async fn start_with(
+        body_limit: usize,
+        vector_config: VectorConfig,
+        maintenance_every: Option<std::time::Duration>,
+    ) -> Service {
         let db = TestDb::fresh().await;
         seed(db.admin_pool()).await.expect("seed");
+        let maintenance =
+            vector::prepare_maintenance(db.admin_pool().clone(), vector_config.clone())
+                .await
+                .expect("vector catalog");
+        let maintenance =
+            maintenance_every.map(|every| vector::spawn_maintenance(maintenance, every));
         let state = AppState::new(
             db.app_pool().clone(),
             Some(db.admin_pool().clone()),
             JwtVerifier::hs256(SECRET, ISSUER, AUDIENCE),
             10,
         )
-        .expect("state");
+        .expect("state")
+        .with_vector_config(vector_config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -46,6 +65,7 @@ impl Service {
             base,
             client: Client::new(),
             shutdown: Some(tx),
+            maintenance,
         }
     }
 
@@ -115,6 +135,9 @@ impl Drop for Service {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+        if let Some(task) = self.maintenance.take() {
+            task.abort();
         }
     }
 }
