@@ -271,9 +271,11 @@ async fn a_malformed_context_raises_instead_of_matching_nothing() {
             "BEGIN; SET LOCAL tenancy.tenant_id = '{}'; SET LOCAL tenancy.project_roles = '{good_roles}'; {settings}",
             w.tenant_a
         );
+        // Tables holding rows of the tenant: the project test is a per-row filter (see
+        // docs/context.md), so the helper runs, and raises, as soon as a row is checked.
         for sql in [
             "SELECT id FROM documents",
-            "SELECT count(*) FROM chunks",
+            "SELECT count(*) FROM documents",
             "DELETE FROM documents RETURNING id",
         ] {
             exec(&mut conn, &begin).await;
@@ -288,6 +290,17 @@ async fn a_malformed_context_raises_instead_of_matching_nothing() {
                 "{settings} / {sql}"
             );
         }
+        // No row of the tenant to check (the world has no chunks): still nothing, never rows.
+        exec(&mut conn, &begin).await;
+        let empty = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM chunks")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| sqlstate(&e));
+        exec(&mut conn, "ROLLBACK").await;
+        assert!(
+            matches!(empty, Ok(0)) || empty == Err(want.to_string()),
+            "{settings} / empty chunks: {empty:?}"
+        );
         exec(&mut conn, &begin).await;
         let got = try_insert_into_a1(&mut conn, &w).await;
         exec(&mut conn, "ROLLBACK").await;

@@ -85,11 +85,11 @@ fn derived_repositories_run_the_same_sql_as_the_generated_crate() {
             );)+
         };
     }
-    same_sql!(documents::Documents: GET_SQL, LIST_SQL, COUNT_SQL, INSERT_SQL, INSERT_MANY_SQL, UPDATE_SQL, DELETE_SQL);
-    same_sql!(chunks::Chunks: GET_SQL, LIST_SQL, COUNT_SQL, INSERT_SQL, INSERT_MANY_SQL, UPDATE_SQL, DELETE_SQL);
-    same_sql!(queries::Queries: GET_SQL, LIST_SQL, COUNT_SQL, INSERT_SQL, INSERT_MANY_SQL, DELETE_SQL);
-    same_sql!(responses::Responses: GET_SQL, LIST_SQL, COUNT_SQL, INSERT_SQL, INSERT_MANY_SQL, DELETE_SQL);
-    same_sql!(assertions::Assertions: GET_SQL, LIST_SQL, COUNT_SQL, INSERT_SQL, INSERT_MANY_SQL, UPDATE_SQL, DELETE_SQL);
+    same_sql!(documents::Documents: GET_SQL, GET_IN_PROJECT_SQL, LIST_SQL, COUNT_SQL, INSERT_SQL, INSERT_MANY_SQL, UPDATE_SQL, DELETE_SQL);
+    same_sql!(chunks::Chunks: GET_SQL, GET_IN_PROJECT_SQL, LIST_SQL, COUNT_SQL, INSERT_SQL, INSERT_MANY_SQL, UPDATE_SQL, DELETE_SQL);
+    same_sql!(queries::Queries: GET_SQL, GET_IN_PROJECT_SQL, LIST_SQL, COUNT_SQL, INSERT_SQL, INSERT_MANY_SQL, DELETE_SQL);
+    same_sql!(responses::Responses: GET_SQL, GET_IN_PROJECT_SQL, LIST_SQL, COUNT_SQL, INSERT_SQL, INSERT_MANY_SQL, DELETE_SQL);
+    same_sql!(assertions::Assertions: GET_SQL, GET_IN_PROJECT_SQL, LIST_SQL, COUNT_SQL, INSERT_SQL, INSERT_MANY_SQL, UPDATE_SQL, DELETE_SQL);
 }
 
 #[test]

@@ -207,6 +207,8 @@ async fn by_key_statements_use_the_primary_key_under_generic_plans() {
     assert_primary_key("Chunks::UPDATE_SQL", &update);
     let get = generic_plan(&seeded, Chunks::GET_SQL, &get_args(&seeded)).await;
     assert_primary_key("Chunks::GET_SQL", &get);
+    let get_one = generic_plan(&seeded, Chunks::GET_IN_PROJECT_SQL, &key_args(&seeded)).await;
+    assert_primary_key("Chunks::GET_IN_PROJECT_SQL", &get_one);
     // DELETE reports no rows at its root; its scan must still find the row.
     let delete = generic_plan(&seeded, Chunks::DELETE_SQL, &key_args(&seeded)).await;
     let (index, cond, removed) = chunks_scan(&delete);

@@ -243,6 +243,22 @@ async fn hot_queries_use_initplans_and_index_conditions() {
     failures.extend(check_plan("Documents::GET_SQL", "documents", &plan));
     plans.push(plan);
 
+    let sql = format!("{explain_prefix}{}", Documents::GET_IN_PROJECT_SQL);
+    let plan = explain(
+        tx.connection(),
+        sqlx::query(&sql)
+            .bind(s.tenant)
+            .bind(s.project)
+            .bind(s.document),
+    )
+    .await;
+    failures.extend(check_plan(
+        "Documents::GET_IN_PROJECT_SQL",
+        "documents",
+        &plan,
+    ));
+    plans.push(plan);
+
     let sql = format!("{explain_prefix}{}", Documents::LIST_SQL);
     let plan = explain(
         tx.connection(),
@@ -302,12 +318,13 @@ async fn hot_queries_use_initplans_and_index_conditions() {
     // The plans ran for real: GET found its row, LIST and COUNT saw exactly one project.
     let rows = |plan: &Value| plan.get("Actual Rows").and_then(Value::as_f64);
     assert_eq!(rows(&plans[0]), Some(1.0), "GET: {}", plans[0]);
-    assert_eq!(rows(&plans[1]), Some(100.0), "LIST: {}", plans[1]);
+    assert_eq!(rows(&plans[1]), Some(1.0), "GET_IN_PROJECT: {}", plans[1]);
+    assert_eq!(rows(&plans[2]), Some(100.0), "LIST: {}", plans[2]);
     assert_eq!(
-        rows(&plans[3]),
+        rows(&plans[4]),
         Some(f64::from(CHUNKS_PER_DOC)),
         "chunks: {}",
-        plans[3]
+        plans[4]
     );
     let count: i64 = Documents::count(&mut tx, &Default::default())
         .await

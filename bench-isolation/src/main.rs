@@ -297,9 +297,9 @@ async fn throughput(
                         row.is_some()
                     } else {
                         let mut tx = admin.begin().await?;
-                        let row: Option<Chunk> = sqlx::query_as(Chunks::GET_SQL)
+                        let row: Option<Chunk> = sqlx::query_as(Chunks::GET_IN_PROJECT_SQL)
                             .bind(tenant)
-                            .bind(vec![project])
+                            .bind(project)
                             .bind(id)
                             .fetch_optional(&mut *tx)
                             .await?;
@@ -328,7 +328,7 @@ async fn throughput(
 }
 
 /// Where a scoped get-by-key transaction's extra time goes: five variants interleaved, each
-/// `begin; Chunks::GET_SQL; commit` on its own pooled connection: plain (superuser, `BEGIN`),
+/// `begin; Chunks::GET_IN_PROJECT_SQL; commit` on its own pooled connection: plain (superuser, `BEGIN`),
 /// plain plus the context statement (superuser, so no row-level security: the cost of the
 /// `SET LOCAL`s), the full layer (application role), and plain and full layer with
 /// `plan_cache_mode = force_generic_plan` set in the same transaction-opening query (what
@@ -362,9 +362,9 @@ async fn breakdown(settings: &Settings, db: &BenchDb, target: &Target) -> Result
                                 .await?
                         }
                     };
-                    let row: Option<Chunk> = sqlx::query_as(Chunks::GET_SQL)
+                    let row: Option<Chunk> = sqlx::query_as(Chunks::GET_IN_PROJECT_SQL)
                         .bind(target.tenant)
-                        .bind(vec![target.project])
+                        .bind(target.project)
                         .bind(id)
                         .fetch_optional(&mut *tx)
                         .await?;
@@ -379,9 +379,9 @@ async fn breakdown(settings: &Settings, db: &BenchDb, target: &Target) -> Result
                 }
                 _ => {
                     let mut tx = generic.begin_with(generic_context.clone()).await?;
-                    let row: Option<Chunk> = sqlx::query_as(Chunks::GET_SQL)
+                    let row: Option<Chunk> = sqlx::query_as(Chunks::GET_IN_PROJECT_SQL)
                         .bind(target.tenant)
-                        .bind(vec![target.project])
+                        .bind(target.project)
                         .bind(id)
                         .fetch_optional(&mut *tx)
                         .await?;
@@ -399,8 +399,8 @@ async fn breakdown(settings: &Settings, db: &BenchDb, target: &Target) -> Result
         }
     }
     let labels = [
-        "plain: superuser, `BEGIN` + GET_SQL + `COMMIT`",
-        "+ context: superuser, the context statement (`BEGIN; SET LOCAL` x3) + GET_SQL",
+        "plain: superuser, `BEGIN` + GET_IN_PROJECT_SQL + `COMMIT`",
+        "+ context: superuser, the context statement (`BEGIN; SET LOCAL` x3) + GET_IN_PROJECT_SQL",
         "+ row-level security: the full layer (`Tenancy::begin` + `Chunks::get`)",
         "plain with `plan_cache_mode = force_generic_plan` (no re-planning)",
         "full layer with `plan_cache_mode = force_generic_plan` (no re-planning)",
@@ -472,9 +472,9 @@ async fn round_trips(db: &BenchDb, target: &Target) -> Result<(String, i64)> {
         let scoped = app_counts.snapshot() - before.0;
         for _ in 0..N {
             let mut tx = admin.begin().await?;
-            let _: Option<Chunk> = sqlx::query_as(Chunks::GET_SQL)
+            let _: Option<Chunk> = sqlx::query_as(Chunks::GET_IN_PROJECT_SQL)
                 .bind(target.tenant)
-                .bind(vec![target.project])
+                .bind(target.project)
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;

@@ -220,9 +220,9 @@ impl Runner {
         let none_int: Option<i32> = None;
         let rows = match op {
             Op::Get => {
-                let row: Option<Chunk> = sqlx::query_as(Chunks::GET_SQL)
+                let row: Option<Chunk> = sqlx::query_as(Chunks::GET_IN_PROJECT_SQL)
                     .bind(target.tenant)
-                    .bind(projects)
+                    .bind(target.project)
                     .bind(key(input)?)
                     .fetch_optional(&mut *tx)
                     .await?;

@@ -55,7 +55,9 @@ async fn explain_one(
     let none_int: Option<i32> = None;
     let mut tx = tenancy.begin(&target.scope).await?;
     let query = sqlx::query_scalar::<_, String>(&text);
-    let query = if sql == Chunks::GET_SQL {
+    let query = if sql == Chunks::GET_IN_PROJECT_SQL {
+        query.bind(target.tenant).bind(target.project).bind(key)
+    } else if sql == Chunks::GET_SQL {
         query
             .bind(target.tenant)
             .bind(vec![target.project])
@@ -135,7 +137,10 @@ pub async fn explain_all(tenancy: &Tenancy, admin: &PgPool, target: &Target) -> 
          call in a Filter / Index Cond.\n",
     );
     for (name, sql) in [
-        ("get by key (Chunks::GET_SQL)", Chunks::GET_SQL),
+        (
+            "get by key, one-project scope (Chunks::GET_IN_PROJECT_SQL)",
+            Chunks::GET_IN_PROJECT_SQL,
+        ),
         ("list a page (Chunks::LIST_SQL)", Chunks::LIST_SQL),
         ("count (Chunks::COUNT_SQL)", Chunks::COUNT_SQL),
         ("join chunks+documents", JOIN_SQL),

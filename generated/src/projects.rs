@@ -81,6 +81,8 @@ pub struct Projects;
 impl Projects {
     /// The SQL of [`Self::get`].
     pub const GET_SQL: &'static str = "SELECT tenant_id, id, name, slug, description, created_at FROM projects WHERE tenant_id = $1 AND id = ANY($2) AND id = $3 ORDER BY id LIMIT 1";
+    /// The SQL of [`Self::get`] when the scope holds exactly one project (a scalar project parameter keeps the cached generic plan usable).
+    pub const GET_IN_PROJECT_SQL: &'static str = "SELECT tenant_id, id, name, slug, description, created_at FROM projects WHERE tenant_id = $1 AND id = $2 AND id = $3 LIMIT 1";
     /// The SQL of [`Self::list`].
     pub const LIST_SQL: &'static str = "SELECT tenant_id, id, name, slug, description, created_at FROM projects WHERE tenant_id = $1 AND id = ANY($2) AND ($3::text IS NULL OR slug = $3) AND ($4::uuid IS NULL OR (id) > ($4)) ORDER BY id LIMIT $5";
     /// The SQL of [`Self::count`].
@@ -104,12 +106,25 @@ impl Projects {
             .iter()
             .map(|id| id.as_uuid())
             .collect();
-        let row = ::sqlx::query_as::<_, Project>(Self::GET_SQL)
-            .bind(scope_tenant_id)
-            .bind(scope_project_ids)
-            .bind(id)
-            .fetch_optional(tx.connection())
-            .await?;
+        let row = match scope_project_ids.as_slice() {
+            [scope_project_id] => {
+                let scope_project_id = *scope_project_id;
+                ::sqlx::query_as::<_, Project>(Self::GET_IN_PROJECT_SQL)
+                    .bind(scope_tenant_id)
+                    .bind(scope_project_id)
+                    .bind(id)
+                    .fetch_optional(tx.connection())
+                    .await?
+            }
+            _ => {
+                ::sqlx::query_as::<_, Project>(Self::GET_SQL)
+                    .bind(scope_tenant_id)
+                    .bind(scope_project_ids)
+                    .bind(id)
+                    .fetch_optional(tx.connection())
+                    .await?
+            }
+        };
         ::std::result::Result::Ok(row)
     }
     /// Lists rows matching `filter` in key order, one page at a time (keyset pagination: pass the last row's `cursor()` as the next page's `after`).

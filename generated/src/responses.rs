@@ -102,6 +102,8 @@ pub struct Responses;
 impl Responses {
     /// The SQL of [`Self::get`].
     pub const GET_SQL: &'static str = "SELECT tenant_id, project_id, id, query_id, answer_text, model, prompt_tokens, completion_tokens, latency_ms, created_at FROM responses WHERE tenant_id = $1 AND project_id = ANY($2) AND id = $3 ORDER BY project_id, id LIMIT 1";
+    /// The SQL of [`Self::get`] when the scope holds exactly one project (a scalar project parameter keeps the cached generic plan usable).
+    pub const GET_IN_PROJECT_SQL: &'static str = "SELECT tenant_id, project_id, id, query_id, answer_text, model, prompt_tokens, completion_tokens, latency_ms, created_at FROM responses WHERE tenant_id = $1 AND project_id = $2 AND id = $3 LIMIT 1";
     /// The SQL of [`Self::list`].
     pub const LIST_SQL: &'static str = "SELECT tenant_id, project_id, id, query_id, answer_text, model, prompt_tokens, completion_tokens, latency_ms, created_at FROM responses WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::uuid IS NULL OR project_id = $3) AND ($4::uuid IS NULL OR query_id = $4) AND ($5::uuid IS NULL OR (project_id, id) > ($5, $6)) ORDER BY project_id, id LIMIT $7";
     /// The SQL of [`Self::count`].
@@ -129,12 +131,25 @@ impl Responses {
             .iter()
             .map(|id| id.as_uuid())
             .collect();
-        let row = ::sqlx::query_as::<_, Response>(Self::GET_SQL)
-            .bind(scope_tenant_id)
-            .bind(scope_project_ids)
-            .bind(id)
-            .fetch_optional(tx.connection())
-            .await?;
+        let row = match scope_project_ids.as_slice() {
+            [scope_project_id] => {
+                let scope_project_id = *scope_project_id;
+                ::sqlx::query_as::<_, Response>(Self::GET_IN_PROJECT_SQL)
+                    .bind(scope_tenant_id)
+                    .bind(scope_project_id)
+                    .bind(id)
+                    .fetch_optional(tx.connection())
+                    .await?
+            }
+            _ => {
+                ::sqlx::query_as::<_, Response>(Self::GET_SQL)
+                    .bind(scope_tenant_id)
+                    .bind(scope_project_ids)
+                    .bind(id)
+                    .fetch_optional(tx.connection())
+                    .await?
+            }
+        };
         ::std::result::Result::Ok(row)
     }
     /// Lists rows matching `filter` in key order, one page at a time (keyset pagination: pass the last row's `cursor()` as the next page's `after`).

@@ -153,6 +153,8 @@ pub struct UserProjectRoles;
 impl UserProjectRoles {
     /// The SQL of [`Self::get`].
     pub const GET_SQL: &'static str = "SELECT tenant_id, project_id, user_id, role::text AS role, granted_by, granted_at FROM user_project_roles WHERE tenant_id = $1 AND project_id = ANY($2) AND user_id = $3 ORDER BY project_id, user_id LIMIT 1";
+    /// The SQL of [`Self::get`] when the scope holds exactly one project (a scalar project parameter keeps the cached generic plan usable).
+    pub const GET_IN_PROJECT_SQL: &'static str = "SELECT tenant_id, project_id, user_id, role::text AS role, granted_by, granted_at FROM user_project_roles WHERE tenant_id = $1 AND project_id = $2 AND user_id = $3 LIMIT 1";
     /// The SQL of [`Self::list`].
     pub const LIST_SQL: &'static str = "SELECT tenant_id, project_id, user_id, role::text AS role, granted_by, granted_at FROM user_project_roles WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::uuid IS NULL OR project_id = $3) AND ($4::uuid IS NULL OR user_id = $4) AND ($5::text IS NULL OR role = $5::tenancy.project_role) AND ($6::uuid IS NULL OR (project_id, user_id) > ($6, $7)) ORDER BY project_id, user_id LIMIT $8";
     /// The SQL of [`Self::count`].
@@ -185,12 +187,25 @@ impl UserProjectRoles {
             .iter()
             .map(|id| id.as_uuid())
             .collect();
-        let row = ::sqlx::query_as::<_, UserProjectRole>(Self::GET_SQL)
-            .bind(scope_tenant_id)
-            .bind(scope_project_ids)
-            .bind(user_id)
-            .fetch_optional(tx.connection())
-            .await?;
+        let row = match scope_project_ids.as_slice() {
+            [scope_project_id] => {
+                let scope_project_id = *scope_project_id;
+                ::sqlx::query_as::<_, UserProjectRole>(Self::GET_IN_PROJECT_SQL)
+                    .bind(scope_tenant_id)
+                    .bind(scope_project_id)
+                    .bind(user_id)
+                    .fetch_optional(tx.connection())
+                    .await?
+            }
+            _ => {
+                ::sqlx::query_as::<_, UserProjectRole>(Self::GET_SQL)
+                    .bind(scope_tenant_id)
+                    .bind(scope_project_ids)
+                    .bind(user_id)
+                    .fetch_optional(tx.connection())
+                    .await?
+            }
+        };
         ::std::result::Result::Ok(row)
     }
     /// Lists rows matching `filter` in key order, one page at a time (keyset pagination: pass the last row's `cursor()` as the next page's `after`).

@@ -118,6 +118,23 @@ impl Shape<'_> {
         )
     }
 
+    /// `get` for a read scope of exactly one project: the project is `= $2`, not `= ANY($2)`.
+    /// An array parameter makes PostgreSQL cost the generic plan for a guessed 10-element array,
+    /// so it keeps re-planning the statement (with row-level security: the policies too) on
+    /// every execution; with a scalar the cached generic plan is as cheap as a custom one and is
+    /// reused. `None` for tables without a project column.
+    pub(crate) fn get_in_project_sql(&self) -> Option<String> {
+        self.project_column?;
+        let mut params = Params(0);
+        let scope = self.write_scope_sql(&mut params);
+        let key = self.key_sql(&self.read_key, &mut params);
+        Some(format!(
+            "SELECT {} FROM {} WHERE {scope}{key} LIMIT 1",
+            self.select_list(),
+            self.table_sql()
+        ))
+    }
+
     /// The type a parameter is cast to where PostgreSQL cannot infer it (`$n IS NULL`).
     fn param_type_sql(&self, column: &Column) -> String {
         match column.ty {

@@ -398,8 +398,36 @@ impl Emitter<'_, '_> {
             self.rule_doc(Command::Select, role_name)
         ));
         let sql = format_ident!("GET_SQL");
-        Some((
+        let Some(one_sql_text) = self.shape.get_in_project_sql() else {
+            return Some((
+                Self::sql_const(&sql, "get", self.shape.get_sql()),
+                quote! {
+                    #doc
+                    pub async fn get<S>(tx: &mut ::tenancy_runtime::ScopedTx<S> #params)
+                        -> ::std::result::Result<::std::option::Option<#row>, ::tenancy_runtime::Error>
+                    where S: ::tenancy_runtime::ReadScope<#role>
+                    {
+                        #prelude
+                        let row = ::sqlx::query_as::<_, #row>(Self::#sql)
+                            #scope_binds
+                            #key_binds
+                            .fetch_optional(tx.connection())
+                            .await?;
+                        ::std::result::Result::Ok(row)
+                    }
+                },
+            ));
+        };
+        let one_sql = format_ident!("GET_IN_PROJECT_SQL");
+        let consts = [
             Self::sql_const(&sql, "get", self.shape.get_sql()),
+            quote! {
+                #[doc = " The SQL of [`Self::get`] when the scope holds exactly one project (a scalar project parameter keeps the cached generic plan usable)."]
+                pub const #one_sql: &'static str = #one_sql_text;
+            },
+        ];
+        Some((
+            quote!(#(#consts)*),
             quote! {
                 #doc
                 pub async fn get<S>(tx: &mut ::tenancy_runtime::ScopedTx<S> #params)
@@ -407,11 +435,24 @@ impl Emitter<'_, '_> {
                 where S: ::tenancy_runtime::ReadScope<#role>
                 {
                     #prelude
-                    let row = ::sqlx::query_as::<_, #row>(Self::#sql)
-                        #scope_binds
-                        #key_binds
-                        .fetch_optional(tx.connection())
-                        .await?;
+                    let row = match scope_project_ids.as_slice() {
+                        [scope_project_id] => {
+                            let scope_project_id = *scope_project_id;
+                            ::sqlx::query_as::<_, #row>(Self::#one_sql)
+                                .bind(scope_tenant_id)
+                                .bind(scope_project_id)
+                                #key_binds
+                                .fetch_optional(tx.connection())
+                                .await?
+                        }
+                        _ => {
+                            ::sqlx::query_as::<_, #row>(Self::#sql)
+                                #scope_binds
+                                #key_binds
+                                .fetch_optional(tx.connection())
+                                .await?
+                        }
+                    };
                     ::std::result::Result::Ok(row)
                 }
             },
