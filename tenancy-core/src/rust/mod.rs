@@ -31,6 +31,7 @@
 //!   through the generated `ProjectRole` enum, cast with `$n::<schema>.project_role`;
 //! - list filters are `($n IS NULL OR col = $n)`, one static statement per method.
 
+mod ast;
 mod naming;
 mod parallel;
 mod queries;
@@ -79,7 +80,7 @@ pub fn table_repository_tokens(
     roles_path: &syn::Path,
 ) -> TokenStream {
     match Shape::of(model, table) {
-        Some(shape) => repository::repository_tokens(&shape, roles_path),
+        Some(shape) => repository::repository_tokens_with_markers(&shape, roles_path, &[]),
         None => TokenStream::new(),
     }
 }
@@ -146,15 +147,29 @@ fn table_file(shape: &Shape<'_>) -> Result<GeneratedFile, RustEmitError> {
     // Created per call: tokens are not `Send`, and a file may be emitted on any thread.
     let roles_path: syn::Path = syn::parse_quote!(crate::roles);
     let table = shape.table;
+    let path = PathBuf::from(format!("src/{}.rs", table.name));
     let inner_doc = format!(
         " Repository of the `{}` table ({} table).",
         table.name,
         table.kind.keyword()
     );
-    let mut tokens = quote!(#![doc = #inner_doc]);
-    // Moved in, not interpolated: `#body` in `quote!` would copy the body's tokens.
-    tokens.extend(repository::repository_tokens(shape, &roles_path));
-    format_file(PathBuf::from(format!("src/{}.rs", table.name)), tokens)
+    match repository::repository_items(shape, &roles_path) {
+        Ok(items) => {
+            let file = syn::File {
+                shebang: None,
+                attrs: vec![ast::doc_attr(
+                    &inner_doc,
+                    syn::AttrStyle::Inner(Default::default()),
+                )],
+                items,
+            };
+            Ok(unparse(path, &file))
+        }
+        Err(error) => Err(RustEmitError::InvalidRust {
+            path,
+            message: error.to_string(),
+        }),
+    }
 }
 
 /// `src/lib.rs`: role markers, the runtime configuration, one module per repository and
@@ -258,15 +273,18 @@ fn exported_names(shapes: &[Shape<'_>]) -> Vec<(String, Vec<String>)> {
 /// Parses `tokens` as a file and pretty-prints it under [`HEADER`].
 fn format_file(path: PathBuf, tokens: TokenStream) -> Result<GeneratedFile, RustEmitError> {
     match syn::parse2::<syn::File>(tokens) {
-        Ok(file) => {
-            let contents = format!("{HEADER}\n{}", prettyplease::unparse(&file));
-            Ok(GeneratedFile { path, contents })
-        }
+        Ok(file) => Ok(unparse(path, &file)),
         Err(error) => Err(RustEmitError::InvalidRust {
             path,
             message: error.to_string(),
         }),
     }
+}
+
+/// `file` pretty-printed under [`HEADER`].
+fn unparse(path: PathBuf, file: &syn::File) -> GeneratedFile {
+    let contents = format!("{HEADER}\n{}", prettyplease::unparse(file));
+    GeneratedFile { path, contents }
 }
 
 #[cfg(test)]

@@ -1,11 +1,24 @@
-//! The token stream of one table's repository: row, input and filter types, and the
+//! The syntax tree of one table's repository: row, input and filter types, and the
 //! repository methods its rules allow.
+//!
+//! Item headers, signatures and one-off statements are written with `quote!` and parsed;
+//! the parts that grow with the table (struct fields, the `.bind(...)` chains, the
+//! per-column statements of `insert_many`) are built as `syn` trees directly
+//! ([`super::ast`]): they are most of a file, and parsing them was most of the emitter's
+//! time.
 
-use proc_macro2::{Delimiter, Group, Ident, Span, TokenStream};
-use quote::{format_ident, quote};
+use proc_macro2::{Ident, TokenStream};
+use quote::quote;
+use syn::punctuated::Punctuated;
+use syn::{Expr, Field, ImplItem, ImplItemFn, Item, ItemImpl, ItemStruct, Stmt, Type};
 
 use crate::model::{Column, Command, SqlType};
 
+use super::ast::{
+    await_try, binds, call, closure, deref, doc_attrs, field, for_loop, ident, int, let_,
+    let_typed, match_expr, method, named_fields, ok_tail, option_type, parse_stmts, path,
+    path_expr, path_type, pub_field, reference, semi, slice_pat, var, vec_type, wild_pat,
+};
 use super::naming::{camel_case, snake_ident};
 use super::shape::Shape;
 use super::types::{row_field_type, rust_type};
@@ -13,14 +26,28 @@ use super::types::{row_field_type, rust_type};
 /// Name of the generated role enum used by the memberships repository.
 const PROJECT_ROLE: &str = "ProjectRole";
 
-fn ident(name: &str) -> Ident {
-    Ident::new(name, Span::call_site())
-}
-
 fn doc(text: &str) -> TokenStream {
     let lines = text.lines().map(|line| format!(" {}", line.trim_end()));
     quote! { #(#[doc = #lines])* }
 }
+
+/// The items of `tokens`.
+fn parse_items(tokens: TokenStream) -> syn::Result<Vec<Item>> {
+    Ok(syn::parse2::<syn::File>(tokens)?.items)
+}
+
+/// `tx.connection()`.
+fn tx_connection() -> Expr {
+    method(var(ident("tx")), "connection", [])
+}
+
+/// `tx.scope()`.
+fn tx_scope() -> Expr {
+    method(var(ident("tx")), "scope", [])
+}
+
+/// The SQL constants and the methods of one command (or of list and count).
+type Methods = syn::Result<Option<(TokenStream, Vec<ImplItemFn>)>>;
 
 /// Everything the emitter needs while writing one repository.
 struct Emitter<'s, 'm> {
@@ -41,23 +68,23 @@ impl Emitter<'_, '_> {
     }
 
     /// The Rust type a caller passes for `column` (the role as the generated enum).
-    fn input_type(&self, column: &Column) -> TokenStream {
+    fn input_type(&self, column: &Column) -> Type {
         if column.ty == SqlType::Role {
-            let role = ident(PROJECT_ROLE);
-            quote!(#role)
+            path_type(path(false, &[PROJECT_ROLE]))
         } else {
             rust_type(column.ty)
         }
     }
 
-    /// Converts a bound role value to the `&'static str` PostgreSQL casts to the enum.
-    fn bind_value(&self, column: &Column, value: TokenStream, optional: bool) -> TokenStream {
+    /// Converts a bound role value to the `&'static str` PostgreSQL casts to the enum:
+    /// `value.map(ProjectRole::as_str)` when optional, else `value.as_str()`.
+    fn bind_value(&self, column: &Column, value: Expr, optional: bool) -> Expr {
         match (column.ty == SqlType::Role, optional) {
             (true, true) => {
-                let role = ident(PROJECT_ROLE);
-                quote!(#value.map(#role::as_str))
+                let as_str = path_expr(path(false, &[PROJECT_ROLE, "as_str"]));
+                method(value, "map", [as_str])
             }
-            (true, false) => quote!(#value.as_str()),
+            (true, false) => method(value, "as_str", []),
             (false, _) => value,
         }
     }
@@ -96,31 +123,44 @@ impl Emitter<'_, '_> {
         }
     }
 
-    /// The `{ ... }` body of a struct with one documented `pub` field per column, as one
-    /// group (interpolating a group shares its tokens; interpolating a stream copies them).
-    fn fields(&self, columns: &[Column], ty: impl Fn(&Column) -> TokenStream) -> Group {
+    /// One documented `pub` field per column, of type `ty(column)`.
+    fn fields(
+        &self,
+        columns: &[Column],
+        ty: impl Fn(&Column) -> Type,
+    ) -> Punctuated<Field, syn::Token![,]> {
         let schema = &self.shape.model.settings.helper_schema;
-        let mut fields = TokenStream::new();
-        for c in columns {
-            let name = snake_ident(&c.name);
-            let doc = doc(&Self::field_doc(c, schema));
-            let ty = ty(c);
-            fields.extend(doc);
-            fields.extend(quote! { pub #name: #ty, });
-        }
-        Group::new(Delimiter::Brace, fields)
+        named_fields(columns.iter().map(|c| {
+            let attrs = doc_attrs(&Self::field_doc(c, schema));
+            pub_field(attrs, snake_ident(&c.name), ty(c))
+        }))
     }
 
-    fn project_role_enum(&self) -> TokenStream {
+    /// `#doc #derive pub struct name { fields }`.
+    fn struct_item(
+        doc: &str,
+        derive: TokenStream,
+        name: &Ident,
+        fields: Punctuated<Field, syn::Token![,]>,
+    ) -> syn::Result<Item> {
+        let mut item: ItemStruct = syn::parse2(quote! { #derive pub struct #name {} })?;
+        item.attrs.splice(0..0, doc_attrs(doc));
+        if let syn::Fields::Named(named) = &mut item.fields {
+            named.named = fields;
+        }
+        Ok(Item::Struct(item))
+    }
+
+    fn project_role_enum(&self) -> syn::Result<Vec<Item>> {
         if !self.shape.is_memberships() {
-            return TokenStream::new();
+            return Ok(Vec::new());
         }
         let role = ident(PROJECT_ROLE);
         let roles = &self.shape.model.roles;
         let variants: Vec<Ident> = roles.iter().map(|r| ident(&camel_case(r))).collect();
         let count = roles.len();
         let variant_docs = roles.iter().map(|r| format!(" The `{r}` role."));
-        quote! {
+        parse_items(quote! {
             /// A role of the model, least privileged first; the value of the memberships
             /// table's `role` column.
             #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ::serde::Serialize, ::serde::Deserialize)]
@@ -152,45 +192,43 @@ impl Emitter<'_, '_> {
                     f.write_str(self.as_str())
                 }
             }
-        }
+        })
     }
 
-    fn row_struct(&self) -> TokenStream {
-        let row = self.row();
+    fn row_struct(&self) -> syn::Result<Item> {
         let table_doc = match &self.shape.table.doc {
             Some(text) => format!("{text}\n\nA row of `{}`.", self.table_name()),
             None => format!("A row of `{}`.", self.table_name()),
         };
-        let doc = doc(&table_doc);
-        let fields = self.fields(&self.shape.columns, row_field_type);
-        quote! {
-            #doc
-            #[derive(Debug, Clone, PartialEq, ::sqlx::FromRow, ::serde::Serialize, ::serde::Deserialize)]
-            pub struct #row #fields
-        }
+        Self::struct_item(
+            &table_doc,
+            quote!(#[derive(Debug, Clone, PartialEq, ::sqlx::FromRow, ::serde::Serialize, ::serde::Deserialize)]),
+            &self.row(),
+            self.fields(&self.shape.columns, row_field_type),
+        )
     }
 
-    fn key_struct(&self) -> TokenStream {
+    fn key_struct(&self) -> syn::Result<Option<Item>> {
         if !self.shape.has_key_struct() {
-            return TokenStream::new();
+            return Ok(None);
         }
-        let key = ident(&self.shape.names.key());
-        let doc = doc(&format!(
+        let doc = format!(
             "The key of one `{}` row inside its project.",
             self.table_name()
-        ));
-        let fields = self.fields(self.shape.key_struct_columns(), |c| self.input_type(c));
-        quote! {
-            #doc
-            #[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
-            pub struct #key #fields
-        }
+        );
+        Self::struct_item(
+            &doc,
+            quote!(#[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]),
+            &ident(&self.shape.names.key()),
+            self.fields(self.shape.key_struct_columns(), |c| self.input_type(c)),
+        )
+        .map(Some)
     }
 
     /// `<Row>Cursor`, `<Row>Page` and `<Row>::cursor()`.
-    fn pagination(&self) -> TokenStream {
+    fn pagination(&self) -> syn::Result<Vec<Item>> {
         if !self.shape.has_list() || self.shape.method_role(Command::Select).is_none() {
-            return TokenStream::new();
+            return Ok(Vec::new());
         }
         let row = self.row();
         let cursor = ident(&self.shape.names.cursor());
@@ -202,22 +240,24 @@ impl Emitter<'_, '_> {
             .map(|c| format!("`{}`", c.name))
             .collect::<Vec<_>>()
             .join(", ");
-        let cursor_doc = doc(&format!(
+        let cursor_doc = format!(
             "A position in `{}` in list order ({order}); take it from the last row of a page.",
             self.table_name()
-        ));
-        let fields = self.fields(&self.shape.cursor, |c| rust_type(c.ty));
+        );
+        let cursor_struct = Self::struct_item(
+            &cursor_doc,
+            quote!(#[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]),
+            &cursor,
+            self.fields(&self.shape.cursor, |c| rust_type(c.ty)),
+        )?;
         let names: Vec<Ident> = self
             .shape
             .cursor
             .iter()
             .map(|c| snake_ident(&c.name))
             .collect();
-        quote! {
-            #cursor_doc
-            #[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
-            pub struct #cursor #fields
-
+        let mut items = vec![cursor_struct];
+        items.extend(parse_items(quote! {
             /// One page request: rows after `after` (from the start when `None`), at most
             /// `limit` of them (clamped to 1..=1000).
             #[derive(Debug, Clone, PartialEq)]
@@ -241,132 +281,154 @@ impl Emitter<'_, '_> {
                     #cursor { #(#names: ::std::clone::Clone::clone(&self.#names),)* }
                 }
             }
-        }
+        })?);
+        Ok(items)
     }
 
-    fn new_struct(&self) -> TokenStream {
+    fn new_struct(&self) -> syn::Result<Option<Item>> {
         if self.shape.method_role(Command::Insert).is_none() {
-            return TokenStream::new();
+            return Ok(None);
         }
-        let name = ident(&self.shape.names.new_row());
-        let doc = doc(&format!(
+        let doc = format!(
             "A new `{}` row. The tenant and project come from the write scope; a `None` in a \
              column with a default means \"use the default\".",
             self.table_name()
-        ));
+        );
         let fields = self.fields(&self.shape.new_columns, |c| {
             let ty = self.input_type(c);
             if c.nullable || c.default.is_some() {
-                quote!(::std::option::Option<#ty>)
+                option_type(ty)
             } else {
                 ty
             }
         });
-        quote! {
-            #doc
-            #[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
-            pub struct #name #fields
-        }
+        Self::struct_item(
+            &doc,
+            quote!(#[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]),
+            &ident(&self.shape.names.new_row()),
+            fields,
+        )
+        .map(Some)
     }
 
-    fn patch_struct(&self) -> TokenStream {
+    fn patch_struct(&self) -> syn::Result<Option<Item>> {
         if self.shape.method_role(Command::Update).is_none() {
-            return TokenStream::new();
+            return Ok(None);
         }
-        let name = ident(&self.shape.names.patch());
-        let doc = doc(&format!(
+        let doc = format!(
             "Changes to one `{}` row: `None` leaves a column as it is (for a nullable column, \
              `Some(None)` sets it to NULL).",
             self.table_name()
-        ));
+        );
         let fields = self.fields(&self.shape.patch_columns, |c| {
             let ty = self.input_type(c);
             if c.nullable {
-                quote!(::std::option::Option<::std::option::Option<#ty>>)
+                option_type(option_type(ty))
             } else {
-                quote!(::std::option::Option<#ty>)
+                option_type(ty)
             }
         });
-        quote! {
-            #doc
-            #[derive(Debug, Clone, PartialEq, Default, ::serde::Serialize, ::serde::Deserialize)]
-            pub struct #name #fields
-        }
+        Self::struct_item(
+            &doc,
+            quote!(#[derive(Debug, Clone, PartialEq, Default, ::serde::Serialize, ::serde::Deserialize)]),
+            &ident(&self.shape.names.patch()),
+            fields,
+        )
+        .map(Some)
     }
 
-    fn filter_struct(&self) -> TokenStream {
+    fn filter_struct(&self) -> syn::Result<Option<Item>> {
         if !self.shape.has_list() || self.shape.method_role(Command::Select).is_none() {
-            return TokenStream::new();
+            return Ok(None);
         }
-        let name = ident(&self.shape.names.filter());
-        let doc = doc(&format!(
+        let doc = format!(
             "Equality filters for listing `{}`; `None` does not filter.",
             self.table_name()
-        ));
-        let fields = self.fields(&self.shape.filter_columns, |c| {
-            let ty = self.input_type(c);
-            quote!(::std::option::Option<#ty>)
-        });
-        quote! {
-            #doc
-            #[derive(Debug, Clone, PartialEq, Default, ::serde::Serialize, ::serde::Deserialize)]
-            pub struct #name #fields
-        }
+        );
+        Self::struct_item(
+            &doc,
+            quote!(#[derive(Debug, Clone, PartialEq, Default, ::serde::Serialize, ::serde::Deserialize)]),
+            &ident(&self.shape.names.filter()),
+            self.fields(&self.shape.filter_columns, |c| {
+                option_type(self.input_type(c))
+            }),
+        )
+        .map(Some)
     }
 
-    /// Local variables holding the read scope's values.
-    fn read_scope_prelude(&self) -> (TokenStream, TokenStream) {
-        let mut prelude = quote! {
-            let scope_tenant_id = ::tenancy_runtime::Scope::tenant_id(tx.scope()).as_uuid();
-        };
-        let mut binds = quote!(.bind(scope_tenant_id));
+    /// `let scope_tenant_id = ::tenancy_runtime::Scope::tenant_id(tx.scope()).as_uuid();`
+    fn scope_tenant_id() -> Stmt {
+        let tenant_id = path_expr(path(true, &["tenancy_runtime", "Scope", "tenant_id"]));
+        let_(
+            "scope_tenant_id",
+            method(call(tenant_id, [tx_scope()]), "as_uuid", []),
+        )
+    }
+
+    /// Local variables holding the read scope's values, and their binds:
+    ///
+    /// ```text
+    /// let scope_tenant_id = ::tenancy_runtime::Scope::tenant_id(tx.scope()).as_uuid();
+    /// let scope_project_ids: ::std::vec::Vec<::uuid::Uuid> =
+    ///     ::tenancy_runtime::Scope::project_ids(tx.scope())
+    ///         .iter()
+    ///         .map(|id| id.as_uuid())
+    ///         .collect();
+    /// ```
+    fn read_scope_prelude(&self) -> (Vec<Stmt>, Vec<Expr>) {
+        let mut prelude = vec![Self::scope_tenant_id()];
+        let mut binds = vec![var(ident("scope_tenant_id"))];
         if self.shape.project_column.is_some() {
-            prelude.extend(quote! {
-                let scope_project_ids: ::std::vec::Vec<::uuid::Uuid> =
-                    ::tenancy_runtime::Scope::project_ids(tx.scope())
-                        .iter()
-                        .map(|id| id.as_uuid())
-                        .collect();
-            });
-            binds.extend(quote!(.bind(scope_project_ids)));
+            let project_ids = path_expr(path(true, &["tenancy_runtime", "Scope", "project_ids"]));
+            let ids = method(call(project_ids, [tx_scope()]), "iter", []);
+            let as_uuid = closure("id", method(var(ident("id")), "as_uuid", []));
+            let ids = method(method(ids, "map", [as_uuid]), "collect", []);
+            let uuid = path_type(path(true, &["uuid", "Uuid"]));
+            prelude.push(let_typed(
+                ident("scope_project_ids"),
+                false,
+                vec_type(uuid),
+                ids,
+            ));
+            binds.push(var(ident("scope_project_ids")));
         }
         (prelude, binds)
     }
 
-    /// Local variables holding the write scope's values.
-    fn write_scope_prelude(&self, role: &TokenStream) -> (TokenStream, TokenStream) {
-        let mut prelude = quote! {
-            let scope_tenant_id = ::tenancy_runtime::Scope::tenant_id(tx.scope()).as_uuid();
-        };
-        let mut binds = quote!(.bind(scope_tenant_id));
+    /// Local variables holding the write scope's values, and their binds.
+    fn write_scope_prelude(&self, role: &TokenStream) -> syn::Result<(Vec<Stmt>, Vec<Expr>)> {
+        let mut prelude = vec![Self::scope_tenant_id()];
+        let mut binds = vec![var(ident("scope_tenant_id"))];
         if self.shape.project_column.is_some() {
-            prelude.extend(quote! {
+            prelude.extend(parse_stmts(quote! {
                 let scope_project_id =
                     <S as ::tenancy_runtime::WriteScope<#role>>::project_id(tx.scope()).as_uuid();
-            });
-            binds.extend(quote!(.bind(scope_project_id)));
+            })?);
+            binds.push(var(ident("scope_project_id")));
         }
-        (prelude, binds)
+        Ok((prelude, binds))
     }
 
-    /// The key parameters of a method and their binds.
-    fn key_params(&self, key: &[Column]) -> (TokenStream, TokenStream) {
+    /// The key parameters of a method (signature tokens) and their bound values.
+    fn key_params(&self, key: &[Column]) -> (TokenStream, Vec<Expr>) {
         match key {
-            [] => (TokenStream::new(), TokenStream::new()),
+            [] => (TokenStream::new(), Vec::new()),
             [column] => {
                 let name = snake_ident(&column.name);
                 let ty = self.input_type(column);
-                let value = self.bind_value(column, quote!(#name), false);
-                (quote!(, #name: #ty), quote!(.bind(#value)))
+                let value = self.bind_value(column, var(name.clone()), false);
+                (quote!(, #name: #ty), vec![value])
             }
             columns => {
                 let key = ident(&self.shape.names.key());
-                let binds = columns.iter().map(|c| {
-                    let name = snake_ident(&c.name);
-                    let value = self.bind_value(c, quote!(key.#name), false);
-                    quote!(.bind(#value))
-                });
-                (quote!(, key: #key), quote!(#(#binds)*))
+                let binds = columns
+                    .iter()
+                    .map(|c| {
+                        let value = field(var(ident("key")), snake_ident(&c.name));
+                        self.bind_value(c, value, false)
+                    })
+                    .collect();
+                (quote!(, key: #key), binds)
             }
         }
     }
@@ -379,10 +441,27 @@ impl Emitter<'_, '_> {
         }
     }
 
-    fn get_method(&self) -> Option<(TokenStream, TokenStream)> {
-        let (role, role_name) = self.role_type(Command::Select)?;
+    /// The method declared by `signature` (doc comment, header, empty body) with the doc
+    /// comment `doc` and the body `body`.
+    fn method_item(doc: &str, signature: TokenStream, body: Vec<Stmt>) -> syn::Result<ImplItemFn> {
+        let mut item: ImplItemFn = syn::parse2(signature)?;
+        item.attrs.splice(0..0, doc_attrs(doc));
+        item.block.stmts = body;
+        Ok(item)
+    }
+
+    /// `::sqlx::<function>::<_, ty>(Self::sql)`.
+    fn query(function: &str, ty: &Ident, sql: &Ident) -> syn::Result<Expr> {
+        let function = ident(function);
+        syn::parse2(quote!(::sqlx::#function::<_, #ty>(Self::#sql)))
+    }
+
+    fn get_method(&self) -> Methods {
+        let Some((role, role_name)) = self.role_type(Command::Select) else {
+            return Ok(None);
+        };
         let row = self.row();
-        let (prelude, scope_binds) = self.read_scope_prelude();
+        let (mut body, scope_binds) = self.read_scope_prelude();
         let (params, key_binds) = self.key_params(&self.shape.read_key);
         let what = if self.shape.read_key.is_empty() {
             "Reads the scope's own row.".to_owned()
@@ -393,32 +472,36 @@ impl Emitter<'_, '_> {
         } else {
             "Reads one row by its key.".to_owned()
         };
-        let doc = doc(&format!(
+        let doc = format!(
             "{what} `None` when no visible row matches.\n\n{}",
             self.rule_doc(Command::Select, role_name)
-        ));
-        let sql = format_ident!("GET_SQL");
-        let Some(one_sql_text) = self.shape.get_in_project_sql() else {
-            return Some((
-                Self::sql_const(&sql, "get", self.shape.get_sql()),
-                quote! {
-                    #doc
-                    pub async fn get<S>(tx: &mut ::tenancy_runtime::ScopedTx<S> #params)
-                        -> ::std::result::Result<::std::option::Option<#row>, ::tenancy_runtime::Error>
-                    where S: ::tenancy_runtime::ReadScope<#role>
-                    {
-                        #prelude
-                        let row = ::sqlx::query_as::<_, #row>(Self::#sql)
-                            #scope_binds
-                            #key_binds
-                            .fetch_optional(tx.connection())
-                            .await?;
-                        ::std::result::Result::Ok(row)
-                    }
-                },
-            ));
+        );
+        let sql = ident("GET_SQL");
+        let signature = quote! {
+            pub async fn get<S>(tx: &mut ::tenancy_runtime::ScopedTx<S> #params)
+                -> ::std::result::Result<::std::option::Option<#row>, ::tenancy_runtime::Error>
+            where S: ::tenancy_runtime::ReadScope<#role>
+            {}
         };
-        let one_sql = format_ident!("GET_IN_PROJECT_SQL");
+        // ::sqlx::query_as::<_, Row>(Self::GET_SQL) <scope binds> <key binds>
+        //     .fetch_optional(tx.connection()).await?
+        let fetch = |query: Expr, binds_: Vec<Expr>| {
+            let chain = binds(query, binds_.into_iter().chain(key_binds.iter().cloned()));
+            await_try(method(chain, "fetch_optional", [tx_connection()]))
+        };
+        let Some(one_sql_text) = self.shape.get_in_project_sql() else {
+            body.push(let_(
+                "row",
+                fetch(Self::query("query_as", &row, &sql)?, scope_binds),
+            ));
+            body.push(ok_tail(var(ident("row"))));
+            let get = Self::method_item(&doc, signature, body)?;
+            return Ok(Some((
+                Self::sql_const(&sql, "get", self.shape.get_sql()),
+                vec![get],
+            )));
+        };
+        let one_sql = ident("GET_IN_PROJECT_SQL");
         let consts = [
             Self::sql_const(&sql, "get", self.shape.get_sql()),
             quote! {
@@ -426,297 +509,376 @@ impl Emitter<'_, '_> {
                 pub const #one_sql: &'static str = #one_sql_text;
             },
         ];
-        Some((
-            quote!(#(#consts)*),
-            quote! {
-                #doc
-                pub async fn get<S>(tx: &mut ::tenancy_runtime::ScopedTx<S> #params)
-                    -> ::std::result::Result<::std::option::Option<#row>, ::tenancy_runtime::Error>
-                where S: ::tenancy_runtime::ReadScope<#role>
-                {
-                    #prelude
-                    let row = match scope_project_ids.as_slice() {
-                        [scope_project_id] => {
-                            let scope_project_id = *scope_project_id;
-                            ::sqlx::query_as::<_, #row>(Self::#one_sql)
-                                .bind(scope_tenant_id)
-                                .bind(scope_project_id)
-                                #key_binds
-                                .fetch_optional(tx.connection())
-                                .await?
-                        }
-                        _ => {
-                            ::sqlx::query_as::<_, #row>(Self::#sql)
-                                #scope_binds
-                                #key_binds
-                                .fetch_optional(tx.connection())
-                                .await?
-                        }
-                    };
-                    ::std::result::Result::Ok(row)
+        // let row = match scope_project_ids.as_slice() {
+        //     [scope_project_id] => {
+        //         let scope_project_id = *scope_project_id;
+        //         <GET_IN_PROJECT_SQL with the tenant, the one project and the key>
+        //     }
+        //     _ => { <GET_SQL with the scope and the key> }
+        // };
+        let one_project = [
+            var(ident("scope_tenant_id")),
+            var(ident("scope_project_id")),
+        ];
+        let one = vec![
+            let_("scope_project_id", deref(var(ident("scope_project_id")))),
+            Stmt::Expr(
+                fetch(Self::query("query_as", &row, &one_sql)?, one_project.into()),
+                None,
+            ),
+        ];
+        let many = vec![Stmt::Expr(
+            fetch(Self::query("query_as", &row, &sql)?, scope_binds),
+            None,
+        )];
+        let scrutinee = method(var(ident("scope_project_ids")), "as_slice", []);
+        body.push(let_(
+            "row",
+            match_expr(
+                scrutinee,
+                vec![
+                    (slice_pat(ident("scope_project_id")), one),
+                    (wild_pat(), many),
+                ],
+            ),
+        ));
+        body.push(ok_tail(var(ident("row"))));
+        let get = Self::method_item(&doc, signature, body)?;
+        Ok(Some((quote!(#(#consts)*), vec![get])))
+    }
+
+    /// `filter.<column>.as_ref()` per filter column (the role as `&'static str`).
+    fn filter_binds(&self) -> Vec<Expr> {
+        self.shape
+            .filter_columns
+            .iter()
+            .map(|c| {
+                let value = field(var(ident("filter")), snake_ident(&c.name));
+                if c.ty == SqlType::Role {
+                    self.bind_value(c, value, true)
+                } else {
+                    method(value, "as_ref", [])
                 }
-            },
-        ))
+            })
+            .collect()
     }
 
-    fn filter_binds(&self) -> TokenStream {
-        let binds = self.shape.filter_columns.iter().map(|c| {
-            let name = snake_ident(&c.name);
-            let value = if c.ty == SqlType::Role {
-                self.bind_value(c, quote!(filter.#name), true)
-            } else {
-                quote!(filter.#name.as_ref())
-            };
-            quote!(.bind(#value))
-        });
-        quote!(#(#binds)*)
-    }
-
-    fn list_methods(&self) -> Option<(TokenStream, TokenStream)> {
+    fn list_methods(&self) -> Methods {
         if !self.shape.has_list() {
-            return None;
+            return Ok(None);
         }
-        let (role, role_name) = self.role_type(Command::Select)?;
+        let Some((role, role_name)) = self.role_type(Command::Select) else {
+            return Ok(None);
+        };
         let row = self.row();
         let filter = ident(&self.shape.names.filter());
         let page = ident(&self.shape.names.page());
-        let (prelude, scope_binds) = self.read_scope_prelude();
-        let filter_binds = self.filter_binds();
+        // page.after.as_ref().map(|after| &after.<column>) per cursor column
         let cursor_binds = self.shape.cursor.iter().map(|c| {
-            let name = snake_ident(&c.name);
-            quote!(.bind(page.after.as_ref().map(|after| &after.#name)))
+            let after = method(field(var(ident("page")), ident("after")), "as_ref", []);
+            let column = reference(field(var(ident("after")), snake_ident(&c.name)));
+            method(after, "map", [closure("after", column)])
         });
         let rule = self.rule_doc(Command::Select, role_name);
-        let list_doc = doc(&format!(
+        let list_doc = format!(
             "Lists rows matching `filter` in key order, one page at a time (keyset pagination: \
              pass the last row's `cursor()` as the next page's `after`).\n\n{rule}"
-        ));
-        let count_doc = doc(&format!("Counts the rows matching `filter`.\n\n{rule}"));
-        let list_sql = format_ident!("LIST_SQL");
-        let count_sql = format_ident!("COUNT_SQL");
+        );
+        let count_doc = format!("Counts the rows matching `filter`.\n\n{rule}");
+        let list_sql = ident("LIST_SQL");
+        let count_sql = ident("COUNT_SQL");
         let consts = [
             Self::sql_const(&list_sql, "list", self.shape.list_sql()),
             Self::sql_const(&count_sql, "count", self.shape.count_sql()),
         ];
-        Some((
-            quote!(#(#consts)*),
+
+        // let limit = i64::from(page.limit.clamp(1, 1000));
+        // let rows = ::sqlx::query_as::<_, Row>(Self::LIST_SQL) <scope> <filter> <cursor>
+        //     .bind(limit).fetch_all(tx.connection()).await?;
+        let (mut list_body, scope_binds) = self.read_scope_prelude();
+        let limit = method(
+            field(var(ident("page")), ident("limit")),
+            "clamp",
+            [int("1"), int("1000")],
+        );
+        let from = path_expr(path(false, &["i64", "from"]));
+        list_body.push(let_("limit", call(from, [limit])));
+        let values = scope_binds
+            .into_iter()
+            .chain(self.filter_binds())
+            .chain(cursor_binds)
+            .chain([var(ident("limit"))]);
+        let query = binds(Self::query("query_as", &row, &list_sql)?, values);
+        list_body.push(let_(
+            "rows",
+            await_try(method(query, "fetch_all", [tx_connection()])),
+        ));
+        list_body.push(ok_tail(var(ident("rows"))));
+        let list = Self::method_item(
+            &list_doc,
             quote! {
-                #list_doc
                 pub async fn list<S>(tx: &mut ::tenancy_runtime::ScopedTx<S>, filter: &#filter, page: #page)
                     -> ::std::result::Result<::std::vec::Vec<#row>, ::tenancy_runtime::Error>
                 where S: ::tenancy_runtime::ReadScope<#role>
-                {
-                    #prelude
-                    let limit = i64::from(page.limit.clamp(1, 1000));
-                    let rows = ::sqlx::query_as::<_, #row>(Self::#list_sql)
-                        #scope_binds
-                        #filter_binds
-                        #(#cursor_binds)*
-                        .bind(limit)
-                        .fetch_all(tx.connection())
-                        .await?;
-                    ::std::result::Result::Ok(rows)
-                }
+                {}
+            },
+            list_body,
+        )?;
 
-                #count_doc
+        // let count = ::sqlx::query_scalar::<_, i64>(Self::COUNT_SQL) <scope> <filter>
+        //     .fetch_one(tx.connection()).await?;
+        let (mut count_body, scope_binds) = self.read_scope_prelude();
+        let values = scope_binds.into_iter().chain(self.filter_binds());
+        let query = binds(
+            Self::query("query_scalar", &ident("i64"), &count_sql)?,
+            values,
+        );
+        count_body.push(let_(
+            "count",
+            await_try(method(query, "fetch_one", [tx_connection()])),
+        ));
+        count_body.push(ok_tail(var(ident("count"))));
+        let count = Self::method_item(
+            &count_doc,
+            quote! {
                 pub async fn count<S>(tx: &mut ::tenancy_runtime::ScopedTx<S>, filter: &#filter)
                     -> ::std::result::Result<i64, ::tenancy_runtime::Error>
                 where S: ::tenancy_runtime::ReadScope<#role>
-                {
-                    #prelude
-                    let count = ::sqlx::query_scalar::<_, i64>(Self::#count_sql)
-                        #scope_binds
-                        #filter_binds
-                        .fetch_one(tx.connection())
-                        .await?;
-                    ::std::result::Result::Ok(count)
-                }
+                {}
             },
-        ))
+            count_body,
+        )?;
+        Ok(Some((quote!(#(#consts)*), vec![list, count])))
     }
 
-    fn insert_methods(&self) -> Option<(TokenStream, TokenStream)> {
-        let (role, role_name) = self.role_type(Command::Insert)?;
+    fn insert_methods(&self) -> Methods {
+        let Some((role, role_name)) = self.role_type(Command::Insert) else {
+            return Ok(None);
+        };
         let row = self.row();
         let new = ident(&self.shape.names.new_row());
-        let (prelude, scope_binds) = self.write_scope_prelude(&role);
         let optional = |c: &Column| c.nullable || c.default.is_some();
-        let new_binds = self.shape.new_columns.iter().map(|c| {
-            let name = snake_ident(&c.name);
-            let value = self.bind_value(c, quote!(new.#name), optional(c));
-            quote!(.bind(#value))
-        });
+        let new_field = |c: &Column| field(var(ident("new")), snake_ident(&c.name));
+        let rule = self.rule_doc(Command::Insert, role_name);
+        let insert_doc = format!(
+            "Inserts one row into the write scope's project and returns it as stored.\n\n{rule}"
+        );
+        let many_doc = format!(
+            "Inserts every row into the write scope's project in ONE statement \
+             (`INSERT ... SELECT ... FROM unnest(...)`; `COPY` is refused under row-level \
+             security) and returns them as stored. `None` in a column with a default applies \
+             the default (`COALESCE`). An empty input runs no statement.\n\n{rule}"
+        );
+        let insert_sql = ident("INSERT_SQL");
+        let many_sql = ident("INSERT_MANY_SQL");
+        let consts = [
+            Self::sql_const(&insert_sql, "insert", self.shape.insert_sql()),
+            Self::sql_const(&many_sql, "insert_many", self.shape.insert_many_sql()),
+        ];
+
+        // let row = ::sqlx::query_as::<_, Row>(Self::INSERT_SQL) <scope> <new.<column>...>
+        //     .fetch_one(tx.connection()).await?;
+        let (mut insert_body, scope_binds) = self.write_scope_prelude(&role)?;
+        let new_binds = self
+            .shape
+            .new_columns
+            .iter()
+            .map(|c| self.bind_value(c, new_field(c), optional(c)));
+        let query = binds(
+            Self::query("query_as", &row, &insert_sql)?,
+            scope_binds.into_iter().chain(new_binds),
+        );
+        insert_body.push(let_(
+            "row",
+            await_try(method(query, "fetch_one", [tx_connection()])),
+        ));
+        insert_body.push(ok_tail(var(ident("row"))));
+        let insert = Self::method_item(
+            &insert_doc,
+            quote! {
+                pub async fn insert<S>(tx: &mut ::tenancy_runtime::ScopedTx<S>, new: #new)
+                    -> ::std::result::Result<#row, ::tenancy_runtime::Error>
+                where S: ::tenancy_runtime::WriteScope<#role>
+                {}
+            },
+            insert_body,
+        )?;
+
+        // if rows.is_empty() { return Ok(Vec::new()); }
+        // <prelude>
+        // let mut <column>_values: Vec<T> = ::std::vec::Vec::with_capacity(rows.len()); ...
+        // for new in rows { <column>_values.push(new.<column>); ... }
+        // let inserted = ::sqlx::query_as::<_, Row>(Self::INSERT_MANY_SQL) <scope>
+        //     .bind(<column>_values)... .fetch_all(tx.connection()).await?;
+        let mut many_body = parse_stmts(quote! {
+            if rows.is_empty() {
+                return ::std::result::Result::Ok(::std::vec::Vec::new());
+            }
+        })?;
+        let (prelude, scope_binds) = self.write_scope_prelude(&role)?;
+        many_body.extend(prelude);
         let arrays: Vec<Ident> = self
             .shape
             .new_columns
             .iter()
-            .map(|c| format_ident!("{}_values", c.name))
+            .map(|c| ident(&format!("{}_values", c.name)))
             .collect();
-        let array_types = self.shape.new_columns.iter().map(|c| {
+        let with_capacity = path(true, &["std", "vec", "Vec", "with_capacity"]);
+        let rows_len = method(var(ident("rows")), "len", []);
+        for (c, array) in self.shape.new_columns.iter().zip(&arrays) {
             let ty = if c.ty == SqlType::Role {
-                quote!(::std::string::String)
+                path_type(path(true, &["std", "string", "String"]))
             } else {
                 rust_type(c.ty)
             };
-            if optional(c) {
-                quote!(::std::vec::Vec<::std::option::Option<#ty>>)
-            } else {
-                quote!(::std::vec::Vec<#ty>)
-            }
-        });
+            let ty = if optional(c) { option_type(ty) } else { ty };
+            let init = call(path_expr(with_capacity.clone()), [rows_len.clone()]);
+            many_body.push(let_typed(array.clone(), true, vec_type(ty), init));
+        }
         let pushes = self
             .shape
             .new_columns
             .iter()
             .zip(&arrays)
             .map(|(c, array)| {
-                let name = snake_ident(&c.name);
                 let value = match (c.ty == SqlType::Role, optional(c)) {
-                    (true, true) => quote!(new.#name.map(|role| role.as_str().to_owned())),
-                    (true, false) => quote!(new.#name.as_str().to_owned()),
-                    (false, _) => quote!(new.#name),
+                    // new.<column>.map(|role| role.as_str().to_owned())
+                    (true, true) => {
+                        let owned =
+                            method(method(var(ident("role")), "as_str", []), "to_owned", []);
+                        method(new_field(c), "map", [closure("role", owned)])
+                    }
+                    // new.<column>.as_str().to_owned()
+                    (true, false) => method(method(new_field(c), "as_str", []), "to_owned", []),
+                    (false, _) => new_field(c),
                 };
-                quote!(#array.push(#value);)
-            });
-        let rule = self.rule_doc(Command::Insert, role_name);
-        let insert_doc = doc(&format!(
-            "Inserts one row into the write scope's project and returns it as stored.\n\n{rule}"
+                semi(method(var(array.clone()), "push", [value]))
+            })
+            .collect();
+        many_body.push(for_loop("new", var(ident("rows")), pushes));
+        let query = binds(
+            Self::query("query_as", &row, &many_sql)?,
+            scope_binds
+                .into_iter()
+                .chain(arrays.iter().map(|a| var(a.clone()))),
+        );
+        many_body.push(let_(
+            "inserted",
+            await_try(method(query, "fetch_all", [tx_connection()])),
         ));
-        let many_doc = doc(&format!(
-            "Inserts every row into the write scope's project in ONE statement \
-             (`INSERT ... SELECT ... FROM unnest(...)`; `COPY` is refused under row-level \
-             security) and returns them as stored. `None` in a column with a default applies \
-             the default (`COALESCE`). An empty input runs no statement.\n\n{rule}"
-        ));
-        let insert_sql = format_ident!("INSERT_SQL");
-        let many_sql = format_ident!("INSERT_MANY_SQL");
-        let consts = [
-            Self::sql_const(&insert_sql, "insert", self.shape.insert_sql()),
-            Self::sql_const(&many_sql, "insert_many", self.shape.insert_many_sql()),
-        ];
-        Some((
-            quote!(#(#consts)*),
+        many_body.push(ok_tail(var(ident("inserted"))));
+        let insert_many = Self::method_item(
+            &many_doc,
             quote! {
-                #insert_doc
-                pub async fn insert<S>(tx: &mut ::tenancy_runtime::ScopedTx<S>, new: #new)
-                    -> ::std::result::Result<#row, ::tenancy_runtime::Error>
-                where S: ::tenancy_runtime::WriteScope<#role>
-                {
-                    #prelude
-                    let row = ::sqlx::query_as::<_, #row>(Self::#insert_sql)
-                        #scope_binds
-                        #(#new_binds)*
-                        .fetch_one(tx.connection())
-                        .await?;
-                    ::std::result::Result::Ok(row)
-                }
-
-                #many_doc
                 pub async fn insert_many<S>(tx: &mut ::tenancy_runtime::ScopedTx<S>, rows: ::std::vec::Vec<#new>)
                     -> ::std::result::Result<::std::vec::Vec<#row>, ::tenancy_runtime::Error>
                 where S: ::tenancy_runtime::WriteScope<#role>
-                {
-                    if rows.is_empty() {
-                        return ::std::result::Result::Ok(::std::vec::Vec::new());
-                    }
-                    #prelude
-                    #(let mut #arrays: #array_types = ::std::vec::Vec::with_capacity(rows.len());)*
-                    for new in rows {
-                        #(#pushes)*
-                    }
-                    let inserted = ::sqlx::query_as::<_, #row>(Self::#many_sql)
-                        #scope_binds
-                        #(.bind(#arrays))*
-                        .fetch_all(tx.connection())
-                        .await?;
-                    ::std::result::Result::Ok(inserted)
-                }
+                {}
             },
-        ))
+            many_body,
+        )?;
+        Ok(Some((quote!(#(#consts)*), vec![insert, insert_many])))
     }
 
-    fn update_method(&self) -> Option<(TokenStream, TokenStream)> {
-        let (role, role_name) = self.role_type(Command::Update)?;
+    fn update_method(&self) -> Methods {
+        let Some((role, role_name)) = self.role_type(Command::Update) else {
+            return Ok(None);
+        };
         let row = self.row();
         let patch = ident(&self.shape.names.patch());
-        let (prelude, scope_binds) = self.write_scope_prelude(&role);
+        let (mut body, scope_binds) = self.write_scope_prelude(&role)?;
         let (params, key_binds) = self.key_params(&self.shape.write_key);
-        let patch_binds = self.shape.patch_columns.iter().map(|c| {
-            let name = snake_ident(&c.name);
+        // .bind(patch.<column>.is_some()).bind(patch.<column>) per patch column
+        // (`.flatten()` for a nullable column)
+        let patch_binds = self.shape.patch_columns.iter().flat_map(|c| {
+            let value = field(var(ident("patch")), snake_ident(&c.name));
+            let flag = method(value.clone(), "is_some", []);
             let value = if c.nullable {
-                self.bind_value(c, quote!(patch.#name.flatten()), true)
+                method(value, "flatten", [])
             } else {
-                self.bind_value(c, quote!(patch.#name), true)
+                value
             };
-            quote!(.bind(patch.#name.is_some()).bind(#value))
+            [flag, self.bind_value(c, value, true)]
         });
         let what = if self.shape.write_key.is_empty() {
             "Updates the write scope's own row"
         } else {
             "Updates one row of the write scope's project"
         };
-        let doc = doc(&format!(
+        let doc = format!(
             "{what} and returns it as stored; `None` when no visible row matches. An empty \
              patch changes nothing and returns the current row.\n\n{}",
             self.rule_doc(Command::Update, role_name)
+        );
+        let sql = ident("UPDATE_SQL");
+        let values = scope_binds.into_iter().chain(key_binds).chain(patch_binds);
+        let query = binds(Self::query("query_as", &row, &sql)?, values);
+        body.push(let_(
+            "row",
+            await_try(method(query, "fetch_optional", [tx_connection()])),
         ));
-        let sql = format_ident!("UPDATE_SQL");
-        Some((
-            Self::sql_const(&sql, "update", self.shape.update_sql()),
+        body.push(ok_tail(var(ident("row"))));
+        let update = Self::method_item(
+            &doc,
             quote! {
-                #doc
                 pub async fn update<S>(tx: &mut ::tenancy_runtime::ScopedTx<S> #params, patch: #patch)
                     -> ::std::result::Result<::std::option::Option<#row>, ::tenancy_runtime::Error>
                 where S: ::tenancy_runtime::WriteScope<#role>
-                {
-                    #prelude
-                    let row = ::sqlx::query_as::<_, #row>(Self::#sql)
-                        #scope_binds
-                        #key_binds
-                        #(#patch_binds)*
-                        .fetch_optional(tx.connection())
-                        .await?;
-                    ::std::result::Result::Ok(row)
-                }
+                {}
             },
-        ))
+            body,
+        )?;
+        Ok(Some((
+            Self::sql_const(&sql, "update", self.shape.update_sql()),
+            vec![update],
+        )))
     }
 
-    fn delete_method(&self) -> Option<(TokenStream, TokenStream)> {
-        let (role, role_name) = self.role_type(Command::Delete)?;
-        let (prelude, scope_binds) = self.write_scope_prelude(&role);
+    fn delete_method(&self) -> Methods {
+        let Some((role, role_name)) = self.role_type(Command::Delete) else {
+            return Ok(None);
+        };
+        let (mut body, scope_binds) = self.write_scope_prelude(&role)?;
         let (params, key_binds) = self.key_params(&self.shape.write_key);
         let what = if self.shape.write_key.is_empty() {
             "Deletes the write scope's own row"
         } else {
             "Deletes one row of the write scope's project"
         };
-        let doc = doc(&format!(
+        let doc = format!(
             "{what}; `false` when no visible row matched.\n\n{}",
             self.rule_doc(Command::Delete, role_name)
+        );
+        let sql = ident("DELETE_SQL");
+        // let result = ::sqlx::query(Self::DELETE_SQL) <scope> <key>
+        //     .execute(tx.connection()).await?;
+        let query: Expr = syn::parse2(quote!(::sqlx::query(Self::#sql)))?;
+        let query = binds(query, scope_binds.into_iter().chain(key_binds));
+        body.push(let_(
+            "result",
+            await_try(method(query, "execute", [tx_connection()])),
         ));
-        let sql = format_ident!("DELETE_SQL");
-        Some((
-            Self::sql_const(&sql, "delete", self.shape.delete_sql()),
+        body.extend(parse_stmts(quote! {
+            ::std::result::Result::Ok(result.rows_affected() > 0)
+        })?);
+        let delete = Self::method_item(
+            &doc,
             quote! {
-                #doc
                 pub async fn delete<S>(tx: &mut ::tenancy_runtime::ScopedTx<S> #params)
                     -> ::std::result::Result<bool, ::tenancy_runtime::Error>
                 where S: ::tenancy_runtime::WriteScope<#role>
-                {
-                    #prelude
-                    let result = ::sqlx::query(Self::#sql)
-                        #scope_binds
-                        #key_binds
-                        .execute(tx.connection())
-                        .await?;
-                    ::std::result::Result::Ok(result.rows_affected() > 0)
-                }
+                {}
             },
-        ))
+            body,
+        )?;
+        Ok(Some((
+            Self::sql_const(&sql, "delete", self.shape.delete_sql()),
+            vec![delete],
+        )))
     }
 
-    fn repository(&self) -> TokenStream {
+    /// The repository unit struct and its `impl` (SQL constants first, then the methods).
+    fn repository(&self) -> syn::Result<Vec<Item>> {
         let repo = ident(&self.shape.names.repository);
         let allowed: Vec<String> = Command::ALL
             .iter()
@@ -733,60 +895,74 @@ impl Emitter<'_, '_> {
             self.table_name(),
             allowed.join(", ")
         ));
-        let parts: Vec<(TokenStream, TokenStream)> = [
-            self.get_method(),
-            self.list_methods(),
-            self.insert_methods(),
-            self.update_method(),
-            self.delete_method(),
+        let mut consts = TokenStream::new();
+        let mut methods = Vec::new();
+        for part in [
+            self.get_method()?,
+            self.list_methods()?,
+            self.insert_methods()?,
+            self.update_method()?,
+            self.delete_method()?,
         ]
         .into_iter()
         .flatten()
-        .collect();
-        let mut body = TokenStream::new();
-        let mut methods = TokenStream::new();
-        for (consts, method) in parts {
-            body.extend(consts);
-            methods.extend(method);
+        {
+            consts.extend(part.0);
+            methods.extend(part.1);
         }
-        body.extend(methods);
-        let body = Group::new(Delimiter::Brace, body);
-        quote! {
+        let mut implementation: ItemImpl = syn::parse2(quote!(impl #repo { #consts }))?;
+        implementation
+            .items
+            .extend(methods.into_iter().map(ImplItem::Fn));
+        let mut items = parse_items(quote! {
             #doc
             #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
             pub struct #repo;
-
-            impl #repo #body
-        }
+        })?;
+        items.push(Item::Impl(implementation));
+        Ok(items)
     }
 }
 
-/// The whole repository of `shape`'s table.
-pub(crate) fn repository_tokens(shape: &Shape<'_>, roles_path: &syn::Path) -> TokenStream {
-    repository_tokens_with_markers(shape, roles_path, &[])
+/// The items of the repository of `shape`'s table.
+pub(crate) fn repository_items(
+    shape: &Shape<'_>,
+    roles_path: &syn::Path,
+) -> syn::Result<Vec<Item>> {
+    repository_items_with_markers(shape, roles_path, &[])
 }
 
-/// [`repository_tokens`] with explicit marker types for some roles.
-pub(crate) fn repository_tokens_with_markers(
+/// [`repository_items`] with explicit marker types for some roles.
+pub(crate) fn repository_items_with_markers(
     shape: &Shape<'_>,
     roles_path: &syn::Path,
     markers: &[(String, TokenStream)],
-) -> TokenStream {
+) -> syn::Result<Vec<Item>> {
     let emitter = Emitter {
         shape,
         roles_path,
         markers,
     };
-    let parts = [
-        emitter.project_role_enum(),
-        emitter.row_struct(),
-        emitter.key_struct(),
-        emitter.pagination(),
-        emitter.new_struct(),
-        emitter.patch_struct(),
-        emitter.filter_struct(),
-        emitter.repository(),
-    ];
-    // Moved, not interpolated: `#(#parts)*` would copy every part's tokens.
-    parts.into_iter().collect()
+    let mut items = emitter.project_role_enum()?;
+    items.push(emitter.row_struct()?);
+    items.extend(emitter.key_struct()?);
+    items.extend(emitter.pagination()?);
+    items.extend(emitter.new_struct()?);
+    items.extend(emitter.patch_struct()?);
+    items.extend(emitter.filter_struct()?);
+    items.extend(emitter.repository()?);
+    Ok(items)
+}
+
+/// The whole repository of `shape`'s table as tokens (a `compile_error!` if the emitter
+/// produced something that does not parse, which would be a bug in it).
+pub(crate) fn repository_tokens_with_markers(
+    shape: &Shape<'_>,
+    roles_path: &syn::Path,
+    markers: &[(String, TokenStream)],
+) -> TokenStream {
+    match repository_items_with_markers(shape, roles_path, markers) {
+        Ok(items) => quote!(#(#items)*),
+        Err(error) => error.to_compile_error(),
+    }
 }

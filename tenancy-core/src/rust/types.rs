@@ -1,38 +1,40 @@
 //! Mapping from model column types to Rust types and SQL spellings used in generated queries.
 
-use proc_macro2::TokenStream;
-use quote::quote;
+use syn::Type;
 
 use crate::model::{Column, DefaultValue, SqlType};
 
+use super::ast::{generic_type, option_type, path, path_type, vec_type};
 use super::naming::sql_literal;
 
 /// The Rust type that holds a non-NULL value of `ty` (absolute paths).
 ///
 /// The role enum is read as text (`role::text` in SELECT lists), so it maps to `String`.
-pub(crate) fn rust_type(ty: SqlType) -> TokenStream {
+pub(crate) fn rust_type(ty: SqlType) -> Type {
+    let absolute = |segments: &[&str]| path_type(path(true, segments));
+    let primitive = |name: &str| path_type(path(false, &[name]));
     match ty {
-        SqlType::Uuid => quote!(::uuid::Uuid),
-        SqlType::Text | SqlType::Role => quote!(::std::string::String),
-        SqlType::SmallInt => quote!(i16),
-        SqlType::Integer => quote!(i32),
-        SqlType::BigInt => quote!(i64),
-        SqlType::Real => quote!(f32),
-        SqlType::Double => quote!(f64),
-        SqlType::Boolean => quote!(bool),
-        SqlType::Date => quote!(::chrono::NaiveDate),
-        SqlType::Timestamptz => quote!(::chrono::DateTime<::chrono::Utc>),
-        SqlType::Jsonb => quote!(::serde_json::Value),
-        SqlType::Bytea => quote!(::std::vec::Vec<u8>),
-        SqlType::Vector(_) => quote!(::pgvector::Vector),
+        SqlType::Uuid => absolute(&["uuid", "Uuid"]),
+        SqlType::Text | SqlType::Role => absolute(&["std", "string", "String"]),
+        SqlType::SmallInt => primitive("i16"),
+        SqlType::Integer => primitive("i32"),
+        SqlType::BigInt => primitive("i64"),
+        SqlType::Real => primitive("f32"),
+        SqlType::Double => primitive("f64"),
+        SqlType::Boolean => primitive("bool"),
+        SqlType::Date => absolute(&["chrono", "NaiveDate"]),
+        SqlType::Timestamptz => generic_type(&["chrono", "DateTime"], absolute(&["chrono", "Utc"])),
+        SqlType::Jsonb => absolute(&["serde_json", "Value"]),
+        SqlType::Bytea => vec_type(primitive("u8")),
+        SqlType::Vector(_) => absolute(&["pgvector", "Vector"]),
     }
 }
 
 /// The Rust type of a column as read from a row: `Option<T>` when the column is nullable.
-pub(crate) fn row_field_type(column: &Column) -> TokenStream {
+pub(crate) fn row_field_type(column: &Column) -> Type {
     let ty = rust_type(column.ty);
     if column.nullable {
-        quote!(::std::option::Option<#ty>)
+        option_type(ty)
     } else {
         ty
     }
