@@ -11,8 +11,8 @@ use syn::punctuated::Punctuated;
 use syn::{
     AngleBracketedGenericArguments, AttrStyle, Attribute, Block, Expr, ExprCall, ExprClosure,
     ExprField, ExprLit, ExprMethodCall, ExprPath, ExprReference, Field, FieldMutability,
-    GenericArgument, Lit, LitInt, LitStr, Local, LocalInit, Member, Meta, MetaNameValue, Pat,
-    PatIdent, PatType, Path, PathArguments, PathSegment, ReturnType, Stmt, Type, TypePath,
+    GenericArgument, ImplItem, Lit, LitInt, LitStr, Local, LocalInit, Member, Meta, MetaNameValue,
+    Pat, PatIdent, PatType, Path, PathArguments, PathSegment, ReturnType, Stmt, Type, TypePath,
     Visibility,
 };
 
@@ -37,18 +37,31 @@ pub(crate) fn path_type(path: Path) -> Type {
     Type::Path(TypePath { qself: None, path })
 }
 
+/// `<args>` after a path segment (`::<args>` in expressions, with `turbofish`).
+fn angle_args(args: impl IntoIterator<Item = Type>, turbofish: bool) -> PathArguments {
+    PathArguments::AngleBracketed(AngleBracketedGenericArguments {
+        colon2_token: turbofish.then(Default::default),
+        lt_token: Default::default(),
+        args: args.into_iter().map(GenericArgument::Type).collect(),
+        gt_token: Default::default(),
+    })
+}
+
+/// `path` with `<args>` on its last segment (`::<args>` with `turbofish`).
+pub(crate) fn with_args(
+    mut path: Path,
+    args: impl IntoIterator<Item = Type>,
+    turbofish: bool,
+) -> Path {
+    if let Some(last) = path.segments.last_mut() {
+        last.arguments = angle_args(args, turbofish);
+    }
+    path
+}
+
 /// `::a::b::C<arg>`.
 pub(crate) fn generic_type(segments: &[&str], arg: Type) -> Type {
-    let mut path = path(true, segments);
-    if let Some(last) = path.segments.last_mut() {
-        last.arguments = PathArguments::AngleBracketed(AngleBracketedGenericArguments {
-            colon2_token: None,
-            lt_token: Default::default(),
-            args: std::iter::once(GenericArgument::Type(arg)).collect(),
-            gt_token: Default::default(),
-        });
-    }
-    path_type(path)
+    path_type(with_args(path(true, segments), [arg], false))
 }
 
 /// `::std::option::Option<ty>`.
@@ -269,6 +282,169 @@ pub(crate) fn for_loop(pat: &str, expr: Expr, body: Vec<Stmt>) -> Stmt {
     Stmt::Expr(Expr::ForLoop(for_loop), None)
 }
 
+/// `&'static str`.
+pub(crate) fn static_str() -> Type {
+    Type::Reference(syn::TypeReference {
+        and_token: Default::default(),
+        lifetime: Some(syn::Lifetime::new("'static", Span::call_site())),
+        mutability: None,
+        elem: Box::new(path_type(path(false, &["str"]))),
+    })
+}
+
+/// `#[doc = "doc"] pub const name: &'static str = "value";` (an associated constant).
+pub(crate) fn str_const(doc: &str, name: Ident, value: &str) -> ImplItem {
+    ImplItem::Const(syn::ImplItemConst {
+        attrs: vec![doc_attr(doc, AttrStyle::Outer)],
+        vis: Visibility::Public(Default::default()),
+        defaultness: None,
+        const_token: Default::default(),
+        ident: name,
+        generics: Default::default(),
+        colon_token: Default::default(),
+        ty: static_str(),
+        eq_token: Default::default(),
+        expr: Expr::Lit(ExprLit {
+            attrs: Vec::new(),
+            lit: Lit::Str(LitStr::new(value, Span::call_site())),
+        }),
+        semi_token: Default::default(),
+    })
+}
+
+/// `impl self_ty { items }`.
+pub(crate) fn inherent_impl(self_ty: Ident, items: Vec<ImplItem>) -> syn::ItemImpl {
+    syn::ItemImpl {
+        attrs: Vec::new(),
+        defaultness: None,
+        unsafety: None,
+        impl_token: Default::default(),
+        generics: Default::default(),
+        trait_: None,
+        self_ty: Box::new(path_type(Path::from(self_ty))),
+        brace_token: Default::default(),
+        items,
+    }
+}
+
+/// `<self_ty as trait_path>::rest` as an expression.
+pub(crate) fn qualified_path(self_ty: Type, trait_path: Path, rest: &[&str]) -> Expr {
+    let position = trait_path.segments.len();
+    let mut path = trait_path;
+    path.segments
+        .extend(rest.iter().map(|s| PathSegment::from(ident(s))));
+    Expr::Path(ExprPath {
+        attrs: Vec::new(),
+        qself: Some(syn::QSelf {
+            lt_token: Default::default(),
+            ty: Box::new(self_ty),
+            position,
+            as_token: Some(Default::default()),
+            gt_token: Default::default(),
+        }),
+        path,
+    })
+}
+
+/// `Self::name`.
+pub(crate) fn self_item(name: Ident) -> Expr {
+    let segments = [PathSegment::from(ident("Self")), PathSegment::from(name)];
+    path_expr(Path {
+        leading_colon: None,
+        segments: segments.into_iter().collect(),
+    })
+}
+
+/// `::sqlx::function::<_, ty>(Self::sql)`, or `::sqlx::function(Self::sql)` without `ty`.
+pub(crate) fn sqlx_query(function: &str, ty: Option<Type>, sql: Ident) -> Expr {
+    let mut function = path(true, &["sqlx", function]);
+    if let Some(ty) = ty {
+        let infer = Type::Infer(syn::TypeInfer {
+            underscore_token: Default::default(),
+        });
+        function = with_args(function, [infer, ty], true);
+    }
+    call(path_expr(function), [self_item(sql)])
+}
+
+/// `&ty`, or `&mut ty` when `mutable`.
+pub(crate) fn reference_type(mutable: bool, elem: Type) -> Type {
+    Type::Reference(syn::TypeReference {
+        and_token: Default::default(),
+        lifetime: None,
+        mutability: mutable.then(Default::default),
+        elem: Box::new(elem),
+    })
+}
+
+/// `#attrs pub async fn name<T>(inputs) -> output where T: bound { body }` (an associated
+/// function with one type parameter `T` bounded by a trait).
+pub(crate) fn async_fn(
+    attrs: Vec<Attribute>,
+    name: &str,
+    param: &str,
+    bound: Path,
+    inputs: Vec<(Ident, Type)>,
+    output: Type,
+    body: Vec<Stmt>,
+) -> syn::ImplItemFn {
+    let param = ident(param);
+    let bound = syn::WherePredicate::Type(syn::PredicateType {
+        lifetimes: None,
+        bounded_ty: path_type(Path::from(param.clone())),
+        colon_token: Default::default(),
+        bounds: std::iter::once(syn::TypeParamBound::Trait(syn::TraitBound {
+            paren_token: None,
+            modifier: syn::TraitBoundModifier::None,
+            lifetimes: None,
+            path: bound,
+        }))
+        .collect(),
+    });
+    let generics = syn::Generics {
+        lt_token: Some(Default::default()),
+        params: std::iter::once(syn::GenericParam::Type(syn::TypeParam::from(param))).collect(),
+        gt_token: Some(Default::default()),
+        where_clause: Some(syn::WhereClause {
+            where_token: Default::default(),
+            predicates: std::iter::once(bound).collect(),
+        }),
+    };
+    let inputs = inputs
+        .into_iter()
+        .map(|(name, ty)| {
+            syn::FnArg::Typed(PatType {
+                attrs: Vec::new(),
+                pat: Box::new(ident_pat(name, false)),
+                colon_token: Default::default(),
+                ty: Box::new(ty),
+            })
+        })
+        .collect();
+    syn::ImplItemFn {
+        attrs,
+        vis: Visibility::Public(Default::default()),
+        defaultness: None,
+        sig: syn::Signature {
+            constness: None,
+            asyncness: Some(Default::default()),
+            unsafety: None,
+            abi: None,
+            fn_token: Default::default(),
+            ident: ident(name),
+            generics,
+            paren_token: Default::default(),
+            inputs,
+            variadic: None,
+            output: ReturnType::Type(Default::default(), Box::new(output)),
+        },
+        block: Block {
+            brace_token: Default::default(),
+            stmts: body,
+        },
+    }
+}
+
 /// The statements of `tokens` (the inside of a block).
 pub(crate) fn parse_stmts(tokens: TokenStream) -> syn::Result<Vec<Stmt>> {
     syn::parse::Parser::parse2(Block::parse_within, tokens)
@@ -339,4 +515,206 @@ pub(crate) fn match_expr(scrutinee: Expr, arms: Vec<(Pat, Vec<Stmt>)>) -> Expr {
         brace_token: Default::default(),
         arms,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every builder against `syn`'s parse of the source it stands for (the trees compare
+    //! equal, spans aside), so prettyplease prints them identically.
+
+    use syn::parse::Parser;
+    use syn::{Expr, ImplItem, Stmt, Type};
+
+    use super::*;
+
+    fn expr(source: &str) -> Expr {
+        syn::parse_str(source).expect(source)
+    }
+
+    fn ty(source: &str) -> Type {
+        syn::parse_str(source).expect(source)
+    }
+
+    fn stmts(source: &str) -> Vec<Stmt> {
+        Block::parse_within.parse_str(source).expect(source)
+    }
+
+    #[test]
+    fn types() {
+        let uuid = path_type(path(true, &["uuid", "Uuid"]));
+        assert_eq!(uuid, ty("::uuid::Uuid"));
+        assert_eq!(path_type(path(false, &["i32"])), ty("i32"));
+        assert_eq!(
+            option_type(option_type(uuid.clone())),
+            ty("::std::option::Option<::std::option::Option<::uuid::Uuid>>")
+        );
+        assert_eq!(vec_type(uuid.clone()), ty("::std::vec::Vec<::uuid::Uuid>"));
+        let result = with_args(
+            path(true, &["std", "result", "Result"]),
+            [uuid.clone(), ty("E")],
+            false,
+        );
+        assert_eq!(
+            path_type(result),
+            ty("::std::result::Result<::uuid::Uuid, E>")
+        );
+        assert_eq!(static_str(), ty("&'static str"));
+        assert_eq!(reference_type(true, ty("T")), ty("&mut T"));
+        assert_eq!(reference_type(false, ty("T")), ty("&T"));
+    }
+
+    #[test]
+    fn expressions() {
+        let tx = || var(ident("tx"));
+        assert_eq!(method(tx(), "scope", []), expr("tx.scope()"));
+        assert_eq!(
+            method(field(var(ident("filter")), ident("kind")), "as_ref", []),
+            expr("filter.kind.as_ref()")
+        );
+        assert_eq!(
+            field(var(ident("new")), Ident::new_raw("type", Span::call_site())),
+            expr("new.r#type")
+        );
+        assert_eq!(
+            binds(var(ident("q")), [var(ident("a")), int("1")]),
+            expr("q.bind(a).bind(1)")
+        );
+        let tenant_id = path_expr(path(true, &["tenancy_runtime", "Scope", "tenant_id"]));
+        assert_eq!(
+            call(tenant_id, [method(tx(), "scope", [])]),
+            expr("::tenancy_runtime::Scope::tenant_id(tx.scope())")
+        );
+        assert_eq!(
+            closure("after", reference(field(var(ident("after")), ident("id")))),
+            expr("|after| &after.id")
+        );
+        assert_eq!(await_try(var(ident("f"))), expr("f.await?"));
+        assert_eq!(deref(var(ident("p"))), expr("*p"));
+        assert_eq!(
+            sqlx_query("query_as", Some(ty("Row")), ident("GET_SQL")),
+            expr("::sqlx::query_as::<_, Row>(Self::GET_SQL)")
+        );
+        assert_eq!(
+            sqlx_query("query", None, ident("DELETE_SQL")),
+            expr("::sqlx::query(Self::DELETE_SQL)")
+        );
+        let write_scope = with_args(
+            path(true, &["tenancy_runtime", "WriteScope"]),
+            [ty("crate::roles::Editor")],
+            false,
+        );
+        assert_eq!(
+            qualified_path(ty("S"), write_scope, &["project_id"]),
+            expr("<S as ::tenancy_runtime::WriteScope<crate::roles::Editor>>::project_id")
+        );
+        let arms = vec![
+            (
+                slice_pat(ident("p")),
+                vec![
+                    let_("p", deref(var(ident("p")))),
+                    Stmt::Expr(var(ident("p")), None),
+                ],
+            ),
+            (wild_pat(), vec![Stmt::Expr(int("0"), None)]),
+        ];
+        assert_eq!(
+            match_expr(var(ident("ps")), arms),
+            expr("match ps { [p] => { let p = *p; p } _ => { 0 } }")
+        );
+    }
+
+    #[test]
+    fn statements() {
+        let body = vec![
+            let_("a", int("1")),
+            let_typed(ident("v"), true, vec_type(ty("u8")), var(ident("w"))),
+            for_loop(
+                "x",
+                var(ident("xs")),
+                vec![semi(method(var(ident("v")), "push", [var(ident("x"))]))],
+            ),
+            ok_tail(var(ident("a"))),
+        ];
+        assert_eq!(
+            body,
+            stmts(
+                "let a = 1; let mut v: ::std::vec::Vec<u8> = w; for x in xs { v.push(x); } \
+                 ::std::result::Result::Ok(a)"
+            )
+        );
+    }
+
+    #[test]
+    fn items() {
+        let doc = " The SQL of [`Self::get`] with \"quotes\" and a \\ backslash.";
+        let sql = "SELECT 'it''s' FROM \"Odd\"";
+        let item: ImplItem = syn::parse_str(&format!(
+            "#[doc = {doc:?}] pub const GET_SQL: &'static str = {sql:?};"
+        ))
+        .expect("const");
+        assert_eq!(str_const(doc, ident("GET_SQL"), sql), item);
+
+        let fields = named_fields([
+            pub_field(
+                doc_attrs("`id` (uuid).\n\nSecond  "),
+                ident("id"),
+                ty("::uuid::Uuid"),
+            ),
+            pub_field(Vec::new(), ident("n"), ty("i32")),
+        ]);
+        let parsed: syn::ItemStruct = syn::parse_str(
+            "struct S { #[doc = \" `id` (uuid).\"] #[doc = \" \"] #[doc = \" Second\"] \
+             pub id: ::uuid::Uuid, pub n: i32, }",
+        )
+        .expect("struct");
+        let syn::Fields::Named(parsed) = parsed.fields else {
+            panic!("named fields")
+        };
+        assert_eq!(fields, parsed.named);
+
+        let implementation = inherent_impl(ident("Repo"), vec![str_const(doc, ident("A"), "x")]);
+        let parsed: syn::ItemImpl = syn::parse_str(&format!(
+            "impl Repo {{ #[doc = {doc:?}] pub const A: &'static str = \"x\"; }}"
+        ))
+        .expect("impl");
+        assert_eq!(implementation, parsed);
+
+        let get = async_fn(
+            doc_attrs("Reads."),
+            "get",
+            "S",
+            with_args(
+                path(true, &["rt", "ReadScope"]),
+                [ty("crate::roles::Viewer")],
+                false,
+            ),
+            vec![
+                (ident("tx"), reference_type(true, ty("::rt::ScopedTx<S>"))),
+                (ident("id"), ty("::uuid::Uuid")),
+            ],
+            ty("::std::result::Result<::std::option::Option<Row>, ::rt::Error>"),
+            stmts("let row = f(); ::std::result::Result::Ok(row)"),
+        );
+        let parsed: syn::ImplItemFn = syn::parse_str(
+            "/// Reads.
+            pub async fn get<S>(tx: &mut ::rt::ScopedTx<S>, id: ::uuid::Uuid)
+                -> ::std::result::Result<::std::option::Option<Row>, ::rt::Error>
+            where S: ::rt::ReadScope<crate::roles::Viewer>
+            { let row = f(); ::std::result::Result::Ok(row) }",
+        )
+        .expect("fn");
+        assert_eq!(get, parsed);
+    }
+
+    #[test]
+    fn inner_doc_attribute() {
+        let file: syn::File = syn::parse_str("#![doc = \" Repository.\"]").expect("file");
+        assert_eq!(
+            file.attrs,
+            vec![doc_attr(
+                " Repository.",
+                AttrStyle::Inner(Default::default())
+            )]
+        );
+    }
 }

@@ -1,23 +1,24 @@
 //! The syntax tree of one table's repository: row, input and filter types, and the
 //! repository methods its rules allow.
 //!
-//! Item headers, signatures and one-off statements are written with `quote!` and parsed;
-//! the parts that grow with the table (struct fields, the `.bind(...)` chains, the
-//! per-column statements of `insert_many`) are built as `syn` trees directly
-//! ([`super::ast`]): they are most of a file, and parsing them was most of the emitter's
-//! time.
+//! The bulk of every file (struct fields, method signatures and bodies, the SQL constants)
+//! is built as `syn` trees directly with the builders of [`super::ast`]; emitting tokens
+//! with `quote!` and parsing them back was most of the emitter's time. Struct headers, the
+//! pagination helpers and the `ProjectRole` enum, small and fixed, are still written with
+//! `quote!` and parsed. The comments show the Rust each part builds.
 
 use proc_macro2::{Ident, TokenStream};
 use quote::quote;
 use syn::punctuated::Punctuated;
-use syn::{Expr, Field, ImplItem, ImplItemFn, Item, ItemImpl, ItemStruct, Stmt, Type};
+use syn::{Expr, Field, ImplItem, ImplItemFn, Item, ItemStruct, Stmt, Type};
 
 use crate::model::{Column, Command, SqlType};
 
 use super::ast::{
-    await_try, binds, call, closure, deref, doc_attrs, field, for_loop, ident, int, let_,
-    let_typed, match_expr, method, named_fields, ok_tail, option_type, parse_stmts, path,
-    path_expr, path_type, pub_field, reference, semi, slice_pat, var, vec_type, wild_pat,
+    async_fn, await_try, binds, call, closure, deref, doc_attrs, field, for_loop, ident,
+    inherent_impl, int, let_, let_typed, match_expr, method, named_fields, ok_tail, option_type,
+    parse_stmts, path, path_expr, path_type, pub_field, qualified_path, reference, reference_type,
+    semi, slice_pat, sqlx_query, str_const, var, vec_type, wild_pat, with_args,
 };
 use super::naming::{camel_case, snake_ident};
 use super::shape::Shape;
@@ -41,13 +42,19 @@ fn tx_connection() -> Expr {
     method(var(ident("tx")), "connection", [])
 }
 
+/// `::sqlx::query_as::<_, Row>(Self::sql)`.
+fn query_as(row: &Ident, sql: &Ident) -> Expr {
+    let row = path_type(syn::Path::from(row.clone()));
+    sqlx_query("query_as", Some(row), sql.clone())
+}
+
 /// `tx.scope()`.
 fn tx_scope() -> Expr {
     method(var(ident("tx")), "scope", [])
 }
 
 /// The SQL constants and the methods of one command (or of list and count).
-type Methods = syn::Result<Option<(TokenStream, Vec<ImplItemFn>)>>;
+type Methods = syn::Result<Option<(Vec<ImplItem>, Vec<ImplItemFn>)>>;
 
 /// Everything the emitter needs while writing one repository.
 struct Emitter<'s, 'm> {
@@ -61,6 +68,11 @@ struct Emitter<'s, 'm> {
 impl Emitter<'_, '_> {
     fn row(&self) -> Ident {
         ident(&self.shape.names.row)
+    }
+
+    /// The row struct as a type.
+    fn row_type(&self) -> Type {
+        path_type(syn::Path::from(self.row()))
     }
 
     fn table_name(&self) -> &str {
@@ -89,14 +101,18 @@ impl Emitter<'_, '_> {
         }
     }
 
-    fn role_type(&self, command: Command) -> Option<(TokenStream, &str)> {
-        let role = self.shape.method_role(command)?;
+    /// The marker type of the minimum role of `command`'s method (`None`: no such method),
+    /// and the role's name.
+    fn role_type(&self, command: Command) -> syn::Result<Option<(Type, &str)>> {
+        let Some(role) = self.shape.method_role(command) else {
+            return Ok(None);
+        };
         if let Some((_, marker)) = self.markers.iter().find(|(name, _)| name == role) {
-            return Some((marker.clone(), role));
+            return Ok(Some((syn::parse2(marker.clone())?, role)));
         }
-        let path = self.roles_path;
-        let marker = ident(&camel_case(role));
-        Some((quote!(#path::#marker), role))
+        let mut path = self.roles_path.clone();
+        path.segments.push(ident(&camel_case(role)).into());
+        Ok(Some((path_type(path), role)))
     }
 
     fn rule_doc(&self, command: Command, role: &str) -> String {
@@ -396,31 +412,41 @@ impl Emitter<'_, '_> {
     }
 
     /// Local variables holding the write scope's values, and their binds.
-    fn write_scope_prelude(&self, role: &TokenStream) -> syn::Result<(Vec<Stmt>, Vec<Expr>)> {
+    ///
+    /// ```text
+    /// let scope_tenant_id = ::tenancy_runtime::Scope::tenant_id(tx.scope()).as_uuid();
+    /// let scope_project_id =
+    ///     <S as ::tenancy_runtime::WriteScope<Role>>::project_id(tx.scope()).as_uuid();
+    /// ```
+    fn write_scope_prelude(&self, role: &Type) -> (Vec<Stmt>, Vec<Expr>) {
         let mut prelude = vec![Self::scope_tenant_id()];
         let mut binds = vec![var(ident("scope_tenant_id"))];
         if self.shape.project_column.is_some() {
-            prelude.extend(parse_stmts(quote! {
-                let scope_project_id =
-                    <S as ::tenancy_runtime::WriteScope<#role>>::project_id(tx.scope()).as_uuid();
-            })?);
+            let scope = path_type(path(false, &["S"]));
+            let write_scope = with_args(
+                path(true, &["tenancy_runtime", "WriteScope"]),
+                [role.clone()],
+                false,
+            );
+            let project_id = qualified_path(scope, write_scope, &["project_id"]);
+            let project_id = method(call(project_id, [tx_scope()]), "as_uuid", []);
+            prelude.push(let_("scope_project_id", project_id));
             binds.push(var(ident("scope_project_id")));
         }
-        Ok((prelude, binds))
+        (prelude, binds)
     }
 
-    /// The key parameters of a method (signature tokens) and their bound values.
-    fn key_params(&self, key: &[Column]) -> (TokenStream, Vec<Expr>) {
+    /// The key parameters of a method and their bound values.
+    fn key_params(&self, key: &[Column]) -> (Vec<(Ident, Type)>, Vec<Expr>) {
         match key {
-            [] => (TokenStream::new(), Vec::new()),
+            [] => (Vec::new(), Vec::new()),
             [column] => {
                 let name = snake_ident(&column.name);
-                let ty = self.input_type(column);
                 let value = self.bind_value(column, var(name.clone()), false);
-                (quote!(, #name: #ty), vec![value])
+                (vec![(name, self.input_type(column))], vec![value])
             }
             columns => {
-                let key = ident(&self.shape.names.key());
+                let key = path_type(path(false, &[&self.shape.names.key()]));
                 let binds = columns
                     .iter()
                     .map(|c| {
@@ -428,36 +454,59 @@ impl Emitter<'_, '_> {
                         self.bind_value(c, value, false)
                     })
                     .collect();
-                (quote!(, key: #key), binds)
+                (vec![(ident("key"), key)], binds)
             }
         }
     }
 
-    fn sql_const(name: &Ident, method: &str, sql: String) -> TokenStream {
-        let doc = format!(" The SQL of [`Self::{method}`].");
-        quote! {
-            #[doc = #doc]
-            pub const #name: &'static str = #sql;
-        }
+    /// `/// The SQL of [`Self::method`].` `pub const NAME: &'static str = "sql";`
+    fn sql_const(name: &Ident, method: &str, sql: &str) -> ImplItem {
+        str_const(
+            &format!(" The SQL of [`Self::{method}`]."),
+            name.clone(),
+            sql,
+        )
     }
 
-    /// The method declared by `signature` (doc comment, header, empty body) with the doc
-    /// comment `doc` and the body `body`.
-    fn method_item(doc: &str, signature: TokenStream, body: Vec<Stmt>) -> syn::Result<ImplItemFn> {
-        let mut item: ImplItemFn = syn::parse2(signature)?;
-        item.attrs.splice(0..0, doc_attrs(doc));
-        item.block.stmts = body;
-        Ok(item)
-    }
-
-    /// `::sqlx::<function>::<_, ty>(Self::sql)`.
-    fn query(function: &str, ty: &Ident, sql: &Ident) -> syn::Result<Expr> {
-        let function = ident(function);
-        syn::parse2(quote!(::sqlx::#function::<_, #ty>(Self::#sql)))
+    /// `pub async fn name<S>(tx: &mut ::tenancy_runtime::ScopedTx<S>, params...)
+    /// -> ::std::result::Result<ok, ::tenancy_runtime::Error>
+    /// where S: ::tenancy_runtime::<scope><role> { body }` under the doc comment `doc`.
+    fn scoped_method(
+        doc: &str,
+        name: &str,
+        params: Vec<(Ident, Type)>,
+        ok: Type,
+        scope: &str,
+        role: &Type,
+        body: Vec<Stmt>,
+    ) -> ImplItemFn {
+        let scoped_tx = with_args(
+            path(true, &["tenancy_runtime", "ScopedTx"]),
+            [path_type(path(false, &["S"]))],
+            false,
+        );
+        let mut inputs = vec![(ident("tx"), reference_type(true, path_type(scoped_tx)))];
+        inputs.extend(params);
+        let error = path_type(path(true, &["tenancy_runtime", "Error"]));
+        let result = with_args(path(true, &["std", "result", "Result"]), [ok, error], false);
+        let bound = with_args(
+            path(true, &["tenancy_runtime", scope]),
+            [role.clone()],
+            false,
+        );
+        async_fn(
+            doc_attrs(doc),
+            name,
+            "S",
+            bound,
+            inputs,
+            path_type(result),
+            body,
+        )
     }
 
     fn get_method(&self) -> Methods {
-        let Some((role, role_name)) = self.role_type(Command::Select) else {
+        let Some((role, role_name)) = self.role_type(Command::Select)? else {
             return Ok(None);
         };
         let row = self.row();
@@ -477,11 +526,9 @@ impl Emitter<'_, '_> {
             self.rule_doc(Command::Select, role_name)
         );
         let sql = ident("GET_SQL");
-        let signature = quote! {
-            pub async fn get<S>(tx: &mut ::tenancy_runtime::ScopedTx<S> #params)
-                -> ::std::result::Result<::std::option::Option<#row>, ::tenancy_runtime::Error>
-            where S: ::tenancy_runtime::ReadScope<#role>
-            {}
+        let get = |body| {
+            let ok = option_type(self.row_type());
+            Self::scoped_method(&doc, "get", params.clone(), ok, "ReadScope", &role, body)
         };
         // ::sqlx::query_as::<_, Row>(Self::GET_SQL) <scope binds> <key binds>
         //     .fetch_optional(tx.connection()).await?
@@ -490,24 +537,23 @@ impl Emitter<'_, '_> {
             await_try(method(chain, "fetch_optional", [tx_connection()]))
         };
         let Some(one_sql_text) = self.shape.get_in_project_sql() else {
-            body.push(let_(
-                "row",
-                fetch(Self::query("query_as", &row, &sql)?, scope_binds),
-            ));
+            body.push(let_("row", fetch(query_as(&row, &sql), scope_binds)));
             body.push(ok_tail(var(ident("row"))));
-            let get = Self::method_item(&doc, signature, body)?;
+            let get = get(body);
             return Ok(Some((
-                Self::sql_const(&sql, "get", self.shape.get_sql()),
+                vec![Self::sql_const(&sql, "get", &self.shape.get_sql())],
                 vec![get],
             )));
         };
         let one_sql = ident("GET_IN_PROJECT_SQL");
-        let consts = [
-            Self::sql_const(&sql, "get", self.shape.get_sql()),
-            quote! {
-                #[doc = " The SQL of [`Self::get`] when the scope holds exactly one project (a scalar project parameter keeps the cached generic plan usable)."]
-                pub const #one_sql: &'static str = #one_sql_text;
-            },
+        let consts = vec![
+            Self::sql_const(&sql, "get", &self.shape.get_sql()),
+            str_const(
+                " The SQL of [`Self::get`] when the scope holds exactly one project (a scalar \
+                 project parameter keeps the cached generic plan usable).",
+                one_sql.clone(),
+                &one_sql_text,
+            ),
         ];
         // let row = match scope_project_ids.as_slice() {
         //     [scope_project_id] => {
@@ -522,15 +568,9 @@ impl Emitter<'_, '_> {
         ];
         let one = vec![
             let_("scope_project_id", deref(var(ident("scope_project_id")))),
-            Stmt::Expr(
-                fetch(Self::query("query_as", &row, &one_sql)?, one_project.into()),
-                None,
-            ),
+            Stmt::Expr(fetch(query_as(&row, &one_sql), one_project.into()), None),
         ];
-        let many = vec![Stmt::Expr(
-            fetch(Self::query("query_as", &row, &sql)?, scope_binds),
-            None,
-        )];
+        let many = vec![Stmt::Expr(fetch(query_as(&row, &sql), scope_binds), None)];
         let scrutinee = method(var(ident("scope_project_ids")), "as_slice", []);
         body.push(let_(
             "row",
@@ -543,8 +583,8 @@ impl Emitter<'_, '_> {
             ),
         ));
         body.push(ok_tail(var(ident("row"))));
-        let get = Self::method_item(&doc, signature, body)?;
-        Ok(Some((quote!(#(#consts)*), vec![get])))
+        let get = get(body);
+        Ok(Some((consts, vec![get])))
     }
 
     /// `filter.<column>.as_ref()` per filter column (the role as `&'static str`).
@@ -567,7 +607,7 @@ impl Emitter<'_, '_> {
         if !self.shape.has_list() {
             return Ok(None);
         }
-        let Some((role, role_name)) = self.role_type(Command::Select) else {
+        let Some((role, role_name)) = self.role_type(Command::Select)? else {
             return Ok(None);
         };
         let row = self.row();
@@ -587,9 +627,9 @@ impl Emitter<'_, '_> {
         let count_doc = format!("Counts the rows matching `filter`.\n\n{rule}");
         let list_sql = ident("LIST_SQL");
         let count_sql = ident("COUNT_SQL");
-        let consts = [
-            Self::sql_const(&list_sql, "list", self.shape.list_sql()),
-            Self::sql_const(&count_sql, "count", self.shape.count_sql()),
+        let consts = vec![
+            Self::sql_const(&list_sql, "list", &self.shape.list_sql()),
+            Self::sql_const(&count_sql, "count", &self.shape.count_sql()),
         ];
 
         // let limit = i64::from(page.limit.clamp(1, 1000));
@@ -608,29 +648,39 @@ impl Emitter<'_, '_> {
             .chain(self.filter_binds())
             .chain(cursor_binds)
             .chain([var(ident("limit"))]);
-        let query = binds(Self::query("query_as", &row, &list_sql)?, values);
+        let query = binds(query_as(&row, &list_sql), values);
         list_body.push(let_(
             "rows",
             await_try(method(query, "fetch_all", [tx_connection()])),
         ));
         list_body.push(ok_tail(var(ident("rows"))));
-        let list = Self::method_item(
+        let filter_param = (
+            ident("filter"),
+            reference_type(false, path_type(syn::Path::from(filter))),
+        );
+        let list = Self::scoped_method(
             &list_doc,
-            quote! {
-                pub async fn list<S>(tx: &mut ::tenancy_runtime::ScopedTx<S>, filter: &#filter, page: #page)
-                    -> ::std::result::Result<::std::vec::Vec<#row>, ::tenancy_runtime::Error>
-                where S: ::tenancy_runtime::ReadScope<#role>
-                {}
-            },
+            "list",
+            vec![
+                filter_param.clone(),
+                (ident("page"), path_type(syn::Path::from(page))),
+            ],
+            vec_type(self.row_type()),
+            "ReadScope",
+            &role,
             list_body,
-        )?;
+        );
 
         // let count = ::sqlx::query_scalar::<_, i64>(Self::COUNT_SQL) <scope> <filter>
         //     .fetch_one(tx.connection()).await?;
         let (mut count_body, scope_binds) = self.read_scope_prelude();
         let values = scope_binds.into_iter().chain(self.filter_binds());
         let query = binds(
-            Self::query("query_scalar", &ident("i64"), &count_sql)?,
+            sqlx_query(
+                "query_scalar",
+                Some(path_type(path(false, &["i64"]))),
+                count_sql.clone(),
+            ),
             values,
         );
         count_body.push(let_(
@@ -638,21 +688,20 @@ impl Emitter<'_, '_> {
             await_try(method(query, "fetch_one", [tx_connection()])),
         ));
         count_body.push(ok_tail(var(ident("count"))));
-        let count = Self::method_item(
+        let count = Self::scoped_method(
             &count_doc,
-            quote! {
-                pub async fn count<S>(tx: &mut ::tenancy_runtime::ScopedTx<S>, filter: &#filter)
-                    -> ::std::result::Result<i64, ::tenancy_runtime::Error>
-                where S: ::tenancy_runtime::ReadScope<#role>
-                {}
-            },
+            "count",
+            vec![filter_param],
+            path_type(path(false, &["i64"])),
+            "ReadScope",
+            &role,
             count_body,
-        )?;
-        Ok(Some((quote!(#(#consts)*), vec![list, count])))
+        );
+        Ok(Some((consts, vec![list, count])))
     }
 
     fn insert_methods(&self) -> Methods {
-        let Some((role, role_name)) = self.role_type(Command::Insert) else {
+        let Some((role, role_name)) = self.role_type(Command::Insert)? else {
             return Ok(None);
         };
         let row = self.row();
@@ -671,21 +720,21 @@ impl Emitter<'_, '_> {
         );
         let insert_sql = ident("INSERT_SQL");
         let many_sql = ident("INSERT_MANY_SQL");
-        let consts = [
-            Self::sql_const(&insert_sql, "insert", self.shape.insert_sql()),
-            Self::sql_const(&many_sql, "insert_many", self.shape.insert_many_sql()),
+        let consts = vec![
+            Self::sql_const(&insert_sql, "insert", &self.shape.insert_sql()),
+            Self::sql_const(&many_sql, "insert_many", &self.shape.insert_many_sql()),
         ];
 
         // let row = ::sqlx::query_as::<_, Row>(Self::INSERT_SQL) <scope> <new.<column>...>
         //     .fetch_one(tx.connection()).await?;
-        let (mut insert_body, scope_binds) = self.write_scope_prelude(&role)?;
+        let (mut insert_body, scope_binds) = self.write_scope_prelude(&role);
         let new_binds = self
             .shape
             .new_columns
             .iter()
             .map(|c| self.bind_value(c, new_field(c), optional(c)));
         let query = binds(
-            Self::query("query_as", &row, &insert_sql)?,
+            query_as(&row, &insert_sql),
             scope_binds.into_iter().chain(new_binds),
         );
         insert_body.push(let_(
@@ -693,16 +742,16 @@ impl Emitter<'_, '_> {
             await_try(method(query, "fetch_one", [tx_connection()])),
         ));
         insert_body.push(ok_tail(var(ident("row"))));
-        let insert = Self::method_item(
+        let new_type = path_type(syn::Path::from(new));
+        let insert = Self::scoped_method(
             &insert_doc,
-            quote! {
-                pub async fn insert<S>(tx: &mut ::tenancy_runtime::ScopedTx<S>, new: #new)
-                    -> ::std::result::Result<#row, ::tenancy_runtime::Error>
-                where S: ::tenancy_runtime::WriteScope<#role>
-                {}
-            },
+            "insert",
+            vec![(ident("new"), new_type.clone())],
+            self.row_type(),
+            "WriteScope",
+            &role,
             insert_body,
-        )?;
+        );
 
         // if rows.is_empty() { return Ok(Vec::new()); }
         // <prelude>
@@ -715,7 +764,7 @@ impl Emitter<'_, '_> {
                 return ::std::result::Result::Ok(::std::vec::Vec::new());
             }
         })?;
-        let (prelude, scope_binds) = self.write_scope_prelude(&role)?;
+        let (prelude, scope_binds) = self.write_scope_prelude(&role);
         many_body.extend(prelude);
         let arrays: Vec<Ident> = self
             .shape
@@ -757,7 +806,7 @@ impl Emitter<'_, '_> {
             .collect();
         many_body.push(for_loop("new", var(ident("rows")), pushes));
         let query = binds(
-            Self::query("query_as", &row, &many_sql)?,
+            query_as(&row, &many_sql),
             scope_binds
                 .into_iter()
                 .chain(arrays.iter().map(|a| var(a.clone()))),
@@ -767,26 +816,25 @@ impl Emitter<'_, '_> {
             await_try(method(query, "fetch_all", [tx_connection()])),
         ));
         many_body.push(ok_tail(var(ident("inserted"))));
-        let insert_many = Self::method_item(
+        let insert_many = Self::scoped_method(
             &many_doc,
-            quote! {
-                pub async fn insert_many<S>(tx: &mut ::tenancy_runtime::ScopedTx<S>, rows: ::std::vec::Vec<#new>)
-                    -> ::std::result::Result<::std::vec::Vec<#row>, ::tenancy_runtime::Error>
-                where S: ::tenancy_runtime::WriteScope<#role>
-                {}
-            },
+            "insert_many",
+            vec![(ident("rows"), vec_type(new_type))],
+            vec_type(self.row_type()),
+            "WriteScope",
+            &role,
             many_body,
-        )?;
-        Ok(Some((quote!(#(#consts)*), vec![insert, insert_many])))
+        );
+        Ok(Some((consts, vec![insert, insert_many])))
     }
 
     fn update_method(&self) -> Methods {
-        let Some((role, role_name)) = self.role_type(Command::Update) else {
+        let Some((role, role_name)) = self.role_type(Command::Update)? else {
             return Ok(None);
         };
         let row = self.row();
         let patch = ident(&self.shape.names.patch());
-        let (mut body, scope_binds) = self.write_scope_prelude(&role)?;
+        let (mut body, scope_binds) = self.write_scope_prelude(&role);
         let (params, key_binds) = self.key_params(&self.shape.write_key);
         // .bind(patch.<column>.is_some()).bind(patch.<column>) per patch column
         // (`.flatten()` for a nullable column)
@@ -812,33 +860,27 @@ impl Emitter<'_, '_> {
         );
         let sql = ident("UPDATE_SQL");
         let values = scope_binds.into_iter().chain(key_binds).chain(patch_binds);
-        let query = binds(Self::query("query_as", &row, &sql)?, values);
+        let query = binds(query_as(&row, &sql), values);
         body.push(let_(
             "row",
             await_try(method(query, "fetch_optional", [tx_connection()])),
         ));
         body.push(ok_tail(var(ident("row"))));
-        let update = Self::method_item(
-            &doc,
-            quote! {
-                pub async fn update<S>(tx: &mut ::tenancy_runtime::ScopedTx<S> #params, patch: #patch)
-                    -> ::std::result::Result<::std::option::Option<#row>, ::tenancy_runtime::Error>
-                where S: ::tenancy_runtime::WriteScope<#role>
-                {}
-            },
-            body,
-        )?;
+        let mut params = params;
+        params.push((ident("patch"), path_type(syn::Path::from(patch))));
+        let ok = option_type(self.row_type());
+        let update = Self::scoped_method(&doc, "update", params, ok, "WriteScope", &role, body);
         Ok(Some((
-            Self::sql_const(&sql, "update", self.shape.update_sql()),
+            vec![Self::sql_const(&sql, "update", &self.shape.update_sql())],
             vec![update],
         )))
     }
 
     fn delete_method(&self) -> Methods {
-        let Some((role, role_name)) = self.role_type(Command::Delete) else {
+        let Some((role, role_name)) = self.role_type(Command::Delete)? else {
             return Ok(None);
         };
-        let (mut body, scope_binds) = self.write_scope_prelude(&role)?;
+        let (mut body, scope_binds) = self.write_scope_prelude(&role);
         let (params, key_binds) = self.key_params(&self.shape.write_key);
         let what = if self.shape.write_key.is_empty() {
             "Deletes the write scope's own row"
@@ -852,8 +894,10 @@ impl Emitter<'_, '_> {
         let sql = ident("DELETE_SQL");
         // let result = ::sqlx::query(Self::DELETE_SQL) <scope> <key>
         //     .execute(tx.connection()).await?;
-        let query: Expr = syn::parse2(quote!(::sqlx::query(Self::#sql)))?;
-        let query = binds(query, scope_binds.into_iter().chain(key_binds));
+        let query = binds(
+            sqlx_query("query", None, sql.clone()),
+            scope_binds.into_iter().chain(key_binds),
+        );
         body.push(let_(
             "result",
             await_try(method(query, "execute", [tx_connection()])),
@@ -861,18 +905,10 @@ impl Emitter<'_, '_> {
         body.extend(parse_stmts(quote! {
             ::std::result::Result::Ok(result.rows_affected() > 0)
         })?);
-        let delete = Self::method_item(
-            &doc,
-            quote! {
-                pub async fn delete<S>(tx: &mut ::tenancy_runtime::ScopedTx<S> #params)
-                    -> ::std::result::Result<bool, ::tenancy_runtime::Error>
-                where S: ::tenancy_runtime::WriteScope<#role>
-                {}
-            },
-            body,
-        )?;
+        let ok = path_type(path(false, &["bool"]));
+        let delete = Self::scoped_method(&doc, "delete", params, ok, "WriteScope", &role, body);
         Ok(Some((
-            Self::sql_const(&sql, "delete", self.shape.delete_sql()),
+            vec![Self::sql_const(&sql, "delete", &self.shape.delete_sql())],
             vec![delete],
         )))
     }
@@ -895,7 +931,7 @@ impl Emitter<'_, '_> {
             self.table_name(),
             allowed.join(", ")
         ));
-        let mut consts = TokenStream::new();
+        let mut consts = Vec::new();
         let mut methods = Vec::new();
         for part in [
             self.get_method()?,
@@ -910,10 +946,8 @@ impl Emitter<'_, '_> {
             consts.extend(part.0);
             methods.extend(part.1);
         }
-        let mut implementation: ItemImpl = syn::parse2(quote!(impl #repo { #consts }))?;
-        implementation
-            .items
-            .extend(methods.into_iter().map(ImplItem::Fn));
+        consts.extend(methods.into_iter().map(ImplItem::Fn));
+        let implementation = inherent_impl(repo.clone(), consts);
         let mut items = parse_items(quote! {
             #doc
             #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
