@@ -660,16 +660,26 @@ async fn run(settings: Settings) -> Result<String> {
     }
     if settings.cargo_build {
         eprintln!("bench: cargo build of the 200-table crate (slow)");
-        let times = generator::time_cargo_build(&repo, &work.join("out-200"), &work)?;
-        let _ = writeln!(
-            report,
-            "\n`cargo build` (dev profile) of the generated 200-table repository crate ({} lines): \
-             first build in its own target dir {:.1} s (includes dependencies unless cached by a previous run); \
-             the crate alone (touch lib.rs, rebuild) {:.1} s.",
-            times.lines,
-            times.first.as_secs_f64(),
-            times.crate_alone.as_secs_f64()
-        );
+        // A failed build is reported, not fatal: the rest of the run is still worth keeping.
+        match generator::time_cargo_build(&repo, &work.join("out-200"), &work) {
+            Ok(times) => {
+                let _ = writeln!(
+                    report,
+                    "\n`cargo build` (dev profile) of the generated 200-table repository crate ({} lines): \
+                     first build in its own target dir {:.1} s (includes dependencies unless cached by a previous run); \
+                     the crate alone (touch lib.rs, rebuild) {:.1} s.",
+                    times.lines,
+                    times.first.as_secs_f64(),
+                    times.crate_alone.as_secs_f64()
+                );
+            }
+            Err(err) => {
+                let _ = writeln!(
+                    report,
+                    "\n`cargo build` of the generated 200-table repository crate FAILED: {err:#}"
+                );
+            }
+        }
     }
 
     tenancy_close(tenancy, admin).await;
