@@ -71,7 +71,10 @@ async fn a_begin_cancelled_in_flight_leaves_no_context_on_the_connection() {
             "attempt {attempt}: a cancelled begin left its context on the connection"
         );
     }
-    assert!(cancelled > 0, "no begin was cancelled: the test did not test");
+    assert!(
+        cancelled > 0,
+        "no begin was cancelled: the test did not test"
+    );
     pool.close().await;
     db.drop_db().await;
 }
