@@ -14,8 +14,14 @@ use crate::ops::{Target, JOIN_SQL};
 const EXPLAIN: &str =
     "EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF, BUFFERS OFF) ";
 
-/// The helper calls that must only ever appear inside an InitPlan.
-const HELPERS: [&str; 3] = ["current_tenant_id(", "project_ids(", "current_user_id("];
+/// The helper calls that must only ever appear inside an InitPlan (`current_setting(` is what
+/// the inlined `current_tenant_id()`/`current_user_id()` become).
+const HELPERS: [&str; 4] = [
+    "current_tenant_id(",
+    "project_ids(",
+    "current_user_id(",
+    "current_setting(",
+];
 
 /// Checks one plan: at least one InitPlan, each executed once (`loops=1`), and no helper call
 /// in a per-row expression (`Filter`, `Index Cond`, `Recheck Cond`, `Join Filter`).

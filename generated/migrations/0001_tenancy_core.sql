@@ -60,6 +60,8 @@ GRANT USAGE ON TYPE tenancy.project_role TO tenancy_app;
 -- Context helpers (see docs/context.md)
 --   The runtime sets the context with SET LOCAL; policies read it only through these.
 --   Unset or '' means no context (NULL / '{}'); a malformed value raises an error.
+--   No SET clause: the bodies name functions and types schema-qualified, and a SQL
+--   helper without one is inlined into the calling statement (no call per statement).
 -- ----------------------------------------------------------------------------
 
 -- The current tenant's id, or NULL when tenant_id is unset or ''.
@@ -67,9 +69,8 @@ CREATE FUNCTION tenancy.current_tenant_id()
   RETURNS uuid
   LANGUAGE sql
   STABLE
-  SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT NULLIF(pg_catalog.current_setting('tenancy.tenant_id', true), '')::uuid
+  SELECT NULLIF(pg_catalog.current_setting('tenancy.tenant_id', true), '')::pg_catalog.uuid
 $$;
 
 -- The current user's id, or NULL when user_id is unset or ''.
@@ -77,9 +78,8 @@ CREATE FUNCTION tenancy.current_user_id()
   RETURNS uuid
   LANGUAGE sql
   STABLE
-  SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT NULLIF(pg_catalog.current_setting('tenancy.user_id', true), '')::uuid
+  SELECT NULLIF(pg_catalog.current_setting('tenancy.user_id', true), '')::pg_catalog.uuid
 $$;
 
 -- The projects where the current user's role is at least min_role ('{}' when none).
@@ -89,14 +89,13 @@ CREATE FUNCTION tenancy.project_ids(min_role tenancy.project_role)
   RETURNS uuid[]
   LANGUAGE plpgsql
   STABLE
-  SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  raw_setting text := pg_catalog.current_setting('tenancy.project_roles', true);
-  entry text;
-  entry_project_id uuid;
+  raw_setting pg_catalog.text := pg_catalog.current_setting('tenancy.project_roles', true);
+  entry pg_catalog.text;
+  entry_project_id pg_catalog.uuid;
   entry_role tenancy.project_role;
-  result uuid[] := '{}';
+  result pg_catalog.uuid[] := '{}';
 BEGIN
   IF raw_setting IS NULL OR raw_setting = '' THEN
     RETURN result;
@@ -106,7 +105,7 @@ BEGIN
       RAISE EXCEPTION 'malformed %: %', 'tenancy.project_roles', entry
         USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    entry_project_id := pg_catalog.split_part(entry, ':', 1)::uuid;
+    entry_project_id := pg_catalog.split_part(entry, ':', 1)::pg_catalog.uuid;
     entry_role := pg_catalog.split_part(entry, ':', 2)::tenancy.project_role;
     IF entry_role >= min_role THEN
       result := pg_catalog.array_append(result, entry_project_id);

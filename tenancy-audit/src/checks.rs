@@ -611,7 +611,8 @@ async fn app_role(
     Ok(())
 }
 
-/// TA040-TA042: the generated helpers exist, are STABLE and have a fixed `search_path`.
+/// TA040-TA042: the generated helpers exist, are STABLE and have no `SET` clause (which would
+/// stop PostgreSQL from inlining them).
 async fn helpers(
     conn: &mut PgConnection,
     model: &Model,
@@ -653,11 +654,16 @@ async fn helpers(
                     format!("helper is {actual} (must be STABLE: evaluated once per statement, never cached across calls)"),
                 ));
             }
-            if !config.iter().any(|c| c.starts_with("search_path=")) {
+            if !config.is_empty() {
                 out.push(Finding::new(
-                    codes::HELPER_SEARCH_PATH,
+                    codes::HELPER_SET_CLAUSE,
                     object,
-                    "helper has no fixed search_path (SET search_path = ...)",
+                    format!(
+                        "helper has a SET clause ({}): PostgreSQL cannot inline it and runs every \
+                         call through a configuration save and restore (the generated helpers \
+                         have none; their bodies are schema-qualified instead)",
+                        config.join(", ")
+                    ),
                 ));
             }
         }

@@ -38,8 +38,8 @@ pub mod codes {
     pub const HELPER_MISSING: &str = "TA040";
     /// A context helper is not STABLE.
     pub const HELPER_NOT_STABLE: &str = "TA041";
-    /// A context helper has no fixed `search_path`.
-    pub const HELPER_SEARCH_PATH: &str = "TA042";
+    /// A context helper has a `SET` clause (e.g. `SET search_path`), so it is not inlined.
+    pub const HELPER_SET_CLAUSE: &str = "TA042";
     /// A SECURITY DEFINER function is not on the generated allowlist.
     pub const SECURITY_DEFINER_NOT_ALLOWED: &str = "TA043";
     /// A SECURITY DEFINER function is executable by PUBLIC.

@@ -254,10 +254,10 @@ async fn unique_key_without_tenant_id_is_ta031() {
 }
 
 #[tokio::test]
-async fn volatile_helper_is_ta041_and_unfixed_search_path_is_ta042() {
+async fn volatile_helper_is_ta041_and_set_clause_is_ta042() {
     let report = audit_after(
         "ALTER FUNCTION tenancy.current_tenant_id() VOLATILE; \
-         ALTER FUNCTION tenancy.current_user_id() RESET search_path",
+         ALTER FUNCTION tenancy.current_user_id() SET search_path = pg_catalog, pg_temp",
     )
     .await;
     assert_finding(
@@ -267,12 +267,12 @@ async fn volatile_helper_is_ta041_and_unfixed_search_path_is_ta042() {
     );
     assert_finding(
         &report,
-        codes::HELPER_SEARCH_PATH,
+        codes::HELPER_SET_CLAUSE,
         "function tenancy.current_user_id()",
     );
     assert_only(
         &report,
-        &[codes::HELPER_NOT_STABLE, codes::HELPER_SEARCH_PATH],
+        &[codes::HELPER_NOT_STABLE, codes::HELPER_SET_CLAUSE],
     );
 }
 

@@ -93,7 +93,9 @@ pub(super) fn core_migration(model: &Model, target: Target) -> String {
         "Context helpers (see docs/context.md)",
         Some(
             "The runtime sets the context with SET LOCAL; policies read it only through these.\n\
-             Unset or '' means no context (NULL / '{}'); a malformed value raises an error.",
+             Unset or '' means no context (NULL / '{}'); a malformed value raises an error.\n\
+             No SET clause: the bodies name functions and types schema-qualified, and a SQL\n\
+             helper without one is inlined into the calling statement (no call per statement).",
         ),
     ));
     out.push_str(&helper_functions(
@@ -209,9 +211,8 @@ fn helper_functions(helper_schema: &str, role_type: &str, owner: &str, app: &str
              \x20 RETURNS uuid\n\
              \x20 LANGUAGE sql\n\
              \x20 STABLE\n\
-             \x20 SET search_path = pg_catalog, pg_temp\n\
              AS $$\n\
-             \x20 SELECT NULLIF(pg_catalog.current_setting({}, true), '')::uuid\n\
+             \x20 SELECT NULLIF(pg_catalog.current_setting({}, true), '')::pg_catalog.uuid\n\
              $$;\n",
             setting(setting_name)
         ));
@@ -224,14 +225,13 @@ fn helper_functions(helper_schema: &str, role_type: &str, owner: &str, app: &str
          \x20 RETURNS uuid[]\n\
          \x20 LANGUAGE plpgsql\n\
          \x20 STABLE\n\
-         \x20 SET search_path = pg_catalog, pg_temp\n\
          AS $$\n\
          DECLARE\n\
-         \x20 raw_setting text := pg_catalog.current_setting({roles_setting}, true);\n\
-         \x20 entry text;\n\
-         \x20 entry_project_id uuid;\n\
+         \x20 raw_setting pg_catalog.text := pg_catalog.current_setting({roles_setting}, true);\n\
+         \x20 entry pg_catalog.text;\n\
+         \x20 entry_project_id pg_catalog.uuid;\n\
          \x20 entry_role {role_type};\n\
-         \x20 result uuid[] := '{{}}';\n\
+         \x20 result pg_catalog.uuid[] := '{{}}';\n\
          BEGIN\n\
          \x20 IF raw_setting IS NULL OR raw_setting = '' THEN\n\
          \x20   RETURN result;\n\
@@ -241,7 +241,7 @@ fn helper_functions(helper_schema: &str, role_type: &str, owner: &str, app: &str
          \x20     RAISE EXCEPTION 'malformed %: %', {roles_setting}, entry\n\
          \x20       USING ERRCODE = 'invalid_parameter_value';\n\
          \x20   END IF;\n\
-         \x20   entry_project_id := pg_catalog.split_part(entry, ':', 1)::uuid;\n\
+         \x20   entry_project_id := pg_catalog.split_part(entry, ':', 1)::pg_catalog.uuid;\n\
          \x20   entry_role := pg_catalog.split_part(entry, ':', 2)::{role_type};\n\
          \x20   IF entry_role >= min_role THEN\n\
          \x20     result := pg_catalog.array_append(result, entry_project_id);\n\
