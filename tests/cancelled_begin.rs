@@ -5,7 +5,7 @@
 //! dropped between sending `BEGIN; SET LOCAL ...` and reading the reply used to return the
 //! connection to the pool inside an open transaction that still carried the context, and the
 //! next user of the connection inherited it (found by the PgBouncer storm of
-//! `tests/concurrency_isolation.rs`). The runtime now opens transactions in their own task.
+//! `tests/concurrency_isolation.rs`). The runtime now hands a begin dropped in flight to a task that finishes it (and so rolls it back).
 
 use std::time::Duration;
 

@@ -327,14 +327,16 @@ async fn throughput(
     ))
 }
 
-/// Where a scoped get-by-key transaction's extra time goes: five variants interleaved, each
+/// Where a scoped get-by-key transaction's extra time goes: six variants interleaved, each
 /// `begin; Chunks::GET_IN_PROJECT_SQL; commit` on its own pooled connection: plain (superuser, `BEGIN`),
 /// plain plus the context statement (superuser, so no row-level security: the cost of the
 /// `SET LOCAL`s), the full layer (application role), and plain and full layer with
 /// `plan_cache_mode = force_generic_plan` set in the same transaction-opening query (what
 /// re-planning the statement on every execution costs: `project_id = ANY($2)` makes the
-/// generic plan look dearer, so PostgreSQL keeps planning it per execution). Returns the
-/// report's table.
+/// generic plan look dearer, so PostgreSQL keeps planning it per execution), and the
+/// application role sending the same context statement itself (the full layer minus this is
+/// the runtime's client-side cost: the task that opens the transaction, the span, the context
+/// string). Returns the report's table.
 async fn breakdown(settings: &Settings, db: &BenchDb, target: &Target) -> Result<String> {
     let tenancy = Tenancy::with_config(db.app_pool(1).await?, tenancy_generated::config());
     let admin = db.admin_pool(1).await?;
@@ -344,18 +346,20 @@ async fn breakdown(settings: &Settings, db: &BenchDb, target: &Target) -> Result
     let generic_context = format!("{context}; SET LOCAL plan_cache_mode = force_generic_plan");
     let iterations = if settings.smoke { 10 } else { 2_000 };
     let plain_generic = db.admin_pool(1).await?;
-    let mut samples: [Vec<Duration>; 5] = Default::default();
+    let app_direct = db.app_pool(1).await?;
+    let mut samples: [Vec<Duration>; 6] = Default::default();
     let mut rng = Rng(0x51ed_270b_27a0_12f5);
     for iteration in 0..=iterations {
         let id = rng.pick(&target.chunk_ids)?;
-        for turn in 0..5 {
-            let variant = (turn + iteration) % 5;
+        for turn in 0..6 {
+            let variant = (turn + iteration) % 6;
             let start = Instant::now();
             let found = match variant {
-                0 | 1 | 3 => {
+                0 | 1 | 3 | 5 => {
                     let mut tx = match variant {
                         0 => admin.begin().await?,
                         1 => admin_ctx.begin_with(context.clone()).await?,
+                        5 => app_direct.begin_with(context.clone()).await?,
                         _ => {
                             plain_generic
                                 .begin_with("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan")
@@ -404,6 +408,7 @@ async fn breakdown(settings: &Settings, db: &BenchDb, target: &Target) -> Result
         "+ row-level security: the full layer (`Tenancy::begin` + `Chunks::get`)",
         "plain with `plan_cache_mode = force_generic_plan` (no re-planning)",
         "full layer with `plan_cache_mode = force_generic_plan` (no re-planning)",
+        "application role, the context statement sent with sqlx's `begin_with` in the caller's task + GET_IN_PROJECT_SQL (row-level security without the runtime's client-side work)",
     ];
     let (base50, base95) = percentiles(&mut samples[0].clone());
     let mut report =
@@ -423,6 +428,7 @@ async fn breakdown(settings: &Settings, db: &BenchDb, target: &Target) -> Result
     admin_ctx.close().await;
     generic.close().await;
     plain_generic.close().await;
+    app_direct.close().await;
     Ok(report)
 }
 

@@ -39,6 +39,7 @@
 
 /// Onboarding and membership administration for operators, through [`SystemTx`], audited.
 pub mod admin;
+mod begin;
 mod error;
 /// The HTTP layer: axum extractor, JWT verification, JSON errors, metrics (feature `axum`).
 #[cfg(feature = "axum")]

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use sqlx::{PgConnection, PgPool, Postgres};
 use uuid::Uuid;
 
+use crate::begin::begin_cancel_safe;
 use crate::error::Error;
 use crate::ids::{ProjectId, TenantId, UserId};
 use crate::role::is_valid_identifier;
@@ -104,26 +105,16 @@ fn context_statement(
     statement
 }
 
-/// `BEGIN` plus the context `SET LOCAL`s, in one round trip, safe against cancellation.
-///
-/// sqlx queues a `ROLLBACK` for a dropped transaction only once `begin` has completed: a caller
-/// cancelled while the begin statement is in flight (a request timeout, a dropped future) would
-/// hand the connection back to the pool inside an open transaction that still carries this
-/// context, and the next user of that connection would inherit it (seen under PgBouncer by
-/// `tests/concurrency_isolation.rs`). The begin therefore runs in its own task: cancelling the
-/// caller detaches the task, which finishes the begin and drops the transaction, so the rollback
-/// is queued and runs before the connection is reused.
-async fn begin_in_own_task(
+/// `BEGIN` plus the context `SET LOCAL`s, in one round trip, safe against cancellation: a
+/// caller dropped while the begin is in flight does not hand back a connection inside an open
+/// transaction that carries this context (see [`crate::begin`]).
+async fn begin_scoped(
     pool: &PgPool,
     statement: String,
 ) -> Result<sqlx::Transaction<'static, Postgres>, Error> {
-    let pool = pool.clone();
-    match tokio::spawn(async move { pool.begin_with(statement).await }).await {
-        Ok(begun) => begun.map_err(Error::from),
-        Err(join) => Err(Error::Misconfigured(format!(
-            "the task opening the transaction failed: {join}"
-        ))),
-    }
+    begin_cancel_safe(pool, statement)
+        .await
+        .map_err(Error::from)
 }
 
 /// Entry point of the runtime: wraps the pool of the application's login role (a role subject
@@ -181,7 +172,7 @@ impl Tenancy {
     pub async fn authorize(&self, user: UserId, tenant: TenantId) -> Result<RequestContext, Error> {
         self.config.validate()?;
         let statement = context_statement(&self.config, tenant, user, None);
-        let mut tx = begin_in_own_task(&self.pool, statement).await?;
+        let mut tx = begin_scoped(&self.pool, statement).await?;
         let query = format!(
             "SELECT project_id, role::text, \
              array_position(enum_range(NULL::\"{schema}\".project_role), role) - 1 \
@@ -242,7 +233,7 @@ impl Tenancy {
     )]
     pub async fn begin<S: Scope>(&self, scope: &S) -> Result<ScopedTx<S>, Error> {
         let statement = self.context_statement(scope)?;
-        let tx = begin_in_own_task(&self.pool, statement).await?;
+        let tx = begin_scoped(&self.pool, statement).await?;
         Ok(ScopedTx {
             tx,
             scope: scope.clone(),
