@@ -150,13 +150,14 @@ fn check_plan(label: &str, table: &str, plan: &Value) -> Vec<String> {
         .iter()
         .filter(|n| text(n, "Parent Relationship") == "InitPlan")
         .collect();
-    // One InitPlan per helper call, each executed exactly once. `current_tenant_id()` is a SQL
-    // function without a SET clause, so PostgreSQL inlines its body into the InitPlan: the
-    // output shows `current_setting(..)`, and a call to the function itself would mean the
-    // helper is no longer inlined (a SET clause, TA042, costs every statement a call).
+    // One InitPlan per helper call, each executed exactly once. The helpers are SQL functions
+    // without a SET clause, so PostgreSQL inlines their bodies into the InitPlans: the output
+    // shows field 1 (tenant) and field 3 (viewer projects, the CASE folded to a constant) of
+    // `tenancy.context`; a call to the function itself would mean the helper is no longer
+    // inlined (a SET clause, TA042, costs every statement a call).
     for helper in [
-        "NULLIF(current_setting('tenancy.tenant_id'::text, true), ''::text)",
-        "tenancy.project_ids('viewer'",
+        "split_part(current_setting('tenancy.context'::text, true), ';'::text, 1)",
+        "split_part(current_setting('tenancy.context'::text, true), ';'::text, 3)",
     ] {
         let matching: Vec<&&&Value> = init_plans
             .iter()

@@ -404,7 +404,7 @@ async fn breakdown(settings: &Settings, db: &BenchDb, target: &Target) -> Result
     }
     let labels = [
         "plain: superuser, `BEGIN` + GET_IN_PROJECT_SQL + `COMMIT`",
-        "+ context: superuser, the context statement (`BEGIN; SET LOCAL` x3) + GET_IN_PROJECT_SQL",
+        "+ context: superuser, the context statement (`BEGIN; SET LOCAL tenancy.context`) + GET_IN_PROJECT_SQL",
         "+ row-level security: the full layer (`Tenancy::begin` + `Chunks::get`)",
         "plain with `plan_cache_mode = force_generic_plan` (no re-planning)",
         "full layer with `plan_cache_mode = force_generic_plan` (no re-planning)",

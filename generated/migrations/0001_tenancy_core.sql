@@ -58,61 +58,53 @@ GRANT USAGE ON TYPE tenancy.project_role TO tenancy_app;
 
 -- ----------------------------------------------------------------------------
 -- Context helpers (see docs/context.md)
---   The runtime sets the context with SET LOCAL; policies read it only through these.
---   Unset or '' means no context (NULL / '{}'); a malformed value raises an error.
---   No SET clause: the bodies name functions and types schema-qualified, and a SQL
---   helper without one is inlined into the calling statement (no call per statement).
+--   The runtime sets the one setting tenancy.context with SET LOCAL, in the same round trip
+--   as BEGIN: 'tenant;user;{projects of the first role or above};{second or above};...'.
+--   Policies read it only through these helpers. Unset or '' means no context
+--   (NULL / '{}'); a malformed field raises an error. No SET clause: the bodies name
+--   functions and types schema-qualified, and a SQL helper without one is inlined into
+--   the calling statement (no function call per statement).
 -- ----------------------------------------------------------------------------
 
--- The current tenant's id, or NULL when tenant_id is unset or ''.
+-- The current tenant's id (field 1), or NULL when it is unset or ''.
 CREATE FUNCTION tenancy.current_tenant_id()
   RETURNS uuid
   LANGUAGE sql
   STABLE
 AS $$
-  SELECT NULLIF(pg_catalog.current_setting('tenancy.tenant_id', true), '')::pg_catalog.uuid
+  SELECT NULLIF(
+    pg_catalog.split_part(pg_catalog.current_setting('tenancy.context', true), ';', 1),
+    '')::pg_catalog.uuid
 $$;
 
--- The current user's id, or NULL when user_id is unset or ''.
+-- The current user's id (field 2), or NULL when it is unset or ''.
 CREATE FUNCTION tenancy.current_user_id()
   RETURNS uuid
   LANGUAGE sql
   STABLE
 AS $$
-  SELECT NULLIF(pg_catalog.current_setting('tenancy.user_id', true), '')::pg_catalog.uuid
+  SELECT NULLIF(
+    pg_catalog.split_part(pg_catalog.current_setting('tenancy.context', true), ';', 2),
+    '')::pg_catalog.uuid
 $$;
 
--- The projects where the current user's role is at least min_role ('{}' when none).
--- 'tenancy.project_roles' is 'uuid:role,uuid:role,...'; every entry is parsed, so a
--- malformed one raises even when its role is below min_role.
+-- The projects where the current user's role is at least min_role ('{}' when none):
+-- field 3 holds the projects of the first role or above, field 4 of the second or above, ...
 CREATE FUNCTION tenancy.project_ids(min_role tenancy.project_role)
   RETURNS uuid[]
-  LANGUAGE plpgsql
+  LANGUAGE sql
   STABLE
 AS $$
-DECLARE
-  raw_setting pg_catalog.text := pg_catalog.current_setting('tenancy.project_roles', true);
-  entry pg_catalog.text;
-  entry_project_id pg_catalog.uuid;
-  entry_role tenancy.project_role;
-  result pg_catalog.uuid[] := '{}';
-BEGIN
-  IF raw_setting IS NULL OR raw_setting = '' THEN
-    RETURN result;
-  END IF;
-  FOREACH entry IN ARRAY pg_catalog.string_to_array(raw_setting, ',') LOOP
-    IF pg_catalog.cardinality(pg_catalog.string_to_array(entry, ':')) <> 2 THEN
-      RAISE EXCEPTION 'malformed %: %', 'tenancy.project_roles', entry
-        USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    entry_project_id := pg_catalog.split_part(entry, ':', 1)::pg_catalog.uuid;
-    entry_role := pg_catalog.split_part(entry, ':', 2)::tenancy.project_role;
-    IF entry_role >= min_role THEN
-      result := pg_catalog.array_append(result, entry_project_id);
-    END IF;
-  END LOOP;
-  RETURN result;
-END
+  SELECT COALESCE(
+    NULLIF(
+      pg_catalog.split_part(pg_catalog.current_setting('tenancy.context', true), ';', CASE min_role
+        WHEN 'viewer' THEN 3
+        WHEN 'editor' THEN 4
+        WHEN 'admin' THEN 5
+        WHEN 'owner' THEN 6
+      END),
+      ''),
+    '{}')::pg_catalog.uuid[]
 $$;
 
 ALTER FUNCTION tenancy.current_tenant_id() OWNER TO tenancy_owner;

@@ -422,13 +422,23 @@ fn roles_are_created_idempotently_with_forced_attributes() {
     // and function in the bodies is schema-qualified, so the caller's search_path cannot
     // redirect them.
     assert!(!sql.contains("SET search_path"));
+    // All three read the one setting, each as a single inlinable SQL expression.
     assert_eq!(
-        sql.matches("current_setting('tenancy.tenant_id', true), '')::pg_catalog.uuid")
-            .count(),
-        1
+        sql.matches(
+            "pg_catalog.split_part(pg_catalog.current_setting('tenancy.context', true), ';', "
+        )
+        .count(),
+        3
     );
-    assert!(sql.contains("entry_project_id pg_catalog.uuid;"));
-    assert!(sql.contains("result pg_catalog.uuid[] := '{}';"));
+    assert_eq!(sql.matches("  LANGUAGE sql\n").count(), 3);
+    assert!(!sql.contains("plpgsql"));
+    assert!(sql.contains("'')::pg_catalog.uuid\n$$;"));
+    assert!(sql.contains("'{}')::pg_catalog.uuid[]\n$$;"));
+    // Field 3 + rank: the model's roles in order, least privileged first.
+    assert!(sql.contains(
+        "CASE min_role\n        WHEN 'viewer' THEN 3\n        WHEN 'editor' THEN 4\n        \
+         WHEN 'admin' THEN 5\n        WHEN 'owner' THEN 6\n      END"
+    ));
 }
 
 #[test]
@@ -438,8 +448,8 @@ fn custom_settings_rename_everything() {
     model.settings.app_role = "web".into();
     model.settings.owner_role = "web_owner".into();
     let sql = all_sql(&model, Target::Postgres);
-    assert!(sql.contains("'authz.tenant_id'"));
-    assert!(sql.contains("'authz.project_roles'"));
+    assert!(sql.contains("current_setting('authz.context', true)"));
+    assert!(!sql.contains("'tenancy.context'"));
     assert!(sql.contains("(SELECT authz.project_ids('editor'))::uuid[]"));
     assert!(sql.contains("TO web\n"));
     assert!(!sql.contains("tenancy."));

@@ -8,8 +8,8 @@
 //!    role and give a typed scope: [`ProjectScope<R>`] (one project, reads and writes) or
 //!    [`ProjectsScope<R>`] (several projects, reads only).
 //! 3. [`Tenancy::begin`] opens a [`ScopedTx`] whose first round trip is `BEGIN` plus
-//!    `SET LOCAL` of the context (tenant, user, and the user's actual role in each of the scope's
-//!    projects). Row-level-security policies read that context, so the database enforces the
+//!    `SET LOCAL` of the context (tenant, user, and for each role level the scope's projects
+//!    where the user's actual role reaches it; docs/context.md). Row-level-security policies read that context, so the database enforces the
 //!    same boundary the types describe.
 //!
 //! Generated repositories take `&mut ScopedTx<S>` with `S: ReadScope<Role>` or

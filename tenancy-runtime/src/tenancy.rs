@@ -73,11 +73,14 @@ impl TenancyConfig {
     }
 }
 
-/// The text of the single simple query that opens a transaction with its context.
+/// The text of the single simple query that opens a transaction with its context: `BEGIN`
+/// and one `SET LOCAL <helper_schema>.context` (docs/context.md).
 ///
-/// Every interpolated value is typed: UUIDs (hyphenated hex) and role names validated as
-/// `[a-z_][a-z0-9_]*`; the prefix comes from a validated [`TenancyConfig`]. `project_roles` is
-/// `None` for the authorization transaction, which carries only tenant and user.
+/// The value is `tenant;user` followed, for every role rank from 0 to the highest rank the
+/// user holds in the scope, by `{projects where the user's rank is at least that}` (projects in
+/// the scope's order, sorted by id). Every interpolated value is typed (UUIDs in hyphenated
+/// hex, ranks as numbers); the prefix comes from a validated [`TenancyConfig`]. `project_roles`
+/// is `None` for the authorization transaction, which carries only tenant and user.
 fn context_statement(
     config: &TenancyConfig,
     tenant: TenantId,
@@ -90,18 +93,22 @@ fn context_statement(
         statement.push_str("SET LOCAL citus.propagate_set_commands = 'local'; ");
     }
     // Writing into a String cannot fail.
-    let _ = write!(
-        statement,
-        "SET LOCAL {prefix}.tenant_id = '{tenant}'; SET LOCAL {prefix}.user_id = '{user}'"
-    );
-    if let Some(memberships) = project_roles {
-        let roles = memberships
-            .iter()
-            .map(|m| format!("{}:{}", m.project, m.role.as_str()))
-            .collect::<Vec<_>>()
-            .join(",");
-        let _ = write!(statement, "; SET LOCAL {prefix}.project_roles = '{roles}'");
+    let _ = write!(statement, "SET LOCAL {prefix}.context = '{tenant};{user}");
+    let memberships = project_roles.unwrap_or_default();
+    if let Some(top_rank) = memberships.iter().map(|m| m.rank).max() {
+        for rank in 0..=top_rank {
+            statement.push_str(";{");
+            let at_least = memberships.iter().filter(|m| m.rank >= rank);
+            for (index, membership) in at_least.enumerate() {
+                if index > 0 {
+                    statement.push(',');
+                }
+                let _ = write!(statement, "{}", membership.project);
+            }
+            statement.push('}');
+        }
     }
+    statement.push('\'');
     statement
 }
 
@@ -207,9 +214,9 @@ impl Tenancy {
     }
 
     /// The statement [`Tenancy::begin`] sends for `scope`, e.g.
-    /// `BEGIN; SET LOCAL tenancy.tenant_id = '…'; SET LOCAL tenancy.user_id = '…'; SET LOCAL
-    /// tenancy.project_roles = '<project>:<role>,…'` (projects sorted, each with the user's
-    /// actual role). For logs and debugging.
+    /// `BEGIN; SET LOCAL tenancy.context = '<tenant>;<user>;{<p1>,<p2>};{<p2>}'` for a viewer of
+    /// p1 who is an editor of p2 (one `{...}` per role rank up to the user's highest, each with
+    /// the projects where the user's actual role is at least that). For logs and debugging.
     pub fn context_statement<S: Scope>(&self, scope: &S) -> Result<String, Error> {
         self.config.validate()?;
         Ok(context_statement(
@@ -323,11 +330,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             statement(&TenancyConfig::default(), &scope),
-            format!(
-                "BEGIN; SET LOCAL tenancy.tenant_id = '{TENANT}'; \
-                 SET LOCAL tenancy.user_id = '{USER}'; \
-                 SET LOCAL tenancy.project_roles = '{P2}:editor'"
-            )
+            format!("BEGIN; SET LOCAL tenancy.context = '{TENANT};{USER};{{{P2}}};{{{P2}}}'")
         );
     }
 
@@ -342,21 +345,19 @@ mod tests {
         assert_eq!(Viewer::RANK, 0);
         assert_eq!(
             statement(&TenancyConfig::default(), &scope),
-            format!(
-                "BEGIN; SET LOCAL tenancy.tenant_id = '{TENANT}'; \
-                 SET LOCAL tenancy.user_id = '{USER}'; \
-                 SET LOCAL tenancy.project_roles = '{P1}:viewer,{P2}:editor'"
-            )
+            format!("BEGIN; SET LOCAL tenancy.context = '{TENANT};{USER};{{{P1},{P2}}};{{{P2}}}'")
         );
     }
 
     #[test]
-    fn empty_scope_sets_empty_project_roles() {
+    fn empty_scope_sets_no_project_fields() {
         let ctx = context();
         let scope = ctx.all_projects().with_at_least::<Admin>();
         assert!(scope.is_empty());
-        assert!(statement(&TenancyConfig::default(), &scope)
-            .ends_with("SET LOCAL tenancy.project_roles = ''"));
+        assert_eq!(
+            statement(&TenancyConfig::default(), &scope),
+            format!("BEGIN; SET LOCAL tenancy.context = '{TENANT};{USER}'")
+        );
     }
 
     #[test]
@@ -376,8 +377,7 @@ mod tests {
             statement(&config, &scope),
             format!(
                 "BEGIN; SET LOCAL citus.propagate_set_commands = 'local'; \
-                 SET LOCAL acl.tenant_id = '{TENANT}'; SET LOCAL acl.user_id = '{USER}'; \
-                 SET LOCAL acl.project_roles = '{P1}:viewer'"
+                 SET LOCAL acl.context = '{TENANT};{USER};{{{P1}}}'"
             )
         );
     }
@@ -388,9 +388,7 @@ mod tests {
         let user = UserId::new(Uuid::from_u128(0xb));
         assert_eq!(
             context_statement(&TenancyConfig::default(), tenant, user, None),
-            format!(
-                "BEGIN; SET LOCAL tenancy.tenant_id = '{TENANT}'; SET LOCAL tenancy.user_id = '{USER}'"
-            )
+            format!("BEGIN; SET LOCAL tenancy.context = '{TENANT};{USER}'")
         );
         let _ = membership(1, "viewer", 0);
     }

@@ -29,6 +29,51 @@ use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::Connection;
 use tokio::sync::OnceCell;
 
+/// The roles of `policies/rag.tenancy`, least privileged first: a role's position is its rank.
+pub const ROLES: [&str; 4] = ["viewer", "editor", "admin", "owner"];
+
+/// The value of the context setting `tenancy.context` (docs/context.md) for `tenant`, `user`
+/// and the user's role in some projects, given as `project:role,project:role` (`""` for none):
+/// `tenant;user;{projects of rank 0 or above};{rank 1 or above};...` up to the highest role
+/// given. Tests use it to set a context by hand with raw SQL, as an attacker or a hand-written
+/// query would. Panics on a role that is not in [`ROLES`] or an entry without `:`.
+pub fn context_value(tenant: &str, user: &str, project_roles: &str) -> String {
+    let entries: Vec<(&str, usize)> = project_roles
+        .split(',')
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let (project, role) = entry
+                .split_once(':')
+                .unwrap_or_else(|| panic!("context entry {entry:?} is not project:role"));
+            let rank = ROLES
+                .iter()
+                .position(|r| *r == role)
+                .unwrap_or_else(|| panic!("unknown role {role:?} in {project_roles:?}"));
+            (project, rank)
+        })
+        .collect();
+    let mut value = format!("{tenant};{user}");
+    if let Some(top) = entries.iter().map(|(_, rank)| *rank).max() {
+        for rank in 0..=top {
+            let projects: Vec<&str> = entries
+                .iter()
+                .filter(|(_, r)| *r >= rank)
+                .map(|(project, _)| *project)
+                .collect();
+            value.push_str(&format!(";{{{}}}", projects.join(",")));
+        }
+    }
+    value
+}
+
+/// `SET LOCAL tenancy.context = '<context_value(..)>'`.
+pub fn set_context(tenant: &str, user: &str, project_roles: &str) -> String {
+    format!(
+        "SET LOCAL tenancy.context = '{}'",
+        context_value(tenant, user, project_roles)
+    )
+}
+
 /// The application's login role created by the generated migrations (`app_role` in
 /// `policies/*.tenancy`); [`TestDb::app_pool`] connects as this role.
 pub const APP_ROLE: &str = "tenancy_app";

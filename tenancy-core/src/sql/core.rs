@@ -91,16 +91,20 @@ pub(super) fn core_migration(model: &Model, target: Target) -> String {
 
     out.push_str(&section_heading(
         "Context helpers (see docs/context.md)",
-        Some(
-            "The runtime sets the context with SET LOCAL; policies read it only through these.\n\
-             Unset or '' means no context (NULL / '{}'); a malformed value raises an error.\n\
-             No SET clause: the bodies name functions and types schema-qualified, and a SQL\n\
-             helper without one is inlined into the calling statement (no call per statement).",
-        ),
+        Some(&format!(
+            "The runtime sets the one setting {}.context with SET LOCAL, in the same round trip\n\
+             as BEGIN: 'tenant;user;{{projects of the first role or above}};{{second or above}};...'.\n\
+             Policies read it only through these helpers. Unset or '' means no context\n\
+             (NULL / '{{}}'); a malformed field raises an error. No SET clause: the bodies name\n\
+             functions and types schema-qualified, and a SQL helper without one is inlined into\n\
+             the calling statement (no function call per statement).",
+            settings.helper_schema
+        )),
     ));
     out.push_str(&helper_functions(
         &settings.helper_schema,
         &role_type,
+        &model.roles,
         &owner,
         &app,
     ));
@@ -197,60 +201,63 @@ fn audit_log_section(model: &Model, target: Target) -> String {
 }
 
 /// The three helper functions, their owner and their grants.
-fn helper_functions(helper_schema: &str, role_type: &str, owner: &str, app: &str) -> String {
+///
+/// All three read the one transaction-local setting `<helper_schema>.context` (docs/context.md):
+/// `tenant;user;{projects at rank 0 or above};{rank 1 or above};...`, one field per role of
+/// `roles`, least privileged first. Each is a single SQL expression without a SET clause, so
+/// PostgreSQL inlines it into the calling statement's InitPlan.
+fn helper_functions(
+    helper_schema: &str,
+    role_type: &str,
+    roles: &[String],
+    owner: &str,
+    app: &str,
+) -> String {
     let schema = ident(helper_schema);
-    let setting = |name: &str| literal(&format!("{helper_schema}.{name}"));
+    let setting = literal(&format!("{helper_schema}.context"));
+    // `indent` is the indentation of the lines after the first.
+    let field = |position: &str, indent: &str| {
+        format!(
+            "NULLIF(\n\
+             {indent}  pg_catalog.split_part(pg_catalog.current_setting({setting}, true), ';', {position}),\n\
+             {indent}  '')"
+        )
+    };
     let mut out = String::new();
-    for (function, setting_name, what) in [
-        ("current_tenant_id", "tenant_id", "tenant"),
-        ("current_user_id", "user_id", "user"),
+    for (function, position, what) in [
+        ("current_tenant_id", "1", "tenant"),
+        ("current_user_id", "2", "user"),
     ] {
         out.push_str(&format!(
-            "\n-- The current {what}'s id, or NULL when {setting_name} is unset or ''.\n\
+            "\n-- The current {what}'s id (field {position}), or NULL when it is unset or ''.\n\
              CREATE FUNCTION {schema}.{function}()\n\
              \x20 RETURNS uuid\n\
              \x20 LANGUAGE sql\n\
              \x20 STABLE\n\
              AS $$\n\
-             \x20 SELECT NULLIF(pg_catalog.current_setting({}, true), '')::pg_catalog.uuid\n\
+             \x20 SELECT {}::pg_catalog.uuid\n\
              $$;\n",
-            setting(setting_name)
+            field(position, "  ")
         ));
     }
+    let positions: String = roles
+        .iter()
+        .enumerate()
+        .map(|(rank, role)| format!("\n        WHEN {} THEN {}", literal(role), rank + 3))
+        .collect();
     out.push_str(&format!(
-        "\n-- The projects where the current user's role is at least min_role ('{{}}' when none).\n\
-         -- {roles_setting} is 'uuid:role,uuid:role,...'; every entry is parsed, so a\n\
-         -- malformed one raises even when its role is below min_role.\n\
+        "\n-- The projects where the current user's role is at least min_role ('{{}}' when none):\n\
+         -- field 3 holds the projects of the first role or above, field 4 of the second or above, ...\n\
          CREATE FUNCTION {schema}.project_ids(min_role {role_type})\n\
          \x20 RETURNS uuid[]\n\
-         \x20 LANGUAGE plpgsql\n\
+         \x20 LANGUAGE sql\n\
          \x20 STABLE\n\
          AS $$\n\
-         DECLARE\n\
-         \x20 raw_setting pg_catalog.text := pg_catalog.current_setting({roles_setting}, true);\n\
-         \x20 entry pg_catalog.text;\n\
-         \x20 entry_project_id pg_catalog.uuid;\n\
-         \x20 entry_role {role_type};\n\
-         \x20 result pg_catalog.uuid[] := '{{}}';\n\
-         BEGIN\n\
-         \x20 IF raw_setting IS NULL OR raw_setting = '' THEN\n\
-         \x20   RETURN result;\n\
-         \x20 END IF;\n\
-         \x20 FOREACH entry IN ARRAY pg_catalog.string_to_array(raw_setting, ',') LOOP\n\
-         \x20   IF pg_catalog.cardinality(pg_catalog.string_to_array(entry, ':')) <> 2 THEN\n\
-         \x20     RAISE EXCEPTION 'malformed %: %', {roles_setting}, entry\n\
-         \x20       USING ERRCODE = 'invalid_parameter_value';\n\
-         \x20   END IF;\n\
-         \x20   entry_project_id := pg_catalog.split_part(entry, ':', 1)::pg_catalog.uuid;\n\
-         \x20   entry_role := pg_catalog.split_part(entry, ':', 2)::{role_type};\n\
-         \x20   IF entry_role >= min_role THEN\n\
-         \x20     result := pg_catalog.array_append(result, entry_project_id);\n\
-         \x20   END IF;\n\
-         \x20 END LOOP;\n\
-         \x20 RETURN result;\n\
-         END\n\
+         \x20 SELECT COALESCE(\n\
+         \x20   {},\n\
+         \x20   '{{}}')::pg_catalog.uuid[]\n\
          $$;\n",
-        roles_setting = setting("project_roles"),
+        field(&format!("CASE min_role{positions}\n      END"), "    ")
     ));
     out.push('\n');
     for signature in [
