@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Server-side cost of one get-by-key transaction, in CPU instructions counted by callgrind:
+# no network, no client, no scheduler noise, so differences of a few percent are real.
+#
+#   bench-isolation/server-instructions.sh [REPETITIONS]     (default 200; needs valgrind)
+#
+# Builds a throwaway cluster (the PostgreSQL 18 + pgvector binaries of scripts/pg-up) in a
+# temporary directory, applies generated/migrations, loads one project of 20,000 chunks, then
+# runs a single-user backend (`postgres --single`) under callgrind for each variant:
+#   plain    superuser: BEGIN; EXECUTE get; COMMIT
+#   context  superuser: the runtime's context statement (BEGIN; SET LOCAL tenancy.context ...)
+#   layer    application role (row-level security): the context statement, EXECUTE get, COMMIT
+# `get` is Chunks::GET_IN_PROJECT_SQL, PREPAREd (after 5 executions it runs a cached generic
+# plan, as through sqlx). Each variant runs 10 and 10 + REPETITIONS transactions; the report is
+# the difference divided by REPETITIONS, counted inside exec_simple_query (the single-user
+# backend reads its input one character at a time; that reading is left out).
+# The tenant, project and user ids are fixed; TENANCY_MIGRATIONS and TENANCY_CONTEXT_STATEMENT
+# (see below) measure another design.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+# shellcheck source=scripts/pg-common.sh
+source "$repo/scripts/pg-common.sh"
+reps="${1:-200}"
+command -v valgrind >/dev/null || die "valgrind is needed (apt-get install valgrind)"
+command -v callgrind_annotate >/dev/null || die "callgrind_annotate is needed (valgrind)"
+
+server_user_setup
+ensure_venv
+work="$(mktemp -d /tmp/tenancy-instructions.XXXXXX)"
+trap 'as_server "$PG_BIN/pg_ctl" -D "$work/data" stop -m immediate >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+chmod 777 "$work"
+as_server "$PG_BIN/initdb" -D "$work/data" -U postgres -A trust -E UTF8 --locale=C >/dev/null
+port=55490
+while port_in_use "$port"; do port=$((port + 1)); done
+as_server "$PG_BIN/pg_ctl" -D "$work/data" -o "-p $port -k $work -c listen_addresses=127.0.0.1" \
+    -l "$work/server.log" start >/dev/null
+psql=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres)
+"${psql[@]}" -d postgres -c "CREATE DATABASE bench"
+for file in "${TENANCY_MIGRATIONS:-$repo/generated/migrations}"/*.sql; do
+    "${psql[@]}" -d bench -f "$file" >/dev/null
+done
+tenant=11111111-1111-1111-1111-111111111111
+project=22222222-2222-2222-2222-222222222222
+user=33333333-3333-3333-3333-333333333333
+"${psql[@]}" -d bench <<SQL
+INSERT INTO tenants (id, name, slug) VALUES ('$tenant', 't', 't');
+INSERT INTO projects (tenant_id, id, name, slug) VALUES ('$tenant', '$project', 'p', 'p');
+INSERT INTO documents (tenant_id, project_id, id, title, content_hash, created_by)
+  SELECT '$tenant', '$project', md5('d' || g)::uuid, 'doc ' || g, md5('h' || g), '$user'
+  FROM generate_series(1, 1000) AS g;
+INSERT INTO chunks (tenant_id, project_id, id, document_id, ordinal, content, token_count)
+  SELECT '$tenant', '$project', md5('c' || g)::uuid, md5('d' || (g % 1000 + 1))::uuid, g,
+         'content ' || g, 10
+  FROM generate_series(1, 20000) AS g;
+VACUUM ANALYZE;
+SQL
+as_server "$PG_BIN/pg_ctl" -D "$work/data" stop >/dev/null
+
+key="$(python3 -c "import hashlib,uuid;print(uuid.UUID(hashlib.md5(b'c1').hexdigest()))")"
+get="SELECT tenant_id, project_id, id, document_id, ordinal, content, token_count, embedding, created_at FROM chunks WHERE tenant_id = \$1 AND project_id = \$2 AND id = \$3 LIMIT 1"
+execute="EXECUTE get('$tenant', '$project', '$key')"
+# What Tenancy::begin sends for an owner of the project (one role level per rank).
+# TENANCY_CONTEXT_STATEMENT overrides it, with TENANCY_MIGRATIONS, to measure another design
+# (the report's before/after numbers: the migrations and runtime statement of older commits).
+context="${TENANCY_CONTEXT_STATEMENT:-BEGIN; SET LOCAL tenancy.context = '$tenant;$user;{$project};{$project};{$project};{$project}'}"
+
+instructions() { # name setup body count -> exec_simple_query instructions
+    local name="$1" setup="$2" body="$3" count="$4" input="$work/$1.$4.sql" out="$work/$1.$4.out"
+    { printf '%s\n' "$setup"; for _ in $(seq "$count"); do printf '%s\n' "$body"; done; } >"$input"
+    chmod 644 "$input"
+    as_server valgrind --tool=callgrind --callgrind-out-file="$out" \
+        "$PG_BIN/postgres" --single -D "$work/data" bench <"$input" >"$work/$1.$4.log" 2>&1
+    if [ "$(grep -c "$key" "$work/$1.$4.log")" -lt "$count" ]; then
+        die "$name: the get did not return its row (see $work/$1.$4.log)"
+    fi
+    callgrind_annotate --inclusive=yes "$out" 2>/dev/null |
+        awk '/exec_simple_query/ { gsub(",", "", $1); print $1; exit }'
+}
+per_transaction() { # name setup body
+    local few many
+    few="$(instructions "$1" "$2" "$3" 10)"
+    many="$(instructions "$1" "$2" "$3" $((10 + reps)))"
+    echo $(((many - few) / reps))
+}
+
+plain="$(per_transaction plain "PREPARE get(uuid, uuid, uuid) AS $get" "BEGIN
+$execute
+COMMIT")"
+with_context="$(per_transaction context "PREPARE get(uuid, uuid, uuid) AS $get" "$context
+$execute
+COMMIT")"
+layer="$(per_transaction layer "SET ROLE tenancy_app
+PREPARE get(uuid, uuid, uuid) AS $get" "$context
+$execute
+COMMIT")"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
+echo "| variant (one get-by-key transaction, $reps repetitions) | server instructions | vs plain |"
+echo "|---|---:|---:|"
+echo "| plain: superuser, BEGIN + get + COMMIT | $plain | 1.00x |"
+echo "| + context statement (superuser) | $with_context | $(ratio "$with_context" "$plain") |"
+echo "| full layer: application role, context + get under row-level security | $layer | $(ratio "$layer" "$plain") |"
