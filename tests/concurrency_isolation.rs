@@ -25,7 +25,7 @@ use tenancy_generated::{
     ChunkFilter, Chunks, Document, DocumentFilter, DocumentPage, Documents, NewDocument,
 };
 use tenancy_runtime::{ProjectScope, ProjectsScope, Scope, Tenancy, TenantId, UserId};
-use tenancy_tests::TestDb;
+use tenancy_tests::{context_value, TestDb};
 use uuid::Uuid;
 
 const TASKS: usize = 10_000;
@@ -60,8 +60,9 @@ struct Caller {
     /// A project where the user is editor or above, for the failing writes.
     write: Option<ProjectScope<Editor>>,
     tenant: Uuid,
-    /// `tenancy.project_roles` for the raw-SQL reads: `project:role,...`.
-    roles_setting: String,
+    /// `tenancy.context` for the raw-SQL reads: `tenant;user;{..};{..}...` with the user's
+    /// actual role in every project of the tenant (built by [`context_value`]).
+    context_setting: String,
     projects: BTreeSet<Uuid>,
     documents: BTreeSet<Uuid>,
     chunks: usize,
@@ -164,13 +165,14 @@ async fn build_world(db: &TestDb) -> World {
                 .map(|(_, _, d)| *d)
                 .collect();
             let foreign_document = docs.iter().find(|(t, _, _)| *t != tenant).unwrap().2;
-            let roles_setting = ctx
+            let roles = ctx
                 .memberships()
                 .map(|(p, role)| format!("{p}:{role}"))
                 .collect::<Vec<_>>()
                 .join(",");
+            let context_setting = context_value(&tenant.to_string(), &user.to_string(), &roles);
             callers.push(Caller {
-                roles_setting,
+                context_setting,
                 read,
                 write,
                 tenant,
@@ -339,22 +341,18 @@ async fn repository_read(
     check_rows("repository list", caller, &rows, true).map(|n| n + 1)
 }
 
-/// Raw SQL without any predicate: the context is set with `set_config(.., true)` inside a
-/// plain transaction, so only row-level security filters.
+/// Raw SQL without any predicate: the context is set with
+/// `set_config('tenancy.context', .., true)` inside a plain transaction, so only row-level
+/// security filters.
 async fn raw_read(pool: &PgPool, caller: &Caller, mode: Mode) -> Result<usize, String> {
     let persistent = mode == Mode::Direct;
     let mut tx = pool.begin().await.map_err(|e| format!("begin: {e}"))?;
-    sqlx::query(
-        "SELECT set_config('tenancy.tenant_id', $1, true), set_config('tenancy.user_id', $2, true), \
-         set_config('tenancy.project_roles', $3, true)",
-    )
-    .bind(caller.tenant.to_string())
-    .bind(caller.read.user_id().to_string())
-    .bind(&caller.roles_setting)
-    .persistent(persistent)
-    .execute(&mut *tx)
-    .await
-    .map_err(|e| format!("set_config: {e}"))?;
+    sqlx::query("SELECT set_config('tenancy.context', $1, true)")
+        .bind(&caller.context_setting)
+        .persistent(persistent)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| format!("set_config: {e}"))?;
     let rows: Vec<(Uuid, Uuid, Uuid)> =
         sqlx::query_as("SELECT tenant_id, project_id, id FROM documents")
             .persistent(persistent)

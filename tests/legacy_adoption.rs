@@ -17,7 +17,7 @@ use runner::{
 use sqlx::{Connection, PgConnection};
 use tenancy_core::model::Model;
 use tenancy_core::sql::GeneratedFile;
-use tenancy_tests::TestDb;
+use tenancy_tests::{set_context, TestDb};
 
 /// 200 documents x 10 chunks: 2,000 chunks, 100 queries and responses, 300 assertions.
 const SMALL: LegacySize = LegacySize {
@@ -337,11 +337,12 @@ async fn adoption_keeps_every_row_and_ends_like_a_database_created_from_scratch(
     let mut app = PgConnection::connect(legacy.db.app_url()).await.unwrap();
     let visible = |tenant: uuid::Uuid, project: uuid::Uuid| {
         format!(
-            "BEGIN; \
-             SELECT set_config('tenancy.tenant_id', '{tenant}', true), \
-                    set_config('tenancy.user_id', '{}', true), \
-                    set_config('tenancy.project_roles', '{project}:viewer', true);",
-            uuid::Uuid::new_v4()
+            "BEGIN; {};",
+            set_context(
+                &tenant.to_string(),
+                &uuid::Uuid::new_v4().to_string(),
+                &format!("{project}:viewer"),
+            )
         )
     };
     sqlx::raw_sql(&visible(tenant, project))

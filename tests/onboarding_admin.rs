@@ -9,7 +9,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tenancy_runtime::admin::{AdminError, Onboarding};
 use tenancy_runtime::{Error, ProjectId, SystemTx, TenantId, UserId};
-use tenancy_tests::TestDb;
+use tenancy_tests::{context_value, TestDb};
 use uuid::Uuid;
 
 fn user(n: u128) -> UserId {
@@ -301,8 +301,9 @@ async fn two_operators_cannot_demote_the_last_two_owners_at_once() {
     db.drop_db().await;
 }
 
-/// Runs `sql` as the app role with the context of `tenant` / `user` (roles as in the
-/// `tenancy.project_roles` setting) and returns the SQLSTATE of the failure, if any.
+/// Runs `sql` as the app role with the context of `tenant` / `user` and the user's roles in
+/// `project_roles` (`project:role,...`, turned into the `tenancy.context` value by
+/// [`context_value`]) and returns the SQLSTATE of the failure, if any.
 async fn as_app(
     db: &TestDb,
     tenant: TenantId,
@@ -311,16 +312,15 @@ async fn as_app(
     sql: &str,
 ) -> Result<Vec<String>, String> {
     let mut tx = db.app_pool().begin().await.unwrap();
-    sqlx::query(
-        "SELECT set_config('tenancy.tenant_id', $1, true), set_config('tenancy.user_id', $2, true), \
-                set_config('tenancy.project_roles', $3, true)",
-    )
-    .bind(tenant.to_string())
-    .bind(user.to_string())
-    .bind(project_roles)
-    .execute(&mut *tx)
-    .await
-    .unwrap();
+    sqlx::query("SELECT set_config('tenancy.context', $1, true)")
+        .bind(context_value(
+            &tenant.to_string(),
+            &user.to_string(),
+            project_roles,
+        ))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
     let result = sqlx::query_scalar::<_, String>(sql)
         .fetch_all(&mut *tx)
         .await;

@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use tenancy_runtime::{
     AtLeast, Error, ProjectId, ProjectScope, Role, Scope, Tenancy, TenancyConfig, TenantId, UserId,
 };
-use tenancy_tests::TestDb;
+use tenancy_tests::{context_value, TestDb};
 use uuid::Uuid;
 
 tenancy_runtime::roles! { Viewer = "viewer", Editor = "editor", Admin = "admin", Owner = "owner" }
@@ -265,29 +265,56 @@ async fn the_first_query_of_the_transaction_sees_the_context() {
         .unwrap();
     let mut tx = tenancy.begin(&scope).await.unwrap();
 
-    // Nothing else was sent since begin(): BEGIN and the SET LOCALs travelled together.
-    let (tenant, user, project_roles): (String, String, String) = sqlx::query_as(
-        "SELECT current_setting('tenancy.tenant_id'), current_setting('tenancy.user_id'), \
-         current_setting('tenancy.project_roles')",
+    // Nothing else was sent since begin(): BEGIN and the SET LOCAL travelled together.
+    let context: String = sqlx::query_scalar("SELECT current_setting('tenancy.context')")
+        .fetch_one(tx.connection())
+        .await
+        .unwrap();
+    // Viewer of A1, editor of A2: field 3 (viewer or above) lists both, field 4 (editor or
+    // above) only A2, projects sorted by id; no admin/owner fields.
+    let mut roles = [(f.a1, "viewer"), (f.a2, "editor")];
+    roles.sort();
+    let roles = roles
+        .iter()
+        .map(|(project, role)| format!("{project}:{role}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let expected = context_value(&f.tenant_a.to_string(), &f.alice.to_string(), &roles);
+    let mut both = [f.a1.to_string(), f.a2.to_string()];
+    both.sort();
+    assert_eq!(
+        expected,
+        format!(
+            "{};{};{{{}}};{{{}}}",
+            f.tenant_a,
+            f.alice,
+            both.join(","),
+            f.a2
+        )
+    );
+    assert_eq!(context, expected);
+    assert_eq!(
+        tenancy.context_statement(&scope).unwrap(),
+        format!("BEGIN; SET LOCAL tenancy.context = '{expected}'")
+    );
+
+    // The helpers the policies call read the fields as intended.
+    let ids: (Option<Uuid>, Option<Uuid>) =
+        sqlx::query_as("SELECT tenancy.current_tenant_id(), tenancy.current_user_id()")
+            .fetch_one(tx.connection())
+            .await
+            .unwrap();
+    assert_eq!(ids, (Some(f.tenant_a.as_uuid()), Some(f.alice.as_uuid())));
+    let projects: (Vec<Uuid>, Vec<Uuid>, Vec<Uuid>) = sqlx::query_as(
+        "SELECT ARRAY(SELECT unnest(tenancy.project_ids('viewer')) ORDER BY 1), \
+                tenancy.project_ids('editor'), tenancy.project_ids('admin')",
     )
     .fetch_one(tx.connection())
     .await
     .unwrap();
-    assert_eq!(tenant, f.tenant_a.to_string());
-    assert_eq!(user, f.alice.to_string());
-    let mut expected = [format!("{}:viewer", f.a1), format!("{}:editor", f.a2)];
-    expected.sort();
-    assert_eq!(project_roles, expected.join(","));
-    assert_eq!(
-        tenancy.context_statement(&scope).unwrap(),
-        format!(
-            "BEGIN; SET LOCAL tenancy.tenant_id = '{}'; SET LOCAL tenancy.user_id = '{}'; \
-             SET LOCAL tenancy.project_roles = '{}'",
-            f.tenant_a,
-            f.alice,
-            expected.join(",")
-        )
-    );
+    let mut viewer = vec![f.a1.as_uuid(), f.a2.as_uuid()];
+    viewer.sort();
+    assert_eq!(projects, (viewer, vec![f.a2.as_uuid()], Vec::new()));
 }
 
 #[tokio::test]
@@ -366,19 +393,15 @@ async fn assert_no_context_left(pool: &PgPool, scoped_pid: i32) {
         .await
         .unwrap();
     assert_eq!(pid, scoped_pid, "the pool must hand back the same session");
-    let settings: (Option<String>, Option<String>, Option<String>) = sqlx::query_as(
-        "SELECT current_setting('tenancy.tenant_id', true), \
-         current_setting('tenancy.user_id', true), current_setting('tenancy.project_roles', true)",
-    )
-    .fetch_one(&mut *plain)
-    .await
-    .unwrap();
-    for setting in [settings.0, settings.1, settings.2] {
-        assert!(
-            setting.as_deref().unwrap_or("").is_empty(),
-            "context leaked: {setting:?}"
-        );
-    }
+    let context: Option<String> =
+        sqlx::query_scalar("SELECT current_setting('tenancy.context', true)")
+            .fetch_one(&mut *plain)
+            .await
+            .unwrap();
+    assert!(
+        context.as_deref().unwrap_or("").is_empty(),
+        "context leaked: {context:?}"
+    );
     let visible: i64 = sqlx::query_scalar("SELECT count(*) FROM documents")
         .fetch_one(&mut *plain)
         .await

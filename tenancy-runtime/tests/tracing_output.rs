@@ -211,12 +211,17 @@ async fn authorize_and_begin_open_spans_with_ids_only() {
             .require::<Editor>()
             .unwrap();
         let mut tx = tenancy.begin(&scope).await.unwrap();
-        let roles: String =
-            sqlx::query_scalar(&format!("SELECT current_setting('{schema}.project_roles')"))
+        // The context setting is named after the custom helper schema; an admin (rank 2) of
+        // the project is listed at ranks 0, 1 and 2 and the owner field is left out.
+        let context: String =
+            sqlx::query_scalar(&format!("SELECT current_setting('{schema}.context')"))
                 .fetch_one(tx.connection())
                 .await
                 .unwrap();
-        assert_eq!(roles, format!("{project}:admin"));
+        assert_eq!(
+            context,
+            format!("{tenant};{user};{{{project}}};{{{project}}};{{{project}}}")
+        );
         tx.commit().await.unwrap();
         scope.project_ids()
     }
