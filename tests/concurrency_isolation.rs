@@ -25,7 +25,7 @@ use tenancy_generated::{
     ChunkFilter, Chunks, Document, DocumentFilter, DocumentPage, Documents, NewDocument,
 };
 use tenancy_runtime::{ProjectScope, ProjectsScope, Scope, Tenancy, TenantId, UserId};
-use tenancy_tests::{context_value, TestDb};
+use tenancy_tests::{context_value, TestDb, ROLES};
 use uuid::Uuid;
 
 const TASKS: usize = 10_000;
@@ -34,7 +34,6 @@ const PROJECTS_PER_TENANT: usize = 3;
 const USERS: usize = 6;
 const DOCS_PER_PROJECT: usize = 6;
 const CHUNKS_PER_DOC: usize = 2;
-const ROLES: [&str; 4] = ["viewer", "editor", "admin", "owner"];
 
 /// Both runs load the 2 cores fully: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

@@ -23,7 +23,7 @@ use crate::scope::{scope_memberships, Membership, RequestContext, RoleName, Scop
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TenancyConfig {
     /// The schema holding the helper functions and the `project_role` enum; it is also the
-    /// prefix of the context settings (`<helper_schema>.tenant_id`, ...). Must match
+    /// prefix of the context setting (`<helper_schema>.context`). Must match
     /// `[a-z_][a-z0-9_]*`.
     pub helper_schema: String,
     /// The memberships table `(tenant_id, project_id, user_id, role)`, optionally
