@@ -1,6 +1,10 @@
 //! Context lifecycle as the application role: no context, the `''` PostgreSQL leaves after a
-//! transaction, malformed values, one pooled connection reused by several contexts, savepoints,
-//! and prepared statements / generic plans that must never keep an earlier tenant's rows.
+//! transaction, malformed values, well-formed forged values (read by position, bounded by one
+//! tenant), one pooled connection reused by several contexts, savepoints, and prepared
+//! statements / generic plans that must never keep an earlier tenant's rows.
+//!
+//! The context is the one setting `tenancy.context = 'tenant;user;{viewer+};{editor+};..'`
+//! (docs/context.md), set here with raw SQL as an attacker or a hand-written query would.
 //!
 //! World: tenants A (project A1, 3 documents) and B (project B1, 2 documents); `alice` owns A1,
 //! `bob` owns B1. Rows are identified by their document ids, compared as sorted sets.
@@ -10,7 +14,7 @@ use sqlx::{Connection, Executor, PgPool};
 use tenancy_generated::roles::Viewer;
 use tenancy_generated::{DocumentFilter, DocumentPage, Documents};
 use tenancy_runtime::{ProjectId, Tenancy, TenantId, UserId};
-use tenancy_tests::TestDb;
+use tenancy_tests::{context_value, set_context, TestDb};
 use uuid::Uuid;
 
 struct World {
@@ -108,25 +112,31 @@ impl World {
         }
     }
 
-    /// The `SET LOCAL`s of a context (no `BEGIN`).
+    /// The `SET LOCAL` of alice's context in A (no `BEGIN`).
     fn set_a(&self) -> String {
-        set_local(self.tenant_a, self.alice, &format!("{}:owner", self.a1))
+        set_context(
+            &self.tenant_a.to_string(),
+            &self.alice.to_string(),
+            &format!("{}:owner", self.a1),
+        )
+    }
+
+    /// The value of bob's context in B.
+    fn context_b(&self) -> String {
+        context_value(
+            &self.tenant_b.to_string(),
+            &self.bob.to_string(),
+            &format!("{}:owner", self.b1),
+        )
     }
 
     fn set_b(&self) -> String {
-        set_local(self.tenant_b, self.bob, &format!("{}:owner", self.b1))
+        format!("SET LOCAL tenancy.context = '{}'", self.context_b())
     }
 
     fn tenancy(&self, pool: &PgPool) -> Tenancy {
         Tenancy::with_config(pool.clone(), tenancy_generated::config())
     }
-}
-
-fn set_local(tenant: Uuid, user: Uuid, roles: &str) -> String {
-    format!(
-        "SET LOCAL tenancy.tenant_id = '{tenant}'; SET LOCAL tenancy.user_id = '{user}'; \
-         SET LOCAL tenancy.project_roles = '{roles}'"
-    )
 }
 
 /// The document ids visible on `conn`, sorted (a prepared, cached statement).
@@ -185,7 +195,7 @@ async fn no_context_and_the_leftover_empty_value_see_nothing_and_write_nothing()
     let mut conn = PgConnection::connect(w.db.app_url()).await.unwrap();
     // Never set on this connection: current_setting(.., true) is NULL.
     let never: Option<String> =
-        sqlx::query_scalar("SELECT current_setting('tenancy.tenant_id', true)")
+        sqlx::query_scalar("SELECT current_setting('tenancy.context', true)")
             .fetch_one(&mut conn)
             .await
             .unwrap();
@@ -194,18 +204,27 @@ async fn no_context_and_the_leftover_empty_value_see_nothing_and_write_nothing()
     assert_eq!(try_insert_into_a1(&mut conn, &w).await, Err("42501".into()));
 
     // Set in a committed transaction, and in a rolled-back one: '' afterwards, either way.
+    let value_a = context_value(
+        &w.tenant_a.to_string(),
+        &w.alice.to_string(),
+        &format!("{}:owner", w.a1),
+    );
     for end in ["COMMIT", "ROLLBACK"] {
         exec(&mut conn, &format!("BEGIN; {}", w.set_a())).await;
+        let inside: Option<String> =
+            sqlx::query_scalar("SELECT current_setting('tenancy.context', true)")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(inside.as_deref(), Some(value_a.as_str()));
         assert_eq!(doc_ids(&mut conn).await, w.a_docs);
         exec(&mut conn, end).await;
-        let left: Vec<Option<String>> = sqlx::query_scalar(
-            "SELECT current_setting(name, true) FROM unnest(ARRAY['tenancy.tenant_id', \
-             'tenancy.user_id', 'tenancy.project_roles']) AS name",
-        )
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
-        assert_eq!(left, vec![Some(String::new()); 3], "after {end}");
+        let left: Option<String> =
+            sqlx::query_scalar("SELECT current_setting('tenancy.context', true)")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(left, Some(String::new()), "after {end}");
         // Outside a transaction (autocommit statements) and inside a new one without context.
         assert_eq!(
             count_all(&mut conn).await,
@@ -229,82 +248,176 @@ async fn no_context_and_the_leftover_empty_value_see_nothing_and_write_nothing()
     w.db.drop_db().await;
 }
 
+/// What one context value gets from each probe of [`probe_value`]: the rows of
+/// `SELECT id FROM documents`, the value of `SELECT count(*) FROM documents`, the rows of
+/// `DELETE FROM documents RETURNING id`, the rows of `SELECT .. FROM user_project_roles`, and the
+/// rows inserted by the INSERT into A1; or the SQLSTATE of the error.
+type Probes = [Result<i64, String>; 5];
+
+/// Runs every probe in its own transaction that sets `tenancy.context = 'value'` and is rolled
+/// back. Also checks that a table holding no row of the tenant (chunks: the world has none)
+/// answers nothing or the malformed-field error (22P02), never rows.
+async fn probe_value(conn: &mut PgConnection, w: &World, value: &str) -> Probes {
+    let begin = format!("BEGIN; SET LOCAL tenancy.context = '{value}'");
+    let mut got = Vec::new();
+    for sql in [
+        "SELECT id FROM documents",
+        "SELECT count(*) FROM documents",
+        "DELETE FROM documents RETURNING id",
+        "SELECT user_id FROM user_project_roles",
+    ] {
+        exec(conn, &begin).await;
+        let result = if sql.contains("count(*)") {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(|e| sqlstate(&e))
+        } else {
+            sqlx::query(sql)
+                .fetch_all(&mut *conn)
+                .await
+                .map(|rows| rows.len() as i64)
+                .map_err(|e| sqlstate(&e))
+        };
+        exec(conn, "ROLLBACK").await;
+        got.push(result);
+    }
+    exec(conn, &begin).await;
+    let inserted = try_insert_into_a1(conn, w).await;
+    exec(conn, "ROLLBACK").await;
+    got.push(inserted.map(|n| n as i64));
+
+    // No row of the tenant to check: still nothing, never rows.
+    exec(conn, &begin).await;
+    let empty = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM chunks")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| sqlstate(&e));
+    exec(conn, "ROLLBACK").await;
+    assert!(
+        matches!(empty, Ok(0)) || empty == Err("22P02".into()),
+        "{value} / empty chunks: {empty:?}"
+    );
+    got.try_into().unwrap()
+}
+
+/// Shorthands for [`Probes`]: `rows(n)`, and the SQLSTATEs of a malformed field and of a
+/// refused write.
+fn rows(n: i64) -> Result<i64, String> {
+    Ok(n)
+}
+fn raises() -> Result<i64, String> {
+    Err("22P02".into())
+}
+fn refused() -> Result<i64, String> {
+    Err("42501".into())
+}
+/// Either no row or the malformed-field error, whichever policy test PostgreSQL evaluates
+/// first (both are safe: never a row).
+fn nothing_or_raises() -> Result<i64, String> {
+    Err("0 or 22P02".into())
+}
+
+/// Asserts that `got` is `want`, reading [`nothing_or_raises`] as either outcome.
+fn assert_probes(got: &Probes, want: &Probes, label: &str, value: &str) {
+    let agrees = got.iter().zip(want).all(|(got, want)| {
+        got == want || (*want == nothing_or_raises() && (*got == rows(0) || *got == raises()))
+    });
+    assert!(
+        agrees,
+        "{label}: {value}
+  got: {got:?}
+ want: {want:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_malformed_context_raises_instead_of_matching_nothing() {
     let w = World::new().await;
     let mut conn = PgConnection::connect(w.db.app_url()).await.unwrap();
-    let good_roles = format!("{}:owner", w.a1);
-    let cases: Vec<(String, &str)> = vec![
-        (set_local_raw("tenant_id", "not-a-uuid"), "22P02"),
+    let (t, u, a1, other) = (w.tenant_a, w.alice, w.a1, Uuid::new_v4());
+    // A good context for comparison: alice, owner of A1, sees A's 3 documents, may delete them
+    // and insert into A1, and sees her own membership.
+    let good = format!("{t};{u};{{{a1}}};{{{a1}}};{{{a1}}};{{{a1}}}");
+    assert_eq!(
+        good,
+        context_value(&t.to_string(), &u.to_string(), &format!("{a1}:owner"))
+    );
+    let cases: Vec<(&str, String, Probes)> = vec![
         (
-            set_local_raw("tenant_id", &format!("{} ", w.tenant_a)),
-            "22P02",
+            "good",
+            good.clone(),
+            [rows(3), rows(3), rows(3), rows(1), rows(1)],
         ),
-        (set_local_raw("project_roles", "not-a-uuid:owner"), "22P02"),
+        // The tenant field is read by every policy: everything raises.
         (
-            set_local_raw("project_roles", &format!("{}:superuser", w.a1)),
-            "22P02",
-        ),
-        (
-            set_local_raw("project_roles", &format!("{}", w.a1)),
-            "22023",
-        ),
-        (
-            set_local_raw("project_roles", &format!("{}:owner:x", w.a1)),
-            "22023",
-        ),
-        // A malformed entry next to a good one, and below the role a policy asks for.
-        (
-            set_local_raw(
-                "project_roles",
-                &format!("{good_roles},{}:nobody", Uuid::new_v4()),
-            ),
-            "22P02",
+            "tenant not a uuid",
+            format!("not-a-uuid;{u};{{{a1}}};{{{a1}}};{{{a1}}};{{{a1}}}"),
+            [raises(), raises(), raises(), raises(), raises()],
         ),
         (
-            set_local_raw("project_roles", &format!("{good_roles},")),
-            "22023",
+            "tenant with a trailing space",
+            format!("{t} ;{u};{{{a1}}};{{{a1}}};{{{a1}}};{{{a1}}}"),
+            [raises(), raises(), raises(), raises(), raises()],
+        ),
+        // The user field is read only by the membership policy (`.. OR user_id = current
+        // user`, evaluated here because the context lists no project).
+        (
+            "user not a uuid",
+            format!("{t};not-a-uuid"),
+            [rows(0), rows(0), rows(0), raises(), refused()],
+        ),
+        // A bad viewer field: every read raises (DELETE .. RETURNING reads the row, so it
+        // checks the viewer field too); the INSERT reads only the editor field.
+        (
+            "viewer field {not-a-uuid}",
+            format!("{t};{u};{{not-a-uuid}};{{{a1}}};{{{a1}}};{{{a1}}}"),
+            [raises(), raises(), raises(), raises(), rows(1)],
+        ),
+        (
+            "viewer field unterminated {a1,other",
+            format!("{t};{u};{{{a1},{other};{{{a1}}};{{{a1}}};{{{a1}}}"),
+            [raises(), raises(), raises(), raises(), rows(1)],
+        ),
+        (
+            "a bad entry next to a good one in every field",
+            format!("{t};{u};{{{a1},nobody}};{{{a1},nobody}};{{{a1},nobody}};{{{a1},nobody}}"),
+            [raises(), raises(), raises(), raises(), raises()],
+        ),
+        // The first design's `project:role` list is not an array: the reads raise, and the
+        // missing editor field refuses the write. The DELETE's admin field is missing, so its
+        // rule matches nothing whether or not the bad viewer field is evaluated.
+        (
+            "old project:role format",
+            format!("{t};{u};{a1}:owner"),
+            [raises(), raises(), nothing_or_raises(), raises(), refused()],
+        ),
+        (
+            "bare uuids instead of arrays",
+            format!("{t};{u};{a1};{a1};{a1};{a1}"),
+            [raises(), raises(), raises(), raises(), raises()],
+        ),
+        // Fields are read by position only: a bad field raises in the statements whose
+        // policies read it, and nowhere else.
+        (
+            "bad editor field",
+            format!("{t};{u};{{{a1}}};{{not-a-uuid}}"),
+            [rows(3), rows(3), rows(0), rows(1), raises()],
+        ),
+        (
+            "bad admin field",
+            format!("{t};{u};{{{a1}}};{{{a1}}};{{not-a-uuid}}"),
+            [rows(3), rows(3), raises(), rows(1), rows(1)],
+        ),
+        (
+            "bad field beyond the model's roles (never read)",
+            format!("{good};{{not-a-uuid}}"),
+            [rows(3), rows(3), rows(3), rows(1), rows(1)],
         ),
     ];
-    for (settings, want) in &cases {
-        let begin = format!(
-            "BEGIN; SET LOCAL tenancy.tenant_id = '{}'; SET LOCAL tenancy.project_roles = '{good_roles}'; {settings}",
-            w.tenant_a
-        );
-        // Tables holding rows of the tenant: the project test is a per-row filter (see
-        // docs/context.md), so the helper runs, and raises, as soon as a row is checked.
-        for sql in [
-            "SELECT id FROM documents",
-            "SELECT count(*) FROM documents",
-            "DELETE FROM documents RETURNING id",
-        ] {
-            exec(&mut conn, &begin).await;
-            let got = sqlx::query(sql)
-                .fetch_all(&mut conn)
-                .await
-                .map_err(|e| sqlstate(&e));
-            exec(&mut conn, "ROLLBACK").await;
-            assert_eq!(
-                got.map(|rows| rows.len()),
-                Err(want.to_string()),
-                "{settings} / {sql}"
-            );
-        }
-        // No row of the tenant to check (the world has no chunks): still nothing, never rows.
-        exec(&mut conn, &begin).await;
-        let empty = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM chunks")
-            .fetch_one(&mut conn)
-            .await
-            .map_err(|e| sqlstate(&e));
-        exec(&mut conn, "ROLLBACK").await;
-        assert!(
-            matches!(empty, Ok(0)) || empty == Err(want.to_string()),
-            "{settings} / empty chunks: {empty:?}"
-        );
-        exec(&mut conn, &begin).await;
-        let got = try_insert_into_a1(&mut conn, &w).await;
-        exec(&mut conn, "ROLLBACK").await;
-        assert_eq!(got, Err(want.to_string()), "{settings} / insert");
+    for (label, value, want) in &cases {
+        let got = probe_value(&mut conn, &w, value).await;
+        assert_probes(&got, want, label, value);
     }
     // Nothing was deleted or inserted by any of them.
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM documents")
@@ -316,8 +429,64 @@ async fn a_malformed_context_raises_instead_of_matching_nothing() {
     w.db.drop_db().await;
 }
 
-fn set_local_raw(name: &str, value: &str) -> String {
-    format!("SET LOCAL tenancy.{name} = '{value}'")
+/// Well-formed values the runtime never sends, as raw SQL can set them (the context is not
+/// signed, docs/security.md threat 2): each field grants exactly what its position says, and
+/// nothing reaches beyond the one tenant of the tenant field.
+#[tokio::test]
+async fn forged_values_are_read_by_position_within_one_tenant() {
+    let w = World::new().await;
+    let mut conn = PgConnection::connect(w.db.app_url()).await.unwrap();
+    let (t, u, a1, b1) = (w.tenant_a, w.alice, w.a1, w.b1);
+    let cases: Vec<(&str, String, Probes)> = vec![
+        (
+            "empty tenant field, A1 at every level",
+            format!(";{u};{{{a1}}};{{{a1}}};{{{a1}}};{{{a1}}}"),
+            [rows(0), rows(0), rows(0), rows(0), refused()],
+        ),
+        // Not nested: the owner field alone grants nothing on documents (their rules ask for
+        // viewer, editor and admin); alice still sees her own membership (by user).
+        (
+            "A1 in the owner field only",
+            format!("{t};{u};{{}};{{}};{{}};{{{a1}}}"),
+            [rows(0), rows(0), rows(0), rows(1), refused()],
+        ),
+        // The admin field without the viewer field: DELETE .. RETURNING needs both.
+        (
+            "A1 in the admin field only",
+            format!("{t};{u};{{}};{{}};{{{a1}}}"),
+            [rows(0), rows(0), rows(0), rows(1), refused()],
+        ),
+        // The editor field only: the INSERT's rule is editor, so it passes; no read does.
+        (
+            "A1 in the editor field only",
+            format!("{t};{u};{{}};{{{a1}}}"),
+            [rows(0), rows(0), rows(0), rows(1), rows(1)],
+        ),
+        // Another tenant's project at every level, in tenant A: nothing of B, nothing of A.
+        (
+            "B1 at every level in tenant A",
+            format!("{t};{u};{{{b1}}};{{{b1}}};{{{b1}}};{{{b1}}}"),
+            [rows(0), rows(0), rows(0), rows(1), refused()],
+        ),
+        // Alice and B1 in tenant B: she is no member there, yet sees B's rows. This is the
+        // documented limit: a session running raw SQL can claim any membership of any tenant.
+        (
+            "alice claims B1 as owner in tenant B",
+            format!("{};{u};{{{b1}}};{{{b1}}};{{{b1}}};{{{b1}}}", w.tenant_b),
+            [rows(2), rows(2), rows(2), rows(1), refused()],
+        ),
+    ];
+    for (label, value, want) in &cases {
+        let got = probe_value(&mut conn, &w, value).await;
+        assert_probes(&got, want, label, value);
+    }
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM documents")
+        .fetch_one(w.db.admin_pool())
+        .await
+        .unwrap();
+    assert_eq!(n, 5);
+    conn.close().await.unwrap();
+    w.db.drop_db().await;
 }
 
 #[tokio::test]
@@ -411,9 +580,8 @@ async fn savepoints_and_rollback_to_restore_the_earlier_context() {
     assert_eq!(doc_ids(&mut conn).await, w.a_docs);
     // set_config(.., true) behaves the same.
     exec(&mut conn, "SAVEPOINT s2").await;
-    sqlx::query("SELECT set_config('tenancy.tenant_id', $1, true), set_config('tenancy.project_roles', $2, true)")
-        .bind(w.tenant_b.to_string())
-        .bind(format!("{}:owner", w.b1))
+    sqlx::query("SELECT set_config('tenancy.context', $1, true)")
+        .bind(w.context_b())
         .execute(&mut conn)
         .await
         .unwrap();

@@ -6,7 +6,12 @@
 //! One database for the whole run; each case truncates (as the superuser) and inserts its
 //! world. Contexts per case: every (user, tenant) pair with the user's real memberships in that
 //! tenant (also through the runtime and the generated repositories), a forged context claiming
-//! every project of every tenant as owner, and no context at all.
+//! every project of every tenant as owner, a forged context whose role levels are random and
+//! not nested (each of the fields `{viewer+}`, `{editor+}`, `{admin+}`, `{owner+}` of
+//! `tenancy.context`, plus one field beyond the model's roles, lists a random subset of every
+//! tenant's projects), and no context at all. Contexts are set with raw SQL, one
+//! `SET LOCAL tenancy.context` each (docs/context.md); the oracle reads field `3 + rank` for a
+//! rule of that rank, as the policies do.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,10 +22,9 @@ use sqlx::{Connection, PgPool};
 use tenancy_generated::roles::Viewer;
 use tenancy_generated::{ChunkFilter, ChunkPage, Chunks, DocumentFilter, DocumentPage, Documents};
 use tenancy_runtime::{Error, Tenancy, TenantId, UserId};
-use tenancy_tests::TestDb;
+use tenancy_tests::{context_value, TestDb, ROLES};
 use uuid::Uuid;
 
-const ROLES: [&str; 4] = ["viewer", "editor", "admin", "owner"];
 const VIEWER: u8 = 0;
 const EDITOR: u8 = 1;
 const ADMIN: u8 = 2;
@@ -29,6 +33,8 @@ const MAX_TENANTS: usize = 3;
 const MAX_PROJECTS: usize = MAX_TENANTS * MAX_PROJECTS_PER_TENANT;
 const USERS: usize = 4;
 const MAX_DOCS_PER_PROJECT: usize = 4;
+/// Project fields of the forged "random levels" context: one per role, plus one beyond them.
+const FORGED_FIELDS: usize = ROLES.len() + 1;
 
 /// What proptest generates; [`World::build`] turns it into rows with ids.
 #[derive(Clone, Debug)]
@@ -41,6 +47,9 @@ struct WorldSpec {
     docs_per_project: Vec<usize>,
     /// `[project * MAX_DOCS_PER_PROJECT + doc]`: (chunks, token count of the first chunk).
     chunks_per_doc: Vec<(usize, i32)>,
+    /// `[project]`: bit k set = the forged "random levels" context lists the project in its
+    /// project field k (field `3 + k` of the setting).
+    forged_fields: Vec<u8>,
 }
 
 fn world_spec() -> impl Strategy<Value = WorldSpec> {
@@ -49,13 +58,17 @@ fn world_spec() -> impl Strategy<Value = WorldSpec> {
         prop::collection::vec(prop::option::weighted(0.45, 0..4u8), USERS * MAX_PROJECTS),
         prop::collection::vec(0..=MAX_DOCS_PER_PROJECT, MAX_PROJECTS),
         prop::collection::vec((0..=3usize, 1..100i32), MAX_PROJECTS * MAX_DOCS_PER_PROJECT),
+        prop::collection::vec(0..(1u8 << FORGED_FIELDS), MAX_PROJECTS),
     )
         .prop_map(
-            |(projects_per_tenant, roles, docs_per_project, chunks_per_doc)| WorldSpec {
-                projects_per_tenant,
-                roles,
-                docs_per_project,
-                chunks_per_doc,
+            |(projects_per_tenant, roles, docs_per_project, chunks_per_doc, forged_fields)| {
+                WorldSpec {
+                    projects_per_tenant,
+                    roles,
+                    docs_per_project,
+                    chunks_per_doc,
+                    forged_fields,
+                }
             },
         )
 }
@@ -98,6 +111,8 @@ struct World {
     memberships: Vec<Membership>,
     docs: Vec<Doc>,
     chunks: Vec<Chunk>,
+    /// The project fields of the forged "random levels" context (see [`WorldSpec`]).
+    forged_fields: Vec<Vec<Uuid>>,
 }
 
 impl World {
@@ -152,6 +167,16 @@ impl World {
                 docs.push(doc);
             }
         }
+        let forged_fields = (0..FORGED_FIELDS)
+            .map(|k| {
+                projects
+                    .iter()
+                    .enumerate()
+                    .filter(|(p, _)| spec.forged_fields[*p] & (1 << k) != 0)
+                    .map(|(_, project)| project.id)
+                    .collect()
+            })
+            .collect();
         World {
             tenants,
             projects,
@@ -159,6 +184,7 @@ impl World {
             memberships,
             docs,
             chunks,
+            forged_fields,
         }
     }
 
@@ -228,8 +254,12 @@ struct Context {
     /// `None`: no context at all.
     tenant: Option<Uuid>,
     user: Uuid,
-    /// (project, rank), sorted by project.
+    /// (project, rank), sorted by project: the context carries each project in the fields of
+    /// every rank up to its own (what `context_value` writes, and the runtime).
     roles: Vec<(Uuid, u8)>,
+    /// `Some`: a forged context sending these project fields as they are (field k lists the
+    /// projects of rank k, whatever the other fields say) instead of the fields of `roles`.
+    fields: Option<Vec<Vec<Uuid>>>,
     /// The user's real memberships in the tenant (what the runtime would send); false for a
     /// forged context, which only raw SQL can produce.
     honest: bool,
@@ -237,32 +267,51 @@ struct Context {
 
 impl Context {
     fn begin(&self) -> String {
-        match self.tenant {
-            None => "BEGIN".to_owned(),
-            Some(tenant) => {
+        let Some(tenant) = self.tenant else {
+            return "BEGIN".to_owned();
+        };
+        let value = match &self.fields {
+            None => {
                 let roles: Vec<String> = self
                     .roles
                     .iter()
                     .map(|(p, r)| format!("{p}:{}", ROLES[*r as usize]))
                     .collect();
-                format!(
-                    "BEGIN; SET LOCAL tenancy.tenant_id = '{tenant}'; SET LOCAL tenancy.user_id = '{}'; \
-                     SET LOCAL tenancy.project_roles = '{}'",
-                    self.user,
-                    roles.join(",")
+                context_value(
+                    &tenant.to_string(),
+                    &self.user.to_string(),
+                    &roles.join(","),
                 )
             }
-        }
+            Some(fields) => {
+                let mut value = format!("{tenant};{}", self.user);
+                for field in fields {
+                    let ids: Vec<String> = field.iter().map(Uuid::to_string).collect();
+                    value.push_str(&format!(";{{{}}}", ids.join(",")));
+                }
+                value
+            }
+        };
+        format!("BEGIN; SET LOCAL tenancy.context = '{value}'")
     }
 
-    /// The projects the policies let through for `min_rank`: listed in the context with at
-    /// least that rank. (The tenant boundary is checked separately.)
+    /// The projects the policies let through for a rule of `min_rank`: those the context lists
+    /// in the field of that rank. (The tenant boundary is checked separately.)
     fn projects_at_least(&self, min_rank: u8) -> BTreeSet<Uuid> {
-        self.roles
-            .iter()
-            .filter(|(_, r)| *r >= min_rank)
-            .map(|(p, _)| *p)
-            .collect()
+        match &self.fields {
+            None => self
+                .roles
+                .iter()
+                .filter(|(_, r)| *r >= min_rank)
+                .map(|(p, _)| *p)
+                .collect(),
+            Some(fields) => fields
+                .get(usize::from(min_rank))
+                .into_iter()
+                .flatten()
+                .copied()
+                .collect(),
+        }
     }
 
     fn in_scope(&self, tenant: Uuid, project: Uuid, min_rank: u8) -> bool {
@@ -327,7 +376,7 @@ fn oracle(world: &World, ctx: &Context) -> Answers {
     memberships.sort();
     let tenant_visible = ctx
         .tenant
-        .filter(|t| world.tenants.contains(t) && !ctx.roles.is_empty());
+        .filter(|t| world.tenants.contains(t) && !ctx.projects_at_least(VIEWER).is_empty());
     Answers {
         documents: sorted(docs.iter().map(|d| d.id).collect()),
         chunks: sorted(chunks.iter().map(|c| c.id).collect()),
@@ -460,6 +509,7 @@ fn contexts(world: &World) -> Vec<Context> {
                 tenant: Some(*tenant),
                 user: *user,
                 roles,
+                fields: None,
                 honest: true,
             });
         }
@@ -471,6 +521,15 @@ fn contexts(world: &World) -> Vec<Context> {
         tenant: Some(world.tenants[0]),
         user: world.users[0],
         roles: everything,
+        fields: None,
+        honest: false,
+    });
+    out.push(Context {
+        label: "forged: tenant 0 with random, not nested role levels".to_owned(),
+        tenant: Some(world.tenants[0]),
+        user: world.users[0],
+        roles: vec![],
+        fields: Some(world.forged_fields.clone()),
         honest: false,
     });
     out.push(Context {
@@ -478,6 +537,7 @@ fn contexts(world: &World) -> Vec<Context> {
         tenant: None,
         user: Uuid::nil(),
         roles: vec![],
+        fields: None,
         honest: false,
     });
     out
@@ -635,14 +695,21 @@ fn the_oracle_itself_on_a_hand_made_world() {
             doc: Uuid::from_u128(21),
             tokens: 5,
         }],
+        forged_fields: vec![],
     };
     let ctx = Context {
         label: "t".into(),
         tenant: Some(t),
         user,
         roles: vec![(p, 0), (q, 2), (r, 3)],
+        fields: None,
         honest: false,
     };
+    // Each project in the fields of every rank up to its own.
+    assert_eq!(
+        ctx.begin(),
+        format!("BEGIN; SET LOCAL tenancy.context = '{t};{user};{{{p},{q},{r}}};{{{q},{r}}};{{{q},{r}}};{{{r}}}'")
+    );
     let a = oracle(&world, &ctx);
     assert_eq!(a.documents, vec![Uuid::from_u128(20), Uuid::from_u128(21)]);
     assert_eq!(a.updated_documents, vec![Uuid::from_u128(21)]);
@@ -655,11 +722,34 @@ fn the_oracle_itself_on_a_hand_made_world() {
     assert_eq!(a.cte_docs_with_chunks, vec![(Uuid::from_u128(21), 1)]);
     assert_eq!(a.projects, vec![p, q]);
     assert_eq!(a.tenants, vec![t]);
+    // Forged fields are read by position only: viewer {P}, editor {Q}, admin {P, Q, R},
+    // owner {}, a fifth field {P} that no rule reads.
+    let forged = Context {
+        label: "forged".into(),
+        tenant: Some(t),
+        user,
+        roles: vec![],
+        fields: Some(vec![vec![p], vec![q], vec![p, q, r], vec![], vec![p]]),
+        honest: false,
+    };
+    assert_eq!(
+        forged.begin(),
+        format!("BEGIN; SET LOCAL tenancy.context = '{t};{user};{{{p}}};{{{q}}};{{{p},{q},{r}}};{{}};{{{p}}}'")
+    );
+    let f = oracle(&world, &forged);
+    assert_eq!(f.documents, vec![Uuid::from_u128(20)]);
+    assert_eq!(f.chunks, Vec::<Uuid>::new());
+    assert_eq!(f.projects, vec![p]);
+    assert_eq!(f.tenants, vec![t]);
+    // Updating needs the editor field and the viewer field (RETURNING reads the row).
+    assert_eq!(f.updated_documents, Vec::<Uuid>::new());
+    assert_eq!(f.deleted_documents, vec![Uuid::from_u128(20)]);
     let none = Context {
         label: "none".into(),
         tenant: None,
         user,
         roles: vec![],
+        fields: None,
         honest: false,
     };
     assert_eq!(oracle(&world, &none), Answers::default());

@@ -12,7 +12,7 @@ use sqlx::{Connection, PgPool};
 use tenancy_generated::roles::Editor;
 use tenancy_generated::{Documents, NewDocument};
 use tenancy_runtime::{Error, Tenancy, TenantId, UserId};
-use tenancy_tests::TestDb;
+use tenancy_tests::{set_context, TestDb};
 use uuid::Uuid;
 
 #[derive(Clone, Copy, Debug)]
@@ -165,10 +165,12 @@ impl World {
     }
 }
 
+/// `BEGIN` and the one context setting `tenancy.context` for `tenant`, `user` and `roles`
+/// (`project:role,...`), as raw SQL would set it.
 fn context(tenant: Uuid, user: Uuid, roles: &str) -> String {
     format!(
-        "BEGIN; SET LOCAL tenancy.tenant_id = '{tenant}'; SET LOCAL tenancy.user_id = '{user}'; \
-         SET LOCAL tenancy.project_roles = '{roles}'"
+        "BEGIN; {}",
+        set_context(&tenant.to_string(), &user.to_string(), roles)
     )
 }
 

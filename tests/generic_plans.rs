@@ -18,7 +18,7 @@
 use serde_json::Value;
 use sqlx::{Connection, PgConnection, Row};
 use tenancy_generated::Chunks;
-use tenancy_tests::TestDb;
+use tenancy_tests::{set_context, TestDb};
 use uuid::Uuid;
 
 const TENANTS: i32 = 4;
@@ -140,13 +140,12 @@ async fn generic_plan(seeded: &Seeded, sql: &str, args: &str) -> Value {
     let mut conn = PgConnection::connect(seeded.db.app_url()).await.unwrap();
     let mut tx = conn.begin().await.unwrap();
     let context = format!(
-        "SET LOCAL tenancy.tenant_id = '{t}'; SET LOCAL tenancy.user_id = '{u}'; \
-         SET LOCAL tenancy.project_roles = '{p}:editor'; \
-         SET LOCAL plan_cache_mode = force_generic_plan; \
-         PREPARE by_key AS {sql}",
-        t = seeded.tenant,
-        u = seeded.user,
-        p = seeded.project,
+        "{set_context}; SET LOCAL plan_cache_mode = force_generic_plan; PREPARE by_key AS {sql}",
+        set_context = set_context(
+            &seeded.tenant.to_string(),
+            &seeded.user.to_string(),
+            &format!("{}:editor", seeded.project),
+        ),
     );
     sqlx::raw_sql(&context).execute(&mut *tx).await.unwrap();
     let row = sqlx::raw_sql(&format!(

@@ -1,6 +1,8 @@
 //! The database alone holds the line: the access matrix through RAW SQL as the application role,
-//! with only the context set (`BEGIN; SET LOCAL tenancy.tenant_id = ...; SET LOCAL
-//! tenancy.project_roles = ...`) and no tenant or project predicate in any statement.
+//! with only the context set (`BEGIN; SET LOCAL tenancy.context = '<tenant>;;{<project>};..'`,
+//! the one setting of docs/context.md, built by `tenancy_tests::context_value`; the user field is
+//! left empty, so only the tenant and the project levels decide) and no tenant or project
+//! predicate in any statement.
 //!
 //! * SELECT sees only the context's rows;
 //! * INSERT with another project's or tenant's ids fails with 42501;
@@ -14,10 +16,8 @@
 
 use sqlx::postgres::{PgConnection, PgPoolOptions};
 use sqlx::{Connection, PgPool};
-use tenancy_tests::TestDb;
+use tenancy_tests::{set_context, TestDb, ROLES};
 use uuid::Uuid;
-
-const ROLES: [&str; 4] = ["viewer", "editor", "admin", "owner"];
 
 fn rank(role: &str) -> u8 {
     ROLES
@@ -394,12 +394,12 @@ impl Fixture {
     }
 }
 
-/// `BEGIN` plus the context as the runtime sends it: one simple query. `None` sends no context.
+/// `BEGIN` plus the context as the runtime sends it: one simple query. `Some((tenant, roles))`
+/// sets `tenancy.context` for that tenant, no user (an empty user field) and the projects of
+/// `roles` (`project:role,...`, `""` for none) at their role levels; `None` sends no context.
 async fn begin(conn: &mut PgConnection, context: Option<(Uuid, &str)>) {
     let statement = match context {
-        Some((tenant, roles)) => format!(
-            "BEGIN; SET LOCAL tenancy.tenant_id = '{tenant}'; SET LOCAL tenancy.project_roles = '{roles}'"
-        ),
+        Some((tenant, roles)) => format!("BEGIN; {}", set_context(&tenant.to_string(), "", roles)),
         None => "BEGIN".to_owned(),
     };
     sqlx::raw_sql(&statement).execute(&mut *conn).await.unwrap();
@@ -570,7 +570,7 @@ async fn a_context_naming_another_tenants_project_sees_nothing_of_it() {
     let f = Fixture::new().await;
     let s3 = f.seed(f.p3).await;
     let mut conn = PgConnection::connect(f.db.app_url()).await.unwrap();
-    // Tenant T1, but the project list claims T2's project P3 as owner.
+    // Tenant T1, but every project level (viewer to owner) claims T2's project P3.
     let forged = format!("{}:owner", f.p3.project);
     for table in TABLES {
         begin(&mut conn, Some((f.p1.tenant, &forged))).await;
@@ -622,9 +622,9 @@ async fn an_empty_context_after_an_earlier_transaction_sees_nothing() {
     assert!(!visible(&mut conn, Table::Documents).await.is_empty());
     sqlx::raw_sql("COMMIT").execute(&mut *conn).await.unwrap();
 
-    // After the transaction the settings read '' (not NULL): still no context.
+    // After the transaction the setting reads '' (not NULL): still no context.
     let leftover: Option<String> =
-        sqlx::query_scalar("SELECT current_setting('tenancy.tenant_id', true)")
+        sqlx::query_scalar("SELECT current_setting('tenancy.context', true)")
             .fetch_one(&mut *conn)
             .await
             .unwrap();
@@ -636,24 +636,22 @@ async fn an_empty_context_after_an_earlier_transaction_sees_nothing() {
             "{table:?} after commit"
         );
         sqlx::raw_sql("COMMIT").execute(&mut *conn).await.unwrap();
-        begin(&mut conn, Some((f.p1.tenant, ""))).await; // tenant set, no project roles
+        begin(&mut conn, Some((f.p1.tenant, ""))).await; // tenant set, no project field
         let rows = visible(&mut conn, table).await;
         sqlx::raw_sql("COMMIT").execute(&mut *conn).await.unwrap();
-        assert!(
-            rows.is_empty(),
-            "{table:?} with empty project_roles saw {rows:?}"
-        );
-        sqlx::raw_sql(
-            "BEGIN; SET LOCAL tenancy.tenant_id = ''; SET LOCAL tenancy.project_roles = ''",
-        )
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-        assert!(
-            visible(&mut conn, table).await.is_empty(),
-            "{table:?} with ''"
-        );
-        sqlx::raw_sql("COMMIT").execute(&mut *conn).await.unwrap();
+        assert!(rows.is_empty(), "{table:?} with no projects saw {rows:?}");
+        // Set explicitly to '', and to every field present but empty.
+        for value in ["", ";;{};{};{};{}"] {
+            sqlx::raw_sql(&format!("BEGIN; SET LOCAL tenancy.context = '{value}'"))
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            assert!(
+                visible(&mut conn, table).await.is_empty(),
+                "{table:?} with {value:?}"
+            );
+            sqlx::raw_sql("COMMIT").execute(&mut *conn).await.unwrap();
+        }
     }
     // And writes are refused.
     begin(&mut conn, None).await;
