@@ -10,7 +10,8 @@
 #   plain    superuser: BEGIN; EXECUTE get; COMMIT
 #   context  superuser: the runtime's context statement (BEGIN; SET LOCAL tenancy.context ...)
 #   layer    application role (row-level security): the context statement, EXECUTE get, COMMIT
-# `get` is Chunks::GET_IN_PROJECT_SQL, PREPAREd (after 5 executions it runs a cached generic
+# `get` is Chunks::GET_IN_PROJECT_SQL (or with TENANCY_OPERATION=update an UPDATE ... RETURNING
+# by key, as Chunks::update sends it), PREPAREd (after 5 executions it runs a cached generic
 # plan, as through sqlx). Each variant runs 10 and 10 + REPETITIONS transactions; the report is
 # the difference divided by REPETITIONS, counted inside exec_simple_query (the single-user
 # backend reads its input one character at a time; that reading is left out).
@@ -27,7 +28,7 @@ command -v callgrind_annotate >/dev/null || die "callgrind_annotate is needed (v
 server_user_setup
 ensure_venv
 work="$(mktemp -d /tmp/tenancy-instructions.XXXXXX)"
-trap 'as_server "$PG_BIN/pg_ctl" -D "$work/data" stop -m immediate >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+trap 'as_server "$PG_BIN/pg_ctl" -D "$work/data" stop -m immediate >/dev/null 2>&1 || true; [ -n "${TENANCY_KEEP:-}" ] || rm -rf "$work"' EXIT
 chmod 777 "$work"
 as_server "$PG_BIN/initdb" -D "$work/data" -U postgres -A trust -E UTF8 --locale=C >/dev/null
 port=55490
@@ -57,7 +58,16 @@ SQL
 as_server "$PG_BIN/pg_ctl" -D "$work/data" stop >/dev/null
 
 key="$(python3 -c "import hashlib,uuid;print(uuid.UUID(hashlib.md5(b'c1').hexdigest()))")"
-get="SELECT tenant_id, project_id, id, document_id, ordinal, content, token_count, embedding, created_at FROM chunks WHERE tenant_id = \$1 AND project_id = \$2 AND id = \$3 LIMIT 1"
+columns="tenant_id, project_id, id, document_id, ordinal, content, token_count, embedding, created_at"
+case "${TENANCY_OPERATION:-get}" in
+    get) # Chunks::GET_IN_PROJECT_SQL
+        get="SELECT $columns FROM chunks WHERE tenant_id = \$1 AND project_id = \$2 AND id = \$3 LIMIT 1"
+        ;;
+    update) # Chunks::UPDATE_SQL with only `content` set, as Chunks::update sends it
+        get="UPDATE chunks SET content = CASE WHEN true THEN 'updated' ELSE content END WHERE tenant_id = \$1 AND project_id = \$2 AND id = \$3 RETURNING $columns"
+        ;;
+    *) die "TENANCY_OPERATION is get or update" ;;
+esac
 execute="EXECUTE get('$tenant', '$project', '$key')"
 # What Tenancy::begin sends for an owner of the project (one role level per rank).
 # TENANCY_CONTEXT_STATEMENT overrides it, with TENANCY_MIGRATIONS, to measure another design
@@ -94,8 +104,8 @@ PREPARE get(uuid, uuid, uuid) AS $get" "$context
 $execute
 COMMIT")"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
-echo "| variant (one get-by-key transaction, $reps repetitions) | server instructions | vs plain |"
+echo "| variant (one ${TENANCY_OPERATION:-get}-by-key transaction, $reps repetitions) | server instructions | vs plain |"
 echo "|---|---:|---:|"
-echo "| plain: superuser, BEGIN + get + COMMIT | $plain | 1.00x |"
+echo "| plain: superuser, BEGIN + ${TENANCY_OPERATION:-get} + COMMIT | $plain | 1.00x |"
 echo "| + context statement (superuser) | $with_context | $(ratio "$with_context" "$plain") |"
-echo "| full layer: application role, context + get under row-level security | $layer | $(ratio "$layer" "$plain") |"
+echo "| full layer: application role, context + ${TENANCY_OPERATION:-get} under row-level security | $layer | $(ratio "$layer" "$plain") |"
