@@ -112,7 +112,7 @@ fn context_statement(
     statement
 }
 
-/// `BEGIN` plus the context `SET LOCAL`s, in one round trip, safe against cancellation: a
+/// `BEGIN` plus the context `SET LOCAL`, in one round trip, safe against cancellation: a
 /// caller dropped while the begin is in flight does not hand back a connection inside an open
 /// transaction that carries this context (see [`crate::begin`]).
 async fn begin_scoped(
@@ -227,9 +227,9 @@ impl Tenancy {
         ))
     }
 
-    /// Opens a transaction carrying `scope`'s context: `BEGIN` and the `SET LOCAL`s go to the
-    /// database as one simple query, in one round trip. The settings end with the transaction,
-    /// so nothing leaks to the next user of the pooled connection.
+    /// Opens a transaction carrying `scope`'s context: `BEGIN` and the context's `SET LOCAL` go
+    /// to the database as one simple query, in one round trip. The setting ends with the
+    /// transaction, so nothing leaks to the next user of the pooled connection.
     #[tracing::instrument(
         skip_all,
         fields(
