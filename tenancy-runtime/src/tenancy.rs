@@ -112,18 +112,6 @@ fn context_statement(
     statement
 }
 
-/// `BEGIN` plus the context `SET LOCAL`, in one round trip, safe against cancellation: a
-/// caller dropped while the begin is in flight does not hand back a connection inside an open
-/// transaction that carries this context (see [`crate::begin`]).
-async fn begin_scoped(
-    pool: &PgPool,
-    statement: String,
-) -> Result<sqlx::Transaction<'static, Postgres>, Error> {
-    begin_cancel_safe(pool, statement)
-        .await
-        .map_err(Error::from)
-}
-
 /// Entry point of the runtime: wraps the pool of the application's login role (a role subject
 /// to row-level security) and the [`TenancyConfig`].
 ///
@@ -179,7 +167,8 @@ impl Tenancy {
     pub async fn authorize(&self, user: UserId, tenant: TenantId) -> Result<RequestContext, Error> {
         self.config.validate()?;
         let statement = context_statement(&self.config, tenant, user, None);
-        let mut tx = begin_scoped(&self.pool, statement).await?;
+        // Cancellation-safe: see crate::begin.
+        let mut tx = begin_cancel_safe(&self.pool, statement).await?;
         let query = format!(
             "SELECT project_id, role::text, \
              array_position(enum_range(NULL::\"{schema}\".project_role), role) - 1 \
@@ -240,7 +229,7 @@ impl Tenancy {
     )]
     pub async fn begin<S: Scope>(&self, scope: &S) -> Result<ScopedTx<S>, Error> {
         let statement = self.context_statement(scope)?;
-        let tx = begin_scoped(&self.pool, statement).await?;
+        let tx = begin_cancel_safe(&self.pool, statement).await?;
         Ok(ScopedTx {
             tx,
             scope: scope.clone(),
