@@ -199,6 +199,27 @@ fn migrations_after_snapshot(
         files.push(file.clone());
     }
 
+    // A core of an older context contract is upgraded first, for the model the database has.
+    let mut core_upgraded = false;
+    if let Some(contents) =
+        crate::sql::core_upgrade_migration(&snapshot.model, target, snapshot.context_contract)
+    {
+        last_number += 1;
+        let path = format!(
+            "{MIGRATIONS_DIR}/{last_number:04}_core_context_v{}.sql",
+            crate::sql::context_contract(target)
+        );
+        snapshot
+            .migrations
+            .push(RecordedMigration::new(&path, contents.as_bytes()));
+        files.push(GeneratedFile {
+            path: PathBuf::from(path),
+            contents,
+        });
+        snapshot.context_contract = crate::sql::context_contract(target);
+        core_upgraded = true;
+    }
+
     let next = incremental_migrations(
         &snapshot.model,
         model,
@@ -207,6 +228,10 @@ fn migrations_after_snapshot(
             allow_data_loss: options.allow_data_loss,
         },
     )?;
+    if next.is_empty() && core_upgraded {
+        files.push(snapshot_file(snapshot.to_json()));
+        return Ok(files);
+    }
     if next.is_empty() {
         // Nothing for the database to do: the snapshot stays as committed.
         files.push(snapshot_file(snapshot_text.to_owned()));
@@ -240,6 +265,11 @@ pub fn baseline_drift(
         return Ok(Vec::new());
     };
     let snapshot = Snapshot::from_json(text)?;
+    if snapshot.context_contract < crate::sql::context_contract(target) {
+        // The baseline was written for an older core on purpose; the core upgrade migration
+        // (see `generate`) carries the difference, so this is not drift.
+        return Ok(Vec::new());
+    }
     let mut drifted = Vec::new();
     for fresh in crate::sql::generate_migrations(&snapshot.model, target) {
         let recorded = slash_path(&fresh.path);

@@ -28,6 +28,11 @@ pub struct Snapshot {
     pub format: u32,
     /// The target the migrations were generated for: `postgres` or `citus`.
     pub target: String,
+    /// The context contract (docs/context.md) the recorded migrations leave the core at. A
+    /// snapshot written before the field existed was at the unsigned contract 2; a generator
+    /// whose contract is newer appends the core upgrade migration.
+    #[serde(default = "unsigned_contract")]
+    pub context_contract: u32,
     /// Every migration file the generator wrote, in order, with its checksum.
     pub migrations: Vec<RecordedMigration>,
     /// The model the migrations above create.
@@ -63,12 +68,18 @@ pub enum SnapshotError {
     },
 }
 
+/// The contract of a snapshot that does not record one.
+fn unsigned_contract() -> u32 {
+    crate::sql::UNSIGNED_CONTEXT_CONTRACT
+}
+
 impl Snapshot {
     /// A snapshot of `model` generated for `target`, covering `migrations`.
     pub fn new(model: &Model, target: Target, migrations: Vec<RecordedMigration>) -> Snapshot {
         Snapshot {
             format: SNAPSHOT_FORMAT,
             target: target_name(target).to_owned(),
+            context_contract: crate::sql::context_contract(target),
             migrations,
             model: model.clone(),
         }

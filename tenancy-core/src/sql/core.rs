@@ -2,6 +2,7 @@
 
 use super::context::{context_call, ContextHelper};
 use super::ident::{ident, literal};
+use super::signed::{connection_hygiene, signed_context_objects, CONTEXT_CONTRACT};
 use super::{file_header, section_heading, security, tables, Target};
 use crate::model::{Model, SqlType, TableKind, ROLE_TYPE};
 
@@ -89,25 +90,7 @@ pub(super) fn core_migration(model: &Model, target: Target) -> String {
         role_labels.join(", ")
     ));
 
-    out.push_str(&section_heading(
-        "Context helpers (see docs/context.md)",
-        Some(&format!(
-            "The runtime sets the one setting {}.context with SET LOCAL, in the same round trip\n\
-             as BEGIN: 'tenant;user;{{projects of the first role or above}};{{second or above}};...'.\n\
-             Policies read it only through these helpers. Unset or '' means no context\n\
-             (NULL / '{{}}'); a malformed field raises an error. No SET clause: the bodies name\n\
-             functions and types schema-qualified, and a SQL helper without one is inlined into\n\
-             the calling statement (no function call per statement).",
-            settings.helper_schema
-        )),
-    ));
-    out.push_str(&helper_functions(
-        &settings.helper_schema,
-        &role_type,
-        &model.roles,
-        &owner,
-        &app,
-    ));
+    out.push_str(&context_section(model, target, false));
 
     for kind in [
         TableKind::Tenants,
@@ -121,6 +104,111 @@ pub(super) fn core_migration(model: &Model, target: Target) -> String {
     }
     out.push_str(&audit_log_section(model, target));
     out
+}
+
+/// The context helpers and, on plain PostgreSQL, the signed context they verify (contract v3:
+/// key table, verifier, installer, contract marker) and the connection hygiene grants.
+/// `or_replace` writes `CREATE OR REPLACE` functions, for the in-place upgrade.
+fn context_section(model: &Model, target: Target, or_replace: bool) -> String {
+    let settings = &model.settings;
+    let schema = ident(&settings.helper_schema);
+    let owner = ident(&settings.owner_role);
+    let app = ident(&settings.app_role);
+    let role_type = format!("{schema}.{}", ident(ROLE_TYPE));
+    let signed = target == Target::Postgres;
+    let mut out = String::new();
+    if signed {
+        out.push_str(&section_heading(
+            &format!("Signed context, contract v{CONTEXT_CONTRACT} (see docs/context.md)"),
+            Some(&format!(
+                "The runtime opens a transaction with `BEGIN; SELECT {helper}.install_context('<token>')`:\n\
+                 a token signed with HMAC-SHA256 under a key only the owner role can read. The installer\n\
+                 verifies it and stores a seal bound to this transaction and this connection in the\n\
+                 setting {helper}.context; context_claims() verifies the seal on every use, so a value the\n\
+                 app role sets or copies itself raises 42501 instead of being trusted.",
+                helper = settings.helper_schema
+            )),
+        ));
+        out.push_str(&signed_context_objects(
+            &settings.helper_schema,
+            &owner,
+            &app,
+            or_replace,
+        ));
+    }
+    let (source, doc) = if signed {
+        (
+            format!("{schema}.context_claims()"),
+            "Policies read the context only through these helpers, which read only what\n\
+             context_claims() verified: 'tenant;user;{projects of the first role or above};\n\
+             {second or above};...'. No context means NULL / '{}'; a malformed field raises an\n\
+             error. No SET clause: a SQL helper without one is inlined into the calling statement."
+                .to_owned(),
+        )
+    } else {
+        (
+            format!(
+                "pg_catalog.current_setting({}, true)",
+                literal(&format!("{}.context", settings.helper_schema))
+            ),
+            format!(
+                "The runtime sets the one setting {}.context with SET LOCAL, in the same round trip\n\
+                 as BEGIN: 'tenant;user;{{projects of the first role or above}};{{second or above}};...'.\n\
+                 Policies read it only through these helpers. Unset or '' means no context\n\
+                 (NULL / '{{}}'); a malformed field raises an error. No SET clause: the bodies name\n\
+                 functions and types schema-qualified, and a SQL helper without one is inlined into\n\
+                 the calling statement (no function call per statement).",
+                settings.helper_schema
+            ),
+        )
+    };
+    out.push_str(&section_heading(
+        "Context helpers (see docs/context.md)",
+        Some(&doc),
+    ));
+    out.push_str(&helper_functions(
+        &settings.helper_schema,
+        &source,
+        &role_type,
+        &model.roles,
+        &owner,
+        &app,
+        or_replace,
+    ));
+    if signed {
+        out.push_str(&section_heading(
+            "Clean pooled connections",
+            Some("Nothing a session creates may outlive its transaction or shadow a table name."),
+        ));
+        out.push_str(&connection_hygiene());
+    }
+    out
+}
+
+/// The migration that takes a database whose core speaks context contract `from` to the
+/// contract this generator writes for `target`, or `None` when there is nothing to do. The
+/// helpers keep their identity (`CREATE OR REPLACE`), so every policy that calls them is
+/// upgraded with them and no table or row is touched.
+pub(super) fn core_upgrade_migration(model: &Model, target: Target, from: u32) -> Option<String> {
+    let to = super::context_contract(target);
+    if from >= to {
+        return None;
+    }
+    let mut out = file_header(
+        &format!("Core upgrade: context contract v{from} -> v{to} (the signed context)."),
+        target,
+        &model.settings.helper_schema,
+    );
+    out.push_str(
+        "--\n-- Written by `tenancy generate` because the committed snapshot records an older core.\n\
+         -- Replaces the context helpers in place (the policies that call them are unchanged),\n\
+         -- adds the key table, the verifier and the installer, and revokes TEMP. No table or\n\
+         -- row is touched. After it, install a key (`tenancy key install`) before the runtime\n\
+         -- starts: a runtime of the older contract stops with a clear error, as does one\n\
+         -- without a key.\n",
+    );
+    out.push_str(&context_section(model, target, true));
+    Some(out)
 }
 
 /// Name of the audit table, in the helper schema: `<helper_schema>.audit_log`.
@@ -202,24 +290,30 @@ fn audit_log_section(model: &Model, target: Target) -> String {
 
 /// The three helper functions, their owner and their grants.
 ///
-/// All three read the one transaction-local setting `<helper_schema>.context` (docs/context.md):
+/// All three read the claims in `source` (docs/context.md):
 /// `tenant;user;{projects at rank 0 or above};{rank 1 or above};...`, one field per role of
 /// `roles`, least privileged first. Each is a single SQL expression without a SET clause, so
 /// PostgreSQL inlines it into the calling statement's InitPlan.
 fn helper_functions(
     helper_schema: &str,
+    source: &str,
     role_type: &str,
     roles: &[String],
     owner: &str,
     app: &str,
+    or_replace: bool,
 ) -> String {
     let schema = ident(helper_schema);
-    let setting = literal(&format!("{helper_schema}.context"));
+    let create = if or_replace {
+        "CREATE OR REPLACE FUNCTION"
+    } else {
+        "CREATE FUNCTION"
+    };
     // `indent` is the indentation of the lines after the first.
     let field = |position: &str, indent: &str| {
         format!(
             "NULLIF(\n\
-             {indent}  pg_catalog.split_part(pg_catalog.current_setting({setting}, true), ';', {position}),\n\
+             {indent}  pg_catalog.split_part({source}, ';', {position}),\n\
              {indent}  '')"
         )
     };
@@ -230,7 +324,7 @@ fn helper_functions(
     ] {
         out.push_str(&format!(
             "\n-- The current {what}'s id (field {position}), or NULL when it is unset or ''.\n\
-             CREATE FUNCTION {schema}.{function}()\n\
+             {create} {schema}.{function}()\n\
              \x20 RETURNS uuid\n\
              \x20 LANGUAGE sql\n\
              \x20 STABLE\n\
@@ -248,7 +342,7 @@ fn helper_functions(
     out.push_str(&format!(
         "\n-- The projects where the current user's role is at least min_role ('{{}}' when none):\n\
          -- field 3 holds the projects of the first role or above, field 4 of the second or above, ...\n\
-         CREATE FUNCTION {schema}.project_ids(min_role {role_type})\n\
+         {create} {schema}.project_ids(min_role {role_type})\n\
          \x20 RETURNS uuid[]\n\
          \x20 LANGUAGE sql\n\
          \x20 STABLE\n\

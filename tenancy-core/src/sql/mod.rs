@@ -16,6 +16,7 @@ mod core;
 pub mod diff;
 mod ident;
 mod security;
+mod signed;
 mod tables;
 
 use std::path::PathBuf;
@@ -29,6 +30,7 @@ pub use context::{context_call, ContextHelper};
 pub use ident::ident as quote_ident;
 pub(crate) use ident::literal as quote_literal;
 pub(crate) use security::{granted_commands, updatable_columns};
+pub use signed::{CONTEXT_CONTRACT, UNSIGNED_CONTEXT_CONTRACT};
 pub(crate) use tables::all_foreign_keys;
 
 /// Which PostgreSQL flavour the policies target. The ONLY place that differs is how a policy
@@ -41,6 +43,22 @@ pub enum Target {
     Postgres,
     /// Citus: helpers are called directly.
     Citus,
+}
+
+/// The context contract the generated core speaks for `target`: the signed context
+/// ([`CONTEXT_CONTRACT`]) on plain PostgreSQL; the unsigned one on Citus, where the seal's
+/// binding to one backend does not hold on the workers (docs/context.md).
+pub fn context_contract(target: Target) -> u32 {
+    match target {
+        Target::Postgres => CONTEXT_CONTRACT,
+        Target::Citus => UNSIGNED_CONTEXT_CONTRACT,
+    }
+}
+
+/// The migration that upgrades a core generated for context contract `from` to
+/// [`context_contract`]`(target)`, or `None` when it already speaks it.
+pub fn core_upgrade_migration(model: &Model, target: Target, from: u32) -> Option<String> {
+    core::core_upgrade_migration(model, target, from)
 }
 
 /// One generated file.
