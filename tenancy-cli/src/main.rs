@@ -2,6 +2,7 @@
 //!
 //! Every failure ends with a non-zero exit and one sentence on stderr that says what went wrong.
 
+mod keys;
 mod migrate;
 mod operator;
 
@@ -102,6 +103,10 @@ enum Command {
     /// Project members: `add`, `set-role`, `remove`, `list` (privileged connection; audited).
     #[command(subcommand)]
     Member(operator::MemberCommand),
+    /// Context signing keys: `install`, `rotate`, `retire`, `list` (privileged connection;
+    /// secrets are never printed).
+    #[command(subcommand)]
+    Key(keys::KeyCommand),
     // ---- migrations on a live database (src/migrate.rs) ----------------------------------
     /// Migrations: `status`, `apply [--dry-run]` (history table with checksums).
     #[command(subcommand)]
@@ -218,6 +223,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tenant(command) => operator::tenant(command),
         Command::Project(command) => operator::project(command),
         Command::Member(command) => operator::member(command),
+        Command::Key(command) => keys::key(command),
         Command::Migrate(command) => migrate::migrate(command),
     }
 }
