@@ -94,8 +94,8 @@ pub async fn walkthrough(
     let ctx = tenancy.authorize(alice, tenant).await?;
     let scope = ctx.project(project)?.require::<Editor>()?;
     println!(
-        "   context statement: {}",
-        tenancy.context_statement(&scope)?
+        "   context claims (signed by Tenancy::begin): {}",
+        tenancy.context_claims(&scope)?
     );
     let mut tx = tenancy.begin(&scope).await?;
     let document = Documents::insert(

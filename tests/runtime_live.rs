@@ -265,8 +265,9 @@ async fn the_first_query_of_the_transaction_sees_the_context() {
         .unwrap();
     let mut tx = tenancy.begin(&scope).await.unwrap();
 
-    // Nothing else was sent since begin(): BEGIN and the SET LOCAL travelled together.
-    let context: String = sqlx::query_scalar("SELECT current_setting('tenancy.context')")
+    // Nothing else was sent since begin(): BEGIN and install_context travelled together, and
+    // the verifier hands the policies exactly the claims the runtime signed.
+    let context: String = sqlx::query_scalar("SELECT tenancy.context_claims()")
         .fetch_one(tx.connection())
         .await
         .unwrap();
@@ -293,10 +294,7 @@ async fn the_first_query_of_the_transaction_sees_the_context() {
         )
     );
     assert_eq!(context, expected);
-    assert_eq!(
-        tenancy.context_statement(&scope).unwrap(),
-        format!("BEGIN; SET LOCAL tenancy.context = '{expected}'")
-    );
+    assert_eq!(tenancy.context_claims(&scope).unwrap(), expected);
 
     // The helpers the policies call read the fields as intended.
     let ids: (Option<Uuid>, Option<Uuid>) =
@@ -467,10 +465,12 @@ async fn database_errors_map_to_runtime_errors() {
     assert!(matches!(missing, Err(Error::NotFound)));
 }
 
-/// With `citus: true` the statement starts with `SET LOCAL citus.propagate_set_commands`; on
-/// plain PostgreSQL that is a harmless placeholder and the context still applies.
+/// With `citus: true` the runtime speaks the unsigned contract 2 (`SET LOCAL` of the claims,
+/// after `citus.propagate_set_commands`). A plain PostgreSQL database generated for contract 3
+/// refuses it: `check` says so at startup, and a transaction opened anyway sees the unsigned
+/// value rejected by the verifier (42501), never trusted.
 #[tokio::test]
-async fn citus_mode_still_scopes_on_plain_postgres() {
+async fn citus_mode_is_refused_by_a_signed_database() {
     let f = Fixture::new().await;
     let tenancy = Tenancy::with_config(
         f.db.app_pool().clone(),
@@ -479,18 +479,25 @@ async fn citus_mode_still_scopes_on_plain_postgres() {
             ..TenancyConfig::default()
         },
     );
-    let ctx = tenancy.authorize(f.alice, f.tenant_a).await.unwrap();
+    let refused = tenancy.check().await;
+    match refused {
+        Err(Error::Misconfigured(message)) => assert!(
+            message.contains("context contract 3") && message.contains("speaks 2"),
+            "{message}"
+        ),
+        other => panic!("expected Misconfigured, got {other:?}"),
+    }
+    let signed = f.tenancy();
+    let ctx = signed.authorize(f.alice, f.tenant_a).await.unwrap();
     let scope = ctx.project(f.a1).unwrap().require::<Viewer>().unwrap();
     assert!(tenancy
-        .context_statement(&scope)
+        .begin_statement(&scope)
         .unwrap()
         .starts_with("BEGIN; SET LOCAL citus.propagate_set_commands = 'local'; "));
     let mut tx = tenancy.begin(&scope).await.unwrap();
-    let propagate: String =
-        sqlx::query_scalar("SELECT current_setting('citus.propagate_set_commands')")
-            .fetch_one(tx.connection())
-            .await
-            .unwrap();
-    assert_eq!(propagate, "local");
-    assert_eq!(visible_titles(&mut tx).await, ["a1-first", "a1-second"]);
+    let read: Result<Vec<String>, Error> = sqlx::query_scalar("SELECT title FROM documents")
+        .fetch_all(tx.connection())
+        .await
+        .map_err(Error::from);
+    assert!(matches!(read, Err(Error::ContextRefused(_))), "{read:?}");
 }

@@ -342,7 +342,7 @@ async fn breakdown(settings: &Settings, db: &BenchDb, target: &Target) -> Result
     let admin = db.admin_pool(1).await?;
     let admin_ctx = db.admin_pool(1).await?;
     let generic = db.app_pool(1).await?;
-    let context = tenancy.context_statement(&target.scope)?;
+    let context = tenancy.begin_statement(&target.scope)?;
     let generic_context = format!("{context}; SET LOCAL plan_cache_mode = force_generic_plan");
     let iterations = if settings.smoke { 10 } else { 2_000 };
     let plain_generic = db.admin_pool(1).await?;

@@ -14,7 +14,7 @@ pub fn config() -> ::tenancy_runtime::TenancyConfig {
     ::tenancy_runtime::TenancyConfig {
         helper_schema: "tenancy".to_owned(),
         memberships_table: "user_project_roles".to_owned(),
-        citus: false,
+        ..::tenancy_runtime::TenancyConfig::default()
     }
 }
 /// Repository of `tenants`.

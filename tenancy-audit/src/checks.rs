@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::PgConnection;
 use tenancy_core::model::{Model, Table, TableKind, PROJECT_COLUMN, TENANT_COLUMN};
+use tenancy_core::sql::Target;
 
 use crate::finding::{codes, Finding};
 use crate::generated::Expected;
@@ -19,6 +20,7 @@ pub(crate) async fn run(
     conn: &mut PgConnection,
     model: &Model,
     expected: &Expected,
+    target: Target,
 ) -> Result<Vec<Finding>, sqlx::Error> {
     let mut out = Vec::new();
     let existing = tables(conn, model, &mut out).await?;
@@ -29,7 +31,11 @@ pub(crate) async fn run(
     app_role(conn, model, &mut out).await?;
     helpers(conn, model, expected, &mut out).await?;
     security_definer(conn, expected, &mut out).await?;
+    context_contract(conn, model, expected, target, &mut out).await?;
     views(conn, model, &mut out).await?;
+    role_posture(conn, model, &mut out).await?;
+    undeclared_relations(conn, model, expected, &mut out).await?;
+    ungenerated_grants(conn, model, expected, &mut out).await?;
     Ok(out)
 }
 
@@ -611,8 +617,9 @@ async fn app_role(
     Ok(())
 }
 
-/// TA040-TA042: the generated helpers exist, are STABLE and have no `SET` clause (which would
-/// stop PostgreSQL from inlining them).
+/// TA040-TA042: the generated functions of the helper schema exist, have the volatility the
+/// generator declares (STABLE for the context helpers) and no `SET` clause the generator does
+/// not write (which would stop PostgreSQL from inlining them).
 async fn helpers(
     conn: &mut PgConnection,
     model: &Model,
@@ -642,19 +649,24 @@ async fn helpers(
         }
         for (_, signature, volatility, config) in live {
             let object = format!("function {signature}");
-            if volatility != "s" {
-                let actual = match volatility.as_str() {
-                    "v" => "VOLATILE",
-                    "i" => "IMMUTABLE",
-                    _ => "not STABLE",
+            let wanted = helper.volatility.to_string();
+            if *volatility != wanted {
+                let message = if wanted == "s" {
+                    format!("helper is {} (must be STABLE: evaluated once per statement, never cached across calls)", volatility_sql(volatility))
+                } else {
+                    format!(
+                        "function is {} (the generator declares it {})",
+                        volatility_sql(volatility),
+                        volatility_sql(&wanted)
+                    )
                 };
                 out.push(Finding::new(
                     codes::HELPER_NOT_STABLE,
                     object.clone(),
-                    format!("helper is {actual} (must be STABLE: evaluated once per statement, never cached across calls)"),
+                    message,
                 ));
             }
-            if !config.is_empty() {
+            if !config.is_empty() && !helper.set_clause {
                 out.push(Finding::new(
                     codes::HELPER_SET_CLAUSE,
                     object,
@@ -669,6 +681,16 @@ async fn helpers(
         }
     }
     Ok(())
+}
+
+/// `pg_proc.provolatile` as SQL.
+fn volatility_sql(provolatile: &str) -> &str {
+    match provolatile {
+        "s" => "STABLE",
+        "i" => "IMMUTABLE",
+        "v" => "VOLATILE",
+        other => other,
+    }
 }
 
 /// TA043-TA044: SECURITY DEFINER functions are on the generated allowlist and are not
@@ -789,6 +811,442 @@ async fn views(
                 format!("view {name}"),
                 "view over tenant-owned tables without security_invoker = true (runs with its owner's rights)",
             ));
+        }
+    }
+    Ok(())
+}
+
+/// A savepoint around one statement that may fail (missing object, no privilege) without
+/// aborting the audit's transaction: `Ok(Err(e))` when the statement failed.
+async fn guarded<T>(
+    conn: &mut PgConnection,
+    query: impl AsyncFnOnce(&mut PgConnection) -> Result<T, sqlx::Error>,
+) -> Result<Result<T, sqlx::Error>, sqlx::Error> {
+    sqlx::raw_sql("SAVEPOINT tenancy_audit_guard")
+        .execute(&mut *conn)
+        .await?;
+    let result = query(&mut *conn).await;
+    let finish = if result.is_ok() {
+        "RELEASE SAVEPOINT tenancy_audit_guard"
+    } else {
+        "ROLLBACK TO SAVEPOINT tenancy_audit_guard"
+    };
+    sqlx::raw_sql(finish).execute(&mut *conn).await?;
+    Ok(result)
+}
+
+/// TA045-TA047: the database speaks the context contract the generator writes for this target,
+/// and (when the generator creates a key table) holds at least one active key.
+async fn context_contract(
+    conn: &mut PgConnection,
+    model: &Model,
+    expected: &Expected,
+    target: Target,
+    out: &mut Vec<Finding>,
+) -> Result<(), sqlx::Error> {
+    let schema = &model.settings.helper_schema;
+    let quoted_schema = quote_ident(schema);
+    let upgrade = "the database has not been upgraded to the signed context: apply the generated migrations";
+    if expected.creates_function(schema, "context_contract") {
+        let wanted = i64::from(tenancy_core::sql::context_contract(target));
+        let object = format!("function {schema}.context_contract()");
+        let exists: bool = sqlx::query_scalar(
+            "SELECT pg_catalog.to_regprocedure(pg_catalog.format('%I.context_contract()', $1::text)) IS NOT NULL",
+        )
+        .bind(schema)
+        .fetch_one(&mut *conn)
+        .await?;
+        if exists {
+            let sql = format!("SELECT ({quoted_schema}.context_contract())::int8");
+            let found =
+                guarded(conn, async |c| sqlx::query_scalar::<_, Option<i64>>(&sql).fetch_one(c).await)
+                    .await?;
+            match found {
+                Ok(Some(found)) if found == wanted => {}
+                Ok(found) => out.push(Finding::new(
+                    codes::CONTEXT_CONTRACT_OUTDATED,
+                    object,
+                    format!(
+                        "returns {} but the generator writes context contract {wanted}: {upgrade}",
+                        found.map_or_else(|| "NULL".to_owned(), |f| f.to_string())
+                    ),
+                )),
+                Err(err) => out.push(Finding::new(
+                    codes::CONTEXT_CONTRACT_OUTDATED,
+                    object,
+                    format!("cannot be called ({err}): {upgrade}"),
+                )),
+            }
+        } else {
+            out.push(Finding::new(
+                codes::CONTEXT_CONTRACT_OUTDATED,
+                object,
+                format!("does not exist: {upgrade}"),
+            ));
+        }
+    }
+    if expected.creates_table(schema, "context_keys") {
+        let object = format!("table {schema}.context_keys");
+        let readable: Option<bool> = sqlx::query_scalar(
+            "SELECT pg_catalog.has_table_privilege(c.oid, 'SELECT') \
+             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = 'context_keys'",
+        )
+        .bind(schema)
+        .fetch_optional(&mut *conn)
+        .await?;
+        match readable {
+            None => out.push(Finding::new(
+                codes::CONTEXT_CONTRACT_OUTDATED,
+                object,
+                format!("does not exist: {upgrade}"),
+            )),
+            Some(false) => out.push(Finding::new(
+                codes::CONTEXT_KEYS_UNCHECKED,
+                object,
+                "could not check for an active context key: the auditing role cannot read the key \
+                 table (audit as the owner role or a superuser)",
+            )),
+            Some(true) => {
+                let sql = format!(
+                    "SELECT count(*) FROM {quoted_schema}.context_keys WHERE retired_at IS NULL"
+                );
+                match guarded(conn, async |c| sqlx::query_scalar::<_, i64>(&sql).fetch_one(c).await)
+                    .await?
+                {
+                    Ok(0) => out.push(Finding::new(
+                        codes::CONTEXT_KEY_MISSING,
+                        object,
+                        "no active context key: run `tenancy key install` (the runtime cannot \
+                         open a scoped transaction without one)",
+                    )),
+                    Ok(_) => {}
+                    Err(err) => out.push(Finding::new(
+                        codes::CONTEXT_KEYS_UNCHECKED,
+                        object,
+                        format!("could not check for an active context key: {err}"),
+                    )),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The roles whose privileges or settings reach the app role: itself and every role it is a
+/// member of, directly or through other roles (whatever the INHERIT option: it can `SET ROLE`).
+const APP_ROLES_SQL: &str = "WITH RECURSIVE app_roles(oid) AS ( \
+       SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $1 \
+     UNION \
+       SELECT m.roleid FROM pg_catalog.pg_auth_members m JOIN app_roles a ON m.member = a.oid) ";
+
+/// TA026-TA029: what an attacker running SQL as the app role could plant or use beyond
+/// row-level security: role-level settings, a password expiry, temporary tables, schemas it
+/// can create objects in.
+async fn role_posture(
+    conn: &mut PgConnection,
+    model: &Model,
+    out: &mut Vec<Finding>,
+) -> Result<(), sqlx::Error> {
+    let app = &model.settings.app_role;
+    let object = format!("role {app}");
+    let role: Option<(bool, Option<String>)> = sqlx::query_as(
+        "SELECT rolsuper, \
+                CASE WHEN rolvaliduntil IS NULL OR rolvaliduntil = 'infinity' THEN NULL \
+                     ELSE rolvaliduntil::text END \
+         FROM pg_catalog.pg_roles WHERE rolname = $1",
+    )
+    .bind(app)
+    .fetch_optional(&mut *conn)
+    .await?;
+    // A missing app role is TA020.
+    let Some((superuser, valid_until)) = role else {
+        return Ok(());
+    };
+
+    let settings: Vec<(String, bool, String)> = sqlx::query_as(&format!(
+        "{APP_ROLES_SQL}\
+         SELECT r.rolname::text, s.setdatabase = 0, c.setting \
+         FROM pg_catalog.pg_db_role_setting s \
+         JOIN pg_catalog.pg_roles r ON r.oid = s.setrole \
+         CROSS JOIN LATERAL unnest(s.setconfig) AS c(setting) \
+         WHERE s.setrole IN (SELECT oid FROM app_roles) \
+           AND (s.setdatabase = 0 OR s.setdatabase = (SELECT oid FROM pg_catalog.pg_database \
+                                                       WHERE datname = pg_catalog.current_database())) \
+         ORDER BY 1, 2, 3"
+    ))
+    .bind(app)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (role, every_database, setting) in settings {
+        let on = if &role == app {
+            "the app role".to_owned()
+        } else {
+            format!("role {role}, which the app role is a member of,")
+        };
+        let scope = if every_database {
+            "in every database"
+        } else {
+            "in this database"
+        };
+        out.push(Finding::new(
+            codes::APP_ROLE_SETTING,
+            object.clone(),
+            format!(
+                "{on} has the role-level setting {setting} {scope} (the generator sets none; \
+                 remove it with ALTER ROLE {role} [IN DATABASE ...] RESET ...)"
+            ),
+        ));
+    }
+
+    if let Some(valid_until) = valid_until {
+        out.push(Finding::new(
+            codes::APP_ROLE_VALID_UNTIL,
+            object.clone(),
+            format!(
+                "the app role's password expires at {valid_until} (VALID UNTIL was set or changed; \
+                 logins fail after it)"
+            ),
+        ));
+    }
+
+    if superuser {
+        // TA021: a superuser holds every privilege; the privilege checks would only repeat it.
+        return Ok(());
+    }
+
+    let temporary: Option<(String, bool)> = sqlx::query_as(
+        "SELECT d.datname::text, \
+                EXISTS (SELECT 1 FROM pg_catalog.aclexplode( \
+                            COALESCE(d.datacl, pg_catalog.acldefault('d', d.datdba))) AS acl \
+                        WHERE acl.grantee = 0 AND acl.privilege_type = 'TEMPORARY') \
+         FROM pg_catalog.pg_database d \
+         WHERE d.datname = pg_catalog.current_database() \
+           AND pg_catalog.has_database_privilege($1, d.oid, 'TEMPORARY')",
+    )
+    .bind(app)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some((database, public)) = temporary {
+        let through = if public { " (granted to PUBLIC)" } else { "" };
+        out.push(Finding::new(
+            codes::APP_ROLE_TEMPORARY,
+            object.clone(),
+            format!(
+                "the app role can create temporary tables in database {database}{through}: a \
+                 temporary table named like a tenant table shadows it for the rest of a pooled \
+                 session (REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC and from the app role)"
+            ),
+        ));
+    }
+
+    let schemas: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT n.nspname::text FROM pg_catalog.pg_namespace n \
+         WHERE {USER_SCHEMA} AND pg_catalog.has_schema_privilege($1, n.oid, 'CREATE') \
+         ORDER BY 1"
+    ))
+    .bind(app)
+    .fetch_all(&mut *conn)
+    .await?;
+    for schema in schemas {
+        out.push(Finding::new(
+            codes::APP_ROLE_CREATE_IN_SCHEMA,
+            format!("schema {schema}"),
+            format!(
+                "the app role {app} can create objects in schema {schema} (functions, operators \
+                 and tables that shadow names; REVOKE CREATE ON SCHEMA {schema} FROM PUBLIC and \
+                 from the app role)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// TA080: tables, views and foreign tables the policies do not declare, in schemas the app
+/// role can use, that the app role can read or write. Members of extensions are the
+/// extension's business and are not reported.
+async fn undeclared_relations(
+    conn: &mut PgConnection,
+    model: &Model,
+    expected: &Expected,
+    out: &mut Vec<Finding>,
+) -> Result<(), sqlx::Error> {
+    let app = &model.settings.app_role;
+    let rows: Vec<(String, String, String, Vec<String>)> = sqlx::query_as(&format!(
+        "SELECT n.nspname::text, c.relname::text, \
+                CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' \
+                               WHEN 'f' THEN 'foreign table' ELSE 'table' END, \
+                ARRAY(SELECT p.privilege FROM (VALUES ('SELECT'), ('INSERT'), ('UPDATE'), ('DELETE')) AS p(privilege) \
+                      WHERE pg_catalog.has_table_privilege($1, c.oid, p.privilege) \
+                         OR (p.privilege <> 'DELETE' \
+                             AND pg_catalog.has_any_column_privilege($1, c.oid, p.privilege))) \
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND {USER_SCHEMA} \
+           AND pg_catalog.has_schema_privilege($1, n.oid, 'USAGE') \
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d \
+                           WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass \
+                             AND d.objid = c.oid AND d.deptype = 'e') \
+         ORDER BY 1, 2"
+    ))
+    .bind(app)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (schema, name, kind, privileges) in rows {
+        let declared = (schema == TABLE_SCHEMA && model.table(&name).is_some())
+            || expected.creates_table(&schema, &name);
+        if declared || privileges.is_empty() {
+            continue;
+        }
+        out.push(Finding::new(
+            codes::UNDECLARED_RELATION,
+            format!("{kind} {}.{}", quote_ident(&schema), quote_ident(&name)),
+            format!(
+                "not declared by the policies, and the app role {app} holds {} on it (rows \
+                 outside the model are outside row-level security; drop it or revoke the grants)",
+                privileges.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// TA081: on the tables the generated SQL creates, the app role holds exactly the table and
+/// column privileges (SELECT, INSERT, UPDATE, DELETE, column REFERENCES) the generated `GRANT`s
+/// give it (directly, through a role or through PUBLIC), no more.
+async fn ungenerated_grants(
+    conn: &mut PgConnection,
+    model: &Model,
+    expected: &Expected,
+    out: &mut Vec<Finding>,
+) -> Result<(), sqlx::Error> {
+    let app = &model.settings.app_role;
+    let superuser: Option<bool> =
+        sqlx::query_scalar("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = $1")
+            .bind(app)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if superuser != Some(false) {
+        // TA020 / TA021.
+        return Ok(());
+    }
+    // (schema, table) -> privileges on the whole table / per column.
+    let mut whole: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut columns: BTreeMap<(String, String), BTreeSet<(String, String)>> = BTreeMap::new();
+    for grant in &expected.grants {
+        let to_app = grant
+            .grantees
+            .iter()
+            .any(|g| g == app || g.eq_ignore_ascii_case("public"));
+        if !to_app {
+            continue;
+        }
+        let key = (grant.table.schema.clone(), grant.table.name.clone());
+        match &grant.columns {
+            None => {
+                whole.entry(key).or_default().insert(grant.privilege.clone());
+            }
+            Some(cols) => {
+                let entry = columns.entry(key).or_default();
+                for col in cols {
+                    entry.insert((col.clone(), grant.privilege.clone()));
+                }
+            }
+        }
+    }
+    // Table-level privileges held, and column privileges held that a table-level one does
+    // not explain.
+    type Row = (String, String, Option<String>, String);
+    let rows: Vec<Row> = sqlx::query_as(
+        "WITH generated(schema_name, table_name) AS ( \
+             SELECT * FROM unnest($2::text[], $3::text[])), \
+         rel AS ( \
+             SELECT c.oid, g.schema_name, g.table_name FROM generated g \
+             JOIN pg_catalog.pg_namespace n ON n.nspname = g.schema_name \
+             JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = g.table_name \
+             WHERE c.relkind IN ('r', 'p')) \
+         SELECT r.schema_name, r.table_name, NULL::text, p.privilege \
+           FROM rel r CROSS JOIN (VALUES ('SELECT'), ('INSERT'), ('UPDATE'), ('DELETE')) AS p(privilege) \
+          WHERE pg_catalog.has_table_privilege($1, r.oid, p.privilege) \
+         UNION ALL \
+         SELECT r.schema_name, r.table_name, a.attname::text, p.privilege \
+           FROM rel r \
+           JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped \
+           CROSS JOIN (VALUES ('SELECT'), ('INSERT'), ('UPDATE'), ('REFERENCES')) AS p(privilege) \
+          WHERE pg_catalog.has_column_privilege($1, r.oid, a.attnum, p.privilege) \
+            AND NOT pg_catalog.has_table_privilege($1, r.oid, p.privilege) \
+         ORDER BY 1, 2, 3 NULLS FIRST, 4",
+    )
+    .bind(app)
+    .bind(
+        expected
+            .tables
+            .iter()
+            .map(|t| t.schema.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        expected
+            .tables
+            .iter()
+            .map(|t| t.name.clone())
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for (schema, table, column, privilege) in rows {
+        let key = (schema.clone(), table.clone());
+        let table_ok = whole.get(&key).is_some_and(|p| p.contains(&privilege));
+        let name = if schema == TABLE_SCHEMA {
+            quote_ident(&table)
+        } else {
+            format!("{}.{}", quote_ident(&schema), quote_ident(&table))
+        };
+        match column {
+            None if !table_ok => {
+                let narrower: Vec<&str> = columns
+                    .get(&key)
+                    .map(|cols| {
+                        cols.iter()
+                            .filter(|(_, p)| p == &privilege)
+                            .map(|(c, _)| c.as_str())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let generated = if narrower.is_empty() {
+                    "the generated SQL does not grant it".to_owned()
+                } else {
+                    format!(
+                        "the generated SQL grants it on ({}) only",
+                        narrower.join(", ")
+                    )
+                };
+                out.push(Finding::new(
+                    codes::UNGENERATED_GRANT,
+                    format!("table {name}"),
+                    format!(
+                        "the app role {app} holds {privilege} on the whole table; {generated} \
+                         (REVOKE {privilege} ON {name} FROM the grantee)"
+                    ),
+                ));
+            }
+            Some(column)
+                if !table_ok
+                    && !columns
+                        .get(&key)
+                        .is_some_and(|c| c.contains(&(column.clone(), privilege.clone()))) =>
+            {
+                out.push(Finding::new(
+                    codes::UNGENERATED_GRANT,
+                    format!("column {name}.{}", quote_ident(&column)),
+                    format!(
+                        "the app role {app} holds {privilege} on column {column}, which the \
+                         generated SQL does not grant (REVOKE {privilege} ({}) ON {name} FROM \
+                         the grantee)",
+                        quote_ident(&column)
+                    ),
+                ));
+            }
+            _ => {}
         }
     }
     Ok(())

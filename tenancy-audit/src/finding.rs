@@ -30,6 +30,16 @@ pub mod codes {
     pub const APP_ROLE_MEMBER_OF_OWNER: &str = "TA024";
     /// The app role holds TRUNCATE, REFERENCES or TRIGGER on a table.
     pub const APP_ROLE_PRIVILEGE: &str = "TA025";
+    /// A role-level setting (`ALTER ROLE ... [IN DATABASE ...] SET`) applies to the app role
+    /// or to a role it is a member of, in this database or in every database.
+    pub const APP_ROLE_SETTING: &str = "TA026";
+    /// The app role has a password expiry (`VALID UNTIL`, other than `infinity`).
+    pub const APP_ROLE_VALID_UNTIL: &str = "TA027";
+    /// The app role (directly, through a role or through PUBLIC) can create temporary tables
+    /// in the database.
+    pub const APP_ROLE_TEMPORARY: &str = "TA028";
+    /// The app role can create objects in a schema.
+    pub const APP_ROLE_CREATE_IN_SCHEMA: &str = "TA029";
     /// A foreign key between tenant-owned tables does not pair the tenant columns.
     pub const FOREIGN_KEY_WITHOUT_TENANT: &str = "TA030";
     /// A primary key or unique key/index of a scoped table does not contain `tenant_id`.
@@ -44,6 +54,13 @@ pub mod codes {
     pub const SECURITY_DEFINER_NOT_ALLOWED: &str = "TA043";
     /// A SECURITY DEFINER function is executable by PUBLIC.
     pub const SECURITY_DEFINER_PUBLIC: &str = "TA044";
+    /// The database does not speak the context contract the generator writes
+    /// (`context_contract()` or the key table is missing, or the contract differs).
+    pub const CONTEXT_CONTRACT_OUTDATED: &str = "TA045";
+    /// The context key table has no active key (`retired_at IS NULL`).
+    pub const CONTEXT_KEY_MISSING: &str = "TA046";
+    /// The audit could not read the context key table (so it could not check TA046).
+    pub const CONTEXT_KEYS_UNCHECKED: &str = "TA047";
     /// A view over tenant-owned tables runs with its owner's rights (no `security_invoker`),
     /// or a materialized view copies their rows outside row-level security.
     pub const VIEW_NOT_INVOKER: &str = "TA050";
@@ -53,6 +70,12 @@ pub mod codes {
     pub const SCOPE_COLUMN_NULLABLE: &str = "TA061";
     /// A scope column has a default (or is an identity/generated column).
     pub const SCOPE_COLUMN_DEFAULT: &str = "TA062";
+    /// A table, view or foreign table that the policies do not declare, in a schema the app
+    /// role can use, that the app role can read or write.
+    pub const UNDECLARED_RELATION: &str = "TA080";
+    /// The app role holds a table or column privilege on a generated table that the generated
+    /// SQL does not grant.
+    pub const UNGENERATED_GRANT: &str = "TA081";
     /// Raw SQL in Rust sources touches a tenant-owned table outside the generated
     /// repositories (`tenancy audit --static`).
     pub const RAW_SQL_SCOPED_TABLE: &str = "TA070";

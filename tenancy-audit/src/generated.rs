@@ -33,6 +33,33 @@ pub(crate) struct ExpectedFunction {
     pub name: String,
     /// True when the generator declares it SECURITY DEFINER.
     pub security_definer: bool,
+    /// Its volatility as `pg_proc.provolatile` spells it: `s` (STABLE), `i` (IMMUTABLE) or
+    /// `v` (VOLATILE, also when the header names none).
+    pub volatility: char,
+    /// True when the generator gives it a `SET` clause.
+    pub set_clause: bool,
+}
+
+/// One table (or the table part of a `CREATE TABLE IF NOT EXISTS`) the generated SQL creates.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct ExpectedTable {
+    /// Schema (unquoted; `public` when the statement does not qualify the name).
+    pub schema: String,
+    /// Table name (unquoted).
+    pub name: String,
+}
+
+/// One privilege of one `GRANT ... ON TABLE ... TO ...` of the generated SQL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ExpectedGrant {
+    /// The privilege, upper case (`SELECT`, `UPDATE`, ...).
+    pub privilege: String,
+    /// The columns of a column grant (`UPDATE (a, b)`), `None` for the whole table.
+    pub columns: Option<Vec<String>>,
+    /// The table.
+    pub table: ExpectedTable,
+    /// The grantees (unquoted; `PUBLIC` as written).
+    pub grantees: Vec<String>,
 }
 
 /// The policies and functions of the generated migrations.
@@ -42,6 +69,26 @@ pub(crate) struct Expected {
     pub policies: Vec<ExpectedPolicy>,
     /// Every generated function, in file order.
     pub functions: Vec<ExpectedFunction>,
+    /// Every generated table, in file order.
+    pub tables: Vec<ExpectedTable>,
+    /// Every generated table or column privilege, in file order.
+    pub grants: Vec<ExpectedGrant>,
+}
+
+impl Expected {
+    /// True when the generated SQL creates the table `schema.name`.
+    pub fn creates_table(&self, schema: &str, name: &str) -> bool {
+        self.tables
+            .iter()
+            .any(|t| t.schema == schema && t.name == name)
+    }
+
+    /// True when the generated SQL creates the function `schema.name` (any signature).
+    pub fn creates_function(&self, schema: &str, name: &str) -> bool {
+        self.functions
+            .iter()
+            .any(|f| f.schema == schema && f.name == name)
+    }
 }
 
 /// Generates the migrations for `model` and extracts the policies and functions.
@@ -51,6 +98,8 @@ pub(crate) fn expected(model: &Model, target: Target) -> Expected {
         let sql = strip_comments(&file.contents);
         out.policies.extend(policies(&sql));
         out.functions.extend(functions(&sql));
+        out.tables.extend(tables(&sql));
+        out.grants.extend(grants(&sql));
     }
     out
 }
@@ -95,13 +144,12 @@ fn policies(sql: &str) -> Vec<ExpectedPolicy> {
     out
 }
 
-/// Every `CREATE FUNCTION <schema>.<name>(...) ... AS` header.
+/// Every `CREATE [OR REPLACE] FUNCTION <schema>.<name>(...) ... AS` header.
 fn functions(sql: &str) -> Vec<ExpectedFunction> {
-    const KEYWORD: &str = "CREATE FUNCTION ";
     let mut out = Vec::new();
     let mut rest = sql;
-    while let Some(start) = rest.find(KEYWORD) {
-        let after_keyword = &rest[start + KEYWORD.len()..];
+    while let Some((start, keyword_len)) = next_create_function(rest) {
+        let after_keyword = &rest[start + keyword_len..];
         // The header ends at the body (`AS $$`); the body may contain anything.
         let header_end = after_keyword.find("AS $").unwrap_or(after_keyword.len());
         let header = &after_keyword[..header_end];
@@ -112,15 +160,174 @@ fn functions(sql: &str) -> Vec<ExpectedFunction> {
         let Some(after_dot) = after_schema.strip_prefix('.') else {
             continue;
         };
-        let Some((name, _)) = identifier(after_dot) else {
+        let Some((name, after_name)) = identifier(after_dot) else {
             continue;
+        };
+        // The options follow the argument list; argument names and types never hold the
+        // option keywords in generated SQL, but skip the list anyway.
+        let options = after_arguments(after_name).to_ascii_uppercase();
+        let words: Vec<&str> = options.split_whitespace().collect();
+        let volatility = if words.contains(&"STABLE") {
+            's'
+        } else if words.contains(&"IMMUTABLE") {
+            'i'
+        } else {
+            'v'
         };
         out.push(ExpectedFunction {
             schema,
             name,
-            security_definer: header.to_ascii_uppercase().contains("SECURITY DEFINER"),
+            security_definer: options.contains("SECURITY DEFINER"),
+            volatility,
+            set_clause: words.contains(&"SET"),
         });
     }
+    out
+}
+
+/// The next `CREATE FUNCTION ` or `CREATE OR REPLACE FUNCTION ` in `text`: its byte offset and
+/// the keyword's length.
+fn next_create_function(text: &str) -> Option<(usize, usize)> {
+    const PLAIN: &str = "CREATE FUNCTION ";
+    const REPLACE: &str = "CREATE OR REPLACE FUNCTION ";
+    match (text.find(PLAIN), text.find(REPLACE)) {
+        (Some(a), Some(b)) if b < a => Some((b, REPLACE.len())),
+        (Some(a), _) => Some((a, PLAIN.len())),
+        (None, Some(b)) => Some((b, REPLACE.len())),
+        (None, None) => None,
+    }
+}
+
+/// What follows the parenthesised argument list at the start of `text` (all of `text` when it
+/// does not start with one).
+fn after_arguments(text: &str) -> &str {
+    let Some(open) = text.strip_prefix('(') else {
+        return text;
+    };
+    let mut depth = 1usize;
+    for (i, c) in open.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return &open[i + 1..];
+                }
+            }
+            _ => {}
+        }
+    }
+    ""
+}
+
+/// A possibly schema-qualified name at the start of `text`: (schema, name, rest); the schema is
+/// `public` when the name is not qualified (where the generator's unqualified tables live).
+fn qualified_name(text: &str) -> Option<(String, String, &str)> {
+    let (first, rest) = identifier(text)?;
+    match rest.strip_prefix('.') {
+        Some(after_dot) => {
+            let (second, rest) = identifier(after_dot)?;
+            Some((first, second, rest))
+        }
+        None => Some(("public".to_owned(), first, rest)),
+    }
+}
+
+/// The statements of `sql` that start a line with `keyword` (which must end with a space),
+/// from the keyword to the `;` that ends them.
+fn statements_starting<'s>(sql: &'s str, keyword: &str) -> Vec<&'s str> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    for line in sql.split_inclusive('\n') {
+        if line.trim_start().starts_with(keyword) {
+            let start = offset + (line.len() - line.trim_start().len());
+            let text = &sql[start..];
+            out.push(&text[..statement_end(text)]);
+        }
+        offset += line.len();
+    }
+    out
+}
+
+/// Every `CREATE TABLE [IF NOT EXISTS] <name> (` statement.
+fn tables(sql: &str) -> Vec<ExpectedTable> {
+    statements_starting(sql, "CREATE TABLE ")
+        .into_iter()
+        .filter_map(|statement| {
+            let rest = statement["CREATE TABLE ".len()..].trim_start();
+            let rest = rest.strip_prefix("IF NOT EXISTS ").unwrap_or(rest);
+            let (schema, name, _) = qualified_name(rest)?;
+            Some(ExpectedTable { schema, name })
+        })
+        .collect()
+}
+
+/// Every privilege of every `GRANT <privileges> ON TABLE <name> TO <grantees>` statement.
+fn grants(sql: &str) -> Vec<ExpectedGrant> {
+    let mut out = Vec::new();
+    for statement in statements_starting(sql, "GRANT ") {
+        let body = &statement["GRANT ".len()..];
+        let Some(on) = body.find(" ON TABLE ") else {
+            continue;
+        };
+        let privileges = &body[..on];
+        let Some((schema, name, after_name)) = qualified_name(&body[on + " ON TABLE ".len()..])
+        else {
+            continue;
+        };
+        let Some(grantee_list) = after_name.trim_start().strip_prefix("TO ") else {
+            continue;
+        };
+        let grantees: Vec<String> = grantee_list
+            .split(',')
+            .filter_map(|g| identifier(g).map(|(name, _)| name))
+            .collect();
+        for item in split_top_level(privileges) {
+            let item = item.trim();
+            let (privilege, columns) = match item.split_once('(') {
+                Some((privilege, columns)) => (
+                    privilege.trim(),
+                    Some(
+                        columns
+                            .trim_end_matches(')')
+                            .split(',')
+                            .filter_map(|c| identifier(c).map(|(name, _)| name))
+                            .collect(),
+                    ),
+                ),
+                None => (item, None),
+            };
+            out.push(ExpectedGrant {
+                privilege: privilege.to_ascii_uppercase(),
+                columns,
+                table: ExpectedTable {
+                    schema: schema.clone(),
+                    name: name.clone(),
+                },
+                grantees: grantees.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// Splits `text` at the commas outside parentheses.
+fn split_top_level(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                out.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&text[start..]);
     out
 }
 
@@ -228,10 +435,87 @@ mod tests {
             .policies
             .iter()
             .any(|p| p.name == "documents_tenant_boundary" && p.table == "documents"));
-        let helpers: Vec<&str> = expected.functions.iter().map(|f| f.name.as_str()).collect();
+        let functions: Vec<(&str, char, bool, bool)> = expected
+            .functions
+            .iter()
+            .map(|f| {
+                (
+                    f.name.as_str(),
+                    f.volatility,
+                    f.security_definer,
+                    f.set_clause,
+                )
+            })
+            .collect();
         assert_eq!(
-            helpers,
-            ["current_tenant_id", "current_user_id", "project_ids"]
+            functions,
+            [
+                ("install_context_key", 'v', false, true),
+                ("context_claims", 's', true, false),
+                ("install_context", 'v', true, false),
+                ("context_contract", 'i', false, false),
+                ("current_tenant_id", 's', false, false),
+                ("current_user_id", 's', false, false),
+                ("project_ids", 's', false, false),
+            ]
         );
+        assert!(expected.creates_table("tenancy", "context_keys"));
+        assert!(expected.creates_table("tenancy", "audit_log"));
+        assert!(expected.creates_table("public", "documents"));
+        let documents: Vec<(&str, Option<usize>)> = expected
+            .grants
+            .iter()
+            .filter(|g| g.table.schema == "public" && g.table.name == "documents")
+            .map(|g| (g.privilege.as_str(), g.columns.as_ref().map(Vec::len)))
+            .collect();
+        assert_eq!(
+            documents,
+            [
+                ("SELECT", None),
+                ("INSERT", None),
+                ("DELETE", None),
+                ("UPDATE", Some(8))
+            ]
+        );
+        assert!(!expected
+            .grants
+            .iter()
+            .any(|g| g.table.name == "context_keys"));
+    }
+
+    #[test]
+    fn reads_tables_grants_and_function_options() {
+        let sql = "CREATE TABLE IF NOT EXISTS tenancy.keys (\n  a int\n);\nCREATE TABLE \"Odd\" (a int);\n\
+                   GRANT SELECT, UPDATE (a, \"B\") ON TABLE tenancy.keys TO app, PUBLIC;\n\
+                   GRANT USAGE ON SCHEMA tenancy TO app;\n\
+                   CREATE OR REPLACE FUNCTION s.f(x int)\n  RETURNS int\n  LANGUAGE sql\n  IMMUTABLE\n  SET search_path = pg_catalog\nAS $$ SELECT 1 $$;\n";
+        assert_eq!(
+            tables(sql),
+            [
+                ExpectedTable {
+                    schema: "tenancy".to_owned(),
+                    name: "keys".to_owned()
+                },
+                ExpectedTable {
+                    schema: "public".to_owned(),
+                    name: "Odd".to_owned()
+                }
+            ]
+        );
+        let found = grants(sql);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found[0].privilege, "SELECT");
+        assert_eq!(found[0].columns, None);
+        assert_eq!(found[0].grantees, ["app", "PUBLIC"]);
+        assert_eq!(found[1].privilege, "UPDATE");
+        assert_eq!(
+            found[1].columns,
+            Some(vec!["a".to_owned(), "B".to_owned()])
+        );
+        let functions = functions(sql);
+        assert_eq!(functions.len(), 1);
+        assert_eq!(functions[0].volatility, 'i');
+        assert!(functions[0].set_clause);
+        assert!(!functions[0].security_definer);
     }
 }

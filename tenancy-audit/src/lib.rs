@@ -83,7 +83,7 @@ pub async fn audit_for_target(
 ) -> Result<Report, AuditError> {
     let expected = generated::expected(model, target);
     let mut tx = pool.begin().await?;
-    let result = checks::run(&mut tx, model, &expected).await;
+    let result = checks::run(&mut tx, model, &expected, target).await;
     tx.rollback().await?;
     let mut report = Report { findings: result? };
     report.normalise();

@@ -128,6 +128,9 @@ pub struct GenerateOptions {
     pub allow_data_loss: bool,
 }
 
+/// What the file name of a core upgrade migration holds after its number.
+const CORE_UPGRADE_INFIX: &str = "_core_context_v";
+
 /// The directory (relative to the output directory) holding the migrations.
 const MIGRATIONS_DIR: &str = "migrations";
 
@@ -206,7 +209,7 @@ fn migrations_after_snapshot(
     {
         last_number += 1;
         let path = format!(
-            "{MIGRATIONS_DIR}/{last_number:04}_core_context_v{}.sql",
+            "{MIGRATIONS_DIR}/{last_number:04}{CORE_UPGRADE_INFIX}{}.sql",
             crate::sql::context_contract(target)
         );
         snapshot
@@ -265,8 +268,12 @@ pub fn baseline_drift(
         return Ok(Vec::new());
     };
     let snapshot = Snapshot::from_json(text)?;
-    if snapshot.context_contract < crate::sql::context_contract(target) {
-        // The baseline was written for an older core on purpose; the core upgrade migration
+    let core_upgraded = snapshot
+        .migrations
+        .iter()
+        .any(|m| m.file.contains(CORE_UPGRADE_INFIX));
+    if snapshot.context_contract < crate::sql::context_contract(target) || core_upgraded {
+        // The baseline was written for an older core on purpose; a core upgrade migration
         // (see `generate`) carries the difference, so this is not drift.
         return Ok(Vec::new());
     }

@@ -40,6 +40,12 @@ pub enum Error {
     /// expects, e.g. a role name that is not `[a-z_][a-z0-9_]*` (HTTP 500).
     #[error("tenancy misconfigured: {0}")]
     Misconfigured(String),
+    /// The database refused the transaction's context (SQLSTATE 42501 raised by the signed
+    /// context's installer or verifier, docs/context.md): forged, edited, expired, copied from
+    /// another transaction or connection, a second context in one transaction, or a key the
+    /// database does not hold. HTTP 403. The message is the database's, without row data.
+    #[error("context refused by the database: {0}")]
+    ContextRefused(String),
     /// Any other database error (HTTP 500). Its text may contain SQL details: log it, do not show
     /// it to end users.
     #[error("database error: {0}")]
@@ -56,7 +62,7 @@ impl Error {
     pub fn http_status(&self) -> u16 {
         match self {
             Error::NotFound => 404,
-            Error::Forbidden => 403,
+            Error::Forbidden | Error::ContextRefused(_) => 403,
             Error::Conflict => 409,
             Error::InvalidInput => 422,
             Error::Misconfigured(_) | Error::Database(_) => 500,
@@ -82,6 +88,14 @@ impl From<sqlx::Error> for Error {
     fn from(error: sqlx::Error) -> Self {
         if let sqlx::Error::RowNotFound = error {
             return Error::NotFound;
+        }
+        if let Some(db_error) = error.as_database_error() {
+            if db_error.code().is_some_and(|code| code == "42501")
+                && db_error.message().starts_with("tenancy: ")
+            {
+                tracing::warn!(reason = db_error.message(), "context refused by the database");
+                return Error::ContextRefused(db_error.message().to_owned());
+            }
         }
         let mapped = error
             .as_database_error()

@@ -8,9 +8,10 @@
 //!    role and give a typed scope: [`ProjectScope<R>`] (one project, reads and writes) or
 //!    [`ProjectsScope<R>`] (several projects, reads only).
 //! 3. [`Tenancy::begin`] opens a [`ScopedTx`] whose first round trip is `BEGIN` plus
-//!    `SET LOCAL` of the context (tenant, user, and for each role level the scope's projects
-//!    where the user's actual role reaches it; docs/context.md). Row-level-security policies read that context, so the database enforces the
-//!    same boundary the types describe.
+//!    `install_context` of a signed token (tenant, user, and for each role level the scope's
+//!    projects where the user's actual role reaches it; docs/context.md). The database
+//!    verifies it, and row-level-security policies read only the verified context, so the
+//!    database enforces the same boundary the types describe.
 //!
 //! Generated repositories take `&mut ScopedTx<S>` with `S: ReadScope<Role>` or
 //! `S: WriteScope<Role>`. [`SystemTx`] is the separate, logged escape hatch for maintenance.
@@ -40,6 +41,7 @@
 /// Onboarding and membership administration for operators, through [`SystemTx`], audited.
 pub mod admin;
 mod begin;
+mod context_token;
 mod error;
 /// The HTTP layer: axum extractor, JWT verification, JSON errors, metrics (feature `axum`).
 #[cfg(feature = "axum")]
@@ -52,6 +54,7 @@ mod tenancy;
 /// Vector search partitioned by tenant and project (pgvector), routed by scope size.
 pub mod vector;
 
+pub use crate::context_token::{ContextKey, CONTEXT_KEY_ENV, CONTEXT_KEY_FILE_ENV};
 pub use crate::error::Error;
 pub use crate::ids::{ProjectId, TenantId, UserId};
 pub use crate::role::{is_valid_role_name, AtLeast, Role};
@@ -60,7 +63,7 @@ pub use crate::scope::{
     WriteScope,
 };
 pub use crate::system::SystemTx;
-pub use crate::tenancy::{ScopedTx, Tenancy, TenancyConfig};
+pub use crate::tenancy::{ScopedTx, Tenancy, TenancyConfig, CONTEXT_CONTRACT};
 
 /// `#[derive(TenantScoped)]`: declares a table of the tenancy model on a struct and expands
 /// its tenant-scoped repository (see `docs/derive.md`).

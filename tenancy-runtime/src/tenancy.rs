@@ -2,11 +2,15 @@
 
 use std::fmt;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::{PgConnection, PgPool, Postgres};
 use uuid::Uuid;
 
 use crate::begin::begin_cancel_safe;
+use crate::context_token::ContextKey;
 use crate::error::Error;
 use crate::ids::{ProjectId, TenantId, UserId};
 use crate::role::is_valid_identifier;
@@ -19,6 +23,7 @@ use crate::scope::{scope_memberships, Membership, RequestContext, RoleName, Scop
 /// assert_eq!(config.helper_schema, "tenancy");
 /// assert_eq!(config.memberships_table, "user_project_roles");
 /// assert!(!config.citus);
+/// assert!(config.context_key.is_none()); // then TENANCY_CONTEXT_KEY(_FILE) is read
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TenancyConfig {
@@ -31,7 +36,17 @@ pub struct TenancyConfig {
     pub memberships_table: String,
     /// Whether the database is Citus: the context is then sent with
     /// `SET LOCAL citus.propagate_set_commands = 'local'` first so it reaches the workers.
+    /// The Citus target speaks the unsigned context contract 2 (docs/context.md).
     pub citus: bool,
+    /// The key context tokens are signed with (docs/keys.md). `None`: the key is read from
+    /// `TENANCY_CONTEXT_KEY` or the file named by `TENANCY_CONTEXT_KEY_FILE` when the
+    /// [`Tenancy`] is built; without one every scoped transaction fails with
+    /// [`Error::Misconfigured`] and [`Tenancy::check`] says so at startup.
+    pub context_key: Option<ContextKey>,
+    /// How long a minted token is accepted by the database (default 30 s). It only has to
+    /// cover the time between minting and the `BEGIN` reaching the server, plus clock skew
+    /// between the application and the database.
+    pub token_lifetime: Duration,
 }
 
 impl Default for TenancyConfig {
@@ -40,6 +55,8 @@ impl Default for TenancyConfig {
             helper_schema: "tenancy".to_owned(),
             memberships_table: "user_project_roles".to_owned(),
             citus: false,
+            context_key: None,
+            token_lifetime: Duration::from_secs(30),
         }
     }
 }
@@ -71,44 +88,84 @@ impl TenancyConfig {
             .collect::<Vec<_>>()
             .join(".")
     }
+
+    /// This configuration with `key` as its context key.
+    pub fn with_context_key(mut self, key: ContextKey) -> Self {
+        self.context_key = Some(key);
+        self
+    }
+
+    /// The context contract this configuration speaks: 2 (unsigned) for Citus, 3 otherwise.
+    pub fn context_contract(&self) -> u32 {
+        if self.citus {
+            2
+        } else {
+            CONTEXT_CONTRACT
+        }
+    }
 }
 
-/// The text of the single simple query that opens a transaction with its context: `BEGIN`
-/// and one `SET LOCAL <helper_schema>.context` (docs/context.md).
-///
-/// The value is `tenant;user` followed, for every role rank from 0 to the highest rank the
-/// user holds in the scope, by `{projects where the user's rank is at least that}` (projects in
-/// the scope's order, sorted by id). Every interpolated value is typed (UUIDs in hyphenated
-/// hex, ranks as numbers); the prefix comes from a validated [`TenancyConfig`]. `project_roles`
-/// is `None` for the authorization transaction, which carries only tenant and user.
-fn context_statement(
-    config: &TenancyConfig,
-    tenant: TenantId,
-    user: UserId,
-    project_roles: Option<&[Membership]>,
-) -> String {
-    let prefix = &config.helper_schema;
+/// The signed context contract this runtime speaks on plain PostgreSQL (docs/context.md).
+pub const CONTEXT_CONTRACT: u32 = 3;
+
+/// The bytes of a query's text that `pg_stat_activity` shows when the server's
+/// `track_activity_query_size` is not known yet (PostgreSQL's default).
+const DEFAULT_ACTIVITY_QUERY_SIZE: usize = 1024;
+
+/// The claims of a context (docs/context.md): `tenant;user` followed, for every role rank
+/// from 0 to the highest rank the user holds in the scope, by `{projects where the user's rank
+/// is at least that}` (projects in the scope's order, sorted by id). `project_roles` is `None`
+/// for the authorization transaction, which carries only tenant and user. Every interpolated
+/// value is typed (UUIDs in hyphenated hex), so the text needs no quoting.
+fn context_claims(tenant: TenantId, user: UserId, project_roles: Option<&[Membership]>) -> String {
+    // Writing into a String cannot fail.
+    let mut claims = String::new();
+    let _ = write!(claims, "{tenant};{user}");
+    let memberships = project_roles.unwrap_or_default();
+    if let Some(top_rank) = memberships.iter().map(|m| m.rank).max() {
+        for rank in 0..=top_rank {
+            claims.push_str(";{");
+            let at_least = memberships.iter().filter(|m| m.rank >= rank);
+            for (index, membership) in at_least.enumerate() {
+                if index > 0 {
+                    claims.push(',');
+                }
+                let _ = write!(claims, "{}", membership.project);
+            }
+            claims.push('}');
+        }
+    }
+    claims
+}
+
+/// The unsigned contract-2 statement (Citus): `BEGIN`, the propagation setting and one
+/// `SET LOCAL <helper_schema>.context = '<claims>'`.
+fn unsigned_statement(config: &TenancyConfig, claims: &str) -> String {
     let mut statement = String::from("BEGIN; ");
     if config.citus {
         statement.push_str("SET LOCAL citus.propagate_set_commands = 'local'; ");
     }
-    // Writing into a String cannot fail.
-    let _ = write!(statement, "SET LOCAL {prefix}.context = '{tenant};{user}");
-    let memberships = project_roles.unwrap_or_default();
-    if let Some(top_rank) = memberships.iter().map(|m| m.rank).max() {
-        for rank in 0..=top_rank {
-            statement.push_str(";{");
-            let at_least = memberships.iter().filter(|m| m.rank >= rank);
-            for (index, membership) in at_least.enumerate() {
-                if index > 0 {
-                    statement.push(',');
-                }
-                let _ = write!(statement, "{}", membership.project);
-            }
-            statement.push('}');
-        }
-    }
-    statement.push('\'');
+    let _ = write!(
+        statement,
+        "SET LOCAL {}.context = '{claims}'",
+        config.helper_schema
+    );
+    statement
+}
+
+/// The signed statement (contract 3): `BEGIN`, a comment of `pad` bytes, and
+/// `SELECT <schema>.install_context('<token>')`. `pg_stat_activity` shows only the first
+/// `track_activity_query_size` bytes of a query to other sessions, so with `pad` at least
+/// that size the token is never visible there (docs/context.md).
+fn signed_statement(config: &TenancyConfig, token: &str, pad: usize) -> String {
+    let mut statement = String::with_capacity(pad + token.len() + 64);
+    statement.push_str("BEGIN; /*");
+    statement.extend(std::iter::repeat_n('.', pad));
+    let _ = write!(
+        statement,
+        "*/ SELECT \"{}\".install_context('{token}')",
+        config.helper_schema
+    );
     statement
 }
 
@@ -138,6 +195,10 @@ fn context_statement(
 pub struct Tenancy {
     pool: PgPool,
     config: TenancyConfig,
+    /// The signing key, or why there is none.
+    key: Result<ContextKey, String>,
+    /// The server's `track_activity_query_size`, learnt by [`Tenancy::check`].
+    activity_query_size: Arc<AtomicUsize>,
 }
 
 impl Tenancy {
@@ -149,8 +210,122 @@ impl Tenancy {
     /// A runtime with an explicit configuration. The configuration is checked on every use
     /// (see [`TenancyConfig::validate`]); a bad one makes every call fail with
     /// [`Error::Misconfigured`].
+    ///
+    /// The context key is `config.context_key`, or else the one in the environment
+    /// (`TENANCY_CONTEXT_KEY`, `TENANCY_CONTEXT_KEY_FILE`).
     pub fn with_config(pool: PgPool, config: TenancyConfig) -> Self {
-        Self { pool, config }
+        let key = match config.context_key.clone() {
+            Some(key) => Ok(key),
+            None => match ContextKey::from_env() {
+                Ok(Some(key)) => Ok(key),
+                Ok(None) => Err(format!(
+                    "no context key: set {} or {}, or TenancyConfig::context_key (docs/keys.md)",
+                    crate::context_token::CONTEXT_KEY_ENV,
+                    crate::context_token::CONTEXT_KEY_FILE_ENV
+                )),
+                Err(err) => Err(err.to_string()),
+            },
+        };
+        Self {
+            pool,
+            config,
+            key,
+            activity_query_size: Arc::new(AtomicUsize::new(DEFAULT_ACTIVITY_QUERY_SIZE)),
+        }
+    }
+
+    /// Checks, once at startup, that this runtime can open scoped transactions on the
+    /// database: the configuration is valid, the database speaks this runtime's context
+    /// contract, and (signed contract) the database accepts the context key. Each failure is
+    /// one [`Error::Misconfigured`] sentence that says what to do. It also reads the server's
+    /// `track_activity_query_size`, so tokens stay out of `pg_stat_activity` even on a server
+    /// that shows more than the default 1024 bytes of a query.
+    pub async fn check(&self) -> Result<(), Error> {
+        self.config.validate()?;
+        let schema = &self.config.helper_schema;
+        let wanted = self.config.context_contract();
+        let found: Result<i32, sqlx::Error> =
+            sqlx::query_scalar(&format!("SELECT \"{schema}\".context_contract()"))
+                .fetch_one(&self.pool)
+                .await;
+        let found = match found {
+            Ok(found) => u32::try_from(found).unwrap_or(0),
+            Err(err)
+                if err
+                    .as_database_error()
+                    .and_then(|e| e.code())
+                    .is_some_and(|code| code == "42883") =>
+            {
+                2
+            }
+            Err(err) => return Err(Error::Database(err)),
+        };
+        if found != wanted {
+            return Err(Error::Misconfigured(format!(
+                "the database speaks context contract {found} and this runtime speaks {wanted}: {}",
+                if found < wanted {
+                    "apply the generated migrations (`tenancy migrate apply`) before starting it"
+                } else {
+                    "upgrade the runtime to the version that generated the migrations"
+                }
+            )));
+        }
+        if self.config.citus {
+            return Ok(());
+        }
+        let size: i32 = sqlx::query_scalar(
+            "SELECT setting::int FROM pg_catalog.pg_settings WHERE name = 'track_activity_query_size'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if let Ok(size) = usize::try_from(size) {
+            self.activity_query_size
+                .store(size.max(DEFAULT_ACTIVITY_QUERY_SIZE), Ordering::Relaxed);
+        }
+        let key = self.key.as_ref().map_err(|err| Error::Misconfigured(err.clone()))?;
+        // The probe carries empty claims: nothing is visible under it, and it is rolled back.
+        match self.pool.begin_with(self.open_statement_for_claims("")?).await {
+            Ok(tx) => {
+                tx.rollback().await?;
+                Ok(())
+            }
+            Err(err) => match err.as_database_error() {
+                Some(db) if db.code().is_some_and(|code| code == "42501") => {
+                    Err(Error::Misconfigured(format!(
+                        "the database refused this runtime's context key \"{}\": {}",
+                        key.kid(),
+                        db.message()
+                    )))
+                }
+                _ => Err(Error::Database(err)),
+            },
+        }
+    }
+
+    /// The statement that opens a transaction with the context of `tenant`, `user` and their
+    /// memberships in scope (`None`: tenant and user only).
+    fn open_statement(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        project_roles: Option<&[Membership]>,
+    ) -> Result<String, Error> {
+        self.open_statement_for_claims(&context_claims(tenant, user, project_roles))
+    }
+
+    /// The statement that opens a transaction carrying `claims`.
+    fn open_statement_for_claims(&self, claims: &str) -> Result<String, Error> {
+        self.config.validate()?;
+        if self.config.citus {
+            return Ok(unsigned_statement(&self.config, claims));
+        }
+        let key = self.key.as_ref().map_err(|err| Error::Misconfigured(err.clone()))?;
+        let token = key.mint(claims, self.config.token_lifetime)?;
+        Ok(signed_statement(
+            &self.config,
+            &token,
+            self.activity_query_size.load(Ordering::Relaxed),
+        ))
     }
 
     /// The configuration in use.
@@ -165,8 +340,7 @@ impl Tenancy {
     /// gives [`Error::NotFound`], the same as a tenant that does not exist.
     #[tracing::instrument(skip_all, fields(tenant_id = %tenant, user_id = %user))]
     pub async fn authorize(&self, user: UserId, tenant: TenantId) -> Result<RequestContext, Error> {
-        self.config.validate()?;
-        let statement = context_statement(&self.config, tenant, user, None);
+        let statement = self.open_statement(tenant, user, None)?;
         // Cancellation-safe: see crate::begin.
         let mut tx = begin_cancel_safe(&self.pool, statement).await?;
         let query = format!(
@@ -202,23 +376,36 @@ impl Tenancy {
         Ok(RequestContext::from_memberships(user, tenant, memberships))
     }
 
-    /// The statement [`Tenancy::begin`] sends for `scope`, e.g.
-    /// `BEGIN; SET LOCAL tenancy.context = '<tenant>;<user>;{<p1>,<p2>};{<p2>}'` for a viewer of
-    /// p1 who is an editor of p2 (one `{...}` per role rank up to the user's highest, each with
-    /// the projects where the user's actual role is at least that). For logs and debugging.
-    pub fn context_statement<S: Scope>(&self, scope: &S) -> Result<String, Error> {
+    /// The claims [`Tenancy::begin`] signs for `scope`, e.g.
+    /// `<tenant>;<user>;{<p1>,<p2>};{<p2>}` for a viewer of p1 who is an editor of p2 (one
+    /// `{...}` per role rank up to the user's highest, each with the projects where the user's
+    /// actual role is at least that). Safe to log: it is not a token.
+    pub fn context_claims<S: Scope>(&self, scope: &S) -> Result<String, Error> {
         self.config.validate()?;
-        Ok(context_statement(
-            &self.config,
+        Ok(context_claims(
             scope.tenant_id(),
             scope.user_id(),
             Some(scope_memberships(scope)),
         ))
     }
 
-    /// Opens a transaction carrying `scope`'s context: `BEGIN` and the context's `SET LOCAL` go
-    /// to the database as one simple query, in one round trip. The setting ends with the
-    /// transaction, so nothing leaks to the next user of the pooled connection.
+    /// The statement [`Tenancy::begin`] would send for `scope` now: `BEGIN; /*...*/ SELECT
+    /// <schema>.install_context('<token>')` (or contract 2's `SET LOCAL` for Citus). It holds a
+    /// live token, valid for [`TenancyConfig::token_lifetime`] on any connection: never log it.
+    /// For benchmarks and tests that compare with sending the statement by hand.
+    pub fn begin_statement<S: Scope>(&self, scope: &S) -> Result<String, Error> {
+        self.open_statement(
+            scope.tenant_id(),
+            scope.user_id(),
+            Some(scope_memberships(scope)),
+        )
+    }
+
+    /// Opens a transaction carrying `scope`'s context: `BEGIN` and
+    /// `SELECT <schema>.install_context('<signed token>')` go to the database as one simple
+    /// query, in one round trip (docs/context.md). The database verifies the token and binds
+    /// the context to this transaction on this connection; it ends with the transaction, so
+    /// nothing leaks to the next user of the pooled connection.
     #[tracing::instrument(
         skip_all,
         fields(
@@ -228,7 +415,11 @@ impl Tenancy {
         )
     )]
     pub async fn begin<S: Scope>(&self, scope: &S) -> Result<ScopedTx<S>, Error> {
-        let statement = self.context_statement(scope)?;
+        let statement = self.open_statement(
+            scope.tenant_id(),
+            scope.user_id(),
+            Some(scope_memberships(scope)),
+        )?;
         let tx = begin_cancel_safe(&self.pool, statement).await?;
         Ok(ScopedTx {
             tx,
@@ -300,9 +491,8 @@ mod tests {
     const P1: &str = "00000000-0000-0000-0000-000000000001";
     const P2: &str = "00000000-0000-0000-0000-000000000002";
 
-    fn statement(config: &TenancyConfig, scope: &impl Scope) -> String {
-        context_statement(
-            config,
+    fn claims(scope: &impl Scope) -> String {
+        context_claims(
             scope.tenant_id(),
             scope.user_id(),
             Some(scope_memberships(scope)),
@@ -310,21 +500,18 @@ mod tests {
     }
 
     #[test]
-    fn one_project_statement_is_exact() {
+    fn one_project_claims_are_exact() {
         let ctx = context();
         let scope = ctx
             .project(project(2))
             .unwrap()
             .require::<Viewer>()
             .unwrap();
-        assert_eq!(
-            statement(&TenancyConfig::default(), &scope),
-            format!("BEGIN; SET LOCAL tenancy.context = '{TENANT};{USER};{{{P2}}};{{{P2}}}'")
-        );
+        assert_eq!(claims(&scope), format!("{TENANT};{USER};{{{P2}}};{{{P2}}}"));
     }
 
     #[test]
-    fn several_projects_statement_is_sorted_with_actual_roles() {
+    fn several_projects_claims_are_sorted_with_actual_roles() {
         let ctx = context();
         let scope = ctx
             .projects(&[project(2), project(1)])
@@ -333,37 +520,29 @@ mod tests {
             .unwrap();
         assert_eq!(Viewer::RANK, 0);
         assert_eq!(
-            statement(&TenancyConfig::default(), &scope),
-            format!("BEGIN; SET LOCAL tenancy.context = '{TENANT};{USER};{{{P1},{P2}}};{{{P2}}}'")
+            claims(&scope),
+            format!("{TENANT};{USER};{{{P1},{P2}}};{{{P2}}}")
         );
     }
 
     #[test]
-    fn empty_scope_sets_no_project_fields() {
+    fn empty_scope_has_no_project_fields() {
         let ctx = context();
         let scope = ctx.all_projects().with_at_least::<Admin>();
         assert!(scope.is_empty());
-        assert_eq!(
-            statement(&TenancyConfig::default(), &scope),
-            format!("BEGIN; SET LOCAL tenancy.context = '{TENANT};{USER}'")
-        );
+        assert_eq!(claims(&scope), format!("{TENANT};{USER}"));
     }
 
     #[test]
-    fn citus_prefix_and_custom_schema() {
+    fn citus_statement_is_unsigned_with_propagation() {
         let config = TenancyConfig {
             helper_schema: "acl".to_owned(),
             memberships_table: "app.members".to_owned(),
             citus: true,
+            ..TenancyConfig::default()
         };
-        let ctx = context();
-        let scope = ctx
-            .project(project(1))
-            .unwrap()
-            .require::<Viewer>()
-            .unwrap();
         assert_eq!(
-            statement(&config, &scope),
+            unsigned_statement(&config, &format!("{TENANT};{USER};{{{P1}}}")),
             format!(
                 "BEGIN; SET LOCAL citus.propagate_set_commands = 'local'; \
                  SET LOCAL acl.context = '{TENANT};{USER};{{{P1}}}'"
@@ -372,13 +551,19 @@ mod tests {
     }
 
     #[test]
-    fn authorize_statement_holds_only_tenant_and_user() {
+    fn signed_statement_keeps_the_token_past_the_visible_prefix() {
+        let statement = signed_statement(&TenancyConfig::default(), "mac.k1;1;*;t;u", 1024);
+        assert!(statement.starts_with("BEGIN; /*"));
+        assert!(statement.ends_with("*/ SELECT \"tenancy\".install_context('mac.k1;1;*;t;u')"));
+        let token_at = statement.find("mac.k1").unwrap();
+        assert!(token_at > 1024, "{token_at}");
+    }
+
+    #[test]
+    fn authorize_claims_hold_only_tenant_and_user() {
         let tenant = TenantId::new(Uuid::from_u128(0xa));
         let user = UserId::new(Uuid::from_u128(0xb));
-        assert_eq!(
-            context_statement(&TenancyConfig::default(), tenant, user, None),
-            format!("BEGIN; SET LOCAL tenancy.context = '{TENANT};{USER}'")
-        );
+        assert_eq!(context_claims(tenant, user, None), format!("{TENANT};{USER}"));
         let _ = membership(1, "viewer", 0);
     }
 
@@ -396,7 +581,7 @@ mod tests {
             let config = TenancyConfig {
                 helper_schema: schema.to_owned(),
                 memberships_table: table.to_owned(),
-                citus: false,
+                ..TenancyConfig::default()
             };
             assert!(
                 matches!(config.validate(), Err(Error::Misconfigured(_))),

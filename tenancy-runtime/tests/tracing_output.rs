@@ -96,6 +96,23 @@ impl CapturingSubscriber {
             .collect()
     }
 
+    /// Whether any span or event (any level, sqlx's statement log included) contains `needle`.
+    fn anything_contains(&self, needle: &str) -> bool {
+        let in_events = self
+            .events
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .any(|e| e.fields.contains(needle));
+        let in_spans = self
+            .spans
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .any(|s| s.fields.contains(needle));
+        in_events || in_spans
+    }
+
     fn warnings_with(&self, needle: &str) -> Vec<CapturedEvent> {
         self.events
             .lock()
@@ -185,7 +202,9 @@ async fn authorize_and_begin_open_spans_with_ids_only() {
          CREATE TYPE {schema}.project_role AS ENUM ('viewer', 'editor', 'admin', 'owner');
          CREATE TABLE {schema}.members (tenant_id uuid, project_id uuid, user_id uuid,
                                        role {schema}.project_role);
-         INSERT INTO {schema}.members VALUES ('{tenant}', '{project}', '{user}', 'admin');"
+         INSERT INTO {schema}.members VALUES ('{tenant}', '{project}', '{user}', 'admin');
+         CREATE FUNCTION {schema}.install_context(token text) RETURNS void LANGUAGE sql
+           AS $$ SELECT set_config('{schema}.context', token, true) $$;"
     ))
     .execute(&pool)
     .await
@@ -196,7 +215,7 @@ async fn authorize_and_begin_open_spans_with_ids_only() {
         TenancyConfig {
             helper_schema: schema.clone(),
             memberships_table: format!("{schema}.members"),
-            citus: false,
+            ..TenancyConfig::default()
         },
     );
     let outcome = async {
@@ -211,17 +230,23 @@ async fn authorize_and_begin_open_spans_with_ids_only() {
             .require::<Editor>()
             .unwrap();
         let mut tx = tenancy.begin(&scope).await.unwrap();
-        // The context setting is named after the custom helper schema; an admin (rank 2) of
-        // the project is listed at ranks 0, 1 and 2 and the owner field is left out.
-        let context: String =
+        // The stand-in installer keeps the token it was sent: the claims are signed for any
+        // backend; an admin (rank 2) of the project is listed at ranks 0, 1 and 2 and the
+        // owner field is left out.
+        let token: String =
             sqlx::query_scalar(&format!("SELECT current_setting('{schema}.context')"))
                 .fetch_one(tx.connection())
                 .await
                 .unwrap();
-        assert_eq!(
-            context,
-            format!("{tenant};{user};{{{project}}};{{{project}}};{{{project}}}")
+        assert!(
+            token.ends_with(&format!(
+                ";*;{tenant};{user};{{{project}}};{{{project}}};{{{project}}}"
+            )),
+            "{token}"
         );
+        let mac = token.split('.').next().unwrap_or_default().to_owned();
+        assert_eq!(mac.len(), 64, "{token}");
+        TOKEN_MAC.with(|cell| *cell.borrow_mut() = mac);
         tx.commit().await.unwrap();
         scope.project_ids()
     }
@@ -250,6 +275,14 @@ async fn authorize_and_begin_open_spans_with_ids_only() {
         format!("tenant_id={tenant} user_id={user} project_ids={outcome:?} ")
     );
     assert!(!begin[0].fields.contains("admin"), "no roles in spans");
+    // No span and no event carries the token.
+    let mac = TOKEN_MAC.with(|cell| cell.borrow().clone());
+    assert!(!subscriber.anything_contains(&mac), "the token reached the logs");
+}
+
+thread_local! {
+    /// The MAC of the token the authorize-and-begin test saw, to look for in the logs.
+    static TOKEN_MAC: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 tenancy_runtime::roles! { Viewer = "viewer", Editor = "editor", Admin = "admin", Owner = "owner" }

@@ -32,11 +32,11 @@ use tokio::sync::OnceCell;
 /// The roles of `policies/rag.tenancy`, least privileged first: a role's position is its rank.
 pub const ROLES: [&str; 4] = ["viewer", "editor", "admin", "owner"];
 
-/// The value of the context setting `tenancy.context` (docs/context.md) for `tenant`, `user`
-/// and the user's role in some projects, given as `project:role,project:role` (`""` for none):
+/// The claims of a context (docs/context.md) for `tenant`, `user` and the user's role in some
+/// projects, given as `project:role,project:role` (`""` for none):
 /// `tenant;user;{projects of rank 0 or above};{rank 1 or above};...` up to the highest role
-/// given. Tests use it to set a context by hand with raw SQL, as an attacker or a hand-written
-/// query would. Panics on a role that is not in [`ROLES`] or an entry without `:`.
+/// given. Tests sign them with [`context_token`] to install a context by hand with raw SQL.
+/// Panics on a role that is not in [`ROLES`] or an entry without `:`.
 pub fn context_value(tenant: &str, user: &str, project_roles: &str) -> String {
     let entries: Vec<(&str, usize)> = project_roles
         .split(',')
@@ -66,12 +66,100 @@ pub fn context_value(tenant: &str, user: &str, project_roles: &str) -> String {
     value
 }
 
-/// `SET LOCAL tenancy.context = '<context_value(..)>'`.
+/// The id of the context key every test database holds (see [`TEST_CONTEXT_KEY_HEX`]).
+pub const TEST_CONTEXT_KEY_ID: &str = "tenancy-test-only";
+
+/// The secret of the test context key, in hex. `.cargo/config.toml` hands it to every test
+/// process as `TENANCY_CONTEXT_KEY`, so a runtime built with `Tenancy::new` signs with it.
+pub const TEST_CONTEXT_KEY_HEX: &str =
+    "7465737420636f6e74657874206b6579202d206e6f7420666f722070726f64210a";
+
+/// The test key's secret bytes.
+pub fn test_context_secret() -> Vec<u8> {
+    (0..TEST_CONTEXT_KEY_HEX.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&TEST_CONTEXT_KEY_HEX[i..i + 2], 16).unwrap_or(0))
+        .collect()
+}
+
+/// Lower-case hex HMAC-SHA256 of `<domain>;<body>` under `secret`: the tests' own oracle of
+/// the token format of docs/context.md, written independently of the runtime.
+pub fn hmac_hex(secret: &[u8], domain: &str, body: &str) -> String {
+    use hmac::Mac;
+    let mut mac = match hmac::Hmac::<sha2::Sha256>::new_from_slice(secret) {
+        Ok(mac) => mac,
+        Err(err) => panic!("hmac key: {err}"),
+    };
+    mac.update(domain.as_bytes());
+    mac.update(b";");
+    mac.update(body.as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A token (docs/context.md) for `claims` under `key_id`/`secret`, with `expires` (unix
+/// seconds) and `binding` (`*` or a backend pid): `<hmac>.<kid>;<expires>;<binding>;<claims>`.
+pub fn token_with(secret: &[u8], key_id: &str, expires: u64, binding: &str, claims: &str) -> String {
+    let body = format!("{key_id};{expires};{binding};{claims}");
+    format!("{}.{body}", hmac_hex(secret, "token", &body))
+}
+
+/// A token for `claims` under the test key, valid for a minute on any connection.
+pub fn context_token(claims: &str) -> String {
+    token_with(
+        &test_context_secret(),
+        TEST_CONTEXT_KEY_ID,
+        now_secs() + 60,
+        "*",
+        claims,
+    )
+}
+
+/// `SELECT tenancy.install_context('<token of context_value(..)>')`: installs a context by
+/// hand inside a transaction, as a raw-SQL caller holding the key would.
 pub fn set_context(tenant: &str, user: &str, project_roles: &str) -> String {
+    format!(
+        "SELECT tenancy.install_context('{}')",
+        context_token(&context_value(tenant, user, project_roles))
+    )
+}
+
+/// `SET LOCAL tenancy.context = '<context_value(..)>'`: what a forger without the key writes
+/// (contract 2's way of setting the context). Under contract 3 every policy then raises 42501.
+pub fn forge_context(tenant: &str, user: &str, project_roles: &str) -> String {
     format!(
         "SET LOCAL tenancy.context = '{}'",
         context_value(tenant, user, project_roles)
     )
+}
+
+/// Installs the test context key in the database behind `conn` when its schema has a key
+/// table (contract 3) and the key is not there yet.
+pub async fn install_test_key(conn: &mut PgConnection) -> Result<()> {
+    let has_keys: bool = sqlx::query_scalar(
+        "SELECT pg_catalog.to_regprocedure('tenancy.install_context_key(text,bytea)') IS NOT NULL",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if !has_keys {
+        return Ok(());
+    }
+    let present: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenancy.context_keys WHERE kid = $1)")
+            .bind(TEST_CONTEXT_KEY_ID)
+            .fetch_one(&mut *conn)
+            .await?;
+    if !present {
+        sqlx::query("SELECT tenancy.install_context_key($1, $2)")
+            .bind(TEST_CONTEXT_KEY_ID)
+            .bind(test_context_secret())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The application's login role created by the generated migrations (`app_role` in
@@ -302,6 +390,7 @@ pub async fn apply_migrations(url: &str, dir: &Path) -> Result<Vec<PathBuf>> {
             .await
             .with_context(|| format!("committing {}", file.display()))?;
     }
+    install_test_key(&mut conn).await?;
     conn.close().await?;
     lock.close().await?;
     Ok(files)
@@ -374,6 +463,7 @@ async fn ensure_template() -> Result<String> {
                     .await
                     .with_context(|| format!("committing {}", file.display()))?;
             }
+            install_test_key(&mut conn).await?;
             conn.close().await?;
             // Nobody may connect to a template while it is copied, so forbid connections.
             sqlx::raw_sql(&format!(

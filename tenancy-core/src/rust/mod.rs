@@ -216,7 +216,7 @@ fn lib_tokens(model: &Model, shapes: &[Shape<'_>]) -> TokenStream {
             ::tenancy_runtime::TenancyConfig {
                 helper_schema: #schema.to_owned(),
                 memberships_table: #memberships.to_owned(),
-                citus: false,
+                ..::tenancy_runtime::TenancyConfig::default()
             }
         }
 

@@ -87,6 +87,11 @@ impl From<crate::Error> for ApiError {
         match error {
             crate::Error::NotFound => ApiError::not_found(),
             crate::Error::Forbidden => ApiError::forbidden(),
+            crate::Error::ContextRefused(_) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "context_refused",
+                "the database refused the request context",
+            ),
             crate::Error::Conflict => ApiError::conflict("conflicts with an existing row"),
             crate::Error::InvalidInput => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

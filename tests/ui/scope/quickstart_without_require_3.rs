@@ -97,7 +97,7 @@ pub async fn walkthrough(
     let scope = ctx.project(project)?.require::<Editor>()?;
     println!(
         "   context statement: {}",
-        tenancy.context_statement(&scope)?
+        tenancy.context_claims(&scope)?
     );
     let mut tx = tenancy.begin(&scope).await?;
     let document = Documents::insert(
