@@ -652,7 +652,10 @@ async fn helpers(
             let wanted = helper.volatility.to_string();
             if *volatility != wanted {
                 let message = if wanted == "s" {
-                    format!("helper is {} (must be STABLE: evaluated once per statement, never cached across calls)", volatility_sql(volatility))
+                    format!(
+                        "helper is {} (must be STABLE: evaluated once per statement, never cached across calls)",
+                        volatility_sql(volatility)
+                    )
                 } else {
                     format!(
                         "function is {} (the generator declares it {})",
@@ -846,21 +849,36 @@ async fn context_contract(
 ) -> Result<(), sqlx::Error> {
     let schema = &model.settings.helper_schema;
     let quoted_schema = quote_ident(schema);
-    let upgrade = "the database has not been upgraded to the signed context: apply the generated migrations";
+    let upgrade =
+        "the database has not been upgraded to the signed context: apply the generated migrations";
     if expected.creates_function(schema, "context_contract") {
         let wanted = i64::from(tenancy_core::sql::context_contract(target));
         let object = format!("function {schema}.context_contract()");
-        let exists: bool = sqlx::query_scalar(
-            "SELECT pg_catalog.to_regprocedure(pg_catalog.format('%I.context_contract()', $1::text)) IS NOT NULL",
+        // NULL: no such function; false: the auditing role cannot call it.
+        let callable: Option<bool> = sqlx::query_scalar(
+            "SELECT pg_catalog.has_function_privilege(f.oid, 'EXECUTE') \
+             FROM (SELECT pg_catalog.to_regprocedure( \
+                       pg_catalog.format('%I.context_contract()', $1::text))::pg_catalog.oid AS oid) f \
+             WHERE f.oid IS NOT NULL",
         )
         .bind(schema)
-        .fetch_one(&mut *conn)
+        .fetch_optional(&mut *conn)
         .await?;
-        if exists {
+        if callable == Some(false) {
+            out.push(Finding::new(
+                codes::CONTEXT_UNCHECKED,
+                object,
+                "could not check the context contract: the auditing role cannot execute this \
+                 function (audit as the owner role or a superuser)",
+            ));
+        } else if callable == Some(true) {
             let sql = format!("SELECT ({quoted_schema}.context_contract())::int8");
-            let found =
-                guarded(conn, async |c| sqlx::query_scalar::<_, Option<i64>>(&sql).fetch_one(c).await)
-                    .await?;
+            let found = guarded(conn, async |c| {
+                sqlx::query_scalar::<_, Option<i64>>(&sql)
+                    .fetch_one(c)
+                    .await
+            })
+            .await?;
             match found {
                 Ok(Some(found)) if found == wanted => {}
                 Ok(found) => out.push(Finding::new(
@@ -902,7 +920,7 @@ async fn context_contract(
                 format!("does not exist: {upgrade}"),
             )),
             Some(false) => out.push(Finding::new(
-                codes::CONTEXT_KEYS_UNCHECKED,
+                codes::CONTEXT_UNCHECKED,
                 object,
                 "could not check for an active context key: the auditing role cannot read the key \
                  table (audit as the owner role or a superuser)",
@@ -911,8 +929,10 @@ async fn context_contract(
                 let sql = format!(
                     "SELECT count(*) FROM {quoted_schema}.context_keys WHERE retired_at IS NULL"
                 );
-                match guarded(conn, async |c| sqlx::query_scalar::<_, i64>(&sql).fetch_one(c).await)
-                    .await?
+                match guarded(conn, async |c| {
+                    sqlx::query_scalar::<_, i64>(&sql).fetch_one(c).await
+                })
+                .await?
                 {
                     Ok(0) => out.push(Finding::new(
                         codes::CONTEXT_KEY_MISSING,
@@ -922,7 +942,7 @@ async fn context_contract(
                     )),
                     Ok(_) => {}
                     Err(err) => out.push(Finding::new(
-                        codes::CONTEXT_KEYS_UNCHECKED,
+                        codes::CONTEXT_UNCHECKED,
                         object,
                         format!("could not check for an active context key: {err}"),
                     )),
@@ -1143,7 +1163,10 @@ async fn ungenerated_grants(
         let key = (grant.table.schema.clone(), grant.table.name.clone());
         match &grant.columns {
             None => {
-                whole.entry(key).or_default().insert(grant.privilege.clone());
+                whole
+                    .entry(key)
+                    .or_default()
+                    .insert(grant.privilege.clone());
             }
             Some(cols) => {
                 let entry = columns.entry(key).or_default();

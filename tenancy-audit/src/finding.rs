@@ -59,8 +59,9 @@ pub mod codes {
     pub const CONTEXT_CONTRACT_OUTDATED: &str = "TA045";
     /// The context key table has no active key (`retired_at IS NULL`).
     pub const CONTEXT_KEY_MISSING: &str = "TA046";
-    /// The audit could not read the context key table (so it could not check TA046).
-    pub const CONTEXT_KEYS_UNCHECKED: &str = "TA047";
+    /// The audit could not check the context contract or the key table (the auditing role
+    /// cannot execute `context_contract()` or read the key table), so TA045/TA046 are unknown.
+    pub const CONTEXT_UNCHECKED: &str = "TA047";
     /// A view over tenant-owned tables runs with its owner's rights (no `security_invoker`),
     /// or a materialized view copies their rows outside row-level security.
     pub const VIEW_NOT_INVOKER: &str = "TA050";

@@ -508,10 +508,7 @@ mod tests {
         assert_eq!(found[0].columns, None);
         assert_eq!(found[0].grantees, ["app", "PUBLIC"]);
         assert_eq!(found[1].privilege, "UPDATE");
-        assert_eq!(
-            found[1].columns,
-            Some(vec!["a".to_owned(), "B".to_owned()])
-        );
+        assert_eq!(found[1].columns, Some(vec!["a".to_owned(), "B".to_owned()]));
         let functions = functions(sql);
         assert_eq!(functions.len(), 1);
         assert_eq!(functions[0].volatility, 'i');

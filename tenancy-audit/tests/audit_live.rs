@@ -27,9 +27,43 @@ fn rag_model() -> Model {
     model.expect("model")
 }
 
+/// Installs a test key for the signed context (32 bytes, the minimum) unless the database
+/// already has an active one (the test template may carry one).
+const TEST_KEY_SQL: &str =
+    "SELECT tenancy.install_context_key('tenancy_audit_test', decode(repeat('ab', 32), 'hex')) \
+     WHERE NOT EXISTS (SELECT 1 FROM tenancy.context_keys WHERE retired_at IS NULL)";
+
+/// Makes a database copied from the migrated template what an operator's database is after
+/// `tenancy migrate apply` and `tenancy key install`: `CREATE DATABASE ... TEMPLATE` copies
+/// neither the database's ACL (so the generated `REVOKE TEMPORARY ... FROM PUBLIC` is lost),
+/// nor does any migration install a context key.
+async fn operate(db: &TestDb, install_key: bool) {
+    let revoke = format!(
+        "REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC",
+        tenancy_tests::quote_ident(db.name())
+    );
+    sqlx::raw_sql(&revoke)
+        .execute(db.admin_pool())
+        .await
+        .expect("revoke TEMPORARY");
+    if install_key {
+        sqlx::raw_sql(TEST_KEY_SQL)
+            .execute(db.admin_pool())
+            .await
+            .expect("install a context key");
+    }
+}
+
+/// A fresh database as it runs in production: migrated, TEMP revoked, a context key installed.
+async fn operated_db() -> TestDb {
+    let db = TestDb::fresh().await;
+    operate(&db, true).await;
+    db
+}
+
 /// A fresh database with `breakage` applied (as superuser), audited against the rag model.
 async fn audit_after(breakage: &str) -> Report {
-    let db = TestDb::fresh().await;
+    let db = operated_db().await;
     sqlx::raw_sql(breakage)
         .execute(db.admin_pool())
         .await
@@ -370,7 +404,7 @@ async fn missing_table_is_ta001() {
 async fn auditing_for_the_wrong_target_reports_every_permissive_policy() {
     // Citus policies call helpers directly instead of through (SELECT ...): the deparsed
     // definitions differ, so this proves the comparison looks at definitions, not names.
-    let db = TestDb::fresh().await;
+    let db = operated_db().await;
     let report = audit_for_target(db.admin_pool(), &rag_model(), Target::Citus)
         .await
         .expect("audit");
@@ -395,7 +429,7 @@ async fn auditing_for_the_wrong_target_reports_every_permissive_policy() {
 
 #[tokio::test]
 async fn startup_check_refuses_or_warns() {
-    let db = TestDb::fresh().await;
+    let db = operated_db().await;
     let model = rag_model();
     let clean = check_at_startup(db.admin_pool(), &model, StartupMode::Refuse)
         .await
@@ -417,11 +451,12 @@ async fn startup_check_refuses_or_warns() {
     db.drop_db().await;
 }
 
-/// The rag model with its own role pair, applied to an empty database.
-async fn own_roles_db() -> (TestDb, Model) {
+/// The rag model with its own role pair (`<prefix>_app` / `<prefix>_owner`), applied to an
+/// empty database, with a context key installed.
+async fn own_roles_db(prefix: &str) -> (TestDb, Model) {
     let mut model = rag_model();
-    model.settings.app_role = "tenancy_audit_app".to_owned();
-    model.settings.owner_role = "tenancy_audit_owner".to_owned();
+    model.settings.app_role = format!("{prefix}_app");
+    model.settings.owner_role = format!("{prefix}_owner");
     let dir = tempfile::tempdir().expect("tempdir");
     for file in generate_migrations(&model, Target::Postgres) {
         let name = file.path.file_name().expect("file name");
@@ -429,12 +464,16 @@ async fn own_roles_db() -> (TestDb, Model) {
     }
     let db = TestDb::empty().await;
     db.apply_migrations(dir.path()).await.expect("apply");
+    sqlx::raw_sql(TEST_KEY_SQL)
+        .execute(db.admin_pool())
+        .await
+        .expect("install a context key");
     (db, model)
 }
 
 #[tokio::test]
 async fn app_role_superuser_bypassrls_and_owner_membership_are_ta021_ta022_ta024() {
-    let (db, model) = own_roles_db().await;
+    let (db, model) = own_roles_db("tenancy_audit").await;
     let clean = audit(db.admin_pool(), &model).await.expect("audit");
     assert!(clean.is_clean(), "{}", clean.to_text());
 
@@ -481,4 +520,345 @@ async fn app_role_superuser_bypassrls_and_owner_membership_are_ta021_ta022_ta024
     let restored = audit(pool, &model).await.expect("audit");
     assert!(restored.is_clean(), "{}", restored.to_text());
     db.drop_db().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Context contract v3: the contract marker and the key table (TA045-TA047)
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_migrated_schema_without_a_context_key_is_ta046_only() {
+    let db = TestDb::fresh().await;
+    operate(&db, false).await;
+    sqlx::raw_sql("DELETE FROM tenancy.context_keys")
+        .execute(db.admin_pool())
+        .await
+        .expect("no key");
+    let report = audit(db.admin_pool(), &rag_model()).await.expect("audit");
+    assert_finding(
+        &report,
+        codes::CONTEXT_KEY_MISSING,
+        "table tenancy.context_keys",
+    );
+    assert_only(&report, &[codes::CONTEXT_KEY_MISSING]);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn only_retired_context_keys_is_ta046() {
+    let report = audit_after("UPDATE tenancy.context_keys SET retired_at = now()").await;
+    assert_finding(
+        &report,
+        codes::CONTEXT_KEY_MISSING,
+        "table tenancy.context_keys",
+    );
+    assert_only(&report, &[codes::CONTEXT_KEY_MISSING]);
+}
+
+#[tokio::test]
+async fn a_database_without_the_v3_upgrade_is_ta045() {
+    // Only 0001 and 0002: the core speaks the unsigned contract 2.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("../generated/migrations");
+    for name in ["0001_tenancy_core.sql", "0002_tables.sql"] {
+        std::fs::copy(migrations.join(name), dir.path().join(name)).expect("copy migration");
+    }
+    let db = TestDb::empty().await;
+    db.apply_migrations(dir.path()).await.expect("apply");
+    let report = audit(db.admin_pool(), &rag_model()).await.expect("audit");
+    assert_finding(
+        &report,
+        codes::CONTEXT_CONTRACT_OUTDATED,
+        "function tenancy.context_contract()",
+    );
+    assert_finding(
+        &report,
+        codes::CONTEXT_CONTRACT_OUTDATED,
+        "table tenancy.context_keys",
+    );
+    let finding = report
+        .with_code(codes::CONTEXT_CONTRACT_OUTDATED)
+        .next()
+        .expect("TA045");
+    assert!(
+        finding
+            .message
+            .contains("the database has not been upgraded to the signed context: apply the generated migrations"),
+        "{finding}"
+    );
+    // The verifier and installer are missing too, and 0001 alone does not revoke TEMP.
+    assert_finding(
+        &report,
+        codes::HELPER_MISSING,
+        "function tenancy.context_claims",
+    );
+    assert_only(
+        &report,
+        &[
+            codes::CONTEXT_CONTRACT_OUTDATED,
+            codes::HELPER_MISSING,
+            codes::APP_ROLE_TEMPORARY,
+        ],
+    );
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_context_contract_other_than_the_generated_one_is_ta045() {
+    let report = audit_after(
+        "CREATE OR REPLACE FUNCTION tenancy.context_contract() RETURNS integer \
+         LANGUAGE sql IMMUTABLE AS $$ SELECT 2 $$",
+    )
+    .await;
+    let finding = report
+        .with_code(codes::CONTEXT_CONTRACT_OUTDATED)
+        .next()
+        .unwrap_or_else(|| panic!("no TA045:\n{}", report.to_text()));
+    assert_eq!(finding.object, "function tenancy.context_contract()");
+    assert!(finding.message.starts_with("returns 2 "), "{finding}");
+    assert_only(&report, &[codes::CONTEXT_CONTRACT_OUTDATED]);
+}
+
+#[tokio::test]
+async fn an_auditing_role_that_cannot_read_the_key_table_is_ta047() {
+    // A non-superuser auditor that can read the model tables (CREATE TEMP TABLE ... LIKE needs
+    // SELECT) but has no grant on the owner-only key table nor on context_contract().
+    let db = operated_db().await;
+    let auditor = format!("tenancy_audit_reader_{}", &db.name()[db.name().len() - 8..]);
+    let database = tenancy_tests::quote_ident(db.name());
+    sqlx::raw_sql(&format!(
+        "CREATE ROLE {auditor} NOLOGIN; \
+         GRANT TEMPORARY ON DATABASE {database} TO {auditor}; \
+         GRANT USAGE ON SCHEMA tenancy TO {auditor}; \
+         GRANT SELECT ON ALL TABLES IN SCHEMA public TO {auditor}"
+    ))
+    .execute(db.admin_pool())
+    .await
+    .expect("create the auditor");
+    // `-c role=...` at connection start: every session of the pool is the auditor.
+    let options: sqlx::postgres::PgConnectOptions = db.url().parse().expect("url");
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.options([("role", auditor.as_str())]))
+        .await
+        .expect("connect as the auditor");
+    let report = audit(&pool, &rag_model()).await;
+    pool.close().await;
+    // Roles are cluster-wide: drop this one before asserting.
+    sqlx::raw_sql(&format!("DROP OWNED BY {auditor}; DROP ROLE {auditor}"))
+        .execute(db.admin_pool())
+        .await
+        .expect("drop the auditor");
+    let report = report.expect("audit");
+    assert_finding(
+        &report,
+        codes::CONTEXT_UNCHECKED,
+        "table tenancy.context_keys",
+    );
+    assert_finding(
+        &report,
+        codes::CONTEXT_UNCHECKED,
+        "function tenancy.context_contract()",
+    );
+    assert!(
+        !report.has(codes::CONTEXT_KEY_MISSING) && !report.has(codes::CONTEXT_CONTRACT_OUTDATED),
+        "{}",
+        report.to_text()
+    );
+    db.drop_db().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Role posture: what SQL run as the app role could plant or use (TA026-TA029, TA080, TA081)
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn role_level_settings_of_the_app_role_and_its_roles_are_ta026() {
+    // Scoped to this database (IN DATABASE): the app role is shared by every test database.
+    let db = operated_db().await;
+    let database = tenancy_tests::quote_ident(db.name());
+    let inherited = format!("tenancy_audit_inh_{}", &db.name()[db.name().len() - 8..]);
+    sqlx::raw_sql(&format!(
+        "ALTER ROLE tenancy_app IN DATABASE {database} SET statement_timeout = 1; \
+         ALTER ROLE tenancy_app IN DATABASE {database} SET default_transaction_read_only = on; \
+         CREATE ROLE {inherited} NOLOGIN; \
+         ALTER ROLE {inherited} IN DATABASE {database} SET search_path = evil, public; \
+         GRANT {inherited} TO tenancy_app"
+    ))
+    .execute(db.admin_pool())
+    .await
+    .expect("plant settings");
+    let report = audit(db.admin_pool(), &rag_model()).await;
+    // Restore before asserting (dropping the database would also drop its settings).
+    sqlx::raw_sql(&format!(
+        "ALTER ROLE tenancy_app IN DATABASE {database} RESET ALL; \
+         REVOKE {inherited} FROM tenancy_app; \
+         ALTER ROLE {inherited} IN DATABASE {database} RESET ALL; \
+         DROP ROLE {inherited}"
+    ))
+    .execute(db.admin_pool())
+    .await
+    .expect("restore");
+    let report = report.expect("audit");
+    let messages: Vec<&str> = report
+        .with_code(codes::APP_ROLE_SETTING)
+        .map(|f| {
+            assert_eq!(f.object, "role tenancy_app");
+            f.message.as_str()
+        })
+        .collect();
+    assert_eq!(messages.len(), 3, "{}", report.to_text());
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("statement_timeout=1 in this database")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("default_transaction_read_only=on")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains(&inherited) && m.contains("search_path=evil, public")),
+        "{messages:?}"
+    );
+    assert_only(&report, &[codes::APP_ROLE_SETTING]);
+
+    let restored = audit(db.admin_pool(), &rag_model()).await.expect("audit");
+    assert!(restored.is_clean(), "{}", restored.to_text());
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_password_expiry_on_the_app_role_is_ta027() {
+    // VALID UNTIL is cluster-wide: this test has its own role pair, which nothing else uses.
+    let (db, model) = own_roles_db("tenancy_audit_expiry").await;
+    let pool = db.admin_pool();
+    sqlx::raw_sql("ALTER ROLE tenancy_audit_expiry_app VALID UNTIL '2030-01-01'")
+        .execute(pool)
+        .await
+        .expect("set VALID UNTIL");
+    let report = audit(pool, &model).await;
+    sqlx::raw_sql("ALTER ROLE tenancy_audit_expiry_app VALID UNTIL 'infinity'")
+        .execute(pool)
+        .await
+        .expect("reset VALID UNTIL");
+    let report = report.expect("audit");
+    assert_finding(
+        &report,
+        codes::APP_ROLE_VALID_UNTIL,
+        "role tenancy_audit_expiry_app",
+    );
+    assert_only(&report, &[codes::APP_ROLE_VALID_UNTIL]);
+
+    // 'infinity' is what a reset leaves in rolvaliduntil: not a finding.
+    let shown: Option<String> = sqlx::query_scalar(
+        "SELECT rolvaliduntil::text FROM pg_roles WHERE rolname = 'tenancy_audit_expiry_app'",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("rolvaliduntil");
+    assert_eq!(shown.as_deref(), Some("infinity"));
+    let restored = audit(pool, &model).await.expect("audit");
+    assert!(restored.is_clean(), "{}", restored.to_text());
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn temporary_for_public_or_the_app_role_is_ta028() {
+    for grantee in ["PUBLIC", "tenancy_app"] {
+        let db = operated_db().await;
+        sqlx::raw_sql(&format!(
+            "GRANT TEMPORARY ON DATABASE {} TO {grantee}",
+            tenancy_tests::quote_ident(db.name())
+        ))
+        .execute(db.admin_pool())
+        .await
+        .expect("grant TEMPORARY");
+        let report = audit(db.admin_pool(), &rag_model()).await.expect("audit");
+        assert_finding(&report, codes::APP_ROLE_TEMPORARY, "role tenancy_app");
+        assert_only(&report, &[codes::APP_ROLE_TEMPORARY]);
+        let public = report
+            .with_code(codes::APP_ROLE_TEMPORARY)
+            .any(|f| f.message.contains("(granted to PUBLIC)"));
+        assert_eq!(public, grantee == "PUBLIC", "{}", report.to_text());
+        db.drop_db().await;
+    }
+}
+
+#[tokio::test]
+async fn create_on_a_schema_is_ta029() {
+    let report = audit_after(
+        "GRANT CREATE ON SCHEMA public TO tenancy_app; GRANT CREATE ON SCHEMA tenancy TO PUBLIC",
+    )
+    .await;
+    assert_finding(&report, codes::APP_ROLE_CREATE_IN_SCHEMA, "schema public");
+    assert_finding(&report, codes::APP_ROLE_CREATE_IN_SCHEMA, "schema tenancy");
+    assert_only(&report, &[codes::APP_ROLE_CREATE_IN_SCHEMA]);
+}
+
+#[tokio::test]
+async fn an_undeclared_table_the_app_role_can_use_is_ta080() {
+    let report = audit_after(
+        "CREATE TABLE public.leak (x int); GRANT SELECT ON public.leak TO tenancy_app; \
+         CREATE TABLE public.column_leak (x int, y int); GRANT UPDATE (y) ON public.column_leak TO tenancy_app; \
+         CREATE VIEW tenancy.all_tenants AS SELECT 1 AS one; GRANT SELECT ON tenancy.all_tenants TO PUBLIC; \
+         CREATE TABLE public.private (x int); \
+         CREATE SCHEMA hidden; CREATE TABLE hidden.t (x int); GRANT SELECT ON hidden.t TO tenancy_app",
+    )
+    .await;
+    assert_finding(&report, codes::UNDECLARED_RELATION, "table public.leak");
+    assert_finding(
+        &report,
+        codes::UNDECLARED_RELATION,
+        "table public.column_leak",
+    );
+    assert_finding(
+        &report,
+        codes::UNDECLARED_RELATION,
+        "view tenancy.all_tenants",
+    );
+    // Not readable by the app role, or in a schema it cannot use: not findings.
+    assert_eq!(
+        report.with_code(codes::UNDECLARED_RELATION).count(),
+        3,
+        "{}",
+        report.to_text()
+    );
+    assert_only(&report, &[codes::UNDECLARED_RELATION]);
+}
+
+#[tokio::test]
+async fn a_grant_the_generated_sql_does_not_make_is_ta081() {
+    let report = audit_after(
+        "GRANT UPDATE (tenant_id) ON documents TO tenancy_app; \
+         GRANT UPDATE ON chunks TO tenancy_app; \
+         GRANT SELECT ON tenancy.context_keys TO tenancy_app; \
+         GRANT INSERT ON embedding_models TO PUBLIC",
+    )
+    .await;
+    assert_finding(
+        &report,
+        codes::UNGENERATED_GRANT,
+        "column documents.tenant_id",
+    );
+    assert_finding(&report, codes::UNGENERATED_GRANT, "table chunks");
+    assert_finding(
+        &report,
+        codes::UNGENERATED_GRANT,
+        "table tenancy.context_keys",
+    );
+    assert_finding(&report, codes::UNGENERATED_GRANT, "table embedding_models");
+    // The whole-table UPDATE on chunks is one finding, not one per column.
+    assert_eq!(
+        report.with_code(codes::UNGENERATED_GRANT).count(),
+        4,
+        "{}",
+        report.to_text()
+    );
+    assert_only(&report, &[codes::UNGENERATED_GRANT]);
 }
