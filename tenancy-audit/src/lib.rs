@@ -74,8 +74,10 @@ pub async fn audit(pool: &PgPool, model: &Model) -> Result<Report, AuditError> {
 /// Audits the database behind `pool` against `model` as generated for `target`.
 ///
 /// Runs in one transaction that is rolled back: the audit never changes the database.
-/// The connected role must be able to read the catalogs and create temporary tables
-/// (a superuser or the database owner is the usual choice).
+/// The connected role must be able to read the catalogs, create temporary tables, read the
+/// context key table and execute `context_contract()` (a superuser, or the owner role with
+/// `TEMPORARY` on the database); otherwise the context checks report that they could not run
+/// ([`codes::CONTEXT_UNCHECKED`]).
 pub async fn audit_for_target(
     pool: &PgPool,
     model: &Model,
