@@ -448,6 +448,34 @@ fn sqlstate(error: &sqlx::Error) -> Option<String> {
         .map(|code| code.into_owned())
 }
 
+/// Refuses to send a secret when the server would certainly write it into its log: every
+/// statement is logged (`log_statement = all` or `log_min_duration_statement = 0`) with its
+/// parameters (`log_parameter_max_length` not 0, which only a superuser may change).
+async fn refuse_logged_parameters(conn: &mut PgConnection) -> Result<()> {
+    let row = sqlx::query(
+        "SELECT current_user::text, \
+                bool_or(name = 'log_parameter_max_length' AND setting <> '0') \
+            AND bool_or((name = 'log_statement' AND setting = 'all') \
+                        OR (name = 'log_min_duration_statement' AND setting = '0')) \
+           FROM pg_catalog.pg_settings \
+          WHERE name IN ('log_parameter_max_length', 'log_statement', \
+                         'log_min_duration_statement')",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .context("could not read the server's logging settings")?;
+    let user: String = row.try_get(0)?;
+    let logged: Option<bool> = row.try_get(1)?;
+    if logged == Some(true) {
+        bail!(
+            "the server logs every statement with its parameters and role {user} may not turn \
+             that off, so the secret would end up in the server log; install keys as a \
+             superuser, or have one run `ALTER ROLE {user} SET log_parameter_max_length = 0`"
+        );
+    }
+    Ok(())
+}
+
 /// `install` and `rotate`: one transaction that checks, installs the key and (for a generated
 /// key) writes the key file before it commits.
 async fn install(args: &KeyArgs, kid: &str, source: SecretSource, rotate: bool) -> Result<String> {
@@ -460,6 +488,13 @@ async fn install(args: &KeyArgs, kid: &str, source: SecretSource, rotate: bool) 
         }
     };
     let mut conn = connect(args).await?;
+    // The secret is a bind parameter: keep it out of the server log even where statements are
+    // logged with their parameters. Only a superuser may change the setting; for anyone else
+    // this fails harmlessly (outside a transaction) and docs/keys.md says what to check.
+    let _ = sqlx::query("SET log_parameter_max_length = 0")
+        .execute(&mut conn)
+        .await;
+    refuse_logged_parameters(&mut conn).await?;
     let mut tx = conn
         .begin()
         .await

@@ -164,9 +164,20 @@ fn keys(expected: &[(&str, bool)]) -> Vec<(String, bool)> {
         .collect()
 }
 
+/// A migrated database without any context key (the harness may install a test key; these
+/// tests start from what `tenancy migrate apply` leaves: none).
+async fn fresh_without_keys() -> TestDb {
+    let db = TestDb::fresh().await;
+    sqlx::query("DELETE FROM tenancy.context_keys")
+        .execute(db.admin_pool())
+        .await
+        .unwrap();
+    db
+}
+
 #[tokio::test]
 async fn install_rotate_retire_and_verify_end_to_end() {
-    let db = TestDb::fresh().await;
+    let db = fresh_without_keys().await;
     let url = db.url();
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name);
@@ -329,7 +340,7 @@ async fn install_rotate_retire_and_verify_end_to_end() {
 
 #[tokio::test]
 async fn install_from_a_secret_file() {
-    let db = TestDb::fresh().await;
+    let db = fresh_without_keys().await;
     let url = db.url();
     let dir = tempfile::tempdir().unwrap();
     let secret: Vec<u8> = (0u8..48).collect();
@@ -429,7 +440,7 @@ async fn install_from_a_secret_file() {
 
 #[tokio::test]
 async fn refusals_before_any_change() {
-    let db = TestDb::fresh().await;
+    let db = fresh_without_keys().await;
     // The app role cannot read the key table and is told whom to connect as.
     let line = refused(&tenancy(db.app_url(), &["key", "list"]).await);
     assert!(
@@ -460,4 +471,105 @@ async fn refusals_before_any_change() {
     let out = tenancy(db.url(), &["key", "install", "--kid", "k"]).await;
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(listed(db.url()).await, keys(&[]));
+}
+
+/// Role DDL is cluster-wide: serialise it with the harness's migrations.
+async fn with_role_lock(admin: &str, sql: &str) {
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(tenancy_tests::MIGRATION_LOCK_KEY)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let result = sqlx::raw_sql(sql).execute(&mut conn).await;
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(tenancy_tests::MIGRATION_LOCK_KEY)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    result.unwrap();
+}
+
+#[tokio::test]
+async fn an_owner_member_manages_keys_unless_the_server_logs_parameters() {
+    let db = fresh_without_keys().await;
+    let admin = tenancy_tests::admin_url().await;
+    let role = format!("keys_cli_op_{}", std::process::id());
+    let password = Uuid::new_v4().simple().to_string();
+    with_role_lock(
+        &admin,
+        &format!(
+            "DROP ROLE IF EXISTS {role}; \
+             CREATE ROLE {role} LOGIN PASSWORD '{password}' IN ROLE tenancy_owner"
+        ),
+    )
+    .await;
+    let url = tenancy_tests::database_url(&admin, Some(&role), Some(&password), db.name()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out_arg = |name: &str| dir.path().join(name).display().to_string();
+
+    // A member of the owner role (not a superuser) may manage keys.
+    let out = tenancy(
+        &url,
+        &[
+            "key",
+            "install",
+            "--kid",
+            "m1",
+            "--generate",
+            "--out",
+            &out_arg("m1.key"),
+        ],
+    )
+    .await;
+    ok(&out);
+    let m1 = key_file(&dir.path().join("m1.key"), "m1", &out);
+    assert!(verify(&db, "m1", &m1).await.is_ok());
+
+    // With every statement logged with its parameters, which this role cannot turn off, the
+    // secret is not sent; a superuser turns the parameters off for its session and may.
+    sqlx::raw_sql(&format!(
+        "ALTER DATABASE \"{}\" SET log_statement = 'all'",
+        db.name()
+    ))
+    .execute(db.admin_pool())
+    .await
+    .unwrap();
+    let line = refused(
+        &tenancy(
+            &url,
+            &[
+                "key",
+                "install",
+                "--kid",
+                "m2",
+                "--generate",
+                "--out",
+                &out_arg("m2.key"),
+            ],
+        )
+        .await,
+    );
+    assert!(line.contains("would end up in the server log"), "{line}");
+    assert!(!dir.path().join("m2.key").exists());
+    let out = tenancy(
+        db.url(),
+        &[
+            "key",
+            "install",
+            "--kid",
+            "m3",
+            "--generate",
+            "--out",
+            &out_arg("m3.key"),
+        ],
+    )
+    .await;
+    ok(&out);
+    assert_eq!(listed(db.url()).await, keys(&[("m1", true), ("m3", true)]));
+
+    db.drop_db().await;
+    with_role_lock(&admin, &format!("DROP ROLE {role}")).await;
 }
