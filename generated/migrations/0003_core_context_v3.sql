@@ -99,6 +99,9 @@ BEGIN
      OR pg_catalog.split_part(body, ';', 3) OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()::pg_catalog.text
      OR pg_catalog.substr(seal, 1, 64) OPERATOR(pg_catalog.<>) pg_catalog.encode(pg_catalog.sha256(outer_pad OPERATOR(pg_catalog.||) pg_catalog.sha256(inner_pad OPERATOR(pg_catalog.||) pg_catalog.convert_to('seal;' OPERATOR(pg_catalog.||) body, 'UTF8'))), 'hex')
   THEN
+    IF pg_catalog.substr(seal, 1, 8) OPERATOR(pg_catalog.=) 'refused;' THEN
+      RAISE EXCEPTION 'tenancy: %', pg_catalog.substr(seal, 9) USING ERRCODE = '42501';
+    END IF;
     RAISE EXCEPTION 'tenancy: the context was not installed by this transaction'
       USING ERRCODE = '42501',
             DETAIL = 'The setting tenancy.context holds a value that install_context did not write in this transaction on this connection (forged, edited, or copied from another transaction).',
@@ -113,10 +116,12 @@ $$;
 -- Verifies a token minted by the runtime and installs its claims for the rest of the
 -- transaction. Token: '<hmac>.<kid>;<expires, unix seconds>;<binding>;<claims>', the
 -- HMAC-SHA256 over 'token;' and everything after the dot, under an active key; binding
--- '*' or this backend's pid. Refused with 42501: an unknown or retired key, a signature
--- that does not verify, an expired token, another connection's token, and a second
--- context in a transaction that already carries one. The runtime calls it in the same
--- simple query as BEGIN (docs/context.md).
+-- '*' or this backend's pid. An unknown or retired key, a signature that does not
+-- verify, an expired token or another connection's token install a refusal instead
+-- ('refused;<reason>'), which context_claims raises (42501) on the first policy that
+-- reads the context: the BEGIN round trip itself never fails, so a refused transaction
+-- is rolled back like any other. A second context in a transaction that already carries
+-- one raises at once. The runtime calls it in the same simple query as BEGIN.
 CREATE OR REPLACE FUNCTION tenancy.install_context(token pg_catalog.text)
   RETURNS void
   LANGUAGE plpgsql
@@ -136,20 +141,22 @@ BEGIN
     FROM tenancy.context_keys AS k
     WHERE k.kid OPERATOR(pg_catalog.=) key_id AND k.retired_at IS NULL;
   IF inner_pad IS NULL THEN
-    RAISE EXCEPTION 'tenancy: the context token names key "%", which is not an active key of this database', key_id
-      USING ERRCODE = '42501', HINT = 'List the keys with `tenancy key list`; install one with `tenancy key install`.';
+    PERFORM pg_catalog.set_config('tenancy.context', 'refused;' OPERATOR(pg_catalog.||) pg_catalog.format('the context token names key "%s", which is not an active key of this database', key_id), true);
+    RETURN;
   END IF;
   IF pg_catalog.substr(token, 65, 1) OPERATOR(pg_catalog.<>) '.'
      OR pg_catalog.substr(token, 1, 64) OPERATOR(pg_catalog.<>) pg_catalog.encode(pg_catalog.sha256(outer_pad OPERATOR(pg_catalog.||) pg_catalog.sha256(inner_pad OPERATOR(pg_catalog.||) pg_catalog.convert_to('token;' OPERATOR(pg_catalog.||) body, 'UTF8'))), 'hex') THEN
-    RAISE EXCEPTION 'tenancy: the context token''s signature does not verify (forged, edited, or signed with another key)'
-      USING ERRCODE = '42501';
+    PERFORM pg_catalog.set_config('tenancy.context', 'refused;' OPERATOR(pg_catalog.||) 'the context token''s signature does not verify (forged, edited, or signed with another key)', true);
+    RETURN;
   END IF;
   IF expires OPERATOR(pg_catalog.!~) '^[0-9]{1,15}$'
      OR expires::pg_catalog.int8 OPERATOR(pg_catalog.<) pg_catalog.date_part('epoch', pg_catalog.now()) THEN
-    RAISE EXCEPTION 'tenancy: the context token expired' USING ERRCODE = '42501';
+    PERFORM pg_catalog.set_config('tenancy.context', 'refused;' OPERATOR(pg_catalog.||) 'the context token expired', true);
+    RETURN;
   END IF;
   IF binding OPERATOR(pg_catalog.<>) '*' AND binding OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()::pg_catalog.text THEN
-    RAISE EXCEPTION 'tenancy: the context token was minted for another connection' USING ERRCODE = '42501';
+    PERFORM pg_catalog.set_config('tenancy.context', 'refused;' OPERATOR(pg_catalog.||) 'the context token was minted for another connection', true);
+    RETURN;
   END IF;
   IF current_seal IS NOT NULL AND current_seal OPERATOR(pg_catalog.<>) ''
      AND pg_catalog.split_part(pg_catalog.substr(current_seal, 66), ';', 2) OPERATOR(pg_catalog.=) (pg_catalog.date_part('epoch', pg_catalog.now()) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8::pg_catalog.text

@@ -69,9 +69,7 @@ impl ContextKey {
         }
         if let Ok(path) = std::env::var(CONTEXT_KEY_FILE_ENV) {
             let text = std::fs::read_to_string(&path).map_err(|err| {
-                Error::Misconfigured(format!(
-                    "{CONTEXT_KEY_FILE_ENV}: cannot read {path}: {err}"
-                ))
+                Error::Misconfigured(format!("{CONTEXT_KEY_FILE_ENV}: cannot read {path}: {err}"))
             })?;
             return Self::parse(&text).map(Some).map_err(|err| {
                 Error::Misconfigured(format!("{CONTEXT_KEY_FILE_ENV} ({path}): {err}"))
@@ -146,7 +144,10 @@ mod tests {
     fn debug_never_shows_the_secret() {
         let key = ContextKey::new("k1", vec![0xab; 32]).unwrap();
         let shown = format!("{key:?}");
-        assert!(shown.contains("k1") && shown.contains("<redacted>"), "{shown}");
+        assert!(
+            shown.contains("k1") && shown.contains("<redacted>"),
+            "{shown}"
+        );
         assert!(!shown.contains("171") && !shown.to_lowercase().contains("abab"));
     }
 
@@ -178,7 +179,10 @@ mod tests {
         let token = key.mint("t;u;{p}", Duration::from_secs(10)).unwrap();
         let (mac, body) = token.split_once('.').unwrap();
         assert_eq!(mac.len(), 64);
-        assert!(body.starts_with("k1;") && body.ends_with(";*;t;u;{p}"), "{body}");
+        assert!(
+            body.starts_with("k1;") && body.ends_with(";*;t;u;{p}"),
+            "{body}"
+        );
         assert_eq!(mac, key.sign("token", body).unwrap());
     }
 }

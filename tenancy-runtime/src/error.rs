@@ -93,7 +93,10 @@ impl From<sqlx::Error> for Error {
             if db_error.code().is_some_and(|code| code == "42501")
                 && db_error.message().starts_with("tenancy: ")
             {
-                tracing::warn!(reason = db_error.message(), "context refused by the database");
+                tracing::warn!(
+                    reason = db_error.message(),
+                    "context refused by the database"
+                );
                 return Error::ContextRefused(db_error.message().to_owned());
             }
         }

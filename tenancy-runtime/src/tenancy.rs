@@ -282,13 +282,23 @@ impl Tenancy {
             self.activity_query_size
                 .store(size.max(DEFAULT_ACTIVITY_QUERY_SIZE), Ordering::Relaxed);
         }
-        let key = self.key.as_ref().map_err(|err| Error::Misconfigured(err.clone()))?;
+        let key = self
+            .key
+            .as_ref()
+            .map_err(|err| Error::Misconfigured(err.clone()))?;
         // The probe carries empty claims: nothing is visible under it, and it is rolled back.
-        match self.pool.begin_with(self.open_statement_for_claims("")?).await {
-            Ok(tx) => {
-                tx.rollback().await?;
-                Ok(())
-            }
+        let mut tx = self
+            .pool
+            .begin_with(self.open_statement_for_claims("")?)
+            .await?;
+        // A refused token is reported by the first read of the context, not by BEGIN.
+        let claims: Result<Option<String>, sqlx::Error> =
+            sqlx::query_scalar(&format!("SELECT \"{schema}\".context_claims()"))
+                .fetch_one(&mut *tx)
+                .await;
+        drop(tx);
+        match claims {
+            Ok(_) => Ok(()),
             Err(err) => match err.as_database_error() {
                 Some(db) if db.code().is_some_and(|code| code == "42501") => {
                     Err(Error::Misconfigured(format!(
@@ -319,7 +329,10 @@ impl Tenancy {
         if self.config.citus {
             return Ok(unsigned_statement(&self.config, claims));
         }
-        let key = self.key.as_ref().map_err(|err| Error::Misconfigured(err.clone()))?;
+        let key = self
+            .key
+            .as_ref()
+            .map_err(|err| Error::Misconfigured(err.clone()))?;
         let token = key.mint(claims, self.config.token_lifetime)?;
         Ok(signed_statement(
             &self.config,
@@ -563,7 +576,10 @@ mod tests {
     fn authorize_claims_hold_only_tenant_and_user() {
         let tenant = TenantId::new(Uuid::from_u128(0xa));
         let user = UserId::new(Uuid::from_u128(0xb));
-        assert_eq!(context_claims(tenant, user, None), format!("{TENANT};{USER}"));
+        assert_eq!(
+            context_claims(tenant, user, None),
+            format!("{TENANT};{USER}")
+        );
         let _ = membership(1, "viewer", 0);
     }
 

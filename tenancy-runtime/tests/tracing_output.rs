@@ -277,7 +277,10 @@ async fn authorize_and_begin_open_spans_with_ids_only() {
     assert!(!begin[0].fields.contains("admin"), "no roles in spans");
     // No span and no event carries the token.
     let mac = TOKEN_MAC.with(|cell| cell.borrow().clone());
-    assert!(!subscriber.anything_contains(&mac), "the token reached the logs");
+    assert!(
+        !subscriber.anything_contains(&mac),
+        "the token reached the logs"
+    );
 }
 
 thread_local! {

@@ -102,7 +102,13 @@ pub fn hmac_hex(secret: &[u8], domain: &str, body: &str) -> String {
 
 /// A token (docs/context.md) for `claims` under `key_id`/`secret`, with `expires` (unix
 /// seconds) and `binding` (`*` or a backend pid): `<hmac>.<kid>;<expires>;<binding>;<claims>`.
-pub fn token_with(secret: &[u8], key_id: &str, expires: u64, binding: &str, claims: &str) -> String {
+pub fn token_with(
+    secret: &[u8],
+    key_id: &str,
+    expires: u64,
+    binding: &str,
+    claims: &str,
+) -> String {
     let body = format!("{key_id};{expires};{binding};{claims}");
     format!("{}.{body}", hmac_hex(secret, "token", &body))
 }
@@ -406,6 +412,8 @@ fn template_name() -> Result<String> {
         );
     }
     let mut hasher = DefaultHasher::new();
+    // What the template holds besides the migrations: the test context key.
+    (TEST_CONTEXT_KEY_ID, TEST_CONTEXT_KEY_HEX).hash(&mut hasher);
     for file in &files {
         file.file_name().hash(&mut hasher);
         std::fs::read(file)
@@ -549,6 +557,17 @@ impl TestDb {
         .execute(&mut conn)
         .await
         .with_context(|| format!("creating database {name}"))?;
+        if template.is_some() {
+            // A copy does not inherit the template's database-level grants: revoke TEMP again,
+            // as the generated core migration does.
+            sqlx::raw_sql(&format!(
+                "REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC",
+                quote_ident(&name)
+            ))
+            .execute(&mut conn)
+            .await
+            .with_context(|| format!("revoking TEMP on {name}"))?;
+        }
         conn.close().await?;
 
         let url = database_url(&admin_url, None, None, &name)?;

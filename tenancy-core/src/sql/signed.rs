@@ -130,6 +130,9 @@ pub(super) fn signed_context_objects(
          \x20    OR pg_catalog.split_part(body, ';', 3) OPERATOR(pg_catalog.<>) {BACKEND_PID}\n\
          \x20    OR pg_catalog.substr(seal, 1, 64) OPERATOR(pg_catalog.<>) {seal_mac}\n\
          \x20 THEN\n\
+         \x20   IF pg_catalog.substr(seal, 1, 8) OPERATOR(pg_catalog.=) 'refused;' THEN\n\
+         \x20     RAISE EXCEPTION 'tenancy: %', pg_catalog.substr(seal, 9) USING ERRCODE = '42501';\n\
+         \x20   END IF;\n\
          \x20   RAISE EXCEPTION 'tenancy: the context was not installed by this transaction'\n\
          \x20     USING ERRCODE = '42501',\n\
          \x20           DETAIL = 'The setting {helper_schema}.context holds a value that install_context did not write in this transaction on this connection (forged, edited, or copied from another transaction).',\n\
@@ -144,10 +147,12 @@ pub(super) fn signed_context_objects(
          -- Verifies a token minted by the runtime and installs its claims for the rest of the\n\
          -- transaction. Token: '<hmac>.<kid>;<expires, unix seconds>;<binding>;<claims>', the\n\
          -- HMAC-SHA256 over 'token;' and everything after the dot, under an active key; binding\n\
-         -- '*' or this backend's pid. Refused with 42501: an unknown or retired key, a signature\n\
-         -- that does not verify, an expired token, another connection's token, and a second\n\
-         -- context in a transaction that already carries one. The runtime calls it in the same\n\
-         -- simple query as BEGIN (docs/context.md).\n\
+         -- '*' or this backend's pid. An unknown or retired key, a signature that does not\n\
+         -- verify, an expired token or another connection's token install a refusal instead\n\
+         -- ('refused;<reason>'), which context_claims raises (42501) on the first policy that\n\
+         -- reads the context: the BEGIN round trip itself never fails, so a refused transaction\n\
+         -- is rolled back like any other. A second context in a transaction that already carries\n\
+         -- one raises at once. The runtime calls it in the same simple query as BEGIN.\n\
          {create} {schema}.install_context(token pg_catalog.text)\n\
          \x20 RETURNS void\n\
          \x20 LANGUAGE plpgsql\n\
@@ -167,20 +172,22 @@ pub(super) fn signed_context_objects(
          \x20   FROM {keys} AS k\n\
          \x20   WHERE k.kid OPERATOR(pg_catalog.=) key_id AND k.retired_at IS NULL;\n\
          \x20 IF inner_pad IS NULL THEN\n\
-         \x20   RAISE EXCEPTION 'tenancy: the context token names key \"%\", which is not an active key of this database', key_id\n\
-         \x20     USING ERRCODE = '42501', HINT = 'List the keys with `tenancy key list`; install one with `tenancy key install`.';\n\
+\x20   PERFORM pg_catalog.set_config({setting}, 'refused;' OPERATOR(pg_catalog.||) pg_catalog.format('the context token names key \"%s\", which is not an active key of this database', key_id), true);\n\
+         \x20   RETURN;\n\
          \x20 END IF;\n\
          \x20 IF pg_catalog.substr(token, 65, 1) OPERATOR(pg_catalog.<>) '.'\n\
          \x20    OR pg_catalog.substr(token, 1, 64) OPERATOR(pg_catalog.<>) {token_mac} THEN\n\
-         \x20   RAISE EXCEPTION 'tenancy: the context token''s signature does not verify (forged, edited, or signed with another key)'\n\
-         \x20     USING ERRCODE = '42501';\n\
+\x20   PERFORM pg_catalog.set_config({setting}, 'refused;' OPERATOR(pg_catalog.||) 'the context token''s signature does not verify (forged, edited, or signed with another key)', true);\n\
+         \x20   RETURN;\n\
          \x20 END IF;\n\
          \x20 IF expires OPERATOR(pg_catalog.!~) '^[0-9]{{1,15}}$'\n\
          \x20    OR expires::pg_catalog.int8 OPERATOR(pg_catalog.<) pg_catalog.date_part('epoch', pg_catalog.now()) THEN\n\
-         \x20   RAISE EXCEPTION 'tenancy: the context token expired' USING ERRCODE = '42501';\n\
+\x20   PERFORM pg_catalog.set_config({setting}, 'refused;' OPERATOR(pg_catalog.||) 'the context token expired', true);\n\
+         \x20   RETURN;\n\
          \x20 END IF;\n\
          \x20 IF binding OPERATOR(pg_catalog.<>) '*' AND binding OPERATOR(pg_catalog.<>) {BACKEND_PID} THEN\n\
-         \x20   RAISE EXCEPTION 'tenancy: the context token was minted for another connection' USING ERRCODE = '42501';\n\
+\x20   PERFORM pg_catalog.set_config({setting}, 'refused;' OPERATOR(pg_catalog.||) 'the context token was minted for another connection', true);\n\
+         \x20   RETURN;\n\
          \x20 END IF;\n\
          \x20 IF current_seal IS NOT NULL AND current_seal OPERATOR(pg_catalog.<>) ''\n\
          \x20    AND pg_catalog.split_part(pg_catalog.substr(current_seal, 66), ';', 2) OPERATOR(pg_catalog.=) {TRANSACTION_START_US}\n\
