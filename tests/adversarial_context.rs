@@ -14,7 +14,7 @@ use sqlx::{Connection, Executor, PgPool};
 use tenancy_generated::roles::Viewer;
 use tenancy_generated::{DocumentFilter, DocumentPage, Documents};
 use tenancy_runtime::{ProjectId, Tenancy, TenantId, UserId};
-use tenancy_tests::{context_value, set_context, TestDb};
+use tenancy_tests::{context_value, install_claims, set_context, TestDb};
 use uuid::Uuid;
 
 struct World {
@@ -131,7 +131,7 @@ impl World {
     }
 
     fn set_b(&self) -> String {
-        format!("SET LOCAL tenancy.context = '{}'", self.context_b())
+        install_claims(&self.context_b())
     }
 
     fn tenancy(&self, pool: &PgPool) -> Tenancy {
@@ -211,8 +211,7 @@ async fn no_context_and_the_leftover_empty_value_see_nothing_and_write_nothing()
     );
     for end in ["COMMIT", "ROLLBACK"] {
         exec(&mut conn, &format!("BEGIN; {}", w.set_a())).await;
-        let inside: Option<String> =
-            sqlx::query_scalar("SELECT current_setting('tenancy.context', true)")
+        let inside: Option<String> = sqlx::query_scalar("SELECT tenancy.context_claims()")
                 .fetch_one(&mut conn)
                 .await
                 .unwrap();
@@ -258,7 +257,7 @@ type Probes = [Result<i64, String>; 5];
 /// back. Also checks that a table holding no row of the tenant (chunks: the world has none)
 /// answers nothing or the malformed-field error (22P02), never rows.
 async fn probe_value(conn: &mut PgConnection, w: &World, value: &str) -> Probes {
-    let begin = format!("BEGIN; SET LOCAL tenancy.context = '{value}'");
+    let begin = format!("BEGIN; {}", install_claims(value));
     let mut got = Vec::new();
     for sql in [
         "SELECT id FROM documents",
@@ -566,52 +565,38 @@ async fn one_pooled_connection_a_then_nothing_then_b() {
     w.db.drop_db().await;
 }
 
+/// Contract 3 allows one context per transaction: a second install after a savepoint raises
+/// (42501), a forged value set inside a savepoint is refused, and ROLLBACK TO brings back the
+/// context the transaction had, never another one.
 #[tokio::test]
 async fn savepoints_and_rollback_to_restore_the_earlier_context() {
     let w = World::new().await;
     let mut conn = PgConnection::connect(w.db.app_url()).await.unwrap();
     let none: Vec<Uuid> = Vec::new();
 
-    // A, savepoint, B: B. ROLLBACK TO undoes the SET LOCAL done after the savepoint: A again.
+    // A, savepoint, B: the second install raises; ROLLBACK TO restores A.
     exec(&mut conn, &format!("BEGIN; {}", w.set_a())).await;
-    exec(&mut conn, &format!("SAVEPOINT s1; {}", w.set_b())).await;
-    assert_eq!(doc_ids(&mut conn).await, w.b_docs);
+    exec(&mut conn, "SAVEPOINT s1").await;
+    let second = sqlx::raw_sql(&w.set_b()).execute(&mut conn).await.unwrap_err();
+    assert_eq!(sqlstate(&second), "42501");
     exec(&mut conn, "ROLLBACK TO SAVEPOINT s1").await;
     assert_eq!(doc_ids(&mut conn).await, w.a_docs);
-    // set_config(.., true) behaves the same.
+    // A forged value (set_config(.., true)) inside a savepoint is refused, not trusted.
     exec(&mut conn, "SAVEPOINT s2").await;
     sqlx::query("SELECT set_config('tenancy.context', $1, true)")
         .bind(w.context_b())
         .execute(&mut conn)
         .await
         .unwrap();
-    assert_eq!(doc_ids(&mut conn).await, w.b_docs);
-    exec(&mut conn, "ROLLBACK TO SAVEPOINT s2").await;
-    assert_eq!(doc_ids(&mut conn).await, w.a_docs);
-    // RELEASE keeps what was set after the savepoint.
-    exec(
-        &mut conn,
-        &format!("SAVEPOINT s3; {}; RELEASE SAVEPOINT s3", w.set_b()),
-    )
-    .await;
-    assert_eq!(doc_ids(&mut conn).await, w.b_docs);
-    exec(&mut conn, "COMMIT").await;
-    assert_eq!(doc_ids(&mut conn).await, none);
-
-    // A failed statement after a savepoint that changed the context: ROLLBACK TO restores A.
-    exec(
-        &mut conn,
-        &format!("BEGIN; {}; SAVEPOINT s; {}", w.set_a(), w.set_b()),
-    )
-    .await;
-    let err = sqlx::query("SELECT 1 / (count(*) - count(*)) FROM documents")
+    let forged = sqlx::query_scalar::<_, Uuid>("SELECT id FROM documents")
         .fetch_all(&mut conn)
         .await
         .unwrap_err();
-    assert_eq!(sqlstate(&err), "22012");
-    exec(&mut conn, "ROLLBACK TO SAVEPOINT s").await;
+    assert_eq!(sqlstate(&forged), "42501");
+    exec(&mut conn, "ROLLBACK TO SAVEPOINT s2").await;
     assert_eq!(doc_ids(&mut conn).await, w.a_docs);
-    exec(&mut conn, "ROLLBACK").await;
+    exec(&mut conn, "COMMIT").await;
+    assert_eq!(doc_ids(&mut conn).await, none);
 
     // No context, savepoint, A, ROLLBACK TO: no context again (not A).
     exec(&mut conn, &format!("BEGIN; SAVEPOINT s; {}", w.set_a())).await;
@@ -621,7 +606,7 @@ async fn savepoints_and_rollback_to_restore_the_earlier_context() {
     exec(&mut conn, "COMMIT").await;
 
     // Through the runtime: a nested sqlx transaction (a savepoint) inside a scoped one keeps
-    // the scope's context, and a context switched inside it is undone by its rollback.
+    // the scope's context; another context inside it raises, and its rollback restores A.
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .connect(w.db.app_url())
@@ -638,11 +623,11 @@ async fn savepoints_and_rollback_to_restore_the_earlier_context() {
     {
         let mut nested = tx.connection().begin().await.unwrap();
         assert_eq!(doc_ids(&mut nested).await, w.a_docs);
-        sqlx::raw_sql(&w.set_b())
+        let err = sqlx::raw_sql(&w.set_b())
             .execute(&mut *nested)
             .await
-            .unwrap();
-        assert_eq!(doc_ids(&mut nested).await, w.b_docs);
+            .unwrap_err();
+        assert_eq!(sqlstate(&err), "42501");
         nested.rollback().await.unwrap();
     }
     assert_eq!(doc_ids(tx.connection()).await, w.a_docs);

@@ -153,11 +153,12 @@ fn check_plan(label: &str, table: &str, plan: &Value) -> Vec<String> {
     // One InitPlan per helper call, each executed exactly once. The helpers are SQL functions
     // without a SET clause, so PostgreSQL inlines their bodies into the InitPlans: the output
     // shows field 1 (tenant) and field 3 (viewer projects, the CASE folded to a constant) of
-    // `tenancy.context`; a call to the function itself would mean the helper is no longer
+    // the verified claims (`tenancy.context_claims()`, the signed context's verifier, called
+    // once per InitPlan); a call to the helper itself would mean it is no longer
     // inlined (a SET clause, TA042, costs every statement a call).
     for helper in [
-        "split_part(current_setting('tenancy.context'::text, true), ';'::text, 1)",
-        "split_part(current_setting('tenancy.context'::text, true), ';'::text, 3)",
+        "split_part(tenancy.context_claims(), ';'::text, 1)",
+        "split_part(tenancy.context_claims(), ';'::text, 3)",
     ] {
         let matching: Vec<&&&Value> = init_plans
             .iter()
@@ -183,6 +184,7 @@ fn check_plan(label: &str, table: &str, plan: &Value) -> Vec<String> {
             if cond.contains("current_tenant_id()")
                 || cond.contains("project_ids(")
                 || cond.contains("current_setting(")
+                || cond.contains("context_claims(")
             {
                 failures.push(format!("{label}: helper called per row in {key}: {cond}"));
             }

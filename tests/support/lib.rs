@@ -133,6 +133,15 @@ pub fn set_context(tenant: &str, user: &str, project_roles: &str) -> String {
     )
 }
 
+/// `SELECT tenancy.install_context('<token>')` for any claims text, signed with the test key
+/// (single quotes doubled): claims a key holder signed, malformed or not.
+pub fn install_claims(claims: &str) -> String {
+    format!(
+        "SELECT tenancy.install_context('{}')",
+        context_token(claims).replace('\'', "''")
+    )
+}
+
 /// `SET LOCAL tenancy.context = '<context_value(..)>'`: what a forger without the key writes
 /// (contract 2's way of setting the context). Under contract 3 every policy then raises 42501.
 pub fn forge_context(tenant: &str, user: &str, project_roles: &str) -> String {
