@@ -212,9 +212,9 @@ async fn no_context_and_the_leftover_empty_value_see_nothing_and_write_nothing()
     for end in ["COMMIT", "ROLLBACK"] {
         exec(&mut conn, &format!("BEGIN; {}", w.set_a())).await;
         let inside: Option<String> = sqlx::query_scalar("SELECT tenancy.context_claims()")
-                .fetch_one(&mut conn)
-                .await
-                .unwrap();
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
         assert_eq!(inside.as_deref(), Some(value_a.as_str()));
         assert_eq!(doc_ids(&mut conn).await, w.a_docs);
         exec(&mut conn, end).await;
@@ -577,7 +577,10 @@ async fn savepoints_and_rollback_to_restore_the_earlier_context() {
     // A, savepoint, B: the second install raises; ROLLBACK TO restores A.
     exec(&mut conn, &format!("BEGIN; {}", w.set_a())).await;
     exec(&mut conn, "SAVEPOINT s1").await;
-    let second = sqlx::raw_sql(&w.set_b()).execute(&mut conn).await.unwrap_err();
+    let second = sqlx::raw_sql(&w.set_b())
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
     assert_eq!(sqlstate(&second), "42501");
     exec(&mut conn, "ROLLBACK TO SAVEPOINT s1").await;
     assert_eq!(doc_ids(&mut conn).await, w.a_docs);

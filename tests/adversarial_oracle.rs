@@ -708,7 +708,12 @@ fn the_oracle_itself_on_a_hand_made_world() {
     // Each project in the fields of every rank up to its own.
     assert_eq!(
         ctx.begin(),
-        format!("BEGIN; {}", tenancy_tests::install_claims(&format!("{t};{user};{{{p},{q},{r}}};{{{q},{r}}};{{{q},{r}}};{{{r}}}")))
+        format!(
+            "BEGIN; {}",
+            tenancy_tests::install_claims(&format!(
+                "{t};{user};{{{p},{q},{r}}};{{{q},{r}}};{{{q},{r}}};{{{r}}}"
+            ))
+        )
     );
     let a = oracle(&world, &ctx);
     assert_eq!(a.documents, vec![Uuid::from_u128(20), Uuid::from_u128(21)]);
@@ -734,7 +739,12 @@ fn the_oracle_itself_on_a_hand_made_world() {
     };
     assert_eq!(
         forged.begin(),
-        format!("BEGIN; {}", tenancy_tests::install_claims(&format!("{t};{user};{{{p}}};{{{q}}};{{{p},{q},{r}}};{{}};{{{p}}}")))
+        format!(
+            "BEGIN; {}",
+            tenancy_tests::install_claims(&format!(
+                "{t};{user};{{{p}}};{{{q}}};{{{p},{q},{r}}};{{}};{{{p}}}"
+            ))
+        )
     );
     let f = oracle(&world, &forged);
     assert_eq!(f.documents, vec![Uuid::from_u128(20)]);

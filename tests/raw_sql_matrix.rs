@@ -642,7 +642,7 @@ async fn an_empty_context_after_an_earlier_transaction_sees_nothing() {
         assert!(rows.is_empty(), "{table:?} with no projects saw {rows:?}");
         // Set explicitly to '', and to every field present but empty.
         for value in ["", ";;{};{};{};{}"] {
-            sqlx::raw_sql(&format!("BEGIN; {}", tenancy_tests::install_claims(&value)))
+            sqlx::raw_sql(&format!("BEGIN; {}", tenancy_tests::install_claims(value)))
                 .execute(&mut *conn)
                 .await
                 .unwrap();

@@ -129,10 +129,22 @@ async fn verify(db: &TestDb, kid: &str, secret: &[u8]) -> Result<Option<Uuid>, S
             .unwrap_or_else(|| panic!("not a database error: {error}"));
         return Err(code);
     }
-    let tenant: Option<Uuid> = sqlx::query_scalar("SELECT tenancy.current_tenant_id()")
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
+    // A refused token is raised by the first read of the context (contract 3 installs a
+    // refusal instead of failing the BEGIN round trip).
+    let tenant: Result<Option<Uuid>, sqlx::Error> =
+        sqlx::query_scalar("SELECT tenancy.current_tenant_id()")
+            .fetch_one(&mut *tx)
+            .await;
+    let tenant = match tenant {
+        Ok(tenant) => tenant,
+        Err(error) => {
+            return Err(error
+                .as_database_error()
+                .and_then(|e| e.code())
+                .map(|c| c.into_owned())
+                .unwrap_or_else(|| panic!("not a database error: {error}")))
+        }
+    };
     tx.rollback().await.unwrap();
     Ok(tenant)
 }

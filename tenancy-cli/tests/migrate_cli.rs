@@ -220,6 +220,9 @@ async fn migrate_status_apply_and_dry_run_on_a_real_database() {
     );
     let apply = migrate(&["apply"]);
     assert!(text(&apply.stdout).contains("applied 0003_add_documents_summary.sql"));
+    // A signed-context database audits clean only with an active key (TA046).
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    tenancy_tests::install_test_key(&mut conn).await.unwrap();
     let audit = tenancy(dir.path(), &["audit", "--database-url", &url]);
     assert!(
         audit.status.success(),

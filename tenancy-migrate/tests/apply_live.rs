@@ -61,6 +61,10 @@ async fn apply_dir(url: &str, dir: &Path) -> Result<Vec<String>, MigrateError> {
 }
 
 async fn audit_findings(db: &TestDb, model: &Model) -> String {
+    // A signed-context database audits clean only with an active key (TA046).
+    let mut conn = db.admin_pool().acquire().await.unwrap();
+    tenancy_tests::install_test_key(&mut conn).await.unwrap();
+    drop(conn);
     let pool = tenancy_audit::connect(db.url()).await.unwrap();
     let report = tenancy_audit::audit_for_target(&pool, model, Target::Postgres)
         .await
