@@ -47,6 +47,8 @@ mod error;
 #[cfg(feature = "axum")]
 pub mod http;
 mod ids;
+/// Pooled connections immune to planted session state and role defaults.
+pub mod pool;
 mod role;
 mod scope;
 mod system;

@@ -357,8 +357,8 @@ impl Tenancy {
         // Cancellation-safe: see crate::begin.
         let mut tx = begin_cancel_safe(&self.pool, statement).await?;
         let query = format!(
-            "SELECT project_id, role::text, \
-             array_position(enum_range(NULL::\"{schema}\".project_role), role) - 1 \
+            "SELECT project_id, role::pg_catalog.text, \
+             pg_catalog.array_position(pg_catalog.enum_range(NULL::\"{schema}\".project_role), role) - 1 \
              FROM {table} WHERE tenant_id = $1 AND user_id = $2 ORDER BY project_id",
             schema = self.config.helper_schema,
             table = self.config.quoted_memberships_table(),
