@@ -14,7 +14,6 @@
 //! transactions; the direct run calls the generated repository methods themselves.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -629,47 +628,7 @@ async fn ten_thousand_tasks_directly() {
     db.drop_db().await;
 }
 
-/// A PgBouncer started by `scripts/pgbouncer-up`, killed (and its directory removed) on drop.
-struct Bouncer {
-    port: u16,
-    pid: i32,
-    dir: String,
-}
-
-impl Bouncer {
-    fn start(upstream_admin_url: &str) -> Bouncer {
-        let script = tenancy_tests::repo_root()
-            .join("scripts")
-            .join("pgbouncer-up");
-        let output = Command::new("bash")
-            .arg(&script)
-            .arg(upstream_admin_url)
-            .env("PGBOUNCER_POOL_SIZE", "2")
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "scripts/pgbouncer-up failed: {}",
-            output.status
-        );
-        let line = String::from_utf8(output.stdout).unwrap();
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(fields.len(), 3, "scripts/pgbouncer-up printed {line:?}");
-        Bouncer {
-            port: fields[0].parse().unwrap(),
-            pid: fields[1].parse().unwrap(),
-            dir: fields[2].to_owned(),
-        }
-    }
-}
-
-impl Drop for Bouncer {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.pid.to_string()).status();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use tenancy_tests::PgBouncer as Bouncer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_tasks_through_pgbouncer_transaction_pooling() {

@@ -691,6 +691,18 @@ async fn a_contract_2_database_upgrades_in_place() {
         .unwrap();
     assert_eq!(after, before);
     w.tenancy(&pool).check().await.unwrap();
+    // ... and the upgraded database audits clean against the committed model.
+    let snapshot = std::fs::read_to_string(
+        tenancy_tests::repo_root()
+            .join("generated")
+            .join("model.snapshot.json"),
+    )
+    .unwrap();
+    let model = tenancy_core::snapshot::Snapshot::from_json(&snapshot)
+        .unwrap()
+        .model;
+    let report = tenancy_audit::audit(w.db.admin_pool(), &model).await.unwrap();
+    assert!(report.is_clean(), "{}", report.to_text());
     conn.execute("BEGIN").await.unwrap();
     conn.execute(
         forge_context(
@@ -749,4 +761,86 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Through PgBouncer in transaction pooling (the backend changes between transactions): the
+/// runtime's signed context works transaction after transaction on whatever backend serves it;
+/// a seal harvested in one transaction is refused in the next, and a forged value is refused.
+#[tokio::test]
+async fn through_pgbouncer_transaction_pooling() {
+    let w = World::new().await;
+    let bouncer = tenancy_tests::PgBouncer::start(w.db.url());
+    let direct: sqlx::postgres::PgConnectOptions = w.db.app_url().parse().unwrap();
+    // PgBouncer 1.18 has no prepared-statement support: unnamed statements only.
+    let options = direct
+        .port(bouncer.port)
+        .host("127.0.0.1")
+        .statement_cache_capacity(0);
+    let pool = PgPoolOptions::new()
+        .max_connections(3)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let tenancy = w.tenancy(&pool);
+    tenancy.check().await.unwrap();
+    let mut backends = std::collections::BTreeSet::new();
+    for (user, tenant, project, other) in [
+        (w.alice, w.tenant_a, w.a1, w.tenant_b),
+        (w.bob, w.tenant_b, w.b1, w.tenant_a),
+    ]
+    .into_iter()
+    .cycle()
+    .take(40)
+    {
+        let ctx = tenancy
+            .authorize(UserId::new(user), TenantId::new(tenant))
+            .await
+            .unwrap();
+        let scope = ctx
+            .project(ProjectId::new(project))
+            .unwrap()
+            .require::<Owner>()
+            .unwrap();
+        let mut tx = tenancy.begin(&scope).await.unwrap();
+        let (pid, own, foreign): (i32, i64, i64) = sqlx::query_as(
+            "SELECT pg_backend_pid(), \
+             (SELECT count(*) FROM documents WHERE tenant_id = $1), \
+             (SELECT count(*) FROM documents WHERE tenant_id = $2)",
+        )
+        .persistent(false)
+        .bind(tenant)
+        .bind(other)
+        .fetch_one(tx.connection())
+        .await
+        .unwrap();
+        assert!(own > 0 && foreign == 0, "{own} {foreign}");
+        backends.insert(pid);
+        tx.commit().await.unwrap();
+    }
+    assert!(backends.len() <= 2, "{backends:?}");
+
+    // Harvest a seal in one transaction, replay it in the next (any backend): refused.
+    let mut conn = pool.acquire().await.unwrap();
+    conn.execute("BEGIN").await.unwrap();
+    conn.execute(w.install_a().as_str()).await.unwrap();
+    let seal: String = sqlx::query_scalar("SELECT current_setting('tenancy.context')")
+        .persistent(false)
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    conn.execute("COMMIT").await.unwrap();
+    for replay in [
+        format!("SET LOCAL tenancy.context = '{seal}'"),
+        format!("SET LOCAL tenancy.context = '{}'", w.claims_b()),
+    ] {
+        conn.execute("BEGIN").await.unwrap();
+        conn.execute(replay.as_str()).await.unwrap();
+        assert_refused(
+            attempt(&mut conn, "SELECT count(*) FROM documents").await,
+            &replay,
+        );
+        conn.execute("ROLLBACK").await.unwrap();
+    }
+    drop(conn);
+    pool.close().await;
 }

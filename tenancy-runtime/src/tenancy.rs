@@ -246,6 +246,7 @@ impl Tenancy {
         let wanted = self.config.context_contract();
         let found: Result<i32, sqlx::Error> =
             sqlx::query_scalar(&format!("SELECT \"{schema}\".context_contract()"))
+                .persistent(false)
                 .fetch_one(&self.pool)
                 .await;
         let found = match found {
@@ -276,6 +277,7 @@ impl Tenancy {
         let size: i32 = sqlx::query_scalar(
             "SELECT setting::int FROM pg_catalog.pg_settings WHERE name = 'track_activity_query_size'",
         )
+        .persistent(false)
         .fetch_one(&self.pool)
         .await?;
         if let Ok(size) = usize::try_from(size) {
@@ -294,6 +296,7 @@ impl Tenancy {
         // A refused token is reported by the first read of the context, not by BEGIN.
         let claims: Result<Option<String>, sqlx::Error> =
             sqlx::query_scalar(&format!("SELECT \"{schema}\".context_claims()"))
+                .persistent(false)
                 .fetch_one(&mut *tx)
                 .await;
         drop(tx);
@@ -363,7 +366,10 @@ impl Tenancy {
             schema = self.config.helper_schema,
             table = self.config.quoted_memberships_table(),
         );
+        // Unnamed (not cached): safe behind PgBouncer in transaction pooling, where a named
+        // statement prepared on one server connection meets another client's of the same name.
         let rows: Vec<(Uuid, String, Option<i32>)> = sqlx::query_as(&query)
+            .persistent(false)
             .bind(tenant.as_uuid())
             .bind(user.as_uuid())
             .fetch_all(&mut *tx)

@@ -697,3 +697,57 @@ impl Drop for TestDb {
         let _ = writeln!(std::io::stderr(), "warning: {warning}");
     }
 }
+
+/// A PgBouncer in transaction-pooling mode in front of the test server, started by
+/// `scripts/pgbouncer-up` (which installs it when missing), killed and its directory removed
+/// on drop.
+pub struct PgBouncer {
+    /// The port it listens on (127.0.0.1).
+    pub port: u16,
+    pid: i32,
+    dir: String,
+}
+
+impl PgBouncer {
+    /// Starts one for the database of `upstream_admin_url`, with `PGBOUNCER_POOL_SIZE=2`.
+    ///
+    /// # Panics
+    /// When the script fails.
+    pub fn start(upstream_admin_url: &str) -> PgBouncer {
+        let script = repo_root().join("scripts").join("pgbouncer-up");
+        let output = match Command::new("bash")
+            .arg(&script)
+            .arg(upstream_admin_url)
+            .env("PGBOUNCER_POOL_SIZE", "2")
+            .stderr(Stdio::inherit())
+            .output()
+        {
+            Ok(output) => output,
+            Err(err) => panic!("running scripts/pgbouncer-up: {err}"),
+        };
+        assert!(
+            output.status.success(),
+            "scripts/pgbouncer-up failed: {}",
+            output.status
+        );
+        let line = String::from_utf8_lossy(&output.stdout).into_owned();
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields.len(), 3, "scripts/pgbouncer-up printed {line:?}");
+        PgBouncer {
+            port: fields[0]
+                .parse()
+                .unwrap_or_else(|_| panic!("port in {line:?}")),
+            pid: fields[1]
+                .parse()
+                .unwrap_or_else(|_| panic!("pid in {line:?}")),
+            dir: fields[2].to_owned(),
+        }
+    }
+}
+
+impl Drop for PgBouncer {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.pid.to_string()).status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
