@@ -3,8 +3,56 @@
 use anyhow::{Context, Result};
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::Connection;
-use tenancy_tests::{apply_migrations, database_url, migrations_dir, quote_ident, APP_ROLE};
+use tenancy_runtime::ContextKey;
+use tenancy_tests::{
+    apply_migrations, database_url, migration_files, migrations_dir, quote_ident, APP_ROLE,
+};
 use uuid::Uuid;
+
+/// The id of the key the bench signs context tokens with (installed in its databases).
+pub const BENCH_KEY_ID: &str = "bench-isolation";
+
+/// The bench key's secret (32 bytes, hex). A benchmark key, never a production one.
+pub const BENCH_KEY_HEX: &str =
+    "62656e63682d69736f6c6174696f6e206b6579202d206e6f742073656372657421";
+
+/// The bench key as the runtime takes it.
+pub fn bench_key() -> Result<ContextKey> {
+    Ok(ContextKey::parse(&format!(
+        "{BENCH_KEY_ID}:{BENCH_KEY_HEX}"
+    ))?)
+}
+
+/// Which design a benchmark database is migrated to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Contract {
+    /// Every file of `generated/migrations` (contract 3, the signed context), plus the bench key.
+    V3,
+    /// Only the files before the first `*_core_context_v3.sql` (0001 + 0002): exactly the
+    /// contract-2 design (`SET LOCAL tenancy.context`, helpers reading the setting inline).
+    V2,
+}
+
+/// A directory holding the migrations of `contract` (copies, for [`apply_migrations`]).
+fn contract_migrations(contract: Contract, name: &str) -> Result<std::path::PathBuf> {
+    let all = migrations_dir();
+    if contract == Contract::V3 {
+        return Ok(all);
+    }
+    let dir = std::env::temp_dir().join(format!("{name}-migrations-v2"));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    for file in migration_files(&all)? {
+        let file_name = file.file_name().context("a migration without a name")?;
+        if file_name.to_string_lossy().contains("_core_context_v3") {
+            break;
+        }
+        std::fs::copy(&file, dir.join(file_name))?;
+    }
+    Ok(dir)
+}
 
 /// The shape of the generated dataset.
 #[derive(Clone, Debug)]
@@ -65,8 +113,9 @@ pub struct BenchDb {
 }
 
 impl BenchDb {
-    /// Drops and recreates `name`, applies the generated migrations.
-    pub async fn create(server_url: &str, name: &str) -> Result<BenchDb> {
+    /// Drops and recreates `name`, applies the generated migrations of `contract` and, for
+    /// contract 3, installs the bench key ([`BENCH_KEY_ID`]).
+    pub async fn create(server_url: &str, name: &str, contract: Contract) -> Result<BenchDb> {
         let mut conn = PgConnection::connect(server_url)
             .await
             .with_context(|| format!("connecting to {server_url}"))?;
@@ -83,7 +132,26 @@ impl BenchDb {
         conn.close().await?;
         let admin_url = database_url(server_url, None, None, name)?;
         let app_url = database_url(server_url, Some(APP_ROLE), None, name)?;
-        apply_migrations(&admin_url, &migrations_dir()).await?;
+        let dir = contract_migrations(contract, name)?;
+        apply_migrations(&admin_url, &dir).await?;
+        if contract == Contract::V3 {
+            let mut conn = PgConnection::connect(&admin_url).await?;
+            sqlx::query("SELECT tenancy.install_context_key($1, decode($2, 'hex'))")
+                .bind(BENCH_KEY_ID)
+                .bind(BENCH_KEY_HEX)
+                .execute(&mut conn)
+                .await
+                .context("installing the bench context key")?;
+            // apply_migrations installed the test suite's key as well: retire it, so the
+            // bench can only work with the key it configures itself.
+            sqlx::query("UPDATE tenancy.context_keys SET retired_at = now() WHERE kid <> $1")
+                .bind(BENCH_KEY_ID)
+                .execute(&mut conn)
+                .await?;
+            conn.close().await?;
+        } else {
+            std::fs::remove_dir_all(&dir)?;
+        }
         Ok(BenchDb {
             admin_url,
             app_url,

@@ -19,14 +19,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use sqlx::PgPool;
+use sqlx::{Connection as _, PgPool};
 use tenancy_generated::roles::Editor;
 use tenancy_generated::{Chunk, Chunks};
 use tenancy_runtime::{ProjectId, Tenancy, TenantId, UserId};
 use uuid::Uuid;
 
-use crate::data::{seeded_id, BenchDb, DataShape};
-use crate::ops::{Input, Op, Runner, Target, BATCH};
+use crate::data::{bench_key, seeded_id, BenchDb, Contract, DataShape};
+use crate::ops::{by_hand, Input, Op, Runner, Target, BATCH};
+
+/// The runtime configuration of every `Tenancy` in the bench: the generated one with the
+/// bench key set explicitly (not read from `TENANCY_CONTEXT_KEY`), and a token lifetime of an
+/// hour so a statement from `Tenancy::begin_statement` can be re-sent for a whole section
+/// (the runtime's own `begin` mints a fresh token every time, as in production).
+fn bench_config() -> Result<tenancy_runtime::TenancyConfig> {
+    let mut config = tenancy_generated::config().with_context_key(bench_key()?);
+    config.token_lifetime = Duration::from_secs(3600);
+    Ok(config)
+}
 
 /// What a run does; `--smoke` shrinks everything.
 struct Settings {
@@ -266,7 +276,7 @@ async fn throughput(
     target: &Target,
     clients: u32,
 ) -> Result<(f64, f64)> {
-    let tenancy = Tenancy::with_config(db.app_pool(clients).await?, tenancy_generated::config());
+    let tenancy = Tenancy::with_config(db.app_pool(clients).await?, bench_config()?);
     let admin = db.admin_pool(clients).await?;
     let ids = Arc::new(target.chunk_ids.clone());
     let mut totals = [0u64; 2];
@@ -338,7 +348,7 @@ async fn throughput(
 /// the runtime's client-side cost: the task that opens the transaction, the span, the context
 /// string). Returns the report's table.
 async fn breakdown(settings: &Settings, db: &BenchDb, target: &Target) -> Result<String> {
-    let tenancy = Tenancy::with_config(db.app_pool(1).await?, tenancy_generated::config());
+    let tenancy = Tenancy::with_config(db.app_pool(1).await?, bench_config()?);
     let admin = db.admin_pool(1).await?;
     let admin_ctx = db.admin_pool(1).await?;
     let generic = db.app_pool(1).await?;
@@ -404,7 +414,7 @@ async fn breakdown(settings: &Settings, db: &BenchDb, target: &Target) -> Result
     }
     let labels = [
         "plain: superuser, `BEGIN` + GET_IN_PROJECT_SQL + `COMMIT`",
-        "+ context: superuser, the context statement (`BEGIN; SET LOCAL tenancy.context`) + GET_IN_PROJECT_SQL",
+        "+ context: superuser, the context statement (`BEGIN; /*pad*/ SELECT tenancy.install_context('<token>')`, one token re-sent) + GET_IN_PROJECT_SQL",
         "+ row-level security: the full layer (`Tenancy::begin` + `Chunks::get`)",
         "plain with `plan_cache_mode = force_generic_plan` (no re-planning)",
         "full layer with `plan_cache_mode = force_generic_plan` (no re-planning)",
@@ -432,9 +442,288 @@ async fn breakdown(settings: &Settings, db: &BenchDb, target: &Target) -> Result
     Ok(report)
 }
 
+/// The statement contract 2 sent for `target`'s scope: `BEGIN; SET LOCAL tenancy.context =
+/// '<claims>'` (the claims are the same text contract 3 signs).
+fn v2_statement(tenancy: &Tenancy, target: &Target) -> Result<String> {
+    Ok(format!(
+        "BEGIN; SET LOCAL tenancy.context = '{}'",
+        tenancy.context_claims(&target.scope)?
+    ))
+}
+
+/// Contract 3 against contract 2, get and update by key on every target, three variants
+/// interleaved (order rotating per iteration, same key for all three): **v2**, the contract-2
+/// database (0001 + 0002 only, the same data) through the application role, opened with the
+/// v2 statement sent by hand; **v3 runtime**, the contract-3 database through `Tenancy::begin`
+/// and the generated repository method (what an application runs); **v3 by hand**, the
+/// contract-3 database with the statement `Tenancy::begin_statement` returns (one token,
+/// minted once) sent by hand exactly like v2 (so v3 by hand / v2 is the database side alone).
+/// Returns the report's table.
+async fn contract_comparison(
+    settings: &Settings,
+    db: &BenchDb,
+    db_v2: &BenchDb,
+    targets: &[Target],
+) -> Result<String> {
+    let tenancy = Tenancy::with_config(db.app_pool(1).await?, bench_config()?);
+    tenancy.check().await?;
+    let hand_v3 = db.app_pool(1).await?;
+    let hand_v2 = db_v2.app_pool(1).await?;
+    let mut runner = Runner {
+        tenancy: tenancy.clone(),
+        admin: db.admin_pool(1).await?,
+        layer_inserted: Vec::new(),
+        plain_inserted: Vec::new(),
+    };
+    let iterations = if settings.smoke { 10 } else { 2_000 };
+    let mut rng = Rng(0x0dd5_ee11_c0de_2bad);
+    let mut report = String::from(
+        "| project | operation | n | v2 p50 ms | v3 runtime p50 ms | v3 by hand p50 ms | **p50 v3 runtime / v2** | p50 v3 by hand / v2 | v2 p95 ms | v3 runtime p95 ms | v3 by hand p95 ms | **p95 v3 runtime / v2** | p95 v3 by hand / v2 |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let mut ratios = Vec::new();
+    for target in targets {
+        let v2 = v2_statement(&tenancy, target)?;
+        let v3 = tenancy.begin_statement(&target.scope)?;
+        for op in [Op::Get, Op::Update] {
+            let mut samples: [Vec<Duration>; 3] = Default::default();
+            for iteration in 0..=iterations {
+                let input = match op {
+                    Op::Get => Input::Key(rng.pick(&target.chunk_ids)?),
+                    _ => Input::Update(
+                        rng.pick(&target.chunk_ids)?,
+                        format!("contract comparison {iteration}"),
+                    ),
+                };
+                let mut rows = [0u64; 3];
+                for turn in 0..3 {
+                    let variant = (turn + iteration) % 3;
+                    let start = Instant::now();
+                    rows[variant] = match variant {
+                        0 => by_hand(&hand_v2, &v2, target, op, &input).await?,
+                        1 => runner.layer(target, op, &input).await?,
+                        _ => by_hand(&hand_v3, &v3, target, op, &input).await?,
+                    };
+                    if iteration > 0 {
+                        samples[variant].push(start.elapsed());
+                    }
+                }
+                if rows != [1, 1, 1] {
+                    bail!(
+                        "contract comparison, {} on {}: rows seen by v2 / v3 runtime / v3 by hand: {rows:?}",
+                        op.name(),
+                        target.label
+                    );
+                }
+            }
+            let [(v2_50, v2_95), (rt_50, rt_95), (hand_50, hand_95)] =
+                samples.map(|mut sample| percentiles(&mut sample));
+            let _ = writeln!(
+                report,
+                "| {} | {} | {iterations} | {} | {} | {} | **{:.3}x** | {:.3}x | {} | {} | {} | **{:.3}x** | {:.3}x |",
+                target.label,
+                op.name(),
+                ms(v2_50),
+                ms(rt_50),
+                ms(hand_50),
+                ratio(rt_50, v2_50),
+                ratio(hand_50, v2_50),
+                ms(v2_95),
+                ms(rt_95),
+                ms(hand_95),
+                ratio(rt_95, v2_95),
+                ratio(hand_95, v2_95),
+            );
+            ratios.push(ratio(rt_50, v2_50));
+        }
+    }
+    let worst = ratios.iter().copied().fold(0.0_f64, f64::max);
+    let _ = writeln!(
+        report,
+        "\nHighest p50 ratio v3 runtime / v2: **{worst:.3}x** (target <= 1.03x for get by key)."
+    );
+    runner.admin.close().await;
+    hand_v3.close().await;
+    hand_v2.close().await;
+    Ok(report)
+}
+
+/// Milliseconds of one simple query on `conn` (its result is ignored).
+async fn time_query(conn: &mut sqlx::PgConnection, sql: &str) -> Result<Duration> {
+    let start = Instant::now();
+    sqlx::raw_sql(sql).execute(&mut *conn).await?;
+    Ok(start.elapsed())
+}
+
+/// The median of `samples`.
+fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// What the verifier costs on the server, in microseconds, without the rest of a statement:
+/// - per call, inside one transaction with a context: `SELECT count(<expr>) FROM
+///   generate_series(1, N)` minus the same with `count(1)`, divided by N, for the seal check
+///   (`tenancy.context_claims()`), the raw setting, and the helpers as an InitPlan evaluates
+///   them (inlined: v3 calls `context_claims()`, v2 reads the setting) on both databases;
+/// - per transaction: a `DO` block looping N times over `install_context('<token>');
+///   COMMIT` (contract 3) or `set_config('tenancy.context', '<claims>', true); COMMIT`
+///   (contract 2's `SET LOCAL`), minus the loop with only `COMMIT`, divided by N.
+///
+/// Each figure is the median of several interleaved rounds. Returns the report's text.
+async fn verifier_cost(
+    settings: &Settings,
+    db: &BenchDb,
+    db_v2: &BenchDb,
+    target: &Target,
+) -> Result<String> {
+    let tenancy = Tenancy::with_config(db.app_pool(1).await?, bench_config()?);
+    let claims = tenancy.context_claims(&target.scope)?;
+    let v3 = tenancy.begin_statement(&target.scope)?;
+    let v2 = v2_statement(&tenancy, target)?;
+    let token = v3
+        .rsplit_once("install_context('")
+        .and_then(|(_, rest)| rest.strip_suffix("')"))
+        .context("no token in the begin statement")?
+        .to_owned();
+    let (calls, loops, rounds) = if settings.smoke {
+        (200, 50, 3)
+    } else {
+        (20_000, 5_000, 7)
+    };
+    let per_call = |expr: &str| {
+        format!("SELECT pg_catalog.count({expr}) FROM pg_catalog.generate_series(1, {calls})")
+    };
+    // (label, contract-3 database?, expression)
+    let calls_measured: [(&str, bool, &str); 7] = [
+        ("baseline `count(1)`", true, "1"),
+        (
+            "v3: `pg_catalog.current_setting('tenancy.context', true)` (reads the seal, no check)",
+            true,
+            "pg_catalog.current_setting('tenancy.context', true)",
+        ),
+        (
+            "v3: `tenancy.context_claims()` (seal check)",
+            true,
+            "tenancy.context_claims()",
+        ),
+        (
+            "v3: `tenancy.current_tenant_id()` (one InitPlan of the tenant boundary)",
+            true,
+            "tenancy.current_tenant_id()",
+        ),
+        ("baseline `count(1)` (v2 database)", false, "1"),
+        (
+            "v2: `pg_catalog.current_setting('tenancy.context', true)`",
+            false,
+            "pg_catalog.current_setting('tenancy.context', true)",
+        ),
+        (
+            "v2: `tenancy.current_tenant_id()` (inlined over the setting)",
+            false,
+            "tenancy.current_tenant_id()",
+        ),
+    ];
+    let mut conn_v3 = sqlx::PgConnection::connect(&db.app_url).await?;
+    let mut conn_v2 = sqlx::PgConnection::connect(&db_v2.app_url).await?;
+    sqlx::raw_sql(&v3).execute(&mut conn_v3).await?;
+    sqlx::raw_sql(&v2).execute(&mut conn_v2).await?;
+    let mut call_samples: Vec<Vec<Duration>> = vec![Vec::new(); calls_measured.len()];
+    for _round in 0..=rounds {
+        for (index, (_, on_v3, expr)) in calls_measured.iter().enumerate() {
+            let conn = if *on_v3 { &mut conn_v3 } else { &mut conn_v2 };
+            call_samples[index].push(time_query(conn, &per_call(expr)).await?);
+        }
+    }
+    sqlx::raw_sql("COMMIT").execute(&mut conn_v3).await?;
+    sqlx::raw_sql("COMMIT").execute(&mut conn_v2).await?;
+    let medians: Vec<Duration> = call_samples
+        .iter_mut()
+        .map(|samples| median(&mut samples[1..]))
+        .collect();
+    let us_per_call = |index: usize, base: usize| {
+        (medians[index].as_secs_f64() - medians[base].as_secs_f64()) * 1e6 / calls as f64
+    };
+    let mut report = format!(
+        "Per call, in one transaction carrying the large project's context (application role; \
+         `SELECT count(<expr>) FROM generate_series(1, {calls})` minus `count(1)`, / {calls}; \
+         median of {rounds} rounds):\n\n| expression | µs per call |\n|---|---:|\n"
+    );
+    for (index, (label, on_v3, _)) in calls_measured.iter().enumerate() {
+        if index == 0 || index == 4 {
+            continue;
+        }
+        let base = if *on_v3 { 0 } else { 4 };
+        let _ = writeln!(report, "| {label} | {:.2} |", us_per_call(index, base));
+    }
+    let helper_v3 = us_per_call(3, 0);
+    let helper_v2 = us_per_call(6, 4);
+    let per_init_plan = helper_v3 - helper_v2;
+
+    // Per transaction: the install, in a DO block that commits after every iteration.
+    let looped = |body: &str| {
+        format!("DO $bench$ BEGIN FOR i IN 1..{loops} LOOP {body} COMMIT; END LOOP; END $bench$")
+    };
+    // (label, contract-3 database?, statement)
+    let installs: [(&str, bool, String); 4] = [
+        ("v3 database: `COMMIT` only", true, looped("")),
+        (
+            "v3: `PERFORM tenancy.install_context('<token>')` (verify the token, write the seal)",
+            true,
+            looped(&format!("PERFORM tenancy.install_context('{token}');")),
+        ),
+        ("v2 database: `COMMIT` only", false, looped("")),
+        (
+            "v2: `PERFORM set_config('tenancy.context', '<claims>', true)` (what `SET LOCAL` does)",
+            false,
+            looped(&format!(
+                "PERFORM pg_catalog.set_config('tenancy.context', '{claims}', true);"
+            )),
+        ),
+    ];
+    let mut install_samples: Vec<Vec<Duration>> = vec![Vec::new(); installs.len()];
+    for _round in 0..=rounds {
+        for (index, (_, on_v3, sql)) in installs.iter().enumerate() {
+            let conn = if *on_v3 { &mut conn_v3 } else { &mut conn_v2 };
+            install_samples[index].push(time_query(conn, sql).await?);
+        }
+    }
+    let install_medians: Vec<Duration> = install_samples
+        .iter_mut()
+        .map(|samples| median(&mut samples[1..]))
+        .collect();
+    let us_per_tx = |index: usize, base: usize| {
+        (install_medians[index].as_secs_f64() - install_medians[base].as_secs_f64()) * 1e6
+            / loops as f64
+    };
+    let install_v3 = us_per_tx(1, 0);
+    let install_v2 = us_per_tx(3, 2);
+    let _ = write!(
+        report,
+        "\nPer transaction (`DO` block of {loops} iterations, each ending with `COMMIT`, minus \
+         the loop with only `COMMIT`, / {loops}; median of {rounds} rounds):\n\n\
+         | statement | µs per transaction |\n|---|---:|\n\
+         | {} | {install_v3:.2} |\n| {} | {install_v2:.2} |\n",
+        installs[1].0, installs[3].0
+    );
+    let _ = write!(
+        report,
+        "\nAdded by contract 3, from these: **{:.2} µs per transaction** (install) + **{per_init_plan:.2} µs per InitPlan** \
+         (helper v3 - helper v2); a get by key has 2 InitPlans: **{:.2} µs per get**; an update by key 6: \
+         **{:.2} µs per update** (server side only; the 1 KB statement's transfer and parsing and the \
+         client's signing are in the latency comparison).\n",
+        install_v3 - install_v2,
+        install_v3 - install_v2 + 2.0 * per_init_plan,
+        install_v3 - install_v2 + 6.0 * per_init_plan,
+    );
+    conn_v3.close().await?;
+    conn_v2.close().await?;
+    Ok(report)
+}
+
 /// Round trips per transaction (get by key), counted by a proxy: scoped vs plain, and
 /// `authorize` for reference. Returns the report's table and the number the scoped one adds.
-async fn round_trips(db: &BenchDb, target: &Target) -> Result<(String, i64)> {
+async fn round_trips(db: &BenchDb, db_v2: &BenchDb, target: &Target) -> Result<(String, i64)> {
     let parsed = url::Url::parse(&db.admin_url)?;
     let upstream = format!(
         "{}:{}",
@@ -462,9 +751,11 @@ async fn round_trips(db: &BenchDb, target: &Target) -> Result<(String, i64)> {
     };
     let tenancy = Tenancy::with_config(
         unpinged(through(&db.app_url, app_port)?).await?,
-        tenancy_generated::config(),
+        bench_config()?,
     );
     let admin = unpinged(through(&db.admin_url, admin_port)?).await?;
+    let app_v2 = unpinged(through(&db_v2.app_url, app_port)?).await?;
+    let v2 = v2_statement(&tenancy, target)?;
     let id = target.chunk_ids[0];
     const N: u64 = 20;
     let mut rows = Vec::new();
@@ -495,13 +786,25 @@ async fn round_trips(db: &BenchDb, target: &Target) -> Result<(String, i64)> {
                 .await?;
         }
         let authorize = app_counts.snapshot() - before_auth;
+        let before_v2 = app_counts.snapshot();
+        for _ in 0..N {
+            by_hand(&app_v2, &v2, target, Op::Get, &Input::Key(id)).await?;
+        }
+        let scoped_v2 = app_counts.snapshot() - before_v2;
         if phase == 1 {
             rows = vec![
-                ("scoped: Tenancy::begin + Chunks::get + commit", scoped),
+                (
+                    "scoped, contract 3: Tenancy::begin (`BEGIN; /*pad*/ SELECT install_context(token)`) + Chunks::get + commit",
+                    scoped,
+                ),
                 ("plain: BEGIN + the same SELECT + COMMIT", plain),
                 (
                     "Tenancy::authorize (per request context, for reference)",
                     authorize,
+                ),
+                (
+                    "scoped, contract 2 (for reference): `BEGIN; SET LOCAL tenancy.context` + the same SELECT + commit, contract-2 database",
+                    scoped_v2,
                 ),
             ];
         }
@@ -532,10 +835,14 @@ async fn run(settings: Settings) -> Result<String> {
         "tenancy_bench".to_owned()
     };
     eprintln!("bench: creating {db_name} on {server}");
-    let db = BenchDb::create(&server, &db_name).await?;
+    let db = BenchDb::create(&server, &db_name, Contract::V3).await?;
     let started = Instant::now();
     data::fill(&db.admin_url, &settings.shape).await?;
     let fill_time = started.elapsed();
+    let db_v2_name = format!("{db_name}_v2");
+    eprintln!("bench: creating {db_v2_name} (contract 2: 0001 + 0002 only, the same data)");
+    let db_v2 = BenchDb::create(&server, &db_v2_name, Contract::V2).await?;
+    data::fill(&db_v2.admin_url, &settings.shape).await?;
     let server_version: String = {
         let admin = db.admin_pool(1).await?;
         sqlx::query_scalar("SELECT version()")
@@ -560,7 +867,9 @@ async fn run(settings: Settings) -> Result<String> {
         },
     );
 
-    let tenancy = Tenancy::with_config(db.app_pool(1).await?, tenancy_generated::config());
+    let tenancy = Tenancy::with_config(db.app_pool(1).await?, bench_config()?);
+    // Fails unless the database speaks contract 3 and accepts the bench key.
+    tenancy.check().await?;
     let admin = db.admin_pool(1).await?;
     let targets = vec![
         target("large (tenant 0, project 0)", &tenancy, &admin, 0, 0).await?,
@@ -598,6 +907,20 @@ async fn run(settings: Settings) -> Result<String> {
     );
     report.push_str(&latency(&settings, &mut runner, &targets, &mut rng).await?);
 
+    eprintln!("bench: contract 3 vs contract 2");
+    let _ = writeln!(
+        report,
+        "\n## Signed context (contract 3) vs contract 2 (get and update by key, interleaved)\n"
+    );
+    report.push_str(&contract_comparison(&settings, &db, &db_v2, &targets).await?);
+
+    eprintln!("bench: verifier cost");
+    let _ = writeln!(
+        report,
+        "\n## What the verifier costs on the server (large project's context)\n"
+    );
+    report.push_str(&verifier_cost(&settings, &db, &db_v2, &targets[0]).await?);
+
     eprintln!("bench: overhead breakdown");
     let _ = writeln!(
         report,
@@ -606,7 +929,7 @@ async fn run(settings: Settings) -> Result<String> {
     report.push_str(&breakdown(&settings, &db, &targets[0]).await?);
 
     eprintln!("bench: round trips");
-    let (trips, added) = round_trips(&db, &targets[0]).await?;
+    let (trips, added) = round_trips(&db, &db_v2, &targets[0]).await?;
     let _ = writeln!(report, "\n## Round trips per transaction (counting proxy, pool without ping-on-acquire)\n\n{trips}\nRound trips a scoped transaction adds: **{added}**");
 
     eprintln!("bench: throughput");
@@ -691,6 +1014,7 @@ async fn run(settings: Settings) -> Result<String> {
     tenancy_close(tenancy, admin).await;
     if settings.smoke {
         db.drop_db().await?;
+        db_v2.drop_db().await?;
     }
     Ok(report)
 }

@@ -328,3 +328,57 @@ impl Runner {
         Ok(rows)
     }
 }
+
+/// Get or update by key (the same SQL and binds as [`Runner::plain`]) on `pool`, in a
+/// transaction opened by sending `begin` itself (`BEGIN; ...` as one simple query, with sqlx's
+/// `begin_with`): the context statement of a given contract, sent by hand. Returns the rows
+/// it saw or changed.
+pub async fn by_hand(
+    pool: &PgPool,
+    begin: &str,
+    target: &Target,
+    op: Op,
+    input: &Input,
+) -> Result<u64> {
+    let mut tx = pool.begin_with(begin.to_owned()).await?;
+    let none_uuid: Option<Uuid> = None;
+    let none_int: Option<i32> = None;
+    let rows = match op {
+        Op::Get => {
+            let row: Option<Chunk> = sqlx::query_as(Chunks::GET_IN_PROJECT_SQL)
+                .bind(target.tenant)
+                .bind(target.project)
+                .bind(key(input)?)
+                .fetch_optional(&mut *tx)
+                .await?;
+            u64::from(row.is_some())
+        }
+        Op::Update => {
+            let Input::Update(id, content) = input else {
+                bail!("update needs a key and content")
+            };
+            let row: Option<Chunk> = sqlx::query_as(Chunks::UPDATE_SQL)
+                .bind(target.tenant)
+                .bind(target.project)
+                .bind(*id)
+                .bind(false)
+                .bind(none_uuid)
+                .bind(false)
+                .bind(none_int)
+                .bind(true)
+                .bind(Some(content.clone()))
+                .bind(false)
+                .bind(none_int)
+                .bind(false)
+                .bind(None::<pgvector::Vector>)
+                .bind(false)
+                .bind(None::<chrono::DateTime<chrono::Utc>>)
+                .fetch_optional(&mut *tx)
+                .await?;
+            u64::from(row.is_some())
+        }
+        other => bail!("by_hand runs get and update, not {}", other.name()),
+    };
+    tx.commit().await?;
+    Ok(rows)
+}

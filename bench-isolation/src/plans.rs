@@ -14,9 +14,11 @@ use crate::ops::{Target, JOIN_SQL};
 const EXPLAIN: &str =
     "EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF, BUFFERS OFF) ";
 
-/// The helper calls that must only ever appear inside an InitPlan (`current_setting(` is what
-/// the inlined `current_tenant_id()`/`current_user_id()` become).
-const HELPERS: [&str; 4] = [
+/// The helper calls that must only ever appear inside an InitPlan (`context_claims(` is what
+/// the inlined `current_tenant_id()`/`current_user_id()`/`project_ids()` call under contract
+/// 3, `current_setting(` what they read under contract 2).
+const HELPERS: [&str; 5] = [
+    "context_claims(",
     "current_tenant_id(",
     "project_ids(",
     "current_user_id(",

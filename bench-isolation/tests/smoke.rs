@@ -36,19 +36,48 @@ async fn smoke_run_reports_every_section() {
         let rows = report
             .lines()
             .filter(|line| line.contains(&format!("| {operation} |")) && line.contains("x** |"))
+            .filter(|line| line.matches(" | ").count() == 8)
             .count();
         assert_eq!(rows, 2, "latency rows for {operation:?} in:\n{report}");
     }
     // Plans: the helpers appear as InitPlans (the bench fails if one runs per row), inlined:
-    // the InitPlan reads field 1 of the context setting itself.
+    // the InitPlan reads field 1 of the verified claims (contract 3).
     assert!(report.contains("InitPlan 1"), "{report}");
     assert!(
-        report.contains("split_part(current_setting('tenancy.context'::text, true), ';'::text, 1)"),
+        report.contains("split_part(tenancy.context_claims(), ';'::text, 1)"),
         "{report}"
     );
-    // Round trips: counted by the proxy, none added by the scoped transaction.
+    // Contract 3 vs contract 2: get and update on both targets, and the verifier's cost.
+    for operation in ["get by key", "update"] {
+        let rows = report
+            .lines()
+            .filter(|line| line.contains(&format!("| {operation} | ")) && line.contains("x** | "))
+            .filter(|line| line.matches("x**").count() == 2 && line.matches(" | ").count() == 12)
+            .count();
+        assert_eq!(
+            rows, 2,
+            "contract comparison rows for {operation:?} in:\n{report}"
+        );
+    }
+    assert!(
+        report.contains("Highest p50 ratio v3 runtime / v2"),
+        "{report}"
+    );
+    assert!(
+        report.contains("| v3: `tenancy.context_claims()` (seal check) | "),
+        "{report}"
+    );
+    assert!(report.contains("µs per InitPlan"), "{report}");
+    // Round trips: counted by the proxy, none added by the scoped transaction (contract 3),
+    // which needs 4 (BEGIN with the token, the get's prepare-once extended query, COMMIT).
     assert!(
         report.contains("Round trips a scoped transaction adds: **0**"),
+        "{report}"
+    );
+    assert!(
+        report
+            .lines()
+            .any(|line| line.starts_with("| scoped, contract 3:") && line.ends_with("| **4.0** |")),
         "{report}"
     );
     // Throughput and generator sections.
