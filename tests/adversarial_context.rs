@@ -43,72 +43,17 @@ const SCOPED_TABLES: [&str; 8] = [
 impl World {
     async fn new() -> World {
         let db = TestDb::fresh().await;
-        let admin = db.admin_pool();
-        let (tenant_a, a1, tenant_b, b1) = (
-            Uuid::new_v4(),
-            Uuid::new_v4(),
-            Uuid::new_v4(),
-            Uuid::new_v4(),
-        );
-        let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
-        let mut docs = [Vec::new(), Vec::new()];
-        for (i, (tenant, project, user, n)) in [(tenant_a, a1, alice, 3), (tenant_b, b1, bob, 2)]
-            .into_iter()
-            .enumerate()
-        {
-            sqlx::query("INSERT INTO tenants (id, name, slug) VALUES ($1, $2, $2)")
-                .bind(tenant)
-                .bind(format!("t{i}"))
-                .execute(admin)
-                .await
-                .unwrap();
-            sqlx::query(
-                "INSERT INTO projects (tenant_id, id, name, slug) VALUES ($1, $2, 'p', 'p')",
-            )
-            .bind(tenant)
-            .bind(project)
-            .execute(admin)
-            .await
-            .unwrap();
-            sqlx::query(
-                "INSERT INTO user_project_roles (tenant_id, project_id, user_id, role) \
-                 VALUES ($1, $2, $3, 'owner')",
-            )
-            .bind(tenant)
-            .bind(project)
-            .bind(user)
-            .execute(admin)
-            .await
-            .unwrap();
-            for k in 0..n {
-                let id = Uuid::new_v4();
-                sqlx::query(
-                    "INSERT INTO documents (tenant_id, project_id, id, title, content_hash, created_by) \
-                     VALUES ($1, $2, $3, 't', $4, $5)",
-                )
-                .bind(tenant)
-                .bind(project)
-                .bind(id)
-                .bind(format!("h{k}"))
-                .bind(user)
-                .execute(admin)
-                .await
-                .unwrap();
-                docs[i].push(id);
-            }
-            docs[i].sort();
-        }
-        let [a_docs, b_docs] = docs;
+        let t = tenancy_tests::TwoTenants::seed(&db, 3, 2).await;
         World {
             db,
-            tenant_a,
-            a1,
-            tenant_b,
-            b1,
-            alice,
-            bob,
-            a_docs,
-            b_docs,
+            tenant_a: t.tenant_a,
+            a1: t.a1,
+            tenant_b: t.tenant_b,
+            b1: t.b1,
+            alice: t.alice,
+            bob: t.bob,
+            a_docs: t.a_docs,
+            b_docs: t.b_docs,
         }
     }
 

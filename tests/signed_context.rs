@@ -35,64 +35,15 @@ impl World {
     }
 
     async fn seeded(db: TestDb) -> World {
-        let admin = db.admin_pool();
-        let (tenant_a, a1, tenant_b, b1) = (
-            Uuid::new_v4(),
-            Uuid::new_v4(),
-            Uuid::new_v4(),
-            Uuid::new_v4(),
-        );
-        let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
-        for (i, (tenant, project, user, n)) in [(tenant_a, a1, alice, 3), (tenant_b, b1, bob, 2)]
-            .into_iter()
-            .enumerate()
-        {
-            sqlx::query("INSERT INTO tenants (id, name, slug) VALUES ($1, $2, $2)")
-                .bind(tenant)
-                .bind(format!("t{i}"))
-                .execute(admin)
-                .await
-                .unwrap();
-            sqlx::query(
-                "INSERT INTO projects (tenant_id, id, name, slug) VALUES ($1, $2, 'p', 'p')",
-            )
-            .bind(tenant)
-            .bind(project)
-            .execute(admin)
-            .await
-            .unwrap();
-            sqlx::query(
-                "INSERT INTO user_project_roles (tenant_id, project_id, user_id, role) \
-                 VALUES ($1, $2, $3, 'owner')",
-            )
-            .bind(tenant)
-            .bind(project)
-            .bind(user)
-            .execute(admin)
-            .await
-            .unwrap();
-            for k in 0..n {
-                sqlx::query(
-                    "INSERT INTO documents (tenant_id, project_id, title, content_hash, created_by) \
-                     VALUES ($1, $2, 't', $3, $4)",
-                )
-                .bind(tenant)
-                .bind(project)
-                .bind(format!("h{k}"))
-                .bind(user)
-                .execute(admin)
-                .await
-                .unwrap();
-            }
-        }
+        let t = tenancy_tests::TwoTenants::seed(&db, 3, 2).await;
         World {
             db,
-            tenant_a,
-            a1,
-            tenant_b,
-            b1,
-            alice,
-            bob,
+            tenant_a: t.tenant_a,
+            a1: t.a1,
+            tenant_b: t.tenant_b,
+            b1: t.b1,
+            alice: t.alice,
+            bob: t.bob,
         }
     }
 
@@ -701,7 +652,9 @@ async fn a_contract_2_database_upgrades_in_place() {
     let model = tenancy_core::snapshot::Snapshot::from_json(&snapshot)
         .unwrap()
         .model;
-    let report = tenancy_audit::audit(w.db.admin_pool(), &model).await.unwrap();
+    let report = tenancy_audit::audit(w.db.admin_pool(), &model)
+        .await
+        .unwrap();
     assert!(report.is_clean(), "{}", report.to_text());
     conn.execute("BEGIN").await.unwrap();
     conn.execute(

@@ -751,3 +751,96 @@ impl Drop for PgBouncer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Two tenants for isolation tests: A (project `a1`, owned by `alice`) and B (project `b1`,
+/// owned by `bob`), each with some documents, inserted as the superuser.
+#[derive(Clone, Debug)]
+pub struct TwoTenants {
+    /// Tenant A.
+    pub tenant_a: uuid::Uuid,
+    /// A's project.
+    pub a1: uuid::Uuid,
+    /// Tenant B.
+    pub tenant_b: uuid::Uuid,
+    /// B's project.
+    pub b1: uuid::Uuid,
+    /// Owner of A1.
+    pub alice: uuid::Uuid,
+    /// Owner of B1.
+    pub bob: uuid::Uuid,
+    /// A's document ids, sorted.
+    pub a_docs: Vec<uuid::Uuid>,
+    /// B's document ids, sorted.
+    pub b_docs: Vec<uuid::Uuid>,
+}
+
+impl TwoTenants {
+    /// Inserts the two tenants into `db` with `a_count` and `b_count` documents.
+    ///
+    /// # Panics
+    /// When an insert fails.
+    pub async fn seed(db: &TestDb, a_count: usize, b_count: usize) -> TwoTenants {
+        let admin = db.admin_pool();
+        let ids = || uuid::Uuid::new_v4();
+        let (tenant_a, a1, tenant_b, b1, alice, bob) = (ids(), ids(), ids(), ids(), ids(), ids());
+        let mut docs = [Vec::new(), Vec::new()];
+        for (i, (tenant, project, user, n)) in
+            [(tenant_a, a1, alice, a_count), (tenant_b, b1, bob, b_count)]
+                .into_iter()
+                .enumerate()
+        {
+            let statements = [
+                sqlx::query("INSERT INTO tenants (id, name, slug) VALUES ($1, $2, $2)")
+                    .bind(tenant)
+                    .bind(format!("t{i}")),
+                sqlx::query(
+                    "INSERT INTO projects (tenant_id, id, name, slug) VALUES ($1, $2, 'p', 'p')",
+                )
+                .bind(tenant)
+                .bind(project),
+                sqlx::query(
+                    "INSERT INTO user_project_roles (tenant_id, project_id, user_id, role) \
+                     VALUES ($1, $2, $3, 'owner')",
+                )
+                .bind(tenant)
+                .bind(project)
+                .bind(user),
+            ];
+            for statement in statements {
+                if let Err(err) = statement.execute(admin).await {
+                    panic!("seeding tenant {i}: {err}");
+                }
+            }
+            for k in 0..n {
+                let id = ids();
+                let inserted = sqlx::query(
+                    "INSERT INTO documents (tenant_id, project_id, id, title, content_hash, created_by) \
+                     VALUES ($1, $2, $3, 't', $4, $5)",
+                )
+                .bind(tenant)
+                .bind(project)
+                .bind(id)
+                .bind(format!("h{k}"))
+                .bind(user)
+                .execute(admin)
+                .await;
+                if let Err(err) = inserted {
+                    panic!("seeding a document: {err}");
+                }
+                docs[i].push(id);
+            }
+            docs[i].sort();
+        }
+        let [a_docs, b_docs] = docs;
+        TwoTenants {
+            tenant_a,
+            a1,
+            tenant_b,
+            b1,
+            alice,
+            bob,
+            a_docs,
+            b_docs,
+        }
+    }
+}
