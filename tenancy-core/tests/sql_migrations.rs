@@ -275,8 +275,8 @@ fn every_tenant_owned_table_enables_and_forces_rls() {
 fn scope_columns_never_have_a_default() {
     let sql = all_sql(&rag_model(), Target::Postgres);
     let tables = statements(&sql, "CREATE TABLE ");
-    // 8 model tables and the audit table
-    assert_eq!(tables.len(), 10);
+    // the model tables, the audit table and the signed context's key table
+    assert_eq!(tables.len(), 11);
     for create in tables {
         // The audit table's project_id is NULL for tenant-wide events (tenant.create).
         let is_audit = create.starts_with("CREATE TABLE tenancy.audit_log");
@@ -418,20 +418,31 @@ fn roles_are_created_idempotently_with_forced_attributes() {
             "ALTER FUNCTION tenancy.{f} OWNER TO tenancy_owner;"
         )));
     }
-    // No SET clause (PostgreSQL cannot inline a function that has one); instead every type
-    // and function in the bodies is schema-qualified, so the caller's search_path cannot
-    // redirect them.
-    assert!(!sql.contains("SET search_path"));
-    // All three read the one setting, each as a single inlinable SQL expression.
+    // The three helpers have no SET clause (PostgreSQL cannot inline a function that has
+    // one); every type and function in them is schema-qualified. The only SET clause is the
+    // operator's key installer's, which no statement of the application calls.
+    assert_eq!(sql.matches("SET search_path").count(), 1);
+    assert!(sql.contains(
+        "CREATE FUNCTION tenancy.install_context_key(key_id text, secret bytea)\n  RETURNS void\n  LANGUAGE plpgsql\n  SET search_path = pg_catalog, pg_temp\n"
+    ));
+    // All three read the claims the signed context's verifier returns (contract 3), each as
+    // a single inlinable SQL expression.
     assert_eq!(
-        sql.matches(
-            "pg_catalog.split_part(pg_catalog.current_setting('tenancy.context', true), ';', "
-        )
-        .count(),
+        sql.matches("pg_catalog.split_part(tenancy.context_claims(), ';', ")
+            .count(),
         3
     );
-    assert_eq!(sql.matches("  LANGUAGE sql\n").count(), 3);
-    assert!(!sql.contains("plpgsql"));
+    assert!(!sql.contains("pg_catalog.current_setting('tenancy.context', true), ';'"));
+    assert_eq!(sql.matches("  LANGUAGE sql\n").count(), 4); // + context_contract()
+    // The verifier and the installer are PL/pgSQL SECURITY DEFINER without a SET clause.
+    for f in ["context_claims()", "install_context(token pg_catalog.text)"] {
+        let at = sql
+            .find(&format!("CREATE FUNCTION tenancy.{f}"))
+            .unwrap_or_else(|| panic!("{f} missing"));
+        let head: String = sql[at..].lines().take(6).collect::<Vec<_>>().join("\n");
+        assert!(head.contains("LANGUAGE plpgsql") && head.contains("SECURITY DEFINER"), "{head}");
+        assert!(!head.contains("SET search_path"), "{head}");
+    }
     assert!(sql.contains("'')::pg_catalog.uuid\n$$;"));
     assert!(sql.contains("'{}')::pg_catalog.uuid[]\n$$;"));
     // Field 3 + rank: the model's roles in order, least privileged first.
