@@ -26,7 +26,7 @@ use sqlx::PgPool;
 use tenancy_generated::roles::{Editor, Viewer};
 use tenancy_runtime::http::{trace_requests, ApiError, HttpLayer, HttpMetrics, JwtVerifier};
 use tenancy_runtime::vector::{VectorConfig, VectorGateway};
-use tenancy_runtime::Tenancy;
+use tenancy_runtime::{Tenancy, TenancyConfig};
 
 pub use crate::config::Config;
 
@@ -40,16 +40,43 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State over the application-role pool; `maintenance` (a privileged pool) is used only
-    /// to count tenants and projects for `/metrics`. Searches use the default
-    /// [`VectorConfig`] until [`with_vector_config`](Self::with_vector_config).
-    pub fn new(
+    /// State over the application-role pool, with the generated [`TenancyConfig`] (its
+    /// context key from `TENANCY_CONTEXT_KEY` or `TENANCY_CONTEXT_KEY_FILE`, docs/keys.md);
+    /// see [`with_tenancy_config`](Self::with_tenancy_config).
+    pub async fn new(
         pool: PgPool,
         maintenance: Option<PgPool>,
         verifier: JwtVerifier,
         busiest_tenants: usize,
     ) -> anyhow::Result<Self> {
-        let tenancy = Tenancy::with_config(pool.clone(), tenancy_generated::config());
+        Self::with_tenancy_config(
+            pool,
+            maintenance,
+            verifier,
+            busiest_tenants,
+            tenancy_generated::config(),
+        )
+        .await
+    }
+
+    /// State over the application-role pool with the runtime configured by `config`.
+    /// `maintenance` (a privileged pool) is used only to count tenants and projects for
+    /// `/metrics`. Searches use the default [`VectorConfig`] until
+    /// [`with_vector_config`](Self::with_vector_config).
+    ///
+    /// Runs [`Tenancy::check`] first, so a service without a context key, with a key the
+    /// database does not hold, or against a database that speaks another context contract
+    /// does not start: the error is that check's one sentence
+    /// ([`tenancy_runtime::Error::Misconfigured`]), not a 403 on every request.
+    pub async fn with_tenancy_config(
+        pool: PgPool,
+        maintenance: Option<PgPool>,
+        verifier: JwtVerifier,
+        busiest_tenants: usize,
+        config: TenancyConfig,
+    ) -> anyhow::Result<Self> {
+        let tenancy = Tenancy::with_config(pool.clone(), config);
+        tenancy.check().await?;
         let metrics = Arc::new(HttpMetrics::new(busiest_tenants)?);
         Ok(Self {
             http: HttpLayer::new(tenancy, Arc::new(verifier), metrics),

@@ -1,14 +1,28 @@
 //! `rag-service [serve|seed-demo|token USER_UUID]` — configuration from `RAG_*` environment
 //! variables (see `docs/service.md`).
 
+use std::process::ExitCode;
+
 use anyhow::{bail, Context};
 use rag_service::config::JwtKeys;
 use rag_service::{demo, router, serve, vector, AppState, Config};
 use sqlx::postgres::PgPoolOptions;
 use tracing_subscriber::EnvFilter;
 
+/// Every failure, including a refused startup check, ends as one line on stderr
+/// (`rag-service: <sentence>`) and exit status 1.
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
+    match command().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("rag-service: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn command() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let config = Config::from_env()?;
     match args.first().map(String::as_str) {
@@ -88,6 +102,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    // Before anything else touches the database: the context contract and key
+    // (Tenancy::check). A missing or refused key stops the service here, with one sentence.
+    let state = AppState::new(
+        pool.clone(),
+        maintenance.clone(),
+        config.verifier()?,
+        config.metrics_tenants,
+    )
+    .await?;
+    tracing::info!("context contract and key checked");
     let vector_config = config.vector_config()?;
     let maintenance_task = match &maintenance {
         Some(pool) => {
@@ -129,13 +153,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             None
         }
     };
-    let state = AppState::new(
-        pool,
-        maintenance,
-        config.verifier()?,
-        config.metrics_tenants,
-    )?
-    .with_vector_config(vector_config);
+    let state = state.with_vector_config(vector_config);
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("binding {}", config.bind))?;

@@ -52,6 +52,7 @@ impl Service {
             JwtVerifier::hs256(SECRET, ISSUER, AUDIENCE),
             10,
         )
+        .await
         .expect("state")
         .with_vector_config(vector_config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
