@@ -339,18 +339,17 @@ async fn repository_read(
     check_rows("repository list", caller, &rows, true).map(|n| n + 1)
 }
 
-/// Raw SQL without any predicate: the context is set with
-/// `set_config('tenancy.context', .., true)` inside a plain transaction, so only row-level
-/// security filters.
+/// Raw SQL without any predicate: the context is installed by hand with a signed token
+/// (`tenancy.install_context`) inside a plain transaction, so only row-level security filters.
 async fn raw_read(pool: &PgPool, caller: &Caller, mode: Mode) -> Result<usize, String> {
     let persistent = mode == Mode::Direct;
     let mut tx = pool.begin().await.map_err(|e| format!("begin: {e}"))?;
-    sqlx::query("SELECT set_config('tenancy.context', $1, true)")
-        .bind(&caller.context_setting)
+    sqlx::query("SELECT tenancy.install_context($1)")
+        .bind(tenancy_tests::context_token(&caller.context_setting))
         .persistent(persistent)
         .execute(&mut *tx)
         .await
-        .map_err(|e| format!("set_config: {e}"))?;
+        .map_err(|e| format!("install_context: {e}"))?;
     let rows: Vec<(Uuid, Uuid, Uuid)> =
         sqlx::query_as("SELECT tenant_id, project_id, id FROM documents")
             .persistent(persistent)

@@ -312,12 +312,12 @@ async fn as_app(
     sql: &str,
 ) -> Result<Vec<String>, String> {
     let mut tx = db.app_pool().begin().await.unwrap();
-    sqlx::query("SELECT set_config('tenancy.context', $1, true)")
-        .bind(context_value(
+    sqlx::query("SELECT tenancy.install_context($1)")
+        .bind(tenancy_tests::context_token(&context_value(
             &tenant.to_string(),
             &user.to_string(),
             project_roles,
-        ))
+        )))
         .execute(&mut *tx)
         .await
         .unwrap();

@@ -62,17 +62,18 @@ impl ContextKey {
     /// The key from `TENANCY_CONTEXT_KEY` or, when that is unset, from the file named by
     /// `TENANCY_CONTEXT_KEY_FILE`; `Ok(None)` when neither is set.
     pub fn from_env() -> Result<Option<Self>, Error> {
-        if let Ok(text) = std::env::var(CONTEXT_KEY_ENV) {
-            return Self::parse(&text)
-                .map(Some)
-                .map_err(|err| Error::Misconfigured(format!("{CONTEXT_KEY_ENV}: {err}")));
+        let set = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        if let Some(text) = set(CONTEXT_KEY_ENV) {
+            return Self::parse(&text).map(Some).map_err(|err| {
+                Error::Misconfigured(format!("{CONTEXT_KEY_ENV}: {}", message(err)))
+            });
         }
-        if let Ok(path) = std::env::var(CONTEXT_KEY_FILE_ENV) {
+        if let Some(path) = set(CONTEXT_KEY_FILE_ENV) {
             let text = std::fs::read_to_string(&path).map_err(|err| {
                 Error::Misconfigured(format!("{CONTEXT_KEY_FILE_ENV}: cannot read {path}: {err}"))
             })?;
             return Self::parse(&text).map(Some).map_err(|err| {
-                Error::Misconfigured(format!("{CONTEXT_KEY_FILE_ENV} ({path}): {err}"))
+                Error::Misconfigured(format!("{CONTEXT_KEY_FILE_ENV} ({path}): {}", message(err)))
             });
         }
         Ok(None)
@@ -112,6 +113,14 @@ impl fmt::Debug for ContextKey {
             .field("kid", &self.kid)
             .field("secret", &"<redacted>")
             .finish()
+    }
+}
+
+/// The sentence inside a configuration error, without the error's own prefix.
+pub(crate) fn message(error: Error) -> String {
+    match error {
+        Error::Misconfigured(message) => message,
+        other => other.to_string(),
     }
 }
 

@@ -223,7 +223,7 @@ impl Tenancy {
                     crate::context_token::CONTEXT_KEY_ENV,
                     crate::context_token::CONTEXT_KEY_FILE_ENV
                 )),
-                Err(err) => Err(err.to_string()),
+                Err(err) => Err(crate::context_token::message(err)),
             },
         };
         Self {

@@ -96,7 +96,7 @@ pub async fn walkthrough(
     let ctx = tenancy.authorize(alice, tenant).await?;
     let scope = ctx.project(project)?;
     println!(
-        "   context statement: {}",
+        "   context claims (signed by Tenancy::begin): {}",
         tenancy.context_claims(&scope)?
     );
     let mut tx = tenancy.begin(&scope).await?;
