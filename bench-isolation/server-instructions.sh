@@ -8,7 +8,8 @@
 # temporary directory, applies generated/migrations, loads one project of 20,000 chunks, then
 # runs a single-user backend (`postgres --single`) under callgrind for each variant:
 #   plain    superuser: BEGIN; EXECUTE get; COMMIT
-#   context  superuser: the runtime's context statement (BEGIN; SET LOCAL tenancy.context ...)
+#   context  superuser: the runtime's context statement (contract 3: BEGIN; /*1 KB pad*/
+#            SELECT "tenancy".install_context('<token>'))
 #   layer    application role (row-level security): the context statement, EXECUTE get, COMMIT
 # `get` is Chunks::GET_IN_PROJECT_SQL (or with TENANCY_OPERATION=update an UPDATE ... RETURNING
 # by key, as Chunks::update sends it), PREPAREd (after 5 executions it runs a cached generic
@@ -17,6 +18,17 @@
 # backend reads its input one character at a time; that reading is left out).
 # The tenant, project and user ids are fixed; TENANCY_MIGRATIONS and TENANCY_CONTEXT_STATEMENT
 # (see below) measure another design.
+#
+# Contract 3 (the default, every file of generated/migrations): the bench key (kid
+# bench-isolation, the secret of bench-isolation/src/data.rs) is installed in the database and
+# the token is minted here (python3 hmac, the format of docs/context.md) with an expiry ten
+# years ahead, so the same statement is valid in every repetition.
+# TENANCY_CONTEXT=v2: contract 2, the design before the signed context: only the migrations
+# before *_core_context_v3.sql (0001 + 0002) and `BEGIN; SET LOCAL tenancy.context = '<claims>'`
+# (the same claims). TENANCY_OPERATION=get|update picks the statement (below).
+#
+#   for op in get update; do for c in v2 v3; do
+#       TENANCY_CONTEXT=$c TENANCY_OPERATION=$op bench-isolation/server-instructions.sh; done; done
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 # shellcheck source=scripts/pg-common.sh
@@ -37,9 +49,29 @@ as_server "$PG_BIN/pg_ctl" -D "$work/data" -o "-p $port -k $work -c listen_addre
     -l "$work/server.log" start >/dev/null
 psql=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres)
 "${psql[@]}" -d postgres -c "CREATE DATABASE bench"
-for file in "${TENANCY_MIGRATIONS:-$repo/generated/migrations}"/*.sql; do
+migrations="${TENANCY_MIGRATIONS:-$repo/generated/migrations}"
+case "${TENANCY_CONTEXT:-v3}" in
+    v3) ;;
+    v2) [ -z "${TENANCY_MIGRATIONS:-}" ] || die "TENANCY_CONTEXT=v2 picks its own migrations"
+        migrations="$work/migrations-v2"
+        mkdir "$migrations"
+        for file in "$repo"/generated/migrations/*.sql; do
+            case "$file" in *_core_context_v3.sql) break ;; esac
+            cp "$file" "$migrations/"
+        done
+        ;;
+    *) die "TENANCY_CONTEXT is v2 or v3" ;;
+esac
+for file in "$migrations"/*.sql; do
     "${psql[@]}" -d bench -f "$file" >/dev/null
 done
+key_id=bench-isolation
+key_hex=62656e63682d69736f6c6174696f6e206b6579202d206e6f742073656372657421
+signed="$("${psql[@]}" -d bench -At -c \
+    "SELECT to_regprocedure('tenancy.install_context(text)') IS NOT NULL")"
+if [ "$signed" = t ]; then
+    "${psql[@]}" -d bench -c "SELECT tenancy.install_context_key('$key_id', decode('$key_hex', 'hex'))" >/dev/null
+fi
 tenant=11111111-1111-1111-1111-111111111111
 project=22222222-2222-2222-2222-222222222222
 user=33333333-3333-3333-3333-333333333333
@@ -69,10 +101,25 @@ case "${TENANCY_OPERATION:-get}" in
     *) die "TENANCY_OPERATION is get or update" ;;
 esac
 execute="EXECUTE get('$tenant', '$project', '$key')"
-# What Tenancy::begin sends for an owner of the project (one role level per rank).
+# What Tenancy::begin sends for an owner of the project (one role level per rank): the signed
+# statement on a contract-3 database (a pad of 1024 bytes, PostgreSQL's default
+# track_activity_query_size, as the runtime sends), contract 2's SET LOCAL otherwise.
 # TENANCY_CONTEXT_STATEMENT overrides it, with TENANCY_MIGRATIONS, to measure another design
 # (the report's before/after numbers: the migrations and runtime statement of older commits).
-context="${TENANCY_CONTEXT_STATEMENT:-BEGIN; SET LOCAL tenancy.context = '$tenant;$user;{$project};{$project};{$project};{$project}'}"
+claims="$tenant;$user;{$project};{$project};{$project};{$project}"
+if [ "$signed" = t ]; then
+    default_context="$(python3 - "$key_hex" "$key_id" "$claims" <<'PY'
+import hashlib, hmac, sys, time
+secret, kid, claims = bytes.fromhex(sys.argv[1]), sys.argv[2], sys.argv[3]
+body = f"{kid};{int(time.time()) + 10 * 365 * 86400};*;{claims}"
+mac = hmac.new(secret, b"token;" + body.encode(), hashlib.sha256).hexdigest()
+print(f"BEGIN; /*{'.' * 1024}*/ SELECT \"tenancy\".install_context('{mac}.{body}')")
+PY
+)"
+else
+    default_context="BEGIN; SET LOCAL tenancy.context = '$claims'"
+fi
+context="${TENANCY_CONTEXT_STATEMENT:-$default_context}"
 
 instructions() { # name setup body count -> exec_simple_query instructions
     local name="$1" setup="$2" body="$3" count="$4" input="$work/$1.$4.sql" out="$work/$1.$4.out"
@@ -104,7 +151,9 @@ PREPARE get(uuid, uuid, uuid) AS $get" "$context
 $execute
 COMMIT")"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
-echo "| variant (one ${TENANCY_OPERATION:-get}-by-key transaction, $reps repetitions) | server instructions | vs plain |"
+if [ "$signed" = t ]; then design="contract 3 (signed)"; else design="contract 2 (SET LOCAL)"; fi
+[ -z "${TENANCY_CONTEXT_STATEMENT:-}" ] || design="$design, TENANCY_CONTEXT_STATEMENT"
+echo "| variant (one ${TENANCY_OPERATION:-get}-by-key transaction, $reps repetitions; $design) | server instructions | vs plain |"
 echo "|---|---:|---:|"
 echo "| plain: superuser, BEGIN + ${TENANCY_OPERATION:-get} + COMMIT | $plain | 1.00x |"
 echo "| + context statement (superuser) | $with_context | $(ratio "$with_context" "$plain") |"
