@@ -734,7 +734,13 @@ async fn through_pgbouncer_transaction_pooling() {
         .connect_with(options)
         .await
         .unwrap();
-    let tenancy = w.tenancy(&pool);
+    let tenancy = Tenancy::with_config(
+        pool.clone(),
+        TenancyConfig {
+            named_statements: false,
+            ..tenancy_generated::config()
+        },
+    );
     tenancy.check().await.unwrap();
     let mut backends = std::collections::BTreeSet::new();
     for (user, tenant, project, other) in [

@@ -47,6 +47,12 @@ pub struct TenancyConfig {
     /// cover the time between minting and the `BEGIN` reaching the server, plus clock skew
     /// between the application and the database.
     pub token_lifetime: Duration,
+    /// Whether the runtime's own queries (the memberships read of [`Tenancy::authorize`]) use
+    /// sqlx's cached named prepared statements (default `true`, one round trip). Set `false`
+    /// behind PgBouncer in transaction pooling before 1.21, where a named statement prepared on
+    /// one server connection meets another client's of the same name (SQLSTATE 42P05); unnamed
+    /// statements cost sqlx one more round trip.
+    pub named_statements: bool,
 }
 
 impl Default for TenancyConfig {
@@ -57,6 +63,7 @@ impl Default for TenancyConfig {
             citus: false,
             context_key: None,
             token_lifetime: Duration::from_secs(30),
+            named_statements: true,
         }
     }
 }
@@ -366,10 +373,8 @@ impl Tenancy {
             schema = self.config.helper_schema,
             table = self.config.quoted_memberships_table(),
         );
-        // Unnamed (not cached): safe behind PgBouncer in transaction pooling, where a named
-        // statement prepared on one server connection meets another client's of the same name.
         let rows: Vec<(Uuid, String, Option<i32>)> = sqlx::query_as(&query)
-            .persistent(false)
+            .persistent(self.config.named_statements)
             .bind(tenant.as_uuid())
             .bind(user.as_uuid())
             .fetch_all(&mut *tx)
