@@ -2,6 +2,7 @@
 //!
 //! Every failure ends with a non-zero exit and one sentence on stderr that says what went wrong.
 
+mod init;
 mod keys;
 mod migrate;
 mod operator;
@@ -40,6 +41,9 @@ struct PolicyArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Scaffold a new project: a policy file with the core tables, generated/migrations and
+    /// a README section (TENANCY.md); refuses to overwrite anything.
+    Init(init::InitArgs),
     /// Validate the policies and report every error at once (exit 1 on errors).
     Check {
         #[command(flatten)]
@@ -152,6 +156,16 @@ fn sentence(err: &anyhow::Error) -> String {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Init(args) => {
+            for path in init::run(&args)? {
+                println!("wrote {}", path.display());
+            }
+            println!(
+                "next: tenancy check --policies {}",
+                args.dir.join("policies").display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check { policy } => {
             let model = load(&policy)?;
             println!(
