@@ -113,17 +113,6 @@ BEGIN
 END
 $$;
 
--- Raises 42501 'tenancy: <reason>' (install_context's refusal of a second context).
-CREATE OR REPLACE FUNCTION tenancy.context_error(reason pg_catalog.text)
-  RETURNS pg_catalog.text
-  LANGUAGE plpgsql
-  VOLATILE
-AS $$
-BEGIN
-  RAISE EXCEPTION 'tenancy: %', reason USING ERRCODE = '42501';
-END
-$$;
-
 -- Verifies a token minted by the runtime and installs its claims for the rest of the
 -- transaction. Token: '<hmac>.<kid>;<expires, unix seconds>;<binding>;<claims>', the
 -- HMAC-SHA256 over 'token;' and everything after the dot, under an active key; binding
@@ -135,46 +124,52 @@ $$;
 -- one raises at once. The runtime calls it in the same simple query as BEGIN.
 CREATE OR REPLACE FUNCTION tenancy.install_context(token pg_catalog.text)
   RETURNS void
-  LANGUAGE sql
+  LANGUAGE plpgsql
   VOLATILE
   SECURITY DEFINER
 AS $$
-  SELECT pg_catalog.set_config('tenancy.context',
-    CASE
-      WHEN t.current_seal IS NOT NULL AND t.current_seal OPERATOR(pg_catalog.<>) ''
-       AND pg_catalog.split_part(pg_catalog.substr(t.current_seal, 66), ';', 2) OPERATOR(pg_catalog.=) t.transaction_start
-       AND pg_catalog.split_part(pg_catalog.substr(t.current_seal, 66), ';', 3) OPERATOR(pg_catalog.=) t.pid
-        THEN tenancy.context_error('this transaction already carries a context; open a new transaction for another one')
-      WHEN k.inner_pad IS NULL
-        THEN 'refused;' OPERATOR(pg_catalog.||) pg_catalog.format('the context token names key "%s", which is not an active key of this database', t.key_id)
-      WHEN pg_catalog.substr(token, 65, 1) OPERATOR(pg_catalog.<>) '.'
-        OR pg_catalog.substr(token, 1, 64) OPERATOR(pg_catalog.<>) pg_catalog.encode(pg_catalog.sha256(k.outer_pad OPERATOR(pg_catalog.||) pg_catalog.sha256(k.inner_pad OPERATOR(pg_catalog.||) pg_catalog.convert_to('token;' OPERATOR(pg_catalog.||) t.body, 'UTF8'))), 'hex')
-        THEN 'refused;the context token''s signature does not verify (forged, edited, or signed with another key)'
-      WHEN t.expires OPERATOR(pg_catalog.!~) '^[0-9]{1,15}$'
-        OR t.expires::pg_catalog.int8 OPERATOR(pg_catalog.<) pg_catalog.date_part('epoch', pg_catalog.now())
-        THEN 'refused;the context token expired'
-      WHEN t.binding OPERATOR(pg_catalog.<>) '*' AND t.binding OPERATOR(pg_catalog.<>) t.pid
-        THEN 'refused;the context token was minted for another connection'
-      ELSE pg_catalog.encode(pg_catalog.sha256(k.outer_pad OPERATOR(pg_catalog.||) pg_catalog.sha256(k.inner_pad OPERATOR(pg_catalog.||) pg_catalog.convert_to('seal;' OPERATOR(pg_catalog.||) t.seal_body, 'UTF8'))), 'hex') OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) t.seal_body
-    END, true)
-  FROM (
-    SELECT f.*, f.key_id OPERATOR(pg_catalog.||) ';' OPERATOR(pg_catalog.||) f.transaction_start
-        OPERATOR(pg_catalog.||) ';' OPERATOR(pg_catalog.||) f.pid OPERATOR(pg_catalog.||) ';'
-        OPERATOR(pg_catalog.||) pg_catalog.substr(f.body, pg_catalog.length(f.key_id) OPERATOR(pg_catalog.+)
-          pg_catalog.length(f.expires) OPERATOR(pg_catalog.+) pg_catalog.length(f.binding) OPERATOR(pg_catalog.+) 4) AS seal_body
-    FROM (
-      SELECT b.body,
-             pg_catalog.split_part(b.body, ';', 1) AS key_id,
-             pg_catalog.split_part(b.body, ';', 2) AS expires,
-             pg_catalog.split_part(b.body, ';', 3) AS binding,
-             pg_catalog.current_setting('tenancy.context', true) AS current_seal,
-             pg_catalog.pg_backend_pid()::pg_catalog.text AS pid,
-             (pg_catalog.date_part('epoch', pg_catalog.now()) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8::pg_catalog.text AS transaction_start
-      FROM (SELECT pg_catalog.substr(token, 66) AS body) AS b
-    ) AS f
-  ) AS t
-  LEFT JOIN tenancy.context_keys AS k
-    ON k.kid OPERATOR(pg_catalog.=) t.key_id AND k.retired_at IS NULL
+DECLARE
+  body pg_catalog.text := pg_catalog.substr(token, 66);
+  key_id pg_catalog.text := pg_catalog.split_part(body, ';', 1);
+  expires pg_catalog.text := pg_catalog.split_part(body, ';', 2);
+  binding pg_catalog.text := pg_catalog.split_part(body, ';', 3);
+  current_seal pg_catalog.text := pg_catalog.current_setting('tenancy.context', true);
+  inner_pad pg_catalog.bytea;
+  outer_pad pg_catalog.bytea;
+BEGIN
+  SELECT k.inner_pad, k.outer_pad INTO inner_pad, outer_pad
+    FROM tenancy.context_keys AS k
+    WHERE k.kid OPERATOR(pg_catalog.=) key_id AND k.retired_at IS NULL;
+  IF inner_pad IS NULL THEN
+    PERFORM pg_catalog.set_config('tenancy.context', 'refused;' OPERATOR(pg_catalog.||) pg_catalog.format('the context token names key "%s", which is not an active key of this database', key_id), true);
+    RETURN;
+  END IF;
+  IF pg_catalog.substr(token, 65, 1) OPERATOR(pg_catalog.<>) '.'
+     OR pg_catalog.substr(token, 1, 64) OPERATOR(pg_catalog.<>) pg_catalog.encode(pg_catalog.sha256(outer_pad OPERATOR(pg_catalog.||) pg_catalog.sha256(inner_pad OPERATOR(pg_catalog.||) pg_catalog.convert_to('token;' OPERATOR(pg_catalog.||) body, 'UTF8'))), 'hex') THEN
+    PERFORM pg_catalog.set_config('tenancy.context', 'refused;' OPERATOR(pg_catalog.||) 'the context token''s signature does not verify (forged, edited, or signed with another key)', true);
+    RETURN;
+  END IF;
+  IF expires OPERATOR(pg_catalog.!~) '^[0-9]{1,15}$'
+     OR expires::pg_catalog.int8 OPERATOR(pg_catalog.<) pg_catalog.date_part('epoch', pg_catalog.now()) THEN
+    PERFORM pg_catalog.set_config('tenancy.context', 'refused;' OPERATOR(pg_catalog.||) 'the context token expired', true);
+    RETURN;
+  END IF;
+  IF binding OPERATOR(pg_catalog.<>) '*' AND binding OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()::pg_catalog.text THEN
+    PERFORM pg_catalog.set_config('tenancy.context', 'refused;' OPERATOR(pg_catalog.||) 'the context token was minted for another connection', true);
+    RETURN;
+  END IF;
+  IF current_seal IS NOT NULL AND current_seal OPERATOR(pg_catalog.<>) ''
+     AND pg_catalog.split_part(pg_catalog.substr(current_seal, 66), ';', 2) OPERATOR(pg_catalog.=) (pg_catalog.date_part('epoch', pg_catalog.now()) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8::pg_catalog.text
+     AND pg_catalog.split_part(pg_catalog.substr(current_seal, 66), ';', 3) OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()::pg_catalog.text THEN
+    RAISE EXCEPTION 'tenancy: this transaction already carries a context; open a new transaction for another one'
+      USING ERRCODE = '42501';
+  END IF;
+  body := key_id OPERATOR(pg_catalog.||) ';' OPERATOR(pg_catalog.||) (pg_catalog.date_part('epoch', pg_catalog.now()) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8::pg_catalog.text
+    OPERATOR(pg_catalog.||) ';' OPERATOR(pg_catalog.||) pg_catalog.pg_backend_pid()::pg_catalog.text OPERATOR(pg_catalog.||) ';'
+    OPERATOR(pg_catalog.||) pg_catalog.substr(body, pg_catalog.length(key_id) OPERATOR(pg_catalog.+)
+      pg_catalog.length(expires) OPERATOR(pg_catalog.+) pg_catalog.length(binding) OPERATOR(pg_catalog.+) 4);
+  PERFORM pg_catalog.set_config('tenancy.context', pg_catalog.encode(pg_catalog.sha256(outer_pad OPERATOR(pg_catalog.||) pg_catalog.sha256(inner_pad OPERATOR(pg_catalog.||) pg_catalog.convert_to('seal;' OPERATOR(pg_catalog.||) body, 'UTF8'))), 'hex') OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) body, true);
+END
 $$;
 
 -- The context contract this schema speaks; the runtime refuses to start on another.
@@ -194,8 +189,6 @@ GRANT EXECUTE ON FUNCTION tenancy.context_claims() TO tenancy_app;
 ALTER FUNCTION tenancy.install_context(text) OWNER TO tenancy_owner;
 REVOKE ALL ON FUNCTION tenancy.install_context(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION tenancy.install_context(text) TO tenancy_app;
-ALTER FUNCTION tenancy.context_error(text) OWNER TO tenancy_owner;
-REVOKE ALL ON FUNCTION tenancy.context_error(text) FROM PUBLIC;
 ALTER FUNCTION tenancy.context_contract() OWNER TO tenancy_owner;
 REVOKE ALL ON FUNCTION tenancy.context_contract() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION tenancy.context_contract() TO tenancy_app;

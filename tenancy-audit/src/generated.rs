@@ -452,7 +452,6 @@ mod tests {
             [
                 ("install_context_key", 'v', false, true),
                 ("context_claims", 's', true, false),
-                ("context_error", 'v', false, false),
                 ("install_context", 'v', true, false),
                 ("context_contract", 'i', false, false),
                 ("current_tenant_id", 's', false, false),

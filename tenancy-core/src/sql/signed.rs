@@ -49,14 +49,7 @@ pub(super) fn signed_context_objects(
     };
     let keys = format!("{schema}.context_keys");
     let seal_mac = hmac_hex("seal", "body");
-    // install_context is plain SQL (its plan is cached; a PL/pgSQL installer re-initialises its
-    // expressions in every transaction): the pads come from the joined key row `k`.
-    let token_mac_k = hmac_hex("token", "t.body")
-        .replace("outer_pad", "k.outer_pad")
-        .replace("inner_pad", "k.inner_pad");
-    let seal_mac_k = hmac_hex("seal", "t.seal_body")
-        .replace("outer_pad", "k.outer_pad")
-        .replace("inner_pad", "k.inner_pad");
+    let token_mac = hmac_hex("token", "body");
     let mut out = String::new();
     out.push_str(&format!(
         "\n-- The signing keys. Only the owner role reads this table; the app role has no grant on it.\n\
@@ -151,17 +144,6 @@ pub(super) fn signed_context_objects(
          END\n\
          $$;\n\
          \n\
-         -- Raises 42501 'tenancy: <reason>' (install_context's refusal of a second context).\n\
-         {create} {schema}.context_error(reason pg_catalog.text)\n\
-         \x20 RETURNS pg_catalog.text\n\
-         \x20 LANGUAGE plpgsql\n\
-         \x20 VOLATILE\n\
-         AS $$\n\
-         BEGIN\n\
-         \x20 RAISE EXCEPTION 'tenancy: %', reason USING ERRCODE = '42501';\n\
-         END\n\
-         $$;\n\
-         \n\
          -- Verifies a token minted by the runtime and installs its claims for the rest of the\n\
          -- transaction. Token: '<hmac>.<kid>;<expires, unix seconds>;<binding>;<claims>', the\n\
          -- HMAC-SHA256 over 'token;' and everything after the dot, under an active key; binding\n\
@@ -173,46 +155,52 @@ pub(super) fn signed_context_objects(
          -- one raises at once. The runtime calls it in the same simple query as BEGIN.\n\
          {create} {schema}.install_context(token pg_catalog.text)\n\
          \x20 RETURNS void\n\
-         \x20 LANGUAGE sql\n\
+         \x20 LANGUAGE plpgsql\n\
          \x20 VOLATILE\n\
          \x20 SECURITY DEFINER\n\
          AS $$\n\
-         \x20 SELECT pg_catalog.set_config({setting},\n\
-         \x20   CASE\n\
-         \x20     WHEN t.current_seal IS NOT NULL AND t.current_seal OPERATOR(pg_catalog.<>) ''\n\
-         \x20      AND pg_catalog.split_part(pg_catalog.substr(t.current_seal, 66), ';', 2) OPERATOR(pg_catalog.=) t.transaction_start\n\
-         \x20      AND pg_catalog.split_part(pg_catalog.substr(t.current_seal, 66), ';', 3) OPERATOR(pg_catalog.=) t.pid\n\
-         \x20       THEN {schema}.context_error('this transaction already carries a context; open a new transaction for another one')\n\
-         \x20     WHEN k.inner_pad IS NULL\n\
-         \x20       THEN 'refused;' OPERATOR(pg_catalog.||) pg_catalog.format('the context token names key \"%s\", which is not an active key of this database', t.key_id)\n\
-         \x20     WHEN pg_catalog.substr(token, 65, 1) OPERATOR(pg_catalog.<>) '.'\n\
-         \x20       OR pg_catalog.substr(token, 1, 64) OPERATOR(pg_catalog.<>) {token_mac_k}\n\
-         \x20       THEN 'refused;the context token''s signature does not verify (forged, edited, or signed with another key)'\n\
-         \x20     WHEN t.expires OPERATOR(pg_catalog.!~) '^[0-9]{{1,15}}$'\n\
-         \x20       OR t.expires::pg_catalog.int8 OPERATOR(pg_catalog.<) pg_catalog.date_part('epoch', pg_catalog.now())\n\
-         \x20       THEN 'refused;the context token expired'\n\
-         \x20     WHEN t.binding OPERATOR(pg_catalog.<>) '*' AND t.binding OPERATOR(pg_catalog.<>) t.pid\n\
-         \x20       THEN 'refused;the context token was minted for another connection'\n\
-         \x20     ELSE {seal_mac_k} OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) t.seal_body\n\
-         \x20   END, true)\n\
-         \x20 FROM (\n\
-         \x20   SELECT f.*, f.key_id OPERATOR(pg_catalog.||) ';' OPERATOR(pg_catalog.||) f.transaction_start\n\
-         \x20       OPERATOR(pg_catalog.||) ';' OPERATOR(pg_catalog.||) f.pid OPERATOR(pg_catalog.||) ';'\n\
-         \x20       OPERATOR(pg_catalog.||) pg_catalog.substr(f.body, pg_catalog.length(f.key_id) OPERATOR(pg_catalog.+)\n\
-         \x20         pg_catalog.length(f.expires) OPERATOR(pg_catalog.+) pg_catalog.length(f.binding) OPERATOR(pg_catalog.+) 4) AS seal_body\n\
-         \x20   FROM (\n\
-         \x20     SELECT b.body,\n\
-         \x20            pg_catalog.split_part(b.body, ';', 1) AS key_id,\n\
-         \x20            pg_catalog.split_part(b.body, ';', 2) AS expires,\n\
-         \x20            pg_catalog.split_part(b.body, ';', 3) AS binding,\n\
-         \x20            pg_catalog.current_setting({setting}, true) AS current_seal,\n\
-         \x20            {BACKEND_PID} AS pid,\n\
-         \x20            {TRANSACTION_START_US} AS transaction_start\n\
-         \x20     FROM (SELECT pg_catalog.substr(token, 66) AS body) AS b\n\
-         \x20   ) AS f\n\
-         \x20 ) AS t\n\
-         \x20 LEFT JOIN {keys} AS k\n\
-         \x20   ON k.kid OPERATOR(pg_catalog.=) t.key_id AND k.retired_at IS NULL\n\
+         DECLARE\n\
+         \x20 body pg_catalog.text := pg_catalog.substr(token, 66);\n\
+         \x20 key_id pg_catalog.text := pg_catalog.split_part(body, ';', 1);\n\
+         \x20 expires pg_catalog.text := pg_catalog.split_part(body, ';', 2);\n\
+         \x20 binding pg_catalog.text := pg_catalog.split_part(body, ';', 3);\n\
+         \x20 current_seal pg_catalog.text := pg_catalog.current_setting({setting}, true);\n\
+         \x20 inner_pad pg_catalog.bytea;\n\
+         \x20 outer_pad pg_catalog.bytea;\n\
+         BEGIN\n\
+         \x20 SELECT k.inner_pad, k.outer_pad INTO inner_pad, outer_pad\n\
+         \x20   FROM {keys} AS k\n\
+         \x20   WHERE k.kid OPERATOR(pg_catalog.=) key_id AND k.retired_at IS NULL;\n\
+         \x20 IF inner_pad IS NULL THEN\n\
+\x20   PERFORM pg_catalog.set_config({setting}, 'refused;' OPERATOR(pg_catalog.||) pg_catalog.format('the context token names key \"%s\", which is not an active key of this database', key_id), true);\n\
+         \x20   RETURN;\n\
+         \x20 END IF;\n\
+         \x20 IF pg_catalog.substr(token, 65, 1) OPERATOR(pg_catalog.<>) '.'\n\
+         \x20    OR pg_catalog.substr(token, 1, 64) OPERATOR(pg_catalog.<>) {token_mac} THEN\n\
+\x20   PERFORM pg_catalog.set_config({setting}, 'refused;' OPERATOR(pg_catalog.||) 'the context token''s signature does not verify (forged, edited, or signed with another key)', true);\n\
+         \x20   RETURN;\n\
+         \x20 END IF;\n\
+         \x20 IF expires OPERATOR(pg_catalog.!~) '^[0-9]{{1,15}}$'\n\
+         \x20    OR expires::pg_catalog.int8 OPERATOR(pg_catalog.<) pg_catalog.date_part('epoch', pg_catalog.now()) THEN\n\
+\x20   PERFORM pg_catalog.set_config({setting}, 'refused;' OPERATOR(pg_catalog.||) 'the context token expired', true);\n\
+         \x20   RETURN;\n\
+         \x20 END IF;\n\
+         \x20 IF binding OPERATOR(pg_catalog.<>) '*' AND binding OPERATOR(pg_catalog.<>) {BACKEND_PID} THEN\n\
+\x20   PERFORM pg_catalog.set_config({setting}, 'refused;' OPERATOR(pg_catalog.||) 'the context token was minted for another connection', true);\n\
+         \x20   RETURN;\n\
+         \x20 END IF;\n\
+         \x20 IF current_seal IS NOT NULL AND current_seal OPERATOR(pg_catalog.<>) ''\n\
+         \x20    AND pg_catalog.split_part(pg_catalog.substr(current_seal, 66), ';', 2) OPERATOR(pg_catalog.=) {TRANSACTION_START_US}\n\
+         \x20    AND pg_catalog.split_part(pg_catalog.substr(current_seal, 66), ';', 3) OPERATOR(pg_catalog.=) {BACKEND_PID} THEN\n\
+         \x20   RAISE EXCEPTION 'tenancy: this transaction already carries a context; open a new transaction for another one'\n\
+         \x20     USING ERRCODE = '42501';\n\
+         \x20 END IF;\n\
+         \x20 body := key_id OPERATOR(pg_catalog.||) ';' OPERATOR(pg_catalog.||) {TRANSACTION_START_US}\n\
+         \x20   OPERATOR(pg_catalog.||) ';' OPERATOR(pg_catalog.||) {BACKEND_PID} OPERATOR(pg_catalog.||) ';'\n\
+         \x20   OPERATOR(pg_catalog.||) pg_catalog.substr(body, pg_catalog.length(key_id) OPERATOR(pg_catalog.+)\n\
+         \x20     pg_catalog.length(expires) OPERATOR(pg_catalog.+) pg_catalog.length(binding) OPERATOR(pg_catalog.+) 4);\n\
+         \x20 PERFORM pg_catalog.set_config({setting}, {seal_mac} OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) body, true);\n\
+         END\n\
          $$;\n\
          \n\
          -- The context contract this schema speaks; the runtime refuses to start on another.\n\
@@ -232,8 +220,6 @@ pub(super) fn signed_context_objects(
          ALTER FUNCTION {schema}.install_context(text) OWNER TO {owner};\n\
          REVOKE ALL ON FUNCTION {schema}.install_context(text) FROM PUBLIC;\n\
          GRANT EXECUTE ON FUNCTION {schema}.install_context(text) TO {app};\n\
-         ALTER FUNCTION {schema}.context_error(text) OWNER TO {owner};\n\
-         REVOKE ALL ON FUNCTION {schema}.context_error(text) FROM PUBLIC;\n\
          ALTER FUNCTION {schema}.context_contract() OWNER TO {owner};\n\
          REVOKE ALL ON FUNCTION {schema}.context_contract() FROM PUBLIC;\n\
          GRANT EXECUTE ON FUNCTION {schema}.context_contract() TO {app};\n"
