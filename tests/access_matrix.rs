@@ -1313,11 +1313,13 @@ async fn no_context_sees_nothing_and_writes_nothing() {
     let s1 = f.seed(f.p1).await;
     let app = f.db.app_pool();
     for table in TABLES {
-        let visible: i64 =
-            sqlx::query_scalar(&format!("SELECT count(*) FROM {}", table.sql_name()))
-                .fetch_one(app)
-                .await
-                .unwrap();
+        let visible: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {}",
+            table.sql_name()
+        )))
+        .fetch_one(app)
+        .await
+        .unwrap();
         assert_eq!(visible, 0, "{table:?} without context");
         assert!(
             f.rows_in(table, f.p1).await > 0,

@@ -176,10 +176,11 @@ async fn try_insert_into_a1(conn: &mut PgConnection, w: &World) -> Result<u64, S
 async fn count_all(conn: &mut PgConnection) -> Vec<(String, i64)> {
     let mut counts = Vec::new();
     for table in SCOPED_TABLES {
-        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
+        let n: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
         counts.push((table.to_owned(), n));
     }
     counts
@@ -698,17 +699,20 @@ async fn prepared_statements_and_generic_plans_never_keep_an_earlier_tenants_row
                     .fetch_one(&mut conn)
                     .await
                     .unwrap();
-                let own: i64 = sqlx::query_scalar(&format!("EXECUTE count_in('{project}')"))
-                    .persistent(false)
-                    .fetch_one(&mut conn)
-                    .await
-                    .unwrap();
-                let other: i64 =
-                    sqlx::query_scalar(&format!("EXECUTE count_in('{other_project}')"))
-                        .persistent(false)
-                        .fetch_one(&mut conn)
-                        .await
-                        .unwrap();
+                let own: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "EXECUTE count_in('{project}')"
+                )))
+                .persistent(false)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+                let other: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "EXECUTE count_in('{other_project}')"
+                )))
+                .persistent(false)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
                 exec(&mut conn, "COMMIT").await;
                 assert_eq!(&got, want, "{plan_cache_mode} EXECUTE run {run}");
                 assert_eq!(

@@ -151,10 +151,10 @@ async fn planted_role_defaults_change_nothing_on_pinned_connections() {
         .unwrap();
     assert_eq!(timeout, "30s");
 
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "ALTER ROLE tenancy_app IN DATABASE \"{}\" RESET ALL",
         db.name()
-    ))
+    )))
     .execute(db.admin_pool())
     .await
     .unwrap();

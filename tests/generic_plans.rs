@@ -148,9 +148,9 @@ async fn generic_plan(seeded: &Seeded, sql: &str, args: &str) -> Value {
         ),
     );
     sqlx::raw_sql(&context).execute(&mut *tx).await.unwrap();
-    let row = sqlx::raw_sql(&format!(
+    let row = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) EXECUTE by_key({args})"
-    ))
+    )))
     .fetch_one(&mut *tx)
     .await
     .unwrap();

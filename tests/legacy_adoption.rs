@@ -118,10 +118,11 @@ fn tempdir() -> std::path::PathBuf {
 async fn counts(conn: &mut PgConnection) -> BTreeMap<&'static str, i64> {
     let mut out = BTreeMap::new();
     for table in LEGACY_TABLES {
-        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
+        let n: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
         out.insert(table, n);
     }
     out
@@ -138,10 +139,10 @@ async fn legacy_data_digest(conn: &mut PgConnection, model: &Model) -> BTreeMap<
             .iter()
             .map(|c| c.name.clone())
             .collect();
-        let digest: String = sqlx::query_scalar(&format!(
+        let digest: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT md5(string_agg(r::text, E'\\n' ORDER BY r::text)) FROM (SELECT {} FROM {table}) AS r",
             columns.join(", ")
-        ))
+        )))
         .fetch_one(&mut *conn)
         .await
         .unwrap();
@@ -216,9 +217,9 @@ async fn full_digest(conn: &mut PgConnection) -> String {
     .await
     .unwrap();
     for table in tables {
-        let digest: Option<String> = sqlx::query_scalar(&format!(
+        let digest: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT md5(string_agg(t::text, E'\\n' ORDER BY t::text)) FROM {table} AS t"
-        ))
+        )))
         .fetch_one(&mut *conn)
         .await
         .unwrap();

@@ -362,10 +362,10 @@ impl Fixture {
 
     /// A digest of the whole table as the superuser sees it.
     async fn digest(&self, table: Table) -> String {
-        sqlx::query_scalar(&format!(
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM {} t",
             table.name()
-        ))
+        )))
         .fetch_one(self.admin())
         .await
         .unwrap()
@@ -642,10 +642,13 @@ async fn an_empty_context_after_an_earlier_transaction_sees_nothing() {
         assert!(rows.is_empty(), "{table:?} with no projects saw {rows:?}");
         // Set explicitly to '', and to every field present but empty.
         for value in ["", ";;{};{};{};{}"] {
-            sqlx::raw_sql(&format!("BEGIN; {}", tenancy_tests::install_claims(value)))
-                .execute(&mut *conn)
-                .await
-                .unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "BEGIN; {}",
+                tenancy_tests::install_claims(value)
+            )))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
             assert!(
                 visible(&mut conn, table).await.is_empty(),
                 "{table:?} with {value:?}"

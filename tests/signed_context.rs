@@ -701,7 +701,9 @@ async fn a_contract_2_database_upgrades_in_place() {
     let model = tenancy_core::snapshot::Snapshot::from_json(&snapshot)
         .unwrap()
         .model;
-    let report = tenancy_audit::audit(w.db.admin_pool(), &model).await.unwrap();
+    let report = tenancy_audit::audit(w.db.admin_pool(), &model)
+        .await
+        .unwrap();
     assert!(report.is_clean(), "{}", report.to_text());
     conn.execute("BEGIN").await.unwrap();
     conn.execute(

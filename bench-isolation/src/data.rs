@@ -95,10 +95,10 @@ impl BenchDb {
     /// Drops the database.
     pub async fn drop_db(self) -> Result<()> {
         let mut conn = PgConnection::connect(&self.server_url).await?;
-        sqlx::raw_sql(&format!(
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
             quote_ident(&self.name)
-        ))
+        )))
         .execute(&mut conn)
         .await?;
         conn.close().await?;

@@ -161,14 +161,17 @@ pub async fn explain_all(tenancy: &Tenancy, admin: &PgPool, target: &Target) -> 
         check_plan(&plan)?;
         let _ = write!(report, "\n{name}:\n\n```\n{plan}\n```\n");
     }
-    let plain: Vec<String> = sqlx::query_scalar(&format!("{EXPLAIN}{}", Chunks::COUNT_SQL))
-        .bind(target.tenant)
-        .bind(vec![target.project])
-        .bind(None::<Uuid>)
-        .bind(None::<Uuid>)
-        .bind(None::<i32>)
-        .fetch_all(admin)
-        .await?;
+    let plain: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "{EXPLAIN}{}",
+        Chunks::COUNT_SQL
+    )))
+    .bind(target.tenant)
+    .bind(vec![target.project])
+    .bind(None::<Uuid>)
+    .bind(None::<Uuid>)
+    .bind(None::<i32>)
+    .fetch_all(admin)
+    .await?;
     let _ = write!(
         report,
         "\ncount as the superuser (no RLS), for comparison:\n\n```\n{}\n```\n",

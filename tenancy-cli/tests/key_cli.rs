@@ -542,10 +542,10 @@ async fn an_owner_member_manages_keys_unless_the_server_logs_parameters() {
 
     // With every statement logged with its parameters, which this role cannot turn off, the
     // secret is not sent; a superuser turns the parameters off for its session and may.
-    sqlx::raw_sql(&format!(
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "ALTER DATABASE \"{}\" SET log_statement = 'all'",
         db.name()
-    ))
+    )))
     .execute(db.admin_pool())
     .await
     .unwrap();
