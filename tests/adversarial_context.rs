@@ -148,7 +148,10 @@ async fn doc_ids(conn: &mut PgConnection) -> Vec<Uuid> {
 }
 
 async fn exec(conn: &mut PgConnection, sql: &str) {
-    sqlx::raw_sql(sql).execute(&mut *conn).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
 }
 
 fn sqlstate(err: &sqlx::Error) -> String {
@@ -268,12 +271,12 @@ async fn probe_value(conn: &mut PgConnection, w: &World, value: &str) -> Probes 
     ] {
         exec(conn, &begin).await;
         let result = if sql.contains("count(*)") {
-            sqlx::query_scalar::<_, i64>(sql)
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
                 .fetch_one(&mut *conn)
                 .await
                 .map_err(|e| sqlstate(&e))
         } else {
-            sqlx::query(sql)
+            sqlx::query(sqlx::AssertSqlSafe(sql))
                 .fetch_all(&mut *conn)
                 .await
                 .map(|rows| rows.len() as i64)
@@ -578,7 +581,7 @@ async fn savepoints_and_rollback_to_restore_the_earlier_context() {
     // A, savepoint, B: the second install raises; ROLLBACK TO restores A.
     exec(&mut conn, &format!("BEGIN; {}", w.set_a())).await;
     exec(&mut conn, "SAVEPOINT s1").await;
-    let second = sqlx::raw_sql(&w.set_b())
+    let second = sqlx::raw_sql(sqlx::AssertSqlSafe(w.set_b()))
         .execute(&mut conn)
         .await
         .unwrap_err();
@@ -627,7 +630,7 @@ async fn savepoints_and_rollback_to_restore_the_earlier_context() {
     {
         let mut nested = tx.connection().begin().await.unwrap();
         assert_eq!(doc_ids(&mut nested).await, w.a_docs);
-        let err = sqlx::raw_sql(&w.set_b())
+        let err = sqlx::raw_sql(sqlx::AssertSqlSafe(w.set_b()))
             .execute(&mut *nested)
             .await
             .unwrap_err();
@@ -665,14 +668,19 @@ async fn prepared_statements_and_generic_plans_never_keep_an_earlier_tenants_row
             ] {
                 for run in 0..8 {
                     exec(&mut conn, &format!("BEGIN; {set}")).await;
-                    let got: Vec<Uuid> =
-                        sqlx::query_scalar(sql).fetch_all(&mut conn).await.unwrap();
+                    let got: Vec<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                        .fetch_all(&mut conn)
+                        .await
+                        .unwrap();
                     exec(&mut conn, "COMMIT").await;
                     assert_eq!(&got, want, "{plan_cache_mode} {sql} run {run}");
                     assert!(!got.iter().any(|id| other.contains(id)));
                 }
                 // And with no context at all, the cached plan returns nothing.
-                let got: Vec<Uuid> = sqlx::query_scalar(sql).fetch_all(&mut conn).await.unwrap();
+                let got: Vec<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap();
                 assert!(got.is_empty(), "{plan_cache_mode} {sql} without context");
             }
         }

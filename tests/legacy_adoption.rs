@@ -94,14 +94,14 @@ impl Legacy {
     }
 
     async fn exec(&mut self, sql: &str) {
-        sqlx::raw_sql(sql)
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
             .execute(&mut self.conn)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     async fn scalar_i64(&mut self, sql: &str) -> i64 {
-        sqlx::query_scalar(sql)
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .fetch_one(&mut self.conn)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
@@ -346,7 +346,7 @@ async fn adoption_keeps_every_row_and_ends_like_a_database_created_from_scratch(
             )
         )
     };
-    sqlx::raw_sql(&visible(tenant, project))
+    sqlx::raw_sql(sqlx::AssertSqlSafe(visible(tenant, project)))
         .execute(&mut app)
         .await
         .unwrap();
@@ -356,7 +356,7 @@ async fn adoption_keeps_every_row_and_ends_like_a_database_created_from_scratch(
         .unwrap();
     sqlx::raw_sql("COMMIT").execute(&mut app).await.unwrap();
     assert_eq!(seen, 2000);
-    sqlx::raw_sql(&visible(uuid::Uuid::new_v4(), project))
+    sqlx::raw_sql(sqlx::AssertSqlSafe(visible(uuid::Uuid::new_v4(), project)))
         .execute(&mut app)
         .await
         .unwrap();

@@ -358,8 +358,16 @@ async fn breakdown(settings: &Settings, db: &BenchDb, target: &Target) -> Result
                 0 | 1 | 3 | 5 => {
                     let mut tx = match variant {
                         0 => admin.begin().await?,
-                        1 => admin_ctx.begin_with(context.clone()).await?,
-                        5 => app_direct.begin_with(context.clone()).await?,
+                        1 => {
+                            admin_ctx
+                                .begin_with(sqlx::AssertSqlSafe(context.clone()))
+                                .await?
+                        }
+                        5 => {
+                            app_direct
+                                .begin_with(sqlx::AssertSqlSafe(context.clone()))
+                                .await?
+                        }
                         _ => {
                             plain_generic
                                 .begin_with("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan")
@@ -382,7 +390,9 @@ async fn breakdown(settings: &Settings, db: &BenchDb, target: &Target) -> Result
                     row.is_some()
                 }
                 _ => {
-                    let mut tx = generic.begin_with(generic_context.clone()).await?;
+                    let mut tx = generic
+                        .begin_with(sqlx::AssertSqlSafe(generic_context.clone()))
+                        .await?;
                     let row: Option<Chunk> = sqlx::query_as(Chunks::GET_IN_PROJECT_SQL)
                         .bind(target.tenant)
                         .bind(target.project)

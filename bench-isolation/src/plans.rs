@@ -60,7 +60,7 @@ async fn explain_one(
     let none_uuid: Option<Uuid> = None;
     let none_int: Option<i32> = None;
     let mut tx = tenancy.begin(&target.scope).await?;
-    let query = sqlx::query_scalar::<_, String>(&text);
+    let query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(text.as_str()));
     let query = if sql == Chunks::GET_IN_PROJECT_SQL {
         query.bind(target.tenant).bind(target.project).bind(key)
     } else if sql == Chunks::GET_SQL {

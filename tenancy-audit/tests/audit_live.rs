@@ -42,7 +42,7 @@ async fn operate(db: &TestDb, install_key: bool) {
         "REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC",
         tenancy_tests::quote_ident(db.name())
     );
-    sqlx::raw_sql(&revoke)
+    sqlx::raw_sql(sqlx::AssertSqlSafe(revoke.as_str()))
         .execute(db.admin_pool())
         .await
         .expect("revoke TEMPORARY");
@@ -64,7 +64,7 @@ async fn operated_db() -> TestDb {
 /// A fresh database with `breakage` applied (as superuser), audited against the rag model.
 async fn audit_after(breakage: &str) -> Report {
     let db = operated_db().await;
-    sqlx::raw_sql(breakage)
+    sqlx::raw_sql(sqlx::AssertSqlSafe(breakage))
         .execute(db.admin_pool())
         .await
         .unwrap_or_else(|e| panic!("breakage failed: {e}\n{breakage}"));
@@ -493,7 +493,10 @@ async fn app_role_superuser_bypassrls_and_owner_membership_are_ta021_ta022_ta024
             "REVOKE tenancy_audit_owner FROM tenancy_audit_app",
         ),
     ] {
-        sqlx::raw_sql(breakage).execute(pool).await.expect("break");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(breakage))
+            .execute(pool)
+            .await
+            .expect("break");
         let report = audit(pool, &model).await;
         // Restore before asserting anything: roles are cluster-wide.
         sqlx::raw_sql(restore).execute(pool).await.expect("restore");

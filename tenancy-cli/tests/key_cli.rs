@@ -495,7 +495,9 @@ async fn with_role_lock(admin: &str, sql: &str) {
         .execute(&mut conn)
         .await
         .unwrap();
-    let result = sqlx::raw_sql(sql).execute(&mut conn).await;
+    let result = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await;
     sqlx::query("SELECT pg_advisory_unlock($1)")
         .bind(tenancy_tests::MIGRATION_LOCK_KEY)
         .execute(&mut conn)

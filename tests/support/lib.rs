@@ -400,7 +400,7 @@ pub async fn apply_migrations(url: &str, dir: &Path) -> Result<Vec<PathBuf>> {
         let sql =
             std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         let mut tx = conn.begin().await?;
-        sqlx::raw_sql(&sql)
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.as_str()))
             .execute(&mut *tx)
             .await
             .with_context(|| format!("applying {}", file.display()))?;
@@ -475,7 +475,7 @@ async fn ensure_template() -> Result<String> {
                 let sql = std::fs::read_to_string(&file)
                     .with_context(|| format!("reading {}", file.display()))?;
                 let mut tx = conn.begin().await?;
-                sqlx::raw_sql(&sql)
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.as_str()))
                     .execute(&mut *tx)
                     .await
                     .with_context(|| format!("applying {}", file.display()))?;
