@@ -476,7 +476,7 @@ impl Fixture {
             table = table.sql_name(),
             key = table.key_column(),
         );
-        sqlx::query_scalar(&sql)
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(exclude)
             .bind(tenant)
             .bind(project)
@@ -500,7 +500,7 @@ impl Fixture {
                 table.sql_name()
             ),
         };
-        sqlx::query_scalar(&sql)
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(place.tenant.as_uuid())
             .bind(place.project.as_uuid())
             .fetch_one(self.admin())
@@ -534,7 +534,7 @@ impl Fixture {
             "SELECT {column} FROM {table} WHERE tenant_id = $1 AND project_id = $2 AND {sql_key} = $3",
             table = table.sql_name()
         );
-        sqlx::query_scalar(&sql)
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(place.tenant.as_uuid())
             .bind(place.project.as_uuid())
             .bind(key)
@@ -1313,11 +1313,13 @@ async fn no_context_sees_nothing_and_writes_nothing() {
     let s1 = f.seed(f.p1).await;
     let app = f.db.app_pool();
     for table in TABLES {
-        let visible: i64 =
-            sqlx::query_scalar(&format!("SELECT count(*) FROM {}", table.sql_name()))
-                .fetch_one(app)
-                .await
-                .unwrap();
+        let visible: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {}",
+            table.sql_name()
+        )))
+        .fetch_one(app)
+        .await
+        .unwrap();
         assert_eq!(visible, 0, "{table:?} without context");
         assert!(
             f.rows_in(table, f.p1).await > 0,

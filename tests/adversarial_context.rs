@@ -93,7 +93,10 @@ async fn doc_ids(conn: &mut PgConnection) -> Vec<Uuid> {
 }
 
 async fn exec(conn: &mut PgConnection, sql: &str) {
-    sqlx::raw_sql(sql).execute(&mut *conn).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
 }
 
 fn sqlstate(err: &sqlx::Error) -> String {
@@ -121,10 +124,11 @@ async fn try_insert_into_a1(conn: &mut PgConnection, w: &World) -> Result<u64, S
 async fn count_all(conn: &mut PgConnection) -> Vec<(String, i64)> {
     let mut counts = Vec::new();
     for table in SCOPED_TABLES {
-        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
+        let n: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
         counts.push((table.to_owned(), n));
     }
     counts
@@ -212,12 +216,12 @@ async fn probe_value(conn: &mut PgConnection, w: &World, value: &str) -> Probes 
     ] {
         exec(conn, &begin).await;
         let result = if sql.contains("count(*)") {
-            sqlx::query_scalar::<_, i64>(sql)
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
                 .fetch_one(&mut *conn)
                 .await
                 .map_err(|e| sqlstate(&e))
         } else {
-            sqlx::query(sql)
+            sqlx::query(sqlx::AssertSqlSafe(sql))
                 .fetch_all(&mut *conn)
                 .await
                 .map(|rows| rows.len() as i64)
@@ -522,7 +526,7 @@ async fn savepoints_and_rollback_to_restore_the_earlier_context() {
     // A, savepoint, B: the second install raises; ROLLBACK TO restores A.
     exec(&mut conn, &format!("BEGIN; {}", w.set_a())).await;
     exec(&mut conn, "SAVEPOINT s1").await;
-    let second = sqlx::raw_sql(&w.set_b())
+    let second = sqlx::raw_sql(sqlx::AssertSqlSafe(w.set_b()))
         .execute(&mut conn)
         .await
         .unwrap_err();
@@ -571,7 +575,7 @@ async fn savepoints_and_rollback_to_restore_the_earlier_context() {
     {
         let mut nested = tx.connection().begin().await.unwrap();
         assert_eq!(doc_ids(&mut nested).await, w.a_docs);
-        let err = sqlx::raw_sql(&w.set_b())
+        let err = sqlx::raw_sql(sqlx::AssertSqlSafe(w.set_b()))
             .execute(&mut *nested)
             .await
             .unwrap_err();
@@ -609,14 +613,19 @@ async fn prepared_statements_and_generic_plans_never_keep_an_earlier_tenants_row
             ] {
                 for run in 0..8 {
                     exec(&mut conn, &format!("BEGIN; {set}")).await;
-                    let got: Vec<Uuid> =
-                        sqlx::query_scalar(sql).fetch_all(&mut conn).await.unwrap();
+                    let got: Vec<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                        .fetch_all(&mut conn)
+                        .await
+                        .unwrap();
                     exec(&mut conn, "COMMIT").await;
                     assert_eq!(&got, want, "{plan_cache_mode} {sql} run {run}");
                     assert!(!got.iter().any(|id| other.contains(id)));
                 }
                 // And with no context at all, the cached plan returns nothing.
-                let got: Vec<Uuid> = sqlx::query_scalar(sql).fetch_all(&mut conn).await.unwrap();
+                let got: Vec<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap();
                 assert!(got.is_empty(), "{plan_cache_mode} {sql} without context");
             }
         }
@@ -643,17 +652,20 @@ async fn prepared_statements_and_generic_plans_never_keep_an_earlier_tenants_row
                     .fetch_one(&mut conn)
                     .await
                     .unwrap();
-                let own: i64 = sqlx::query_scalar(&format!("EXECUTE count_in('{project}')"))
-                    .persistent(false)
-                    .fetch_one(&mut conn)
-                    .await
-                    .unwrap();
-                let other: i64 =
-                    sqlx::query_scalar(&format!("EXECUTE count_in('{other_project}')"))
-                        .persistent(false)
-                        .fetch_one(&mut conn)
-                        .await
-                        .unwrap();
+                let own: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "EXECUTE count_in('{project}')"
+                )))
+                .persistent(false)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+                let other: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "EXECUTE count_in('{other_project}')"
+                )))
+                .persistent(false)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
                 exec(&mut conn, "COMMIT").await;
                 assert_eq!(&got, want, "{plan_cache_mode} EXECUTE run {run}");
                 assert_eq!(

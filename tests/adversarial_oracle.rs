@@ -426,11 +426,11 @@ fn oracle(world: &World, ctx: &Context) -> Answers {
 
 /// Asks the database every probe in `ctx` (one transaction, rolled back at the end).
 async fn probe(conn: &mut PgConnection, ctx: &Context) -> Answers {
-    sqlx::raw_sql(&ctx.begin())
+    sqlx::raw_sql(sqlx::AssertSqlSafe(ctx.begin()))
         .execute(&mut *conn)
         .await
         .unwrap();
-    let ids = |sql: &'static str| sqlx::query_scalar::<_, Uuid>(sql);
+    let ids = |sql: &'static str| sqlx::query_scalar::<_, Uuid>(sqlx::AssertSqlSafe(sql));
     let answers = Answers {
         documents: ids("SELECT id FROM documents ORDER BY id").fetch_all(&mut *conn).await.unwrap(),
         chunks: ids("SELECT id FROM chunks ORDER BY id").fetch_all(&mut *conn).await.unwrap(),

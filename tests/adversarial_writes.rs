@@ -182,8 +182,11 @@ async fn attempt(
     sql: &str,
     args: &[Uuid],
 ) -> Result<usize, String> {
-    sqlx::raw_sql(begin).execute(&mut *conn).await.unwrap();
-    let mut query = sqlx::query(sql);
+    sqlx::raw_sql(sqlx::AssertSqlSafe(begin))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for arg in args {
         query = query.bind(*arg);
     }
@@ -356,7 +359,10 @@ async fn a_natural_key_taken_only_in_another_tenant_is_accepted() {
                   VALUES ($1, $2, 'upserted', $3::text || '', $4) \
                   ON CONFLICT (tenant_id, project_id, content_hash) DO UPDATE SET title = 'updated' \
                   RETURNING title";
-    sqlx::raw_sql(&begin).execute(&mut conn).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(begin.as_str()))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let title: String = sqlx::query_scalar(upsert)
         .bind(w.a1.tenant)
         .bind(w.a1.project)

@@ -20,12 +20,12 @@ async fn a_begin_cancelled_in_flight_leaves_no_context_on_the_connection() {
     let db = TestDb::fresh().await;
     let admin = db.admin_pool();
     let (tenant, project, user) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-    sqlx::raw_sql(&format!(
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "INSERT INTO tenants (id, name, slug) VALUES ('{tenant}', 't', 't'); \
          INSERT INTO projects (tenant_id, id, name, slug) VALUES ('{tenant}', '{project}', 'p', 'p'); \
          INSERT INTO user_project_roles (tenant_id, project_id, user_id, role) \
            VALUES ('{tenant}', '{project}', '{user}', 'viewer');"
-    ))
+    )))
     .execute(admin)
     .await
     .unwrap();

@@ -88,13 +88,10 @@ async fn planted_role_defaults_change_nothing_on_pinned_connections() {
         "default_transaction_read_only = on",
         "search_path = pg_catalog",
     ] {
-        app.execute(
-            format!(
-                "ALTER ROLE CURRENT_USER IN DATABASE \"{}\" SET {plant}",
-                db.name()
-            )
-            .as_str(),
-        )
+        app.execute(sqlx::AssertSqlSafe(format!(
+            "ALTER ROLE CURRENT_USER IN DATABASE \"{}\" SET {plant}",
+            db.name()
+        )))
         .await
         .unwrap_or_else(|err| panic!("PostgreSQL refused {plant}: {err}"));
     }
@@ -151,10 +148,10 @@ async fn planted_role_defaults_change_nothing_on_pinned_connections() {
         .unwrap();
     assert_eq!(timeout, "30s");
 
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "ALTER ROLE tenancy_app IN DATABASE \"{}\" RESET ALL",
         db.name()
-    ))
+    )))
     .execute(db.admin_pool())
     .await
     .unwrap();

@@ -70,7 +70,10 @@ async fn seed() -> Seeded {
         big_docs = BIG_PROJECT_DOCS,
         chunks = CHUNKS_PER_DOC,
     );
-    sqlx::raw_sql(&script).execute(admin).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(script.as_str()))
+        .execute(admin)
+        .await
+        .unwrap();
     let tenant: Uuid = sqlx::query_scalar("SELECT md5('t0')::uuid")
         .fetch_one(admin)
         .await
@@ -147,10 +150,13 @@ async fn generic_plan(seeded: &Seeded, sql: &str, args: &str) -> Value {
             &format!("{}:editor", seeded.project),
         ),
     );
-    sqlx::raw_sql(&context).execute(&mut *tx).await.unwrap();
-    let row = sqlx::raw_sql(&format!(
+    sqlx::raw_sql(sqlx::AssertSqlSafe(context.as_str()))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let row = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) EXECUTE by_key({args})"
-    ))
+    )))
     .fetch_one(&mut *tx)
     .await
     .unwrap();

@@ -94,14 +94,14 @@ impl Legacy {
     }
 
     async fn exec(&mut self, sql: &str) {
-        sqlx::raw_sql(sql)
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
             .execute(&mut self.conn)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     async fn scalar_i64(&mut self, sql: &str) -> i64 {
-        sqlx::query_scalar(sql)
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .fetch_one(&mut self.conn)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
@@ -118,10 +118,11 @@ fn tempdir() -> std::path::PathBuf {
 async fn counts(conn: &mut PgConnection) -> BTreeMap<&'static str, i64> {
     let mut out = BTreeMap::new();
     for table in LEGACY_TABLES {
-        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
+        let n: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
         out.insert(table, n);
     }
     out
@@ -138,10 +139,10 @@ async fn legacy_data_digest(conn: &mut PgConnection, model: &Model) -> BTreeMap<
             .iter()
             .map(|c| c.name.clone())
             .collect();
-        let digest: String = sqlx::query_scalar(&format!(
+        let digest: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT md5(string_agg(r::text, E'\\n' ORDER BY r::text)) FROM (SELECT {} FROM {table}) AS r",
             columns.join(", ")
-        ))
+        )))
         .fetch_one(&mut *conn)
         .await
         .unwrap();
@@ -216,9 +217,9 @@ async fn full_digest(conn: &mut PgConnection) -> String {
     .await
     .unwrap();
     for table in tables {
-        let digest: Option<String> = sqlx::query_scalar(&format!(
+        let digest: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT md5(string_agg(t::text, E'\\n' ORDER BY t::text)) FROM {table} AS t"
-        ))
+        )))
         .fetch_one(&mut *conn)
         .await
         .unwrap();
@@ -345,7 +346,7 @@ async fn adoption_keeps_every_row_and_ends_like_a_database_created_from_scratch(
             )
         )
     };
-    sqlx::raw_sql(&visible(tenant, project))
+    sqlx::raw_sql(sqlx::AssertSqlSafe(visible(tenant, project)))
         .execute(&mut app)
         .await
         .unwrap();
@@ -355,7 +356,7 @@ async fn adoption_keeps_every_row_and_ends_like_a_database_created_from_scratch(
         .unwrap();
     sqlx::raw_sql("COMMIT").execute(&mut app).await.unwrap();
     assert_eq!(seen, 2000);
-    sqlx::raw_sql(&visible(uuid::Uuid::new_v4(), project))
+    sqlx::raw_sql(sqlx::AssertSqlSafe(visible(uuid::Uuid::new_v4(), project)))
         .execute(&mut app)
         .await
         .unwrap();

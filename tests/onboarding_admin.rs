@@ -321,7 +321,7 @@ async fn as_app(
         .execute(&mut *tx)
         .await
         .unwrap();
-    let result = sqlx::query_scalar::<_, String>(sql)
+    let result = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql))
         .fetch_all(&mut *tx)
         .await;
     match result {

@@ -243,7 +243,7 @@ async fn hot_queries_use_initplans_and_index_conditions() {
     let sql = format!("{explain_prefix}{}", Documents::GET_SQL);
     let plan = explain(
         tx.connection(),
-        sqlx::query(&sql)
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(s.tenant)
             .bind(&projects)
             .bind(s.document),
@@ -255,7 +255,7 @@ async fn hot_queries_use_initplans_and_index_conditions() {
     let sql = format!("{explain_prefix}{}", Documents::GET_IN_PROJECT_SQL);
     let plan = explain(
         tx.connection(),
-        sqlx::query(&sql)
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(s.tenant)
             .bind(s.project)
             .bind(s.document),
@@ -271,7 +271,7 @@ async fn hot_queries_use_initplans_and_index_conditions() {
     let sql = format!("{explain_prefix}{}", Documents::LIST_SQL);
     let plan = explain(
         tx.connection(),
-        sqlx::query(&sql)
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(s.tenant)
             .bind(&projects)
             .bind(none_uuid)
@@ -288,7 +288,7 @@ async fn hot_queries_use_initplans_and_index_conditions() {
     let sql = format!("{explain_prefix}{}", Documents::COUNT_SQL);
     let plan = explain(
         tx.connection(),
-        sqlx::query(&sql)
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(s.tenant)
             .bind(&projects)
             .bind(none_uuid)
@@ -303,7 +303,7 @@ async fn hot_queries_use_initplans_and_index_conditions() {
     let sql = format!("{explain_prefix}{}", Chunks::LIST_SQL);
     let plan = explain(
         tx.connection(),
-        sqlx::query(&sql)
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(s.tenant)
             .bind(&projects)
             .bind(none_uuid)

@@ -362,10 +362,10 @@ impl Fixture {
 
     /// A digest of the whole table as the superuser sees it.
     async fn digest(&self, table: Table) -> String {
-        sqlx::query_scalar(&format!(
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM {} t",
             table.name()
-        ))
+        )))
         .fetch_one(self.admin())
         .await
         .unwrap()
@@ -385,7 +385,7 @@ impl Fixture {
                 table.name()
             ),
         };
-        sqlx::query_scalar(&sql)
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(place.tenant)
             .bind(place.project)
             .fetch_one(self.admin())
@@ -402,12 +402,15 @@ async fn begin(conn: &mut PgConnection, context: Option<(Uuid, &str)>) {
         Some((tenant, roles)) => format!("BEGIN; {}", set_context(&tenant.to_string(), "", roles)),
         None => "BEGIN".to_owned(),
     };
-    sqlx::raw_sql(&statement).execute(&mut *conn).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(statement.as_str()))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
 }
 
 /// Runs `sql` with ($1, $2, $3) and commits (a failed statement's transaction rolls back).
 async fn run(conn: &mut PgConnection, sql: &str, args: [Uuid; 3]) -> Outcome {
-    let result = sqlx::query(sql)
+    let result = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(args[0])
         .bind(args[1])
         .bind(args[2])
@@ -431,7 +434,10 @@ async fn visible(conn: &mut PgConnection, table: Table) -> Vec<(Uuid, Uuid)> {
         Table::Projects => "SELECT tenant_id, id FROM projects".to_owned(),
         _ => format!("SELECT tenant_id, project_id FROM {}", table.name()),
     };
-    sqlx::query_as(&sql).fetch_all(&mut *conn).await.unwrap()
+    sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap()
 }
 
 /// The matrix for one context: every table, every command, every target.
@@ -642,10 +648,13 @@ async fn an_empty_context_after_an_earlier_transaction_sees_nothing() {
         assert!(rows.is_empty(), "{table:?} with no projects saw {rows:?}");
         // Set explicitly to '', and to every field present but empty.
         for value in ["", ";;{};{};{};{}"] {
-            sqlx::raw_sql(&format!("BEGIN; {}", tenancy_tests::install_claims(value)))
-                .execute(&mut *conn)
-                .await
-                .unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "BEGIN; {}",
+                tenancy_tests::install_claims(value)
+            )))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
             assert!(
                 visible(&mut conn, table).await.is_empty(),
                 "{table:?} with {value:?}"

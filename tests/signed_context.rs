@@ -101,7 +101,7 @@ impl World {
 
 /// The SQLSTATE and message of a failed statement, or the row count of a successful one.
 async fn attempt(conn: &mut PgConnection, sql: &str) -> Result<i64, (String, String)> {
-    match sqlx::query_scalar::<_, i64>(sql)
+    match sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
         .fetch_one(&mut *conn)
         .await
     {
@@ -159,9 +159,13 @@ async fn forged_contexts_by_every_route_are_refused() {
             let mut conn = w.app().await;
             conn.execute("BEGIN").await.unwrap();
             if with_a {
-                conn.execute(w.install_a().as_str()).await.unwrap();
+                conn.execute(sqlx::AssertSqlSafe(w.install_a().as_str()))
+                    .await
+                    .unwrap();
             }
-            conn.execute(route.as_str()).await.unwrap();
+            conn.execute(sqlx::AssertSqlSafe(route.as_str()))
+                .await
+                .unwrap();
             assert_refused(
                 attempt(&mut conn, &count_b(&w)).await,
                 &format!("route {i}, A first: {with_a}"),
@@ -181,7 +185,7 @@ async fn forged_contexts_by_every_route_are_refused() {
                 ),
             ] {
                 conn.execute("BEGIN").await.unwrap();
-                conn.execute(route.as_str()).await.unwrap();
+                conn.execute(sqlx::AssertSqlSafe(route.as_str())).await.unwrap();
                 assert_refused(attempt(&mut conn, &write).await, &format!("route {i} write"));
                 conn.execute("ROLLBACK").await.unwrap();
             }
@@ -329,14 +333,14 @@ async fn a_harvested_seal_is_refused_everywhere_else() {
     let mut victim = w.app().await;
     victim.execute("BEGIN").await.unwrap();
     victim
-        .execute(
+        .execute(sqlx::AssertSqlSafe(
             set_context(
                 &w.tenant_b.to_string(),
                 &w.bob.to_string(),
                 &format!("{}:owner", w.b1),
             )
             .as_str(),
-        )
+        ))
         .await
         .unwrap();
     let seal: String = sqlx::query_scalar("SELECT current_setting('tenancy.context')")
@@ -353,7 +357,9 @@ async fn a_harvested_seal_is_refused_everywhere_else() {
     // Next transaction, same connection.
     victim.execute("BEGIN").await.unwrap();
     victim
-        .execute(format!("SET LOCAL tenancy.context = '{seal}'").as_str())
+        .execute(sqlx::AssertSqlSafe(format!(
+            "SET LOCAL tenancy.context = '{seal}'"
+        )))
         .await
         .unwrap();
     assert_refused(
@@ -363,7 +369,9 @@ async fn a_harvested_seal_is_refused_everywhere_else() {
     victim.execute("ROLLBACK").await.unwrap();
     // Session level, then a transaction without a context: refused, not trusted.
     victim
-        .execute(format!("SET tenancy.context = '{seal}'").as_str())
+        .execute(sqlx::AssertSqlSafe(format!(
+            "SET tenancy.context = '{seal}'"
+        )))
         .await
         .unwrap();
     assert_refused(attempt(&mut victim, &count_b(&w)).await, "session level");
@@ -371,7 +379,9 @@ async fn a_harvested_seal_is_refused_everywhere_else() {
     let mut other = w.app().await;
     other.execute("BEGIN").await.unwrap();
     other
-        .execute(format!("SET LOCAL tenancy.context = '{seal}'").as_str())
+        .execute(sqlx::AssertSqlSafe(format!(
+            "SET LOCAL tenancy.context = '{seal}'"
+        )))
         .await
         .unwrap();
     assert_refused(attempt(&mut other, &count_b(&w)).await, "other connection");
@@ -384,13 +394,15 @@ async fn one_context_per_transaction_and_per_statement() {
     let w = World::new().await;
     let mut conn = w.app().await;
     conn.execute("BEGIN").await.unwrap();
-    conn.execute(w.install_a().as_str()).await.unwrap();
+    conn.execute(sqlx::AssertSqlSafe(w.install_a().as_str()))
+        .await
+        .unwrap();
     let second = format!(
         "SELECT tenancy.install_context('{}')",
         context_token(&w.claims_b())
     );
     let refused = conn
-        .execute(second.as_str())
+        .execute(sqlx::AssertSqlSafe(second.as_str()))
         .await
         .expect_err("second context");
     assert!(
@@ -411,7 +423,9 @@ async fn one_context_per_transaction_and_per_statement() {
         ),
     ] {
         conn.execute("BEGIN").await.unwrap();
-        conn.execute(w.install_a().as_str()).await.unwrap();
+        conn.execute(sqlx::AssertSqlSafe(w.install_a().as_str()))
+            .await
+            .unwrap();
         let statement = format!(
             "WITH s AS MATERIALIZED ({switch}) \
              SELECT count(*) FROM s, documents WHERE documents.tenant_id = '{}'",
@@ -533,7 +547,9 @@ async fn temp_tables_cannot_shadow_tenant_tables() {
     let mut conn = w.app().await;
     for name in ["user_project_roles", "documents", "tenants"] {
         let created = conn
-            .execute(format!("CREATE TEMP TABLE {name} (x int)").as_str())
+            .execute(sqlx::AssertSqlSafe(format!(
+                "CREATE TEMP TABLE {name} (x int)"
+            )))
             .await
             .expect_err(name);
         assert_eq!(
@@ -620,14 +636,14 @@ async fn a_contract_2_database_upgrades_in_place() {
     // Under contract 2 the forged value is trusted (what the upgrade fixes).
     let mut conn = w.app().await;
     conn.execute("BEGIN").await.unwrap();
-    conn.execute(
+    conn.execute(sqlx::AssertSqlSafe(
         forge_context(
             &w.tenant_b.to_string(),
             &w.bob.to_string(),
             &format!("{}:owner", w.b1),
         )
         .as_str(),
-    )
+    ))
     .await
     .unwrap();
     assert_eq!(attempt(&mut conn, &count_b(&w)).await, Ok(2));
@@ -657,14 +673,14 @@ async fn a_contract_2_database_upgrades_in_place() {
         .unwrap();
     assert!(report.is_clean(), "{}", report.to_text());
     conn.execute("BEGIN").await.unwrap();
-    conn.execute(
+    conn.execute(sqlx::AssertSqlSafe(
         forge_context(
             &w.tenant_b.to_string(),
             &w.bob.to_string(),
             &format!("{}:owner", w.b1),
         )
         .as_str(),
-    )
+    ))
     .await
     .unwrap();
     assert_refused(
@@ -781,7 +797,9 @@ async fn through_pgbouncer_transaction_pooling() {
     // Harvest a seal in one transaction, replay it in the next (any backend): refused.
     let mut conn = pool.acquire().await.unwrap();
     conn.execute("BEGIN").await.unwrap();
-    conn.execute(w.install_a().as_str()).await.unwrap();
+    conn.execute(sqlx::AssertSqlSafe(w.install_a().as_str()))
+        .await
+        .unwrap();
     let seal: String = sqlx::query_scalar("SELECT current_setting('tenancy.context')")
         .persistent(false)
         .fetch_one(&mut *conn)
@@ -793,7 +811,9 @@ async fn through_pgbouncer_transaction_pooling() {
         format!("SET LOCAL tenancy.context = '{}'", w.claims_b()),
     ] {
         conn.execute("BEGIN").await.unwrap();
-        conn.execute(replay.as_str()).await.unwrap();
+        conn.execute(sqlx::AssertSqlSafe(replay.as_str()))
+            .await
+            .unwrap();
         assert_refused(
             attempt(&mut conn, "SELECT count(*) FROM documents").await,
             &replay,

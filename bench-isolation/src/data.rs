@@ -124,10 +124,12 @@ impl BenchDb {
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
             "CREATE DATABASE {}",
         ] {
-            sqlx::raw_sql(&statement.replace("{}", &quote_ident(name)))
-                .execute(&mut conn)
-                .await
-                .with_context(|| format!("recreating database {name}"))?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(
+                statement.replace("{}", &quote_ident(name)),
+            ))
+            .execute(&mut conn)
+            .await
+            .with_context(|| format!("recreating database {name}"))?;
         }
         conn.close().await?;
         let admin_url = database_url(server_url, None, None, name)?;
@@ -163,10 +165,10 @@ impl BenchDb {
     /// Drops the database.
     pub async fn drop_db(self) -> Result<()> {
         let mut conn = PgConnection::connect(&self.server_url).await?;
-        sqlx::raw_sql(&format!(
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
             quote_ident(&self.name)
-        ))
+        )))
         .execute(&mut conn)
         .await?;
         conn.close().await?;
@@ -234,7 +236,7 @@ pub async fn fill(admin_url: &str, shape: &DataShape) -> Result<()> {
         last_project = DataShape::PROJECTS_PER_TENANT - 1,
         last_ordinal = shape.chunks_per_document.saturating_sub(1),
     );
-    sqlx::raw_sql(&script)
+    sqlx::raw_sql(sqlx::AssertSqlSafe(script.as_str()))
         .execute(&mut conn)
         .await
         .context("generating the dataset")?;

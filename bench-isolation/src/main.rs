@@ -368,8 +368,16 @@ async fn breakdown(settings: &Settings, db: &BenchDb, target: &Target) -> Result
                 0 | 1 | 3 | 5 => {
                     let mut tx = match variant {
                         0 => admin.begin().await?,
-                        1 => admin_ctx.begin_with(context.clone()).await?,
-                        5 => app_direct.begin_with(context.clone()).await?,
+                        1 => {
+                            admin_ctx
+                                .begin_with(sqlx::AssertSqlSafe(context.clone()))
+                                .await?
+                        }
+                        5 => {
+                            app_direct
+                                .begin_with(sqlx::AssertSqlSafe(context.clone()))
+                                .await?
+                        }
                         _ => {
                             plain_generic
                                 .begin_with("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan")
@@ -392,7 +400,9 @@ async fn breakdown(settings: &Settings, db: &BenchDb, target: &Target) -> Result
                     row.is_some()
                 }
                 _ => {
-                    let mut tx = generic.begin_with(generic_context.clone()).await?;
+                    let mut tx = generic
+                        .begin_with(sqlx::AssertSqlSafe(generic_context.clone()))
+                        .await?;
                     let row: Option<Chunk> = sqlx::query_as(Chunks::GET_IN_PROJECT_SQL)
                         .bind(target.tenant)
                         .bind(target.project)
@@ -551,7 +561,9 @@ async fn contract_comparison(
 /// Milliseconds of one simple query on `conn` (its result is ignored).
 async fn time_query(conn: &mut sqlx::PgConnection, sql: &str) -> Result<Duration> {
     let start = Instant::now();
-    sqlx::raw_sql(sql).execute(&mut *conn).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut *conn)
+        .await?;
     Ok(start.elapsed())
 }
 
@@ -626,8 +638,12 @@ async fn verifier_cost(
     ];
     let mut conn_v3 = sqlx::PgConnection::connect(&db.app_url).await?;
     let mut conn_v2 = sqlx::PgConnection::connect(&db_v2.app_url).await?;
-    sqlx::raw_sql(&v3).execute(&mut conn_v3).await?;
-    sqlx::raw_sql(&v2).execute(&mut conn_v2).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(v3.clone()))
+        .execute(&mut conn_v3)
+        .await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(v2.clone()))
+        .execute(&mut conn_v2)
+        .await?;
     let mut call_samples: Vec<Vec<Duration>> = vec![Vec::new(); calls_measured.len()];
     for _round in 0..=rounds {
         for (index, (_, on_v3, expr)) in calls_measured.iter().enumerate() {

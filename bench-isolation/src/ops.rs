@@ -340,7 +340,9 @@ pub async fn by_hand(
     op: Op,
     input: &Input,
 ) -> Result<u64> {
-    let mut tx = pool.begin_with(begin.to_owned()).await?;
+    let mut tx = pool
+        .begin_with(sqlx::AssertSqlSafe(begin.to_owned()))
+        .await?;
     let none_uuid: Option<Uuid> = None;
     let none_int: Option<i32> = None;
     let rows = match op {

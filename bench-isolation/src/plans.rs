@@ -62,7 +62,7 @@ async fn explain_one(
     let none_uuid: Option<Uuid> = None;
     let none_int: Option<i32> = None;
     let mut tx = tenancy.begin(&target.scope).await?;
-    let query = sqlx::query_scalar::<_, String>(&text);
+    let query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(text.as_str()));
     let query = if sql == Chunks::GET_IN_PROJECT_SQL {
         query.bind(target.tenant).bind(target.project).bind(key)
     } else if sql == Chunks::GET_SQL {
@@ -163,14 +163,17 @@ pub async fn explain_all(tenancy: &Tenancy, admin: &PgPool, target: &Target) -> 
         check_plan(&plan)?;
         let _ = write!(report, "\n{name}:\n\n```\n{plan}\n```\n");
     }
-    let plain: Vec<String> = sqlx::query_scalar(&format!("{EXPLAIN}{}", Chunks::COUNT_SQL))
-        .bind(target.tenant)
-        .bind(vec![target.project])
-        .bind(None::<Uuid>)
-        .bind(None::<Uuid>)
-        .bind(None::<i32>)
-        .fetch_all(admin)
-        .await?;
+    let plain: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "{EXPLAIN}{}",
+        Chunks::COUNT_SQL
+    )))
+    .bind(target.tenant)
+    .bind(vec![target.project])
+    .bind(None::<Uuid>)
+    .bind(None::<Uuid>)
+    .bind(None::<i32>)
+    .fetch_all(admin)
+    .await?;
     let _ = write!(
         report,
         "\ncount as the superuser (no RLS), for comparison:\n\n```\n{}\n```\n",

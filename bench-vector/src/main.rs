@@ -315,13 +315,14 @@ async fn run_shared(
         .execute(tx.connection())
         .await?;
         if warm {
-            let plan: String =
-                sqlx::query_scalar::<_, String>(&format!("EXPLAIN (COSTS OFF) {SHARED_SQL}"))
-                    .bind(&query.vector)
-                    .bind(K as i64)
-                    .fetch_all(tx.connection())
-                    .await?
-                    .join("\n");
+            let plan: String = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
+                "EXPLAIN (COSTS OFF) {SHARED_SQL}"
+            )))
+            .bind(&query.vector)
+            .bind(K as i64)
+            .fetch_all(tx.connection())
+            .await?
+            .join("\n");
             let used = if plan.contains("chunks_shared_hnsw") {
                 "shared HNSW index"
             } else {
@@ -567,14 +568,14 @@ async fn run_one(args: &Args, tenant_count: usize) -> Result<()> {
 
     // 2. one shared HNSW index.
     let started = Instant::now();
-    sqlx::raw_sql(&format!(
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "SET maintenance_work_mem = '512MB'; \
          CREATE INDEX chunks_shared_hnsw ON chunks USING hnsw (embedding vector_cosine_ops) \
            WITH (m = {m}, ef_construction = {ef}); \
          RESET maintenance_work_mem",
         m = args.hnsw_m,
         ef = args.ef_construction,
-    ))
+    )))
     .execute(admin)
     .await?;
     let shared_build = started.elapsed();

@@ -281,10 +281,12 @@ async fn main() -> Result<()> {
     };
     let mut admin_conn = PgConnection::connect(&admin).await?;
     let quoted = tenancy_tests::quote_ident(DATABASE);
-    sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
-        .execute(&mut admin_conn)
-        .await?;
-    sqlx::raw_sql(&format!("CREATE DATABASE {quoted}"))
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"
+    )))
+    .execute(&mut admin_conn)
+    .await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}")))
         .execute(&mut admin_conn)
         .await?;
     let url = tenancy_tests::database_url(&admin, None, None, DATABASE)?;
@@ -490,9 +492,11 @@ async fn main() -> Result<()> {
     );
     conn.close().await?;
     if !options.keep {
-        sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
-            .execute(&mut admin_conn)
-            .await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"
+        )))
+        .execute(&mut admin_conn)
+        .await?;
     }
     if chunks != expected || unscoped != 0 || !report.is_clean() {
         bail!("the adopted database is not what it should be");

@@ -60,7 +60,7 @@ pub struct LegacySize {
 /// Creates the pre-tenancy schema (`schema.sql`) and fills it (`generate.sql`).
 pub async fn load_legacy(conn: &mut PgConnection, size: LegacySize) -> Result<()> {
     let schema = std::fs::read_to_string(legacy_dir().join("schema.sql"))?;
-    sqlx::raw_sql(&schema)
+    sqlx::raw_sql(sqlx::AssertSqlSafe(schema.as_str()))
         .execute(&mut *conn)
         .await
         .context("applying examples/legacy/schema.sql")?;
@@ -84,7 +84,7 @@ pub async fn load_legacy(conn: &mut PgConnection, size: LegacySize) -> Result<()
             .await?;
     }
     let generate = std::fs::read_to_string(legacy_dir().join("generate.sql"))?;
-    sqlx::raw_sql(&generate)
+    sqlx::raw_sql(sqlx::AssertSqlSafe(generate.as_str()))
         .execute(&mut *conn)
         .await
         .context("running examples/legacy/generate.sql")?;
@@ -97,7 +97,7 @@ pub async fn apply_file(conn: &mut PgConnection, file: &GeneratedFile) -> Result
     let name = file_name(file);
     if runs_outside_transaction(&file.contents) {
         for statement in no_transaction_statements(&file.contents) {
-            sqlx::raw_sql(&statement)
+            sqlx::raw_sql(sqlx::AssertSqlSafe(statement.as_str()))
                 .execute(&mut *conn)
                 .await
                 .with_context(|| format!("{name}: {statement}"))?;
@@ -105,7 +105,7 @@ pub async fn apply_file(conn: &mut PgConnection, file: &GeneratedFile) -> Result
         return Ok(());
     }
     let mut tx = conn.begin().await?;
-    sqlx::raw_sql(&file.contents)
+    sqlx::raw_sql(sqlx::AssertSqlSafe(file.contents.as_str()))
         .execute(&mut *tx)
         .await
         .with_context(|| format!("applying {name}"))?;

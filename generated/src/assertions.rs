@@ -3,14 +3,7 @@
 /// A checked claim in a response: which chunk supports it and the verdict.
 ///
 /// A row of `assertions`.
-#[derive(
-    Debug,
-    Clone,
-    PartialEq,
-    ::sqlx::FromRow,
-    ::serde::Serialize,
-    ::serde::Deserialize
-)]
+#[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
 pub struct Assertion {
     /// `tenant_id` (uuid).
     pub tenant_id: ::uuid::Uuid,
@@ -30,6 +23,25 @@ pub struct Assertion {
     pub score: ::std::option::Option<f32>,
     /// `created_at` (timestamptz).
     pub created_at: ::chrono::DateTime<::chrono::Utc>,
+}
+impl<'r> ::tenancy_runtime::sqlx::FromRow<'r, ::tenancy_runtime::sqlx::postgres::PgRow>
+for Assertion {
+    fn from_row(
+        __row: &'r ::tenancy_runtime::sqlx::postgres::PgRow,
+    ) -> ::tenancy_runtime::sqlx::Result<Self> {
+        use ::tenancy_runtime::sqlx::Row as _;
+        ::std::result::Result::Ok(Assertion {
+            tenant_id: __row.try_get("tenant_id")?,
+            project_id: __row.try_get("project_id")?,
+            id: __row.try_get("id")?,
+            response_id: __row.try_get("response_id")?,
+            chunk_id: __row.try_get("chunk_id")?,
+            claim: __row.try_get("claim")?,
+            verdict: __row.try_get("verdict")?,
+            score: __row.try_get("score")?,
+            created_at: __row.try_get("created_at")?,
+        })
+    }
 }
 /// A position in `assertions` in list order (`project_id`, `id`); take it from the last row of a page.
 #[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
@@ -153,7 +165,10 @@ impl Assertions {
         let row = match scope_project_ids.as_slice() {
             [scope_project_id] => {
                 let scope_project_id = *scope_project_id;
-                ::sqlx::query_as::<_, Assertion>(Self::GET_IN_PROJECT_SQL)
+                ::tenancy_runtime::sqlx::query_as::<
+                    _,
+                    Assertion,
+                >(Self::GET_IN_PROJECT_SQL)
                     .bind(scope_tenant_id)
                     .bind(scope_project_id)
                     .bind(id)
@@ -161,7 +176,7 @@ impl Assertions {
                     .await?
             }
             _ => {
-                ::sqlx::query_as::<_, Assertion>(Self::GET_SQL)
+                ::tenancy_runtime::sqlx::query_as::<_, Assertion>(Self::GET_SQL)
                     .bind(scope_tenant_id)
                     .bind(scope_project_ids)
                     .bind(id)
@@ -190,7 +205,7 @@ impl Assertions {
             .map(|id| id.as_uuid())
             .collect();
         let limit = i64::from(page.limit.clamp(1, 1000));
-        let rows = ::sqlx::query_as::<_, Assertion>(Self::LIST_SQL)
+        let rows = ::tenancy_runtime::sqlx::query_as::<_, Assertion>(Self::LIST_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_ids)
             .bind(filter.project_id.as_ref())
@@ -220,7 +235,7 @@ impl Assertions {
             .iter()
             .map(|id| id.as_uuid())
             .collect();
-        let count = ::sqlx::query_scalar::<_, i64>(Self::COUNT_SQL)
+        let count = ::tenancy_runtime::sqlx::query_scalar::<_, i64>(Self::COUNT_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_ids)
             .bind(filter.project_id.as_ref())
@@ -245,7 +260,7 @@ impl Assertions {
             crate::roles::Editor,
         >>::project_id(tx.scope())
             .as_uuid();
-        let row = ::sqlx::query_as::<_, Assertion>(Self::INSERT_SQL)
+        let row = ::tenancy_runtime::sqlx::query_as::<_, Assertion>(Self::INSERT_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_id)
             .bind(new.id)
@@ -307,7 +322,10 @@ impl Assertions {
             score_values.push(new.score);
             created_at_values.push(new.created_at);
         }
-        let inserted = ::sqlx::query_as::<_, Assertion>(Self::INSERT_MANY_SQL)
+        let inserted = ::tenancy_runtime::sqlx::query_as::<
+            _,
+            Assertion,
+        >(Self::INSERT_MANY_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_id)
             .bind(id_values)
@@ -340,7 +358,7 @@ impl Assertions {
             crate::roles::Editor,
         >>::project_id(tx.scope())
             .as_uuid();
-        let row = ::sqlx::query_as::<_, Assertion>(Self::UPDATE_SQL)
+        let row = ::tenancy_runtime::sqlx::query_as::<_, Assertion>(Self::UPDATE_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_id)
             .bind(id)
@@ -375,7 +393,7 @@ impl Assertions {
             crate::roles::Admin,
         >>::project_id(tx.scope())
             .as_uuid();
-        let result = ::sqlx::query(Self::DELETE_SQL)
+        let result = ::tenancy_runtime::sqlx::query(Self::DELETE_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_id)
             .bind(id)

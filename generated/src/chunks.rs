@@ -3,14 +3,7 @@
 /// A retrievable slice of a document, with its embedding.
 ///
 /// A row of `chunks`.
-#[derive(
-    Debug,
-    Clone,
-    PartialEq,
-    ::sqlx::FromRow,
-    ::serde::Serialize,
-    ::serde::Deserialize
-)]
+#[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
 pub struct Chunk {
     /// `tenant_id` (uuid).
     pub tenant_id: ::uuid::Uuid,
@@ -30,6 +23,25 @@ pub struct Chunk {
     pub embedding: ::std::option::Option<::pgvector::Vector>,
     /// `created_at` (timestamptz).
     pub created_at: ::chrono::DateTime<::chrono::Utc>,
+}
+impl<'r> ::tenancy_runtime::sqlx::FromRow<'r, ::tenancy_runtime::sqlx::postgres::PgRow>
+for Chunk {
+    fn from_row(
+        __row: &'r ::tenancy_runtime::sqlx::postgres::PgRow,
+    ) -> ::tenancy_runtime::sqlx::Result<Self> {
+        use ::tenancy_runtime::sqlx::Row as _;
+        ::std::result::Result::Ok(Chunk {
+            tenant_id: __row.try_get("tenant_id")?,
+            project_id: __row.try_get("project_id")?,
+            id: __row.try_get("id")?,
+            document_id: __row.try_get("document_id")?,
+            ordinal: __row.try_get("ordinal")?,
+            content: __row.try_get("content")?,
+            token_count: __row.try_get("token_count")?,
+            embedding: __row.try_get("embedding")?,
+            created_at: __row.try_get("created_at")?,
+        })
+    }
 }
 /// A position in `chunks` in list order (`project_id`, `id`); take it from the last row of a page.
 #[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
@@ -150,7 +162,7 @@ impl Chunks {
         let row = match scope_project_ids.as_slice() {
             [scope_project_id] => {
                 let scope_project_id = *scope_project_id;
-                ::sqlx::query_as::<_, Chunk>(Self::GET_IN_PROJECT_SQL)
+                ::tenancy_runtime::sqlx::query_as::<_, Chunk>(Self::GET_IN_PROJECT_SQL)
                     .bind(scope_tenant_id)
                     .bind(scope_project_id)
                     .bind(id)
@@ -158,7 +170,7 @@ impl Chunks {
                     .await?
             }
             _ => {
-                ::sqlx::query_as::<_, Chunk>(Self::GET_SQL)
+                ::tenancy_runtime::sqlx::query_as::<_, Chunk>(Self::GET_SQL)
                     .bind(scope_tenant_id)
                     .bind(scope_project_ids)
                     .bind(id)
@@ -187,7 +199,7 @@ impl Chunks {
             .map(|id| id.as_uuid())
             .collect();
         let limit = i64::from(page.limit.clamp(1, 1000));
-        let rows = ::sqlx::query_as::<_, Chunk>(Self::LIST_SQL)
+        let rows = ::tenancy_runtime::sqlx::query_as::<_, Chunk>(Self::LIST_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_ids)
             .bind(filter.project_id.as_ref())
@@ -217,7 +229,7 @@ impl Chunks {
             .iter()
             .map(|id| id.as_uuid())
             .collect();
-        let count = ::sqlx::query_scalar::<_, i64>(Self::COUNT_SQL)
+        let count = ::tenancy_runtime::sqlx::query_scalar::<_, i64>(Self::COUNT_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_ids)
             .bind(filter.project_id.as_ref())
@@ -242,7 +254,7 @@ impl Chunks {
             crate::roles::Editor,
         >>::project_id(tx.scope())
             .as_uuid();
-        let row = ::sqlx::query_as::<_, Chunk>(Self::INSERT_SQL)
+        let row = ::tenancy_runtime::sqlx::query_as::<_, Chunk>(Self::INSERT_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_id)
             .bind(new.id)
@@ -304,7 +316,10 @@ impl Chunks {
             embedding_values.push(new.embedding);
             created_at_values.push(new.created_at);
         }
-        let inserted = ::sqlx::query_as::<_, Chunk>(Self::INSERT_MANY_SQL)
+        let inserted = ::tenancy_runtime::sqlx::query_as::<
+            _,
+            Chunk,
+        >(Self::INSERT_MANY_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_id)
             .bind(id_values)
@@ -334,7 +349,7 @@ impl Chunks {
             crate::roles::Editor,
         >>::project_id(tx.scope())
             .as_uuid();
-        let row = ::sqlx::query_as::<_, Chunk>(Self::UPDATE_SQL)
+        let row = ::tenancy_runtime::sqlx::query_as::<_, Chunk>(Self::UPDATE_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_id)
             .bind(id)
@@ -369,7 +384,7 @@ impl Chunks {
             crate::roles::Editor,
         >>::project_id(tx.scope())
             .as_uuid();
-        let result = ::sqlx::query(Self::DELETE_SQL)
+        let result = ::tenancy_runtime::sqlx::query(Self::DELETE_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_id)
             .bind(id)

@@ -3,14 +3,7 @@
 /// A source document ingested into a project.
 ///
 /// A row of `documents`.
-#[derive(
-    Debug,
-    Clone,
-    PartialEq,
-    ::sqlx::FromRow,
-    ::serde::Serialize,
-    ::serde::Deserialize
-)]
+#[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
 pub struct Document {
     /// `tenant_id` (uuid).
     pub tenant_id: ::uuid::Uuid,
@@ -34,6 +27,27 @@ pub struct Document {
     pub created_at: ::chrono::DateTime<::chrono::Utc>,
     /// `updated_at` (timestamptz).
     pub updated_at: ::chrono::DateTime<::chrono::Utc>,
+}
+impl<'r> ::tenancy_runtime::sqlx::FromRow<'r, ::tenancy_runtime::sqlx::postgres::PgRow>
+for Document {
+    fn from_row(
+        __row: &'r ::tenancy_runtime::sqlx::postgres::PgRow,
+    ) -> ::tenancy_runtime::sqlx::Result<Self> {
+        use ::tenancy_runtime::sqlx::Row as _;
+        ::std::result::Result::Ok(Document {
+            tenant_id: __row.try_get("tenant_id")?,
+            project_id: __row.try_get("project_id")?,
+            id: __row.try_get("id")?,
+            title: __row.try_get("title")?,
+            source_uri: __row.try_get("source_uri")?,
+            mime_type: __row.try_get("mime_type")?,
+            content_hash: __row.try_get("content_hash")?,
+            metadata: __row.try_get("metadata")?,
+            created_by: __row.try_get("created_by")?,
+            created_at: __row.try_get("created_at")?,
+            updated_at: __row.try_get("updated_at")?,
+        })
+    }
 }
 /// A position in `documents` in list order (`project_id`, `id`); take it from the last row of a page.
 #[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
@@ -162,7 +176,10 @@ impl Documents {
         let row = match scope_project_ids.as_slice() {
             [scope_project_id] => {
                 let scope_project_id = *scope_project_id;
-                ::sqlx::query_as::<_, Document>(Self::GET_IN_PROJECT_SQL)
+                ::tenancy_runtime::sqlx::query_as::<
+                    _,
+                    Document,
+                >(Self::GET_IN_PROJECT_SQL)
                     .bind(scope_tenant_id)
                     .bind(scope_project_id)
                     .bind(id)
@@ -170,7 +187,7 @@ impl Documents {
                     .await?
             }
             _ => {
-                ::sqlx::query_as::<_, Document>(Self::GET_SQL)
+                ::tenancy_runtime::sqlx::query_as::<_, Document>(Self::GET_SQL)
                     .bind(scope_tenant_id)
                     .bind(scope_project_ids)
                     .bind(id)
@@ -199,7 +216,7 @@ impl Documents {
             .map(|id| id.as_uuid())
             .collect();
         let limit = i64::from(page.limit.clamp(1, 1000));
-        let rows = ::sqlx::query_as::<_, Document>(Self::LIST_SQL)
+        let rows = ::tenancy_runtime::sqlx::query_as::<_, Document>(Self::LIST_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_ids)
             .bind(filter.project_id.as_ref())
@@ -229,7 +246,7 @@ impl Documents {
             .iter()
             .map(|id| id.as_uuid())
             .collect();
-        let count = ::sqlx::query_scalar::<_, i64>(Self::COUNT_SQL)
+        let count = ::tenancy_runtime::sqlx::query_scalar::<_, i64>(Self::COUNT_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_ids)
             .bind(filter.project_id.as_ref())
@@ -254,7 +271,7 @@ impl Documents {
             crate::roles::Editor,
         >>::project_id(tx.scope())
             .as_uuid();
-        let row = ::sqlx::query_as::<_, Document>(Self::INSERT_SQL)
+        let row = ::tenancy_runtime::sqlx::query_as::<_, Document>(Self::INSERT_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_id)
             .bind(new.id)
@@ -326,7 +343,10 @@ impl Documents {
             created_at_values.push(new.created_at);
             updated_at_values.push(new.updated_at);
         }
-        let inserted = ::sqlx::query_as::<_, Document>(Self::INSERT_MANY_SQL)
+        let inserted = ::tenancy_runtime::sqlx::query_as::<
+            _,
+            Document,
+        >(Self::INSERT_MANY_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_id)
             .bind(id_values)
@@ -358,7 +378,7 @@ impl Documents {
             crate::roles::Editor,
         >>::project_id(tx.scope())
             .as_uuid();
-        let row = ::sqlx::query_as::<_, Document>(Self::UPDATE_SQL)
+        let row = ::tenancy_runtime::sqlx::query_as::<_, Document>(Self::UPDATE_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_id)
             .bind(id)
@@ -397,7 +417,7 @@ impl Documents {
             crate::roles::Admin,
         >>::project_id(tx.scope())
             .as_uuid();
-        let result = ::sqlx::query(Self::DELETE_SQL)
+        let result = ::tenancy_runtime::sqlx::query(Self::DELETE_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_id)
             .bind(id)

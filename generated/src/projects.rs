@@ -3,14 +3,7 @@
 /// A product of a tenant; every tenant-owned row belongs to exactly one project.
 ///
 /// A row of `projects`.
-#[derive(
-    Debug,
-    Clone,
-    PartialEq,
-    ::sqlx::FromRow,
-    ::serde::Serialize,
-    ::serde::Deserialize
-)]
+#[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
 pub struct Project {
     /// `tenant_id` (uuid).
     pub tenant_id: ::uuid::Uuid,
@@ -24,6 +17,22 @@ pub struct Project {
     pub description: ::std::option::Option<::std::string::String>,
     /// `created_at` (timestamptz).
     pub created_at: ::chrono::DateTime<::chrono::Utc>,
+}
+impl<'r> ::tenancy_runtime::sqlx::FromRow<'r, ::tenancy_runtime::sqlx::postgres::PgRow>
+for Project {
+    fn from_row(
+        __row: &'r ::tenancy_runtime::sqlx::postgres::PgRow,
+    ) -> ::tenancy_runtime::sqlx::Result<Self> {
+        use ::tenancy_runtime::sqlx::Row as _;
+        ::std::result::Result::Ok(Project {
+            tenant_id: __row.try_get("tenant_id")?,
+            id: __row.try_get("id")?,
+            name: __row.try_get("name")?,
+            slug: __row.try_get("slug")?,
+            description: __row.try_get("description")?,
+            created_at: __row.try_get("created_at")?,
+        })
+    }
 }
 /// A position in `projects` in list order (`id`); take it from the last row of a page.
 #[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
@@ -109,7 +118,7 @@ impl Projects {
         let row = match scope_project_ids.as_slice() {
             [scope_project_id] => {
                 let scope_project_id = *scope_project_id;
-                ::sqlx::query_as::<_, Project>(Self::GET_IN_PROJECT_SQL)
+                ::tenancy_runtime::sqlx::query_as::<_, Project>(Self::GET_IN_PROJECT_SQL)
                     .bind(scope_tenant_id)
                     .bind(scope_project_id)
                     .bind(id)
@@ -117,7 +126,7 @@ impl Projects {
                     .await?
             }
             _ => {
-                ::sqlx::query_as::<_, Project>(Self::GET_SQL)
+                ::tenancy_runtime::sqlx::query_as::<_, Project>(Self::GET_SQL)
                     .bind(scope_tenant_id)
                     .bind(scope_project_ids)
                     .bind(id)
@@ -146,7 +155,7 @@ impl Projects {
             .map(|id| id.as_uuid())
             .collect();
         let limit = i64::from(page.limit.clamp(1, 1000));
-        let rows = ::sqlx::query_as::<_, Project>(Self::LIST_SQL)
+        let rows = ::tenancy_runtime::sqlx::query_as::<_, Project>(Self::LIST_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_ids)
             .bind(filter.slug.as_ref())
@@ -173,7 +182,7 @@ impl Projects {
             .iter()
             .map(|id| id.as_uuid())
             .collect();
-        let count = ::sqlx::query_scalar::<_, i64>(Self::COUNT_SQL)
+        let count = ::tenancy_runtime::sqlx::query_scalar::<_, i64>(Self::COUNT_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_ids)
             .bind(filter.slug.as_ref())
@@ -196,7 +205,7 @@ impl Projects {
             crate::roles::Admin,
         >>::project_id(tx.scope())
             .as_uuid();
-        let row = ::sqlx::query_as::<_, Project>(Self::UPDATE_SQL)
+        let row = ::tenancy_runtime::sqlx::query_as::<_, Project>(Self::UPDATE_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_id)
             .bind(patch.name.is_some())

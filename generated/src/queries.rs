@@ -3,14 +3,7 @@
 /// A question asked against a project's corpus.
 ///
 /// A row of `queries`.
-#[derive(
-    Debug,
-    Clone,
-    PartialEq,
-    ::sqlx::FromRow,
-    ::serde::Serialize,
-    ::serde::Deserialize
-)]
+#[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
 pub struct Query {
     /// `tenant_id` (uuid).
     pub tenant_id: ::uuid::Uuid,
@@ -26,6 +19,23 @@ pub struct Query {
     pub top_k: i32,
     /// `created_at` (timestamptz).
     pub created_at: ::chrono::DateTime<::chrono::Utc>,
+}
+impl<'r> ::tenancy_runtime::sqlx::FromRow<'r, ::tenancy_runtime::sqlx::postgres::PgRow>
+for Query {
+    fn from_row(
+        __row: &'r ::tenancy_runtime::sqlx::postgres::PgRow,
+    ) -> ::tenancy_runtime::sqlx::Result<Self> {
+        use ::tenancy_runtime::sqlx::Row as _;
+        ::std::result::Result::Ok(Query {
+            tenant_id: __row.try_get("tenant_id")?,
+            project_id: __row.try_get("project_id")?,
+            id: __row.try_get("id")?,
+            asked_by: __row.try_get("asked_by")?,
+            query_text: __row.try_get("query_text")?,
+            top_k: __row.try_get("top_k")?,
+            created_at: __row.try_get("created_at")?,
+        })
+    }
 }
 /// A position in `queries` in list order (`project_id`, `id`); take it from the last row of a page.
 #[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
@@ -122,7 +132,7 @@ impl Queries {
         let row = match scope_project_ids.as_slice() {
             [scope_project_id] => {
                 let scope_project_id = *scope_project_id;
-                ::sqlx::query_as::<_, Query>(Self::GET_IN_PROJECT_SQL)
+                ::tenancy_runtime::sqlx::query_as::<_, Query>(Self::GET_IN_PROJECT_SQL)
                     .bind(scope_tenant_id)
                     .bind(scope_project_id)
                     .bind(id)
@@ -130,7 +140,7 @@ impl Queries {
                     .await?
             }
             _ => {
-                ::sqlx::query_as::<_, Query>(Self::GET_SQL)
+                ::tenancy_runtime::sqlx::query_as::<_, Query>(Self::GET_SQL)
                     .bind(scope_tenant_id)
                     .bind(scope_project_ids)
                     .bind(id)
@@ -159,7 +169,7 @@ impl Queries {
             .map(|id| id.as_uuid())
             .collect();
         let limit = i64::from(page.limit.clamp(1, 1000));
-        let rows = ::sqlx::query_as::<_, Query>(Self::LIST_SQL)
+        let rows = ::tenancy_runtime::sqlx::query_as::<_, Query>(Self::LIST_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_ids)
             .bind(filter.project_id.as_ref())
@@ -188,7 +198,7 @@ impl Queries {
             .iter()
             .map(|id| id.as_uuid())
             .collect();
-        let count = ::sqlx::query_scalar::<_, i64>(Self::COUNT_SQL)
+        let count = ::tenancy_runtime::sqlx::query_scalar::<_, i64>(Self::COUNT_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_ids)
             .bind(filter.project_id.as_ref())
@@ -212,7 +222,7 @@ impl Queries {
             crate::roles::Viewer,
         >>::project_id(tx.scope())
             .as_uuid();
-        let row = ::sqlx::query_as::<_, Query>(Self::INSERT_SQL)
+        let row = ::tenancy_runtime::sqlx::query_as::<_, Query>(Self::INSERT_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_id)
             .bind(new.id)
@@ -264,7 +274,10 @@ impl Queries {
             top_k_values.push(new.top_k);
             created_at_values.push(new.created_at);
         }
-        let inserted = ::sqlx::query_as::<_, Query>(Self::INSERT_MANY_SQL)
+        let inserted = ::tenancy_runtime::sqlx::query_as::<
+            _,
+            Query,
+        >(Self::INSERT_MANY_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_id)
             .bind(id_values)
@@ -291,7 +304,7 @@ impl Queries {
             crate::roles::Admin,
         >>::project_id(tx.scope())
             .as_uuid();
-        let result = ::sqlx::query(Self::DELETE_SQL)
+        let result = ::tenancy_runtime::sqlx::query(Self::DELETE_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_id)
             .bind(id)

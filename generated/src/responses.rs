@@ -3,14 +3,7 @@
 /// A generated answer to a query.
 ///
 /// A row of `responses`.
-#[derive(
-    Debug,
-    Clone,
-    PartialEq,
-    ::sqlx::FromRow,
-    ::serde::Serialize,
-    ::serde::Deserialize
-)]
+#[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
 pub struct Response {
     /// `tenant_id` (uuid).
     pub tenant_id: ::uuid::Uuid,
@@ -32,6 +25,26 @@ pub struct Response {
     pub latency_ms: ::std::option::Option<i32>,
     /// `created_at` (timestamptz).
     pub created_at: ::chrono::DateTime<::chrono::Utc>,
+}
+impl<'r> ::tenancy_runtime::sqlx::FromRow<'r, ::tenancy_runtime::sqlx::postgres::PgRow>
+for Response {
+    fn from_row(
+        __row: &'r ::tenancy_runtime::sqlx::postgres::PgRow,
+    ) -> ::tenancy_runtime::sqlx::Result<Self> {
+        use ::tenancy_runtime::sqlx::Row as _;
+        ::std::result::Result::Ok(Response {
+            tenant_id: __row.try_get("tenant_id")?,
+            project_id: __row.try_get("project_id")?,
+            id: __row.try_get("id")?,
+            query_id: __row.try_get("query_id")?,
+            answer_text: __row.try_get("answer_text")?,
+            model: __row.try_get("model")?,
+            prompt_tokens: __row.try_get("prompt_tokens")?,
+            completion_tokens: __row.try_get("completion_tokens")?,
+            latency_ms: __row.try_get("latency_ms")?,
+            created_at: __row.try_get("created_at")?,
+        })
+    }
 }
 /// A position in `responses` in list order (`project_id`, `id`); take it from the last row of a page.
 #[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
@@ -134,7 +147,10 @@ impl Responses {
         let row = match scope_project_ids.as_slice() {
             [scope_project_id] => {
                 let scope_project_id = *scope_project_id;
-                ::sqlx::query_as::<_, Response>(Self::GET_IN_PROJECT_SQL)
+                ::tenancy_runtime::sqlx::query_as::<
+                    _,
+                    Response,
+                >(Self::GET_IN_PROJECT_SQL)
                     .bind(scope_tenant_id)
                     .bind(scope_project_id)
                     .bind(id)
@@ -142,7 +158,7 @@ impl Responses {
                     .await?
             }
             _ => {
-                ::sqlx::query_as::<_, Response>(Self::GET_SQL)
+                ::tenancy_runtime::sqlx::query_as::<_, Response>(Self::GET_SQL)
                     .bind(scope_tenant_id)
                     .bind(scope_project_ids)
                     .bind(id)
@@ -171,7 +187,7 @@ impl Responses {
             .map(|id| id.as_uuid())
             .collect();
         let limit = i64::from(page.limit.clamp(1, 1000));
-        let rows = ::sqlx::query_as::<_, Response>(Self::LIST_SQL)
+        let rows = ::tenancy_runtime::sqlx::query_as::<_, Response>(Self::LIST_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_ids)
             .bind(filter.project_id.as_ref())
@@ -200,7 +216,7 @@ impl Responses {
             .iter()
             .map(|id| id.as_uuid())
             .collect();
-        let count = ::sqlx::query_scalar::<_, i64>(Self::COUNT_SQL)
+        let count = ::tenancy_runtime::sqlx::query_scalar::<_, i64>(Self::COUNT_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_ids)
             .bind(filter.project_id.as_ref())
@@ -224,7 +240,7 @@ impl Responses {
             crate::roles::Editor,
         >>::project_id(tx.scope())
             .as_uuid();
-        let row = ::sqlx::query_as::<_, Response>(Self::INSERT_SQL)
+        let row = ::tenancy_runtime::sqlx::query_as::<_, Response>(Self::INSERT_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_id)
             .bind(new.id)
@@ -291,7 +307,10 @@ impl Responses {
             latency_ms_values.push(new.latency_ms);
             created_at_values.push(new.created_at);
         }
-        let inserted = ::sqlx::query_as::<_, Response>(Self::INSERT_MANY_SQL)
+        let inserted = ::tenancy_runtime::sqlx::query_as::<
+            _,
+            Response,
+        >(Self::INSERT_MANY_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_id)
             .bind(id_values)
@@ -321,7 +340,7 @@ impl Responses {
             crate::roles::Admin,
         >>::project_id(tx.scope())
             .as_uuid();
-        let result = ::sqlx::query(Self::DELETE_SQL)
+        let result = ::tenancy_runtime::sqlx::query(Self::DELETE_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_id)
             .bind(id)

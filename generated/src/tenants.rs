@@ -3,14 +3,7 @@
 /// One customer organisation. Rows are visible only inside their own tenant.
 ///
 /// A row of `tenants`.
-#[derive(
-    Debug,
-    Clone,
-    PartialEq,
-    ::sqlx::FromRow,
-    ::serde::Serialize,
-    ::serde::Deserialize
-)]
+#[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
 pub struct Tenant {
     /// `id` (uuid).
     pub id: ::uuid::Uuid,
@@ -20,6 +13,20 @@ pub struct Tenant {
     pub slug: ::std::string::String,
     /// `created_at` (timestamptz).
     pub created_at: ::chrono::DateTime<::chrono::Utc>,
+}
+impl<'r> ::tenancy_runtime::sqlx::FromRow<'r, ::tenancy_runtime::sqlx::postgres::PgRow>
+for Tenant {
+    fn from_row(
+        __row: &'r ::tenancy_runtime::sqlx::postgres::PgRow,
+    ) -> ::tenancy_runtime::sqlx::Result<Self> {
+        use ::tenancy_runtime::sqlx::Row as _;
+        ::std::result::Result::Ok(Tenant {
+            id: __row.try_get("id")?,
+            name: __row.try_get("name")?,
+            slug: __row.try_get("slug")?,
+            created_at: __row.try_get("created_at")?,
+        })
+    }
 }
 /// The repository of `tenants`: only the commands its rules allow (select (viewer)). Every query names the scope's tenant and projects explicitly; row-level security remains the final gate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -37,7 +44,7 @@ impl Tenants {
         S: ::tenancy_runtime::ReadScope<crate::roles::Viewer>,
     {
         let scope_tenant_id = ::tenancy_runtime::Scope::tenant_id(tx.scope()).as_uuid();
-        let row = ::sqlx::query_as::<_, Tenant>(Self::GET_SQL)
+        let row = ::tenancy_runtime::sqlx::query_as::<_, Tenant>(Self::GET_SQL)
             .bind(scope_tenant_id)
             .fetch_optional(tx.connection())
             .await?;

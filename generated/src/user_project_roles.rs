@@ -58,14 +58,7 @@ impl ::std::fmt::Display for ProjectRole {
 /// Who holds which role in which project.
 ///
 /// A row of `user_project_roles`.
-#[derive(
-    Debug,
-    Clone,
-    PartialEq,
-    ::sqlx::FromRow,
-    ::serde::Serialize,
-    ::serde::Deserialize
-)]
+#[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
 pub struct UserProjectRole {
     /// `tenant_id` (uuid).
     pub tenant_id: ::uuid::Uuid,
@@ -79,6 +72,22 @@ pub struct UserProjectRole {
     pub granted_by: ::std::option::Option<::uuid::Uuid>,
     /// `granted_at` (timestamptz).
     pub granted_at: ::chrono::DateTime<::chrono::Utc>,
+}
+impl<'r> ::tenancy_runtime::sqlx::FromRow<'r, ::tenancy_runtime::sqlx::postgres::PgRow>
+for UserProjectRole {
+    fn from_row(
+        __row: &'r ::tenancy_runtime::sqlx::postgres::PgRow,
+    ) -> ::tenancy_runtime::sqlx::Result<Self> {
+        use ::tenancy_runtime::sqlx::Row as _;
+        ::std::result::Result::Ok(UserProjectRole {
+            tenant_id: __row.try_get("tenant_id")?,
+            project_id: __row.try_get("project_id")?,
+            user_id: __row.try_get("user_id")?,
+            role: __row.try_get("role")?,
+            granted_by: __row.try_get("granted_by")?,
+            granted_at: __row.try_get("granted_at")?,
+        })
+    }
 }
 /// A position in `user_project_roles` in list order (`project_id`, `user_id`); take it from the last row of a page.
 #[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
@@ -190,7 +199,10 @@ impl UserProjectRoles {
         let row = match scope_project_ids.as_slice() {
             [scope_project_id] => {
                 let scope_project_id = *scope_project_id;
-                ::sqlx::query_as::<_, UserProjectRole>(Self::GET_IN_PROJECT_SQL)
+                ::tenancy_runtime::sqlx::query_as::<
+                    _,
+                    UserProjectRole,
+                >(Self::GET_IN_PROJECT_SQL)
                     .bind(scope_tenant_id)
                     .bind(scope_project_id)
                     .bind(user_id)
@@ -198,7 +210,7 @@ impl UserProjectRoles {
                     .await?
             }
             _ => {
-                ::sqlx::query_as::<_, UserProjectRole>(Self::GET_SQL)
+                ::tenancy_runtime::sqlx::query_as::<_, UserProjectRole>(Self::GET_SQL)
                     .bind(scope_tenant_id)
                     .bind(scope_project_ids)
                     .bind(user_id)
@@ -230,7 +242,10 @@ impl UserProjectRoles {
             .map(|id| id.as_uuid())
             .collect();
         let limit = i64::from(page.limit.clamp(1, 1000));
-        let rows = ::sqlx::query_as::<_, UserProjectRole>(Self::LIST_SQL)
+        let rows = ::tenancy_runtime::sqlx::query_as::<
+            _,
+            UserProjectRole,
+        >(Self::LIST_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_ids)
             .bind(filter.project_id.as_ref())
@@ -260,7 +275,7 @@ impl UserProjectRoles {
             .iter()
             .map(|id| id.as_uuid())
             .collect();
-        let count = ::sqlx::query_scalar::<_, i64>(Self::COUNT_SQL)
+        let count = ::tenancy_runtime::sqlx::query_scalar::<_, i64>(Self::COUNT_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_ids)
             .bind(filter.project_id.as_ref())
@@ -285,7 +300,10 @@ impl UserProjectRoles {
             crate::roles::Admin,
         >>::project_id(tx.scope())
             .as_uuid();
-        let row = ::sqlx::query_as::<_, UserProjectRole>(Self::INSERT_SQL)
+        let row = ::tenancy_runtime::sqlx::query_as::<
+            _,
+            UserProjectRole,
+        >(Self::INSERT_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_id)
             .bind(new.user_id)
@@ -335,7 +353,10 @@ impl UserProjectRoles {
             granted_by_values.push(new.granted_by);
             granted_at_values.push(new.granted_at);
         }
-        let inserted = ::sqlx::query_as::<_, UserProjectRole>(Self::INSERT_MANY_SQL)
+        let inserted = ::tenancy_runtime::sqlx::query_as::<
+            _,
+            UserProjectRole,
+        >(Self::INSERT_MANY_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_id)
             .bind(user_id_values)
@@ -365,7 +386,10 @@ impl UserProjectRoles {
             crate::roles::Admin,
         >>::project_id(tx.scope())
             .as_uuid();
-        let row = ::sqlx::query_as::<_, UserProjectRole>(Self::UPDATE_SQL)
+        let row = ::tenancy_runtime::sqlx::query_as::<
+            _,
+            UserProjectRole,
+        >(Self::UPDATE_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_id)
             .bind(user_id)
@@ -394,7 +418,7 @@ impl UserProjectRoles {
             crate::roles::Admin,
         >>::project_id(tx.scope())
             .as_uuid();
-        let result = ::sqlx::query(Self::DELETE_SQL)
+        let result = ::tenancy_runtime::sqlx::query(Self::DELETE_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_id)
             .bind(user_id)

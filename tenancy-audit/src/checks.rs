@@ -287,7 +287,7 @@ async fn read_policies(
         Option<String>,
         Option<String>,
     );
-    let rows: Vec<Row> = sqlx::query_as(&format!(
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT c.relname::text, p.polname::text, p.polpermissive, p.polcmd::text, \
                 ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE pg_catalog.pg_get_userbyid(r)::text END \
                       FROM unnest(p.polroles) AS r ORDER BY 1)::text[], \
@@ -295,7 +295,7 @@ async fn read_policies(
                 pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) \
          FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class c ON c.oid = p.polrelid \
          WHERE c.relnamespace = {namespace_sql}"
-    ))
+    )))
     .fetch_all(&mut *conn)
     .await?;
     Ok(rows
@@ -358,10 +358,10 @@ async fn policies(
             Some(name) => name.clone(),
             None => {
                 let name = format!("tenancy_audit_{}", scratch_names.len());
-                sqlx::raw_sql(&format!(
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
                     "CREATE TEMP TABLE {name} (LIKE {TABLE_SCHEMA}.{})",
                     quote_ident(&policy.table)
-                ))
+                )))
                 .execute(&mut *conn)
                 .await?;
                 scratch_names.insert(policy.table.clone(), name.clone());
@@ -374,7 +374,9 @@ async fn policies(
             .execute(&mut *conn)
             .await?;
         let statement = policy.on_relation(&format!("pg_temp.{scratch}"));
-        let applied = sqlx::raw_sql(&statement).execute(&mut *conn).await;
+        let applied = sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+            .execute(&mut *conn)
+            .await;
         let finish = if applied.is_ok() {
             "RELEASE SAVEPOINT tenancy_audit_policy"
         } else {
@@ -555,7 +557,7 @@ async fn app_role(
         ));
     }
 
-    let owned: Vec<(String, String)> = sqlx::query_as(&format!(
+    let owned: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "WITH app AS (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $1) \
          SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' \
                      WHEN 'S' THEN 'sequence' WHEN 'f' THEN 'foreign table' ELSE 'table' END, \
@@ -579,7 +581,7 @@ async fn app_role(
          SELECT 'database', d.datname::text FROM pg_catalog.pg_database d \
           WHERE d.datdba = (SELECT oid FROM app) AND d.datname = pg_catalog.current_database() \
          ORDER BY 1, 2"
-    ))
+    )))
     .bind(app)
     .fetch_all(&mut *conn)
     .await?;
@@ -592,7 +594,7 @@ async fn app_role(
     }
 
     if !superuser {
-        let privileges: Vec<(String, String)> = sqlx::query_as(&format!(
+        let privileges: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT c.oid::pg_catalog.regclass::text, p.privilege \
              FROM pg_catalog.pg_class c \
              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
@@ -600,7 +602,7 @@ async fn app_role(
              WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND {USER_SCHEMA} \
                AND pg_catalog.has_table_privilege($1, c.oid, p.privilege) \
              ORDER BY 1, 2"
-        ))
+        )))
         .bind(app)
         .fetch_all(&mut *conn)
         .await?;
@@ -703,7 +705,7 @@ async fn security_definer(
     expected: &Expected,
     out: &mut Vec<Finding>,
 ) -> Result<(), sqlx::Error> {
-    let rows: Vec<(String, String, String, bool)> = sqlx::query_as(&format!(
+    let rows: Vec<(String, String, String, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT n.nspname::text, p.proname::text, p.oid::pg_catalog.regprocedure::text, \
                 EXISTS (SELECT 1 FROM pg_catalog.aclexplode( \
                             COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner))) AS acl \
@@ -714,7 +716,7 @@ async fn security_definer(
                            WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass \
                              AND d.objid = p.oid AND d.deptype = 'e') \
          ORDER BY 3"
-    ))
+    )))
     .fetch_all(&mut *conn)
     .await?;
     for (schema, name, signature, public_execute) in rows {
@@ -750,7 +752,7 @@ async fn views(
 ) -> Result<(), sqlx::Error> {
     type Relation = (String, String);
     let rows: Vec<(String, String, String, Vec<String>, String, String)> =
-        sqlx::query_as(&format!(
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT DISTINCT n.nspname::text, v.relname::text, v.relkind::text, \
                     COALESCE(v.reloptions, '{{}}')::text[], dn.nspname::text, d.relname::text \
              FROM pg_catalog.pg_class v \
@@ -761,7 +763,7 @@ async fn views(
              JOIN pg_catalog.pg_class d ON d.oid = dep.refobjid \
              JOIN pg_catalog.pg_namespace dn ON dn.oid = d.relnamespace \
              WHERE v.relkind IN ('v', 'm') AND d.oid <> v.oid AND {USER_SCHEMA}"
-        ))
+        )))
         .fetch_all(&mut *conn)
         .await?;
     // view -> (relkind, security_invoker, relations it reads)
@@ -874,7 +876,7 @@ async fn context_contract(
         } else if callable == Some(true) {
             let sql = format!("SELECT ({quoted_schema}.context_contract())::int8");
             let found = guarded(conn, async |c| {
-                sqlx::query_scalar::<_, Option<i64>>(&sql)
+                sqlx::query_scalar::<_, Option<i64>>(sqlx::AssertSqlSafe(sql.as_str()))
                     .fetch_one(c)
                     .await
             })
@@ -930,7 +932,9 @@ async fn context_contract(
                     "SELECT count(*) FROM {quoted_schema}.context_keys WHERE retired_at IS NULL"
                 );
                 match guarded(conn, async |c| {
-                    sqlx::query_scalar::<_, i64>(&sql).fetch_one(c).await
+                    sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.as_str()))
+                        .fetch_one(c)
+                        .await
                 })
                 .await?
                 {
@@ -984,7 +988,7 @@ async fn role_posture(
         return Ok(());
     };
 
-    let settings: Vec<(String, bool, String)> = sqlx::query_as(&format!(
+    let settings: Vec<(String, bool, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{APP_ROLES_SQL}\
          SELECT r.rolname::text, s.setdatabase = 0, c.setting \
          FROM pg_catalog.pg_db_role_setting s \
@@ -994,7 +998,7 @@ async fn role_posture(
            AND (s.setdatabase = 0 OR s.setdatabase = (SELECT oid FROM pg_catalog.pg_database \
                                                        WHERE datname = pg_catalog.current_database())) \
          ORDER BY 1, 2, 3"
-    ))
+    )))
     .bind(app)
     .fetch_all(&mut *conn)
     .await?;
@@ -1060,11 +1064,11 @@ async fn role_posture(
         ));
     }
 
-    let schemas: Vec<String> = sqlx::query_scalar(&format!(
+    let schemas: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT n.nspname::text FROM pg_catalog.pg_namespace n \
          WHERE {USER_SCHEMA} AND pg_catalog.has_schema_privilege($1, n.oid, 'CREATE') \
          ORDER BY 1"
-    ))
+    )))
     .bind(app)
     .fetch_all(&mut *conn)
     .await?;
@@ -1092,7 +1096,7 @@ async fn undeclared_relations(
     out: &mut Vec<Finding>,
 ) -> Result<(), sqlx::Error> {
     let app = &model.settings.app_role;
-    let rows: Vec<(String, String, String, Vec<String>)> = sqlx::query_as(&format!(
+    let rows: Vec<(String, String, String, Vec<String>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT n.nspname::text, c.relname::text, \
                 CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' \
                                WHEN 'f' THEN 'foreign table' ELSE 'table' END, \
@@ -1107,7 +1111,7 @@ async fn undeclared_relations(
                            WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass \
                              AND d.objid = c.oid AND d.deptype = 'e') \
          ORDER BY 1, 2"
-    ))
+    )))
     .bind(app)
     .fetch_all(&mut *conn)
     .await?;

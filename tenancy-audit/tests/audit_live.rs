@@ -42,7 +42,7 @@ async fn operate(db: &TestDb, install_key: bool) {
         "REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC",
         tenancy_tests::quote_ident(db.name())
     );
-    sqlx::raw_sql(&revoke)
+    sqlx::raw_sql(sqlx::AssertSqlSafe(revoke.as_str()))
         .execute(db.admin_pool())
         .await
         .expect("revoke TEMPORARY");
@@ -64,7 +64,7 @@ async fn operated_db() -> TestDb {
 /// A fresh database with `breakage` applied (as superuser), audited against the rag model.
 async fn audit_after(breakage: &str) -> Report {
     let db = operated_db().await;
-    sqlx::raw_sql(breakage)
+    sqlx::raw_sql(sqlx::AssertSqlSafe(breakage))
         .execute(db.admin_pool())
         .await
         .unwrap_or_else(|e| panic!("breakage failed: {e}\n{breakage}"));
@@ -493,7 +493,10 @@ async fn app_role_superuser_bypassrls_and_owner_membership_are_ta021_ta022_ta024
             "REVOKE tenancy_audit_owner FROM tenancy_audit_app",
         ),
     ] {
-        sqlx::raw_sql(breakage).execute(pool).await.expect("break");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(breakage))
+            .execute(pool)
+            .await
+            .expect("break");
         let report = audit(pool, &model).await;
         // Restore before asserting anything: roles are cluster-wide.
         sqlx::raw_sql(restore).execute(pool).await.expect("restore");
@@ -626,12 +629,12 @@ async fn an_auditing_role_that_cannot_read_the_key_table_is_ta047() {
     let db = operated_db().await;
     let auditor = format!("tenancy_audit_reader_{}", &db.name()[db.name().len() - 8..]);
     let database = tenancy_tests::quote_ident(db.name());
-    sqlx::raw_sql(&format!(
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "CREATE ROLE {auditor} NOLOGIN; \
          GRANT TEMPORARY ON DATABASE {database} TO {auditor}; \
          GRANT USAGE ON SCHEMA tenancy TO {auditor}; \
          GRANT SELECT ON ALL TABLES IN SCHEMA public TO {auditor}"
-    ))
+    )))
     .execute(db.admin_pool())
     .await
     .expect("create the auditor");
@@ -645,10 +648,12 @@ async fn an_auditing_role_that_cannot_read_the_key_table_is_ta047() {
     let report = audit(&pool, &rag_model()).await;
     pool.close().await;
     // Roles are cluster-wide: drop this one before asserting.
-    sqlx::raw_sql(&format!("DROP OWNED BY {auditor}; DROP ROLE {auditor}"))
-        .execute(db.admin_pool())
-        .await
-        .expect("drop the auditor");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP OWNED BY {auditor}; DROP ROLE {auditor}"
+    )))
+    .execute(db.admin_pool())
+    .await
+    .expect("drop the auditor");
     let report = report.expect("audit");
     assert_finding(
         &report,
@@ -678,24 +683,24 @@ async fn role_level_settings_of_the_app_role_and_its_roles_are_ta026() {
     let db = operated_db().await;
     let database = tenancy_tests::quote_ident(db.name());
     let inherited = format!("tenancy_audit_inh_{}", &db.name()[db.name().len() - 8..]);
-    sqlx::raw_sql(&format!(
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "ALTER ROLE tenancy_app IN DATABASE {database} SET statement_timeout = 1; \
          ALTER ROLE tenancy_app IN DATABASE {database} SET default_transaction_read_only = on; \
          CREATE ROLE {inherited} NOLOGIN; \
          ALTER ROLE {inherited} IN DATABASE {database} SET search_path = evil, public; \
          GRANT {inherited} TO tenancy_app"
-    ))
+    )))
     .execute(db.admin_pool())
     .await
     .expect("plant settings");
     let report = audit(db.admin_pool(), &rag_model()).await;
     // Restore before asserting (dropping the database would also drop its settings).
-    sqlx::raw_sql(&format!(
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "ALTER ROLE tenancy_app IN DATABASE {database} RESET ALL; \
          REVOKE {inherited} FROM tenancy_app; \
          ALTER ROLE {inherited} IN DATABASE {database} RESET ALL; \
          DROP ROLE {inherited}"
-    ))
+    )))
     .execute(db.admin_pool())
     .await
     .expect("restore");
@@ -772,10 +777,10 @@ async fn a_password_expiry_on_the_app_role_is_ta027() {
 async fn temporary_for_public_or_the_app_role_is_ta028() {
     for grantee in ["PUBLIC", "tenancy_app"] {
         let db = operated_db().await;
-        sqlx::raw_sql(&format!(
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "GRANT TEMPORARY ON DATABASE {} TO {grantee}",
             tenancy_tests::quote_ident(db.name())
-        ))
+        )))
         .execute(db.admin_pool())
         .await
         .expect("grant TEMPORARY");

@@ -372,13 +372,13 @@ impl KeyTable {
 
     /// Every key, oldest first, each row locked when `lock` (for the rest of the transaction).
     async fn keys(&self, conn: &mut PgConnection, lock: bool) -> Result<Vec<KeyRow>> {
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT kid, {}, {} FROM {} ORDER BY created_at, kid{}",
             utc("created_at"),
             utc("retired_at"),
             self.table,
             if lock { " FOR UPDATE" } else { "" }
-        ))
+        )))
         .fetch_all(&mut *conn)
         .await
         .with_context(|| format!("could not read {}", self.display))?;
@@ -507,11 +507,14 @@ async fn install(args: &KeyArgs, kid: &str, source: SecretSource, rotate: bool) 
             existing.created_at
         );
     }
-    let installed = sqlx::query(&format!("SELECT {}($1, $2)", table.installer))
-        .bind(kid)
-        .bind(secret.0.as_slice())
-        .execute(&mut *tx)
-        .await;
+    let installed = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {}($1, $2)",
+        table.installer
+    )))
+    .bind(kid)
+    .bind(secret.0.as_slice())
+    .execute(&mut *tx)
+    .await;
     if let Err(error) = installed {
         if sqlstate(&error).as_deref() == Some("23505") {
             bail!("key {kid} already exists; choose another key id");
@@ -609,10 +612,10 @@ async fn retire(args: &KeyArgs, kid: &str, force: bool) -> Result<String> {
              request; rotate first (`tenancy key rotate`) or pass --force"
         );
     }
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE {} SET retired_at = now() WHERE kid = $1",
         table.table
-    ))
+    )))
     .bind(kid)
     .execute(&mut *tx)
     .await

@@ -495,7 +495,9 @@ async fn with_role_lock(admin: &str, sql: &str) {
         .execute(&mut conn)
         .await
         .unwrap();
-    let result = sqlx::raw_sql(sql).execute(&mut conn).await;
+    let result = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await;
     sqlx::query("SELECT pg_advisory_unlock($1)")
         .bind(tenancy_tests::MIGRATION_LOCK_KEY)
         .execute(&mut conn)
@@ -542,10 +544,10 @@ async fn an_owner_member_manages_keys_unless_the_server_logs_parameters() {
 
     // With every statement logged with its parameters, which this role cannot turn off, the
     // secret is not sent; a superuser turns the parameters off for its session and may.
-    sqlx::raw_sql(&format!(
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "ALTER DATABASE \"{}\" SET log_statement = 'all'",
         db.name()
-    ))
+    )))
     .execute(db.admin_pool())
     .await
     .unwrap();

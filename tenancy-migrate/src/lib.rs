@@ -308,10 +308,10 @@ async fn read_history(conn: &mut PgConnection) -> Result<Vec<HistoryRow>, Migrat
     if !exists {
         return Ok(Vec::new());
     }
-    let rows = sqlx::query(&format!(
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT version, name, checksum, applied_at, applied_by, execution_ms \
          FROM {HISTORY_TABLE} ORDER BY version"
-    ))
+    )))
     .fetch_all(&mut *conn)
     .await?;
     rows.into_iter()
@@ -424,7 +424,7 @@ fn pending<'m>(
 
 /// Creates the history schema and table when missing (in the caller's transaction).
 async fn ensure_history(conn: &mut PgConnection) -> Result<(), MigrateError> {
-    sqlx::raw_sql(&format!(
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "CREATE SCHEMA IF NOT EXISTS {HISTORY_SCHEMA};\n\
          REVOKE ALL ON SCHEMA {HISTORY_SCHEMA} FROM PUBLIC;\n\
          CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (\n\
@@ -436,7 +436,7 @@ async fn ensure_history(conn: &mut PgConnection) -> Result<(), MigrateError> {
          \x20 execution_ms bigint NOT NULL\n\
          );\n\
          REVOKE ALL ON TABLE {HISTORY_TABLE} FROM PUBLIC;\n"
-    ))
+    )))
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -498,7 +498,10 @@ pub async fn apply(
                 // transaction block: such files are written to be re-runnable, statement by
                 // statement; the history row is recorded once every statement succeeded.
                 for statement in no_transaction_statements(&migration.sql) {
-                    if let Err(err) = sqlx::raw_sql(&statement).execute(&mut *conn).await {
+                    if let Err(err) = sqlx::raw_sql(sqlx::AssertSqlSafe(statement.as_str()))
+                        .execute(&mut *conn)
+                        .await
+                    {
                         return Err(MigrateError::Failed {
                             file: migration.file_name(),
                             message: server_message(&err),
@@ -512,7 +515,10 @@ pub async fn apply(
             } else {
                 migration.sql.as_str()
             };
-            if let Err(err) = sqlx::raw_sql(in_transaction).execute(&mut *tx).await {
+            if let Err(err) = sqlx::raw_sql(sqlx::AssertSqlSafe(in_transaction))
+                .execute(&mut *tx)
+                .await
+            {
                 // Dropping the transaction rolls it back.
                 drop(tx);
                 return Err(MigrateError::Failed {
@@ -521,10 +527,10 @@ pub async fn apply(
                 });
             }
             let execution_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-            sqlx::query(&format!(
+            sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO {HISTORY_TABLE} (version, name, checksum, execution_ms) \
                  VALUES ($1, $2, $3, $4)"
-            ))
+            )))
             .bind(&migration.version)
             .bind(&migration.name)
             .bind(&migration.checksum)
@@ -566,9 +572,10 @@ async fn tables(conn: &mut PgConnection) -> Result<Vec<String>, MigrateError> {
 async fn count_rows(conn: &mut PgConnection) -> Result<Vec<(String, i64)>, MigrateError> {
     let mut counts = Vec::new();
     for table in tables(conn).await? {
-        let rows: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
-            .fetch_one(&mut *conn)
-            .await?;
+        let rows: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                .fetch_one(&mut *conn)
+                .await?;
         counts.push((table, rows));
     }
     Ok(counts)
@@ -608,7 +615,10 @@ pub async fn dry_run(
                 break;
             }
             let started = Instant::now();
-            if let Err(err) = sqlx::raw_sql(&migration.sql).execute(&mut *tx).await {
+            if let Err(err) = sqlx::raw_sql(sqlx::AssertSqlSafe(migration.sql.as_str()))
+                .execute(&mut *tx)
+                .await
+            {
                 let mut message = server_message(&err);
                 let code = err.as_database_error().and_then(|e| e.code());
                 if let (Some(UNSAFE_NEW_ENUM_VALUE), Some(earlier)) =

@@ -108,9 +108,9 @@ async fn apply_records_every_file_with_its_checksum_and_is_idempotent() {
 
     let applied = apply_dir(db.url(), &dir).await.unwrap();
     assert_eq!(applied, file_names(&dir));
-    let rows: Vec<(String, String, i64)> = sqlx::query_as(&format!(
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT version, checksum, execution_ms FROM {HISTORY_TABLE} ORDER BY version"
-    ))
+    )))
     .fetch_all(db.admin_pool())
     .await
     .unwrap();
@@ -139,10 +139,12 @@ async fn apply_records_every_file_with_its_checksum_and_is_idempotent() {
     assert_eq!(audit_findings(&db, &model).await, "");
 
     // The app role cannot read or write the history.
-    let denied = sqlx::query(&format!("SELECT * FROM {HISTORY_TABLE}"))
-        .fetch_all(db.app_pool())
-        .await
-        .unwrap_err();
+    let denied = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT * FROM {HISTORY_TABLE}"
+    )))
+    .fetch_all(db.app_pool())
+    .await
+    .unwrap_err();
     let code = denied.as_database_error().and_then(|e| e.code());
     assert_eq!(code.as_deref(), Some("42501"), "{denied}");
     db.drop_db().await;
@@ -221,10 +223,12 @@ async fn a_failing_migration_changes_nothing_and_is_not_recorded() {
         .await
         .unwrap();
     assert!(!exists, "the failed file left a table behind");
-    let recorded: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {HISTORY_TABLE}"))
-        .fetch_one(db.admin_pool())
-        .await
-        .unwrap();
+    let recorded: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM {HISTORY_TABLE}"
+    )))
+    .fetch_one(db.admin_pool())
+    .await
+    .unwrap();
     assert_eq!(recorded as usize, baseline);
     db.drop_db().await;
 }
@@ -311,10 +315,12 @@ async fn two_appliers_at_once_apply_each_file_once() {
         a.is_empty() || b.is_empty(),
         "the lock serialises the appliers"
     );
-    let recorded: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {HISTORY_TABLE}"))
-        .fetch_one(db.admin_pool())
-        .await
-        .unwrap();
+    let recorded: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM {HISTORY_TABLE}"
+    )))
+    .fetch_one(db.admin_pool())
+    .await
+    .unwrap();
     assert_eq!(recorded as usize, migrations.len());
     db.drop_db().await;
 }

@@ -28,7 +28,9 @@ type Begin = Pin<Box<dyn Future<Output = Begun> + Send>>;
 pub(crate) fn begin_cancel_safe(pool: &PgPool, statement: String) -> FinishOnDrop {
     let pool = pool.clone();
     FinishOnDrop {
-        begin: Some(Box::pin(async move { pool.begin_with(statement).await })),
+        begin: Some(Box::pin(async move {
+            pool.begin_with(sqlx::AssertSqlSafe(statement)).await
+        })),
         polled: false,
     }
 }

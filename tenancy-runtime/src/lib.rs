@@ -56,6 +56,12 @@ mod tenancy;
 /// Vector search partitioned by tenant and project (pgvector), routed by scope size.
 pub mod vector;
 
+/// The sqlx this runtime is built on: its transactions, pools and errors are this crate's
+/// types. Generated repositories and `#[derive(TenantScoped)]` name sqlx through it
+/// (`::tenancy_runtime::sqlx`), so a crate using them needs no sqlx dependency of its own,
+/// and one that has one must be on this version to pass its own queries a `ScopedTx`.
+pub use sqlx;
+
 pub use crate::context_token::{ContextKey, CONTEXT_KEY_ENV, CONTEXT_KEY_FILE_ENV};
 pub use crate::error::Error;
 pub use crate::ids::{ProjectId, TenantId, UserId};

@@ -48,17 +48,11 @@ impl Default for SessionSettings {
 }
 
 impl SessionSettings {
-    /// The `(name, value)` pairs sent as startup options, values escaped for the `options`
-    /// startup parameter (a backslash before every space and backslash).
+    /// The `(name, value)` pairs sent as startup options, unescaped: sqlx (0.9 and later)
+    /// escapes them for the `options` startup parameter itself (a backslash before every space
+    /// and backslash), so escaping them here too would corrupt values such as
+    /// `read committed`.
     pub fn startup_options(&self) -> Vec<(&'static str, String)> {
-        self.raw_options()
-            .into_iter()
-            .map(|(name, value)| (name, value.replace('\\', "\\\\").replace(' ', "\\ ")))
-            .collect()
-    }
-
-    /// The `(name, value)` pairs the runtime pins, unescaped.
-    fn raw_options(&self) -> Vec<(&'static str, String)> {
         let millis = |d: Option<Duration>| d.map_or(0, |d| d.as_millis()).to_string();
         vec![
             ("search_path", self.search_path.clone()),

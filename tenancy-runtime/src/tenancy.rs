@@ -251,11 +251,12 @@ impl Tenancy {
         self.config.validate()?;
         let schema = &self.config.helper_schema;
         let wanted = self.config.context_contract();
-        let found: Result<i32, sqlx::Error> =
-            sqlx::query_scalar(&format!("SELECT \"{schema}\".context_contract()"))
-                .persistent(false)
-                .fetch_one(&self.pool)
-                .await;
+        let found: Result<i32, sqlx::Error> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT \"{schema}\".context_contract()"
+        )))
+        .persistent(false)
+        .fetch_one(&self.pool)
+        .await;
         let found = match found {
             Ok(found) => u32::try_from(found).unwrap_or(0),
             Err(err)
@@ -298,14 +299,15 @@ impl Tenancy {
         // The probe carries empty claims: nothing is visible under it, and it is rolled back.
         let mut tx = self
             .pool
-            .begin_with(self.open_statement_for_claims("")?)
+            .begin_with(sqlx::AssertSqlSafe(self.open_statement_for_claims("")?))
             .await?;
         // A refused token is reported by the first read of the context, not by BEGIN.
-        let claims: Result<Option<String>, sqlx::Error> =
-            sqlx::query_scalar(&format!("SELECT \"{schema}\".context_claims()"))
-                .persistent(false)
-                .fetch_one(&mut *tx)
-                .await;
+        let claims: Result<Option<String>, sqlx::Error> = sqlx::query_scalar(sqlx::AssertSqlSafe(
+            format!("SELECT \"{schema}\".context_claims()"),
+        ))
+        .persistent(false)
+        .fetch_one(&mut *tx)
+        .await;
         drop(tx);
         match claims {
             Ok(_) => Ok(()),
@@ -373,7 +375,7 @@ impl Tenancy {
             schema = self.config.helper_schema,
             table = self.config.quoted_memberships_table(),
         );
-        let rows: Vec<(Uuid, String, Option<i32>)> = sqlx::query_as(&query)
+        let rows: Vec<(Uuid, String, Option<i32>)> = sqlx::query_as(sqlx::AssertSqlSafe(query))
             .persistent(self.config.named_statements)
             .bind(tenant.as_uuid())
             .bind(user.as_uuid())

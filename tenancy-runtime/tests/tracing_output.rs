@@ -197,7 +197,7 @@ async fn authorize_and_begin_open_spans_with_ids_only() {
     let tenant = TenantId::new(Uuid::new_v4());
     let user = UserId::new(Uuid::new_v4());
     let project = Uuid::new_v4();
-    sqlx::raw_sql(&format!(
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "CREATE SCHEMA {schema};
          CREATE TYPE {schema}.project_role AS ENUM ('viewer', 'editor', 'admin', 'owner');
          CREATE TABLE {schema}.members (tenant_id uuid, project_id uuid, user_id uuid,
@@ -205,7 +205,7 @@ async fn authorize_and_begin_open_spans_with_ids_only() {
          INSERT INTO {schema}.members VALUES ('{tenant}', '{project}', '{user}', 'admin');
          CREATE FUNCTION {schema}.install_context(token text) RETURNS void LANGUAGE sql
            AS $$ SELECT set_config('{schema}.context', token, true) $$;"
-    ))
+    )))
     .execute(&pool)
     .await
     .unwrap();
@@ -233,11 +233,12 @@ async fn authorize_and_begin_open_spans_with_ids_only() {
         // The stand-in installer keeps the token it was sent: the claims are signed for any
         // backend; an admin (rank 2) of the project is listed at ranks 0, 1 and 2 and the
         // owner field is left out.
-        let token: String =
-            sqlx::query_scalar(&format!("SELECT current_setting('{schema}.context')"))
-                .fetch_one(tx.connection())
-                .await
-                .unwrap();
+        let token: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT current_setting('{schema}.context')"
+        )))
+        .fetch_one(tx.connection())
+        .await
+        .unwrap();
         assert!(
             token.ends_with(&format!(
                 ";*;{tenant};{user};{{{project}}};{{{project}}};{{{project}}}"
@@ -251,7 +252,7 @@ async fn authorize_and_begin_open_spans_with_ids_only() {
         scope.project_ids()
     }
     .await;
-    sqlx::raw_sql(&format!("DROP SCHEMA {schema} CASCADE"))
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
         .execute(&pool)
         .await
         .unwrap();

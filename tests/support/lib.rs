@@ -305,16 +305,19 @@ async fn drop_stale_databases(admin_url: &str) -> Result<()> {
             continue;
         }
         if is_template {
-            let _ = sqlx::raw_sql(&format!(
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
                 "ALTER DATABASE {} WITH IS_TEMPLATE false",
                 quote_ident(&name)
-            ))
+            )))
             .execute(&mut conn)
             .await;
         }
-        let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {}", quote_ident(&name)))
-            .execute(&mut conn)
-            .await;
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {}",
+            quote_ident(&name)
+        )))
+        .execute(&mut conn)
+        .await;
     }
     conn.close().await?;
     Ok(())
@@ -397,7 +400,7 @@ pub async fn apply_migrations(url: &str, dir: &Path) -> Result<Vec<PathBuf>> {
         let sql =
             std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         let mut tx = conn.begin().await?;
-        sqlx::raw_sql(&sql)
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.as_str()))
             .execute(&mut *tx)
             .await
             .with_context(|| format!("applying {}", file.display()))?;
@@ -453,17 +456,17 @@ async fn ensure_template() -> Result<String> {
                 }
                 // A build that died half-way.
                 Some(false) => {
-                    sqlx::raw_sql(&format!(
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
                         "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                         quote_ident(&name)
-                    ))
+                    )))
                     .execute(&mut lock)
                     .await?;
                 }
                 None => {}
             }
             let quoted = quote_ident(&name);
-            sqlx::raw_sql(&format!("CREATE DATABASE {quoted}"))
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}")))
                 .execute(&mut lock)
                 .await?;
             let url = database_url(&admin, None, None, &name)?;
@@ -472,7 +475,7 @@ async fn ensure_template() -> Result<String> {
                 let sql = std::fs::read_to_string(&file)
                     .with_context(|| format!("reading {}", file.display()))?;
                 let mut tx = conn.begin().await?;
-                sqlx::raw_sql(&sql)
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.as_str()))
                     .execute(&mut *tx)
                     .await
                     .with_context(|| format!("applying {}", file.display()))?;
@@ -483,12 +486,12 @@ async fn ensure_template() -> Result<String> {
             install_test_key(&mut conn).await?;
             conn.close().await?;
             // Nobody may connect to a template while it is copied, so forbid connections.
-            sqlx::raw_sql(&format!(
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
                 "COMMENT ON DATABASE {quoted} IS 'tenancy-tests template created {}';\n\
                  ALTER DATABASE {quoted} WITH ALLOW_CONNECTIONS false;\n\
                  ALTER DATABASE {quoted} WITH IS_TEMPLATE true;",
                 now_secs()
-            ))
+            )))
             .execute(&mut lock)
             .await?;
             lock.close().await?;
@@ -559,20 +562,20 @@ impl TestDb {
         let mut conn = PgConnection::connect(&admin_url)
             .await
             .with_context(|| format!("connecting to {admin_url}"))?;
-        sqlx::raw_sql(&format!(
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "CREATE DATABASE {}{template_clause}",
             quote_ident(&name)
-        ))
+        )))
         .execute(&mut conn)
         .await
         .with_context(|| format!("creating database {name}"))?;
         if template.is_some() {
             // A copy does not inherit the template's database-level grants: revoke TEMP again,
             // as the generated core migration does.
-            sqlx::raw_sql(&format!(
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
                 "REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC",
                 quote_ident(&name)
-            ))
+            )))
             .execute(&mut conn)
             .await
             .with_context(|| format!("revoking TEMP on {name}"))?;
@@ -658,10 +661,10 @@ fn keep_databases() -> bool {
 
 async fn drop_database(admin_url: &str, name: &str) -> Result<()> {
     let mut conn = PgConnection::connect(admin_url).await?;
-    sqlx::raw_sql(&format!(
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "DROP DATABASE IF EXISTS {} WITH (FORCE)",
         quote_ident(name)
-    ))
+    )))
     .execute(&mut conn)
     .await?;
     conn.close().await?;

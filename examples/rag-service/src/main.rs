@@ -137,10 +137,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 "no RAG_MAINTENANCE_DATABASE_URL: this process runs no vector maintenance, so \
                  no tenant is promoted to its own HNSW index (see docs/service.md)"
             );
-            let catalog: Option<String> = sqlx::query_scalar(&format!(
+            let catalog: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                 "SELECT pg_catalog.to_regclass('{}.vector_tiers')::text",
                 vector_config.helper_schema
-            ))
+            )))
             .fetch_one(&pool)
             .await
             .context("looking for the vector catalog")?;

@@ -355,9 +355,11 @@ pub(crate) fn self_item(name: Ident) -> Expr {
     })
 }
 
-/// `::sqlx::function::<_, ty>(Self::sql)`, or `::sqlx::function(Self::sql)` without `ty`.
+/// `::tenancy_runtime::sqlx::function::<_, ty>(Self::sql)`, or
+/// `::tenancy_runtime::sqlx::function(Self::sql)` without `ty`: sqlx through the runtime's
+/// re-export, so it is the runtime's sqlx whatever the using crate depends on.
 pub(crate) fn sqlx_query(function: &str, ty: Option<Type>, sql: Ident) -> Expr {
-    let mut function = path(true, &["sqlx", function]);
+    let mut function = path(true, &["tenancy_runtime", "sqlx", function]);
     if let Some(ty) = ty {
         let infer = Type::Infer(syn::TypeInfer {
             underscore_token: Default::default(),
@@ -592,11 +594,11 @@ mod tests {
         assert_eq!(deref(var(ident("p"))), expr("*p"));
         assert_eq!(
             sqlx_query("query_as", Some(ty("Row")), ident("GET_SQL")),
-            expr("::sqlx::query_as::<_, Row>(Self::GET_SQL)")
+            expr("::tenancy_runtime::sqlx::query_as::<_, Row>(Self::GET_SQL)")
         );
         assert_eq!(
             sqlx_query("query", None, ident("DELETE_SQL")),
-            expr("::sqlx::query(Self::DELETE_SQL)")
+            expr("::tenancy_runtime::sqlx::query(Self::DELETE_SQL)")
         );
         let write_scope = with_args(
             path(true, &["tenancy_runtime", "WriteScope"]),

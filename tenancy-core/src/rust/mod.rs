@@ -4,8 +4,8 @@
 //! repository crate (`generated/`): `src/lib.rs` with the role markers and the runtime
 //! configuration, and one `src/<table>.rs` per repository. [`table_repository_tokens`] is the
 //! per-table part, shared with `#[derive(TenantScoped)]`; it only uses absolute paths
-//! (`::tenancy_runtime::`, `::sqlx::`, `::uuid::`, ...) and names the role markers through a
-//! caller-supplied path.
+//! (`::tenancy_runtime::`, sqlx as `::tenancy_runtime::sqlx::`, `::uuid::`, ...) and names the
+//! role markers through a caller-supplied path.
 //!
 //! Which tables get a repository: every tenant-owned table (the core tables and scoped
 //! tables) with at least one rule. Global tables get none yet. A repository has only the

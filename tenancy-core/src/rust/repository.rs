@@ -42,7 +42,7 @@ fn tx_connection() -> Expr {
     method(var(ident("tx")), "connection", [])
 }
 
-/// `::sqlx::query_as::<_, Row>(Self::sql)`.
+/// `::tenancy_runtime::sqlx::query_as::<_, Row>(Self::sql)`.
 fn query_as(row: &Ident, sql: &Ident) -> Expr {
     let row = path_type(syn::Path::from(row.clone()));
     sqlx_query("query_as", Some(row), sql.clone())
@@ -218,10 +218,30 @@ impl Emitter<'_, '_> {
         };
         Self::struct_item(
             &table_doc,
-            quote!(#[derive(Debug, Clone, PartialEq, ::sqlx::FromRow, ::serde::Serialize, ::serde::Deserialize)]),
+            quote!(#[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]),
             &self.row(),
             self.fields(&self.shape.columns, row_field_type),
         )
+    }
+
+    /// `impl FromRow<'r, PgRow> for Row`, one `try_get` per column by its SQL name. Written out
+    /// rather than `#[derive(sqlx::FromRow)]`, whose expansion names `::sqlx`: this names sqlx
+    /// only through the runtime's re-export, so a crate using the repositories needs no sqlx
+    /// dependency of its own (let alone one of the runtime's version).
+    fn row_from_row(&self) -> syn::Result<Vec<Item>> {
+        let row = self.row();
+        let fields = self.shape.columns.iter().map(|c| snake_ident(&c.name));
+        let names = self.shape.columns.iter().map(|c| c.name.as_str());
+        parse_items(quote! {
+            impl<'r> ::tenancy_runtime::sqlx::FromRow<'r, ::tenancy_runtime::sqlx::postgres::PgRow> for #row {
+                fn from_row(
+                    __row: &'r ::tenancy_runtime::sqlx::postgres::PgRow,
+                ) -> ::tenancy_runtime::sqlx::Result<Self> {
+                    use ::tenancy_runtime::sqlx::Row as _;
+                    ::std::result::Result::Ok(#row { #(#fields: __row.try_get(#names)?,)* })
+                }
+            }
+        })
     }
 
     fn key_struct(&self) -> syn::Result<Option<Item>> {
@@ -530,7 +550,7 @@ impl Emitter<'_, '_> {
             let ok = option_type(self.row_type());
             Self::scoped_method(&doc, "get", params.clone(), ok, "ReadScope", &role, body)
         };
-        // ::sqlx::query_as::<_, Row>(Self::GET_SQL) <scope binds> <key binds>
+        // ::tenancy_runtime::sqlx::query_as::<_, Row>(Self::GET_SQL) <scope binds> <key binds>
         //     .fetch_optional(tx.connection()).await?
         let fetch = |query: Expr, binds_: Vec<Expr>| {
             let chain = binds(query, binds_.into_iter().chain(key_binds.iter().cloned()));
@@ -633,7 +653,7 @@ impl Emitter<'_, '_> {
         ];
 
         // let limit = i64::from(page.limit.clamp(1, 1000));
-        // let rows = ::sqlx::query_as::<_, Row>(Self::LIST_SQL) <scope> <filter> <cursor>
+        // let rows = ::tenancy_runtime::sqlx::query_as::<_, Row>(Self::LIST_SQL) <scope> <filter> <cursor>
         //     .bind(limit).fetch_all(tx.connection()).await?;
         let (mut list_body, scope_binds) = self.read_scope_prelude();
         let limit = method(
@@ -671,7 +691,7 @@ impl Emitter<'_, '_> {
             list_body,
         );
 
-        // let count = ::sqlx::query_scalar::<_, i64>(Self::COUNT_SQL) <scope> <filter>
+        // let count = ::tenancy_runtime::sqlx::query_scalar::<_, i64>(Self::COUNT_SQL) <scope> <filter>
         //     .fetch_one(tx.connection()).await?;
         let (mut count_body, scope_binds) = self.read_scope_prelude();
         let values = scope_binds.into_iter().chain(self.filter_binds());
@@ -725,7 +745,7 @@ impl Emitter<'_, '_> {
             Self::sql_const(&many_sql, "insert_many", &self.shape.insert_many_sql()),
         ];
 
-        // let row = ::sqlx::query_as::<_, Row>(Self::INSERT_SQL) <scope> <new.<column>...>
+        // let row = ::tenancy_runtime::sqlx::query_as::<_, Row>(Self::INSERT_SQL) <scope> <new.<column>...>
         //     .fetch_one(tx.connection()).await?;
         let (mut insert_body, scope_binds) = self.write_scope_prelude(&role);
         let new_binds = self
@@ -757,7 +777,7 @@ impl Emitter<'_, '_> {
         // <prelude>
         // let mut <column>_values: Vec<T> = ::std::vec::Vec::with_capacity(rows.len()); ...
         // for new in rows { <column>_values.push(new.<column>); ... }
-        // let inserted = ::sqlx::query_as::<_, Row>(Self::INSERT_MANY_SQL) <scope>
+        // let inserted = ::tenancy_runtime::sqlx::query_as::<_, Row>(Self::INSERT_MANY_SQL) <scope>
         //     .bind(<column>_values)... .fetch_all(tx.connection()).await?;
         let mut many_body = parse_stmts(quote! {
             if rows.is_empty() {
@@ -892,7 +912,7 @@ impl Emitter<'_, '_> {
             self.rule_doc(Command::Delete, role_name)
         );
         let sql = ident("DELETE_SQL");
-        // let result = ::sqlx::query(Self::DELETE_SQL) <scope> <key>
+        // let result = ::tenancy_runtime::sqlx::query(Self::DELETE_SQL) <scope> <key>
         //     .execute(tx.connection()).await?;
         let query = binds(
             sqlx_query("query", None, sql.clone()),
@@ -979,6 +999,7 @@ pub(crate) fn repository_items_with_markers(
     };
     let mut items = emitter.project_role_enum()?;
     items.push(emitter.row_struct()?);
+    items.extend(emitter.row_from_row()?);
     items.extend(emitter.key_struct()?);
     items.extend(emitter.pagination()?);
     items.extend(emitter.new_struct()?);

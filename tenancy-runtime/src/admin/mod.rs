@@ -339,10 +339,10 @@ impl Onboarding {
         tx: &mut SystemTx,
         slug: &str,
     ) -> Result<Option<Tenant>, AdminError> {
-        let row: Option<(Uuid, String, String)> = sqlx::query_as(&format!(
+        let row: Option<(Uuid, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT id, slug, name FROM {} WHERE slug = $1",
             quoted(&self.tables.tenants_table)
-        ))
+        )))
         .bind(slug)
         .fetch_optional(tx.connection())
         .await?;
@@ -371,10 +371,10 @@ impl Onboarding {
         tenant: TenantId,
         slug: &str,
     ) -> Result<Option<Project>, AdminError> {
-        let row: Option<(Uuid, String, String)> = sqlx::query_as(&format!(
+        let row: Option<(Uuid, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT id, slug, name FROM {} WHERE tenant_id = $1 AND slug = $2",
             quoted(&self.tables.projects_table)
-        ))
+        )))
         .bind(tenant)
         .bind(slug)
         .fetch_optional(tx.connection())
@@ -415,10 +415,10 @@ impl Onboarding {
         if self.tenant_by_slug(tx, slug).await?.is_some() {
             return Err(AdminError::AlreadyExists(format!("tenant `{slug}`")));
         }
-        let id: Uuid = sqlx::query_scalar(&format!(
+        let id: Uuid = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "INSERT INTO {} (id, name, slug) VALUES (gen_random_uuid(), $1, $2) RETURNING id",
             quoted(&self.tables.tenants_table)
-        ))
+        )))
         .bind(name)
         .bind(slug)
         .fetch_one(tx.connection())
@@ -454,10 +454,10 @@ impl Onboarding {
     ) -> Result<ProjectId, AdminError> {
         validate_slug("project", slug)?;
         validate_text("project name", name)?;
-        let tenant_exists: bool = sqlx::query_scalar(&format!(
+        let tenant_exists: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT EXISTS (SELECT 1 FROM {} WHERE id = $1)",
             quoted(&self.tables.tenants_table)
-        ))
+        )))
         .bind(tenant)
         .fetch_one(tx.connection())
         .await?;
@@ -469,11 +469,11 @@ impl Onboarding {
                 "project `{slug}` in tenant {tenant}"
             )));
         }
-        let id: Uuid = sqlx::query_scalar(&format!(
+        let id: Uuid = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "INSERT INTO {} (tenant_id, id, name, slug) VALUES ($1, gen_random_uuid(), $2, $3) \
              RETURNING id",
             quoted(&self.tables.projects_table)
-        ))
+        )))
         .bind(tenant)
         .bind(name)
         .bind(slug)
@@ -509,10 +509,10 @@ impl Onboarding {
         project: ProjectId,
     ) -> Result<(), AdminError> {
         // NO KEY UPDATE does not block the app's inserts that reference the project.
-        let found: Option<i32> = sqlx::query_scalar(&format!(
+        let found: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT 1 FROM {} WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE",
             quoted(&self.tables.projects_table)
-        ))
+        )))
         .bind(tenant)
         .bind(project)
         .fetch_optional(tx.connection())
@@ -534,10 +534,10 @@ impl Onboarding {
         project: ProjectId,
         user: UserId,
     ) -> Result<Option<String>, AdminError> {
-        let role: Option<String> = sqlx::query_scalar(&format!(
+        let role: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT role::text FROM {} WHERE tenant_id = $1 AND project_id = $2 AND user_id = $3",
             quoted(&self.tables.memberships_table)
-        ))
+        )))
         .bind(tenant)
         .bind(project)
         .bind(user)
@@ -564,12 +564,12 @@ impl Onboarding {
                 "membership of user {user} in project {project} (role {existing})"
             )));
         }
-        sqlx::query(&format!(
+        sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO {} (tenant_id, project_id, user_id, role) \
              VALUES ($1, $2, $3, CAST($4 AS {}))",
             quoted(&self.tables.memberships_table),
             self.role_type()
-        ))
+        )))
         .bind(tenant)
         .bind(project)
         .bind(user)
@@ -617,12 +617,12 @@ impl Onboarding {
         }
         self.refuse_last_owner(tx, &roles, tenant, project, user, &previous)
             .await?;
-        sqlx::query(&format!(
+        sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE {} SET role = CAST($4 AS {}) \
              WHERE tenant_id = $1 AND project_id = $2 AND user_id = $3",
             quoted(&self.tables.memberships_table),
             self.role_type()
-        ))
+        )))
         .bind(tenant)
         .bind(project)
         .bind(user)
@@ -665,10 +665,10 @@ impl Onboarding {
             })?;
         self.refuse_last_owner(tx, &roles, tenant, project, user, &previous)
             .await?;
-        sqlx::query(&format!(
+        sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM {} WHERE tenant_id = $1 AND project_id = $2 AND user_id = $3",
             quoted(&self.tables.memberships_table)
-        ))
+        )))
         .bind(tenant)
         .bind(project)
         .bind(user)
@@ -705,11 +705,11 @@ impl Onboarding {
         if previous != owner_role {
             return Ok(());
         }
-        let other_owners: i64 = sqlx::query_scalar(&format!(
+        let other_owners: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT count(*) FROM {} \
              WHERE tenant_id = $1 AND project_id = $2 AND user_id <> $3 AND role::text = $4",
             quoted(&self.tables.memberships_table)
-        ))
+        )))
         .bind(tenant)
         .bind(project)
         .bind(user)
@@ -734,10 +734,10 @@ impl Onboarding {
         tenant: TenantId,
         project: ProjectId,
     ) -> Result<Vec<Member>, AdminError> {
-        let exists: bool = sqlx::query_scalar(&format!(
+        let exists: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT EXISTS (SELECT 1 FROM {} WHERE tenant_id = $1 AND id = $2)",
             quoted(&self.tables.projects_table)
-        ))
+        )))
         .bind(tenant)
         .bind(project)
         .fetch_one(tx.connection())
@@ -748,12 +748,12 @@ impl Onboarding {
                 project: project.to_string(),
             });
         }
-        let rows: Vec<(Uuid, String)> = sqlx::query_as(&format!(
+        let rows: Vec<(Uuid, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             // `m.role`, the enum (rank order), not the text output column named `role`.
             "SELECT m.user_id, m.role::text FROM {} AS m \
              WHERE m.tenant_id = $1 AND m.project_id = $2 ORDER BY m.role DESC, m.user_id",
             quoted(&self.tables.memberships_table)
-        ))
+        )))
         .bind(tenant)
         .bind(project)
         .fetch_all(tx.connection())
@@ -776,11 +776,11 @@ impl Onboarding {
         action: &str,
         subject: Subject,
     ) -> Result<(), AdminError> {
-        sqlx::query(&format!(
+        sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO {} (tenant_id, project_id, actor, action, subject) \
              VALUES ($1, $2, $3, $4, CAST($5 AS jsonb))",
             self.audit_table()
-        ))
+        )))
         .bind(tenant)
         .bind(project)
         .bind(&self.actor)

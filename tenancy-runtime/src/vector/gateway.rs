@@ -369,7 +369,7 @@ impl<Read: Role, Write: Role> VectorGateway<Read, Write> {
         let route = self.choose_route(&facts, request);
         let k = i64::from(request.k);
         let lines: Vec<String> = if route == Route::TenantHnsw {
-            sqlx::query_scalar(&format!("EXPLAIN {}", hnsw_sql(tenant)))
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {}", hnsw_sql(tenant))))
                 .bind(&projects)
                 .bind(&request.embedding)
                 .bind(k)
@@ -381,7 +381,7 @@ impl<Read: Role, Write: Role> VectorGateway<Read, Write> {
                 None => EXACT_SQL,
             };
             let explain = format!("EXPLAIN {sql}");
-            let query = sqlx::query_scalar(&explain)
+            let query = sqlx::query_scalar(sqlx::AssertSqlSafe(explain))
                 .bind(tenant.as_uuid())
                 .bind(&projects)
                 .bind(&request.embedding)
@@ -418,13 +418,14 @@ impl<Read: Role, Write: Role> VectorGateway<Read, Write> {
                 WHERE p.tenant_id = $1 AND p.project_id = ANY($2)) \
              FROM (SELECT 1) AS one LEFT JOIN {schema}.vector_tiers t ON t.tenant_id = $1"
         );
-        let row: (String, String, String, Option<String>, bool, i64, i64) = sqlx::query_as(&sql)
-            .bind(tenant.as_uuid())
-            .bind(projects)
-            .bind(self.config.ef_search.to_string())
-            .bind(self.config.max_scan_tuples.to_string())
-            .fetch_one(conn)
-            .await?;
+        let row: (String, String, String, Option<String>, bool, i64, i64) =
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(tenant.as_uuid())
+                .bind(projects)
+                .bind(self.config.ef_search.to_string())
+                .bind(self.config.max_scan_tuples.to_string())
+                .fetch_one(conn)
+                .await?;
         let (_, _, _, tier, index_valid, tenant_chunks, scope_chunks) = row;
         let tier = match tier.as_deref() {
             None => Tier::Exact,
@@ -476,7 +477,7 @@ async fn hnsw_search(
     projects: &[Uuid],
     request: &SearchRequest,
 ) -> Result<Vec<SearchHit>, Error> {
-    let rows: Vec<HitRow> = sqlx::query_as(&hnsw_sql(tenant))
+    let rows: Vec<HitRow> = sqlx::query_as(sqlx::AssertSqlSafe(hnsw_sql(tenant)))
         .bind(projects)
         .bind(&request.embedding)
         .bind(i64::from(request.k))

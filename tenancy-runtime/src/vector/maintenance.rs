@@ -184,7 +184,9 @@ impl VectorMaintenance {
         let mut tx = SystemTx::begin(&self.pool, self.reason).await?;
         // One statement at a time: sqlx's multi-statement `raw_sql` future is not `Send`.
         for statement in sql.split(";\n").map(str::trim).filter(|s| !s.is_empty()) {
-            sqlx::query(statement).execute(tx.connection()).await?;
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(tx.connection())
+                .await?;
         }
         tx.commit().await
     }
@@ -196,7 +198,9 @@ impl VectorMaintenance {
              ORDER BY tenant_id",
             self.config.helper_schema
         );
-        let rows: Vec<TierRow> = sqlx::query_as(&sql).fetch_all(&self.pool).await?;
+        let rows: Vec<TierRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
         rows.into_iter().map(tier_row).collect()
     }
 
@@ -276,8 +280,10 @@ impl VectorMaintenance {
                  {schema}.vector_project_sizes p WHERE p.tenant_id = t.tenant_id)"
             ),
         ];
-        for statement in &statements {
-            sqlx::query(statement).execute(tx.connection()).await?;
+        for statement in statements {
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(tx.connection())
+                .await?;
         }
         tx.commit().await
     }
@@ -289,11 +295,11 @@ impl VectorMaintenance {
         index_name: Option<&str>,
     ) -> Result<(), Error> {
         let mut tx = SystemTx::begin(&self.pool, self.reason).await?;
-        sqlx::query(&format!(
+        sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE {}.vector_tiers SET tier = $2, index_name = $3, updated_at = now() \
              WHERE tenant_id = $1",
             self.config.helper_schema
-        ))
+        )))
         .bind(tenant.as_uuid())
         .bind(tier.as_str())
         .bind(index_name)
@@ -309,25 +315,29 @@ impl VectorMaintenance {
         self.set_tier(tenant, Tier::Building, Some(&name)).await?;
         tracing::warn!(reason = self.reason, %tenant, index = %name, "building tenant HNSW index");
         if index_state(conn, &name).await? == Some(false) {
-            sqlx::query(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP INDEX CONCURRENTLY IF EXISTS {name}"
+            )))
+            .execute(&mut *conn)
+            .await?;
         }
         if let Some(mb) = self.config.build_maintenance_work_mem_mb {
-            sqlx::query(&format!("SET maintenance_work_mem = '{mb}MB'"))
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SET maintenance_work_mem = '{mb}MB'"
+            )))
+            .execute(&mut *conn)
+            .await?;
         }
         let started = Instant::now();
         // Every value is typed (index_name_for, Uuid Display, validated integers): safe to
         // format.
-        let built = sqlx::query(&format!(
+        let built = sqlx::query(sqlx::AssertSqlSafe(format!(
             "CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON chunks \
              USING hnsw (embedding vector_cosine_ops) WITH (m = {m}, ef_construction = {ef}) \
              WHERE tenant_id = '{tenant}'::uuid",
             m = self.config.hnsw_m,
             ef = self.config.hnsw_ef_construction,
-        ))
+        )))
         .execute(&mut *conn)
         .await;
         let took = started.elapsed();
@@ -351,9 +361,11 @@ impl VectorMaintenance {
         let name = index_name_for(tenant);
         self.set_tier(tenant, Tier::Exact, None).await?;
         tracing::warn!(reason = self.reason, %tenant, index = %name, "dropping tenant HNSW index");
-        sqlx::query(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP INDEX CONCURRENTLY IF EXISTS {name}"
+        )))
+        .execute(&mut *conn)
+        .await?;
         Ok(())
     }
 }
