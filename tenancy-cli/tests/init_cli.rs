@@ -8,7 +8,7 @@ fn tenancy(dir: &Path, args: &[&str]) -> Output {
         .current_dir(dir)
         .args(args)
         .output()
-        .unwrap()
+        .unwrap_or_else(|err| panic!("running tenancy: {err}"))
 }
 
 fn text(bytes: &[u8]) -> String {
