@@ -248,6 +248,9 @@ async fn the_last_owner_cannot_be_removed_or_demoted() {
         .await
         .unwrap_err();
     assert!(matches!(error, AdminError::LastOwner { .. }), "{error}");
+    // The transaction's connection must go back before the pool closes (sqlx 0.9's close
+    // waits for every checked-out connection).
+    tx.rollback().await.unwrap();
     db.drop_db().await;
 }
 
