@@ -42,15 +42,11 @@ chrono = {{ version = "0.4", default-features = false, features = ["clock", "ser
 pgvector = {{ version = "0.4", features = ["sqlx", "serde"] }}
 serde = {{ version = "1", features = ["derive"] }}
 serde_json = "1"
-sqlx = {{ version = "{sqlx}", default-features = false, features = ["postgres", "runtime-tokio", "uuid", "chrono", "json", "macros"] }}
 uuid = {{ version = "1", features = ["v4", "serde"] }}
-"#,
-        sqlx = SQLX_VERSION,
+# No sqlx here: the repositories use the runtime's (`tenancy_runtime::sqlx`).
+"#
     )
 }
-
-/// The sqlx the runtime is built with (the generated code must use the same).
-const SQLX_VERSION: &str = "0.8";
 
 /// The policy file `init` writes: the settings block and the three core tables, with an
 /// example scoped table left commented out.
