@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use tenancy_runtime::admin::{AdminError, Onboarding, Project, Tenant};
+use tenancy_runtime::admin::{AdminError, AdminTables, Onboarding, Project, Tenant};
 use tenancy_runtime::{SystemTx, UserId};
 use tenancy_seed::SeedFile;
 
@@ -23,6 +23,10 @@ pub struct OperatorArgs {
     /// Who runs the command, recorded as `actor` in the audit table (default: $USER).
     #[arg(long, value_name = "NAME")]
     actor: Option<String>,
+    /// The policies whose tenants, projects and memberships tables (and helper schema) the
+    /// command writes: their names come from the model, never from defaults.
+    #[command(flatten)]
+    policy: crate::PolicyArgs,
 }
 
 /// `tenancy seed`.
@@ -131,6 +135,23 @@ pub enum MemberCommand {
     },
 }
 
+/// The tables operator commands write, named as the model names them.
+fn admin_tables(model: &tenancy_core::model::Model) -> Result<AdminTables> {
+    use tenancy_core::model::TableKind;
+    let name = |kind: TableKind, what: &str| {
+        model
+            .core_table(kind)
+            .map(|table| table.name.clone())
+            .with_context(|| format!("the policies declare no {what} table"))
+    };
+    Ok(AdminTables {
+        helper_schema: model.settings.helper_schema.clone(),
+        tenants_table: name(TableKind::Tenants, "tenants")?,
+        projects_table: name(TableKind::Projects, "projects")?,
+        memberships_table: name(TableKind::Memberships, "memberships")?,
+    })
+}
+
 /// Runs `future` on a single-threaded runtime.
 fn block_on<T>(future: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     tokio::runtime::Builder::new_current_thread()
@@ -152,6 +173,8 @@ impl OperatorArgs {
     }
 
     fn onboarding(&self) -> Result<Onboarding> {
+        // The database comes first: without one nothing else matters.
+        self.url()?;
         let actor = match &self.actor {
             Some(actor) => actor.clone(),
             None => std::env::var("USER")
@@ -159,7 +182,8 @@ impl OperatorArgs {
                 .filter(|user| !user.trim().is_empty())
                 .context("no operator name: pass --actor or set USER")?,
         };
-        Ok(Onboarding::new(&actor)?)
+        let model = crate::load(&self.policy)?;
+        Ok(Onboarding::with_tables(admin_tables(&model)?, &actor)?)
     }
 
     async fn pool(&self) -> Result<PgPool> {

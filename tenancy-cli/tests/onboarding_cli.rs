@@ -15,7 +15,9 @@ const BOB: &str = "22222222-2222-4222-8222-222222222222";
 /// Runs `tenancy <args>` with DATABASE_URL=`url` and USER=ci-user.
 async fn tenancy(url: &str, args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tenancy"));
+    // From the repository root, where the policies the commands read their table names from are.
     command
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .args(args)
         .env("DATABASE_URL", url)
         .env("USER", "ci-user");

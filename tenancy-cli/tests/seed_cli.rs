@@ -18,7 +18,9 @@ fn dev_seed() -> String {
 
 async fn tenancy(args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tenancy"));
+    // From the repository root, where the policies the commands read their table names from are.
     command
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .args(args)
         .env_remove("DATABASE_URL")
         .env("USER", "ci-user");
