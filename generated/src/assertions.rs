@@ -96,6 +96,21 @@ pub struct NewAssertion {
     /// `created_at` (timestamptz).
     pub created_at: ::std::option::Option<::chrono::DateTime<::chrono::Utc>>,
 }
+impl NewAssertion {
+    /// A new `assertions` row from its required columns; the nullable and defaulted ones start as `None` (set them on the returned value).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(response_id: ::uuid::Uuid, claim: ::std::string::String) -> Self {
+        NewAssertion {
+            id: ::std::option::Option::None,
+            response_id,
+            chunk_id: ::std::option::Option::None,
+            claim,
+            verdict: ::std::option::Option::None,
+            score: ::std::option::Option::None,
+            created_at: ::std::option::Option::None,
+        }
+    }
+}
 /// Changes to one `assertions` row: `None` leaves a column as it is (for a nullable column, `Some(None)` sets it to NULL).
 #[derive(Debug, Clone, PartialEq, Default, ::serde::Serialize, ::serde::Deserialize)]
 pub struct AssertionPatch {

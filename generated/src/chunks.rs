@@ -96,6 +96,26 @@ pub struct NewChunk {
     /// `created_at` (timestamptz).
     pub created_at: ::std::option::Option<::chrono::DateTime<::chrono::Utc>>,
 }
+impl NewChunk {
+    /// A new `chunks` row from its required columns; the nullable and defaulted ones start as `None` (set them on the returned value).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        document_id: ::uuid::Uuid,
+        ordinal: i32,
+        content: ::std::string::String,
+        token_count: i32,
+    ) -> Self {
+        NewChunk {
+            id: ::std::option::Option::None,
+            document_id,
+            ordinal,
+            content,
+            token_count,
+            embedding: ::std::option::Option::None,
+            created_at: ::std::option::Option::None,
+        }
+    }
+}
 /// Changes to one `chunks` row: `None` leaves a column as it is (for a nullable column, `Some(None)` sets it to NULL).
 #[derive(Debug, Clone, PartialEq, Default, ::serde::Serialize, ::serde::Deserialize)]
 pub struct ChunkPatch {

@@ -106,6 +106,27 @@ pub struct NewDocument {
     /// `updated_at` (timestamptz).
     pub updated_at: ::std::option::Option<::chrono::DateTime<::chrono::Utc>>,
 }
+impl NewDocument {
+    /// A new `documents` row from its required columns; the nullable and defaulted ones start as `None` (set them on the returned value).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        title: ::std::string::String,
+        content_hash: ::std::string::String,
+        created_by: ::uuid::Uuid,
+    ) -> Self {
+        NewDocument {
+            id: ::std::option::Option::None,
+            title,
+            source_uri: ::std::option::Option::None,
+            mime_type: ::std::option::Option::None,
+            content_hash,
+            metadata: ::std::option::Option::None,
+            created_by,
+            created_at: ::std::option::Option::None,
+            updated_at: ::std::option::Option::None,
+        }
+    }
+}
 /// Changes to one `documents` row: `None` leaves a column as it is (for a nullable column, `Some(None)` sets it to NULL).
 #[derive(Debug, Clone, PartialEq, Default, ::serde::Serialize, ::serde::Deserialize)]
 pub struct DocumentPatch {

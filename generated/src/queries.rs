@@ -86,6 +86,19 @@ pub struct NewQuery {
     /// `created_at` (timestamptz).
     pub created_at: ::std::option::Option<::chrono::DateTime<::chrono::Utc>>,
 }
+impl NewQuery {
+    /// A new `queries` row from its required columns; the nullable and defaulted ones start as `None` (set them on the returned value).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(asked_by: ::uuid::Uuid, query_text: ::std::string::String) -> Self {
+        NewQuery {
+            id: ::std::option::Option::None,
+            asked_by,
+            query_text,
+            top_k: ::std::option::Option::None,
+            created_at: ::std::option::Option::None,
+        }
+    }
+}
 /// Equality filters for listing `queries`; `None` does not filter.
 #[derive(Debug, Clone, PartialEq, Default, ::serde::Serialize, ::serde::Deserialize)]
 pub struct QueryFilter {

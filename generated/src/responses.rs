@@ -101,6 +101,26 @@ pub struct NewResponse {
     /// `created_at` (timestamptz).
     pub created_at: ::std::option::Option<::chrono::DateTime<::chrono::Utc>>,
 }
+impl NewResponse {
+    /// A new `responses` row from its required columns; the nullable and defaulted ones start as `None` (set them on the returned value).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        query_id: ::uuid::Uuid,
+        answer_text: ::std::string::String,
+        model: ::std::string::String,
+    ) -> Self {
+        NewResponse {
+            id: ::std::option::Option::None,
+            query_id,
+            answer_text,
+            model,
+            prompt_tokens: ::std::option::Option::None,
+            completion_tokens: ::std::option::Option::None,
+            latency_ms: ::std::option::Option::None,
+            created_at: ::std::option::Option::None,
+        }
+    }
+}
 /// Equality filters for listing `responses`; `None` does not filter.
 #[derive(Debug, Clone, PartialEq, Default, ::serde::Serialize, ::serde::Deserialize)]
 pub struct ResponseFilter {

@@ -136,6 +136,18 @@ pub struct NewUserProjectRole {
     /// `granted_at` (timestamptz).
     pub granted_at: ::std::option::Option<::chrono::DateTime<::chrono::Utc>>,
 }
+impl NewUserProjectRole {
+    /// A new `user_project_roles` row from its required columns; the nullable and defaulted ones start as `None` (set them on the returned value).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(user_id: ::uuid::Uuid, role: ProjectRole) -> Self {
+        NewUserProjectRole {
+            user_id,
+            role,
+            granted_by: ::std::option::Option::None,
+            granted_at: ::std::option::Option::None,
+        }
+    }
+}
 /// Changes to one `user_project_roles` row: `None` leaves a column as it is (for a nullable column, `Some(None)` sets it to NULL).
 #[derive(Debug, Clone, PartialEq, Default, ::serde::Serialize, ::serde::Deserialize)]
 pub struct UserProjectRolePatch {

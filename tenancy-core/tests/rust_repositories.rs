@@ -592,3 +592,53 @@ fn untypable_parameters_are_cast() {
         "role filters compare as the enum: {members}"
     );
 }
+
+/// `NewDocument::new` takes the required columns only, so code that builds rows with it keeps
+/// compiling when a nullable or defaulted column is added; a new required column changes it.
+#[test]
+fn new_row_constructors_survive_an_added_optional_column() {
+    fn new_signature(model: &Model) -> String {
+        let files = generate_repositories(model).unwrap();
+        let documents = files
+            .iter()
+            .find(|f| f.path.ends_with("documents.rs"))
+            .unwrap();
+        let at = documents.contents.find("pub fn new(").unwrap();
+        let end = documents.contents[at..].find(") -> Self").unwrap();
+        documents.contents[at..at + end].to_owned()
+    }
+    let before = rag_model();
+    let base = new_signature(&before);
+    assert!(
+        base.contains("title:") && base.contains("content_hash:") && base.contains("created_by:"),
+        "{base}"
+    );
+    assert!(
+        !base.contains("source_uri") && !base.contains("mime_type"),
+        "{base}"
+    );
+
+    let mut optional = before.clone();
+    let documents = optional
+        .tables
+        .iter_mut()
+        .find(|t| t.name == "documents")
+        .unwrap();
+    documents.columns.push(Column {
+        nullable: true,
+        ..col("summary", SqlType::Text)
+    });
+    let mut defaulted = col("language", SqlType::Text);
+    defaulted.default = Some(tenancy_core::model::DefaultValue::String("en".into()));
+    documents.columns.push(defaulted);
+    assert_eq!(new_signature(&optional), base);
+
+    let mut required = before.clone();
+    let documents = required
+        .tables
+        .iter_mut()
+        .find(|t| t.name == "documents")
+        .unwrap();
+    documents.columns.push(col("owner_team", SqlType::Text));
+    assert!(new_signature(&required).contains("owner_team:"));
+}

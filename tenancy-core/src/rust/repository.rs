@@ -347,6 +347,50 @@ impl Emitter<'_, '_> {
         .map(Some)
     }
 
+    /// `impl NewX { pub fn new(<required columns>) -> Self }`: every column that is nullable or
+    /// has a default starts as `None`, so code that builds rows with `new` keeps compiling
+    /// when such a column is added to the table (a new required column changes `new`, as it
+    /// should).
+    fn new_constructor(&self) -> syn::Result<Option<Item>> {
+        if self.shape.method_role(Command::Insert).is_none() {
+            return Ok(None);
+        }
+        let name = ident(&self.shape.names.new_row());
+        let optional = |c: &Column| c.nullable || c.default.is_some();
+        let params = self
+            .shape
+            .new_columns
+            .iter()
+            .filter(|c| !optional(c))
+            .map(|c| {
+                let field = snake_ident(&c.name);
+                let ty = self.input_type(c);
+                quote!(#field: #ty)
+            });
+        let inits = self.shape.new_columns.iter().map(|c| {
+            let field = snake_ident(&c.name);
+            if optional(c) {
+                quote!(#field: ::std::option::Option::None)
+            } else {
+                quote!(#field)
+            }
+        });
+        let doc = format!(
+            " A new `{}` row from its required columns; the nullable and defaulted ones start as \
+             `None` (set them on the returned value).",
+            self.table_name()
+        );
+        Ok(Some(syn::parse2(quote! {
+            impl #name {
+                #[doc = #doc]
+                #[allow(clippy::too_many_arguments)]
+                pub fn new(#(#params),*) -> Self {
+                    #name { #(#inits),* }
+                }
+            }
+        })?))
+    }
+
     fn patch_struct(&self) -> syn::Result<Option<Item>> {
         if self.shape.method_role(Command::Update).is_none() {
             return Ok(None);
@@ -1003,6 +1047,7 @@ pub(crate) fn repository_items_with_markers(
     items.extend(emitter.key_struct()?);
     items.extend(emitter.pagination()?);
     items.extend(emitter.new_struct()?);
+    items.extend(emitter.new_constructor()?);
     items.extend(emitter.patch_struct()?);
     items.extend(emitter.filter_struct()?);
     items.extend(emitter.repository()?);

@@ -52,29 +52,13 @@ async fn main() -> Result<(), Failure> {
     let ctx = tenancy.authorize(UserId::new(alice), TenantId::new(acme)).await?;
     let scope = ctx.project(ProjectId::new(acme_support))?.require::<Agent>()?;
     let mut tx = tenancy.begin(&scope).await?;
-    let ticket = Tickets::insert(
-        &mut tx,
-        NewTicket {
-            id: None,
-            subject: "printer jammed".to_owned(),
-            status: None,
-            opened_by: alice,
-            opened_at: None,
-        },
-    )
-    .await?;
+    // `new` takes the required columns only: adding an optional column to the policies does
+    // not break this code.
+    let ticket = Tickets::insert(&mut tx, NewTicket::new("printer jammed".to_owned(), alice)).await?;
     for (body, embedding) in [("paper stuck", [1.0, 0.0, 0.0]), ("toner empty", [0.0, 1.0, 0.0])] {
-        Comments::insert(
-            &mut tx,
-            NewComment {
-                id: None,
-                ticket_id: ticket.id,
-                body: body.to_owned(),
-                embedding: Some(Vector::from(embedding.to_vec())),
-                created_at: None,
-            },
-        )
-        .await?;
+        let mut comment = NewComment::new(ticket.id, body.to_owned());
+        comment.embedding = Some(Vector::from(embedding.to_vec()));
+        Comments::insert(&mut tx, comment).await?;
     }
     let read = Tickets::get(&mut tx, ticket.id).await?.ok_or("the new ticket is not visible")?;
     assert_eq!(read.status, "open");
