@@ -119,11 +119,12 @@ tenancy generate                                # generated/migrations + the rep
 tenancy generate --check                        # in CI: fails when generated/ is stale
 tenancy migrate apply --database-url $ADMIN_URL # apply the migrations (owner or superuser)
 tenancy key install --kid k1 --generate --out context.key --database-url $ADMIN_URL
+tenancy login-role create myapp --password-file app.password --database-url $ADMIN_URL
 tenancy audit --database-url $ADMIN_URL         # the live database against the policies
 ```
 
-The application connects as a login role that is a member of `tenancy_app` (never the owner,
-never a superuser), gets its signing key from `TENANCY_CONTEXT_KEY_FILE=context.key`, builds
+The application connects as that login role (`myapp`, a member of the NOLOGIN group role
+`tenancy_app`; never the owner, never a superuser), gets its signing key from `TENANCY_CONTEXT_KEY_FILE=context.key`, builds
 its pool with `tenancy_runtime::pool::connect` and calls `Tenancy::check()` at startup.
 "#;
 

@@ -4,6 +4,7 @@
 
 mod init;
 mod keys;
+mod login_roles;
 mod migrate;
 mod operator;
 
@@ -111,6 +112,10 @@ enum Command {
     /// secrets are never printed).
     #[command(subcommand)]
     Key(keys::KeyCommand),
+    /// Login roles of the application: `create NAME [--password-file F]` (a member of the
+    /// NOLOGIN app role, never bypassing row-level security), `list`.
+    #[command(subcommand)]
+    LoginRole(login_roles::LoginRoleCommand),
     // ---- migrations on a live database (src/migrate.rs) ----------------------------------
     /// Migrations: `status`, `apply [--dry-run]` (history table with checksums).
     #[command(subcommand)]
@@ -238,6 +243,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Project(command) => operator::project(command),
         Command::Member(command) => operator::member(command),
         Command::Key(command) => keys::key(command),
+        Command::LoginRole(command) => login_roles::login_role(command),
         Command::Migrate(command) => migrate::migrate(command),
     }
 }

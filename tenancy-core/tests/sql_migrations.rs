@@ -398,8 +398,13 @@ fn roles_are_created_idempotently_with_forced_attributes() {
     assert!(sql.contains(
         "ALTER ROLE tenancy_owner NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;"
     ));
+    // The app role is a NOLOGIN group role when the migration creates it; its LOGIN attribute
+    // is never forced either way (an existing deployment that logs in as it keeps working),
+    // and the application connects as a member login role (`tenancy login-role create`).
+    assert!(sql.contains("CREATE ROLE tenancy_app NOLOGIN;"));
+    assert!(!sql.contains("CREATE ROLE tenancy_app LOGIN"));
     assert!(sql.contains(
-        "ALTER ROLE tenancy_app LOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT NOCREATEDB NOCREATEROLE NOREPLICATION;"
+        "ALTER ROLE tenancy_app NOSUPERUSER NOBYPASSRLS NOINHERIT NOCREATEDB NOCREATEROLE NOREPLICATION;"
     ));
     assert!(sql.contains("REVOKE tenancy_owner FROM tenancy_app;"));
     assert!(sql.contains(

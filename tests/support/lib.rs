@@ -238,10 +238,32 @@ pub async fn try_admin_url() -> Result<String> {
             drop_stale_databases(&url)
                 .await
                 .with_context(|| format!("connecting to {url}"))?;
+            app_role_can_log_in(&url).await?;
             Ok(url)
         })
         .await
         .cloned()
+}
+
+/// The tests connect as the app role itself ([`TestDb::app_pool`]). Generated baselines create
+/// it as a NOLOGIN group role (deployments log in as member roles, `tenancy login-role
+/// create`), so make sure it exists and can log in on the test server before any migration
+/// runs, under the migration lock (roles are cluster-wide).
+async fn app_role_can_log_in(admin_url: &str) -> Result<()> {
+    let mut lock = migration_lock(admin_url).await?;
+    sqlx::raw_sql(
+        "DO $$ BEGIN \
+           IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'tenancy_app') THEN \
+             CREATE ROLE tenancy_app LOGIN; \
+           END IF; \
+         END $$; \
+         ALTER ROLE tenancy_app LOGIN",
+    )
+    .execute(&mut lock)
+    .await
+    .context("letting the app role log in on the test server")?;
+    lock.close().await?;
+    Ok(())
 }
 
 /// Runs `scripts/pg-up` (its diagnostics go to this process's stderr) and returns its URL.

@@ -25,7 +25,9 @@ pub(super) fn core_migration(model: &Model, target: Target) -> String {
         Some(
             "Roles are cluster-wide: create them only if missing (a second database of the\n\
              same cluster applies these migrations too), then force their attributes.\n\
-             The app role never bypasses row-level security and is never a member of the owner.",
+             Both are group roles created NOLOGIN: the application connects as a login role that\n\
+             is a member of the app role (`tenancy login-role create`). The app role never\n\
+             bypasses row-level security and is never a member of the owner.",
         ),
     ));
     out.push_str(&format!(
@@ -35,7 +37,7 @@ pub(super) fn core_migration(model: &Model, target: Target) -> String {
          \x20   CREATE ROLE {owner} NOLOGIN;\n\
          \x20 END IF;\n\
          \x20 IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = {app_lit}) THEN\n\
-         \x20   CREATE ROLE {app} LOGIN;\n\
+         \x20   CREATE ROLE {app} NOLOGIN;\n\
          \x20 END IF;\n\
          \x20 IF EXISTS (\n\
          \x20   SELECT 1\n\
@@ -50,7 +52,7 @@ pub(super) fn core_migration(model: &Model, target: Target) -> String {
          $$;\n\
          \n\
          ALTER ROLE {owner} NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;\n\
-         ALTER ROLE {app} LOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT NOCREATEDB NOCREATEROLE NOREPLICATION;\n",
+         ALTER ROLE {app} NOSUPERUSER NOBYPASSRLS NOINHERIT NOCREATEDB NOCREATEROLE NOREPLICATION;\n",
         owner_lit = literal(&settings.owner_role),
         app_lit = literal(&settings.app_role),
     ));
