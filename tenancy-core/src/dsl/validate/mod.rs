@@ -1,0 +1,441 @@
+//! Semantic checks: turns the syntax trees of all files into a [`Model`], collecting
+//! every error and warning on the way (nothing stops at the first problem).
+//!
+//! The [`Checker`] holds the diagnostics; each `check_*` function enforces one documented
+//! rule. The model is only built when no error was reported.
+
+mod adoption;
+mod columns;
+mod keys;
+mod rules;
+mod settings;
+
+use std::collections::{HashMap, HashSet};
+
+use super::ast::{
+    AdoptBlock, ColumnDecl, Constraint, File, Ident, Reference, RuleDecl, TableDecl, TypeExpr,
+};
+use super::diagnostic::{Diagnostic, Diagnostics, Span};
+use super::suggest;
+use crate::model::{
+    AdoptedTable, Adoption, Column, Command, DefaultValue, ForeignKey, Index, IndexMethod, Model,
+    OnDelete, Rule, Settings, SqlType, Table, TableKind,
+};
+
+/// PostgreSQL's NAMEDATALEN - 1: the longest identifier in bytes.
+pub const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// The largest `vector(N)` dimension pgvector accepts for a column.
+pub const MAX_VECTOR_DIMENSIONS: u32 = 16000;
+
+/// PostgreSQL's fully reserved key words (they cannot be table, column or role names).
+const RESERVED_WORDS: [&str; 78] = [
+    "all",
+    "analyse",
+    "analyze",
+    "and",
+    "any",
+    "array",
+    "as",
+    "asc",
+    "asymmetric",
+    "both",
+    "case",
+    "cast",
+    "check",
+    "collate",
+    "column",
+    "constraint",
+    "create",
+    "current_catalog",
+    "current_date",
+    "current_role",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "default",
+    "deferrable",
+    "desc",
+    "distinct",
+    "do",
+    "else",
+    "end",
+    "except",
+    "false",
+    "fetch",
+    "for",
+    "foreign",
+    "from",
+    "grant",
+    "group",
+    "having",
+    "in",
+    "initially",
+    "intersect",
+    "into",
+    "lateral",
+    "leading",
+    "limit",
+    "localtime",
+    "localtimestamp",
+    "not",
+    "null",
+    "offset",
+    "on",
+    "only",
+    "or",
+    "order",
+    "placing",
+    "primary",
+    "references",
+    "returning",
+    "select",
+    "session_user",
+    "some",
+    "symmetric",
+    "system_user",
+    "table",
+    "then",
+    "to",
+    "trailing",
+    "true",
+    "union",
+    "unique",
+    "user",
+    "using",
+    "variadic",
+    "when",
+    "where",
+    "window",
+    "with",
+];
+
+/// The settings a `tenancy` block may hold.
+const SETTING_NAMES: [&str; 3] = ["owner_role", "app_role", "helper_schema"];
+
+/// The settings an `adopt` block may hold.
+const ADOPT_SETTING_NAMES: [&str; 2] = ["tenant", "project"];
+
+/// Common spellings from PostgreSQL or other languages, mapped to the DSL type.
+const TYPE_ALIASES: [(&str, &str); 14] = [
+    ("int", "integer"),
+    ("int4", "integer"),
+    ("int8", "bigint"),
+    ("int2", "smallint"),
+    ("bool", "boolean"),
+    ("varchar", "text"),
+    ("string", "text"),
+    ("timestamp", "timestamptz"),
+    ("datetime", "timestamptz"),
+    ("json", "jsonb"),
+    ("float", "double"),
+    ("float8", "double"),
+    ("float4", "real"),
+    ("serial", "bigint"),
+];
+
+/// Validates the parsed files and builds the model (only when there is no error).
+pub fn validate(files: &[File], diags: &mut Diagnostics) -> Option<Model> {
+    let mut checker = Checker {
+        diags,
+        roles: None,
+        tables: HashMap::new(),
+    };
+    let settings = checker.check_tenancy_blocks(files);
+    let decls: Vec<&TableDecl> = files.iter().flat_map(|f| f.tables.iter()).collect();
+    checker.check_table_names(&decls);
+    checker.check_core_kinds(&decls);
+    let mut infos: Vec<TableInfo<'_>> = Vec::new();
+    for decl in &decls {
+        let is_first = checker
+            .tables
+            .get(decl.name.name.as_str())
+            .is_some_and(|first| std::ptr::eq(*first, *decl));
+        if !is_first {
+            continue; // a duplicate table, already reported
+        }
+        if let Some(kind) = decl.kind {
+            infos.push(checker.check_table(decl, kind));
+        }
+    }
+    let by_name: HashMap<&str, &TableInfo<'_>> = infos
+        .iter()
+        .map(|t| (t.decl.name.name.as_str(), t))
+        .collect();
+    for info in &infos {
+        for fk in &info.foreign_keys {
+            checker.check_foreign_key(info, fk, &by_name);
+        }
+    }
+    checker.check_reference_cycles(&infos);
+    for info in &infos {
+        checker.check_select_rule(info);
+    }
+    let adoption = checker.check_adoption(files, &infos);
+    if checker.diags.has_errors() {
+        return None;
+    }
+    let roles = checker.roles.clone().unwrap_or_default();
+    let mut tables: Vec<Table> = Vec::new();
+    for kind in [
+        TableKind::Tenants,
+        TableKind::Projects,
+        TableKind::Memberships,
+    ] {
+        tables.extend(
+            infos
+                .iter()
+                .filter(|t| t.kind == kind)
+                .map(|t| build_table(t, &roles)),
+        );
+    }
+    tables.extend(
+        infos
+            .iter()
+            .filter(|t| !t.kind.is_core())
+            .map(|t| build_table(t, &roles)),
+    );
+    let primary_keys: HashMap<String, Vec<String>> = tables
+        .iter()
+        .map(|t| (t.name.clone(), t.primary_key.clone()))
+        .collect();
+    for table in &mut tables {
+        for fk in &mut table.foreign_keys {
+            if fk.target_columns.is_empty() {
+                fk.target_columns = primary_keys.get(&fk.table).cloned().unwrap_or_default();
+            }
+        }
+    }
+    Some(Model {
+        settings: settings.unwrap_or_default(),
+        roles,
+        tables,
+        adoption,
+    })
+}
+
+/// A foreign key as declared (column-level or table-level), with spans.
+struct FkDecl<'a> {
+    columns: Vec<&'a Ident>,
+    reference: &'a Reference,
+    /// Where to point for problems with the key as a whole.
+    span: Span,
+}
+
+/// A table with its types resolved, on the way to becoming a [`Table`].
+struct TableInfo<'a> {
+    decl: &'a TableDecl,
+    kind: TableKind,
+    /// Declared columns with their resolved types (`None`: unknown, already reported).
+    columns: Vec<(&'a ColumnDecl, Option<SqlType>)>,
+    /// Generated columns (from the kind).
+    generated: Vec<Column>,
+    primary_key: Vec<String>,
+    unique_keys: Vec<Vec<String>>,
+    indexes: Vec<Index>,
+    foreign_keys: Vec<FkDecl<'a>>,
+    /// One rule per command, in canonical order.
+    rules: Vec<(Command, Option<&'a Ident>)>,
+}
+
+impl TableInfo<'_> {
+    fn name(&self) -> &str {
+        &self.decl.name.name
+    }
+
+    /// Type and nullability of a declared or generated column; `Some((None, _))` when the
+    /// column exists but its type was invalid.
+    fn column(&self, name: &str) -> Option<(Option<SqlType>, bool)> {
+        if let Some(c) = self.generated.iter().find(|c| c.name == name) {
+            return Some((Some(c.ty), c.nullable));
+        }
+        self.columns
+            .iter()
+            .find(|(c, _)| c.name.name == name)
+            .map(|(c, ty)| (*ty, c.nullable))
+    }
+
+    fn column_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.generated.iter().map(|c| c.name.as_str()).collect();
+        names.extend(self.columns.iter().map(|(c, _)| c.name.name.as_str()));
+        names
+    }
+
+    /// The declared keys a foreign key may target (primary key first).
+    fn keys(&self) -> Vec<&Vec<String>> {
+        let mut keys = Vec::new();
+        if !self.primary_key.is_empty() {
+            keys.push(&self.primary_key);
+        }
+        keys.extend(self.unique_keys.iter());
+        keys
+    }
+}
+
+/// Collects diagnostics while checking.
+struct Checker<'d, 'a> {
+    diags: &'d mut Diagnostics,
+    /// Declared roles, when a `roles = ...` line exists (rules are checked against it).
+    roles: Option<Vec<String>>,
+    /// First declaration of each table name.
+    tables: HashMap<&'a str, &'a TableDecl>,
+}
+
+impl<'a> Checker<'_, 'a> {
+    fn error(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    // ---- names --------------------------------------------------------------------
+
+    /// Rule: SQL names match `[a-z_][a-z0-9_]*`, are at most 63 bytes long (PostgreSQL
+    /// truncates longer ones) and are not reserved SQL words.
+    fn check_identifier(&mut self, name: &str, span: Span, what: &str) -> bool {
+        let valid_chars = name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !valid_chars {
+            self.error(
+                Diagnostic::error(
+                    format!("invalid {what} name `{name}`"),
+                    span,
+                    "names are lower case: letters, digits and `_`",
+                )
+                .with_help(format!("write `{}`", name.to_ascii_lowercase())),
+            );
+            return false;
+        }
+        if name.len() > MAX_IDENTIFIER_BYTES {
+            self.error(
+                Diagnostic::error(
+                    format!("{what} name `{name}` is too long"),
+                    span,
+                    format!(
+                        "{} bytes; PostgreSQL keeps at most {MAX_IDENTIFIER_BYTES}",
+                        name.len()
+                    ),
+                )
+                .with_help("choose a shorter name"),
+            );
+            return false;
+        }
+        if RESERVED_WORDS.contains(&name) {
+            self.error(
+                Diagnostic::error(
+                    format!("{what} name `{name}` is a reserved word in SQL"),
+                    span,
+                    "reserved in PostgreSQL",
+                )
+                .with_help(
+                    "choose another name; a reserved word would need quoting in every query",
+                ),
+            );
+            return false;
+        }
+        true
+    }
+
+    // ---- tenancy block ----------------------------------------------------------------
+}
+
+/// The key the generator gives a core table (for messages).
+fn core_key(kind: TableKind) -> Vec<&'static str> {
+    match kind {
+        TableKind::Tenants => vec!["id"],
+        TableKind::Projects => vec!["tenant_id", "id"],
+        _ => vec!["tenant_id", "project_id", "user_id"],
+    }
+}
+
+fn names(idents: &[Ident]) -> Vec<String> {
+    idents.iter().map(|i| i.name.clone()).collect()
+}
+
+/// `'xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx'` (hex digits, any case).
+fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// `'YYYY-MM-DD'` with plausible month and day numbers.
+fn is_date(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    if parts.len() != 3
+        || parts
+            .iter()
+            .zip([4, 2, 2])
+            .any(|(p, n)| p.len() != n || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return false;
+    }
+    let month: u32 = parts[1].parse().unwrap_or(0);
+    let day: u32 = parts[2].parse().unwrap_or(0);
+    (1..=12).contains(&month) && (1..=31).contains(&day)
+}
+
+fn describe_default(value: &DefaultValue) -> String {
+    match value {
+        DefaultValue::String(_) => "a string".to_owned(),
+        DefaultValue::Integer(v) => format!("`{v}`"),
+        DefaultValue::Decimal(v) => format!("`{v}`"),
+        DefaultValue::Bool(v) => format!("`{v}`"),
+        DefaultValue::Now => "`now()`".to_owned(),
+        DefaultValue::GenRandomUuid => "`gen_random_uuid()`".to_owned(),
+    }
+}
+
+/// Builds the model table from a checked [`TableInfo`] (only called without errors).
+fn build_table(info: &TableInfo<'_>, roles: &[String]) -> Table {
+    let lowest = roles.first().cloned().unwrap_or_default();
+    Table {
+        name: info.name().to_owned(),
+        kind: info.kind,
+        doc: info.decl.doc.clone(),
+        columns: info
+            .columns
+            .iter()
+            .filter_map(|(c, ty)| {
+                Some(Column {
+                    name: c.name.name.clone(),
+                    ty: (*ty)?,
+                    nullable: c.nullable,
+                    default: c.default.as_ref().map(|d| d.value.clone()),
+                    doc: c.doc.clone(),
+                })
+            })
+            .collect(),
+        primary_key: info.primary_key.clone(),
+        unique_keys: info.unique_keys.clone(),
+        foreign_keys: info
+            .foreign_keys
+            .iter()
+            .map(|fk| ForeignKey {
+                columns: fk.columns.iter().map(|c| c.name.clone()).collect(),
+                table: fk.reference.table.name.clone(),
+                target_columns: match &fk.reference.columns {
+                    Some(cols) => names(cols),
+                    // Filled from the target's primary key once every table is built.
+                    None => Vec::new(),
+                },
+                on_delete: fk.reference.on_delete.map(|(a, _)| a).unwrap_or_default(),
+            })
+            .collect(),
+        indexes: info.indexes.clone(),
+        rules: info
+            .rules
+            .iter()
+            .map(|(command, role)| Rule {
+                command: *command,
+                min_role: role.map_or_else(|| lowest.clone(), |r| r.name.clone()),
+            })
+            .collect(),
+    }
+}
