@@ -1,443 +1,10 @@
-//! The syntax tree of one table's repository: row, input and filter types, and the
-//! repository methods its rules allow.
-//!
-//! The bulk of every file (struct fields, method signatures and bodies, the SQL constants)
-//! is built as `syn` trees directly with the builders of [`super::ast`]; emitting tokens
-//! with `quote!` and parsing them back was most of the emitter's time. Struct headers, the
-//! pagination helpers and the `ProjectRole` enum, small and fixed, are still written with
-//! `quote!` and parsed. The comments show the Rust each part builds.
+//! The repository's methods: get, list, count, insert, update, delete, and the impl block.
 
-use proc_macro2::{Ident, TokenStream};
-use quote::quote;
-use syn::punctuated::Punctuated;
-use syn::{Expr, Field, ImplItem, ImplItemFn, Item, ItemStruct, Stmt, Type};
-
-use crate::model::{Column, Command, SqlType};
-
-use super::ast::{
-    async_fn, await_try, binds, call, closure, deref, doc_attrs, field, for_loop, ident,
-    inherent_impl, int, let_, let_typed, match_expr, method, named_fields, ok_tail, option_type,
-    parse_stmts, path, path_expr, path_type, pub_field, qualified_path, reference, reference_type,
-    semi, slice_pat, sqlx_query, str_const, var, vec_type, wild_pat, with_args,
-};
-use super::naming::{camel_case, snake_ident};
-use super::shape::Shape;
-use super::types::{row_field_type, rust_type};
-
-/// Name of the generated role enum used by the memberships repository.
-const PROJECT_ROLE: &str = "ProjectRole";
-
-fn doc(text: &str) -> TokenStream {
-    let lines = text.lines().map(|line| format!(" {}", line.trim_end()));
-    quote! { #(#[doc = #lines])* }
-}
-
-/// The items of `tokens`.
-fn parse_items(tokens: TokenStream) -> syn::Result<Vec<Item>> {
-    Ok(syn::parse2::<syn::File>(tokens)?.items)
-}
-
-/// `tx.connection()`.
-fn tx_connection() -> Expr {
-    method(var(ident("tx")), "connection", [])
-}
-
-/// `::tenancy_runtime::sqlx::query_as::<_, Row>(Self::sql)`.
-fn query_as(row: &Ident, sql: &Ident) -> Expr {
-    let row = path_type(syn::Path::from(row.clone()));
-    sqlx_query("query_as", Some(row), sql.clone())
-}
-
-/// `tx.scope()`.
-fn tx_scope() -> Expr {
-    method(var(ident("tx")), "scope", [])
-}
-
-/// The SQL constants and the methods of one command (or of list and count).
-type Methods = syn::Result<Option<(Vec<ImplItem>, Vec<ImplItemFn>)>>;
-
-/// Everything the emitter needs while writing one repository.
-struct Emitter<'s, 'm> {
-    shape: &'s Shape<'m>,
-    roles_path: &'s syn::Path,
-    /// Marker types given explicitly per role name (the derive passes the user's tokens, so
-    /// an unknown role is reported at them); roles not listed use `roles_path`.
-    markers: &'s [(String, TokenStream)],
-}
+use super::*;
 
 impl Emitter<'_, '_> {
-    fn row(&self) -> Ident {
-        ident(&self.shape.names.row)
-    }
-
-    /// The row struct as a type.
-    fn row_type(&self) -> Type {
-        path_type(syn::Path::from(self.row()))
-    }
-
-    fn table_name(&self) -> &str {
-        &self.shape.table.name
-    }
-
-    /// The Rust type a caller passes for `column` (the role as the generated enum).
-    fn input_type(&self, column: &Column) -> Type {
-        if column.ty == SqlType::Role {
-            path_type(path(false, &[PROJECT_ROLE]))
-        } else {
-            rust_type(column.ty)
-        }
-    }
-
-    /// Converts a bound role value to the `&'static str` PostgreSQL casts to the enum:
-    /// `value.map(ProjectRole::as_str)` when optional, else `value.as_str()`.
-    fn bind_value(&self, column: &Column, value: Expr, optional: bool) -> Expr {
-        match (column.ty == SqlType::Role, optional) {
-            (true, true) => {
-                let as_str = path_expr(path(false, &[PROJECT_ROLE, "as_str"]));
-                method(value, "map", [as_str])
-            }
-            (true, false) => method(value, "as_str", []),
-            (false, _) => value,
-        }
-    }
-
-    /// The marker type of the minimum role of `command`'s method (`None`: no such method),
-    /// and the role's name.
-    fn role_type(&self, command: Command) -> syn::Result<Option<(Type, &str)>> {
-        let Some(role) = self.shape.method_role(command) else {
-            return Ok(None);
-        };
-        if let Some((_, marker)) = self.markers.iter().find(|(name, _)| name == role) {
-            return Ok(Some((syn::parse2(marker.clone())?, role)));
-        }
-        let mut path = self.roles_path.clone();
-        path.segments.push(ident(&camel_case(role)).into());
-        Ok(Some((path_type(path), role)))
-    }
-
-    fn rule_doc(&self, command: Command, role: &str) -> String {
-        let scope = match command {
-            Command::Select => "in every project it reads",
-            _ => "in the write scope's project",
-        };
-        format!(
-            "Requires `{role}` or above {scope} (RLS policy `{}_{}`).",
-            self.table_name(),
-            command.keyword()
-        )
-    }
-
-    fn field_doc(column: &Column, helper_schema: &str) -> String {
-        match &column.doc {
-            Some(text) => text.clone(),
-            None => format!(
-                "`{}` ({}{}).",
-                column.name,
-                column.ty.sql_name(helper_schema),
-                if column.nullable { ", nullable" } else { "" }
-            ),
-        }
-    }
-
-    /// One documented `pub` field per column, of type `ty(column)`.
-    fn fields(
-        &self,
-        columns: &[Column],
-        ty: impl Fn(&Column) -> Type,
-    ) -> Punctuated<Field, syn::Token![,]> {
-        let schema = &self.shape.model.settings.helper_schema;
-        named_fields(columns.iter().map(|c| {
-            let attrs = doc_attrs(&Self::field_doc(c, schema));
-            pub_field(attrs, snake_ident(&c.name), ty(c))
-        }))
-    }
-
-    /// `#doc #derive pub struct name { fields }`.
-    fn struct_item(
-        doc: &str,
-        derive: TokenStream,
-        name: &Ident,
-        fields: Punctuated<Field, syn::Token![,]>,
-    ) -> syn::Result<Item> {
-        let mut item: ItemStruct = syn::parse2(quote! { #derive pub struct #name {} })?;
-        item.attrs.splice(0..0, doc_attrs(doc));
-        if let syn::Fields::Named(named) = &mut item.fields {
-            named.named = fields;
-        }
-        Ok(Item::Struct(item))
-    }
-
-    fn project_role_enum(&self) -> syn::Result<Vec<Item>> {
-        if !self.shape.is_memberships() {
-            return Ok(Vec::new());
-        }
-        let role = ident(PROJECT_ROLE);
-        let roles = &self.shape.model.roles;
-        let variants: Vec<Ident> = roles.iter().map(|r| ident(&camel_case(r))).collect();
-        let count = roles.len();
-        let variant_docs = roles.iter().map(|r| format!(" The `{r}` role."));
-        parse_items(quote! {
-            /// A role of the model, least privileged first; the value of the memberships
-            /// table's `role` column.
-            #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ::serde::Serialize, ::serde::Deserialize)]
-            pub enum #role {
-                #(
-                    #[doc = #variant_docs]
-                    #[serde(rename = #roles)]
-                    #variants,
-                )*
-            }
-
-            impl #role {
-                /// Every role, least privileged first.
-                pub const ALL: [#role; #count] = [#(#role::#variants),*];
-
-                /// The role's name in the database (`"editor"`).
-                pub fn as_str(self) -> &'static str {
-                    match self { #(#role::#variants => #roles,)* }
-                }
-
-                /// The role named `name`, if the model declares it.
-                pub fn parse(name: &str) -> ::std::option::Option<#role> {
-                    #role::ALL.into_iter().find(|role| role.as_str() == name)
-                }
-            }
-
-            impl ::std::fmt::Display for #role {
-                fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                    f.write_str(self.as_str())
-                }
-            }
-        })
-    }
-
-    fn row_struct(&self) -> syn::Result<Item> {
-        let table_doc = match &self.shape.table.doc {
-            Some(text) => format!("{text}\n\nA row of `{}`.", self.table_name()),
-            None => format!("A row of `{}`.", self.table_name()),
-        };
-        Self::struct_item(
-            &table_doc,
-            quote!(#[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]),
-            &self.row(),
-            self.fields(&self.shape.columns, row_field_type),
-        )
-    }
-
-    /// `impl FromRow<'r, PgRow> for Row`, one `try_get` per column by its SQL name. Written out
-    /// rather than `#[derive(sqlx::FromRow)]`, whose expansion names `::sqlx`: this names sqlx
-    /// only through the runtime's re-export, so a crate using the repositories needs no sqlx
-    /// dependency of its own (let alone one of the runtime's version).
-    fn row_from_row(&self) -> syn::Result<Vec<Item>> {
-        let row = self.row();
-        let fields = self.shape.columns.iter().map(|c| snake_ident(&c.name));
-        let names = self.shape.columns.iter().map(|c| c.name.as_str());
-        parse_items(quote! {
-            impl<'r> ::tenancy_runtime::sqlx::FromRow<'r, ::tenancy_runtime::sqlx::postgres::PgRow> for #row {
-                fn from_row(
-                    __row: &'r ::tenancy_runtime::sqlx::postgres::PgRow,
-                ) -> ::tenancy_runtime::sqlx::Result<Self> {
-                    use ::tenancy_runtime::sqlx::Row as _;
-                    ::std::result::Result::Ok(#row { #(#fields: __row.try_get(#names)?,)* })
-                }
-            }
-        })
-    }
-
-    fn key_struct(&self) -> syn::Result<Option<Item>> {
-        if !self.shape.has_key_struct() {
-            return Ok(None);
-        }
-        let doc = format!(
-            "The key of one `{}` row inside its project.",
-            self.table_name()
-        );
-        Self::struct_item(
-            &doc,
-            quote!(#[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]),
-            &ident(&self.shape.names.key()),
-            self.fields(self.shape.key_struct_columns(), |c| self.input_type(c)),
-        )
-        .map(Some)
-    }
-
-    /// `<Row>Cursor`, `<Row>Page` and `<Row>::cursor()`.
-    fn pagination(&self) -> syn::Result<Vec<Item>> {
-        if !self.shape.has_list() || self.shape.method_role(Command::Select).is_none() {
-            return Ok(Vec::new());
-        }
-        let row = self.row();
-        let cursor = ident(&self.shape.names.cursor());
-        let page = ident(&self.shape.names.page());
-        let order = self
-            .shape
-            .cursor
-            .iter()
-            .map(|c| format!("`{}`", c.name))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let cursor_doc = format!(
-            "A position in `{}` in list order ({order}); take it from the last row of a page.",
-            self.table_name()
-        );
-        let cursor_struct = Self::struct_item(
-            &cursor_doc,
-            quote!(#[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]),
-            &cursor,
-            self.fields(&self.shape.cursor, |c| rust_type(c.ty)),
-        )?;
-        let names: Vec<Ident> = self
-            .shape
-            .cursor
-            .iter()
-            .map(|c| snake_ident(&c.name))
-            .collect();
-        let mut items = vec![cursor_struct];
-        items.extend(parse_items(quote! {
-            /// One page request: rows after `after` (from the start when `None`), at most
-            /// `limit` of them (clamped to 1..=1000).
-            #[derive(Debug, Clone, PartialEq)]
-            pub struct #page {
-                /// Position of the last row of the previous page.
-                pub after: ::std::option::Option<#cursor>,
-                /// Maximum number of rows (clamped to 1..=1000).
-                pub limit: u32,
-            }
-
-            impl ::std::default::Default for #page {
-                /// The first page of 100 rows.
-                fn default() -> Self {
-                    #page { after: ::std::option::Option::None, limit: 100 }
-                }
-            }
-
-            impl #row {
-                /// This row's position in list order, for the next page's `after`.
-                pub fn cursor(&self) -> #cursor {
-                    #cursor { #(#names: ::std::clone::Clone::clone(&self.#names),)* }
-                }
-            }
-        })?);
-        Ok(items)
-    }
-
-    fn new_struct(&self) -> syn::Result<Option<Item>> {
-        if self.shape.method_role(Command::Insert).is_none() {
-            return Ok(None);
-        }
-        let doc = format!(
-            "A new `{}` row. The tenant and project come from the write scope; a `None` in a \
-             column with a default means \"use the default\".",
-            self.table_name()
-        );
-        let fields = self.fields(&self.shape.new_columns, |c| {
-            let ty = self.input_type(c);
-            if c.nullable || c.default.is_some() {
-                option_type(ty)
-            } else {
-                ty
-            }
-        });
-        Self::struct_item(
-            &doc,
-            quote!(#[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]),
-            &ident(&self.shape.names.new_row()),
-            fields,
-        )
-        .map(Some)
-    }
-
-    /// `impl NewX { pub fn new(<required columns>) -> Self }`: every column that is nullable or
-    /// has a default starts as `None`, so code that builds rows with `new` keeps compiling
-    /// when such a column is added to the table (a new required column changes `new`, as it
-    /// should).
-    fn new_constructor(&self) -> syn::Result<Option<Item>> {
-        if self.shape.method_role(Command::Insert).is_none() {
-            return Ok(None);
-        }
-        let name = ident(&self.shape.names.new_row());
-        let optional = |c: &Column| c.nullable || c.default.is_some();
-        let params = self
-            .shape
-            .new_columns
-            .iter()
-            .filter(|c| !optional(c))
-            .map(|c| {
-                let field = snake_ident(&c.name);
-                let ty = self.input_type(c);
-                quote!(#field: #ty)
-            });
-        let inits = self.shape.new_columns.iter().map(|c| {
-            let field = snake_ident(&c.name);
-            if optional(c) {
-                quote!(#field: ::std::option::Option::None)
-            } else {
-                quote!(#field)
-            }
-        });
-        let doc = format!(
-            " A new `{}` row from its required columns; the nullable and defaulted ones start as \
-             `None` (set them on the returned value).",
-            self.table_name()
-        );
-        Ok(Some(syn::parse2(quote! {
-            impl #name {
-                #[doc = #doc]
-                #[allow(clippy::too_many_arguments)]
-                pub fn new(#(#params),*) -> Self {
-                    #name { #(#inits),* }
-                }
-            }
-        })?))
-    }
-
-    fn patch_struct(&self) -> syn::Result<Option<Item>> {
-        if self.shape.method_role(Command::Update).is_none() {
-            return Ok(None);
-        }
-        let doc = format!(
-            "Changes to one `{}` row: `None` leaves a column as it is (for a nullable column, \
-             `Some(None)` sets it to NULL).",
-            self.table_name()
-        );
-        let fields = self.fields(&self.shape.patch_columns, |c| {
-            let ty = self.input_type(c);
-            if c.nullable {
-                option_type(option_type(ty))
-            } else {
-                option_type(ty)
-            }
-        });
-        Self::struct_item(
-            &doc,
-            quote!(#[derive(Debug, Clone, PartialEq, Default, ::serde::Serialize, ::serde::Deserialize)]),
-            &ident(&self.shape.names.patch()),
-            fields,
-        )
-        .map(Some)
-    }
-
-    fn filter_struct(&self) -> syn::Result<Option<Item>> {
-        if !self.shape.has_list() || self.shape.method_role(Command::Select).is_none() {
-            return Ok(None);
-        }
-        let doc = format!(
-            "Equality filters for listing `{}`; `None` does not filter.",
-            self.table_name()
-        );
-        Self::struct_item(
-            &doc,
-            quote!(#[derive(Debug, Clone, PartialEq, Default, ::serde::Serialize, ::serde::Deserialize)]),
-            &ident(&self.shape.names.filter()),
-            self.fields(&self.shape.filter_columns, |c| {
-                option_type(self.input_type(c))
-            }),
-        )
-        .map(Some)
-    }
-
     /// `let scope_tenant_id = ::tenancy_runtime::Scope::tenant_id(tx.scope()).as_uuid();`
-    fn scope_tenant_id() -> Stmt {
+    pub(super) fn scope_tenant_id() -> Stmt {
         let tenant_id = path_expr(path(true, &["tenancy_runtime", "Scope", "tenant_id"]));
         let_(
             "scope_tenant_id",
@@ -455,7 +22,7 @@ impl Emitter<'_, '_> {
     ///         .map(|id| id.as_uuid())
     ///         .collect();
     /// ```
-    fn read_scope_prelude(&self) -> (Vec<Stmt>, Vec<Expr>) {
+    pub(super) fn read_scope_prelude(&self) -> (Vec<Stmt>, Vec<Expr>) {
         let mut prelude = vec![Self::scope_tenant_id()];
         let mut binds = vec![var(ident("scope_tenant_id"))];
         if self.shape.project_column.is_some() {
@@ -482,7 +49,7 @@ impl Emitter<'_, '_> {
     /// let scope_project_id =
     ///     <S as ::tenancy_runtime::WriteScope<Role>>::project_id(tx.scope()).as_uuid();
     /// ```
-    fn write_scope_prelude(&self, role: &Type) -> (Vec<Stmt>, Vec<Expr>) {
+    pub(super) fn write_scope_prelude(&self, role: &Type) -> (Vec<Stmt>, Vec<Expr>) {
         let mut prelude = vec![Self::scope_tenant_id()];
         let mut binds = vec![var(ident("scope_tenant_id"))];
         if self.shape.project_column.is_some() {
@@ -501,7 +68,7 @@ impl Emitter<'_, '_> {
     }
 
     /// The key parameters of a method and their bound values.
-    fn key_params(&self, key: &[Column]) -> (Vec<(Ident, Type)>, Vec<Expr>) {
+    pub(super) fn key_params(&self, key: &[Column]) -> (Vec<(Ident, Type)>, Vec<Expr>) {
         match key {
             [] => (Vec::new(), Vec::new()),
             [column] => {
@@ -524,7 +91,7 @@ impl Emitter<'_, '_> {
     }
 
     /// `/// The SQL of [`Self::method`].` `pub const NAME: &'static str = "sql";`
-    fn sql_const(name: &Ident, method: &str, sql: &str) -> ImplItem {
+    pub(super) fn sql_const(name: &Ident, method: &str, sql: &str) -> ImplItem {
         str_const(
             &format!(" The SQL of [`Self::{method}`]."),
             name.clone(),
@@ -535,7 +102,7 @@ impl Emitter<'_, '_> {
     /// `pub async fn name<S>(tx: &mut ::tenancy_runtime::ScopedTx<S>, params...)
     /// -> ::std::result::Result<ok, ::tenancy_runtime::Error>
     /// where S: ::tenancy_runtime::<scope><role> { body }` under the doc comment `doc`.
-    fn scoped_method(
+    pub(super) fn scoped_method(
         doc: &str,
         name: &str,
         params: Vec<(Ident, Type)>,
@@ -569,7 +136,7 @@ impl Emitter<'_, '_> {
         )
     }
 
-    fn get_method(&self) -> Methods {
+    pub(super) fn get_method(&self) -> Methods {
         let Some((role, role_name)) = self.role_type(Command::Select)? else {
             return Ok(None);
         };
@@ -652,7 +219,7 @@ impl Emitter<'_, '_> {
     }
 
     /// `filter.<column>.as_ref()` per filter column (the role as `&'static str`).
-    fn filter_binds(&self) -> Vec<Expr> {
+    pub(super) fn filter_binds(&self) -> Vec<Expr> {
         self.shape
             .filter_columns
             .iter()
@@ -667,7 +234,7 @@ impl Emitter<'_, '_> {
             .collect()
     }
 
-    fn list_methods(&self) -> Methods {
+    pub(super) fn list_methods(&self) -> Methods {
         if !self.shape.has_list() {
             return Ok(None);
         }
@@ -764,7 +331,7 @@ impl Emitter<'_, '_> {
         Ok(Some((consts, vec![list, count])))
     }
 
-    fn insert_methods(&self) -> Methods {
+    pub(super) fn insert_methods(&self) -> Methods {
         let Some((role, role_name)) = self.role_type(Command::Insert)? else {
             return Ok(None);
         };
@@ -892,7 +459,7 @@ impl Emitter<'_, '_> {
         Ok(Some((consts, vec![insert, insert_many])))
     }
 
-    fn update_method(&self) -> Methods {
+    pub(super) fn update_method(&self) -> Methods {
         let Some((role, role_name)) = self.role_type(Command::Update)? else {
             return Ok(None);
         };
@@ -940,7 +507,7 @@ impl Emitter<'_, '_> {
         )))
     }
 
-    fn delete_method(&self) -> Methods {
+    pub(super) fn delete_method(&self) -> Methods {
         let Some((role, role_name)) = self.role_type(Command::Delete)? else {
             return Ok(None);
         };
@@ -978,7 +545,7 @@ impl Emitter<'_, '_> {
     }
 
     /// The repository unit struct and its `impl` (SQL constants first, then the methods).
-    fn repository(&self) -> syn::Result<Vec<Item>> {
+    pub(super) fn repository(&self) -> syn::Result<Vec<Item>> {
         let repo = ident(&self.shape.names.repository);
         let allowed: Vec<String> = Command::ALL
             .iter()
@@ -1019,50 +586,5 @@ impl Emitter<'_, '_> {
         })?;
         items.push(Item::Impl(implementation));
         Ok(items)
-    }
-}
-
-/// The items of the repository of `shape`'s table.
-pub(crate) fn repository_items(
-    shape: &Shape<'_>,
-    roles_path: &syn::Path,
-) -> syn::Result<Vec<Item>> {
-    repository_items_with_markers(shape, roles_path, &[])
-}
-
-/// [`repository_items`] with explicit marker types for some roles.
-pub(crate) fn repository_items_with_markers(
-    shape: &Shape<'_>,
-    roles_path: &syn::Path,
-    markers: &[(String, TokenStream)],
-) -> syn::Result<Vec<Item>> {
-    let emitter = Emitter {
-        shape,
-        roles_path,
-        markers,
-    };
-    let mut items = emitter.project_role_enum()?;
-    items.push(emitter.row_struct()?);
-    items.extend(emitter.row_from_row()?);
-    items.extend(emitter.key_struct()?);
-    items.extend(emitter.pagination()?);
-    items.extend(emitter.new_struct()?);
-    items.extend(emitter.new_constructor()?);
-    items.extend(emitter.patch_struct()?);
-    items.extend(emitter.filter_struct()?);
-    items.extend(emitter.repository()?);
-    Ok(items)
-}
-
-/// The whole repository of `shape`'s table as tokens (a `compile_error!` if the emitter
-/// produced something that does not parse, which would be a bug in it).
-pub(crate) fn repository_tokens_with_markers(
-    shape: &Shape<'_>,
-    roles_path: &syn::Path,
-    markers: &[(String, TokenStream)],
-) -> TokenStream {
-    match repository_items_with_markers(shape, roles_path, markers) {
-        Ok(items) => quote!(#(#items)*),
-        Err(error) => error.to_compile_error(),
     }
 }
