@@ -99,6 +99,25 @@ impl World {
     }
 }
 
+/// `user`'s scope in one project of `tenant`, at least `R`, through the runtime.
+async fn project_scope<R: tenancy_runtime::Role>(
+    tenancy: &Tenancy,
+    user: Uuid,
+    tenant: Uuid,
+    project: Uuid,
+) -> tenancy_runtime::ProjectScope<R> {
+    let ctx = tenancy
+        .authorize(UserId::new(user), TenantId::new(tenant))
+        .await
+        .unwrap_or_else(|err| panic!("authorize: {err}"));
+    let access = ctx
+        .project(ProjectId::new(project))
+        .unwrap_or_else(|err| panic!("project: {err}"));
+    access
+        .require::<R>()
+        .unwrap_or_else(|err| panic!("require: {err}"))
+}
+
 /// The SQLSTATE and message of a failed statement, or the row count of a successful one.
 async fn attempt(conn: &mut PgConnection, sql: &str) -> Result<i64, (String, String)> {
     match sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
@@ -456,15 +475,7 @@ async fn the_token_is_not_visible_in_pg_stat_activity() {
         .unwrap();
     let tenancy = w.tenancy(&pool);
     tenancy.check().await.unwrap();
-    let ctx = tenancy
-        .authorize(UserId::new(w.alice), TenantId::new(w.tenant_a))
-        .await
-        .unwrap();
-    let scope = ctx
-        .project(ProjectId::new(w.a1))
-        .unwrap()
-        .require::<Viewer>()
-        .unwrap();
+    let scope = project_scope::<Viewer>(&tenancy, w.alice, w.tenant_a, w.a1).await;
     let mut tx = tenancy.begin(&scope).await.unwrap();
     let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
         .fetch_one(tx.connection())
@@ -502,15 +513,7 @@ async fn planted_session_state_never_scopes_the_next_user() {
         .await
         .unwrap();
     let tenancy = w.tenancy(&pool);
-    let bob = tenancy
-        .authorize(UserId::new(w.bob), TenantId::new(w.tenant_b))
-        .await
-        .unwrap();
-    let b_scope = bob
-        .project(ProjectId::new(w.b1))
-        .unwrap()
-        .require::<Owner>()
-        .unwrap();
+    let b_scope = project_scope::<Owner>(&tenancy, w.bob, w.tenant_b, w.b1).await;
     // Bob's request, with an injected statement that copies its seal to session level.
     let mut tx = tenancy.begin(&b_scope).await.unwrap();
     tx.connection()
@@ -519,15 +522,7 @@ async fn planted_session_state_never_scopes_the_next_user() {
         .unwrap();
     tx.commit().await.unwrap();
     // Alice's request on the same (only) connection sees A only.
-    let alice = tenancy
-        .authorize(UserId::new(w.alice), TenantId::new(w.tenant_a))
-        .await
-        .unwrap();
-    let a_scope = alice
-        .project(ProjectId::new(w.a1))
-        .unwrap()
-        .require::<Viewer>()
-        .unwrap();
+    let a_scope = project_scope::<Viewer>(&tenancy, w.alice, w.tenant_a, w.a1).await;
     let mut tx = tenancy.begin(&a_scope).await.unwrap();
     let seen: Vec<Uuid> = sqlx::query_scalar("SELECT DISTINCT tenant_id FROM documents")
         .fetch_all(tx.connection())
