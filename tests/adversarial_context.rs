@@ -17,16 +17,17 @@ use tenancy_runtime::{ProjectId, Tenancy, TenantId, UserId};
 use tenancy_tests::{context_value, install_claims, set_context, TestDb};
 use uuid::Uuid;
 
+/// The test database and its two tenants (`w.tenant_a`, `w.a_docs`, ... through `Deref`).
 struct World {
     db: TestDb,
-    tenant_a: Uuid,
-    a1: Uuid,
-    tenant_b: Uuid,
-    b1: Uuid,
-    alice: Uuid,
-    bob: Uuid,
-    a_docs: Vec<Uuid>,
-    b_docs: Vec<Uuid>,
+    tenants: tenancy_tests::TwoTenants,
+}
+
+impl std::ops::Deref for World {
+    type Target = tenancy_tests::TwoTenants;
+    fn deref(&self) -> &Self::Target {
+        &self.tenants
+    }
 }
 
 const SCOPED_TABLES: [&str; 8] = [
@@ -43,18 +44,8 @@ const SCOPED_TABLES: [&str; 8] = [
 impl World {
     async fn new() -> World {
         let db = TestDb::fresh().await;
-        let t = tenancy_tests::TwoTenants::seed(&db, 3, 2).await;
-        World {
-            db,
-            tenant_a: t.tenant_a,
-            a1: t.a1,
-            tenant_b: t.tenant_b,
-            b1: t.b1,
-            alice: t.alice,
-            bob: t.bob,
-            a_docs: t.a_docs,
-            b_docs: t.b_docs,
-        }
+        let tenants = tenancy_tests::TwoTenants::seed(&db, 3, 2).await;
+        World { db, tenants }
     }
 
     /// The `SET LOCAL` of alice's context in A (no `BEGIN`).

@@ -19,14 +19,17 @@ use uuid::Uuid;
 
 tenancy_runtime::roles! { Viewer = "viewer", Editor = "editor", Admin = "admin", Owner = "owner" }
 
+/// The test database and its two tenants (`w.tenant_a`, `w.alice`, ... through `Deref`).
 struct World {
     db: TestDb,
-    tenant_a: Uuid,
-    a1: Uuid,
-    tenant_b: Uuid,
-    b1: Uuid,
-    alice: Uuid,
-    bob: Uuid,
+    tenants: tenancy_tests::TwoTenants,
+}
+
+impl std::ops::Deref for World {
+    type Target = tenancy_tests::TwoTenants;
+    fn deref(&self) -> &Self::Target {
+        &self.tenants
+    }
 }
 
 impl World {
@@ -35,16 +38,8 @@ impl World {
     }
 
     async fn seeded(db: TestDb) -> World {
-        let t = tenancy_tests::TwoTenants::seed(&db, 3, 2).await;
-        World {
-            db,
-            tenant_a: t.tenant_a,
-            a1: t.a1,
-            tenant_b: t.tenant_b,
-            b1: t.b1,
-            alice: t.alice,
-            bob: t.bob,
-        }
+        let tenants = tenancy_tests::TwoTenants::seed(&db, 3, 2).await;
+        World { db, tenants }
     }
 
     fn claims_a(&self) -> String {

@@ -112,11 +112,7 @@ pub(crate) enum KeyCommand {
 
 /// Runs a `tenancy key` command.
 pub(crate) fn key(command: KeyCommand) -> Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("could not start the async runtime")?;
-    let message = runtime.block_on(async {
+    let message = crate::block_on(async {
         match command {
             KeyCommand::Install {
                 kid,
@@ -428,13 +424,7 @@ fn active_list(keys: &[KeyRow]) -> String {
 
 /// Connects to the database of `args` (the flag, else DATABASE_URL).
 async fn connect(args: &KeyArgs) -> Result<PgConnection> {
-    let url = match &args.database_url {
-        Some(url) => url.clone(),
-        None => std::env::var("DATABASE_URL")
-            .ok()
-            .filter(|url| !url.trim().is_empty())
-            .context("no database: pass --database-url or set DATABASE_URL")?,
-    };
+    let url = crate::database_url(args.database_url.as_deref())?;
     PgConnection::connect(&url)
         .await
         .context("could not connect to the database")

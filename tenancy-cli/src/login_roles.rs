@@ -46,23 +46,13 @@ pub(crate) struct LoginRoleArgs {
 
 impl LoginRoleArgs {
     fn url(&self) -> Result<String> {
-        match &self.database_url {
-            Some(url) => Ok(url.clone()),
-            None => std::env::var("DATABASE_URL")
-                .ok()
-                .filter(|url| !url.trim().is_empty())
-                .context("no database: pass --database-url or set DATABASE_URL"),
-        }
+        crate::database_url(self.database_url.as_deref())
     }
 }
 
 /// Runs a `tenancy login-role` command.
 pub(crate) fn login_role(command: LoginRoleCommand) -> Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("could not start the async runtime")?;
-    runtime.block_on(async move {
+    crate::block_on(async move {
         match command {
             LoginRoleCommand::Create {
                 name,

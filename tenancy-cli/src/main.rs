@@ -273,6 +273,27 @@ fn check_outputs(out: &Path, files: &[GeneratedFile]) -> Result<ExitCode> {
 
 /// Reads and validates the policy directory (and the `--rust` structs), printing every
 /// diagnostic.
+/// The database URL of a command: its `--database-url`, else the DATABASE_URL environment
+/// variable (unset or empty: one sentence saying so).
+fn database_url(flag: Option<&str>) -> Result<String> {
+    match flag {
+        Some(url) => Ok(url.to_owned()),
+        None => std::env::var("DATABASE_URL")
+            .ok()
+            .filter(|url| !url.trim().is_empty())
+            .context("no database: pass --database-url or set DATABASE_URL"),
+    }
+}
+
+/// Runs `future` on a single-threaded runtime (every command that talks to a database).
+fn block_on<T>(future: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?
+        .block_on(future)
+}
+
 fn load(policy: &PolicyArgs) -> Result<Model> {
     let dir = policy.policies.as_path();
     let mut sources: Vec<SourceFile> = dsl::read_dir(dir)
@@ -370,11 +391,7 @@ fn audit(
     format: AuditFormat,
     target: Target,
 ) -> Result<ExitCode> {
-    let url = match database_url {
-        Some(url) => url,
-        None => std::env::var("DATABASE_URL")
-            .context("no database: pass --database-url or set DATABASE_URL")?,
-    };
+    let url = crate::database_url(database_url.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -39,11 +39,7 @@ pub(crate) enum MigrateCommand {
 
 /// Runs a `tenancy migrate` command.
 pub(crate) fn migrate(command: MigrateCommand) -> Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("could not start the async runtime")?;
-    runtime.block_on(async {
+    crate::block_on(async {
         match command {
             MigrateCommand::Status(args) => status(&args).await,
             MigrateCommand::Apply { args, dry_run } => apply(&args, dry_run).await,
@@ -53,11 +49,7 @@ pub(crate) fn migrate(command: MigrateCommand) -> Result<ExitCode> {
 
 /// The database URL and the migrations of `args`.
 fn inputs(args: &MigrateArgs) -> Result<(String, Vec<tenancy_migrate::Migration>)> {
-    let url = match &args.database_url {
-        Some(url) => url.clone(),
-        None => std::env::var("DATABASE_URL")
-            .context("no database: pass --database-url or set DATABASE_URL")?,
-    };
+    let url = crate::database_url(args.database_url.as_deref())?;
     let migrations = tenancy_migrate::read_migrations(&args.dir)?;
     if migrations.is_empty() {
         bail!(

@@ -152,24 +152,9 @@ fn admin_tables(model: &tenancy_core::model::Model) -> Result<AdminTables> {
     })
 }
 
-/// Runs `future` on a single-threaded runtime.
-fn block_on<T>(future: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("could not start the async runtime")?
-        .block_on(future)
-}
-
 impl OperatorArgs {
     fn url(&self) -> Result<String> {
-        match &self.database_url {
-            Some(url) => Ok(url.clone()),
-            None => std::env::var("DATABASE_URL")
-                .ok()
-                .filter(|url| !url.trim().is_empty())
-                .context("no database: pass --database-url or set DATABASE_URL"),
-        }
+        crate::database_url(self.database_url.as_deref())
     }
 
     fn onboarding(&self) -> Result<Onboarding> {
@@ -202,7 +187,7 @@ pub fn seed(args: SeedArgs) -> Result<ExitCode> {
     // A bad file fails before any connection.
     let seed = SeedFile::read(&args.file)?;
     let onboarding = args.operator.onboarding()?;
-    let report = block_on(async {
+    let report = crate::block_on(async {
         let pool = args.operator.pool().await?;
         let report = tenancy_seed::run(&pool, &onboarding, &seed, args.dry_run).await;
         pool.close().await;
@@ -264,7 +249,7 @@ pub fn tenant(command: TenantCommand) -> Result<ExitCode> {
             slug,
             name,
             operator,
-        } => block_on(in_system_tx(
+        } => crate::block_on(in_system_tx(
             &operator,
             "operator: tenant create",
             async |onboarding, tx| {
@@ -283,7 +268,7 @@ pub fn project(command: ProjectCommand) -> Result<ExitCode> {
             slug,
             name,
             operator,
-        } => block_on(in_system_tx(
+        } => crate::block_on(in_system_tx(
             &operator,
             "operator: project create",
             async |onboarding, tx| {
@@ -304,7 +289,7 @@ pub fn member(command: MemberCommand) -> Result<ExitCode> {
             target,
             role,
             operator,
-        } => block_on(in_system_tx(
+        } => crate::block_on(in_system_tx(
             &operator,
             "operator: member add",
             async |onboarding, tx| {
@@ -324,7 +309,7 @@ pub fn member(command: MemberCommand) -> Result<ExitCode> {
             target,
             role,
             operator,
-        } => block_on(in_system_tx(
+        } => crate::block_on(in_system_tx(
             &operator,
             "operator: member set-role",
             async |onboarding, tx| {
@@ -347,7 +332,7 @@ pub fn member(command: MemberCommand) -> Result<ExitCode> {
                 })
             },
         )),
-        MemberCommand::Remove { target, operator } => block_on(in_system_tx(
+        MemberCommand::Remove { target, operator } => crate::block_on(in_system_tx(
             &operator,
             "operator: member remove",
             async |onboarding, tx| {
@@ -367,7 +352,7 @@ pub fn member(command: MemberCommand) -> Result<ExitCode> {
             tenant,
             project,
             operator,
-        } => block_on(in_system_tx(
+        } => crate::block_on(in_system_tx(
             &operator,
             "operator: member list",
             async |onboarding, tx| {

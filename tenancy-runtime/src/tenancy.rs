@@ -441,11 +441,7 @@ impl Tenancy {
         )
     )]
     pub async fn begin<S: Scope>(&self, scope: &S) -> Result<ScopedTx<S>, Error> {
-        let statement = self.open_statement(
-            scope.tenant_id(),
-            scope.user_id(),
-            Some(scope_memberships(scope)),
-        )?;
+        let statement = self.begin_statement(scope)?;
         let tx = begin_cancel_safe(&self.pool, statement).await?;
         Ok(ScopedTx {
             tx,
