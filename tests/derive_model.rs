@@ -147,6 +147,6 @@ mod via_runtime {
 fn tenancy_runtime_reexports_the_derive() {
     assert_eq!(via_runtime::Note::TABLE_NAME, "notes");
     let sql = via_runtime::notes::Notes::GET_SQL;
-    assert!(sql.contains("FROM notes"), "{sql}");
+    assert!(sql.contains("FROM public.notes"), "{sql}");
     assert!(sql.contains("tenant_id = $1"), "{sql}");
 }

@@ -470,7 +470,9 @@ async fn the_token_is_not_visible_in_pg_stat_activity() {
         .unwrap();
     let tenancy = w.tenancy(&pool);
     tenancy.check().await.unwrap();
-    let scope = project_scope::<Viewer>(&tenancy, w.alice, w.tenant_a, w.a1).await;
+    let scope =
+        project_scope::<tenancy_generated::roles::Viewer>(&tenancy, w.alice, w.tenant_a, w.a1)
+            .await;
     let mut tx = tenancy.begin(&scope).await.unwrap();
     let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
         .fetch_one(tx.connection())
@@ -555,6 +557,88 @@ async fn temp_tables_cannot_shadow_tenant_tables() {
     .await
     .unwrap();
     assert!(!temp);
+}
+
+/// Every table the generated repositories and the runtime name is schema-qualified: a
+/// `search_path` pointed at a schema of readable look-alike tables (an operator's mistake that
+/// TA080 reports) redirects neither a repository read inside the transaction (`SET LOCAL`) nor
+/// the runtime's membership read (a session-level `SET` left on a pooled connection that is
+/// not reset): no decoy row is read, no planted membership grants tenant B.
+#[tokio::test]
+async fn a_changed_search_path_redirects_no_generated_or_runtime_query() {
+    let w = World::new().await;
+    let admin = w.db.admin_pool();
+    for statement in [
+        "CREATE SCHEMA decoy".to_owned(),
+        "CREATE TABLE decoy.documents (LIKE public.documents INCLUDING DEFAULTS)".to_owned(),
+        "CREATE TABLE decoy.user_project_roles (LIKE public.user_project_roles INCLUDING DEFAULTS)"
+            .to_owned(),
+        "GRANT USAGE ON SCHEMA decoy TO tenancy_app".to_owned(),
+        "GRANT SELECT ON ALL TABLES IN SCHEMA decoy TO tenancy_app".to_owned(),
+        format!(
+            "INSERT INTO decoy.documents (tenant_id, project_id, title, content_hash, created_by) \
+             SELECT '{}', '{}', 'decoy', 'decoy' || g, '{}' FROM generate_series(1, 5) g",
+            w.tenant_a, w.a1, w.alice
+        ),
+        format!(
+            "INSERT INTO decoy.user_project_roles (tenant_id, project_id, user_id, role) \
+             VALUES ('{}', '{}', '{}', 'owner')",
+            w.tenant_b, w.b1, w.alice
+        ),
+    ] {
+        admin.execute(sqlx::AssertSqlSafe(statement)).await.unwrap();
+    }
+
+    // Inside a scoped transaction: SET LOCAL, then the generated repository's count and list.
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(w.db.app_url())
+        .await
+        .unwrap();
+    let tenancy = w.tenancy(&pool);
+    let scope =
+        project_scope::<tenancy_generated::roles::Viewer>(&tenancy, w.alice, w.tenant_a, w.a1)
+            .await;
+    let mut tx = tenancy.begin(&scope).await.unwrap();
+    sqlx::query("SET LOCAL search_path = decoy, public")
+        .execute(tx.connection())
+        .await
+        .unwrap();
+    let filter = tenancy_generated::documents::DocumentFilter::default();
+    let counted = tenancy_generated::documents::Documents::count(&mut tx, &filter)
+        .await
+        .unwrap();
+    let listed =
+        tenancy_generated::documents::Documents::list(&mut tx, &filter, Default::default())
+            .await
+            .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(counted, 3, "the count read the decoy table");
+    let mut ids: Vec<Uuid> = listed.iter().map(|d| d.id).collect();
+    ids.sort();
+    assert_eq!(ids, w.a_docs, "the list read the decoy table");
+
+    // A session-level search_path left on a connection the pool does not reset: `authorize`
+    // still reads the real memberships, so alice gets no scope in tenant B.
+    sqlx::query("SET search_path = decoy, public")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let path: String = sqlx::query_scalar("SHOW search_path")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        path, "decoy, public",
+        "the planted setting must be on the connection"
+    );
+    let authorized = tenancy
+        .authorize(UserId::new(w.alice), TenantId::new(w.tenant_b))
+        .await;
+    assert!(
+        matches!(authorized, Err(Error::NotFound)),
+        "a planted membership in decoy.user_project_roles authorized alice in B: {authorized:?}"
+    );
 }
 
 /// `Tenancy::check` at startup: fine with the right key; one clear sentence for a missing

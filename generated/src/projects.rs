@@ -89,15 +89,15 @@ pub struct ProjectFilter {
 pub struct Projects;
 impl Projects {
     /// The SQL of [`Self::get`].
-    pub const GET_SQL: &'static str = "SELECT tenant_id, id, name, slug, description, created_at FROM projects WHERE tenant_id = $1 AND id = ANY($2) AND id = $3 ORDER BY id LIMIT 1";
+    pub const GET_SQL: &'static str = "SELECT tenant_id, id, name, slug, description, created_at FROM public.projects WHERE tenant_id = $1 AND id = ANY($2) AND id = $3 ORDER BY id LIMIT 1";
     /// The SQL of [`Self::get`] when the scope holds exactly one project (a scalar project parameter keeps the cached generic plan usable).
-    pub const GET_IN_PROJECT_SQL: &'static str = "SELECT tenant_id, id, name, slug, description, created_at FROM projects WHERE tenant_id = $1 AND id = $2 AND id = $3 LIMIT 1";
+    pub const GET_IN_PROJECT_SQL: &'static str = "SELECT tenant_id, id, name, slug, description, created_at FROM public.projects WHERE tenant_id = $1 AND id = $2 AND id = $3 LIMIT 1";
     /// The SQL of [`Self::list`].
-    pub const LIST_SQL: &'static str = "SELECT tenant_id, id, name, slug, description, created_at FROM projects WHERE tenant_id = $1 AND id = ANY($2) AND ($3::text IS NULL OR slug = $3) AND ($4::uuid IS NULL OR (id) > ($4)) ORDER BY id LIMIT $5";
+    pub const LIST_SQL: &'static str = "SELECT tenant_id, id, name, slug, description, created_at FROM public.projects WHERE tenant_id = $1 AND id = ANY($2) AND ($3::pg_catalog.text IS NULL OR slug = $3) AND ($4::pg_catalog.uuid IS NULL OR (id) > ($4)) ORDER BY id LIMIT $5";
     /// The SQL of [`Self::count`].
-    pub const COUNT_SQL: &'static str = "SELECT count(*) FROM projects WHERE tenant_id = $1 AND id = ANY($2) AND ($3::text IS NULL OR slug = $3)";
+    pub const COUNT_SQL: &'static str = "SELECT pg_catalog.count(*) FROM public.projects WHERE tenant_id = $1 AND id = ANY($2) AND ($3::pg_catalog.text IS NULL OR slug = $3)";
     /// The SQL of [`Self::update`].
-    pub const UPDATE_SQL: &'static str = "UPDATE projects SET name = CASE WHEN $3 THEN $4 ELSE name END, slug = CASE WHEN $5 THEN $6 ELSE slug END, description = CASE WHEN $7 THEN $8 ELSE description END, created_at = CASE WHEN $9 THEN $10 ELSE created_at END WHERE tenant_id = $1 AND id = $2 RETURNING tenant_id, id, name, slug, description, created_at";
+    pub const UPDATE_SQL: &'static str = "UPDATE public.projects SET name = CASE WHEN $3 THEN $4 ELSE name END, slug = CASE WHEN $5 THEN $6 ELSE slug END, description = CASE WHEN $7 THEN $8 ELSE description END, created_at = CASE WHEN $9 THEN $10 ELSE created_at END WHERE tenant_id = $1 AND id = $2 RETURNING tenant_id, id, name, slug, description, created_at";
     /// Reads one row by its key. `None` when no visible row matches.
     ///
     /// Requires `viewer` or above in every project it reads (RLS policy `projects_select`).

@@ -112,19 +112,19 @@ pub struct QueryFilter {
 pub struct Queries;
 impl Queries {
     /// The SQL of [`Self::get`].
-    pub const GET_SQL: &'static str = "SELECT tenant_id, project_id, id, asked_by, query_text, top_k, created_at FROM queries WHERE tenant_id = $1 AND project_id = ANY($2) AND id = $3 ORDER BY project_id, id LIMIT 1";
+    pub const GET_SQL: &'static str = "SELECT tenant_id, project_id, id, asked_by, query_text, top_k, created_at FROM public.queries WHERE tenant_id = $1 AND project_id = ANY($2) AND id = $3 ORDER BY project_id, id LIMIT 1";
     /// The SQL of [`Self::get`] when the scope holds exactly one project (a scalar project parameter keeps the cached generic plan usable).
-    pub const GET_IN_PROJECT_SQL: &'static str = "SELECT tenant_id, project_id, id, asked_by, query_text, top_k, created_at FROM queries WHERE tenant_id = $1 AND project_id = $2 AND id = $3 LIMIT 1";
+    pub const GET_IN_PROJECT_SQL: &'static str = "SELECT tenant_id, project_id, id, asked_by, query_text, top_k, created_at FROM public.queries WHERE tenant_id = $1 AND project_id = $2 AND id = $3 LIMIT 1";
     /// The SQL of [`Self::list`].
-    pub const LIST_SQL: &'static str = "SELECT tenant_id, project_id, id, asked_by, query_text, top_k, created_at FROM queries WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::uuid IS NULL OR project_id = $3) AND ($4::uuid IS NULL OR asked_by = $4) AND ($5::uuid IS NULL OR (project_id, id) > ($5, $6)) ORDER BY project_id, id LIMIT $7";
+    pub const LIST_SQL: &'static str = "SELECT tenant_id, project_id, id, asked_by, query_text, top_k, created_at FROM public.queries WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::pg_catalog.uuid IS NULL OR project_id = $3) AND ($4::pg_catalog.uuid IS NULL OR asked_by = $4) AND ($5::pg_catalog.uuid IS NULL OR (project_id, id) > ($5, $6)) ORDER BY project_id, id LIMIT $7";
     /// The SQL of [`Self::count`].
-    pub const COUNT_SQL: &'static str = "SELECT count(*) FROM queries WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::uuid IS NULL OR project_id = $3) AND ($4::uuid IS NULL OR asked_by = $4)";
+    pub const COUNT_SQL: &'static str = "SELECT pg_catalog.count(*) FROM public.queries WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::pg_catalog.uuid IS NULL OR project_id = $3) AND ($4::pg_catalog.uuid IS NULL OR asked_by = $4)";
     /// The SQL of [`Self::insert`].
-    pub const INSERT_SQL: &'static str = "INSERT INTO queries (tenant_id, project_id, id, asked_by, query_text, top_k, created_at) VALUES ($1, $2, COALESCE($3::uuid, gen_random_uuid()), $4, $5, COALESCE($6::integer, 10), COALESCE($7::timestamptz, now())) RETURNING tenant_id, project_id, id, asked_by, query_text, top_k, created_at";
+    pub const INSERT_SQL: &'static str = "INSERT INTO public.queries (tenant_id, project_id, id, asked_by, query_text, top_k, created_at) VALUES ($1, $2, COALESCE($3::pg_catalog.uuid, pg_catalog.gen_random_uuid()), $4, $5, COALESCE($6::pg_catalog.int4, 10), COALESCE($7::pg_catalog.timestamptz, pg_catalog.now())) RETURNING tenant_id, project_id, id, asked_by, query_text, top_k, created_at";
     /// The SQL of [`Self::insert_many`].
-    pub const INSERT_MANY_SQL: &'static str = "INSERT INTO queries (tenant_id, project_id, id, asked_by, query_text, top_k, created_at) SELECT $1, $2, COALESCE(u.id, gen_random_uuid()), u.asked_by, u.query_text, COALESCE(u.top_k, 10), COALESCE(u.created_at, now()) FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::integer[], $7::timestamptz[]) AS u(id, asked_by, query_text, top_k, created_at) RETURNING tenant_id, project_id, id, asked_by, query_text, top_k, created_at";
+    pub const INSERT_MANY_SQL: &'static str = "INSERT INTO public.queries (tenant_id, project_id, id, asked_by, query_text, top_k, created_at) SELECT $1, $2, COALESCE(u.id, pg_catalog.gen_random_uuid()), u.asked_by, u.query_text, COALESCE(u.top_k, 10), COALESCE(u.created_at, pg_catalog.now()) FROM unnest($3::pg_catalog.uuid[], $4::pg_catalog.uuid[], $5::pg_catalog.text[], $6::pg_catalog.int4[], $7::pg_catalog.timestamptz[]) AS u(id, asked_by, query_text, top_k, created_at) RETURNING tenant_id, project_id, id, asked_by, query_text, top_k, created_at";
     /// The SQL of [`Self::delete`].
-    pub const DELETE_SQL: &'static str = "DELETE FROM queries WHERE tenant_id = $1 AND project_id = $2 AND id = $3";
+    pub const DELETE_SQL: &'static str = "DELETE FROM public.queries WHERE tenant_id = $1 AND project_id = $2 AND id = $3";
     /// Reads one row by its key (when the scope spans several projects holding that key, the row of the lowest project id). `None` when no visible row matches.
     ///
     /// Requires `viewer` or above in every project it reads (RLS policy `queries_select`).

@@ -33,7 +33,7 @@ for Tenant {
 pub struct Tenants;
 impl Tenants {
     /// The SQL of [`Self::get`].
-    pub const GET_SQL: &'static str = "SELECT id, name, slug, created_at FROM tenants WHERE id = $1 LIMIT 1";
+    pub const GET_SQL: &'static str = "SELECT id, name, slug, created_at FROM public.tenants WHERE id = $1 LIMIT 1";
     /// Reads the scope's own row. `None` when no visible row matches.
     ///
     /// Requires `viewer` or above in every project it reads (RLS policy `tenants_select`).

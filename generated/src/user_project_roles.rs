@@ -173,21 +173,21 @@ pub struct UserProjectRoleFilter {
 pub struct UserProjectRoles;
 impl UserProjectRoles {
     /// The SQL of [`Self::get`].
-    pub const GET_SQL: &'static str = "SELECT tenant_id, project_id, user_id, role::text AS role, granted_by, granted_at FROM user_project_roles WHERE tenant_id = $1 AND project_id = ANY($2) AND user_id = $3 ORDER BY project_id, user_id LIMIT 1";
+    pub const GET_SQL: &'static str = "SELECT tenant_id, project_id, user_id, role::pg_catalog.text AS role, granted_by, granted_at FROM public.user_project_roles WHERE tenant_id = $1 AND project_id = ANY($2) AND user_id = $3 ORDER BY project_id, user_id LIMIT 1";
     /// The SQL of [`Self::get`] when the scope holds exactly one project (a scalar project parameter keeps the cached generic plan usable).
-    pub const GET_IN_PROJECT_SQL: &'static str = "SELECT tenant_id, project_id, user_id, role::text AS role, granted_by, granted_at FROM user_project_roles WHERE tenant_id = $1 AND project_id = $2 AND user_id = $3 LIMIT 1";
+    pub const GET_IN_PROJECT_SQL: &'static str = "SELECT tenant_id, project_id, user_id, role::pg_catalog.text AS role, granted_by, granted_at FROM public.user_project_roles WHERE tenant_id = $1 AND project_id = $2 AND user_id = $3 LIMIT 1";
     /// The SQL of [`Self::list`].
-    pub const LIST_SQL: &'static str = "SELECT tenant_id, project_id, user_id, role::text AS role, granted_by, granted_at FROM user_project_roles WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::uuid IS NULL OR project_id = $3) AND ($4::uuid IS NULL OR user_id = $4) AND ($5::text IS NULL OR role = $5::tenancy.project_role) AND ($6::uuid IS NULL OR (project_id, user_id) > ($6, $7)) ORDER BY project_id, user_id LIMIT $8";
+    pub const LIST_SQL: &'static str = "SELECT tenant_id, project_id, user_id, role::pg_catalog.text AS role, granted_by, granted_at FROM public.user_project_roles WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::pg_catalog.uuid IS NULL OR project_id = $3) AND ($4::pg_catalog.uuid IS NULL OR user_id = $4) AND ($5::pg_catalog.text IS NULL OR role = $5::tenancy.project_role) AND ($6::pg_catalog.uuid IS NULL OR (project_id, user_id) > ($6, $7)) ORDER BY project_id, user_id LIMIT $8";
     /// The SQL of [`Self::count`].
-    pub const COUNT_SQL: &'static str = "SELECT count(*) FROM user_project_roles WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::uuid IS NULL OR project_id = $3) AND ($4::uuid IS NULL OR user_id = $4) AND ($5::text IS NULL OR role = $5::tenancy.project_role)";
+    pub const COUNT_SQL: &'static str = "SELECT pg_catalog.count(*) FROM public.user_project_roles WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::pg_catalog.uuid IS NULL OR project_id = $3) AND ($4::pg_catalog.uuid IS NULL OR user_id = $4) AND ($5::pg_catalog.text IS NULL OR role = $5::tenancy.project_role)";
     /// The SQL of [`Self::insert`].
-    pub const INSERT_SQL: &'static str = "INSERT INTO user_project_roles (tenant_id, project_id, user_id, role, granted_by, granted_at) VALUES ($1, $2, $3, $4::tenancy.project_role, $5, COALESCE($6::timestamptz, now())) RETURNING tenant_id, project_id, user_id, role::text AS role, granted_by, granted_at";
+    pub const INSERT_SQL: &'static str = "INSERT INTO public.user_project_roles (tenant_id, project_id, user_id, role, granted_by, granted_at) VALUES ($1, $2, $3, $4::tenancy.project_role, $5, COALESCE($6::pg_catalog.timestamptz, pg_catalog.now())) RETURNING tenant_id, project_id, user_id, role::pg_catalog.text AS role, granted_by, granted_at";
     /// The SQL of [`Self::insert_many`].
-    pub const INSERT_MANY_SQL: &'static str = "INSERT INTO user_project_roles (tenant_id, project_id, user_id, role, granted_by, granted_at) SELECT $1, $2, u.user_id, u.role::tenancy.project_role, u.granted_by, COALESCE(u.granted_at, now()) FROM unnest($3::uuid[], $4::text[], $5::uuid[], $6::timestamptz[]) AS u(user_id, role, granted_by, granted_at) RETURNING tenant_id, project_id, user_id, role::text AS role, granted_by, granted_at";
+    pub const INSERT_MANY_SQL: &'static str = "INSERT INTO public.user_project_roles (tenant_id, project_id, user_id, role, granted_by, granted_at) SELECT $1, $2, u.user_id, u.role::tenancy.project_role, u.granted_by, COALESCE(u.granted_at, pg_catalog.now()) FROM unnest($3::pg_catalog.uuid[], $4::pg_catalog.text[], $5::pg_catalog.uuid[], $6::pg_catalog.timestamptz[]) AS u(user_id, role, granted_by, granted_at) RETURNING tenant_id, project_id, user_id, role::pg_catalog.text AS role, granted_by, granted_at";
     /// The SQL of [`Self::update`].
-    pub const UPDATE_SQL: &'static str = "UPDATE user_project_roles SET role = CASE WHEN $4 THEN $5::tenancy.project_role ELSE role END, granted_by = CASE WHEN $6 THEN $7 ELSE granted_by END, granted_at = CASE WHEN $8 THEN $9 ELSE granted_at END WHERE tenant_id = $1 AND project_id = $2 AND user_id = $3 RETURNING tenant_id, project_id, user_id, role::text AS role, granted_by, granted_at";
+    pub const UPDATE_SQL: &'static str = "UPDATE public.user_project_roles SET role = CASE WHEN $4 THEN $5::tenancy.project_role ELSE role END, granted_by = CASE WHEN $6 THEN $7 ELSE granted_by END, granted_at = CASE WHEN $8 THEN $9 ELSE granted_at END WHERE tenant_id = $1 AND project_id = $2 AND user_id = $3 RETURNING tenant_id, project_id, user_id, role::pg_catalog.text AS role, granted_by, granted_at";
     /// The SQL of [`Self::delete`].
-    pub const DELETE_SQL: &'static str = "DELETE FROM user_project_roles WHERE tenant_id = $1 AND project_id = $2 AND user_id = $3";
+    pub const DELETE_SQL: &'static str = "DELETE FROM public.user_project_roles WHERE tenant_id = $1 AND project_id = $2 AND user_id = $3";
     /// Reads one row by its key (when the scope spans several projects holding that key, the row of the lowest project id). `None` when no visible row matches.
     ///
     /// Requires `viewer` or above in every project it reads (RLS policy `user_project_roles_select`).

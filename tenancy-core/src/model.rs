@@ -23,6 +23,9 @@ pub const ROLE_COLUMN: &str = "role";
 pub const ID_COLUMN: &str = "id";
 /// Name of the PostgreSQL enum type (inside the helper schema) that holds the roles.
 pub const ROLE_TYPE: &str = "project_role";
+/// The schema the generated migrations create the model's tables in (the migrations run with
+/// it first on the `search_path`; the generated repositories name it explicitly).
+pub const TABLE_SCHEMA: &str = "public";
 
 /// One validated model: the tenancy core settings, the ordered roles and every table.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -481,10 +481,16 @@ fn every_query_names_the_scope_explicitly() {
 fn bulk_insert_is_one_unnest_statement_that_applies_defaults() {
     let files = files_by_path(&rag_model());
     let sql = sql_const(&files["src/documents.rs"], "Documents", "INSERT_MANY_SQL").expect("sql");
-    assert!(sql.starts_with("INSERT INTO documents ("), "{sql}");
-    assert!(sql.contains("FROM unnest($3::uuid[], $4::text[]"), "{sql}");
+    assert!(sql.starts_with("INSERT INTO public.documents ("), "{sql}");
+    assert!(
+        sql.contains("FROM unnest($3::pg_catalog.uuid[], $4::pg_catalog.text[]"),
+        "{sql}"
+    );
     assert!(sql.contains("COALESCE(u.mime_type, 'text/plain')"), "{sql}");
-    assert!(sql.contains("COALESCE(u.id, gen_random_uuid())"), "{sql}");
+    assert!(
+        sql.contains("COALESCE(u.id, pg_catalog.gen_random_uuid())"),
+        "{sql}"
+    );
     let chunks = sql_const(&files["src/chunks.rs"], "Chunks", "INSERT_MANY_SQL").expect("sql");
     assert!(chunks.contains("::vector[]"), "{chunks}");
 }
@@ -494,7 +500,7 @@ fn membership_role_is_read_as_text_and_written_as_the_enum() {
     let files = files_by_path(&rag_model());
     let source = &files["src/user_project_roles.rs"];
     let get = sql_const(source, "UserProjectRoles", "GET_SQL").expect("sql");
-    assert!(get.contains("role::text AS role"), "{get}");
+    assert!(get.contains("role::pg_catalog.text AS role"), "{get}");
     let insert = sql_const(source, "UserProjectRoles", "INSERT_SQL").expect("sql");
     assert!(insert.contains("::tenancy.project_role"), "{insert}");
     assert!(source.contains("pub enum ProjectRole"));
@@ -504,6 +510,56 @@ fn membership_role_is_read_as_text_and_written_as_the_enum() {
             "{variant}"
         );
     }
+}
+
+/// Every statement names its table as `public.<table>` and its built-in functions in
+/// `pg_catalog`: a `search_path` changed inside the transaction redirects none of them.
+#[test]
+fn every_statement_is_schema_qualified() {
+    let model = rag_model();
+    let files = files_by_path(&model);
+    let mut checked = 0;
+    for table in &model.tables {
+        let Some(source) = files.get(&format!("src/{}.rs", table.name)) else {
+            continue; // global tables get no repository
+        };
+        let repo = source
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("pub struct ")
+                    .and_then(|r| r.strip_suffix(';'))
+            })
+            .expect("repository struct");
+        for name in [
+            "GET_SQL",
+            "LIST_SQL",
+            "COUNT_SQL",
+            "INSERT_SQL",
+            "UPDATE_SQL",
+            "DELETE_SQL",
+        ] {
+            let Some(sql) = sql_const(source, repo, name) else {
+                continue;
+            };
+            checked += 1;
+            let qualified = format!("public.{}", table.name);
+            let names_it = [" FROM ", "INSERT INTO ", "UPDATE "]
+                .iter()
+                .any(|verb| sql.contains(&format!("{verb}{qualified} ")));
+            assert!(names_it, "{repo}::{name} does not name {qualified}: {sql}");
+            for builtin in ["now()", "gen_random_uuid()", "count(*)", "::uuid", "::text"] {
+                let bare = sql.replace(
+                    &format!("pg_catalog.{}", builtin.trim_start_matches("::")),
+                    "",
+                );
+                assert!(
+                    !bare.contains(builtin),
+                    "{repo}::{name} has a bare {builtin}: {sql}"
+                );
+            }
+        }
+    }
+    assert!(checked >= 30, "only {checked} statements checked");
 }
 
 #[test]
@@ -572,15 +628,18 @@ fn untypable_parameters_are_cast() {
     let source = &files["src/documents.rs"];
     let list = sql_const(source, "Documents", "LIST_SQL").expect("sql");
     assert!(
-        list.contains("($3::uuid IS NULL OR project_id = $3)"),
+        list.contains("($3::pg_catalog.uuid IS NULL OR project_id = $3)"),
         "{list}"
     );
     assert!(
-        list.contains("($6::uuid IS NULL OR (project_id, id) > ($6, $7))"),
+        list.contains("($6::pg_catalog.uuid IS NULL OR (project_id, id) > ($6, $7))"),
         "{list}"
     );
     let insert = sql_const(source, "Documents", "INSERT_SQL").expect("sql");
-    assert!(insert.contains("COALESCE($8::jsonb, '{}')"), "{insert}");
+    assert!(
+        insert.contains("COALESCE($8::pg_catalog.jsonb, '{}')"),
+        "{insert}"
+    );
     let members = sql_const(
         &files["src/user_project_roles.rs"],
         "UserProjectRoles",
@@ -588,7 +647,7 @@ fn untypable_parameters_are_cast() {
     )
     .expect("sql");
     assert!(
-        members.contains("::text IS NULL OR role = $"),
+        members.contains("::pg_catalog.text IS NULL OR role = $"),
         "role filters compare as the enum: {members}"
     );
 }

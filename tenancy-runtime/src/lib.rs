@@ -51,6 +51,7 @@ mod ids;
 pub mod pool;
 mod role;
 mod scope;
+mod sql_names;
 mod system;
 mod tenancy;
 /// Vector search partitioned by tenant and project (pgvector), routed by scope size.
@@ -70,6 +71,7 @@ pub use crate::scope::{
     ProjectAccess, ProjectScope, ProjectsAccess, ProjectsScope, ReadScope, RequestContext, Scope,
     WriteScope,
 };
+pub use crate::sql_names::TABLE_SCHEMA;
 pub use crate::system::SystemTx;
 pub use crate::tenancy::{ScopedTx, Tenancy, TenancyConfig, CONTEXT_CONTRACT};
 

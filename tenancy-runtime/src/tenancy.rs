@@ -89,11 +89,7 @@ impl TenancyConfig {
 
     /// `"schema"."table"` or `"table"`, from a validated name.
     fn quoted_memberships_table(&self) -> String {
-        self.memberships_table
-            .split('.')
-            .map(|part| format!("\"{part}\""))
-            .collect::<Vec<_>>()
-            .join(".")
+        crate::sql_names::qualified_table(&self.memberships_table)
     }
 
     /// This configuration with `key` as its context key.
@@ -283,7 +279,7 @@ impl Tenancy {
             return Ok(());
         }
         let size: i32 = sqlx::query_scalar(
-            "SELECT setting::int FROM pg_catalog.pg_settings WHERE name = 'track_activity_query_size'",
+            "SELECT setting::pg_catalog.int4 FROM pg_catalog.pg_settings WHERE name = 'track_activity_query_size'",
         )
         .persistent(false)
         .fetch_one(&self.pool)

@@ -22,8 +22,7 @@ use crate::generated::Expected;
 /// Schemas that hold user objects (not the system catalogs, toast or temporary schemas).
 const USER_SCHEMA: &str = "(n.nspname !~ '^pg_' AND n.nspname <> 'information_schema')";
 
-/// The schema the generated tables live in.
-const TABLE_SCHEMA: &str = "public";
+use tenancy_core::model::TABLE_SCHEMA;
 
 /// Runs every check inside the caller's transaction.
 pub(crate) async fn run(

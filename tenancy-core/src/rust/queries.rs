@@ -8,7 +8,7 @@ use crate::model::{Column, SqlType};
 
 use super::naming::sql_ident;
 use super::shape::Shape;
-use super::types::{default_sql, sql_array_type};
+use super::types::{default_sql, qualified_type_sql, sql_array_type};
 
 /// A running `$n` counter.
 struct Params(usize);
@@ -21,16 +21,18 @@ impl Params {
 }
 
 impl Shape<'_> {
+    /// The table, schema-qualified: a `search_path` changed inside the transaction cannot
+    /// redirect a generated statement to another schema's same-named relation.
     fn table_sql(&self) -> String {
-        sql_ident(&self.table.name)
+        format!(
+            "{}.{}",
+            sql_ident(crate::model::TABLE_SCHEMA),
+            sql_ident(&self.table.name)
+        )
     }
 
     fn role_type_sql(&self) -> String {
-        format!(
-            "{}.{}",
-            sql_ident(&self.model.settings.helper_schema),
-            sql_ident(crate::model::ROLE_TYPE)
-        )
+        qualified_type_sql(SqlType::Role, &self.model.settings.helper_schema)
     }
 
     /// The SELECT / RETURNING list: every column, the role enum read as text.
@@ -40,7 +42,7 @@ impl Shape<'_> {
             .map(|c| {
                 let name = sql_ident(&c.name);
                 if c.ty == SqlType::Role {
-                    format!("{name}::text AS {name}")
+                    format!("{name}::pg_catalog.text AS {name}")
                 } else {
                     name
                 }
@@ -138,8 +140,8 @@ impl Shape<'_> {
     /// The type a parameter is cast to where PostgreSQL cannot infer it (`$n IS NULL`).
     fn param_type_sql(&self, column: &Column) -> String {
         match column.ty {
-            SqlType::Role => "text".to_owned(),
-            other => other.sql_name(&self.model.settings.helper_schema),
+            SqlType::Role => qualified_type_sql(SqlType::Text, &self.model.settings.helper_schema),
+            other => qualified_type_sql(other, &self.model.settings.helper_schema),
         }
     }
 
@@ -187,7 +189,7 @@ impl Shape<'_> {
         let scope = self.read_scope_sql(&mut params);
         let filters = self.filter_sql(&mut params);
         format!(
-            "SELECT count(*) FROM {} WHERE {scope}{filters}",
+            "SELECT pg_catalog.count(*) FROM {} WHERE {scope}{filters}",
             self.table_sql()
         )
     }
@@ -256,6 +258,8 @@ impl Shape<'_> {
             values.push(self.with_default(column, value));
             aliases.push(name);
         }
+        // `unnest` stays unqualified: with several arrays it is the grammar's `ROWS FROM`
+        // shorthand, not a function call, and `pg_catalog.unnest(a, b)` does not exist.
         format!(
             "INSERT INTO {} ({}) SELECT {} FROM unnest({}) AS u({}) RETURNING {}",
             self.table_sql(),

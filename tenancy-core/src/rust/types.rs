@@ -40,14 +40,41 @@ pub(crate) fn row_field_type(column: &Column) -> Type {
     }
 }
 
+/// The schema-qualified SQL name of `ty` for casts in generated queries: built-in types in
+/// `pg_catalog`, the role enum in the helper schema. pgvector's `vector` stays unqualified: the
+/// operator chooses the extension's schema, and the runtime pins `search_path` (docs/security.md).
+pub(crate) fn qualified_type_sql(ty: SqlType, helper_schema: &str) -> String {
+    let builtin = |name: &str| format!("pg_catalog.{name}");
+    match ty {
+        SqlType::Uuid => builtin("uuid"),
+        SqlType::Text => builtin("text"),
+        SqlType::SmallInt => builtin("int2"),
+        SqlType::Integer => builtin("int4"),
+        SqlType::BigInt => builtin("int8"),
+        SqlType::Real => builtin("float4"),
+        SqlType::Double => builtin("float8"),
+        SqlType::Boolean => builtin("bool"),
+        SqlType::Date => builtin("date"),
+        SqlType::Timestamptz => builtin("timestamptz"),
+        SqlType::Jsonb => builtin("jsonb"),
+        SqlType::Bytea => builtin("bytea"),
+        SqlType::Vector(_) => ty.sql_name(helper_schema),
+        SqlType::Role => format!(
+            "{}.{}",
+            super::naming::sql_ident(helper_schema),
+            super::naming::sql_ident(crate::model::ROLE_TYPE)
+        ),
+    }
+}
+
 /// The SQL element type of the array a column's values are sent in by `insert_many`
-/// (`text[]`, `double precision[]`, ...). The role enum travels as `text[]` and is cast
-/// per element.
+/// (`pg_catalog.text[]`, `pg_catalog.float8[]`, ...). The role enum travels as text and is
+/// cast per element.
 pub(crate) fn sql_array_type(ty: SqlType, helper_schema: &str) -> String {
     let element = match ty {
-        SqlType::Role => "text".to_owned(),
+        SqlType::Role => qualified_type_sql(SqlType::Text, helper_schema),
         SqlType::Vector(_) => "vector".to_owned(),
-        other => other.sql_name(helper_schema),
+        other => qualified_type_sql(other, helper_schema),
     };
     format!("{element}[]")
 }
@@ -59,8 +86,8 @@ pub(crate) fn default_sql(default: &DefaultValue) -> String {
         DefaultValue::Integer(value) => value.to_string(),
         DefaultValue::Decimal(value) => value.clone(),
         DefaultValue::Bool(value) => value.to_string(),
-        DefaultValue::Now => "now()".to_owned(),
-        DefaultValue::GenRandomUuid => "gen_random_uuid()".to_owned(),
+        DefaultValue::Now => "pg_catalog.now()".to_owned(),
+        DefaultValue::GenRandomUuid => "pg_catalog.gen_random_uuid()".to_owned(),
     }
 }
 

@@ -39,7 +39,7 @@ impl Onboarding {
         user: UserId,
     ) -> Result<Option<String>, AdminError> {
         let role: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT role::text FROM {} WHERE tenant_id = $1 AND project_id = $2 AND user_id = $3",
+            "SELECT role::pg_catalog.text FROM {} WHERE tenant_id = $1 AND project_id = $2 AND user_id = $3",
             quoted(&self.tables.memberships_table)
         )))
         .bind(tenant)
@@ -210,8 +210,8 @@ impl Onboarding {
             return Ok(());
         }
         let other_owners: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT count(*) FROM {} \
-             WHERE tenant_id = $1 AND project_id = $2 AND user_id <> $3 AND role::text = $4",
+            "SELECT pg_catalog.count(*) FROM {} \
+             WHERE tenant_id = $1 AND project_id = $2 AND user_id <> $3 AND role::pg_catalog.text = $4",
             quoted(&self.tables.memberships_table)
         )))
         .bind(tenant)
@@ -254,7 +254,7 @@ impl Onboarding {
         }
         let rows: Vec<(Uuid, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             // `m.role`, the enum (rank order), not the text output column named `role`.
-            "SELECT m.user_id, m.role::text FROM {} AS m \
+            "SELECT m.user_id, m.role::pg_catalog.text FROM {} AS m \
              WHERE m.tenant_id = $1 AND m.project_id = $2 ORDER BY m.role DESC, m.user_id",
             quoted(&self.tables.memberships_table)
         )))

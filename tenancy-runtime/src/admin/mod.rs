@@ -115,10 +115,7 @@ impl AdminTables {
 
 /// `"schema"."table"` or `"table"` from a validated name.
 fn quoted(name: &str) -> String {
-    name.split('.')
-        .map(|part| format!("\"{part}\""))
-        .collect::<Vec<_>>()
-        .join(".")
+    crate::sql_names::qualified_table(name)
 }
 
 /// A tenant as the commands see it.
@@ -279,7 +276,7 @@ impl Onboarding {
     /// even the tables' owner sees no rows without the app's context.
     pub async fn require_privileged(&self, tx: &mut SystemTx) -> Result<(), AdminError> {
         let (role, bypasses): (String, bool) = sqlx::query_as(
-            "SELECT rolname::text, rolsuper OR rolbypassrls FROM pg_catalog.pg_roles \
+            "SELECT rolname::pg_catalog.text, rolsuper OR rolbypassrls FROM pg_catalog.pg_roles \
              WHERE rolname = current_user",
         )
         .fetch_one(tx.connection())
@@ -297,7 +294,7 @@ impl Onboarding {
     /// The values of the role enum, least privileged first.
     pub async fn roles(&self, tx: &mut SystemTx) -> Result<Vec<String>, AdminError> {
         let roles: Vec<String> = sqlx::query_scalar(
-            "SELECT e.enumlabel::text \
+            "SELECT e.enumlabel::pg_catalog.text \
              FROM pg_catalog.pg_enum e \
              JOIN pg_catalog.pg_type t ON t.oid = e.enumtypid \
              JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace \
@@ -417,7 +414,7 @@ impl Onboarding {
             return Err(AdminError::AlreadyExists(format!("tenant `{slug}`")));
         }
         let id: Uuid = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO {} (id, name, slug) VALUES (gen_random_uuid(), $1, $2) RETURNING id",
+            "INSERT INTO {} (id, name, slug) VALUES (pg_catalog.gen_random_uuid(), $1, $2) RETURNING id",
             quoted(&self.tables.tenants_table)
         )))
         .bind(name)
@@ -471,7 +468,7 @@ impl Onboarding {
             )));
         }
         let id: Uuid = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO {} (tenant_id, id, name, slug) VALUES ($1, gen_random_uuid(), $2, $3) \
+            "INSERT INTO {} (tenant_id, id, name, slug) VALUES ($1, pg_catalog.gen_random_uuid(), $2, $3) \
              RETURNING id",
             quoted(&self.tables.projects_table)
         )))
