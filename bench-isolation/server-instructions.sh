@@ -49,13 +49,13 @@ as_server "$PG_BIN/pg_ctl" -D "$work/data" -o "-p $port -k $work -c listen_addre
     -l "$work/server.log" start >/dev/null
 psql=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres)
 "${psql[@]}" -d postgres -c "CREATE DATABASE bench"
-migrations="${TENANCY_MIGRATIONS:-$repo/generated/migrations}"
+migrations="${TENANCY_MIGRATIONS:-$repo/examples/rag/generated/migrations}"
 case "${TENANCY_CONTEXT:-v3}" in
     v3) ;;
     v2) [ -z "${TENANCY_MIGRATIONS:-}" ] || die "TENANCY_CONTEXT=v2 picks its own migrations"
         migrations="$work/migrations-v2"
         mkdir "$migrations"
-        for file in "$repo"/generated/migrations/*.sql; do
+        for file in "$repo"/examples/rag/generated/migrations/*.sql; do
             case "$file" in *_core_context_v3.sql) break ;; esac
             cp "$file" "$migrations/"
         done

@@ -20,7 +20,7 @@ async fn counts(db: &TestDb) -> (i64, i64, i64, i64) {
 }
 
 fn dev_seed() -> SeedFile {
-    SeedFile::read(&repo_root().join("seeds/dev.toml")).expect("seeds/dev.toml parses")
+    SeedFile::read(&repo_root().join("examples/rag/seeds/dev.toml")).expect("seeds/dev.toml parses")
 }
 
 fn operator() -> Onboarding {
@@ -120,7 +120,7 @@ async fn a_changed_role_is_applied_and_audited_and_new_entries_are_added() {
     tenancy_seed::run(db.admin_pool(), &operator(), &dev_seed(), false)
         .await
         .expect("first run");
-    let text = std::fs::read_to_string(repo_root().join("seeds/dev.toml"))
+    let text = std::fs::read_to_string(repo_root().join("examples/rag/seeds/dev.toml"))
         .unwrap()
         .replace(
             "bob@acme.example\"\n    role = \"editor\"",

@@ -27,7 +27,7 @@ name = "Acme"
 
 #[test]
 fn the_sample_and_a_small_file_parse_with_lines() {
-    let dev = SeedFile::read(&repo_root().join("seeds/dev.toml")).expect("dev.toml");
+    let dev = SeedFile::read(&repo_root().join("examples/rag/seeds/dev.toml")).expect("dev.toml");
     assert_eq!(
         dev.counts().to_string(),
         "2 tenants, 3 projects, 5 memberships"

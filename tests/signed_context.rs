@@ -688,9 +688,7 @@ async fn startup_check_names_the_key_problem() {
 #[tokio::test]
 async fn a_contract_2_database_upgrades_in_place() {
     let db = TestDb::empty().await;
-    let dir = tenancy_tests::repo_root()
-        .join("generated")
-        .join("migrations");
+    let dir = tenancy_tests::migrations_dir();
     let files = tenancy_tests::migration_files(&dir).unwrap();
     let old = tempdir_with(&files[..2]);
     db.apply_migrations(old.path()).await.unwrap();
@@ -735,7 +733,7 @@ async fn a_contract_2_database_upgrades_in_place() {
     // ... and the upgraded database audits clean against the committed model.
     let snapshot = std::fs::read_to_string(
         tenancy_tests::repo_root()
-            .join("generated")
+            .join("examples/rag/generated")
             .join("model.snapshot.json"),
     )
     .unwrap();

@@ -975,7 +975,11 @@ async fn run(settings: Settings) -> Result<String> {
         generator::synthetic_model(200),
     )?;
     let runs = if settings.smoke { 1 } else { 5 };
-    let real = generator::time_generate(&repo.join("policies"), &work.join("out-real"), runs)?;
+    let real = generator::time_generate(
+        &repo.join("examples/rag/policies"),
+        &work.join("out-real"),
+        runs,
+    )?;
     let synthetic_times = generator::time_generate(&synthetic, &work.join("out-200"), runs)?;
     let _ = writeln!(
         report,
@@ -983,7 +987,11 @@ async fn run(settings: Settings) -> Result<String> {
     );
     let cli = generator::cli_binary(&repo);
     for (label, policies, times) in [
-        ("policies/rag.tenancy", repo.join("policies"), real),
+        (
+            "policies/rag.tenancy",
+            repo.join("examples/rag/policies"),
+            real,
+        ),
         ("synthetic", synthetic.clone(), synthetic_times),
     ] {
         let process = match &cli {

@@ -426,7 +426,7 @@ mod tests {
 
     #[test]
     fn the_rag_policies_generate_expected_policies_and_helpers() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/rag/policies");
         let sources = tenancy_core::dsl::read_dir(&dir).expect("policies");
         let (model, _) = tenancy_core::dsl::compile(&sources);
         let model = model.expect("valid model");

@@ -20,7 +20,7 @@ use tenancy_tests::TestDb;
 
 /// The model of `policies/` (the one `generated/migrations` was produced from).
 fn rag_model() -> Model {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/rag/policies");
     let sources = tenancy_core::dsl::read_dir(&dir).expect("read policies");
     let (model, diagnostics) = tenancy_core::dsl::compile(&sources);
     assert!(!diagnostics.has_errors(), "policies must compile");
@@ -562,7 +562,8 @@ async fn only_retired_context_keys_is_ta046() {
 async fn a_database_without_the_v3_upgrade_is_ta045() {
     // Only 0001 and 0002: the core speaks the unsigned contract 2.
     let dir = tempfile::tempdir().expect("tempdir");
-    let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("../generated/migrations");
+    let migrations =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/rag/generated/migrations");
     for name in ["0001_tenancy_core.sql", "0002_tables.sql"] {
         std::fs::copy(migrations.join(name), dir.path().join(name)).expect("copy migration");
     }

@@ -10,7 +10,7 @@ use tenancy_audit::static_scan::{self, StaticScan, RAW_SQL_SCOPED_TABLE};
 use tenancy_core::model::Model;
 
 fn rag_model() -> Model {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/rag/policies");
     let sources = tenancy_core::dsl::read_dir(&dir).expect("read policies");
     let (model, diagnostics) = tenancy_core::dsl::compile(&sources);
     assert!(!diagnostics.has_errors(), "policies must compile");

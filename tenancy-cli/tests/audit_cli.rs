@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use tenancy_tests::TestDb;
 
 fn policies_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policies")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/rag/policies")
 }
 
 /// Runs `tenancy audit --policies policies/ <args>` without DATABASE_URL from the environment.

@@ -15,7 +15,7 @@ fn tenancy_audit(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tenancy"))
         .arg("audit")
         .arg("--policies")
-        .arg(workspace().join("policies"))
+        .arg(workspace().join("examples/rag/policies"))
         .args(args)
         .env_remove("DATABASE_URL")
         .output()
@@ -82,7 +82,7 @@ fn clean_sources_and_generated_repositories_exit_0() {
         );
     }
     // The real generated crate uses raw SQL everywhere; its files are skipped by their header.
-    let generated = workspace().join("generated");
+    let generated = workspace().join("examples/rag/generated");
     let out = tenancy_audit(&["--static", generated.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
 }

@@ -30,7 +30,7 @@ fn scratch_with_policies() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     let policies = dir.path().join("policies");
     fs::create_dir_all(&policies).expect("mkdir");
-    for entry in fs::read_dir(repo_root().join("policies")).expect("read policies") {
+    for entry in fs::read_dir(repo_root().join("examples/rag/policies")).expect("read policies") {
         let path = entry.expect("entry").path();
         fs::copy(&path, policies.join(path.file_name().expect("name"))).expect("copy");
     }
@@ -39,14 +39,14 @@ fn scratch_with_policies() -> tempfile::TempDir {
 
 #[test]
 fn check_accepts_the_real_policies() {
-    let out = tenancy(&repo_root(), &["check"]);
+    let out = tenancy(&repo_root().join("examples/rag"), &["check"]);
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     assert!(text(&out.stdout).starts_with("ok: "));
 }
 
 #[test]
 fn committed_generated_folder_is_up_to_date() {
-    let out = tenancy(&repo_root(), &["generate", "--check"]);
+    let out = tenancy(&repo_root().join("examples/rag"), &["generate", "--check"]);
     assert!(
         out.status.success(),
         "generated/ is stale: {}",
@@ -134,13 +134,13 @@ fn check_reports_every_error_with_a_caret_and_exits_1() {
 
 #[test]
 fn explain_names_roles_per_command_and_rejects_unknown_tables() {
-    let out = tenancy(&repo_root(), &["explain", "documents"]);
+    let out = tenancy(&repo_root().join("examples/rag"), &["explain", "documents"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("documents"), "{stdout}");
     assert!(stdout.contains("editor"), "{stdout}");
 
-    let unknown = tenancy(&repo_root(), &["explain", "documentz"]);
+    let unknown = tenancy(&repo_root().join("examples/rag"), &["explain", "documentz"]);
     assert_eq!(unknown.status.code(), Some(1));
     assert!(text(&unknown.stderr).contains("documents"));
 }
@@ -178,7 +178,7 @@ fn structs_declared_with_the_derive_generate_the_committed_output() {
             "--rust",
             "examples/derive/rag_models.rs",
             "--out",
-            "generated",
+            "examples/rag/generated",
         ],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -192,7 +192,7 @@ fn structs_declared_with_the_derive_generate_the_committed_output() {
             "--policies",
             "examples/derive/policies",
             "--out",
-            "generated",
+            "examples/rag/generated",
         ],
     );
     assert_eq!(core_only.status.code(), Some(1));

@@ -31,7 +31,7 @@ async fn tenancy(url: &str, args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tenancy"));
     command
         .args(args)
-        .current_dir(repo_root())
+        .current_dir(repo_root().join("examples/rag"))
         .env("DATABASE_URL", url);
     tokio::task::spawn_blocking(move || command.output().expect("run tenancy"))
         .await
@@ -463,7 +463,7 @@ async fn refusals_before_any_change() {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tenancy"));
     command
         .args(["key", "list"])
-        .current_dir(repo_root())
+        .current_dir(repo_root().join("examples/rag"))
         .env_remove("DATABASE_URL");
     let out = command.output().unwrap();
     assert_eq!(

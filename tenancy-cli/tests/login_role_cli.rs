@@ -10,7 +10,7 @@ use tenancy_tests::TestDb;
 
 fn tenancy(args: &[&str], url: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tenancy"))
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/rag"))
         .args(args)
         .env("DATABASE_URL", url)
         .output()

@@ -39,7 +39,7 @@ fn generated_scratch() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     fs::create_dir_all(dir.path().join("policies")).unwrap();
     fs::copy(
-        repo_root().join("policies/rag.tenancy"),
+        repo_root().join("examples/rag/policies/rag.tenancy"),
         dir.path().join("policies/rag.tenancy"),
     )
     .unwrap();

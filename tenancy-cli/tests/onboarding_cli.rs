@@ -17,7 +17,7 @@ async fn tenancy(url: &str, args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tenancy"));
     // From the repository root, where the policies the commands read their table names from are.
     command
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/rag"))
         .args(args)
         .env("DATABASE_URL", url)
         .env("USER", "ci-user");
@@ -127,7 +127,7 @@ async fn onboarding_commands_end_to_end() {
     );
 
     // The audit table is part of the generated schema: the live audit stays clean.
-    let policies = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let policies = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/rag/policies");
     let out = tenancy(
         url,
         &[

@@ -11,7 +11,7 @@ use tenancy_tests::TestDb;
 
 fn dev_seed() -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../seeds/dev.toml")
+        .join("../examples/rag/seeds/dev.toml")
         .display()
         .to_string()
 }
@@ -20,7 +20,7 @@ async fn tenancy(args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tenancy"));
     // From the repository root, where the policies the commands read their table names from are.
     command
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/rag"))
         .args(args)
         .env_remove("DATABASE_URL")
         .env("USER", "ci-user");

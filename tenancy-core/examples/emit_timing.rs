@@ -133,7 +133,7 @@ fn main() -> Result<(), String> {
     }
     time_model(&format!("synthetic_model({tables})"), &synthetic, runs)?;
 
-    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/rag/policies");
     let real = dsl::read_dir(&policies).map_err(|e| format!("{}: {e}", policies.display()))?;
     time_model("policies/rag.tenancy", &real, runs)?;
     Ok(())

@@ -28,7 +28,7 @@ fn compile(sources: &[SourceFile]) -> Model {
 }
 
 fn dsl_model() -> Model {
-    let dir = workspace().join("policies");
+    let dir = workspace().join("examples/rag/policies");
     compile(&dsl::read_dir(&dir).expect("policies/ is readable"))
 }
 

@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 use tenancy_core::dsl::{compile, SourceFile};
 
-const RAG: &str = include_str!("../../policies/rag.tenancy");
+const RAG: &str = include_str!("../../examples/rag/policies/rag.tenancy");
 
 /// Compiles and renders (rendering walks every span, so it is exercised too).
 fn compile_and_render(text: String) {

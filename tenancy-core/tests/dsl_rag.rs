@@ -8,7 +8,10 @@ use tenancy_core::dsl::{compile, compile_dir, read_dir};
 use tenancy_core::model::{Command, DefaultValue, OnDelete, SqlType, TableKind};
 
 fn policies_dir() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../policies"))
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/rag/policies"
+    ))
 }
 
 #[test]

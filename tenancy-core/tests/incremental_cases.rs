@@ -12,7 +12,8 @@ use tenancy_core::model::Model;
 /// The real policy text.
 pub fn base_policy() -> String {
     // Every crate of the workspace sits next to `policies/`.
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policies/rag.tenancy");
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/rag/policies/rag.tenancy");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 

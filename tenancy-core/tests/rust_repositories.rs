@@ -22,7 +22,7 @@ fn workspace_root() -> PathBuf {
 
 /// The model of policies/rag.tenancy, through the DSL front end.
 fn rag_model() -> Model {
-    let path = workspace_root().join("policies/rag.tenancy");
+    let path = workspace_root().join("examples/rag/policies/rag.tenancy");
     let text = std::fs::read_to_string(&path).expect("read rag.tenancy");
     let (model, diagnostics) = compile(&[SourceFile::new("policies/rag.tenancy", text)]);
     model.unwrap_or_else(|| panic!("rag.tenancy does not compile: {diagnostics:?}"))
@@ -295,7 +295,7 @@ fn output_is_deterministic() {
 /// `TENANCY_BLESS=1` to rewrite generated/src (what `tenancy generate` also does).
 #[test]
 fn committed_generated_crate_is_up_to_date() {
-    let root = workspace_root().join("generated");
+    let root = workspace_root().join("examples/rag/generated");
     let files = generate_repositories(&rag_model()).expect("generate");
     let bless = std::env::var_os("TENANCY_BLESS").is_some();
     let mut stale = Vec::new();

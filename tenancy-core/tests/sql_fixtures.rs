@@ -352,7 +352,10 @@ pub fn small_model(tables: Vec<Table>) -> Model {
 
 /// policies/rag.tenancy compiled by the DSL front end.
 pub fn rag_model_from_dsl() -> Model {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../policies/rag.tenancy");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/rag/policies/rag.tenancy"
+    );
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|err| panic!("cannot read policies/rag.tenancy: {err}"));
     let (model, diagnostics) =

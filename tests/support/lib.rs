@@ -208,7 +208,9 @@ pub fn repo_root() -> PathBuf {
 pub fn migrations_dir() -> PathBuf {
     match std::env::var_os("TENANCY_TEST_MIGRATIONS_DIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => repo_root().join("generated").join("migrations"),
+        _ => repo_root()
+            .join("examples/rag/generated")
+            .join("migrations"),
     }
 }
 

@@ -307,7 +307,10 @@ mod tests {
 
     /// The RAG model and a model of 40 chained scoped tables (files of different sizes).
     fn models() -> Vec<Model> {
-        let rag = concat!(env!("CARGO_MANIFEST_DIR"), "/../policies/rag.tenancy");
+        let rag = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/rag/policies/rag.tenancy"
+        );
         let mut chained = String::from(
             "tenancy {\n owner_role = \"o\"\n app_role = \"a\"\n helper_schema = \"tenancy\"\n \
              roles = viewer < editor < admin\n}\n\
