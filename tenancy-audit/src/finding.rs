@@ -44,6 +44,9 @@ pub mod codes {
     pub const FOREIGN_KEY_WITHOUT_TENANT: &str = "TA030";
     /// A primary key or unique key/index of a scoped table does not contain `tenant_id`.
     pub const UNIQUE_WITHOUT_TENANT: &str = "TA031";
+    /// A trigger the generator creates (the memberships table's keep-top-role rule) is
+    /// missing or disabled.
+    pub const TRIGGER_MISSING: &str = "TA032";
     /// A context helper the generator creates is missing.
     pub const HELPER_MISSING: &str = "TA040";
     /// A context helper is not STABLE.

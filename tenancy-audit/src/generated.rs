@@ -49,6 +49,15 @@ pub(crate) struct ExpectedTable {
     pub name: String,
 }
 
+/// One `CREATE [CONSTRAINT] TRIGGER <name> ... ON <table>` of the generated SQL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ExpectedTrigger {
+    /// The trigger's name (unquoted).
+    pub name: String,
+    /// The table it is on.
+    pub table: ExpectedTable,
+}
+
 /// One privilege of one `GRANT ... ON TABLE ... TO ...` of the generated SQL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ExpectedGrant {
@@ -73,6 +82,8 @@ pub(crate) struct Expected {
     pub tables: Vec<ExpectedTable>,
     /// Every generated table or column privilege, in file order.
     pub grants: Vec<ExpectedGrant>,
+    /// Every generated trigger, in file order.
+    pub triggers: Vec<ExpectedTrigger>,
 }
 
 impl Expected {
@@ -100,8 +111,29 @@ pub(crate) fn expected(model: &Model, target: Target) -> Expected {
         out.functions.extend(functions(&sql));
         out.tables.extend(tables(&sql));
         out.grants.extend(grants(&sql));
+        out.triggers.extend(triggers(&sql));
     }
     out
+}
+
+/// Every `CREATE CONSTRAINT TRIGGER <name> ... ON <table>` statement.
+fn triggers(sql: &str) -> Vec<ExpectedTrigger> {
+    const KEYWORD: &str = "CREATE CONSTRAINT TRIGGER ";
+    statements_starting(sql, KEYWORD)
+        .into_iter()
+        .filter_map(|statement| {
+            let (name, rest) = identifier(statement[KEYWORD.len()..].trim_start())?;
+            let on = rest.find(" ON ")?;
+            let (schema, table, _) = qualified_name(rest[on + 4..].trim_start())?;
+            Some(ExpectedTrigger {
+                name,
+                table: ExpectedTable {
+                    schema,
+                    name: table,
+                },
+            })
+        })
+        .collect()
 }
 
 /// Removes `--` comment lines (the generator only writes whole-line comments).
@@ -457,7 +489,18 @@ mod tests {
                 ("current_tenant_id", 's', false, false),
                 ("current_user_id", 's', false, false),
                 ("project_ids", 's', false, false),
+                ("keep_top_role", 'v', false, true),
             ]
+        );
+        assert_eq!(
+            expected.triggers,
+            [ExpectedTrigger {
+                name: "user_project_roles_keep_top_role".to_owned(),
+                table: ExpectedTable {
+                    schema: "public".to_owned(),
+                    name: "user_project_roles".to_owned(),
+                },
+            }]
         );
         assert!(expected.creates_table("tenancy", "context_keys"));
         assert!(expected.creates_table("tenancy", "audit_log"));

@@ -596,12 +596,25 @@ async fn a_database_without_the_v3_upgrade_is_ta045() {
         codes::HELPER_MISSING,
         "function tenancy.context_claims",
     );
+    // Nor do they carry the authority rules of core revision 4 (0004_core_authority.sql).
+    assert_finding(
+        &report,
+        codes::POLICY_MISSING,
+        "policy user_project_roles_role_ceiling_update on user_project_roles",
+    );
+    assert_finding(
+        &report,
+        codes::HELPER_MISSING,
+        "function tenancy.keep_top_role",
+    );
     assert_only(
         &report,
         &[
             codes::CONTEXT_CONTRACT_OUTDATED,
             codes::HELPER_MISSING,
             codes::APP_ROLE_TEMPORARY,
+            codes::POLICY_MISSING,
+            codes::TRIGGER_MISSING,
         ],
     );
     db.drop_db().await;
@@ -867,4 +880,20 @@ async fn a_grant_the_generated_sql_does_not_make_is_ta081() {
         report.to_text()
     );
     assert_only(&report, &[codes::UNGENERATED_GRANT]);
+}
+
+#[tokio::test]
+async fn a_dropped_or_disabled_keep_top_role_trigger_is_ta032() {
+    for breakage in [
+        "DROP TRIGGER user_project_roles_keep_top_role ON user_project_roles",
+        "ALTER TABLE user_project_roles DISABLE TRIGGER user_project_roles_keep_top_role",
+    ] {
+        let report = audit_after(breakage).await;
+        assert_finding(
+            &report,
+            codes::TRIGGER_MISSING,
+            "trigger user_project_roles_keep_top_role on user_project_roles",
+        );
+        assert_only(&report, &[codes::TRIGGER_MISSING]);
+    }
 }

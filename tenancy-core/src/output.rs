@@ -128,9 +128,6 @@ pub struct GenerateOptions {
     pub allow_data_loss: bool,
 }
 
-/// What the file name of a core upgrade migration holds after its number.
-const CORE_UPGRADE_INFIX: &str = "_core_context_v";
-
 /// The directory (relative to the output directory) holding the migrations.
 const MIGRATIONS_DIR: &str = "migrations";
 
@@ -202,25 +199,29 @@ fn migrations_after_snapshot(
         files.push(file.clone());
     }
 
-    // A core of an older context contract is upgraded first, for the model the database has.
-    let mut core_upgraded = false;
-    if let Some(contents) =
-        crate::sql::core_upgrade_migration(&snapshot.model, target, snapshot.context_contract)
-    {
+    // An older core is upgraded first, one revision at a time, for the model the database has.
+    let upgrades = crate::sql::core_upgrades(
+        &snapshot.model,
+        target,
+        snapshot.context_contract,
+        snapshot.core_revision(),
+    );
+    let core_upgraded = !upgrades.is_empty();
+    for upgrade in upgrades {
         last_number += 1;
-        let path = format!(
-            "{MIGRATIONS_DIR}/{last_number:04}{CORE_UPGRADE_INFIX}{}.sql",
-            crate::sql::context_contract(target)
-        );
+        let path = format!("{MIGRATIONS_DIR}/{last_number:04}_{}.sql", upgrade.name);
         snapshot
             .migrations
-            .push(RecordedMigration::new(&path, contents.as_bytes()));
+            .push(RecordedMigration::new(&path, upgrade.contents.as_bytes()));
         files.push(GeneratedFile {
             path: PathBuf::from(path),
-            contents,
+            contents: upgrade.contents,
         });
+        snapshot.core_revision = upgrade.revision;
+    }
+    if core_upgraded {
         snapshot.context_contract = crate::sql::context_contract(target);
-        core_upgraded = true;
+        snapshot.core_revision = crate::sql::CORE_REVISION;
     }
 
     let next = incremental_migrations(
@@ -271,8 +272,11 @@ pub fn baseline_drift(
     let core_upgraded = snapshot
         .migrations
         .iter()
-        .any(|m| m.file.contains(CORE_UPGRADE_INFIX));
-    if snapshot.context_contract < crate::sql::context_contract(target) || core_upgraded {
+        .any(|m| crate::sql::is_core_upgrade_file(&m.file));
+    if snapshot.context_contract < crate::sql::context_contract(target)
+        || snapshot.core_revision() < crate::sql::CORE_REVISION
+        || core_upgraded
+    {
         // The baseline was written for an older core on purpose; a core upgrade migration
         // (see `generate`) carries the difference, so this is not drift.
         return Ok(Vec::new());

@@ -33,6 +33,11 @@ pub struct Snapshot {
     /// whose contract is newer appends the core upgrade migration.
     #[serde(default = "unsigned_contract")]
     pub context_contract: u32,
+    /// The core revision (`tenancy_core::sql::CORE_REVISION`) the recorded migrations leave
+    /// the core at; 0 in a snapshot written before the field existed, which then has the
+    /// revision of its context contract (see [`Snapshot::core_revision`]).
+    #[serde(default)]
+    pub core_revision: u32,
     /// Every migration file the generator wrote, in order, with its checksum.
     pub migrations: Vec<RecordedMigration>,
     /// The model the migrations above create.
@@ -80,9 +85,16 @@ impl Snapshot {
             format: SNAPSHOT_FORMAT,
             target: target_name(target).to_owned(),
             context_contract: crate::sql::context_contract(target),
+            core_revision: crate::sql::CORE_REVISION,
             migrations,
             model: model.clone(),
         }
+    }
+
+    /// The core revision the recorded migrations leave the core at.
+    pub fn core_revision(&self) -> u32 {
+        self.core_revision
+            .max(crate::sql::core_revision_of_contract(self.context_contract))
     }
 
     /// The snapshot as deterministic, pretty-printed JSON ending with a newline.

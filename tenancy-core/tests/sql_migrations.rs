@@ -335,8 +335,9 @@ fn policies_never_read_a_table() {
         let sql = all_sql(&rag_model(), target);
         let policies = statements(&sql, "CREATE POLICY ");
         // 8 tenant-owned tables with a boundary each, plus one policy per rule, plus the
-        // audit table's boundary, select and insert
-        assert_eq!(policies.len(), 8 + 1 + 2 + 4 + 4 + 4 + 3 + 3 + 4 + 3);
+        // memberships table's role ceiling (insert, update, delete), plus the audit table's
+        // boundary, select and insert
+        assert_eq!(policies.len(), 8 + 1 + 2 + 4 + 4 + 4 + 3 + 3 + 4 + 3 + 3);
         for policy in policies {
             assert!(!policy.to_uppercase().contains("FROM "), "{policy}");
             assert!(policy.contains("TO tenancy_app"), "{policy}");
@@ -424,9 +425,13 @@ fn roles_are_created_idempotently_with_forced_attributes() {
         )));
     }
     // The three helpers have no SET clause (PostgreSQL cannot inline a function that has
-    // one); every type and function in them is schema-qualified. The only SET clause is the
-    // operator's key installer's, which no statement of the application calls.
-    assert_eq!(sql.matches("SET search_path").count(), 1);
+    // one); every type and function in them is schema-qualified. The only SET clauses are the
+    // operator's key installer's, which no statement of the application calls, and the
+    // keep-top-role trigger function's (a trigger is never inlined).
+    assert_eq!(sql.matches("SET search_path").count(), 2);
+    assert!(sql.contains(
+        "CREATE OR REPLACE FUNCTION tenancy.keep_top_role()\n  RETURNS trigger\n  LANGUAGE plpgsql\n  SET search_path = pg_catalog, pg_temp\n"
+    ));
     assert!(sql.contains(
         "CREATE FUNCTION tenancy.install_context_key(key_id text, secret bytea)\n  RETURNS void\n  LANGUAGE plpgsql\n  SET search_path = pg_catalog, pg_temp\n"
     ));

@@ -8,7 +8,7 @@ mod schema;
 use functions::{context_contract, helpers, security_definer};
 use policies::policies;
 use posture::{app_role, role_posture, undeclared_relations, ungenerated_grants};
-use schema::{foreign_keys, scope_columns, tables, unique_keys, views};
+use schema::{foreign_keys, scope_columns, tables, triggers, unique_keys, views};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -36,6 +36,7 @@ pub(crate) async fn run(
     scope_columns(conn, model, &existing, &mut out).await?;
     unique_keys(conn, model, &mut out).await?;
     foreign_keys(conn, model, &mut out).await?;
+    triggers(conn, expected, &mut out).await?;
     policies(conn, model, expected, &existing, &mut out).await?;
     app_role(conn, model, &mut out).await?;
     helpers(conn, model, expected, &mut out).await?;

@@ -1,4 +1,4 @@
-//! Tables, scope columns, keys, foreign keys and views (TA001-TA003, TA030, TA031, TA050, TA060-TA062).
+//! Tables, scope columns, keys, foreign keys, triggers and views (TA001-TA003, TA030-TA032, TA050, TA060-TA062).
 
 use super::*;
 
@@ -284,6 +284,39 @@ pub(super) async fn views(
                 "view over tenant-owned tables without security_invoker = true (runs with its owner's rights)",
             ));
         }
+    }
+    Ok(())
+}
+
+/// TA032: every trigger the generated SQL creates exists on its table and is enabled
+/// (`ALTER TABLE .. DISABLE TRIGGER` by a table owner would switch off the keep-top-role rule).
+pub(super) async fn triggers(
+    conn: &mut PgConnection,
+    expected: &Expected,
+    out: &mut Vec<Finding>,
+) -> Result<(), sqlx::Error> {
+    for trigger in &expected.triggers {
+        let enabled: Option<String> = sqlx::query_scalar(
+            "SELECT t.tgenabled::text FROM pg_catalog.pg_trigger t \
+             JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2 AND t.tgname = $3",
+        )
+        .bind(&trigger.table.schema)
+        .bind(&trigger.table.name)
+        .bind(&trigger.name)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let problem = match enabled.as_deref() {
+            None => "is missing: apply the generated migrations",
+            Some("D") => "is disabled: ALTER TABLE .. ENABLE TRIGGER it",
+            Some(_) => continue,
+        };
+        out.push(Finding::new(
+            codes::TRIGGER_MISSING,
+            format!("trigger {} on {}", trigger.name, trigger.table.name),
+            format!("the generated trigger {problem}"),
+        ));
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 use super::context::{context_call, ContextHelper};
 use super::ident::{ident, literal};
 use super::signed::{connection_hygiene, signed_context_objects, CONTEXT_CONTRACT};
-use super::{file_header, section_heading, security, tables, Target};
+use super::{authority, file_header, section_heading, security, tables, Target};
 use crate::model::{Model, SqlType, TableKind, ROLE_TYPE};
 
 /// The text of `migrations/0001_tenancy_core.sql`.
@@ -104,6 +104,7 @@ pub(super) fn core_migration(model: &Model, target: Target) -> String {
             out.push_str(&security::security_section(model, table, target));
         }
     }
+    out.push_str(&authority::keep_top_role_section(model));
     out.push_str(&audit_log_section(model, target));
     out
 }
@@ -211,6 +212,25 @@ pub(super) fn core_upgrade_migration(model: &Model, target: Target, from: u32) -
     );
     out.push_str(&context_section(model, target, true));
     Some(out)
+}
+
+/// The core upgrade to revision 4: the authority rules of the memberships table (role ceiling,
+/// a project keeps an owner) on a database whose core predates them. Adds policies and a
+/// trigger; no table or row is touched.
+pub(super) fn authority_upgrade_migration(model: &Model, target: Target) -> String {
+    let mut out = file_header(
+        "Core upgrade: authority rules of the memberships table (core revision 4).",
+        target,
+        &model.settings.helper_schema,
+    );
+    out.push_str(
+        "--\n-- Written by `tenancy generate` because the committed snapshot records an older core.\n\
+         -- Adds the role-ceiling policies and the keep-top-role trigger; no table or row is\n\
+         -- touched. A project that has no owner today is not repaired: the trigger only refuses\n\
+         -- a transaction that removes the last one.\n",
+    );
+    out.push_str(&authority::authority_upgrade(model, target));
+    out
 }
 
 /// Name of the audit table, in the helper schema: `<helper_schema>.audit_log`.

@@ -11,6 +11,7 @@
 //! to bottom by a security reviewer.
 
 mod adopt;
+mod authority;
 mod context;
 mod core;
 pub mod diff;
@@ -59,6 +60,73 @@ pub fn context_contract(target: Target) -> u32 {
 /// [`context_contract`]`(target)`, or `None` when it already speaks it.
 pub fn core_upgrade_migration(model: &Model, target: Target, from: u32) -> Option<String> {
     core::core_upgrade_migration(model, target, from)
+}
+
+/// The core revision this generator writes. Each revision that changed the core of an
+/// existing database has an upgrade migration ([`core_upgrades`]):
+/// 2 = the unsigned context; 3 = the signed context (plain PostgreSQL only, `core_context_v3`);
+/// 4 = the authority rules of the memberships table (`core_authority`).
+pub const CORE_REVISION: u32 = 4;
+
+/// The revision a core generated for context contract `contract` has at least (snapshots
+/// written before revisions were recorded).
+pub fn core_revision_of_contract(contract: u32) -> u32 {
+    contract
+}
+
+/// One migration that upgrades an existing core in place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoreUpgrade {
+    /// The file name after the migration number and `_`, without `.sql`
+    /// (`core_context_v3`, `core_authority`).
+    pub name: &'static str,
+    /// The core revision after it.
+    pub revision: u32,
+    /// The migration's text.
+    pub contents: String,
+}
+
+/// The names of every core upgrade migration this generator writes (see [`CoreUpgrade`]).
+pub const CORE_UPGRADE_NAMES: [&str; 2] = ["core_context_v3", "core_authority"];
+
+/// The migrations that bring a core at context contract `contract` and revision `revision`
+/// (generated for `model`, the model the database has) to this generator's core, in order.
+pub fn core_upgrades(
+    model: &Model,
+    target: Target,
+    contract: u32,
+    revision: u32,
+) -> Vec<CoreUpgrade> {
+    let mut out = Vec::new();
+    if let Some(contents) = core::core_upgrade_migration(model, target, contract) {
+        out.push(CoreUpgrade {
+            name: CORE_UPGRADE_NAMES[0],
+            revision: 3,
+            contents,
+        });
+    }
+    if revision < 4 {
+        out.push(CoreUpgrade {
+            name: CORE_UPGRADE_NAMES[1],
+            revision: 4,
+            contents: core::authority_upgrade_migration(model, target),
+        });
+    }
+    out
+}
+
+/// True when `file` (`migrations/0004_core_authority.sql`) is a core upgrade migration.
+pub fn is_core_upgrade_file(file: &str) -> bool {
+    let name = file.rsplit('/').next().unwrap_or(file);
+    let Some(rest) = name.strip_suffix(".sql") else {
+        return false;
+    };
+    let Some((number, tail)) = rest.split_once('_') else {
+        return false;
+    };
+    number.len() == 4
+        && number.bytes().all(|b| b.is_ascii_digit())
+        && CORE_UPGRADE_NAMES.contains(&tail)
 }
 
 /// One generated file.

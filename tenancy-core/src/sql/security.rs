@@ -94,6 +94,7 @@ pub(super) fn policies(model: &Model, table: &Table, target: Target) -> Vec<Poli
             name: policy,
         });
     }
+    out.extend(super::authority::ceiling_policies(model, table, target));
     out
 }
 

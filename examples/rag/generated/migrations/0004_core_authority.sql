@@ -1,0 +1,68 @@
+-- Core upgrade: authority rules of the memberships table (core revision 4).
+--
+-- GENERATED from policies/*.tenancy by `tenancy generate`. DO NOT EDIT:
+-- change the policies and generate again.
+-- Target: PostgreSQL 15+ (policies call the context helpers as `(SELECT tenancy.fn(...))`,
+-- so each is an InitPlan evaluated once per statement).
+--
+-- Written by `tenancy generate` because the committed snapshot records an older core.
+-- Adds the role-ceiling policies and the keep-top-role trigger; no table or row is
+-- touched. A project that has no owner today is not repaired: the trigger only refuses
+-- a transaction that removes the last one.
+
+-- ----------------------------------------------------------------------------
+-- Role ceiling (user_project_roles)
+--   A member grants, changes or removes only roles at or below its own (restrictive
+--   policies next to the permissive ones of the rules).
+-- ----------------------------------------------------------------------------
+CREATE POLICY user_project_roles_role_ceiling_insert ON user_project_roles
+  AS RESTRICTIVE
+  FOR INSERT
+  TO tenancy_app
+  WITH CHECK (CASE role WHEN 'viewer' THEN COALESCE(project_id = ANY ((SELECT tenancy.project_ids('viewer'))::uuid[]), false) WHEN 'editor' THEN COALESCE(project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]), false) WHEN 'admin' THEN COALESCE(project_id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]), false) WHEN 'owner' THEN COALESCE(project_id = ANY ((SELECT tenancy.project_ids('owner'))::uuid[]), false) ELSE false END);
+CREATE POLICY user_project_roles_role_ceiling_update ON user_project_roles
+  AS RESTRICTIVE
+  FOR UPDATE
+  TO tenancy_app
+  USING (CASE role WHEN 'viewer' THEN COALESCE(project_id = ANY ((SELECT tenancy.project_ids('viewer'))::uuid[]), false) WHEN 'editor' THEN COALESCE(project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]), false) WHEN 'admin' THEN COALESCE(project_id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]), false) WHEN 'owner' THEN COALESCE(project_id = ANY ((SELECT tenancy.project_ids('owner'))::uuid[]), false) ELSE false END)
+  WITH CHECK (CASE role WHEN 'viewer' THEN COALESCE(project_id = ANY ((SELECT tenancy.project_ids('viewer'))::uuid[]), false) WHEN 'editor' THEN COALESCE(project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]), false) WHEN 'admin' THEN COALESCE(project_id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]), false) WHEN 'owner' THEN COALESCE(project_id = ANY ((SELECT tenancy.project_ids('owner'))::uuid[]), false) ELSE false END);
+CREATE POLICY user_project_roles_role_ceiling_delete ON user_project_roles
+  AS RESTRICTIVE
+  FOR DELETE
+  TO tenancy_app
+  USING (CASE role WHEN 'viewer' THEN COALESCE(project_id = ANY ((SELECT tenancy.project_ids('viewer'))::uuid[]), false) WHEN 'editor' THEN COALESCE(project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]), false) WHEN 'admin' THEN COALESCE(project_id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]), false) WHEN 'owner' THEN COALESCE(project_id = ANY ((SELECT tenancy.project_ids('owner'))::uuid[]), false) ELSE false END);
+
+-- ----------------------------------------------------------------------------
+-- A project keeps a member of the top role (owner; user_project_roles)
+--   Checked at commit (deferred), so a hand-over works in one transaction: a transaction
+--   that demotes or removes the last member of the top role (the enum's last value) of
+--   a project that still exists is refused. Runs with the caller's rights: a caller who
+--   may touch top-role rows (the role ceiling) sees every membership of that project.
+-- ----------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION tenancy.keep_top_role()
+  RETURNS trigger
+  LANGUAGE plpgsql
+  SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM public.projects AS p
+             WHERE p.tenant_id = OLD.tenant_id AND p.id = OLD.project_id)
+     AND NOT EXISTS (SELECT 1 FROM public.user_project_roles AS m
+                     WHERE m.tenant_id = OLD.tenant_id AND m.project_id = OLD.project_id
+                       AND m.role = pg_catalog.enum_last(NULL::tenancy.project_role)) THEN
+    RAISE EXCEPTION 'tenancy authority: project % would be left with no %',
+      OLD.project_id, pg_catalog.enum_last(NULL::tenancy.project_role)
+      USING ERRCODE = '42501',
+            HINT = 'give the role to another member first, in the same transaction';
+  END IF;
+  RETURN NULL;
+END
+$$;
+ALTER FUNCTION tenancy.keep_top_role() OWNER TO tenancy_owner;
+REVOKE ALL ON FUNCTION tenancy.keep_top_role() FROM PUBLIC;
+CREATE CONSTRAINT TRIGGER user_project_roles_keep_top_role
+  AFTER UPDATE OF role OR DELETE ON public.user_project_roles
+  DEFERRABLE INITIALLY DEFERRED
+  FOR EACH ROW
+  WHEN (OLD.role = pg_catalog.enum_last(NULL::tenancy.project_role))
+  EXECUTE FUNCTION tenancy.keep_top_role();

@@ -1,0 +1,173 @@
+//! Authority rules of the memberships table, generated from the role order (docs/security.md,
+//! "Authority inside the database"):
+//!
+//! - **role ceiling**: a member grants, changes or removes only roles at or below its own, so
+//!   only a member of the top role writes top-role rows. Restrictive policies, one per write
+//!   command the rules allow, checked on the old row (`USING`) and the new one (`WITH CHECK`);
+//! - **a project keeps a member of the top role** (an owner): a deferred constraint trigger
+//!   refuses, at commit, a transaction that leaves an existing project without one. Deferred, so
+//!   a hand-over (promote the new owner, demote or remove the old one) works in one
+//!   transaction; a project deleted in the same transaction is not checked.
+//!
+//! The admin API refuses the same things first, with typed errors; these rules hold for any SQL
+//! the application role runs. Both raise SQLSTATE 42501, which the runtime maps to
+//! `Error::Forbidden` (the trigger's message starts with `tenancy authority:`, not with the
+//! `tenancy:` of a refused context).
+
+use super::context::{context_call, ContextHelper};
+use super::ident::{fit_identifier, ident, literal};
+use super::security::Policy;
+use super::{section_heading, Target};
+use crate::model::{
+    Command, Model, Table, TableKind, PROJECT_COLUMN, ROLE_COLUMN, ROLE_TYPE, TABLE_SCHEMA,
+    TENANT_COLUMN,
+};
+
+/// Name of the trigger function (in the helper schema) behind the "keeps a member of the top
+/// role" rule, and the suffix of its trigger's name.
+pub(crate) const KEEP_TOP_ROLE_FUNCTION: &str = "keep_top_role";
+
+/// `CASE role WHEN 'viewer' THEN <caller is at least viewer in the row's project> ... END`:
+/// true when the caller's own role in the row's project reaches the row's role.
+fn ceiling_expression(model: &Model, target: Target) -> String {
+    let schema = &model.settings.helper_schema;
+    let mut out = format!("CASE {}", ident(ROLE_COLUMN));
+    for role in &model.roles {
+        out.push_str(&format!(
+            " WHEN {} THEN COALESCE({} = ANY ({}), false)",
+            literal(role),
+            ident(PROJECT_COLUMN),
+            context_call(target, schema, ContextHelper::ProjectIds(role))
+        ));
+    }
+    out.push_str(" ELSE false END");
+    out
+}
+
+/// The restrictive role-ceiling policies of the memberships table, one per write command its
+/// rules allow; none for other tables.
+pub(super) fn ceiling_policies(model: &Model, table: &Table, target: Target) -> Vec<Policy> {
+    if table.kind != TableKind::Memberships {
+        return Vec::new();
+    }
+    let name = ident(&table.name);
+    let app = ident(&model.settings.app_role);
+    let ceiling = ceiling_expression(model, target);
+    let mut out = Vec::new();
+    for command in [Command::Insert, Command::Update, Command::Delete] {
+        if !table.rules.iter().any(|rule| rule.command == command) {
+            continue;
+        }
+        let clauses = match command {
+            Command::Insert => format!("  WITH CHECK ({ceiling})"),
+            Command::Update => format!("  USING ({ceiling})\n  WITH CHECK ({ceiling})"),
+            _ => format!("  USING ({ceiling})"),
+        };
+        let policy = fit_identifier(&format!(
+            "{}_role_ceiling_{}",
+            table.name,
+            command.keyword()
+        ));
+        out.push(Policy {
+            create: format!(
+                "CREATE POLICY {} ON {name}\n\
+                 \x20 AS RESTRICTIVE\n\
+                 \x20 FOR {}\n\
+                 \x20 TO {app}\n\
+                 {clauses};\n",
+                ident(&policy),
+                command.sql(),
+            ),
+            name: policy,
+        });
+    }
+    out
+}
+
+/// The "a project keeps a member of the top role" trigger function and constraint trigger,
+/// with a heading; empty when the model has no memberships or projects table. The top role is
+/// read from the enum (`enum_last`), so adding or reordering roles needs no new trigger.
+pub(super) fn keep_top_role_section(model: &Model) -> String {
+    let (Some(memberships), Some(projects), Some(top)) = (
+        model.core_table(TableKind::Memberships),
+        model.core_table(TableKind::Projects),
+        model.roles.last(),
+    ) else {
+        return String::new();
+    };
+    let settings = &model.settings;
+    let schema = ident(&settings.helper_schema);
+    let owner = ident(&settings.owner_role);
+    let function = format!("{schema}.{}", ident(KEEP_TOP_ROLE_FUNCTION));
+    let role_type = format!("{schema}.{}", ident(ROLE_TYPE));
+    let top_role = format!("pg_catalog.enum_last(NULL::{role_type})");
+    let qualified = |table: &str| format!("{}.{}", ident(TABLE_SCHEMA), ident(table));
+    let members = qualified(&memberships.name);
+    let projects = qualified(&projects.name);
+    let (tenant, project, role) = (
+        ident(TENANT_COLUMN),
+        ident(PROJECT_COLUMN),
+        ident(ROLE_COLUMN),
+    );
+    let trigger_name = fit_identifier(&format!("{}_{KEEP_TOP_ROLE_FUNCTION}", memberships.name));
+    let trigger = ident(&trigger_name);
+    let mut out = section_heading(
+        &format!("A project keeps a member of the top role ({top}; {})", memberships.name),
+        Some(
+            "Checked at commit (deferred), so a hand-over works in one transaction: a transaction\n\
+             that demotes or removes the last member of the top role (the enum's last value) of\n\
+             a project that still exists is refused. Runs with the caller's rights: a caller who\n\
+             may touch top-role rows (the role ceiling) sees every membership of that project.",
+        ),
+    );
+    out.push_str(&format!(
+        "CREATE OR REPLACE FUNCTION {function}()\n\
+         \x20 RETURNS trigger\n\
+         \x20 LANGUAGE plpgsql\n\
+         \x20 SET search_path = pg_catalog, pg_temp\n\
+         AS $$\n\
+         BEGIN\n\
+         \x20 IF EXISTS (SELECT 1 FROM {projects} AS p\n\
+         \x20            WHERE p.{tenant} = OLD.{tenant} AND p.id = OLD.{project})\n\
+         \x20    AND NOT EXISTS (SELECT 1 FROM {members} AS m\n\
+         \x20                    WHERE m.{tenant} = OLD.{tenant} AND m.{project} = OLD.{project}\n\
+         \x20                      AND m.{role} = {top_role}) THEN\n\
+         \x20   RAISE EXCEPTION 'tenancy authority: project % would be left with no %',\n\
+         \x20     OLD.{project}, {top_role}\n\
+         \x20     USING ERRCODE = '42501',\n\
+         \x20           HINT = 'give the role to another member first, in the same transaction';\n\
+         \x20 END IF;\n\
+         \x20 RETURN NULL;\n\
+         END\n\
+         $$;\n\
+         ALTER FUNCTION {function}() OWNER TO {owner};\n\
+         REVOKE ALL ON FUNCTION {function}() FROM PUBLIC;\n\
+         CREATE CONSTRAINT TRIGGER {trigger}\n\
+         \x20 AFTER UPDATE OF {role} OR DELETE ON {members}\n\
+         \x20 DEFERRABLE INITIALLY DEFERRED\n\
+         \x20 FOR EACH ROW\n\
+         \x20 WHEN (OLD.{role} = {top_role})\n\
+         \x20 EXECUTE FUNCTION {function}();\n"
+    ));
+    out
+}
+
+/// The body of the core upgrade to the authority rules: the ceiling policies of the
+/// memberships table and the keep-top-role trigger.
+pub(super) fn authority_upgrade(model: &Model, target: Target) -> String {
+    let mut out = String::new();
+    if let Some(memberships) = model.core_table(TableKind::Memberships) {
+        out.push_str(&section_heading(
+            &format!("Role ceiling ({})", memberships.name),
+            Some(
+                "A member grants, changes or removes only roles at or below its own (restrictive\n\
+                 policies next to the permissive ones of the rules).",
+            ),
+        ));
+        for policy in ceiling_policies(model, memberships, target) {
+            out.push_str(&policy.create);
+        }
+    }
+    out.push_str(&keep_top_role_section(model));
+    out
+}
