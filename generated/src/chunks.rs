@@ -413,3 +413,19 @@ impl Chunks {
         ::std::result::Result::Ok(result.rows_affected() > 0)
     }
 }
+impl Chunks {
+    /// The `embedding` column of `chunks` for the vector gateway (`tenancy_runtime::vector::VectorGateway::new(Self::EMBEDDING_VECTORS, config)`): `vector(384)`, cosine distance, key `id`; `viewer` to search, `editor` (the update rule) to set vectors.
+    pub const EMBEDDING_VECTORS: ::tenancy_runtime::vector::VectorTable<
+        crate::roles::Viewer,
+        crate::roles::Editor,
+        ::uuid::Uuid,
+    > = ::tenancy_runtime::vector::VectorTable::new(::tenancy_runtime::vector::VectorSpec {
+        schema: "public",
+        table: "chunks",
+        key_column: "id",
+        vector_column: "embedding",
+        dimensions: 384,
+        distance: ::tenancy_runtime::vector::Distance::Cosine,
+        filter_columns: &["document_id"],
+    });
+}
