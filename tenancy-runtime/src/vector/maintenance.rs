@@ -31,8 +31,8 @@ DO $upgrade$ DECLARE old record; BEGIN
     SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass('tenancy.vector_tiers')
     AND attname = 'table_name' AND NOT attisdropped) THEN
     FOR old IN EXECUTE 'SELECT index_name FROM tenancy.vector_tiers WHERE index_name IS NOT NULL'
-    LOOP EXECUTE format('DROP INDEX IF EXISTS %I', old.index_name); END LOOP;
-    DROP TABLE IF EXISTS tenancy.vector_tiers, tenancy.vector_project_sizes; END IF; END
+    LOOP EXECUTE format('DROP INDEX IF EXISTS %I', old.index_name); END LOOP; DROP TABLE
+    IF EXISTS tenancy.vector_tiers, tenancy.vector_project_sizes; END IF; END
 $upgrade$;
 CREATE TABLE IF NOT EXISTS tenancy.vector_tiers (
   table_name  text NOT NULL,
@@ -199,7 +199,8 @@ impl VectorMaintenance {
     pub async fn install(&self) -> Result<(), Error> {
         let sql = catalog_sql(&self.config)?;
         let mut tx = SystemTx::begin(&self.pool, self.reason).await?;
-        // One statement at a time: sqlx's multi-statement `raw_sql` future is not `Send`.
+        // One statement at a time: sqlx's multi-statement `raw_sql` future is not `Send`. (No
+        // line inside the DO block ends with `;`.)
         for statement in sql.split(";\n").map(str::trim).filter(|s| !s.is_empty()) {
             sqlx::query(sqlx::AssertSqlSafe(statement))
                 .execute(tx.connection())
