@@ -777,3 +777,68 @@ async fn promotion_builds_online_switches_only_when_valid_and_does_not_flap() {
     assert_eq!(report.promoted.len(), 1);
     assert_eq!(route_now().await, Route::TenantHnsw);
 }
+
+#[tokio::test]
+async fn install_upgrades_a_one_table_catalog_and_drops_the_indexes_it_listed() {
+    let db = TestDb::fresh().await;
+    let t = add_tenant(&db, "legacy", 1).await;
+    bulk_chunks(&db, &t, 0, 1, 30).await;
+    let old_index = format!("chunks_hnsw_{}", t.tenant.as_uuid().simple());
+    // The catalog and index of the earlier, one-table gateway.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE tenancy.vector_tiers (tenant_id uuid PRIMARY KEY, chunk_count bigint \
+         NOT NULL DEFAULT 0, tier text NOT NULL DEFAULT 'exact', index_name text, \
+         updated_at timestamptz NOT NULL DEFAULT now()); \
+         CREATE TABLE tenancy.vector_project_sizes (tenant_id uuid NOT NULL, project_id uuid \
+         NOT NULL, chunk_count bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), \
+         PRIMARY KEY (tenant_id, project_id)); \
+         CREATE INDEX {old_index} ON chunks USING hnsw (embedding vector_cosine_ops) \
+         WHERE tenant_id = '{}'::uuid; \
+         INSERT INTO tenancy.vector_tiers VALUES ('{}', 30, 'hnsw', '{old_index}', now())",
+        t.tenant, t.tenant
+    )))
+    .execute(db.admin_pool())
+    .await
+    .unwrap();
+    assert_eq!(index_validity(&db, &old_index).await, Some(true));
+
+    let config = VectorConfig {
+        promote_at: 20,
+        demote_below: Some(10),
+        exact_scope_max: 10,
+        ..VectorConfig::default()
+    };
+    let m = maintenance(&db, config.clone()).await;
+    assert_eq!(index_validity(&db, &old_index).await, None, "old index dropped");
+    let columns: Vec<String> = sqlx::query_scalar(
+        "SELECT attname::text FROM pg_attribute WHERE attrelid = 'tenancy.vector_tiers'::regclass \
+         AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+    )
+    .fetch_all(db.admin_pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        columns,
+        ["table_name", "tenant_id", "row_count", "tier", "index_name", "updated_at"]
+    );
+    // Installing again changes nothing; the next refresh rebuilds the tenant under the new name.
+    m.install().await.unwrap();
+    let report = m.refresh(SPEC).await.unwrap();
+    assert_eq!(report.table, "public.chunks");
+    assert_eq!(report.promoted.len(), 1);
+    let index = format!("public.{}", SPEC.index_name(t.tenant));
+    assert!(index.starts_with("public.chunks_embedding_hnsw_"), "{index}");
+    assert_eq!(index_validity(&db, &index).await, Some(true));
+    assert_eq!(tier_of(&m, t.tenant).await, (Tier::Hnsw, 30));
+    let tenancy = Tenancy::new(db.app_pool().clone());
+    let gateway = gateway(config);
+    let query = queries_near(&db, t.tenant, 1).await.remove(0);
+    let mut tx = viewer_tx_all(&tenancy, &t).await;
+    let results = gateway
+        .search(&mut tx, &SearchRequest::new(query, 10))
+        .await
+        .unwrap();
+    assert_eq!(results.route, Route::TenantHnsw);
+    assert_eq!(results.hits.len(), 10);
+    tx.commit().await.unwrap();
+}
