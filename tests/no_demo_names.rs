@@ -41,49 +41,157 @@ const PRODUCT_CRATES: [&str; 7] = [
 /// be replaced by neutral names by the crates' owners (`mod queries` in the Rust emitter is
 /// the English word: rename the module or keep it here). Do not add to this list.
 const KNOWN: &[(&str, &str)] = &[
-    ("tenancy-core/src/derive/attrs.rs", r#"/// `documents(id)` or `documents` -> (table, target columns)."#),
-    ("tenancy-core/src/derive/attrs.rs", r#"#[tenancy(table = "chunks", scoped, primary_key(id), unique(document_id, ordinal))]"#),
-    ("tenancy-core/src/derive/attrs.rs", r#"#[tenancy(references = "documents(id)", on_delete = "cascade")]"#),
+    (
+        "tenancy-core/src/derive/attrs.rs",
+        r#"/// `documents(id)` or `documents` -> (table, target columns)."#,
+    ),
+    (
+        "tenancy-core/src/derive/attrs.rs",
+        r#"#[tenancy(table = "chunks", scoped, primary_key(id), unique(document_id, ordinal))]"#,
+    ),
+    (
+        "tenancy-core/src/derive/attrs.rs",
+        r#"#[tenancy(references = "documents(id)", on_delete = "cascade")]"#,
+    ),
     ("tenancy-core/src/derive/attrs.rs", r#"document_id: Uuid,"#),
-    ("tenancy-core/src/derive/attrs.rs", r#"embedding: Option<pgvector::Vector>,"#),
-    ("tenancy-core/src/derive/attrs.rs", r#"assert_eq!(table.unique_keys, vec![vec!["document_id", "ordinal"]]);"#),
-    ("tenancy-core/src/derive/mod.rs", r#"//! #[tenancy(table = "documents", scoped, primary_key(id), unique(content_hash),"#),
+    (
+        "tenancy-core/src/derive/attrs.rs",
+        r#"embedding: Option<pgvector::Vector>,"#,
+    ),
+    (
+        "tenancy-core/src/derive/attrs.rs",
+        r#"assert_eq!(table.unique_keys, vec![vec!["document_id", "ordinal"]]);"#,
+    ),
+    (
+        "tenancy-core/src/derive/mod.rs",
+        r#"//! #[tenancy(table = "documents", scoped, primary_key(id), unique(content_hash),"#,
+    ),
     ("tenancy-core/src/rust/mod.rs", r#"mod queries;"#),
-    ("tenancy-core/src/rust/mod.rs", r#"/// `("Documents", "Document")` for `documents`."#),
-    ("tenancy-core/src/rust/naming.rs", r#"/// English singular of a plural table name (`queries` -> `query`, `chunks` -> `chunk`); names"#),
-    ("tenancy-core/src/rust/naming.rs", r#"("documents", "document"),"#),
+    (
+        "tenancy-core/src/rust/mod.rs",
+        r#"/// `("Documents", "Document")` for `documents`."#,
+    ),
+    (
+        "tenancy-core/src/rust/naming.rs",
+        r#"/// English singular of a plural table name (`queries` -> `query`, `chunks` -> `chunk`); names"#,
+    ),
+    (
+        "tenancy-core/src/rust/naming.rs",
+        r#"("documents", "document"),"#,
+    ),
     ("tenancy-core/src/rust/naming.rs", r#"("chunks", "chunk"),"#),
-    ("tenancy-core/src/rust/naming.rs", r#"("queries", "query"),"#),
-    ("tenancy-core/src/rust/naming.rs", r#"("responses", "response"),"#),
-    ("tenancy-core/src/rust/naming.rs", r#"("assertions", "assertion"),"#),
-    ("tenancy-core/src/rust/naming.rs", r#"TypeNames::for_table("documents"),"#),
-    ("tenancy-core/src/rust/naming.rs", r#"assert_eq!(sql_ident("documents"), "documents");"#),
-    ("tenancy-core/src/sql/ident.rs", r#"assert_eq!(ident("documents"), "documents");"#),
-    ("tenancy-cli/src/main.rs", r#"/// One line per finding (`TA002 table documents: ...`) and a summary."#),
-    ("tenancy-audit/src/finding.rs", r#"/// The object concerned, e.g. `table documents`, `policy documents_select`."#),
-    ("tenancy-audit/src/generated.rs", r#"let sql = "CREATE POLICY documents_select ON documents\n  AS PERMISSIVE\n  FOR SELECT\n  TO app\n  USING (x = ';');\n\"#),
-    ("tenancy-audit/src/generated.rs", r#"assert_eq!(found[0].table, "documents");"#),
-    ("tenancy-audit/src/generated.rs", r#".any(|p| p.name == "documents_tenant_boundary" && p.table == "documents"));"#),
-    ("tenancy-audit/src/generated.rs", r#"assert!(expected.creates_table("public", "documents"));"#),
-    ("tenancy-audit/src/generated.rs", r#"let documents: Vec<(&str, Option<usize>)> = expected"#),
-    ("tenancy-audit/src/generated.rs", r#".filter(|g| g.table.schema == "public" && g.table.name == "documents")"#),
+    (
+        "tenancy-core/src/rust/naming.rs",
+        r#"("queries", "query"),"#,
+    ),
+    (
+        "tenancy-core/src/rust/naming.rs",
+        r#"("responses", "response"),"#,
+    ),
+    (
+        "tenancy-core/src/rust/naming.rs",
+        r#"("assertions", "assertion"),"#,
+    ),
+    (
+        "tenancy-core/src/rust/naming.rs",
+        r#"TypeNames::for_table("documents"),"#,
+    ),
+    (
+        "tenancy-core/src/rust/naming.rs",
+        r#"assert_eq!(sql_ident("documents"), "documents");"#,
+    ),
+    (
+        "tenancy-core/src/sql/ident.rs",
+        r#"assert_eq!(ident("documents"), "documents");"#,
+    ),
+    (
+        "tenancy-cli/src/main.rs",
+        r#"/// One line per finding (`TA002 table documents: ...`) and a summary."#,
+    ),
+    (
+        "tenancy-audit/src/finding.rs",
+        r#"/// The object concerned, e.g. `table documents`, `policy documents_select`."#,
+    ),
+    (
+        "tenancy-audit/src/generated.rs",
+        r#"let sql = "CREATE POLICY documents_select ON documents\n  AS PERMISSIVE\n  FOR SELECT\n  TO app\n  USING (x = ';');\n\"#,
+    ),
+    (
+        "tenancy-audit/src/generated.rs",
+        r#"assert_eq!(found[0].table, "documents");"#,
+    ),
+    (
+        "tenancy-audit/src/generated.rs",
+        r#".any(|p| p.name == "documents_tenant_boundary" && p.table == "documents"));"#,
+    ),
+    (
+        "tenancy-audit/src/generated.rs",
+        r#"assert!(expected.creates_table("public", "documents"));"#,
+    ),
+    (
+        "tenancy-audit/src/generated.rs",
+        r#"let documents: Vec<(&str, Option<usize>)> = expected"#,
+    ),
+    (
+        "tenancy-audit/src/generated.rs",
+        r#".filter(|g| g.table.schema == "public" && g.table.name == "documents")"#,
+    ),
     ("tenancy-audit/src/generated.rs", r#"documents,"#),
-    ("tenancy-audit/src/static_scan.rs", r#"sql_tables("SELECT * FROM documents WHERE id = $1"),"#),
+    (
+        "tenancy-audit/src/static_scan.rs",
+        r#"sql_tables("SELECT * FROM documents WHERE id = $1"),"#,
+    ),
     ("tenancy-audit/src/static_scan.rs", r#"["documents"]"#),
-    ("tenancy-audit/src/static_scan.rs", r#"sql_tables("select c.* from chunks c join public.documents d on d.id = c.document_id"),"#),
-    ("tenancy-audit/src/static_scan.rs", r#"["chunks", "documents"]"#),
+    (
+        "tenancy-audit/src/static_scan.rs",
+        r#"sql_tables("select c.* from chunks c join public.documents d on d.id = c.document_id"),"#,
+    ),
+    (
+        "tenancy-audit/src/static_scan.rs",
+        r#"["chunks", "documents"]"#,
+    ),
     ("tenancy-audit/src/static_scan.rs", r#"["chunks"]"#),
-    ("tenancy-audit/src/static_scan.rs", r#"sql_tables("UPDATE ONLY documents SET title = 'from x'"),"#),
-    ("tenancy-audit/src/static_scan.rs", r#"sql_tables("DELETE FROM chunks USING documents d WHERE d.id = chunks.document_id"),"#),
-    ("tenancy-audit/src/static_scan.rs", r#"sql_tables("ALTER TABLE IF EXISTS documents DISABLE ROW LEVEL SECURITY"),"#),
-    ("tenancy-audit/src/static_scan.rs", r#"sql_tables("SELECT * FROM other.documents"),"#),
+    (
+        "tenancy-audit/src/static_scan.rs",
+        r#"sql_tables("UPDATE ONLY documents SET title = 'from x'"),"#,
+    ),
+    (
+        "tenancy-audit/src/static_scan.rs",
+        r#"sql_tables("DELETE FROM chunks USING documents d WHERE d.id = chunks.document_id"),"#,
+    ),
+    (
+        "tenancy-audit/src/static_scan.rs",
+        r#"sql_tables("ALTER TABLE IF EXISTS documents DISABLE ROW LEVEL SECURITY"),"#,
+    ),
+    (
+        "tenancy-audit/src/static_scan.rs",
+        r#"sql_tables("SELECT * FROM other.documents"),"#,
+    ),
     ("tenancy-audit/src/static_scan.rs", r#"["other.documents"]"#),
-    ("tenancy-audit/src/static_scan.rs", r#"sql_tables("CREATE INDEX i ON chunks USING hnsw (embedding); ANALYZE public.documents"),"#),
-    ("tenancy-audit/src/static_scan.rs", r#"sql_tables("GRANT SELECT ON documents TO app"),"#),
-    ("tenancy-audit/src/static_scan.rs", r#"sql_tables("-- from documents\nSELECT 'from chunks' /* join queries */ FROM t"),"#),
-    ("tenancy-audit/src/static_scan.rs", r#"sql_tables("DO $$ BEGIN PERFORM 1 FROM chunks; END $$"),"#),
-    ("tenancy-migrate/src/files.rs", r#"let sql = "-- note\nALTER TABLE documents\n  ADD COLUMN summary text;\nGRANT SELECT ON TABLE a_very_long_table_name TO someone;";"#),
-    ("tenancy-migrate/src/files.rs", r#"["ALTER TABLE documents", "GRANT SELECT ON TABLE a_ver..."]"#),
+    (
+        "tenancy-audit/src/static_scan.rs",
+        r#"sql_tables("CREATE INDEX i ON chunks USING hnsw (embedding); ANALYZE public.documents"),"#,
+    ),
+    (
+        "tenancy-audit/src/static_scan.rs",
+        r#"sql_tables("GRANT SELECT ON documents TO app"),"#,
+    ),
+    (
+        "tenancy-audit/src/static_scan.rs",
+        r#"sql_tables("-- from documents\nSELECT 'from chunks' /* join queries */ FROM t"),"#,
+    ),
+    (
+        "tenancy-audit/src/static_scan.rs",
+        r#"sql_tables("DO $$ BEGIN PERFORM 1 FROM chunks; END $$"),"#,
+    ),
+    (
+        "tenancy-migrate/src/files.rs",
+        r#"let sql = "-- note\nALTER TABLE documents\n  ADD COLUMN summary text;\nGRANT SELECT ON TABLE a_very_long_table_name TO someone;";"#,
+    ),
+    (
+        "tenancy-migrate/src/files.rs",
+        r#"["ALTER TABLE documents", "GRANT SELECT ON TABLE a_ver..."]"#,
+    ),
 ];
 
 /// One hit: path relative to the workspace, 1-based line, the name and the trimmed line.
@@ -141,7 +249,9 @@ fn classify(source: &str) -> Vec<Part> {
             parts[i..end].fill(Part::Comment);
             i = end;
         } else if rest.starts_with(b"/*") {
-            let end = source[i + 2..].find("*/").map_or(bytes.len(), |n| i + 2 + n + 2);
+            let end = source[i + 2..]
+                .find("*/")
+                .map_or(bytes.len(), |n| i + 2 + n + 2);
             parts[i..end].fill(Part::Comment);
             i = end;
         } else if rest.starts_with(b"r#\"") || rest.starts_with(b"r\"") {
@@ -153,7 +263,8 @@ fn classify(source: &str) -> Vec<Part> {
                 .map_or(bytes.len(), |n| body + n + close.len());
             parts[i..end].fill(Part::Str);
             i = end;
-        } else if bytes[i] == b'"' && (i == 0 || !is_word_byte(bytes[i - 1]) || bytes[i - 1] == b'b')
+        } else if bytes[i] == b'"'
+            && (i == 0 || !is_word_byte(bytes[i - 1]) || bytes[i - 1] == b'b')
         {
             let mut j = i + 1;
             while j < bytes.len() && bytes[j] != b'"' {
@@ -198,7 +309,13 @@ fn hits_in(path: &str, source: &str) -> Vec<Hit> {
     let mut line_start = 0;
     for (index, line) in source.split('\n').enumerate() {
         let comment_line = line.trim_start().starts_with("//");
-        let fence = comment_line && line.trim_start().trim_start_matches('/').trim_start_matches('!').trim().starts_with("```");
+        let fence = comment_line
+            && line
+                .trim_start()
+                .trim_start_matches('/')
+                .trim_start_matches('!')
+                .trim()
+                .starts_with("```");
         for (offset, name) in words_in(line) {
             let at = line_start + offset;
             let hit = match parts[at] {
@@ -254,7 +371,11 @@ fn all_hits() -> Vec<Hit> {
         assert!(!files.is_empty(), "{krate}/src holds no Rust file");
         for file in files {
             let source = std::fs::read_to_string(&file).unwrap();
-            let relative = file.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let relative = file
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             hits.extend(hits_in(&relative, &source));
         }
     }

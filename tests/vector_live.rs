@@ -196,10 +196,17 @@ async fn assert_in_scope<S: Scope>(
         .await
         .unwrap();
         assert_eq!(tenant, results.tenant_id().as_uuid());
-        assert_eq!((hit.row.id, hit.row.project_id), (hit.key, hit.project_id.as_uuid()));
+        assert_eq!(
+            (hit.row.id, hit.row.project_id),
+            (hit.key, hit.project_id.as_uuid())
+        );
         assert_eq!(
             (document, ordinal, content.as_str()),
-            (hit.row.document_id, hit.row.ordinal, hit.row.content.as_str()),
+            (
+                hit.row.document_id,
+                hit.row.ordinal,
+                hit.row.content.as_str()
+            ),
             "{hit:?}"
         );
     }
@@ -313,10 +320,7 @@ async fn tiny_tenant_beside_a_huge_one_gets_k_rows_and_the_huge_one_keeps_recall
         .iter()
         .find(|t| t.tenant_id == huge.tenant)
         .unwrap();
-    assert_eq!(
-        (huge_tier.tier, huge_tier.row_count),
-        (Tier::Hnsw, 20_000)
-    );
+    assert_eq!((huge_tier.tier, huge_tier.row_count), (Tier::Hnsw, 20_000));
     let tiny_tier = report
         .tenants
         .iter()
@@ -417,7 +421,13 @@ async fn several_projects_merge_into_the_global_top_k_on_both_routes() {
                     .map(|(n, q)| q + 0.8 * n)
                     .collect();
                 let content = format!("p{index} c{i}");
-                new_chunk(Uuid::new_v4(), t.documents[index], i, &content, Vector::from(v))
+                new_chunk(
+                    Uuid::new_v4(),
+                    t.documents[index],
+                    i,
+                    &content,
+                    Vector::from(v),
+                )
             })
             .collect();
         for row in &rows {
@@ -467,7 +477,10 @@ async fn several_projects_merge_into_the_global_top_k_on_both_routes() {
                     e.0
                 );
                 assert_eq!(hit.project_id.as_uuid(), e.1);
-                assert_eq!((hit.row.ordinal, hit.row.content.as_str()), (e.3, e.4.as_str()));
+                assert_eq!(
+                    (hit.row.ordinal, hit.row.content.as_str()),
+                    (e.3, e.4.as_str())
+                );
             }
         } else {
             let want: HashSet<Uuid> = want.into_iter().collect();
@@ -527,9 +540,15 @@ async fn several_projects_merge_into_the_global_top_k_on_both_routes() {
     let (route, plan) = gateway.explain_search(&mut tx, &in_doc).await.unwrap();
     assert_eq!(route, Route::Exact);
     assert!(!plan.contains("hnsw"), "{plan}");
-    let results = gateway.search_rows::<_, Chunk>(&mut tx, &in_doc).await.unwrap();
+    let results = gateway
+        .search_rows::<_, Chunk>(&mut tx, &in_doc)
+        .await
+        .unwrap();
     assert_eq!(results.hits.len(), 3, "the document holds 3 chunks");
-    assert!(results.hits.iter().all(|h| h.row.document_id == t.documents[2]));
+    assert!(results
+        .hits
+        .iter()
+        .all(|h| h.row.document_id == t.documents[2]));
     let mut in_doc_rows: Vec<(i32, &str)> = results
         .hits
         .iter()
@@ -619,7 +638,10 @@ async fn a_vector_batch_with_a_row_outside_the_scope_or_a_wrong_length_fails_who
         .unwrap();
     assert_eq!(nearest.hits[0].key, replaced.key);
     assert!(nearest.hits[0].distance.abs() < 1e-6);
-    assert_eq!(nearest.hits[0].row.embedding.as_ref(), Some(&replaced_vector));
+    assert_eq!(
+        nearest.hits[0].row.embedding.as_ref(),
+        Some(&replaced_vector)
+    );
     for bad in [
         SearchRequest::new(replaced_vector.clone(), 0),
         SearchRequest::new(Vector::from(vec![1.0; 3]), 1),
@@ -653,7 +675,10 @@ async fn a_vector_batch_with_a_row_outside_the_scope_or_a_wrong_length_fails_who
         project_id: t.projects[0],
         ..elsewhere
     };
-    assert_eq!(gateway.set_embeddings(&mut tx, &[cleared]).await.unwrap(), 1);
+    assert_eq!(
+        gateway.set_embeddings(&mut tx, &[cleared]).await.unwrap(),
+        1
+    );
     tx.commit().await.unwrap();
     assert_eq!(with_vector().await, 2);
     let mut tx = viewer_tx_all(&tenancy, &t).await;
@@ -733,7 +758,13 @@ async fn promotion_builds_online_switches_only_when_valid_and_does_not_flap() {
     // Searches are served exactly meanwhile, and writes are not blocked by the build.
     assert_eq!(route_now().await, Route::Exact);
     let mut tx = editor_tx(&tenancy, &t, 0).await;
-    let during = new_chunk(Uuid::new_v4(), t.documents[0], 10_000, "during build", query.clone());
+    let during = new_chunk(
+        Uuid::new_v4(),
+        t.documents[0],
+        10_000,
+        "during build",
+        query.clone(),
+    );
     let written = tokio::time::timeout(
         Duration::from_secs(10),
         Chunks::insert_many(&mut tx, vec![during]),
@@ -809,7 +840,11 @@ async fn install_upgrades_a_one_table_catalog_and_drops_the_indexes_it_listed() 
         ..VectorConfig::default()
     };
     let m = maintenance(&db, config.clone()).await;
-    assert_eq!(index_validity(&db, &old_index).await, None, "old index dropped");
+    assert_eq!(
+        index_validity(&db, &old_index).await,
+        None,
+        "old index dropped"
+    );
     let columns: Vec<String> = sqlx::query_scalar(
         "SELECT attname::text FROM pg_attribute WHERE attrelid = 'tenancy.vector_tiers'::regclass \
          AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
@@ -819,7 +854,14 @@ async fn install_upgrades_a_one_table_catalog_and_drops_the_indexes_it_listed() 
     .unwrap();
     assert_eq!(
         columns,
-        ["table_name", "tenant_id", "row_count", "tier", "index_name", "updated_at"]
+        [
+            "table_name",
+            "tenant_id",
+            "row_count",
+            "tier",
+            "index_name",
+            "updated_at"
+        ]
     );
     // Installing again changes nothing; the next refresh rebuilds the tenant under the new name.
     m.install().await.unwrap();
@@ -827,7 +869,10 @@ async fn install_upgrades_a_one_table_catalog_and_drops_the_indexes_it_listed() 
     assert_eq!(report.table, "public.chunks");
     assert_eq!(report.promoted.len(), 1);
     let index = format!("public.{}", SPEC.index_name(t.tenant));
-    assert!(index.starts_with("public.chunks_embedding_hnsw_"), "{index}");
+    assert!(
+        index.starts_with("public.chunks_embedding_hnsw_"),
+        "{index}"
+    );
     assert_eq!(index_validity(&db, &index).await, Some(true));
     assert_eq!(tier_of(&m, t.tenant).await, (Tier::Hnsw, 30));
     let tenancy = Tenancy::new(db.app_pool().clone());

@@ -268,10 +268,10 @@ async fn tier_of(service: &Service, tenant: Uuid) -> Option<(String, i64)> {
         "SELECT tier, row_count FROM tenancy.vector_tiers \
          WHERE table_name = 'public.chunks' AND tenant_id = $1",
     )
-        .bind(tenant)
-        .fetch_optional(service.db.admin_pool())
-        .await
-        .unwrap()
+    .bind(tenant)
+    .fetch_optional(service.db.admin_pool())
+    .await
+    .unwrap()
 }
 
 #[tokio::test]

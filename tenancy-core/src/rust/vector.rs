@@ -44,8 +44,10 @@ fn vector_columns<'s>(shape: &'s Shape<'_>) -> Vec<VectorColumn<'s>> {
     if shape.table.kind != TableKind::Scoped {
         return Vec::new();
     }
-    let (Some(read_role), [key]) = (shape.method_role(Command::Select), shape.read_key.as_slice())
-    else {
+    let (Some(read_role), [key]) = (
+        shape.method_role(Command::Select),
+        shape.read_key.as_slice(),
+    ) else {
         return Vec::new();
     };
     let ordered_key = matches!(
