@@ -179,6 +179,10 @@ pub(crate) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// The marker of a [`VectorTable`]'s types (no data; `fn() -> ...` keeps it `Send`, `Sync`
+/// and covariant whatever the types).
+type Markers<Read, Update, Key> = PhantomData<fn() -> (Read, Update, Key)>;
+
 /// A [`VectorSpec`] with the model's types: `Read` is the role the table's SELECT rule
 /// requires, `Update` the role its UPDATE rule requires ([`NoUpdateRule`] when the model
 /// allows no update, so no scope can write embeddings through the gateway), `Key` the Rust
@@ -186,7 +190,7 @@ pub(crate) fn quote_ident(name: &str) -> String {
 pub struct VectorTable<Read: Role, Update: Role, Key> {
     /// The names and dimension.
     pub spec: VectorSpec,
-    types: PhantomData<fn() -> (Read, Update, Key)>,
+    types: Markers<Read, Update, Key>,
 }
 
 impl<Read: Role, Update: Role, Key> VectorTable<Read, Update, Key> {
