@@ -887,3 +887,68 @@ async fn install_upgrades_a_one_table_catalog_and_drops_the_indexes_it_listed() 
     assert_eq!(results.hits.len(), 10);
     tx.commit().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_changed_distance_rebuilds_the_tenant_index_with_its_operator_class_and_orders_by_it() {
+    let db = TestDb::fresh().await;
+    let t = add_tenant(&db, "metric", 1).await;
+    bulk_chunks(&db, &t, 0, 1, 40).await;
+    let config = VectorConfig {
+        promote_at: 20,
+        demote_below: Some(10),
+        exact_scope_max: 10,
+        ..VectorConfig::default()
+    };
+    let m = maintenance(&db, config.clone()).await;
+    let opclass = || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT c.opcname::text FROM pg_index i JOIN pg_opclass c ON c.oid = i.indclass[0] \
+             WHERE i.indexrelid = to_regclass($1)",
+        )
+        .bind(format!("public.{}", SPEC.index_name(t.tenant)))
+        .fetch_optional(db.admin_pool())
+        .await
+        .unwrap()
+    };
+    assert_eq!(m.refresh(SPEC).await.unwrap().promoted.len(), 1);
+    assert_eq!(opclass().await.as_deref(), Some("vector_cosine_ops"));
+    // The same column declared `distance l2`: the next refresh rebuilds the index for L2.
+    let l2 = VectorSpec {
+        distance: tenancy_runtime::vector::Distance::L2,
+        ..*SPEC
+    };
+    let report = m.refresh(&l2).await.unwrap();
+    assert_eq!(report.promoted.len(), 1, "{report:?}");
+    assert_eq!(opclass().await.as_deref(), Some("vector_l2_ops"));
+    assert!(m.refresh(&l2).await.unwrap().promoted.is_empty());
+
+    let gateway: Gateway =
+        VectorGateway::new(tenancy_runtime::vector::VectorTable::new(l2), config);
+    let tenancy = Tenancy::new(db.app_pool().clone());
+    let query = queries_near(&db, t.tenant, 1).await.remove(0);
+    let mut tx = viewer_tx_all(&tenancy, &t).await;
+    let request = SearchRequest::new(query.clone(), 5);
+    let (route, plan) = gateway.explain_search(&mut tx, &request).await.unwrap();
+    assert_eq!(route, Route::TenantHnsw);
+    assert!(plan.contains("<->"), "{plan}");
+    let results = gateway.search(&mut tx, &request).await.unwrap();
+    tx.commit().await.unwrap();
+    let expected: Vec<(Uuid, f64)> = sqlx::query_as(
+        "SELECT id, embedding <-> $2 FROM chunks WHERE tenant_id = $1 \
+         ORDER BY embedding <-> $2, project_id, id LIMIT 5",
+    )
+    .bind(t.tenant.as_uuid())
+    .bind(&query)
+    .fetch_all(db.admin_pool())
+    .await
+    .unwrap();
+    let got: Vec<Uuid> = results.hits.iter().map(|h| h.key).collect();
+    let want: Vec<Uuid> = expected.iter().map(|e| e.0).collect();
+    assert_eq!(
+        got, want,
+        "L2 order (40 rows: the HNSW graph holds them all)"
+    );
+    for (hit, (_, distance)) in results.hits.iter().zip(&expected) {
+        assert!((hit.distance - distance).abs() < 1e-4);
+    }
+}

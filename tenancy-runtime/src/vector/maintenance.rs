@@ -266,9 +266,11 @@ impl VectorMaintenance {
             table: table.catalog_name(),
             ..MaintenanceReport::default()
         };
+        let ops = table.distance.operator_class();
         for tenant in self.tiers(table).await? {
+            // An index built for another distance (the model's changed) counts as invalid.
             let valid = match &tenant.index_name {
-                Some(name) => index_state(conn, name).await? == Some(true),
+                Some(name) => index_state(conn, name, ops).await? == Some(true),
                 None => false,
             };
             let demote = self
@@ -356,8 +358,9 @@ impl VectorMaintenance {
         tx.commit().await
     }
 
-    /// Marks the tenant `building`, builds its index concurrently (dropping an invalid leftover
-    /// first), and marks it `hnsw` once `pg_index.indisvalid`. Returns the build time.
+    /// Marks the tenant `building`, builds its index concurrently (dropping first an invalid
+    /// leftover, or an index of another operator class after the model's distance changed), and
+    /// marks it `hnsw` once `pg_index.indisvalid`. Returns the build time.
     async fn promote(
         &self,
         conn: &mut PgConnection,
@@ -373,7 +376,8 @@ impl VectorMaintenance {
             reason = self.reason, %tenant, table = %table.catalog_name(), index = %name,
             "building tenant HNSW index"
         );
-        if index_state(conn, &catalog_name).await? == Some(false) {
+        let ops = table.distance.operator_class();
+        if index_state(conn, &catalog_name, ops).await? == Some(false) {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DROP INDEX CONCURRENTLY IF EXISTS {qualified}"
             )))
@@ -410,7 +414,7 @@ impl VectorMaintenance {
                 .await?;
         }
         built?;
-        if index_state(conn, &catalog_name).await? != Some(true) {
+        if index_state(conn, &catalog_name, ops).await? != Some(true) {
             return Err(Error::Misconfigured(format!(
                 "index {catalog_name} is not valid after CREATE INDEX CONCURRENTLY"
             )));
@@ -444,14 +448,20 @@ impl VectorMaintenance {
     }
 }
 
-/// `None` when the index (`schema.name`) does not exist, otherwise whether it is valid and
-/// ready.
-async fn index_state(conn: &mut PgConnection, index_name: &str) -> Result<Option<bool>, Error> {
+/// `None` when the index (`schema.name`) does not exist, otherwise whether it is valid, ready
+/// and built with the operator class `ops`.
+async fn index_state(
+    conn: &mut PgConnection,
+    index_name: &str,
+    ops: &str,
+) -> Result<Option<bool>, Error> {
     let state: Option<bool> = sqlx::query_scalar(
-        "SELECT i.indisvalid AND i.indisready FROM pg_catalog.pg_index i \
-         WHERE i.indexrelid = pg_catalog.to_regclass($1)",
+        "SELECT i.indisvalid AND i.indisready AND COALESCE((SELECT c.opcname = $2 \
+         FROM pg_catalog.pg_opclass c WHERE c.oid = i.indclass[0]), false) \
+         FROM pg_catalog.pg_index i WHERE i.indexrelid = pg_catalog.to_regclass($1)",
     )
     .bind(index_name)
+    .bind(ops)
     .fetch_optional(&mut *conn)
     .await?;
     Ok(state)
