@@ -194,3 +194,75 @@ pub(crate) fn vector_tables_tokens(shapes: &[Shape<'_>]) -> TokenStream {
         pub const VECTOR_TABLES: &[&::tenancy_runtime::vector::VectorSpec] = &[#(#specs),*];
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used, clippy::unwrap_used)]
+
+    use super::super::generate_repositories;
+    use crate::dsl::{compile, SourceFile};
+
+    const MODEL: &str = "tenancy {\n owner_role = \"o\"\n app_role = \"a\"\n \
+        helper_schema = \"tenancy\"\n roles = reader < writer\n}\n\
+        tenants table tenants {\n name text\n allow select to reader\n}\n\
+        projects table projects {\n name text\n allow select to reader\n}\n\
+        memberships table members {\n allow select to reader\n}\n\
+        scoped table folders {\n id uuid default gen_random_uuid()\n primary key (id)\n \
+        allow select to reader\n}\n\
+        scoped table notes {\n id bigint\n folder_id uuid references folders(id)\n \
+        vec vector(8)? distance inner_product\n other vector(2)?\n primary key (id)\n \
+        allow select to reader\n allow insert, update to writer\n}\n\
+        scoped table frozen {\n id uuid\n vec vector(3)? distance l2\n primary key (id)\n \
+        allow select, insert to reader\n}\n\
+        scoped table pairs {\n a uuid\n b uuid\n vec vector(3)?\n primary key (a, b)\n \
+        allow select to reader\n}\n";
+
+    fn files() -> Vec<(String, String)> {
+        let sources = [SourceFile::new("test.tenancy", MODEL.to_owned())];
+        let (model, diagnostics) = compile(&sources);
+        let model = model
+            .filter(|_| !diagnostics.has_errors())
+            .unwrap_or_else(|| panic!("{}", diagnostics.render(&sources, false)));
+        generate_repositories(&model)
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.path.display().to_string(), f.contents))
+            .collect()
+    }
+
+    fn file(files: &[(String, String)], path: &str) -> String {
+        files
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, c)| c.replace(char::is_whitespace, ""))
+            .unwrap()
+    }
+
+    #[test]
+    fn every_searchable_vector_column_gets_a_typed_descriptor_from_the_model() {
+        let files = files();
+        let notes = file(&files, "src/notes.rs");
+        // Two vector columns, key type from the model, roles of the select and update rules.
+        assert!(notes.contains(
+            "pubconstVEC_VECTORS:::tenancy_runtime::vector::VectorTable<crate::roles::Reader,\
+             crate::roles::Writer,i64,>"
+        ));
+        assert!(notes.contains("vector_column:\"vec\",dimensions:8,distance:::tenancy_runtime::vector::Distance::InnerProduct,filter_columns:&[\"folder_id\"],"));
+        assert!(notes.contains("pubconstOTHER_VECTORS"));
+        assert!(notes.contains("vector_column:\"other\",dimensions:2,distance:::tenancy_runtime::vector::Distance::Cosine,"));
+        // No update rule: no scope can set vectors.
+        let frozen = file(&files, "src/frozen.rs");
+        assert!(frozen.contains(
+            "VectorTable<crate::roles::Reader,::tenancy_runtime::vector::NoUpdateRule,::uuid::Uuid,>"
+        ));
+        assert!(frozen.contains("Distance::L2"));
+        // A two-column key is not searchable by the gateway: no descriptor.
+        assert!(!file(&files, "src/pairs.rs").contains("VectorTable"));
+        assert!(!file(&files, "src/folders.rs").contains("VectorTable"));
+        let lib = file(&files, "src/lib.rs");
+        assert!(lib.contains(
+            "pubconstVECTOR_TABLES:&[&::tenancy_runtime::vector::VectorSpec]=&[&notes::Notes::VEC_VECTORS.spec,\
+             &notes::Notes::OTHER_VECTORS.spec,&frozen::Frozen::VEC_VECTORS.spec,];"
+        ));
+    }
+}
