@@ -952,3 +952,52 @@ async fn a_changed_distance_rebuilds_the_tenant_index_with_its_operator_class_an
         assert!((hit.distance - distance).abs() < 1e-4);
     }
 }
+
+#[tokio::test]
+async fn the_installed_catalog_audits_clean() {
+    let db = TestDb::fresh().await;
+    // What an operator's database is after `tenancy migrate apply` (a template copy loses it).
+    let revoke = format!(
+        "REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC",
+        tenancy_tests::quote_ident(db.name())
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(revoke))
+        .execute(db.admin_pool())
+        .await
+        .unwrap();
+    let sources = tenancy_core::dsl::read_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"),
+    )
+    .unwrap();
+    let (model, diagnostics) = tenancy_core::dsl::compile(&sources);
+    assert!(!diagnostics.has_errors());
+    let model = model.unwrap();
+    maintenance(&db, VectorConfig::default()).await;
+    let report = tenancy_audit::audit(db.admin_pool(), &model).await.unwrap();
+    assert!(report.is_clean(), "{}", report.to_text());
+    // The same tables without a vector column in the model are undeclared (TA080).
+    let mut without = model.clone();
+    for table in &mut without.tables {
+        table
+            .columns
+            .retain(|c| !matches!(c.ty, tenancy_core::model::SqlType::Vector(_)));
+    }
+    let report = tenancy_audit::audit(db.admin_pool(), &without)
+        .await
+        .unwrap();
+    let undeclared: Vec<&str> = report
+        .findings
+        .iter()
+        .filter(|f| f.code == "TA080")
+        .map(|f| f.object.as_str())
+        .collect();
+    assert_eq!(
+        undeclared,
+        [
+            "table tenancy.vector_project_sizes",
+            "table tenancy.vector_tiers"
+        ],
+        "{}",
+        report.to_text()
+    );
+}
