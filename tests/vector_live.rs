@@ -1,8 +1,11 @@
 //! The vector gateway against a real PostgreSQL 18 + pgvector: every search stays in its scope
 //! and returns k rows whenever the scope holds k, for a tiny tenant beside a huge one; the huge
 //! one is promoted to its own HNSW index online, the route switches only when the index is valid,
-//! and tiers do not flap near the threshold. Fixtures go through the admin pool; the gateway
-//! always runs on the application role's pool, under row-level security.
+//! and tiers do not flap near the threshold. Everything goes through the descriptor the generator
+//! emits (`Chunks::EMBEDDING_VECTORS`); a changed distance rebuilds the index with its operator
+//! class, an old one-table catalog is upgraded, and the catalog audits clean. Fixtures go through
+//! the admin pool (or the generated repository); the gateway always runs on the application
+//! role's pool, under row-level security.
 
 use std::collections::HashSet;
 use std::time::Duration;
