@@ -543,8 +543,8 @@ async fn several_projects_merge_into_the_global_top_k_on_both_routes() {
     let (route, plan) = gateway.explain_search(&mut tx, &in_doc).await.unwrap();
     assert_eq!(route, Route::Exact);
     assert!(!plan.contains("hnsw"), "{plan}");
-    let results = gateway
-        .search_rows::<_, Chunk>(&mut tx, &in_doc)
+    // Through the typed search the generator emits on the repository.
+    let results = Chunks::nearest_by_embedding(&mut tx, gateway.config(), &in_doc)
         .await
         .unwrap();
     assert_eq!(results.hits.len(), 3, "the document holds 3 chunks");

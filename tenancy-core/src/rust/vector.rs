@@ -1,7 +1,8 @@
 //! The vector descriptors of the repositories: for every `vector(N)` column of a scoped table
 //! the runtime's vector gateway can search, a `const` `tenancy_runtime::vector::VectorTable`
-//! on the repository (`<Repository>::<COLUMN>_VECTORS`), and in `lib.rs` the list of them all
-//! (`VECTOR_TABLES`, for `VectorMaintenance::refresh_all`).
+//! on the repository (`<Repository>::<COLUMN>_VECTORS`) and a typed search returning the
+//! generated rows (`<Repository>::nearest_by_<column>`), and in `lib.rs` the list of every
+//! descriptor (`VECTOR_TABLES`, for `VectorMaintenance::refresh_all`).
 //!
 //! A column gets a descriptor when its table is a scoped table with a `select` rule and a
 //! single-column key within the project of an ordered type (uuid, text, integers, date,
@@ -89,14 +90,16 @@ fn role_type(roles_path: &syn::Path, role: &str) -> syn::Path {
     path
 }
 
-/// `impl <Repository> { pub const <COLUMN>_VECTORS: VectorTable<..> = ...; }` for the vector
-/// columns of `shape`'s table (no item when it has none).
+/// `impl <Repository> { pub async fn nearest_by_<column>(..); pub const <COLUMN>_VECTORS:
+/// VectorTable<..> = ...; }` for the vector columns of `shape`'s table (no item when it has
+/// none).
 pub(crate) fn vector_items(shape: &Shape<'_>, roles_path: &syn::Path) -> syn::Result<Vec<Item>> {
     let columns = vector_columns(shape);
     if columns.is_empty() {
         return Ok(Vec::new());
     }
     let repository = Ident::new(&shape.names.repository, Span::call_site());
+    let row = Ident::new(&shape.names.row, Span::call_site());
     let table = &shape.table.name;
     let filters: Vec<&str> = shape
         .table
@@ -146,7 +149,40 @@ pub(crate) fn vector_items(shape: &Shape<'_>, roles_path: &syn::Path) -> syn::Re
             v.distance.dsl_name(),
             v.read_role,
         );
+        let method = Ident::new(
+            &format!("nearest_by_{}", v.column.name),
+            Span::call_site(),
+        );
+        let method_doc = format!(
+            " The `request.k` rows of the scope nearest to `request.query` by \
+             `{vector_column}` ({} distance), with their rows, through the vector gateway on \
+             [`Self::{name}`] (exact or the tenant's own HNSW index, see \
+             `tenancy_runtime::vector::VectorGateway::search_rows`).",
+            v.distance.dsl_name(),
+        );
+        let rule_doc = format!(
+            " Requires `{}` or above in every project it reads (RLS policy `{table}_select`).",
+            v.read_role,
+        );
         quote! {
+            #[doc = #method_doc]
+            #[doc = ""]
+            #[doc = #rule_doc]
+            pub async fn #method<S>(
+                tx: &mut ::tenancy_runtime::ScopedTx<S>,
+                config: &::tenancy_runtime::vector::VectorConfig,
+                request: &::tenancy_runtime::vector::SearchRequest,
+            ) -> ::std::result::Result<
+                ::tenancy_runtime::vector::SearchResults<S, #key_type, #row>,
+                ::tenancy_runtime::Error,
+            >
+            where
+                S: ::tenancy_runtime::ReadScope<#read>,
+            {
+                ::tenancy_runtime::vector::VectorGateway::new(Self::#name, ::std::clone::Clone::clone(config))
+                    .search_rows::<S, #row>(tx, request)
+                    .await
+            }
             #[doc = #doc]
             pub const #name: ::tenancy_runtime::vector::VectorTable<#read, #update, #key_type> =
                 ::tenancy_runtime::vector::VectorTable::new(::tenancy_runtime::vector::VectorSpec {
@@ -249,6 +285,13 @@ mod tests {
         ));
         assert!(notes.contains("vector_column:\"vec\",dimensions:8,distance:::tenancy_runtime::vector::Distance::InnerProduct,filter_columns:&[\"folder_id\"],"));
         assert!(notes.contains("pubconstOTHER_VECTORS"));
+        // The typed search returns the generated rows, bounded by the select rule's role.
+        assert!(
+            notes.contains("pubasyncfnnearest_by_vec<S>(tx:&mut::tenancy_runtime::ScopedTx<S>,")
+        );
+        assert!(notes.contains("SearchResults<S,i64,Note>"));
+        assert!(notes.contains("S:::tenancy_runtime::ReadScope<crate::roles::Reader>"));
+        assert!(notes.contains("pubasyncfnnearest_by_other<S>"));
         assert!(notes.contains("vector_column:\"other\",dimensions:2,distance:::tenancy_runtime::vector::Distance::Cosine,"));
         // No update rule: no scope can set vectors.
         let frozen = file(&files, "src/frozen.rs");

@@ -6,7 +6,7 @@
 //! none of it.
 
 use helpdesk_tenancy::roles::Agent;
-use helpdesk_tenancy::{Comment, Comments, NewComment, NewTicket, Tickets};
+use helpdesk_tenancy::{Comments, NewComment, NewTicket, Tickets};
 use pgvector::Vector;
 use tenancy_runtime::sqlx::{self, PgPool};
 use tenancy_runtime::vector::{
@@ -109,7 +109,8 @@ async fn main() -> Result<(), Failure> {
     };
     let ctx = tenancy.authorize(UserId::new(alice), TenantId::new(acme)).await?;
     let mut tx = tenancy.begin(&acme_scope(&ctx)?).await?;
-    let found = comments.search_rows::<_, Comment>(&mut tx, &query).await?;
+    // The typed search the generator emits: the helpdesk's own `Comment` rows.
+    let found = Comments::nearest_by_embedding(&mut tx, comments.config(), &query).await?;
     assert_eq!(found.route, Route::Exact);
     let bodies: Vec<&str> = found.hits.iter().map(|h| h.row.body.as_str()).collect();
     assert_eq!(bodies, ["paper stuck", "toner empty"]);
