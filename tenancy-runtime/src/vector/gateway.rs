@@ -152,8 +152,9 @@ struct RouteFacts {
 /// Vector search on one table of the model, always inside a scope.
 ///
 /// The table comes from the model: `tenancy generate` emits a [`VectorTable`] constant per
-/// vector column (`<Repository>::VECTORS`), whose types carry the role the table's SELECT rule
-/// requires (`Read`), the role its UPDATE rule requires (`Update`) and the key type (`K`).
+/// vector column (`<Repository>::<COLUMN>_VECTORS`), whose types carry the role the table's
+/// SELECT rule requires (`Read`), the role its UPDATE rule requires (`Update`) and the key type
+/// (`K`), and a typed search returning its rows (`<Repository>::nearest_by_<column>`).
 /// Searches accept any scope that may read (one project or several of one tenant);
 /// [`set_embeddings`](Self::set_embeddings) only a single-project scope that may update.
 /// Row-level security remains the final gate. Inserts and deletes go through the generated

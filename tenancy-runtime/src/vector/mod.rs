@@ -3,8 +3,8 @@
 //!
 //! The table is described by a [`VectorSpec`] (names, dimension, [`Distance`]) wrapped in a
 //! typed [`VectorTable`] (the roles its rules require, its key type); `tenancy generate` emits
-//! one per vector column as `<Repository>::VECTORS`, and every statement below is built from
-//! it with quoted, schema-qualified identifiers.
+//! one per vector column as `<Repository>::<COLUMN>_VECTORS`, and every statement below is
+//! built from it with quoted, schema-qualified identifiers.
 //!
 //! pgvector filters *after* an approximate index scan, so one shared HNSW index with a tenant
 //! filter returns short and wrong results for small tenants next to big ones. The gateway
