@@ -127,8 +127,8 @@ fn require_removal_cases_match_their_sources() {
 /// - tests/ui/derive: misuse of `#[derive(TenantScoped)]` and its `#[tenancy(...)]` attributes
 ///   is reported at the offending tokens;
 /// - tests/ui/vector: the vector gateway has no unscoped method and checks roles at compile
-///   time (search with a pool, writes with a viewer or several-project scope); the correct
-///   shapes compile.
+///   time (search with a pool, setting vectors with a viewer or several-project scope, or on a
+///   table without an update rule); the correct shapes compile.
 #[test]
 fn misuse_fails_to_compile_and_correct_use_compiles() {
     let cases = trybuild::TestCases::new();

@@ -1,16 +1,21 @@
 //! The vector gateway against a real PostgreSQL 18 + pgvector: every search stays in its scope
 //! and returns k rows whenever the scope holds k, for a tiny tenant beside a huge one; the huge
 //! one is promoted to its own HNSW index online, the route switches only when the index is valid,
-//! and tiers do not flap near the threshold. Fixtures go through the admin pool; the gateway
-//! always runs on the application role's pool, under row-level security.
+//! and tiers do not flap near the threshold. Everything goes through the descriptor the generator
+//! emits (`Chunks::EMBEDDING_VECTORS`); a changed distance rebuilds the index with its operator
+//! class, an old one-table catalog is upgraded, and the catalog audits clean. Fixtures go through
+//! the admin pool (or the generated repository); the gateway always runs on the application
+//! role's pool, under row-level security.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use pgvector::Vector;
 use tenancy_generated::roles::{Editor, Viewer};
+use tenancy_generated::{Chunk, Chunks, NewChunk};
 use tenancy_runtime::vector::{
-    ChunkEmbedding, Route, SearchRequest, Tier, VectorConfig, VectorGateway, VectorMaintenance,
+    Route, SearchRequest, Tier, VectorConfig, VectorGateway, VectorMaintenance, VectorSpec,
+    VectorUpdate,
 };
 use tenancy_runtime::{Error, ProjectId, Scope, ScopedTx, Tenancy, TenantId, UserId};
 use tenancy_tests::TestDb;
@@ -18,7 +23,22 @@ use uuid::Uuid;
 
 const DIMS: usize = 384;
 
-type Gateway = VectorGateway<Viewer, Editor>;
+type Gateway = VectorGateway<Viewer, Editor, Uuid>;
+
+/// The generated descriptor of `chunks.embedding` (names, 384 dimensions, cosine).
+const SPEC: &VectorSpec = &Chunks::EMBEDDING_VECTORS.spec;
+
+fn gateway(config: VectorConfig) -> Gateway {
+    VectorGateway::new(Chunks::EMBEDDING_VECTORS, config)
+}
+
+/// A chunk of `document` with its vector, for `Chunks::insert_many`.
+fn new_chunk(id: Uuid, document: Uuid, ordinal: i32, content: &str, v: Vector) -> NewChunk {
+    let mut chunk = NewChunk::new(document, ordinal, content.to_owned(), 2);
+    chunk.id = Some(id);
+    chunk.embedding = Some(v);
+    chunk
+}
 
 /// One tenant with its projects (one document each) and a user who is editor everywhere.
 struct TenantFixture {
@@ -155,11 +175,11 @@ async fn maintenance(db: &TestDb, config: VectorConfig) -> VectorMaintenance {
     m
 }
 
-/// Every hit belongs to the scope's tenant and projects, and carries its row's ordinal and
-/// content (checked against the database too).
+/// Every hit belongs to the scope's tenant and projects, and carries its row (checked
+/// against the database too).
 async fn assert_in_scope<S: Scope>(
     db: &TestDb,
-    results: &tenancy_runtime::vector::SearchResults<S>,
+    results: &tenancy_runtime::vector::SearchResults<S, Uuid, Chunk>,
 ) {
     let projects: Vec<Uuid> = results
         .scope
@@ -174,14 +194,22 @@ async fn assert_in_scope<S: Scope>(
              WHERE project_id = $1 AND id = $2",
         )
         .bind(hit.project_id.as_uuid())
-        .bind(hit.chunk_id)
+        .bind(hit.key)
         .fetch_one(db.admin_pool())
         .await
         .unwrap();
         assert_eq!(tenant, results.tenant_id().as_uuid());
         assert_eq!(
+            (hit.row.id, hit.row.project_id),
+            (hit.key, hit.project_id.as_uuid())
+        );
+        assert_eq!(
             (document, ordinal, content.as_str()),
-            (hit.document_id, hit.ordinal, hit.content.as_str()),
+            (
+                hit.row.document_id,
+                hit.row.ordinal,
+                hit.row.content.as_str()
+            ),
             "{hit:?}"
         );
     }
@@ -287,7 +315,7 @@ async fn tiny_tenant_beside_a_huge_one_gets_k_rows_and_the_huge_one_keeps_recall
         ..VectorConfig::default()
     };
     let m = maintenance(&db, config.clone()).await;
-    let report = m.refresh().await.unwrap();
+    let report = m.refresh(SPEC).await.unwrap();
     assert_eq!(report.promoted.len(), 1, "{report:?}");
     assert_eq!(report.promoted[0].0, huge.tenant);
     let huge_tier = report
@@ -295,19 +323,16 @@ async fn tiny_tenant_beside_a_huge_one_gets_k_rows_and_the_huge_one_keeps_recall
         .iter()
         .find(|t| t.tenant_id == huge.tenant)
         .unwrap();
-    assert_eq!(
-        (huge_tier.tier, huge_tier.chunk_count),
-        (Tier::Hnsw, 20_000)
-    );
+    assert_eq!((huge_tier.tier, huge_tier.row_count), (Tier::Hnsw, 20_000));
     let tiny_tier = report
         .tenants
         .iter()
         .find(|t| t.tenant_id == tiny.tenant)
         .unwrap();
-    assert_eq!((tiny_tier.tier, tiny_tier.chunk_count), (Tier::Exact, 30));
+    assert_eq!((tiny_tier.tier, tiny_tier.row_count), (Tier::Exact, 30));
 
     let tenancy = Tenancy::new(db.app_pool().clone());
-    let gateway = Gateway::new(config);
+    let gateway = gateway(config);
 
     // The tiny tenant: exact route through the btree, never the shared HNSW; k rows, in scope.
     let tiny_queries = queries_near(&db, huge.tenant, 5).await; // near the huge tenant's data
@@ -323,12 +348,12 @@ async fn tiny_tenant_beside_a_huge_one_gets_k_rows_and_the_huge_one_keeps_recall
         // A btree led by (tenant_id, project_id) finds the scope's rows.
         assert!(plan.contains("Index Cond: ((tenant_id = "), "{plan}");
         assert!(!plan.contains("hnsw"), "{plan}");
-        let results = gateway.search(&mut tx, &request).await.unwrap();
+        let results = gateway.search_rows(&mut tx, &request).await.unwrap();
         assert_eq!(results.route, Route::Exact);
         assert_eq!(results.hits.len(), k as usize);
         assert_in_scope(&db, &results).await;
         let expected = truth(&db, tiny.tenant, query, i64::from(k)).await;
-        let got: Vec<Uuid> = results.hits.iter().map(|h| h.chunk_id).collect();
+        let got: Vec<Uuid> = results.hits.iter().map(|h| h.key).collect();
         assert_eq!(got, expected);
         tx.commit().await.unwrap();
     }
@@ -355,9 +380,9 @@ async fn tiny_tenant_beside_a_huge_one_gets_k_rows_and_the_huge_one_keeps_recall
         let request = SearchRequest::new(query.clone(), 10);
         let (route, plan) = gateway.explain_search(&mut tx, &request).await.unwrap();
         assert_eq!(route, Route::TenantHnsw);
-        let index = tenancy_runtime::vector::index_name_for(huge.tenant);
+        let index = SPEC.index_name(huge.tenant);
         assert!(plan.contains(&index), "{plan}");
-        let results = gateway.search(&mut tx, &request).await.unwrap();
+        let results = gateway.search_rows(&mut tx, &request).await.unwrap();
         assert_eq!(results.route, Route::TenantHnsw);
         assert_eq!(results.hits.len(), 10);
         assert_in_scope(&db, &results).await;
@@ -368,7 +393,7 @@ async fn tiny_tenant_beside_a_huge_one_gets_k_rows_and_the_huge_one_keeps_recall
         found += results
             .hits
             .iter()
-            .filter(|h| expected.contains(&h.chunk_id))
+            .filter(|h| expected.contains(&h.key))
             .count();
         tx.commit().await.unwrap();
     }
@@ -384,13 +409,13 @@ async fn several_projects_merge_into_the_global_top_k_on_both_routes() {
     let other = add_tenant(&db, "other", 1).await;
     let tenancy = Tenancy::new(db.app_pool().clone());
     let config = small_config();
-    let gateway = Gateway::new(config.clone());
+    let gateway = gateway(config.clone());
     let m = maintenance(&db, config).await;
 
     let query: Vec<f32> = pseudo_vector(1);
     let mut expected: Vec<(f64, Uuid, Uuid, i32, String)> = Vec::new();
     for (index, count) in [(0usize, 40i32), (1, 90), (2, 3)] {
-        let rows: Vec<ChunkEmbedding> = (0..count)
+        let rows: Vec<NewChunk> = (0..count)
             .map(|i| {
                 let seed = (index as u64) * 1000 + i as u64 + 100;
                 let v: Vec<f32> = pseudo_vector(seed)
@@ -398,28 +423,29 @@ async fn several_projects_merge_into_the_global_top_k_on_both_routes() {
                     .zip(&query)
                     .map(|(n, q)| q + 0.8 * n)
                     .collect();
-                ChunkEmbedding {
-                    project_id: t.projects[index],
-                    id: Uuid::new_v4(),
-                    document_id: t.documents[index],
-                    ordinal: i,
-                    content: format!("p{index} c{i}"),
-                    token_count: 2,
-                    embedding: Vector::from(v),
-                }
+                let content = format!("p{index} c{i}");
+                new_chunk(
+                    Uuid::new_v4(),
+                    t.documents[index],
+                    i,
+                    &content,
+                    Vector::from(v),
+                )
             })
             .collect();
         for row in &rows {
+            let v = row.embedding.as_ref().unwrap();
             expected.push((
-                cosine_distance(&query, row.embedding.as_slice()),
+                cosine_distance(&query, v.as_slice()),
                 t.projects[index].as_uuid(),
-                row.id,
+                row.id.unwrap(),
                 row.ordinal,
                 row.content.clone(),
             ));
         }
         let mut tx = editor_tx(&tenancy, &t, index).await;
-        assert_eq!(gateway.upsert(&mut tx, &rows).await.unwrap(), count as u64);
+        let inserted = Chunks::insert_many(&mut tx, rows).await.unwrap();
+        assert_eq!(inserted.len(), count as usize);
         tx.commit().await.unwrap();
     }
     // Closer than everything above, but outside the user's scope.
@@ -440,8 +466,8 @@ async fn several_projects_merge_into_the_global_top_k_on_both_routes() {
 
     expected.sort_by(|a, b| a.0.total_cmp(&b.0));
     let k = 25usize;
-    let check = |results: &tenancy_runtime::vector::SearchResults<_>, exact: bool| {
-        let got: Vec<Uuid> = results.hits.iter().map(|h| h.chunk_id).collect();
+    let check = |results: &tenancy_runtime::vector::SearchResults<_, Uuid, Chunk>, exact: bool| {
+        let got: Vec<Uuid> = results.hits.iter().map(|h| h.key).collect();
         let want: Vec<Uuid> = expected.iter().take(k).map(|e| e.2).collect();
         assert_eq!(got.len(), k);
         if exact {
@@ -454,7 +480,10 @@ async fn several_projects_merge_into_the_global_top_k_on_both_routes() {
                     e.0
                 );
                 assert_eq!(hit.project_id.as_uuid(), e.1);
-                assert_eq!((hit.ordinal, hit.content.as_str()), (e.3, e.4.as_str()));
+                assert_eq!(
+                    (hit.row.ordinal, hit.row.content.as_str()),
+                    (e.3, e.4.as_str())
+                );
             }
         } else {
             let want: HashSet<Uuid> = want.into_iter().collect();
@@ -462,7 +491,7 @@ async fn several_projects_merge_into_the_global_top_k_on_both_routes() {
             assert!(overlap as f64 >= 0.9 * k as f64, "overlap {overlap}/{k}");
         }
     };
-    let projects_hit = |results: &tenancy_runtime::vector::SearchResults<_>| {
+    let projects_hit = |results: &tenancy_runtime::vector::SearchResults<_, Uuid, Chunk>| {
         results
             .hits
             .iter()
@@ -474,7 +503,7 @@ async fn several_projects_merge_into_the_global_top_k_on_both_routes() {
     let mut tx = viewer_tx_all(&tenancy, &t).await;
     assert_eq!(tx.scope().project_ids().len(), 3);
     let results = gateway
-        .search(
+        .search_rows(
             &mut tx,
             &SearchRequest::new(Vector::from(query.clone()), k as u32),
         )
@@ -491,14 +520,14 @@ async fn several_projects_merge_into_the_global_top_k_on_both_routes() {
 
     // Promote the tenant (133 visible + 50 hidden = 183 < 200: add hidden rows to cross).
     bulk_chunks(&db, &t, 3, 51, 30).await;
-    let report = m.refresh().await.unwrap();
+    let report = m.refresh(SPEC).await.unwrap();
     assert!(
         report.promoted.iter().any(|(id, _)| *id == t.tenant),
         "{report:?}"
     );
     let mut tx = viewer_tx_all(&tenancy, &t).await;
     let results = gateway
-        .search(
+        .search_rows(
             &mut tx,
             &SearchRequest::new(Vector::from(query.clone()), k as u32),
         )
@@ -508,18 +537,25 @@ async fn several_projects_merge_into_the_global_top_k_on_both_routes() {
     check(&results, false);
     assert_in_scope(&db, &results).await;
 
-    // A document filter is exact, even in a promoted tenant.
-    let in_doc = SearchRequest::new(Vector::from(query.clone()), 5).in_document(t.documents[2]);
+    // A filter (here a document) is exact, even in a promoted tenant.
+    let in_doc =
+        SearchRequest::new(Vector::from(query.clone()), 5).where_eq("document_id", t.documents[2]);
     let (route, plan) = gateway.explain_search(&mut tx, &in_doc).await.unwrap();
     assert_eq!(route, Route::Exact);
     assert!(!plan.contains("hnsw"), "{plan}");
-    let results = gateway.search(&mut tx, &in_doc).await.unwrap();
+    // Through the typed search the generator emits on the repository.
+    let results = Chunks::nearest_by_embedding(&mut tx, gateway.config(), &in_doc)
+        .await
+        .unwrap();
     assert_eq!(results.hits.len(), 3, "the document holds 3 chunks");
-    assert!(results.hits.iter().all(|h| h.document_id == t.documents[2]));
+    assert!(results
+        .hits
+        .iter()
+        .all(|h| h.row.document_id == t.documents[2]));
     let mut in_doc_rows: Vec<(i32, &str)> = results
         .hits
         .iter()
-        .map(|h| (h.ordinal, h.content.as_str()))
+        .map(|h| (h.row.ordinal, h.row.content.as_str()))
         .collect();
     in_doc_rows.sort();
     assert_eq!(in_doc_rows, [(0, "p2 c0"), (1, "p2 c1"), (2, "p2 c2")]);
@@ -527,24 +563,31 @@ async fn several_projects_merge_into_the_global_top_k_on_both_routes() {
 }
 
 #[tokio::test]
-async fn a_batch_with_a_row_outside_the_scope_fails_whole() {
+async fn a_vector_batch_with_a_row_outside_the_scope_or_a_wrong_length_fails_whole() {
     let db = TestDb::fresh().await;
     let t = add_tenant(&db, "batch", 2).await;
     let other = add_tenant(&db, "foreign", 1).await;
     let tenancy = Tenancy::new(db.app_pool().clone());
-    let gateway = Gateway::new(VectorConfig::default());
+    let gateway = gateway(VectorConfig::default());
     maintenance(&db, VectorConfig::default()).await;
-    let row = |project: ProjectId, document: Uuid, ordinal: i32| ChunkEmbedding {
+    // Three chunks without a vector in project 0, one in project 1 (through the repository).
+    let mut ids = Vec::new();
+    for (index, count) in [(0usize, 3i32), (1, 1)] {
+        let mut tx = editor_tx(&tenancy, &t, index).await;
+        let rows = (1..=count)
+            .map(|i| NewChunk::new(t.documents[index], i, "x".to_owned(), 1))
+            .collect();
+        let inserted = Chunks::insert_many(&mut tx, rows).await.unwrap();
+        ids.extend(inserted.iter().map(|c| (t.projects[index], c.id)));
+        tx.commit().await.unwrap();
+    }
+    let update = |(project, key): (ProjectId, Uuid), seed: u64| VectorUpdate {
         project_id: project,
-        id: Uuid::new_v4(),
-        document_id: document,
-        ordinal,
-        content: "x".to_owned(),
-        token_count: 1,
-        embedding: Vector::from(pseudo_vector(ordinal as u64)),
+        key,
+        vector: Some(Vector::from(pseudo_vector(seed))),
     };
-    let count = || async {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM chunks")
+    let with_vector = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM chunks WHERE embedding IS NOT NULL")
             .fetch_one(db.admin_pool())
             .await
             .unwrap()
@@ -552,80 +595,103 @@ async fn a_batch_with_a_row_outside_the_scope_fails_whole() {
 
     // A row naming another project of the same tenant, or another tenant's project.
     for foreign in [
-        row(t.projects[1], t.documents[1], 3),
-        row(other.projects[0], other.documents[0], 3),
+        update(ids[3], 3),
+        update((other.projects[0], Uuid::new_v4()), 3),
     ] {
         let mut tx = editor_tx(&tenancy, &t, 0).await;
-        let batch = vec![
-            row(t.projects[0], t.documents[0], 1),
-            row(t.projects[0], t.documents[0], 2),
-            foreign,
-        ];
-        let result = gateway.upsert(&mut tx, &batch).await;
+        let batch = vec![update(ids[0], 1), update(ids[1], 2), foreign];
+        let result = gateway.set_embeddings(&mut tx, &batch).await;
         assert!(matches!(result, Err(Error::Forbidden)), "{result:?}");
         drop(tx);
-        assert_eq!(count().await, 0);
+        assert_eq!(with_vector().await, 0);
     }
-    // A row in the scope's project but pointing at another project's document: the database
-    // refuses the statement (foreign key), and nothing of the batch is written.
-    let mut tx = editor_tx(&tenancy, &t, 0).await;
-    let batch = vec![
-        row(t.projects[0], t.documents[0], 1),
-        row(t.projects[0], t.documents[1], 2),
-    ];
-    let result = gateway.upsert(&mut tx, &batch).await;
-    assert!(matches!(result, Err(Error::InvalidInput)), "{result:?}");
-    drop(tx);
-    assert_eq!(count().await, 0);
-    // A repeated id in one batch.
-    let mut tx = editor_tx(&tenancy, &t, 0).await;
-    let first = row(t.projects[0], t.documents[0], 1);
-    let mut again = first.clone();
-    again.ordinal = 2;
-    let result = gateway.upsert(&mut tx, &[first.clone(), again]).await;
-    assert!(matches!(result, Err(Error::InvalidInput)), "{result:?}");
-    drop(tx);
+    // A repeated key, or a vector that is not 384 long: nothing of the batch is written.
+    let mut short = update(ids[1], 2);
+    short.vector = Some(Vector::from(vec![1.0; 3]));
+    for batch in [
+        vec![update(ids[0], 1), update(ids[0], 2)],
+        vec![update(ids[0], 1), short],
+    ] {
+        let mut tx = editor_tx(&tenancy, &t, 0).await;
+        let result = gateway.set_embeddings(&mut tx, &batch).await;
+        assert!(matches!(result, Err(Error::InvalidInput)), "{result:?}");
+        drop(tx);
+        assert_eq!(with_vector().await, 0);
+    }
 
-    // A valid batch, then an upsert replacing one row's embedding, then a delete.
+    // A valid batch, then one row's vector replaced.
     let mut tx = editor_tx(&tenancy, &t, 0).await;
-    let batch: Vec<ChunkEmbedding> = (1..=3)
-        .map(|i| row(t.projects[0], t.documents[0], i))
-        .collect();
-    assert_eq!(gateway.upsert(&mut tx, &batch).await.unwrap(), 3);
-    let mut replaced = batch[0].clone();
-    replaced.embedding = Vector::from(pseudo_vector(999));
+    let batch: Vec<_> = (0..3).map(|i| update(ids[i], i as u64 + 1)).collect();
+    assert_eq!(gateway.set_embeddings(&mut tx, &batch).await.unwrap(), 3);
+    let replaced = update(ids[0], 999);
     assert_eq!(
-        gateway.upsert(&mut tx, &[replaced.clone()]).await.unwrap(),
+        gateway
+            .set_embeddings(&mut tx, std::slice::from_ref(&replaced))
+            .await
+            .unwrap(),
         1
     );
     tx.commit().await.unwrap();
-    assert_eq!(count().await, 3);
+    assert_eq!(with_vector().await, 3);
+    let replaced_vector = replaced.vector.clone().unwrap();
     let mut tx = viewer_tx_all(&tenancy, &t).await;
     let nearest = gateway
-        .search(&mut tx, &SearchRequest::new(replaced.embedding.clone(), 1))
+        .search_rows::<_, Chunk>(&mut tx, &SearchRequest::new(replaced_vector.clone(), 1))
         .await
         .unwrap();
-    assert_eq!(nearest.hits[0].chunk_id, replaced.id);
+    assert_eq!(nearest.hits[0].key, replaced.key);
     assert!(nearest.hits[0].distance.abs() < 1e-6);
     assert_eq!(
-        (nearest.hits[0].ordinal, nearest.hits[0].content.as_str()),
-        (replaced.ordinal, "x")
+        nearest.hits[0].row.embedding.as_ref(),
+        Some(&replaced_vector)
     );
-    assert!(matches!(
-        gateway
-            .search(&mut tx, &SearchRequest::new(replaced.embedding.clone(), 0))
-            .await,
-        Err(Error::InvalidInput)
-    ));
+    for bad in [
+        SearchRequest::new(replaced_vector.clone(), 0),
+        SearchRequest::new(Vector::from(vec![1.0; 3]), 1),
+        SearchRequest::new(replaced_vector.clone(), 1).where_eq("content", Uuid::nil()),
+    ] {
+        assert!(matches!(
+            gateway.search(&mut tx, &bad).await,
+            Err(Error::InvalidInput)
+        ));
+    }
     drop(tx);
-    // Delete from another project's scope touches nothing; from the right scope, one row.
+    // From another project's scope, a key of project 0 touches nothing; from the right scope,
+    // clearing a vector takes the row out of searches.
     let mut tx = editor_tx(&tenancy, &t, 1).await;
-    assert_eq!(gateway.delete(&mut tx, &[batch[1].id]).await.unwrap(), 0);
+    let elsewhere = VectorUpdate {
+        project_id: t.projects[1],
+        key: ids[1].1,
+        vector: None,
+    };
+    assert_eq!(
+        gateway
+            .set_embeddings(&mut tx, std::slice::from_ref(&elsewhere))
+            .await
+            .unwrap(),
+        0
+    );
     tx.commit().await.unwrap();
+    assert_eq!(with_vector().await, 3);
     let mut tx = editor_tx(&tenancy, &t, 0).await;
-    assert_eq!(gateway.delete(&mut tx, &[batch[1].id]).await.unwrap(), 1);
+    let cleared = VectorUpdate {
+        project_id: t.projects[0],
+        ..elsewhere
+    };
+    assert_eq!(
+        gateway.set_embeddings(&mut tx, &[cleared]).await.unwrap(),
+        1
+    );
     tx.commit().await.unwrap();
-    assert_eq!(count().await, 2);
+    assert_eq!(with_vector().await, 2);
+    let mut tx = viewer_tx_all(&tenancy, &t).await;
+    let all = gateway
+        .search(&mut tx, &SearchRequest::new(replaced_vector, 10))
+        .await
+        .unwrap();
+    let keys: HashSet<Uuid> = all.hits.iter().map(|h| h.key).collect();
+    assert_eq!(keys, HashSet::from([ids[0].1, ids[2].1]));
+    tx.commit().await.unwrap();
 }
 
 async fn index_validity(db: &TestDb, name: &str) -> Option<bool> {
@@ -637,9 +703,9 @@ async fn index_validity(db: &TestDb, name: &str) -> Option<bool> {
 }
 
 async fn tier_of(m: &VectorMaintenance, tenant: TenantId) -> (Tier, i64) {
-    let tiers = m.tiers().await.unwrap();
+    let tiers = m.tiers(SPEC).await.unwrap();
     let row = tiers.iter().find(|t| t.tenant_id == tenant).unwrap();
-    (row.tier, row.chunk_count)
+    (row.tier, row.row_count)
 }
 
 async fn delete_down_to(db: &TestDb, f: &TenantFixture, keep: i64) {
@@ -659,8 +725,8 @@ async fn promotion_builds_online_switches_only_when_valid_and_does_not_flap() {
     let config = small_config();
     let m = maintenance(&db, config.clone()).await;
     let tenancy = Tenancy::new(db.app_pool().clone());
-    let gateway = Gateway::new(config.clone());
-    let index = tenancy_runtime::vector::index_name_for(t.tenant);
+    let gateway = gateway(config.clone());
+    let index = format!("public.{}", SPEC.index_name(t.tenant));
     let query = queries_near(&db, t.tenant, 1).await.remove(0);
     let route_now = || async {
         let mut tx = viewer_tx_all(&tenancy, &t).await;
@@ -682,7 +748,7 @@ async fn promotion_builds_online_switches_only_when_valid_and_does_not_flap() {
     let refresh = tokio::spawn({
         let m = VectorMaintenance::new(db.admin_pool().clone(), "vector tests", config.clone())
             .unwrap();
-        async move { m.refresh().await }
+        async move { m.refresh(SPEC).await }
     });
     // Wait until the index exists but is not valid.
     let mut waited = 0;
@@ -695,25 +761,21 @@ async fn promotion_builds_online_switches_only_when_valid_and_does_not_flap() {
     // Searches are served exactly meanwhile, and writes are not blocked by the build.
     assert_eq!(route_now().await, Route::Exact);
     let mut tx = editor_tx(&tenancy, &t, 0).await;
+    let during = new_chunk(
+        Uuid::new_v4(),
+        t.documents[0],
+        10_000,
+        "during build",
+        query.clone(),
+    );
     let written = tokio::time::timeout(
         Duration::from_secs(10),
-        gateway.upsert(
-            &mut tx,
-            &[ChunkEmbedding {
-                project_id: t.projects[0],
-                id: Uuid::new_v4(),
-                document_id: t.documents[0],
-                ordinal: 10_000,
-                content: "during build".to_owned(),
-                token_count: 2,
-                embedding: query.clone(),
-            }],
-        ),
+        Chunks::insert_many(&mut tx, vec![during]),
     )
     .await
     .expect("a write waited for the index build")
     .unwrap();
-    assert_eq!(written, 1);
+    assert_eq!(written.len(), 1);
     tx.commit().await.unwrap();
     assert!(!refresh.is_finished());
     blocker.rollback().await.unwrap();
@@ -725,27 +787,220 @@ async fn promotion_builds_online_switches_only_when_valid_and_does_not_flap() {
 
     // Hysteresis: promote at 200, demote below 100.
     delete_down_to(&db, &t, 150).await; // 150 rows: between the thresholds
-    let report = m.refresh().await.unwrap();
+    let report = m.refresh(SPEC).await.unwrap();
     assert!(report.demoted.is_empty() && report.promoted.is_empty());
     assert_eq!(tier_of(&m, t.tenant).await, (Tier::Hnsw, 150));
     assert_eq!(route_now().await, Route::TenantHnsw);
     delete_down_to(&db, &t, 90).await;
-    let report = m.refresh().await.unwrap();
+    let report = m.refresh(SPEC).await.unwrap();
     assert_eq!(report.demoted, vec![t.tenant]);
     assert_eq!(tier_of(&m, t.tenant).await, (Tier::Exact, 90));
     assert_eq!(index_validity(&db, &index).await, None, "index dropped");
     assert_eq!(route_now().await, Route::Exact);
     bulk_chunks(&db, &t, 0, 91, 90).await; // 180: still below the promotion threshold
-    let report = m.refresh().await.unwrap();
+    let report = m.refresh(SPEC).await.unwrap();
     assert!(report.promoted.is_empty());
     assert_eq!(tier_of(&m, t.tenant).await, (Tier::Exact, 180));
     // Repeated refreshes at a stable size change nothing.
     for _ in 0..3 {
-        let report = m.refresh().await.unwrap();
+        let report = m.refresh(SPEC).await.unwrap();
         assert!(report.promoted.is_empty() && report.demoted.is_empty());
     }
     bulk_chunks(&db, &t, 0, 181, 30).await; // 210
-    let report = m.refresh().await.unwrap();
+    let report = m.refresh(SPEC).await.unwrap();
     assert_eq!(report.promoted.len(), 1);
     assert_eq!(route_now().await, Route::TenantHnsw);
+}
+
+#[tokio::test]
+async fn install_upgrades_a_one_table_catalog_and_drops_the_indexes_it_listed() {
+    let db = TestDb::fresh().await;
+    let t = add_tenant(&db, "legacy", 1).await;
+    bulk_chunks(&db, &t, 0, 1, 30).await;
+    let old_index = format!("chunks_hnsw_{}", t.tenant.as_uuid().simple());
+    // The catalog and index of the earlier, one-table gateway.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE tenancy.vector_tiers (tenant_id uuid PRIMARY KEY, chunk_count bigint \
+         NOT NULL DEFAULT 0, tier text NOT NULL DEFAULT 'exact', index_name text, \
+         updated_at timestamptz NOT NULL DEFAULT now()); \
+         CREATE TABLE tenancy.vector_project_sizes (tenant_id uuid NOT NULL, project_id uuid \
+         NOT NULL, chunk_count bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), \
+         PRIMARY KEY (tenant_id, project_id)); \
+         CREATE INDEX {old_index} ON chunks USING hnsw (embedding vector_cosine_ops) \
+         WHERE tenant_id = '{}'::uuid; \
+         INSERT INTO tenancy.vector_tiers VALUES ('{}', 30, 'hnsw', '{old_index}', now())",
+        t.tenant, t.tenant
+    )))
+    .execute(db.admin_pool())
+    .await
+    .unwrap();
+    assert_eq!(index_validity(&db, &old_index).await, Some(true));
+
+    let config = VectorConfig {
+        promote_at: 20,
+        demote_below: Some(10),
+        exact_scope_max: 10,
+        ..VectorConfig::default()
+    };
+    let m = maintenance(&db, config.clone()).await;
+    assert_eq!(
+        index_validity(&db, &old_index).await,
+        None,
+        "old index dropped"
+    );
+    let columns: Vec<String> = sqlx::query_scalar(
+        "SELECT attname::text FROM pg_attribute WHERE attrelid = 'tenancy.vector_tiers'::regclass \
+         AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+    )
+    .fetch_all(db.admin_pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        columns,
+        [
+            "table_name",
+            "tenant_id",
+            "row_count",
+            "tier",
+            "index_name",
+            "updated_at"
+        ]
+    );
+    // Installing again changes nothing; the next refresh rebuilds the tenant under the new name.
+    m.install().await.unwrap();
+    let report = m.refresh(SPEC).await.unwrap();
+    assert_eq!(report.table, "public.chunks");
+    assert_eq!(report.promoted.len(), 1);
+    let index = format!("public.{}", SPEC.index_name(t.tenant));
+    assert!(
+        index.starts_with("public.chunks_embedding_hnsw_"),
+        "{index}"
+    );
+    assert_eq!(index_validity(&db, &index).await, Some(true));
+    assert_eq!(tier_of(&m, t.tenant).await, (Tier::Hnsw, 30));
+    let tenancy = Tenancy::new(db.app_pool().clone());
+    let gateway = gateway(config);
+    let query = queries_near(&db, t.tenant, 1).await.remove(0);
+    let mut tx = viewer_tx_all(&tenancy, &t).await;
+    let results = gateway
+        .search(&mut tx, &SearchRequest::new(query, 10))
+        .await
+        .unwrap();
+    assert_eq!(results.route, Route::TenantHnsw);
+    assert_eq!(results.hits.len(), 10);
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_changed_distance_rebuilds_the_tenant_index_with_its_operator_class_and_orders_by_it() {
+    let db = TestDb::fresh().await;
+    let t = add_tenant(&db, "metric", 1).await;
+    bulk_chunks(&db, &t, 0, 1, 40).await;
+    let config = VectorConfig {
+        promote_at: 20,
+        demote_below: Some(10),
+        exact_scope_max: 10,
+        ..VectorConfig::default()
+    };
+    let m = maintenance(&db, config.clone()).await;
+    let opclass = || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT c.opcname::text FROM pg_index i JOIN pg_opclass c ON c.oid = i.indclass[0] \
+             WHERE i.indexrelid = to_regclass($1)",
+        )
+        .bind(format!("public.{}", SPEC.index_name(t.tenant)))
+        .fetch_optional(db.admin_pool())
+        .await
+        .unwrap()
+    };
+    assert_eq!(m.refresh(SPEC).await.unwrap().promoted.len(), 1);
+    assert_eq!(opclass().await.as_deref(), Some("vector_cosine_ops"));
+    // The same column declared `distance l2`: the next refresh rebuilds the index for L2.
+    let l2 = VectorSpec {
+        distance: tenancy_runtime::vector::Distance::L2,
+        ..*SPEC
+    };
+    let report = m.refresh(&l2).await.unwrap();
+    assert_eq!(report.promoted.len(), 1, "{report:?}");
+    assert_eq!(opclass().await.as_deref(), Some("vector_l2_ops"));
+    assert!(m.refresh(&l2).await.unwrap().promoted.is_empty());
+
+    let gateway: Gateway =
+        VectorGateway::new(tenancy_runtime::vector::VectorTable::new(l2), config);
+    let tenancy = Tenancy::new(db.app_pool().clone());
+    let query = queries_near(&db, t.tenant, 1).await.remove(0);
+    let mut tx = viewer_tx_all(&tenancy, &t).await;
+    let request = SearchRequest::new(query.clone(), 5);
+    let (route, plan) = gateway.explain_search(&mut tx, &request).await.unwrap();
+    assert_eq!(route, Route::TenantHnsw);
+    assert!(plan.contains("<->"), "{plan}");
+    let results = gateway.search(&mut tx, &request).await.unwrap();
+    tx.commit().await.unwrap();
+    let expected: Vec<(Uuid, f64)> = sqlx::query_as(
+        "SELECT id, embedding <-> $2 FROM chunks WHERE tenant_id = $1 \
+         ORDER BY embedding <-> $2, project_id, id LIMIT 5",
+    )
+    .bind(t.tenant.as_uuid())
+    .bind(&query)
+    .fetch_all(db.admin_pool())
+    .await
+    .unwrap();
+    let got: Vec<Uuid> = results.hits.iter().map(|h| h.key).collect();
+    let want: Vec<Uuid> = expected.iter().map(|e| e.0).collect();
+    assert_eq!(
+        got, want,
+        "L2 order (40 rows: the HNSW graph holds them all)"
+    );
+    for (hit, (_, distance)) in results.hits.iter().zip(&expected) {
+        assert!((hit.distance - distance).abs() < 1e-4);
+    }
+}
+
+#[tokio::test]
+async fn the_installed_catalog_audits_clean() {
+    let db = TestDb::fresh().await;
+    // What an operator's database is after `tenancy migrate apply` (a template copy loses it).
+    let revoke = format!(
+        "REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC",
+        tenancy_tests::quote_ident(db.name())
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(revoke))
+        .execute(db.admin_pool())
+        .await
+        .unwrap();
+    let sources = tenancy_core::dsl::read_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/rag/policies"),
+    )
+    .unwrap();
+    let (model, diagnostics) = tenancy_core::dsl::compile(&sources);
+    assert!(!diagnostics.has_errors());
+    let model = model.unwrap();
+    maintenance(&db, VectorConfig::default()).await;
+    let report = tenancy_audit::audit(db.admin_pool(), &model).await.unwrap();
+    assert!(report.is_clean(), "{}", report.to_text());
+    // The same tables without a vector column in the model are undeclared (TA080).
+    let mut without = model.clone();
+    for table in &mut without.tables {
+        table
+            .columns
+            .retain(|c| !matches!(c.ty, tenancy_core::model::SqlType::Vector(_)));
+    }
+    let report = tenancy_audit::audit(db.admin_pool(), &without)
+        .await
+        .unwrap();
+    let undeclared: Vec<&str> = report
+        .findings
+        .iter()
+        .filter(|f| f.code == "TA080")
+        .map(|f| f.object.as_str())
+        .collect();
+    assert_eq!(
+        undeclared,
+        [
+            "table tenancy.vector_project_sizes",
+            "table tenancy.vector_tiers"
+        ],
+        "{}",
+        report.to_text()
+    );
 }

@@ -22,6 +22,7 @@ use anyhow::{bail, Context, Result};
 use pgvector::Vector;
 use sqlx::PgPool;
 use tenancy_generated::roles::{Editor, Viewer};
+use tenancy_generated::Chunks;
 use tenancy_runtime::vector::{SearchRequest, VectorConfig, VectorGateway, VectorMaintenance};
 use tenancy_runtime::{ProjectId, ProjectScope, Tenancy, TenantId, UserId};
 use tenancy_tests::TestDb;
@@ -252,7 +253,7 @@ struct Outcome {
     routes: BTreeMap<String, usize>,
 }
 
-type Gateway = VectorGateway<Viewer, Editor>;
+type Gateway = VectorGateway<Viewer, Editor, Uuid>;
 
 async fn scope_of(tenancy: &Tenancy, tenant: &Tenant) -> Result<ProjectScope<Viewer>> {
     let ctx = tenancy.authorize(tenant.user, tenant.id).await?;
@@ -283,7 +284,7 @@ async fn run_gateway(
                 .or_default() += 1;
             outcome
                 .rows
-                .push((results.hits.iter().map(|h| h.chunk_id).collect(), took));
+                .push((results.hits.iter().map(|h| h.key).collect(), took));
         }
     }
     Ok(outcome)
@@ -454,9 +455,9 @@ async fn solo_p50(
     let maintenance =
         VectorMaintenance::new(db.admin_pool().clone(), "bench: solo", config.clone())?;
     maintenance.install().await?;
-    maintenance.refresh().await?;
+    maintenance.refresh(&Chunks::EMBEDDING_VECTORS.spec).await?;
     let tenancy = Tenancy::new(db.app_pool().clone());
-    let gateway = Gateway::new(config.clone());
+    let gateway = Gateway::new(Chunks::EMBEDDING_VECTORS, config.clone());
     let scope = scope_of(&tenancy, tenant).await?;
     let mut latencies = Vec::new();
     for pass in 0..2 {
@@ -560,7 +561,7 @@ async fn run_one(args: &Args, tenant_count: usize) -> Result<()> {
 
     let maintenance = VectorMaintenance::new(admin.clone(), "bench: vector tiers", config.clone())?;
     maintenance.install().await?;
-    let gateway = Gateway::new(config.clone());
+    let gateway = Gateway::new(Chunks::EMBEDDING_VECTORS, config.clone());
 
     // 1. exact (no index but the btrees): the truth.
     run_gateway(&tenancy, &gateway, &scopes, &queries, true).await?;
@@ -598,7 +599,7 @@ async fn run_one(args: &Args, tenant_count: usize) -> Result<()> {
 
     // 3. tiered: promote the big tenants online.
     let started = Instant::now();
-    let report = maintenance.refresh().await?;
+    let report = maintenance.refresh(&Chunks::EMBEDDING_VECTORS.spec).await?;
     let refresh_took = started.elapsed();
     let build_sum: Duration = report.promoted.iter().map(|p| p.1).sum();
     run_gateway(&tenancy, &gateway, &scopes, &queries, true).await?;

@@ -219,6 +219,64 @@ pub struct Column {
     pub default: Option<DefaultValue>,
     /// Documentation (`///` lines), if any.
     pub doc: Option<String>,
+    /// The distance a `vector(N)` column is searched by (`distance <name>` in the DSL);
+    /// `None` on other columns and when not written (searches then use cosine, see
+    /// [`Column::vector_distance`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distance: Option<VectorDistance>,
+}
+
+impl Column {
+    /// The distance of a vector column (cosine unless the model says otherwise); `None` for a
+    /// column that is not a vector.
+    pub fn vector_distance(&self) -> Option<VectorDistance> {
+        match self.ty {
+            SqlType::Vector(_) => Some(self.distance.unwrap_or_default()),
+            _ => None,
+        }
+    }
+}
+
+/// How a vector column is searched: the pgvector operator of its searches and the operator
+/// class of its HNSW indexes.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum VectorDistance {
+    /// `cosine` (the default): `<=>`, `vector_cosine_ops`.
+    #[default]
+    Cosine,
+    /// `l2`, Euclidean: `<->`, `vector_l2_ops`.
+    L2,
+    /// `inner_product`, negative inner product: `<#>`, `vector_ip_ops`.
+    InnerProduct,
+}
+
+impl VectorDistance {
+    /// Every distance with its DSL spelling, in declaration order.
+    pub const ALL: [(&'static str, VectorDistance); 3] = [
+        ("cosine", VectorDistance::Cosine),
+        ("l2", VectorDistance::L2),
+        ("inner_product", VectorDistance::InnerProduct),
+    ];
+
+    /// The DSL spelling: `cosine`, `l2` or `inner_product`.
+    pub fn dsl_name(self) -> &'static str {
+        match self {
+            VectorDistance::Cosine => "cosine",
+            VectorDistance::L2 => "l2",
+            VectorDistance::InnerProduct => "inner_product",
+        }
+    }
+
+    /// The distance spelled `name` in the DSL.
+    pub fn from_dsl(name: &str) -> Option<VectorDistance> {
+        Self::ALL
+            .iter()
+            .find(|(spelling, _)| *spelling == name)
+            .map(|(_, distance)| *distance)
+    }
 }
 
 /// The PostgreSQL types the DSL supports.
@@ -485,6 +543,7 @@ impl Table {
             nullable: false,
             default,
             doc: None,
+            distance: None,
         };
         match self.kind {
             TableKind::Tenants => vec![uuid(ID_COLUMN, Some(DefaultValue::GenRandomUuid))],
@@ -502,6 +561,7 @@ impl Table {
                     nullable: false,
                     default: None,
                     doc: None,
+                    distance: None,
                 },
             ],
             TableKind::Scoped => vec![uuid(TENANT_COLUMN, None), uuid(PROJECT_COLUMN, None)],

@@ -35,6 +35,7 @@ fn col(name: &str, ty: SqlType) -> Column {
         nullable: false,
         default: None,
         doc: None,
+        distance: None,
     }
 }
 

@@ -19,6 +19,7 @@ pub fn col(name: &str, ty: SqlType) -> Column {
         nullable: false,
         default: None,
         doc: None,
+        distance: None,
     }
 }
 

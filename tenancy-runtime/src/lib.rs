@@ -20,18 +20,18 @@
 //! use tenancy_runtime::{Error, ProjectId, Tenancy, TenantId, UserId};
 //! tenancy_runtime::roles! { Viewer = "viewer", Editor = "editor", Admin = "admin", Owner = "owner" }
 //!
-//! async fn rename_document(
+//! async fn rename_note(
 //!     tenancy: &Tenancy,
 //!     user: UserId,
 //!     tenant: TenantId,
 //!     project: ProjectId,
-//!     document: uuid::Uuid,
+//!     note: uuid::Uuid,
 //! ) -> Result<(), Error> {
 //!     let ctx = tenancy.authorize(user, tenant).await?;
 //!     let scope = ctx.project(project)?.require::<Editor>()?;
 //!     let mut tx = tenancy.begin(&scope).await?;
-//!     sqlx::query("UPDATE documents SET title = 'renamed' WHERE id = $1")
-//!         .bind(document)
+//!     sqlx::query("UPDATE notes SET title = 'renamed' WHERE id = $1")
+//!         .bind(note)
 //!         .execute(tx.connection())
 //!         .await?;
 //!     tx.commit().await

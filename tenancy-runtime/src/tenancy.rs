@@ -186,7 +186,7 @@ fn signed_statement(config: &TenancyConfig, token: &str, pad: usize) -> String {
 /// let ctx = tenancy.authorize(user, tenant).await?; // Error::NotFound: no role in that tenant
 /// let scope = ctx.project(project)?.require::<Viewer>()?;
 /// let mut tx = tenancy.begin(&scope).await?;
-/// let visible: i64 = sqlx::query_scalar("SELECT count(*) FROM documents")
+/// let visible: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
 ///     .fetch_one(tx.connection())
 ///     .await?; // only the scope's project's rows, enforced by the database
 /// tx.commit().await?;

@@ -282,9 +282,23 @@ pub(super) async fn undeclared_relations(
     .bind(app)
     .fetch_all(&mut *conn)
     .await?;
+    // The runtime's vector catalog (`tenancy_runtime::vector::VECTOR_CATALOG_SQL`, installed by
+    // `VectorMaintenance::install` in the helper schema, row-level secured by tenant, SELECT
+    // for the app role) belongs to a model with a vector column.
+    let uses_vectors = model
+        .tables
+        .iter()
+        .flat_map(|t| &t.columns)
+        .any(|c| matches!(c.ty, tenancy_core::model::SqlType::Vector(_)));
+    let vector_catalog = |schema: &str, name: &str| {
+        uses_vectors
+            && schema == model.settings.helper_schema
+            && ["vector_tiers", "vector_project_sizes"].contains(&name)
+    };
     for (schema, name, kind, privileges) in rows {
         let declared = (schema == TABLE_SCHEMA && model.table(&name).is_some())
-            || expected.creates_table(&schema, &name);
+            || expected.creates_table(&schema, &name)
+            || vector_catalog(&schema, &name);
         if declared || privileges.is_empty() {
             continue;
         }

@@ -363,6 +363,7 @@ fn build_column(
         nullable,
         default,
         doc: doc_text(&field.attrs),
+        distance: None,
     })
 }
 

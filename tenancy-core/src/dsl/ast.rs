@@ -105,6 +105,8 @@ pub struct ColumnDecl {
     pub primary_key: Option<Span>,
     /// Column-level `unique` (its span).
     pub unique: Option<Span>,
+    /// `distance <name>` of a vector column: the name as written.
+    pub distance: Option<Ident>,
 }
 
 /// A written type: `text`, `vector(384)`.

@@ -38,6 +38,7 @@ mod queries;
 mod repository;
 mod shape;
 mod types;
+mod vector;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -153,7 +154,11 @@ fn table_file(shape: &Shape<'_>) -> Result<GeneratedFile, RustEmitError> {
         table.name,
         table.kind.keyword()
     );
-    match repository::repository_items(shape, &roles_path) {
+    let items = repository::repository_items(shape, &roles_path).and_then(|mut items| {
+        items.extend(vector::vector_items(shape, &roles_path)?);
+        Ok(items)
+    });
+    match items {
         Ok(items) => {
             let file = syn::File {
                 shebang: None,
@@ -195,6 +200,7 @@ fn lib_tokens(model: &Model, shapes: &[Shape<'_>]) -> TokenStream {
         }
     });
     let exported = exported_names(shapes);
+    let vector_tables = vector::vector_tables_tokens(shapes);
     let reexports = exported.iter().map(|(module, names)| {
         let module = snake_ident(module);
         let names = names.iter().map(|n| Ident::new(n, Span::call_site()));
@@ -223,6 +229,8 @@ fn lib_tokens(model: &Model, shapes: &[Shape<'_>]) -> TokenStream {
         #(#modules)*
 
         #(#reexports)*
+
+        #vector_tables
     }
 }
 

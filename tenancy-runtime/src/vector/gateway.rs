@@ -1,14 +1,16 @@
-//! The scoped gateway: upsert, delete and routed similarity search on `chunks`.
+//! The scoped gateway: routed similarity search on any table the model declares with a vector
+//! column, and batch updates of that column.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::fmt;
-use std::marker::PhantomData;
 
 use pgvector::Vector;
-use sqlx::PgConnection;
+use sqlx::postgres::{PgHasArrayType, PgRow};
+use sqlx::{FromRow, PgConnection, Postgres, Row};
 use uuid::Uuid;
 
 use super::maintenance::Tier;
+use super::table::{quote_ident, VectorSpec, VectorTable};
 use super::{VectorConfig, MAX_K};
 use crate::error::Error;
 use crate::ids::{ProjectId, TenantId};
@@ -16,53 +18,77 @@ use crate::role::Role;
 use crate::scope::{ReadScope, Scope, WriteScope};
 use crate::tenancy::ScopedTx;
 
-/// One chunk with its embedding, to be written by [`VectorGateway::upsert`].
+/// The Rust type of a vector table's key column (`uuid::Uuid`, `i64`, `String`, ...): what a
+/// search returns for each hit. Implemented for every type sqlx decodes from PostgreSQL that
+/// is ordered (ties between equal distances are broken by project, then key).
+pub trait VectorKey:
+    for<'r> sqlx::Decode<'r, Postgres>
+    + sqlx::Type<Postgres>
+    + Ord
+    + Clone
+    + fmt::Debug
+    + Send
+    + Sync
+    + Unpin
+    + 'static
+{
+}
+
+impl<K> VectorKey for K where
+    K: for<'r> sqlx::Decode<'r, Postgres>
+        + sqlx::Type<Postgres>
+        + Ord
+        + Clone
+        + fmt::Debug
+        + Send
+        + Sync
+        + Unpin
+        + 'static
+{
+}
+
+/// A new value for one row's vector column, written by [`VectorGateway::set_embeddings`].
 ///
 /// `project_id` names the project the caller believes the row belongs to; a row whose project
 /// is not the write scope's fails the whole batch.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ChunkEmbedding {
+pub struct VectorUpdate<K> {
     /// The project of the row (must be the scope's project).
     pub project_id: ProjectId,
-    /// The chunk's id (the key within the project).
-    pub id: Uuid,
-    /// The document the chunk belongs to (a document of the same project).
-    pub document_id: Uuid,
-    /// Position of the chunk in its document (unique per document).
-    pub ordinal: i32,
-    /// The chunk's text.
-    pub content: String,
-    /// Number of tokens of `content`.
-    pub token_count: i32,
-    /// The embedding (384 dimensions in the generated schema).
-    pub embedding: Vector,
+    /// The row's key (the table's key column).
+    pub key: K,
+    /// The new vector (`None` clears it, so searches skip the row); its length must be the
+    /// column's dimension.
+    pub vector: Option<Vector>,
 }
 
-/// A similarity search: the `k` nearest chunks by cosine distance, optionally within one
-/// document.
+/// A similarity search: the `k` nearest rows by the table's distance, optionally only rows
+/// whose filter column equals a value.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SearchRequest {
-    /// The query embedding.
-    pub embedding: Vector,
+    /// The query vector (of the column's dimension).
+    pub query: Vector,
     /// How many rows to return (1..=[`MAX_K`]); fewer only when the scope holds fewer.
     pub k: u32,
-    /// Only chunks of this document (always searched exactly).
-    pub document_id: Option<Uuid>,
+    /// Only rows whose column (one of [`VectorSpec::filter_columns`]) equals the value;
+    /// always searched exactly.
+    pub filter: Option<(&'static str, Uuid)>,
 }
 
 impl SearchRequest {
-    /// The `k` nearest chunks to `embedding`, in any document.
-    pub fn new(embedding: Vector, k: u32) -> Self {
+    /// The `k` nearest rows to `query` in the whole scope.
+    pub fn new(query: Vector, k: u32) -> Self {
         Self {
-            embedding,
+            query,
             k,
-            document_id: None,
+            filter: None,
         }
     }
 
-    /// Restricts the search to one document.
-    pub fn in_document(mut self, document_id: Uuid) -> Self {
-        self.document_id = Some(document_id);
+    /// Restricts the search to rows whose `column` (a filter column of the table) equals
+    /// `value`, e.g. the rows of one parent row.
+    pub fn where_eq(mut self, column: &'static str, value: Uuid) -> Self {
+        self.filter = Some((column, value));
         self
     }
 }
@@ -81,35 +107,33 @@ pub enum Route {
     EmptyScope,
 }
 
-/// One result row.
+/// One result row: its key, project and distance, and the row itself when the search asked
+/// for it ([`VectorGateway::search_rows`]; `()` otherwise).
 #[derive(Clone, Debug, PartialEq)]
-pub struct SearchHit {
-    /// The chunk's id.
-    pub chunk_id: Uuid,
-    /// The chunk's document.
-    pub document_id: Uuid,
-    /// The chunk's project (one of the scope's).
+pub struct SearchHit<K, R = ()> {
+    /// The row's key.
+    pub key: K,
+    /// The row's project (one of the scope's).
     pub project_id: ProjectId,
-    /// Position of the chunk in its document.
-    pub ordinal: i32,
-    /// The chunk's text.
-    pub content: String,
-    /// Cosine distance to the query (`embedding <=> query`), ascending.
+    /// Distance to the query by the table's [`Distance`](super::Distance) (for inner
+    /// product, the negative inner product), ascending.
     pub distance: f64,
+    /// The row, decoded by its `FromRow` (by column name).
+    pub row: R,
 }
 
 /// The rows of one search with the scope they came from and the route that produced them.
 #[derive(Clone, Debug)]
-pub struct SearchResults<S: Scope> {
+pub struct SearchResults<S: Scope, K, R = ()> {
     /// The scope the search ran in (every hit's project is one of its projects).
     pub scope: S,
     /// How the search was answered.
     pub route: Route,
-    /// Nearest first (ties by project id, then chunk id).
-    pub hits: Vec<SearchHit>,
+    /// Nearest first (ties by project id, then key).
+    pub hits: Vec<SearchHit<K, R>>,
 }
 
-impl<S: Scope> SearchResults<S> {
+impl<S: Scope, K, R> SearchResults<S, K, R> {
     /// The tenant every hit belongs to.
     pub fn tenant_id(&self) -> TenantId {
         self.scope.tenant_id()
@@ -121,26 +145,36 @@ impl<S: Scope> SearchResults<S> {
 struct RouteFacts {
     tier: Tier,
     index_valid: bool,
-    tenant_chunks: i64,
-    scope_chunks: i64,
+    tenant_rows: i64,
+    scope_rows: i64,
 }
 
-/// Vector search and ingest on the generated `chunks` table, always inside a scope.
+/// Vector search on one table of the model, always inside a scope.
 ///
-/// `Read` is the role the `chunks` SELECT rule requires (viewer in the generated model), `Write`
-/// the role its INSERT/UPDATE/DELETE rules require (editor). Searches accept any scope that may
-/// read (one project or several of one tenant); writes accept only a single-project scope that
-/// may write. Row-level security remains the final gate.
+/// The table comes from the model: `tenancy generate` emits a [`VectorTable`] constant per
+/// vector column (`<Repository>::<COLUMN>_VECTORS`), whose types carry the role the table's
+/// SELECT rule requires (`Read`), the role its UPDATE rule requires (`Update`) and the key type
+/// (`K`), and a typed search returning its rows (`<Repository>::nearest_by_<column>`).
+/// Searches accept any scope that may read (one project or several of one tenant);
+/// [`set_embeddings`](Self::set_embeddings) only a single-project scope that may update.
+/// Row-level security remains the final gate. Inserts and deletes go through the generated
+/// repository.
 ///
 /// ```no_run
 /// # use tenancy_runtime::{Error, ProjectId, Tenancy, TenantId, UserId};
-/// # use tenancy_runtime::vector::{SearchRequest, VectorConfig, VectorGateway};
+/// # use tenancy_runtime::vector::{Distance, SearchRequest, VectorConfig, VectorGateway, VectorSpec, VectorTable};
 /// tenancy_runtime::roles! { Viewer = "viewer", Editor = "editor" }
-/// # async fn example(tenancy: Tenancy, user: UserId, tenant: TenantId, query: pgvector::Vector) -> Result<(), Error> {
-/// let gateway = VectorGateway::<Viewer, Editor>::new(VectorConfig::default());
+/// // What `tenancy generate` emits for `notes { id uuid ... vec vector(3)? distance l2 }`.
+/// const NOTES: VectorTable<Viewer, Editor, uuid::Uuid> = VectorTable::new(VectorSpec {
+///     schema: "public", table: "notes", key_column: "id", vector_column: "vec",
+///     dimensions: 3, distance: Distance::L2, filter_columns: &[],
+/// });
+/// # async fn example(tenancy: Tenancy, user: UserId, tenant: TenantId) -> Result<(), Error> {
+/// let gateway = VectorGateway::new(NOTES, VectorConfig::default());
 /// let ctx = tenancy.authorize(user, tenant).await?;
 /// let scope = ctx.all_projects().with_at_least::<Viewer>();
 /// let mut tx = tenancy.begin(&scope).await?;
+/// let query = pgvector::Vector::from(vec![1.0, 0.0, 0.0]);
 /// let results = gateway.search(&mut tx, &SearchRequest::new(query, 10)).await?;
 /// tx.commit().await?;
 /// # let _ = results;
@@ -151,86 +185,126 @@ struct RouteFacts {
 /// A pool is not a scope:
 ///
 /// ```compile_fail,E0308
-/// # use tenancy_runtime::vector::{SearchRequest, VectorConfig, VectorGateway};
+/// # use tenancy_runtime::vector::{Distance, SearchRequest, VectorConfig, VectorGateway, VectorSpec, VectorTable};
 /// tenancy_runtime::roles! { Viewer = "viewer", Editor = "editor" }
+/// const NOTES: VectorTable<Viewer, Editor, uuid::Uuid> = VectorTable::new(VectorSpec {
+///     schema: "public", table: "notes", key_column: "id", vector_column: "vec",
+///     dimensions: 3, distance: Distance::L2, filter_columns: &[],
+/// });
 /// async fn unscoped(pool: sqlx::PgPool, request: SearchRequest) {
-///     let gateway = VectorGateway::<Viewer, Editor>::new(VectorConfig::default());
+///     let gateway = VectorGateway::new(NOTES, VectorConfig::default());
 ///     let _ = gateway.search(&pool, &request).await;
 /// }
 /// ```
-pub struct VectorGateway<Read: Role, Write: Role> {
+pub struct VectorGateway<Read: Role, Update: Role, K> {
+    table: VectorTable<Read, Update, K>,
     config: VectorConfig,
-    roles: PhantomData<fn() -> (Read, Write)>,
 }
 
-impl<Read: Role, Write: Role> Clone for VectorGateway<Read, Write> {
+impl<Read: Role, Update: Role, K> Clone for VectorGateway<Read, Update, K> {
     fn clone(&self) -> Self {
         Self {
+            table: self.table,
             config: self.config.clone(),
-            roles: PhantomData,
         }
     }
 }
 
-impl<Read: Role, Write: Role> fmt::Debug for VectorGateway<Read, Write> {
+impl<Read: Role, Update: Role, K> fmt::Debug for VectorGateway<Read, Update, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VectorGateway")
-            .field("read_role", &Read::NAME)
-            .field("write_role", &Write::NAME)
+            .field("table", &self.table)
             .field("config", &self.config)
             .finish()
     }
 }
 
-/// Exact search: the distance is computed in a MATERIALIZED CTE over the scope's rows (found
-/// through the primary-key btree), so no HNSW index can serve the ORDER BY. The CTE carries
-/// only ids and distances; the `k` winners' ordinal and content are read afterwards through
-/// the primary key, so a large scope's text is never materialized.
-const EXACT_SQL: &str = "WITH scoped AS MATERIALIZED (\
-     SELECT id, document_id, project_id, embedding <=> $3 AS distance FROM chunks \
-     WHERE tenant_id = $1 AND project_id = ANY($2) AND embedding IS NOT NULL), \
-     nearest AS (SELECT id, document_id, project_id, distance FROM scoped \
-     ORDER BY distance, project_id, id LIMIT $4) \
-     SELECT n.id, n.document_id, n.project_id, c.ordinal, c.content, n.distance \
-     FROM nearest n JOIN chunks c \
-     ON c.tenant_id = $1 AND c.project_id = n.project_id AND c.id = n.id \
-     ORDER BY n.distance, n.project_id, n.id";
+/// The SQL text of one table's statements, built from its [`VectorSpec`] with quoted,
+/// schema-qualified identifiers. Every hit query returns `__key`, `__project_id` and
+/// `__distance` first, then (for row searches) the table's columns.
+struct Statements<'a> {
+    spec: &'a VectorSpec,
+}
 
-/// Exact search within one document (through the `(tenant_id, project_id, document_id,
-/// ordinal)` unique btree), in the same shape as [`EXACT_SQL`].
-const EXACT_IN_DOCUMENT_SQL: &str = "WITH scoped AS MATERIALIZED (\
-     SELECT id, document_id, project_id, embedding <=> $3 AS distance FROM chunks \
-     WHERE tenant_id = $1 AND project_id = ANY($2) AND document_id = $5 \
-     AND embedding IS NOT NULL), \
-     nearest AS (SELECT id, document_id, project_id, distance FROM scoped \
-     ORDER BY distance, project_id, id LIMIT $4) \
-     SELECT n.id, n.document_id, n.project_id, c.ordinal, c.content, n.distance \
-     FROM nearest n JOIN chunks c \
-     ON c.tenant_id = $1 AND c.project_id = n.project_id AND c.id = n.id \
-     ORDER BY n.distance, n.project_id, n.id";
+impl Statements<'_> {
+    fn table(&self) -> String {
+        self.spec.qualified_table()
+    }
 
-const UPSERT_SQL: &str = "INSERT INTO chunks \
-     (tenant_id, project_id, id, document_id, ordinal, content, token_count, embedding) \
-     SELECT $1, $2, u.id, u.document_id, u.ordinal, u.content, u.token_count, u.embedding \
-     FROM unnest($3::uuid[], $4::uuid[], $5::integer[], $6::text[], $7::integer[], \
-     $8::vector[]) AS u(id, document_id, ordinal, content, token_count, embedding) \
-     ON CONFLICT (tenant_id, project_id, id) DO UPDATE SET \
-     document_id = EXCLUDED.document_id, ordinal = EXCLUDED.ordinal, \
-     content = EXCLUDED.content, token_count = EXCLUDED.token_count, \
-     embedding = EXCLUDED.embedding";
+    fn key(&self) -> String {
+        quote_ident(self.spec.key_column)
+    }
 
-const DELETE_SQL: &str =
-    "DELETE FROM chunks WHERE tenant_id = $1 AND project_id = $2 AND id = ANY($3)";
+    fn vector(&self) -> String {
+        quote_ident(self.spec.vector_column)
+    }
 
-type HitRow = (Uuid, Uuid, Uuid, i32, String, f64);
+    /// Exact search: the distance is computed in a MATERIALIZED CTE over the scope's rows
+    /// (found through the primary-key btree, or the filter column's index), so no HNSW index
+    /// can serve the ORDER BY. The CTE carries only keys and distances; the `k` winners' rows
+    /// are read afterwards through the primary key, so a large scope's rows are never
+    /// materialized. `$1` tenant, `$2` projects, `$3` query, `$4` k, `$5` filter value.
+    fn exact(&self, filter: Option<&str>, rows: bool) -> String {
+        let (table, key, vector) = (self.table(), self.key(), self.vector());
+        let op = self.spec.distance.operator();
+        let filter = match filter {
+            Some(column) => format!(" AND {} = $5", quote_ident(column)),
+            None => String::new(),
+        };
+        let (columns, join) = if rows {
+            (
+                ", t.*",
+                format!(
+                    " JOIN {table} t ON t.tenant_id = $1 AND t.project_id = n.project_id \
+                     AND t.{key} = n.k"
+                ),
+            )
+        } else {
+            ("", String::new())
+        };
+        format!(
+            "WITH scoped AS MATERIALIZED (\
+             SELECT {key} AS k, project_id, {vector} {op} $3 AS distance FROM {table} \
+             WHERE tenant_id = $1 AND project_id = ANY($2) AND {vector} IS NOT NULL{filter}), \
+             nearest AS (SELECT k, project_id, distance FROM scoped \
+             ORDER BY distance, project_id, k LIMIT $4) \
+             SELECT n.k AS __key, n.project_id AS __project_id, n.distance AS __distance{columns} \
+             FROM nearest n{join} ORDER BY n.distance, n.project_id, n.k"
+        )
+    }
 
-impl<Read: Role, Write: Role> VectorGateway<Read, Write> {
-    /// A gateway with `config` (checked on every call, see [`VectorConfig::validate`]).
-    pub fn new(config: VectorConfig) -> Self {
-        Self {
-            config,
-            roles: PhantomData,
-        }
+    /// The tenant-HNSW query. The tenant's UUID is inlined as a literal (a typed [`TenantId`],
+    /// so formatting it is safe) because the planner must prove the partial index's
+    /// `tenant_id = '<uuid>'` predicate, which a bind parameter under a generic plan does not
+    /// allow. `$1` projects, `$2` query, `$3` k.
+    fn hnsw(&self, tenant: TenantId, rows: bool) -> String {
+        let (table, key, vector) = (self.table(), self.key(), self.vector());
+        let op = self.spec.distance.operator();
+        let columns = if rows { ", t.*" } else { "" };
+        format!(
+            "SELECT t.{key} AS __key, t.project_id AS __project_id, \
+             t.{vector} {op} $2 AS __distance{columns} \
+             FROM {table} t WHERE t.tenant_id = '{tenant}'::uuid AND t.project_id = ANY($1) \
+             ORDER BY t.{vector} {op} $2 LIMIT $3"
+        )
+    }
+
+    /// `$1` tenant, `$2` project, `$3` keys, `$4` vectors.
+    fn set_vectors(&self) -> String {
+        let (table, key, vector) = (self.table(), self.key(), self.vector());
+        format!(
+            "UPDATE {table} AS t SET {vector} = u.v \
+             FROM unnest($3, $4::vector[]) AS u(k, v) \
+             WHERE t.tenant_id = $1 AND t.project_id = $2 AND t.{key} = u.k"
+        )
+    }
+}
+
+impl<Read: Role, Update: Role, K: VectorKey> VectorGateway<Read, Update, K> {
+    /// A gateway on `table` with `config` (both checked on every call, see
+    /// [`VectorConfig::validate`] and [`VectorSpec::validate`]).
+    pub fn new(table: VectorTable<Read, Update, K>, config: VectorConfig) -> Self {
+        Self { table, config }
     }
 
     /// The configuration in use.
@@ -238,20 +312,46 @@ impl<Read: Role, Write: Role> VectorGateway<Read, Write> {
         &self.config
     }
 
-    /// Inserts or replaces (by chunk id) a batch of chunks in the scope's project, in one
-    /// `INSERT ... SELECT FROM unnest(...)` statement (COPY is refused under row-level
-    /// security). The tenant and project written are the scope's.
+    /// The table searched.
+    pub fn spec(&self) -> &VectorSpec {
+        &self.table.spec
+    }
+
+    fn statements(&self) -> Statements<'_> {
+        Statements {
+            spec: &self.table.spec,
+        }
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        self.config.validate()?;
+        self.table.spec.validate()
+    }
+
+    fn check_vector(&self, vector: &Vector) -> Result<(), Error> {
+        if vector.as_slice().len() == self.table.spec.dimensions as usize {
+            Ok(())
+        } else {
+            Err(Error::InvalidInput)
+        }
+    }
+
+    /// Sets (or, with `None`, clears) the vector column of existing rows of the scope's
+    /// project, in one `UPDATE ... FROM unnest(...)` statement; rows are found by key, and
+    /// keys of other projects or tenants are not touched. Returns the number of rows updated.
     ///
     /// The batch fails whole, writing nothing: [`Error::Forbidden`] when a row names another
-    /// project, [`Error::InvalidInput`] for a repeated chunk id or a document that is not in
-    /// the scope's project, [`Error::Conflict`] for a `(document_id, ordinal)` already taken by
-    /// another chunk. Returns the number of rows written.
-    pub async fn upsert<S: WriteScope<Write>>(
+    /// project, [`Error::InvalidInput`] for a repeated key or a vector whose length is not the
+    /// column's dimension.
+    pub async fn set_embeddings<S: WriteScope<Update>>(
         &self,
         tx: &mut ScopedTx<S>,
-        rows: &[ChunkEmbedding],
-    ) -> Result<u64, Error> {
-        self.config.validate()?;
+        rows: &[VectorUpdate<K>],
+    ) -> Result<u64, Error>
+    where
+        K: for<'q> sqlx::Encode<'q, Postgres> + PgHasArrayType,
+    {
+        self.check()?;
         if rows.is_empty() {
             return Ok(0);
         }
@@ -259,67 +359,64 @@ impl<Read: Role, Write: Role> VectorGateway<Read, Write> {
         if rows.iter().any(|row| row.project_id != project) {
             return Err(Error::Forbidden);
         }
-        let mut seen = HashSet::with_capacity(rows.len());
-        if !rows.iter().all(|row| seen.insert(row.id)) {
+        let mut seen = BTreeSet::new();
+        if !rows.iter().all(|row| seen.insert(&row.key)) {
             return Err(Error::InvalidInput);
         }
-        let tenant = tx.scope().tenant_id();
-        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-        let documents: Vec<Uuid> = rows.iter().map(|r| r.document_id).collect();
-        let ordinals: Vec<i32> = rows.iter().map(|r| r.ordinal).collect();
-        let contents: Vec<String> = rows.iter().map(|r| r.content.clone()).collect();
-        let token_counts: Vec<i32> = rows.iter().map(|r| r.token_count).collect();
-        let embeddings: Vec<Vector> = rows.iter().map(|r| r.embedding.clone()).collect();
-        let result = sqlx::query(UPSERT_SQL)
-            .bind(tenant.as_uuid())
-            .bind(project.as_uuid())
-            .bind(ids)
-            .bind(documents)
-            .bind(ordinals)
-            .bind(contents)
-            .bind(token_counts)
-            .bind(embeddings)
-            .execute(tx.connection())
-            .await?;
-        Ok(result.rows_affected())
-    }
-
-    /// Deletes chunks of the scope's project by id; ids of other projects or tenants are not
-    /// touched. Returns the number of rows deleted.
-    pub async fn delete<S: WriteScope<Write>>(
-        &self,
-        tx: &mut ScopedTx<S>,
-        chunk_ids: &[Uuid],
-    ) -> Result<u64, Error> {
-        if chunk_ids.is_empty() {
-            return Ok(0);
+        for vector in rows.iter().filter_map(|row| row.vector.as_ref()) {
+            self.check_vector(vector)?;
         }
         let tenant = tx.scope().tenant_id();
-        let project = tx.scope().project_id();
-        let result = sqlx::query(DELETE_SQL)
+        let keys: Vec<K> = rows.iter().map(|r| r.key.clone()).collect();
+        let vectors: Vec<Option<Vector>> = rows.iter().map(|r| r.vector.clone()).collect();
+        let result = sqlx::query(sqlx::AssertSqlSafe(self.statements().set_vectors()))
             .bind(tenant.as_uuid())
             .bind(project.as_uuid())
-            .bind(chunk_ids)
+            .bind(keys)
+            .bind(vectors)
             .execute(tx.connection())
             .await?;
         Ok(result.rows_affected())
     }
 
-    /// The `k` chunks of the scope nearest to the query (cosine distance), over every project
-    /// of the scope (one query with `project_id = ANY(...)`, so the top-k is global).
+    /// The `k` rows of the scope nearest to the query, over every project of the scope (one
+    /// query with `project_id = ANY(...)`, so the top-k is global): keys, projects and
+    /// distances.
     ///
-    /// Returns `k` rows whenever the scope holds at least `k` embedded chunks (matching the
-    /// document filter): the tenant-HNSW route falls back to exact search when the index
-    /// returns fewer. [`Error::InvalidInput`] when `k` is 0 or above [`MAX_K`].
+    /// Returns `k` rows whenever the scope holds at least `k` rows with a vector (matching the
+    /// filter): the tenant-HNSW route falls back to exact search when the index returns fewer.
+    /// [`Error::InvalidInput`] when `k` is 0 or above [`MAX_K`], the query's length is not the
+    /// column's dimension, or the filter names a column that is not a filter column.
     pub async fn search<S: ReadScope<Read>>(
         &self,
         tx: &mut ScopedTx<S>,
         request: &SearchRequest,
-    ) -> Result<SearchResults<S>, Error> {
-        self.config.validate()?;
-        if request.k == 0 || request.k > MAX_K {
-            return Err(Error::InvalidInput);
-        }
+    ) -> Result<SearchResults<S, K>, Error> {
+        self.search_with(tx, request, false, |_| Ok(())).await
+    }
+
+    /// [`search`](Self::search), also reading each hit's row (`R`, e.g. the generated row
+    /// struct, decoded by column name) in the same statement.
+    pub async fn search_rows<S: ReadScope<Read>, R>(
+        &self,
+        tx: &mut ScopedTx<S>,
+        request: &SearchRequest,
+    ) -> Result<SearchResults<S, K, R>, Error>
+    where
+        R: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        self.search_with(tx, request, true, |row| R::from_row(row))
+            .await
+    }
+
+    async fn search_with<S: ReadScope<Read>, R>(
+        &self,
+        tx: &mut ScopedTx<S>,
+        request: &SearchRequest,
+        rows: bool,
+        decode: fn(&PgRow) -> Result<R, sqlx::Error>,
+    ) -> Result<SearchResults<S, K, R>, Error> {
+        self.check_request(request)?;
         let scope = tx.scope().clone();
         let projects: Vec<Uuid> = scope.project_ids().iter().map(|p| p.as_uuid()).collect();
         if projects.is_empty() {
@@ -332,25 +429,82 @@ impl<Read: Role, Write: Role> VectorGateway<Read, Write> {
         let tenant = scope.tenant_id();
         let facts = self.route_facts(tx.connection(), tenant, &projects).await?;
         let mut route = self.choose_route(&facts, request);
-        let mut hits = if route == Route::TenantHnsw {
-            let hits = hnsw_search(tx.connection(), tenant, &projects, request).await?;
-            if hits.len() < request.k as usize {
+        let statements = self.statements();
+        let k = i64::from(request.k);
+        let fetched: Vec<PgRow> = if route == Route::TenantHnsw {
+            let found = sqlx::query(sqlx::AssertSqlSafe(statements.hnsw(tenant, rows)))
+                .bind(&projects)
+                .bind(&request.query)
+                .bind(k)
+                .fetch_all(tx.connection())
+                .await?;
+            if found.len() < request.k as usize {
                 route = Route::ExactAfterShortHnsw;
-                exact_search(tx.connection(), tenant, &projects, request).await?
+                self.exact_rows(tx.connection(), tenant, &projects, request, rows)
+                    .await?
             } else {
-                hits
+                found
             }
         } else {
-            exact_search(tx.connection(), tenant, &projects, request).await?
+            self.exact_rows(tx.connection(), tenant, &projects, request, rows)
+                .await?
         };
+        let mut hits = fetched
+            .iter()
+            .map(|row| {
+                Ok(SearchHit {
+                    key: row.try_get::<K, _>("__key")?,
+                    project_id: ProjectId::new(row.try_get::<Uuid, _>("__project_id")?),
+                    distance: row.try_get::<f64, _>("__distance")?,
+                    row: decode(row)?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
         // relaxed_order may return the HNSW rows slightly out of order.
         hits.sort_by(|a, b| {
             a.distance
                 .total_cmp(&b.distance)
                 .then(a.project_id.cmp(&b.project_id))
-                .then(a.chunk_id.cmp(&b.chunk_id))
+                .then(a.key.cmp(&b.key))
         });
         Ok(SearchResults { scope, route, hits })
+    }
+
+    fn check_request(&self, request: &SearchRequest) -> Result<(), Error> {
+        self.check()?;
+        if request.k == 0 || request.k > MAX_K {
+            return Err(Error::InvalidInput);
+        }
+        self.check_vector(&request.query)?;
+        if let Some((column, _)) = request.filter {
+            if !self.table.spec.filter_columns.contains(&column) {
+                return Err(Error::InvalidInput);
+            }
+        }
+        Ok(())
+    }
+
+    async fn exact_rows(
+        &self,
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        projects: &[Uuid],
+        request: &SearchRequest,
+        rows: bool,
+    ) -> Result<Vec<PgRow>, Error> {
+        let sql = self
+            .statements()
+            .exact(request.filter.map(|(column, _)| column), rows);
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.as_uuid())
+            .bind(projects)
+            .bind(&request.query)
+            .bind(i64::from(request.k));
+        let query = match request.filter {
+            Some((_, value)) => query.bind(value),
+            None => query,
+        };
+        Ok(query.fetch_all(conn).await?)
     }
 
     /// The route [`search`](Self::search) would take for `request` in this transaction and the
@@ -361,33 +515,31 @@ impl<Read: Role, Write: Role> VectorGateway<Read, Write> {
         tx: &mut ScopedTx<S>,
         request: &SearchRequest,
     ) -> Result<(Route, String), Error> {
-        self.config.validate()?;
+        self.check_request(request)?;
         let scope = tx.scope().clone();
         let projects: Vec<Uuid> = scope.project_ids().iter().map(|p| p.as_uuid()).collect();
         let tenant = scope.tenant_id();
         let facts = self.route_facts(tx.connection(), tenant, &projects).await?;
         let route = self.choose_route(&facts, request);
         let k = i64::from(request.k);
+        let statements = self.statements();
         let lines: Vec<String> = if route == Route::TenantHnsw {
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {}", hnsw_sql(tenant))))
+            let explain = format!("EXPLAIN {}", statements.hnsw(tenant, false));
+            sqlx::query_scalar(sqlx::AssertSqlSafe(explain))
                 .bind(&projects)
-                .bind(&request.embedding)
+                .bind(&request.query)
                 .bind(k)
                 .fetch_all(tx.connection())
                 .await?
         } else {
-            let sql = match request.document_id {
-                Some(_) => EXACT_IN_DOCUMENT_SQL,
-                None => EXACT_SQL,
-            };
-            let explain = format!("EXPLAIN {sql}");
-            let query = sqlx::query_scalar(sqlx::AssertSqlSafe(explain))
+            let sql = statements.exact(request.filter.map(|(column, _)| column), false);
+            let query = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")))
                 .bind(tenant.as_uuid())
                 .bind(&projects)
-                .bind(&request.embedding)
+                .bind(&request.query)
                 .bind(k);
-            match request.document_id {
-                Some(document) => query.bind(document),
+            match request.filter {
+                Some((_, value)) => query.bind(value),
                 None => query,
             }
             .fetch_all(tx.connection())
@@ -396,15 +548,16 @@ impl<Read: Role, Write: Role> VectorGateway<Read, Write> {
         Ok((route, lines.join("\n")))
     }
 
-    /// Reads the tenant's tier, whether its index is valid and the scope's size from the
-    /// catalog, and sets the pgvector settings for this transaction, in one round trip.
+    /// Reads the tenant's tier for this table, whether its index is valid and the scope's size
+    /// from the catalog, and sets the pgvector settings for this transaction, in one round
+    /// trip.
     async fn route_facts(
         &self,
         conn: &mut PgConnection,
         tenant: TenantId,
         projects: &[Uuid],
     ) -> Result<RouteFacts, Error> {
-        let schema = &self.config.helper_schema;
+        let schema = quote_ident(&self.config.helper_schema);
         let sql = format!(
             "SELECT set_config('hnsw.ef_search', $3, true), \
              set_config('hnsw.iterative_scan', 'relaxed_order', true), \
@@ -412,11 +565,12 @@ impl<Read: Role, Write: Role> VectorGateway<Read, Write> {
              t.tier, \
              COALESCE((SELECT i.indisvalid AND i.indisready FROM pg_catalog.pg_index i \
                 WHERE i.indexrelid = pg_catalog.to_regclass(t.index_name) \
-                AND i.indrelid = 'chunks'::regclass), false), \
-             COALESCE(t.chunk_count, 0), \
-             (SELECT COALESCE(sum(p.chunk_count), 0)::bigint FROM {schema}.vector_project_sizes p \
-                WHERE p.tenant_id = $1 AND p.project_id = ANY($2)) \
-             FROM (SELECT 1) AS one LEFT JOIN {schema}.vector_tiers t ON t.tenant_id = $1"
+                AND i.indrelid = pg_catalog.to_regclass($5)), false), \
+             COALESCE(t.row_count, 0), \
+             (SELECT COALESCE(sum(p.row_count), 0)::bigint FROM {schema}.vector_project_sizes p \
+                WHERE p.table_name = $5 AND p.tenant_id = $1 AND p.project_id = ANY($2)) \
+             FROM (SELECT 1) AS one LEFT JOIN {schema}.vector_tiers t \
+             ON t.table_name = $5 AND t.tenant_id = $1"
         );
         let row: (String, String, String, Option<String>, bool, i64, i64) =
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -424,9 +578,10 @@ impl<Read: Role, Write: Role> VectorGateway<Read, Write> {
                 .bind(projects)
                 .bind(self.config.ef_search.to_string())
                 .bind(self.config.max_scan_tuples.to_string())
+                .bind(self.table.spec.catalog_name())
                 .fetch_one(conn)
                 .await?;
-        let (_, _, _, tier, index_valid, tenant_chunks, scope_chunks) = row;
+        let (_, _, _, tier, index_valid, tenant_rows, scope_rows) = row;
         let tier = match tier.as_deref() {
             None => Tier::Exact,
             Some(text) => Tier::parse(text)?,
@@ -434,22 +589,22 @@ impl<Read: Role, Write: Role> VectorGateway<Read, Write> {
         Ok(RouteFacts {
             tier,
             index_valid,
-            tenant_chunks,
-            scope_chunks,
+            tenant_rows,
+            scope_rows,
         })
     }
 
     /// The gateway's routing rule (the planner is never asked to guess the tenant's size).
     fn choose_route(&self, facts: &RouteFacts, request: &SearchRequest) -> Route {
         let promoted = facts.tier == Tier::Hnsw && facts.index_valid;
-        let large_scope = facts.scope_chunks > self.config.exact_scope_max;
-        let share = if facts.tenant_chunks > 0 {
-            facts.scope_chunks as f64 / facts.tenant_chunks as f64
+        let large_scope = facts.scope_rows > self.config.exact_scope_max;
+        let share = if facts.tenant_rows > 0 {
+            facts.scope_rows as f64 / facts.tenant_rows as f64
         } else {
             0.0
         };
         if promoted
-            && request.document_id.is_none()
+            && request.filter.is_none()
             && large_scope
             && share >= self.config.min_hnsw_scope_share
         {
@@ -460,92 +615,35 @@ impl<Read: Role, Write: Role> VectorGateway<Read, Write> {
     }
 }
 
-/// The tenant-HNSW query. The tenant's UUID is inlined as a literal (a typed [`Uuid`], so
-/// formatting it is safe) because the planner must prove the partial index's
-/// `tenant_id = '<uuid>'` predicate, which a bind parameter under a generic plan does not allow.
-fn hnsw_sql(tenant: TenantId) -> String {
-    format!(
-        "SELECT id, document_id, project_id, ordinal, content, embedding <=> $2 AS distance \
-         FROM chunks WHERE tenant_id = '{tenant}'::uuid AND project_id = ANY($1) \
-         ORDER BY embedding <=> $2 LIMIT $3"
-    )
-}
-
-async fn hnsw_search(
-    conn: &mut PgConnection,
-    tenant: TenantId,
-    projects: &[Uuid],
-    request: &SearchRequest,
-) -> Result<Vec<SearchHit>, Error> {
-    let rows: Vec<HitRow> = sqlx::query_as(sqlx::AssertSqlSafe(hnsw_sql(tenant)))
-        .bind(projects)
-        .bind(&request.embedding)
-        .bind(i64::from(request.k))
-        .fetch_all(conn)
-        .await?;
-    Ok(rows.into_iter().map(hit).collect())
-}
-
-async fn exact_search(
-    conn: &mut PgConnection,
-    tenant: TenantId,
-    projects: &[Uuid],
-    request: &SearchRequest,
-) -> Result<Vec<SearchHit>, Error> {
-    let k = i64::from(request.k);
-    let rows: Vec<HitRow> = match request.document_id {
-        Some(document) => {
-            sqlx::query_as(EXACT_IN_DOCUMENT_SQL)
-                .bind(tenant.as_uuid())
-                .bind(projects)
-                .bind(&request.embedding)
-                .bind(k)
-                .bind(document)
-                .fetch_all(conn)
-                .await?
-        }
-        None => {
-            sqlx::query_as(EXACT_SQL)
-                .bind(tenant.as_uuid())
-                .bind(projects)
-                .bind(&request.embedding)
-                .bind(k)
-                .fetch_all(conn)
-                .await?
-        }
-    };
-    Ok(rows.into_iter().map(hit).collect())
-}
-
-fn hit((chunk_id, document_id, project_id, ordinal, content, distance): HitRow) -> SearchHit {
-    SearchHit {
-        chunk_id,
-        document_id,
-        project_id: ProjectId::new(project_id),
-        ordinal,
-        content,
-        distance,
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::Distance;
     use super::*;
 
     crate::roles! { Viewer = "viewer", Editor = "editor" }
+
+    const NOTES: VectorTable<Viewer, Editor, Uuid> = VectorTable::new(VectorSpec {
+        schema: "public",
+        table: "notes",
+        key_column: "note_key",
+        vector_column: "vec",
+        dimensions: 2,
+        distance: Distance::L2,
+        filter_columns: &["folder_id"],
+    });
 
     fn facts(tier: Tier, valid: bool, tenant: i64, scope: i64) -> RouteFacts {
         RouteFacts {
             tier,
             index_valid: valid,
-            tenant_chunks: tenant,
-            scope_chunks: scope,
+            tenant_rows: tenant,
+            scope_rows: scope,
         }
     }
 
     #[test]
     fn routing_uses_hnsw_only_for_large_scopes_of_promoted_tenants_with_a_valid_index() {
-        let gateway = VectorGateway::<Viewer, Editor>::new(VectorConfig::default());
+        let gateway = VectorGateway::new(NOTES, VectorConfig::default());
         let request = SearchRequest::new(Vector::from(vec![1.0, 0.0]), 10);
         let route = |f: RouteFacts| gateway.choose_route(&f, &request);
         assert_eq!(
@@ -571,19 +669,43 @@ mod tests {
             route(facts(Tier::Hnsw, true, 500_000, 20_000)),
             Route::Exact
         );
-        // A document filter is always exact.
-        let in_document = request.clone().in_document(Uuid::nil());
+        // A filter is always exact.
+        let filtered = request.clone().where_eq("folder_id", Uuid::nil());
         assert_eq!(
-            gateway.choose_route(&facts(Tier::Hnsw, true, 50_000, 50_000), &in_document),
+            gateway.choose_route(&facts(Tier::Hnsw, true, 50_000, 50_000), &filtered),
             Route::Exact
         );
     }
 
     #[test]
-    fn hnsw_sql_inlines_the_tenant_literal() {
+    fn statements_use_the_table_names_and_distance_operator() {
+        let statements = Statements { spec: &NOTES.spec };
         let tenant = TenantId::new(Uuid::from_u128(0xabc));
-        let sql = hnsw_sql(tenant);
+        let sql = statements.hnsw(tenant, false);
         assert!(sql.contains("tenant_id = '00000000-0000-0000-0000-000000000abc'::uuid"));
-        assert!(sql.contains("ORDER BY embedding <=> $2 LIMIT $3"));
+        assert!(sql.contains("ORDER BY t.\"vec\" <-> $2 LIMIT $3"), "{sql}");
+        assert!(sql.contains("FROM \"public\".\"notes\" t"), "{sql}");
+        let exact = statements.exact(Some("folder_id"), true);
+        assert!(exact.contains("\"vec\" <-> $3 AS distance"), "{exact}");
+        assert!(exact.contains("AND \"folder_id\" = $5"), "{exact}");
+        assert!(exact.contains("t.\"note_key\" = n.k"), "{exact}");
+    }
+
+    #[test]
+    fn requests_with_a_wrong_length_k_or_filter_column_are_refused() {
+        let gateway = VectorGateway::new(NOTES, VectorConfig::default());
+        let ok = SearchRequest::new(Vector::from(vec![1.0, 0.0]), 10);
+        assert!(gateway.check_request(&ok).is_ok());
+        for bad in [
+            SearchRequest::new(Vector::from(vec![1.0, 0.0, 0.0]), 10),
+            SearchRequest::new(Vector::from(vec![1.0, 0.0]), 0),
+            SearchRequest::new(Vector::from(vec![1.0, 0.0]), MAX_K + 1),
+            ok.clone().where_eq("tenant_id", Uuid::nil()),
+        ] {
+            assert!(matches!(
+                gateway.check_request(&bad),
+                Err(Error::InvalidInput)
+            ));
+        }
     }
 }

@@ -1,5 +1,5 @@
-//! The catalog of tenant sizes and tiers, and the privileged maintenance that fills it and
-//! builds (or drops) each big tenant's HNSW index online.
+//! The catalog of tenant sizes and tiers per vector table, and the privileged maintenance that
+//! fills it and builds (or drops) each big tenant's HNSW index online.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use super::table::{quote_ident, VectorSpec};
 use super::VectorConfig;
 use crate::error::Error;
 use crate::ids::TenantId;
@@ -17,20 +18,38 @@ const MAINTENANCE_LOCK_KEY: i64 = 0x7465_6e76_6563_7431;
 
 /// The catalog DDL for the default names (`tenancy` schema, `tenancy_app` role); the same text
 /// as `catalog_sql(&VectorConfig::default())`, for a migration emitter. Idempotent.
+///
+/// Both tables are keyed by `table_name` (the vector table's `schema.table`, see
+/// [`VectorSpec::catalog_name`]), so one catalog serves every vector table of the model. A
+/// catalog of the earlier shape (one table, without `table_name`) is dropped first, with the
+/// per-tenant indexes it lists: the catalog only holds derived data, and the next
+/// [`VectorMaintenance::refresh`] recounts every tenant and rebuilds the indexes under their
+/// new names (searches are exact meanwhile).
 pub const VECTOR_CATALOG_SQL: &str = "\
+DO $upgrade$ DECLARE old record; BEGIN
+  IF to_regclass('tenancy.vector_tiers') IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass('tenancy.vector_tiers')
+    AND attname = 'table_name' AND NOT attisdropped) THEN
+    FOR old IN EXECUTE 'SELECT index_name FROM tenancy.vector_tiers WHERE index_name IS NOT NULL'
+    LOOP EXECUTE format('DROP INDEX IF EXISTS %I', old.index_name); END LOOP; DROP TABLE
+    IF EXISTS tenancy.vector_tiers, tenancy.vector_project_sizes; END IF; END
+$upgrade$;
 CREATE TABLE IF NOT EXISTS tenancy.vector_tiers (
-  tenant_id   uuid PRIMARY KEY,
-  chunk_count bigint NOT NULL DEFAULT 0,
+  table_name  text NOT NULL,
+  tenant_id   uuid NOT NULL,
+  row_count   bigint NOT NULL DEFAULT 0,
   tier        text NOT NULL DEFAULT 'exact' CHECK (tier IN ('exact', 'building', 'hnsw')),
   index_name  text,
-  updated_at  timestamptz NOT NULL DEFAULT now()
+  updated_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (table_name, tenant_id)
 );
 CREATE TABLE IF NOT EXISTS tenancy.vector_project_sizes (
+  table_name  text NOT NULL,
   tenant_id   uuid NOT NULL,
   project_id  uuid NOT NULL,
-  chunk_count bigint NOT NULL,
+  row_count   bigint NOT NULL,
   updated_at  timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (tenant_id, project_id)
+  PRIMARY KEY (table_name, tenant_id, project_id)
 );
 ALTER TABLE tenancy.vector_tiers ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tenancy.vector_project_sizes ENABLE ROW LEVEL SECURITY;
@@ -56,17 +75,6 @@ pub fn catalog_sql(config: &VectorConfig) -> Result<String, Error> {
         .replace("tenancy_app", "\u{0}APP\u{0}")
         .replace("tenancy.", &format!("{}.", config.helper_schema))
         .replace("\u{0}APP\u{0}", &config.app_role))
-}
-
-/// The name of a tenant's partial HNSW index: `chunks_hnsw_<32 hex digits>`.
-///
-/// ```
-/// use tenancy_runtime::{vector::index_name_for, TenantId};
-/// let tenant = TenantId::new(uuid::Uuid::from_u128(0xab));
-/// assert_eq!(index_name_for(tenant), "chunks_hnsw_000000000000000000000000000000ab");
-/// ```
-pub fn index_name_for(tenant: TenantId) -> String {
-    format!("chunks_hnsw_{}", tenant.as_uuid().simple())
 }
 
 /// A tenant's search tier, as recorded in the catalog.
@@ -102,23 +110,25 @@ impl Tier {
     }
 }
 
-/// One row of the catalog.
+/// One row of the catalog: a tenant's size and tier for one vector table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TenantTier {
     /// The tenant.
     pub tenant_id: TenantId,
-    /// Its chunks with an embedding, at the last refresh.
-    pub chunk_count: i64,
+    /// Its rows with a vector in the table, at the last refresh.
+    pub row_count: i64,
     /// Its tier.
     pub tier: Tier,
-    /// Its HNSW index, when promoted or being promoted.
+    /// Its HNSW index (`schema.name`), when promoted or being promoted.
     pub index_name: Option<String>,
 }
 
-/// What one [`VectorMaintenance::refresh`] did.
+/// What one [`VectorMaintenance::refresh`] of one table did.
 #[derive(Clone, Debug, Default)]
 pub struct MaintenanceReport {
-    /// Every tenant's catalog row after the refresh.
+    /// The table (`schema.table`).
+    pub table: String,
+    /// Every tenant's catalog row for the table after the refresh.
     pub tenants: Vec<TenantTier>,
     /// Tenants whose index was built, with the build time.
     pub promoted: Vec<(TenantId, Duration)>,
@@ -126,13 +136,15 @@ pub struct MaintenanceReport {
     pub demoted: Vec<TenantId>,
 }
 
-/// Privileged maintenance of the tiered vector store: counts chunks per tenant and project,
-/// promotes tenants above [`VectorConfig::promote_at`] by building their partial HNSW index
-/// with `CREATE INDEX CONCURRENTLY` (which cannot run in a transaction; writes and searches go
-/// on meanwhile, served exactly), and demotes them below [`VectorConfig::demote_below`].
+/// Privileged maintenance of the tiered vector store, per vector table of the model: counts
+/// the rows with a vector per tenant and project, promotes tenants above
+/// [`VectorConfig::promote_at`] by building their partial HNSW index (operator class from the
+/// table's [`Distance`](super::Distance)) with `CREATE INDEX CONCURRENTLY` (which cannot run in
+/// a transaction; writes and searches go on meanwhile, served exactly), and demotes them below
+/// [`VectorConfig::demote_below`].
 ///
 /// Like [`SystemTx`], it runs on a maintenance pool (a role that bypasses row-level security
-/// and may create indexes on `chunks`, e.g. its owner) and needs a reason, logged at WARN.
+/// and may create indexes on the tables, e.g. their owner) and needs a reason, logged at WARN.
 /// Runs are serialised by a session advisory lock.
 pub struct VectorMaintenance {
     pool: PgPool,
@@ -177,12 +189,18 @@ impl VectorMaintenance {
         &self.config
     }
 
-    /// Creates the catalog tables if missing (idempotent), with row-level security by tenant
-    /// and `SELECT` granted to the app role.
+    fn schema(&self) -> String {
+        quote_ident(&self.config.helper_schema)
+    }
+
+    /// Creates the catalog tables if missing (idempotent; upgrades a catalog of the earlier
+    /// shape, see [`VECTOR_CATALOG_SQL`]), with row-level security by tenant and `SELECT`
+    /// granted to the app role.
     pub async fn install(&self) -> Result<(), Error> {
         let sql = catalog_sql(&self.config)?;
         let mut tx = SystemTx::begin(&self.pool, self.reason).await?;
-        // One statement at a time: sqlx's multi-statement `raw_sql` future is not `Send`.
+        // One statement at a time: sqlx's multi-statement `raw_sql` future is not `Send`. (No
+        // line inside the DO block ends with `;`.)
         for statement in sql.split(";\n").map(str::trim).filter(|s| !s.is_empty()) {
             sqlx::query(sqlx::AssertSqlSafe(statement))
                 .execute(tx.connection())
@@ -191,29 +209,44 @@ impl VectorMaintenance {
         tx.commit().await
     }
 
-    /// Every tenant's catalog row, by tenant id.
-    pub async fn tiers(&self) -> Result<Vec<TenantTier>, Error> {
+    /// Every tenant's catalog row for `table`, by tenant id.
+    pub async fn tiers(&self, table: &VectorSpec) -> Result<Vec<TenantTier>, Error> {
         let sql = format!(
-            "SELECT tenant_id, chunk_count, tier, index_name FROM {}.vector_tiers \
-             ORDER BY tenant_id",
-            self.config.helper_schema
+            "SELECT tenant_id, row_count, tier, index_name FROM {}.vector_tiers \
+             WHERE table_name = $1 ORDER BY tenant_id",
+            self.schema()
         );
         let rows: Vec<TierRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(table.catalog_name())
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter().map(tier_row).collect()
     }
 
-    /// Recounts every tenant and project, then promotes and demotes tenants (building or
-    /// dropping their index online). A tenant whose build failed stays `building` (searched
-    /// exactly) and is retried by the next refresh; the error is returned.
-    pub async fn refresh(&self) -> Result<MaintenanceReport, Error> {
+    /// [`refresh`](Self::refresh) of every table, in order (e.g. the generated
+    /// `VECTOR_TABLES`); stops at the first error.
+    pub async fn refresh_all(
+        &self,
+        tables: &[&VectorSpec],
+    ) -> Result<Vec<MaintenanceReport>, Error> {
+        let mut reports = Vec::with_capacity(tables.len());
+        for table in tables {
+            reports.push(self.refresh(table).await?);
+        }
+        Ok(reports)
+    }
+
+    /// Recounts every tenant and project of `table`, then promotes and demotes tenants
+    /// (building or dropping their index online). A tenant whose build failed stays `building`
+    /// (searched exactly) and is retried by the next refresh; the error is returned.
+    pub async fn refresh(&self, table: &VectorSpec) -> Result<MaintenanceReport, Error> {
+        table.validate()?;
         let mut lock = self.pool.acquire().await?;
         sqlx::query("SELECT pg_catalog.pg_advisory_lock($1)")
             .bind(MAINTENANCE_LOCK_KEY)
             .execute(&mut *lock)
             .await?;
-        let result = self.refresh_locked(&mut lock).await;
+        let result = self.refresh_locked(&mut lock, table).await;
         let unlocked = sqlx::query("SELECT pg_catalog.pg_advisory_unlock($1)")
             .bind(MAINTENANCE_LOCK_KEY)
             .execute(&mut *lock)
@@ -223,65 +256,80 @@ impl VectorMaintenance {
         Ok(report)
     }
 
-    async fn refresh_locked(&self, conn: &mut PgConnection) -> Result<MaintenanceReport, Error> {
-        self.recount().await?;
-        let mut report = MaintenanceReport::default();
-        for tenant in self.tiers().await? {
+    async fn refresh_locked(
+        &self,
+        conn: &mut PgConnection,
+        table: &VectorSpec,
+    ) -> Result<MaintenanceReport, Error> {
+        self.recount(table).await?;
+        let mut report = MaintenanceReport {
+            table: table.catalog_name(),
+            ..MaintenanceReport::default()
+        };
+        let ops = table.distance.operator_class();
+        for tenant in self.tiers(table).await? {
+            // An index built for another distance (the model's changed) counts as invalid.
             let valid = match &tenant.index_name {
-                Some(name) => index_state(conn, name).await? == Some(true),
+                Some(name) => index_state(conn, name, ops).await? == Some(true),
                 None => false,
             };
             let demote = self
                 .config
                 .demote_below
-                .is_some_and(|below| tenant.chunk_count < below);
+                .is_some_and(|below| tenant.row_count < below);
             match tenant.tier {
-                Tier::Exact if tenant.chunk_count >= self.config.promote_at => {
-                    let took = self.promote(conn, tenant.tenant_id).await?;
+                Tier::Exact if tenant.row_count >= self.config.promote_at => {
+                    let took = self.promote(conn, table, tenant.tenant_id).await?;
                     report.promoted.push((tenant.tenant_id, took));
                 }
                 Tier::Building | Tier::Hnsw if demote => {
-                    self.demote(conn, tenant.tenant_id).await?;
+                    self.demote(conn, table, tenant.tenant_id).await?;
                     report.demoted.push(tenant.tenant_id);
                 }
                 // An interrupted build, or an index dropped behind the catalog's back.
                 Tier::Building | Tier::Hnsw if !valid => {
-                    let took = self.promote(conn, tenant.tenant_id).await?;
+                    let took = self.promote(conn, table, tenant.tenant_id).await?;
                     report.promoted.push((tenant.tenant_id, took));
                 }
                 _ => {}
             }
         }
-        report.tenants = self.tiers().await?;
+        report.tenants = self.tiers(table).await?;
         Ok(report)
     }
 
-    /// Rewrites the per-project sizes and every tenant's count in one system transaction.
-    async fn recount(&self) -> Result<(), Error> {
-        let schema = &self.config.helper_schema;
+    /// Rewrites the table's per-project sizes and every tenant's count in one system
+    /// transaction.
+    async fn recount(&self, table: &VectorSpec) -> Result<(), Error> {
+        let schema = self.schema();
+        let source = table.qualified_table();
+        let vector = quote_ident(table.vector_column);
         let mut tx = SystemTx::begin(&self.pool, self.reason).await?;
         let statements = [
-            format!("DELETE FROM {schema}.vector_project_sizes"),
+            format!("DELETE FROM {schema}.vector_project_sizes WHERE table_name = $1"),
             format!(
-                "INSERT INTO {schema}.vector_project_sizes (tenant_id, project_id, chunk_count) \
-                 SELECT tenant_id, project_id, count(*) FROM chunks \
-                 WHERE embedding IS NOT NULL GROUP BY tenant_id, project_id"
+                "INSERT INTO {schema}.vector_project_sizes \
+                 (table_name, tenant_id, project_id, row_count) \
+                 SELECT $1, tenant_id, project_id, count(*) FROM {source} \
+                 WHERE {vector} IS NOT NULL GROUP BY tenant_id, project_id"
             ),
             format!(
-                "INSERT INTO {schema}.vector_tiers (tenant_id, chunk_count) \
-                 SELECT tenant_id, sum(chunk_count)::bigint FROM {schema}.vector_project_sizes \
-                 GROUP BY tenant_id \
-                 ON CONFLICT (tenant_id) DO UPDATE \
-                 SET chunk_count = EXCLUDED.chunk_count, updated_at = now()"
+                "INSERT INTO {schema}.vector_tiers (table_name, tenant_id, row_count) \
+                 SELECT $1, tenant_id, sum(row_count)::bigint FROM {schema}.vector_project_sizes \
+                 WHERE table_name = $1 GROUP BY tenant_id \
+                 ON CONFLICT (table_name, tenant_id) DO UPDATE \
+                 SET row_count = EXCLUDED.row_count, updated_at = now()"
             ),
             format!(
-                "UPDATE {schema}.vector_tiers t SET chunk_count = 0, updated_at = now() \
-                 WHERE chunk_count <> 0 AND NOT EXISTS (SELECT 1 FROM \
-                 {schema}.vector_project_sizes p WHERE p.tenant_id = t.tenant_id)"
+                "UPDATE {schema}.vector_tiers t SET row_count = 0, updated_at = now() \
+                 WHERE t.table_name = $1 AND row_count <> 0 AND NOT EXISTS (SELECT 1 FROM \
+                 {schema}.vector_project_sizes p WHERE p.table_name = $1 \
+                 AND p.tenant_id = t.tenant_id)"
             ),
         ];
         for statement in statements {
             sqlx::query(sqlx::AssertSqlSafe(statement))
+                .bind(table.catalog_name())
                 .execute(tx.connection())
                 .await?;
         }
@@ -290,16 +338,18 @@ impl VectorMaintenance {
 
     async fn set_tier(
         &self,
+        table: &VectorSpec,
         tenant: TenantId,
         tier: Tier,
         index_name: Option<&str>,
     ) -> Result<(), Error> {
         let mut tx = SystemTx::begin(&self.pool, self.reason).await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE {}.vector_tiers SET tier = $2, index_name = $3, updated_at = now() \
-             WHERE tenant_id = $1",
-            self.config.helper_schema
+            "UPDATE {}.vector_tiers SET tier = $3, index_name = $4, updated_at = now() \
+             WHERE table_name = $1 AND tenant_id = $2",
+            self.schema()
         )))
+        .bind(table.catalog_name())
         .bind(tenant.as_uuid())
         .bind(tier.as_str())
         .bind(index_name)
@@ -308,15 +358,28 @@ impl VectorMaintenance {
         tx.commit().await
     }
 
-    /// Marks the tenant `building`, builds its index concurrently (dropping an invalid leftover
-    /// first), and marks it `hnsw` once `pg_index.indisvalid`. Returns the build time.
-    async fn promote(&self, conn: &mut PgConnection, tenant: TenantId) -> Result<Duration, Error> {
-        let name = index_name_for(tenant);
-        self.set_tier(tenant, Tier::Building, Some(&name)).await?;
-        tracing::warn!(reason = self.reason, %tenant, index = %name, "building tenant HNSW index");
-        if index_state(conn, &name).await? == Some(false) {
+    /// Marks the tenant `building`, builds its index concurrently (dropping first an invalid
+    /// leftover, or an index of another operator class after the model's distance changed), and
+    /// marks it `hnsw` once `pg_index.indisvalid`. Returns the build time.
+    async fn promote(
+        &self,
+        conn: &mut PgConnection,
+        table: &VectorSpec,
+        tenant: TenantId,
+    ) -> Result<Duration, Error> {
+        let name = table.index_name(tenant);
+        let qualified = format!("{}.{}", quote_ident(table.schema), quote_ident(&name));
+        let catalog_name = format!("{}.{name}", table.schema);
+        self.set_tier(table, tenant, Tier::Building, Some(&catalog_name))
+            .await?;
+        tracing::warn!(
+            reason = self.reason, %tenant, table = %table.catalog_name(), index = %name,
+            "building tenant HNSW index"
+        );
+        let ops = table.distance.operator_class();
+        if index_state(conn, &catalog_name, ops).await? == Some(false) {
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP INDEX CONCURRENTLY IF EXISTS {name}"
+                "DROP INDEX CONCURRENTLY IF EXISTS {qualified}"
             )))
             .execute(&mut *conn)
             .await?;
@@ -329,12 +392,16 @@ impl VectorMaintenance {
             .await?;
         }
         let started = Instant::now();
-        // Every value is typed (index_name_for, Uuid Display, validated integers): safe to
-        // format.
+        // Every value is typed or validated (quoted identifiers of a validated spec, Uuid
+        // Display, validated integers, a fixed operator class): safe to format.
         let built = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON chunks \
-             USING hnsw (embedding vector_cosine_ops) WITH (m = {m}, ef_construction = {ef}) \
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS {index} ON {source} \
+             USING hnsw ({vector} {ops}) WITH (m = {m}, ef_construction = {ef}) \
              WHERE tenant_id = '{tenant}'::uuid",
+            index = quote_ident(&name),
+            source = table.qualified_table(),
+            vector = quote_ident(table.vector_column),
+            ops = table.distance.operator_class(),
             m = self.config.hnsw_m,
             ef = self.config.hnsw_ef_construction,
         )))
@@ -347,22 +414,33 @@ impl VectorMaintenance {
                 .await?;
         }
         built?;
-        if index_state(conn, &name).await? != Some(true) {
+        if index_state(conn, &catalog_name, ops).await? != Some(true) {
             return Err(Error::Misconfigured(format!(
-                "index {name} is not valid after CREATE INDEX CONCURRENTLY"
+                "index {catalog_name} is not valid after CREATE INDEX CONCURRENTLY"
             )));
         }
-        self.set_tier(tenant, Tier::Hnsw, Some(&name)).await?;
+        self.set_tier(table, tenant, Tier::Hnsw, Some(&catalog_name))
+            .await?;
         Ok(took)
     }
 
     /// Switches the tenant to exact search first, then drops its index concurrently.
-    async fn demote(&self, conn: &mut PgConnection, tenant: TenantId) -> Result<(), Error> {
-        let name = index_name_for(tenant);
-        self.set_tier(tenant, Tier::Exact, None).await?;
-        tracing::warn!(reason = self.reason, %tenant, index = %name, "dropping tenant HNSW index");
+    async fn demote(
+        &self,
+        conn: &mut PgConnection,
+        table: &VectorSpec,
+        tenant: TenantId,
+    ) -> Result<(), Error> {
+        let name = table.index_name(tenant);
+        self.set_tier(table, tenant, Tier::Exact, None).await?;
+        tracing::warn!(
+            reason = self.reason, %tenant, table = %table.catalog_name(), index = %name,
+            "dropping tenant HNSW index"
+        );
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP INDEX CONCURRENTLY IF EXISTS {name}"
+            "DROP INDEX CONCURRENTLY IF EXISTS {}.{}",
+            quote_ident(table.schema),
+            quote_ident(&name)
         )))
         .execute(&mut *conn)
         .await?;
@@ -370,22 +448,29 @@ impl VectorMaintenance {
     }
 }
 
-/// `None` when the index does not exist, otherwise whether it is valid and ready.
-async fn index_state(conn: &mut PgConnection, index_name: &str) -> Result<Option<bool>, Error> {
+/// `None` when the index (`schema.name`) does not exist, otherwise whether it is valid, ready
+/// and built with the operator class `ops`.
+async fn index_state(
+    conn: &mut PgConnection,
+    index_name: &str,
+    ops: &str,
+) -> Result<Option<bool>, Error> {
     let state: Option<bool> = sqlx::query_scalar(
-        "SELECT i.indisvalid AND i.indisready FROM pg_catalog.pg_index i \
-         WHERE i.indexrelid = pg_catalog.to_regclass($1)",
+        "SELECT i.indisvalid AND i.indisready AND COALESCE((SELECT c.opcname = $2 \
+         FROM pg_catalog.pg_opclass c WHERE c.oid = i.indclass[0]), false) \
+         FROM pg_catalog.pg_index i WHERE i.indexrelid = pg_catalog.to_regclass($1)",
     )
     .bind(index_name)
+    .bind(ops)
     .fetch_optional(&mut *conn)
     .await?;
     Ok(state)
 }
 
-fn tier_row((tenant, chunk_count, tier, index_name): TierRow) -> Result<TenantTier, Error> {
+fn tier_row((tenant, row_count, tier, index_name): TierRow) -> Result<TenantTier, Error> {
     Ok(TenantTier {
         tenant_id: TenantId::new(tenant),
-        chunk_count,
+        row_count,
         tier: Tier::parse(&tier)?,
         index_name,
     })

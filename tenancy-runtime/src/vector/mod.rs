@@ -1,35 +1,45 @@
-//! Vector search over the generated `chunks` table, partitioned by tenant and project.
+//! Vector search over any scoped table the model declares with a vector column, partitioned
+//! by tenant and project.
+//!
+//! The table is described by a [`VectorSpec`] (names, dimension, [`Distance`]) wrapped in a
+//! typed [`VectorTable`] (the roles its rules require, its key type); `tenancy generate` emits
+//! one per vector column as `<Repository>::<COLUMN>_VECTORS`, and every statement below is
+//! built from it with quoted, schema-qualified identifiers.
 //!
 //! pgvector filters *after* an approximate index scan, so one shared HNSW index with a tenant
 //! filter returns short and wrong results for small tenants next to big ones. The gateway
 //! therefore picks the route itself, per search, from a catalog of tenant sizes:
 //!
-//! * **exact**: `ORDER BY embedding <=> $q` over the scope's rows only, read through the
+//! * **exact**: `ORDER BY <vector> <op> $q` over the scope's rows only, read through the
 //!   `(tenant_id, project_id, ...)` primary-key btree (the distance is computed in a
 //!   `MATERIALIZED` CTE, so no HNSW index can serve the `ORDER BY`). Recall 1.0. Used for every
-//!   small scope, with a document filter, and for a big tenant until its own index is valid.
-//! * **tenant HNSW**: a big tenant (above [`VectorConfig::promote_at`] chunks) gets its own
-//!   partial index `chunks_hnsw_<tenant hex> ... WHERE tenant_id = '<uuid>'`, built online by
-//!   [`VectorMaintenance`] with `CREATE INDEX CONCURRENTLY`. The query inlines the tenant UUID
-//!   literal so the planner can prove the partial index's predicate, and the pgvector settings
-//!   (`hnsw.ef_search`, `hnsw.iterative_scan = relaxed_order`, `hnsw.max_scan_tuples`) are set
-//!   with `set_config(..., true)` for the transaction only.
+//!   small scope, with a filter, and for a big tenant until its own index is valid.
+//! * **tenant HNSW**: a big tenant (above [`VectorConfig::promote_at`] rows of the table) gets
+//!   its own partial index `<table>_<column>_hnsw_<tenant hex> ... WHERE tenant_id = '<uuid>'`
+//!   (operator class from the table's distance), built online by [`VectorMaintenance`] with
+//!   `CREATE INDEX CONCURRENTLY`. The query inlines the tenant UUID literal so the planner can
+//!   prove the partial index's predicate, and the pgvector settings (`hnsw.ef_search`,
+//!   `hnsw.iterative_scan = relaxed_order`, `hnsw.max_scan_tuples`) are set with
+//!   `set_config(..., true)` for the transaction only.
 //!
-//! The catalog (`<helper_schema>.vector_tiers` and `<helper_schema>.vector_project_sizes`) is
-//! written by [`VectorMaintenance`] on a privileged pool and read by the gateway under
-//! row-level security (each tenant sees only its own rows).
+//! The catalog (`<helper_schema>.vector_tiers` and `<helper_schema>.vector_project_sizes`,
+//! keyed by table) is written by [`VectorMaintenance`] on a privileged pool and read by the
+//! gateway under row-level security (each tenant sees only its own rows).
 //!
 //! Every gateway method takes a [`ScopedTx`](crate::ScopedTx) whose scope proves the role the
-//! `chunks` rules require; there is no unscoped method.
+//! table's rules require; there is no unscoped method.
 
 mod gateway;
 mod maintenance;
+mod table;
 
-pub use gateway::{ChunkEmbedding, Route, SearchHit, SearchRequest, SearchResults, VectorGateway};
-pub use maintenance::{
-    catalog_sql, index_name_for, MaintenanceReport, TenantTier, Tier, VectorMaintenance,
-    VECTOR_CATALOG_SQL,
+pub use gateway::{
+    Route, SearchHit, SearchRequest, SearchResults, VectorGateway, VectorKey, VectorUpdate,
 };
+pub use maintenance::{
+    catalog_sql, MaintenanceReport, TenantTier, Tier, VectorMaintenance, VECTOR_CATALOG_SQL,
+};
+pub use table::{Distance, NoUpdateRule, VectorSpec, VectorTable};
 
 use crate::error::Error;
 use crate::role::is_valid_identifier;
@@ -51,15 +61,16 @@ pub struct VectorConfig {
     pub helper_schema: String,
     /// The application's login role, granted `SELECT` on the catalog (`[a-z_][a-z0-9_]*`).
     pub app_role: String,
-    /// A tenant with at least this many embedded chunks is promoted to its own HNSW index.
+    /// A tenant with at least this many rows with a vector (in one table) is promoted to its own
+    /// HNSW index on that table.
     pub promote_at: i64,
-    /// A promoted tenant is demoted (its index dropped) only below this many chunks; `None`
+    /// A promoted tenant is demoted (its index dropped) only below this many rows; `None`
     /// never demotes. Must be below `promote_at`, so a tenant near the threshold does not flap.
     pub demote_below: Option<i64>,
-    /// Scopes holding at most this many chunks are always searched exactly, even in a
+    /// Scopes holding at most this many rows are always searched exactly, even in a
     /// promoted tenant.
     pub exact_scope_max: i64,
-    /// In a promoted tenant, a scope holding less than this share of the tenant's chunks is
+    /// In a promoted tenant, a scope holding less than this share of the tenant's rows is
     /// searched exactly (pgvector filters projects after the index scan, and a very selective
     /// filter loses recall even with iterative scans).
     pub min_hnsw_scope_share: f64,

@@ -1,9 +1,9 @@
 // There is no unscoped search: a pool is not a scoped transaction.
-use tenancy_generated::roles::{Editor, Viewer};
+use tenancy_generated::Chunks;
 use tenancy_runtime::vector::{SearchRequest, VectorConfig, VectorGateway};
 
 async fn misuse(pool: sqlx::PgPool, request: SearchRequest) {
-    let gateway = VectorGateway::<Viewer, Editor>::new(VectorConfig::default());
+    let gateway = VectorGateway::new(Chunks::EMBEDDING_VECTORS, VectorConfig::default());
     let _ = gateway.search(&pool, &request).await;
 }
 

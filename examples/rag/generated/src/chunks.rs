@@ -413,3 +413,40 @@ impl Chunks {
         ::std::result::Result::Ok(result.rows_affected() > 0)
     }
 }
+impl Chunks {
+    /// The `request.k` rows of the scope nearest to `request.query` by `embedding` (cosine distance), with their rows, through the vector gateway on [`Self::EMBEDDING_VECTORS`] (exact or the tenant's own HNSW index, see `tenancy_runtime::vector::VectorGateway::search_rows`).
+    ///
+    /// Requires `viewer` or above in every project it reads (RLS policy `chunks_select`).
+    pub async fn nearest_by_embedding<S>(
+        tx: &mut ::tenancy_runtime::ScopedTx<S>,
+        config: &::tenancy_runtime::vector::VectorConfig,
+        request: &::tenancy_runtime::vector::SearchRequest,
+    ) -> ::std::result::Result<
+        ::tenancy_runtime::vector::SearchResults<S, ::uuid::Uuid, Chunk>,
+        ::tenancy_runtime::Error,
+    >
+    where
+        S: ::tenancy_runtime::ReadScope<crate::roles::Viewer>,
+    {
+        ::tenancy_runtime::vector::VectorGateway::new(
+                Self::EMBEDDING_VECTORS,
+                ::std::clone::Clone::clone(config),
+            )
+            .search_rows::<S, Chunk>(tx, request)
+            .await
+    }
+    /// The `embedding` column of `chunks` for the vector gateway (`tenancy_runtime::vector::VectorGateway::new(Self::EMBEDDING_VECTORS, config)`): `vector(384)`, cosine distance, key `id`; `viewer` to search, `editor` (the update rule) to set vectors.
+    pub const EMBEDDING_VECTORS: ::tenancy_runtime::vector::VectorTable<
+        crate::roles::Viewer,
+        crate::roles::Editor,
+        ::uuid::Uuid,
+    > = ::tenancy_runtime::vector::VectorTable::new(::tenancy_runtime::vector::VectorSpec {
+        schema: "public",
+        table: "chunks",
+        key_column: "id",
+        vector_column: "embedding",
+        dimensions: 384,
+        distance: ::tenancy_runtime::vector::Distance::Cosine,
+        filter_columns: &["document_id"],
+    });
+}

@@ -56,3 +56,8 @@ pub use assertions::{
     Assertions, Assertion, AssertionCursor, AssertionPage, AssertionFilter, NewAssertion,
     AssertionPatch,
 };
+/// Every vector column the vector gateway can search, for
+/// `tenancy_runtime::vector::VectorMaintenance::refresh_all`.
+pub const VECTOR_TABLES: &[&::tenancy_runtime::vector::VectorSpec] = &[
+    &chunks::Chunks::EMBEDDING_VECTORS.spec,
+];

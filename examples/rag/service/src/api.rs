@@ -444,14 +444,14 @@ pub struct SearchHit {
     pub distance: f64,
 }
 
-impl From<tenancy_runtime::vector::SearchHit> for SearchHit {
-    fn from(hit: tenancy_runtime::vector::SearchHit) -> Self {
+impl From<tenancy_runtime::vector::SearchHit<Uuid, Chunk>> for SearchHit {
+    fn from(hit: tenancy_runtime::vector::SearchHit<Uuid, Chunk>) -> Self {
         SearchHit {
-            chunk_id: hit.chunk_id,
+            chunk_id: hit.key,
             project_id: hit.project_id.as_uuid(),
-            document_id: hit.document_id,
-            ordinal: hit.ordinal,
-            content: hit.content,
+            document_id: hit.row.document_id,
+            ordinal: hit.row.ordinal,
+            content: hit.row.content,
             distance: hit.distance,
         }
     }
@@ -470,7 +470,7 @@ async fn search_in<S: ReadScope<Viewer>>(
     body: SearchBody,
 ) -> ApiResult<(Route, Vec<SearchHit>)> {
     let request = SearchRequest::new(pgvector::Vector::from(body.embedding), body.k.unwrap_or(10));
-    let results = state.vector().search(tx, &request).await?;
+    let results = state.vector().search_rows::<_, Chunk>(tx, &request).await?;
     Ok((
         results.route,
         results.hits.into_iter().map(SearchHit::from).collect(),

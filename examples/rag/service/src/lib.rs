@@ -24,6 +24,7 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use sqlx::PgPool;
 use tenancy_generated::roles::{Editor, Viewer};
+use tenancy_generated::Chunks;
 use tenancy_runtime::http::{trace_requests, ApiError, HttpLayer, HttpMetrics, JwtVerifier};
 use tenancy_runtime::vector::{VectorConfig, VectorGateway};
 use tenancy_runtime::{Tenancy, TenancyConfig};
@@ -36,7 +37,7 @@ pub struct AppState {
     http: HttpLayer,
     pool: PgPool,
     maintenance: Option<PgPool>,
-    vector: VectorGateway<Viewer, Editor>,
+    vector: VectorGateway<Viewer, Editor, uuid::Uuid>,
 }
 
 impl AppState {
@@ -82,19 +83,19 @@ impl AppState {
             http: HttpLayer::new(tenancy, Arc::new(verifier), metrics),
             pool,
             maintenance,
-            vector: VectorGateway::new(VectorConfig::default()),
+            vector: VectorGateway::new(Chunks::EMBEDDING_VECTORS, VectorConfig::default()),
         })
     }
 
     /// The same state with the search gateway on `config` (use the configuration the vector
     /// maintenance runs with, so both agree on the catalog's schema and thresholds).
     pub fn with_vector_config(mut self, config: VectorConfig) -> Self {
-        self.vector = VectorGateway::new(config);
+        self.vector = VectorGateway::new(Chunks::EMBEDDING_VECTORS, config);
         self
     }
 
     /// The vector gateway the search endpoints use.
-    pub fn vector(&self) -> &VectorGateway<Viewer, Editor> {
+    pub fn vector(&self) -> &VectorGateway<Viewer, Editor, uuid::Uuid> {
         &self.vector
     }
 

@@ -3,9 +3,10 @@
 //!
 //! Searches go through [`tenancy_runtime::vector::VectorGateway`], which reads the catalog
 //! (`tenancy.vector_tiers`, `tenancy.vector_project_sizes`) in the caller's scoped transaction.
-//! The catalog is created and refreshed by [`VectorMaintenance`] on a privileged pool: tenants
-//! above `promote_at` chunks get their own partial HNSW index (built online), all others are
-//! searched exactly.
+//! The catalog is created and refreshed by [`VectorMaintenance`] on a privileged pool for every
+//! vector column of the model (`tenancy_generated::VECTOR_TABLES`, here `chunks.embedding`):
+//! tenants above `promote_at` chunks get their own partial HNSW index (built online), all
+//! others are searched exactly.
 
 use std::time::Duration;
 
@@ -27,13 +28,16 @@ pub async fn prepare_maintenance(
     Ok(maintenance)
 }
 
-/// Runs [`VectorMaintenance::refresh`] now and then every `every` after the previous run ends,
-/// forever. A failed run is logged at ERROR and retried at the next tick (a tenant whose index
-/// build failed stays searched exactly meanwhile).
+/// Runs [`VectorMaintenance::refresh_all`] over the model's vector tables now and then every
+/// `every` after the previous run ends, forever. A failed run is logged at ERROR and retried
+/// at the next tick (a tenant whose index build failed stays searched exactly meanwhile).
 pub async fn run_maintenance(maintenance: VectorMaintenance, every: Duration) {
     loop {
-        match maintenance.refresh().await {
-            Ok(report) => log_report(&report),
+        match maintenance
+            .refresh_all(tenancy_generated::VECTOR_TABLES)
+            .await
+        {
+            Ok(reports) => reports.iter().for_each(log_report),
             Err(error) => tracing::error!(
                 %error,
                 retry_in_secs = every.as_secs_f64(),
@@ -55,6 +59,7 @@ pub fn spawn_maintenance(
 fn log_report(report: &MaintenanceReport) {
     for (tenant, took) in &report.promoted {
         tracing::info!(
+            table = %report.table,
             tenant_id = %tenant,
             build_ms = took.as_millis() as u64,
             "vector maintenance: tenant promoted to its own HNSW index"
@@ -62,11 +67,13 @@ fn log_report(report: &MaintenanceReport) {
     }
     for tenant in &report.demoted {
         tracing::info!(
+            table = %report.table,
             tenant_id = %tenant,
             "vector maintenance: tenant demoted to exact search"
         );
     }
     tracing::debug!(
+        table = %report.table,
         tenants = report.tenants.len(),
         "vector maintenance: catalog refreshed"
     );

@@ -264,11 +264,14 @@ fn assert_approximate(got: &[Hit], scope: &[Hit], k: usize, what: &str) -> usize
 }
 
 async fn tier_of(service: &Service, tenant: Uuid) -> Option<(String, i64)> {
-    sqlx::query_as("SELECT tier, chunk_count FROM tenancy.vector_tiers WHERE tenant_id = $1")
-        .bind(tenant)
-        .fetch_optional(service.db.admin_pool())
-        .await
-        .unwrap()
+    sqlx::query_as(
+        "SELECT tier, row_count FROM tenancy.vector_tiers \
+         WHERE table_name = 'public.chunks' AND tenant_id = $1",
+    )
+    .bind(tenant)
+    .fetch_optional(service.db.admin_pool())
+    .await
+    .unwrap()
 }
 
 #[tokio::test]

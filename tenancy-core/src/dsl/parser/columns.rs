@@ -3,7 +3,7 @@
 use super::*;
 
 impl Parser<'_> {
-    /// `name type[?] [default v] [references ...] [primary key] [unique]`.
+    /// `name type[?] [default v] [references ...] [primary key] [unique] [distance d]`.
     pub(super) fn parse_column(&mut self, doc: Option<String>) -> PResult<ColumnDecl> {
         let name = self.ident("a column name")?;
         if !self.same_line() || !matches!(self.peek_kind(), TokenKind::Ident(_)) {
@@ -36,6 +36,7 @@ impl Parser<'_> {
             references: None,
             primary_key: None,
             unique: None,
+            distance: None,
         };
         if self.same_line() && matches!(self.peek_kind(), TokenKind::Question) {
             self.bump();
@@ -84,6 +85,14 @@ impl Parser<'_> {
                         self.diags.push(duplicate("primary key"));
                     }
                     column.primary_key = Some(self.span_from(token.span));
+                }
+                Some("distance") => {
+                    self.bump();
+                    let name = self.ident("a distance (`cosine`, `l2` or `inner_product`)")?;
+                    if column.distance.is_some() {
+                        self.diags.push(duplicate("distance"));
+                    }
+                    column.distance = Some(name);
                 }
                 Some("unique") => {
                     self.bump();

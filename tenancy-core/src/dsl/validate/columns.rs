@@ -57,7 +57,42 @@ impl<'a> Checker<'_, 'a> {
             if let (Some(ty), Some(default)) = (ty, &column.default) {
                 self.check_default(column, ty, &default.value, default.span);
             }
+            if let Some(distance) = &column.distance {
+                self.check_distance(column, ty, distance);
+            }
             info.columns.push((column, ty));
+        }
+    }
+
+    /// Rule: `distance` is written on a `vector(N)` column only and names one of
+    /// `cosine`, `l2`, `inner_product`.
+    fn check_distance(&mut self, column: &ColumnDecl, ty: Option<SqlType>, distance: &Ident) {
+        let names: Vec<&str> = VectorDistance::ALL.iter().map(|(n, _)| *n).collect();
+        if VectorDistance::from_dsl(&distance.name).is_none() {
+            let mut d = Diagnostic::error(
+                format!("unknown distance `{}`", distance.name),
+                distance.span,
+                "not a distance",
+            );
+            d = match suggest(&distance.name, &names) {
+                Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                None => d.with_help("the distances are `cosine`, `l2` and `inner_product`"),
+            };
+            self.error(d);
+            return;
+        }
+        if ty.is_some_and(|ty| !matches!(ty, SqlType::Vector(_))) {
+            self.error(
+                Diagnostic::error(
+                    format!(
+                        "`distance` is only for vector columns, and `{}` is not one",
+                        column.name.name
+                    ),
+                    distance.span,
+                    "on a column that is not `vector(N)`",
+                )
+                .with_help("remove `distance`, or make the column a `vector(N)`"),
+            );
         }
     }
 

@@ -19,7 +19,7 @@ use super::diagnostic::{Diagnostic, Diagnostics, Span};
 use super::suggest;
 use crate::model::{
     AdoptedTable, Adoption, Column, Command, DefaultValue, ForeignKey, Index, IndexMethod, Model,
-    OnDelete, Rule, Settings, SqlType, Table, TableKind,
+    OnDelete, Rule, Settings, SqlType, Table, TableKind, VectorDistance,
 };
 
 /// PostgreSQL's NAMEDATALEN - 1: the longest identifier in bytes.
@@ -409,6 +409,10 @@ fn build_table(info: &TableInfo<'_>, roles: &[String]) -> Table {
                     nullable: c.nullable,
                     default: c.default.as_ref().map(|d| d.value.clone()),
                     doc: c.doc.clone(),
+                    distance: c
+                        .distance
+                        .as_ref()
+                        .and_then(|d| VectorDistance::from_dsl(&d.name)),
                 })
             })
             .collect(),

@@ -1,20 +1,22 @@
-// The correct shapes compile: search in one or several projects with viewer, write with editor.
+// The correct shapes compile: search in one or several projects with viewer (keys, or the
+// generated rows), set vectors with editor.
 use tenancy_generated::roles::{Editor, Viewer};
-use tenancy_runtime::vector::{ChunkEmbedding, SearchRequest, VectorConfig, VectorGateway};
+use tenancy_generated::{Chunk, Chunks};
+use tenancy_runtime::vector::{SearchRequest, VectorConfig, VectorGateway, VectorUpdate};
 use tenancy_runtime::{Error, ProjectScope, ProjectsScope, ScopedTx};
 
 async fn uses(
     one: &mut ScopedTx<ProjectScope<Editor>>,
     several: &mut ScopedTx<ProjectsScope<Viewer>>,
     request: SearchRequest,
-    rows: Vec<ChunkEmbedding>,
+    rows: Vec<VectorUpdate<uuid::Uuid>>,
 ) -> Result<(), Error> {
-    let gateway = VectorGateway::<Viewer, Editor>::new(VectorConfig::default());
-    gateway.upsert(one, &rows).await?;
-    gateway.delete(one, &[uuid::Uuid::nil()]).await?;
+    let gateway = VectorGateway::new(Chunks::EMBEDDING_VECTORS, VectorConfig::default());
+    gateway.set_embeddings(one, &rows).await?;
     let mine = gateway.search(one, &request).await?;
-    let merged = gateway.search(several, &request).await?;
-    let _ = (mine.hits, merged.scope);
+    let merged = gateway.search_rows::<_, Chunk>(several, &request).await?;
+    let _: Vec<uuid::Uuid> = mine.hits.into_iter().map(|hit| hit.key).collect();
+    let _: Vec<String> = merged.hits.into_iter().map(|hit| hit.row.content).collect();
     Ok(())
 }
 
