@@ -1,5 +1,5 @@
-//! Reading `#[tenancy(...)]` attributes into a [`Table`], with every misuse recorded as a
-//! spanned error.
+//! Reading `#[tenancy(...)]` attributes into a DSL table declaration
+//! ([`TableDecl`]), with every Rust-level misuse recorded as a spanned error.
 
 use proc_macro2::Span;
 use syn::meta::ParseNestedMeta;
