@@ -90,7 +90,7 @@ pub mod codes {
 pub struct Finding {
     /// Stable code, e.g. `TA002` (see [`codes`]).
     pub code: &'static str,
-    /// The object concerned, e.g. `table documents`, `policy documents_select`.
+    /// The object concerned, e.g. `table tickets`, `policy tickets_select`.
     pub object: String,
     /// What is wrong, in one sentence.
     pub message: String,

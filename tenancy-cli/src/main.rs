@@ -296,13 +296,27 @@ fn block_on<T>(future: impl std::future::Future<Output = Result<T>>) -> Result<T
 
 fn load(policy: &PolicyArgs) -> Result<Model> {
     let dir = policy.policies.as_path();
-    let mut sources: Vec<SourceFile> = dsl::read_dir(dir)
+    let sources: Vec<SourceFile> = dsl::read_dir(dir)
         .with_context(|| format!("could not read policies from `{}`", dir.display()))?;
     if sources.is_empty() {
         bail!("no `*.tenancy` files in `{}`", dir.display());
     }
-    sources.extend(derived_sources(&policy.rust)?);
-    let (model, diagnostics) = dsl::compile(&sources);
+    let rust = rust_sources(&policy.rust)?;
+    // The derived tables are validated with the policies as one model; their diagnostics
+    // point into the Rust files (appended to the sources).
+    let (model, diagnostics, sources) =
+        match tenancy_core::derive::compile_with_rust(&sources, &rust) {
+            Ok(compiled) => compiled,
+            Err(error) => {
+                for problem in &error.problems {
+                    eprintln!("error: {problem}");
+                }
+                bail!(
+                    "could not read the #[derive(TenantScoped)] structs: {} error(s)",
+                    error.problems.len()
+                )
+            }
+        };
     if diagnostics.error_count() + diagnostics.warning_count() > 0 {
         eprint!(
             "{}",
@@ -322,8 +336,8 @@ fn load(policy: &PolicyArgs) -> Result<Model> {
 
 // ---- --rust: tables declared with #[derive(TenantScoped)] --------------------------------
 
-/// The `.tenancy` declarations of every `#[derive(TenantScoped)]` struct in `paths`.
-fn derived_sources(paths: &[PathBuf]) -> Result<Vec<SourceFile>> {
+/// Every Rust file in `paths` (directories searched recursively), read.
+fn rust_sources(paths: &[PathBuf]) -> Result<Vec<SourceFile>> {
     let mut files: Vec<PathBuf> = Vec::new();
     for path in paths {
         if path.is_dir() {
@@ -339,18 +353,7 @@ fn derived_sources(paths: &[PathBuf]) -> Result<Vec<SourceFile>> {
             .with_context(|| format!("could not read `{}`", file.display()))?;
         rust.push(SourceFile::new(file.display().to_string(), text));
     }
-    match tenancy_core::derive::derived_policy_sources(&rust) {
-        Ok(sources) => Ok(sources),
-        Err(error) => {
-            for problem in &error.problems {
-                eprintln!("error: {problem}");
-            }
-            bail!(
-                "could not read the #[derive(TenantScoped)] structs: {} error(s)",
-                error.problems.len()
-            )
-        }
-    }
+    Ok(rust)
 }
 
 /// Every `*.rs` file under `dir`, sorted by path.
@@ -374,7 +377,7 @@ fn rust_files_in(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 /// `--format` values of `tenancy audit`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum AuditFormat {
-    /// One line per finding (`TA002 table documents: ...`) and a summary.
+    /// One line per finding (`TA002 table tickets: ...`) and a summary.
     Text,
     /// `{"clean": bool, "findings": [{"code", "object", "message"}]}`.
     Json,

@@ -198,3 +198,45 @@ fn structs_declared_with_the_derive_generate_the_committed_output() {
     assert_eq!(core_only.status.code(), Some(1));
     assert!(text(&core_only.stderr).contains("documents.rs"));
 }
+
+#[test]
+fn problems_in_derived_tables_are_shown_on_the_rust_source() {
+    // The struct's table goes through the DSL validator with the policies; its diagnostics
+    // point at the Rust tokens (file:line:column, the line underlined), not at DSL text.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rust = dir.path().join("notes.rs");
+    fs::write(
+        &rust,
+        "use tenancy_runtime::TenantScoped;\n\n\
+         #[derive(TenantScoped)]\n\
+         #[tenancy(table = \"notes\", scoped, primary_key(id), select = Viewr)]\n\
+         pub struct Note {\n    \
+             pub id: Uuid,\n    \
+             #[tenancy(references = \"documnets(id)\")]\n    \
+             pub document_id: Uuid,\n\
+         }\n",
+    )
+    .expect("write notes.rs");
+    let rust = rust.to_str().expect("utf-8 path");
+    let out = tenancy(
+        &repo_root(),
+        &[
+            "check",
+            "--policies",
+            "examples/derive/policies",
+            "--rust",
+            rust,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("error: unknown role `viewr`"), "{stderr}");
+    assert!(stderr.contains(&format!("--> {rust}:4:62")), "{stderr}");
+    assert!(stderr.contains("select = Viewr)]"), "{stderr}");
+    assert!(
+        stderr.contains("= help: did you mean `viewer`?"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("documnets"), "{stderr}");
+    assert!(stderr.contains(&format!("--> {rust}:7:28")), "{stderr}");
+}

@@ -1,16 +1,19 @@
-//! Reading `#[tenancy(...)]` attributes into a [`Table`], with every misuse recorded as a
-//! spanned error.
+//! Reading `#[tenancy(...)]` attributes into a DSL table declaration
+//! ([`TableDecl`]), with every Rust-level misuse recorded as a spanned error.
 
 use proc_macro2::Span;
 use syn::meta::ParseNestedMeta;
 
+use crate::dsl::ast::{ColumnDecl, Constraint, RuleDecl, TableDecl};
 use crate::model::{
-    Column, Command, ForeignKey, Index, IndexMethod, OnDelete, Rule, SqlType, Table, TableKind,
-    PROJECT_COLUMN, TENANT_COLUMN,
+    Column, Command, ForeignKey, IndexMethod, OnDelete, SqlType, TableKind, PROJECT_COLUMN,
+    TENANT_COLUMN,
 };
 
+use super::decl::{self, ColumnTokens, ConstraintKind};
+use super::spans::SpanMap;
 use super::types::{self, RustType};
-use super::{role_name, suggestion, DerivedTable, Errors};
+use super::{role_name, suggestion, Errors};
 
 /// Every key `#[tenancy(...)]` accepts on the struct.
 const STRUCT_KEYS: [&str; 12] = [
@@ -46,9 +49,9 @@ type ColumnList = Vec<syn::Ident>;
 struct StructAttrs {
     table: Option<syn::LitStr>,
     kind: Option<(TableKind, syn::Ident)>,
-    primary_keys: Vec<(Span, ColumnList)>,
-    unique_keys: Vec<ColumnList>,
-    indexes: Vec<(IndexMethod, ColumnList)>,
+    primary_keys: Vec<(syn::Ident, ColumnList)>,
+    unique_keys: Vec<(syn::Ident, ColumnList)>,
+    indexes: Vec<(IndexMethod, syn::Ident, ColumnList)>,
     rules: Vec<(Command, syn::Ident, Option<syn::Path>)>,
     roles: Option<syn::Path>,
     /// Keys an unknown key was taken for (`tabel` -> `table`): no second error says they
@@ -63,7 +66,7 @@ struct FieldAttrs {
     default: Option<syn::Expr>,
     references: Option<syn::LitStr>,
     on_delete: Option<syn::LitStr>,
-    unique: bool,
+    unique: Option<syn::Ident>,
     primary_key: Option<syn::Ident>,
 }
 
@@ -197,10 +200,23 @@ fn parse_struct_attrs(attrs: &[syn::Attribute], errors: &mut Errors) -> StructAt
                         out.kind = Some((kind, key));
                     }
                 }
-                "primary_key" => out.primary_keys.push((key.span(), column_list(&meta)?)),
-                "unique" => out.unique_keys.push(column_list(&meta)?),
-                "index" => out.indexes.push((IndexMethod::BTree, column_list(&meta)?)),
-                "gin_index" => out.indexes.push((IndexMethod::Gin, column_list(&meta)?)),
+                "primary_key" => {
+                    let list = column_list(&meta)?;
+                    out.primary_keys.push((key, list));
+                }
+                "unique" => {
+                    let list = column_list(&meta)?;
+                    out.unique_keys.push((key, list));
+                }
+                "index" | "gin_index" => {
+                    let method = if name == "index" {
+                        IndexMethod::BTree
+                    } else {
+                        IndexMethod::Gin
+                    };
+                    let list = column_list(&meta)?;
+                    out.indexes.push((method, key, list));
+                }
                 "roles" => out.roles = Some(meta.value()?.parse()?),
                 _ => {
                     if let Some(meant) = unknown_key(errors, &key, "struct", &STRUCT_KEYS) {
@@ -228,7 +244,7 @@ fn parse_field_attrs(attrs: &[syn::Attribute], errors: &mut Errors) -> FieldAttr
                 "default" => out.default = Some(meta.value()?.parse()?),
                 "references" => out.references = Some(meta.value()?.parse()?),
                 "on_delete" => out.on_delete = Some(meta.value()?.parse()?),
-                "unique" => out.unique = true,
+                "unique" => out.unique = Some(key),
                 "primary_key" => out.primary_key = Some(key),
                 _ => {
                     unknown_key(errors, &key, "field", &FIELD_KEYS);
@@ -256,7 +272,7 @@ fn is_plain_identifier(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// `documents(id)` or `documents` -> (table, target columns).
+/// `notes(id)` or `notes` -> (table, target columns).
 fn parse_reference(text: &str) -> Option<(String, Vec<String>)> {
     let text = text.trim();
     let (table, columns) = match text.split_once('(') {
@@ -341,15 +357,10 @@ fn build_column(
             return None;
         }
     };
+    // Whether the value fits the column's type is the validator's check (on `expr`).
     let default = match &attrs.default {
         Some(expr) => match types::parse_default(expr) {
-            Ok(value) => match types::check_default(&value, ty) {
-                Ok(()) => Some(value),
-                Err(message) => {
-                    errors.spanned(expr, message);
-                    None
-                }
-            },
+            Ok(value) => Some(value),
             Err(message) => {
                 errors.spanned(expr, message);
                 None
@@ -385,8 +396,25 @@ fn check_columns(list: &[syn::Ident], known: &[&str], errors: &mut Errors) -> Ve
     out
 }
 
-/// Builds the table of `input`, recording every problem in `errors`.
-pub(crate) fn build(input: &syn::DeriveInput, errors: &mut Errors) -> Option<DerivedTable> {
+/// What [`build`] read from a struct: the table as the DSL parser would have declared it,
+/// and what the expansion needs besides.
+pub(crate) struct Built {
+    /// The table declaration, spanned on the Rust tokens (validated by the DSL validator).
+    pub(crate) decl: TableDecl,
+    /// The marker type of every role the rules name, keyed by role name.
+    pub(crate) role_markers: Vec<(String, syn::Path)>,
+    /// Every field's identifier with the name of its column, in declaration order.
+    pub(crate) fields: Vec<(syn::Ident, String)>,
+}
+
+/// Reads the table of `input` into a declaration with spans from `spans`, recording every
+/// Rust-level problem (attribute syntax, field types, misplaced keys) in `errors`. The
+/// semantic checks shared with the DSL are the validator's, run on the declaration.
+pub(crate) fn build(
+    input: &syn::DeriveInput,
+    errors: &mut Errors,
+    spans: &mut SpanMap<'_>,
+) -> Option<Built> {
     let attrs = parse_struct_attrs(&input.attrs, errors);
     if !input.generics.params.is_empty() {
         errors.spanned(
@@ -448,10 +476,9 @@ pub(crate) fn build(input: &syn::DeriveInput, errors: &mut Errors) -> Option<Der
     let scoped = kind == Some(TableKind::Scoped);
 
     let mut columns = Vec::new();
+    let mut column_decls: Vec<ColumnDecl> = Vec::new();
     let mut field_names = Vec::new();
     let mut field_pks: Vec<(syn::Ident, String)> = Vec::new();
-    let mut unique_keys: Vec<Vec<String>> = Vec::new();
-    let mut foreign_keys = Vec::new();
     for field in fields.into_iter().flatten() {
         let Some(ident) = &field.ident else { continue };
         let name = syn::ext::IdentExt::unraw(ident).to_string();
@@ -472,9 +499,7 @@ pub(crate) fn build(input: &syn::DeriveInput, errors: &mut Errors) -> Option<Der
         if let Some(pk) = &field_attrs.primary_key {
             field_pks.push((pk.clone(), name.clone()));
         }
-        if field_attrs.unique {
-            unique_keys.push(vec![name.clone()]);
-        }
+        let mut foreign_key = None;
         match (&field_attrs.references, &field_attrs.on_delete) {
             (Some(lit), on_delete) => {
                 let on_delete = match on_delete {
@@ -498,7 +523,7 @@ pub(crate) fn build(input: &syn::DeriveInput, errors: &mut Errors) -> Option<Der
                     None => OnDelete::NoAction,
                 };
                 match parse_reference(&lit.value()) {
-                    Some((table, target_columns)) => foreign_keys.push(ForeignKey {
+                    Some((table, target_columns)) => foreign_key = Some(ForeignKey {
                         columns: vec![name.clone()],
                         table,
                         target_columns,
@@ -515,6 +540,25 @@ pub(crate) fn build(input: &syn::DeriveInput, errors: &mut Errors) -> Option<Der
             }
             (None, None) => {}
         }
+        let ty: &dyn quote::ToTokens = match &field_attrs.sql_type {
+            Some(lit) => lit,
+            None => &field.ty,
+        };
+        let tokens = ColumnTokens {
+            ident,
+            ty,
+            default: field_attrs.default.as_ref(),
+            references: field_attrs.references.as_ref(),
+            on_delete: field_attrs.on_delete.as_ref(),
+            primary_key: field_attrs.primary_key.as_ref(),
+            unique: field_attrs.unique.as_ref(),
+        };
+        column_decls.push(decl::column_decl(
+            spans,
+            &column,
+            foreign_key.as_ref(),
+            &tokens,
+        ));
         columns.push(column);
     }
 
@@ -525,17 +569,24 @@ pub(crate) fn build(input: &syn::DeriveInput, errors: &mut Errors) -> Option<Der
     }
     let mut primary_key: Vec<String> = Vec::new();
     let mut pk_spans: Vec<Span> = Vec::new();
+    let mut constraints: Vec<Constraint> = Vec::new();
     for (pk, name) in &field_pks {
         pk_spans.push(pk.span());
         if primary_key.is_empty() {
             primary_key = vec![name.clone()];
         }
     }
-    for (span, list) in &attrs.primary_keys {
-        pk_spans.push(*span);
+    for (key, list) in &attrs.primary_keys {
+        pk_spans.push(key.span());
         let checked = check_columns(list, &known, errors);
         if primary_key.is_empty() && checked.len() == list.len() {
             primary_key = checked;
+            constraints.push(decl::constraint(
+                spans,
+                ConstraintKind::PrimaryKey,
+                key,
+                list,
+            ));
         }
     }
     for extra in pk_spans.iter().skip(1) {
@@ -567,58 +618,56 @@ pub(crate) fn build(input: &syn::DeriveInput, errors: &mut Errors) -> Option<Der
             }
         }
     }
-    for list in &attrs.unique_keys {
+    for (key, list) in &attrs.unique_keys {
         let checked = check_columns(list, &known, errors);
-        if checked.len() == list.len() && !unique_keys.contains(&checked) {
-            unique_keys.push(checked);
+        if checked.len() == list.len() {
+            constraints.push(decl::constraint(spans, ConstraintKind::Unique, key, list));
         }
     }
-    let mut indexes = Vec::new();
-    for (method, list) in &attrs.indexes {
+    for (method, key, list) in &attrs.indexes {
+        // A `gin_index` on a column that is not jsonb is the validator's check.
         let checked = check_columns(list, &known, errors);
-        if *method == IndexMethod::Gin {
-            for ident in list {
-                let ty = columns.iter().find(|c| *ident == c.name).map(|c| c.ty);
-                if ty.is_some_and(|ty| ty != SqlType::Jsonb) {
-                    errors.spanned(ident, "a `gin_index` is for `jsonb` columns");
-                }
-            }
-        }
         if checked.len() == list.len() {
-            indexes.push(Index {
-                columns: checked,
-                method: *method,
-            });
+            let kind = ConstraintKind::Index(*method);
+            constraints.push(decl::constraint(spans, kind, key, list));
         }
     }
 
-    let rules = build_rules(&attrs, kind, errors);
+    let rules = build_rules(&attrs, kind, errors, spans);
     let role_markers = role_markers(&attrs);
 
     if !errors.is_empty() {
         return None;
     }
-    let (table_name, kind) = (table_name?, kind?);
-    Some(DerivedTable {
-        table: Table {
-            name: table_name,
-            kind,
-            doc: doc_text(&input.attrs),
-            columns,
-            primary_key,
-            unique_keys,
-            foreign_keys,
-            indexes,
-            rules,
-        },
-        struct_ident: input.ident.clone(),
+    let (Some(table_name), Some(kind), Some((_, kind_ident)), Some(table_lit)) =
+        (table_name, kind, &attrs.kind, &attrs.table)
+    else {
+        return None;
+    };
+    let decl = TableDecl {
+        doc: doc_text(&input.attrs),
+        kind: Some(kind),
+        kind_span: spans.of(kind_ident),
+        name: decl::ident(spans, &table_name, table_lit),
+        adopts: None,
+        columns: column_decls,
+        constraints,
+        rules,
+    };
+    Some(Built {
+        decl,
         role_markers,
         fields: field_names,
     })
 }
 
 /// The rules in canonical command order, checked against the table kind.
-fn build_rules(attrs: &StructAttrs, kind: Option<TableKind>, errors: &mut Errors) -> Vec<Rule> {
+fn build_rules(
+    attrs: &StructAttrs,
+    kind: Option<TableKind>,
+    errors: &mut Errors,
+    spans: &mut SpanMap<'_>,
+) -> Vec<RuleDecl> {
     let mut rules = Vec::new();
     for command in Command::ALL {
         let Some((_, key, role)) = attrs.rules.iter().find(|(c, _, _)| *c == command) else {
@@ -637,20 +686,17 @@ fn build_rules(attrs: &StructAttrs, kind: Option<TableKind>, errors: &mut Errors
                     "global tables have no project, so no project role applies; write `select` without a role",
                 );
             }
-            (Some(TableKind::Global), None) => rules.push(Rule {
-                command,
-                min_role: String::new(),
-            }),
+            (Some(TableKind::Global), None) => rules.push(decl::rule(spans, command, key, None)),
             (_, None) => {
                 errors.spanned(
                     key,
                     format!("`{command}` names no role; write the lowest role allowed, e.g. `{command} = Viewer`"),
                 );
             }
-            (_, Some(role)) => rules.push(Rule {
-                command,
-                min_role: role_name(role),
-            }),
+            (_, Some(role)) => {
+                let name = role_name(role);
+                rules.push(decl::rule(spans, command, key, Some((&name, role))));
+            }
         }
     }
     rules
@@ -685,13 +731,8 @@ mod tests {
     use crate::model::DefaultValue;
 
     fn errors_of(input: syn::DeriveInput) -> Vec<String> {
-        let mut errors = Errors::default();
-        let table = build(&input, &mut errors);
-        match errors.finish() {
-            Ok(()) => {
-                assert!(table.is_some());
-                Vec::new()
-            }
+        match crate::derive::derive_table(&input) {
+            Ok(_) => Vec::new(),
             Err(error) => error.into_iter().map(|e| e.to_string()).collect(),
         }
     }
@@ -718,7 +759,6 @@ mod tests {
 
     #[test]
     fn field_attributes_build_columns_and_keys() {
-        let mut errors = Errors::default();
         let input: syn::DeriveInput = syn::parse_quote! {
             /// Doc line.
             #[tenancy(table = "chunks", scoped, primary_key(id), unique(document_id, ordinal))]
@@ -733,8 +773,7 @@ mod tests {
                 embedding: Option<pgvector::Vector>,
             }
         };
-        let derived = build(&input, &mut errors).expect("valid");
-        assert!(errors.is_empty());
+        let derived = crate::derive::derive_table(&input).expect("valid");
         let table = derived.table;
         assert_eq!(table.doc.as_deref(), Some("Doc line."));
         assert_eq!(table.columns[3].ty, SqlType::Vector(3));

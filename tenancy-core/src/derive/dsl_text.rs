@@ -1,12 +1,13 @@
-//! Rendering a derived [`Table`] as `.tenancy` text, so the DSL validator can check it
-//! together with the rest of the model.
+//! Rendering a [`Table`] as `.tenancy` text: the `TENANCY_DSL` export of a derived struct
+//! (for moving it into a policy file). Nothing compiles this text: derived tables reach the
+//! validator as syntax trees (see [`super::derive_table`] and [`super::compile_with_rust`]).
 
 use std::fmt::Write;
 
 use crate::model::{DefaultValue, IndexMethod, OnDelete, Table, TableKind};
 
 /// A default value in DSL (and SQL) spelling: `'draft'`, `10`, `now()`, ...
-pub(crate) fn default_text(default: &DefaultValue) -> String {
+fn default_text(default: &DefaultValue) -> String {
     match default {
         DefaultValue::String(text) => format!("'{}'", text.replace('\'', "''")),
         DefaultValue::Integer(value) => value.to_string(),

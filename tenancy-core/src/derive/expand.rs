@@ -65,7 +65,7 @@ fn expand_table(input: &syn::DeriveInput, derived: &DerivedTable) -> TokenStream
         impl #ident {
             /// The SQL table this struct declares.
             pub const TABLE_NAME: &'static str = #table_name;
-            /// The table as a `.tenancy` declaration (what `tenancy generate --rust` reads).
+            /// The table as a `.tenancy` declaration (an export, e.g. to move it into a policy file).
             pub const TENANCY_DSL: &'static str = #dsl;
         }
     };

@@ -2,10 +2,10 @@
 //!
 //! ```text
 //! #[derive(TenantScoped)]
-//! #[tenancy(table = "documents", scoped, primary_key(id), unique(content_hash),
+//! #[tenancy(table = "notes", scoped, primary_key(id), unique(content_hash),
 //!           index(created_at), select = Viewer, insert = Editor, update = Editor,
 //!           delete = Admin)]
-//! pub struct Document {
+//! pub struct Note {
 //!     #[tenancy(default = "gen_random_uuid()")]
 //!     pub id: Uuid,
 //!     pub title: String,
@@ -13,19 +13,25 @@
 //! }
 //! ```
 //!
-//! [`derive_table`] turns the struct into a [`model::Table`](crate::model::Table), reporting
-//! every misuse at once as `syn::Error`s spanned on the offending tokens. The proc-macro
-//! crate calls [`expand`], which expands the table's repository with the same emitter as the
-//! generated crate ([`crate::rust::table_repository_tokens_with_markers`]) inside a module
-//! named after the table. The CLI calls [`derived_policy_sources`], which reads Rust source
-//! files with `syn`, derives the same tables and renders them as `.tenancy` text
-//! ([`table_to_dsl`]) so that the DSL validator runs every cross-table check (references,
-//! roles, cycles) on the merged model. The attributes are described in `docs/derive.md`.
+//! [`derive_table`] reads the struct into the same syntax tree the DSL parser builds (a
+//! table declaration, spanned on the Rust tokens) and runs the one DSL validator on it, so a
+//! derived table obeys exactly the rules of a declared one; Rust-level misuse (attribute
+//! syntax, field types) is reported by the reader itself. Every problem is reported at once
+//! as `syn::Error`s spanned on the offending tokens. The proc-macro crate calls [`expand`],
+//! which expands the table's repository with the same emitter as the generated crate
+//! ([`crate::rust::table_repository_tokens_with_markers`]) inside a module named after the
+//! table. The CLI calls [`compile_with_rust`], which reads Rust source files with `syn` and
+//! validates their tables together with the policy files as one model (references, roles,
+//! cycles), with diagnostics rendered on the Rust source. [`table_to_dsl`] prints a table as
+//! `.tenancy` text (`TENANCY_DSL`, for moving a struct into a policy file); nothing compiles
+//! that text. The attributes are described in `docs/derive.md`.
 
 mod attrs;
+mod decl;
 mod dsl_text;
 mod expand;
 mod source;
+mod spans;
 mod types;
 
 use proc_macro2::TokenStream;
@@ -35,7 +41,7 @@ use crate::model::Table;
 
 pub use dsl_text::table_to_dsl;
 pub use expand::expand;
-pub use source::{derived_policy_sources, tables_in_source, DeriveSourceError};
+pub use source::{compile_with_rust, tables_in_source, DeriveSourceError};
 
 /// A table declared by one `#[derive(TenantScoped)]` struct.
 #[derive(Debug, Clone)]
@@ -53,14 +59,33 @@ pub struct DerivedTable {
     pub fields: Vec<(syn::Ident, String)>,
 }
 
-/// Builds the table declared by a `#[derive(TenantScoped)]` struct. All problems are
-/// reported at once, combined into one `syn::Error`.
+/// Builds the table declared by a `#[derive(TenantScoped)]` struct: reads it into a table
+/// declaration and validates that with the DSL validator (every check that needs no other
+/// table). All problems are reported at once, combined into one `syn::Error`.
 pub fn derive_table(input: &syn::DeriveInput) -> Result<DerivedTable, syn::Error> {
     let mut errors = Errors::default();
-    let table = attrs::build(input, &mut errors);
+    let mut spans = spans::SpanMap::recorded();
+    let built = attrs::build(input, &mut errors, &mut spans);
     errors.finish()?;
     // `build` returns `None` only after recording an error, so this is unreachable.
-    table.ok_or_else(|| syn::Error::new_spanned(&input.ident, "invalid #[tenancy(...)]"))
+    let built =
+        built.ok_or_else(|| syn::Error::new_spanned(&input.ident, "invalid #[tenancy(...)]"))?;
+    let (table, diagnostics) = crate::dsl::validate_table_alone(&built.decl);
+    let mut errors = Errors::default();
+    for diagnostic in diagnostics
+        .iter()
+        .filter(|d| d.severity() == crate::dsl::Severity::Error)
+    {
+        errors.push(spans.error(diagnostic, &input.ident));
+    }
+    errors.finish()?;
+    let table = table.ok_or_else(|| syn::Error::new_spanned(&input.ident, "invalid table"))?;
+    Ok(DerivedTable {
+        table,
+        struct_ident: input.ident.clone(),
+        role_markers: built.role_markers,
+        fields: built.fields,
+    })
 }
 
 /// The role name a marker type stands for: its last path segment in snake case
@@ -157,6 +182,77 @@ mod tests {
         assert_eq!(role_name(&path), "project_admin");
         let path: syn::Path = syn::parse_quote!(Editor);
         assert_eq!(role_name(&path), "editor");
+    }
+
+    /// The errors of deriving `source`, each with the text of the line and column it
+    /// points at (the source is parsed from a string, so its tokens have locations).
+    fn located_errors(source: &str) -> Vec<(String, String)> {
+        let input: syn::DeriveInput = match syn::parse_str(source) {
+            Ok(input) => input,
+            Err(error) => panic!("not a struct: {error}"),
+        };
+        let Err(error) = derive_table(&input) else {
+            return Vec::new();
+        };
+        error
+            .into_iter()
+            .map(|e| {
+                let at = e.span().start();
+                let line = source.lines().nth(at.line - 1).unwrap_or_default();
+                let from: String = line.chars().skip(at.column).collect();
+                (e.to_string(), from)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_dsl_validator_checks_derived_tables_at_the_rust_tokens() {
+        let errors = located_errors(
+            "#[tenancy(table = \"notes\", scoped, primary_key(id), gin_index(body), select = Viewer)]\n\
+             struct Note {\n\
+                 id: Uuid,\n\
+                 user: Uuid,\n\
+                 #[tenancy(default = \"now()\")]\n\
+                 body: String,\n\
+             }",
+        );
+        assert_eq!(errors.len(), 3, "{errors:#?}");
+        // Checks the derive never had: the DSL's reserved words apply to derived columns.
+        let reserved = errors
+            .iter()
+            .find(|(m, _)| m.contains("column name `user` is a reserved word in SQL"))
+            .unwrap_or_else(|| panic!("{errors:#?}"));
+        assert!(reserved.1.starts_with("user: Uuid"), "{reserved:?}");
+        assert!(
+            reserved.0.contains("= help: choose another name"),
+            "{reserved:?}"
+        );
+        let default = errors
+            .iter()
+            .find(|(m, _)| m.contains("now()"))
+            .unwrap_or_else(|| panic!("{errors:#?}"));
+        assert!(default.1.starts_with("\"now()\""), "{default:?}");
+        let gin = errors
+            .iter()
+            .find(|(m, _)| m.contains("GIN index on `text` column `body`"))
+            .unwrap_or_else(|| panic!("{errors:#?}"));
+        assert!(gin.1.starts_with("body), select"), "{gin:?}");
+    }
+
+    #[test]
+    fn a_reserved_table_name_is_reported_on_the_literal() {
+        let errors = located_errors(
+            "#[tenancy(table = \"order\", scoped, primary_key(id), select = Viewer)]\n\
+             struct Order { id: Uuid }",
+        );
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(
+            errors[0]
+                .0
+                .contains("table name `order` is a reserved word"),
+            "{errors:#?}"
+        );
+        assert!(errors[0].1.starts_with("\"order\""), "{errors:#?}");
     }
 
     #[test]

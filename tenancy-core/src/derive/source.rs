@@ -1,8 +1,11 @@
 //! Reading `#[derive(TenantScoped)]` structs from Rust source files (the CLI's `--rust`).
 
-use crate::dsl::SourceFile;
+use crate::dsl::ast;
+use crate::dsl::{Diagnostics, SourceFile};
+use crate::model::Model;
 
-use super::{derive_table, table_to_dsl, DerivedTable};
+use super::spans::SpanMap;
+use super::{attrs, derive_table, DerivedTable, Errors};
 
 /// Why Rust sources could not be turned into tables.
 #[derive(Debug, thiserror::Error)]
@@ -96,35 +99,63 @@ pub fn tables_in_source(file: &SourceFile) -> Result<Vec<DerivedTable>, DeriveSo
     }
 }
 
-/// Turns Rust source files into policy sources: one `.tenancy` text per
-/// `#[derive(TenantScoped)]` struct ([`table_to_dsl`]), named `<file>:<line> (struct Name)`
-/// so that a diagnostic on it says which struct it is about. Compile them after the
-/// `tenancy { }` block and the core tables (`crate::dsl::compile`) to get the merged,
-/// validated model; tables keep the order of the files and of the structs in each file.
-pub fn derived_policy_sources(rust: &[SourceFile]) -> Result<Vec<SourceFile>, DeriveSourceError> {
-    let mut out = Vec::new();
+/// The merged model of `policies` and every `#[derive(TenantScoped)]` struct in the Rust
+/// files `rust`: each struct is read into a table declaration spanned on its Rust tokens,
+/// and the declarations are validated together with the parsed policy files by the one DSL
+/// validator (references, roles, cycles and every table rule). Tables keep the order of the
+/// files and of the structs in each file, after the policies' tables.
+///
+/// Returns the model (only without errors), the diagnostics and the sources to render them
+/// with ([`Diagnostics::render`]): the policy files, then the Rust files, so a problem in a
+/// derived table is shown on the Rust line that declares it. Misuse of the attributes
+/// themselves (syntax, field types) is a [`DeriveSourceError`], every problem at once.
+pub fn compile_with_rust(
+    policies: &[SourceFile],
+    rust: &[SourceFile],
+) -> Result<(Option<Model>, Diagnostics, Vec<SourceFile>), DeriveSourceError> {
+    let mut sources = policies.to_vec();
+    let mut built = Vec::new();
     let mut problems = Vec::new();
     for file in rust {
-        match tables_in_source(file) {
-            Ok(tables) => {
-                for derived in &tables {
-                    let name = derived.struct_ident.to_string();
+        let index = sources.len();
+        sources.push(file.clone());
+        let parsed = match syn::parse_file(&file.text) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                problems.push(format!("{}: not valid Rust: {error}", file.name));
+                continue;
+            }
+        };
+        let mut structs = Vec::new();
+        collect_structs(&parsed.items, &mut structs);
+        let mut spans = SpanMap::located(index, &file.text);
+        let mut tables = Vec::new();
+        for input in &structs {
+            let mut errors = Errors::default();
+            let table = attrs::build(input, &mut errors, &mut spans);
+            match (errors.finish(), table) {
+                (Ok(()), Some(table)) => tables.push(table.decl),
+                (Ok(()), None) => {}
+                (Err(error), _) => {
+                    let name = input.ident.to_string();
                     let at = match struct_line(&file.text, &name) {
                         Some(line) => format!("{}:{line}", file.name),
                         None => file.name.clone(),
                     };
-                    out.push(SourceFile::new(
-                        format!("{at} (struct {name})"),
-                        table_to_dsl(&derived.table),
-                    ));
+                    for error in error {
+                        problems.push(format!("{at}: struct `{name}`: {error}"));
+                    }
                 }
             }
-            Err(error) => problems.extend(error.problems),
         }
+        built.push(ast::File {
+            tables,
+            ..ast::File::default()
+        });
     }
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(DeriveSourceError { problems })
+    if !problems.is_empty() {
+        return Err(DeriveSourceError { problems });
     }
+    let (model, diagnostics) = crate::dsl::compile_with(policies, built);
+    Ok((model, diagnostics, sources))
 }

@@ -217,40 +217,6 @@ fn parse_default_string(text: &str) -> Result<DefaultValue, String> {
     }
 }
 
-/// Why `default` does not fit a column of `ty`, if it does not (the DSL's table of allowed
-/// defaults; values are checked further by the DSL validator on the CLI path).
-pub(crate) fn check_default(default: &DefaultValue, ty: SqlType) -> Result<(), String> {
-    let numeric = matches!(
-        ty,
-        SqlType::SmallInt | SqlType::Integer | SqlType::BigInt | SqlType::Real | SqlType::Double
-    );
-    let ok = match default {
-        DefaultValue::String(text) => match ty {
-            SqlType::Text | SqlType::Timestamptz | SqlType::Date | SqlType::Uuid => true,
-            SqlType::Jsonb => serde_json::from_str::<serde_json::Value>(text).is_ok(),
-            _ => false,
-        },
-        DefaultValue::Integer(value) => match ty {
-            SqlType::SmallInt => i16::try_from(*value).is_ok(),
-            SqlType::Integer => i32::try_from(*value).is_ok(),
-            _ => numeric,
-        },
-        DefaultValue::Decimal(_) => matches!(ty, SqlType::Real | SqlType::Double),
-        DefaultValue::Bool(_) => ty == SqlType::Boolean,
-        DefaultValue::Now => matches!(ty, SqlType::Timestamptz | SqlType::Date),
-        DefaultValue::GenRandomUuid => ty == SqlType::Uuid,
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "default `{}` does not fit a `{}` column",
-            super::dsl_text::default_text(default),
-            ty.dsl_name()
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,7 +268,5 @@ mod tests {
         assert_eq!(parse_default(&expr), Ok(DefaultValue::Integer(-1)));
         let expr: syn::Expr = syn::parse_quote!("draft");
         assert!(parse_default(&expr).is_err());
-        assert!(check_default(&DefaultValue::Now, SqlType::Text).is_err());
-        assert!(check_default(&DefaultValue::String("{}".into()), SqlType::Jsonb).is_ok());
     }
 }

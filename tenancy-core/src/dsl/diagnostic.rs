@@ -128,6 +128,16 @@ impl Diagnostic {
         &self.help
     }
 
+    /// The label of the primary span (what the underline says), if there is one.
+    pub fn label(&self) -> Option<&str> {
+        self.primary.as_ref().map(|(_, label)| label.as_str())
+    }
+
+    /// The `= note: ...` lines.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
     /// The primary span, if the diagnostic points at a place.
     pub fn span(&self) -> Option<Span> {
         self.primary.as_ref().map(|(s, _)| *s)

@@ -4,7 +4,7 @@
 //! semantic problem at once as rustc-style [`Diagnostics`]. The language is described in
 //! `docs/dsl.md`.
 
-mod ast;
+pub(crate) mod ast;
 mod diagnostic;
 mod lexer;
 mod parser;
@@ -67,8 +67,18 @@ pub enum CompileError {
 /// Parses and validates the given files as one model. Returns `Some(model)` only when there
 /// is no error; warnings (and errors) are in the returned [`Diagnostics`] either way.
 pub fn compile(sources: &[SourceFile]) -> (Option<Model>, Diagnostics) {
+    compile_with(sources, Vec::new())
+}
+
+/// [`compile`] with more syntax trees that were not parsed from `sources` (the
+/// `#[derive(TenantScoped)]` front end builds its tables as [`ast::TableDecl`]s whose spans
+/// point into Rust files): they are validated together with the parsed files, as one model.
+pub(crate) fn compile_with(
+    sources: &[SourceFile],
+    built: Vec<ast::File>,
+) -> (Option<Model>, Diagnostics) {
     let mut diags = Diagnostics::new();
-    let files: Vec<ast::File> = sources
+    let mut files: Vec<ast::File> = sources
         .iter()
         .enumerate()
         .map(|(index, source)| {
@@ -76,6 +86,7 @@ pub fn compile(sources: &[SourceFile]) -> (Option<Model>, Diagnostics) {
             parser::parse(index, tokens, &mut diags)
         })
         .collect();
+    files.extend(built);
     // Like rustc, semantic checks wait until the syntax is right: a half-parsed item
     // would only produce follow-up errors.
     let model = if diags.has_errors() {
@@ -85,6 +96,18 @@ pub fn compile(sources: &[SourceFile]) -> (Option<Model>, Diagnostics) {
     };
     diags.sort();
     (model, diags)
+}
+
+/// Validates one table declared on its own (a `#[derive(TenantScoped)]` struct inside the
+/// compiler): every check of [`compile`] that needs no other table, the `tenancy` block or
+/// the roles. The model table is returned only when there is no error.
+pub(crate) fn validate_table_alone(
+    decl: &ast::TableDecl,
+) -> (Option<crate::model::Table>, Diagnostics) {
+    let mut diags = Diagnostics::new();
+    let table = validate::validate_table_alone(decl, &mut diags);
+    diags.sort();
+    (table, diags)
 }
 
 /// Reads every `*.tenancy` file in `dir`, sorted by file name, into [`SourceFile`]s named

@@ -32,11 +32,12 @@
 //! - list filters are `($n IS NULL OR col = $n)`, one static statement per method.
 
 mod ast;
+mod include;
 mod naming;
 mod parallel;
-mod queries;
 mod repository;
 mod shape;
+mod statements;
 mod types;
 mod vector;
 
@@ -49,6 +50,7 @@ use quote::quote;
 use crate::model::{Model, Table};
 
 pub use crate::sql::GeneratedFile;
+pub use include::{generate_include_file, INCLUDE_HEADER};
 
 use naming::{camel_case, snake_ident};
 use shape::Shape;
@@ -103,7 +105,7 @@ pub fn table_repository_tokens_with_markers(
 }
 
 /// The Rust type names the repository of `table` defines: `(repository, row)`, e.g.
-/// `("Documents", "Document")` for `documents`.
+/// `("Notes", "Note")` for `notes`.
 pub fn type_names(table: &str) -> (String, String) {
     let names = naming::TypeNames::for_table(table);
     (names.repository, names.row)
@@ -149,16 +151,8 @@ fn table_file(shape: &Shape<'_>) -> Result<GeneratedFile, RustEmitError> {
     let roles_path: syn::Path = syn::parse_quote!(crate::roles);
     let table = shape.table;
     let path = PathBuf::from(format!("src/{}.rs", table.name));
-    let inner_doc = format!(
-        " Repository of the `{}` table ({} table).",
-        table.name,
-        table.kind.keyword()
-    );
-    let items = repository::repository_items(shape, &roles_path).and_then(|mut items| {
-        items.extend(vector::vector_items(shape, &roles_path)?);
-        Ok(items)
-    });
-    match items {
+    let inner_doc = module_inner_doc(shape);
+    match repository_and_vector_items(shape, &roles_path) {
         Ok(items) => {
             let file = syn::File {
                 shebang: None,
@@ -177,9 +171,63 @@ fn table_file(shape: &Shape<'_>) -> Result<GeneratedFile, RustEmitError> {
     }
 }
 
+/// The items of one table's module: its repository and the vector descriptors and searches of
+/// its vector columns.
+fn repository_and_vector_items(
+    shape: &Shape<'_>,
+    roles_path: &syn::Path,
+) -> syn::Result<Vec<syn::Item>> {
+    let mut items = repository::repository_items(shape, roles_path)?;
+    items.extend(vector::vector_items(shape, roles_path)?);
+    Ok(items)
+}
+
 /// `src/lib.rs`: role markers, the runtime configuration, one module per repository and
 /// re-exports of every name that is unique across modules.
 fn lib_tokens(model: &Model, shapes: &[Shape<'_>]) -> TokenStream {
+    let roles_and_config = roles_and_config_tokens(model);
+    let modules = shapes.iter().map(|shape| {
+        let module = snake_ident(&shape.table.name);
+        let doc = module_doc(shape);
+        quote! {
+            #[doc = #doc]
+            pub mod #module;
+        }
+    });
+    let reexports = reexport_tokens(shapes, false);
+    let vector_tables = vector::vector_tables_tokens(shapes);
+    quote! {
+        #![doc = " Tenant-scoped repositories generated from the tenancy policies."]
+        #![doc = ""]
+        #![doc = " Every method takes a `ScopedTx` whose scope proves the role its rule requires;"]
+        #![doc = " row-level security in the database remains the final gate."]
+
+        #roles_and_config
+
+        #(#modules)*
+
+        #reexports
+
+        #vector_tables
+    }
+}
+
+/// The outer doc comment of the module holding `shape`'s repository.
+fn module_doc(shape: &Shape<'_>) -> String {
+    format!(" Repository of `{}`.", shape.table.name)
+}
+
+/// The inner doc comment of a repository module (the first line of `src/<table>.rs`).
+fn module_inner_doc(shape: &Shape<'_>) -> String {
+    format!(
+        " Repository of the `{}` table ({} table).",
+        shape.table.name,
+        shape.table.kind.keyword()
+    )
+}
+
+/// The `roles` module with the model's role markers and the `config()` function.
+fn roles_and_config_tokens(model: &Model) -> TokenStream {
     let markers = model.roles.iter().map(|role| {
         let marker = Ident::new(&camel_case(role), Span::call_site());
         quote!(#marker = #role)
@@ -191,27 +239,7 @@ fn lib_tokens(model: &Model, shapes: &[Shape<'_>]) -> TokenStream {
         .core_table(crate::model::TableKind::Memberships)
         .map(|t| t.name.clone())
         .unwrap_or_default();
-    let modules = shapes.iter().map(|shape| {
-        let module = snake_ident(&shape.table.name);
-        let doc = format!(" Repository of `{}`.", shape.table.name);
-        quote! {
-            #[doc = #doc]
-            pub mod #module;
-        }
-    });
-    let exported = exported_names(shapes);
-    let vector_tables = vector::vector_tables_tokens(shapes);
-    let reexports = exported.iter().map(|(module, names)| {
-        let module = snake_ident(module);
-        let names = names.iter().map(|n| Ident::new(n, Span::call_site()));
-        quote!(pub use #module::{#(#names),*};)
-    });
     quote! {
-        #![doc = " Tenant-scoped repositories generated from the tenancy policies."]
-        #![doc = ""]
-        #![doc = " Every method takes a `ScopedTx` whose scope proves the role its rule requires;"]
-        #![doc = " row-level security in the database remains the final gate."]
-
         #[doc = #roles_doc]
         pub mod roles {
             ::tenancy_runtime::roles! { #(#markers),* }
@@ -225,13 +253,23 @@ fn lib_tokens(model: &Model, shapes: &[Shape<'_>]) -> TokenStream {
                 ..::tenancy_runtime::TenancyConfig::default()
             }
         }
-
-        #(#modules)*
-
-        #(#reexports)*
-
-        #vector_tables
     }
+}
+
+/// `pub use <module>::{...};` for every name unique across the modules; with `self_prefix`
+/// the modules are named `self::<module>` (an included file may sit in any module).
+fn reexport_tokens(shapes: &[Shape<'_>], self_prefix: bool) -> TokenStream {
+    let exported = exported_names(shapes);
+    let reexports = exported.iter().map(|(module, names)| {
+        let module = snake_ident(module);
+        let names = names.iter().map(|n| Ident::new(n, Span::call_site()));
+        if self_prefix {
+            quote!(pub use self::#module::{#(#names),*};)
+        } else {
+            quote!(pub use #module::{#(#names),*};)
+        }
+    });
+    quote!(#(#reexports)*)
 }
 
 /// For each module, the public type names it defines that no other module defines (so glob

@@ -49,7 +49,7 @@ pub(crate) fn camel_case(name: &str) -> String {
         .collect()
 }
 
-/// English singular of a plural table name (`queries` -> `query`, `chunks` -> `chunk`); names
+/// English singular of a plural table name (`categories` -> `category`, `notes` -> `note`); names
 /// that do not look plural are returned unchanged.
 pub(crate) fn singular(name: &str) -> String {
     if let Some(stem) = name.strip_suffix("ies") {

@@ -214,6 +214,25 @@ pub fn validate(files: &[File], diags: &mut Diagnostics) -> Option<Model> {
     })
 }
 
+/// Validates one table without the rest of a model: names, columns, types, defaults,
+/// keys, indexes and rules (roles are not checked against a `tenancy` block, foreign keys
+/// not against their target). The table is built only when there is no error; a global
+/// table's `select` rule then names no role (`min_role` is empty).
+pub fn validate_table_alone(decl: &TableDecl, diags: &mut Diagnostics) -> Option<Table> {
+    let mut checker = Checker {
+        diags,
+        roles: None,
+        tables: HashMap::new(),
+    };
+    checker.check_table_names(&[decl]);
+    let kind = decl.kind?;
+    let info = checker.check_table(decl, kind);
+    if checker.diags.has_errors() {
+        return None;
+    }
+    Some(build_table(&info, &[]))
+}
+
 /// A foreign key as declared (column-level or table-level), with spans.
 struct FkDecl<'a> {
     columns: Vec<&'a Ident>,
