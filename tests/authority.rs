@@ -279,3 +279,45 @@ async fn the_last_owner_cannot_leave_but_can_hand_over() {
         .unwrap();
     assert_eq!(w.role_of(w.carol).await, None);
 }
+
+/// The audit table takes rows from the app role only as the current user and only for a
+/// project the user holds a role in: no tenant-wide rows, no rows of a project of its tenant
+/// that it has no role in.
+#[tokio::test]
+async fn audit_rows_name_only_the_callers_own_projects() {
+    let w = World::new().await;
+    let (t, a1) = (w.tenants.tenant_a, w.tenants.a1);
+    let a2 = Uuid::new_v4();
+    sqlx::query("INSERT INTO projects (tenant_id, id, name, slug) VALUES ($1, $2, 'a2', 'a2')")
+        .bind(t)
+        .bind(a2)
+        .execute(w.db.admin_pool())
+        .await
+        .unwrap();
+    let insert = |project: &str| {
+        format!(
+            "INSERT INTO tenancy.audit_log (tenant_id, project_id, actor, action) \
+             VALUES ('{t}', {project}, '{}', 'note.added')",
+            w.dave
+        )
+    };
+    for (label, project) in [
+        ("tenant-wide", "NULL".to_owned()),
+        ("hidden project", format!("'{a2}'")),
+    ] {
+        let mut tx = w.begin::<tenancy_generated::roles::Viewer>(w.dave).await;
+        let (code, message) = run(&mut tx, &insert(&project)).await.expect_err(label);
+        assert_eq!(code, "42501", "{label}: {message}");
+        assert!(message.contains("audit_log"), "{label}: {message}");
+    }
+    let mut tx = w.begin::<tenancy_generated::roles::Viewer>(w.dave).await;
+    assert_eq!(run(&mut tx, &insert(&format!("'{a1}'"))).await, Ok(1));
+    tx.commit().await.unwrap();
+    let rows: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM tenancy.audit_log WHERE tenant_id = $1")
+            .bind(t)
+            .fetch_one(w.db.admin_pool())
+            .await
+            .unwrap();
+    assert_eq!(rows, 1, "only the row naming dave's own project landed");
+}

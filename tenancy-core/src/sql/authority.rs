@@ -153,7 +153,7 @@ pub(super) fn keep_top_role_section(model: &Model) -> String {
 }
 
 /// The body of the core upgrade to the authority rules: the ceiling policies of the
-/// memberships table and the keep-top-role trigger.
+/// memberships table, the keep-top-role trigger and the audit table's insert policy.
 pub(super) fn authority_upgrade(model: &Model, target: Target) -> String {
     let mut out = String::new();
     if let Some(memberships) = model.core_table(TableKind::Memberships) {
@@ -169,5 +169,19 @@ pub(super) fn authority_upgrade(model: &Model, target: Target) -> String {
         }
     }
     out.push_str(&keep_top_role_section(model));
+    let audit_table = format!(
+        "{}.{}",
+        ident(&model.settings.helper_schema),
+        ident(super::core::AUDIT_TABLE)
+    );
+    out.push_str(&section_heading(
+        &format!("Provenance of {audit_table}"),
+        Some(
+            "The app role appends audit rows only for a project it holds a role in: no\n\
+             tenant-wide rows and no rows naming a project outside its context.",
+        ),
+    ));
+    out.push_str(&format!("DROP POLICY audit_log_insert ON {audit_table};\n"));
+    out.push_str(&super::core::audit_insert_policy(model, target));
     out
 }

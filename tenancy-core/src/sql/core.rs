@@ -233,6 +233,30 @@ pub(super) fn authority_upgrade_migration(model: &Model, target: Target) -> Stri
     out
 }
 
+/// `CREATE POLICY audit_log_insert ...;\n`: the app role appends rows only as the current
+/// user and only for a project it holds a role in; a tenant-wide row (no project) or a row of
+/// a project outside the context is refused.
+pub(super) fn audit_insert_policy(model: &Model, target: Target) -> String {
+    let helper_schema = &model.settings.helper_schema;
+    let table = format!("{}.{}", ident(helper_schema), ident(AUDIT_TABLE));
+    let app = ident(&model.settings.app_role);
+    let current_user = context_call(target, helper_schema, ContextHelper::CurrentUserId);
+    let lowest_role = model.roles.first().map(String::as_str).unwrap_or("viewer");
+    let member_projects = context_call(
+        target,
+        helper_schema,
+        ContextHelper::ProjectIds(lowest_role),
+    );
+    format!(
+        "CREATE POLICY audit_log_insert ON {table}\n\
+         \x20 AS PERMISSIVE\n\
+         \x20 FOR INSERT\n\
+         \x20 TO {app}\n\
+         \x20 WITH CHECK (actor = ({current_user})::text \
+         AND COALESCE(project_id = ANY ({member_projects}), false));\n"
+    )
+}
+
 /// Name of the audit table, in the helper schema: `<helper_schema>.audit_log`.
 pub(super) const AUDIT_TABLE: &str = "audit_log";
 
@@ -249,7 +273,6 @@ fn audit_log_section(model: &Model, target: Target) -> String {
     let owner = ident(&settings.owner_role);
     let app = ident(&settings.app_role);
     let current_tenant = context_call(target, helper_schema, ContextHelper::CurrentTenantId);
-    let current_user = context_call(target, helper_schema, ContextHelper::CurrentUserId);
     let tenant_check = format!("tenant_id = {current_tenant}");
     let lowest_role = model.roles.first().map(String::as_str).unwrap_or("viewer");
     let visible_projects = context_call(
@@ -257,6 +280,7 @@ fn audit_log_section(model: &Model, target: Target) -> String {
         helper_schema,
         ContextHelper::ProjectIds(lowest_role),
     );
+    let insert_policy = audit_insert_policy(model, target);
     let mut out = section_heading(
         &format!("{table} (the audit table: who did what, when)"),
         Some(
@@ -282,7 +306,8 @@ fn audit_log_section(model: &Model, target: Target) -> String {
          ALTER TABLE {table} OWNER TO {owner};\n\
          \n\
          -- Row-level security: no row outside the current tenant; reads of tenant-wide rows and\n\
-         -- of the rows of the user's projects; inserts only as the current user.\n\
+         -- of the rows of the user's projects; inserts only as the current user, naming a\n\
+         -- project the user holds a role in (tenant-wide rows come from the operator path).\n\
          ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;\n\
          ALTER TABLE {table} FORCE ROW LEVEL SECURITY;\n\
          CREATE POLICY audit_log_tenant_boundary ON {table}\n\
@@ -296,11 +321,7 @@ fn audit_log_section(model: &Model, target: Target) -> String {
          \x20 FOR SELECT\n\
          \x20 TO {app}\n\
          \x20 USING (project_id IS NULL OR project_id = ANY ({visible_projects}));\n\
-         CREATE POLICY audit_log_insert ON {table}\n\
-         \x20 AS PERMISSIVE\n\
-         \x20 FOR INSERT\n\
-         \x20 TO {app}\n\
-         \x20 WITH CHECK (actor = ({current_user})::text);\n\
+         {insert_policy}\
          \n\
          -- Grants: read and append only; never UPDATE, DELETE, TRUNCATE, REFERENCES or TRIGGER.\n\
          REVOKE ALL ON TABLE {table} FROM PUBLIC;\n\

@@ -66,3 +66,15 @@ CREATE CONSTRAINT TRIGGER user_project_roles_keep_top_role
   FOR EACH ROW
   WHEN (OLD.role = pg_catalog.enum_last(NULL::tenancy.project_role))
   EXECUTE FUNCTION tenancy.keep_top_role();
+
+-- ----------------------------------------------------------------------------
+-- Provenance of tenancy.audit_log
+--   The app role appends audit rows only for a project it holds a role in: no
+--   tenant-wide rows and no rows naming a project outside its context.
+-- ----------------------------------------------------------------------------
+DROP POLICY audit_log_insert ON tenancy.audit_log;
+CREATE POLICY audit_log_insert ON tenancy.audit_log
+  AS PERMISSIVE
+  FOR INSERT
+  TO tenancy_app
+  WITH CHECK (actor = ((SELECT tenancy.current_user_id()))::text AND COALESCE(project_id = ANY ((SELECT tenancy.project_ids('viewer'))::uuid[]), false));
