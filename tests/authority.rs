@@ -321,3 +321,29 @@ async fn audit_rows_name_only_the_callers_own_projects() {
             .unwrap();
     assert_eq!(rows, 1, "only the row naming dave's own project landed");
 }
+
+/// Large objects would be an unscoped store shared by every tenant (one login role owns them
+/// all): the migrations revoke the large-object functions from PUBLIC, so the app role can
+/// neither create one nor read one the operator created.
+#[tokio::test]
+async fn the_app_role_has_no_large_objects() {
+    let w = World::new().await;
+    let oid: i64 = sqlx::query_scalar("SELECT lo_from_bytea(0, 'tenant B secret')::int8")
+        .fetch_one(w.db.admin_pool())
+        .await
+        .unwrap();
+    for statement in [
+        "SELECT lo_from_bytea(0, 'x')".to_owned(),
+        format!("SELECT lo_get({oid})"),
+        format!("SELECT lo_open({oid}, 262144)"),
+        format!("SELECT lo_unlink({oid})"),
+    ] {
+        let mut tx = w.begin::<Admin>(w.carol).await;
+        let (code, message) = run(&mut tx, &statement).await.expect_err(&statement);
+        assert_eq!(code, "42501", "{statement}: {message}");
+        assert!(
+            message.starts_with("permission denied for function lo_"),
+            "{statement}: {message}"
+        );
+    }
+}

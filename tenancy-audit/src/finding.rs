@@ -47,6 +47,9 @@ pub mod codes {
     /// A trigger the generator creates (the memberships table's keep-top-role rule) is
     /// missing or disabled.
     pub const TRIGGER_MISSING: &str = "TA032";
+    /// The app role can execute the large-object functions (an unscoped store shared by every
+    /// tenant).
+    pub const APP_ROLE_LARGE_OBJECTS: &str = "TA033";
     /// A context helper the generator creates is missing.
     pub const HELPER_MISSING: &str = "TA040";
     /// A context helper is not STABLE.

@@ -615,8 +615,11 @@ async fn a_database_without_the_v3_upgrade_is_ta045() {
             codes::APP_ROLE_TEMPORARY,
             codes::POLICY_MISSING,
             codes::TRIGGER_MISSING,
+            codes::APP_ROLE_LARGE_OBJECTS,
         ],
     );
+    // ... nor the large-object revoke.
+    assert_finding(&report, codes::APP_ROLE_LARGE_OBJECTS, "role tenancy_app");
     db.drop_db().await;
 }
 
@@ -896,4 +899,16 @@ async fn a_dropped_or_disabled_keep_top_role_trigger_is_ta032() {
         );
         assert_only(&report, &[codes::TRIGGER_MISSING]);
     }
+}
+
+#[tokio::test]
+async fn large_object_functions_granted_back_are_ta033() {
+    let report = audit_after("GRANT EXECUTE ON FUNCTION lo_get(oid) TO PUBLIC").await;
+    assert_finding(&report, codes::APP_ROLE_LARGE_OBJECTS, "role tenancy_app");
+    let finding = report
+        .with_code(codes::APP_ROLE_LARGE_OBJECTS)
+        .next()
+        .expect("TA033");
+    assert!(finding.message.contains("(lo_get)"), "{finding}");
+    assert_only(&report, &[codes::APP_ROLE_LARGE_OBJECTS]);
 }

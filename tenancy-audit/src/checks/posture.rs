@@ -250,6 +250,30 @@ pub(super) async fn role_posture(
             ),
         ));
     }
+
+    let large_objects: Option<String> = sqlx::query_scalar(
+        "SELECT pg_catalog.string_agg(DISTINCT p.proname::text, ', ') \
+         FROM pg_catalog.pg_proc p \
+         WHERE p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace \
+           AND (p.proname LIKE 'lo\\_%' OR p.proname IN ('loread', 'lowrite')) \
+           AND p.proname NOT IN ('lo_import', 'lo_export') \
+           AND pg_catalog.has_function_privilege($1, p.oid, 'EXECUTE')",
+    )
+    .bind(app)
+    .fetch_one(&mut *conn)
+    .await?;
+    if let Some(functions) = large_objects {
+        out.push(Finding::new(
+            codes::APP_ROLE_LARGE_OBJECTS,
+            object.clone(),
+            format!(
+                "the app role can execute the large-object functions ({functions}): every \
+                 tenant's requests run as one login role, which owns every large object, so one \
+                 tenant lists, reads and overwrites another's (apply the generated migrations as \
+                 a superuser: they revoke these functions from PUBLIC)"
+            ),
+        ));
+    }
     Ok(())
 }
 

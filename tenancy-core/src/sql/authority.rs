@@ -183,5 +183,6 @@ pub(super) fn authority_upgrade(model: &Model, target: Target) -> String {
     ));
     out.push_str(&format!("DROP POLICY audit_log_insert ON {audit_table};\n"));
     out.push_str(&super::core::audit_insert_policy(model, target));
+    out.push_str(&super::surfaces::large_objects_section(model));
     out
 }

@@ -106,6 +106,7 @@ pub(super) fn core_migration(model: &Model, target: Target) -> String {
     }
     out.push_str(&authority::keep_top_role_section(model));
     out.push_str(&audit_log_section(model, target));
+    out.push_str(&super::surfaces::large_objects_section(model));
     out
 }
 

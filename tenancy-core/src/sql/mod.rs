@@ -18,6 +18,7 @@ pub mod diff;
 mod ident;
 mod security;
 mod signed;
+mod surfaces;
 mod tables;
 
 use std::path::PathBuf;

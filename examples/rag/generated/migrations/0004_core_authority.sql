@@ -78,3 +78,31 @@ CREATE POLICY audit_log_insert ON tenancy.audit_log
   FOR INSERT
   TO tenancy_app
   WITH CHECK (actor = ((SELECT tenancy.current_user_id()))::text AND COALESCE(project_id = ANY ((SELECT tenancy.project_ids('viewer'))::uuid[]), false));
+
+-- ----------------------------------------------------------------------------
+-- Large objects
+--   The app role gets no large-object function: every tenant's requests run as one
+--   login role, which would own every large object. Database-wide (function ACLs are
+--   per database); the owner role keeps them. Needs a superuser.
+-- ----------------------------------------------------------------------------
+DO $$
+DECLARE
+  f pg_catalog.regprocedure;
+BEGIN
+  IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles AS r WHERE r.rolname = CURRENT_USER) THEN
+    RAISE WARNING 'tenancy: large-object functions stay executable by PUBLIC: migrate as a superuser (tenancy audit reports TA033)';
+    RETURN;
+  END IF;
+  FOR f IN
+    SELECT p.oid::pg_catalog.regprocedure FROM pg_catalog.pg_proc AS p
+    WHERE p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
+      AND (p.proname LIKE 'lo\_%' OR p.proname IN ('loread', 'lowrite'))
+      -- server-side file access stays with superusers (never granted by default)
+      AND p.proname NOT IN ('lo_import', 'lo_export')
+    ORDER BY 1
+  LOOP
+    EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO tenancy_owner', f);
+  END LOOP;
+END
+$$;
