@@ -16,7 +16,7 @@
 
 use super::context::{context_call, ContextHelper};
 use super::ident::{fit_identifier, ident, literal};
-use super::security::Policy;
+use super::security::{Policy, PolicyKind};
 use super::{section_heading, Target};
 use crate::model::{
     Command, Model, Table, TableKind, PROJECT_COLUMN, ROLE_COLUMN, ROLE_TYPE, TABLE_SCHEMA,
@@ -58,28 +58,19 @@ pub(super) fn ceiling_policies(model: &Model, table: &Table, target: Target) -> 
         if !table.rules.iter().any(|rule| rule.command == command) {
             continue;
         }
-        let clauses = match command {
-            Command::Insert => format!("  WITH CHECK ({ceiling})"),
-            Command::Update => format!("  USING ({ceiling})\n  WITH CHECK ({ceiling})"),
-            _ => format!("  USING ({ceiling})"),
-        };
         let policy = fit_identifier(&format!(
             "{}_role_ceiling_{}",
             table.name,
             command.keyword()
         ));
-        out.push(Policy {
-            create: format!(
-                "CREATE POLICY {} ON {name}\n\
-                 \x20 AS RESTRICTIVE\n\
-                 \x20 FOR {}\n\
-                 \x20 TO {app}\n\
-                 {clauses};\n",
-                ident(&policy),
-                command.sql(),
-            ),
-            name: policy,
-        });
+        out.push(Policy::for_command(
+            policy,
+            &name,
+            PolicyKind::Restrictive,
+            command,
+            &app,
+            &ceiling,
+        ));
     }
     out
 }

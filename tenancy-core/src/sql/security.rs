@@ -42,6 +42,52 @@ pub(super) struct Policy {
     pub create: String,
 }
 
+/// Whether a policy widens (permissive, OR-ed) or narrows (restrictive, AND-ed) access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PolicyKind {
+    /// `AS PERMISSIVE`.
+    Permissive,
+    /// `AS RESTRICTIVE`.
+    Restrictive,
+}
+
+impl Policy {
+    /// `CREATE POLICY <name> ON <table> AS <kind> FOR <command> TO <app>` with `expression` as
+    /// `USING` and/or `WITH CHECK`, as the command takes them.
+    pub(super) fn for_command(
+        name: String,
+        table: &str,
+        kind: PolicyKind,
+        command: Command,
+        app: &str,
+        expression: &str,
+    ) -> Policy {
+        let clauses = match command {
+            Command::Select | Command::Delete => format!("  USING ({expression})"),
+            Command::Insert => format!("  WITH CHECK ({expression})"),
+            Command::Update => {
+                format!("  USING ({expression})\n  WITH CHECK ({expression})")
+            }
+        };
+        let kind = match kind {
+            PolicyKind::Permissive => "PERMISSIVE",
+            PolicyKind::Restrictive => "RESTRICTIVE",
+        };
+        Policy {
+            create: format!(
+                "CREATE POLICY {} ON {table}\n\
+                 \x20 AS {kind}\n\
+                 \x20 FOR {}\n\
+                 \x20 TO {app}\n\
+                 {clauses};\n",
+                ident(&name),
+                command.sql(),
+            ),
+            name,
+        }
+    }
+}
+
 /// The policies of a tenant-owned table (the restrictive tenant boundary first, then one
 /// permissive policy per allowed command); none for global tables.
 pub(super) fn policies(model: &Model, table: &Table, target: Target) -> Vec<Policy> {
@@ -73,26 +119,14 @@ pub(super) fn policies(model: &Model, table: &Table, target: Target) -> Vec<Poli
         let Some(expression) = rule_expression(model, table, command, target) else {
             continue;
         };
-        let clauses = match command {
-            Command::Select | Command::Delete => format!("  USING ({expression})"),
-            Command::Insert => format!("  WITH CHECK ({expression})"),
-            Command::Update => {
-                format!("  USING ({expression})\n  WITH CHECK ({expression})")
-            }
-        };
-        let policy = policy_name(table, command.keyword());
-        out.push(Policy {
-            create: format!(
-                "CREATE POLICY {} ON {name}\n\
-                 \x20 AS PERMISSIVE\n\
-                 \x20 FOR {}\n\
-                 \x20 TO {app}\n\
-                 {clauses};\n",
-                ident(&policy),
-                command.sql(),
-            ),
-            name: policy,
-        });
+        out.push(Policy::for_command(
+            policy_name(table, command.keyword()),
+            &name,
+            PolicyKind::Permissive,
+            command,
+            &app,
+            &expression,
+        ));
     }
     out.extend(super::authority::ceiling_policies(model, table, target));
     out
