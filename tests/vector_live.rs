@@ -1004,3 +1004,40 @@ async fn the_installed_catalog_audits_clean() {
         report.to_text()
     );
 }
+
+/// The catalog forces row-level security, and the app role reads the sizes of the projects it
+/// holds a role in only: a member of one project of a tenant learns nothing about the tenant's
+/// other projects (their ids or sizes).
+#[tokio::test]
+async fn project_sizes_are_visible_to_members_of_that_project_only() {
+    let db = TestDb::fresh().await;
+    let f = add_tenant_with_roles(&db, "sizes", &["viewer", "none"]).await;
+    bulk_chunks(&db, &f, 0, 0, 5).await;
+    bulk_chunks(&db, &f, 1, 0, 7).await;
+    let m = maintenance(&db, small_config()).await;
+    m.refresh(SPEC).await.unwrap();
+    let all: i64 = sqlx::query_scalar("SELECT count(*) FROM tenancy.vector_project_sizes")
+        .fetch_one(db.admin_pool())
+        .await
+        .unwrap();
+    assert_eq!(all, 2, "the maintenance role sees both projects");
+    let forced: Vec<bool> = sqlx::query_scalar(
+        "SELECT relforcerowsecurity FROM pg_class \
+         WHERE oid IN ('tenancy.vector_tiers'::regclass, 'tenancy.vector_project_sizes'::regclass)",
+    )
+    .fetch_all(db.admin_pool())
+    .await
+    .unwrap();
+    assert_eq!(forced, [true, true]);
+
+    let pool = sqlx::PgPool::connect(db.app_url()).await.unwrap();
+    let tenancy = Tenancy::with_config(pool, tenancy_generated::config());
+    let mut tx = viewer_tx_all(&tenancy, &f).await;
+    let seen: Vec<(Uuid, i64)> =
+        sqlx::query_as("SELECT project_id, row_count FROM tenancy.vector_project_sizes")
+            .fetch_all(tx.connection())
+            .await
+            .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(seen, [(f.projects[0].as_uuid(), 5)]);
+}

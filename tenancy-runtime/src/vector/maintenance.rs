@@ -25,6 +25,11 @@ const MAINTENANCE_LOCK_KEY: i64 = 0x7465_6e76_6563_7431;
 /// per-tenant indexes it lists: the catalog only holds derived data, and the next
 /// [`VectorMaintenance::refresh`] recounts every tenant and rebuilds the indexes under their
 /// new names (searches are exact meanwhile).
+///
+/// Row-level security is forced on both tables. The role that installs the catalog (the
+/// maintenance role, which owns the tables) keeps full access through a policy `TO
+/// CURRENT_USER`; the app role reads the tiers of its own tenant and the sizes of the projects
+/// it holds a role in only, so a member of one project learns nothing about the others.
 pub const VECTOR_CATALOG_SQL: &str = "\
 DO $upgrade$ DECLARE old record; BEGIN
   IF to_regclass('tenancy.vector_tiers') IS NOT NULL AND NOT EXISTS (
@@ -52,13 +57,23 @@ CREATE TABLE IF NOT EXISTS tenancy.vector_project_sizes (
   PRIMARY KEY (table_name, tenant_id, project_id)
 );
 ALTER TABLE tenancy.vector_tiers ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenancy.vector_tiers FORCE ROW LEVEL SECURITY;
 ALTER TABLE tenancy.vector_project_sizes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenancy.vector_project_sizes FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS vector_tiers_maintenance ON tenancy.vector_tiers;
+CREATE POLICY vector_tiers_maintenance ON tenancy.vector_tiers FOR ALL TO CURRENT_USER
+  USING (true) WITH CHECK (true);
+DROP POLICY IF EXISTS vector_project_sizes_maintenance ON tenancy.vector_project_sizes;
+CREATE POLICY vector_project_sizes_maintenance ON tenancy.vector_project_sizes FOR ALL
+  TO CURRENT_USER USING (true) WITH CHECK (true);
 DROP POLICY IF EXISTS vector_tiers_tenant ON tenancy.vector_tiers;
 CREATE POLICY vector_tiers_tenant ON tenancy.vector_tiers FOR SELECT TO tenancy_app
   USING (tenant_id = (SELECT tenancy.current_tenant_id()));
 DROP POLICY IF EXISTS vector_project_sizes_tenant ON tenancy.vector_project_sizes;
 CREATE POLICY vector_project_sizes_tenant ON tenancy.vector_project_sizes FOR SELECT TO tenancy_app
-  USING (tenant_id = (SELECT tenancy.current_tenant_id()));
+  USING (tenant_id = (SELECT tenancy.current_tenant_id()) AND COALESCE(project_id = ANY (
+    (SELECT tenancy.project_ids(pg_catalog.enum_first(NULL::tenancy.project_role)))::uuid[]),
+    false));
 REVOKE ALL ON TABLE tenancy.vector_tiers, tenancy.vector_project_sizes FROM PUBLIC;
 GRANT SELECT ON TABLE tenancy.vector_tiers, tenancy.vector_project_sizes TO tenancy_app;
 ";
