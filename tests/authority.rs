@@ -347,3 +347,44 @@ async fn the_app_role_has_no_large_objects() {
         );
     }
 }
+
+/// The one existence oracle the RAG model has (`tenancy explain` lists it): the projects' slug
+/// is unique per tenant, so an admin renaming its project learns whether a project it cannot
+/// see holds a slug, within its own tenant only; another tenant's slugs never collide.
+#[tokio::test]
+async fn a_project_slug_reveals_hidden_projects_of_the_own_tenant_only() {
+    let w = World::new().await;
+    let (t, a1) = (w.tenants.tenant_a, w.tenants.a1);
+    sqlx::query("INSERT INTO projects (tenant_id, id, name, slug) VALUES ($1, $2, 'h', 'hidden')")
+        .bind(t)
+        .bind(Uuid::new_v4())
+        .execute(w.db.admin_pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE projects SET slug = 'elsewhere' WHERE tenant_id = $1")
+        .bind(w.tenants.tenant_b)
+        .execute(w.db.admin_pool())
+        .await
+        .unwrap();
+    let rename = |slug: &str| format!("UPDATE projects SET slug = '{slug}' WHERE id = '{a1}'");
+
+    let mut tx = w.begin::<Admin>(w.carol).await;
+    let visible: i64 = sqlx::query_scalar("SELECT count(*) FROM projects")
+        .fetch_one(tx.connection())
+        .await
+        .unwrap();
+    assert_eq!(visible, 1, "carol sees only A1");
+    let (code, _) = run(&mut tx, &rename("hidden"))
+        .await
+        .expect_err("the hidden project's slug collides");
+    assert_eq!(code, "23505");
+    drop(tx);
+
+    let mut tx = w.begin::<Admin>(w.carol).await;
+    assert_eq!(
+        run(&mut tx, &rename("elsewhere")).await,
+        Ok(1),
+        "tenant B's slug is no oracle"
+    );
+    tx.commit().await.unwrap();
+}

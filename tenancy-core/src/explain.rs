@@ -118,6 +118,13 @@ fn explain_table(model: &Model, table: &Table) -> String {
     for key in table.effective_unique_keys() {
         out.push_str(&format!("  unique: {}\n", list(&key)));
     }
+    for key in existence_oracles(table) {
+        out.push_str(&format!(
+            "  existence oracle: unique {} spans rows of projects the caller may hold no role in; \
+             a write that collides fails with 23505 and so reveals that such a row exists\n",
+            list(&key)
+        ));
+    }
     for fk in all_foreign_keys(model, table) {
         out.push_str(&format!(
             "  references: {} -> {} {}\n",
@@ -156,6 +163,29 @@ fn explain_table(model: &Model, table: &Table) -> String {
     }
     out.push_str("  truncate/references/trigger: never\n");
     out
+}
+
+/// The unique keys of a project-scoped table that do not contain its project column, when the
+/// app role can write a value into them (an insert rule, or an update rule on one of the key's
+/// columns): a hidden row of another project can collide with the caller's write, and the
+/// unique violation tells the caller it exists (issue 18, "existence oracles").
+pub fn existence_oracles(table: &Table) -> Vec<Vec<String>> {
+    let Some(project) = table.scope_columns().and_then(|scope| scope.project) else {
+        return Vec::new();
+    };
+    let granted = granted_commands(table);
+    let inserts = granted.contains(&Command::Insert);
+    let updatable = if granted.contains(&Command::Update) {
+        updatable_columns(table)
+    } else {
+        Vec::new()
+    };
+    table
+        .effective_unique_keys()
+        .into_iter()
+        .filter(|key| !key.iter().any(|c| c == project))
+        .filter(|key| inserts || key.iter().any(|c| updatable.contains(c)))
+        .collect()
 }
 
 /// "editor and above (editor, admin, owner)", or "owner only (owner)" for the top role.

@@ -82,3 +82,30 @@ fn the_top_role_alone_is_named_as_such() {
     let text = explain(&model, Some("documents")).expect("documents");
     assert!(text.contains("  delete: owner only (owner)\n"), "{text}");
 }
+
+/// Unique keys narrower than the read scope are listed as existence oracles: in the RAG model
+/// only the projects' slug (an admin renaming a project collides with a project it cannot
+/// see); scoped tables' keys lead with the project and are not listed.
+#[test]
+fn existence_oracles_are_listed() {
+    let model = rag_model();
+    let text = explain(&model, None).expect("explain");
+    let oracles: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("existence oracle"))
+        .collect();
+    assert_eq!(oracles.len(), 1, "{oracles:?}");
+    assert!(oracles[0].starts_with("  existence oracle: unique (tenant_id, slug) spans rows"));
+    let projects = model.table("projects").expect("projects");
+    assert_eq!(
+        tenancy_core::explain::existence_oracles(projects),
+        [vec!["tenant_id".to_owned(), "slug".to_owned()]]
+    );
+    for table in model.tables.iter().filter(|t| t.name != "projects") {
+        assert!(
+            tenancy_core::explain::existence_oracles(table).is_empty(),
+            "{}",
+            table.name
+        );
+    }
+}
