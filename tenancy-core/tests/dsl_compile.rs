@@ -340,3 +340,61 @@ fn empty_input_reports_the_missing_core() {
     assert_eq!(diags.error_count(), 4);
     assert!(diags.render(&[], false).contains("no `tenancy` block"));
 }
+
+/// A carriage return in a `///` doc would end the `--` comment the doc becomes in the
+/// migration, and the rest of the line would run as SQL at migrate time; direction overrides
+/// hide text from a reviewer. Both are refused, at the documented name.
+#[test]
+fn doc_comments_with_control_or_direction_characters_are_refused() {
+    for (doc, shown) in [
+        ("Notes\r DROP TABLE tenants; --", "\\u{d}"),
+        ("Notes \u{202e}nimda", "\\u{202e}"),
+        ("Notes \u{0b} tab", "\\u{b}"),
+    ] {
+        let found = messages(&format!(
+            "/// {doc}\nscoped table notes {{\n    id uuid default gen_random_uuid()\n    body text\n    primary key (id)\n    allow select to viewer\n}}\n"
+        ));
+        assert_eq!(
+            found,
+            [format!(
+                "the doc comment of `notes` contains the character `{shown}`"
+            )],
+            "{doc:?}"
+        );
+    }
+    let column = messages(
+        "scoped table notes {\n    id uuid default gen_random_uuid()\n    /// Body\r GRANT ALL ON notes TO PUBLIC; --\n    body text\n    primary key (id)\n    allow select to viewer\n}\n",
+    );
+    assert_eq!(
+        column,
+        ["the doc comment of `body` contains the character `\\u{d}`"]
+    );
+    // A CRLF file is fine: the line break is not part of the doc.
+    let crlf = model("/// Notes.\r\nscoped table notes {\r\n    id uuid default gen_random_uuid()\r\n    body text\r\n    primary key (id)\r\n    allow select to viewer\r\n}\r\n");
+    assert_eq!(
+        crlf.table("notes").and_then(|t| t.doc.clone()).as_deref(),
+        Some("Notes.")
+    );
+}
+
+/// Whatever reaches the SQL emitter (a model built in code, not through the validator), a
+/// carriage return in a doc never survives into a `--` comment line.
+#[test]
+fn the_sql_emitter_never_writes_a_carriage_return_from_a_doc() {
+    let mut m = model("scoped table notes {\n    id uuid default gen_random_uuid()\n    body text\n    primary key (id)\n    allow select to viewer\n}\n");
+    let notes = m
+        .tables
+        .iter_mut()
+        .find(|t| t.name == "notes")
+        .expect("notes");
+    notes.doc = Some("Notes\r DROP TABLE tenants; --".to_owned());
+    for file in tenancy_core::sql::generate_migrations(&m, tenancy_core::sql::Target::Postgres) {
+        assert!(!file.contents.contains('\r'), "{}", file.path.display());
+        for line in file.contents.lines() {
+            assert!(
+                !line.starts_with(" DROP TABLE tenants"),
+                "the doc's tail became a statement: {line}"
+            );
+        }
+    }
+}

@@ -188,8 +188,20 @@ fn section_heading(title: &str, doc: Option<&str>) -> String {
     let rule = "-- ".to_owned() + &"-".repeat(76);
     let mut out = format!("\n{rule}\n-- {title}\n");
     if let Some(doc) = doc {
-        for line in doc.lines() {
-            let line = line.trim_end();
+        // The validator refuses control characters in docs; a carriage return must still
+        // never end the `--` comment, so every line break PostgreSQL knows starts a new one.
+        for line in doc.split(['\n', '\r']) {
+            let line: String = line
+                .trim_end()
+                .chars()
+                .map(|c| {
+                    if c.is_control() && c != '\t' {
+                        '\u{fffd}'
+                    } else {
+                        c
+                    }
+                })
+                .collect();
             if line.is_empty() {
                 out.push_str("--\n");
             } else {

@@ -2,7 +2,48 @@
 
 use super::*;
 
+/// True for a character a doc comment may not hold: control characters other than tab and
+/// newline (a carriage return ends the `--` comment a doc becomes in the generated SQL, so the
+/// rest of the line would run at migrate time), line separators and the bidirectional
+/// overrides that make a reviewer read something other than what runs.
+pub(crate) fn forbidden_in_doc(c: char) -> bool {
+    (c.is_control() && c != '\t' && c != '\n')
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}')
+        || ('\u{202a}'..='\u{202e}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
+}
+
 impl<'a> Checker<'_, 'a> {
+    /// Doc comments are plain text: every forbidden character ([`forbidden_in_doc`]) is an
+    /// error at the name the doc belongs to.
+    fn check_docs(&mut self, decl: &TableDecl) {
+        let docs = std::iter::once((decl.doc.as_deref(), &decl.name)).chain(
+            decl.columns
+                .iter()
+                .map(|column| (column.doc.as_deref(), &column.name)),
+        );
+        for (doc, name) in docs {
+            let Some(found) = doc.and_then(|doc| doc.chars().find(|c| forbidden_in_doc(*c))) else {
+                continue;
+            };
+            self.diags.push(
+                Diagnostic::error(
+                    format!(
+                        "the doc comment of `{}` contains the character `{}`",
+                        name.name,
+                        found.escape_unicode()
+                    ),
+                    name.span,
+                    "documented above",
+                )
+                .with_help(
+                    "doc comments are plain text: remove it (a carriage return would end the SQL \
+                     comment the doc becomes, and direction overrides hide text from reviewers)",
+                ),
+            );
+        }
+    }
+
     /// Checks one table's own items and resolves them into a [`TableInfo`].
     pub(super) fn check_table(&mut self, decl: &'a TableDecl, kind: TableKind) -> TableInfo<'a> {
         let generated = Table {
@@ -28,6 +69,7 @@ impl<'a> Checker<'_, 'a> {
             foreign_keys: Vec::new(),
             rules: Vec::new(),
         };
+        self.check_docs(decl);
         self.check_columns(&mut info);
         self.check_keys(&mut info);
         self.check_rules(&mut info);
