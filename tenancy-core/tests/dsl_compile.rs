@@ -398,3 +398,35 @@ fn the_sql_emitter_never_writes_a_carriage_return_from_a_doc() {
         }
     }
 }
+
+/// Names the Rust emitter cannot turn into modules, fields or types (`_`, `__`, `_1`, `self`,
+/// `super`, `crate`) are refused by the validator instead of panicking in the emitter.
+#[test]
+fn names_rust_cannot_use_are_refused() {
+    for name in ["_", "__", "_1", "self", "super", "crate"] {
+        let found = messages(&format!(
+            "scoped table {name} {{\n    id uuid default gen_random_uuid()\n    primary key (id)\n    allow select to viewer\n}}\n"
+        ));
+        assert!(
+            found
+                .iter()
+                .any(|m| m == &format!("table name `{name}` cannot name generated Rust code")),
+            "{name}: {found:?}"
+        );
+    }
+    let column = messages(
+        "scoped table notes {\n    id uuid default gen_random_uuid()\n    _2 text\n    primary key (id)\n    allow select to viewer\n}\n",
+    );
+    assert!(
+        column
+            .iter()
+            .any(|m| m == "column name `_2` cannot name generated Rust code"),
+        "{column:?}"
+    );
+    // A leading `_` before a letter is fine.
+    let ok = model(
+        "scoped table _notes {\n    id uuid default gen_random_uuid()\n    _body text\n    primary key (id)\n    allow select to viewer\n}\n",
+    );
+    assert!(ok.table("_notes").is_some());
+    tenancy_core::rust::generate_repositories(&ok).expect("the emitter handles it");
+}

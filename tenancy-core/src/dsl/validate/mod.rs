@@ -307,8 +307,9 @@ impl<'a> Checker<'_, 'a> {
 
     // ---- names --------------------------------------------------------------------
 
-    /// Rule: SQL names match `[a-z_][a-z0-9_]*`, are at most 63 bytes long (PostgreSQL
-    /// truncates longer ones) and are not reserved SQL words.
+    /// Rule: SQL names match `[a-z_][a-z0-9_]*`, have a letter after any leading `_`, are
+    /// not `self`/`super`/`crate` (Rust cannot name them), are at most 63 bytes long
+    /// (PostgreSQL truncates longer ones) and are not reserved SQL words.
     fn check_identifier(&mut self, name: &str, span: Span, what: &str) -> bool {
         let valid_chars = name
             .bytes()
@@ -325,6 +326,29 @@ impl<'a> Checker<'_, 'a> {
                     "names are lower case: letters, digits and `_`",
                 )
                 .with_help(format!("write `{}`", name.to_ascii_lowercase())),
+            );
+            return false;
+        }
+        // The Rust emitter names modules, fields and types after these names: a name without a
+        // letter after its leading `_`s has no type name (`_1` -> `1`), and `self`, `super`
+        // and `crate` cannot be Rust identifiers, not even raw ones.
+        let rust_usable = name
+            .trim_start_matches('_')
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase())
+            && !matches!(name, "self" | "super" | "crate");
+        if !rust_usable {
+            self.error(
+                Diagnostic::error(
+                    format!("{what} name `{name}` cannot name generated Rust code"),
+                    span,
+                    "the repositories use this name for a module, field or type",
+                )
+                .with_help(
+                    "start the name with a letter (after any leading `_`) and avoid `self`, \
+                     `super` and `crate`",
+                ),
             );
             return false;
         }
