@@ -188,6 +188,10 @@ impl Diagnostic {
     }
 }
 
+/// How many diagnostics [`Diagnostics::render`] shows; the rest are counted in one line, so a
+/// file full of errors renders in time linear in what is shown.
+pub const MAX_RENDERED: usize = 100;
+
 /// Every error and warning found while compiling a model.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Diagnostics {
@@ -260,7 +264,7 @@ impl Diagnostics {
             ..Config::default()
         };
         let mut out = String::new();
-        for diagnostic in &self.items {
+        for diagnostic in self.items.iter().take(MAX_RENDERED) {
             let cs = diagnostic.to_codespan();
             let mut buffer: Vec<u8> = Vec::new();
             let result = if color {
@@ -272,6 +276,16 @@ impl Diagnostics {
                 Ok(()) => out.push_str(&String::from_utf8_lossy(&buffer)),
                 Err(_) => out.push_str(&diagnostic.to_plain()),
             }
+        }
+        if let Some(hidden) = self
+            .items
+            .len()
+            .checked_sub(MAX_RENDERED)
+            .filter(|n| *n > 0)
+        {
+            out.push_str(&format!(
+                "note: {hidden} more diagnostic(s) not shown (the first {MAX_RENDERED} are above)\n"
+            ));
         }
         out.push_str(&self.summary());
         out

@@ -174,19 +174,28 @@ pub fn lex(file: usize, text: &str, diags: &mut Diagnostics) -> Vec<Token> {
                 });
             }
             _ => {
-                // Skip one whole (possibly multi-byte) character.
+                // One diagnostic for a whole run of characters no token starts with, so a
+                // long line of garbage is one error, not one per character.
                 let ch = text[pos..].chars().next().unwrap_or('\u{fffd}');
-                pos += ch.len_utf8().max(1);
-                while pos < bytes.len() && !text.is_char_boundary(pos) {
-                    pos += 1;
+                let mut count = 0usize;
+                while let Some(next) = text.get(pos..).and_then(|rest| rest.chars().next()) {
+                    if count > 0 && starts_token(next) {
+                        break;
+                    }
+                    pos += next.len_utf8();
+                    count += 1;
                 }
-                diags.push(
-                    Diagnostic::error(
-                        format!("unexpected character `{}`", ch.escape_debug()),
-                        span_to(pos),
-                        "not valid in a policy file",
+                let message = if count == 1 {
+                    format!("unexpected character `{}`", ch.escape_debug())
+                } else {
+                    format!(
+                        "{count} unexpected characters, starting with `{}`",
+                        ch.escape_debug()
                     )
-                    .with_help("comments start with `//`; strings are quoted"),
+                };
+                diags.push(
+                    Diagnostic::error(message, span_to(pos), "not valid in a policy file")
+                        .with_help("comments start with `//`; strings are quoted"),
                 );
                 continue;
             }
@@ -202,6 +211,16 @@ pub fn lex(file: usize, text: &str, diags: &mut Diagnostics) -> Vec<Token> {
 }
 
 /// Byte offset of the `\n` ending the line that contains `pos` (or the text length).
+/// True when `c` can start a token or is whitespace: where a run of unexpected characters ends.
+fn starts_token(c: char) -> bool {
+    c.is_ascii_alphanumeric()
+        || c.is_ascii_whitespace()
+        || matches!(
+            c,
+            '_' | '/' | '{' | '}' | '(' | ')' | ',' | '<' | '=' | '?' | '\'' | '"' | '-' | '.'
+        )
+}
+
 fn line_end(bytes: &[u8], pos: usize) -> usize {
     bytes[pos..]
         .iter()

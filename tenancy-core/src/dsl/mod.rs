@@ -12,7 +12,7 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
-pub use diagnostic::{Diagnostic, Diagnostics, Severity, Span};
+pub use diagnostic::{Diagnostic, Diagnostics, Severity, Span, MAX_RENDERED};
 
 use crate::model::Model;
 
