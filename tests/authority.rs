@@ -320,6 +320,21 @@ async fn audit_rows_name_only_the_callers_own_projects() {
             .await
             .unwrap();
     assert_eq!(rows, 1, "only the row naming dave's own project landed");
+
+    // The identity `id` counts every tenant's audit rows: the app role cannot read it, only
+    // the other columns.
+    let mut tx = w.begin::<tenancy_generated::roles::Viewer>(w.dave).await;
+    let (code, message) = run(&mut tx, "SELECT id FROM tenancy.audit_log")
+        .await
+        .expect_err("id is not readable");
+    assert_eq!(code, "42501", "{message}");
+    drop(tx);
+    let mut tx = w.begin::<tenancy_generated::roles::Viewer>(w.dave).await;
+    let actors: Vec<String> = sqlx::query_scalar("SELECT actor FROM tenancy.audit_log")
+        .fetch_all(tx.connection())
+        .await
+        .unwrap();
+    assert_eq!(actors, [w.dave.to_string()]);
 }
 
 /// Large objects would be an unscoped store shared by every tenant (one login role owns them

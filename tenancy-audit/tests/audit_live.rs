@@ -616,8 +616,11 @@ async fn a_database_without_the_v3_upgrade_is_ta045() {
             codes::POLICY_MISSING,
             codes::TRIGGER_MISSING,
             codes::APP_ROLE_LARGE_OBJECTS,
+            codes::UNGENERATED_GRANT,
         ],
     );
+    // ... and its app role still reads the audit table's global identity `id`.
+    assert_finding(&report, codes::UNGENERATED_GRANT, "table tenancy.audit_log");
     // ... nor the large-object revoke.
     assert_finding(&report, codes::APP_ROLE_LARGE_OBJECTS, "role tenancy_app");
     db.drop_db().await;

@@ -169,11 +169,17 @@ pub(super) fn authority_upgrade(model: &Model, target: Target) -> String {
         &format!("Provenance of {audit_table}"),
         Some(
             "The app role appends audit rows only for a project it holds a role in: no\n\
-             tenant-wide rows and no rows naming a project outside its context.",
+             tenant-wide rows and no rows naming a project outside its context. It no longer\n\
+             reads `id` (a global identity: the ids would count every tenant's rows).",
         ),
     ));
     out.push_str(&format!("DROP POLICY audit_log_insert ON {audit_table};\n"));
     out.push_str(&super::core::audit_insert_policy(model, target));
+    out.push_str(&format!(
+        "REVOKE SELECT ON TABLE {audit_table} FROM {};\n",
+        ident(&model.settings.app_role)
+    ));
+    out.push_str(&super::core::audit_select_grant(model));
     out.push_str(&super::surfaces::large_objects_section(model));
     out
 }

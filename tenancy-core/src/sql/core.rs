@@ -234,6 +234,21 @@ pub(super) fn authority_upgrade_migration(model: &Model, target: Target) -> Stri
     out
 }
 
+/// The app role reads every column of the audit table but `id`: the identity counts every
+/// tenant's rows, so the ids a tenant sees would reveal the platform's audit volume.
+pub(super) fn audit_select_grant(model: &Model) -> String {
+    let table = format!(
+        "{}.{}",
+        ident(&model.settings.helper_schema),
+        ident(AUDIT_TABLE)
+    );
+    let app = ident(&model.settings.app_role);
+    format!(
+        "-- Not `id`: a global identity, its values would count every tenant's audit rows.\n\
+         GRANT SELECT (tenant_id, project_id, actor, action, subject, at) ON TABLE {table} TO {app};\n"
+    )
+}
+
 /// `CREATE POLICY audit_log_insert ...;\n`: the app role appends rows only as the current
 /// user and only for a project it holds a role in; a tenant-wide row (no project) or a row of
 /// a project outside the context is refused.
@@ -282,6 +297,7 @@ fn audit_log_section(model: &Model, target: Target) -> String {
         ContextHelper::ProjectIds(lowest_role),
     );
     let insert_policy = audit_insert_policy(model, target);
+    let select_grant = audit_select_grant(model);
     let mut out = section_heading(
         &format!("{table} (the audit table: who did what, when)"),
         Some(
@@ -327,7 +343,8 @@ fn audit_log_section(model: &Model, target: Target) -> String {
          -- Grants: read and append only; never UPDATE, DELETE, TRUNCATE, REFERENCES or TRIGGER.\n\
          REVOKE ALL ON TABLE {table} FROM PUBLIC;\n\
          REVOKE ALL ON TABLE {table} FROM {app};\n\
-         GRANT SELECT, INSERT ON TABLE {table} TO {app};\n"
+         GRANT INSERT ON TABLE {table} TO {app};\n\
+         {select_grant}"
     ));
     out
 }

@@ -70,7 +70,8 @@ CREATE CONSTRAINT TRIGGER user_project_roles_keep_top_role
 -- ----------------------------------------------------------------------------
 -- Provenance of tenancy.audit_log
 --   The app role appends audit rows only for a project it holds a role in: no
---   tenant-wide rows and no rows naming a project outside its context.
+--   tenant-wide rows and no rows naming a project outside its context. It no longer
+--   reads `id` (a global identity: the ids would count every tenant's rows).
 -- ----------------------------------------------------------------------------
 DROP POLICY audit_log_insert ON tenancy.audit_log;
 CREATE POLICY audit_log_insert ON tenancy.audit_log
@@ -78,6 +79,9 @@ CREATE POLICY audit_log_insert ON tenancy.audit_log
   FOR INSERT
   TO tenancy_app
   WITH CHECK (actor = ((SELECT tenancy.current_user_id()))::text AND COALESCE(project_id = ANY ((SELECT tenancy.project_ids('viewer'))::uuid[]), false));
+REVOKE SELECT ON TABLE tenancy.audit_log FROM tenancy_app;
+-- Not `id`: a global identity, its values would count every tenant's audit rows.
+GRANT SELECT (tenant_id, project_id, actor, action, subject, at) ON TABLE tenancy.audit_log TO tenancy_app;
 
 -- ----------------------------------------------------------------------------
 -- Large objects
