@@ -214,9 +214,9 @@ fn all_hits() -> Vec<Hit> {
         assert!(!files.is_empty(), "{krate}/src holds no Rust file");
         for file in files {
             let source = std::fs::read_to_string(&file).unwrap();
-            // Unit-test modules (`#[cfg(test)]` to the end of the file) are test code: they
-            // may exercise the generator on the example model.
-            let source = match source.find("\n#[cfg(test)]\n") {
+            // A top-level `#[cfg(test)] mod` (to the end of the file) is test code: it may
+            // exercise the generator on the example model. Other `#[cfg(test)]` items are scanned.
+            let source = match source.find("\n#[cfg(test)]\nmod ") {
                 Some(end) => source[..end].to_owned(),
                 None => source,
             };

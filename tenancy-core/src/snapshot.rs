@@ -93,8 +93,9 @@ impl Snapshot {
 
     /// The core revision the recorded migrations leave the core at.
     pub fn core_revision(&self) -> u32 {
-        self.core_revision
-            .max(crate::sql::core_revision_of_contract(self.context_contract))
+        // A snapshot written before revisions were recorded has the revision of its contract
+        // (revisions 2 and 3 are the unsigned and the signed context).
+        self.core_revision.max(self.context_contract)
     }
 
     /// The snapshot as deterministic, pretty-printed JSON ending with a newline.

@@ -40,7 +40,7 @@ pub struct SessionSettings {
 impl Default for SessionSettings {
     fn default() -> Self {
         Self {
-            search_path: "public".to_owned(),
+            search_path: crate::TABLE_SCHEMA.to_owned(),
             statement_timeout: None,
             lock_timeout: None,
         }

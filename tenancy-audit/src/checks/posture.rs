@@ -251,14 +251,13 @@ pub(super) async fn role_posture(
         ));
     }
 
-    let large_objects: Option<String> = sqlx::query_scalar(
+    let large_objects: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT pg_catalog.string_agg(DISTINCT p.proname::text, ', ') \
          FROM pg_catalog.pg_proc p \
-         WHERE p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace \
-           AND (p.proname LIKE 'lo\\_%' OR p.proname IN ('loread', 'lowrite')) \
-           AND p.proname NOT IN ('lo_import', 'lo_export') \
+         WHERE {} \
            AND pg_catalog.has_function_privilege($1, p.oid, 'EXECUTE')",
-    )
+        tenancy_core::sql::LARGE_OBJECT_FUNCTIONS
+    )))
     .bind(app)
     .fetch_one(&mut *conn)
     .await?;

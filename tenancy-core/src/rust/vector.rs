@@ -101,6 +101,7 @@ pub(crate) fn vector_items(shape: &Shape<'_>, roles_path: &syn::Path) -> syn::Re
     let repository = Ident::new(&shape.names.repository, Span::call_site());
     let row = Ident::new(&shape.names.row, Span::call_site());
     let table = &shape.table.name;
+    let schema = crate::model::TABLE_SCHEMA;
     let filters: Vec<&str> = shape
         .table
         .foreign_keys
@@ -186,7 +187,7 @@ pub(crate) fn vector_items(shape: &Shape<'_>, roles_path: &syn::Path) -> syn::Re
             #[doc = #doc]
             pub const #name: ::tenancy_runtime::vector::VectorTable<#read, #update, #key_type> =
                 ::tenancy_runtime::vector::VectorTable::new(::tenancy_runtime::vector::VectorSpec {
-                    schema: "public",
+                    schema: #schema,
                     table: #table,
                     key_column: #key_column,
                     vector_column: #vector_column,

@@ -33,6 +33,7 @@ pub use ident::ident as quote_ident;
 pub(crate) use ident::literal as quote_literal;
 pub(crate) use security::{granted_commands, updatable_columns};
 pub use signed::{CONTEXT_CONTRACT, UNSIGNED_CONTEXT_CONTRACT};
+pub use surfaces::LARGE_OBJECT_FUNCTIONS;
 pub(crate) use tables::all_foreign_keys;
 
 /// Which PostgreSQL flavour the policies target. The ONLY place that differs is how a policy
@@ -68,12 +69,6 @@ pub fn core_upgrade_migration(model: &Model, target: Target, from: u32) -> Optio
 /// 2 = the unsigned context; 3 = the signed context (plain PostgreSQL only, `core_context_v3`);
 /// 4 = the authority rules of the memberships table (`core_authority`).
 pub const CORE_REVISION: u32 = 4;
-
-/// The revision a core generated for context contract `contract` has at least (snapshots
-/// written before revisions were recorded).
-pub fn core_revision_of_contract(contract: u32) -> u32 {
-    contract
-}
 
 /// One migration that upgrades an existing core in place.
 #[derive(Clone, Debug, PartialEq, Eq)]

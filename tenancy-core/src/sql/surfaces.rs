@@ -5,6 +5,15 @@ use super::ident::ident;
 use super::section_heading;
 use crate::model::Model;
 
+/// The condition on `pg_catalog.pg_proc AS p` that selects the large-object functions the app
+/// role must not execute: `lo_*`, `loread`, `lowrite`, but not the server-side file functions
+/// `lo_import`/`lo_export`, which only superusers hold. The migration revokes exactly these,
+/// and `tenancy audit` (TA033) reports exactly these.
+pub const LARGE_OBJECT_FUNCTIONS: &str = "p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace\n\
+     \x20     AND (p.proname LIKE 'lo\\_%' OR p.proname IN ('loread', 'lowrite'))\n\
+     \x20     -- server-side file access stays with superusers (never granted by default)\n\
+     \x20     AND p.proname NOT IN ('lo_import', 'lo_export')";
+
 /// Revokes the large-object functions (`lo_*`, `loread`, `lowrite`; not the server-side file
 /// functions `lo_import`/`lo_export`, which only superusers hold) from PUBLIC and grants them to
 /// the owner role. Every request of every tenant runs as the same login role, which
@@ -33,10 +42,7 @@ pub(super) fn large_objects_section(model: &Model) -> String {
          \x20 END IF;\n\
          \x20 FOR f IN\n\
          \x20   SELECT p.oid::pg_catalog.regprocedure FROM pg_catalog.pg_proc AS p\n\
-         \x20   WHERE p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace\n\
-         \x20     AND (p.proname LIKE 'lo\\_%' OR p.proname IN ('loread', 'lowrite'))\n\
-         \x20     -- server-side file access stays with superusers (never granted by default)\n\
-         \x20     AND p.proname NOT IN ('lo_import', 'lo_export')\n\
+         \x20   WHERE {LARGE_OBJECT_FUNCTIONS}\n\
          \x20   ORDER BY 1\n\
          \x20 LOOP\n\
          \x20   EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);\n\
