@@ -36,6 +36,7 @@ fn col(name: &str, ty: SqlType) -> Column {
         default: None,
         doc: None,
         distance: None,
+        stamp: None,
     }
 }
 
@@ -54,6 +55,7 @@ fn table(name: &str, kind: TableKind, rules: &[(Command, &str)]) -> Table {
             .map(|(command, role)| Rule {
                 command: *command,
                 min_role: (*role).into(),
+                condition: None,
             })
             .collect(),
     }

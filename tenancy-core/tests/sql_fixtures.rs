@@ -20,6 +20,7 @@ pub fn col(name: &str, ty: SqlType) -> Column {
         default: None,
         doc: None,
         distance: None,
+        stamp: None,
     }
 }
 
@@ -76,6 +77,7 @@ pub fn allow(commands: &[Command], role: &str) -> Vec<Rule> {
         .map(|c| Rule {
             command: *c,
             min_role: role.to_owned(),
+            condition: None,
         })
         .collect()
 }
