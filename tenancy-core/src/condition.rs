@@ -251,7 +251,10 @@ impl Condition {
             ),
             Condition::Flag(column) => format!("its `{column}` is true"),
             Condition::Role { op, role } => {
-                format!("the caller's role in the row's project {} {role}", op.words())
+                format!(
+                    "the caller's role in the row's project {} {role}",
+                    op.words()
+                )
             }
             Condition::Sql(text) => format!("UNCHECKED SQL: {text}"),
         }

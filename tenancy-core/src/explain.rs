@@ -186,7 +186,9 @@ fn explain_table(model: &Model, table: &Table) -> String {
     for column in table.stamped_columns() {
         if let Some(stamp) = column.stamp {
             let when = match stamp.when {
-                crate::condition::StampWhen::Insert => "when the row is inserted (never changed after)",
+                crate::condition::StampWhen::Insert => {
+                    "when the row is inserted (never changed after)"
+                }
                 crate::condition::StampWhen::Update => "on insert and on every update",
             };
             let value = match stamp.value {

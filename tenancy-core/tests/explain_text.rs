@@ -22,7 +22,11 @@ fn one_table_lists_kind_scope_keys_and_roles() {
     assert!(text.contains("  unique: (tenant_id, project_id, content_hash)\n"));
     assert!(text.contains("  select: viewer and above (viewer, editor, admin, owner)\n"));
     assert!(text.contains("  insert: editor and above (editor, admin, owner)\n"));
-    assert!(text.contains("  update: editor and above (editor, admin, owner)\n"));
+    assert!(text.contains(
+        "  update: editor and above (editor, admin, owner), on rows where its `created_by` is \
+         the caller's user id; or admin and above (admin, owner)\n"
+    ));
+    assert!(text.contains("  stamped: created_by = the caller's user id, written by the database when the row is inserted"));
     assert!(text.contains("  delete: admin and above (admin, owner)\n"));
     assert!(text.contains("  truncate/references/trigger: never\n"));
     // only this table

@@ -427,8 +427,9 @@ fn roles_are_created_idempotently_with_forced_attributes() {
     // The three helpers have no SET clause (PostgreSQL cannot inline a function that has
     // one); every type and function in them is schema-qualified. The only SET clauses are the
     // operator's key installer's, which no statement of the application calls, and the
-    // keep-top-role trigger function's (a trigger is never inlined).
-    assert_eq!(sql.matches("SET search_path").count(), 2);
+    // keep-top-role trigger function's and the two stamp trigger functions' (documents,
+    // queries; a trigger is never inlined).
+    assert_eq!(sql.matches("SET search_path").count(), 4);
     assert!(sql.contains(
         "CREATE OR REPLACE FUNCTION tenancy.keep_top_role()\n  RETURNS trigger\n  LANGUAGE plpgsql\n  SET search_path = pg_catalog, pg_temp\n"
     ));

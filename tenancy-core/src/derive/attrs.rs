@@ -278,7 +278,8 @@ fn parse_allow(
         );
     }
     for (command, key) in commands {
-        out.rules.push((command, key, role.clone(), condition.clone()));
+        out.rules
+            .push((command, key, role.clone(), condition.clone()));
     }
     Ok(())
 }
@@ -757,7 +758,13 @@ fn build_rules(
                         },
                         None => None,
                     };
-                    rules.push(decl::rule(spans, command, key, Some((&name, role)), condition));
+                    rules.push(decl::rule(
+                        spans,
+                        command,
+                        key,
+                        Some((&name, role)),
+                        condition,
+                    ));
                 }
             }
         }

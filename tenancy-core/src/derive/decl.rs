@@ -5,8 +5,8 @@
 use quote::ToTokens;
 
 use crate::dsl::ast::{
-    ColumnDecl, CommandSpec, Constraint, DefaultExpr, Expr, Ident, Reference, RuleDecl,
-    StampDecl, TypeExpr,
+    ColumnDecl, CommandSpec, Constraint, DefaultExpr, Expr, Ident, Reference, RuleDecl, StampDecl,
+    TypeExpr,
 };
 use crate::model::{Column, Command, DefaultValue, ForeignKey, IndexMethod, SqlType};
 
@@ -99,7 +99,11 @@ fn stamp(spans: &mut SpanMap<'_>, lit: &syn::LitStr) -> StampDecl {
     let span = spans.of(lit);
     let text = lit.value();
     let mut words = text.split_whitespace();
-    let value = words.next().unwrap_or_default().trim_end_matches("()").to_owned();
+    let value = words
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches("()")
+        .to_owned();
     let on = words.next().unwrap_or_default();
     let when = if on == "on" {
         words.next().unwrap_or_default().to_owned()

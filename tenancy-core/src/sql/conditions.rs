@@ -20,14 +20,9 @@ pub(super) fn role_at_least(model: &Model, target: Target, project: &str, role: 
     }
 }
 
-/// The SQL of `condition` on `table` (fully parenthesised where it combines).
-pub(super) fn condition_sql(
-    model: &Model,
-    table: &Table,
-    target: Target,
-    condition: &Condition,
-) -> String {
-    let recurse = |c: &Condition| condition_sql(model, table, target, c);
+/// The SQL of `condition` (fully parenthesised where it combines).
+pub(super) fn condition_sql(model: &Model, target: Target, condition: &Condition) -> String {
+    let recurse = |c: &Condition| condition_sql(model, target, c);
     match condition {
         Condition::And(a, b) => format!("({} AND {})", recurse(a), recurse(b)),
         Condition::Or(a, b) => format!("({} OR {})", recurse(a), recurse(b)),
@@ -102,10 +97,9 @@ pub(super) fn column_default(model: &Model, column: &crate::model::Column) -> Op
 
 fn stamp_value(model: &Model, value: StampValue) -> String {
     match value {
-        StampValue::CurrentUser => format!(
-            "{}.current_user_id()",
-            ident(&model.settings.helper_schema)
-        ),
+        StampValue::CurrentUser => {
+            format!("{}.current_user_id()", ident(&model.settings.helper_schema))
+        }
         StampValue::Now => "now()".to_owned(),
     }
 }

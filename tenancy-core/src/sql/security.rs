@@ -253,7 +253,7 @@ fn rules_expression(
             match &rule.condition {
                 Some(condition) => format!(
                     "{role} AND {}",
-                    super::conditions::condition_sql(model, table, target, condition)
+                    super::conditions::condition_sql(model, target, condition)
                 ),
                 None => role,
             }
@@ -276,12 +276,7 @@ fn rules_expression(
 /// updatable).
 pub(crate) fn updatable_columns(table: &Table) -> Vec<String> {
     let mut fixed = table.effective_primary_key();
-    fixed.extend(
-        table
-            .stamped_columns()
-            .into_iter()
-            .map(|c| c.name.clone()),
-    );
+    fixed.extend(table.stamped_columns().into_iter().map(|c| c.name.clone()));
     if let Some(scope) = table.scope_columns() {
         fixed.push(scope.tenant.to_owned());
         fixed.extend(scope.project.map(str::to_owned));

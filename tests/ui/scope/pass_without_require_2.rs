@@ -27,9 +27,6 @@ async fn editor_inserts_document(
         mime_type: None,
         content_hash: "sha256:handbook".to_owned(),
         metadata: None,
-        created_by: user.as_uuid(),
-        created_at: None,
-        updated_at: None,
     };
     let document = Documents::insert(&mut tx, new).await?;
     tx.commit().await?;

@@ -209,9 +209,9 @@ impl Parser<'_> {
                 self.bump();
                 Ok(ExprOperand::Number(raw, token.span))
             }
-            _ => Err(self.expected(
-                "a column, `current_user`, `current_tenant`, `role` or a value",
-            )),
+            _ => {
+                Err(self.expected("a column, `current_user`, `current_tenant`, `role` or a value"))
+            }
         }
     }
 }

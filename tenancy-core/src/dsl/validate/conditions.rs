@@ -89,7 +89,10 @@ impl<'a> Checker<'_, 'a> {
         if let Some(default) = &column.default {
             self.error(
                 Diagnostic::error(
-                    format!("column `{}` has both a default and a stamp", column.name.name),
+                    format!(
+                        "column `{}` has both a default and a stamp",
+                        column.name.name
+                    ),
                     default.span,
                     "the stamp already decides the value",
                 )
@@ -194,7 +197,9 @@ impl<'a> Checker<'_, 'a> {
             Expr::Operand(operand) => {
                 let typed = self.operand(info, operand)?;
                 match (&typed.operand, typed.ty) {
-                    (Operand::Column(c), Some(SqlType::Boolean)) => Some(Condition::Flag(c.clone())),
+                    (Operand::Column(c), Some(SqlType::Boolean)) => {
+                        Some(Condition::Flag(c.clone()))
+                    }
                     (Operand::Literal(_), _) => {
                         self.error(
                             Diagnostic::error(
@@ -275,7 +280,9 @@ impl<'a> Checker<'_, 'a> {
             }
             Expr::In { operand, values } => {
                 let typed = self.operand(info, operand)?;
-                let Some(ty) = typed.ty.filter(|_| !matches!(typed.operand, Operand::Literal(_)))
+                let Some(ty) = typed
+                    .ty
+                    .filter(|_| !matches!(typed.operand, Operand::Literal(_)))
                 else {
                     self.error(Diagnostic::error(
                         "`in` tests a column",
@@ -337,6 +344,31 @@ impl<'a> Checker<'_, 'a> {
         }
         let (l, r) = (self.operand(info, left), self.operand(info, right));
         let (l, r) = (l?, r?);
+        let ty = l.ty.or(r.ty);
+        if let Some(ty) = ty {
+            if op.is_ordering() && !is_ordered(ty) {
+                self.error(
+                    Diagnostic::error(
+                        format!("`{}` cannot order {} values", op.symbol(), ty.dsl_name()),
+                        op_span,
+                        "no useful order",
+                    )
+                    .with_help("use `=` or `<>`"),
+                );
+                return None;
+            }
+            if !is_comparable(ty) {
+                self.error(
+                    Diagnostic::error(
+                        format!("{} values cannot be compared in a condition", ty.dsl_name()),
+                        left.span().to(right.span()),
+                        "not comparable",
+                    )
+                    .with_help("conditions compare ids, text, numbers, dates and flags"),
+                );
+                return None;
+            }
+        }
         let (l, r) = match (l.ty, r.ty) {
             (None, None) => {
                 self.error(
@@ -388,31 +420,6 @@ impl<'a> Checker<'_, 'a> {
                 (l.operand, r.operand)
             }
         };
-        let ty = self.operand_type(info, &l).or_else(|| self.operand_type(info, &r));
-        if let Some(ty) = ty {
-            if op.is_ordering() && !is_ordered(ty) {
-                self.error(
-                    Diagnostic::error(
-                        format!("`{}` cannot order {} values", op.symbol(), ty.dsl_name()),
-                        op_span,
-                        "no useful order",
-                    )
-                    .with_help("use `=` or `<>`"),
-                );
-                return None;
-            }
-            if !is_comparable(ty) {
-                self.error(
-                    Diagnostic::error(
-                        format!("{} values cannot be compared in a condition", ty.dsl_name()),
-                        left.span().to(right.span()),
-                        "not comparable",
-                    )
-                    .with_help("conditions compare ids, text, numbers, dates and flags"),
-                );
-                return None;
-            }
-        }
         Some(Condition::Compare {
             left: l,
             op,
@@ -420,20 +427,16 @@ impl<'a> Checker<'_, 'a> {
         })
     }
 
-    fn operand_type(&self, info: &TableInfo<'a>, operand: &Operand) -> Option<SqlType> {
-        match operand {
-            Operand::Column(c) => info.column(c).and_then(|(ty, _)| ty),
-            Operand::CurrentUser | Operand::CurrentTenant => Some(SqlType::Uuid),
-            Operand::Literal(_) => None,
-        }
-    }
-
     /// `role op <role>`.
     fn role_comparison(&mut self, op: CompareOp, right: &ExprOperand) -> Option<Condition> {
         let ExprOperand::Word(role) = right else {
             self.error(
-                Diagnostic::error("`role` is compared with a role name", right.span(), "not a role")
-                    .with_help("write e.g. `role >= editor`"),
+                Diagnostic::error(
+                    "`role` is compared with a role name",
+                    right.span(),
+                    "not a role",
+                )
+                .with_help("write e.g. `role >= editor`"),
             );
             return None;
         };
@@ -508,7 +511,10 @@ impl<'a> Checker<'_, 'a> {
                         let mut candidates = info.column_names();
                         candidates.extend(CONDITION_WORDS);
                         let mut d = Diagnostic::error(
-                            format!("unknown column `{name}` in a condition on `{}`", info.name()),
+                            format!(
+                                "unknown column `{name}` in a condition on `{}`",
+                                info.name()
+                            ),
                             word.span,
                             "not a column of this table",
                         );
@@ -532,8 +538,12 @@ impl<'a> Checker<'_, 'a> {
             }),
             ExprOperand::Null(span) => {
                 self.error(
-                    Diagnostic::error("`null` is not a value here", *span, "never equal to anything")
-                        .with_help("write `... is null`"),
+                    Diagnostic::error(
+                        "`null` is not a value here",
+                        *span,
+                        "never equal to anything",
+                    )
+                    .with_help("write `... is null`"),
                 );
                 None
             }
@@ -602,14 +612,22 @@ impl<'a> Checker<'_, 'a> {
 
     /// A `role` part that can never hold, or always holds, for a rule naming `min_role`.
     fn check_role_reach(&mut self, expr: &Expr, condition: &Condition, min_role: &str) {
-        let Some(roles) = self.roles.clone() else { return };
-        let Some(min) = roles.iter().position(|r| r == min_role) else { return };
+        let Some(roles) = self.roles.clone() else {
+            return;
+        };
+        let Some(min) = roles.iter().position(|r| r == min_role) else {
+            return;
+        };
         // Only the top-level conjuncts decide alone whether the rule can apply.
         let mut conjuncts: Vec<(&Expr, &Condition)> = Vec::new();
         collect_conjuncts(expr, condition, &mut conjuncts);
         for (part, cond) in conjuncts {
-            let Condition::Role { op, role } = cond else { continue };
-            let Some(rank) = roles.iter().position(|r| r == role) else { continue };
+            let Condition::Role { op, role } = cond else {
+                continue;
+            };
+            let Some(rank) = roles.iter().position(|r| r == role) else {
+                continue;
+            };
             let reachable: Vec<usize> = (min..roles.len()).filter(|r| op.holds(*r, rank)).collect();
             if reachable.is_empty() {
                 self.error(

@@ -492,9 +492,7 @@ fn build_table(info: &TableInfo<'_>, roles: &[String]) -> Table {
             .iter()
             .map(|rule| Rule {
                 command: rule.command,
-                min_role: rule
-                    .role
-                    .map_or_else(|| lowest.clone(), |r| r.name.clone()),
+                min_role: rule.role.map_or_else(|| lowest.clone(), |r| r.name.clone()),
                 condition: rule.condition.clone(),
             })
             .collect(),

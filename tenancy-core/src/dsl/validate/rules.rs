@@ -16,9 +16,12 @@ impl<'a> Checker<'_, 'a> {
                 let min_role = rule.role.as_ref().map(|r| r.name.as_str());
                 self.check_condition(info, expr, min_role)
             });
-            if rule.condition.is_some() && condition.is_none() {
-                continue; // reported
-            }
+            // A condition with errors (already reported) still counts as a conditioned rule,
+            // so no follow-on warning says the command has no rule.
+            let condition = match (&rule.condition, condition) {
+                (Some(_), None) => Some(crate::condition::Condition::Sql(String::new())),
+                (_, checked) => checked,
+            };
             let written = condition.as_ref().map(crate::condition::Condition::to_dsl);
             let role = rule.role.as_ref().map(|r| r.name.clone());
             for (spec, span) in &rule.commands {
@@ -36,7 +39,8 @@ impl<'a> Checker<'_, 'a> {
                         continue;
                     }
                     let clash = seen.iter().find(|(c, _, r, w)| {
-                        *c == command && ((w.is_none() && written.is_none()) || (*r == role && *w == written))
+                        *c == command
+                            && ((w.is_none() && written.is_none()) || (*r == role && *w == written))
                     });
                     if let Some((_, prev, _, _)) = clash {
                         self.error(
@@ -79,7 +83,10 @@ impl<'a> Checker<'_, 'a> {
         // Without a role order (a derived table checked alone) rules keep their order.
         let known = self.roles.is_some();
         ordered.sort_by_key(|(rank, conditioned, r)| {
-            let command = Command::ALL.iter().position(|c| *c == r.command).unwrap_or(0);
+            let command = Command::ALL
+                .iter()
+                .position(|c| *c == r.command)
+                .unwrap_or(0);
             if known {
                 (command, *rank, *conditioned)
             } else {
@@ -92,8 +99,11 @@ impl<'a> Checker<'_, 'a> {
     /// Warning: a conditioned rule whose role an unconditioned rule of the same command
     /// already covers adds nothing.
     fn check_shadowed_rules(&mut self, rules: &[RuleInfo<'a>], info: &TableInfo<'a>) {
-        let Some(roles) = self.roles.clone() else { return };
-        let rank = |role: Option<&Ident>| role.and_then(|r| roles.iter().position(|x| *x == r.name));
+        let Some(roles) = self.roles.clone() else {
+            return;
+        };
+        let rank =
+            |role: Option<&Ident>| role.and_then(|r| roles.iter().position(|x| *x == r.name));
         for rule in rules.iter().filter(|r| r.condition.is_some()) {
             let covered = rules.iter().any(|other| {
                 other.command == rule.command
