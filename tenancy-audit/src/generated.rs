@@ -490,6 +490,8 @@ mod tests {
                 ("current_user_id", 's', false, false),
                 ("project_ids", 's', false, false),
                 ("keep_top_role", 'v', false, true),
+                ("documents_stamp", 'v', false, true),
+                ("queries_stamp", 'v', false, true),
             ]
         );
         assert_eq!(

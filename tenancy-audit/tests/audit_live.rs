@@ -607,6 +607,12 @@ async fn a_database_without_the_v3_upgrade_is_ta045() {
         codes::HELPER_MISSING,
         "function tenancy.keep_top_role",
     );
+    // Nor the row conditions of 0005 (the documents update and queries insert policies).
+    assert_finding(
+        &report,
+        codes::POLICY_DIFFERS,
+        "policy documents_update on documents",
+    );
     assert_only(
         &report,
         &[
@@ -614,6 +620,7 @@ async fn a_database_without_the_v3_upgrade_is_ta045() {
             codes::HELPER_MISSING,
             codes::APP_ROLE_TEMPORARY,
             codes::POLICY_MISSING,
+            codes::POLICY_DIFFERS,
             codes::TRIGGER_MISSING,
             codes::APP_ROLE_LARGE_OBJECTS,
             codes::UNGENERATED_GRANT,
