@@ -622,8 +622,6 @@ fn new_member() -> NewUserProjectRole {
     NewUserProjectRole {
         user_id: Uuid::new_v4(),
         role: ProjectRole::Viewer,
-        granted_by: None,
-        granted_at: None,
     }
 }
 
@@ -759,7 +757,6 @@ async fn run_case(
             key,
             UserProjectRolePatch {
                 role: Some(ProjectRole::Editor),
-                ..UserProjectRolePatch::default()
             }
         )
         .await

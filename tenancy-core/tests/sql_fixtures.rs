@@ -162,8 +162,24 @@ pub fn rag_core_tables() -> Vec<Table> {
         "Who holds which role in which project.",
     );
     memberships.columns = vec![
-        opt("granted_by", SqlType::Uuid),
-        dflt("granted_at", SqlType::Timestamptz, DefaultValue::Now),
+        Column {
+            nullable: true,
+            ..stamped(
+                "granted_by",
+                SqlType::Uuid,
+                StampValue::CurrentUser,
+                StampWhen::Update,
+                "Who granted the current role: the database writes the caller's user id (none when an\n\
+                 operator grants it without a request context).",
+            )
+        },
+        Column {
+            stamp: Some(Stamp {
+                value: StampValue::Now,
+                when: StampWhen::Update,
+            }),
+            ..col("granted_at", SqlType::Timestamptz)
+        },
     ];
     memberships.rules = canonical(
         [

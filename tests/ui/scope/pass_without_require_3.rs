@@ -46,8 +46,6 @@ async fn admin_grants_viewer(
     let grant = NewUserProjectRole {
         user_id: newcomer.as_uuid(),
         role: ProjectRole::Viewer,
-        granted_by: Some(admin.as_uuid()),
-        granted_at: None,
     };
     UserProjectRoles::insert(&mut tx, grant).await?;
     tx.commit().await

@@ -126,8 +126,6 @@ pub async fn walkthrough(
         NewUserProjectRole {
             user_id: carol.as_uuid(),
             role: ProjectRole::Viewer,
-            granted_by: Some(alice.as_uuid()),
-            granted_at: None,
         },
     )
     .await?;

@@ -938,8 +938,6 @@ pub async fn add_member(
         NewUserProjectRole {
             user_id: body.user_id,
             role,
-            granted_by: Some(request.context().user_id().as_uuid()),
-            granted_at: None,
         },
     )
     .await?;
@@ -977,17 +975,9 @@ pub async fn change_role(
     {
         return Err(last_owner());
     }
-    let member = UserProjectRoles::update(
-        &mut tx,
-        user,
-        UserProjectRolePatch {
-            role: Some(role),
-            granted_by: Some(Some(request.context().user_id().as_uuid())),
-            granted_at: Some(chrono::Utc::now()),
-        },
-    )
-    .await?
-    .ok_or_else(ApiError::not_found)?;
+    let member = UserProjectRoles::update(&mut tx, user, UserProjectRolePatch { role: Some(role) })
+        .await?
+        .ok_or_else(ApiError::not_found)?;
     audit(
         &mut tx,
         "member.set_role",
