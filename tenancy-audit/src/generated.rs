@@ -505,18 +505,23 @@ mod tests {
         );
         assert_eq!(
             expected.triggers,
-            ["user_project_roles_keep_top_role", "user_project_roles_stamp", "documents_stamp", "queries_stamp"]
-                .map(|name| ExpectedTrigger {
-                    name: name.to_owned(),
-                    table: ExpectedTable {
-                        schema: "public".to_owned(),
-                        name: name
-                            .strip_suffix("_keep_top_role")
-                            .or_else(|| name.strip_suffix("_stamp"))
-                            .unwrap_or(name)
-                            .to_owned(),
-                    },
-                })
+            [
+                "user_project_roles_keep_top_role",
+                "user_project_roles_stamp",
+                "documents_stamp",
+                "queries_stamp"
+            ]
+            .map(|name| ExpectedTrigger {
+                name: name.to_owned(),
+                table: ExpectedTable {
+                    schema: "public".to_owned(),
+                    name: name
+                        .strip_suffix("_keep_top_role")
+                        .or_else(|| name.strip_suffix("_stamp"))
+                        .unwrap_or(name)
+                        .to_owned(),
+                },
+            })
         );
         assert!(expected.creates_table("tenancy", "context_keys"));
         assert!(expected.creates_table("tenancy", "audit_log"));
