@@ -2,7 +2,7 @@
 use tenancy_generated::roles::Editor;
 use tenancy_generated::{Documents, NewDocument};
 use tenancy_runtime::{ProjectsScope, ScopedTx};
-use uuid::Uuid;
+// (no `uuid::Uuid`: the stamped columns are written by the database)
 
 async fn misuse(tx: &mut ScopedTx<ProjectsScope<Editor>>) {
     let new = NewDocument {

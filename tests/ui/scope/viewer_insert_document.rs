@@ -2,7 +2,7 @@
 use tenancy_generated::roles::Viewer;
 use tenancy_generated::{Documents, NewDocument};
 use tenancy_runtime::{ProjectScope, ScopedTx};
-use uuid::Uuid;
+// (no `uuid::Uuid`: the stamped columns are written by the database)
 
 async fn misuse(tx: &mut ScopedTx<ProjectScope<Viewer>>) {
     let new = NewDocument {
