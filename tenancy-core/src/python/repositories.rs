@@ -335,7 +335,7 @@ fn table_section(model: &Model, table: &Table) -> String {
             )
         };
         out.push_str(&format!(
-            "\n    @staticmethod\n    def update(tx: {scope}{key_params}, changes: {row}Changes) -> {ret}:\n{doc}        if not changes:\n            raise ValueError(\"no column to change\")\n        _scope = tx.scope\n        _statement = (\n            sa.update({row})\n            {where}\n            .values(**changes)\n            .execution_options(synchronize_session=False)\n        )\n{body}",
+            "\n    @staticmethod\n    def update(tx: {scope}{key_params}, changes: {row}Changes) -> {ret}:\n{doc}        if not changes:\n            raise ValueError(\"no column to change\")\n        _scope = tx.scope\n        _statement = (\n            sa.update({row})\n            {where}\n            .values(**changes)\n            .execution_options(synchronize_session=False, populate_existing=True)\n        )\n{body}",
             scope = write_scope(role),
             where = where_call(12, &[&write_where, &key_match]),
             doc = docstring(&format!("Changes one row of the write scope's project by its key; {}.\n\n{policy}", if returning { "returns it as stored, None when no visible row matches" } else { "False when no row matches" }), 8),

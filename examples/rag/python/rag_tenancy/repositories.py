@@ -156,7 +156,7 @@ class Documents:
                 Document.id == id,
             )
             .values(**changes)
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False, populate_existing=True)
         )
         return tx.session.scalars(_statement.returning(Document)).first()
 
@@ -313,7 +313,7 @@ class Chunks:
                 Chunk.id == id,
             )
             .values(**changes)
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False, populate_existing=True)
         )
         return tx.session.scalars(_statement.returning(Chunk)).first()
 
@@ -641,7 +641,7 @@ class Assertions:
                 Assertion.id == id,
             )
             .values(**changes)
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False, populate_existing=True)
         )
         return tx.session.scalars(_statement.returning(Assertion)).first()
 
