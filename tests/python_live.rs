@@ -7,6 +7,10 @@
 //!   never sees tenant B's rows, a viewer cannot write, no context gives no rows, and a
 //!   Rust-minted and a Python-minted context are interchangeable (checked on both sides here).
 //!
+//! * `python_alembic_on_an_empty_database`: `alembic upgrade head` with the generated revision
+//!   chain migrates an empty database that then audits clean against the model, and a second
+//!   run does nothing.
+//!
 //! The virtualenv comes from `scripts/python-venv` (pinned versions, built once). When it cannot
 //! be built the tests fail: they never skip.
 
@@ -18,7 +22,7 @@ use std::process::Command;
 use sqlx::Connection;
 use tenancy_generated::roles::Viewer;
 use tenancy_runtime::{ProjectId, Tenancy, TenantId, UserId};
-use tenancy_tests::{repo_root, TestDb, TwoTenants};
+use tenancy_tests::{install_test_key, repo_root, TestDb, TwoTenants, MIGRATION_LOCK_KEY};
 
 /// The venv's python, built by `scripts/python-venv` (which fails loudly).
 fn venv_python() -> PathBuf {
@@ -153,5 +157,97 @@ async fn python_live_isolation() {
         .unwrap();
     tx.commit().await.unwrap();
     assert!(titles.iter().any(|t| t == "written by python"));
+    db.drop_db().await;
+}
+
+/// `postgres://...` -> `postgresql+psycopg://...`.
+fn sqlalchemy_url(url: &str) -> String {
+    let rest = url
+        .strip_prefix("postgresql://")
+        .or_else(|| url.strip_prefix("postgres://"))
+        .unwrap_or(url);
+    format!("postgresql+psycopg://{rest}")
+}
+
+/// Runs `alembic -c examples/rag/python/alembic.ini <args>` against `url`; returns stdout.
+fn alembic(url: &str, args: &[&str]) -> String {
+    let out = Command::new(venv_python())
+        .args(["-m", "alembic", "-c"])
+        .arg(repo_root().join("examples/rag/python/alembic.ini"))
+        .args(args)
+        .env("TENANCY_MIGRATION_URL", sqlalchemy_url(url))
+        .output()
+        .expect("run alembic");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "alembic {args:?} failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[tokio::test]
+async fn python_alembic_on_an_empty_database() {
+    let db = TestDb::empty().await;
+    venv_python();
+    {
+        // Roles are cluster-wide: migrate under the lock the other tests' migrations take.
+        let admin = tenancy_tests::admin_url().await;
+        let mut lock = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::query("SELECT pg_catalog.pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK_KEY)
+            .execute(&mut lock)
+            .await
+            .unwrap();
+        let url = db.url().to_owned();
+        tokio::task::spawn_blocking(move || alembic(&url, &["upgrade", "head"]))
+            .await
+            .unwrap();
+        lock.close().await.unwrap();
+    }
+    let url = db.url().to_owned();
+    let current = tokio::task::spawn_blocking(move || {
+        // A second run has nothing to do.
+        alembic(&url, &["upgrade", "head"]);
+        alembic(&url, &["current"])
+    })
+    .await
+    .unwrap();
+    assert!(current.contains("0004 (head)"), "{current}");
+
+    let snapshot =
+        std::fs::read_to_string(repo_root().join("examples/rag/generated/model.snapshot.json"))
+            .unwrap();
+    let model = tenancy_core::snapshot::Snapshot::from_json(&snapshot)
+        .unwrap()
+        .model;
+    // The key is installed after the migrations, as `tenancy key install` would (TA046 otherwise).
+    let mut conn = sqlx::PgConnection::connect(db.url()).await.unwrap();
+    install_test_key(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+    let report = tenancy_audit::audit(db.admin_pool(), &model).await.unwrap();
+    assert!(report.is_clean(), "{}", report.to_text());
+
+    // The migrated database works: the app role is refused without a context, and sees its
+    // rows with one.
+    let two = TwoTenants::seed(&db, 2, 1).await;
+    let tenancy = Tenancy::with_config(db.app_pool().clone(), tenancy_generated::config());
+    tenancy.check().await.unwrap();
+    let scope = tenancy
+        .authorize(UserId::new(two.alice), TenantId::new(two.tenant_a))
+        .await
+        .unwrap()
+        .project(ProjectId::new(two.a1))
+        .unwrap()
+        .require::<Viewer>()
+        .unwrap();
+    let mut tx = tenancy.begin(&scope).await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM documents")
+        .fetch_one(tx.connection())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(count, 2);
     db.drop_db().await;
 }

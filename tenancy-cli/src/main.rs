@@ -201,10 +201,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let python_options = tenancy_core::python::PythonOptions {
                 package: python_package,
             };
-            let python_files = match &python {
-                Some(_) => tenancy_core::python::generate_package(&model, &python_options)?,
-                None => Vec::new(),
-            };
+
             // Migrations are append-only: generation reads the committed snapshot and the
             // existing files. `--check` writes nothing, so it may plan drops to list them.
             let existing = output::ExistingOutput::read(&out)
@@ -213,6 +210,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 allow_data_loss: allow_data_loss || check,
             };
             let files = output::generate(&model, target.into(), &existing, options)?;
+            let python_files = match &python {
+                Some(_) => tenancy_core::python::generate_package(&model, &python_options, &files)?,
+                None => Vec::new(),
+            };
             for path in output::baseline_drift(&existing, target.into())? {
                 eprintln!(
                     "warning: {} is what an older generator wrote; it is kept as history (to \

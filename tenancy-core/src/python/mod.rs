@@ -13,11 +13,14 @@
 //!   or through a scope of a lower role);
 //! * `<package>/runtime.py`: context keys, signed tokens, scopes and the scoped session (the
 //!   same text for every model; `runtime.py` beside this file);
+//! * `alembic.ini` and `<package>/migrations/`: the generated SQL migrations as an Alembic
+//!   revision chain (each revision holds one file, byte for byte, and its SHA-256);
 //! * `<package>/_model.py`, `<package>/__init__.py`, `<package>/py.typed`.
 //!
 //! The output is deterministic (tables in model order, columns as created), so
 //! `tenancy generate --check --python DIR` can compare it byte for byte ([`stale_files`]).
 
+mod alembic;
 mod models;
 mod repositories;
 mod text;
@@ -65,10 +68,13 @@ pub enum PythonError {
     PackageName(String),
 }
 
-/// Every file of the Python package for `model`, sorted by path.
+/// Every file of the Python package for `model`, sorted by path. `migrations` are the
+/// generated SQL migrations (the `migrations/*.sql` files of [`crate::output::generate`]; other
+/// files are ignored): each becomes an Alembic revision.
 pub fn generate_package(
     model: &Model,
     options: &PythonOptions,
+    migrations: &[GeneratedFile],
 ) -> Result<Vec<GeneratedFile>, PythonError> {
     let package = options.package.as_str();
     if !text::is_plain_identifier(package) || text::is_keyword(package) {
@@ -90,13 +96,23 @@ pub fn generate_package(
         in_package("repositories.py", repositories::repositories_module(model)),
         in_package("roles.py", roles_module(model)),
         in_package("runtime.py", format!("{HEADER}\n{RUNTIME}")),
+        GeneratedFile {
+            path: PathBuf::from("alembic.ini"),
+            contents: alembic::alembic_ini(package),
+        },
+        in_package("migrations/__init__.py", alembic::migrations_init()),
+        in_package("migrations/env.py", alembic::env_py()),
     ];
+    for (name, contents) in alembic::revisions(package, migrations) {
+        files.push(in_package(&format!("migrations/versions/{name}"), contents));
+    }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
 }
 
 /// Compares the Python output directory `dir` with `files`: missing and different files, and
-/// extra `.py` files in the package directory (the generator owns it), sorted by path.
+/// extra `.py` files anywhere below the package directory (the generator owns it), sorted by
+/// path.
 pub fn stale_files(
     dir: &Path,
     options: &PythonOptions,
@@ -104,21 +120,27 @@ pub fn stale_files(
 ) -> io::Result<Vec<StaleFile>> {
     let mut stale = crate::output::stale_files(dir, files)?;
     let expected: BTreeSet<&Path> = files.iter().map(|f| f.path.as_path()).collect();
-    let package_dir = dir.join(&options.package);
-    let entries = match fs::read_dir(&package_dir) {
-        Ok(entries) => entries.collect::<io::Result<Vec<_>>>()?,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Vec::new(),
-        Err(err) => return Err(err),
-    };
-    for entry in entries {
-        let path = entry.path();
-        if path.is_file() && path.extension().is_some_and(|e| e == "py") {
-            if let Ok(relative) = path.strip_prefix(dir) {
-                if !expected.contains(relative) {
-                    stale.push(StaleFile {
-                        path: relative.to_path_buf(),
-                        staleness: Staleness::Extra,
-                    });
+    let mut pending = vec![dir.join(&options.package)];
+    while let Some(current) = pending.pop() {
+        let entries = match fs::read_dir(&current) {
+            Ok(entries) => entries.collect::<io::Result<Vec<_>>>()?,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(err),
+        };
+        for entry in entries {
+            let path = entry.path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|n| n != "__pycache__") {
+                    pending.push(path);
+                }
+            } else if path.extension().is_some_and(|e| e == "py") {
+                if let Ok(relative) = path.strip_prefix(dir) {
+                    if !expected.contains(relative) {
+                        stale.push(StaleFile {
+                            path: relative.to_path_buf(),
+                            staleness: Staleness::Extra,
+                        });
+                    }
                 }
             }
         }
@@ -128,7 +150,7 @@ pub fn stale_files(
 }
 
 /// Writes `files` below `dir` (only those whose contents change) and deletes extra `.py` files
-/// in the package directory. Returns how many files were written or deleted.
+/// below the package directory. Returns how many files were written or deleted.
 pub fn write(dir: &Path, options: &PythonOptions, files: &[GeneratedFile]) -> io::Result<usize> {
     let mut changed = 0;
     for entry in stale_files(dir, options, files)? {
@@ -177,12 +199,14 @@ fn pyproject(model: &Model, package: &str) -> String {
          dependencies = [\n{dependencies}]\n\
          \n\
          [tool.setuptools]\n\
-         packages = [{package_str}]\n\
+         packages = [{package_str}, {migrations_str}, {versions_str}]\n\
          \n\
          [tool.setuptools.package-data]\n\
          {package} = [\"py.typed\"]\n",
         name = text::py_str(&package.replace('_', "-")),
         package_str = text::py_str(package),
+        migrations_str = text::py_str(&format!("{package}.migrations")),
+        versions_str = text::py_str(&format!("{package}.migrations.versions")),
     )
 }
 

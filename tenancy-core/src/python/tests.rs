@@ -16,6 +16,27 @@ fn rag_model() -> Model {
     model.expect("model")
 }
 
+/// The RAG example's generated SQL migrations, as `tenancy generate` produces them.
+fn rag_migrations(model: &Model) -> Vec<GeneratedFile> {
+    let out = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/rag/generated"
+    ));
+    let existing = crate::output::ExistingOutput::read(out).expect("read generated/");
+    crate::output::generate(
+        model,
+        crate::sql::Target::Postgres,
+        &existing,
+        crate::output::GenerateOptions::default(),
+    )
+    .expect("generate")
+}
+
+fn rag_package() -> Vec<GeneratedFile> {
+    let model = rag_model();
+    generate_package(&model, &rag_options(), &rag_migrations(&model)).unwrap()
+}
+
 fn rag_options() -> PythonOptions {
     PythonOptions {
         package: "rag_tenancy".to_owned(),
@@ -37,7 +58,7 @@ fn file<'a>(files: &'a [GeneratedFile], path: &str) -> &'a str {
 /// compares the models with a migrated database. Regenerate with `tenancy generate --python`.
 #[test]
 fn rag_package_matches_the_committed_golden_files() {
-    let files = generate_package(&rag_model(), &rag_options()).unwrap();
+    let files = rag_package();
     let dir = PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../examples/rag/python"
@@ -52,9 +73,8 @@ fn rag_package_matches_the_committed_golden_files() {
 
 #[test]
 fn output_is_deterministic_and_sorted() {
-    let model = rag_model();
-    let a = generate_package(&model, &rag_options()).unwrap();
-    let b = generate_package(&model, &rag_options()).unwrap();
+    let a = rag_package();
+    let b = rag_package();
     assert_eq!(a, b);
     let paths: Vec<&PathBuf> = a.iter().map(|f| &f.path).collect();
     let mut sorted = paths.clone();
@@ -69,7 +89,7 @@ fn output_is_deterministic_and_sorted() {
 
 #[test]
 fn models_carry_scope_columns_composite_keys_and_foreign_keys() {
-    let files = generate_package(&rag_model(), &rag_options()).unwrap();
+    let files = rag_package();
     let models = file(&files, "rag_tenancy/models.py");
     // Scope columns first, composite primary key, the generated FK to projects and the declared
     // FK made composite with the scope columns.
@@ -112,7 +132,7 @@ fn models_carry_scope_columns_composite_keys_and_foreign_keys() {
 
 #[test]
 fn repositories_type_each_command_with_its_rule() {
-    let files = generate_package(&rag_model(), &rag_options()).unwrap();
+    let files = rag_package();
     let repositories = file(&files, "rag_tenancy/repositories.py");
     let documents = repositories
         .split("\nclass Documents:")
@@ -143,7 +163,7 @@ fn repositories_type_each_command_with_its_rule() {
 
 #[test]
 fn roles_subclass_the_role_below() {
-    let files = generate_package(&rag_model(), &rag_options()).unwrap();
+    let files = rag_package();
     let roles = file(&files, "rag_tenancy/roles.py");
     for (class, parent) in [
         ("Viewer", "Role"),
@@ -185,14 +205,13 @@ fn a_bad_package_name_is_refused() {
         let options = PythonOptions {
             package: bad.to_owned(),
         };
-        assert!(generate_package(&model, &options).is_err(), "{bad}");
+        assert!(generate_package(&model, &options, &[]).is_err(), "{bad}");
     }
 }
 
 #[test]
 fn stale_files_names_missing_different_and_extra_files() {
-    let model = rag_model();
-    let files = generate_package(&model, &rag_options()).unwrap();
+    let files = rag_package();
     let dir = std::env::temp_dir().join(format!("tenancy-python-stale-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(write(&dir, &rag_options(), &files).unwrap(), files.len());
@@ -201,6 +220,7 @@ fn stale_files_names_missing_different_and_extra_files() {
         .is_empty());
     std::fs::write(dir.join("rag_tenancy/models.py"), "# edited\n").unwrap();
     std::fs::write(dir.join("rag_tenancy/extra.py"), "").unwrap();
+    std::fs::write(dir.join("rag_tenancy/migrations/versions/m9999_x.py"), "").unwrap();
     std::fs::remove_file(dir.join("rag_tenancy/roles.py")).unwrap();
     let stale: Vec<(String, Staleness)> = stale_files(&dir, &rag_options(), &files)
         .unwrap()
@@ -211,13 +231,44 @@ fn stale_files_names_missing_different_and_extra_files() {
         stale,
         [
             ("rag_tenancy/extra.py".to_owned(), Staleness::Extra),
+            (
+                "rag_tenancy/migrations/versions/m9999_x.py".to_owned(),
+                Staleness::Extra
+            ),
             ("rag_tenancy/models.py".to_owned(), Staleness::Different),
             ("rag_tenancy/roles.py".to_owned(), Staleness::Missing),
         ]
     );
-    assert_eq!(write(&dir, &rag_options(), &files).unwrap(), 3);
+    assert_eq!(write(&dir, &rag_options(), &files).unwrap(), 4);
     assert!(stale_files(&dir, &rag_options(), &files)
         .unwrap()
         .is_empty());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn every_migration_is_an_alembic_revision_holding_it_byte_for_byte() {
+    let model = rag_model();
+    let migrations = rag_migrations(&model);
+    let files = rag_package();
+    let sql: Vec<&GeneratedFile> = migrations
+        .iter()
+        .filter(|f| f.path.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    assert_eq!(sql.len(), 4);
+    let mut down = "None".to_owned();
+    for migration in sql {
+        let stem = migration.path.file_stem().unwrap().to_string_lossy();
+        let revision = file(
+            &files,
+            &format!("rag_tenancy/migrations/versions/m{stem}.py"),
+        );
+        let number = &stem[..4];
+        assert!(revision.contains(&format!("revision = \"{number}\"\n")));
+        assert!(revision.contains(&format!("down_revision: str | None = {down}\n")));
+        assert!(revision.contains(&format!("SQL = r\"\"\"{}\"\"\"", migration.contents)));
+        assert!(revision.contains(&crate::snapshot::sha256_hex(migration.contents.as_bytes())));
+        down = format!("\"{number}\"");
+    }
+    assert!(file(&files, "alembic.ini").contains("script_location = rag_tenancy:migrations"));
 }
