@@ -350,3 +350,50 @@ def test_a_several_project_scope_reads_but_never_writes(
         ctx.all_projects().require(Editor)
     with tenancy.session(every) as tx:
         assert {d.project_id for d in Documents.list(tx, limit=1000)} == {fixture.a1}
+
+
+# ---- the async session ------------------------------------------------------------------
+
+
+def test_the_async_session_speaks_the_same_context(tenancy: Tenancy, fixture: Fixture) -> None:
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from conftest import psycopg_url
+    from rag_tenancy import AsyncTenancy, async_tenancy_session
+
+    async def run() -> None:
+        engine = create_async_engine(psycopg_url(os.environ["TENANCY_TEST_APP_URL"]), pool_size=1)
+        try:
+            async_tenancy = AsyncTenancy(engine)
+            await async_tenancy.check()
+            ctx = await async_tenancy.authorize(fixture.alice, fixture.tenant_a)
+            scope = ctx.project(fixture.a1).require(Viewer)
+            assert async_tenancy.context_claims(scope) == tenancy.context_claims(scope)
+            async with async_tenancy.session(scope) as tx:
+                docs = (await tx.session.scalars(sa.select(Document))).all()
+                assert set(fixture.a_docs) <= {d.id for d in docs}
+                assert {d.tenant_id for d in docs} == {fixture.tenant_a}
+            async with engine.connect() as conn:  # the same pooled connection, no context
+                count = (await conn.execute(sa.text("SELECT count(*) FROM documents"))).scalar_one()
+                assert count == 0
+            owner = ctx.project(fixture.a1).require(Owner)
+            async with async_tenancy_session(engine, owner) as tx:
+                tx.session.add(
+                    Document(title="async", content_hash="async-1", created_by=fixture.alice,
+                             tenant_id=fixture.tenant_a, project_id=fixture.a1)
+                )
+                await tx.session.flush()
+                await tx.commit()
+            wrong = ContextKey("tenancy-test-only", b"\x01" * 32)
+            with pytest.raises(Misconfigured):
+                await AsyncTenancy(engine, key=wrong).check()
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    scope = tenancy.authorize(fixture.alice, fixture.tenant_a).project(fixture.a1).require(Viewer)
+    with tenancy.session(scope) as tx:
+        titles = tx.session.scalars(sa.select(Document.title)).all()
+        assert "async" in titles

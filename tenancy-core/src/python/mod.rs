@@ -284,6 +284,8 @@ pub(crate) fn role_class(role: &str) -> String {
 fn init_module(model: &Model) -> String {
     let roles: Vec<String> = model.roles.iter().map(|r| role_class(r)).collect();
     let runtime_names = [
+        "AsyncScopedSession",
+        "AsyncTenancy",
         "ContextKey",
         "Forbidden",
         "Misconfigured",
@@ -295,6 +297,7 @@ fn init_module(model: &Model) -> String {
         "ScopedSession",
         "Tenancy",
         "TenancyError",
+        "async_tenancy_session",
         "tenancy_session",
     ];
     let mut all: Vec<String> = roles.clone();

@@ -13,17 +13,21 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
 from ._model import HELPER_SCHEMA, MEMBERSHIPS_TABLE, ROLE_NAMES, TABLE_SCHEMA
 
 __all__ = [
+    "AsyncScopedSession",
+    "AsyncTenancy",
     "CONTEXT_CONTRACT",
     "CONTEXT_KEY_ENV",
     "CONTEXT_KEY_FILE_ENV",
@@ -42,6 +46,7 @@ __all__ = [
     "ScopedSession",
     "Tenancy",
     "TenancyError",
+    "async_tenancy_session",
     "begin_statement",
     "context_claims",
     "tenancy_session",
@@ -424,39 +429,44 @@ class ScopedSession(Generic[S_co]):
         session.rollback()
 
 
-def _driver_connection(connection: Any) -> Any:
-    import psycopg
-
-    driver = connection.connection.driver_connection
-    if not isinstance(driver, psycopg.Connection):
-        raise Misconfigured(
-            "the engine must use the psycopg 3 driver (postgresql+psycopg://...), "
-            f"not {type(driver).__module__}"
-        )
-    return driver
+def _memberships_query() -> Any:
+    return text(
+        "SELECT project_id, role::pg_catalog.text, "
+        "pg_catalog.array_position(pg_catalog.enum_range("
+        f'NULL::"{HELPER_SCHEMA}".project_role), role) - 1 '
+        f'FROM "{TABLE_SCHEMA}"."{MEMBERSHIPS_TABLE}" '
+        "WHERE tenant_id = :tenant AND user_id = :user ORDER BY project_id"
+    )
 
 
-class Tenancy:
-    """Entry point: the engine of the application's login role (subject to row-level security)
-    and the context key. `check()` once at startup, then `authorize` per request and
-    `session(scope)` per transaction."""
+def _context_from_rows(
+    user: uuid.UUID, tenant: uuid.UUID, rows: Sequence[Any]
+) -> RequestContext:
+    if not rows:
+        raise NotFound("no membership in this tenant")
+    memberships = []
+    for project, role, rank in rows:
+        if rank is None or role not in ROLE_NAMES:
+            raise Misconfigured(f"role {role!r} has no rank")
+        memberships.append(Membership(project, role, int(rank)))
+    return RequestContext(_SEAL, tenant, user, memberships)
 
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        key: ContextKey | None = None,
-        token_lifetime: float = 30.0,
-    ) -> None:
-        self._engine = engine
+
+_CONTRACT_QUERY = text(f'SELECT "{HELPER_SCHEMA}".context_contract()')
+_ACTIVITY_SIZE_QUERY = text(
+    "SELECT setting::pg_catalog.int4 FROM pg_catalog.pg_settings "
+    "WHERE name = 'track_activity_query_size'"
+)
+_CLAIMS_QUERY = text(f'SELECT "{HELPER_SCHEMA}".context_claims()')
+
+
+class _TenancyBase:
+    """What the sync and the async entry points share: the key, the claims, the statement."""
+
+    def __init__(self, key: ContextKey | None, token_lifetime: float) -> None:
         self._key = key if key is not None else ContextKey.from_env()
         self._token_lifetime = token_lifetime
         self._pad = DEFAULT_ACTIVITY_QUERY_SIZE
-
-    @property
-    def engine(self) -> Engine:
-        """The engine of the application's login role."""
-        return self._engine
 
     def _require_key(self) -> ContextKey:
         if self._key is None:
@@ -476,12 +486,54 @@ class Tenancy:
         """The statement `session(scope)` sends now. Holds a live token: never log it."""
         return self._statement(self.context_claims(scope))
 
+    def _checked(self, contract: Any, size: Any) -> str:
+        """Validates the contract, learns the pad; returns the probe statement."""
+        if contract != CONTEXT_CONTRACT:
+            raise Misconfigured(
+                f"the database speaks context contract {contract}, this runtime "
+                f"{CONTEXT_CONTRACT}: apply the migrations"
+            )
+        self._pad = max(DEFAULT_ACTIVITY_QUERY_SIZE, int(size))
+        return begin_statement(self._require_key().mint("", self._token_lifetime), self._pad)
+
+    def _refused(self, err: DBAPIError) -> Misconfigured:
+        return Misconfigured(
+            f"the database refused this runtime's context key {self._require_key().kid!r}: "
+            f"{err.orig}"
+        )
+
+
+class Tenancy(_TenancyBase):
+    """Entry point: the engine of the application's login role (subject to row-level security)
+    and the context key. `check()` once at startup, then `authorize` per request and
+    `session(scope)` per transaction."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        key: ContextKey | None = None,
+        token_lifetime: float = 30.0,
+    ) -> None:
+        super().__init__(key, token_lifetime)
+        self._engine = engine
+
+    @property
+    def engine(self) -> Engine:
+        """The engine of the application's login role."""
+        return self._engine
+
     @contextmanager
     def _transaction(self, statement: str) -> Iterator[Session]:
+        import psycopg
         import psycopg.pq
 
         with self._engine.connect() as connection:
-            driver = _driver_connection(connection)
+            driver = connection.connection.driver_connection
+            if not isinstance(driver, psycopg.Connection):
+                raise Misconfigured(
+                    "the engine must use the psycopg 3 driver (postgresql+psycopg://...)"
+                )
             if driver.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 driver.rollback()
             autocommit = driver.autocommit
@@ -508,60 +560,139 @@ class Tenancy:
     def authorize(self, user: uuid.UUID, tenant: uuid.UUID) -> RequestContext:
         """Reads the user's memberships in `tenant` (in a transaction whose context holds only
         the tenant and the user) and builds their `RequestContext`; `NotFound` without any."""
-        from sqlalchemy import text
-
-        query = text(
-            "SELECT project_id, role::pg_catalog.text, "
-            "pg_catalog.array_position(pg_catalog.enum_range("
-            f'NULL::"{HELPER_SCHEMA}".project_role), role) - 1 '
-            f'FROM "{TABLE_SCHEMA}"."{MEMBERSHIPS_TABLE}" '
-            "WHERE tenant_id = :tenant AND user_id = :user ORDER BY project_id"
-        )
-        with self._transaction(self._statement(context_claims(tenant, user, None))) as session:
-            rows = session.execute(query, {"tenant": tenant, "user": user}).all()
+        statement = self._statement(context_claims(tenant, user, None))
+        with self._transaction(statement) as session:
+            rows = session.execute(_memberships_query(), {"tenant": tenant, "user": user}).all()
             session.commit()
-        if not rows:
-            raise NotFound("no membership in this tenant")
-        memberships = []
-        for project, role, rank in rows:
-            if rank is None or role not in ROLE_NAMES:
-                raise Misconfigured(f"role {role!r} has no rank")
-            memberships.append(Membership(project, role, int(rank)))
-        return RequestContext(_SEAL, tenant, user, memberships)
+        return _context_from_rows(user, tenant, rows)
 
     def check(self) -> None:
         """Startup check: the database speaks contract 3 and accepts this key (a probe
         transaction with empty claims); learns `track_activity_query_size` for the pad."""
-        from sqlalchemy import text
-
-        key = self._require_key()
+        self._require_key()
         with self._engine.connect() as connection:
-            contract = connection.execute(
-                text(f'SELECT "{HELPER_SCHEMA}".context_contract()')
-            ).scalar_one()
-            size = connection.execute(
-                text(
-                    "SELECT setting::pg_catalog.int4 FROM pg_catalog.pg_settings "
-                    "WHERE name = 'track_activity_query_size'"
-                )
-            ).scalar_one()
+            contract = connection.execute(_CONTRACT_QUERY).scalar_one()
+            size = connection.execute(_ACTIVITY_SIZE_QUERY).scalar_one()
             connection.rollback()
-        if contract != CONTEXT_CONTRACT:
-            raise Misconfigured(
-                f"the database speaks context contract {contract}, this runtime "
-                f"{CONTEXT_CONTRACT}: apply the migrations"
-            )
-        self._pad = max(DEFAULT_ACTIVITY_QUERY_SIZE, int(size))
-        from sqlalchemy.exc import DBAPIError
-
-        probe = begin_statement(key.mint("", self._token_lifetime), self._pad)
+        probe = self._checked(contract, size)
         try:
             with self._transaction(probe) as session:
-                session.execute(text(f'SELECT "{HELPER_SCHEMA}".context_claims()'))
+                session.execute(_CLAIMS_QUERY)
         except DBAPIError as err:
-            raise Misconfigured(
-                f"the database refused this runtime's context key {key.kid!r}: {err.orig}"
-            ) from None
+            raise self._refused(err) from None
+
+
+class AsyncScopedSession(Generic[S_co]):
+    """The async twin of `ScopedSession`: an `AsyncSession` inside a transaction that carries a
+    scope's context. Rolled back unless `await commit()` is called. (The generated repositories
+    take the sync `ScopedSession`; use the models with `session` here.)"""
+
+    __slots__ = ("_session", "_scope", "_open")
+
+    def __init__(self, seal: object, session: AsyncSession, scope: S_co) -> None:
+        if seal is not _SEAL:
+            raise TypeError("an AsyncScopedSession comes from AsyncTenancy.session")
+        self._session = session
+        self._scope = scope
+        self._open = True
+
+    @property
+    def scope(self) -> S_co:
+        """The scope the transaction was opened with."""
+        return self._scope
+
+    @property
+    def session(self) -> AsyncSession:
+        """The async ORM session (still under row-level security and the scope's context)."""
+        if not self._open:
+            raise TenancyError("this scoped session has ended (committed or rolled back)")
+        return self._session
+
+    async def commit(self) -> None:
+        """Commits; the context ends with the transaction and the session is closed."""
+        session = self.session
+        self._open = False
+        await session.commit()
+
+    async def rollback(self) -> None:
+        """Rolls back explicitly (leaving the block without `commit` does the same)."""
+        session = self.session
+        self._open = False
+        await session.rollback()
+
+
+class AsyncTenancy(_TenancyBase):
+    """The async entry point (`create_async_engine("postgresql+psycopg://...")`): the same
+    claims, token and single statement as `Tenancy`."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        key: ContextKey | None = None,
+        token_lifetime: float = 30.0,
+    ) -> None:
+        super().__init__(key, token_lifetime)
+        self._engine = engine
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The async engine of the application's login role."""
+        return self._engine
+
+    @asynccontextmanager
+    async def _transaction(self, statement: str) -> AsyncIterator[AsyncSession]:
+        import psycopg
+        import psycopg.pq
+
+        async with self._engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            driver = raw.driver_connection
+            if not isinstance(driver, psycopg.AsyncConnection):
+                raise Misconfigured(
+                    "the engine must use the psycopg 3 driver (postgresql+psycopg://...)"
+                )
+            if driver.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                await driver.rollback()
+            autocommit = driver.autocommit
+            await driver.set_autocommit(True)
+            try:
+                await driver.execute(statement)
+                async with AsyncSession(bind=connection, expire_on_commit=False) as session:
+                    yield session
+            finally:
+                if driver.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    await driver.rollback()
+                await driver.set_autocommit(autocommit)
+
+    @asynccontextmanager
+    async def session(self, scope: S) -> AsyncIterator[AsyncScopedSession[S]]:
+        """A transaction carrying `scope`'s context; leaving without `commit()` rolls back."""
+        async with self._transaction(self.begin_statement(scope)) as session:
+            yield AsyncScopedSession(_SEAL, session, scope)
+
+    async def authorize(self, user: uuid.UUID, tenant: uuid.UUID) -> RequestContext:
+        """`Tenancy.authorize`, async."""
+        statement = self._statement(context_claims(tenant, user, None))
+        async with self._transaction(statement) as session:
+            result = await session.execute(_memberships_query(), {"tenant": tenant, "user": user})
+            rows = result.all()
+            await session.commit()
+        return _context_from_rows(user, tenant, rows)
+
+    async def check(self) -> None:
+        """`Tenancy.check`, async."""
+        self._require_key()
+        async with self._engine.connect() as connection:
+            contract = (await connection.execute(_CONTRACT_QUERY)).scalar_one()
+            size = (await connection.execute(_ACTIVITY_SIZE_QUERY)).scalar_one()
+            await connection.rollback()
+        probe = self._checked(contract, size)
+        try:
+            async with self._transaction(probe) as session:
+                await session.execute(_CLAIMS_QUERY)
+        except DBAPIError as err:
+            raise self._refused(err) from None
 
 
 @contextmanager
@@ -570,4 +701,13 @@ def tenancy_session(
 ) -> Iterator[ScopedSession[S]]:
     """`Tenancy(engine, key=key).session(scope)`: a transaction carrying `scope`'s context."""
     with Tenancy(engine, key=key).session(scope) as session:
+        yield session
+
+
+@asynccontextmanager
+async def async_tenancy_session(
+    engine: AsyncEngine, scope: S, *, key: ContextKey | None = None
+) -> AsyncIterator[AsyncScopedSession[S]]:
+    """`AsyncTenancy(engine, key=key).session(scope)`."""
+    async with AsyncTenancy(engine, key=key).session(scope) as session:
         yield session

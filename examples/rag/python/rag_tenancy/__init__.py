@@ -6,6 +6,8 @@
 from .models import Base
 from .roles import Viewer, Editor, Admin, Owner
 from .runtime import (
+    AsyncScopedSession,
+    AsyncTenancy,
     ContextKey,
     Forbidden,
     Misconfigured,
@@ -17,11 +19,14 @@ from .runtime import (
     ScopedSession,
     Tenancy,
     TenancyError,
+    async_tenancy_session,
     tenancy_session,
 )
 
 __all__ = [
     "Admin",
+    "AsyncScopedSession",
+    "AsyncTenancy",
     "Base",
     "ContextKey",
     "Editor",
@@ -37,5 +42,6 @@ __all__ = [
     "Tenancy",
     "TenancyError",
     "Viewer",
+    "async_tenancy_session",
     "tenancy_session",
 ]
