@@ -326,6 +326,3 @@ fn init_module(model: &Model) -> String {
             .collect::<String>(),
     )
 }
-
-#[cfg(test)]
-mod tests;

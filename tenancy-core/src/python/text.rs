@@ -127,8 +127,8 @@ pub(crate) fn camel_case(name: &str) -> String {
         .collect()
 }
 
-/// English singular of a plural table name (the Rust emitter's rule, so a row is `Query` in
-/// both languages).
+/// English singular of a plural table name (the Rust emitter's rule, so a row has the same
+/// name in both languages).
 pub(crate) fn singular(name: &str) -> String {
     if let Some(stem) = name.strip_suffix("ies") {
         if !stem.is_empty() {
@@ -149,7 +149,7 @@ pub(crate) fn singular(name: &str) -> String {
     }
 }
 
-/// The row class of a table (`queries` -> `Query`) and its repository class (`Queries`); when
+/// The row class of a table (`categories` -> `Category`) and its repository class (`Categories`); when
 /// both would be the same (a singular table name), the row class gets a `Row` suffix.
 pub(crate) fn class_names(table: &str) -> (String, String) {
     let repository = camel_case(table);
@@ -158,4 +158,28 @@ pub(crate) fn class_names(table: &str) -> (String, String) {
         row.push_str("Row");
     }
     (row, repository)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_literals_are_python_safe() {
+        assert_eq!(attr_name("metadata"), "metadata_");
+        assert_eq!(attr_name("from"), "from_");
+        assert_eq!(attr_name("title"), "title");
+        assert_eq!(py_str("a\"b\\c\nd"), "\"a\\\"b\\\\c\\nd\"");
+        assert_eq!(docstring("ends with \"", 0), "\"\"\"ends with \\\"\"\"\"\n");
+        assert_eq!(docstring("x \"\"\" y", 0), "\"\"\"x \\\"\\\"\\\" y\"\"\"\n");
+        assert_eq!(
+            class_names("categories"),
+            ("Category".to_owned(), "Categories".to_owned())
+        );
+        assert_eq!(class_names("news"), ("New".to_owned(), "News".to_owned()));
+        assert_eq!(
+            class_names("staff"),
+            ("StaffRow".to_owned(), "Staff".to_owned())
+        );
+    }
 }

@@ -1,17 +1,20 @@
+//! The Python emitter on the RAG example (tenancy_core::python).
+
 #![allow(clippy::expect_used, clippy::unwrap_used)] // tests panic on broken fixtures
 
 use std::path::{Path, PathBuf};
 
-use super::text::{attr_name, class_names, docstring, py_str};
-use super::*;
+use tenancy_core::model::Model;
+use tenancy_core::output::{GeneratedFile, Staleness};
+use tenancy_core::python::{generate_package, stale_files, write, PythonOptions, HEADER};
 
 fn rag_model() -> Model {
     let dir = Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../examples/rag/policies"
     ));
-    let sources = crate::dsl::read_dir(dir).expect("read policies");
-    let (model, diagnostics) = crate::dsl::compile(&sources);
+    let sources = tenancy_core::dsl::read_dir(dir).expect("read policies");
+    let (model, diagnostics) = tenancy_core::dsl::compile(&sources);
     assert_eq!(diagnostics.error_count(), 0);
     model.expect("model")
 }
@@ -22,12 +25,12 @@ fn rag_migrations(model: &Model) -> Vec<GeneratedFile> {
         env!("CARGO_MANIFEST_DIR"),
         "/../examples/rag/generated"
     ));
-    let existing = crate::output::ExistingOutput::read(out).expect("read generated/");
-    crate::output::generate(
+    let existing = tenancy_core::output::ExistingOutput::read(out).expect("read generated/");
+    tenancy_core::output::generate(
         model,
-        crate::sql::Target::Postgres,
+        tenancy_core::sql::Target::Postgres,
         &existing,
-        crate::output::GenerateOptions::default(),
+        tenancy_core::output::GenerateOptions::default(),
     )
     .expect("generate")
 }
@@ -180,25 +183,6 @@ fn roles_subclass_the_role_below() {
 }
 
 #[test]
-fn names_and_literals_are_python_safe() {
-    assert_eq!(attr_name("metadata"), "metadata_");
-    assert_eq!(attr_name("from"), "from_");
-    assert_eq!(attr_name("title"), "title");
-    assert_eq!(py_str("a\"b\\c\nd"), "\"a\\\"b\\\\c\\nd\"");
-    assert_eq!(docstring("ends with \"", 0), "\"\"\"ends with \\\"\"\"\"\n");
-    assert_eq!(docstring("x \"\"\" y", 0), "\"\"\"x \\\"\\\"\\\" y\"\"\"\n");
-    assert_eq!(
-        class_names("queries"),
-        ("Query".to_owned(), "Queries".to_owned())
-    );
-    assert_eq!(class_names("news"), ("New".to_owned(), "News".to_owned()));
-    assert_eq!(
-        class_names("staff"),
-        ("StaffRow".to_owned(), "Staff".to_owned())
-    );
-}
-
-#[test]
 fn a_bad_package_name_is_refused() {
     let model = rag_model();
     for bad in ["Rag", "rag-tenancy", "1rag", "class", ""] {
@@ -267,7 +251,9 @@ fn every_migration_is_an_alembic_revision_holding_it_byte_for_byte() {
         assert!(revision.contains(&format!("revision = \"{number}\"\n")));
         assert!(revision.contains(&format!("down_revision: str | None = {down}\n")));
         assert!(revision.contains(&format!("SQL = r\"\"\"{}\"\"\"", migration.contents)));
-        assert!(revision.contains(&crate::snapshot::sha256_hex(migration.contents.as_bytes())));
+        assert!(revision.contains(&tenancy_core::snapshot::sha256_hex(
+            migration.contents.as_bytes()
+        )));
         down = format!("\"{number}\"");
     }
     assert!(file(&files, "alembic.ini").contains("script_location = rag_tenancy:migrations"));
