@@ -222,6 +222,18 @@ def test_leaving_without_commit_rolls_back(tenancy: Tenancy, fixture: Fixture) -
         assert Documents.get(tx, doc.id) is None
 
 
+def test_a_commit_behind_the_scoped_session_ends_the_context(
+    tenancy: Tenancy, fixture: Fixture
+) -> None:
+    scope = tenancy.authorize(fixture.alice, fixture.tenant_a).project(fixture.a1).require(Viewer)
+    with tenancy.session(scope) as tx:
+        assert Documents.list(tx)
+        tx.session.commit()  # not tx.commit(): the transaction and its context end here
+        # Later statements of this session run without a context: no rows.
+        assert Documents.list(tx) == []
+        assert tx.session.execute(sa.text("SELECT tenancy.context_claims()")).scalar_one() is None
+
+
 def test_a_wrong_key_is_refused(app_engine: sa.Engine, fixture: Fixture, tenancy: Tenancy) -> None:
     scope = tenancy.authorize(fixture.alice, fixture.tenant_a).project(fixture.a1).require(Viewer)
     wrong = ContextKey("tenancy-test-only", b"\x01" * 32)
