@@ -148,7 +148,9 @@ fn repositories_type_each_command_with_its_rule() {
     assert!(
         documents.contains("def insert(tx: ScopedSession[ProjectScope[Editor]], new: NewDocument)")
     );
-    assert!(documents.contains("def update(tx: ScopedSession[ProjectScope[Editor]], id: uuid.UUID, changes: DocumentChanges)"));
+    assert!(documents.contains(
+        "def update(\n        tx: ScopedSession[ProjectScope[Editor]],\n        id: uuid.UUID,\n        changes: DocumentChanges,\n    ) -> Document | None:"
+    ));
     assert!(documents.contains("def delete(tx: ScopedSession[ProjectScope[Admin]], id: uuid.UUID)"));
     // queries: insert to viewer, no update rule -> no update method.
     let queries = repositories.split("\nclass Queries:").nth(1).unwrap();

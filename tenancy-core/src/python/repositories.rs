@@ -90,6 +90,21 @@ pub(crate) fn repositories_module(model: &Model) -> String {
     out
 }
 
+/// `    def name(params) -> ret:` on one line when it fits in 100 columns, else one parameter per
+/// line.
+fn signature(name: &str, params: &[String], ret: &str) -> String {
+    let one = format!("    def {name}({}) -> {ret}:\n", params.join(", "));
+    if one.len() <= 101 {
+        return one;
+    }
+    let mut out = format!("    def {name}(\n");
+    for param in params {
+        out.push_str(&format!("        {param},\n"));
+    }
+    out.push_str(&format!("    ) -> {ret}:\n"));
+    out
+}
+
 /// The Python type of a column's values, `| None` when nullable.
 fn value_type(model: &Model, column: &Column) -> String {
     let (py, _) = column_types(model, column, &mut Imports::default());
@@ -142,8 +157,8 @@ fn table_section(model: &Model, table: &Table) -> String {
             "\n\nclass New{row}(TypedDict, total=False):\n{}\n",
             docstring(
                 &format!(
-                    "A new `{}` row. The write scope supplies {}; leave out a column with a default\n\
-                     to get the default, a nullable one to get NULL.",
+                    "A new `{}` row. The write scope supplies {}; leave out\n\
+                     a column with a default to get the default, a nullable one to get NULL.",
                     table.name,
                     prefix
                         .iter()
@@ -201,7 +216,7 @@ fn table_section(model: &Model, table: &Table) -> String {
         "\n\nclass {repository}:\n{}",
         docstring(
             &format!(
-                "Repository of `{}`: {}.",
+                "Repository of `{}`.\n\nRules: {}.",
                 table.name,
                 if allowed.is_empty() {
                     "no command is allowed".to_owned()
@@ -213,10 +228,15 @@ fn table_section(model: &Model, table: &Table) -> String {
         )
     ));
 
-    let key_params: String = lookup
+    let key_params: Vec<String> = lookup
         .iter()
-        .map(|c| format!(", {}: {}", attr_name(&c.name), value_type(model, c)))
+        .map(|c| format!("{}: {}", attr_name(&c.name), value_type(model, c)))
         .collect();
+    let params = |first: String, rest: &[String]| {
+        let mut all = vec![first];
+        all.extend(rest.iter().cloned());
+        all
+    };
     let col = |name: &str| format!("{row}.{}", attr_name(name));
     let key_match: Vec<String> = lookup
         .iter()
@@ -254,13 +274,13 @@ fn table_section(model: &Model, table: &Table) -> String {
             table.name
         );
         out.push_str(&format!(
-            "\n    @staticmethod\n    def get(tx: {scope}{key_params}) -> {row} | None:\n{doc}        _scope = tx.scope\n        _statement = (\n            sa.select({row})\n            {where}\n            .order_by({order_by})\n            .limit(1)\n        )\n        return tx.session.scalars(_statement).first()\n",
-            scope = read_scope(role),
+            "\n    @staticmethod\n{sig}{doc}        _scope = tx.scope\n        _statement = (\n            sa.select({row})\n            {where}\n            .order_by({order_by})\n            .limit(1)\n        )\n        return tx.session.scalars(_statement).first()\n",
+            sig = signature("get", &params(format!("tx: {}", read_scope(role)), &key_params), &format!("{row} | None")),
             where = where_call(12, &[&read_where, &key_match]),
             doc = docstring(&format!("Reads one row by its key (of the lowest project id when several projects of the\nscope hold that key); None when no visible row matches.\n\n{policy}"), 8),
         ));
         out.push_str(&format!(
-            "\n    @staticmethod\n    def list(\n        tx: {scope}, *, after: {row}Cursor | None = None, limit: int = 100\n    ) -> builtins.list[{row}]:\n{doc}        _scope = tx.scope\n        _statement = sa.select({row}){where}\n        if after is not None:\n            _statement = _statement.where(sa.tuple_({order_by}) > sa.tuple_(*[sa.literal(v) for v in after]))\n        _statement = _statement.order_by({order_by}).limit(max(1, min(limit, 1000)))\n        return builtins.list(tx.session.scalars(_statement))\n",
+            "\n    @staticmethod\n    def list(\n        tx: {scope},\n        *,\n        after: {row}Cursor | None = None,\n        limit: int = 100,\n    ) -> builtins.list[{row}]:\n{doc}        _scope = tx.scope\n        _statement = sa.select({row}){where}\n        if after is not None:\n            _after = sa.tuple_(*[sa.literal(v) for v in after])\n            _statement = _statement.where(sa.tuple_({order_by}) > _after)\n        _statement = _statement.order_by({order_by})\n        return builtins.list(tx.session.scalars(_statement.limit(max(1, min(limit, 1000)))))\n",
             scope = read_scope(role),
             where = where_call(8, &[&read_where]),
             doc = docstring(&format!("Rows in key order, one page at a time (keyset pagination: pass the last row's\n`cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000.\n\n{policy}"), 8),
@@ -311,8 +331,8 @@ fn table_section(model: &Model, table: &Table) -> String {
             )
         };
         out.push_str(&format!(
-            "\n    @staticmethod\n    def insert(tx: {scope}, new: New{row}) -> {ret}:\n{doc}        _scope = tx.scope\n        _values: dict[str, Any] = dict(new)\n        _values[{tenant}] = _scope.tenant_id\n        _values[{project}] = _scope.project_id\n{body}",
-            scope = write_scope(role),
+            "\n    @staticmethod\n{sig}{doc}        _scope = tx.scope\n        _values: dict[str, Any] = dict(new)\n        _values[{tenant}] = _scope.tenant_id\n        _values[{project}] = _scope.project_id\n{body}",
+            sig = signature("insert", &[format!("tx: {}", write_scope(role)), format!("new: New{row}")], &ret),
             tenant = py_str(&attr_name("tenant_id")),
             project = py_str(&attr_name(PROJECT_COLUMN)),
             doc = docstring(&format!("Inserts one row into the write scope's project{}.\n\n{policy}", if returning { " and returns it as stored" } else { "" }), 8),
@@ -335,10 +355,10 @@ fn table_section(model: &Model, table: &Table) -> String {
             )
         };
         out.push_str(&format!(
-            "\n    @staticmethod\n    def update(tx: {scope}{key_params}, changes: {row}Changes) -> {ret}:\n{doc}        if not changes:\n            raise ValueError(\"no column to change\")\n        _scope = tx.scope\n        _statement = (\n            sa.update({row})\n            {where}\n            .values(**changes)\n            .execution_options(synchronize_session=False, populate_existing=True)\n        )\n{body}",
-            scope = write_scope(role),
+            "\n    @staticmethod\n{sig}{doc}        if not changes:\n            raise ValueError(\"no column to change\")\n        _scope = tx.scope\n        _statement = (\n            sa.update({row})\n            {where}\n            .values(**changes)\n            .execution_options(synchronize_session=False, populate_existing=True)\n        )\n{body}",
+            sig = signature("update", &[params(format!("tx: {}", write_scope(role)), &key_params), vec![format!("changes: {row}Changes")]].concat(), &ret),
             where = where_call(12, &[&write_where, &key_match]),
-            doc = docstring(&format!("Changes one row of the write scope's project by its key; {}.\n\n{policy}", if returning { "returns it as stored, None when no visible row matches" } else { "False when no row matches" }), 8),
+            doc = docstring(&format!("Changes one row of the write scope's project by its key; {}.\n\n{policy}", if returning { "returns it as stored,\nNone when no visible row matches" } else { "False when no row matches" }), 8),
         ));
     }
     if let Some(role) = table.rule(Command::Delete) {
@@ -347,8 +367,8 @@ fn table_section(model: &Model, table: &Table) -> String {
             table.name
         );
         out.push_str(&format!(
-            "\n    @staticmethod\n    def delete(tx: {scope}{key_params}) -> bool:\n{doc}        _scope = tx.scope\n        _statement = (\n            sa.delete({row})\n            {where}\n            .execution_options(synchronize_session=False)\n        )\n        return tx.session.execute(_statement).rowcount > 0\n",
-            scope = write_scope(role),
+            "\n    @staticmethod\n{sig}{doc}        _scope = tx.scope\n        _statement = (\n            sa.delete({row})\n            {where}\n            .execution_options(synchronize_session=False)\n        )\n        return tx.session.execute(_statement).rowcount > 0\n",
+            sig = signature("delete", &params(format!("tx: {}", write_scope(role)), &key_params), "bool"),
             where = where_call(12, &[&write_where, &key_match]),
             doc = docstring(&format!("Deletes one row of the write scope's project by its key; False when none matched.\n\n{policy}"), 8),
         ));

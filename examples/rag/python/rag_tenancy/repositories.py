@@ -52,8 +52,8 @@ class DocumentCursor(NamedTuple):
 
 
 class NewDocument(TypedDict, total=False):
-    """A new `documents` row. The write scope supplies `tenant_id` and `project_id`; leave out a column with a default
-    to get the default, a nullable one to get NULL.
+    """A new `documents` row. The write scope supplies `tenant_id` and `project_id`; leave out
+    a column with a default to get the default, a nullable one to get NULL.
     """
 
     id: uuid.UUID
@@ -81,7 +81,10 @@ class DocumentChanges(TypedDict, total=False):
 
 
 class Documents:
-    """Repository of `documents`: select (viewer), insert (editor), update (editor), delete (admin)."""
+    """Repository of `documents`.
+
+    Rules: select (viewer), insert (editor), update (editor), delete (admin).
+    """
 
     @staticmethod
     def get(tx: ScopedSession[ReadScope[Viewer]], id: uuid.UUID) -> Document | None:
@@ -105,7 +108,10 @@ class Documents:
 
     @staticmethod
     def list(
-        tx: ScopedSession[ReadScope[Viewer]], *, after: DocumentCursor | None = None, limit: int = 100
+        tx: ScopedSession[ReadScope[Viewer]],
+        *,
+        after: DocumentCursor | None = None,
+        limit: int = 100,
     ) -> builtins.list[Document]:
         """Rows in key order, one page at a time (keyset pagination: pass the last row's
         `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000.
@@ -118,9 +124,10 @@ class Documents:
             Document.project_id.in_(_scope.project_ids),
         )
         if after is not None:
-            _statement = _statement.where(sa.tuple_(Document.project_id, Document.id) > sa.tuple_(*[sa.literal(v) for v in after]))
-        _statement = _statement.order_by(Document.project_id, Document.id).limit(max(1, min(limit, 1000)))
-        return builtins.list(tx.session.scalars(_statement))
+            _after = sa.tuple_(*[sa.literal(v) for v in after])
+            _statement = _statement.where(sa.tuple_(Document.project_id, Document.id) > _after)
+        _statement = _statement.order_by(Document.project_id, Document.id)
+        return builtins.list(tx.session.scalars(_statement.limit(max(1, min(limit, 1000)))))
 
     @staticmethod
     def cursor(row: Document) -> DocumentCursor:
@@ -140,8 +147,13 @@ class Documents:
         return tx.session.scalars(sa.insert(Document).values(**_values).returning(Document)).one()
 
     @staticmethod
-    def update(tx: ScopedSession[ProjectScope[Editor]], id: uuid.UUID, changes: DocumentChanges) -> Document | None:
-        """Changes one row of the write scope's project by its key; returns it as stored, None when no visible row matches.
+    def update(
+        tx: ScopedSession[ProjectScope[Editor]],
+        id: uuid.UUID,
+        changes: DocumentChanges,
+    ) -> Document | None:
+        """Changes one row of the write scope's project by its key; returns it as stored,
+        None when no visible row matches.
 
         Requires `editor` or above in the write scope's project (RLS policy `documents_update`).
         """
@@ -187,8 +199,8 @@ class ChunkCursor(NamedTuple):
 
 
 class NewChunk(TypedDict, total=False):
-    """A new `chunks` row. The write scope supplies `tenant_id` and `project_id`; leave out a column with a default
-    to get the default, a nullable one to get NULL.
+    """A new `chunks` row. The write scope supplies `tenant_id` and `project_id`; leave out
+    a column with a default to get the default, a nullable one to get NULL.
     """
 
     id: uuid.UUID
@@ -212,7 +224,10 @@ class ChunkChanges(TypedDict, total=False):
 
 
 class Chunks:
-    """Repository of `chunks`: select (viewer), insert (editor), update (editor), delete (editor)."""
+    """Repository of `chunks`.
+
+    Rules: select (viewer), insert (editor), update (editor), delete (editor).
+    """
 
     @staticmethod
     def get(tx: ScopedSession[ReadScope[Viewer]], id: uuid.UUID) -> Chunk | None:
@@ -236,7 +251,10 @@ class Chunks:
 
     @staticmethod
     def list(
-        tx: ScopedSession[ReadScope[Viewer]], *, after: ChunkCursor | None = None, limit: int = 100
+        tx: ScopedSession[ReadScope[Viewer]],
+        *,
+        after: ChunkCursor | None = None,
+        limit: int = 100,
     ) -> builtins.list[Chunk]:
         """Rows in key order, one page at a time (keyset pagination: pass the last row's
         `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000.
@@ -249,9 +267,10 @@ class Chunks:
             Chunk.project_id.in_(_scope.project_ids),
         )
         if after is not None:
-            _statement = _statement.where(sa.tuple_(Chunk.project_id, Chunk.id) > sa.tuple_(*[sa.literal(v) for v in after]))
-        _statement = _statement.order_by(Chunk.project_id, Chunk.id).limit(max(1, min(limit, 1000)))
-        return builtins.list(tx.session.scalars(_statement))
+            _after = sa.tuple_(*[sa.literal(v) for v in after])
+            _statement = _statement.where(sa.tuple_(Chunk.project_id, Chunk.id) > _after)
+        _statement = _statement.order_by(Chunk.project_id, Chunk.id)
+        return builtins.list(tx.session.scalars(_statement.limit(max(1, min(limit, 1000)))))
 
     @staticmethod
     def cursor(row: Chunk) -> ChunkCursor:
@@ -297,8 +316,13 @@ class Chunks:
         return tx.session.scalars(sa.insert(Chunk).values(**_values).returning(Chunk)).one()
 
     @staticmethod
-    def update(tx: ScopedSession[ProjectScope[Editor]], id: uuid.UUID, changes: ChunkChanges) -> Chunk | None:
-        """Changes one row of the write scope's project by its key; returns it as stored, None when no visible row matches.
+    def update(
+        tx: ScopedSession[ProjectScope[Editor]],
+        id: uuid.UUID,
+        changes: ChunkChanges,
+    ) -> Chunk | None:
+        """Changes one row of the write scope's project by its key; returns it as stored,
+        None when no visible row matches.
 
         Requires `editor` or above in the write scope's project (RLS policy `chunks_update`).
         """
@@ -344,8 +368,8 @@ class QueryCursor(NamedTuple):
 
 
 class NewQuery(TypedDict, total=False):
-    """A new `queries` row. The write scope supplies `tenant_id` and `project_id`; leave out a column with a default
-    to get the default, a nullable one to get NULL.
+    """A new `queries` row. The write scope supplies `tenant_id` and `project_id`; leave out
+    a column with a default to get the default, a nullable one to get NULL.
     """
 
     id: uuid.UUID
@@ -356,7 +380,10 @@ class NewQuery(TypedDict, total=False):
 
 
 class Queries:
-    """Repository of `queries`: select (viewer), insert (viewer), delete (admin)."""
+    """Repository of `queries`.
+
+    Rules: select (viewer), insert (viewer), delete (admin).
+    """
 
     @staticmethod
     def get(tx: ScopedSession[ReadScope[Viewer]], id: uuid.UUID) -> Query | None:
@@ -380,7 +407,10 @@ class Queries:
 
     @staticmethod
     def list(
-        tx: ScopedSession[ReadScope[Viewer]], *, after: QueryCursor | None = None, limit: int = 100
+        tx: ScopedSession[ReadScope[Viewer]],
+        *,
+        after: QueryCursor | None = None,
+        limit: int = 100,
     ) -> builtins.list[Query]:
         """Rows in key order, one page at a time (keyset pagination: pass the last row's
         `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000.
@@ -393,9 +423,10 @@ class Queries:
             Query.project_id.in_(_scope.project_ids),
         )
         if after is not None:
-            _statement = _statement.where(sa.tuple_(Query.project_id, Query.id) > sa.tuple_(*[sa.literal(v) for v in after]))
-        _statement = _statement.order_by(Query.project_id, Query.id).limit(max(1, min(limit, 1000)))
-        return builtins.list(tx.session.scalars(_statement))
+            _after = sa.tuple_(*[sa.literal(v) for v in after])
+            _statement = _statement.where(sa.tuple_(Query.project_id, Query.id) > _after)
+        _statement = _statement.order_by(Query.project_id, Query.id)
+        return builtins.list(tx.session.scalars(_statement.limit(max(1, min(limit, 1000)))))
 
     @staticmethod
     def cursor(row: Query) -> QueryCursor:
@@ -441,8 +472,8 @@ class ResponseCursor(NamedTuple):
 
 
 class NewResponse(TypedDict, total=False):
-    """A new `responses` row. The write scope supplies `tenant_id` and `project_id`; leave out a column with a default
-    to get the default, a nullable one to get NULL.
+    """A new `responses` row. The write scope supplies `tenant_id` and `project_id`; leave out
+    a column with a default to get the default, a nullable one to get NULL.
     """
 
     id: uuid.UUID
@@ -456,7 +487,10 @@ class NewResponse(TypedDict, total=False):
 
 
 class Responses:
-    """Repository of `responses`: select (viewer), insert (editor), delete (admin)."""
+    """Repository of `responses`.
+
+    Rules: select (viewer), insert (editor), delete (admin).
+    """
 
     @staticmethod
     def get(tx: ScopedSession[ReadScope[Viewer]], id: uuid.UUID) -> Response | None:
@@ -480,7 +514,10 @@ class Responses:
 
     @staticmethod
     def list(
-        tx: ScopedSession[ReadScope[Viewer]], *, after: ResponseCursor | None = None, limit: int = 100
+        tx: ScopedSession[ReadScope[Viewer]],
+        *,
+        after: ResponseCursor | None = None,
+        limit: int = 100,
     ) -> builtins.list[Response]:
         """Rows in key order, one page at a time (keyset pagination: pass the last row's
         `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000.
@@ -493,9 +530,10 @@ class Responses:
             Response.project_id.in_(_scope.project_ids),
         )
         if after is not None:
-            _statement = _statement.where(sa.tuple_(Response.project_id, Response.id) > sa.tuple_(*[sa.literal(v) for v in after]))
-        _statement = _statement.order_by(Response.project_id, Response.id).limit(max(1, min(limit, 1000)))
-        return builtins.list(tx.session.scalars(_statement))
+            _after = sa.tuple_(*[sa.literal(v) for v in after])
+            _statement = _statement.where(sa.tuple_(Response.project_id, Response.id) > _after)
+        _statement = _statement.order_by(Response.project_id, Response.id)
+        return builtins.list(tx.session.scalars(_statement.limit(max(1, min(limit, 1000)))))
 
     @staticmethod
     def cursor(row: Response) -> ResponseCursor:
@@ -541,8 +579,8 @@ class AssertionCursor(NamedTuple):
 
 
 class NewAssertion(TypedDict, total=False):
-    """A new `assertions` row. The write scope supplies `tenant_id` and `project_id`; leave out a column with a default
-    to get the default, a nullable one to get NULL.
+    """A new `assertions` row. The write scope supplies `tenant_id` and `project_id`; leave out
+    a column with a default to get the default, a nullable one to get NULL.
     """
 
     id: uuid.UUID
@@ -566,7 +604,10 @@ class AssertionChanges(TypedDict, total=False):
 
 
 class Assertions:
-    """Repository of `assertions`: select (viewer), insert (editor), update (editor), delete (admin)."""
+    """Repository of `assertions`.
+
+    Rules: select (viewer), insert (editor), update (editor), delete (admin).
+    """
 
     @staticmethod
     def get(tx: ScopedSession[ReadScope[Viewer]], id: uuid.UUID) -> Assertion | None:
@@ -590,7 +631,10 @@ class Assertions:
 
     @staticmethod
     def list(
-        tx: ScopedSession[ReadScope[Viewer]], *, after: AssertionCursor | None = None, limit: int = 100
+        tx: ScopedSession[ReadScope[Viewer]],
+        *,
+        after: AssertionCursor | None = None,
+        limit: int = 100,
     ) -> builtins.list[Assertion]:
         """Rows in key order, one page at a time (keyset pagination: pass the last row's
         `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000.
@@ -603,9 +647,10 @@ class Assertions:
             Assertion.project_id.in_(_scope.project_ids),
         )
         if after is not None:
-            _statement = _statement.where(sa.tuple_(Assertion.project_id, Assertion.id) > sa.tuple_(*[sa.literal(v) for v in after]))
-        _statement = _statement.order_by(Assertion.project_id, Assertion.id).limit(max(1, min(limit, 1000)))
-        return builtins.list(tx.session.scalars(_statement))
+            _after = sa.tuple_(*[sa.literal(v) for v in after])
+            _statement = _statement.where(sa.tuple_(Assertion.project_id, Assertion.id) > _after)
+        _statement = _statement.order_by(Assertion.project_id, Assertion.id)
+        return builtins.list(tx.session.scalars(_statement.limit(max(1, min(limit, 1000)))))
 
     @staticmethod
     def cursor(row: Assertion) -> AssertionCursor:
@@ -625,8 +670,13 @@ class Assertions:
         return tx.session.scalars(sa.insert(Assertion).values(**_values).returning(Assertion)).one()
 
     @staticmethod
-    def update(tx: ScopedSession[ProjectScope[Editor]], id: uuid.UUID, changes: AssertionChanges) -> Assertion | None:
-        """Changes one row of the write scope's project by its key; returns it as stored, None when no visible row matches.
+    def update(
+        tx: ScopedSession[ProjectScope[Editor]],
+        id: uuid.UUID,
+        changes: AssertionChanges,
+    ) -> Assertion | None:
+        """Changes one row of the write scope's project by its key; returns it as stored,
+        None when no visible row matches.
 
         Requires `editor` or above in the write scope's project (RLS policy `assertions_update`).
         """
