@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -14,6 +14,10 @@ from rag_tenancy.runtime import (
     ContextKey,
     Membership,
     Misconfigured,
+    ProjectScope,
+    ProjectsScope,
+    RequestContext,
+    ScopedSession,
     begin_statement,
     context_claims,
 )
@@ -52,3 +56,16 @@ def test_the_statement_pads_the_token_out_of_pg_stat_activity() -> None:
     assert statement.startswith("BEGIN; /*" + "." * 1024 + "*/ SELECT ")
     assert statement.endswith(f"SELECT \"tenancy\".install_context('{token}')")
     assert statement.index(token) > 1024
+
+
+def test_scopes_come_only_from_the_runtime() -> None:
+    t, u, p = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    owner = [Membership(p, "owner", 3)]
+    for make in (
+        lambda: ProjectScope(object(), t, u, owner),
+        lambda: ProjectsScope(None, t, u, owner),
+        lambda: RequestContext(object(), t, u, owner),
+        lambda: ScopedSession(object(), cast(Any, None), cast(Any, None)),
+    ):
+        with pytest.raises(TypeError, match="come"):
+            make()
