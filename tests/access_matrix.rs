@@ -561,7 +561,7 @@ fn target_key(table: Table, seed: &Seed, place: Place) -> Uuid {
 /// The marker value a successful update writes.
 const UPDATED: &str = "updated by the matrix";
 
-fn new_document(user: UserId) -> NewDocument {
+fn new_document() -> NewDocument {
     NewDocument {
         id: None,
         title: "inserted".to_owned(),
@@ -569,9 +569,6 @@ fn new_document(user: UserId) -> NewDocument {
         mime_type: None,
         content_hash: Uuid::new_v4().to_string(),
         metadata: None,
-        created_by: user.as_uuid(),
-        created_at: None,
-        updated_at: None,
     }
 }
 
@@ -587,10 +584,9 @@ fn new_chunk(document: Uuid) -> NewChunk {
     }
 }
 
-fn new_query(user: UserId) -> NewQuery {
+fn new_query() -> NewQuery {
     NewQuery {
         id: None,
-        asked_by: user.as_uuid(),
         query_text: "inserted".to_owned(),
         top_k: None,
         created_at: None,
@@ -626,8 +622,6 @@ fn new_member() -> NewUserProjectRole {
     NewUserProjectRole {
         user_id: Uuid::new_v4(),
         role: ProjectRole::Viewer,
-        granted_by: None,
-        granted_at: None,
     }
 }
 
@@ -719,7 +713,6 @@ async fn run_case(
 
     use Op::*;
     use Table as T;
-    let user = caller.user;
     match (table, op) {
         (T::Tenants, Get) => get!(Tenants),
         (T::Projects, Get) => get!(Projects, key),
@@ -764,7 +757,6 @@ async fn run_case(
             key,
             UserProjectRolePatch {
                 role: Some(ProjectRole::Editor),
-                ..UserProjectRolePatch::default()
             }
         )
         .await
@@ -781,13 +773,13 @@ async fn run_case(
             list_count!(Documents, DocumentFilter::default(), DocumentPage, true)
         }
         (T::Documents, Insert) => {
-            write!(Editor, |tx| Documents::insert(&mut tx, new_document(user))
+            write!(Editor, |tx| Documents::insert(&mut tx, new_document())
                 .await
                 .map(|r| Some(r.id)))
         }
         (T::Documents, InsertMany) => write!(Editor, |tx| Documents::insert_many(
             &mut tx,
-            vec![new_document(user)]
+            vec![new_document()]
         )
         .await
         .map(|rows| rows.first().map(|r| r.id))),
@@ -837,12 +829,12 @@ async fn run_case(
         (T::Queries, Get) => get!(Queries, key),
         (T::Queries, List) => list_count!(Queries, QueryFilter::default(), QueryPage, false),
         (T::Queries, Count) => list_count!(Queries, QueryFilter::default(), QueryPage, true),
-        (T::Queries, Insert) => write!(Viewer, |tx| Queries::insert(&mut tx, new_query(user))
+        (T::Queries, Insert) => write!(Viewer, |tx| Queries::insert(&mut tx, new_query())
             .await
             .map(|r| Some(r.id))),
         (T::Queries, InsertMany) => write!(Viewer, |tx| Queries::insert_many(
             &mut tx,
-            vec![new_query(user)]
+            vec![new_query()]
         )
         .await
         .map(|rows| rows.first().map(|r| r.id))),
@@ -1142,9 +1134,7 @@ async fn spot_checks_by_hand() {
         .require::<Editor>()
         .unwrap();
     let mut tx = tenancy.begin(&scope).await.unwrap();
-    let doc = Documents::insert(&mut tx, new_document(editor.user))
-        .await
-        .unwrap();
+    let doc = Documents::insert(&mut tx, new_document()).await.unwrap();
     tx.commit().await.unwrap();
     let (tenant, project): (Uuid, Uuid) =
         sqlx::query_as("SELECT tenant_id, project_id FROM documents WHERE id = $1")

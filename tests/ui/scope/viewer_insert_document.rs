@@ -12,9 +12,6 @@ async fn misuse(tx: &mut ScopedTx<ProjectScope<Viewer>>) {
         mime_type: None,
         content_hash: "h".to_owned(),
         metadata: None,
-        created_by: Uuid::nil(),
-        created_at: None,
-        updated_at: None,
     };
     let _ = Documents::insert(tx, new).await;
 }
