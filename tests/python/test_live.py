@@ -59,8 +59,21 @@ def test_models_match_the_migrated_database(admin_engine: sa.Engine) -> None:
                 db_col["type"].compile(dialect=dialect)
             ).lower().replace("public.", ""), where
             model_default = model_col.server_default
-            model_text = None if model_default is None else str(getattr(model_default, "arg"))
-            assert _default(model_text) == _default(db_col["default"]), where
+            if isinstance(model_default, sa.DefaultClause) or model_default is None:
+                model_text = None if model_default is None else str(model_default.arg)
+                assert _default(model_text) == _default(db_col["default"]), where
+            else:
+                # A stamped column (sa.FetchedValue()): the database's trigger writes it.
+                assert isinstance(model_default, sa.FetchedValue), where
+                with admin_engine.connect() as conn:
+                    triggers = conn.execute(
+                        sa.text(
+                            "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal "
+                            "AND tgrelid = CAST(:t AS regclass) AND tgname = :n"
+                        ),
+                        {"t": f"public.{name}", "n": f"{name}_stamp"},
+                    ).scalar_one()
+                assert triggers == 1, where
         pk = inspector.get_pk_constraint(name, schema="public")["constrained_columns"]
         assert pk == [c.name for c in table.primary_key.columns], name
         db_fks = sorted(
@@ -167,14 +180,15 @@ def test_a_viewer_cannot_write(tenancy: Tenancy, admin_engine: sa.Engine, fixtur
         with pytest.raises(sa.exc.DBAPIError) as refused:
             Documents.insert(
                 cast(Any, tx),
-                {"title": "t", "content_hash": "viewer", "created_by": vic},
+                {"title": "t", "content_hash": "viewer"},
             )
         assert sqlstate(refused.value) == "42501"
     with tenancy.session(viewer) as tx:
         assert Documents.update(cast(Any, tx), fixture.a_docs[0], {"title": "x"}) is None
         assert Documents.delete(cast(Any, tx), fixture.a_docs[0]) is False
         # Queries allow insert to viewers.
-        query = Queries.insert(tx, {"asked_by": vic, "query_text": "why?"})
+        query = Queries.insert(tx, {"query_text": "why?"})
+        assert query.asked_by == vic  # stamped by the database
         assert query.top_k == 10 and query.tenant_id == fixture.tenant_a
         tx.commit()
 
@@ -216,7 +230,7 @@ def test_leaving_without_commit_rolls_back(tenancy: Tenancy, fixture: Fixture) -
     scope = tenancy.authorize(fixture.alice, fixture.tenant_a).project(fixture.a1).require(Editor)
     with tenancy.session(scope) as tx:
         doc = Documents.insert(
-            tx, {"title": "rolled back", "content_hash": "rb", "created_by": fixture.alice}
+            tx, {"title": "rolled back", "content_hash": "rb"}
         )
     with tenancy.session(scope) as tx:
         assert Documents.get(tx, doc.id) is None
@@ -257,12 +271,21 @@ def test_repositories_round_trip(tenancy: Tenancy, fixture: Fixture) -> None:
             {
                 "title": "written by python",
                 "content_hash": "python-1",
-                "created_by": fixture.alice,
                 "metadata_": {"lang": "en"},
             },
         )
         assert doc.tenant_id == fixture.tenant_a and doc.project_id == fixture.a1
         assert doc.mime_type == "text/plain" and doc.metadata_ == {"lang": "en"}
+        # Stamped: the database writes the caller, whatever the statement says.
+        assert doc.created_by == fixture.alice
+        forged = tx.session.scalars(
+            sa.insert(Document)
+            .values(tenant_id=fixture.tenant_a, project_id=fixture.a1, title="f",
+                    content_hash="python-forged", created_by=fixture.bob)
+            .returning(Document)
+        ).one()
+        assert forged.created_by == fixture.alice
+        assert Documents.delete(tx, forged.id) is True
         updated = Documents.update(tx, doc.id, {"source_uri": "s3://x"})
         assert updated is not None and updated.source_uri == "s3://x"
         # Keyset pagination visits every row once, in key order.
@@ -289,7 +312,7 @@ def test_repositories_round_trip(tenancy: Tenancy, fixture: Fixture) -> None:
         assert hits[0][1] == pytest.approx(0.0) and hits[1][1] == pytest.approx(1.0)
         assert isinstance(c1.embedding, np.ndarray) and c1.embedding.shape == (384,)
         temp = Documents.insert(
-            tx, {"title": "temp", "content_hash": "python-temp", "created_by": fixture.alice}
+            tx, {"title": "temp", "content_hash": "python-temp"}
         )
         assert Documents.delete(tx, temp.id) is True
         assert Documents.get(tx, temp.id) is None

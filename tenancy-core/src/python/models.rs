@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 
 use super::text::{attr_name, class_names, docstring, py_str};
 use super::HEADER;
+use crate::condition::StampWhen;
 use crate::model::{
     Column, Model, OnDelete, SqlType, Table, TableKind, PROJECT_COLUMN, ROLE_TYPE, TABLE_SCHEMA,
     TENANT_COLUMN,
@@ -181,7 +182,14 @@ fn column_line(model: &Model, table: &Table, column: &Column, imports: &mut Impo
         "nullable={}",
         if column.nullable { "True" } else { "False" }
     ));
-    if let Some(default) = &column.default {
+    if let Some(stamp) = &column.stamp {
+        // The database writes it (a trigger inside a request context): SQLAlchemy leaves it out
+        // of INSERTs and reads the stored value back.
+        args.push("server_default=sa.FetchedValue()".to_owned());
+        if stamp.when == StampWhen::Update {
+            args.push("server_onupdate=sa.FetchedValue()".to_owned());
+        }
+    } else if let Some(default) = &column.default {
         args.push(format!(
             "server_default=sa.text({})",
             py_str(&default.to_sql())
@@ -192,7 +200,14 @@ fn column_line(model: &Model, table: &Table, column: &Column, imports: &mut Impo
         for doc_line in doc.lines() {
             line.push_str(&format!("    #: {}\n", doc_line.trim()));
         }
-    } else if table.kind != TableKind::Tenants
+    }
+    if let Some(stamp) = &column.stamp {
+        line.push_str(&format!(
+            "    #: Stamped (`{}`): written by the database, never by the repositories.\n",
+            stamp.to_dsl()
+        ));
+    } else if column.doc.is_none()
+        && table.kind != TableKind::Tenants
         && (column.name == TENANT_COLUMN || column.name == PROJECT_COLUMN)
     {
         line.push_str("    #: Scope column (the repositories set it from the scope).\n");

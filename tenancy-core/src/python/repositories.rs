@@ -158,18 +158,23 @@ fn table_section(model: &Model, table: &Table) -> String {
             docstring(
                 &format!(
                     "A new `{}` row. The write scope supplies {}; leave out\n\
-                     a column with a default to get the default, a nullable one to get NULL.",
+                     a column with a default to get the default, a nullable one to get NULL.{}",
                     table.name,
                     prefix
                         .iter()
                         .map(|c| format!("`{c}`"))
                         .collect::<Vec<_>>()
-                        .join(" and ")
+                        .join(" and "),
+                    if table.columns.iter().any(|c| c.stamp.is_some()) {
+                        "\nStamped columns are not here: the database writes them."
+                    } else {
+                        ""
+                    }
                 ),
                 4
             )
         ));
-        for column in &table.columns {
+        for column in table.columns.iter().filter(|c| c.stamp.is_none()) {
             let ty = value_type(model, column);
             let ty = if column.nullable || column.default.is_some() {
                 ty
@@ -183,14 +188,16 @@ fn table_section(model: &Model, table: &Table) -> String {
     let changeable: Vec<&Column> = table
         .columns
         .iter()
-        .filter(|c| !primary_key.contains(&c.name) && !prefix.contains(&c.name))
+        .filter(|c| {
+            !primary_key.contains(&c.name) && !prefix.contains(&c.name) && c.stamp.is_none()
+        })
         .collect();
     if table.rule(Command::Update).is_some() {
         out.push_str(&format!(
             "\n\nclass {row}Changes(TypedDict, total=False):\n{}\n",
             docstring(
                 &format!(
-                    "Columns to change in a `{}` row (key and scope columns never change).",
+                    "Columns to change in a `{}` row (key, scope and stamped columns never change).",
                     table.name
                 ),
                 4

@@ -123,11 +123,21 @@ class UserProjectRole(Base):
         ENUM("viewer", "editor", "admin", "owner", name="project_role", schema="tenancy", create_type=False),
         nullable=False,
     )
-    granted_by: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, nullable=True)
+    #: Who granted the current role: the database writes the caller's user id (none when an
+    #: operator grants it without a request context).
+    #: Stamped (`= current_user on update`): written by the database, never by the repositories.
+    granted_by: Mapped[uuid.UUID | None] = mapped_column(
+        sa.Uuid,
+        nullable=True,
+        server_default=sa.FetchedValue(),
+        server_onupdate=sa.FetchedValue(),
+    )
+    #: Stamped (`= now() on update`): written by the database, never by the repositories.
     granted_at: Mapped[datetime.datetime] = mapped_column(
         sa.DateTime(timezone=True),
         nullable=False,
-        server_default=sa.text("now()"),
+        server_default=sa.FetchedValue(),
+        server_onupdate=sa.FetchedValue(),
     )
 
 
@@ -172,16 +182,25 @@ class Document(Base):
         nullable=False,
         server_default=sa.text("'{}'"),
     )
-    created_by: Mapped[uuid.UUID] = mapped_column(sa.Uuid, nullable=False)
+    #: Who ingested it: the database writes the caller's user id on insert.
+    #: Stamped (`= current_user on insert`): written by the database, never by the repositories.
+    created_by: Mapped[uuid.UUID] = mapped_column(
+        sa.Uuid,
+        nullable=False,
+        server_default=sa.FetchedValue(),
+    )
+    #: Stamped (`= now() on insert`): written by the database, never by the repositories.
     created_at: Mapped[datetime.datetime] = mapped_column(
         sa.DateTime(timezone=True),
         nullable=False,
-        server_default=sa.text("now()"),
+        server_default=sa.FetchedValue(),
     )
+    #: Stamped (`= now() on update`): written by the database, never by the repositories.
     updated_at: Mapped[datetime.datetime] = mapped_column(
         sa.DateTime(timezone=True),
         nullable=False,
-        server_default=sa.text("now()"),
+        server_default=sa.FetchedValue(),
+        server_onupdate=sa.FetchedValue(),
     )
 
 
@@ -255,7 +274,13 @@ class Query(Base):
         nullable=False,
         server_default=sa.text("gen_random_uuid()"),
     )
-    asked_by: Mapped[uuid.UUID] = mapped_column(sa.Uuid, nullable=False)
+    #: Who asked: the database writes the caller's user id on insert.
+    #: Stamped (`= current_user on insert`): written by the database, never by the repositories.
+    asked_by: Mapped[uuid.UUID] = mapped_column(
+        sa.Uuid,
+        nullable=False,
+        server_default=sa.FetchedValue(),
+    )
     query_text: Mapped[str] = mapped_column(sa.Text, nullable=False)
     top_k: Mapped[int] = mapped_column(sa.Integer, nullable=False, server_default=sa.text("10"))
     created_at: Mapped[datetime.datetime] = mapped_column(

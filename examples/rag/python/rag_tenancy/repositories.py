@@ -54,6 +54,7 @@ class DocumentCursor(NamedTuple):
 class NewDocument(TypedDict, total=False):
     """A new `documents` row. The write scope supplies `tenant_id` and `project_id`; leave out
     a column with a default to get the default, a nullable one to get NULL.
+    Stamped columns are not here: the database writes them.
     """
 
     id: uuid.UUID
@@ -62,22 +63,16 @@ class NewDocument(TypedDict, total=False):
     mime_type: str
     content_hash: Required[str]
     metadata_: Any
-    created_by: Required[uuid.UUID]
-    created_at: datetime.datetime
-    updated_at: datetime.datetime
 
 
 class DocumentChanges(TypedDict, total=False):
-    """Columns to change in a `documents` row (key and scope columns never change)."""
+    """Columns to change in a `documents` row (key, scope and stamped columns never change)."""
 
     title: str
     source_uri: str | None
     mime_type: str
     content_hash: str
     metadata_: Any
-    created_by: uuid.UUID
-    created_at: datetime.datetime
-    updated_at: datetime.datetime
 
 
 class Documents:
@@ -213,7 +208,7 @@ class NewChunk(TypedDict, total=False):
 
 
 class ChunkChanges(TypedDict, total=False):
-    """Columns to change in a `chunks` row (key and scope columns never change)."""
+    """Columns to change in a `chunks` row (key, scope and stamped columns never change)."""
 
     document_id: uuid.UUID
     ordinal: int
@@ -370,10 +365,10 @@ class QueryCursor(NamedTuple):
 class NewQuery(TypedDict, total=False):
     """A new `queries` row. The write scope supplies `tenant_id` and `project_id`; leave out
     a column with a default to get the default, a nullable one to get NULL.
+    Stamped columns are not here: the database writes them.
     """
 
     id: uuid.UUID
-    asked_by: Required[uuid.UUID]
     query_text: Required[str]
     top_k: int
     created_at: datetime.datetime
@@ -593,7 +588,7 @@ class NewAssertion(TypedDict, total=False):
 
 
 class AssertionChanges(TypedDict, total=False):
-    """Columns to change in a `assertions` row (key and scope columns never change)."""
+    """Columns to change in a `assertions` row (key, scope and stamped columns never change)."""
 
     response_id: uuid.UUID
     chunk_id: uuid.UUID | None

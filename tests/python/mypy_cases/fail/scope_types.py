@@ -12,5 +12,5 @@ def narrow(ctx: RequestContext, project: uuid.UUID) -> ProjectScope[Editor]:
 
 
 def insert(tx: ScopedSession[ProjectScope[Editor]], user: uuid.UUID) -> None:
-    Documents.insert(tx, {"content_hash": "h", "created_by": user})  # error: Missing key "title" for TypedDict "NewDocument"
-    Documents.insert(tx, {"title": "t", "content_hash": "h", "created_by": user, "tenant_id": user})  # error: Extra key "tenant_id" for TypedDict "NewDocument"
+    Documents.insert(tx, {"content_hash": "h"})  # error: Missing key "title" for TypedDict "NewDocument"
+    Documents.insert(tx, {"title": "t", "content_hash": "h", "tenant_id": user})  # error: Extra key "tenant_id" for TypedDict "NewDocument"

@@ -8,4 +8,4 @@ from rag_tenancy.repositories import Documents
 
 def write(tx: ScopedSession[ProjectsScope[Owner]], user: uuid.UUID) -> None:
     Documents.list(tx)
-    Documents.insert(tx, {"title": "t", "content_hash": "h", "created_by": user})  # error: Argument 1 to "insert" of "Documents" has incompatible type "ScopedSession[ProjectsScope[Owner]]"
+    Documents.insert(tx, {"title": "t", "content_hash": "h"})  # error: Argument 1 to "insert" of "Documents" has incompatible type "ScopedSession[ProjectsScope[Owner]]"

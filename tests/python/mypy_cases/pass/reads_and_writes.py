@@ -27,13 +27,13 @@ def reads(tx: ScopedSession[ReadScope[Viewer]], doc: uuid.UUID) -> list[Document
 
 
 def owner_writes(tx: ScopedSession[ProjectScope[Owner]], user: uuid.UUID) -> Document | None:
-    doc = Documents.insert(tx, {"title": "t", "content_hash": "h", "created_by": user})
+    doc = Documents.insert(tx, {"title": "t", "content_hash": "h"})
     Documents.delete(tx, doc.id)
     return Documents.update(tx, doc.id, {"title": "u", "source_uri": None})
 
 
 def viewer_asks(tx: ScopedSession[ProjectScope[Viewer]], user: uuid.UUID) -> None:
-    Queries.insert(tx, {"asked_by": user, "query_text": "q"})
+    Queries.insert(tx, {"query_text": "q"})
 
 
 def whole_flow(engine: sa.Engine, user: uuid.UUID, tenant: uuid.UUID, project: uuid.UUID) -> None:
@@ -41,7 +41,7 @@ def whole_flow(engine: sa.Engine, user: uuid.UUID, tenant: uuid.UUID, project: u
     ctx = tenancy.authorize(user, tenant)
     scope = ctx.project(project).require(Editor)
     with tenancy.session(scope) as tx:
-        Documents.insert(tx, {"title": "t", "content_hash": "h", "created_by": user})
+        Documents.insert(tx, {"title": "t", "content_hash": "h"})
         tx.commit()
     admin = ctx.project(project).require(Admin)
     with tenancy.session(admin) as tx:
