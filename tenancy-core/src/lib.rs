@@ -12,6 +12,7 @@ pub mod dsl;
 pub mod explain;
 pub mod model;
 pub mod output;
+pub mod python;
 pub mod rust;
 pub mod snapshot;
 pub mod sql;
