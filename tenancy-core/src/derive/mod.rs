@@ -256,6 +256,52 @@ mod tests {
     }
 
     #[test]
+    fn conditions_and_stamps_are_checked_at_their_strings() {
+        let errors = located_errors(
+            "#[tenancy(table = \"notes\", scoped, primary_key(id), select = Viewer)]\n\
+             #[tenancy(allow(update, to = Editor, where = \"author = current_user\"))]\n\
+             struct Note {\n\
+                 id: Uuid,\n\
+                 #[tenancy(stamp = \"current_user on insert\")]\n\
+                 created_by: Uuid,\n\
+                 #[tenancy(stamp = \"now() on delete\")]\n\
+                 seen_at: DateTime<Utc>,\n\
+             }",
+        );
+        let at = |needle: &str| {
+            errors
+                .iter()
+                .find(|(m, _)| m.contains(needle))
+                .unwrap_or_else(|| panic!("no {needle:?} in {errors:#?}"))
+                .1
+                .clone()
+        };
+        // The DSL validator's checks, at the string they come from.
+        assert!(at("unknown column `author`").starts_with("\"author = current_user\""));
+        assert!(at("unknown stamp time `on delete`").starts_with("\"now() on delete\""));
+    }
+
+    #[test]
+    fn a_condition_that_does_not_parse_is_reported_at_its_string() {
+        let errors = located_errors(
+            "#[tenancy(table = \"notes\", scoped, primary_key(id), select = Viewer)]\n\
+             #[tenancy(allow(delete, to = Editor, where = \"created_by = = 1\"))]\n\
+             struct Note { id: Uuid, created_by: Uuid }",
+        );
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(
+            errors[0]
+                .0
+                .starts_with("invalid condition: expected a column"),
+            "{errors:#?}"
+        );
+        assert!(
+            errors[0].1.starts_with("\"created_by = = 1\""),
+            "{errors:#?}"
+        );
+    }
+
+    #[test]
     fn suggestions_need_a_close_word() {
         assert_eq!(
             suggestion("tabel", &["table", "scoped"]).as_deref(),
