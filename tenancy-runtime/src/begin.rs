@@ -15,7 +15,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::pool::MaybePoolConnection;
+use sqlx::{PgPool, Postgres, SqlSafeStr, Transaction};
 
 /// What `begin_with` returns.
 type Begun = Result<Transaction<'static, Postgres>, sqlx::Error>;
@@ -23,13 +24,27 @@ type Begun = Result<Transaction<'static, Postgres>, sqlx::Error>;
 /// The boxed begin: boxed so it can move into a task after being polled.
 type Begin = Pin<Box<dyn Future<Output = Begun> + Send>>;
 
-/// Sends `statement` (`BEGIN` plus the context) with `begin_with` on `pool`, finishing it in a
-/// task of its own if the returned future is dropped before the begin completed.
-pub(crate) fn begin_cancel_safe(pool: &PgPool, statement: String) -> FinishOnDrop {
+/// Takes a connection from `pool`, then builds the statement (`BEGIN` plus the context) with
+/// `statement` and sends it, finishing it in a task of its own if the returned future is
+/// dropped before the begin completed.
+///
+/// The statement is built only once a connection is in hand: it carries a signed token that
+/// expires (`TenancyConfig::token_lifetime`), and a wait for a busy pool must not eat into it.
+pub(crate) fn begin_cancel_safe<F>(pool: &PgPool, statement: F) -> FinishOnDrop
+where
+    F: FnOnce() -> Result<String, sqlx::Error> + Send + 'static,
+{
     let pool = pool.clone();
     FinishOnDrop {
         begin: Some(Box::pin(async move {
-            pool.begin_with(sqlx::AssertSqlSafe(statement)).await
+            let connection = pool.acquire().await?;
+            let statement = sqlx::AssertSqlSafe(statement()?).into_sql_str();
+            // What `Pool::begin_with` does, with the statement built after the acquire.
+            Transaction::begin(
+                MaybePoolConnection::PoolConnection(connection),
+                Some(statement),
+            )
+            .await
         })),
         polled: false,
     }

@@ -361,9 +361,16 @@ impl Tenancy {
     /// gives [`Error::NotFound`], the same as a tenant that does not exist.
     #[tracing::instrument(skip_all, fields(tenant_id = %tenant, user_id = %user))]
     pub async fn authorize(&self, user: UserId, tenant: TenantId) -> Result<RequestContext, Error> {
-        let statement = self.open_statement(tenant, user, None)?;
-        // Cancellation-safe: see crate::begin.
-        let mut tx = begin_cancel_safe(&self.pool, statement).await?;
+        // Built once here so a configuration problem is this function's error; built again
+        // (a fresh token) once the pool has handed out a connection. Cancellation-safe: see
+        // crate::begin.
+        self.open_statement(tenant, user, None)?;
+        let this = self.clone();
+        let mut tx = begin_cancel_safe(&self.pool, move || {
+            this.open_statement(tenant, user, None)
+                .map_err(|e| sqlx::Error::Configuration(e.to_string().into()))
+        })
+        .await?;
         let query = format!(
             "SELECT project_id, role::pg_catalog.text, \
              pg_catalog.array_position(pg_catalog.enum_range(NULL::\"{schema}\".project_role), role) - 1 \
@@ -437,8 +444,16 @@ impl Tenancy {
         )
     )]
     pub async fn begin<S: Scope>(&self, scope: &S) -> Result<ScopedTx<S>, Error> {
-        let statement = self.begin_statement(scope)?;
-        let tx = begin_cancel_safe(&self.pool, statement).await?;
+        // Built once here so a configuration problem is this function's error; built again
+        // (a fresh token) once the pool has handed out a connection, so a wait for a busy
+        // pool never expires it.
+        self.begin_statement(scope)?;
+        let (this, for_token) = (self.clone(), scope.clone());
+        let tx = begin_cancel_safe(&self.pool, move || {
+            this.begin_statement(&for_token)
+                .map_err(|e| sqlx::Error::Configuration(e.to_string().into()))
+        })
+        .await?;
         Ok(ScopedTx {
             tx,
             scope: scope.clone(),
