@@ -13,6 +13,22 @@ use uuid::Uuid;
 pub const SECRET: &[u8] = b"test-secret";
 pub const ISSUER: &str = "test-issuer";
 pub const AUDIENCE: &str = "test-audience";
+/// The tenant label key of the tests' metrics.
+pub const LABEL_KEY: &[u8] = b"test-metrics-label-key";
+
+/// The `tenant` label the tests' metrics give `tenant`.
+pub fn tenant_label(tenant: Uuid) -> String {
+    tenancy_runtime::http::HttpMetrics::new(1)
+        .unwrap()
+        .with_label_key(LABEL_KEY)
+        .tenant_label(tenancy_runtime::TenantId::new(tenant))
+}
+
+fn test_metrics() -> tenancy_runtime::http::HttpMetrics {
+    tenancy_runtime::http::HttpMetrics::new(10)
+        .unwrap()
+        .with_label_key(LABEL_KEY)
+}
 
 /// How [`Service::start_opts`] builds the service.
 pub struct StartOptions {
@@ -25,6 +41,8 @@ pub struct StartOptions {
     pub app_pool: Option<sqlx::PgPool>,
     /// An existing database (default: a fresh one with the demo data).
     pub db: Option<TestDb>,
+    /// The token verifier (default: HS256 with [`SECRET`], no leeway, no maximum lifetime).
+    pub verifier: Option<JwtVerifier>,
 }
 
 impl Default for StartOptions {
@@ -37,6 +55,7 @@ impl Default for StartOptions {
             tenancy_config: tenancy_generated::config(),
             app_pool: None,
             db: None,
+            verifier: None,
         }
     }
 }
@@ -81,7 +100,8 @@ impl Service {
         )
         .await
         .expect("state")
-        .with_vector_config(vector_config);
+        .with_vector_config(vector_config)
+        .with_metrics(test_metrics());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -114,14 +134,17 @@ impl Service {
         let state = AppState::with_tenancy_config(
             pool,
             Some(db.admin_pool().clone()),
-            JwtVerifier::hs256(SECRET, ISSUER, AUDIENCE),
+            options
+                .verifier
+                .unwrap_or_else(|| JwtVerifier::hs256(SECRET, ISSUER, AUDIENCE)),
             10,
             options.tenancy_config,
         )
         .await
         .expect("state")
         .with_limits(options.limits)
-        .with_metrics_access(options.metrics_access);
+        .with_metrics_access(options.metrics_access)
+        .with_metrics(test_metrics());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
