@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+mod harness;
 
 use std::time::{Duration, Instant};
 
@@ -474,4 +475,70 @@ async fn deadlocks_and_serialization_failures_are_transient() {
     let api = tenancy_runtime::http::ApiError::from(error);
     assert_eq!(api.code(), "unavailable");
     assert_eq!(api.retry_after(), Some(1));
+}
+
+/// The fault-and-load harness in its short CI mode (about 45 s; every fault kind at least
+/// twice). `RAG_FAULTS_SECS=600` makes it the soak of BENCHMARKS.md; `RAG_FAULTS_TENANTS` and
+/// `RAG_FAULTS_CLIENTS` set the load (default 24 tenants, 4 clients).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_harness_short() {
+    let _serial = SERIAL.lock().await;
+    let number = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let config = harness::HarnessConfig {
+        duration: Duration::from_secs(number("RAG_FAULTS_SECS", 45)),
+        tenants: number("RAG_FAULTS_TENANTS", 24) as usize,
+        clients: number("RAG_FAULTS_CLIENTS", 4) as usize,
+        fault_every: Duration::from_millis(number("RAG_FAULTS_EVERY_MS", 3000)),
+    };
+    let report = harness::run(config).await;
+    report.print();
+    assert_eq!(
+        report.wrong_tenant_rows, 0,
+        "rows of another tenant were answered"
+    );
+    assert_eq!(report.lost_writes, 0, "acknowledged writes were lost");
+    assert_eq!(report.partial_ingests, 0, "an ingest was partly written");
+    assert_eq!(
+        report.phantom_documents, 0,
+        "a document nobody wrote exists"
+    );
+    assert_eq!(
+        report.leaked_contexts, 0,
+        "a pooled connection kept a context"
+    );
+    assert_eq!(
+        report.unexpected_count, 0,
+        "unexpected answers: {:?}",
+        report.unexpected
+    );
+    assert!(
+        report.rows_checked > 1000,
+        "too little checked: {}",
+        report.rows_checked
+    );
+    assert!(report.acknowledged_ingests > 10);
+    for kind in [
+        "terminate",
+        "proxy_cut",
+        "statement_timeout",
+        "pgbouncer_restart",
+        "postgres_restart",
+    ] {
+        let times = report.recovery.get(kind).cloned().unwrap_or_default();
+        assert!(!times.is_empty(), "fault {kind} was never injected");
+        for took in times {
+            assert!(took < 30.0, "{kind}: no recovery within 30 s ({took})");
+        }
+    }
+    assert!(
+        report.metrics_503 >= (report.unavailable + report.timeouts) as f64,
+        "metrics counted {} 503s, clients saw {}",
+        report.metrics_503,
+        report.unavailable + report.timeouts
+    );
 }
