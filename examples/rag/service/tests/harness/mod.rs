@@ -900,10 +900,8 @@ pub async fn run(config: HarnessConfig) -> Report {
     // at once, each asking in a transaction what it sees without a context of its own.
     let mut held = Vec::new();
     for _ in 0..6 {
-        if let Ok(conn) = tokio::time::timeout(Duration::from_secs(5), pool.acquire()).await {
-            if let Ok(conn) = conn {
-                held.push(conn);
-            }
+        if let Ok(Ok(conn)) = tokio::time::timeout(Duration::from_secs(5), pool.acquire()).await {
+            held.push(conn);
         }
     }
     for conn in &mut held {
