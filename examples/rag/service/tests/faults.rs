@@ -478,7 +478,7 @@ async fn deadlocks_and_serialization_failures_are_transient() {
 }
 
 /// The fault-and-load harness in its short CI mode (about 45 s; every fault kind at least
-/// twice). `RAG_FAULTS_SECS=600` makes it the soak of BENCHMARKS.md; `RAG_FAULTS_TENANTS` and
+/// once, most twice). `RAG_FAULTS_SECS=600` makes it the soak of BENCHMARKS.md; `RAG_FAULTS_TENANTS` and
 /// `RAG_FAULTS_CLIENTS` set the load (default 24 tenants, 4 clients).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_harness_short() {
@@ -525,6 +525,7 @@ async fn fault_harness_short() {
     for kind in [
         "terminate",
         "proxy_cut",
+        "proxy_stall",
         "statement_timeout",
         "pgbouncer_restart",
         "postgres_restart",

@@ -5,7 +5,7 @@
 //!
 //! Faults, in turn: `terminate` (pg_terminate_backend on a random half of the app's server
 //! connections), `proxy_cut` (the TCP proxy between the service and PgBouncer drops every
-//! connection mid-flight), `pgbouncer_restart`, `statement_timeout` (an exclusive lock on
+//! connection mid-flight), `proxy_stall` (the proxy holds every byte for 2.5 s), `pgbouncer_restart`, `statement_timeout` (an exclusive lock on
 //! `chunks` held past the service's statement timeout) and `postgres_restart` (the throwaway
 //! cluster, `scripts/pg-restart`). After each, a probe measures how long until the service
 //! answers 200 again.
@@ -83,7 +83,31 @@ struct DocState {
 pub struct Proxy {
     pub port: u16,
     connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+    stalled: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// Copies `from` to `to`, holding every chunk while `stalled` is set.
+async fn forward(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    stalled: Arc<AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        while stalled.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if to.write_all(&buffer[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
 }
 
 impl Proxy {
@@ -92,17 +116,24 @@ impl Proxy {
         let port = listener.local_addr().unwrap().port();
         let connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
         let registry = Arc::clone(&connections);
+        let stalled = Arc::new(AtomicBool::new(false));
+        let stall = Arc::clone(&stalled);
         let task = tokio::spawn(async move {
             loop {
-                let Ok((mut client, _)) = listener.accept().await else {
+                let Ok((client, _)) = listener.accept().await else {
                     continue;
                 };
+                let stall = Arc::clone(&stall);
                 let handle = tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream_port)).await
-                    else {
+                    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream_port)).await else {
                         return;
                     };
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    let (client_read, client_write) = client.into_split();
+                    let (server_read, server_write) = server.into_split();
+                    tokio::join!(
+                        forward(client_read, server_write, Arc::clone(&stall)),
+                        forward(server_read, client_write, stall),
+                    );
                 });
                 let mut live = registry.lock().unwrap();
                 live.retain(|h| !h.is_finished());
@@ -112,8 +143,17 @@ impl Proxy {
         Proxy {
             port,
             connections,
+            stalled,
             task,
         }
+    }
+
+    /// Holds every byte in both directions for `pause` (connections stay open), then lets
+    /// them through.
+    pub async fn stall(&self, pause: Duration) {
+        self.stalled.store(true, Ordering::Relaxed);
+        tokio::time::sleep(pause).await;
+        self.stalled.store(false, Ordering::Relaxed);
     }
 
     /// Drops every open connection (both sides see it closed mid-flight).
@@ -645,9 +685,10 @@ async fn recovery(world: &World, since: Instant) -> f64 {
     f64::INFINITY
 }
 
-const FAULTS: [&str; 5] = [
+const FAULTS: [&str; 6] = [
     "terminate",
     "proxy_cut",
+    "proxy_stall",
     "statement_timeout",
     "pgbouncer_restart",
     "postgres_restart",
@@ -790,6 +831,12 @@ pub async fn run(config: HarnessConfig) -> Report {
             }
             "proxy_cut" => {
                 proxy.cut();
+                Instant::now()
+            }
+            "proxy_stall" => {
+                // Longer than the statement timeout (1 s, which the server cannot apply to
+                // bytes it has not received), shorter than the request timeout (8 s).
+                proxy.stall(Duration::from_millis(2500)).await;
                 Instant::now()
             }
             "statement_timeout" => {
