@@ -4,7 +4,9 @@
 //! * [`serve_with`]: an HTTP/1.1 accept loop with a header read timeout (a client that has not
 //!   sent its request headers in time is disconnected) and a connection limit (one connection
 //!   more is answered `503` and closed), and graceful shutdown.
-//! * [`limit_and_retry`] (a middleware of [`crate::router`]): the body must arrive within
+//! * [`limit_and_retry`] (a middleware of [`crate::router`]): for a request with a valid
+//!   bearer token (others are answered 401 without their body being read), the body must
+//!   arrive within
 //!   [`Limits::body_read_timeout`] (else 408 `body_timeout`) and fit the body limit (else 413
 //!   `payload_too_large`); the whole request must finish within [`Limits::request_timeout`]
 //!   (else 503 `timeout`, its transaction rolled back); an idempotent request (GET, HEAD, the
@@ -188,6 +190,12 @@ pub async fn limit_and_retry(
 ) -> Response {
     let limits = state.limits().clone();
     let (parts, body) = request.into_parts();
+    // Only an authenticated request gets its body buffered: without a valid token the
+    // handler answers 401 before it reads the body, so nobody can make the service hold
+    // `body_limit` bytes per connection without a token.
+    if parts.uri.path().starts_with("/t/") && !has_valid_token(&state, &parts) {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
     let collected = tokio::time::timeout(
         limits.body_read_timeout,
         http_body_util::Limited::new(body, body_limit).collect(),
@@ -231,6 +239,17 @@ pub async fn limit_and_retry(
         }
         _ => response,
     }
+}
+
+/// Whether the request carries a bearer token the service's verifier accepts.
+fn has_valid_token(state: &AppState, parts: &axum::http::request::Parts) -> bool {
+    parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .is_some_and(|(_, token)| state.http.verifier().verify(token.trim()).is_ok())
 }
 
 /// Runs the rest of the stack under the request timeout.

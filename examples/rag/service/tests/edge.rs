@@ -88,6 +88,39 @@ async fn slow_clients_are_cut_off_by_header_and_body_read_timeouts() {
     );
 }
 
+/// Without a valid token the body is never read: a client announcing 1 MB and sending none of
+/// it gets 401 at once, not after the body read timeout.
+#[tokio::test]
+async fn bodies_of_unauthenticated_requests_are_not_buffered() {
+    let service = Service::start_opts(StartOptions {
+        limits: Limits {
+            body_read_timeout: Duration::from_secs(20),
+            ..Limits::default()
+        },
+        body_limit: 2 << 20,
+        ..StartOptions::default()
+    })
+    .await;
+    for auth in ["", "Authorization: Bearer forged.token.here\r\n"] {
+        let mut stream = TcpStream::connect(service.address()).await.unwrap();
+        let head = format!(
+            "POST {}/documents HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\n\
+             Content-Length: 1000000\r\nConnection: close\r\n\r\n",
+            acme(ACME_HANDBOOK)
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let started = Instant::now();
+        let mut buffer = vec![0u8; 512];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer))
+            .await
+            .expect("no answer without the body")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&buffer[..n]);
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+}
+
 #[tokio::test]
 async fn connections_over_the_limit_get_503_and_the_limit_frees_up() {
     let service = Service::start_opts(StartOptions {
