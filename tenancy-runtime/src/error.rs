@@ -19,7 +19,9 @@
 /// assert_eq!(error.http_status(), 403);
 /// assert_eq!(Error::for_sqlstate("23505").unwrap().http_status(), 409);
 /// assert_eq!(Error::for_sqlstate("23503").unwrap().http_status(), 422);
-/// assert!(Error::for_sqlstate("40001").is_none()); // left to Error::Database (500)
+/// // Transient faults are 503s a client may retry (docs/reliability.md).
+/// assert_eq!(Error::from(sqlx::Error::PoolTimedOut).http_status(), 503);
+/// assert!(Error::is_transient_sqlstate("40001"));
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -46,6 +48,20 @@ pub enum Error {
     /// database does not hold. HTTP 403. The message is the database's, without row data.
     #[error("context refused by the database: {0}")]
     ContextRefused(String),
+    /// A transient fault (HTTP 503): the connection was lost or refused (SQLSTATE class 08, an
+    /// I/O error, a closed stream), the server is shutting down or starting (57P01, 57P02,
+    /// 57P03), too many connections (53300), a serialization failure or deadlock (40001,
+    /// 40P01), a statement cancelled or timed out (57014), or no pooled connection within the
+    /// pool's acquire timeout. Retrying the whole request later may succeed; whether a write
+    /// whose commit was cut off took effect is unknown (docs/reliability.md).
+    #[error("database unavailable ({kind}): {source}")]
+    Unavailable {
+        /// What happened: [`Error::transient_kind`]'s name for the fault.
+        kind: &'static str,
+        /// The driver's error (may contain SQL details: log it, do not show it).
+        #[source]
+        source: sqlx::Error,
+    },
     /// Any other database error (HTTP 500). Its text may contain SQL details: log it, do not show
     /// it to end users.
     #[error("database error: {0}")]
@@ -53,7 +69,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// The HTTP status code that answers this error: 404, 403, 409, 422, or 500.
+    /// The HTTP status code that answers this error: 404, 403, 409, 422, 503 or 500.
     ///
     /// ```
     /// assert_eq!(tenancy_runtime::Error::InvalidInput.http_status(), 422);
@@ -65,7 +81,54 @@ impl Error {
             Error::Forbidden | Error::ContextRefused(_) => 403,
             Error::Conflict => 409,
             Error::InvalidInput => 422,
+            Error::Unavailable { .. } => 503,
             Error::Misconfigured(_) | Error::Database(_) => 500,
+        }
+    }
+
+    /// Whether this is an [`Error::Unavailable`]: a fault a later retry may not meet.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Unavailable { .. })
+    }
+
+    /// Whether a SQLSTATE names a transient fault: class 08 (connection exception), 57P01,
+    /// 57P02, 57P03 (shutdown, crash, starting up), 53300 (too many connections), 40001,
+    /// 40P01 (serialization failure, deadlock) or 57014 (statement cancelled or timed out).
+    pub fn is_transient_sqlstate(code: &str) -> bool {
+        code.starts_with("08")
+            || matches!(
+                code,
+                "57P01" | "57P02" | "57P03" | "53300" | "40001" | "40P01" | "57014"
+            )
+    }
+
+    /// The kind of transient fault `error` is, or `None` when it is not one: `connection`
+    /// (I/O, a closed or broken stream, SQLSTATE class 08), `shutdown` (57P01-57P03, 53300),
+    /// `serialization` (40001, 40P01), `statement_timeout` (57014) or `pool_timeout` (no
+    /// pooled connection in time, or the pool is closed).
+    pub fn transient_kind(error: &sqlx::Error) -> Option<&'static str> {
+        match error {
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => {
+                Some("connection")
+            }
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
+                Some("pool_timeout")
+            }
+            sqlx::Error::Database(db) => {
+                let code = db.code()?;
+                let code: &str = &code;
+                if code.starts_with("08") {
+                    Some("connection")
+                } else {
+                    match code {
+                        "57P01" | "57P02" | "57P03" | "53300" => Some("shutdown"),
+                        "40001" | "40P01" => Some("serialization"),
+                        "57014" => Some("statement_timeout"),
+                        _ => None,
+                    }
+                }
+            }
+            _ => None,
         }
     }
 
@@ -88,6 +151,12 @@ impl From<sqlx::Error> for Error {
     fn from(error: sqlx::Error) -> Self {
         if let sqlx::Error::RowNotFound = error {
             return Error::NotFound;
+        }
+        if let Some(kind) = Error::transient_kind(&error) {
+            return Error::Unavailable {
+                kind,
+                source: error,
+            };
         }
         if let Some(db_error) = error.as_database_error() {
             if db_error.code().is_some_and(|code| code == "42501")
@@ -173,7 +242,11 @@ mod tests {
             ("23502", 422),
             ("23514", 422),
             ("22001", 422),
-            ("40001", 500),
+            ("40001", 503),
+            ("40P01", 503),
+            ("57P01", 503),
+            ("57014", 503),
+            ("08006", 503),
             ("XX000", 500),
         ];
         for (code, status) in cases {
@@ -182,7 +255,14 @@ mod tests {
         assert!(matches!(from_code("42501"), Error::Forbidden));
         assert!(matches!(from_code("23505"), Error::Conflict));
         assert!(matches!(from_code("23503"), Error::InvalidInput));
-        assert!(matches!(from_code("40001"), Error::Database(_)));
+        assert!(matches!(
+            from_code("40001"),
+            Error::Unavailable {
+                kind: "serialization",
+                ..
+            }
+        ));
+        assert!(matches!(from_code("XX000"), Error::Database(_)));
     }
 
     #[test]
@@ -203,9 +283,19 @@ mod tests {
     }
 
     #[test]
-    fn errors_without_sqlstate_stay_database_errors() {
+    fn pool_timeouts_are_transient_and_other_driver_errors_are_not() {
         let error = Error::from(sqlx::Error::PoolTimedOut);
-        assert!(matches!(error, Error::Database(sqlx::Error::PoolTimedOut)));
+        assert!(matches!(
+            error,
+            Error::Unavailable {
+                kind: "pool_timeout",
+                ..
+            }
+        ));
+        assert_eq!(error.http_status(), 503);
+        assert!(error.is_transient());
+        let error = Error::from(sqlx::Error::ColumnNotFound("x".into()));
+        assert!(matches!(error, Error::Database(_)));
         assert_eq!(error.http_status(), 500);
     }
 }

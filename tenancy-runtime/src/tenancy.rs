@@ -53,6 +53,14 @@ pub struct TenancyConfig {
     /// one server connection meets another client's of the same name (SQLSTATE 42P05); unnamed
     /// statements cost sqlx one more round trip.
     pub named_statements: bool,
+    /// `statement_timeout` of every scoped transaction (default `None`: the connection's), sent
+    /// as `SET LOCAL statement_timeout` in the `BEGIN` round trip, so it also holds behind
+    /// PgBouncer, where startup options do not reach the server. A statement cut off by it
+    /// fails with [`Error::Unavailable`] (SQLSTATE 57014, HTTP 503).
+    pub statement_timeout: Option<Duration>,
+    /// How many times [`Tenancy::authorize`] (a read that writes nothing) is retried after a
+    /// transient fault ([`Error::is_transient`]) before the error is returned (default 1).
+    pub read_retries: u32,
 }
 
 impl Default for TenancyConfig {
@@ -64,6 +72,8 @@ impl Default for TenancyConfig {
             context_key: None,
             token_lifetime: Duration::from_secs(30),
             named_statements: true,
+            statement_timeout: None,
+            read_retries: 1,
         }
     }
 }
@@ -145,6 +155,7 @@ fn context_claims(tenant: TenantId, user: UserId, project_roles: Option<&[Member
 /// `SET LOCAL <helper_schema>.context = '<claims>'`.
 fn unsigned_statement(config: &TenancyConfig, claims: &str) -> String {
     let mut statement = String::from("BEGIN; ");
+    push_statement_timeout(&mut statement, config);
     if config.citus {
         statement.push_str("SET LOCAL citus.propagate_set_commands = 'local'; ");
     }
@@ -156,13 +167,24 @@ fn unsigned_statement(config: &TenancyConfig, claims: &str) -> String {
     statement
 }
 
+/// `SET LOCAL statement_timeout = <ms>; ` when the configuration has a statement timeout (at
+/// least 1 ms: 0 would mean none).
+fn push_statement_timeout(statement: &mut String, config: &TenancyConfig) {
+    if let Some(timeout) = config.statement_timeout {
+        let millis = timeout.as_millis().max(1);
+        let _ = write!(statement, "SET LOCAL statement_timeout = {millis}; ");
+    }
+}
+
 /// The signed statement (contract 3): `BEGIN`, a comment of `pad` bytes, and
 /// `SELECT <schema>.install_context('<token>')`. `pg_stat_activity` shows only the first
 /// `track_activity_query_size` bytes of a query to other sessions, so with `pad` at least
 /// that size the token is never visible there (docs/context.md).
 fn signed_statement(config: &TenancyConfig, token: &str, pad: usize) -> String {
-    let mut statement = String::with_capacity(pad + token.len() + 64);
-    statement.push_str("BEGIN; /*");
+    let mut statement = String::with_capacity(pad + token.len() + 96);
+    statement.push_str("BEGIN; ");
+    push_statement_timeout(&mut statement, config);
+    statement.push_str("/*");
     statement.extend(std::iter::repeat_n('.', pad));
     let _ = write!(
         statement,
@@ -247,11 +269,15 @@ impl Tenancy {
         self.config.validate()?;
         let schema = &self.config.helper_schema;
         let wanted = self.config.context_contract();
+        // Every read runs inside a transaction: behind PgBouncer in transaction pooling the
+        // Parse and the Execute of an unnamed statement sent outside one may reach different
+        // server connections.
+        let mut probe = self.pool.begin().await?;
         let found: Result<i32, sqlx::Error> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT \"{schema}\".context_contract()"
         )))
         .persistent(false)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *probe)
         .await;
         let found = match found {
             Ok(found) => u32::try_from(found).unwrap_or(0),
@@ -263,8 +289,9 @@ impl Tenancy {
             {
                 2
             }
-            Err(err) => return Err(Error::Database(err)),
+            Err(err) => return Err(Error::from(err)),
         };
+        drop(probe);
         if found != wanted {
             return Err(Error::Misconfigured(format!(
                 "the database speaks context contract {found} and this runtime speaks {wanted}: {}",
@@ -278,12 +305,14 @@ impl Tenancy {
         if self.config.citus {
             return Ok(());
         }
+        let mut probe = self.pool.begin().await?;
         let size: i32 = sqlx::query_scalar(
             "SELECT setting::pg_catalog.int4 FROM pg_catalog.pg_settings WHERE name = 'track_activity_query_size'",
         )
         .persistent(false)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *probe)
         .await?;
+        probe.commit().await?;
         if let Ok(size) = usize::try_from(size) {
             self.activity_query_size
                 .store(size.max(DEFAULT_ACTIVITY_QUERY_SIZE), Ordering::Relaxed);
@@ -315,7 +344,7 @@ impl Tenancy {
                         db.message()
                     )))
                 }
-                _ => Err(Error::Database(err)),
+                _ => Err(Error::from(err)),
             },
         }
     }
@@ -358,9 +387,29 @@ impl Tenancy {
     ///
     /// The read runs in a transaction whose context holds only the tenant and the user (the
     /// memberships SELECT policy lets a user read their own rows). No membership in that tenant
-    /// gives [`Error::NotFound`], the same as a tenant that does not exist.
+    /// gives [`Error::NotFound`], the same as a tenant that does not exist. A transient fault
+    /// ([`Error::is_transient`]) is retried [`TenancyConfig::read_retries`] times (default once)
+    /// on a new transaction before it is returned.
     #[tracing::instrument(skip_all, fields(tenant_id = %tenant, user_id = %user))]
     pub async fn authorize(&self, user: UserId, tenant: TenantId) -> Result<RequestContext, Error> {
+        let mut attempt = 0;
+        loop {
+            match self.authorize_once(user, tenant).await {
+                Err(error) if error.is_transient() && attempt < self.config.read_retries => {
+                    attempt += 1;
+                    tracing::warn!(%error, attempt, "authorize: transient fault, retrying the read");
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// One attempt of [`Tenancy::authorize`].
+    async fn authorize_once(
+        &self,
+        user: UserId,
+        tenant: TenantId,
+    ) -> Result<RequestContext, Error> {
         // Built once here so a configuration problem is this function's error; built again
         // (a fresh token) once the pool has handed out a connection. Cancellation-safe: see
         // crate::begin.
@@ -590,6 +639,26 @@ mod tests {
         assert!(statement.ends_with("*/ SELECT \"tenancy\".install_context('mac.k1;1;*;t;u')"));
         let token_at = statement.find("mac.k1").unwrap();
         assert!(token_at > 1024, "{token_at}");
+    }
+
+    #[test]
+    fn statement_timeout_is_set_local_before_the_padding() {
+        let config = TenancyConfig {
+            statement_timeout: Some(Duration::from_millis(2500)),
+            ..TenancyConfig::default()
+        };
+        let statement = signed_statement(&config, "mac.k1;1;*;t;u", 1024);
+        assert!(
+            statement.starts_with("BEGIN; SET LOCAL statement_timeout = 2500; /*"),
+            "{statement}"
+        );
+        assert!(statement.find("mac.k1").unwrap() > 1024);
+        let citus = TenancyConfig {
+            citus: true,
+            ..config
+        };
+        assert!(unsigned_statement(&citus, "c")
+            .starts_with("BEGIN; SET LOCAL statement_timeout = 2500; SET LOCAL citus"));
     }
 
     #[test]

@@ -50,6 +50,8 @@ fn claims(user: uuid::Uuid) -> Claims {
         iss: ISSUER.into(),
         aud: AUDIENCE.into(),
         exp: now() + 600,
+        iat: None,
+        nbf: None,
     }
 }
 

@@ -12,7 +12,16 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    retry_after: Option<u32>,
 }
+
+/// The code of an error answer, left in the response's extensions by [`ApiError`]'s
+/// `into_response` so that middleware ([`super::trace_requests`]) can count errors by code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ErrorCode(pub &'static str);
+
+/// Seconds a client is told to wait (`Retry-After`) after a transient database fault.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u32 = 1;
 
 impl ApiError {
     /// An error with an explicit status, machine-readable code and human message.
@@ -21,7 +30,34 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error with a `Retry-After: <seconds>` header.
+    pub fn with_retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// 503 `unavailable` with `Retry-After`: a transient fault (database connection lost or
+    /// refused, server shutting down, serialization failure or deadlock, no pooled connection
+    /// in time); the same request may succeed later.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            .with_retry_after(UNAVAILABLE_RETRY_AFTER_SECS)
+    }
+
+    /// 503 `timeout` with `Retry-After`: the request or one of its statements ran past its
+    /// time limit and was cancelled (nothing it wrote was committed unless it had answered).
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", message)
+            .with_retry_after(UNAVAILABLE_RETRY_AFTER_SECS)
+    }
+
+    /// The `Retry-After` seconds, if any.
+    pub fn retry_after(&self) -> Option<u32> {
+        self.retry_after
     }
 
     /// 401 `unauthorized`.
@@ -98,6 +134,24 @@ impl From<crate::Error> for ApiError {
                 "invalid_input",
                 "the input violates a constraint (e.g. a reference to a row that does not exist)",
             ),
+            crate::Error::Unavailable { kind, ref source } => {
+                let sqlstate = source
+                    .as_database_error()
+                    .and_then(|e| e.code())
+                    .map(|c| c.into_owned())
+                    .unwrap_or_default();
+                tracing::warn!(
+                    kind,
+                    sqlstate = %sqlstate,
+                    error_kind = database_error_kind(source),
+                    "transient database fault"
+                );
+                if kind == "statement_timeout" {
+                    ApiError::timeout("a database statement ran past its time limit; retry later")
+                } else {
+                    ApiError::unavailable("the database is unavailable for a moment; retry later")
+                }
+            }
             crate::Error::Misconfigured(_) => {
                 tracing::error!("tenancy misconfigured");
                 ApiError::internal()
@@ -148,6 +202,39 @@ impl IntoResponse for ApiError {
         let body = serde_json::json!({
             "error": { "code": self.code, "message": self.message }
         });
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
+        response.extensions_mut().insert(ErrorCode(self.code));
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_faults_answer_503_with_retry_after() {
+        let response =
+            ApiError::from(crate::Error::from(sqlx::Error::PoolTimedOut)).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers().get(axum::http::header::RETRY_AFTER),
+            Some(&axum::http::HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS))
+        );
+        assert_eq!(
+            response.extensions().get::<ErrorCode>(),
+            Some(&ErrorCode("unavailable"))
+        );
+        let not_found = ApiError::not_found().into_response();
+        assert!(not_found
+            .headers()
+            .get(axum::http::header::RETRY_AFTER)
+            .is_none());
     }
 }

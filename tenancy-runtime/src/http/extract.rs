@@ -13,7 +13,7 @@ use axum::response::Response;
 use tracing::field::Empty;
 use tracing::Instrument;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::jwt::{AuthFailure, JwtVerifier};
 use super::metrics::{HttpMetrics, RefusalReason};
 use crate::{
@@ -40,6 +40,12 @@ impl HttpLayer {
             verifier,
             metrics,
         }
+    }
+
+    /// The same layer recording into `metrics` (e.g. metrics with a configured label key).
+    pub fn with_metrics(mut self, metrics: Arc<HttpMetrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The runtime.
@@ -218,6 +224,11 @@ pub async fn trace_requests(
     layer
         .metrics
         .observe_request(tenant_slot.get(), elapsed.as_secs_f64());
+    if let Some(code) = response.extensions().get::<ErrorCode>() {
+        layer
+            .metrics
+            .record_error(response.status().as_u16(), code.0);
+    }
     if let Ok(value) = HeaderValue::from_str(&request_id.to_string()) {
         response.headers_mut().insert("x-request-id", value);
     }

@@ -19,6 +19,13 @@ pub struct Claims {
     pub aud: String,
     /// Expiry, seconds since the Unix epoch.
     pub exp: u64,
+    /// Issued at, seconds since the Unix epoch (optional; must not be in the future beyond
+    /// the leeway, and with a maximum lifetime `exp - iat` must not exceed it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    /// Not before, seconds since the Unix epoch (optional; checked with the leeway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
 }
 
 /// Why a token was refused; each is answered 401 and counted by reason.
@@ -28,8 +35,15 @@ pub enum AuthFailure {
     Missing,
     /// Not a JWT, unparsable claims, `sub` not a UUID, or a required claim missing.
     Malformed,
-    /// `exp` is in the past.
+    /// `exp` is in the past (beyond the leeway).
     Expired,
+    /// `nbf` is in the future (beyond the leeway).
+    NotYetValid,
+    /// `iat` is in the future (beyond the leeway).
+    IssuedInFuture,
+    /// The token lives longer than the verifier's maximum lifetime (`exp - iat`, or `exp - now`
+    /// without `iat`).
+    LifetimeTooLong,
     /// The signature does not verify, or the algorithm is not the configured one.
     BadSignature,
     /// `iss` is not the configured issuer.
@@ -47,6 +61,9 @@ impl AuthFailure {
             AuthFailure::Missing => "missing_token",
             AuthFailure::Malformed => "malformed_token",
             AuthFailure::Expired => "expired_token",
+            AuthFailure::NotYetValid => "token_not_yet_valid",
+            AuthFailure::IssuedInFuture => "token_issued_in_future",
+            AuthFailure::LifetimeTooLong => "token_lifetime_too_long",
             AuthFailure::BadSignature => "bad_signature",
             AuthFailure::WrongIssuer => "wrong_issuer",
             AuthFailure::WrongAudience => "wrong_audience",
@@ -72,6 +89,16 @@ pub enum JwtConfigError {
     Invalid(String),
 }
 
+/// Longest bearer token [`JwtVerifier::verify`] decodes, in bytes.
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// One verification key with the algorithm it is used with.
 struct VerificationKey {
     kid: Option<String>,
@@ -84,6 +111,8 @@ pub struct JwtVerifier {
     keys: Vec<VerificationKey>,
     issuer: String,
     audience: String,
+    leeway_secs: u64,
+    max_lifetime_secs: Option<u64>,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -92,6 +121,8 @@ impl std::fmt::Debug for JwtVerifier {
             .field("keys", &self.keys.len())
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
+            .field("leeway_secs", &self.leeway_secs)
+            .field("max_lifetime_secs", &self.max_lifetime_secs)
             .finish()
     }
 }
@@ -107,7 +138,23 @@ impl JwtVerifier {
             }],
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
+            leeway_secs: 0,
+            max_lifetime_secs: None,
         }
+    }
+
+    /// The same verifier accepting clocks that differ by up to `seconds` on `exp`, `nbf` and
+    /// `iat` (default 0).
+    pub fn with_leeway(mut self, seconds: u64) -> Self {
+        self.leeway_secs = seconds;
+        self
+    }
+
+    /// The same verifier refusing tokens that live longer than `seconds` (`exp - iat`, or
+    /// `exp - now` for a token without `iat`), plus the leeway; default: no maximum.
+    pub fn with_max_lifetime(mut self, seconds: u64) -> Self {
+        self.max_lifetime_secs = Some(seconds);
+        self
     }
 
     /// RS256/ES256 keys from a JWKS JSON document (production). Keys are chosen by the token's
@@ -149,6 +196,8 @@ impl JwtVerifier {
             keys,
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
+            leeway_secs: 0,
+            max_lifetime_secs: None,
         })
     }
 
@@ -175,8 +224,12 @@ impl JwtVerifier {
         &self.audience
     }
 
-    /// Checks signature, algorithm, `iss`, `aud` and `exp` (no leeway) and returns the user.
+    /// Checks signature, algorithm, `iss`, `aud`, `exp`, `nbf` and `iat` (with the leeway) and
+    /// the maximum lifetime, and returns the user. Tokens longer than 16 KiB are malformed.
     pub fn verify(&self, token: &str) -> Result<UserId, AuthFailure> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthFailure::Malformed);
+        }
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthFailure::Malformed)?;
         let key = match &header.kid {
             Some(kid) => self
@@ -197,7 +250,8 @@ impl JwtVerifier {
             return Err(AuthFailure::BadSignature);
         }
         let mut validation = Validation::new(key.algorithm);
-        validation.leeway = 0;
+        validation.leeway = self.leeway_secs;
+        validation.validate_nbf = true;
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
@@ -205,6 +259,7 @@ impl JwtVerifier {
             jsonwebtoken::decode::<Claims>(token, &key.key, &validation).map_err(|e| {
                 match e.kind() {
                     ErrorKind::ExpiredSignature => AuthFailure::Expired,
+                    ErrorKind::ImmatureSignature => AuthFailure::NotYetValid,
                     ErrorKind::InvalidSignature
                     | ErrorKind::InvalidAlgorithm
                     | ErrorKind::InvalidAlgorithmName
@@ -214,8 +269,27 @@ impl JwtVerifier {
                     _ => AuthFailure::Malformed,
                 }
             })?;
+        self.check_times(&data.claims, unix_now())?;
         let user = uuid::Uuid::parse_str(&data.claims.sub).map_err(|_| AuthFailure::Malformed)?;
         Ok(UserId::new(user))
+    }
+
+    /// `iat` not in the future and the lifetime within the maximum, at `now` (`exp` and `nbf`
+    /// were checked by the decoder).
+    fn check_times(&self, claims: &Claims, now: u64) -> Result<(), AuthFailure> {
+        let leeway = self.leeway_secs;
+        if let Some(iat) = claims.iat {
+            if iat > now.saturating_add(leeway) {
+                return Err(AuthFailure::IssuedInFuture);
+            }
+        }
+        if let Some(max) = self.max_lifetime_secs {
+            let start = claims.iat.unwrap_or(now).min(now);
+            if claims.exp.saturating_sub(start) > max.saturating_add(leeway) {
+                return Err(AuthFailure::LifetimeTooLong);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -230,10 +304,16 @@ mod tests {
             iss: iss.into(),
             aud: aud.into(),
             exp,
+            iat: None,
+            nbf: None,
         };
+        sign(secret, &claims)
+    }
+
+    fn sign(secret: &[u8], claims: &Claims) -> String {
         encode(
             &Header::new(Algorithm::HS256),
-            &claims,
+            claims,
             &EncodingKey::from_secret(secret),
         )
         .unwrap()
@@ -279,6 +359,98 @@ mod tests {
         for (token, expected) in cases {
             assert_eq!(verifier.verify(&token), Err(expected), "{token}");
         }
+    }
+
+    #[test]
+    fn nbf_iat_and_lifetime_are_enforced_with_leeway() {
+        let verifier = JwtVerifier::hs256(b"secret", "iss", "aud")
+            .with_leeway(30)
+            .with_max_lifetime(3600);
+        let user = uuid::Uuid::new_v4();
+        let base = Claims {
+            sub: user.to_string(),
+            iss: "iss".into(),
+            aud: "aud".into(),
+            exp: now() + 600,
+            iat: Some(now()),
+            nbf: None,
+        };
+        let check = |claims: Claims| verifier.verify(&sign(b"secret", &claims));
+        assert_eq!(check(base.clone()), Ok(UserId::new(user)));
+        let cases = [
+            (
+                Claims {
+                    nbf: Some(now() + 86_400),
+                    ..base.clone()
+                },
+                Err(AuthFailure::NotYetValid),
+            ),
+            (
+                Claims {
+                    nbf: Some(now() + 10),
+                    ..base.clone()
+                },
+                Ok(UserId::new(user)),
+            ),
+            (
+                Claims {
+                    iat: Some(now() + 3_600),
+                    ..base.clone()
+                },
+                Err(AuthFailure::IssuedInFuture),
+            ),
+            (
+                Claims {
+                    iat: Some(now() + 10),
+                    ..base.clone()
+                },
+                Ok(UserId::new(user)),
+            ),
+            (
+                Claims {
+                    exp: u64::MAX,
+                    ..base.clone()
+                },
+                Err(AuthFailure::LifetimeTooLong),
+            ),
+            (
+                Claims {
+                    exp: now() + 7_200,
+                    iat: None,
+                    ..base.clone()
+                },
+                Err(AuthFailure::LifetimeTooLong),
+            ),
+            (
+                Claims {
+                    iat: Some(now() - 3_000),
+                    exp: now() + 1_000,
+                    ..base.clone()
+                },
+                Err(AuthFailure::LifetimeTooLong),
+            ),
+            (
+                Claims {
+                    exp: now() - 10,
+                    ..base.clone()
+                },
+                Ok(UserId::new(user)),
+            ),
+            (
+                Claims {
+                    exp: now() - 120,
+                    ..base.clone()
+                },
+                Err(AuthFailure::Expired),
+            ),
+        ];
+        for (claims, expected) in cases {
+            assert_eq!(check(claims.clone()), expected, "{claims:?}");
+        }
+        assert_eq!(
+            verifier.verify(&"a".repeat(MAX_TOKEN_BYTES + 1)),
+            Err(AuthFailure::Malformed)
+        );
     }
 
     #[test]

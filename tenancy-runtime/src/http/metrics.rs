@@ -7,7 +7,23 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
+use hmac::Mac;
+
 use crate::TenantId;
+
+/// The `tenant` label of a tenant: the first 16 hex digits of HMAC-SHA256 under the metrics'
+/// label key, so whoever can scrape `/metrics` does not learn tenant ids; an operator who holds
+/// the key (or asks [`HttpMetrics::tenant_label`]) can map a label back to its tenant.
+fn keyed_label(key: &[u8], tenant: TenantId) -> String {
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(key) else {
+        return OTHER_TENANTS.to_owned();
+    };
+    mac.update(tenant.as_uuid().as_bytes());
+    mac.finalize().into_bytes()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 /// Why a request was refused (the `reason` label of `tenancy_http_refused_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,10 +68,11 @@ struct TenantLabels {
 const MAX_TRACKED_TENANTS: usize = 100_000;
 
 impl TenantLabels {
-    /// The label for one more request of `tenant`, and the label whose series must be removed.
-    fn label_for(&mut self, tenant: TenantId) -> (String, Option<String>) {
+    /// The tenant of one more request, and the tenant whose series must be removed; `None` for
+    /// the shared `other` label.
+    fn label_for(&mut self, tenant: TenantId) -> (Option<TenantId>, Option<TenantId>) {
         if self.counts.len() >= MAX_TRACKED_TENANTS && !self.counts.contains_key(&tenant) {
-            return (OTHER_TENANTS.to_owned(), None);
+            return (None, None);
         }
         let count = {
             let entry = self.counts.entry(tenant).or_insert(0);
@@ -63,11 +80,11 @@ impl TenantLabels {
             *entry
         };
         if self.labelled.contains(&tenant) {
-            return (tenant.to_string(), None);
+            return (Some(tenant), None);
         }
         if self.labelled.len() < self.capacity {
             self.labelled.push(tenant);
-            return (tenant.to_string(), None);
+            return (Some(tenant), None);
         }
         let least = self
             .labelled
@@ -78,9 +95,9 @@ impl TenantLabels {
         match least {
             Some((index, evicted, evicted_count)) if count > evicted_count => {
                 self.labelled[index] = tenant;
-                (tenant.to_string(), Some(evicted.to_string()))
+                (Some(tenant), Some(evicted))
             }
-            _ => (OTHER_TENANTS.to_owned(), None),
+            _ => (None, None),
         }
     }
 }
@@ -89,6 +106,7 @@ impl TenantLabels {
 pub struct HttpMetrics {
     registry: Registry,
     refused: IntCounterVec,
+    errors: IntCounterVec,
     latency: HistogramVec,
     tenants: IntGauge,
     projects: IntGauge,
@@ -96,6 +114,7 @@ pub struct HttpMetrics {
     pool_idle: IntGauge,
     pool_max: IntGauge,
     labels: Mutex<TenantLabels>,
+    label_key: Vec<u8>,
 }
 
 impl std::fmt::Debug for HttpMetrics {
@@ -118,9 +137,16 @@ impl HttpMetrics {
         let latency = HistogramVec::new(
             HistogramOpts::new(
                 "tenancy_http_request_duration_seconds",
-                "Request latency by tenant (the busiest tenants by id, the rest as `other`, unauthenticated as `none`).",
+                "Request latency by tenant (the busiest tenants by a keyed hash of their id, the rest as `other`, unauthenticated as `none`).",
             ),
             &["tenant"],
+        )?;
+        let errors = IntCounterVec::new(
+            Opts::new(
+                "tenancy_http_errors_total",
+                "Error answers by status and code (e.g. 503 unavailable, 503 timeout, 413 payload_too_large).",
+            ),
+            &["status", "code"],
         )?;
         let tenants = IntGauge::new("tenancy_tenants", "Number of tenants.")?;
         let projects = IntGauge::new("tenancy_projects", "Number of projects.")?;
@@ -138,14 +164,18 @@ impl HttpMetrics {
         )?;
         registry.register(Box::new(refused.clone()))?;
         registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(tenants.clone()))?;
         registry.register(Box::new(projects.clone()))?;
         registry.register(Box::new(pool_connections.clone()))?;
         registry.register(Box::new(pool_idle.clone()))?;
         registry.register(Box::new(pool_max.clone()))?;
+        let mut label_key = uuid::Uuid::new_v4().as_bytes().to_vec();
+        label_key.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
         Ok(Self {
             registry,
             refused,
+            errors,
             latency,
             tenants,
             projects,
@@ -157,7 +187,27 @@ impl HttpMetrics {
                 counts: HashMap::new(),
                 labelled: Vec::new(),
             }),
+            label_key,
         })
+    }
+
+    /// The same metrics with `key` as the tenant label key (default: 32 random bytes per
+    /// process, so labels change when the process restarts; set one to keep them stable).
+    pub fn with_label_key(mut self, key: &[u8]) -> Self {
+        self.label_key = key.to_vec();
+        self
+    }
+
+    /// The `tenant` label `tenant`'s latency series carries when it is among the busiest.
+    pub fn tenant_label(&self, tenant: TenantId) -> String {
+        keyed_label(&self.label_key, tenant)
+    }
+
+    /// Counts one error answer by status and code (done by [`super::trace_requests`]).
+    pub fn record_error(&self, status: u16, code: &str) {
+        self.errors
+            .with_label_values(&[&status.to_string(), code])
+            .inc();
     }
 
     /// Counts one refused request.
@@ -170,14 +220,16 @@ impl HttpMetrics {
         let label = match tenant {
             None => NO_TENANT.to_owned(),
             Some(tenant) => {
-                let (label, evicted) = match self.labels.lock() {
+                let (labelled, evicted) = match self.labels.lock() {
                     Ok(mut labels) => labels.label_for(tenant),
-                    Err(_) => (OTHER_TENANTS.to_owned(), None),
+                    Err(_) => (None, None),
                 };
                 if let Some(evicted) = evicted {
-                    let _ = self.latency.remove_label_values(&[&evicted]);
+                    let _ = self
+                        .latency
+                        .remove_label_values(&[&self.tenant_label(evicted)]);
                 }
-                label
+                labelled.map_or_else(|| OTHER_TENANTS.to_owned(), |t| self.tenant_label(t))
             }
         };
         self.latency.with_label_values(&[&label]).observe(seconds);
@@ -241,9 +293,22 @@ mod tests {
         assert!(labels.contains("other"));
         assert!(labels.contains("none"));
         assert!(
-            labels.contains(tenant(7).to_string().as_str()),
+            labels.contains(metrics.tenant_label(tenant(7)).as_str()),
             "{labels:?}"
         );
+        // No label holds a tenant id.
+        for n in 1..=50 {
+            assert!(!text.contains(&tenant(n).to_string()), "tenant {n} exposed");
+        }
+        let stable = HttpMetrics::new(2).unwrap().with_label_key(b"k");
+        assert_eq!(
+            stable.tenant_label(tenant(7)),
+            HttpMetrics::new(2)
+                .unwrap()
+                .with_label_key(b"k")
+                .tenant_label(tenant(7))
+        );
+        assert_eq!(stable.tenant_label(tenant(7)).len(), 16);
     }
 
     #[test]

@@ -12,14 +12,15 @@
 //! * [`trace_requests`] is a middleware that opens one `request` span per request (request id,
 //!   tenant id, project id, user id: ids only) and records the latency histogram.
 //! * [`HttpMetrics`] renders Prometheus text: refusals by reason, tenant/project counts,
-//!   latency by tenant with bounded label cardinality, database pool usage.
+//!   latency by tenant (a keyed hash, never the id) with bounded label cardinality, error
+//!   answers by status and code, database pool usage.
 
 mod error;
 mod extract;
 mod jwt;
 mod metrics;
 
-pub use self::error::ApiError;
+pub use self::error::{ApiError, ErrorCode, UNAVAILABLE_RETRY_AFTER_SECS};
 pub use self::extract::{trace_requests, HttpLayer, RequestTenant, TenantRequest};
-pub use self::jwt::{AuthFailure, Claims, JwtConfigError, JwtVerifier};
+pub use self::jwt::{AuthFailure, Claims, JwtConfigError, JwtVerifier, MAX_TOKEN_BYTES};
 pub use self::metrics::{HttpMetrics, RefusalReason};

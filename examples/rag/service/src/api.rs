@@ -43,11 +43,15 @@ pub struct PageParams {
 }
 
 impl PageParams {
-    fn limit(&self) -> ApiResult<u32> {
+    /// The page size: 100 by default (at most `max`), 422 outside `1..=max`.
+    fn limit(&self, max: u32) -> ApiResult<u32> {
         match self.limit {
-            None => Ok(100),
-            Some(limit @ 1..=1000) => Ok(limit),
-            Some(_) => Err(ApiError::invalid_field("limit", "must be 1..=1000")),
+            None => Ok(100.min(max)),
+            Some(limit) if (1..=max).contains(&limit) => Ok(limit),
+            Some(_) => Err(ApiError::invalid_field(
+                "limit",
+                &format!("must be 1..={max}"),
+            )),
         }
     }
 }
@@ -175,7 +179,7 @@ pub async fn list_documents(
     ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Page<Document>>> {
     let scope = request.project_scope::<Viewer>(ProjectId::new(project))?;
-    let limit = params.limit()?;
+    let limit = params.limit(state.limits().max_page_size)?;
     let mut tx = state.tenancy().begin(&scope).await?;
     let rows = Documents::list(
         &mut tx,
@@ -386,7 +390,7 @@ pub async fn list_chunks(
     ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Page<ChunkView>>> {
     let scope = request.project_scope::<Viewer>(ProjectId::new(project))?;
-    let limit = params.limit()?;
+    let limit = params.limit(state.limits().max_page_size)?;
     let mut tx = state.tenancy().begin(&scope).await?;
     if Documents::get(&mut tx, document).await?.is_none() {
         return Err(ApiError::not_found());
@@ -465,7 +469,8 @@ async fn search_in<S: ReadScope<Viewer>>(
     tx: &mut ScopedTx<S>,
     body: SearchBody,
 ) -> ApiResult<(Route, Vec<SearchHit>)> {
-    let request = SearchRequest::new(pgvector::Vector::from(body.embedding), body.k.unwrap_or(10));
+    let k = body.k.unwrap_or(10).min(state.limits().max_k);
+    let request = SearchRequest::new(pgvector::Vector::from(body.embedding), k);
     let results = state.vector().search_rows::<_, Chunk>(tx, &request).await?;
     Ok((
         results.route,
@@ -484,11 +489,15 @@ fn search_response(route: Route, hits: Vec<SearchHit>) -> Response {
         .into_response()
 }
 
-fn check_search(body: &SearchBody) -> ApiResult<()> {
+fn check_search(body: &SearchBody, max_k: u32) -> ApiResult<()> {
     check_embedding("embedding", &body.embedding)?;
     match body.k {
-        None | Some(1..=100) => Ok(()),
-        Some(_) => Err(ApiError::invalid_field("k", "must be 1..=100")),
+        None => Ok(()),
+        Some(k) if (1..=max_k).contains(&k) => Ok(()),
+        Some(_) => Err(ApiError::invalid_field(
+            "k",
+            &format!("must be 1..={max_k}"),
+        )),
     }
 }
 
@@ -501,7 +510,7 @@ pub async fn search_project(
     ApiJson(body): ApiJson<SearchBody>,
 ) -> ApiResult<Response> {
     let scope = request.project_scope::<Viewer>(ProjectId::new(project))?;
-    check_search(&body)?;
+    check_search(&body, state.limits().max_k)?;
     let mut tx = state.tenancy().begin(&scope).await?;
     let (route, hits) = search_in(&state, &mut tx, body).await?;
     tx.commit().await?;
@@ -516,7 +525,7 @@ pub async fn search_tenant(
     request: TenantRequest,
     ApiJson(body): ApiJson<SearchBody>,
 ) -> ApiResult<Response> {
-    check_search(&body)?;
+    check_search(&body, state.limits().max_k)?;
     let scope = request.readable_projects::<Viewer>();
     if scope.is_empty() {
         return Ok(search_response(Route::EmptyScope, Vec::new()));
@@ -576,7 +585,7 @@ pub async fn list_queries(
     ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Page<Query>>> {
     let scope = request.project_scope::<Viewer>(ProjectId::new(project))?;
-    let limit = params.limit()?;
+    let limit = params.limit(state.limits().max_page_size)?;
     let mut tx = state.tenancy().begin(&scope).await?;
     let rows = Queries::list(
         &mut tx,
@@ -672,7 +681,7 @@ pub async fn list_responses(
     ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Page<AnswerRow>>> {
     let scope = request.project_scope::<Viewer>(ProjectId::new(project))?;
-    let limit = params.limit()?;
+    let limit = params.limit(state.limits().max_page_size)?;
     let mut tx = state.tenancy().begin(&scope).await?;
     if Queries::get(&mut tx, query).await?.is_none() {
         return Err(ApiError::not_found());
@@ -762,7 +771,7 @@ pub async fn list_assertions(
     ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Page<Assertion>>> {
     let scope = request.project_scope::<Viewer>(ProjectId::new(project))?;
-    let limit = params.limit()?;
+    let limit = params.limit(state.limits().max_page_size)?;
     let mut tx = state.tenancy().begin(&scope).await?;
     if Responses::get(&mut tx, response).await?.is_none() {
         return Err(ApiError::not_found());
@@ -901,7 +910,7 @@ pub async fn list_members(
     ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Page<UserProjectRole>>> {
     let scope = request.project_scope::<Admin>(ProjectId::new(project))?;
-    let limit = params.limit()?;
+    let limit = params.limit(state.limits().max_page_size)?;
     let mut tx = state.tenancy().begin(&scope).await?;
     let rows = UserProjectRoles::list(
         &mut tx,

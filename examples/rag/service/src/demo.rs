@@ -126,6 +126,8 @@ pub fn mint_token(
         iss: issuer.to_owned(),
         aud: audience.to_owned(),
         exp,
+        iat: Some(now),
+        nbf: None,
     };
     Ok(encode(
         &Header::new(Algorithm::HS256),

@@ -169,7 +169,11 @@ pub fn check_metadata(field: &str, value: &serde_json::Value) -> Result<(), ApiE
     Ok(())
 }
 
-/// An embedding: exactly [`EMBEDDING_DIMENSIONS`] finite numbers.
+/// An embedding: exactly [`EMBEDDING_DIMENSIONS`] finite numbers whose cosine distance to any
+/// other accepted embedding is a number: the sum of squares, computed in `f32` as pgvector does,
+/// must be a normal positive number (not zero or underflowing to zero, which gives a NaN
+/// distance that sorts first) and at most `f32::MAX / 4` (not overflowing, which gives NaN
+/// too). Stored and query embeddings get the same check.
 pub fn check_embedding(field: &str, values: &[f32]) -> Result<(), ApiError> {
     if values.len() != EMBEDDING_DIMENSIONS {
         return Err(ApiError::invalid_field(
@@ -186,6 +190,19 @@ pub fn check_embedding(field: &str, values: &[f32]) -> Result<(), ApiError> {
             "every number must be finite",
         ));
     }
+    let squares: f32 = values.iter().map(|v| v * v).sum();
+    if !squares.is_normal() {
+        return Err(ApiError::invalid_field(
+            field,
+            "must have a non-zero norm (its cosine distance would be undefined)",
+        ));
+    }
+    if squares > f32::MAX / 4.0 {
+        return Err(ApiError::invalid_field(
+            field,
+            "its norm is too large (its cosine distance would be undefined)",
+        ));
+    }
     Ok(())
 }
 
@@ -195,4 +212,33 @@ pub fn check_non_negative(field: &str, value: i32) -> Result<(), ApiError> {
         return Err(ApiError::invalid_field(field, "must not be negative"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vector(value: f32) -> Vec<f32> {
+        vec![value; EMBEDDING_DIMENSIONS]
+    }
+
+    #[test]
+    fn embeddings_without_a_cosine_distance_are_refused() {
+        assert!(check_embedding("e", &vector(0.05)).is_ok());
+        let mut axis = vector(0.0);
+        axis[3] = 1.0;
+        assert!(check_embedding("e", &axis).is_ok());
+        for bad in [
+            vector(0.0),
+            vector(1e-30),
+            vector(1e30),
+            vector(f32::MAX),
+            vector(f32::NAN),
+            vector(f32::INFINITY),
+            vec![1.0; 3],
+        ] {
+            let error = check_embedding("e", &bad).unwrap_err();
+            assert_eq!(error.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad:?}");
+        }
+    }
 }

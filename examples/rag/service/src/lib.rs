@@ -10,16 +10,16 @@
 pub mod api;
 pub mod config;
 pub mod demo;
+pub mod edge;
 pub mod input;
 pub mod openapi;
 pub mod vector;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, FromRef, State};
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
 use sqlx::PgPool;
@@ -30,6 +30,18 @@ use tenancy_runtime::vector::{VectorConfig, VectorGateway};
 use tenancy_runtime::{Tenancy, TenancyConfig};
 
 pub use crate::config::Config;
+pub use crate::edge::{serve, serve_with, Limits, ServeOptions};
+
+/// Who may read `/metrics` on the API port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MetricsAccess {
+    /// Anyone (tests and embedding; the binary never uses it on the API port).
+    Open,
+    /// Only a request with `Authorization: Bearer <token>` (`RAG_METRICS_TOKEN`).
+    Token(String),
+    /// Nobody: 404 (the binary's default; `RAG_METRICS_BIND` serves it on its own listener).
+    Off,
+}
 
 /// Shared state of every handler.
 #[derive(Clone, Debug)]
@@ -38,6 +50,8 @@ pub struct AppState {
     pool: PgPool,
     maintenance: Option<PgPool>,
     vector: VectorGateway<Viewer, Editor, uuid::Uuid>,
+    limits: Limits,
+    metrics_access: MetricsAccess,
 }
 
 impl AppState {
@@ -84,7 +98,32 @@ impl AppState {
             pool,
             maintenance,
             vector: VectorGateway::new(Chunks::EMBEDDING_VECTORS, VectorConfig::default()),
+            limits: Limits::default(),
+            metrics_access: MetricsAccess::Open,
         })
+    }
+
+    /// The same state with `limits` (page size, `k`, body read and request timeouts).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The same state recording into `metrics` (e.g. with a stable tenant label key).
+    pub fn with_metrics(mut self, metrics: HttpMetrics) -> Self {
+        self.http = self.http.with_metrics(Arc::new(metrics));
+        self
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The same state with `/metrics` on the API port readable as `access` says.
+    pub fn with_metrics_access(mut self, access: MetricsAccess) -> Self {
+        self.metrics_access = access;
+        self
     }
 
     /// The same state with the search gateway on `config` (use the configuration the vector
@@ -250,7 +289,9 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
-/// The service's router (body limit, request spans and metrics included).
+/// The service's router: body limit (413), body read and request timeouts (408, 503
+/// `timeout`), one retry of idempotent requests after a transient fault, request spans and
+/// metrics (see [`edge`]).
 pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
     const P: &str = "/t/{tenant_id}/projects/{project_id}";
     Router::new()
@@ -305,9 +346,22 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
         })
         .layer(DefaultBodyLimit::max(body_limit_bytes))
         .layer(axum::middleware::from_fn_with_state(
+            (state.clone(), body_limit_bytes),
+            edge::limit_and_retry,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             state.http.clone(),
             trace_requests,
         ))
+        .with_state(state)
+}
+
+/// A router with only `/metrics` (no authentication) and `/healthz`, for a listener of its own
+/// (`RAG_METRICS_BIND`) that only the scraper can reach.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics_body))
         .with_state(state)
 }
 
@@ -318,7 +372,35 @@ async fn openapi_json() -> impl IntoResponse {
     )
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// `/metrics` on the API port: as [`MetricsAccess`] says (404 when off, 401 without the
+/// token).
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match &state.metrics_access {
+        MetricsAccess::Open => {}
+        MetricsAccess::Off => return ApiError::not_found().into_response(),
+        MetricsAccess::Token(token) => {
+            let presented = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.strip_prefix("Bearer "));
+            if !presented.is_some_and(|presented| constant_time_eq(presented, token)) {
+                return ApiError::unauthorized("/metrics needs its bearer token").into_response();
+            }
+        }
+    }
+    metrics_body(State(state)).await.into_response()
+}
+
+/// Compares two strings in time that depends only on their lengths.
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+async fn metrics_body(State(state): State<AppState>) -> impl IntoResponse {
     state.metrics().set_pool_usage(&state.pool);
     if let Some(maintenance) = &state.maintenance {
         // Counting every tenant needs a role that row-level security does not filter.
@@ -336,16 +418,4 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics().render(),
     )
-}
-
-/// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight requests
-/// finish (graceful shutdown).
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
 }

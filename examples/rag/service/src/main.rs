@@ -5,8 +5,14 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use rag_service::config::JwtKeys;
-use rag_service::{demo, router, serve, vector, AppState, Config};
+use rag_service::{
+    demo, metrics_router, router, serve_with, vector, AppState, Config, Limits, MetricsAccess,
+    ServeOptions,
+};
 use sqlx::postgres::PgPoolOptions;
+use tenancy_runtime::http::HttpMetrics;
+use tenancy_runtime::pool::Pooler;
+use tenancy_runtime::TenancyConfig;
 use tracing_subscriber::EnvFilter;
 
 /// Every failure, including a refused startup check, ends as one line on stderr
@@ -23,8 +29,12 @@ async fn main() -> ExitCode {
 }
 
 async fn command() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let config = Config::from_env()?;
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut config = Config::from_env()?;
+    if let Some(at) = args.iter().position(|arg| arg == "--dev") {
+        args.remove(at);
+        config.dev = true;
+    }
     match args.first().map(String::as_str) {
         None | Some("serve") => run(config).await,
         Some("seed-demo") => {
@@ -80,16 +90,27 @@ async fn run(config: Config) -> anyhow::Result<()> {
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
+    config.check_serve()?;
     if config.jwt_keys == JwtKeys::Secret(rag_service::config::DEV_JWT_SECRET.to_owned()) {
         tracing::warn!(
-            "using the built-in development JWT secret; set RAG_JWT_SECRET or RAG_JWT_JWKS_FILE"
+            "development mode: using the built-in development JWT secret, anyone can mint \
+             tokens; set RAG_JWT_SECRET or RAG_JWT_JWKS_FILE"
         );
     }
-    let pool = PgPoolOptions::new()
-        .max_connections(config.max_connections)
-        .connect(&config.database_url)
-        .await
-        .context("connecting with RAG_DATABASE_URL")?;
+    // Lazy: the first use (the startup check below) connects; behind a transaction pooler
+    // every statement is unnamed (docs/reliability.md).
+    let (pool, pooler) =
+        tenancy_runtime::pool::connect_with(&config.database_url, &config.pool_config())
+            .context("RAG_DATABASE_URL")?;
+    tracing::info!(
+        pooler = match pooler {
+            Pooler::None => "none",
+            Pooler::Transaction => "transaction",
+        },
+        max_connections = config.max_connections,
+        acquire_timeout_ms = u64::try_from(config.acquire_timeout.as_millis()).unwrap_or(u64::MAX),
+        "application pool configured"
+    );
     // Vector maintenance holds one connection for its lock and opens another for each step;
     // `/metrics` needs a third.
     let maintenance = match &config.maintenance_database_url {
@@ -104,13 +125,35 @@ async fn run(config: Config) -> anyhow::Result<()> {
     };
     // Before anything else touches the database: the context contract and key
     // (Tenancy::check). A missing or refused key stops the service here, with one sentence.
-    let state = AppState::new(
+    let tenancy_config = TenancyConfig {
+        statement_timeout: config.statement_timeout,
+        named_statements: pooler == Pooler::None,
+        ..tenancy_generated::config()
+    };
+    let state = AppState::with_tenancy_config(
         pool.clone(),
         maintenance.clone(),
         config.verifier()?,
         config.metrics_tenants,
+        tenancy_config,
     )
     .await?;
+    let mut metrics = HttpMetrics::new(config.metrics_tenants)?;
+    if let Some(key) = &config.metrics_label_key {
+        metrics = metrics.with_label_key(key.as_bytes());
+    }
+    let state = state
+        .with_metrics(metrics)
+        .with_limits(Limits {
+            max_page_size: config.max_page_size,
+            max_k: config.max_k,
+            body_read_timeout: config.body_read_timeout,
+            request_timeout: config.request_timeout,
+        })
+        .with_metrics_access(match &config.metrics_token {
+            Some(token) => MetricsAccess::Token(token.clone()),
+            None => MetricsAccess::Off,
+        });
     tracing::info!("context contract and key checked");
     let vector_config = config.vector_config()?;
     let maintenance_task = match &maintenance {
@@ -137,13 +180,19 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 "no RAG_MAINTENANCE_DATABASE_URL: this process runs no vector maintenance, so \
                  no tenant is promoted to its own HNSW index (see docs/service.md)"
             );
+            // In a transaction: safe behind a transaction pooler.
+            let mut tx = pool
+                .begin()
+                .await
+                .context("looking for the vector catalog")?;
             let catalog: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                 "SELECT pg_catalog.to_regclass('{}.vector_tiers')::text",
                 vector_config.helper_schema
             )))
-            .fetch_one(&pool)
+            .fetch_one(&mut *tx)
             .await
             .context("looking for the vector catalog")?;
+            tx.commit().await?;
             if catalog.is_none() {
                 tracing::error!(
                     "the vector catalog is missing: every search fails until it is created \
@@ -158,12 +207,47 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.bind))?;
     tracing::info!(address = %listener.local_addr()?, "rag-service listening");
-    serve(
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let metrics_server = match config.metrics_bind {
+        Some(bind) => {
+            let metrics_listener = tokio::net::TcpListener::bind(bind)
+                .await
+                .with_context(|| format!("binding RAG_METRICS_BIND {bind}"))?;
+            tracing::info!(address = %metrics_listener.local_addr()?, "metrics listening");
+            Some(tokio::spawn(serve_with(
+                metrics_listener,
+                metrics_router(state.clone()),
+                stopped(stop_rx.clone()),
+                ServeOptions {
+                    max_connections: 16,
+                    ..ServeOptions::default()
+                },
+            )))
+        }
+        None => None,
+    };
+    let options = ServeOptions {
+        header_read_timeout: config.header_read_timeout,
+        max_connections: config.max_http_connections,
+        ..ServeOptions::default()
+    };
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    serve_with(
         listener,
         router(state, config.body_limit_bytes),
-        shutdown_signal(),
+        stopped(stop_rx),
+        options,
     )
     .await?;
+    if let Some(server) = metrics_server {
+        let _ = server.await;
+    }
     if let Some(task) = maintenance_task {
         // An index build cut short is left invalid; the next run drops and rebuilds it.
         task.abort();

@@ -127,9 +127,25 @@ async fn users_see_their_tenant_and_are_refused_others_and_refusals_are_counted(
     assert_eq!(sample(&metrics, "tenancy_tenants"), Some(2.0));
     assert_eq!(sample(&metrics, "tenancy_projects"), Some(3.0));
     assert!(sample(&metrics, "tenancy_db_pool_max_connections").is_some());
+    // Tenants are labelled by a keyed hash of their id, never by the id itself.
     assert!(metrics.contains(&format!(
-        "tenancy_http_request_duration_seconds_count{{tenant=\"{ACME}\"}}"
+        "tenancy_http_request_duration_seconds_count{{tenant=\"{}\"}}",
+        tenant_label(ACME)
     )));
+    for id in [
+        ACME,
+        GLOBEX,
+        ACME_HANDBOOK,
+        GLOBEX_RESEARCH,
+        ALICE,
+        BOB,
+        CAROL,
+    ] {
+        assert!(
+            !metrics.contains(&id.to_string()),
+            "{id} exposed:\n{metrics}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -161,6 +161,7 @@ fn serve_refused(db: &TestDb, key_env: Option<&str>) -> (bool, String) {
         .env("RAG_DATABASE_URL", db.app_url())
         .env("RAG_BIND", "127.0.0.1:0")
         .env("RAG_LOG_FORMAT", "json")
+        .env("TENANCY_DEV", "1")
         .stdin(Stdio::null());
     if let Some(value) = key_env {
         command.env("TENANCY_CONTEXT_KEY", value);
@@ -230,7 +231,8 @@ async fn the_binary_exits_with_one_sentence_without_a_valid_key_and_serves_with_
     )
     .unwrap();
     let child = Command::new(BIN)
-        .arg("serve")
+        .args(["serve", "--dev"])
+        .env_remove("TENANCY_DEV")
         .env_remove("TENANCY_CONTEXT_KEY")
         .env("TENANCY_CONTEXT_KEY_FILE", &key_file)
         .env_remove("RAG_MAINTENANCE_DATABASE_URL")
@@ -283,6 +285,38 @@ async fn the_binary_exits_with_one_sentence_without_a_valid_key_and_serves_with_
     drop(child);
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(result, StatusCode::OK);
+}
+
+/// Without a JWT key of its own the service refuses to start (anyone could mint tokens with the
+/// built-in development secret) unless development mode is asked for; so does a short secret.
+#[test]
+fn the_binary_refuses_the_development_jwt_secret_without_dev_mode() {
+    for (secret, needle) in [
+        (None, "no JWT key"),
+        (Some("too-short"), "shorter than 32 bytes"),
+    ] {
+        let mut command = Command::new(BIN);
+        command
+            .arg("serve")
+            .env_remove("TENANCY_DEV")
+            .env_remove("RAG_JWT_JWKS_FILE")
+            .env(
+                "RAG_DATABASE_URL",
+                "postgres://tenancy_app@127.0.0.1:1/none",
+            )
+            .env("RAG_BIND", "127.0.0.1:0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        match secret {
+            Some(secret) => command.env("RAG_JWT_SECRET", secret),
+            None => command.env_remove("RAG_JWT_SECRET"),
+        };
+        let output = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(needle), "{stderr}");
+    }
 }
 
 /// Stops the service this test started, also when an assertion fails.

@@ -13,6 +13,52 @@ use uuid::Uuid;
 pub const SECRET: &[u8] = b"test-secret";
 pub const ISSUER: &str = "test-issuer";
 pub const AUDIENCE: &str = "test-audience";
+/// The tenant label key of the tests' metrics.
+pub const LABEL_KEY: &[u8] = b"test-metrics-label-key";
+
+/// The `tenant` label the tests' metrics give `tenant`.
+pub fn tenant_label(tenant: Uuid) -> String {
+    tenancy_runtime::http::HttpMetrics::new(1)
+        .unwrap()
+        .with_label_key(LABEL_KEY)
+        .tenant_label(tenancy_runtime::TenantId::new(tenant))
+}
+
+fn test_metrics() -> tenancy_runtime::http::HttpMetrics {
+    tenancy_runtime::http::HttpMetrics::new(10)
+        .unwrap()
+        .with_label_key(LABEL_KEY)
+}
+
+/// How [`Service::start_opts`] builds the service.
+pub struct StartOptions {
+    pub body_limit: usize,
+    pub limits: rag_service::Limits,
+    pub serve: rag_service::ServeOptions,
+    pub metrics_access: rag_service::MetricsAccess,
+    pub tenancy_config: tenancy_runtime::TenancyConfig,
+    /// The app pool (default: the test database's).
+    pub app_pool: Option<sqlx::PgPool>,
+    /// An existing database (default: a fresh one with the demo data).
+    pub db: Option<TestDb>,
+    /// The token verifier (default: HS256 with [`SECRET`], no leeway, no maximum lifetime).
+    pub verifier: Option<JwtVerifier>,
+}
+
+impl Default for StartOptions {
+    fn default() -> Self {
+        StartOptions {
+            body_limit: 64 * 1024,
+            limits: rag_service::Limits::default(),
+            serve: rag_service::ServeOptions::default(),
+            metrics_access: rag_service::MetricsAccess::Open,
+            tenancy_config: tenancy_generated::config(),
+            app_pool: None,
+            db: None,
+            verifier: None,
+        }
+    }
+}
 
 pub struct Service {
     pub db: TestDb,
@@ -54,7 +100,8 @@ impl Service {
         )
         .await
         .expect("state")
-        .with_vector_config(vector_config);
+        .with_vector_config(vector_config)
+        .with_metrics(test_metrics());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -68,6 +115,59 @@ impl Service {
             shutdown: Some(tx),
             maintenance,
         }
+    }
+
+    /// A service built as `options` say (vector catalog installed, no maintenance loop).
+    pub async fn start_opts(options: StartOptions) -> Service {
+        let db = match options.db {
+            Some(db) => db,
+            None => {
+                let db = TestDb::fresh().await;
+                seed(db.admin_pool()).await.expect("seed");
+                db
+            }
+        };
+        vector::prepare_maintenance(db.admin_pool().clone(), VectorConfig::default())
+            .await
+            .expect("vector catalog");
+        let pool = options.app_pool.unwrap_or_else(|| db.app_pool().clone());
+        let state = AppState::with_tenancy_config(
+            pool,
+            Some(db.admin_pool().clone()),
+            options
+                .verifier
+                .unwrap_or_else(|| JwtVerifier::hs256(SECRET, ISSUER, AUDIENCE)),
+            10,
+            options.tenancy_config,
+        )
+        .await
+        .expect("state")
+        .with_limits(options.limits)
+        .with_metrics_access(options.metrics_access)
+        .with_metrics(test_metrics());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(rag_service::serve_with(
+            listener,
+            router(state, options.body_limit),
+            async {
+                let _ = rx.await;
+            },
+            options.serve,
+        ));
+        Service {
+            db,
+            base,
+            client: Client::new(),
+            shutdown: Some(tx),
+            maintenance: None,
+        }
+    }
+
+    /// `host:port` of the listener.
+    pub fn address(&self) -> String {
+        self.base.trim_start_matches("http://").to_owned()
     }
 
     pub fn token(&self, user: Uuid) -> String {
