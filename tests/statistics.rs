@@ -227,7 +227,8 @@ async fn planner_estimates_recover_no_hidden_id() {
     db.apply_migrations(upgrade_dir.path()).await.unwrap();
     let left: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_catalog.pg_statistic \
-         WHERE starelid IN ('tenants'::regclass, 'projects'::regclass, \
+         WHERE (stakind1, stakind2, stakind3, stakind4, stakind5) <> (0, 0, 0, 0, 0) \
+           AND starelid IN ('tenants'::regclass, 'projects'::regclass, \
            'user_project_roles'::regclass, 'documents'::regclass, 'chunks'::regclass, \
            'queries'::regclass, 'responses'::regclass, 'assertions'::regclass, \
            'tenancy.audit_log'::regclass)",
@@ -239,12 +240,30 @@ async fn planner_estimates_recover_no_hidden_id() {
     sqlx::raw_sql("ANALYZE").execute(db.admin_pool()).await.unwrap();
     let left: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_catalog.pg_statistic \
-         WHERE starelid IN ('chunks'::regclass, 'documents'::regclass, 'tenants'::regclass)",
+         WHERE (stakind1, stakind2, stakind3, stakind4, stakind5) <> (0, 0, 0, 0, 0) \
+           AND starelid IN ('chunks'::regclass, 'documents'::regclass, 'tenants'::regclass)",
     )
     .fetch_one(db.admin_pool())
     .await
     .unwrap();
     assert_eq!(left, 0, "ANALYZE collected statistics again");
+    // What is stored is the generator's one value-free estimate per project_id column.
+    let stored: Vec<(String, String, f32)> = sqlx::query_as(
+        "SELECT c.relname::text, a.attname::text, s.stadistinct FROM pg_catalog.pg_statistic s \
+         JOIN pg_catalog.pg_class c ON c.oid = s.starelid \
+         JOIN pg_catalog.pg_attribute a ON a.attrelid = s.starelid AND a.attnum = s.staattnum \
+         WHERE c.relname IN ('chunks', 'documents', 'tenants') ORDER BY 1",
+    )
+    .fetch_all(db.admin_pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        stored,
+        [
+            ("chunks".to_owned(), "project_id".to_owned(), 1.0),
+            ("documents".to_owned(), "project_id".to_owned(), 1.0)
+        ]
+    );
 
     let mut conn = attacker(&db, tenant_a, a1, alice).await;
     let recovered = attack(&mut conn, &hidden).await;
@@ -271,8 +290,9 @@ async fn planner_estimates_recover_no_hidden_id() {
 }
 
 /// A fresh database (every migration, the baseline included) collects no statistics on any
-/// column of a tenant-owned table: ANALYZE leaves `pg_statistic` empty for them, and every
-/// such column has statistics target 0. The global table keeps its statistics (and the key
+/// column of a tenant-owned table: ANALYZE stores no value for them in `pg_statistic` (only
+/// the generator's value-free `n_distinct` of `project_id`), and every such column has
+/// statistics target 0. The global table keeps its statistics (and the key
 /// table, which no tenant reads, is not counted).
 #[tokio::test]
 async fn a_fresh_schema_collects_no_statistics_on_tenant_owned_tables() {
@@ -301,7 +321,8 @@ async fn a_fresh_schema_collects_no_statistics_on_tenant_owned_tables() {
         "SELECT DISTINCT c.relname::text FROM pg_catalog.pg_statistic s \
          JOIN pg_catalog.pg_class c ON c.oid = s.starelid \
          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname IN ('public', 'tenancy') AND c.relname <> 'context_keys' ORDER BY 1",
+         WHERE (stakind1, stakind2, stakind3, stakind4, stakind5) <> (0, 0, 0, 0, 0) AND \
+         n.nspname IN ('public', 'tenancy') AND c.relname <> 'context_keys' ORDER BY 1",
     )
     .fetch_all(db.admin_pool())
     .await

@@ -144,3 +144,18 @@ BEGIN
   END LOOP;
 END
 $clear_statistics$;
+
+-- One fixed estimate, no value: project_id selects nothing beyond tenant_id (PostgreSQL 18+).
+DO $project_estimates$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_proc WHERE proname = 'pg_restore_attribute_stats'
+      AND pronamespace = 'pg_catalog'::regnamespace) THEN
+    PERFORM pg_catalog.pg_restore_attribute_stats('schemaname', n.nspname::text,
+      'relname', c.relname::text, 'attname', 'project_id'::text, 'inherited', false,
+      'n_distinct', 1::real)
+    FROM pg_catalog.pg_class AS c
+    JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+    WHERE c.oid = ANY (ARRAY['user_project_roles'::regclass, 'documents'::regclass, 'chunks'::regclass, 'queries'::regclass, 'responses'::regclass, 'assertions'::regclass]);
+  END IF;
+END
+$project_estimates$;
