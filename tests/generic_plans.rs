@@ -113,7 +113,8 @@ fn nodes(plan: &Value) -> Vec<&Value> {
     out
 }
 
-/// The scan of `chunks` in a plan: (index name, index condition, rows removed by filter).
+/// The scan of `chunks` in a plan: (index name, index condition, rows removed by filter); for
+/// a bitmap heap scan, the index and condition of its bitmap index scan.
 fn chunks_scan(plan: &Value) -> (String, String, i64) {
     let scan = nodes(plan)
         .into_iter()
@@ -134,6 +135,22 @@ fn chunks_scan(plan: &Value) -> (String, String, i64) {
         .get("Rows Removed by Filter")
         .and_then(Value::as_f64)
         .unwrap_or(0.0) as i64;
+    // A bitmap heap scan reads the index through its Bitmap Index Scan child (the planner
+    // may pick one for a one-row key when the table has no statistics, docs/security.md).
+    if get("Node Type") == "Bitmap Heap Scan" {
+        let index = nodes(scan)
+            .into_iter()
+            .find(|n| n.get("Node Type").and_then(Value::as_str) == Some("Bitmap Index Scan"))
+            .unwrap_or_else(|| panic!("a bitmap heap scan without an index scan: {scan:#}"));
+        let text = |key: &str| {
+            index
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        return (text("Index Name"), text("Index Cond"), removed);
+    }
     (get("Index Name"), get("Index Cond"), removed)
 }
 

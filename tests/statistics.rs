@@ -107,8 +107,7 @@ async fn estimate(conn: &mut PgConnection, table: &str, column: &str, x: u128) -
     .fetch_one(&mut *conn)
     .await
     .unwrap();
-    scan_rows(&plan[0]["Plan"], table)
-        .unwrap_or_else(|| panic!("no scan of {table} in {plan:#}"))
+    scan_rows(&plan[0]["Plan"], table).unwrap_or_else(|| panic!("no scan of {table} in {plan:#}"))
 }
 
 fn scan_rows(node: &Value, table: &str) -> Option<f64> {
@@ -203,7 +202,10 @@ async fn planner_estimates_recover_no_hidden_id() {
     let before = TempDir::with(&files[..upgrade]);
     db.apply_migrations(before.path()).await.unwrap();
     let (tenant_a, a1, alice, hidden) = seed(&db).await;
-    sqlx::raw_sql("ANALYZE").execute(db.admin_pool()).await.unwrap();
+    sqlx::raw_sql("ANALYZE")
+        .execute(db.admin_pool())
+        .await
+        .unwrap();
 
     // Control: on the schema before the fix the attack recovers hidden ids.
     let mut conn = attacker(&db, tenant_a, a1, alice).await;
@@ -218,7 +220,10 @@ async fn planner_estimates_recover_no_hidden_id() {
          {documents} hidden documents recovered"
     );
     let (hidden_eq, unknown_eq) = equality_estimates(&mut conn, &hidden).await;
-    assert_ne!(hidden_eq, unknown_eq, "control: the MCV list tells a tenant id");
+    assert_ne!(
+        hidden_eq, unknown_eq,
+        "control: the MCV list tells a tenant id"
+    );
     conn.execute("ROLLBACK").await.unwrap();
     conn.close().await.unwrap();
 
@@ -237,7 +242,10 @@ async fn planner_estimates_recover_no_hidden_id() {
     .await
     .unwrap();
     assert_eq!(left, 0, "statistics stored before the upgrade were kept");
-    sqlx::raw_sql("ANALYZE").execute(db.admin_pool()).await.unwrap();
+    sqlx::raw_sql("ANALYZE")
+        .execute(db.admin_pool())
+        .await
+        .unwrap();
     let left: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_catalog.pg_statistic \
          WHERE (stakind1, stakind2, stakind3, stakind4, stakind5) <> (0, 0, 0, 0, 0) \
@@ -247,12 +255,12 @@ async fn planner_estimates_recover_no_hidden_id() {
     .await
     .unwrap();
     assert_eq!(left, 0, "ANALYZE collected statistics again");
-    // What is stored is the generator's one value-free estimate per project_id column.
+    // What is stored is the generator's value-free estimates of the scope columns.
     let stored: Vec<(String, String, f32)> = sqlx::query_as(
         "SELECT c.relname::text, a.attname::text, s.stadistinct FROM pg_catalog.pg_statistic s \
          JOIN pg_catalog.pg_class c ON c.oid = s.starelid \
          JOIN pg_catalog.pg_attribute a ON a.attrelid = s.starelid AND a.attnum = s.staattnum \
-         WHERE c.relname IN ('chunks', 'documents', 'tenants') ORDER BY 1",
+         WHERE c.relname IN ('chunks', 'documents', 'tenants') ORDER BY 1, 2",
     )
     .fetch_all(db.admin_pool())
     .await
@@ -261,7 +269,9 @@ async fn planner_estimates_recover_no_hidden_id() {
         stored,
         [
             ("chunks".to_owned(), "project_id".to_owned(), 1.0),
-            ("documents".to_owned(), "project_id".to_owned(), 1.0)
+            ("chunks".to_owned(), "tenant_id".to_owned(), 10.0),
+            ("documents".to_owned(), "project_id".to_owned(), 1.0),
+            ("documents".to_owned(), "tenant_id".to_owned(), 10.0)
         ]
     );
 
@@ -291,7 +301,7 @@ async fn planner_estimates_recover_no_hidden_id() {
 
 /// A fresh database (every migration, the baseline included) collects no statistics on any
 /// column of a tenant-owned table: ANALYZE stores no value for them in `pg_statistic` (only
-/// the generator's value-free `n_distinct` of `project_id`), and every such column has
+/// the generator's value-free `n_distinct` of the scope columns), and every such column has
 /// statistics target 0. The global table keeps its statistics (and the key
 /// table, which no tenant reads, is not counted).
 #[tokio::test]

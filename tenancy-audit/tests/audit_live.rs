@@ -128,9 +128,17 @@ async fn statistics_turned_back_on_are_ta090_stored_ones_ta091_extended_ones_ta0
          CREATE STATISTICS chunks_ids ON tenant_id, project_id FROM chunks",
     )
     .await;
-    assert_finding(&report, codes::STATISTICS_COLLECTED, "column chunks.tenant_id");
+    assert_finding(
+        &report,
+        codes::STATISTICS_COLLECTED,
+        "column chunks.tenant_id",
+    );
     assert_finding(&report, codes::STATISTICS_STORED, "column tenants.slug");
-    assert_finding(&report, codes::EXTENDED_STATISTICS, "statistics public.chunks_ids");
+    assert_finding(
+        &report,
+        codes::EXTENDED_STATISTICS,
+        "statistics public.chunks_ids",
+    );
     assert_only(
         &report,
         &[

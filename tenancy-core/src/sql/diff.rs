@@ -267,7 +267,10 @@ pub fn incremental_migrations(
                 plan.create_tables
                     .push_str(&security::security_section(new, table, target));
                 plan.create_tables
-                    .push_str(&super::statistics::statistics_section(table, &ident(&table.name)));
+                    .push_str(&super::statistics::statistics_section(
+                        table,
+                        &ident(&table.name),
+                    ));
             }
             Some(previous) => diff_table(old, previous, new, table, target, options, &mut plan)?,
         }
@@ -707,10 +710,11 @@ fn add_column(
     ));
     if super::statistics::tenant_owned(table) {
         // Like every column of a tenant-owned table: no planner statistics.
-        plan.add_columns.push_str(&super::statistics::set_statistics_zero(
-            &ident(&table.name),
-            &[column.name.as_str()],
-        ));
+        plan.add_columns
+            .push_str(&super::statistics::set_statistics_zero(
+                &ident(&table.name),
+                &[column.name.as_str()],
+            ));
     }
     Ok(())
 }

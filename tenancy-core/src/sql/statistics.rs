@@ -55,15 +55,18 @@ pub(super) fn has_project_column(table: &Table) -> bool {
     matches!(table.kind, TableKind::Scoped | TableKind::Memberships)
 }
 
-/// A `DO` block that gives `project_id` of every table of `tables` one fixed, data-independent
-/// estimate (PostgreSQL 18 and later, `pg_restore_attribute_stats`; nothing before 18):
-/// `n_distinct = 1`, so the planner takes `project_id = $2` to select nothing beyond
-/// `tenant_id = $1`, and sees one project's rows as its default share of the table (0.5%)
-/// rather than under one row. Without it, on a table of fewer than about 40,000 rows, the
-/// planner estimates any `(tenant_id, project_id)` index prefix at one row and may pick
-/// another index than the primary key for a by-key statement (then it reads the whole
-/// project). The row holds no value (no most-common values, no histogram), and ANALYZE keeps
-/// it because the column's statistics target is 0.
+/// A `DO` block that gives the scope columns of every table of `tables` two fixed,
+/// data-independent estimates (PostgreSQL 18 and later, `pg_restore_attribute_stats`; nothing
+/// before 18): `tenant_id` `n_distinct = 10` (a tenant holds a tenth of the table) and
+/// `project_id` `n_distinct = 1` (a project selects nothing beyond its tenant). Without them
+/// the planner takes `tenant_id = $1` as 0.5% of the table and `(tenant_id, project_id)` as
+/// 0.0025%: on a table of fewer than about 40,000 rows one row, so a by-key statement or a
+/// foreign-key check may use another index than the primary key and read the whole project,
+/// and on any table a join may materialise a large tenant's rows as if they were few (the
+/// bench's chunks+documents join took 6x as long). The guess errs towards large scopes, whose
+/// plans (bitmap and hash) degrade gracefully when the scope is small. The rows hold no value
+/// (no most-common values, no histogram), and ANALYZE keeps them because the columns'
+/// statistics target is 0.
 pub(super) fn project_estimates(tables: &[String]) -> String {
     if tables.is_empty() {
         return String::new();
@@ -73,16 +76,19 @@ pub(super) fn project_estimates(tables: &[String]) -> String {
         .map(|t| format!("{}::regclass", literal(t)))
         .collect();
     format!(
-        "\n-- One fixed estimate, no value: project_id selects nothing beyond tenant_id (PostgreSQL 18+).\n\
+        "\n-- Fixed estimates, no value: a tenant is a tenth of the table, a project all of its\n\
+         -- tenant (PostgreSQL 18+; see sql/statistics.rs).\n\
          DO $project_estimates$\n\
          BEGIN\n\
          \x20 IF EXISTS (SELECT 1 FROM pg_catalog.pg_proc WHERE proname = 'pg_restore_attribute_stats'\n\
          \x20     AND pronamespace = 'pg_catalog'::regnamespace) THEN\n\
          \x20   PERFORM pg_catalog.pg_restore_attribute_stats('schemaname', n.nspname::text,\n\
-         \x20     'relname', c.relname::text, 'attname', 'project_id'::text, 'inherited', false,\n\
-         \x20     'n_distinct', 1::real)\n\
+         \x20     'relname', c.relname::text, 'attname', e.att, 'inherited', false,\n\
+         \x20     'n_distinct', e.n_distinct)\n\
          \x20   FROM pg_catalog.pg_class AS c\n\
          \x20   JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace\n\
+         \x20   CROSS JOIN (VALUES ('tenant_id'::text, 10::real), ('project_id'::text, 1::real))\n\
+         \x20     AS e(att, n_distinct)\n\
          \x20   WHERE c.oid = ANY (ARRAY[{}]);\n\
          \x20 END IF;\n\
          END\n\

@@ -145,16 +145,19 @@ BEGIN
 END
 $clear_statistics$;
 
--- One fixed estimate, no value: project_id selects nothing beyond tenant_id (PostgreSQL 18+).
+-- Fixed estimates, no value: a tenant is a tenth of the table, a project all of its
+-- tenant (PostgreSQL 18+; see sql/statistics.rs).
 DO $project_estimates$
 BEGIN
   IF EXISTS (SELECT 1 FROM pg_catalog.pg_proc WHERE proname = 'pg_restore_attribute_stats'
       AND pronamespace = 'pg_catalog'::regnamespace) THEN
     PERFORM pg_catalog.pg_restore_attribute_stats('schemaname', n.nspname::text,
-      'relname', c.relname::text, 'attname', 'project_id'::text, 'inherited', false,
-      'n_distinct', 1::real)
+      'relname', c.relname::text, 'attname', e.att, 'inherited', false,
+      'n_distinct', e.n_distinct)
     FROM pg_catalog.pg_class AS c
     JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+    CROSS JOIN (VALUES ('tenant_id'::text, 10::real), ('project_id'::text, 1::real))
+      AS e(att, n_distinct)
     WHERE c.oid = ANY (ARRAY['user_project_roles'::regclass, 'documents'::regclass, 'chunks'::regclass, 'queries'::regclass, 'responses'::regclass, 'assertions'::regclass]);
   END IF;
 END
