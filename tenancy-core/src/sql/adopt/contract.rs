@@ -348,9 +348,9 @@ pub(super) fn contract_security(plan: &Plan<'_>, target: Target) -> String {
         ));
         out.push_str(&security::security_section(model, t.table, target));
         // An adopted table was ANALYZEd before: set the targets and remove what is stored.
-        out.push_str(&super::super::statistics::clear_statistics(&[t
-            .qualified
-            .clone()]));
+        out.push_str(&super::super::statistics::clear_statistics(
+            std::slice::from_ref(&t.qualified),
+        ));
         out.push_str(&super::super::statistics::statistics_section(
             t.table,
             &t.qualified,
