@@ -380,11 +380,18 @@ async fn tiny_tenant_beside_a_huge_one_gets_k_rows_and_the_huge_one_keeps_recall
         let request = SearchRequest::new(query.clone(), 10);
         let (route, plan) = gateway.explain_search(&mut tx, &request).await.unwrap();
         assert_eq!(route, Route::TenantHnsw);
-        let index = SPEC.index_name(huge.tenant);
-        assert!(plan.contains(&index), "{plan}");
+        let index = index_name_of(&m, huge.tenant).await.unwrap();
+        let index = index.strip_prefix("public.").unwrap();
+        assert!(plan.contains(index), "{plan}");
         let results = gateway.search_rows(&mut tx, &request).await.unwrap();
         assert_eq!(results.route, Route::TenantHnsw);
         assert_eq!(results.hits.len(), 10);
+        // The HNSW statement ran with sorts disabled; the transaction has them back.
+        let sort: String = sqlx::query_scalar("SELECT current_setting('enable_sort')")
+            .fetch_one(tx.connection())
+            .await
+            .unwrap();
+        assert_eq!(sort, "on");
         assert_in_scope(&db, &results).await;
         let expected: HashSet<Uuid> = truth(&db, huge.tenant, query, 10)
             .await
@@ -702,6 +709,15 @@ async fn index_validity(db: &TestDb, name: &str) -> Option<bool> {
         .unwrap()
 }
 
+/// The tenant's index (`schema.name`) as the catalog records it.
+async fn index_name_of(m: &VectorMaintenance, tenant: TenantId) -> Option<String> {
+    let tiers = m.tiers(SPEC).await.unwrap();
+    tiers
+        .into_iter()
+        .find(|t| t.tenant_id == tenant)
+        .and_then(|t| t.index_name)
+}
+
 async fn tier_of(m: &VectorMaintenance, tenant: TenantId) -> (Tier, i64) {
     let tiers = m.tiers(SPEC).await.unwrap();
     let row = tiers.iter().find(|t| t.tenant_id == tenant).unwrap();
@@ -726,7 +742,6 @@ async fn promotion_builds_online_switches_only_when_valid_and_does_not_flap() {
     let m = maintenance(&db, config.clone()).await;
     let tenancy = Tenancy::new(db.app_pool().clone());
     let gateway = gateway(config.clone());
-    let index = format!("public.{}", SPEC.index_name(t.tenant));
     let query = queries_near(&db, t.tenant, 1).await.remove(0);
     let route_now = || async {
         let mut tx = viewer_tx_all(&tenancy, &t).await;
@@ -750,13 +765,38 @@ async fn promotion_builds_online_switches_only_when_valid_and_does_not_flap() {
             .unwrap();
         async move { m.refresh(SPEC).await }
     });
-    // Wait until the index exists but is not valid.
+    // Wait until the index exists but is not valid (its random name is in the catalog first).
     let mut waited = 0;
-    while index_validity(&db, &index).await != Some(false) {
+    let index = loop {
+        if let Some(name) = index_name_of(&m, t.tenant).await {
+            if index_validity(&db, &name).await == Some(false) {
+                break name;
+            }
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
         waited += 1;
         assert!(waited < 600, "the index build never started");
+    };
+    // The name and the predicate carry nothing of the tenant's UUID (every role reads
+    // pg_indexes).
+    let tenant_hex = t.tenant.as_uuid().simple().to_string();
+    let definition: String = sqlx::query_scalar(
+        "SELECT indexdef FROM pg_indexes WHERE schemaname || '.' || indexname = $1",
+    )
+    .bind(&index)
+    .fetch_one(db.admin_pool())
+    .await
+    .unwrap();
+    for text in [&index, &definition] {
+        assert!(
+            !text.contains(&tenant_hex) && !text.contains(&t.tenant.to_string()),
+            "{text}"
+        );
     }
+    assert!(
+        definition.contains("uuid_hash_extended(tenant_id, '"),
+        "{definition}"
+    );
     assert_eq!(tier_of(&m, t.tenant).await.0, Tier::Building);
     // Searches are served exactly meanwhile, and writes are not blocked by the build.
     assert_eq!(route_now().await, Route::Exact);
@@ -863,7 +903,9 @@ async fn install_upgrades_a_one_table_catalog_and_drops_the_indexes_it_listed() 
             "row_count",
             "tier",
             "index_name",
-            "updated_at"
+            "updated_at",
+            "index_seed",
+            "index_key"
         ]
     );
     // Installing again changes nothing; the next refresh rebuilds the tenant under the new name.
@@ -871,9 +913,13 @@ async fn install_upgrades_a_one_table_catalog_and_drops_the_indexes_it_listed() 
     let report = m.refresh(SPEC).await.unwrap();
     assert_eq!(report.table, "public.chunks");
     assert_eq!(report.promoted.len(), 1);
-    let index = format!("public.{}", SPEC.index_name(t.tenant));
+    let index = index_name_of(&m, t.tenant).await.unwrap();
     assert!(
         index.starts_with("public.chunks_embedding_hnsw_"),
+        "{index}"
+    );
+    assert!(
+        !index.contains(&t.tenant.as_uuid().simple().to_string()),
         "{index}"
     );
     assert_eq!(index_validity(&db, &index).await, Some(true));
@@ -908,7 +954,7 @@ async fn a_changed_distance_rebuilds_the_tenant_index_with_its_operator_class_an
             "SELECT c.opcname::text FROM pg_index i JOIN pg_opclass c ON c.oid = i.indclass[0] \
              WHERE i.indexrelid = to_regclass($1)",
         )
-        .bind(format!("public.{}", SPEC.index_name(t.tenant)))
+        .bind(index_name_of(&m, t.tenant).await)
         .fetch_optional(db.admin_pool())
         .await
         .unwrap()

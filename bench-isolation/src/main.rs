@@ -11,6 +11,7 @@ mod generator;
 mod ops;
 mod plans;
 mod proxy;
+mod statistics;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -48,6 +49,8 @@ struct Settings {
     throughput_slice: Duration,
     clients: Vec<u32>,
     cargo_build: bool,
+    /// `--statistics-only`: the data, the plans and the statistics section only.
+    statistics_only: bool,
     out: Option<PathBuf>,
 }
 
@@ -55,15 +58,17 @@ impl Settings {
     fn from_args() -> Result<Settings> {
         let mut smoke = false;
         let mut cargo_build = true;
+        let mut statistics_only = false;
         let mut out = None;
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--smoke" => smoke = true,
                 "--no-cargo-build" => cargo_build = false,
+                "--statistics-only" => statistics_only = true,
                 "--out" => out = Some(PathBuf::from(args.next().context("--out needs a path")?)),
                 other => bail!(
-                    "unknown argument {other:?} (expected --smoke, --no-cargo-build, --out FILE)"
+                    "unknown argument {other:?} (expected --smoke, --no-cargo-build, --statistics-only, --out FILE)"
                 ),
             }
         }
@@ -82,6 +87,7 @@ impl Settings {
                 throughput_slice: Duration::from_millis(150),
                 clients: vec![1, 4],
                 cargo_build: false,
+                statistics_only,
                 out,
             }
         } else {
@@ -100,6 +106,7 @@ impl Settings {
                 throughput_slice: Duration::from_secs(2),
                 clients: vec![1, 4, 16],
                 cargo_build,
+                statistics_only,
                 out,
             }
         })
@@ -855,10 +862,17 @@ async fn run(settings: Settings) -> Result<String> {
     let started = Instant::now();
     data::fill(&db.admin_url, &settings.shape).await?;
     let fill_time = started.elapsed();
-    let db_v2_name = format!("{db_name}_v2");
-    eprintln!("bench: creating {db_v2_name} (contract 2: 0001 + 0002 only, the same data)");
-    let db_v2 = BenchDb::create(&server, &db_v2_name, Contract::V2).await?;
-    data::fill(&db_v2.admin_url, &settings.shape).await?;
+    eprintln!("bench: copying {db_name} to {db_name}_stats, with planner statistics");
+    let db_stats = statistics::copy_with_statistics(&db).await?;
+    let db_v2 = if settings.statistics_only {
+        None
+    } else {
+        let db_v2_name = format!("{db_name}_v2");
+        eprintln!("bench: creating {db_v2_name} (contract 2: 0001 + 0002 only, the same data)");
+        let db_v2 = BenchDb::create(&server, &db_v2_name, Contract::V2).await?;
+        data::fill(&db_v2.admin_url, &settings.shape).await?;
+        Some(db_v2)
+    };
     let server_version: String = {
         let admin = db.admin_pool(1).await?;
         sqlx::query_scalar("SELECT version()")
@@ -908,6 +922,43 @@ async fn run(settings: Settings) -> Result<String> {
     );
     report.push_str(&plans::explain_all(&tenancy, &admin, &targets[0]).await?);
 
+    eprintln!("bench: statistics");
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    {
+        let mut after = statistics::runner(&db, bench_config()?).await?;
+        let mut before = statistics::runner(&db_stats, bench_config()?).await?;
+        let _ = writeln!(
+            report,
+            "\n## Planner statistics: none on tenant-owned tables (after) vs statistics (before)\n\n\
+             Scans of the hot statements, large project:\n"
+        );
+        report.push_str(
+            &statistics::index_choices(&after.tenancy, &before.tenancy, &targets[0]).await?,
+        );
+        let _ = writeln!(report, "\nScans, small project:\n");
+        report.push_str(
+            &statistics::index_choices(&after.tenancy, &before.tenancy, &targets[1]).await?,
+        );
+        let _ = writeln!(
+            report,
+            "\nLatency, full layer on both, interleaved ({} iterations, count {}):\n",
+            settings.iterations, settings.count_iterations
+        );
+        report.push_str(
+            &statistics::latency(&settings, &mut after, &mut before, &targets, &mut rng).await?,
+        );
+        after.admin.close().await;
+        before.admin.close().await;
+    }
+    let Some(db_v2) = db_v2 else {
+        tenancy_close(tenancy, admin).await;
+        if settings.smoke {
+            db.drop_db().await?;
+        }
+        db_stats.drop_db().await?;
+        return Ok(report);
+    };
+
     eprintln!("bench: latency");
     let mut runner = Runner {
         tenancy: tenancy.clone(),
@@ -915,6 +966,7 @@ async fn run(settings: Settings) -> Result<String> {
         layer_inserted: Vec::new(),
         plain_inserted: Vec::new(),
     };
+    // Its own generator, seeded as before the statistics section existed: the same keys.
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let _ = writeln!(
         report,
@@ -1040,6 +1092,7 @@ async fn run(settings: Settings) -> Result<String> {
         db.drop_db().await?;
         db_v2.drop_db().await?;
     }
+    db_stats.drop_db().await?;
     Ok(report)
 }
 

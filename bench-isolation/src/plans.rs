@@ -51,7 +51,7 @@ pub fn check_plan(plan: &str) -> Result<()> {
     Ok(())
 }
 
-async fn explain_one(
+pub(crate) async fn explain_one(
     tenancy: &Tenancy,
     target: &Target,
     sql: &str,

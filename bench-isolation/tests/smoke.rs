@@ -1,6 +1,7 @@
 //! Runs the benchmark binary in `--smoke` mode against the real test server (no timing is
 //! asserted): it must finish, find both variants agreeing on every operation, show the policy
-//! helpers as InitPlans, count no extra round trip, and time the generator.
+//! helpers as InitPlans, count no extra round trip, time the generator, and compare the layer
+//! without and with planner statistics.
 
 use std::process::Command;
 
@@ -38,8 +39,21 @@ async fn smoke_run_reports_every_section() {
             .filter(|line| line.contains(&format!("| {operation} |")) && line.contains("x** |"))
             .filter(|line| line.matches(" | ").count() == 8)
             .count();
-        assert_eq!(rows, 2, "latency rows for {operation:?} in:\n{report}");
+        // Two targets in the latency section, two in the statistics section (same columns).
+        assert_eq!(rows, 4, "latency rows for {operation:?} in:\n{report}");
     }
+    // Planner statistics: both databases' plans for both targets, and their latency above.
+    assert!(
+        report.contains("## Planner statistics: none on tenant-owned tables (after)"),
+        "{report}"
+    );
+    assert_eq!(
+        report
+            .matches("| get by key (GET_IN_PROJECT_SQL) | ` Index Scan using chunks_pkey")
+            .count(),
+        2,
+        "{report}"
+    );
     // Plans: the helpers appear as InitPlans (the bench fails if one runs per row), inlined:
     // the InitPlan reads field 1 of the verified claims (contract 3).
     assert!(report.contains("InitPlan 1"), "{report}");

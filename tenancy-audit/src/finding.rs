@@ -83,6 +83,14 @@ pub mod codes {
     /// The app role holds a table or column privilege on a generated table that the generated
     /// SQL does not grant.
     pub const UNGENERATED_GRANT: &str = "TA081";
+    /// A column of a tenant-owned table (or of the audit table) collects planner statistics:
+    /// its statistics target is not 0.
+    pub const STATISTICS_COLLECTED: &str = "TA090";
+    /// Planner statistics are stored for a column of a tenant-owned table (checked when the
+    /// auditing role can read `pg_statistic`).
+    pub const STATISTICS_STORED: &str = "TA091";
+    /// An extended statistics object (`CREATE STATISTICS`) on a tenant-owned table.
+    pub const EXTENDED_STATISTICS: &str = "TA092";
     /// Raw SQL in Rust sources touches a tenant-owned table outside the generated
     /// repositories (`tenancy audit --static`).
     pub const RAW_SQL_SCOPED_TABLE: &str = "TA070";

@@ -116,6 +116,46 @@ async fn rls_disabled_is_ta002() {
 }
 
 #[tokio::test]
+async fn statistics_turned_back_on_are_ta090_stored_ones_ta091_extended_ones_ta092() {
+    let report = audit_after(
+        "ALTER TABLE chunks ALTER COLUMN tenant_id SET STATISTICS -1; \
+         INSERT INTO tenants (id, name, slug) VALUES (gen_random_uuid(), 't', 't'); \
+         ANALYZE tenants; \
+         SELECT pg_catalog.pg_restore_attribute_stats('schemaname', 'public', \
+           'relname', 'tenants', 'attname', 'slug', 'inherited', false, \
+           'null_frac', 0.0::real, 'avg_width', 2, 'n_distinct', -1.0::real, \
+           'most_common_vals', '{t}'::text, 'most_common_freqs', '{1.0}'::real[]); \
+         CREATE STATISTICS chunks_ids ON tenant_id, project_id FROM chunks",
+    )
+    .await;
+    assert_finding(
+        &report,
+        codes::STATISTICS_COLLECTED,
+        "column chunks.tenant_id",
+    );
+    assert_finding(&report, codes::STATISTICS_STORED, "column tenants.slug");
+    assert_finding(
+        &report,
+        codes::EXTENDED_STATISTICS,
+        "statistics public.chunks_ids",
+    );
+    assert_only(
+        &report,
+        &[
+            codes::STATISTICS_COLLECTED,
+            codes::STATISTICS_STORED,
+            codes::EXTENDED_STATISTICS,
+        ],
+    );
+    let collected = report
+        .findings
+        .iter()
+        .filter(|f| f.code == codes::STATISTICS_COLLECTED)
+        .count();
+    assert_eq!(collected, 1, "{}", report.to_text());
+}
+
+#[tokio::test]
 async fn rls_not_forced_is_ta003() {
     let report = audit_after("ALTER TABLE chunks NO FORCE ROW LEVEL SECURITY").await;
     assert_finding(&report, codes::RLS_NOT_FORCED, "table chunks");
@@ -624,6 +664,8 @@ async fn a_database_without_the_v3_upgrade_is_ta045() {
             codes::TRIGGER_MISSING,
             codes::APP_ROLE_LARGE_OBJECTS,
             codes::UNGENERATED_GRANT,
+            // Nor the statistics targets of core revision 5 (0005_core_statistics.sql).
+            codes::STATISTICS_COLLECTED,
         ],
     );
     // ... and its app role still reads the audit table's global identity `id`.

@@ -4,6 +4,7 @@ mod functions;
 mod policies;
 mod posture;
 mod schema;
+mod statistics;
 
 use functions::{context_contract, helpers, security_definer};
 use policies::policies;
@@ -46,6 +47,7 @@ pub(crate) async fn run(
     role_posture(conn, model, &mut out).await?;
     undeclared_relations(conn, model, expected, &mut out).await?;
     ungenerated_grants(conn, model, expected, &mut out).await?;
+    statistics::statistics(conn, model, &mut out).await?;
     Ok(out)
 }
 

@@ -3,7 +3,7 @@
 use super::context::{context_call, ContextHelper};
 use super::ident::{ident, literal};
 use super::signed::{connection_hygiene, signed_context_objects, CONTEXT_CONTRACT};
-use super::{authority, file_header, section_heading, security, tables, Target};
+use super::{authority, file_header, section_heading, security, statistics, tables, Target};
 use crate::model::{Model, SqlType, TableKind, ROLE_TYPE};
 
 /// The text of `migrations/0001_tenancy_core.sql`.
@@ -102,10 +102,12 @@ pub(super) fn core_migration(model: &Model, target: Target) -> String {
         if let Some(table) = model.core_table(kind) {
             out.push_str(&tables::table_section(model, table, target));
             out.push_str(&security::security_section(model, table, target));
+            out.push_str(&statistics::statistics_section(table, &ident(&table.name)));
         }
     }
     out.push_str(&authority::keep_top_role_section(model));
     out.push_str(&audit_log_section(model, target));
+    out.push_str(&statistics::audit_statistics(model));
     out.push_str(&super::surfaces::large_objects_section(model));
     out
 }
@@ -231,6 +233,27 @@ pub(super) fn authority_upgrade_migration(model: &Model, target: Target) -> Stri
          -- a transaction that removes the last one.\n",
     );
     out.push_str(&authority::authority_upgrade(model, target));
+    out
+}
+
+/// The core upgrade to revision 5: no planner statistics on the tenant-owned tables (see
+/// `sql/statistics.rs`), including the ones ANALYZE stored before. No row is touched.
+pub(super) fn statistics_upgrade_migration(model: &Model, target: Target) -> String {
+    let mut out = file_header(
+        "Core upgrade: no planner statistics on tenant-owned tables (core revision 5).",
+        target,
+        &model.settings.helper_schema,
+    );
+    out.push_str(
+        "--\n-- Written by `tenancy generate` because the committed snapshot records an older core.\n\
+         -- Sets statistics target 0 on every column of every table whose rows belong to a tenant\n\
+         -- and removes the statistics ANALYZE stored for them: the planner estimates from every\n\
+         -- tenant's values and EXPLAIN prints the estimates (docs/security.md, \"Planner\n\
+         -- statistics\"). Run it as the tables' owner or a superuser; before PostgreSQL 18 only a\n\
+         -- superuser can remove the stored statistics (anyone else gets a WARNING, and\n\
+         -- `tenancy audit` reports them, TA034).\n",
+    );
+    out.push_str(&statistics::statistics_upgrade(model));
     out
 }
 

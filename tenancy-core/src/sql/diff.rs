@@ -266,6 +266,11 @@ pub fn incremental_migrations(
                     .push_str(&table_section(new, table, target));
                 plan.create_tables
                     .push_str(&security::security_section(new, table, target));
+                plan.create_tables
+                    .push_str(&super::statistics::statistics_section(
+                        table,
+                        &ident(&table.name),
+                    ));
             }
             Some(previous) => diff_table(old, previous, new, table, target, options, &mut plan)?,
         }
@@ -724,6 +729,14 @@ fn add_column(
         ident(&column.name),
         column_definition(model, column)
     ));
+    if super::statistics::tenant_owned(table) {
+        // Like every column of a tenant-owned table: no planner statistics.
+        plan.add_columns
+            .push_str(&super::statistics::set_statistics_zero(
+                &ident(&table.name),
+                &[column.name.as_str()],
+            ));
+    }
     Ok(())
 }
 

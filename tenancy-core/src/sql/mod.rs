@@ -19,6 +19,7 @@ pub mod diff;
 mod ident;
 mod security;
 mod signed;
+mod statistics;
 mod surfaces;
 mod tables;
 
@@ -68,8 +69,9 @@ pub fn core_upgrade_migration(model: &Model, target: Target, from: u32) -> Optio
 /// The core revision this generator writes. Each revision that changed the core of an
 /// existing database has an upgrade migration ([`core_upgrades`]):
 /// 2 = the unsigned context; 3 = the signed context (plain PostgreSQL only, `core_context_v3`);
-/// 4 = the authority rules of the memberships table (`core_authority`).
-pub const CORE_REVISION: u32 = 4;
+/// 4 = the authority rules of the memberships table (`core_authority`); 5 = no planner
+/// statistics on tenant-owned tables (`core_statistics`).
+pub const CORE_REVISION: u32 = 5;
 
 /// One migration that upgrades an existing core in place.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,7 +86,7 @@ pub struct CoreUpgrade {
 }
 
 /// The names of every core upgrade migration this generator writes (see [`CoreUpgrade`]).
-pub const CORE_UPGRADE_NAMES: [&str; 2] = ["core_context_v3", "core_authority"];
+pub const CORE_UPGRADE_NAMES: [&str; 3] = ["core_context_v3", "core_authority", "core_statistics"];
 
 /// The migrations that bring a core at context contract `contract` and revision `revision`
 /// (generated for `model`, the model the database has) to this generator's core, in order.
@@ -107,6 +109,13 @@ pub fn core_upgrades(
             name: CORE_UPGRADE_NAMES[1],
             revision: 4,
             contents: core::authority_upgrade_migration(model, target),
+        });
+    }
+    if revision < 5 {
+        out.push(CoreUpgrade {
+            name: CORE_UPGRADE_NAMES[2],
+            revision: 5,
+            contents: core::statistics_upgrade_migration(model, target),
         });
     }
     out

@@ -15,6 +15,10 @@ pub(super) fn tables_migration(model: &Model, target: Target) -> String {
         if matches!(table.kind, TableKind::Scoped | TableKind::Global) {
             out.push_str(&table_section(model, table, target));
             out.push_str(&security::security_section(model, table, target));
+            out.push_str(&super::statistics::statistics_section(
+                table,
+                &ident(&table.name),
+            ));
         }
     }
     out

@@ -145,8 +145,29 @@ impl<S: Scope, K, R> SearchResults<S, K, R> {
 struct RouteFacts {
     tier: Tier,
     index_valid: bool,
+    /// The tenant index's predicate seed and key (both set when it has one of the current
+    /// shape).
+    index_key: Option<(i64, i64)>,
+    /// `enable_sort` before the search, restored after the tenant-HNSW statement.
+    enable_sort: String,
     tenant_rows: i64,
     scope_rows: i64,
+}
+
+/// Sets `enable_sort` to `off` for this transaction (`restore` `None`), or back to `restore`.
+///
+/// The tenant-HNSW statement runs with sorts disabled: the tenant-owned tables carry no planner
+/// statistics (docs/security.md, "Planner statistics"), so the planner estimates a tenant's rows
+/// at a default fraction of the table, and for so few rows a btree scan plus a sort looks
+/// cheaper than the HNSW index's ordered scan. The gateway has already decided from the
+/// catalog that the scope is large; this makes the planner follow. The caller's setting is
+/// restored right after, so later statements of the transaction are not affected.
+async fn sort_disabled(conn: &mut PgConnection, restore: Option<&str>) -> Result<(), Error> {
+    sqlx::query("SELECT pg_catalog.set_config('enable_sort', $1, true)")
+        .bind(restore.unwrap_or("off"))
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Vector search on one table of the model, always inside a scope.
@@ -273,18 +294,20 @@ impl Statements<'_> {
         )
     }
 
-    /// The tenant-HNSW query. The tenant's UUID is inlined as a literal (a typed [`TenantId`],
-    /// so formatting it is safe) because the planner must prove the partial index's
-    /// `tenant_id = '<uuid>'` predicate, which a bind parameter under a generic plan does not
-    /// allow. `$1` projects, `$2` query, `$3` k.
-    fn hnsw(&self, tenant: TenantId, rows: bool) -> String {
-        let (table, key, vector) = (self.table(), self.key(), self.vector());
+    /// The tenant-HNSW query. The partial index's predicate
+    /// `uuid_hash_extended(tenant_id, seed) = key` is repeated with its constants inlined
+    /// (integers read from the catalog, so formatting them is safe) because the planner must
+    /// prove it, which bind parameters under a generic plan do not allow; the tenant itself is
+    /// a bind parameter. `$1` projects, `$2` query, `$3` k, `$4` tenant.
+    fn hnsw(&self, seed: i64, key: i64, rows: bool) -> String {
+        let (table, key_column, vector) = (self.table(), self.key(), self.vector());
         let op = self.spec.distance.operator();
         let columns = if rows { ", t.*" } else { "" };
+        let predicate = super::maintenance::predicate("t.tenant_id", seed, key);
         format!(
-            "SELECT t.{key} AS __key, t.project_id AS __project_id, \
+            "SELECT t.{key_column} AS __key, t.project_id AS __project_id, \
              t.{vector} {op} $2 AS __distance{columns} \
-             FROM {table} t WHERE t.tenant_id = '{tenant}'::uuid AND t.project_id = ANY($1) \
+             FROM {table} t WHERE {predicate} AND t.tenant_id = $4 AND t.project_id = ANY($1) \
              ORDER BY t.{vector} {op} $2 LIMIT $3"
         )
     }
@@ -432,12 +455,16 @@ impl<Read: Role, Update: Role, K: VectorKey> VectorGateway<Read, Update, K> {
         let statements = self.statements();
         let k = i64::from(request.k);
         let fetched: Vec<PgRow> = if route == Route::TenantHnsw {
-            let found = sqlx::query(sqlx::AssertSqlSafe(statements.hnsw(tenant, rows)))
+            let (seed, key) = facts.index_key.unwrap_or_default();
+            sort_disabled(tx.connection(), None).await?;
+            let found = sqlx::query(sqlx::AssertSqlSafe(statements.hnsw(seed, key, rows)))
                 .bind(&projects)
                 .bind(&request.query)
                 .bind(k)
+                .bind(tenant.as_uuid())
                 .fetch_all(tx.connection())
                 .await?;
+            sort_disabled(tx.connection(), Some(&facts.enable_sort)).await?;
             if found.len() < request.k as usize {
                 route = Route::ExactAfterShortHnsw;
                 self.exact_rows(tx.connection(), tenant, &projects, request, rows)
@@ -524,13 +551,18 @@ impl<Read: Role, Update: Role, K: VectorKey> VectorGateway<Read, Update, K> {
         let k = i64::from(request.k);
         let statements = self.statements();
         let lines: Vec<String> = if route == Route::TenantHnsw {
-            let explain = format!("EXPLAIN {}", statements.hnsw(tenant, false));
-            sqlx::query_scalar(sqlx::AssertSqlSafe(explain))
+            let (seed, key) = facts.index_key.unwrap_or_default();
+            let explain = format!("EXPLAIN {}", statements.hnsw(seed, key, false));
+            sort_disabled(tx.connection(), None).await?;
+            let lines = sqlx::query_scalar(sqlx::AssertSqlSafe(explain))
                 .bind(&projects)
                 .bind(&request.query)
                 .bind(k)
+                .bind(tenant.as_uuid())
                 .fetch_all(tx.connection())
-                .await?
+                .await?;
+            sort_disabled(tx.connection(), Some(&facts.enable_sort)).await?;
+            lines
         } else {
             let sql = statements.exact(request.filter.map(|(column, _)| column), false);
             let query = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")))
@@ -566,29 +598,45 @@ impl<Read: Role, Update: Role, K: VectorKey> VectorGateway<Read, Update, K> {
              COALESCE((SELECT i.indisvalid AND i.indisready FROM pg_catalog.pg_index i \
                 WHERE i.indexrelid = pg_catalog.to_regclass(t.index_name) \
                 AND i.indrelid = pg_catalog.to_regclass($5)), false), \
-             COALESCE(t.row_count, 0), \
+             COALESCE(t.row_count, 0), t.index_seed, t.index_key, \
+             pg_catalog.current_setting('enable_sort'), \
              (SELECT COALESCE(sum(p.row_count), 0)::bigint FROM {schema}.vector_project_sizes p \
                 WHERE p.table_name = $5 AND p.tenant_id = $1 AND p.project_id = ANY($2)) \
              FROM (SELECT 1) AS one LEFT JOIN {schema}.vector_tiers t \
              ON t.table_name = $5 AND t.tenant_id = $1"
         );
-        let row: (String, String, String, Option<String>, bool, i64, i64) =
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(tenant.as_uuid())
-                .bind(projects)
-                .bind(self.config.ef_search.to_string())
-                .bind(self.config.max_scan_tuples.to_string())
-                .bind(self.table.spec.catalog_name())
-                .fetch_one(conn)
-                .await?;
-        let (_, _, _, tier, index_valid, tenant_rows, scope_rows) = row;
+        #[allow(clippy::type_complexity)]
+        let row: (
+            String,
+            String,
+            String,
+            Option<String>,
+            bool,
+            i64,
+            Option<i64>,
+            Option<i64>,
+            String,
+            i64,
+        ) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.as_uuid())
+            .bind(projects)
+            .bind(self.config.ef_search.to_string())
+            .bind(self.config.max_scan_tuples.to_string())
+            .bind(self.table.spec.catalog_name())
+            .fetch_one(conn)
+            .await?;
+        let (_, _, _, tier, index_valid, tenant_rows, seed, key, enable_sort, scope_rows) = row;
         let tier = match tier.as_deref() {
             None => Tier::Exact,
             Some(text) => Tier::parse(text)?,
         };
+        let index_key = seed.zip(key);
         Ok(RouteFacts {
             tier,
-            index_valid,
+            // An index of the earlier shape (no predicate key) is never used.
+            index_valid: index_valid && index_key.is_some(),
+            index_key,
+            enable_sort,
             tenant_rows,
             scope_rows,
         })
@@ -636,6 +684,8 @@ mod tests {
         RouteFacts {
             tier,
             index_valid: valid,
+            index_key: Some((1, 2)),
+            enable_sort: "on".to_owned(),
             tenant_rows: tenant,
             scope_rows: scope,
         }
@@ -680,9 +730,14 @@ mod tests {
     #[test]
     fn statements_use_the_table_names_and_distance_operator() {
         let statements = Statements { spec: &NOTES.spec };
-        let tenant = TenantId::new(Uuid::from_u128(0xabc));
-        let sql = statements.hnsw(tenant, false);
-        assert!(sql.contains("tenant_id = '00000000-0000-0000-0000-000000000abc'::uuid"));
+        let sql = statements.hnsw(-7, 42, false);
+        assert!(
+            sql.contains(
+                "pg_catalog.uuid_hash_extended(t.tenant_id, '-7'::bigint) = '42'::bigint \
+                 AND t.tenant_id = $4"
+            ),
+            "{sql}"
+        );
         assert!(sql.contains("ORDER BY t.\"vec\" <-> $2 LIMIT $3"), "{sql}");
         assert!(sql.contains("FROM \"public\".\"notes\" t"), "{sql}");
         let exact = statements.exact(Some("folder_id"), true);

@@ -56,6 +56,26 @@ CREATE TABLE IF NOT EXISTS tenancy.vector_project_sizes (
   updated_at  timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (table_name, tenant_id, project_id)
 );
+ALTER TABLE tenancy.vector_tiers ADD COLUMN IF NOT EXISTS index_seed bigint;
+ALTER TABLE tenancy.vector_tiers ADD COLUMN IF NOT EXISTS index_key bigint;
+ALTER TABLE tenancy.vector_tiers ALTER COLUMN table_name SET STATISTICS 0,
+  ALTER COLUMN tenant_id SET STATISTICS 0, ALTER COLUMN row_count SET STATISTICS 0,
+  ALTER COLUMN tier SET STATISTICS 0, ALTER COLUMN index_name SET STATISTICS 0,
+  ALTER COLUMN updated_at SET STATISTICS 0, ALTER COLUMN index_seed SET STATISTICS 0,
+  ALTER COLUMN index_key SET STATISTICS 0;
+ALTER TABLE tenancy.vector_project_sizes ALTER COLUMN table_name SET STATISTICS 0,
+  ALTER COLUMN tenant_id SET STATISTICS 0, ALTER COLUMN project_id SET STATISTICS 0,
+  ALTER COLUMN row_count SET STATISTICS 0, ALTER COLUMN updated_at SET STATISTICS 0;
+DO $clear$ DECLARE col record; BEGIN
+  IF pg_catalog.to_regprocedure('pg_catalog.pg_clear_attribute_stats(text,text,text,boolean)')
+    IS NOT NULL THEN FOR col IN SELECT n.nspname::text AS nsp, c.relname::text AS rel,
+    a.attname::text AS att FROM pg_catalog.pg_attribute a
+    JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE a.attrelid IN ('tenancy.vector_tiers'::regclass, 'tenancy.vector_project_sizes'::regclass)
+    AND a.attnum > 0 AND NOT a.attisdropped LOOP PERFORM
+    pg_catalog.pg_clear_attribute_stats(col.nsp, col.rel, col.att, false); END LOOP; END IF; END
+$clear$;
 ALTER TABLE tenancy.vector_tiers ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tenancy.vector_tiers FORCE ROW LEVEL SECURITY;
 ALTER TABLE tenancy.vector_project_sizes ENABLE ROW LEVEL SECURITY;
@@ -283,9 +303,11 @@ impl VectorMaintenance {
         };
         let ops = table.distance.operator_class();
         for tenant in self.tiers(table).await? {
-            // An index built for another distance (the model's changed) counts as invalid.
+            // An index built for another distance (the model's changed) counts as invalid, and
+            // so does one of the earlier shape (named after the tenant, no predicate key).
+            let keyed = self.index_of(table, tenant.tenant_id).await?.1.is_some();
             let valid = match &tenant.index_name {
-                Some(name) => index_state(conn, name, ops).await? == Some(true),
+                Some(name) => keyed && index_state(conn, name, ops).await? == Some(true),
                 None => false,
             };
             let demote = self
@@ -351,26 +373,81 @@ impl VectorMaintenance {
         tx.commit().await
     }
 
+    /// The tenant's index in the catalog: (`schema.name`, predicate seed, predicate key).
+    async fn index_of(
+        &self,
+        table: &VectorSpec,
+        tenant: TenantId,
+    ) -> Result<(Option<String>, Option<i64>, Option<i64>), Error> {
+        let row: Option<(Option<String>, Option<i64>, Option<i64>)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT index_name, index_seed, index_key FROM {}.vector_tiers \
+                 WHERE table_name = $1 AND tenant_id = $2",
+                self.schema()
+            )))
+            .bind(table.catalog_name())
+            .bind(tenant.as_uuid())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.unwrap_or((None, None, None)))
+    }
+
+    /// Writes the tenant's tier and index (`schema.name`, predicate seed and key; all `None`
+    /// when it has none).
     async fn set_tier(
         &self,
         table: &VectorSpec,
         tenant: TenantId,
         tier: Tier,
-        index_name: Option<&str>,
+        index: Option<&IndexIdentity>,
     ) -> Result<(), Error> {
         let mut tx = SystemTx::begin(&self.pool, self.reason).await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE {}.vector_tiers SET tier = $3, index_name = $4, updated_at = now() \
-             WHERE table_name = $1 AND tenant_id = $2",
+            "UPDATE {}.vector_tiers SET tier = $3, index_name = $4, index_seed = $5, \
+             index_key = $6, updated_at = now() WHERE table_name = $1 AND tenant_id = $2",
             self.schema()
         )))
         .bind(table.catalog_name())
         .bind(tenant.as_uuid())
         .bind(tier.as_str())
-        .bind(index_name)
+        .bind(index.map(|i| i.catalog_name.clone()))
+        .bind(index.map(|i| i.seed))
+        .bind(index.map(|i| i.key))
         .execute(tx.connection())
         .await?;
         tx.commit().await
+    }
+
+    /// The tenant's index identity: the one in the catalog when it has the current shape
+    /// (a predicate key), otherwise a new one: a random name and a random seed, with the key
+    /// `uuid_hash_extended(tenant, seed)` computed by the database (the function the partial
+    /// index's predicate calls, so the two agree by construction).
+    async fn identity(&self, table: &VectorSpec, tenant: TenantId) -> Result<IndexIdentity, Error> {
+        if let (Some(catalog_name), Some(seed), Some(key)) = self.index_of(table, tenant).await? {
+            return Ok(IndexIdentity {
+                name: catalog_name
+                    .strip_prefix(&format!("{}.", table.schema))
+                    .unwrap_or(&catalog_name)
+                    .to_owned(),
+                catalog_name,
+                seed,
+                key,
+            });
+        }
+        let random = Uuid::new_v4().as_u128();
+        let name = table.index_name_for_token(random as u64);
+        let seed = (random >> 64) as u64 as i64;
+        let key: i64 = sqlx::query_scalar("SELECT pg_catalog.uuid_hash_extended($1, $2)")
+            .bind(tenant.as_uuid())
+            .bind(seed)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(IndexIdentity {
+            catalog_name: format!("{}.{name}", table.schema),
+            name,
+            seed,
+            key,
+        })
     }
 
     /// Marks the tenant `building`, builds its index concurrently (dropping first an invalid
@@ -382,10 +459,21 @@ impl VectorMaintenance {
         table: &VectorSpec,
         tenant: TenantId,
     ) -> Result<Duration, Error> {
-        let name = table.index_name(tenant);
+        // An index of the earlier shape (named after the tenant's UUID, its predicate the
+        // UUID itself) is dropped first; its replacement gets an opaque name and predicate.
+        if let (Some(old), None, _) = self.index_of(table, tenant).await? {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP INDEX CONCURRENTLY IF EXISTS {}",
+                qualified_index(&old)
+            )))
+            .execute(&mut *conn)
+            .await?;
+        }
+        let identity = self.identity(table, tenant).await?;
+        let name = identity.name.clone();
         let qualified = format!("{}.{}", quote_ident(table.schema), quote_ident(&name));
-        let catalog_name = format!("{}.{name}", table.schema);
-        self.set_tier(table, tenant, Tier::Building, Some(&catalog_name))
+        let catalog_name = identity.catalog_name.clone();
+        self.set_tier(table, tenant, Tier::Building, Some(&identity))
             .await?;
         tracing::warn!(
             reason = self.reason, %tenant, table = %table.catalog_name(), index = %name,
@@ -412,7 +500,8 @@ impl VectorMaintenance {
         let built = sqlx::query(sqlx::AssertSqlSafe(format!(
             "CREATE INDEX CONCURRENTLY IF NOT EXISTS {index} ON {source} \
              USING hnsw ({vector} {ops}) WITH (m = {m}, ef_construction = {ef}) \
-             WHERE tenant_id = '{tenant}'::uuid",
+             WHERE {predicate}",
+            predicate = identity.predicate("tenant_id"),
             index = quote_ident(&name),
             source = table.qualified_table(),
             vector = quote_ident(table.vector_column),
@@ -434,7 +523,7 @@ impl VectorMaintenance {
                 "index {catalog_name} is not valid after CREATE INDEX CONCURRENTLY"
             )));
         }
-        self.set_tier(table, tenant, Tier::Hnsw, Some(&catalog_name))
+        self.set_tier(table, tenant, Tier::Hnsw, Some(&identity))
             .await?;
         Ok(took)
     }
@@ -446,20 +535,60 @@ impl VectorMaintenance {
         table: &VectorSpec,
         tenant: TenantId,
     ) -> Result<(), Error> {
-        let name = table.index_name(tenant);
+        let (name, _, _) = self.index_of(table, tenant).await?;
         self.set_tier(table, tenant, Tier::Exact, None).await?;
+        let Some(name) = name else {
+            return Ok(());
+        };
         tracing::warn!(
             reason = self.reason, %tenant, table = %table.catalog_name(), index = %name,
             "dropping tenant HNSW index"
         );
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP INDEX CONCURRENTLY IF EXISTS {}.{}",
-            quote_ident(table.schema),
-            quote_ident(&name)
+            "DROP INDEX CONCURRENTLY IF EXISTS {}",
+            qualified_index(&name)
         )))
         .execute(&mut *conn)
         .await?;
         Ok(())
+    }
+}
+
+/// A tenant's partial HNSW index: an opaque name and the predicate
+/// `uuid_hash_extended(tenant_id, seed) = key`, so neither the name nor the predicate in
+/// `pg_indexes` carries the tenant's UUID. Seed and name are random; seed and key are stored in
+/// the catalog (`vector_tiers`), which the app role reads for its own tenant only.
+#[derive(Clone, Debug)]
+pub(crate) struct IndexIdentity {
+    /// The index name, without schema.
+    pub(crate) name: String,
+    /// `schema.name`, as the catalog stores it.
+    pub(crate) catalog_name: String,
+    /// The hash seed of the predicate.
+    pub(crate) seed: i64,
+    /// `uuid_hash_extended(tenant, seed)`.
+    pub(crate) key: i64,
+}
+
+impl IndexIdentity {
+    /// The partial index's predicate over `column`; a query repeats it verbatim so that the
+    /// planner can prove it. The constants are typed literals, so both sides parse to the same
+    /// expression (a negative number written `-1::bigint` would be an operator call).
+    pub(crate) fn predicate(&self, column: &str) -> String {
+        predicate(column, self.seed, self.key)
+    }
+}
+
+/// `pg_catalog.uuid_hash_extended(<column>, '<seed>'::bigint) = '<key>'::bigint`.
+pub(crate) fn predicate(column: &str, seed: i64, key: i64) -> String {
+    format!("pg_catalog.uuid_hash_extended({column}, '{seed}'::bigint) = '{key}'::bigint")
+}
+
+/// `schema.name` from the catalog, each part quoted.
+fn qualified_index(catalog_name: &str) -> String {
+    match catalog_name.split_once('.') {
+        Some((schema, name)) => format!("{}.{}", quote_ident(schema), quote_ident(name)),
+        None => quote_ident(catalog_name),
     }
 }
 

@@ -15,12 +15,16 @@
 //!   `MATERIALIZED` CTE, so no HNSW index can serve the `ORDER BY`). Recall 1.0. Used for every
 //!   small scope, with a filter, and for a big tenant until its own index is valid.
 //! * **tenant HNSW**: a big tenant (above [`VectorConfig::promote_at`] rows of the table) gets
-//!   its own partial index `<table>_<column>_hnsw_<tenant hex> ... WHERE tenant_id = '<uuid>'`
-//!   (operator class from the table's distance), built online by [`VectorMaintenance`] with
-//!   `CREATE INDEX CONCURRENTLY`. The query inlines the tenant UUID literal so the planner can
-//!   prove the partial index's predicate, and the pgvector settings (`hnsw.ef_search`,
-//!   `hnsw.iterative_scan = relaxed_order`, `hnsw.max_scan_tuples`) are set with
-//!   `set_config(..., true)` for the transaction only.
+//!   its own partial index `<table>_<column>_hnsw_<16 random hex digits> ... WHERE
+//!   uuid_hash_extended(tenant_id, '<random seed>'::bigint) = '<key>'::bigint` (operator class
+//!   from the table's distance), built online by [`VectorMaintenance`] with `CREATE INDEX
+//!   CONCURRENTLY`. Neither the name nor the predicate, which every role reads in
+//!   `pg_indexes`, carries the tenant's UUID; name, seed and key are kept in the catalog. The
+//!   query repeats the predicate with its constants inlined so the planner can prove it, runs
+//!   with `enable_sort` off (the tenant-owned tables carry no planner statistics, so the
+//!   planner cannot know the tenant is large; the setting is restored right after), and the
+//!   pgvector settings (`hnsw.ef_search`, `hnsw.iterative_scan = relaxed_order`,
+//!   `hnsw.max_scan_tuples`) are set with `set_config(..., true)` for the transaction only.
 //!
 //! The catalog (`<helper_schema>.vector_tiers` and `<helper_schema>.vector_project_sizes`,
 //! keyed by table) is written by [`VectorMaintenance`] on a privileged pool and read by the

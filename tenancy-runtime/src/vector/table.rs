@@ -140,22 +140,23 @@ impl VectorSpec {
         format!("{}.{}", self.schema, self.table)
     }
 
-    /// The name (without schema) of a tenant's partial HNSW index on this table:
-    /// `<table>_<column>_hnsw_<32 hex digits of the tenant>`. When `<table>_<column>` is
-    /// longer than 25 bytes it is cut to 16 and followed by 8 hex digits of its hash, so the
-    /// name stays within PostgreSQL's 63 bytes and distinct per table and column.
+    /// The name (without schema) of a partial HNSW index on this table for a random `token`:
+    /// `<table>_<column>_hnsw_<16 hex digits of the token>`. The maintenance draws the token at
+    /// random when it promotes a tenant and keeps the name in the catalog, so the name says
+    /// nothing about the tenant (it used to carry the tenant's UUID, readable by every role in
+    /// `pg_indexes`). When `<table>_<column>` is longer than 25 bytes it is cut to 16 and
+    /// followed by 8 hex digits of its hash, so the name stays within PostgreSQL's 63 bytes and
+    /// distinct per table and column.
     ///
     /// ```
     /// use tenancy_runtime::vector::{Distance, VectorSpec};
-    /// use tenancy_runtime::TenantId;
     /// let spec = VectorSpec {
     ///     schema: "public", table: "notes", key_column: "id", vector_column: "vec",
     ///     dimensions: 3, distance: Distance::Cosine, filter_columns: &[],
     /// };
-    /// let tenant = TenantId::new(uuid::Uuid::from_u128(0xab));
-    /// assert_eq!(spec.index_name(tenant), "notes_vec_hnsw_000000000000000000000000000000ab");
+    /// assert_eq!(spec.index_name_for_token(0xab), "notes_vec_hnsw_00000000000000ab");
     /// ```
-    pub fn index_name(&self, tenant: crate::TenantId) -> String {
+    pub fn index_name_for_token(&self, token: u64) -> String {
         let base = format!("{}_{}", self.table, self.vector_column);
         let base = if base.len() <= 25 {
             base
@@ -163,7 +164,7 @@ impl VectorSpec {
             let cut: String = base.chars().take(16).collect();
             format!("{cut}_{:08x}", fnv1a(base.as_bytes()))
         };
-        format!("{base}_hnsw_{}", tenant.as_uuid().simple())
+        format!("{base}_hnsw_{token:016x}")
     }
 }
 
@@ -236,8 +237,6 @@ impl Role for NoUpdateRule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::TenantId;
-    use uuid::Uuid;
 
     const SPEC: VectorSpec = VectorSpec {
         schema: "public",
@@ -251,15 +250,14 @@ mod tests {
 
     #[test]
     fn long_index_names_stay_within_63_bytes_and_differ_per_column() {
-        let tenant = TenantId::new(Uuid::from_u128(u128::MAX));
-        let name = SPEC.index_name(tenant);
+        let name = SPEC.index_name_for_token(u64::MAX);
         assert!(name.len() <= 63, "{name}");
         assert!(name.starts_with("a_rather_long_ta_"), "{name}");
         let other = VectorSpec {
             vector_column: "vec_column2",
             ..SPEC
         };
-        assert_ne!(other.index_name(tenant), name);
+        assert_ne!(other.index_name_for_token(u64::MAX), name);
     }
 
     #[test]

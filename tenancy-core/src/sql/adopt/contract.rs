@@ -347,6 +347,14 @@ pub(super) fn contract_security(plan: &Plan<'_>, target: Target) -> String {
             ident(&model.settings.owner_role)
         ));
         out.push_str(&security::security_section(model, t.table, target));
+        // An adopted table was ANALYZEd before: set the targets and remove what is stored.
+        out.push_str(&super::super::statistics::clear_statistics(
+            std::slice::from_ref(&t.qualified),
+        ));
+        out.push_str(&super::super::statistics::statistics_section(
+            t.table,
+            &t.qualified,
+        ));
     }
     out.push_str(&format!(
         "\nDROP PROCEDURE {procedure}(integer);\n\

@@ -144,6 +144,10 @@ pub(super) fn adoption_migrations(
         for table in new_tables {
             out.push_str(&tables::table_section(model, table, target));
             out.push_str(&security::security_section(model, table, target));
+            out.push_str(&super::statistics::statistics_section(
+                table,
+                &super::ident::ident(&table.name),
+            ));
         }
         files.push(("0011_tables.sql", out));
     }
