@@ -224,7 +224,7 @@ mod tests {
             .unwrap_or_else(|| panic!("{errors:#?}"));
         assert!(reserved.1.starts_with("user: Uuid"), "{reserved:?}");
         assert!(
-            reserved.0.contains("= help: choose another name"),
+            reserved.0.contains("= help: rename it, e.g. `user_column`"),
             "{reserved:?}"
         );
         let default = errors
