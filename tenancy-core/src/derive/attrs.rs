@@ -108,6 +108,18 @@ fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
     Ok(())
 }
 
+/// The `= value` of a key, with an error naming the key when the `=` is missing.
+fn key_value<'m, 'b>(
+    meta: &'m ParseNestedMeta<'b>,
+    key: &syn::Ident,
+    example: &str,
+) -> syn::Result<&'m syn::parse::ParseBuffer<'b>> {
+    if !meta.input.peek(syn::Token![=]) {
+        return Err(meta.error(format!("`{key}` takes a value: `{key} = {example}`")));
+    }
+    meta.value()
+}
+
 /// The identifier of a key (`table`), or an error for a path like `a::b`.
 fn key_ident(meta: &ParseNestedMeta<'_>) -> syn::Result<syn::Ident> {
     meta.path
@@ -140,6 +152,15 @@ fn unknown_key(
 
 /// A parenthesised list of column identifiers: `(a, b)`.
 fn column_list(meta: &ParseNestedMeta<'_>) -> syn::Result<ColumnList> {
+    if !meta.input.peek(syn::token::Paren) {
+        let key = meta
+            .path
+            .get_ident()
+            .map_or_else(String::new, ToString::to_string);
+        return Err(meta.error(format!(
+            "`{key}` takes a list of columns in parentheses, e.g. `{key}(id)`"
+        )));
+    }
     let mut columns = Vec::new();
     meta.parse_nested_meta(|inner| {
         columns.push(key_ident(&inner)?);
@@ -179,7 +200,7 @@ fn parse_struct_attrs(attrs: &[syn::Attribute], errors: &mut Errors) -> StructAt
             }
             match name.as_str() {
                 "table" => {
-                    let value: syn::LitStr = meta.value()?.parse()?;
+                    let value: syn::LitStr = key_value(&meta, &key, "\"notes\"")?.parse()?;
                     if out.table.is_some() {
                         errors.spanned(&key, "duplicate `table`");
                     }
@@ -192,10 +213,12 @@ fn parse_struct_attrs(attrs: &[syn::Attribute], errors: &mut Errors) -> StructAt
                         TableKind::Global
                     };
                     if let Some((_, first)) = &out.kind {
-                        errors.spanned(
-                            &key,
-                            format!("`{name}` conflicts with `{first}`: a table is either scoped or global"),
-                        );
+                        let message = if *first == name {
+                            format!("duplicate `{name}`")
+                        } else {
+                            format!("`{name}` conflicts with `{first}`: a table is either scoped or global")
+                        };
+                        errors.spanned(&key, message);
                     } else {
                         out.kind = Some((kind, key));
                     }
@@ -217,7 +240,7 @@ fn parse_struct_attrs(attrs: &[syn::Attribute], errors: &mut Errors) -> StructAt
                     let list = column_list(&meta)?;
                     out.indexes.push((method, key, list));
                 }
-                "roles" => out.roles = Some(meta.value()?.parse()?),
+                "roles" => out.roles = Some(key_value(&meta, &key, "crate::Role")?.parse()?),
                 _ => {
                     if let Some(meant) = unknown_key(errors, &key, "struct", &STRUCT_KEYS) {
                         out.misspelled.push(meant);
@@ -240,10 +263,16 @@ fn parse_field_attrs(attrs: &[syn::Attribute], errors: &mut Errors) -> FieldAttr
         let result = attr.parse_nested_meta(|meta| {
             let key = key_ident(&meta)?;
             match key.to_string().as_str() {
-                "sql_type" => out.sql_type = Some(meta.value()?.parse()?),
-                "default" => out.default = Some(meta.value()?.parse()?),
-                "references" => out.references = Some(meta.value()?.parse()?),
-                "on_delete" => out.on_delete = Some(meta.value()?.parse()?),
+                "sql_type" => {
+                    out.sql_type = Some(key_value(&meta, &key, "\"vector(384)\"")?.parse()?);
+                }
+                "default" => out.default = Some(key_value(&meta, &key, "\"now()\"")?.parse()?),
+                "references" => {
+                    out.references = Some(key_value(&meta, &key, "\"notes(id)\"")?.parse()?);
+                }
+                "on_delete" => {
+                    out.on_delete = Some(key_value(&meta, &key, "\"cascade\"")?.parse()?);
+                }
                 "unique" => out.unique = Some(key),
                 "primary_key" => out.primary_key = Some(key),
                 _ => {

@@ -94,7 +94,7 @@ pub fn role_name(marker: &syn::Path) -> String {
     marker
         .segments
         .last()
-        .map(|segment| snake_case(&segment.ident.to_string()))
+        .map(|segment| snake_case(&syn::ext::IdentExt::unraw(&segment.ident).to_string()))
         .unwrap_or_default()
 }
 

@@ -17,6 +17,7 @@ mod core;
 pub mod diff;
 mod ident;
 pub mod names;
+pub mod probes;
 mod security;
 mod signed;
 mod surfaces;

@@ -2,7 +2,7 @@
 //! a real) is also a value PostgreSQL accepts for the type: a date that exists (leap years
 //! included), a timestamp PostgreSQL parses, a real or double that is finite in its type,
 //! JSON that jsonb stores, text without NUL. `tenancy check --database-url` goes further and
-//! lets PostgreSQL itself parse every default ([`crate::dsl::default_probes`]).
+//! lets PostgreSQL itself parse every default ([`crate::sql::probes`]).
 
 use crate::model::{DefaultValue, SqlType};
 
@@ -136,6 +136,14 @@ pub(super) fn value_problem(value: &DefaultValue, ty: SqlType) -> Option<Problem
     use SqlType as T;
     let lowered = |s: &str| s.trim().to_ascii_lowercase();
     match (value, ty) {
+        (DefaultValue::String(s), _) if s.chars().any(|c| c != '\0' && c.is_control()) => Some((
+            "a string default holds a control character (a newline, tab, ...)".to_owned(),
+            Some(
+                "write it on one line without control characters; a `.tenancy` string cannot \
+                 hold them"
+                    .to_owned(),
+            ),
+        )),
         (DefaultValue::String(s), _) if s.contains('\0') => Some((
             "PostgreSQL text cannot hold a NUL character".to_owned(),
             Some("remove the `\\0` from the default".to_owned()),

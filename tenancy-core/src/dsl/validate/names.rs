@@ -26,6 +26,11 @@ const RESERVED_ROLE_NAMES: [&str; 5] = [
     "current_role",
 ];
 
+/// Words that start a table item in the DSL (`allow ...`, `primary key ...`, `table` of a
+/// declaration): a column with one of these names cannot be written in a `.tenancy` file, so
+/// the derive may not declare it either.
+const DSL_ITEM_WORDS: [&str; 5] = ["allow", "primary", "unique", "foreign", "table"];
+
 /// What is wrong with a name, in the order the rule is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum NameProblem {
@@ -39,6 +44,8 @@ pub(crate) enum NameProblem {
     TooLong,
     /// A PostgreSQL reserved key word.
     SqlReserved,
+    /// A column named like a DSL item keyword ([`DSL_ITEM_WORDS`]).
+    DslKeyword,
     /// A PostgreSQL role or the helper schema starting with `pg_`.
     PgPrefix,
     /// `public`, `none`, ... as a PostgreSQL role.
@@ -79,6 +86,9 @@ pub(crate) fn name_problem(name: &str, what: &str) -> Option<NameProblem> {
     }
     if RESERVED_KEYWORDS.contains(&name) {
         return Some(NameProblem::SqlReserved);
+    }
+    if what == "column" && DSL_ITEM_WORDS.contains(&name) {
+        return Some(NameProblem::DslKeyword);
     }
     if is_catalog_object(what) && name.starts_with("pg_") {
         return Some(NameProblem::PgPrefix);
@@ -177,6 +187,11 @@ impl Checker<'_, '_> {
                      every query"
                 ),
             ),
+            NameProblem::DslKeyword => (
+                format!("{what} name `{name}` is a keyword of the policy language"),
+                format!("a `.tenancy` line starting with `{name}` declares no column"),
+                format!("rename it, e.g. `{suggestion}`"),
+            ),
             NameProblem::PgPrefix => (
                 format!("{what} name `{name}` starts with `pg_`"),
                 "PostgreSQL reserves the `pg_` prefix for its own roles and schemas".to_owned(),
@@ -217,6 +232,8 @@ mod tests {
             ("pg_reader", "app", Some(NameProblem::PgPrefix)),
             ("pg_helpers", "helper_schema", Some(NameProblem::PgPrefix)),
             ("pg_thing", "table", None),
+            ("allow", "column", Some(NameProblem::DslKeyword)),
+            ("allow", "table", None),
             ("public", "owner", Some(NameProblem::ReservedRole)),
             ("public", "table", None),
             (&"a".repeat(64), "table", Some(NameProblem::TooLong)),
