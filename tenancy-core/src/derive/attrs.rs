@@ -465,14 +465,8 @@ pub(crate) fn build(
         }
     };
     let table_name = match &attrs.table {
-        Some(lit) if is_plain_identifier(&lit.value()) => Some(lit.value()),
-        Some(lit) => {
-            errors.spanned(
-                lit,
-                "a table name must be a plain lower-case SQL identifier (`[a-z_][a-z0-9_]*`, at most 63 bytes)",
-            );
-            None
-        }
+        // The name is checked by the validator's identifier rule, at the string, as in the DSL.
+        Some(lit) => Some(lit.value()),
         None if attrs.misspelled.iter().any(|k| k == "table") => None,
         None => {
             errors.spanned(
