@@ -299,7 +299,7 @@ impl ModelGen {
             }
             let mut seen: Vec<&str> = Vec::new();
             for (command, role) in &t.rules {
-                if seen.contains(command) || (seen.len() > 0 && *command == "all") {
+                if seen.contains(command) || (!seen.is_empty() && *command == "all") {
                     continue;
                 }
                 seen.push(command);
