@@ -54,8 +54,8 @@ struct StructAttrs {
     indexes: Vec<(IndexMethod, syn::Ident, ColumnList)>,
     rules: Vec<(Command, syn::Ident, Option<syn::Path>)>,
     roles: Option<syn::Path>,
-    /// Keys an unknown key was taken for (`tabel` -> `table`): no second error says they
-    /// are missing.
+    /// Keys an unknown key was taken for (`tabel` -> `table`), and keys written without
+    /// their value or list (`table,`): no second error says they are missing.
     misspelled: Vec<String>,
 }
 
@@ -200,7 +200,16 @@ fn parse_struct_attrs(attrs: &[syn::Attribute], errors: &mut Errors) -> StructAt
             }
             match name.as_str() {
                 "table" => {
-                    let value: syn::LitStr = key_value(&meta, &key, "\"notes\"")?.parse()?;
+                    // A key without its value is reported and skipped, so the keys after it
+                    // are still read (no "missing table kind" after `table,`).
+                    let value: syn::LitStr = match key_value(&meta, &key, "\"notes\"") {
+                        Ok(value) => value.parse()?,
+                        Err(error) => {
+                            errors.push(error);
+                            out.misspelled.push(name);
+                            return Ok(());
+                        }
+                    };
                     if out.table.is_some() {
                         errors.spanned(&key, "duplicate `table`");
                     }
@@ -223,10 +232,14 @@ fn parse_struct_attrs(attrs: &[syn::Attribute], errors: &mut Errors) -> StructAt
                         out.kind = Some((kind, key));
                     }
                 }
-                "primary_key" => {
-                    let list = column_list(&meta)?;
-                    out.primary_keys.push((key, list));
-                }
+                "primary_key" => match column_list(&meta) {
+                    Ok(list) => out.primary_keys.push((key, list)),
+                    Err(error) if !meta.input.peek(syn::token::Paren) => {
+                        errors.push(error);
+                        out.misspelled.push(name);
+                    }
+                    Err(error) => return Err(error),
+                },
                 "unique" => {
                     let list = column_list(&meta)?;
                     out.unique_keys.push((key, list));
@@ -618,7 +631,8 @@ pub(crate) fn build(
             "a table has one primary key; use `unique(...)` for the other keys",
         );
     }
-    if pk_spans.is_empty() && kind.is_some() && fields.is_some() {
+    let pk_reported = attrs.misspelled.iter().any(|k| k == "primary_key");
+    if pk_spans.is_empty() && kind.is_some() && fields.is_some() && !pk_reported {
         errors.spanned(
             &input.ident,
             format!(
