@@ -99,11 +99,28 @@ pub(crate) fn name_problem(name: &str, what: &str) -> Option<NameProblem> {
     None
 }
 
+/// The ASCII letter of a common accented Latin letter (`é` -> `e`), else `c`.
+fn ascii_letter(c: char) -> char {
+    const FOLDS: [(&str, char); 7] = [
+        ("àáâãäåÀÁÂÃÄÅ", 'a'),
+        ("çÇ", 'c'),
+        ("èéêëÈÉÊË", 'e'),
+        ("ìíîïÌÍÎÏ", 'i'),
+        ("ñÑ", 'n'),
+        ("òóôõöøÒÓÔÕÖØ", 'o'),
+        ("ùúûüÙÚÛÜ", 'u'),
+    ];
+    FOLDS
+        .iter()
+        .find(|(from, _)| from.contains(c))
+        .map_or(c, |(_, to)| *to)
+}
+
 /// A name close to `name` that obeys the rule (for the `help:` line).
 pub(crate) fn suggest_name(name: &str, what: &str) -> String {
     let mut out = String::new();
     for c in name.chars() {
-        let c = c.to_ascii_lowercase();
+        let c = ascii_letter(c.to_ascii_lowercase());
         if c.is_ascii_lowercase() || c.is_ascii_digit() {
             out.push(c);
         } else if !out.ends_with('_') && !out.is_empty() {
@@ -252,5 +269,6 @@ mod tests {
         assert_eq!(suggest_name("user", "table"), "users");
         assert_eq!(suggest_name("order", "column"), "order_column");
         assert_eq!(suggest_name("Documents", "table"), "documents");
+        assert_eq!(suggest_name("caf\u{e9}", "column"), "cafe");
     }
 }
