@@ -299,12 +299,13 @@ async fn a_malformed_context_raises_instead_of_matching_nothing() {
             format!("{t} ;{u};{{{a1}}};{{{a1}}};{{{a1}}};{{{a1}}}"),
             [raises(), raises(), raises(), raises(), raises()],
         ),
-        // The user field is read only by the membership policy (`.. OR user_id = current
-        // user`, evaluated here because the context lists no project).
+        // The user field is read by the membership policy (`.. OR user_id = current user`,
+        // evaluated here because the context lists no project) and by the documents' stamp
+        // trigger, which runs before the insert's policy check: the insert raises.
         (
             "user not a uuid",
             format!("{t};not-a-uuid"),
-            [rows(0), rows(0), rows(0), raises(), refused()],
+            [rows(0), rows(0), rows(0), raises(), raises()],
         ),
         // A bad viewer field: every read raises (DELETE .. RETURNING reads the row, so it
         // checks the viewer field too); the INSERT reads only the editor field.

@@ -92,6 +92,8 @@ struct Doc {
     tenant: Uuid,
     project: Uuid,
     id: Uuid,
+    /// `created_by`: editors update only their own documents (admins any).
+    author: Uuid,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -153,6 +155,7 @@ impl World {
                     tenant: project.tenant,
                     project: project.id,
                     id: Uuid::new_v4(),
+                    author: users[d % users.len()],
                 };
                 let (n, tokens) = spec.chunks_per_doc[p * MAX_DOCS_PER_PROJECT + d];
                 for k in 0..n {
@@ -223,11 +226,12 @@ impl World {
         .unwrap();
         sqlx::query(
             "INSERT INTO documents (tenant_id, project_id, id, title, content_hash, created_by) \
-             SELECT t, p, d, 'doc', d::text, t FROM unnest($1::uuid[], $2::uuid[], $3::uuid[]) AS x(t, p, d)",
+             SELECT t, p, d, 'doc', d::text, a FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[]) AS x(t, p, d, a)",
         )
         .bind(self.docs.iter().map(|d| d.tenant).collect::<Vec<_>>())
         .bind(self.docs.iter().map(|d| d.project).collect::<Vec<_>>())
         .bind(self.docs.iter().map(|d| d.id).collect::<Vec<_>>())
+        .bind(self.docs.iter().map(|d| d.author).collect::<Vec<_>>())
         .execute(admin)
         .await
         .unwrap();
@@ -402,9 +406,13 @@ fn oracle(world: &World, ctx: &Context) -> Answers {
         ),
         memberships,
         tenants: tenant_visible.into_iter().collect(),
+        // `allow update to editor where created_by = current_user` + `allow update to admin`.
         updated_documents: sorted(
             docs.iter()
-                .filter(|d| ctx.in_scope(d.tenant, d.project, EDITOR))
+                .filter(|d| {
+                    (ctx.in_scope(d.tenant, d.project, EDITOR) && d.author == ctx.user)
+                        || ctx.in_scope(d.tenant, d.project, ADMIN)
+                })
                 .map(|d| d.id)
                 .collect(),
         ),
@@ -677,6 +685,7 @@ fn the_oracle_itself_on_a_hand_made_world() {
         tenant,
         project,
         id: Uuid::from_u128(id),
+        author: Uuid::from_u128(999),
     };
     let world = World {
         tenants: vec![t, u],

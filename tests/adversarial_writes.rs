@@ -332,9 +332,6 @@ async fn a_natural_key_taken_only_in_another_tenant_is_accepted() {
         mime_type: None,
         content_hash: hash.to_owned(),
         metadata: None,
-        created_by: w.alice,
-        created_at: None,
-        updated_at: None,
     };
     // Taken in tenant B, and in Alice's own other project A2: both accepted in A1.
     for hash in [&b_hash, &a2_hash] {

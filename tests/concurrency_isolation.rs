@@ -428,9 +428,6 @@ async fn failing_write(
         mime_type: None,
         content_hash: Uuid::new_v4().to_string(),
         metadata: None,
-        created_by: scope.user_id().as_uuid(),
-        created_at: None,
-        updated_at: None,
     };
     match mode {
         Mode::Direct => {
@@ -447,7 +444,7 @@ async fn failing_write(
             .bind(scope.project_id().as_uuid())
             .bind(new.title)
             .bind(new.content_hash)
-            .bind(new.created_by)
+            .bind(scope.user_id().as_uuid())
             .persistent(false)
             .execute(tx.connection())
             .await

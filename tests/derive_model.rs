@@ -42,9 +42,6 @@ where
         mime_type: None,
         content_hash: "h".into(),
         metadata: None,
-        created_by: id,
-        created_at: None,
-        updated_at: None,
     };
     let row: documents::Document = Documents::insert(editor, new.clone()).await?;
     let _: Vec<documents::Document> = Documents::insert_many(editor, vec![new]).await?;
@@ -60,7 +57,6 @@ where
         viewer,
         queries::NewQuery {
             id: None,
-            asked_by: id,
             query_text: "q".into(),
             top_k: Some(5),
             created_at: None,

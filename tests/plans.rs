@@ -355,6 +355,88 @@ async fn hot_queries_use_initplans_and_index_conditions() {
     s.db.drop_db().await;
 }
 
+/// The conditioned update of the RAG model (`allow update to editor where created_by =
+/// current_user` OR `allow update to admin`), as an editor: still one primary-key index scan
+/// with tenant and project in its condition, every helper (the caller's user id included) an
+/// InitPlan run once, the condition a per-row comparison with the InitPlan's value.
+#[tokio::test]
+async fn the_conditioned_update_keeps_the_index_plan() {
+    let s = seed().await;
+    sqlx::query(
+        "UPDATE user_project_roles SET role = 'editor' \
+         WHERE tenant_id = $1 AND project_id = $2 AND user_id = $3",
+    )
+    .bind(s.tenant)
+    .bind(s.project)
+    .bind(s.user)
+    .execute(s.db.admin_pool())
+    .await
+    .unwrap();
+    let tenancy = Tenancy::with_config(s.db.app_pool().clone(), tenancy_generated::config());
+    let scope = tenancy
+        .authorize(UserId::new(s.user), TenantId::new(s.tenant))
+        .await
+        .unwrap()
+        .project(ProjectId::new(s.project))
+        .unwrap()
+        .require::<tenancy_generated::roles::Editor>()
+        .unwrap();
+    let mut tx: ScopedTx<_> = tenancy.begin(&scope).await.unwrap();
+    let sql = format!(
+        "EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) {}",
+        Documents::UPDATE_SQL
+    );
+    let none_text: Option<String> = None;
+    let none_json: Option<serde_json::Value> = None;
+    let plan = explain(
+        tx.connection(),
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(s.tenant)
+            .bind(s.project)
+            .bind(s.document)
+            .bind(true)
+            .bind("retitled")
+            .bind(false)
+            .bind(&none_text)
+            .bind(false)
+            .bind(&none_text)
+            .bind(false)
+            .bind(&none_text)
+            .bind(false)
+            .bind(&none_json),
+    )
+    .await;
+    tx.rollback().await.unwrap();
+    let mut failures = check_plan("Documents::UPDATE_SQL (conditioned)", "documents", &plan);
+    let user_initplans: Vec<&Value> = nodes(&plan)
+        .into_iter()
+        .filter(|n| {
+            text(n, "Parent Relationship") == "InitPlan"
+                && text(n, "Output").contains("split_part(tenancy.context_claims(), ';'::text, 2)")
+        })
+        .collect();
+    if user_initplans.is_empty() {
+        failures.push("no InitPlan computes the caller's user id".to_owned());
+    }
+    for n in user_initplans {
+        if n.get("Actual Loops").and_then(Value::as_i64) != Some(1) {
+            failures.push(format!("the user id InitPlan ran more than once: {n}"));
+        }
+    }
+    assert_eq!(
+        plan.get("Actual Rows").and_then(Value::as_f64),
+        Some(1.0),
+        "the author's update found its row: {plan}"
+    );
+    assert!(
+        failures.is_empty(),
+        "{}\n\nplan:\n{}",
+        failures.join("\n"),
+        serde_json::to_string_pretty(&plan).unwrap()
+    );
+    s.db.drop_db().await;
+}
+
 /// The checker is not vacuous: a plan without InitPlans and with the tenant only in a Filter
 /// (what an inlined helper or a missing index produces) fails every check.
 #[test]

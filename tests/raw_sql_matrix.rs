@@ -201,7 +201,7 @@ impl Table {
     fn update_sql(self) -> String {
         let set = match self {
             Table::Tenants | Table::Projects => "name = name || '+'",
-            Table::Memberships => "granted_by = gen_random_uuid()",
+            Table::Memberships => "role = role",
             Table::Documents => "title = title || '+'",
             Table::Chunks => "content = content || '+'",
             Table::Queries | Table::Responses => "created_at = created_at + interval '1 second'",

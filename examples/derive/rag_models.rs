@@ -23,7 +23,8 @@ use crate::roles::{Admin, Editor, Viewer};
     unique(content_hash),
     index(created_at)
 )]
-#[tenancy(select = Viewer, insert = Editor, update = Editor, delete = Admin)]
+#[tenancy(select = Viewer, insert = Editor, delete = Admin)]
+#[tenancy(allow(update, to = Editor, where = "created_by = current_user"), update = Admin)]
 pub struct Document {
     #[tenancy(default = "gen_random_uuid()")]
     pub id: Uuid,
@@ -34,10 +35,12 @@ pub struct Document {
     pub content_hash: String,
     #[tenancy(default = "'{}'")]
     pub metadata: serde_json::Value,
+    /// Who ingested it: the database writes the caller's user id on insert.
+    #[tenancy(stamp = "current_user on insert")]
     pub created_by: Uuid,
-    #[tenancy(default = "now()")]
+    #[tenancy(stamp = "now() on insert")]
     pub created_at: DateTime<Utc>,
-    #[tenancy(default = "now()")]
+    #[tenancy(stamp = "now() on update")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -67,10 +70,13 @@ pub struct Chunk {
 /// A question asked against a project's corpus.
 #[derive(Debug, Clone, PartialEq, TenantScoped)]
 #[tenancy(table = "queries", scoped, primary_key(id), index(asked_by))]
-#[tenancy(select = Viewer, insert = Viewer, delete = Admin)]
+#[tenancy(select = Viewer, delete = Admin)]
+#[tenancy(allow(insert, to = Viewer, where = "asked_by = current_user"))]
 pub struct Query {
     #[tenancy(default = "gen_random_uuid()")]
     pub id: Uuid,
+    /// Who asked: the database writes the caller's user id on insert.
+    #[tenancy(stamp = "current_user on insert")]
     pub asked_by: Uuid,
     pub query_text: String,
     #[tenancy(default = 10)]

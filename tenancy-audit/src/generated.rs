@@ -116,13 +116,21 @@ pub(crate) fn expected(model: &Model, target: Target) -> Expected {
     out
 }
 
-/// Every `CREATE CONSTRAINT TRIGGER <name> ... ON <table>` statement.
+/// Every `CREATE [CONSTRAINT] TRIGGER <name> ... ON <table>` statement (the keep-top-role
+/// constraint trigger and the stamp triggers).
 fn triggers(sql: &str) -> Vec<ExpectedTrigger> {
-    const KEYWORD: &str = "CREATE CONSTRAINT TRIGGER ";
-    statements_starting(sql, KEYWORD)
+    let mut out = Vec::new();
+    for keyword in ["CREATE CONSTRAINT TRIGGER ", "CREATE TRIGGER "] {
+        out.extend(triggers_after(sql, keyword));
+    }
+    out
+}
+
+fn triggers_after(sql: &str, keyword: &str) -> Vec<ExpectedTrigger> {
+    statements_starting(sql, keyword)
         .into_iter()
         .filter_map(|statement| {
-            let (name, rest) = identifier(statement[KEYWORD.len()..].trim_start())?;
+            let (name, rest) = identifier(statement[keyword.len()..].trim_start())?;
             let on = rest.find(" ON ")?;
             let (schema, table, _) = qualified_name(rest[on + 4..].trim_start())?;
             Some(ExpectedTrigger {
@@ -489,18 +497,31 @@ mod tests {
                 ("current_tenant_id", 's', false, false),
                 ("current_user_id", 's', false, false),
                 ("project_ids", 's', false, false),
+                ("user_project_roles_stamp", 'v', false, true),
                 ("keep_top_role", 'v', false, true),
+                ("documents_stamp", 'v', false, true),
+                ("queries_stamp", 'v', false, true),
             ]
         );
         assert_eq!(
             expected.triggers,
-            [ExpectedTrigger {
-                name: "user_project_roles_keep_top_role".to_owned(),
+            [
+                "user_project_roles_keep_top_role",
+                "user_project_roles_stamp",
+                "documents_stamp",
+                "queries_stamp"
+            ]
+            .map(|name| ExpectedTrigger {
+                name: name.to_owned(),
                 table: ExpectedTable {
                     schema: "public".to_owned(),
-                    name: "user_project_roles".to_owned(),
+                    name: name
+                        .strip_suffix("_keep_top_role")
+                        .or_else(|| name.strip_suffix("_stamp"))
+                        .unwrap_or(name)
+                        .to_owned(),
                 },
-            }]
+            })
         );
         assert!(expected.creates_table("tenancy", "context_keys"));
         assert!(expected.creates_table("tenancy", "audit_log"));
@@ -517,7 +538,7 @@ mod tests {
                 ("SELECT", None),
                 ("INSERT", None),
                 ("DELETE", None),
-                ("UPDATE", Some(8))
+                ("UPDATE", Some(5))
             ]
         );
         assert!(!expected

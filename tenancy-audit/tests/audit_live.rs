@@ -607,6 +607,12 @@ async fn a_database_without_the_v3_upgrade_is_ta045() {
         codes::HELPER_MISSING,
         "function tenancy.keep_top_role",
     );
+    // Nor the row conditions of 0005 (the documents update and queries insert policies).
+    assert_finding(
+        &report,
+        codes::POLICY_DIFFERS,
+        "policy documents_update on documents",
+    );
     assert_only(
         &report,
         &[
@@ -614,6 +620,7 @@ async fn a_database_without_the_v3_upgrade_is_ta045() {
             codes::HELPER_MISSING,
             codes::APP_ROLE_TEMPORARY,
             codes::POLICY_MISSING,
+            codes::POLICY_DIFFERS,
             codes::TRIGGER_MISSING,
             codes::APP_ROLE_LARGE_OBJECTS,
             codes::UNGENERATED_GRANT,
@@ -899,6 +906,23 @@ async fn a_dropped_or_disabled_keep_top_role_trigger_is_ta032() {
             &report,
             codes::TRIGGER_MISSING,
             "trigger user_project_roles_keep_top_role on user_project_roles",
+        );
+        assert_only(&report, &[codes::TRIGGER_MISSING]);
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_or_disabled_stamp_trigger_is_ta032() {
+    // Without it, the app role writes any author into `created_by`.
+    for breakage in [
+        "DROP TRIGGER documents_stamp ON documents",
+        "ALTER TABLE documents DISABLE TRIGGER documents_stamp",
+    ] {
+        let report = audit_after(breakage).await;
+        assert_finding(
+            &report,
+            codes::TRIGGER_MISSING,
+            "trigger documents_stamp on documents",
         );
         assert_only(&report, &[codes::TRIGGER_MISSING]);
     }

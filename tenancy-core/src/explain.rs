@@ -141,9 +141,22 @@ fn explain_table(model: &Model, table: &Table) -> String {
         } else if table.kind == TableKind::Global {
             "any caller using the app role (every row)".to_owned()
         } else {
-            let mut who = match table.rule(command) {
-                Some(min_role) => role_phrase(model, min_role),
-                None => "nobody by role".to_owned(),
+            let rules = table.rules_for(command);
+            let mut who = if rules.is_empty() {
+                "nobody by role".to_owned()
+            } else {
+                rules
+                    .iter()
+                    .map(|rule| match &rule.condition {
+                        Some(condition) => format!(
+                            "{}, on rows where {}",
+                            role_phrase(model, &rule.min_role),
+                            condition.describe()
+                        ),
+                        None => role_phrase(model, &rule.min_role),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; or ")
             };
             if table.kind == TableKind::Tenants {
                 who.push_str(" in at least one project of the tenant");
@@ -154,10 +167,37 @@ fn explain_table(model: &Model, table: &Table) -> String {
             who
         };
         out.push_str(&format!("  {command}: {who}\n"));
+        if table
+            .rules_for(command)
+            .iter()
+            .any(|r| r.condition.as_ref().is_some_and(|c| c.is_unchecked()))
+        {
+            out.push_str(
+                "    UNCHECKED: a condition of this command is raw SQL the generator did not check\n",
+            );
+        }
         if command == Command::Update && granted.contains(&command) {
             out.push_str(&format!(
                 "    updatable columns: {}\n",
                 updatable_columns(table).join(", ")
+            ));
+        }
+    }
+    for column in table.stamped_columns() {
+        if let Some(stamp) = column.stamp {
+            let when = match stamp.when {
+                crate::condition::StampWhen::Insert => {
+                    "when the row is inserted (never changed after)"
+                }
+                crate::condition::StampWhen::Update => "on insert and on every update",
+            };
+            let value = match stamp.value {
+                crate::condition::StampValue::CurrentUser => "the caller's user id",
+                crate::condition::StampValue::Now => "the transaction time",
+            };
+            out.push_str(&format!(
+                "  stamped: {} = {value}, written by the database {when}; the app role cannot set it\n",
+                column.name
             ));
         }
     }

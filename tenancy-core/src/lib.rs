@@ -6,11 +6,13 @@
 //! library: parse -> validate -> emit all happen here, so every path produces the same
 //! output for the same model.
 
+pub mod condition;
 pub mod derive;
 pub mod dsl;
 pub mod explain;
 pub mod model;
 pub mod output;
+pub mod python;
 pub mod rust;
 pub mod snapshot;
 pub mod sql;

@@ -11,6 +11,8 @@
 
 use std::fmt;
 
+pub use crate::condition::{Condition, Stamp};
+
 /// Name of the tenant column the generator adds to every tenant-owned table.
 pub const TENANT_COLUMN: &str = "tenant_id";
 /// Name of the project column the generator adds to every project-owned table.
@@ -201,8 +203,9 @@ pub struct Table {
     pub foreign_keys: Vec<ForeignKey>,
     /// Declared secondary indexes (without the `(tenant_id, project_id)` prefix).
     pub indexes: Vec<Index>,
-    /// At most one rule per command, in canonical command order. A command without a
-    /// rule is denied.
+    /// The rules, in canonical command order and, within a command, least privileged role
+    /// first. A command may have several rules (with conditions; their union is allowed); a
+    /// command without a rule is denied.
     pub rules: Vec<Rule>,
 }
 
@@ -224,6 +227,9 @@ pub struct Column {
     /// [`Column::vector_distance`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distance: Option<VectorDistance>,
+    /// Filled by the database (`= current_user on insert`), never by the application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stamp: Option<Stamp>,
 }
 
 impl Column {
@@ -449,6 +455,10 @@ pub struct Rule {
     pub command: Command,
     /// The least privileged role allowed to run it.
     pub min_role: String,
+    /// The row condition (`where ...`) that must also hold; `None`: every row of the
+    /// caller's projects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<Condition>,
 }
 
 /// The columns that tie a table's rows to the tenancy hierarchy.
@@ -544,6 +554,7 @@ impl Table {
             default,
             doc: None,
             distance: None,
+            stamp: None,
         };
         match self.kind {
             TableKind::Tenants => vec![uuid(ID_COLUMN, Some(DefaultValue::GenRandomUuid))],
@@ -562,6 +573,7 @@ impl Table {
                     default: None,
                     doc: None,
                     distance: None,
+                    stamp: None,
                 },
             ],
             TableKind::Scoped => vec![uuid(TENANT_COLUMN, None), uuid(PROJECT_COLUMN, None)],
@@ -635,12 +647,31 @@ impl Table {
             .collect()
     }
 
-    /// The minimum role for `command`, or `None` when the command is denied.
+    /// The least privileged role any rule for `command` names (the role a caller needs at
+    /// all), or `None` when the command is denied.
     pub fn rule(&self, command: Command) -> Option<&str> {
         self.rules
             .iter()
             .find(|r| r.command == command)
             .map(|r| r.min_role.as_str())
+    }
+
+    /// Every rule for `command`, least privileged role first.
+    pub fn rules_for(&self, command: Command) -> Vec<&Rule> {
+        self.rules.iter().filter(|r| r.command == command).collect()
+    }
+
+    /// True when some rule for `command` has a row condition: a caller with the role may
+    /// still be refused some rows.
+    pub fn has_condition(&self, command: Command) -> bool {
+        self.rules_for(command)
+            .iter()
+            .any(|r| r.condition.is_some())
+    }
+
+    /// The stamped columns (filled by the database), in column order.
+    pub fn stamped_columns(&self) -> Vec<&Column> {
+        self.columns.iter().filter(|c| c.stamp.is_some()).collect()
     }
 
     /// Names of the tables this one references (generated references included).

@@ -136,19 +136,27 @@ fn rag_policy_compiles_without_errors_or_warnings() {
         ("id", Some(DefaultValue::GenRandomUuid))
     );
     assert_eq!(documents.indexes.len(), 1);
-    // Rules: one per command, canonical order, `insert, update to editor` expanded.
-    let rules: Vec<(Command, &str)> = documents
+    // Rules: canonical command order, least role first; the editor's update has a condition.
+    let rules: Vec<(Command, &str, Option<String>)> = documents
         .rules
         .iter()
-        .map(|r| (r.command, r.min_role.as_str()))
+        .map(|r| {
+            (
+                r.command,
+                r.min_role.as_str(),
+                r.condition.as_ref().map(|c| c.to_dsl()),
+            )
+        })
         .collect();
+    let owner_only = Some("created_by = current_user".to_owned());
     assert_eq!(
         rules,
         [
-            (Command::Select, "viewer"),
-            (Command::Insert, "editor"),
-            (Command::Update, "editor"),
-            (Command::Delete, "admin"),
+            (Command::Select, "viewer", None),
+            (Command::Insert, "editor", None),
+            (Command::Update, "editor", owner_only),
+            (Command::Update, "admin", None),
+            (Command::Delete, "admin", None),
         ]
     );
     let queries = model.table("queries").expect("queries");

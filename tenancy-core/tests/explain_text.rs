@@ -22,7 +22,11 @@ fn one_table_lists_kind_scope_keys_and_roles() {
     assert!(text.contains("  unique: (tenant_id, project_id, content_hash)\n"));
     assert!(text.contains("  select: viewer and above (viewer, editor, admin, owner)\n"));
     assert!(text.contains("  insert: editor and above (editor, admin, owner)\n"));
-    assert!(text.contains("  update: editor and above (editor, admin, owner)\n"));
+    assert!(text.contains(
+        "  update: editor and above (editor, admin, owner), on rows where its `created_by` is \
+         the caller's user id; or admin and above (admin, owner)\n"
+    ));
+    assert!(text.contains("  stamped: created_by = the caller's user id, written by the database when the row is inserted"));
     assert!(text.contains("  delete: admin and above (admin, owner)\n"));
     assert!(text.contains("  truncate/references/trigger: never\n"));
     // only this table
@@ -49,7 +53,7 @@ fn commands_without_a_rule_are_denied() {
 fn memberships_and_global_tables_are_explained() {
     let text = explain(&rag_model(), Some("user_project_roles")).expect("memberships");
     assert!(text.contains("every user may also read their own memberships"));
-    assert!(text.contains("    updatable columns: role, granted_by, granted_at\n"));
+    assert!(text.contains("    updatable columns: role\n"));
     let text = explain(&rag_model(), Some("embedding_models")).expect("global");
     assert!(text.contains("global, shared by every tenant"));
     assert!(text.contains("no row-level security"));

@@ -59,8 +59,8 @@ pub fn cases() -> Vec<Case> {
             edit: |t| {
                 replace_once(
                     t,
-                    "    allow insert to viewer\n    allow delete to admin\n",
-                    "    allow insert to viewer\n    allow update to editor\n    allow delete to admin\n",
+                    "    allow insert to viewer where asked_by = current_user\n    allow delete to admin\n",
+                    "    allow insert to viewer where asked_by = current_user\n    allow update to editor\n    allow delete to admin\n",
                 )
             },
             data_loss: false,
@@ -71,8 +71,8 @@ pub fn cases() -> Vec<Case> {
             edit: |t| {
                 replace_once(
                     t,
-                    "    allow insert to viewer\n    allow delete to admin\n",
-                    "    allow insert to viewer\n",
+                    "    allow insert to viewer where asked_by = current_user\n    allow delete to admin\n",
+                    "    allow insert to viewer where asked_by = current_user\n",
                 )
             },
             data_loss: false,
@@ -83,8 +83,8 @@ pub fn cases() -> Vec<Case> {
             edit: |t| {
                 replace_once(
                     t,
-                    "    allow insert, update to editor\n    allow delete to admin\n}\n\n/// A retrievable",
-                    "    allow insert, update to editor\n    allow delete to owner\n}\n\n/// A retrievable",
+                    "    allow update to admin\n    allow delete to admin\n}\n\n/// A retrievable",
+                    "    allow update to admin\n    allow delete to owner\n}\n\n/// A retrievable",
                 )
             },
             data_loss: false,

@@ -6,6 +6,7 @@
 //! produces from policies/rag.tenancy.
 #![allow(dead_code)]
 
+use tenancy_core::condition::{CompareOp, Condition, Operand, Stamp, StampValue, StampWhen};
 use tenancy_core::model::{
     Column, Command, DefaultValue, ForeignKey, Index, IndexMethod, Model, OnDelete, Rule, Settings,
     SqlType, Table, TableKind,
@@ -20,6 +21,7 @@ pub fn col(name: &str, ty: SqlType) -> Column {
         default: None,
         doc: None,
         distance: None,
+        stamp: None,
     }
 }
 
@@ -69,6 +71,24 @@ pub fn table(name: &str, kind: TableKind, doc: &str) -> Table {
     }
 }
 
+/// A column the database stamps, with its doc comment.
+pub fn stamped(name: &str, ty: SqlType, value: StampValue, when: StampWhen, doc: &str) -> Column {
+    Column {
+        stamp: Some(Stamp { value, when }),
+        doc: Some(doc.to_owned()),
+        ..col(name, ty)
+    }
+}
+
+/// `<column> = current_user`
+pub fn is_caller(column: &str) -> Condition {
+    Condition::Compare {
+        left: Operand::Column(column.to_owned()),
+        op: CompareOp::Eq,
+        right: Operand::CurrentUser,
+    }
+}
+
 /// `allow <commands> to <role>`
 pub fn allow(commands: &[Command], role: &str) -> Vec<Rule> {
     commands
@@ -76,6 +96,7 @@ pub fn allow(commands: &[Command], role: &str) -> Vec<Rule> {
         .map(|c| Rule {
             command: *c,
             min_role: role.to_owned(),
+            condition: None,
         })
         .collect()
 }
@@ -141,8 +162,24 @@ pub fn rag_core_tables() -> Vec<Table> {
         "Who holds which role in which project.",
     );
     memberships.columns = vec![
-        opt("granted_by", SqlType::Uuid),
-        dflt("granted_at", SqlType::Timestamptz, DefaultValue::Now),
+        Column {
+            nullable: true,
+            ..stamped(
+                "granted_by",
+                SqlType::Uuid,
+                StampValue::CurrentUser,
+                StampWhen::Update,
+                "Who granted the current role: the database writes the caller's user id (none when an\n\
+                 operator grants it without a request context).",
+            )
+        },
+        Column {
+            stamp: Some(Stamp {
+                value: StampValue::Now,
+                when: StampWhen::Update,
+            }),
+            ..col("granted_at", SqlType::Timestamptz)
+        },
     ];
     memberships.rules = canonical(
         [
@@ -178,9 +215,27 @@ pub fn rag_model() -> Model {
             SqlType::Jsonb,
             DefaultValue::String("{}".into()),
         ),
-        col("created_by", SqlType::Uuid),
-        created_at(),
-        dflt("updated_at", SqlType::Timestamptz, DefaultValue::Now),
+        stamped(
+            "created_by",
+            SqlType::Uuid,
+            StampValue::CurrentUser,
+            StampWhen::Insert,
+            "Who ingested it: the database writes the caller's user id on insert.",
+        ),
+        Column {
+            stamp: Some(Stamp {
+                value: StampValue::Now,
+                when: StampWhen::Insert,
+            }),
+            ..col("created_at", SqlType::Timestamptz)
+        },
+        Column {
+            stamp: Some(Stamp {
+                value: StampValue::Now,
+                when: StampWhen::Update,
+            }),
+            ..col("updated_at", SqlType::Timestamptz)
+        },
     ];
     documents.primary_key = names(&["id"]);
     documents.unique_keys = vec![names(&["content_hash"])];
@@ -188,7 +243,13 @@ pub fn rag_model() -> Model {
     documents.rules = canonical(
         [
             allow(&[Select], "viewer"),
-            allow(&[Insert, Update], "editor"),
+            allow(&[Insert], "editor"),
+            vec![Rule {
+                command: Update,
+                min_role: "editor".to_owned(),
+                condition: Some(is_caller("created_by")),
+            }],
+            allow(&[Update], "admin"),
             allow(&[Delete], "admin"),
         ]
         .concat(),
@@ -231,7 +292,13 @@ pub fn rag_model() -> Model {
     );
     queries.columns = vec![
         uuid_id(),
-        col("asked_by", SqlType::Uuid),
+        stamped(
+            "asked_by",
+            SqlType::Uuid,
+            StampValue::CurrentUser,
+            StampWhen::Insert,
+            "Who asked: the database writes the caller's user id on insert.",
+        ),
         col("query_text", SqlType::Text),
         dflt("top_k", SqlType::Integer, DefaultValue::Integer(10)),
         created_at(),
@@ -241,7 +308,11 @@ pub fn rag_model() -> Model {
     queries.rules = canonical(
         [
             allow(&[Select], "viewer"),
-            allow(&[Insert], "viewer"),
+            vec![Rule {
+                command: Insert,
+                min_role: "viewer".to_owned(),
+                condition: Some(is_caller("asked_by")),
+            }],
             allow(&[Delete], "admin"),
         ]
         .concat(),

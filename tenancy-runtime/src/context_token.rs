@@ -100,7 +100,15 @@ impl ContextKey {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_err(|_| Error::Misconfigured("the system clock is before 1970".to_owned()))?;
-        let expires = (now + lifetime).as_secs();
+        self.mint_until(claims, (now + lifetime).as_secs())
+    }
+
+    /// The token [`Tenancy::begin`](crate::Tenancy::begin) mints, for a fixed expiry
+    /// (`expires`, unix seconds): `<hmac>.<kid>;<expires>;*;<claims>`. A pure function, so
+    /// other runtimes can be checked against it byte for byte
+    /// (`tests/python/context_vectors.json`, docs/python.md). The token is a live credential
+    /// until it expires: never log it.
+    pub fn mint_until(&self, claims: &str, expires: u64) -> Result<String, Error> {
         let body = format!("{};{expires};*;{claims}", self.kid);
         let mac = self.sign("token", &body)?;
         Ok(format!("{mac}.{body}"))

@@ -16,8 +16,9 @@ use super::types::{self, RustType};
 use super::{role_name, suggestion, Errors};
 
 /// Every key `#[tenancy(...)]` accepts on the struct.
-const STRUCT_KEYS: [&str; 12] = [
+const STRUCT_KEYS: [&str; 13] = [
     "table",
+    "allow",
     "scoped",
     "global",
     "primary_key",
@@ -32,8 +33,9 @@ const STRUCT_KEYS: [&str; 12] = [
 ];
 
 /// Every key `#[tenancy(...)]` accepts on a field.
-const FIELD_KEYS: [&str; 6] = [
+const FIELD_KEYS: [&str; 7] = [
     "sql_type",
+    "stamp",
     "default",
     "references",
     "on_delete",
@@ -52,7 +54,8 @@ struct StructAttrs {
     primary_keys: Vec<(syn::Ident, ColumnList)>,
     unique_keys: Vec<(syn::Ident, ColumnList)>,
     indexes: Vec<(IndexMethod, syn::Ident, ColumnList)>,
-    rules: Vec<(Command, syn::Ident, Option<syn::Path>)>,
+    /// `command = Role` and `allow(command, ..., to = Role, where = "...")`, in order.
+    rules: Vec<(Command, syn::Ident, Option<syn::Path>, Option<syn::LitStr>)>,
     roles: Option<syn::Path>,
     /// Keys an unknown key was taken for (`tabel` -> `table`), and keys written without
     /// their value or list (`table,`): no second error says they are missing.
@@ -63,6 +66,7 @@ struct StructAttrs {
 #[derive(Default)]
 struct FieldAttrs {
     sql_type: Option<syn::LitStr>,
+    stamp: Option<syn::LitStr>,
     default: Option<syn::Expr>,
     references: Option<syn::LitStr>,
     on_delete: Option<syn::LitStr>,
@@ -191,14 +195,15 @@ fn parse_struct_attrs(attrs: &[syn::Attribute], errors: &mut Errors) -> StructAt
                 } else {
                     None
                 };
-                if out.rules.iter().any(|(c, _, _)| *c == command) {
+                if out.rules.iter().any(|(c, _, _, w)| *c == command && w.is_none()) {
                     errors.spanned(&key, format!("duplicate `{name}` rule"));
                 } else {
-                    out.rules.push((command, key, role));
+                    out.rules.push((command, key, role, None));
                 }
                 return Ok(());
             }
             match name.as_str() {
+                "allow" => parse_allow(&meta, &mut out, errors)?,
                 "table" => {
                     // A key without its value is reported and skipped, so the keys after it
                     // are still read (no "missing table kind" after `table,`).
@@ -270,6 +275,51 @@ fn parse_struct_attrs(attrs: &[syn::Attribute], errors: &mut Errors) -> StructAt
     out
 }
 
+/// `allow(update, delete, to = Editor, where = "created_by = current_user")`: one rule per
+/// command, with an optional role and condition (checked later, as the DSL's).
+fn parse_allow(
+    meta: &ParseNestedMeta<'_>,
+    out: &mut StructAttrs,
+    errors: &mut Errors,
+) -> syn::Result<()> {
+    let mut commands: Vec<(Command, syn::Ident)> = Vec::new();
+    let mut role: Option<syn::Path> = None;
+    let mut condition: Option<syn::LitStr> = None;
+    meta.parse_nested_meta(|inner| {
+        let key = key_ident(&inner)?;
+        let name = syn::ext::IdentExt::unraw(&key).to_string();
+        match name.as_str() {
+            "select" => commands.push((Command::Select, key)),
+            "insert" => commands.push((Command::Insert, key)),
+            "update" => commands.push((Command::Update, key)),
+            "delete" => commands.push((Command::Delete, key)),
+            "to" => role = Some(inner.value()?.parse()?),
+            "where" => condition = Some(inner.value()?.parse()?),
+            _ => {
+                unknown_key(
+                    errors,
+                    &key,
+                    "allow(...)",
+                    &["select", "insert", "update", "delete", "to", "where"],
+                );
+                skip_value(&inner)?;
+            }
+        }
+        Ok(())
+    })?;
+    if commands.is_empty() {
+        errors.spanned(
+            &meta.path,
+            "`allow(...)` names no command; write e.g. `allow(update, to = Editor, where = \"...\")`",
+        );
+    }
+    for (command, key) in commands {
+        out.rules
+            .push((command, key, role.clone(), condition.clone()));
+    }
+    Ok(())
+}
+
 fn parse_field_attrs(attrs: &[syn::Attribute], errors: &mut Errors) -> FieldAttrs {
     let mut out = FieldAttrs::default();
     for attr in attrs.iter().filter(|a| is_tenancy(a)) {
@@ -278,6 +328,10 @@ fn parse_field_attrs(attrs: &[syn::Attribute], errors: &mut Errors) -> FieldAttr
             match key.to_string().as_str() {
                 "sql_type" => {
                     out.sql_type = Some(key_value(&meta, &key, "\"vector(384)\"")?.parse()?);
+                }
+                "stamp" => {
+                    out.stamp =
+                        Some(key_value(&meta, &key, "\"current_user on insert\"")?.parse()?);
                 }
                 "default" => out.default = Some(key_value(&meta, &key, "\"now()\"")?.parse()?),
                 "references" => {
@@ -417,6 +471,7 @@ fn build_column(
         default,
         doc: doc_text(&field.attrs),
         distance: None,
+        stamp: None,
     })
 }
 
@@ -588,6 +643,7 @@ pub(crate) fn build(
             on_delete: field_attrs.on_delete.as_ref(),
             primary_key: field_attrs.primary_key.as_ref(),
             unique: field_attrs.unique.as_ref(),
+            stamp: field_attrs.stamp.as_ref(),
         };
         column_decls.push(decl::column_decl(
             spans,
@@ -707,32 +763,49 @@ fn build_rules(
 ) -> Vec<RuleDecl> {
     let mut rules = Vec::new();
     for command in Command::ALL {
-        let Some((_, key, role)) = attrs.rules.iter().find(|(c, _, _)| *c == command) else {
-            continue;
-        };
-        match (kind, role) {
-            (Some(TableKind::Global), _) if command != Command::Select => {
-                errors.spanned(
-                    key,
-                    format!("a global table cannot allow `{command}`: it is shared by every tenant and read-only for the application"),
-                );
-            }
-            (Some(TableKind::Global), Some(role)) => {
-                errors.spanned(
-                    role,
-                    "global tables have no project, so no project role applies; write `select` without a role",
-                );
-            }
-            (Some(TableKind::Global), None) => rules.push(decl::rule(spans, command, key, None)),
-            (_, None) => {
-                errors.spanned(
-                    key,
-                    format!("`{command}` names no role; write the lowest role allowed, e.g. `{command} = Viewer`"),
-                );
-            }
-            (_, Some(role)) => {
-                let name = role_name(role);
-                rules.push(decl::rule(spans, command, key, Some((&name, role))));
+        for (_, key, role, condition) in attrs.rules.iter().filter(|(c, ..)| *c == command) {
+            match (kind, role) {
+                (Some(TableKind::Global), _) if command != Command::Select => {
+                    errors.spanned(
+                        key,
+                        format!("a global table cannot allow `{command}`: it is shared by every tenant and read-only for the application"),
+                    );
+                }
+                (Some(TableKind::Global), Some(role)) => {
+                    errors.spanned(
+                        role,
+                        "global tables have no project, so no project role applies; write `select` without a role",
+                    );
+                }
+                (Some(TableKind::Global), None) => {
+                    rules.push(decl::rule(spans, command, key, None, None));
+                }
+                (_, None) => {
+                    errors.spanned(
+                        key,
+                        format!("`{command}` names no role; write the lowest role allowed, e.g. `{command} = Viewer`"),
+                    );
+                }
+                (_, Some(role)) => {
+                    let name = role_name(role);
+                    let condition = match condition {
+                        Some(lit) => match decl::condition(spans, lit) {
+                            Ok(expr) => Some(expr),
+                            Err(message) => {
+                                errors.spanned(lit, message);
+                                continue;
+                            }
+                        },
+                        None => None,
+                    };
+                    rules.push(decl::rule(
+                        spans,
+                        command,
+                        key,
+                        Some((&name, role)),
+                        condition,
+                    ));
+                }
             }
         }
     }
@@ -743,7 +816,7 @@ fn build_rules(
 /// a single identifier, the path as written otherwise.
 fn role_markers(attrs: &StructAttrs) -> Vec<(String, syn::Path)> {
     let mut out: Vec<(String, syn::Path)> = Vec::new();
-    for (_, _, role) in &attrs.rules {
+    for (_, _, role, _) in &attrs.rules {
         let Some(role) = role else { continue };
         let name = role_name(role);
         if out.iter().any(|(n, _)| *n == name) {

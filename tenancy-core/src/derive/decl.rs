@@ -5,7 +5,8 @@
 use quote::ToTokens;
 
 use crate::dsl::ast::{
-    ColumnDecl, CommandSpec, Constraint, DefaultExpr, Ident, Reference, RuleDecl, TypeExpr,
+    ColumnDecl, CommandSpec, Constraint, DefaultExpr, Expr, Ident, Reference, RuleDecl, StampDecl,
+    TypeExpr,
 };
 use crate::model::{Column, Command, DefaultValue, ForeignKey, IndexMethod, SqlType};
 
@@ -45,6 +46,8 @@ pub(crate) struct ColumnTokens<'f> {
     pub(crate) primary_key: Option<&'f syn::Ident>,
     /// The `unique` key.
     pub(crate) unique: Option<&'f syn::Ident>,
+    /// `stamp = "current_user on insert"`.
+    pub(crate) stamp: Option<&'f syn::LitStr>,
 }
 
 /// The column declaration of a field already turned into `column` (its foreign key, if
@@ -86,6 +89,48 @@ pub(crate) fn column_decl(
         unique: tokens.unique.map(|key| spans.of(key)),
         // The derive has no `distance` attribute: vector columns keep the cosine default.
         distance: None,
+        stamp: tokens.stamp.map(|lit| stamp(spans, lit)),
+    }
+}
+
+/// `stamp = "current_user on insert"` as the DSL's `= current_user on insert`; words it does
+/// not know are left for the validator to report (at the literal).
+fn stamp(spans: &mut SpanMap<'_>, lit: &syn::LitStr) -> StampDecl {
+    let span = spans.of(lit);
+    let text = lit.value();
+    let mut words = text.split_whitespace();
+    let value = words
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches("()")
+        .to_owned();
+    let on = words.next().unwrap_or_default();
+    let when = if on == "on" {
+        words.next().unwrap_or_default().to_owned()
+    } else {
+        on.to_owned()
+    };
+    StampDecl {
+        value: Ident { name: value, span },
+        when: Ident { name: when, span },
+        span,
+    }
+}
+
+/// `where = "..."` parsed as a DSL condition, every span on the literal.
+pub(crate) fn condition(spans: &mut SpanMap<'_>, lit: &syn::LitStr) -> Result<Expr, String> {
+    let span = spans.of(lit);
+    let mut diags = crate::dsl::Diagnostics::new();
+    match crate::dsl::parse_condition_text(span.file, &lit.value(), &mut diags) {
+        Some(mut expr) if !diags.has_errors() => {
+            expr.respan(span);
+            Ok(expr)
+        }
+        _ => Err(diags
+            .iter()
+            .next()
+            .map(|d| format!("invalid condition: {}", d.message()))
+            .unwrap_or_else(|| "invalid condition".to_owned())),
     }
 }
 
@@ -155,11 +200,13 @@ pub(crate) fn rule(
     command: Command,
     key: &syn::Ident,
     role: Option<(&str, &syn::Path)>,
+    condition: Option<Expr>,
 ) -> RuleDecl {
     let span = spans.of(key);
     RuleDecl {
         span,
         commands: vec![(CommandSpec::One(command), span)],
         role: role.map(|(name, path)| ident(spans, name, path)),
+        condition,
     }
 }

@@ -42,6 +42,9 @@ pub fn table_to_dsl(table: &Table) -> String {
             column.ty.dsl_name(),
             if column.nullable { "?" } else { "" }
         );
+        if let Some(stamp) = column.stamp {
+            let _ = write!(out, " {}", stamp.to_dsl());
+        }
         if let Some(default) = &column.default {
             let _ = write!(out, " default {}", default_text(default));
         }
@@ -83,7 +86,11 @@ pub fn table_to_dsl(table: &Table) -> String {
         if table.kind == TableKind::Global || rule.min_role.is_empty() {
             let _ = writeln!(out, "    allow {}", rule.command);
         } else {
-            let _ = writeln!(out, "    allow {} to {}", rule.command, rule.min_role);
+            let _ = write!(out, "    allow {} to {}", rule.command, rule.min_role);
+            if let Some(condition) = &rule.condition {
+                let _ = write!(out, " where {}", condition.to_dsl());
+            }
+            out.push('\n');
         }
     }
     out.push_str("}\n");

@@ -107,6 +107,19 @@ pub struct ColumnDecl {
     pub unique: Option<Span>,
     /// `distance <name>` of a vector column: the name as written.
     pub distance: Option<Ident>,
+    /// `= current_user on insert`: a column the database fills.
+    pub stamp: Option<StampDecl>,
+}
+
+/// `= <value> on insert|update` after a column's type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StampDecl {
+    /// The value word (`current_user`, `now`).
+    pub value: Ident,
+    /// `insert` or `update`.
+    pub when: Ident,
+    /// From `=` to the end.
+    pub span: Span,
 }
 
 /// A written type: `text`, `vector(384)`.
@@ -207,4 +220,136 @@ pub struct RuleDecl {
     pub commands: Vec<(CommandSpec, Span)>,
     /// The minimum role (`to role`), required except on global tables.
     pub role: Option<Ident>,
+    /// `where <condition>`.
+    pub condition: Option<Expr>,
+}
+
+/// A condition as written (`where ...`), before type checking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expr {
+    /// `a and b`
+    And(Box<Expr>, Box<Expr>),
+    /// `a or b`
+    Or(Box<Expr>, Box<Expr>),
+    /// `not a` (span of `not`)
+    Not(Box<Expr>, Span),
+    /// `left op right`
+    Compare {
+        /// Left operand.
+        left: ExprOperand,
+        /// Operator.
+        op: crate::condition::CompareOp,
+        /// Where the operator is.
+        op_span: Span,
+        /// Right operand.
+        right: ExprOperand,
+    },
+    /// `operand is [not] null`
+    IsNull {
+        /// Operand.
+        operand: ExprOperand,
+        /// `is not null`.
+        negated: bool,
+        /// From `is` to `null`.
+        span: Span,
+    },
+    /// `operand in (a, b)`
+    In {
+        /// Operand.
+        operand: ExprOperand,
+        /// Candidates.
+        values: Vec<ExprOperand>,
+    },
+    /// A single operand used as a condition (a boolean column).
+    Operand(ExprOperand),
+    /// `sql "..."` (span of the whole item)
+    Sql(String, Span),
+}
+
+/// An operand as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExprOperand {
+    /// A word: a column, `current_user`, `current_tenant`, `role`, `true`/`false`, or a role
+    /// name (on the right of `role >= ...`).
+    Word(Ident),
+    /// A string literal.
+    Str(String, Span),
+    /// A number (integer or decimal), as written.
+    Number(String, Span),
+    /// `null`.
+    Null(Span),
+}
+
+impl ExprOperand {
+    /// Where the operand was written.
+    pub fn span(&self) -> Span {
+        match self {
+            ExprOperand::Word(i) => i.span,
+            ExprOperand::Str(_, s) | ExprOperand::Number(_, s) | ExprOperand::Null(s) => *s,
+        }
+    }
+}
+
+impl Expr {
+    /// Moves every span of the expression to `span` (a condition read from a string literal
+    /// is reported at the literal).
+    pub fn respan(&mut self, span: Span) {
+        fn operand(o: &mut ExprOperand, span: Span) {
+            match o {
+                ExprOperand::Word(i) => i.span = span,
+                ExprOperand::Str(_, s) | ExprOperand::Number(_, s) | ExprOperand::Null(s) => {
+                    *s = span
+                }
+            }
+        }
+        match self {
+            Expr::And(a, b) | Expr::Or(a, b) => {
+                a.respan(span);
+                b.respan(span);
+            }
+            Expr::Not(e, s) => {
+                *s = span;
+                e.respan(span);
+            }
+            Expr::Compare {
+                left,
+                op_span,
+                right,
+                ..
+            } => {
+                operand(left, span);
+                *op_span = span;
+                operand(right, span);
+            }
+            Expr::IsNull {
+                operand: o,
+                span: s,
+                ..
+            } => {
+                operand(o, span);
+                *s = span;
+            }
+            Expr::In { operand: o, values } => {
+                operand(o, span);
+                values.iter_mut().for_each(|v| operand(v, span));
+            }
+            Expr::Operand(o) => operand(o, span),
+            Expr::Sql(_, s) => *s = span,
+        }
+    }
+
+    /// From the first to the last token of the expression.
+    pub fn span(&self) -> Span {
+        match self {
+            Expr::And(a, b) | Expr::Or(a, b) => a.span().to(b.span()),
+            Expr::Not(e, s) => s.to(e.span()),
+            Expr::Compare { left, right, .. } => left.span().to(right.span()),
+            Expr::IsNull { operand, span, .. } => operand.span().to(*span),
+            Expr::In { operand, values } => values
+                .last()
+                .map_or(operand.span(), |v| operand.span().to(v.span())),
+            Expr::Operand(o) => o.span(),
+            Expr::Sql(_, s) => *s,
+        }
+    }
 }

@@ -28,6 +28,8 @@ pub enum TokenKind {
     Comma,
     /// `<`
     Lt,
+    /// `>`
+    Gt,
     /// `=`
     Eq,
     /// `?`
@@ -50,6 +52,7 @@ impl TokenKind {
             TokenKind::RParen => "`)`".to_owned(),
             TokenKind::Comma => "`,`".to_owned(),
             TokenKind::Lt => "`<`".to_owned(),
+            TokenKind::Gt => "`>`".to_owned(),
             TokenKind::Eq => "`=`".to_owned(),
             TokenKind::Question => "`?`".to_owned(),
             TokenKind::Eof => "end of file".to_owned(),
@@ -105,7 +108,7 @@ pub fn lex(file: usize, text: &str, diags: &mut Diagnostics) -> Vec<Token> {
                 pos = end;
                 continue;
             }
-            b'{' | b'}' | b'(' | b')' | b',' | b'<' | b'=' | b'?' => {
+            b'{' | b'}' | b'(' | b')' | b',' | b'<' | b'>' | b'=' | b'?' => {
                 let kind = match c {
                     b'{' => TokenKind::LBrace,
                     b'}' => TokenKind::RBrace,
@@ -113,6 +116,7 @@ pub fn lex(file: usize, text: &str, diags: &mut Diagnostics) -> Vec<Token> {
                     b')' => TokenKind::RParen,
                     b',' => TokenKind::Comma,
                     b'<' => TokenKind::Lt,
+                    b'>' => TokenKind::Gt,
                     b'=' => TokenKind::Eq,
                     _ => TokenKind::Question,
                 };
@@ -217,7 +221,20 @@ fn starts_token(c: char) -> bool {
         || c.is_ascii_whitespace()
         || matches!(
             c,
-            '_' | '/' | '{' | '}' | '(' | ')' | ',' | '<' | '=' | '?' | '\'' | '"' | '-' | '.'
+            '_' | '/'
+                | '{'
+                | '}'
+                | '('
+                | ')'
+                | ','
+                | '<'
+                | '>'
+                | '='
+                | '?'
+                | '\''
+                | '"'
+                | '-'
+                | '.'
         )
 }
 

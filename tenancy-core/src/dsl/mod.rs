@@ -13,6 +13,7 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity, Span, MAX_RENDERED};
+pub(crate) use parser::parse_condition_text;
 
 use crate::model::Model;
 

@@ -70,11 +70,16 @@ impl<'m> Shape<'m> {
         };
         let scope_names = [Some(scope.tenant), scope.project];
         let is_scope = |c: &Column| scope_names.contains(&Some(c.name.as_str()));
-        let new_columns = columns.iter().filter(|c| !is_scope(c)).cloned().collect();
+        // Stamped columns are the database's to fill: never in an insert or a patch.
+        let new_columns = columns
+            .iter()
+            .filter(|c| !is_scope(c) && c.stamp.is_none())
+            .cloned()
+            .collect();
         let primary_key = table.effective_primary_key();
         let patch_columns = columns
             .iter()
-            .filter(|c| !is_scope(c) && !primary_key.contains(&c.name))
+            .filter(|c| !is_scope(c) && !primary_key.contains(&c.name) && c.stamp.is_none())
             .cloned()
             .collect();
         let filter_columns = filter_columns(table, &columns);

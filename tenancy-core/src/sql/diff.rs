@@ -615,6 +615,22 @@ fn diff_table(
         ));
     }
 
+    // The `on update` stamp trigger: created again (or dropped) when its columns change.
+    let old_trigger = super::conditions::stamp_trigger_section(old_model, old);
+    let new_trigger = super::conditions::stamp_trigger_section(new_model, new);
+    if old_trigger != new_trigger {
+        plan.change(
+            format!("{}_stamp", new.name),
+            format!("{}: stamped columns changed", new.name),
+        );
+        if new_trigger.is_empty() {
+            plan.create_policies
+                .push_str(&super::conditions::drop_stamp_trigger(new_model, new));
+        } else {
+            plan.create_policies.push_str(&new_trigger);
+        }
+    }
+
     // Grants: the whole block again (it revokes everything first), so commands and UPDATE
     // columns end up exactly as a fresh database would have them.
     let new_grants = security::grants_section(new_model, new);
@@ -679,7 +695,12 @@ fn add_column(
     column: &Column,
     plan: &mut Plan,
 ) -> Result<(), DiffError> {
-    if !column.nullable && column.default.is_none() {
+    // A `current_user` stamp's default has no user to write into existing rows.
+    let fills_rows = column.default.is_some()
+        || column
+            .stamp
+            .is_some_and(|s| s.value == crate::condition::StampValue::Now);
+    if !column.nullable && !fills_rows {
         return Err(DiffError::NotNullWithoutDefault {
             table: table.name.clone(),
             column: column.name.clone(),
@@ -728,18 +749,14 @@ fn alter_column(
         ident(&column.name)
     );
     let what = format!("{}.{}", table.name, column.name);
-    if old.default != column.default {
+    let old_default = super::conditions::column_default(model, old);
+    let new_default = super::conditions::column_default(model, column);
+    if old_default != new_default {
         plan.change(
             format!("{}_{}_default", table.name, column.name),
             format!("{what}: default changed"),
         );
-        let statement = if column.default.is_some() {
-            // column_definition renders `type [NOT NULL] DEFAULT value`; keep the value.
-            let definition = column_definition(model, column);
-            let value = definition
-                .split_once(" DEFAULT ")
-                .map(|(_, v)| v.to_owned())
-                .unwrap_or_default();
+        let statement = if let Some(value) = new_default {
             format!("{target} SET DEFAULT {value};\n")
         } else {
             format!("{target} DROP DEFAULT;\n")

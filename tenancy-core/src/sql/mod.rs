@@ -12,6 +12,7 @@
 
 mod adopt;
 mod authority;
+mod conditions;
 mod context;
 mod core;
 pub mod diff;

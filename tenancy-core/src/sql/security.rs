@@ -27,6 +27,7 @@ pub(super) fn security_section(model: &Model, table: &Table, target: Target) -> 
             for policy in policies(model, table, target) {
                 out.push_str(&policy.create);
             }
+            out.push_str(&super::conditions::stamp_trigger_section(model, table));
         }
     }
     out.push_str(&grants_section(model, table));
@@ -197,28 +198,7 @@ fn rule_expression(
 ) -> Option<String> {
     let schema = &model.settings.helper_schema;
     let scope = table.scope_columns()?;
-    let by_role = table.rule(command).map(|min_role| {
-        let projects = context_call(target, schema, ContextHelper::ProjectIds(min_role));
-        match scope.project {
-            Some(project) => match target {
-                // COALESCE keeps the membership test out of the index condition: as an index
-                // qual, `= ANY (<InitPlan>)` is costed as a guessed 10-element array, and that
-                // guess multiplied with the query's own `project_id` predicate drives the row
-                // estimate to 1, so the planner picks any `(tenant_id, project_id, ..)` index
-                // (or a hash join) instead of the primary key. The query's explicit
-                // tenant/project predicates are what the index uses; this test then costs one
-                // array lookup per row, against an array computed once per statement.
-                Target::Postgres => {
-                    format!("COALESCE({} = ANY ({projects}), false)", ident(project))
-                }
-                // Citus calls the helper directly (no InitPlan): it must stay an index qual,
-                // where it is evaluated once per scan, not per row.
-                Target::Citus => format!("{} = ANY ({projects})", ident(project)),
-            },
-            // tenants: a member of at least one project with that role
-            None => format!("pg_catalog.cardinality({projects}) > 0"),
-        }
-    });
+    let by_role = rules_expression(model, table, command, target, scope.project);
     let own_membership =
         (table.kind == TableKind::Memberships && command == Command::Select).then(|| {
             format!(
@@ -234,11 +214,69 @@ fn rule_expression(
     }
 }
 
-/// The columns the app role may UPDATE: every column except the scope columns and the
-/// primary key, so no update can move a row to another tenant or project or change its
-/// identity (the membership's `role` stays updatable).
+/// The union of `command`'s rules: each rule's role test, AND its condition when it has
+/// one, OR-ed together into one permissive expression; `None` without a rule.
+fn rules_expression(
+    model: &Model,
+    table: &Table,
+    command: Command,
+    target: Target,
+    project: Option<&str>,
+) -> Option<String> {
+    let schema = &model.settings.helper_schema;
+    let rules = table.rules_for(command);
+    if rules.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = rules
+        .iter()
+        .map(|rule| {
+            let role = match project {
+                // COALESCE keeps the membership test out of the index condition: as an index
+                // qual, `= ANY (<InitPlan>)` is costed as a guessed 10-element array, and that
+                // guess multiplied with the query's own `project_id` predicate drives the row
+                // estimate to 1, so the planner picks any `(tenant_id, project_id, ..)` index
+                // (or a hash join) instead of the primary key. The query's explicit
+                // tenant/project predicates are what the index uses; this test then costs one
+                // array lookup per row, against an array computed once per statement.
+                // (Citus calls the helper directly, no InitPlan: there it stays an index
+                // qual, evaluated once per scan.)
+                Some(project) => {
+                    super::conditions::role_at_least(model, target, project, &rule.min_role)
+                }
+                // tenants: a member of at least one project with that role
+                None => format!(
+                    "pg_catalog.cardinality({}) > 0",
+                    context_call(target, schema, ContextHelper::ProjectIds(&rule.min_role))
+                ),
+            };
+            match &rule.condition {
+                Some(condition) => format!(
+                    "{role} AND {}",
+                    super::conditions::condition_sql(model, target, condition)
+                ),
+                None => role,
+            }
+        })
+        .collect();
+    Some(if parts.len() == 1 {
+        parts.into_iter().next().unwrap_or_default()
+    } else {
+        parts
+            .iter()
+            .map(|p| format!("({p})"))
+            .collect::<Vec<_>>()
+            .join(" OR ")
+    })
+}
+
+/// The columns the app role may UPDATE: every column except the scope columns, the
+/// primary key and the stamped columns, so no update can move a row to another tenant or
+/// project, change its identity or rewrite its provenance (the membership's `role` stays
+/// updatable).
 pub(crate) fn updatable_columns(table: &Table) -> Vec<String> {
     let mut fixed = table.effective_primary_key();
+    fixed.extend(table.stamped_columns().into_iter().map(|c| c.name.clone()));
     if let Some(scope) = table.scope_columns() {
         fixed.push(scope.tenant.to_owned());
         fixed.extend(scope.project.map(str::to_owned));

@@ -143,9 +143,9 @@ pub(super) fn column_definition(model: &Model, column: &Column) -> String {
     if !column.nullable {
         def.push_str(" NOT NULL");
     }
-    if let Some(default) = &column.default {
+    if let Some(default) = super::conditions::column_default(model, column) {
         def.push_str(" DEFAULT ");
-        def.push_str(&default.to_sql());
+        def.push_str(&default);
     }
     def
 }

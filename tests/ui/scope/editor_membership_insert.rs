@@ -8,8 +8,6 @@ async fn misuse(tx: &mut ScopedTx<ProjectScope<Editor>>) {
     let grant = NewUserProjectRole {
         user_id: Uuid::nil(),
         role: ProjectRole::Owner,
-        granted_by: None,
-        granted_at: None,
     };
     let _ = UserProjectRoles::insert(tx, grant).await;
 }

@@ -11,8 +11,5 @@ fn main() {
         mime_type: None,
         content_hash: "h".to_owned(),
         metadata: None,
-        created_by: Uuid::nil(),
-        created_at: None,
-        updated_at: None,
     };
 }

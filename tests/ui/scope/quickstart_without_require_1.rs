@@ -109,9 +109,6 @@ pub async fn walkthrough(
             mime_type: None,
             content_hash: "sha256:refunds-v1".to_owned(),
             metadata: None,
-            created_by: alice.as_uuid(),
-            created_at: None,
-            updated_at: None,
         },
     )
     .await?;
@@ -129,8 +126,6 @@ pub async fn walkthrough(
         NewUserProjectRole {
             user_id: carol.as_uuid(),
             role: ProjectRole::Viewer,
-            granted_by: Some(alice.as_uuid()),
-            granted_at: None,
         },
     )
     .await?;

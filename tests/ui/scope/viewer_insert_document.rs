@@ -2,7 +2,7 @@
 use tenancy_generated::roles::Viewer;
 use tenancy_generated::{Documents, NewDocument};
 use tenancy_runtime::{ProjectScope, ScopedTx};
-use uuid::Uuid;
+// (no `uuid::Uuid`: the stamped columns are written by the database)
 
 async fn misuse(tx: &mut ScopedTx<ProjectScope<Viewer>>) {
     let new = NewDocument {
@@ -12,9 +12,6 @@ async fn misuse(tx: &mut ScopedTx<ProjectScope<Viewer>>) {
         mime_type: None,
         content_hash: "h".to_owned(),
         metadata: None,
-        created_by: Uuid::nil(),
-        created_at: None,
-        updated_at: None,
     };
     let _ = Documents::insert(tx, new).await;
 }

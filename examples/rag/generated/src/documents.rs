@@ -21,7 +21,7 @@ pub struct Document {
     pub content_hash: ::std::string::String,
     /// `metadata` (jsonb).
     pub metadata: ::serde_json::Value,
-    /// `created_by` (uuid).
+    /// Who ingested it: the database writes the caller's user id on insert.
     pub created_by: ::uuid::Uuid,
     /// `created_at` (timestamptz).
     pub created_at: ::chrono::DateTime<::chrono::Utc>,
@@ -99,12 +99,6 @@ pub struct NewDocument {
     pub content_hash: ::std::string::String,
     /// `metadata` (jsonb).
     pub metadata: ::std::option::Option<::serde_json::Value>,
-    /// `created_by` (uuid).
-    pub created_by: ::uuid::Uuid,
-    /// `created_at` (timestamptz).
-    pub created_at: ::std::option::Option<::chrono::DateTime<::chrono::Utc>>,
-    /// `updated_at` (timestamptz).
-    pub updated_at: ::std::option::Option<::chrono::DateTime<::chrono::Utc>>,
 }
 impl NewDocument {
     /// A new `documents` row from its required columns; the nullable and defaulted ones start as `None` (set them on the returned value).
@@ -112,7 +106,6 @@ impl NewDocument {
     pub fn new(
         title: ::std::string::String,
         content_hash: ::std::string::String,
-        created_by: ::uuid::Uuid,
     ) -> Self {
         NewDocument {
             id: ::std::option::Option::None,
@@ -121,9 +114,6 @@ impl NewDocument {
             mime_type: ::std::option::Option::None,
             content_hash,
             metadata: ::std::option::Option::None,
-            created_by,
-            created_at: ::std::option::Option::None,
-            updated_at: ::std::option::Option::None,
         }
     }
 }
@@ -140,12 +130,6 @@ pub struct DocumentPatch {
     pub content_hash: ::std::option::Option<::std::string::String>,
     /// `metadata` (jsonb).
     pub metadata: ::std::option::Option<::serde_json::Value>,
-    /// `created_by` (uuid).
-    pub created_by: ::std::option::Option<::uuid::Uuid>,
-    /// `created_at` (timestamptz).
-    pub created_at: ::std::option::Option<::chrono::DateTime<::chrono::Utc>>,
-    /// `updated_at` (timestamptz).
-    pub updated_at: ::std::option::Option<::chrono::DateTime<::chrono::Utc>>,
 }
 /// Equality filters for listing `documents`; `None` does not filter.
 #[derive(Debug, Clone, PartialEq, Default, ::serde::Serialize, ::serde::Deserialize)]
@@ -170,11 +154,11 @@ impl Documents {
     /// The SQL of [`Self::count`].
     pub const COUNT_SQL: &'static str = "SELECT pg_catalog.count(*) FROM public.documents WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::pg_catalog.uuid IS NULL OR project_id = $3) AND ($4::pg_catalog.text IS NULL OR content_hash = $4) AND ($5::pg_catalog.timestamptz IS NULL OR created_at = $5)";
     /// The SQL of [`Self::insert`].
-    pub const INSERT_SQL: &'static str = "INSERT INTO public.documents (tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at) VALUES ($1, $2, COALESCE($3::pg_catalog.uuid, pg_catalog.gen_random_uuid()), $4, $5, COALESCE($6::pg_catalog.text, 'text/plain'), $7, COALESCE($8::pg_catalog.jsonb, '{}'), $9, COALESCE($10::pg_catalog.timestamptz, pg_catalog.now()), COALESCE($11::pg_catalog.timestamptz, pg_catalog.now())) RETURNING tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at";
+    pub const INSERT_SQL: &'static str = "INSERT INTO public.documents (tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata) VALUES ($1, $2, COALESCE($3::pg_catalog.uuid, pg_catalog.gen_random_uuid()), $4, $5, COALESCE($6::pg_catalog.text, 'text/plain'), $7, COALESCE($8::pg_catalog.jsonb, '{}')) RETURNING tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at";
     /// The SQL of [`Self::insert_many`].
-    pub const INSERT_MANY_SQL: &'static str = "INSERT INTO public.documents (tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at) SELECT $1, $2, COALESCE(u.id, pg_catalog.gen_random_uuid()), u.title, u.source_uri, COALESCE(u.mime_type, 'text/plain'), u.content_hash, COALESCE(u.metadata, '{}'), u.created_by, COALESCE(u.created_at, pg_catalog.now()), COALESCE(u.updated_at, pg_catalog.now()) FROM unnest($3::pg_catalog.uuid[], $4::pg_catalog.text[], $5::pg_catalog.text[], $6::pg_catalog.text[], $7::pg_catalog.text[], $8::pg_catalog.jsonb[], $9::pg_catalog.uuid[], $10::pg_catalog.timestamptz[], $11::pg_catalog.timestamptz[]) AS u(id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at) RETURNING tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at";
+    pub const INSERT_MANY_SQL: &'static str = "INSERT INTO public.documents (tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata) SELECT $1, $2, COALESCE(u.id, pg_catalog.gen_random_uuid()), u.title, u.source_uri, COALESCE(u.mime_type, 'text/plain'), u.content_hash, COALESCE(u.metadata, '{}') FROM unnest($3::pg_catalog.uuid[], $4::pg_catalog.text[], $5::pg_catalog.text[], $6::pg_catalog.text[], $7::pg_catalog.text[], $8::pg_catalog.jsonb[]) AS u(id, title, source_uri, mime_type, content_hash, metadata) RETURNING tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at";
     /// The SQL of [`Self::update`].
-    pub const UPDATE_SQL: &'static str = "UPDATE public.documents SET title = CASE WHEN $4 THEN $5 ELSE title END, source_uri = CASE WHEN $6 THEN $7 ELSE source_uri END, mime_type = CASE WHEN $8 THEN $9 ELSE mime_type END, content_hash = CASE WHEN $10 THEN $11 ELSE content_hash END, metadata = CASE WHEN $12 THEN $13 ELSE metadata END, created_by = CASE WHEN $14 THEN $15 ELSE created_by END, created_at = CASE WHEN $16 THEN $17 ELSE created_at END, updated_at = CASE WHEN $18 THEN $19 ELSE updated_at END WHERE tenant_id = $1 AND project_id = $2 AND id = $3 RETURNING tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at";
+    pub const UPDATE_SQL: &'static str = "UPDATE public.documents SET title = CASE WHEN $4 THEN $5 ELSE title END, source_uri = CASE WHEN $6 THEN $7 ELSE source_uri END, mime_type = CASE WHEN $8 THEN $9 ELSE mime_type END, content_hash = CASE WHEN $10 THEN $11 ELSE content_hash END, metadata = CASE WHEN $12 THEN $13 ELSE metadata END WHERE tenant_id = $1 AND project_id = $2 AND id = $3 RETURNING tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at";
     /// The SQL of [`Self::delete`].
     pub const DELETE_SQL: &'static str = "DELETE FROM public.documents WHERE tenant_id = $1 AND project_id = $2 AND id = $3";
     /// Reads one row by its key (when the scope spans several projects holding that key, the row of the lowest project id). `None` when no visible row matches.
@@ -301,9 +285,6 @@ impl Documents {
             .bind(new.mime_type)
             .bind(new.content_hash)
             .bind(new.metadata)
-            .bind(new.created_by)
-            .bind(new.created_at)
-            .bind(new.updated_at)
             .fetch_one(tx.connection())
             .await?;
         ::std::result::Result::Ok(row)
@@ -344,15 +325,6 @@ impl Documents {
         let mut metadata_values: ::std::vec::Vec<
             ::std::option::Option<::serde_json::Value>,
         > = ::std::vec::Vec::with_capacity(rows.len());
-        let mut created_by_values: ::std::vec::Vec<::uuid::Uuid> = ::std::vec::Vec::with_capacity(
-            rows.len(),
-        );
-        let mut created_at_values: ::std::vec::Vec<
-            ::std::option::Option<::chrono::DateTime<::chrono::Utc>>,
-        > = ::std::vec::Vec::with_capacity(rows.len());
-        let mut updated_at_values: ::std::vec::Vec<
-            ::std::option::Option<::chrono::DateTime<::chrono::Utc>>,
-        > = ::std::vec::Vec::with_capacity(rows.len());
         for new in rows {
             id_values.push(new.id);
             title_values.push(new.title);
@@ -360,9 +332,6 @@ impl Documents {
             mime_type_values.push(new.mime_type);
             content_hash_values.push(new.content_hash);
             metadata_values.push(new.metadata);
-            created_by_values.push(new.created_by);
-            created_at_values.push(new.created_at);
-            updated_at_values.push(new.updated_at);
         }
         let inserted = ::tenancy_runtime::sqlx::query_as::<
             _,
@@ -376,16 +345,13 @@ impl Documents {
             .bind(mime_type_values)
             .bind(content_hash_values)
             .bind(metadata_values)
-            .bind(created_by_values)
-            .bind(created_at_values)
-            .bind(updated_at_values)
             .fetch_all(tx.connection())
             .await?;
         ::std::result::Result::Ok(inserted)
     }
     /// Updates one row of the write scope's project and returns it as stored; `None` when no visible row matches. An empty patch changes nothing and returns the current row.
     ///
-    /// Requires `editor` or above in the write scope's project (RLS policy `documents_update`).
+    /// Requires `editor` or above in the write scope's project (RLS policy `documents_update`). Row conditions apply: allowed to `editor` where `created_by = current_user`, or `admin`; a row the conditions refuse is treated as absent (or, for a write that would create or leave a refused row, fails with `Error::Forbidden`).
     pub async fn update<S>(
         tx: &mut ::tenancy_runtime::ScopedTx<S>,
         id: ::uuid::Uuid,
@@ -413,12 +379,6 @@ impl Documents {
             .bind(patch.content_hash)
             .bind(patch.metadata.is_some())
             .bind(patch.metadata)
-            .bind(patch.created_by.is_some())
-            .bind(patch.created_by)
-            .bind(patch.created_at.is_some())
-            .bind(patch.created_at)
-            .bind(patch.updated_at.is_some())
-            .bind(patch.updated_at)
             .fetch_optional(tx.connection())
             .await?;
         ::std::result::Result::Ok(row)

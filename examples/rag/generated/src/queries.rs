@@ -11,7 +11,7 @@ pub struct Query {
     pub project_id: ::uuid::Uuid,
     /// `id` (uuid).
     pub id: ::uuid::Uuid,
-    /// `asked_by` (uuid).
+    /// Who asked: the database writes the caller's user id on insert.
     pub asked_by: ::uuid::Uuid,
     /// `query_text` (text).
     pub query_text: ::std::string::String,
@@ -77,8 +77,6 @@ impl Query {
 pub struct NewQuery {
     /// `id` (uuid).
     pub id: ::std::option::Option<::uuid::Uuid>,
-    /// `asked_by` (uuid).
-    pub asked_by: ::uuid::Uuid,
     /// `query_text` (text).
     pub query_text: ::std::string::String,
     /// `top_k` (integer).
@@ -89,10 +87,9 @@ pub struct NewQuery {
 impl NewQuery {
     /// A new `queries` row from its required columns; the nullable and defaulted ones start as `None` (set them on the returned value).
     #[allow(clippy::too_many_arguments)]
-    pub fn new(asked_by: ::uuid::Uuid, query_text: ::std::string::String) -> Self {
+    pub fn new(query_text: ::std::string::String) -> Self {
         NewQuery {
             id: ::std::option::Option::None,
-            asked_by,
             query_text,
             top_k: ::std::option::Option::None,
             created_at: ::std::option::Option::None,
@@ -104,7 +101,7 @@ impl NewQuery {
 pub struct QueryFilter {
     /// `project_id` (uuid).
     pub project_id: ::std::option::Option<::uuid::Uuid>,
-    /// `asked_by` (uuid).
+    /// Who asked: the database writes the caller's user id on insert.
     pub asked_by: ::std::option::Option<::uuid::Uuid>,
 }
 /// The repository of `queries`: only the commands its rules allow (select (viewer), insert (viewer), delete (admin)). Every query names the scope's tenant and projects explicitly; row-level security remains the final gate.
@@ -120,9 +117,9 @@ impl Queries {
     /// The SQL of [`Self::count`].
     pub const COUNT_SQL: &'static str = "SELECT pg_catalog.count(*) FROM public.queries WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::pg_catalog.uuid IS NULL OR project_id = $3) AND ($4::pg_catalog.uuid IS NULL OR asked_by = $4)";
     /// The SQL of [`Self::insert`].
-    pub const INSERT_SQL: &'static str = "INSERT INTO public.queries (tenant_id, project_id, id, asked_by, query_text, top_k, created_at) VALUES ($1, $2, COALESCE($3::pg_catalog.uuid, pg_catalog.gen_random_uuid()), $4, $5, COALESCE($6::pg_catalog.int4, 10), COALESCE($7::pg_catalog.timestamptz, pg_catalog.now())) RETURNING tenant_id, project_id, id, asked_by, query_text, top_k, created_at";
+    pub const INSERT_SQL: &'static str = "INSERT INTO public.queries (tenant_id, project_id, id, query_text, top_k, created_at) VALUES ($1, $2, COALESCE($3::pg_catalog.uuid, pg_catalog.gen_random_uuid()), $4, COALESCE($5::pg_catalog.int4, 10), COALESCE($6::pg_catalog.timestamptz, pg_catalog.now())) RETURNING tenant_id, project_id, id, asked_by, query_text, top_k, created_at";
     /// The SQL of [`Self::insert_many`].
-    pub const INSERT_MANY_SQL: &'static str = "INSERT INTO public.queries (tenant_id, project_id, id, asked_by, query_text, top_k, created_at) SELECT $1, $2, COALESCE(u.id, pg_catalog.gen_random_uuid()), u.asked_by, u.query_text, COALESCE(u.top_k, 10), COALESCE(u.created_at, pg_catalog.now()) FROM unnest($3::pg_catalog.uuid[], $4::pg_catalog.uuid[], $5::pg_catalog.text[], $6::pg_catalog.int4[], $7::pg_catalog.timestamptz[]) AS u(id, asked_by, query_text, top_k, created_at) RETURNING tenant_id, project_id, id, asked_by, query_text, top_k, created_at";
+    pub const INSERT_MANY_SQL: &'static str = "INSERT INTO public.queries (tenant_id, project_id, id, query_text, top_k, created_at) SELECT $1, $2, COALESCE(u.id, pg_catalog.gen_random_uuid()), u.query_text, COALESCE(u.top_k, 10), COALESCE(u.created_at, pg_catalog.now()) FROM unnest($3::pg_catalog.uuid[], $4::pg_catalog.text[], $5::pg_catalog.int4[], $6::pg_catalog.timestamptz[]) AS u(id, query_text, top_k, created_at) RETURNING tenant_id, project_id, id, asked_by, query_text, top_k, created_at";
     /// The SQL of [`Self::delete`].
     pub const DELETE_SQL: &'static str = "DELETE FROM public.queries WHERE tenant_id = $1 AND project_id = $2 AND id = $3";
     /// Reads one row by its key (when the scope spans several projects holding that key, the row of the lowest project id). `None` when no visible row matches.
@@ -222,7 +219,7 @@ impl Queries {
     }
     /// Inserts one row into the write scope's project and returns it as stored.
     ///
-    /// Requires `viewer` or above in the write scope's project (RLS policy `queries_insert`).
+    /// Requires `viewer` or above in the write scope's project (RLS policy `queries_insert`). Row conditions apply: allowed to `viewer` where `asked_by = current_user`; a row the conditions refuse is treated as absent (or, for a write that would create or leave a refused row, fails with `Error::Forbidden`).
     pub async fn insert<S>(
         tx: &mut ::tenancy_runtime::ScopedTx<S>,
         new: NewQuery,
@@ -239,7 +236,6 @@ impl Queries {
             .bind(scope_tenant_id)
             .bind(scope_project_id)
             .bind(new.id)
-            .bind(new.asked_by)
             .bind(new.query_text)
             .bind(new.top_k)
             .bind(new.created_at)
@@ -249,7 +245,7 @@ impl Queries {
     }
     /// Inserts every row into the write scope's project in ONE statement (`INSERT ... SELECT ... FROM unnest(...)`; `COPY` is refused under row-level security) and returns them as stored. `None` in a column with a default applies the default (`COALESCE`). An empty input runs no statement.
     ///
-    /// Requires `viewer` or above in the write scope's project (RLS policy `queries_insert`).
+    /// Requires `viewer` or above in the write scope's project (RLS policy `queries_insert`). Row conditions apply: allowed to `viewer` where `asked_by = current_user`; a row the conditions refuse is treated as absent (or, for a write that would create or leave a refused row, fails with `Error::Forbidden`).
     pub async fn insert_many<S>(
         tx: &mut ::tenancy_runtime::ScopedTx<S>,
         rows: ::std::vec::Vec<NewQuery>,
@@ -268,9 +264,6 @@ impl Queries {
         let mut id_values: ::std::vec::Vec<::std::option::Option<::uuid::Uuid>> = ::std::vec::Vec::with_capacity(
             rows.len(),
         );
-        let mut asked_by_values: ::std::vec::Vec<::uuid::Uuid> = ::std::vec::Vec::with_capacity(
-            rows.len(),
-        );
         let mut query_text_values: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::with_capacity(
             rows.len(),
         );
@@ -282,7 +275,6 @@ impl Queries {
         > = ::std::vec::Vec::with_capacity(rows.len());
         for new in rows {
             id_values.push(new.id);
-            asked_by_values.push(new.asked_by);
             query_text_values.push(new.query_text);
             top_k_values.push(new.top_k);
             created_at_values.push(new.created_at);
@@ -294,7 +286,6 @@ impl Queries {
             .bind(scope_tenant_id)
             .bind(scope_project_id)
             .bind(id_values)
-            .bind(asked_by_values)
             .bind(query_text_values)
             .bind(top_k_values)
             .bind(created_at_values)

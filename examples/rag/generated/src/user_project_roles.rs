@@ -68,7 +68,8 @@ pub struct UserProjectRole {
     pub user_id: ::uuid::Uuid,
     /// `role` (tenancy.project_role).
     pub role: ::std::string::String,
-    /// `granted_by` (uuid, nullable).
+    /// Who granted the current role: the database writes the caller's user id (none when an
+    /// operator grants it without a request context).
     pub granted_by: ::std::option::Option<::uuid::Uuid>,
     /// `granted_at` (timestamptz).
     pub granted_at: ::chrono::DateTime<::chrono::Utc>,
@@ -131,10 +132,6 @@ pub struct NewUserProjectRole {
     pub user_id: ::uuid::Uuid,
     /// `role` (tenancy.project_role).
     pub role: ProjectRole,
-    /// `granted_by` (uuid, nullable).
-    pub granted_by: ::std::option::Option<::uuid::Uuid>,
-    /// `granted_at` (timestamptz).
-    pub granted_at: ::std::option::Option<::chrono::DateTime<::chrono::Utc>>,
 }
 impl NewUserProjectRole {
     /// A new `user_project_roles` row from its required columns; the nullable and defaulted ones start as `None` (set them on the returned value).
@@ -143,8 +140,6 @@ impl NewUserProjectRole {
         NewUserProjectRole {
             user_id,
             role,
-            granted_by: ::std::option::Option::None,
-            granted_at: ::std::option::Option::None,
         }
     }
 }
@@ -153,10 +148,6 @@ impl NewUserProjectRole {
 pub struct UserProjectRolePatch {
     /// `role` (tenancy.project_role).
     pub role: ::std::option::Option<ProjectRole>,
-    /// `granted_by` (uuid, nullable).
-    pub granted_by: ::std::option::Option<::std::option::Option<::uuid::Uuid>>,
-    /// `granted_at` (timestamptz).
-    pub granted_at: ::std::option::Option<::chrono::DateTime<::chrono::Utc>>,
 }
 /// Equality filters for listing `user_project_roles`; `None` does not filter.
 #[derive(Debug, Clone, PartialEq, Default, ::serde::Serialize, ::serde::Deserialize)]
@@ -181,11 +172,11 @@ impl UserProjectRoles {
     /// The SQL of [`Self::count`].
     pub const COUNT_SQL: &'static str = "SELECT pg_catalog.count(*) FROM public.user_project_roles WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::pg_catalog.uuid IS NULL OR project_id = $3) AND ($4::pg_catalog.uuid IS NULL OR user_id = $4) AND ($5::pg_catalog.text IS NULL OR role = $5::tenancy.project_role)";
     /// The SQL of [`Self::insert`].
-    pub const INSERT_SQL: &'static str = "INSERT INTO public.user_project_roles (tenant_id, project_id, user_id, role, granted_by, granted_at) VALUES ($1, $2, $3, $4::tenancy.project_role, $5, COALESCE($6::pg_catalog.timestamptz, pg_catalog.now())) RETURNING tenant_id, project_id, user_id, role::pg_catalog.text AS role, granted_by, granted_at";
+    pub const INSERT_SQL: &'static str = "INSERT INTO public.user_project_roles (tenant_id, project_id, user_id, role) VALUES ($1, $2, $3, $4::tenancy.project_role) RETURNING tenant_id, project_id, user_id, role::pg_catalog.text AS role, granted_by, granted_at";
     /// The SQL of [`Self::insert_many`].
-    pub const INSERT_MANY_SQL: &'static str = "INSERT INTO public.user_project_roles (tenant_id, project_id, user_id, role, granted_by, granted_at) SELECT $1, $2, u.user_id, u.role::tenancy.project_role, u.granted_by, COALESCE(u.granted_at, pg_catalog.now()) FROM unnest($3::pg_catalog.uuid[], $4::pg_catalog.text[], $5::pg_catalog.uuid[], $6::pg_catalog.timestamptz[]) AS u(user_id, role, granted_by, granted_at) RETURNING tenant_id, project_id, user_id, role::pg_catalog.text AS role, granted_by, granted_at";
+    pub const INSERT_MANY_SQL: &'static str = "INSERT INTO public.user_project_roles (tenant_id, project_id, user_id, role) SELECT $1, $2, u.user_id, u.role::tenancy.project_role FROM unnest($3::pg_catalog.uuid[], $4::pg_catalog.text[]) AS u(user_id, role) RETURNING tenant_id, project_id, user_id, role::pg_catalog.text AS role, granted_by, granted_at";
     /// The SQL of [`Self::update`].
-    pub const UPDATE_SQL: &'static str = "UPDATE public.user_project_roles SET role = CASE WHEN $4 THEN $5::tenancy.project_role ELSE role END, granted_by = CASE WHEN $6 THEN $7 ELSE granted_by END, granted_at = CASE WHEN $8 THEN $9 ELSE granted_at END WHERE tenant_id = $1 AND project_id = $2 AND user_id = $3 RETURNING tenant_id, project_id, user_id, role::pg_catalog.text AS role, granted_by, granted_at";
+    pub const UPDATE_SQL: &'static str = "UPDATE public.user_project_roles SET role = CASE WHEN $4 THEN $5::tenancy.project_role ELSE role END WHERE tenant_id = $1 AND project_id = $2 AND user_id = $3 RETURNING tenant_id, project_id, user_id, role::pg_catalog.text AS role, granted_by, granted_at";
     /// The SQL of [`Self::delete`].
     pub const DELETE_SQL: &'static str = "DELETE FROM public.user_project_roles WHERE tenant_id = $1 AND project_id = $2 AND user_id = $3";
     /// Reads one row by its key (when the scope spans several projects holding that key, the row of the lowest project id). `None` when no visible row matches.
@@ -320,8 +311,6 @@ impl UserProjectRoles {
             .bind(scope_project_id)
             .bind(new.user_id)
             .bind(new.role.as_str())
-            .bind(new.granted_by)
-            .bind(new.granted_at)
             .fetch_one(tx.connection())
             .await?;
         ::std::result::Result::Ok(row)
@@ -353,17 +342,9 @@ impl UserProjectRoles {
         let mut role_values: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::with_capacity(
             rows.len(),
         );
-        let mut granted_by_values: ::std::vec::Vec<
-            ::std::option::Option<::uuid::Uuid>,
-        > = ::std::vec::Vec::with_capacity(rows.len());
-        let mut granted_at_values: ::std::vec::Vec<
-            ::std::option::Option<::chrono::DateTime<::chrono::Utc>>,
-        > = ::std::vec::Vec::with_capacity(rows.len());
         for new in rows {
             user_id_values.push(new.user_id);
             role_values.push(new.role.as_str().to_owned());
-            granted_by_values.push(new.granted_by);
-            granted_at_values.push(new.granted_at);
         }
         let inserted = ::tenancy_runtime::sqlx::query_as::<
             _,
@@ -373,8 +354,6 @@ impl UserProjectRoles {
             .bind(scope_project_id)
             .bind(user_id_values)
             .bind(role_values)
-            .bind(granted_by_values)
-            .bind(granted_at_values)
             .fetch_all(tx.connection())
             .await?;
         ::std::result::Result::Ok(inserted)
@@ -407,10 +386,6 @@ impl UserProjectRoles {
             .bind(user_id)
             .bind(patch.role.is_some())
             .bind(patch.role.map(ProjectRole::as_str))
-            .bind(patch.granted_by.is_some())
-            .bind(patch.granted_by.flatten())
-            .bind(patch.granted_at.is_some())
-            .bind(patch.granted_at)
             .fetch_optional(tx.connection())
             .await?;
         ::std::result::Result::Ok(row)

@@ -160,9 +160,6 @@ pub async fn create_document(
             mime_type: body.mime_type,
             content_hash: body.content_hash,
             metadata: body.metadata,
-            created_by: request.context().user_id().as_uuid(),
-            created_at: None,
-            updated_at: None,
         },
     )
     .await?;
@@ -238,7 +235,6 @@ pub async fn update_document(
             source_uri: body.source_uri.map(Some),
             mime_type: body.mime_type,
             metadata: body.metadata,
-            updated_at: Some(chrono::Utc::now()),
             ..DocumentPatch::default()
         },
     )
@@ -562,7 +558,6 @@ pub async fn create_query(
         &mut tx,
         NewQuery {
             id: None,
-            asked_by: request.context().user_id().as_uuid(),
             query_text: body.query_text,
             top_k: body.top_k,
             created_at: None,
@@ -943,8 +938,6 @@ pub async fn add_member(
         NewUserProjectRole {
             user_id: body.user_id,
             role,
-            granted_by: Some(request.context().user_id().as_uuid()),
-            granted_at: None,
         },
     )
     .await?;
@@ -982,17 +975,9 @@ pub async fn change_role(
     {
         return Err(last_owner());
     }
-    let member = UserProjectRoles::update(
-        &mut tx,
-        user,
-        UserProjectRolePatch {
-            role: Some(role),
-            granted_by: Some(Some(request.context().user_id().as_uuid())),
-            granted_at: Some(chrono::Utc::now()),
-        },
-    )
-    .await?
-    .ok_or_else(ApiError::not_found)?;
+    let member = UserProjectRoles::update(&mut tx, user, UserProjectRolePatch { role: Some(role) })
+        .await?
+        .ok_or_else(ApiError::not_found)?;
     audit(
         &mut tx,
         "member.set_role",

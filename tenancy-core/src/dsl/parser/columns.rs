@@ -37,10 +37,14 @@ impl Parser<'_> {
             primary_key: None,
             unique: None,
             distance: None,
+            stamp: None,
         };
         if self.same_line() && matches!(self.peek_kind(), TokenKind::Question) {
             self.bump();
             column.nullable = true;
+        }
+        if self.same_line() && matches!(self.peek_kind(), TokenKind::Eq) {
+            column.stamp = Some(self.parse_stamp()?);
         }
         while self.same_line() {
             let token = self.peek().clone();
@@ -131,6 +135,61 @@ impl Parser<'_> {
             }
         }
         Ok(column)
+    }
+
+    /// `= current_user on insert` / `= now() on update` (at the `=`).
+    pub(super) fn parse_stamp(&mut self) -> PResult<StampDecl> {
+        let start = self.bump().span;
+        if !self.same_line() || !matches!(self.peek_kind(), TokenKind::Ident(_)) {
+            let found = self.peek().clone();
+            let at = if self.same_line() { found.span } else { start };
+            let written = match &found.kind {
+                TokenKind::Str(s) => format!("'{}'", s.replace('\'', "''")),
+                TokenKind::Int(v) | TokenKind::Decimal(v) => v.clone(),
+                _ => "...".to_owned(),
+            };
+            self.diags.push(
+                Diagnostic::error(
+                    "`=` after a column's type declares a stamped column",
+                    at,
+                    "expected `current_user` or `now()`",
+                )
+                .with_help(format!(
+                    "for a default value write `default {written}`; a stamp is `= current_user on insert`"
+                )),
+            );
+            return Err(Reported);
+        }
+        let value = self.ident("`current_user` or `now()`")?;
+        if self.same_line() && matches!(self.peek_kind(), TokenKind::LParen) {
+            self.bump();
+            self.expect(&TokenKind::RParen, "`)`")?;
+        }
+        if !self.same_line() || !self.at_word("on") {
+            let at = Span::new(self.file, self.prev_end, self.prev_end);
+            self.diags.push(
+                Diagnostic::error(
+                    "a stamped column needs `on insert` or `on update`",
+                    self.span_from(start).to(at),
+                    "when does the database write it?",
+                )
+                .with_help(format!(
+                    "write `= {} on insert` (set once) or `on update` (set on every write)",
+                    value.name
+                )),
+            );
+            return Err(Reported);
+        }
+        self.bump();
+        if !self.same_line() {
+            return Err(self.expected("`insert` or `update`"));
+        }
+        let when = self.ident("`insert` or `update`")?;
+        Ok(StampDecl {
+            value,
+            when,
+            span: self.span_from(start),
+        })
     }
 
     /// `name` or `name(arg)`.
@@ -275,10 +334,16 @@ impl Parser<'_> {
             self.bump();
             role = Some(self.ident("a role name")?);
         }
+        let mut condition = None;
+        if self.same_line() && self.at_word("where") {
+            let keyword = self.bump().span;
+            condition = Some(self.parse_condition(keyword)?);
+        }
         Ok(RuleDecl {
             span: self.span_from(start),
             commands,
             role,
+            condition,
         })
     }
 

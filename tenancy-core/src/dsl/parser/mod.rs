@@ -6,10 +6,11 @@
 
 mod blocks;
 mod columns;
+mod conditions;
 
 use super::ast::{
     AdoptBlock, ColumnDecl, CommandSpec, Constraint, DefaultExpr, File, Ident, Reference,
-    RolesDecl, RuleDecl, Setting, TableDecl, TenancyBlock, TypeExpr,
+    RolesDecl, RuleDecl, Setting, StampDecl, TableDecl, TenancyBlock, TypeExpr,
 };
 use super::diagnostic::{Diagnostic, Diagnostics, Span};
 use super::lexer::{Token, TokenKind};
@@ -46,6 +47,35 @@ pub fn parse(file: usize, tokens: Vec<Token>, diags: &mut Diagnostics) -> File {
         prev_end: 0,
     };
     parser.parse_file()
+}
+
+/// Parses `text` as one rule condition (what follows `where`), for front ends that carry the
+/// condition as a string (the derive's `where = "..."`). Every span points into `text`
+/// (file number `file`); problems go to `diags`.
+pub fn parse_condition_text(
+    file: usize,
+    text: &str,
+    diags: &mut Diagnostics,
+) -> Option<super::ast::Expr> {
+    // Lexed after a `where`, as in a rule, so the condition starts mid-line.
+    let tokens = super::lexer::lex(file, &format!("where {text}"), diags);
+    if diags.has_errors() {
+        return None;
+    }
+    let mut parser = Parser {
+        tokens,
+        pos: 0,
+        file,
+        diags,
+        prev_end: 0,
+    };
+    let start = parser.bump().span;
+    let expr = parser.parse_condition(start).ok()?;
+    if !parser.at_eof() {
+        parser.expected("the end of the condition");
+        return None;
+    }
+    Some(expr)
 }
 
 struct Parser<'d> {

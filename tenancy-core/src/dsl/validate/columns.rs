@@ -68,6 +68,7 @@ impl<'a> Checker<'_, 'a> {
             indexes: Vec::new(),
             foreign_keys: Vec::new(),
             rules: Vec::new(),
+            stamps: HashMap::new(),
         };
         self.check_docs(decl);
         self.check_columns(&mut info);
@@ -101,6 +102,11 @@ impl<'a> Checker<'_, 'a> {
             }
             if let Some(distance) = &column.distance {
                 self.check_distance(column, ty, distance);
+            }
+            if let Some(stamp) = &column.stamp {
+                if let Some(stamp) = self.check_stamp(info.kind, column, ty, stamp) {
+                    info.stamps.insert(name, stamp);
+                }
             }
             info.columns.push((column, ty));
         }

@@ -7,6 +7,7 @@
 mod adoption;
 mod collisions;
 mod columns;
+mod conditions;
 mod defaults;
 mod keys;
 mod names;
@@ -201,8 +202,17 @@ struct TableInfo<'a> {
     unique_keys: Vec<Vec<String>>,
     indexes: Vec<Index>,
     foreign_keys: Vec<FkDecl<'a>>,
-    /// One rule per command, in canonical order.
-    rules: Vec<(Command, Option<&'a Ident>)>,
+    /// The rules per command, in canonical command order, least role first.
+    rules: Vec<RuleInfo<'a>>,
+    /// Stamps of declared columns, by column name.
+    stamps: HashMap<&'a str, crate::condition::Stamp>,
+}
+
+/// One checked rule for one command.
+struct RuleInfo<'a> {
+    command: Command,
+    role: Option<&'a Ident>,
+    condition: Option<crate::condition::Condition>,
 }
 
 impl TableInfo<'_> {
@@ -329,6 +339,7 @@ fn build_table(info: &TableInfo<'_>, roles: &[String]) -> Table {
                         .distance
                         .as_ref()
                         .and_then(|d| VectorDistance::from_dsl(&d.name)),
+                    stamp: info.stamps.get(c.name.name.as_str()).copied(),
                 })
             })
             .collect(),
@@ -352,9 +363,10 @@ fn build_table(info: &TableInfo<'_>, roles: &[String]) -> Table {
         rules: info
             .rules
             .iter()
-            .map(|(command, role)| Rule {
-                command: *command,
-                min_role: role.map_or_else(|| lowest.clone(), |r| r.name.clone()),
+            .map(|rule| Rule {
+                command: rule.command,
+                min_role: rule.role.map_or_else(|| lowest.clone(), |r| r.name.clone()),
+                condition: rule.condition.clone(),
             })
             .collect(),
     }

@@ -3,12 +3,27 @@
 use super::*;
 
 impl<'a> Checker<'_, 'a> {
-    /// Rule: rules name declared roles, at most one rule per command; global tables take
-    /// `allow select` only, with no role; every other table names a role.
+    /// Rule: rules name declared roles; global tables take `allow select` only, with no
+    /// role; every other table names a role. A command may have several rules when they
+    /// differ (their union is allowed), but at most one without a condition.
     pub(super) fn check_rules(&mut self, info: &mut TableInfo<'a>) {
-        let mut by_command: HashMap<Command, (Span, Option<&'a Ident>)> = HashMap::new();
+        // (command, span of the command, role, condition as written (DSL spelling))
+        let mut seen: Vec<(Command, Span, Option<String>, Option<String>)> = Vec::new();
+        let mut rules: Vec<RuleInfo<'a>> = Vec::new();
         for rule in &info.decl.rules {
             self.check_rule_role(info, rule);
+            let condition = rule.condition.as_ref().and_then(|expr| {
+                let min_role = rule.role.as_ref().map(|r| r.name.as_str());
+                self.check_condition(info, expr, min_role)
+            });
+            // A condition with errors (already reported) still counts as a conditioned rule,
+            // so no follow-on warning says the command has no rule.
+            let condition = match (&rule.condition, condition) {
+                (Some(_), None) => Some(crate::condition::Condition::Sql(String::new())),
+                (_, checked) => checked,
+            };
+            let written = condition.as_ref().map(crate::condition::Condition::to_dsl);
+            let role = rule.role.as_ref().map(|r| r.name.clone());
             for (spec, span) in &rule.commands {
                 for command in spec.commands() {
                     if info.kind == TableKind::Global && command != Command::Select {
@@ -23,7 +38,11 @@ impl<'a> Checker<'_, 'a> {
                         );
                         continue;
                     }
-                    if let Some((prev, _)) = by_command.get(&command) {
+                    let clash = seen.iter().find(|(c, _, r, w)| {
+                        *c == command
+                            && ((w.is_none() && written.is_none()) || (*r == role && *w == written))
+                    });
+                    if let Some((_, prev, _, _)) = clash {
                         self.error(
                             Diagnostic::error(
                                 format!(
@@ -35,19 +54,77 @@ impl<'a> Checker<'_, 'a> {
                             )
                             .with_secondary(*prev, "first allowed here")
                             .with_help(
-                                "keep one rule per command: the lowest role that may run it",
+                                "keep one rule per command without a condition: the lowest role that may run it",
                             ),
                         );
                         continue;
                     }
-                    by_command.insert(command, (*span, rule.role.as_ref()));
+                    seen.push((command, *span, role.clone(), written.clone()));
+                    rules.push(RuleInfo {
+                        command,
+                        role: rule.role.as_ref(),
+                        condition: condition.clone(),
+                    });
                 }
             }
         }
-        info.rules = Command::ALL
-            .iter()
-            .filter_map(|c| by_command.get(c).map(|(_, role)| (*c, *role)))
+        self.check_shadowed_rules(&rules, info);
+        let rank = |r: &RuleInfo<'_>| {
+            let roles = self.roles.as_deref().unwrap_or_default();
+            r.role
+                .and_then(|role| roles.iter().position(|x| *x == role.name))
+                .unwrap_or(0)
+        };
+        // Canonical command order, least role first, unconditioned first (stable otherwise).
+        let mut ordered: Vec<(usize, usize, RuleInfo<'a>)> = rules
+            .into_iter()
+            .map(|r| (rank(&r), usize::from(r.condition.is_some()), r))
             .collect();
+        // Without a role order (a derived table checked alone) rules keep their order.
+        let known = self.roles.is_some();
+        ordered.sort_by_key(|(rank, conditioned, r)| {
+            let command = Command::ALL
+                .iter()
+                .position(|c| *c == r.command)
+                .unwrap_or(0);
+            if known {
+                (command, *rank, *conditioned)
+            } else {
+                (command, 0, 0)
+            }
+        });
+        info.rules = ordered.into_iter().map(|(_, _, r)| r).collect();
+    }
+
+    /// Warning: a conditioned rule whose role an unconditioned rule of the same command
+    /// already covers adds nothing.
+    fn check_shadowed_rules(&mut self, rules: &[RuleInfo<'a>], info: &TableInfo<'a>) {
+        let Some(roles) = self.roles.clone() else {
+            return;
+        };
+        let rank =
+            |role: Option<&Ident>| role.and_then(|r| roles.iter().position(|x| *x == r.name));
+        for rule in rules.iter().filter(|r| r.condition.is_some()) {
+            let covered = rules.iter().any(|other| {
+                other.command == rule.command
+                    && other.condition.is_none()
+                    && matches!((rank(other.role), rank(rule.role)), (Some(a), Some(b)) if a <= b)
+            });
+            if let (true, Some(role)) = (covered, rule.role) {
+                self.diags.push(
+                    Diagnostic::warning(
+                        format!(
+                            "this `{}` rule on `{}` adds nothing",
+                            rule.command,
+                            info.name()
+                        ),
+                        role.span,
+                        "a rule without a condition already allows this role",
+                    )
+                    .with_help("remove the rule, or raise the role of the unconditioned one"),
+                );
+            }
+        }
     }
 
     /// The role part of one rule (see [`Checker::check_rules`]).
@@ -113,7 +190,7 @@ impl<'a> Checker<'_, 'a> {
 
     /// Warning: a tenant-owned table with no `select` rule can never be read.
     pub(super) fn check_select_rule(&mut self, info: &TableInfo<'a>) {
-        if info.kind.is_tenant_owned() && !info.rules.iter().any(|(c, _)| *c == Command::Select) {
+        if info.kind.is_tenant_owned() && !info.rules.iter().any(|r| r.command == Command::Select) {
             let lowest = self
                 .roles
                 .as_ref()

@@ -123,11 +123,28 @@ impl Emitter<'_, '_> {
             Command::Select => "in every project it reads",
             _ => "in the write scope's project",
         };
-        format!(
+        let mut doc = format!(
             "Requires `{role}` or above {scope} (RLS policy `{}_{}`).",
             self.table_name(),
             command.keyword()
-        )
+        );
+        let rules = self.shape.table.rules_for(command);
+        if rules.iter().any(|r| r.condition.is_some()) {
+            let allowed: Vec<String> = rules
+                .iter()
+                .map(|r| match &r.condition {
+                    Some(c) => format!("`{}` where `{}`", r.min_role, c.to_dsl()),
+                    None => format!("`{}`", r.min_role),
+                })
+                .collect();
+            doc.push_str(&format!(
+                " Row conditions apply: allowed to {}; a row the conditions refuse is treated \
+                 as absent (or, for a write that would create or leave a refused row, fails \
+                 with `Error::Forbidden`).",
+                allowed.join(", or ")
+            ));
+        }
+        doc
     }
 
     fn field_doc(column: &Column, helper_schema: &str) -> String {

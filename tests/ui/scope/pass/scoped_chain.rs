@@ -25,9 +25,6 @@ async fn editor_inserts_document(
         mime_type: None,
         content_hash: "sha256:handbook".to_owned(),
         metadata: None,
-        created_by: user.as_uuid(),
-        created_at: None,
-        updated_at: None,
     };
     let document = Documents::insert(&mut tx, new).await?;
     tx.commit().await?;
@@ -47,8 +44,6 @@ async fn admin_grants_viewer(
     let grant = NewUserProjectRole {
         user_id: newcomer.as_uuid(),
         role: ProjectRole::Viewer,
-        granted_by: Some(admin.as_uuid()),
-        granted_at: None,
     };
     UserProjectRoles::insert(&mut tx, grant).await?;
     tx.commit().await

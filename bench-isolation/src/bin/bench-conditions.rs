@@ -1,0 +1,265 @@
+//! The cost of row conditions and stamped columns (issue 19; method and results in
+//! BENCHMARKS.md, "Row conditions and stamped columns").
+//!
+//! Two databases from the same generated migrations, same data:
+//! - `generated`: as shipped: `documents_update` is `(editor AND created_by = current_user)
+//!   OR admin`, and the `documents_stamp` trigger writes `created_by`/`created_at`/`updated_at`;
+//! - `by hand`: `documents_update` is the plain editor rule, the query says `AND created_by =
+//!   $4` itself, and the stamp trigger is disabled (the insert names `created_by`).
+//!
+//! Both run as the app role through `Tenancy::begin` (one signed-context statement) and commit;
+//! rounds alternate between the databases. Reported: p50 and p90 per transaction and the ratio.
+//! `cargo run --release -p bench-isolation --bin bench-conditions [-- --rounds N]`.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use sqlx::PgPool;
+use tenancy_generated::roles::Editor;
+use tenancy_generated::Documents;
+use tenancy_runtime::{ProjectId, ProjectScope, Tenancy, TenantId, UserId};
+use tenancy_tests::TestDb;
+use uuid::Uuid;
+
+/// Documents per project (two projects, the editor's and another).
+const DOCUMENTS: i32 = 20_000;
+
+struct Side {
+    name: &'static str,
+    _db: TestDb,
+    tenancy: Tenancy,
+    scope: ProjectScope<Editor>,
+    tenant: Uuid,
+    project: Uuid,
+    author: Uuid,
+    documents: Vec<Uuid>,
+    by_hand: bool,
+}
+
+async fn side(name: &'static str, by_hand: bool) -> Result<Side> {
+    let db = TestDb::try_fresh().await?;
+    let admin = db.admin_pool().clone();
+    let (tenant, project, other, author) = (
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+    );
+    sqlx::query("INSERT INTO tenants (id, name, slug) VALUES ($1, 't', 't')")
+        .bind(tenant)
+        .execute(&admin)
+        .await?;
+    for (p, slug) in [(project, "p"), (other, "q")] {
+        sqlx::query("INSERT INTO projects (tenant_id, id, name, slug) VALUES ($1, $2, $3, $3)")
+            .bind(tenant)
+            .bind(p)
+            .bind(slug)
+            .execute(&admin)
+            .await?;
+        sqlx::query(
+            "INSERT INTO user_project_roles (tenant_id, project_id, user_id, role) \
+             VALUES ($1, $2, $3, 'editor')",
+        )
+        .bind(tenant)
+        .bind(p)
+        .bind(author)
+        .execute(&admin)
+        .await?;
+        // Half the documents are the editor's own.
+        sqlx::query(
+            "INSERT INTO documents (tenant_id, project_id, title, content_hash, created_by) \
+             SELECT $1, $2, 'doc ' || n, md5($2::text || n), \
+                    CASE WHEN n % 2 = 0 THEN $3 ELSE gen_random_uuid() END \
+             FROM generate_series(1, $4) AS n",
+        )
+        .bind(tenant)
+        .bind(p)
+        .bind(author)
+        .bind(DOCUMENTS)
+        .execute(&admin)
+        .await?;
+    }
+    if by_hand {
+        sqlx::raw_sql(
+            "ALTER POLICY documents_update ON documents \
+               USING (COALESCE(project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]), false)) \
+               WITH CHECK (COALESCE(project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]), false)); \
+             ALTER TABLE documents DISABLE TRIGGER documents_stamp; \
+             GRANT UPDATE (updated_at) ON documents TO tenancy_app",
+        )
+        .execute(&admin)
+        .await?;
+    }
+    sqlx::raw_sql("ANALYZE").execute(&admin).await?;
+    let documents: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM documents WHERE project_id = $1 AND created_by = $2 ORDER BY id LIMIT 500",
+    )
+    .bind(project)
+    .bind(author)
+    .fetch_all(&admin)
+    .await?;
+    let pool = PgPool::connect(db.app_url()).await?;
+    let tenancy = Tenancy::with_config(pool, tenancy_generated::config());
+    let scope = tenancy
+        .authorize(UserId::new(author), TenantId::new(tenant))
+        .await?
+        .project(ProjectId::new(project))
+        .context("project")?
+        .require::<Editor>()
+        .context("editor")?;
+    Ok(Side {
+        name,
+        _db: db,
+        tenancy,
+        scope,
+        tenant,
+        project,
+        author,
+        documents,
+        by_hand,
+    })
+}
+
+/// One committed update of one of the author's documents.
+async fn update(side: &Side, i: usize) -> Result<Duration> {
+    let id = side.documents[i % side.documents.len()];
+    let started = Instant::now();
+    let mut tx = side.tenancy.begin(&side.scope).await?;
+    let affected = if side.by_hand {
+        sqlx::query(
+            "UPDATE public.documents SET title = $4, updated_at = pg_catalog.now() \
+             WHERE tenant_id = $1 AND project_id = $2 AND id = $3 AND created_by = $5",
+        )
+        .bind(side.tenant)
+        .bind(side.project)
+        .bind(id)
+        .bind(format!("t{i}"))
+        .bind(side.author)
+        .execute(tx.connection())
+        .await?
+        .rows_affected()
+    } else {
+        sqlx::query(Documents::UPDATE_SQL)
+            .bind(side.tenant)
+            .bind(side.project)
+            .bind(id)
+            .bind(true)
+            .bind(format!("t{i}"))
+            .bind(false)
+            .bind(None::<String>)
+            .bind(false)
+            .bind(None::<String>)
+            .bind(false)
+            .bind(None::<String>)
+            .bind(false)
+            .bind(None::<sqlx::types::JsonValue>)
+            .execute(tx.connection())
+            .await?
+            .rows_affected()
+    };
+    tx.commit().await?;
+    anyhow::ensure!(
+        affected == 1,
+        "{}: update affected {affected} rows",
+        side.name
+    );
+    Ok(started.elapsed())
+}
+
+/// One committed insert of a document (stamped by the trigger, or naming its stamps).
+async fn insert(side: &Side, i: usize) -> Result<Duration> {
+    let started = Instant::now();
+    let mut tx = side.tenancy.begin(&side.scope).await?;
+    let hash = Uuid::new_v4().to_string();
+    if side.by_hand {
+        sqlx::query(
+            "INSERT INTO public.documents (tenant_id, project_id, title, content_hash, created_by, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, pg_catalog.now(), pg_catalog.now())",
+        )
+        .bind(side.tenant)
+        .bind(side.project)
+        .bind(format!("n{i}"))
+        .bind(hash)
+        .bind(side.author)
+        .execute(tx.connection())
+        .await?;
+    } else {
+        sqlx::query(
+            "INSERT INTO public.documents (tenant_id, project_id, title, content_hash) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(side.tenant)
+        .bind(side.project)
+        .bind(format!("n{i}"))
+        .bind(hash)
+        .execute(tx.connection())
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(started.elapsed())
+}
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort_unstable();
+    let at = ((samples.len() as f64 - 1.0) * p).round() as usize;
+    samples.get(at).copied().unwrap_or_default()
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<()> {
+    let mut rounds = 6usize;
+    let mut per_round = 500usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--rounds" => rounds = args.next().context("--rounds N")?.parse()?,
+            "--per-round" => per_round = args.next().context("--per-round N")?.parse()?,
+            other => anyhow::bail!("unknown argument {other}"),
+        }
+    }
+    let sides = [
+        side("generated", false).await?,
+        side("by hand", true).await?,
+    ];
+    // Warm both.
+    for s in &sides {
+        for i in 0..50 {
+            update(s, i).await?;
+            insert(s, i).await?;
+        }
+    }
+    let mut updates: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+    let mut inserts: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..rounds {
+        for (k, s) in sides.iter().enumerate() {
+            for i in 0..per_round {
+                updates[k].push(update(s, round * per_round + i).await?);
+                inserts[k].push(insert(s, round * per_round + i).await?);
+            }
+        }
+    }
+    println!(
+        "{} rounds x {per_round} transactions per side, {DOCUMENTS} documents per project x 2 projects",
+        rounds
+    );
+    println!("| transaction | generated p50 | by hand p50 | ratio p50 | generated p90 | by hand p90 | ratio p90 |");
+    println!("|---|---|---|---|---|---|---|");
+    for (label, samples) in [
+        ("update (conditioned)", &mut updates),
+        ("insert (stamped)", &mut inserts),
+    ] {
+        let [a, b] = samples;
+        let (a50, b50) = (percentile(a, 0.5), percentile(b, 0.5));
+        let (a90, b90) = (percentile(a, 0.9), percentile(b, 0.9));
+        println!(
+            "| {label} | {:.1} us | {:.1} us | {:.2} | {:.1} us | {:.1} us | {:.2} |",
+            a50.as_secs_f64() * 1e6,
+            b50.as_secs_f64() * 1e6,
+            a50.as_secs_f64() / b50.as_secs_f64(),
+            a90.as_secs_f64() * 1e6,
+            b90.as_secs_f64() * 1e6,
+            a90.as_secs_f64() / b90.as_secs_f64(),
+        );
+    }
+    Ok(())
+}

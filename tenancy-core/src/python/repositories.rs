@@ -1,0 +1,384 @@
+//! `repositories.py`: per scoped table, the commands its rules allow, typed with the scope and
+//! the least role each needs (the Python counterpart of the Rust repositories).
+
+use super::models::{column_types, Imports};
+use super::role_class;
+use super::text::{attr_name, class_names, docstring, py_str};
+use super::HEADER;
+use crate::model::{Column, Command, Model, SqlType, Table, TableKind, PROJECT_COLUMN};
+
+/// `repositories.py`.
+pub(crate) fn repositories_module(model: &Model) -> String {
+    let tables: Vec<&Table> = model
+        .tables
+        .iter()
+        .filter(|t| t.kind == TableKind::Scoped)
+        .collect();
+    let vector = tables
+        .iter()
+        .any(|t| t.columns.iter().any(|c| matches!(c.ty, SqlType::Vector(_))));
+    let mut out = format!(
+        "{HEADER}\n\
+         \"\"\"Repositories of the scoped tables: only the commands each table's rules allow, each\n\
+         typed with the scope it needs. Reads take a `ScopedSession[ReadScope[R]]`, writes a\n\
+         `ScopedSession[ProjectScope[R]]`, where `R` is the least role of the rule: mypy --strict\n\
+         rejects a call without a scoped session, a write through a several-project scope and\n\
+         one through a scope of a lower role. Every statement names the scope's tenant and\n\
+         projects explicitly; row-level security remains the final gate.\"\"\"\n\
+         \n\
+         from __future__ import annotations\n\
+         \n\
+         import builtins\n\
+         import datetime\n\
+         import uuid\n\
+         from collections.abc import Sequence\n\
+         from typing import Any, NamedTuple, Required, TypedDict\n\
+         \n"
+    );
+    if vector {
+        out.push_str("import numpy as np\n");
+    }
+    out.push_str("import sqlalchemy as sa\n");
+    if vector {
+        out.push_str("from numpy.typing import NDArray\n");
+    }
+    let rows: Vec<String> = tables.iter().map(|t| class_names(&t.name).0).collect();
+    if !rows.is_empty() {
+        out.push_str(&format!("\nfrom .models import {}\n", rows.join(", ")));
+    }
+    let mut roles: Vec<String> = Vec::new();
+    for table in &tables {
+        for command in Command::ALL {
+            if let Some(role) = table.rule(command) {
+                let class = role_class(role);
+                if !roles.contains(&class) {
+                    roles.push(class);
+                }
+            }
+        }
+    }
+    roles.sort();
+    if !roles.is_empty() {
+        out.push_str(&format!("from .roles import {}\n", roles.join(", ")));
+    }
+    out.push_str("from .runtime import ProjectScope, ReadScope, ScopedSession\n");
+    let mut names = Vec::new();
+    for table in &tables {
+        let (row, repository) = class_names(&table.name);
+        names.push(repository);
+        if table.rule(Command::Select).is_some() {
+            names.push(format!("{row}Cursor"));
+        }
+        if table.rule(Command::Insert).is_some() {
+            names.push(format!("New{row}"));
+        }
+        if table.rule(Command::Update).is_some() {
+            names.push(format!("{row}Changes"));
+        }
+    }
+    names.sort();
+    out.push_str(&format!(
+        "\n__all__ = [\n{}]\n",
+        names
+            .iter()
+            .map(|n| format!("    {},\n", py_str(n)))
+            .collect::<String>()
+    ));
+    for table in tables {
+        out.push_str(&table_section(model, table));
+    }
+    out
+}
+
+/// `    def name(params) -> ret:` on one line when it fits in 100 columns, else one parameter per
+/// line.
+fn signature(name: &str, params: &[String], ret: &str) -> String {
+    let one = format!("    def {name}({}) -> {ret}:\n", params.join(", "));
+    if one.len() <= 101 {
+        return one;
+    }
+    let mut out = format!("    def {name}(\n");
+    for param in params {
+        out.push_str(&format!("        {param},\n"));
+    }
+    out.push_str(&format!("    ) -> {ret}:\n"));
+    out
+}
+
+/// The Python type of a column's values, `| None` when nullable.
+fn value_type(model: &Model, column: &Column) -> String {
+    let (py, _) = column_types(model, column, &mut Imports::default());
+    if column.nullable && py != "Any" {
+        format!("{py} | None")
+    } else {
+        py
+    }
+}
+
+/// The input types, cursor and repository class of one scoped table.
+fn table_section(model: &Model, table: &Table) -> String {
+    let (row, repository) = class_names(&table.name);
+    let lookup: Vec<Column> = table
+        .lookup_key()
+        .iter()
+        .filter_map(|c| table.column(c))
+        .collect();
+    let order: Vec<Column> = table
+        .column(PROJECT_COLUMN)
+        .into_iter()
+        .chain(lookup.iter().cloned())
+        .collect();
+    let prefix = table.key_prefix();
+    let mut out = String::new();
+    let select = table.rule(Command::Select);
+
+    if select.is_some() {
+        out.push_str(&format!(
+            "\n\nclass {row}Cursor(NamedTuple):\n{}",
+            docstring(
+                &format!(
+                    "A position in `{}` in list order; `{repository}.cursor(row)` of a page's last row.",
+                    table.name
+                ),
+                4
+            )
+        ));
+        out.push('\n');
+        for column in &order {
+            out.push_str(&format!(
+                "    {}: {}\n",
+                attr_name(&column.name),
+                value_type(model, column)
+            ));
+        }
+    }
+    if table.rule(Command::Insert).is_some() {
+        out.push_str(&format!(
+            "\n\nclass New{row}(TypedDict, total=False):\n{}\n",
+            docstring(
+                &format!(
+                    "A new `{}` row. The write scope supplies {}; leave out\n\
+                     a column with a default to get the default, a nullable one to get NULL.{}",
+                    table.name,
+                    prefix
+                        .iter()
+                        .map(|c| format!("`{c}`"))
+                        .collect::<Vec<_>>()
+                        .join(" and "),
+                    if table.columns.iter().any(|c| c.stamp.is_some()) {
+                        "\nStamped columns are not here: the database writes them."
+                    } else {
+                        ""
+                    }
+                ),
+                4
+            )
+        ));
+        for column in table.columns.iter().filter(|c| c.stamp.is_none()) {
+            let ty = value_type(model, column);
+            let ty = if column.nullable || column.default.is_some() {
+                ty
+            } else {
+                format!("Required[{ty}]")
+            };
+            out.push_str(&format!("    {}: {ty}\n", attr_name(&column.name)));
+        }
+    }
+    let primary_key = table.effective_primary_key();
+    let changeable: Vec<&Column> = table
+        .columns
+        .iter()
+        .filter(|c| {
+            !primary_key.contains(&c.name) && !prefix.contains(&c.name) && c.stamp.is_none()
+        })
+        .collect();
+    if table.rule(Command::Update).is_some() {
+        out.push_str(&format!(
+            "\n\nclass {row}Changes(TypedDict, total=False):\n{}\n",
+            docstring(
+                &format!(
+                    "Columns to change in a `{}` row (key, scope and stamped columns never change).",
+                    table.name
+                ),
+                4
+            )
+        ));
+        if changeable.is_empty() {
+            out.push_str("    pass\n");
+        }
+        for column in &changeable {
+            out.push_str(&format!(
+                "    {}: {}\n",
+                attr_name(&column.name),
+                value_type(model, column)
+            ));
+        }
+    }
+
+    let allowed: Vec<String> = Command::ALL
+        .iter()
+        .filter_map(|c| table.rule(*c).map(|r| format!("{} ({r})", c.keyword())))
+        .collect();
+    out.push_str(&format!(
+        "\n\nclass {repository}:\n{}",
+        docstring(
+            &format!(
+                "Repository of `{}`.\n\nRules: {}.",
+                table.name,
+                if allowed.is_empty() {
+                    "no command is allowed".to_owned()
+                } else {
+                    allowed.join(", ")
+                }
+            ),
+            4
+        )
+    ));
+
+    let key_params: Vec<String> = lookup
+        .iter()
+        .map(|c| format!("{}: {}", attr_name(&c.name), value_type(model, c)))
+        .collect();
+    let params = |first: String, rest: &[String]| {
+        let mut all = vec![first];
+        all.extend(rest.iter().cloned());
+        all
+    };
+    let col = |name: &str| format!("{row}.{}", attr_name(name));
+    let key_match: Vec<String> = lookup
+        .iter()
+        .map(|c| format!("{} == {}", col(&c.name), attr_name(&c.name)))
+        .collect();
+    let read_scope = |role: &str| format!("ScopedSession[ReadScope[{}]]", role_class(role));
+    let write_scope = |role: &str| format!("ScopedSession[ProjectScope[{}]]", role_class(role));
+    let read_where = vec![
+        format!("{} == _scope.tenant_id", col("tenant_id")),
+        format!("{}.in_(_scope.project_ids)", col(PROJECT_COLUMN)),
+    ];
+    let write_where = vec![
+        format!("{} == _scope.tenant_id", col("tenant_id")),
+        format!("{} == _scope.project_id", col(PROJECT_COLUMN)),
+    ];
+    // `.where(\n a,\n b,\n)` at `indent` spaces.
+    let where_call = |indent: usize, parts: &[&[String]]| {
+        let pad = " ".repeat(indent);
+        let mut out = ".where(\n".to_owned();
+        for part in parts.iter().flat_map(|p| p.iter()) {
+            out.push_str(&format!("{pad}    {part},\n"));
+        }
+        out.push_str(&format!("{pad})"));
+        out
+    };
+    let order_by = order
+        .iter()
+        .map(|c| col(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+
+    if let Some(role) = select {
+        let policy = format!(
+            "Requires `{role}` or above in every project it reads (RLS policy `{}_select`).",
+            table.name
+        );
+        out.push_str(&format!(
+            "\n    @staticmethod\n{sig}{doc}        _scope = tx.scope\n        _statement = (\n            sa.select({row})\n            {where}\n            .order_by({order_by})\n            .limit(1)\n        )\n        return tx.session.scalars(_statement).first()\n",
+            sig = signature("get", &params(format!("tx: {}", read_scope(role)), &key_params), &format!("{row} | None")),
+            where = where_call(12, &[&read_where, &key_match]),
+            doc = docstring(&format!("Reads one row by its key (of the lowest project id when several projects of the\nscope hold that key); None when no visible row matches.\n\n{policy}"), 8),
+        ));
+        out.push_str(&format!(
+            "\n    @staticmethod\n    def list(\n        tx: {scope},\n        *,\n        after: {row}Cursor | None = None,\n        limit: int = 100,\n    ) -> builtins.list[{row}]:\n{doc}        _scope = tx.scope\n        _statement = sa.select({row}){where}\n        if after is not None:\n            _after = sa.tuple_(*[sa.literal(v) for v in after])\n            _statement = _statement.where(sa.tuple_({order_by}) > _after)\n        _statement = _statement.order_by({order_by})\n        return builtins.list(tx.session.scalars(_statement.limit(max(1, min(limit, 1000)))))\n",
+            scope = read_scope(role),
+            where = where_call(8, &[&read_where]),
+            doc = docstring(&format!("Rows in key order, one page at a time (keyset pagination: pass the last row's\n`cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000.\n\n{policy}"), 8),
+        ));
+        out.push_str(&format!(
+            "\n    @staticmethod\n    def cursor(row: {row}) -> {row}Cursor:\n{}        return {row}Cursor({})\n",
+            docstring("This row's position in list order, for the next page's `after`.", 8),
+            order
+                .iter()
+                .map(|c| format!("row.{}", attr_name(&c.name)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        for column in &table.columns {
+            let Some(distance) = column.vector_distance() else {
+                continue;
+            };
+            let operator = match distance {
+                crate::model::VectorDistance::Cosine => "<=>",
+                crate::model::VectorDistance::L2 => "<->",
+                crate::model::VectorDistance::InnerProduct => "<#>",
+            };
+            let attr = attr_name(&column.name);
+            out.push_str(&format!(
+                "\n    @staticmethod\n    def nearest_by_{attr}(\n        tx: {scope},\n        query: Sequence[float] | NDArray[np.float32],\n        *,\n        limit: int = 10,\n    ) -> builtins.list[tuple[{row}, float]]:\n{doc}        _scope = tx.scope\n        _distance = {row}.{attr}.op({op}, return_type=sa.Float())(query)\n        _statement = (\n            sa.select({row}, _distance)\n            {where}\n            .order_by(_distance, {order_by})\n            .limit(max(1, min(limit, 1000)))\n        )\n        return [(r[0], float(r[1])) for r in tx.session.execute(_statement)]\n",
+                scope = read_scope(role),
+                op = py_str(operator),
+                where = where_call(12, &[&read_where, &[format!("{row}.{attr}.is_not(None)")]]),
+                doc = docstring(&format!("The rows nearest to `query` by `{}` ({} distance, `{operator}`), nearest first,\nwith their distance; rows without one are skipped. `limit` is clamped to 1..1000.\n\n{policy}", column.name, distance.dsl_name()), 8),
+            ));
+        }
+    }
+    let returning = select.is_some();
+    if let Some(role) = table.rule(Command::Insert) {
+        let policy = format!(
+            "Requires `{role}` or above in the write scope's project (RLS policy `{}_insert`).",
+            table.name
+        );
+        let (ret, body) = if returning {
+            (
+                row.clone(),
+                format!("        return tx.session.scalars(sa.insert({row}).values(**_values).returning({row})).one()\n"),
+            )
+        } else {
+            (
+                "None".to_owned(),
+                format!("        tx.session.execute(sa.insert({row}).values(**_values))\n"),
+            )
+        };
+        out.push_str(&format!(
+            "\n    @staticmethod\n{sig}{doc}        _scope = tx.scope\n        _values: dict[str, Any] = dict(new)\n        _values[{tenant}] = _scope.tenant_id\n        _values[{project}] = _scope.project_id\n{body}",
+            sig = signature("insert", &[format!("tx: {}", write_scope(role)), format!("new: New{row}")], &ret),
+            tenant = py_str(&attr_name("tenant_id")),
+            project = py_str(&attr_name(PROJECT_COLUMN)),
+            doc = docstring(&format!("Inserts one row into the write scope's project{}.\n\n{policy}", if returning { " and returns it as stored" } else { "" }), 8),
+        ));
+    }
+    if let Some(role) = table.rule(Command::Update) {
+        let policy = format!(
+            "Requires `{role}` or above in the write scope's project (RLS policy `{}_update`).",
+            table.name
+        );
+        let (ret, body) = if returning {
+            (
+                format!("{row} | None"),
+                format!("        return tx.session.scalars(_statement.returning({row})).first()\n"),
+            )
+        } else {
+            (
+                "bool".to_owned(),
+                "        return tx.session.execute(_statement).rowcount > 0\n".to_owned(),
+            )
+        };
+        out.push_str(&format!(
+            "\n    @staticmethod\n{sig}{doc}        if not changes:\n            raise ValueError(\"no column to change\")\n        _scope = tx.scope\n        _statement = (\n            sa.update({row})\n            {where}\n            .values(**changes)\n            .execution_options(synchronize_session=False, populate_existing=True)\n        )\n{body}",
+            sig = signature("update", &[params(format!("tx: {}", write_scope(role)), &key_params), vec![format!("changes: {row}Changes")]].concat(), &ret),
+            where = where_call(12, &[&write_where, &key_match]),
+            doc = docstring(&format!("Changes one row of the write scope's project by its key; {}.\n\n{policy}", if returning { "returns it as stored,\nNone when no visible row matches" } else { "False when no row matches" }), 8),
+        ));
+    }
+    if let Some(role) = table.rule(Command::Delete) {
+        let policy = format!(
+            "Requires `{role}` or above in the write scope's project (RLS policy `{}_delete`).",
+            table.name
+        );
+        out.push_str(&format!(
+            "\n    @staticmethod\n{sig}{doc}        _scope = tx.scope\n        _statement = (\n            sa.delete({row})\n            {where}\n            .execution_options(synchronize_session=False)\n        )\n        return tx.session.execute(_statement).rowcount > 0\n",
+            sig = signature("delete", &params(format!("tx: {}", write_scope(role)), &key_params), "bool"),
+            where = where_call(12, &[&write_where, &key_match]),
+            doc = docstring(&format!("Deletes one row of the write scope's project by its key; False when none matched.\n\n{policy}"), 8),
+        ));
+    }
+    out
+}
