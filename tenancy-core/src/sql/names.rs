@@ -27,6 +27,8 @@ pub enum Namespace {
     Policy(String),
     /// The triggers of one table.
     Trigger(String),
+    /// The functions of one schema (a stamp trigger's function is in the helper schema).
+    Function(String),
     /// The role marker types of the generated Rust `roles` module.
     RustRole,
 }
@@ -50,6 +52,8 @@ pub enum ObjectKind {
     Trigger,
     /// A type (a table's row type or the role enum).
     Type,
+    /// A function.
+    Function,
     /// A Rust role marker type.
     RustRole,
 }
@@ -66,6 +70,7 @@ impl ObjectKind {
             ObjectKind::Policy => "policy",
             ObjectKind::Trigger => "trigger",
             ObjectKind::Type => "type",
+            ObjectKind::Function => "function",
             ObjectKind::RustRole => "Rust role type",
         }
     }
@@ -134,6 +139,12 @@ pub fn generated_names(model: &Model) -> Vec<GeneratedName> {
             NameSource::Fixed,
         );
     }
+    push(
+        KEEP_TOP_ROLE_FUNCTION.to_owned(),
+        Namespace::Function(helper.clone()),
+        ObjectKind::Function,
+        NameSource::Fixed,
+    );
     for ty in [ROLE_TYPE, "audit_log", "context_keys"] {
         push(
             ty.to_owned(),
@@ -222,6 +233,21 @@ pub fn generated_names(model: &Model) -> Vec<GeneratedName> {
                 policy.name,
                 Namespace::Policy(table.name.clone()),
                 ObjectKind::Policy,
+                source(),
+            );
+        }
+        if !table.stamped_columns().is_empty() {
+            let stamp = super::conditions::stamp_trigger_name(table);
+            push(
+                stamp.clone(),
+                Namespace::Trigger(table.name.clone()),
+                ObjectKind::Trigger,
+                source(),
+            );
+            push(
+                stamp,
+                Namespace::Function(helper.clone()),
+                ObjectKind::Function,
                 source(),
             );
         }

@@ -275,6 +275,14 @@ impl ModelGen {
                     c.ty,
                     if c.nullable { "?" } else { "" }
                 ));
+                // Stamped columns (`= current_user on insert`, `= now() on update`).
+                if c.references_earlier && c.unique {
+                    match c.ty {
+                        "uuid" => out.push_str(" = current_user on insert"),
+                        "timestamptz" => out.push_str(" = now() on update"),
+                        _ => {}
+                    }
+                }
                 if let Some(d) = c.default {
                     out.push_str(&format!(" default {d}"));
                 }

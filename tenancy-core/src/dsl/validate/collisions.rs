@@ -76,6 +76,7 @@ fn namespace_description(namespace: &Namespace) -> String {
         Namespace::Constraint(table) => format!("constraints of table `{table}`"),
         Namespace::Policy(table) => format!("policies of table `{table}`"),
         Namespace::Trigger(table) => format!("triggers of table `{table}`"),
+        Namespace::Function(schema) => format!("functions of schema `{schema}`"),
         Namespace::RustRole => "role types of the generated Rust `roles` module".to_owned(),
     }
 }
