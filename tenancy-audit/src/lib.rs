@@ -14,6 +14,7 @@
 //! `pg_policy` of the live tables.
 
 mod checks;
+pub mod defaults;
 mod finding;
 mod generated;
 pub mod static_scan;

@@ -49,6 +49,11 @@ enum Command {
     Check {
         #[command(flatten)]
         policy: PolicyArgs,
+        /// Also let this PostgreSQL server parse every column default as its column's type,
+        /// in a transaction that is rolled back (exit 1 when one is refused, 2 when the
+        /// database cannot be reached). Any database works; nothing is created.
+        #[arg(long, value_name = "URL")]
+        database_url: Option<String>,
     },
     /// Write the migrations and repositories into the output directory.
     Generate {
@@ -178,8 +183,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { policy } => {
+        Command::Check {
+            policy,
+            database_url,
+        } => {
             let model = load(&policy)?;
+            if let Some(url) = database_url {
+                if let Some(code) = check_defaults(&model, &url)? {
+                    return Ok(code);
+                }
+            }
             println!(
                 "ok: {} tables, {} roles ({})",
                 model.tables.len(),
@@ -447,6 +460,49 @@ enum AuditFormat {
     Text,
     /// `{"clean": bool, "findings": [{"code", "object", "message"}]}`.
     Json,
+}
+
+/// `tenancy check --database-url`: PostgreSQL parses every default. `Some(exit code)` when a
+/// default was refused (1) or the database could not be used (2); `None` when all parse.
+fn check_defaults(model: &Model, url: &str) -> Result<Option<ExitCode>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    let result = runtime.block_on(async {
+        let pool = tenancy_audit::connect(url).await?;
+        let report = tenancy_audit::defaults::probe_defaults(&pool, model).await;
+        pool.close().await;
+        Ok::<_, anyhow::Error>(report?)
+    });
+    let report = match result {
+        Ok(report) => report,
+        Err(err) => {
+            eprintln!("error: {}", sentence(&err));
+            return Ok(Some(ExitCode::from(AUDIT_UNREACHABLE)));
+        }
+    };
+    for refused in &report.refused {
+        let probe = &refused.probe;
+        eprintln!(
+            "error: PostgreSQL refuses the default of `{}.{}`: {}\n  = default: {} (as `{}`)",
+            probe.table, probe.column, refused.message, probe.default_sql, probe.type_sql
+        );
+    }
+    if report.refused.is_empty() {
+        println!(
+            "ok: PostgreSQL parses all {} column defaults",
+            report.probed
+        );
+        Ok(None)
+    } else {
+        eprintln!(
+            "error: {} of {} column defaults refused by PostgreSQL",
+            report.refused.len(),
+            report.probed
+        );
+        Ok(Some(ExitCode::FAILURE))
+    }
 }
 
 /// Exit code of `tenancy audit` when the audit could not run (no connection, failed query).

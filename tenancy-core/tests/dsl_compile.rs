@@ -152,8 +152,9 @@ scoped table documents {
     meta jsonb default '{\"a\": [1, 2]}'
     title text default 'it''s'
     weight double default -1.5
+    origin_id uuid?
     index gin (meta)
-    foreign key (parent_id) references documents(id)
+    foreign key (origin_id) references documents(id)
     allow all to editor
 }
 ",

@@ -57,8 +57,8 @@ struct StructAttrs {
     /// `command = Role` and `allow(command, ..., to = Role, where = "...")`, in order.
     rules: Vec<(Command, syn::Ident, Option<syn::Path>, Option<syn::LitStr>)>,
     roles: Option<syn::Path>,
-    /// Keys an unknown key was taken for (`tabel` -> `table`): no second error says they
-    /// are missing.
+    /// Keys an unknown key was taken for (`tabel` -> `table`), and keys written without
+    /// their value or list (`table,`): no second error says they are missing.
     misspelled: Vec<String>,
 }
 
@@ -112,6 +112,18 @@ fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
     Ok(())
 }
 
+/// The `= value` of a key, with an error naming the key when the `=` is missing.
+fn key_value<'m, 'b>(
+    meta: &'m ParseNestedMeta<'b>,
+    key: &syn::Ident,
+    example: &str,
+) -> syn::Result<&'m syn::parse::ParseBuffer<'b>> {
+    if !meta.input.peek(syn::Token![=]) {
+        return Err(meta.error(format!("`{key}` takes a value: `{key} = {example}`")));
+    }
+    meta.value()
+}
+
 /// The identifier of a key (`table`), or an error for a path like `a::b`.
 fn key_ident(meta: &ParseNestedMeta<'_>) -> syn::Result<syn::Ident> {
     meta.path
@@ -144,6 +156,15 @@ fn unknown_key(
 
 /// A parenthesised list of column identifiers: `(a, b)`.
 fn column_list(meta: &ParseNestedMeta<'_>) -> syn::Result<ColumnList> {
+    if !meta.input.peek(syn::token::Paren) {
+        let key = meta
+            .path
+            .get_ident()
+            .map_or_else(String::new, ToString::to_string);
+        return Err(meta.error(format!(
+            "`{key}` takes a list of columns in parentheses, e.g. `{key}(id)`"
+        )));
+    }
     let mut columns = Vec::new();
     meta.parse_nested_meta(|inner| {
         columns.push(key_ident(&inner)?);
@@ -184,7 +205,16 @@ fn parse_struct_attrs(attrs: &[syn::Attribute], errors: &mut Errors) -> StructAt
             match name.as_str() {
                 "allow" => parse_allow(&meta, &mut out, errors)?,
                 "table" => {
-                    let value: syn::LitStr = meta.value()?.parse()?;
+                    // A key without its value is reported and skipped, so the keys after it
+                    // are still read (no "missing table kind" after `table,`).
+                    let value: syn::LitStr = match key_value(&meta, &key, "\"notes\"") {
+                        Ok(value) => value.parse()?,
+                        Err(error) => {
+                            errors.push(error);
+                            out.misspelled.push(name);
+                            return Ok(());
+                        }
+                    };
                     if out.table.is_some() {
                         errors.spanned(&key, "duplicate `table`");
                     }
@@ -197,18 +227,24 @@ fn parse_struct_attrs(attrs: &[syn::Attribute], errors: &mut Errors) -> StructAt
                         TableKind::Global
                     };
                     if let Some((_, first)) = &out.kind {
-                        errors.spanned(
-                            &key,
-                            format!("`{name}` conflicts with `{first}`: a table is either scoped or global"),
-                        );
+                        let message = if *first == name {
+                            format!("duplicate `{name}`")
+                        } else {
+                            format!("`{name}` conflicts with `{first}`: a table is either scoped or global")
+                        };
+                        errors.spanned(&key, message);
                     } else {
                         out.kind = Some((kind, key));
                     }
                 }
-                "primary_key" => {
-                    let list = column_list(&meta)?;
-                    out.primary_keys.push((key, list));
-                }
+                "primary_key" => match column_list(&meta) {
+                    Ok(list) => out.primary_keys.push((key, list)),
+                    Err(error) if !meta.input.peek(syn::token::Paren) => {
+                        errors.push(error);
+                        out.misspelled.push(name);
+                    }
+                    Err(error) => return Err(error),
+                },
                 "unique" => {
                     let list = column_list(&meta)?;
                     out.unique_keys.push((key, list));
@@ -222,7 +258,7 @@ fn parse_struct_attrs(attrs: &[syn::Attribute], errors: &mut Errors) -> StructAt
                     let list = column_list(&meta)?;
                     out.indexes.push((method, key, list));
                 }
-                "roles" => out.roles = Some(meta.value()?.parse()?),
+                "roles" => out.roles = Some(key_value(&meta, &key, "crate::Role")?.parse()?),
                 _ => {
                     if let Some(meant) = unknown_key(errors, &key, "struct", &STRUCT_KEYS) {
                         out.misspelled.push(meant);
@@ -290,11 +326,20 @@ fn parse_field_attrs(attrs: &[syn::Attribute], errors: &mut Errors) -> FieldAttr
         let result = attr.parse_nested_meta(|meta| {
             let key = key_ident(&meta)?;
             match key.to_string().as_str() {
-                "sql_type" => out.sql_type = Some(meta.value()?.parse()?),
-                "stamp" => out.stamp = Some(meta.value()?.parse()?),
-                "default" => out.default = Some(meta.value()?.parse()?),
-                "references" => out.references = Some(meta.value()?.parse()?),
-                "on_delete" => out.on_delete = Some(meta.value()?.parse()?),
+                "sql_type" => {
+                    out.sql_type = Some(key_value(&meta, &key, "\"vector(384)\"")?.parse()?);
+                }
+                "stamp" => {
+                    out.stamp =
+                        Some(key_value(&meta, &key, "\"current_user on insert\"")?.parse()?);
+                }
+                "default" => out.default = Some(key_value(&meta, &key, "\"now()\"")?.parse()?),
+                "references" => {
+                    out.references = Some(key_value(&meta, &key, "\"notes(id)\"")?.parse()?);
+                }
+                "on_delete" => {
+                    out.on_delete = Some(key_value(&meta, &key, "\"cascade\"")?.parse()?);
+                }
                 "unique" => out.unique = Some(key),
                 "primary_key" => out.primary_key = Some(key),
                 _ => {
@@ -488,14 +533,8 @@ pub(crate) fn build(
         }
     };
     let table_name = match &attrs.table {
-        Some(lit) if is_plain_identifier(&lit.value()) => Some(lit.value()),
-        Some(lit) => {
-            errors.spanned(
-                lit,
-                "a table name must be a plain lower-case SQL identifier (`[a-z_][a-z0-9_]*`, at most 63 bytes)",
-            );
-            None
-        }
+        // The name is checked by the validator's identifier rule, at the string, as in the DSL.
+        Some(lit) => Some(lit.value()),
         None if attrs.misspelled.iter().any(|k| k == "table") => None,
         None => {
             errors.spanned(
@@ -648,7 +687,8 @@ pub(crate) fn build(
             "a table has one primary key; use `unique(...)` for the other keys",
         );
     }
-    if pk_spans.is_empty() && kind.is_some() && fields.is_some() {
+    let pk_reported = attrs.misspelled.iter().any(|k| k == "primary_key");
+    if pk_spans.is_empty() && kind.is_some() && fields.is_some() && !pk_reported {
         errors.spanned(
             &input.ident,
             format!(

@@ -94,7 +94,7 @@ pub fn role_name(marker: &syn::Path) -> String {
     marker
         .segments
         .last()
-        .map(|segment| snake_case(&segment.ident.to_string()))
+        .map(|segment| snake_case(&syn::ext::IdentExt::unraw(&segment.ident).to_string()))
         .unwrap_or_default()
 }
 
@@ -224,7 +224,7 @@ mod tests {
             .unwrap_or_else(|| panic!("{errors:#?}"));
         assert!(reserved.1.starts_with("user: Uuid"), "{reserved:?}");
         assert!(
-            reserved.0.contains("= help: choose another name"),
+            reserved.0.contains("= help: rename it, e.g. `user_column`"),
             "{reserved:?}"
         );
         let default = errors

@@ -177,13 +177,35 @@ pub(crate) fn parse_default(expr: &syn::Expr) -> Result<DefaultValue, String> {
             .parse::<i64>()
             .map(DefaultValue::Integer)
             .map_err(|_| "integer default out of range for bigint".to_owned()),
-        syn::Lit::Float(float) => Ok(DefaultValue::Decimal(format!(
-            "{sign}{}",
-            float.base10_digits()
-        ))),
+        syn::Lit::Float(float) => decimal_default(sign, float.base10_digits()),
         syn::Lit::Bool(value) if !negative => Ok(DefaultValue::Bool(value.value)),
         _ => Err(DEFAULT_FORMS.to_owned()),
     }
+}
+
+/// A float literal as the DSL writes a decimal (`-?digits.digits`, no exponent): `1e5`
+/// becomes `100000.0`, `2.5E-3` becomes `0.0025`.
+fn decimal_default(sign: &str, digits: &str) -> Result<DefaultValue, String> {
+    if !digits.contains(['e', 'E']) {
+        let text = match digits.split_once('.') {
+            Some((_, "")) => format!("{digits}0"),
+            Some(_) => digits.to_owned(),
+            None => format!("{digits}.0"),
+        };
+        return Ok(DefaultValue::Decimal(format!("{sign}{text}")));
+    }
+    let value: f64 = digits
+        .parse()
+        .map_err(|_| format!("`{digits}` is not a number"))?;
+    if !value.is_finite() {
+        return Err(format!("`{digits}` is out of range for a double"));
+    }
+    // `Display` for f64 never uses an exponent and round-trips.
+    let mut text = value.to_string();
+    if !text.contains('.') {
+        text.push_str(".0");
+    }
+    Ok(DefaultValue::Decimal(format!("{sign}{text}")))
 }
 
 const DEFAULT_FORMS: &str = "unsupported default; write `default = \"now()\"`, \

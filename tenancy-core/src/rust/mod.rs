@@ -33,7 +33,7 @@
 
 mod ast;
 mod include;
-mod naming;
+pub(crate) mod naming;
 mod parallel;
 mod repository;
 mod shape;

@@ -2,8 +2,9 @@
 
 use proc_macro2::{Ident, Span};
 
-/// Rust keywords (strict and reserved, 2021 edition) that need a raw identifier.
-const RUST_KEYWORDS: &[&str] = &[
+/// Rust keywords (strict and reserved, 2021 edition) that need a raw identifier (the validator
+/// refuses them as names: `dsl::validate::names`).
+pub(crate) const RUST_KEYWORDS: &[&str] = &[
     "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "crate",
     "do", "dyn", "else", "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl",
     "in", "let", "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub", "ref",

@@ -6,8 +6,9 @@ use std::borrow::Cow;
 const MAX_IDENTIFIER_BYTES: usize = 63;
 
 /// Keywords PostgreSQL reserves (also those that may only be function or type names):
-/// an identifier spelled like one of these must be quoted.
-const RESERVED_KEYWORDS: &[&str] = &[
+/// an identifier spelled like one of these must be quoted. The one list: the validator
+/// refuses these as names too (`dsl::validate::names`).
+pub(crate) const RESERVED_KEYWORDS: &[&str] = &[
     "all",
     "analyse",
     "analyze",

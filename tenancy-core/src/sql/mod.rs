@@ -17,6 +17,8 @@ mod context;
 mod core;
 pub mod diff;
 mod ident;
+pub mod names;
+pub mod probes;
 mod security;
 mod signed;
 mod statistics;
@@ -33,6 +35,7 @@ pub use adopt::{
 pub use context::{context_call, ContextHelper};
 pub use ident::ident as quote_ident;
 pub(crate) use ident::literal as quote_literal;
+pub(crate) use ident::RESERVED_KEYWORDS;
 pub(crate) use security::{granted_commands, updatable_columns};
 pub use signed::{CONTEXT_CONTRACT, UNSIGNED_CONTEXT_CONTRACT};
 pub use surfaces::LARGE_OBJECT_FUNCTIONS;

@@ -333,6 +333,7 @@ impl<'a> Checker<'_, 'a> {
                 ))
             }
         };
+        let problem = problem.or_else(|| super::defaults::value_problem(value, ty));
         if let Some((label, help)) = problem {
             let mut d = Diagnostic::error(
                 format!(

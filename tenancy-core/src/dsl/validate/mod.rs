@@ -5,9 +5,12 @@
 //! rule. The model is only built when no error was reported.
 
 mod adoption;
+mod collisions;
 mod columns;
 mod conditions;
+mod defaults;
 mod keys;
+mod names;
 mod rules;
 mod settings;
 
@@ -28,88 +31,6 @@ pub const MAX_IDENTIFIER_BYTES: usize = 63;
 
 /// The largest `vector(N)` dimension pgvector accepts for a column.
 pub const MAX_VECTOR_DIMENSIONS: u32 = 16000;
-
-/// PostgreSQL's fully reserved key words (they cannot be table, column or role names).
-const RESERVED_WORDS: [&str; 78] = [
-    "all",
-    "analyse",
-    "analyze",
-    "and",
-    "any",
-    "array",
-    "as",
-    "asc",
-    "asymmetric",
-    "both",
-    "case",
-    "cast",
-    "check",
-    "collate",
-    "column",
-    "constraint",
-    "create",
-    "current_catalog",
-    "current_date",
-    "current_role",
-    "current_time",
-    "current_timestamp",
-    "current_user",
-    "default",
-    "deferrable",
-    "desc",
-    "distinct",
-    "do",
-    "else",
-    "end",
-    "except",
-    "false",
-    "fetch",
-    "for",
-    "foreign",
-    "from",
-    "grant",
-    "group",
-    "having",
-    "in",
-    "initially",
-    "intersect",
-    "into",
-    "lateral",
-    "leading",
-    "limit",
-    "localtime",
-    "localtimestamp",
-    "not",
-    "null",
-    "offset",
-    "on",
-    "only",
-    "or",
-    "order",
-    "placing",
-    "primary",
-    "references",
-    "returning",
-    "select",
-    "session_user",
-    "some",
-    "symmetric",
-    "system_user",
-    "table",
-    "then",
-    "to",
-    "trailing",
-    "true",
-    "union",
-    "unique",
-    "user",
-    "using",
-    "variadic",
-    "when",
-    "where",
-    "window",
-    "with",
-];
 
 /// The settings a `tenancy` block may hold.
 const SETTING_NAMES: [&str; 3] = ["owner_role", "app_role", "helper_schema"];
@@ -207,12 +128,29 @@ pub fn validate(files: &[File], diags: &mut Diagnostics) -> Option<Model> {
             }
         }
     }
-    Some(Model {
+    let model = Model {
         settings: settings.unwrap_or_default(),
         roles,
         tables,
         adoption,
-    })
+    };
+    let role_idents: Vec<&Ident> = files
+        .iter()
+        .flat_map(|f| &f.tenancy_blocks)
+        .flat_map(|b| b.roles.iter().flat_map(|r| &r.roles))
+        .collect();
+    let fallback = files
+        .iter()
+        .flat_map(|f| &f.tenancy_blocks)
+        .map(|b| b.span)
+        .next()
+        .or_else(|| decls.first().map(|d| d.name.span));
+    if let Some(fallback) = fallback {
+        if !checker.check_generated_names(&model, &decls, &role_idents, fallback) {
+            return None;
+        }
+    }
+    Some(model)
 }
 
 /// Validates one table without the rest of a model: names, columns, types, defaults,
@@ -231,7 +169,17 @@ pub fn validate_table_alone(decl: &TableDecl, diags: &mut Diagnostics) -> Option
     if checker.diags.has_errors() {
         return None;
     }
-    Some(build_table(&info, &[]))
+    let table = build_table(&info, &[]);
+    let alone = Model {
+        settings: Settings::default(),
+        roles: Vec::new(),
+        tables: vec![table],
+        adoption: None,
+    };
+    if !checker.check_generated_names(&alone, &[decl], &[], decl.name.span) {
+        return None;
+    }
+    alone.tables.into_iter().next()
 }
 
 /// A foreign key as declared (column-level or table-level), with spans.
@@ -316,81 +264,6 @@ impl<'a> Checker<'_, 'a> {
     }
 
     // ---- names --------------------------------------------------------------------
-
-    /// Rule: SQL names match `[a-z_][a-z0-9_]*`, have a letter after any leading `_`, are
-    /// not `self`/`super`/`crate` (Rust cannot name them), are at most 63 bytes long
-    /// (PostgreSQL truncates longer ones) and are not reserved SQL words.
-    fn check_identifier(&mut self, name: &str, span: Span, what: &str) -> bool {
-        let valid_chars = name
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if !valid_chars {
-            self.error(
-                Diagnostic::error(
-                    format!("invalid {what} name `{name}`"),
-                    span,
-                    "names are lower case: letters, digits and `_`",
-                )
-                .with_help(format!("write `{}`", name.to_ascii_lowercase())),
-            );
-            return false;
-        }
-        // The Rust emitter names modules, fields and types after these names: a name without a
-        // letter after its leading `_`s has no type name (`_1` -> `1`), and `self`, `super`
-        // and `crate` cannot be Rust identifiers, not even raw ones.
-        let rust_usable = name
-            .trim_start_matches('_')
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_lowercase())
-            && !matches!(name, "self" | "super" | "crate");
-        if !rust_usable {
-            self.error(
-                Diagnostic::error(
-                    format!("{what} name `{name}` cannot name generated Rust code"),
-                    span,
-                    "the repositories use this name for a module, field or type",
-                )
-                .with_help(
-                    "start the name with a letter (after any leading `_`) and avoid `self`, \
-                     `super` and `crate`",
-                ),
-            );
-            return false;
-        }
-        if name.len() > MAX_IDENTIFIER_BYTES {
-            self.error(
-                Diagnostic::error(
-                    format!("{what} name `{name}` is too long"),
-                    span,
-                    format!(
-                        "{} bytes; PostgreSQL keeps at most {MAX_IDENTIFIER_BYTES}",
-                        name.len()
-                    ),
-                )
-                .with_help("choose a shorter name"),
-            );
-            return false;
-        }
-        if RESERVED_WORDS.contains(&name) {
-            self.error(
-                Diagnostic::error(
-                    format!("{what} name `{name}` is a reserved word in SQL"),
-                    span,
-                    "reserved in PostgreSQL",
-                )
-                .with_help(
-                    "choose another name; a reserved word would need quoting in every query",
-                ),
-            );
-            return false;
-        }
-        true
-    }
 
     // ---- tenancy block ----------------------------------------------------------------
 }
