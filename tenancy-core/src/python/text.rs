@@ -113,41 +113,8 @@ pub(crate) fn docstring(text: &str, indent: usize) -> String {
     }
 }
 
-/// `user_project_roles` -> `UserProjectRoles` (the Rust emitter's rule).
-pub(crate) fn camel_case(name: &str) -> String {
-    name.split('_')
-        .filter(|part| !part.is_empty())
-        .map(|part| {
-            let mut chars = part.chars();
-            match chars.next() {
-                Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
-                None => String::new(),
-            }
-        })
-        .collect()
-}
-
-/// English singular of a plural table name (the Rust emitter's rule, so a row has the same
-/// name in both languages).
-pub(crate) fn singular(name: &str) -> String {
-    if let Some(stem) = name.strip_suffix("ies") {
-        if !stem.is_empty() {
-            return format!("{stem}y");
-        }
-    }
-    for suffix in ["sses", "ches", "shes", "xes", "zzes"] {
-        if let Some(stem) = name.strip_suffix(suffix) {
-            return format!("{stem}{}", &suffix[..suffix.len() - 2]);
-        }
-    }
-    if name.ends_with("ss") || name.ends_with("us") || name.ends_with("is") {
-        return name.to_owned();
-    }
-    match name.strip_suffix('s') {
-        Some(stem) if !stem.is_empty() => stem.to_owned(),
-        _ => name.to_owned(),
-    }
-}
+// Type names follow the Rust emitter's rules, so a row has the same name in both languages.
+pub(crate) use crate::rust::naming::{camel_case, singular};
 
 /// The row class of a table (`categories` -> `Category`) and its repository class (`Categories`); when
 /// both would be the same (a singular table name), the row class gets a `Row` suffix.
