@@ -130,7 +130,12 @@ pub(super) fn stamp_trigger_section(model: &Model, table: &Table) -> String {
     for column in &columns {
         let Some(stamp) = column.stamp else { continue };
         let col = ident(&column.name);
-        let value = stamp_value(model, stamp.value);
+        // The caller's id is read once per row, into `caller` (the helper verifies the sealed
+        // context on every call).
+        let value = match stamp.value {
+            StampValue::CurrentUser => "caller".to_owned(),
+            StampValue::Now => stamp_value(model, stamp.value),
+        };
         on_insert.push_str(&format!("    NEW.{col} := {value};\n"));
         match stamp.when {
             StampWhen::Update => on_update.push_str(&format!("    NEW.{col} := {value};\n")),
@@ -147,8 +152,10 @@ pub(super) fn stamp_trigger_section(model: &Model, table: &Table) -> String {
          \x20 LANGUAGE plpgsql\n\
          \x20 SET search_path = pg_catalog, pg_temp\n\
          AS $$\n\
+         DECLARE\n\
+         \x20 caller uuid := {schema}.current_user_id();\n\
          BEGIN\n\
-         \x20 IF {schema}.current_user_id() IS NULL THEN\n\
+         \x20 IF caller IS NULL THEN\n\
          \x20   RETURN NEW;\n\
          \x20 END IF;\n\
          \x20 IF TG_OP = 'INSERT' THEN\n\

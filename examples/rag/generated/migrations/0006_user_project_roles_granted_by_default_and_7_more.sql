@@ -41,15 +41,17 @@ CREATE OR REPLACE FUNCTION tenancy.user_project_roles_stamp()
   LANGUAGE plpgsql
   SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  caller uuid := tenancy.current_user_id();
 BEGIN
-  IF tenancy.current_user_id() IS NULL THEN
+  IF caller IS NULL THEN
     RETURN NEW;
   END IF;
   IF TG_OP = 'INSERT' THEN
-    NEW.granted_by := tenancy.current_user_id();
+    NEW.granted_by := caller;
     NEW.granted_at := now();
   ELSE
-    NEW.granted_by := tenancy.current_user_id();
+    NEW.granted_by := caller;
     NEW.granted_at := now();
   END IF;
   RETURN NEW;
@@ -80,12 +82,14 @@ CREATE OR REPLACE FUNCTION tenancy.documents_stamp()
   LANGUAGE plpgsql
   SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  caller uuid := tenancy.current_user_id();
 BEGIN
-  IF tenancy.current_user_id() IS NULL THEN
+  IF caller IS NULL THEN
     RETURN NEW;
   END IF;
   IF TG_OP = 'INSERT' THEN
-    NEW.created_by := tenancy.current_user_id();
+    NEW.created_by := caller;
     NEW.created_at := now();
     NEW.updated_at := now();
   ELSE
@@ -120,12 +124,14 @@ CREATE OR REPLACE FUNCTION tenancy.queries_stamp()
   LANGUAGE plpgsql
   SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  caller uuid := tenancy.current_user_id();
 BEGIN
-  IF tenancy.current_user_id() IS NULL THEN
+  IF caller IS NULL THEN
     RETURN NEW;
   END IF;
   IF TG_OP = 'INSERT' THEN
-    NEW.asked_by := tenancy.current_user_id();
+    NEW.asked_by := caller;
   ELSE
     NEW.asked_by := OLD.asked_by;
   END IF;

@@ -11,7 +11,7 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 #: SHA-256 of the migration file (as recorded in model.snapshot.json).
-SHA256 = "21354d11cbc4da7411ad7076f8bd76da3509e3e35f149d4f90254c00aa9b1e1d"
+SHA256 = "946758ae5ce1815024b4c896a8c67398abe3487b06af00cfb361952e8908f4e7"
 
 SQL = r"""-- Incremental migration: only what changed in the policies since the previous one.
 --
@@ -56,15 +56,17 @@ CREATE OR REPLACE FUNCTION tenancy.user_project_roles_stamp()
   LANGUAGE plpgsql
   SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  caller uuid := tenancy.current_user_id();
 BEGIN
-  IF tenancy.current_user_id() IS NULL THEN
+  IF caller IS NULL THEN
     RETURN NEW;
   END IF;
   IF TG_OP = 'INSERT' THEN
-    NEW.granted_by := tenancy.current_user_id();
+    NEW.granted_by := caller;
     NEW.granted_at := now();
   ELSE
-    NEW.granted_by := tenancy.current_user_id();
+    NEW.granted_by := caller;
     NEW.granted_at := now();
   END IF;
   RETURN NEW;
@@ -95,12 +97,14 @@ CREATE OR REPLACE FUNCTION tenancy.documents_stamp()
   LANGUAGE plpgsql
   SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  caller uuid := tenancy.current_user_id();
 BEGIN
-  IF tenancy.current_user_id() IS NULL THEN
+  IF caller IS NULL THEN
     RETURN NEW;
   END IF;
   IF TG_OP = 'INSERT' THEN
-    NEW.created_by := tenancy.current_user_id();
+    NEW.created_by := caller;
     NEW.created_at := now();
     NEW.updated_at := now();
   ELSE
@@ -135,12 +139,14 @@ CREATE OR REPLACE FUNCTION tenancy.queries_stamp()
   LANGUAGE plpgsql
   SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  caller uuid := tenancy.current_user_id();
 BEGIN
-  IF tenancy.current_user_id() IS NULL THEN
+  IF caller IS NULL THEN
     RETURN NEW;
   END IF;
   IF TG_OP = 'INSERT' THEN
-    NEW.asked_by := tenancy.current_user_id();
+    NEW.asked_by := caller;
   ELSE
     NEW.asked_by := OLD.asked_by;
   END IF;
