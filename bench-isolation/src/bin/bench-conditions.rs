@@ -26,7 +26,7 @@ const DOCUMENTS: i32 = 20_000;
 
 struct Side {
     name: &'static str,
-    _db: TestDb,
+    db: TestDb,
     tenancy: Tenancy,
     scope: ProjectScope<Editor>,
     tenant: Uuid,
@@ -90,6 +90,15 @@ async fn side(name: &'static str, by_hand: bool) -> Result<Side> {
         .execute(&admin)
         .await?;
     }
+    // Per-function call counts and times (pg_stat_user_functions), for the write-up.
+    let database: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&admin)
+        .await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "ALTER DATABASE \"{database}\" SET track_functions = 'all'"
+    )))
+    .execute(&admin)
+    .await?;
     sqlx::raw_sql("ANALYZE").execute(&admin).await?;
     let documents: Vec<Uuid> = sqlx::query_scalar(
         "SELECT id FROM documents WHERE project_id = $1 AND created_by = $2 ORDER BY id LIMIT 500",
@@ -109,7 +118,7 @@ async fn side(name: &'static str, by_hand: bool) -> Result<Side> {
         .context("editor")?;
     Ok(Side {
         name,
-        _db: db,
+        db,
         tenancy,
         scope,
         tenant,
@@ -264,6 +273,28 @@ async fn main() -> Result<()> {
             b90.as_secs_f64() * 1e6,
             a90.as_secs_f64() / b90.as_secs_f64(),
         );
+    }
+    for side in &sides {
+        let rows: Vec<(String, i64, f64, f64)> = sqlx::query_as(
+            "SELECT schemaname || '.' || funcname, calls, total_time, self_time \
+             FROM pg_stat_user_functions ORDER BY total_time DESC",
+        )
+        .fetch_all(side.db.admin_pool())
+        .await?;
+        println!(
+            "\nfunctions, {} (pg_stat_user_functions, whole run):",
+            side.name
+        );
+        println!("| function | calls | total ms | self ms | us per call |");
+        println!("|---|---|---|---|---|");
+        for (function, calls, total, own) in rows {
+            let per_call = if calls > 0 {
+                total * 1000.0 / calls as f64
+            } else {
+                0.0
+            };
+            println!("| {function} | {calls} | {total:.1} | {own:.1} | {per_call:.1} |");
+        }
     }
     Ok(())
 }
