@@ -497,10 +497,10 @@ mod tests {
                 ("current_tenant_id", 's', false, false),
                 ("current_user_id", 's', false, false),
                 ("project_ids", 's', false, false),
-                ("user_project_roles_stamp", 'v', false, true),
+                ("user_project_roles_stamp", 'v', false, false),
                 ("keep_top_role", 'v', false, true),
-                ("documents_stamp", 'v', false, true),
-                ("queries_stamp", 'v', false, true),
+                ("documents_stamp", 'v', false, false),
+                ("queries_stamp", 'v', false, false),
             ]
         );
         assert_eq!(

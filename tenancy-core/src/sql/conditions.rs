@@ -133,8 +133,8 @@ pub(super) fn stamp_trigger_section(model: &Model, table: &Table) -> String {
         // The caller's id is read once per row, into `caller` (the helper verifies the sealed
         // context on every call).
         let value = match stamp.value {
-            StampValue::CurrentUser => "caller".to_owned(),
-            StampValue::Now => stamp_value(model, stamp.value),
+            StampValue::CurrentUser => "caller",
+            StampValue::Now => "pg_catalog.now()",
         };
         on_insert.push_str(&format!("    NEW.{col} := {value};\n"));
         match stamp.when {
@@ -147,18 +147,20 @@ pub(super) fn stamp_trigger_section(model: &Model, table: &Table) -> String {
          -- Inside a request context the database writes them, whatever the statement says\n\
          -- (`on insert`: once; `on update`: on every write). Maintenance work without a\n\
          -- context (the owner role) writes what it gives; their defaults fill what it omits.\n\
+         -- No SET clause: every name is schema-qualified, operators included. (A SET\n\
+         -- search_path here would make the context helper it calls plan again on every call,\n\
+         -- as its cached plans depend on the search_path.)\n\
          CREATE OR REPLACE FUNCTION {function}()\n\
          \x20 RETURNS trigger\n\
          \x20 LANGUAGE plpgsql\n\
-         \x20 SET search_path = pg_catalog, pg_temp\n\
          AS $$\n\
          DECLARE\n\
-         \x20 caller uuid := {schema}.current_user_id();\n\
+         \x20 caller pg_catalog.uuid := {schema}.current_user_id();\n\
          BEGIN\n\
          \x20 IF caller IS NULL THEN\n\
          \x20   RETURN NEW;\n\
          \x20 END IF;\n\
-         \x20 IF TG_OP = 'INSERT' THEN\n\
+         \x20 IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN\n\
          {on_insert}\
          \x20 ELSE\n\
          {on_update}\

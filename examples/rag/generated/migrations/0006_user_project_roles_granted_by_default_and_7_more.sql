@@ -36,23 +36,25 @@ ALTER TABLE queries ALTER COLUMN asked_by SET DEFAULT tenancy.current_user_id();
 -- Inside a request context the database writes them, whatever the statement says
 -- (`on insert`: once; `on update`: on every write). Maintenance work without a
 -- context (the owner role) writes what it gives; their defaults fill what it omits.
+-- No SET clause: every name is schema-qualified, operators included. (A SET
+-- search_path here would make the context helper it calls plan again on every call,
+-- as its cached plans depend on the search_path.)
 CREATE OR REPLACE FUNCTION tenancy.user_project_roles_stamp()
   RETURNS trigger
   LANGUAGE plpgsql
-  SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  caller uuid := tenancy.current_user_id();
+  caller pg_catalog.uuid := tenancy.current_user_id();
 BEGIN
   IF caller IS NULL THEN
     RETURN NEW;
   END IF;
-  IF TG_OP = 'INSERT' THEN
+  IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
     NEW.granted_by := caller;
-    NEW.granted_at := now();
+    NEW.granted_at := pg_catalog.now();
   ELSE
     NEW.granted_by := caller;
-    NEW.granted_at := now();
+    NEW.granted_at := pg_catalog.now();
   END IF;
   RETURN NEW;
 END
@@ -77,25 +79,27 @@ CREATE POLICY documents_update ON documents
 -- Inside a request context the database writes them, whatever the statement says
 -- (`on insert`: once; `on update`: on every write). Maintenance work without a
 -- context (the owner role) writes what it gives; their defaults fill what it omits.
+-- No SET clause: every name is schema-qualified, operators included. (A SET
+-- search_path here would make the context helper it calls plan again on every call,
+-- as its cached plans depend on the search_path.)
 CREATE OR REPLACE FUNCTION tenancy.documents_stamp()
   RETURNS trigger
   LANGUAGE plpgsql
-  SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  caller uuid := tenancy.current_user_id();
+  caller pg_catalog.uuid := tenancy.current_user_id();
 BEGIN
   IF caller IS NULL THEN
     RETURN NEW;
   END IF;
-  IF TG_OP = 'INSERT' THEN
+  IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
     NEW.created_by := caller;
-    NEW.created_at := now();
-    NEW.updated_at := now();
+    NEW.created_at := pg_catalog.now();
+    NEW.updated_at := pg_catalog.now();
   ELSE
     NEW.created_by := OLD.created_by;
     NEW.created_at := OLD.created_at;
-    NEW.updated_at := now();
+    NEW.updated_at := pg_catalog.now();
   END IF;
   RETURN NEW;
 END
@@ -119,18 +123,20 @@ CREATE POLICY queries_insert ON queries
 -- Inside a request context the database writes them, whatever the statement says
 -- (`on insert`: once; `on update`: on every write). Maintenance work without a
 -- context (the owner role) writes what it gives; their defaults fill what it omits.
+-- No SET clause: every name is schema-qualified, operators included. (A SET
+-- search_path here would make the context helper it calls plan again on every call,
+-- as its cached plans depend on the search_path.)
 CREATE OR REPLACE FUNCTION tenancy.queries_stamp()
   RETURNS trigger
   LANGUAGE plpgsql
-  SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  caller uuid := tenancy.current_user_id();
+  caller pg_catalog.uuid := tenancy.current_user_id();
 BEGIN
   IF caller IS NULL THEN
     RETURN NEW;
   END IF;
-  IF TG_OP = 'INSERT' THEN
+  IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
     NEW.asked_by := caller;
   ELSE
     NEW.asked_by := OLD.asked_by;
