@@ -760,8 +760,10 @@ fn the_oracle_itself_on_a_hand_made_world() {
     assert_eq!(f.chunks, Vec::<Uuid>::new());
     assert_eq!(f.projects, vec![p]);
     assert_eq!(f.tenants, vec![t]);
-    // Updating needs the editor field and the viewer field (RETURNING reads the row).
-    assert_eq!(f.updated_documents, Vec::<Uuid>::new());
+    // Updating needs the update rule's field (editor, for the author's own documents; or
+    // admin) and the viewer field (RETURNING reads the row): document 20 in P, through the
+    // forged admin field; not 21 in Q (editor field, but another author; no viewer field).
+    assert_eq!(f.updated_documents, vec![Uuid::from_u128(20)]);
     assert_eq!(f.deleted_documents, vec![Uuid::from_u128(20)]);
     let none = Context {
         label: "none".into(),

@@ -89,7 +89,13 @@ async fn python_live_isolation() {
         .unwrap()
         .require::<Viewer>()
         .unwrap();
-    let rust_statement = tenancy.begin_statement(&scope).unwrap();
+    // Sent by pytest after its own start-up and the tests before it: a token that outlives
+    // them (the default 30 s expired on a loaded machine).
+    let mut long_lived = tenancy_generated::config();
+    long_lived.token_lifetime = std::time::Duration::from_secs(900);
+    let rust_statement = Tenancy::with_config(db.app_pool().clone(), long_lived)
+        .begin_statement(&scope)
+        .unwrap();
     let rust_claims = tenancy.context_claims(&scope).unwrap();
 
     let python_out = std::env::temp_dir().join(format!(
