@@ -360,9 +360,21 @@ impl Tenancy {
         self.open_statement_for_claims(&context_claims(tenant, user, project_roles))
     }
 
+    /// What opening a transaction needs before a connection is taken: a valid configuration
+    /// and, unless the context is unsigned (Citus), a context key.
+    fn ready_to_open(&self) -> Result<(), Error> {
+        self.config.validate()?;
+        if !self.config.citus {
+            self.key
+                .as_ref()
+                .map_err(|err| Error::Misconfigured(err.clone()))?;
+        }
+        Ok(())
+    }
+
     /// The statement that opens a transaction carrying `claims`.
     fn open_statement_for_claims(&self, claims: &str) -> Result<String, Error> {
-        self.config.validate()?;
+        self.ready_to_open()?;
         if self.config.citus {
             return Ok(unsigned_statement(&self.config, claims));
         }
@@ -410,10 +422,9 @@ impl Tenancy {
         user: UserId,
         tenant: TenantId,
     ) -> Result<RequestContext, Error> {
-        // Built once here so a configuration problem is this function's error; built again
-        // (a fresh token) once the pool has handed out a connection. Cancellation-safe: see
-        // crate::begin.
-        self.open_statement(tenant, user, None)?;
+        // A configuration problem is this function's error; the statement (a fresh token) is
+        // built once the pool has handed out a connection. Cancellation-safe: see crate::begin.
+        self.ready_to_open()?;
         let this = self.clone();
         let mut tx = begin_cancel_safe(&self.pool, move || {
             this.open_statement(tenant, user, None)
@@ -493,10 +504,10 @@ impl Tenancy {
         )
     )]
     pub async fn begin<S: Scope>(&self, scope: &S) -> Result<ScopedTx<S>, Error> {
-        // Built once here so a configuration problem is this function's error; built again
-        // (a fresh token) once the pool has handed out a connection, so a wait for a busy
-        // pool never expires it.
-        self.begin_statement(scope)?;
+        // A configuration problem is this function's error; the statement (a fresh token) is
+        // built once the pool has handed out a connection, so a wait for a busy pool never
+        // expires it.
+        self.ready_to_open()?;
         let (this, for_token) = (self.clone(), scope.clone());
         let tx = begin_cancel_safe(&self.pool, move || {
             this.begin_statement(&for_token)
