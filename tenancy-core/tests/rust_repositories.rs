@@ -56,6 +56,7 @@ fn table(name: &str, kind: TableKind, rules: &[(Command, &str)]) -> Table {
                 command: *command,
                 min_role: (*role).into(),
                 condition: None,
+                columns: None,
             })
             .collect(),
     }

@@ -208,5 +208,6 @@ pub(crate) fn rule(
         commands: vec![(CommandSpec::One(command), span)],
         role: role.map(|(name, path)| ident(spans, name, path)),
         condition,
+        columns: None,
     }
 }

@@ -273,12 +273,11 @@ impl Shape<'_> {
 
     /// `update`: `SET col = CASE WHEN $flag THEN $value ELSE col END` for every patch column,
     /// so one static statement serves every patch.
-    pub(crate) fn update_sql(&self) -> String {
+    pub(crate) fn update_sql(&self, columns: &[Column]) -> String {
         let mut params = Params(0);
         let scope = self.write_scope_sql(&mut params);
         let key = self.key_sql(&self.write_key, &mut params);
-        let sets: Vec<String> = self
-            .patch_columns
+        let sets: Vec<String> = columns
             .iter()
             .map(|c| {
                 let name = sql_ident(&c.name);

@@ -460,16 +460,29 @@ impl Emitter<'_, '_> {
     }
 
     pub(super) fn update_method(&self) -> Methods {
-        let Some((role, role_name)) = self.role_type(Command::Update)? else {
-            return Ok(None);
-        };
+        let mut consts = Vec::new();
+        let mut methods = Vec::new();
+        for tier in &self.shape.update_tiers {
+            let (sql_const, method) = self.update_tier_method(tier)?;
+            consts.push(sql_const);
+            methods.push(method);
+        }
+        Ok((!methods.is_empty()).then_some((consts, methods)))
+    }
+
+    /// One update method (`update` or `update_as_<role>`) and its SQL constant.
+    fn update_tier_method(
+        &self,
+        tier: &crate::rust::shape::UpdateTier,
+    ) -> syn::Result<(ImplItem, syn::ImplItemFn)> {
+        let role = self.role_marker(&tier.role)?;
         let row = self.row();
-        let patch = ident(&self.shape.names.patch());
+        let patch = ident(&tier.patch(&self.shape.names));
         let (mut body, scope_binds) = self.write_scope_prelude(&role);
         let (params, key_binds) = self.key_params(&self.shape.write_key);
         // .bind(patch.<column>.is_some()).bind(patch.<column>) per patch column
         // (`.flatten()` for a nullable column)
-        let patch_binds = self.shape.patch_columns.iter().flat_map(|c| {
+        let patch_binds = tier.columns.iter().flat_map(|c| {
             let value = field(var(ident("patch")), snake_ident(&c.name));
             let flag = method(value.clone(), "is_some", []);
             let value = if c.nullable {
@@ -484,12 +497,25 @@ impl Emitter<'_, '_> {
         } else {
             "Updates one row of the write scope's project"
         };
-        let doc = format!(
+        let mut doc = format!(
             "{what} and returns it as stored; `None` when no visible row matches. An empty \
              patch changes nothing and returns the current row.\n\n{}",
-            self.rule_doc(Command::Update, role_name)
+            self.rule_doc(Command::Update, &tier.role)
         );
-        let sql = ident("UPDATE_SQL");
+        if self.shape.table.has_column_rights() {
+            doc.push_str(&format!(
+                " Column rights apply: this method changes {} (the columns the rules of \
+                 `{}` cover); the database refuses a change to a column the caller's rules do \
+                 not cover on that row with `Error::Forbidden`.",
+                tier.columns
+                    .iter()
+                    .map(|c| format!("`{}`", c.name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                tier.role
+            ));
+        }
+        let sql = ident(&tier.sql_const());
         let values = scope_binds.into_iter().chain(key_binds).chain(patch_binds);
         let query = binds(query_as(&row, &sql), values);
         body.push(let_(
@@ -500,11 +526,12 @@ impl Emitter<'_, '_> {
         let mut params = params;
         params.push((ident("patch"), path_type(syn::Path::from(patch))));
         let ok = option_type(self.row_type());
-        let update = Self::scoped_method(&doc, "update", params, ok, "WriteScope", &role, body);
-        Ok(Some((
-            vec![Self::sql_const(&sql, "update", &self.shape.update_sql())],
-            vec![update],
-        )))
+        let name = tier.method();
+        let update = Self::scoped_method(&doc, &name, params, ok, "WriteScope", &role, body);
+        Ok((
+            Self::sql_const(&sql, &name, &self.shape.update_sql(&tier.columns)),
+            update,
+        ))
     }
 
     pub(super) fn delete_method(&self) -> Methods {
