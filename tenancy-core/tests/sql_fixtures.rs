@@ -97,7 +97,7 @@ pub fn allow(commands: &[Command], role: &str) -> Vec<Rule> {
             command: *c,
             min_role: role.to_owned(),
             condition: None,
-                columns: None,
+            columns: None,
         })
         .collect()
 }

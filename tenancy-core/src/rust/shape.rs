@@ -65,7 +65,11 @@ impl UpdateTier {
     /// The patch type's name: `<Row>Patch`, or `<Row><Role>Patch`.
     pub(crate) fn patch(&self, names: &TypeNames) -> String {
         if self.raised {
-            format!("{}{}Patch", names.row, super::naming::camel_case(&self.role))
+            format!(
+                "{}{}Patch",
+                names.row,
+                super::naming::camel_case(&self.role)
+            )
         } else {
             names.patch()
         }
@@ -213,9 +217,7 @@ fn update_tiers(model: &Model, table: &Table, patch_columns: &[Column]) -> Vec<U
             .filter(|c| {
                 rules.iter().any(|r| {
                     rank(&r.min_role) <= rank(role)
-                        && r.columns
-                            .as_ref()
-                            .is_none_or(|l| l.iter().any(|n| *n == c.name))
+                        && r.columns.as_ref().is_none_or(|l| l.contains(&c.name))
                 })
             })
             .cloned()

@@ -50,11 +50,7 @@ pub(crate) fn restricted_columns(table: &Table) -> Vec<(Column, Vec<&Rule>)> {
         .into_iter()
         .filter_map(|name| {
             let column = columns.iter().find(|c| c.name == name)?.clone();
-            let allowed: Vec<&Rule> = rules
-                .iter()
-                .copied()
-                .filter(|r| covers(r, &name))
-                .collect();
+            let allowed: Vec<&Rule> = rules.iter().copied().filter(|r| covers(r, &name)).collect();
             (allowed.len() < rules.len()).then_some((column, allowed))
         })
         .collect()
@@ -281,9 +277,7 @@ impl OldRow<'_> {
         let schema = &self.model.settings.helper_schema;
         match operand {
             Operand::Column(c) => format!("OLD.{}", ident(c)),
-            Operand::CurrentUser => {
-                context_call(self.target, schema, ContextHelper::CurrentUserId)
-            }
+            Operand::CurrentUser => context_call(self.target, schema, ContextHelper::CurrentUserId),
             Operand::CurrentTenant => {
                 context_call(self.target, schema, ContextHelper::CurrentTenantId)
             }

@@ -646,7 +646,9 @@ fn diff_table(
         );
         if new_rights.is_empty() {
             plan.create_policies
-                .push_str(&super::column_rights::drop_column_rights_trigger(new_model, new));
+                .push_str(&super::column_rights::drop_column_rights_trigger(
+                    new_model, new,
+                ));
         } else {
             plan.create_policies.push_str(&new_rights);
         }

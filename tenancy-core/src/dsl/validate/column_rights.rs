@@ -83,12 +83,8 @@ impl<'a> Checker<'_, 'a> {
                 ok = false;
             } else if let Some(why) = fixed.iter().find(|(c, _)| *c == name).map(|(_, w)| *w) {
                 self.error(
-                    Diagnostic::error(
-                        format!("no update may change `{name}`"),
-                        column.span,
-                        why,
-                    )
-                    .with_help(format!("remove `{name}` from the list")),
+                    Diagnostic::error(format!("no update may change `{name}`"), column.span, why)
+                        .with_help(format!("remove `{name}` from the list")),
                 );
                 ok = false;
             }

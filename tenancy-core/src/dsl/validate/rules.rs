@@ -8,7 +8,13 @@ impl<'a> Checker<'_, 'a> {
     /// differ (their union is allowed), but at most one without a condition.
     pub(super) fn check_rules(&mut self, info: &mut TableInfo<'a>) {
         // (command, span of the command, role, condition as written (DSL spelling), columns)
-        type Seen = (Command, Span, Option<String>, Option<String>, Option<Vec<String>>);
+        type Seen = (
+            Command,
+            Span,
+            Option<String>,
+            Option<String>,
+            Option<Vec<String>>,
+        );
         let mut seen: Vec<Seen> = Vec::new();
         let mut rules: Vec<RuleInfo<'a>> = Vec::new();
         for rule in &info.decl.rules {
