@@ -88,7 +88,9 @@ fn the_grant_covers_the_union_and_the_trigger_checks_each_restricted_column() {
     assert!(sql.contains(
         "MESSAGE = 'permission denied to change column title of table notes', HINT = 'allowed to: editor where created_by = current_user'"
     ));
-    assert!(sql.contains("OLD.created_by OPERATOR(pg_catalog.=) (SELECT tenancy.current_user_id())"));
+    assert!(
+        sql.contains("OLD.created_by OPERATOR(pg_catalog.=) (SELECT tenancy.current_user_id())")
+    );
     assert!(sql.contains("HINT = 'allowed to: admin'"));
     // Maintenance sessions (no row-level security) are not checked.
     assert!(sql.contains("IF NOT pg_catalog.row_security_active(TG_RELID) THEN"));

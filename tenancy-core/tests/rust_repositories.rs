@@ -345,6 +345,7 @@ fn repositories_have_exactly_the_methods_the_rules_allow() {
             "insert",
             "insert_many",
             "update",
+            "update_as_admin",
             "delete"
         ]
     );
@@ -423,6 +424,21 @@ fn inputs_never_carry_scope_columns_and_rows_carry_all() {
     for key in ["tenant_id", "project_id", "id"] {
         assert!(!patch.contains(&key.to_owned()), "patch has {key}");
     }
+    // Column rights: the editor's patch holds the columns of `allow update (title, metadata)
+    // to editor ...`; the admin's every updatable column.
+    assert_eq!(patch, ["title", "metadata"]);
+    let admin_patch =
+        struct_fields(&files["src/documents.rs"], "DocumentAdminPatch").expect("admin patch");
+    assert_eq!(
+        admin_patch,
+        [
+            "title",
+            "source_uri",
+            "mime_type",
+            "content_hash",
+            "metadata"
+        ]
+    );
     let member_patch =
         struct_fields(&files["src/user_project_roles.rs"], "UserProjectRolePatch").expect("patch");
     // granted_by and granted_at are stamped by the database.

@@ -249,7 +249,7 @@ pub fn rag_model() -> Model {
                 command: Update,
                 min_role: "editor".to_owned(),
                 condition: Some(is_caller("created_by")),
-                columns: None,
+                columns: Some(vec!["title".to_owned(), "metadata".to_owned()]),
             }],
             allow(&[Update], "admin"),
             allow(&[Delete], "admin"),
