@@ -107,9 +107,13 @@ pub(super) fn column_rights_section(model: &Model, table: &Table, target: Target
             column.name, table.name
         ));
         let hint = literal(&format!("allowed to: {who}"));
+        // Nested IFs: the role tests run only for a column that changed (a NULL `changed`
+        // is no change, and an AND with NULL would still evaluate them).
         checks.push_str(&format!(
-            "  IF ({}) AND NOT (\n      {allowed}) THEN\n\
-             \x20   RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = {message}, HINT = {hint};\n\
+            "  IF ({}) THEN\n\
+             \x20   IF NOT (\n      {allowed}) THEN\n\
+             \x20     RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = {message}, HINT = {hint};\n\
+             \x20   END IF;\n\
              \x20 END IF;\n",
             changed(&col, column.ty)
         ));

@@ -244,28 +244,48 @@ impl Emitter<'_, '_> {
         let row = self.row();
         let filter = ident(&self.shape.names.filter());
         let page = ident(&self.shape.names.page());
-        // page.after.as_ref().map(|after| &after.<column>) per cursor column
-        let cursor_binds = self.shape.cursor.iter().map(|c| {
-            let after = method(field(var(ident("page")), ident("after")), "as_ref", []);
-            let column = reference(field(var(ident("after")), snake_ident(&c.name)));
-            method(after, "map", [closure("after", column)])
-        });
+        // &after.<column> per cursor column, inside `Some(after) => ...`
+        let cursor_binds: Vec<Expr> = self
+            .shape
+            .cursor
+            .iter()
+            .map(|c| {
+                let value = field(var(ident("after")), snake_ident(&c.name));
+                // Copy values by value, the others by reference (`after` is borrowed).
+                let owned = matches!(
+                    c.ty,
+                    SqlType::Text | SqlType::Jsonb | SqlType::Bytea | SqlType::Vector(_)
+                );
+                if owned {
+                    reference(value)
+                } else {
+                    value
+                }
+            })
+            .collect();
         let rule = self.rule_doc(Command::Select, role_name);
         let list_doc = format!(
             "Lists rows matching `filter` in key order, one page at a time (keyset pagination: \
-             pass the last row's `cursor()` as the next page's `after`).\n\n{rule}"
+             pass the last row's `cursor()` as the next page's `after`). Each page starts \
+             where the cursor is in the key index (`{}`), so a late page costs what the first \
+             one does.\n\n{rule}",
+            Self::after_doc_sql(&self.shape.list_after_sql())
         );
         let count_doc = format!("Counts the rows matching `filter`.\n\n{rule}");
         let list_sql = ident("LIST_SQL");
+        let list_after_sql = ident("LIST_AFTER_SQL");
         let count_sql = ident("COUNT_SQL");
         let consts = vec![
             Self::sql_const(&list_sql, "list", &self.shape.list_sql()),
+            Self::sql_const(&list_after_sql, "list", &self.shape.list_after_sql()),
             Self::sql_const(&count_sql, "count", &self.shape.count_sql()),
         ];
 
         // let limit = i64::from(page.limit.clamp(1, 1000));
-        // let rows = ::tenancy_runtime::sqlx::query_as::<_, Row>(Self::LIST_SQL) <scope> <filter> <cursor>
-        //     .bind(limit).fetch_all(tx.connection()).await?;
+        // let rows = match page.after.as_ref() {
+        //     Some(after) => query_as(Self::LIST_AFTER_SQL) <scope> <filter> <cursor> <limit>,
+        //     None => query_as(Self::LIST_SQL) <scope> <filter> <limit>,
+        // }.fetch_all(tx.connection()).await?;
         let (mut list_body, scope_binds) = self.read_scope_prelude();
         let limit = method(
             field(var(ident("page")), ident("limit")),
@@ -274,16 +294,33 @@ impl Emitter<'_, '_> {
         );
         let from = path_expr(path(false, &["i64", "from"]));
         list_body.push(let_("limit", call(from, [limit])));
-        let values = scope_binds
+        let first_values = scope_binds
+            .clone()
+            .into_iter()
+            .chain(self.filter_binds())
+            .chain([var(ident("limit"))]);
+        let after_values = scope_binds
             .into_iter()
             .chain(self.filter_binds())
             .chain(cursor_binds)
             .chain([var(ident("limit"))]);
-        let query = binds(query_as(&row, &list_sql), values);
-        list_body.push(let_(
-            "rows",
-            await_try(method(query, "fetch_all", [tx_connection()])),
+        let first = await_try(method(
+            binds(query_as(&row, &list_sql), first_values),
+            "fetch_all",
+            [tx_connection()],
         ));
+        let after = await_try(method(
+            binds(query_as(&row, &list_after_sql), after_values),
+            "fetch_all",
+            [tx_connection()],
+        ));
+        let rows: Expr = syn::parse_quote! {
+            match page.after.as_ref() {
+                ::std::option::Option::Some(after) => #after,
+                ::std::option::Option::None => #first,
+            }
+        };
+        list_body.push(let_("rows", rows));
         list_body.push(ok_tail(var(ident("rows"))));
         let filter_param = (
             ident("filter"),
@@ -329,6 +366,14 @@ impl Emitter<'_, '_> {
             count_body,
         );
         Ok(Some((consts, vec![list, count])))
+    }
+
+    /// The cursor predicate of `sql` (`(project_id, id) > ($6, $7)`), for the list's doc.
+    fn after_doc_sql(sql: &str) -> String {
+        sql.split(" AND ")
+            .find(|part| part.contains(") > ("))
+            .map(|part| part.split(" ORDER BY").next().unwrap_or(part).to_owned())
+            .unwrap_or_default()
     }
 
     pub(super) fn insert_methods(&self) -> Methods {

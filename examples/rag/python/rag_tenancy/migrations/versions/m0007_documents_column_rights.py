@@ -11,7 +11,7 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 #: SHA-256 of the migration file (as recorded in model.snapshot.json).
-SHA256 = "7760ee6fe70f2f20a56b8de8f1478155bfd78bfb765f2351ea9c763aa8f5c722"
+SHA256 = "c5280d848b38ec77b235fce4cfd4a6b9b852e02bb5a7ef897970308fbad72902"
 
 SQL = r"""-- Incremental migration: only what changed in the policies since the previous one.
 --
@@ -38,19 +38,25 @@ BEGIN
     RETURN NEW;
   END IF;
   IF ((NEW.source_uri IS NULL) OPERATOR(pg_catalog.<>) (OLD.source_uri IS NULL)
-      OR NEW.source_uri OPERATOR(pg_catalog.<>) OLD.source_uri) AND NOT (
+      OR NEW.source_uri OPERATOR(pg_catalog.<>) OLD.source_uri) THEN
+    IF NOT (
       COALESCE(OLD.project_id OPERATOR(pg_catalog.=) ANY ((SELECT tenancy.project_ids('admin'))::pg_catalog.uuid[]), false)) THEN
-    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'permission denied to change column source_uri of table documents', HINT = 'allowed to: admin';
+      RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'permission denied to change column source_uri of table documents', HINT = 'allowed to: admin';
+    END IF;
   END IF;
   IF ((NEW.mime_type IS NULL) OPERATOR(pg_catalog.<>) (OLD.mime_type IS NULL)
-      OR NEW.mime_type OPERATOR(pg_catalog.<>) OLD.mime_type) AND NOT (
+      OR NEW.mime_type OPERATOR(pg_catalog.<>) OLD.mime_type) THEN
+    IF NOT (
       COALESCE(OLD.project_id OPERATOR(pg_catalog.=) ANY ((SELECT tenancy.project_ids('admin'))::pg_catalog.uuid[]), false)) THEN
-    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'permission denied to change column mime_type of table documents', HINT = 'allowed to: admin';
+      RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'permission denied to change column mime_type of table documents', HINT = 'allowed to: admin';
+    END IF;
   END IF;
   IF ((NEW.content_hash IS NULL) OPERATOR(pg_catalog.<>) (OLD.content_hash IS NULL)
-      OR NEW.content_hash OPERATOR(pg_catalog.<>) OLD.content_hash) AND NOT (
+      OR NEW.content_hash OPERATOR(pg_catalog.<>) OLD.content_hash) THEN
+    IF NOT (
       COALESCE(OLD.project_id OPERATOR(pg_catalog.=) ANY ((SELECT tenancy.project_ids('admin'))::pg_catalog.uuid[]), false)) THEN
-    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'permission denied to change column content_hash of table documents', HINT = 'allowed to: admin';
+      RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'permission denied to change column content_hash of table documents', HINT = 'allowed to: admin';
+    END IF;
   END IF;
   RETURN NEW;
 END
