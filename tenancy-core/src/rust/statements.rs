@@ -174,9 +174,9 @@ impl Shape<'_> {
         )
     }
 
-    /// `list`, a later page: the rows after the cursor, as a row comparison on the key order.
-    /// Being an index condition (not `$n IS NULL OR ...`, which can only filter), it positions
-    /// the index scan at the cursor instead of walking the scope's rows from the start.
+    /// `list`, a later page: the rows after the cursor, as a row comparison on the key order
+    /// (an index condition, where `$n IS NULL OR ...` could only filter). A one-project scope
+    /// uses [`Self::list_after_in_project_sql`], which also positions the scan at the cursor.
     pub(crate) fn list_after_sql(&self) -> String {
         let mut params = Params(0);
         let scope = self.read_scope_sql(&mut params);
@@ -195,6 +195,47 @@ impl Shape<'_> {
             after.join(", "),
             self.order_sql(),
         )
+    }
+
+    /// True when a later page within one project can seek: a project-owned table whose key
+    /// order is the project column, then at least one key column.
+    pub(crate) fn has_list_after_in_project(&self) -> bool {
+        match (self.project_column, self.cursor.first()) {
+            (Some(project), Some(first)) => first.name == project && self.cursor.len() > 1,
+            _ => false,
+        }
+    }
+
+    /// `list`, a later page of a one-project scope whose cursor is in that project: the
+    /// project is `= $2` and the cursor's key columns follow it as a range (`id > $n`).
+    /// PostgreSQL positions a btree scan on a row comparison only for its first column, so
+    /// `(project_id, id) > (..)` next to `project_id = ..` still walks the project from its
+    /// start; with the project an equality, `id > $n` starts the scan at the cursor.
+    pub(crate) fn list_after_in_project_sql(&self) -> Option<String> {
+        if !self.has_list_after_in_project() {
+            return None;
+        }
+        let mut params = Params(0);
+        let scope = self.write_scope_sql(&mut params);
+        let filters = self.filter_sql(&mut params);
+        let rest = &self.cursor[1..];
+        let names: Vec<String> = rest.iter().map(|c| sql_ident(&c.name)).collect();
+        let values: Vec<String> = rest
+            .iter()
+            .map(|c| format!("{}::{}", params.next(), self.param_type_sql(c)))
+            .collect();
+        let range = if rest.len() == 1 {
+            format!("{} > {}", names.join(""), values.join(""))
+        } else {
+            format!("({}) > ({})", names.join(", "), values.join(", "))
+        };
+        let limit = params.next();
+        Some(format!(
+            "SELECT {} FROM {} WHERE {scope}{filters} AND {range} ORDER BY {} LIMIT {limit}",
+            self.select_list(),
+            self.table_sql(),
+            self.order_sql(),
+        ))
     }
 
     /// `count`: the number of rows matching the filter.

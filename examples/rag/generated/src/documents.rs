@@ -163,6 +163,8 @@ impl Documents {
     pub const LIST_AFTER_SQL: &'static str = "SELECT tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at FROM public.documents WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::pg_catalog.uuid IS NULL OR project_id = $3) AND ($4::pg_catalog.text IS NULL OR content_hash = $4) AND ($5::pg_catalog.timestamptz IS NULL OR created_at = $5) AND (project_id, id) > ($6::pg_catalog.uuid, $7::pg_catalog.uuid) ORDER BY project_id, id LIMIT $8";
     /// The SQL of [`Self::count`].
     pub const COUNT_SQL: &'static str = "SELECT pg_catalog.count(*) FROM public.documents WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::pg_catalog.uuid IS NULL OR project_id = $3) AND ($4::pg_catalog.text IS NULL OR content_hash = $4) AND ($5::pg_catalog.timestamptz IS NULL OR created_at = $5)";
+    /// The SQL of [`Self::list`].
+    pub const LIST_AFTER_IN_PROJECT_SQL: &'static str = "SELECT tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at FROM public.documents WHERE tenant_id = $1 AND project_id = $2 AND ($3::pg_catalog.uuid IS NULL OR project_id = $3) AND ($4::pg_catalog.text IS NULL OR content_hash = $4) AND ($5::pg_catalog.timestamptz IS NULL OR created_at = $5) AND id > $6::pg_catalog.uuid ORDER BY project_id, id LIMIT $7";
     /// The SQL of [`Self::insert`].
     pub const INSERT_SQL: &'static str = "INSERT INTO public.documents (tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata) VALUES ($1, $2, COALESCE($3::pg_catalog.uuid, pg_catalog.gen_random_uuid()), $4, $5, COALESCE($6::pg_catalog.text, 'text/plain'), $7, COALESCE($8::pg_catalog.jsonb, '{}')) RETURNING tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at";
     /// The SQL of [`Self::insert_many`].
@@ -214,7 +216,7 @@ impl Documents {
         };
         ::std::result::Result::Ok(row)
     }
-    /// Lists rows matching `filter` in key order, one page at a time (keyset pagination: pass the last row's `cursor()` as the next page's `after`). Each page starts where the cursor is in the key index (`(project_id, id) > ($6::pg_catalog.uuid, $7::pg_catalog.uuid)`), so a late page costs what the first one does.
+    /// Lists rows matching `filter` in key order, one page at a time (keyset pagination: pass the last row's `cursor()` as the next page's `after`). In a one-project scope a later page starts the index scan at the cursor, so it costs what the first page does.
     ///
     /// Requires `viewer` or above in every project it reads (RLS policy `documents_select`).
     pub async fn list<S>(
@@ -233,8 +235,36 @@ impl Documents {
             .map(|id| id.as_uuid())
             .collect();
         let limit = i64::from(page.limit.clamp(1, 1000));
-        let rows = match page.after.as_ref() {
-            ::std::option::Option::Some(after) => {
+        let in_project = match (page.after.as_ref(), scope_project_ids.as_slice()) {
+            (
+                ::std::option::Option::Some(after),
+                [scope_project_id,
+                ],
+            ) if after.project_id == *scope_project_id => {
+                ::std::option::Option::Some(*scope_project_id)
+            }
+            _ => ::std::option::Option::None,
+        };
+        let rows = match (page.after.as_ref(), in_project) {
+            (
+                ::std::option::Option::Some(after),
+                ::std::option::Option::Some(scope_project_id),
+            ) => {
+                ::tenancy_runtime::sqlx::query_as::<
+                    _,
+                    Document,
+                >(Self::LIST_AFTER_IN_PROJECT_SQL)
+                    .bind(scope_tenant_id)
+                    .bind(scope_project_id)
+                    .bind(filter.project_id.as_ref())
+                    .bind(filter.content_hash.as_ref())
+                    .bind(filter.created_at.as_ref())
+                    .bind(after.id)
+                    .bind(limit)
+                    .fetch_all(tx.connection())
+                    .await?
+            }
+            (::std::option::Option::Some(after), ::std::option::Option::None) => {
                 ::tenancy_runtime::sqlx::query_as::<_, Document>(Self::LIST_AFTER_SQL)
                     .bind(scope_tenant_id)
                     .bind(scope_project_ids)
@@ -247,7 +277,7 @@ impl Documents {
                     .fetch_all(tx.connection())
                     .await?
             }
-            ::std::option::Option::None => {
+            (::std::option::Option::None, _) => {
                 ::tenancy_runtime::sqlx::query_as::<_, Document>(Self::LIST_SQL)
                     .bind(scope_tenant_id)
                     .bind(scope_project_ids)

@@ -138,7 +138,7 @@ impl Projects {
         };
         ::std::result::Result::Ok(row)
     }
-    /// Lists rows matching `filter` in key order, one page at a time (keyset pagination: pass the last row's `cursor()` as the next page's `after`). Each page starts where the cursor is in the key index (`(id) > ($4::pg_catalog.uuid)`), so a late page costs what the first one does.
+    /// Lists rows matching `filter` in key order, one page at a time (keyset pagination: pass the last row's `cursor()` as the next page's `after`).
     ///
     /// Requires `viewer` or above in every project it reads (RLS policy `projects_select`).
     pub async fn list<S>(

@@ -264,18 +264,21 @@ impl Emitter<'_, '_> {
             })
             .collect();
         let rule = self.rule_doc(Command::Select, role_name);
+        let seek = if self.shape.has_list_after_in_project() {
+            " In a one-project scope a later page starts the index scan at the cursor, so it \
+             costs what the first page does."
+        } else {
+            ""
+        };
         let list_doc = format!(
             "Lists rows matching `filter` in key order, one page at a time (keyset pagination: \
-             pass the last row's `cursor()` as the next page's `after`). Each page starts \
-             where the cursor is in the key index (`{}`), so a late page costs what the first \
-             one does.\n\n{rule}",
-            Self::after_doc_sql(&self.shape.list_after_sql())
+             pass the last row's `cursor()` as the next page's `after`).{seek}\n\n{rule}"
         );
         let count_doc = format!("Counts the rows matching `filter`.\n\n{rule}");
         let list_sql = ident("LIST_SQL");
         let list_after_sql = ident("LIST_AFTER_SQL");
         let count_sql = ident("COUNT_SQL");
-        let consts = vec![
+        let mut consts = vec![
             Self::sql_const(&list_sql, "list", &self.shape.list_sql()),
             Self::sql_const(&list_after_sql, "list", &self.shape.list_after_sql()),
             Self::sql_const(&count_sql, "count", &self.shape.count_sql()),
@@ -302,7 +305,7 @@ impl Emitter<'_, '_> {
         let after_values = scope_binds
             .into_iter()
             .chain(self.filter_binds())
-            .chain(cursor_binds)
+            .chain(cursor_binds.clone())
             .chain([var(ident("limit"))]);
         let first = await_try(method(
             binds(query_as(&row, &list_sql), first_values),
@@ -314,10 +317,50 @@ impl Emitter<'_, '_> {
             "fetch_all",
             [tx_connection()],
         ));
-        let rows: Expr = syn::parse_quote! {
-            match page.after.as_ref() {
-                ::std::option::Option::Some(after) => #after,
-                ::std::option::Option::None => #first,
+        let rows: Expr = match self.shape.list_after_in_project_sql() {
+            None => syn::parse_quote! {
+                match page.after.as_ref() {
+                    ::std::option::Option::Some(after) => #after,
+                    ::std::option::Option::None => #first,
+                }
+            },
+            Some(in_project_sql) => {
+                let in_project_const = ident("LIST_AFTER_IN_PROJECT_SQL");
+                consts.push(Self::sql_const(&in_project_const, "list", &in_project_sql));
+                let project = snake_ident(&self.shape.cursor[0].name);
+                let rest_binds = cursor_binds[1..].to_vec();
+                let in_project_values = [
+                    var(ident("scope_tenant_id")),
+                    var(ident("scope_project_id")),
+                ]
+                .into_iter()
+                .chain(self.filter_binds())
+                .chain(rest_binds)
+                .chain([var(ident("limit"))]);
+                let in_project = await_try(method(
+                    binds(query_as(&row, &in_project_const), in_project_values),
+                    "fetch_all",
+                    [tx_connection()],
+                ));
+                list_body.push(syn::parse_quote! {
+                    // A later page of a one-project scope, its cursor in that project: the
+                    // statement that starts the index scan at the cursor.
+                    let in_project = match (page.after.as_ref(), scope_project_ids.as_slice()) {
+                        (::std::option::Option::Some(after), [scope_project_id])
+                            if after.#project == *scope_project_id =>
+                        {
+                            ::std::option::Option::Some(*scope_project_id)
+                        }
+                        _ => ::std::option::Option::None,
+                    };
+                });
+                syn::parse_quote! {
+                    match (page.after.as_ref(), in_project) {
+                        (::std::option::Option::Some(after), ::std::option::Option::Some(scope_project_id)) => #in_project,
+                        (::std::option::Option::Some(after), ::std::option::Option::None) => #after,
+                        (::std::option::Option::None, _) => #first,
+                    }
+                }
             }
         };
         list_body.push(let_("rows", rows));
@@ -366,14 +409,6 @@ impl Emitter<'_, '_> {
             count_body,
         );
         Ok(Some((consts, vec![list, count])))
-    }
-
-    /// The cursor predicate of `sql` (`(project_id, id) > ($6, $7)`), for the list's doc.
-    fn after_doc_sql(sql: &str) -> String {
-        sql.split(" AND ")
-            .find(|part| part.contains(") > ("))
-            .map(|part| part.split(" ORDER BY").next().unwrap_or(part).to_owned())
-            .unwrap_or_default()
     }
 
     pub(super) fn insert_methods(&self) -> Methods {
