@@ -6,6 +6,7 @@
 //! library: parse -> validate -> emit all happen here, so every path produces the same
 //! output for the same model.
 
+pub mod access;
 pub mod condition;
 pub mod derive;
 pub mod dsl;

@@ -1,7 +1,7 @@
 //! The generated output directory as a whole: produce every file, write only what
 //! changed, and tell which files are stale (`tenancy generate --check`).
 //!
-//! The generator owns `migrations/*.sql`, `src/**/*.rs` and `model.snapshot.json` below the
+//! The generator owns `migrations/*.sql`, `src/**/*.rs`, `ACCESS.md` and `model.snapshot.json` below the
 //! output directory; anything else there (the repository crate's `Cargo.toml`, a README) is
 //! left alone.
 //!
@@ -157,6 +157,10 @@ pub fn generate(
     let rust = crate::rust::generate_repositories(model)
         .map_err(|err| GenerateError::Rust(err.to_string()))?;
     files.extend(rust);
+    files.push(GeneratedFile {
+        path: PathBuf::from(crate::access::ACCESS_FILE),
+        contents: crate::access::access_markdown(model),
+    });
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
 }
