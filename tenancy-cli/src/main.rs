@@ -2,6 +2,7 @@
 //!
 //! Every failure ends with a non-zero exit and one sentence on stderr that says what went wrong.
 
+mod diff;
 mod init;
 mod keys;
 mod login_roles;
@@ -87,6 +88,15 @@ enum Command {
         policy: PolicyArgs,
         /// Only this table.
         table: Option<String>,
+    },
+    /// Every change of access from a base model (a snapshot file or a git revision) to the
+    /// policies, classified widens/narrows/neutral (exit 0 when nothing widens, 3 when
+    /// something does, 1 on errors).
+    Diff {
+        #[command(flatten)]
+        policy: PolicyArgs,
+        #[command(flatten)]
+        args: diff::DiffArgs,
     },
     /// Compare a live database with what the policies generate (exit 0 clean, 1 with
     /// findings, 2 when the database cannot be reached or queried).
@@ -267,6 +277,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print!("{text}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Diff { policy, args } => diff::run(&load(&policy)?, &args),
         Command::Audit {
             policy,
             database_url,

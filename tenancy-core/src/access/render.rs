@@ -5,6 +5,9 @@ use super::diff::{AccessChange, AccessDiff, Effect};
 
 /// One line per change, its counterexample below it, and a summary line.
 pub fn to_text(diff: &AccessDiff) -> String {
+    if diff.changes.is_empty() {
+        return "no change of access\n".to_owned();
+    }
     let mut out = String::new();
     for change in &diff.changes {
         out.push_str(&format!(
