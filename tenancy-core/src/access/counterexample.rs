@@ -68,11 +68,16 @@ impl Counterexample {
             Some(role) => format!("a caller holding `{role}` in project P of tenant T"),
             None => "any caller of the app role".to_owned(),
         };
+        let whose = if self.role.is_some() {
+            " of project P"
+        } else {
+            ""
+        };
         let row = if self.row.is_empty() {
-            "any row".to_owned()
+            format!("any row{whose}")
         } else {
             format!(
-                "a row where {}",
+                "a row{whose} where {}",
                 self.row
                     .iter()
                     .map(|(c, v)| format!("`{c}` is {}", v.describe()))
@@ -80,17 +85,12 @@ impl Counterexample {
                     .join(" and ")
             )
         };
-        let place = if self.role.is_some() {
-            " in project P"
-        } else {
-            ""
-        };
         let unverified = if self.unverified {
-            " [unverified: depends on raw SQL]"
+            " [unverified: depends on raw SQL or a row condition]"
         } else {
             ""
         };
-        format!("{who} may {command} {row} of `{table}`{place}{unverified}")
+        format!("{who} may {command}, in `{table}`, {row}{unverified}")
     }
 }
 

@@ -7,11 +7,14 @@
 //! a role or column added, is neutral. A rewritten raw SQL condition cannot be compared: it is
 //! reported as a widening (fail closed) with an unverified counterexample.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
-use crate::model::{Command, Model, TableKind};
+use crate::condition::Literal;
+use crate::model::{Command, Model, SqlType, TableKind};
 
-use super::counterexample::{self, Counterexample};
+use super::counterexample::{self, Counterexample, Value};
 use super::matrix::{AccessMatrix, RoleAccess, TableAccess};
 
 /// Whether a change gives or takes access.
@@ -239,7 +242,7 @@ fn table_changes(
         out.push(c);
     }
     command_changes(old, new, before, after, out);
-    column_changes(before, after, out);
+    column_changes(new, before, after, out);
 }
 
 /// Roles whose access to one command changed the same way: (kind, effect, roles, the first
@@ -398,7 +401,12 @@ fn access_words(access: &RoleAccess) -> String {
 }
 
 /// Columns that became writable (or not) by insert and update.
-fn column_changes(before: &TableAccess, after: &TableAccess, out: &mut Vec<AccessChange>) {
+fn column_changes(
+    new: &Model,
+    before: &TableAccess,
+    after: &TableAccess,
+    out: &mut Vec<AccessChange>,
+) {
     for (command, was, is) in [
         (
             Command::Insert,
@@ -442,17 +450,28 @@ fn column_changes(before: &TableAccess, after: &TableAccess, out: &mut Vec<Acces
             c.command = Some(command);
             c.column = Some(column.clone());
             if !new_column {
-                let role = after.command(command).and_then(|a| {
-                    a.roles
-                        .iter()
-                        .find(|e| e.access != RoleAccess::Denied)
-                        .map(|e| e.role.clone())
-                });
+                // The least role that reaches every row: a role limited by a condition may be
+                // kept by its WITH CHECK from writing another value (`created_by =
+                // current_user`); without such a role the counterexample is unverified.
+                let entries = after
+                    .command(command)
+                    .map(|a| a.roles.as_slice())
+                    .unwrap_or_default();
+                let every_row = entries.iter().find(|e| e.access == RoleAccess::AllRows);
+                let some_rows = entries.iter().find(|e| e.access != RoleAccess::Denied);
+                let unverified = every_row.is_none();
+                let role = every_row.or(some_rows).map(|e| e.role.clone());
                 c.roles = role.iter().cloned().collect();
+                let value = new
+                    .table(&after.table)
+                    .and_then(|t| t.column(column))
+                    .map(|c| written_value(c.ty));
                 c.counterexample = Some(Counterexample {
                     role,
-                    row: Default::default(),
-                    unverified: false,
+                    row: value
+                        .map(|v| BTreeMap::from([(column.clone(), v)]))
+                        .unwrap_or_default(),
+                    unverified,
                 });
             }
             out.push(c);
@@ -530,5 +549,20 @@ fn ceiling_changes(old: &AccessMatrix, new: &AccessMatrix, out: &mut Vec<AccessC
             c.roles = vec![ceiling.role.clone()];
             out.push(c);
         }
+    }
+}
+
+/// A value a caller writes into a column that became writable, unlike what the database would
+/// have written there (another user's id, a time long past).
+fn written_value(ty: SqlType) -> Value {
+    match ty {
+        SqlType::Uuid => Value::OtherUserId,
+        SqlType::Timestamptz => Value::Literal(Literal::String("2000-01-01 00:00:00+00".into())),
+        SqlType::Date => Value::Literal(Literal::String("2000-01-01".into())),
+        SqlType::SmallInt | SqlType::Integer | SqlType::BigInt => {
+            Value::Literal(Literal::Integer(7))
+        }
+        SqlType::Boolean => Value::Literal(Literal::Bool(true)),
+        _ => Value::Literal(Literal::String("written by the caller".into())),
     }
 }

@@ -103,7 +103,9 @@ fn witness(change: &AccessChange) -> Option<String> {
     let command = change.command?;
     let mut text = witness.describe(table, command);
     if let Some(column) = &change.column {
-        text.push_str(&format!(", writing `{column}`"));
+        text.push_str(&format!(
+            ", and the value it writes into `{column}` is kept"
+        ));
     }
     Some(text)
 }
