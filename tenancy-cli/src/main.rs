@@ -8,6 +8,7 @@ mod keys;
 mod login_roles;
 mod migrate;
 mod operator;
+mod sarif;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -107,7 +108,8 @@ enum Command {
         /// role that can read the catalogs and create temporary tables (e.g. the owner).
         #[arg(long, value_name = "URL")]
         database_url: Option<String>,
-        /// `text` (one line per finding and a summary) or `json` (for pipelines).
+        /// `text` (one line per finding and a summary), `json` (for pipelines) or `sarif`
+        /// (SARIF 2.1.0 for code-scanning tools, findings located in the policy files).
         #[arg(long, value_enum, default_value_t = AuditFormat::Text)]
         format: AuditFormat,
         /// Which PostgreSQL flavour the database was generated for.
@@ -287,8 +289,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let model = load(&policy)?;
             match static_path {
-                Some(path) => audit_static(&model, &path, format),
-                None => audit(&model, database_url, format, target.into()),
+                Some(path) => audit_static(&model, &path, format, &policy.policies),
+                None => audit(
+                    &model,
+                    database_url,
+                    format,
+                    target.into(),
+                    &policy.policies,
+                ),
             }
         }
         Command::Seed(args) => operator::seed(args),
@@ -471,6 +479,8 @@ enum AuditFormat {
     Text,
     /// `{"clean": bool, "findings": [{"code", "object", "message"}]}`.
     Json,
+    /// A SARIF 2.1.0 log for code-scanning tools (one rule per TA code).
+    Sarif,
 }
 
 /// `tenancy check --database-url`: PostgreSQL parses every default. `Some(exit code)` when a
@@ -526,6 +536,7 @@ fn audit(
     database_url: Option<String>,
     format: AuditFormat,
     target: Target,
+    policies: &Path,
 ) -> Result<ExitCode> {
     let url = crate::database_url(database_url.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -548,6 +559,7 @@ fn audit(
     match format {
         AuditFormat::Text => print!("{}", report.to_text()),
         AuditFormat::Json => println!("{}", report.to_json()),
+        AuditFormat::Sarif => sarif::print(&report, policies),
     }
     Ok(if report.is_clean() {
         ExitCode::SUCCESS
@@ -558,7 +570,12 @@ fn audit(
 
 /// `tenancy audit --static PATH`: scans Rust sources, no database. Exit 0 clean, 1 with
 /// findings, 2 when PATH cannot be read; files that do not parse are named on stderr.
-fn audit_static(model: &Model, path: &Path, format: AuditFormat) -> Result<ExitCode> {
+fn audit_static(
+    model: &Model,
+    path: &Path,
+    format: AuditFormat,
+    policies: &Path,
+) -> Result<ExitCode> {
     let scan = match tenancy_audit::static_scan::scan(path, model) {
         Ok(scan) => scan,
         Err(err) => {
@@ -576,6 +593,7 @@ fn audit_static(model: &Model, path: &Path, format: AuditFormat) -> Result<ExitC
     match format {
         AuditFormat::Text => print!("{}", scan.to_text()),
         AuditFormat::Json => println!("{}", scan.report.to_json()),
+        AuditFormat::Sarif => sarif::print(&scan.report, policies),
     }
     Ok(if scan.report.is_clean() {
         ExitCode::SUCCESS
