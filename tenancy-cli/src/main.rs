@@ -89,6 +89,9 @@ enum Command {
         policy: PolicyArgs,
         /// Only this table.
         table: Option<String>,
+        /// `text` (for people) or `json` (the same facts as data).
+        #[arg(long, value_enum, default_value_t = ExplainFormat::Text)]
+        format: ExplainFormat,
     },
     /// Every change of access from a base model (a snapshot file or a git revision) to the
     /// policies, classified widens/narrows/neutral (exit 0 when nothing widens, 3 when
@@ -144,6 +147,15 @@ enum Command {
     /// Migrations: `status`, `apply [--dry-run]` (history table with checksums).
     #[command(subcommand)]
     Migrate(migrate::MigrateCommand),
+}
+
+/// `--format` values of `tenancy explain`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ExplainFormat {
+    /// Plain text for reviewers.
+    Text,
+    /// The same facts as JSON.
+    Json,
 }
 
 /// `--target` values.
@@ -273,10 +285,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
         }
-        Command::Explain { policy, table } => {
+        Command::Explain {
+            policy,
+            table,
+            format,
+        } => {
             let model = load(&policy)?;
-            let text = tenancy_core::explain::explain(&model, table.as_deref())?;
-            print!("{text}");
+            match format {
+                ExplainFormat::Text => {
+                    print!(
+                        "{}",
+                        tenancy_core::explain::explain(&model, table.as_deref())?
+                    )
+                }
+                ExplainFormat::Json => println!(
+                    "{}",
+                    tenancy_core::explain_json::explain_json(&model, table.as_deref())?
+                ),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Diff { policy, args } => diff::run(&load(&policy)?, &args),

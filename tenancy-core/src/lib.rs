@@ -11,6 +11,7 @@ pub mod condition;
 pub mod derive;
 pub mod dsl;
 pub mod explain;
+pub mod explain_json;
 pub mod model;
 pub mod output;
 pub mod python;
