@@ -245,15 +245,22 @@ fn migrations_after_snapshot(
         files.push(snapshot_file(snapshot_text.to_owned()));
         return Ok(files);
     }
-    for migration in next {
+    // The first new migration says, in its header, what access it adds and removes.
+    let access = crate::access::diff(&snapshot.model, model);
+    for (i, migration) in next.into_iter().enumerate() {
+        let contents = if i == 0 {
+            crate::access::render::with_access_header(&migration.contents, &access)
+        } else {
+            migration.contents
+        };
         last_number += 1;
         let path = format!("{MIGRATIONS_DIR}/{last_number:04}_{}.sql", migration.slug);
         snapshot
             .migrations
-            .push(RecordedMigration::new(&path, migration.contents.as_bytes()));
+            .push(RecordedMigration::new(&path, contents.as_bytes()));
         files.push(GeneratedFile {
             path: PathBuf::from(path),
-            contents: migration.contents,
+            contents,
         });
     }
     snapshot.model = model.clone();

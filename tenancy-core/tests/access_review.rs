@@ -434,3 +434,40 @@ fn json_and_markdown_forms() {
     insta::assert_snapshot!("diff_json", access::render::to_json(&d));
     insta::assert_snapshot!("diff_markdown", access::render::to_markdown(&d));
 }
+
+#[test]
+fn a_new_migration_says_what_access_it_adds_and_removes() {
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/rag/generated");
+    let existing = tenancy_core::output::ExistingOutput::read(&out).expect("read generated/");
+    let model = edited(&[
+        (
+            DOC_DELETE,
+            "allow update to admin\n    allow delete to viewer\n}",
+        ),
+        (
+            "allow insert, update, delete to editor",
+            "allow insert, update to editor\n    allow delete to admin",
+        ),
+    ]);
+    let files = tenancy_core::output::generate(
+        &model,
+        tenancy_core::sql::Target::Postgres,
+        &existing,
+        tenancy_core::output::GenerateOptions::default(),
+    )
+    .expect("generate");
+    // The committed migrations pass through byte for byte.
+    for old in &existing.migrations {
+        let now = files.iter().find(|f| f.path == old.path).expect("kept");
+        assert_eq!(now.contents, old.contents);
+    }
+    let new = files
+        .iter()
+        .find(|f| f.path.to_string_lossy().starts_with("migrations/0007_"))
+        .expect("a new migration");
+    let header = new.contents.split("\n\n").next().expect("header");
+    assert!(header.contains("\n--   widens: viewer, editor may now delete `documents`"));
+    assert!(header.contains("\n--     counterexample: a caller holding `viewer`"));
+    assert!(header.contains("\n--   narrows: editor may no longer delete `chunks`"));
+    insta::assert_snapshot!("migration_access_header", header);
+}

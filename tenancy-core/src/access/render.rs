@@ -114,3 +114,47 @@ fn witness(change: &AccessChange) -> Option<String> {
 fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
+
+/// The access a migration adds and removes, as SQL comment lines for its header
+/// (`-- Access (...):`, one line per change and its counterexample).
+pub fn to_sql_comment(diff: &AccessDiff) -> String {
+    let mut out =
+        String::from("-- Access (what `tenancy diff` reports against the previous model):\n");
+    if diff.changes.is_empty() {
+        out.push_str("--   no change of access\n");
+        return out;
+    }
+    for change in &diff.changes {
+        out.push_str(&format!(
+            "--   {}: {}\n",
+            change.effect.word(),
+            one_line(&change.description)
+        ));
+        if let Some(witness) = witness(change) {
+            out.push_str(&format!("--     counterexample: {}\n", one_line(&witness)));
+        }
+    }
+    out
+}
+
+/// `text` on one line (a condition's raw SQL may hold line breaks).
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `migration` with the access lines of `diff` at the end of its header comment (before the
+/// first blank line), or first when it has no header.
+pub fn with_access_header(migration: &str, diff: &AccessDiff) -> String {
+    let comment = to_sql_comment(diff);
+    match migration.find("\n\n") {
+        Some(end) if migration.starts_with("--") => {
+            format!(
+                "{}\n--\n{}{}",
+                &migration[..end],
+                comment,
+                &migration[end + 1..]
+            )
+        }
+        _ => format!("{comment}\n{migration}"),
+    }
+}
