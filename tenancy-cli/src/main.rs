@@ -8,6 +8,7 @@ mod keys;
 mod login_roles;
 mod migrate;
 mod operator;
+mod policy_test;
 mod sarif;
 
 use std::io::IsTerminal;
@@ -101,6 +102,14 @@ enum Command {
         policy: PolicyArgs,
         #[command(flatten)]
         args: diff::DiffArgs,
+    },
+    /// Check the expectations of `policies/*.tenancy-test` against the policies (exit 0 when
+    /// all hold, 1 when one fails, reported like DSL errors with a counterexample).
+    Test {
+        #[command(flatten)]
+        policy: PolicyArgs,
+        #[command(flatten)]
+        args: policy_test::TestArgs,
     },
     /// Compare a live database with what the policies generate (exit 0 clean, 1 with
     /// findings, 2 when the database cannot be reached or queried).
@@ -306,6 +315,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Diff { policy, args } => diff::run(&load(&policy)?, &args),
+        Command::Test { policy, args } => {
+            policy_test::run(&load(&policy)?, &policy.policies, &args)
+        }
         Command::Audit {
             policy,
             database_url,

@@ -62,8 +62,17 @@ pub struct Counterexample {
 }
 
 impl Counterexample {
-    /// In words: `a editor of project P (tenant T), on a row of P where created_by is ...`.
+    /// In words: `a caller holding `editor` in project P of tenant T may update, in ...`.
     pub fn describe(&self, table: &str, command: Command) -> String {
+        self.describe_as(table, command, "may")
+    }
+
+    /// In words, for a caller the model refuses: `... may not update, in ...`.
+    pub fn describe_refused(&self, table: &str, command: Command) -> String {
+        self.describe_as(table, command, "may not")
+    }
+
+    fn describe_as(&self, table: &str, command: Command, may: &str) -> String {
         let who = match &self.role {
             Some(role) => format!("a caller holding `{role}` in project P of tenant T"),
             None => "any caller of the app role".to_owned(),
@@ -90,7 +99,7 @@ impl Counterexample {
         } else {
             ""
         };
-        format!("{who} may {command}, in `{table}`, {row}{unverified}")
+        format!("{who} {may} {command}, in `{table}`, {row}{unverified}")
     }
 }
 

@@ -385,7 +385,7 @@ fn command_changes(
 }
 
 /// In words: `refused`, `every row of the caller's projects`, `rows where ...`.
-fn access_words(access: &RoleAccess) -> String {
+pub(crate) fn access_words(access: &RoleAccess) -> String {
     match access {
         RoleAccess::Denied => "refused".to_owned(),
         RoleAccess::AllRows => "every row of the caller's projects".to_owned(),

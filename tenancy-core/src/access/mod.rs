@@ -9,6 +9,7 @@
 pub mod counterexample;
 pub mod diff;
 pub mod document;
+pub mod expect;
 pub mod matrix;
 pub mod render;
 
