@@ -9,6 +9,7 @@ mod login_roles;
 mod migrate;
 mod operator;
 mod policy_test;
+mod policy_test_live;
 mod sarif;
 
 use std::io::IsTerminal;

@@ -10,12 +10,28 @@ use tenancy_core::access::expect::{check_file, TEST_EXTENSION};
 use tenancy_core::dsl::{Diagnostic, Diagnostics, SourceFile};
 use tenancy_core::model::Model;
 
+use crate::policy_test_live::Live;
+
+/// A single-threaded runtime for the live checks.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")
+}
+
 /// The arguments of `tenancy test` besides the policies.
 #[derive(Debug, clap::Args)]
 pub struct TestArgs {
     /// A `*.tenancy-test` file or a directory of them (default: the policies directory).
     #[arg(long, value_name = "PATH")]
     pub tests: Option<PathBuf>,
+    /// Also run every expectation that holds on the model on this database, as the app role
+    /// under the caller's signed context, each in a rolled-back transaction. Connect as a
+    /// superuser (the fixtures are written around row-level security); the context key comes
+    /// from TENANCY_CONTEXT_KEY or TENANCY_CONTEXT_KEY_FILE.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
 }
 
 /// Checks every expectation; exit 0 when all hold, 1 when one fails or a file is invalid.
@@ -34,8 +50,32 @@ pub fn run(model: &Model, policies: &Path, args: &TestArgs) -> Result<ExitCode> 
     let mut diags = Diagnostics::new();
     let mut total = 0;
     let mut failed = 0;
+    let mut live = match &args.database_url {
+        Some(url) => Some((runtime()?, url)),
+        None => None,
+    };
+    let mut connection = match &mut live {
+        Some((rt, url)) => Some(rt.block_on(Live::connect(url))?),
+        None => None,
+    };
     for (index, source) in sources.iter().enumerate() {
         for outcome in check_file(model, index, &source.text, &mut diags) {
+            if let (None, Some((rt, _)), Some(conn)) = (&outcome.failure, &live, &mut connection) {
+                let wrong = rt.block_on(conn.violations(model, &outcome.expectation))?;
+                if !wrong.is_empty() {
+                    failed += 1;
+                    let what = if outcome.expectation.can {
+                        "refuses"
+                    } else {
+                        "admits"
+                    };
+                    diags.push(Diagnostic::error(
+                        format!("expectation does not hold on the database: {}", outcome.text),
+                        outcome.span,
+                        format!("the database {what} `{}`", wrong.join("`, `")),
+                    ).with_note("the model says otherwise: the database is not what the policies generate (run `tenancy audit`)"));
+                }
+            }
             total += 1;
             if let Some(failure) = outcome.failure {
                 failed += 1;
@@ -61,8 +101,13 @@ pub fn run(model: &Model, policies: &Path, args: &TestArgs) -> Result<ExitCode> 
             diags.error_count() - failed
         );
     }
+    let place = if args.database_url.is_some() {
+        ", on the model and on the database"
+    } else {
+        ""
+    };
     println!(
-        "ok: {total} expectation(s) hold in {} file(s)",
+        "ok: {total} expectation(s) hold in {} file(s){place}",
         sources.len()
     );
     Ok(ExitCode::SUCCESS)

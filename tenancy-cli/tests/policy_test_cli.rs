@@ -112,3 +112,63 @@ fn no_test_file_is_one_sentence() {
     );
     assert_eq!(stderr.lines().count(), 1);
 }
+
+/// `tenancy test --database-url URL` on a database with the RAG migrations (the test key
+/// installed; TENANCY_CONTEXT_KEY comes from .cargo/config.toml).
+fn tenancy_test_live(url: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tenancy"))
+        .arg("test")
+        .arg("--policies")
+        .arg(rag().join("policies"))
+        .arg("--database-url")
+        .arg(url)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run tenancy")
+}
+
+#[tokio::test]
+async fn the_rag_expectations_hold_on_a_live_database_and_nothing_is_left_behind() {
+    let db = tenancy_tests::TestDb::fresh().await;
+    let url = db.url().to_owned();
+    let out = tokio::task::spawn_blocking(move || tenancy_test_live(&url))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("on the model and on the database"));
+    // Every check ran in a rolled-back transaction.
+    let tenants: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants")
+        .fetch_one(db.admin_pool())
+        .await
+        .unwrap();
+    assert_eq!(tenants, 0);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_database_that_admits_more_than_the_model_fails_live() {
+    let db = tenancy_tests::TestDb::fresh().await;
+    // A hand-added permissive policy: every caller deletes every document of its tenant.
+    sqlx::raw_sql(
+        "CREATE POLICY documents_everyone_deletes ON documents AS PERMISSIVE FOR DELETE \
+         TO tenancy_app USING (true)",
+    )
+    .execute(db.admin_pool())
+    .await
+    .unwrap();
+    let url = db.url().to_owned();
+    let out = tokio::task::spawn_blocking(move || tenancy_test_live(&url))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "error: expectation does not hold on the database: viewer cannot delete documents"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("the database admits `viewer`"), "{stderr}");
+    assert!(stderr.contains("run `tenancy audit`"));
+    db.drop_db().await;
+}

@@ -38,6 +38,60 @@ pub struct Outcome {
     pub span: Span,
     /// `None` when it holds; the reason (and a counterexample when there is one) when not.
     pub failure: Option<Failure>,
+    /// What it says, for a check on a live database.
+    pub expectation: Expectation,
+}
+
+/// What one expectation says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expectation {
+    /// The roles it is about (every role for `anyone`).
+    pub roles: Vec<String>,
+    /// `can` (true) or `cannot`.
+    pub can: bool,
+    /// A command on a table, or a grant.
+    pub action: Action,
+}
+
+/// The action of an expectation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// `COMMAND TABLE [where CONDITION]`.
+    Access {
+        /// The table.
+        table: String,
+        /// The command.
+        command: Command,
+        /// The condition, when written.
+        condition: Option<Condition>,
+    },
+    /// `grant ROLE`.
+    Grant {
+        /// The role given.
+        role: String,
+    },
+}
+
+/// A row (values of the columns `condition` reads) where `condition` holds, for `role` on
+/// `table` (any row without a condition); `None` when the search finds none.
+pub fn witness_row(
+    model: &Model,
+    table: &Table,
+    command: Command,
+    role: &str,
+    condition: Option<&Condition>,
+) -> Option<Counterexample> {
+    let wanted = match condition {
+        Some(c) => RoleAccess::Rows(vec![c.clone()]),
+        None => RoleAccess::AllRows,
+    };
+    counterexample::find(
+        (model, &wanted),
+        (model, &RoleAccess::Denied),
+        table,
+        command,
+        role,
+    )
 }
 
 /// Why an expectation does not hold.
@@ -181,6 +235,13 @@ fn check_line(
             text: content.to_owned(),
             span,
             failure,
+            expectation: Expectation {
+                roles: roles_of(model, &subject),
+                can,
+                action: Action::Grant {
+                    role: role.text.to_owned(),
+                },
+            },
         });
     }
     let Some(command) = Command::ALL
@@ -253,6 +314,15 @@ fn check_line(
         text: content.to_owned(),
         span,
         failure,
+        expectation: Expectation {
+            roles: roles_of(model, &subject),
+            can,
+            action: Action::Access {
+                table: table.name.clone(),
+                command,
+                condition,
+            },
+        },
     })
 }
 
