@@ -200,9 +200,8 @@ fn complete_row(
         _ => format!("'k{}'", Uuid::new_v4().simple()),
     };
     for key in table.effective_primary_key() {
-        if !row.contains_key(&key) {
-            let value = key_value(table, &key);
-            row.insert(key, value);
+        if let std::collections::btree_map::Entry::Vacant(entry) = row.entry(key.clone()) {
+            entry.insert(key_value(table, &key));
         }
     }
     for fk in &table.foreign_keys {
