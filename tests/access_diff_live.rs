@@ -324,7 +324,8 @@ async fn every_widening_gains(name: &str, old: &Model, new: &Model) {
 }
 
 const DOC_DELETE: &str = "allow update to admin\n    allow delete to admin\n}";
-const DOC_UPDATE_OWN: &str = "allow update to editor where created_by = current_user";
+const DOC_UPDATE_OWN: &str =
+    "allow update (title, metadata) to editor where created_by = current_user";
 
 #[tokio::test]
 async fn a_minimum_role_that_drops() {
@@ -337,23 +338,18 @@ async fn a_minimum_role_that_drops() {
 
 #[tokio::test]
 async fn a_removed_condition() {
-    let new = edited(&[
-        (DOC_UPDATE_OWN, "allow update to editor"),
-        (DOC_DELETE, "allow delete to admin\n}"),
-    ]);
+    let new = edited(&[(DOC_UPDATE_OWN, "allow update (title, metadata) to editor")]);
     every_widening_gains("condition_removed", &edited(&[]), &new).await;
 }
 
 #[tokio::test]
 async fn a_loosened_condition_and_a_mixed_one() {
-    let loosened = edited(&[(
-        DOC_UPDATE_OWN,
-        "allow update to editor where created_by = current_user or mime_type = 'text/plain'",
+    let loosened = edited(&[(DOC_UPDATE_OWN, "allow update (title, metadata) to editor where created_by = current_user or mime_type = 'text/plain'",
     )]);
     every_widening_gains("condition_loosened", &edited(&[]), &loosened).await;
     let mixed = edited(&[(
         DOC_UPDATE_OWN,
-        "allow update to editor where mime_type = 'text/plain'",
+        "allow update (title, metadata) to editor where mime_type = 'text/plain'",
     )]);
     every_widening_gains("condition_mixed", &edited(&[]), &mixed).await;
 }

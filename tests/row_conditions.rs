@@ -8,7 +8,12 @@
 //! - `created_by`/`asked_by` are stamped `current_user on insert`: a spoofed value on insert is
 //!   replaced by the caller's id, and an UPDATE naming them is refused;
 //! - `updated_at` is stamped `now() on update`: the database rewrites it on every update;
-//! - `allow insert to viewer where asked_by = current_user` holds because of the stamp.
+//! - `allow insert to viewer where asked_by = current_user` holds because of the stamp;
+//! - column rights, `allow update (title, metadata) to editor where ...` + `allow update to
+//!   admin`: the author may change the title and metadata but not `source_uri`, `mime_type`
+//!   or `content_hash` (refused with 42501 by the database, whatever the SQL), an admin may
+//!   change them (`Documents::update_as_admin`), writing a column's current value is no change,
+//!   and maintenance work without row-level security is not checked.
 //!
 //! World: tenant A, project A1: `alice` owner (seeded), `erin` and `frank` editors, `carol`
 //! admin, `dave` viewer.
@@ -18,7 +23,7 @@ use tenancy_runtime::{ProjectId, ScopedTx, Tenancy, TenantId, UserId};
 use tenancy_tests::{TestDb, TwoTenants};
 use uuid::Uuid;
 
-use tenancy_generated::documents::{DocumentPatch, Documents, NewDocument};
+use tenancy_generated::documents::{DocumentAdminPatch, DocumentPatch, Documents, NewDocument};
 use tenancy_generated::queries::{NewQuery, Queries};
 use tenancy_generated::roles::{Admin, Editor, Viewer};
 
@@ -348,4 +353,135 @@ async fn maintenance_without_a_context_writes_what_it_gives() {
     .await
     .unwrap();
     assert_eq!((author, year), (w.frank, 2001.0));
+}
+
+#[tokio::test]
+async fn an_author_changes_title_and_metadata_but_only_an_admin_changes_the_source() {
+    let w = World::new().await;
+    let doc = w.ingest(w.erin).await;
+
+    // The author (an editor): the editor's patch has title and metadata, and they change.
+    let mut tx = w.begin::<Editor>(w.erin).await;
+    let edited = Documents::update(
+        &mut tx,
+        doc,
+        DocumentPatch {
+            title: Some("mine".to_owned()),
+            metadata: Some(serde_json::json!({"k": 1})),
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(edited.title, "mine");
+    assert_eq!(edited.metadata, serde_json::json!({"k": 1}));
+    // Plain SQL as the app role cannot reach the admins' columns either: each is refused by
+    // the database with insufficient_privilege, alone or next to an allowed column.
+    for set in [
+        "source_uri = 'https://evil.example'",
+        "source_uri = 'https://b.example', title = 'x'",
+        "mime_type = 'application/pdf'",
+        "content_hash = 'forged'",
+        "title = 'x', mime_type = upper(mime_type)",
+    ] {
+        assert_eq!(
+            run(
+                &mut tx,
+                &format!("SAVEPOINT s; UPDATE documents SET {set} WHERE id = '{doc}'")
+            )
+            .await,
+            Err("42501".to_owned()),
+            "author: UPDATE ... SET {set}"
+        );
+        run(&mut tx, "ROLLBACK TO SAVEPOINT s").await.unwrap();
+    }
+    // Writing a column's current value changes nothing, so it is not refused.
+    assert_eq!(
+        run(
+            &mut tx,
+            &format!(
+                "UPDATE documents SET source_uri = source_uri, mime_type = mime_type, \
+                 title = 'same source' WHERE id = '{doc}'"
+            )
+        )
+        .await,
+        Ok(1)
+    );
+    // A session search_path cannot redirect the trigger's operators or functions.
+    run(&mut tx, "SET LOCAL search_path = pg_temp, public")
+        .await
+        .unwrap();
+    assert_eq!(
+        run(
+            &mut tx,
+            &format!("SAVEPOINT s; UPDATE documents SET source_uri = 'x' WHERE id = '{doc}'")
+        )
+        .await,
+        Err("42501".to_owned())
+    );
+    run(&mut tx, "ROLLBACK TO SAVEPOINT s").await.unwrap();
+    tx.commit().await.unwrap();
+
+    // An admin changes the source through the admin patch, and by plain SQL.
+    let mut tx = w.begin::<Admin>(w.carol).await;
+    let moved = Documents::update_as_admin(
+        &mut tx,
+        doc,
+        DocumentAdminPatch {
+            source_uri: Some(Some("https://docs.example/a".to_owned())),
+            mime_type: Some("text/markdown".to_owned()),
+            ..DocumentAdminPatch::default()
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(moved.source_uri.as_deref(), Some("https://docs.example/a"));
+    assert_eq!(moved.mime_type, "text/markdown");
+    assert_eq!(
+        moved.title, "same source",
+        "the admin patch left the title alone"
+    );
+    assert_eq!(
+        run(
+            &mut tx,
+            &format!("UPDATE documents SET content_hash = 'rehashed' WHERE id = '{doc}'")
+        )
+        .await,
+        Ok(1)
+    );
+    tx.commit().await.unwrap();
+
+    // Maintenance work (row-level security does not apply to it) is not checked.
+    let done = sqlx::query("UPDATE documents SET source_uri = 'maintenance' WHERE id = $1")
+        .bind(doc)
+        .execute(w._db.admin_pool())
+        .await
+        .unwrap();
+    assert_eq!(done.rows_affected(), 1);
+
+    let source: Option<String> =
+        sqlx::query_scalar("SELECT source_uri FROM documents WHERE id = $1")
+            .bind(doc)
+            .fetch_one(w._db.admin_pool())
+            .await
+            .unwrap();
+    assert_eq!(source.as_deref(), Some("maintenance"));
+}
+
+#[tokio::test]
+async fn a_refused_column_change_is_forbidden_through_the_runtime() {
+    let w = World::new().await;
+    let doc = w.ingest(w.erin).await;
+    let mut tx = w.begin::<Editor>(w.erin).await;
+    let err = sqlx::query("UPDATE documents SET mime_type = 'x' WHERE id = $1")
+        .bind(doc)
+        .execute(tx.connection())
+        .await
+        .unwrap_err();
+    let err = tenancy_runtime::Error::from(err);
+    assert!(
+        matches!(err, tenancy_runtime::Error::Forbidden),
+        "refused column change maps to Forbidden, got {err:?}"
+    );
 }

@@ -229,7 +229,7 @@ impl Runner {
                 u64::from(row.is_some())
             }
             Op::List => {
-                let rows: Vec<Chunk> = sqlx::query_as(Chunks::LIST_SQL)
+                let rows: Vec<Chunk> = sqlx::query_as(Chunks::LIST_AFTER_SQL)
                     .bind(target.tenant)
                     .bind(projects)
                     .bind(none_uuid)

@@ -70,7 +70,7 @@ pub(crate) async fn explain_one(
             .bind(target.tenant)
             .bind(vec![target.project])
             .bind(key)
-    } else if sql == Chunks::LIST_SQL {
+    } else if sql == Chunks::LIST_AFTER_SQL {
         query
             .bind(target.tenant)
             .bind(vec![target.project])
@@ -149,7 +149,10 @@ pub async fn explain_all(tenancy: &Tenancy, admin: &PgPool, target: &Target) -> 
             "get by key, one-project scope (Chunks::GET_IN_PROJECT_SQL)",
             Chunks::GET_IN_PROJECT_SQL,
         ),
-        ("list a page (Chunks::LIST_SQL)", Chunks::LIST_SQL),
+        (
+            "list a page (Chunks::LIST_AFTER_SQL)",
+            Chunks::LIST_AFTER_SQL,
+        ),
         ("count (Chunks::COUNT_SQL)", Chunks::COUNT_SQL),
         ("join chunks+documents", JOIN_SQL),
         (

@@ -89,7 +89,7 @@ pub async fn index_choices(after: &Tenancy, before: &Tenancy, target: &Target) -
             Chunks::GET_IN_PROJECT_SQL,
         ),
         ("batch insert (INSERT_MANY_SQL)", Chunks::INSERT_MANY_SQL),
-        ("list a page (LIST_SQL)", Chunks::LIST_SQL),
+        ("list a page (LIST_AFTER_SQL)", Chunks::LIST_AFTER_SQL),
         ("count (COUNT_SQL)", Chunks::COUNT_SQL),
         ("join chunks+documents", JOIN_SQL),
         ("update (UPDATE_SQL)", Chunks::UPDATE_SQL),

@@ -24,7 +24,10 @@ use crate::roles::{Admin, Editor, Viewer};
     index(created_at)
 )]
 #[tenancy(select = Viewer, insert = Editor, delete = Admin)]
-#[tenancy(allow(update, to = Editor, where = "created_by = current_user"), update = Admin)]
+#[tenancy(
+    allow(update, to = Editor, where = "created_by = current_user", columns = "title, metadata"),
+    update = Admin
+)]
 pub struct Document {
     #[tenancy(default = "gen_random_uuid()")]
     pub id: Uuid,

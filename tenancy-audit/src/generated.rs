@@ -500,6 +500,7 @@ mod tests {
                 ("user_project_roles_stamp", 'v', false, false),
                 ("keep_top_role", 'v', false, true),
                 ("documents_stamp", 'v', false, false),
+                ("documents_column_rights", 'v', false, false),
                 ("queries_stamp", 'v', false, false),
             ]
         );
@@ -509,6 +510,7 @@ mod tests {
                 "user_project_roles_keep_top_role",
                 "user_project_roles_stamp",
                 "documents_stamp",
+                "documents_column_rights",
                 "queries_stamp"
             ]
             .map(|name| ExpectedTrigger {
@@ -518,6 +520,7 @@ mod tests {
                     name: name
                         .strip_suffix("_keep_top_role")
                         .or_else(|| name.strip_suffix("_stamp"))
+                        .or_else(|| name.strip_suffix("_column_rights"))
                         .unwrap_or(name)
                         .to_owned(),
                 },

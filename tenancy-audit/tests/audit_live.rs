@@ -971,6 +971,24 @@ async fn a_dropped_or_disabled_stamp_trigger_is_ta032() {
 }
 
 #[tokio::test]
+async fn a_dropped_or_disabled_column_rights_trigger_is_ta032() {
+    // Without it, an editor changes the admins' columns (`source_uri`, ...) of any document
+    // it may update.
+    for breakage in [
+        "DROP TRIGGER documents_column_rights ON documents",
+        "ALTER TABLE documents DISABLE TRIGGER documents_column_rights",
+    ] {
+        let report = audit_after(breakage).await;
+        assert_finding(
+            &report,
+            codes::TRIGGER_MISSING,
+            "trigger documents_column_rights on documents",
+        );
+        assert_only(&report, &[codes::TRIGGER_MISSING]);
+    }
+}
+
+#[tokio::test]
 async fn large_object_functions_granted_back_are_ta033() {
     let report = audit_after("GRANT EXECUTE ON FUNCTION lo_get(oid) TO PUBLIC").await;
     assert_finding(&report, codes::APP_ROLE_LARGE_OBJECTS, "role tenancy_app");

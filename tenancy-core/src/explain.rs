@@ -5,7 +5,7 @@
 //! same helpers as the SQL emitter), in words a security reviewer can check.
 
 use crate::model::{Command, Model, Table, TableKind};
-use crate::sql::{all_foreign_keys, granted_commands, updatable_columns};
+use crate::sql::{all_foreign_keys, granted_commands};
 
 /// The requested table does not exist in the model.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -147,13 +147,19 @@ fn explain_table(model: &Model, table: &Table) -> String {
             } else {
                 rules
                     .iter()
-                    .map(|rule| match &rule.condition {
-                        Some(condition) => format!(
-                            "{}, on rows where {}",
-                            role_phrase(model, &rule.min_role),
-                            condition.describe()
-                        ),
-                        None => role_phrase(model, &rule.min_role),
+                    .map(|rule| {
+                        let mut who = match &rule.condition {
+                            Some(condition) => format!(
+                                "{}, on rows where {}",
+                                role_phrase(model, &rule.min_role),
+                                condition.describe()
+                            ),
+                            None => role_phrase(model, &rule.min_role),
+                        };
+                        if let Some(columns) = &rule.columns {
+                            who.push_str(&format!(", changing only {}", columns.join(", ")));
+                        }
+                        who
                     })
                     .collect::<Vec<_>>()
                     .join("; or ")
@@ -179,8 +185,14 @@ fn explain_table(model: &Model, table: &Table) -> String {
         if command == Command::Update && granted.contains(&command) {
             out.push_str(&format!(
                 "    updatable columns: {}\n",
-                updatable_columns(table).join(", ")
+                crate::sql::granted_update_columns(table).join(", ")
             ));
+            if table.has_column_rights() {
+                out.push_str(
+                    "    column rights: the database refuses, per row, a change to a column no \
+                     rule of the caller covers\n",
+                );
+            }
         }
     }
     for column in table.stamped_columns() {
@@ -216,7 +228,7 @@ pub fn existence_oracles(table: &Table) -> Vec<Vec<String>> {
     let granted = granted_commands(table);
     let inserts = granted.contains(&Command::Insert);
     let updatable = if granted.contains(&Command::Update) {
-        updatable_columns(table)
+        crate::sql::granted_update_columns(table)
     } else {
         Vec::new()
     };

@@ -459,6 +459,10 @@ pub struct Rule {
     /// caller's projects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<Condition>,
+    /// The columns the rule covers (`allow update (a, b) to r`), in table column order;
+    /// `None`: every column the command can name. Only `update` rules carry a list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<String>>,
 }
 
 /// The columns that tie a table's rows to the tenancy hierarchy.
@@ -667,6 +671,14 @@ impl Table {
         self.rules_for(command)
             .iter()
             .any(|r| r.condition.is_some())
+    }
+
+    /// True when some `update` rule names the columns it may change: writable columns
+    /// then differ by role, and the database checks them per row.
+    pub fn has_column_rights(&self) -> bool {
+        self.rules_for(Command::Update)
+            .iter()
+            .any(|r| r.columns.is_some())
     }
 
     /// The stamped columns (filled by the database), in column order.

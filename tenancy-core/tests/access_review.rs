@@ -109,7 +109,8 @@ fn case(name: &str, edits: &[(&str, &str)], expected: &[(Effect, ChangeKind)]) -
 }
 
 const DOC_DELETE: &str = "allow update to admin\n    allow delete to admin\n}";
-const DOC_UPDATE_OWN: &str = "allow update to editor where created_by = current_user";
+const DOC_UPDATE_OWN: &str =
+    "allow update (title, metadata) to editor where created_by = current_user";
 
 #[test]
 fn a_role_gains_a_command_when_the_minimum_role_drops() {
@@ -147,10 +148,7 @@ fn a_role_loses_a_command_when_the_minimum_role_rises() {
 fn a_removed_condition_widens_with_a_row_of_another_author() {
     let d = case(
         "condition_removed",
-        &[
-            (DOC_UPDATE_OWN, "allow update to editor"),
-            (DOC_DELETE, "allow delete to admin\n}"),
-        ],
+        &[(DOC_UPDATE_OWN, "allow update (title, metadata) to editor")],
         &[(Effect::Widens, ChangeKind::ConditionLoosened)],
     );
     let witness = d.changes[0]
@@ -180,9 +178,7 @@ fn an_added_condition_narrows() {
 fn a_loosened_condition_widens() {
     let d = case(
         "condition_loosened",
-        &[(
-            DOC_UPDATE_OWN,
-            "allow update to editor where created_by = current_user or mime_type = 'text/plain'",
+        &[(DOC_UPDATE_OWN, "allow update (title, metadata) to editor where created_by = current_user or mime_type = 'text/plain'",
         )],
         &[(Effect::Widens, ChangeKind::ConditionLoosened)],
     );
@@ -202,9 +198,7 @@ fn a_loosened_condition_widens() {
 fn a_tightened_condition_narrows() {
     case(
         "condition_tightened",
-        &[(
-            DOC_UPDATE_OWN,
-            "allow update to editor where created_by = current_user and mime_type = 'text/plain'",
+        &[(DOC_UPDATE_OWN, "allow update (title, metadata) to editor where created_by = current_user and mime_type = 'text/plain'",
         )],
         &[(Effect::Narrows, ChangeKind::ConditionTightened)],
     );
@@ -216,7 +210,7 @@ fn a_condition_that_admits_other_rows_is_a_mixed_change_and_widens() {
         "condition_mixed",
         &[(
             DOC_UPDATE_OWN,
-            "allow update to editor where mime_type = 'text/plain'",
+            "allow update (title, metadata) to editor where mime_type = 'text/plain'",
         )],
         &[(Effect::Widens, ChangeKind::ConditionChanged)],
     );
@@ -228,7 +222,7 @@ fn a_condition_rewritten_to_the_same_rows_is_neutral() {
         "condition_rewritten",
         &[(
             DOC_UPDATE_OWN,
-            "allow update to editor where current_user = created_by",
+            "allow update (title, metadata) to editor where current_user = created_by",
         )],
         &[(Effect::Neutral, ChangeKind::ConditionRewritten)],
     );
@@ -242,7 +236,12 @@ fn a_raw_sql_condition_cannot_be_compared_and_fails_closed() {
             DOC_UPDATE_OWN,
             "allow update to editor where sql \"pg_catalog.length(title) < 200\"",
         )],
-        &[(Effect::Widens, ChangeKind::ConditionChanged)],
+        &[
+            (Effect::Widens, ChangeKind::ConditionChanged),
+            (Effect::Widens, ChangeKind::ColumnBecomesWritable),
+            (Effect::Widens, ChangeKind::ColumnBecomesWritable),
+            (Effect::Widens, ChangeKind::ColumnBecomesWritable),
+        ],
     );
     assert!(d.changes[0]
         .counterexample
@@ -399,7 +398,7 @@ fn mixed_changes_are_each_classified() {
             ),
             (
                 DOC_UPDATE_OWN,
-                "allow update to editor where current_user = created_by",
+                "allow update (title, metadata) to editor where current_user = created_by",
             ),
         ],
         &[
@@ -463,11 +462,36 @@ fn a_new_migration_says_what_access_it_adds_and_removes() {
     }
     let new = files
         .iter()
-        .find(|f| f.path.to_string_lossy().starts_with("migrations/0007_"))
+        .find(|f| f.path.to_string_lossy().starts_with("migrations/0008_"))
         .expect("a new migration");
     let header = new.contents.split("\n\n").next().expect("header");
     assert!(header.contains("\n--   widens: viewer, editor may now delete `documents`"));
     assert!(header.contains("\n--     counterexample: a caller holding `viewer`"));
     assert!(header.contains("\n--   narrows: editor may no longer delete `chunks`"));
     insta::assert_snapshot!("migration_access_header", header);
+}
+
+#[test]
+fn a_column_added_to_a_role_s_column_rights_widens_for_that_role() {
+    let d = case(
+        "column_rights_widen",
+        &[(
+            DOC_UPDATE_OWN,
+            "allow update (title, metadata, source_uri) to editor where created_by = current_user",
+        )],
+        &[(Effect::Widens, ChangeKind::ColumnBecomesWritable)],
+    );
+    assert_eq!(d.changes[0].roles, ["editor"]);
+    assert_eq!(d.changes[0].column.as_deref(), Some("source_uri"));
+    let narrowed = diff(
+        &rag(),
+        &edited(&[(
+            DOC_UPDATE_OWN,
+            "allow update (title) to editor where created_by = current_user",
+        )]),
+    );
+    assert_eq!(
+        kinds(&narrowed),
+        [(Effect::Narrows, ChangeKind::ColumnNoLongerWritable)]
+    );
 }

@@ -24,7 +24,11 @@ fn one_table_lists_kind_scope_keys_and_roles() {
     assert!(text.contains("  insert: editor and above (editor, admin, owner)\n"));
     assert!(text.contains(
         "  update: editor and above (editor, admin, owner), on rows where its `created_by` is \
-         the caller's user id; or admin and above (admin, owner)\n"
+         the caller's user id, changing only title, metadata; or admin and above (admin, owner)\n"
+    ));
+    assert!(text.contains(
+        "    column rights: the database refuses, per row, a change to a column no rule of the \
+         caller covers\n"
     ));
     assert!(text.contains("  stamped: created_by = the caller's user id, written by the database when the row is inserted"));
     assert!(text.contains("  delete: admin and above (admin, owner)\n"));

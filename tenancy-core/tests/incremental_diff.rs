@@ -367,7 +367,7 @@ fn a_changed_model_appends_a_numbered_migration_and_keeps_history() {
         [
             "migrations/0001_tenancy_core.sql",
             "migrations/0002_tables.sql",
-            "migrations/0003_add_documents_summary.sql",
+            "migrations/0003_add_documents_summary_and_1_more.sql",
             SNAPSHOT_FILE,
         ]
     );

@@ -56,6 +56,7 @@ fn table(name: &str, kind: TableKind, rules: &[(Command, &str)]) -> Table {
                 command: *command,
                 min_role: (*role).into(),
                 condition: None,
+                columns: None,
             })
             .collect(),
     }
@@ -344,6 +345,7 @@ fn repositories_have_exactly_the_methods_the_rules_allow() {
             "insert",
             "insert_many",
             "update",
+            "update_as_admin",
             "delete"
         ]
     );
@@ -422,6 +424,21 @@ fn inputs_never_carry_scope_columns_and_rows_carry_all() {
     for key in ["tenant_id", "project_id", "id"] {
         assert!(!patch.contains(&key.to_owned()), "patch has {key}");
     }
+    // Column rights: the editor's patch holds the columns of `allow update (title, metadata)
+    // to editor ...`; the admin's every updatable column.
+    assert_eq!(patch, ["title", "metadata"]);
+    let admin_patch =
+        struct_fields(&files["src/documents.rs"], "DocumentAdminPatch").expect("admin patch");
+    assert_eq!(
+        admin_patch,
+        [
+            "title",
+            "source_uri",
+            "mime_type",
+            "content_hash",
+            "metadata"
+        ]
+    );
     let member_patch =
         struct_fields(&files["src/user_project_roles.rs"], "UserProjectRolePatch").expect("patch");
     // granted_by and granted_at are stamped by the database.
@@ -434,6 +451,7 @@ fn every_query_names_the_scope_explicitly() {
     let consts = [
         "GET_SQL",
         "LIST_SQL",
+        "LIST_AFTER_SQL",
         "COUNT_SQL",
         "INSERT_SQL",
         "INSERT_MANY_SQL",
@@ -471,14 +489,14 @@ fn every_query_names_the_scope_explicitly() {
                     sql.contains("(tenant_id, project_id,"),
                     "{repo}::{name}: {sql}"
                 );
-            } else if ["GET_SQL", "LIST_SQL", "COUNT_SQL"].contains(&name) {
+            } else if ["GET_SQL", "LIST_SQL", "LIST_AFTER_SQL", "COUNT_SQL"].contains(&name) {
                 assert!(sql.contains(read), "{repo}::{name}: {sql}");
             } else {
                 assert!(sql.contains(write), "{repo}::{name}: {sql}");
             }
         }
     }
-    assert_eq!(checked, 7 + 4 + 1);
+    assert_eq!(checked, 8 + 5 + 1);
 }
 
 #[test]
@@ -589,10 +607,15 @@ fn composite_keys_keywords_and_helper_schema_in_the_small_model() {
     );
     let row = struct_fields(source, "Cell").expect("row");
     assert!(row.contains(&"r#type".to_owned()), "{row:?}");
-    let list = sql_const(source, "Cells", "LIST_SQL").expect("sql");
+    let list = sql_const(source, "Cells", "LIST_AFTER_SQL").expect("sql");
     assert!(
         list.contains("(project_id, notebook_id, position) > ($"),
         "keyset over the full key: {list}"
+    );
+    let first = sql_const(source, "Cells", "LIST_SQL").expect("sql");
+    assert!(
+        !first.contains(") > ("),
+        "the first page has no cursor: {first}"
     );
     let members = &files["src/members.rs"];
     let insert = sql_const(members, "Members", "INSERT_SQL").expect("sql");
@@ -635,9 +658,12 @@ fn untypable_parameters_are_cast() {
         list.contains("($3::pg_catalog.uuid IS NULL OR project_id = $3)"),
         "{list}"
     );
+    let after = sql_const(source, "Documents", "LIST_AFTER_SQL").expect("sql");
     assert!(
-        list.contains("($6::pg_catalog.uuid IS NULL OR (project_id, id) > ($6, $7))"),
-        "{list}"
+        after.contains(
+            " AND (project_id, id) > ($6::pg_catalog.uuid, $7::pg_catalog.uuid) ORDER BY project_id, id LIMIT $8"
+        ),
+        "{after}"
     );
     let insert = sql_const(source, "Documents", "INSERT_SQL").expect("sql");
     assert!(

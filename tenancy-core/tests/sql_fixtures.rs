@@ -97,6 +97,7 @@ pub fn allow(commands: &[Command], role: &str) -> Vec<Rule> {
             command: *c,
             min_role: role.to_owned(),
             condition: None,
+            columns: None,
         })
         .collect()
 }
@@ -248,6 +249,7 @@ pub fn rag_model() -> Model {
                 command: Update,
                 min_role: "editor".to_owned(),
                 condition: Some(is_caller("created_by")),
+                columns: Some(vec!["title".to_owned(), "metadata".to_owned()]),
             }],
             allow(&[Update], "admin"),
             allow(&[Delete], "admin"),
@@ -312,6 +314,7 @@ pub fn rag_model() -> Model {
                 command: Insert,
                 min_role: "viewer".to_owned(),
                 condition: Some(is_caller("asked_by")),
+                columns: None,
             }],
             allow(&[Delete], "admin"),
         ]

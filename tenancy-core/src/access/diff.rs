@@ -476,6 +476,9 @@ fn column_changes(
             }
             out.push(c);
         }
+        if command == Command::Update {
+            role_column_changes(new, before, after, out);
+        }
         for column in was.iter().filter(|c| !is.contains(c)) {
             let mut c = change(
                 Effect::Narrows,
@@ -564,5 +567,86 @@ fn written_value(ty: SqlType) -> Value {
         }
         SqlType::Boolean => Value::Literal(Literal::Bool(true)),
         _ => Value::Literal(Literal::String("written by the caller".into())),
+    }
+}
+
+/// Column rights: the columns each role may update, where both models let it update.
+fn role_column_changes(
+    new: &Model,
+    before: &TableAccess,
+    after: &TableAccess,
+    out: &mut Vec<AccessChange>,
+) {
+    let (Some(was), Some(is)) = (
+        before.command(Command::Update),
+        after.command(Command::Update),
+    ) else {
+        return;
+    };
+    for entry in &is.roles {
+        let Some(old) = was.roles.iter().find(|e| e.role == entry.role) else {
+            continue;
+        };
+        if old.access == RoleAccess::Denied || entry.access == RoleAccess::Denied {
+            continue;
+        }
+        if old.update_columns.is_none() && entry.update_columns.is_none() {
+            continue; // no column list on either side: the grant's changes say it all
+        }
+        let old_cols = old
+            .update_columns
+            .clone()
+            .unwrap_or_else(|| before.update_columns.clone());
+        let new_cols = entry
+            .update_columns
+            .clone()
+            .unwrap_or_else(|| after.update_columns.clone());
+        for column in new_cols.iter().filter(|c| !old_cols.contains(c)) {
+            if !before.all_columns.contains(column) {
+                continue; // a new column: reported once as neutral
+            }
+            let mut c = change(
+                Effect::Widens,
+                ChangeKind::ColumnBecomesWritable,
+                format!(
+                    "{} may now update `{column}` of `{}`",
+                    entry.role, after.table
+                ),
+            );
+            c.table = Some(after.table.clone());
+            c.command = Some(Command::Update);
+            c.column = Some(column.clone());
+            c.roles = vec![entry.role.clone()];
+            let value = new
+                .table(&after.table)
+                .and_then(|t| t.column(column))
+                .map(|col| written_value(col.ty));
+            c.counterexample = Some(Counterexample {
+                role: Some(entry.role.clone()),
+                row: value
+                    .map(|v| BTreeMap::from([(column.clone(), v)]))
+                    .unwrap_or_default(),
+                unverified: entry.access != RoleAccess::AllRows,
+            });
+            out.push(c);
+        }
+        for column in old_cols.iter().filter(|c| !new_cols.contains(c)) {
+            if !after.all_columns.contains(column) {
+                continue;
+            }
+            let mut c = change(
+                Effect::Narrows,
+                ChangeKind::ColumnNoLongerWritable,
+                format!(
+                    "{} may no longer update `{column}` of `{}`",
+                    entry.role, after.table
+                ),
+            );
+            c.table = Some(after.table.clone());
+            c.command = Some(Command::Update);
+            c.column = Some(column.clone());
+            c.roles = vec![entry.role.clone()];
+            out.push(c);
+        }
     }
 }

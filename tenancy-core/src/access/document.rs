@@ -155,6 +155,17 @@ fn table_section(out: &mut String, matrix: &AccessMatrix, table: &TableAccess) {
                 "- An update may change: {}.\n",
                 code_list(&table.update_columns)
             ));
+            if let Some(update) = table.command(Command::Update) {
+                for entry in &update.roles {
+                    if let Some(columns) = &entry.update_columns {
+                        notes.push_str(&format!(
+                            "- `{}` may change only: {}.\n",
+                            entry.role,
+                            code_list(columns)
+                        ));
+                    }
+                }
+            }
         }
     }
     for stamped in &table.stamped {

@@ -2,15 +2,14 @@
 //! row of its projects, the rows where a condition holds, or nothing), which columns the app
 //! role may write, and which roles each role may grant.
 //!
-//! Column permissions are per table today (the app role's column grants do not depend on the
-//! caller's role); [`TableAccess::insert_columns`] and [`TableAccess::update_columns`] are the
-//! seam where per-role column permissions go once the model has them.
+//! Column rights (`allow update (a, b) to r`) restrict what a role may update:
+//! [`RoleEntry::update_columns`]; [`TableAccess::update_columns`] is the app role's grant.
 
 use serde::Serialize;
 
 use crate::condition::{Condition, Stamp};
 use crate::model::{Command, Model, Table, TableKind};
-use crate::sql::{granted_commands, updatable_columns};
+use crate::sql::{granted_commands, granted_update_columns};
 
 /// Who may do what in one model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -39,7 +38,8 @@ pub struct TableAccess {
     /// Columns an INSERT may name (empty when inserts are denied); stamped columns are
     /// replaced by the database whatever the caller writes.
     pub insert_columns: Vec<String>,
-    /// Columns an UPDATE may change (empty when updates are denied).
+    /// Columns the app role's UPDATE grant covers (empty when updates are denied); a role may
+    /// be held to fewer ([`RoleEntry::update_columns`]).
     pub update_columns: Vec<String>,
     /// Columns the database fills.
     pub stamped: Vec<StampedColumn>,
@@ -78,6 +78,10 @@ pub struct RoleEntry {
     pub role: String,
     /// What it may do.
     pub access: RoleAccess,
+    /// For `update`: the columns this role may change when its rules name them
+    /// (`allow update (a, b) to r`); `None`: every column the update grant covers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update_columns: Option<Vec<String>>,
 }
 
 /// What a role may do with a command, on the rows of its own projects.
@@ -156,7 +160,7 @@ impl TableAccess {
             Vec::new()
         };
         let update_columns = if granted.contains(&Command::Update) {
-            updatable_columns(table)
+            granted_update_columns(table)
         } else {
             Vec::new()
         };
@@ -190,6 +194,7 @@ impl CommandAccess {
                 .map(|(rank, role)| RoleEntry {
                     role: role.clone(),
                     access: role_access(model, table, command, rank),
+                    update_columns: role_update_columns(model, table, command, rank),
                 })
                 .collect()
         };
@@ -214,6 +219,38 @@ impl CommandAccess {
             .map(|e| e.access.clone())
             .unwrap_or(RoleAccess::Denied)
     }
+}
+
+/// The columns the role at `rank` may update when every update rule it reaches names its
+/// columns (column rights): their union, in table column order; `None` otherwise.
+fn role_update_columns(
+    model: &Model,
+    table: &Table,
+    command: Command,
+    rank: usize,
+) -> Option<Vec<String>> {
+    if command != Command::Update {
+        return None;
+    }
+    let reached: Vec<_> = table
+        .rules_for(command)
+        .into_iter()
+        .filter(|r| model.role_rank(&r.min_role).is_some_and(|min| min <= rank))
+        .collect();
+    if reached.is_empty() || reached.iter().any(|r| r.columns.is_none()) {
+        return None;
+    }
+    let named: Vec<&String> = reached
+        .iter()
+        .filter_map(|r| r.columns.as_ref())
+        .flatten()
+        .collect();
+    Some(
+        granted_update_columns(table)
+            .into_iter()
+            .filter(|c| named.contains(&c))
+            .collect(),
+    )
 }
 
 /// What the role at `rank` may do: the union of the rules whose least role it reaches.

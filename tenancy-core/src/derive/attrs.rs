@@ -47,6 +47,16 @@ const FIELD_KEYS: [&str; 7] = [
 type ColumnList = Vec<syn::Ident>;
 
 /// The struct-level attributes, as written.
+/// One command of an `allow(...)` (or `command = Role`): the command, its key, the role, the
+/// condition and the column list as written.
+type AllowAttr = (
+    Command,
+    syn::Ident,
+    Option<syn::Path>,
+    Option<syn::LitStr>,
+    Option<syn::LitStr>,
+);
+
 #[derive(Default)]
 struct StructAttrs {
     table: Option<syn::LitStr>,
@@ -54,8 +64,9 @@ struct StructAttrs {
     primary_keys: Vec<(syn::Ident, ColumnList)>,
     unique_keys: Vec<(syn::Ident, ColumnList)>,
     indexes: Vec<(IndexMethod, syn::Ident, ColumnList)>,
-    /// `command = Role` and `allow(command, ..., to = Role, where = "...")`, in order.
-    rules: Vec<(Command, syn::Ident, Option<syn::Path>, Option<syn::LitStr>)>,
+    /// `command = Role` and `allow(command, ..., to = Role, where = "...", columns = "a, b")`,
+    /// in order.
+    rules: Vec<AllowAttr>,
     roles: Option<syn::Path>,
     /// Keys an unknown key was taken for (`tabel` -> `table`), and keys written without
     /// their value or list (`table,`): no second error says they are missing.
@@ -195,10 +206,14 @@ fn parse_struct_attrs(attrs: &[syn::Attribute], errors: &mut Errors) -> StructAt
                 } else {
                     None
                 };
-                if out.rules.iter().any(|(c, _, _, w)| *c == command && w.is_none()) {
+                if out
+                    .rules
+                    .iter()
+                    .any(|(c, _, _, w, l)| *c == command && w.is_none() && l.is_none())
+                {
                     errors.spanned(&key, format!("duplicate `{name}` rule"));
                 } else {
-                    out.rules.push((command, key, role, None));
+                    out.rules.push((command, key, role, None, None));
                 }
                 return Ok(());
             }
@@ -276,7 +291,8 @@ fn parse_struct_attrs(attrs: &[syn::Attribute], errors: &mut Errors) -> StructAt
 }
 
 /// `allow(update, delete, to = Editor, where = "created_by = current_user")`: one rule per
-/// command, with an optional role and condition (checked later, as the DSL's).
+/// command, with an optional role, condition and column list (`columns = "title, body"`),
+/// checked later, as the DSL's.
 fn parse_allow(
     meta: &ParseNestedMeta<'_>,
     out: &mut StructAttrs,
@@ -285,6 +301,7 @@ fn parse_allow(
     let mut commands: Vec<(Command, syn::Ident)> = Vec::new();
     let mut role: Option<syn::Path> = None;
     let mut condition: Option<syn::LitStr> = None;
+    let mut columns: Option<syn::LitStr> = None;
     meta.parse_nested_meta(|inner| {
         let key = key_ident(&inner)?;
         let name = syn::ext::IdentExt::unraw(&key).to_string();
@@ -295,12 +312,15 @@ fn parse_allow(
             "delete" => commands.push((Command::Delete, key)),
             "to" => role = Some(inner.value()?.parse()?),
             "where" => condition = Some(inner.value()?.parse()?),
+            "columns" => columns = Some(inner.value()?.parse()?),
             _ => {
                 unknown_key(
                     errors,
                     &key,
                     "allow(...)",
-                    &["select", "insert", "update", "delete", "to", "where"],
+                    &[
+                        "select", "insert", "update", "delete", "to", "where", "columns",
+                    ],
                 );
                 skip_value(&inner)?;
             }
@@ -314,8 +334,13 @@ fn parse_allow(
         );
     }
     for (command, key) in commands {
-        out.rules
-            .push((command, key, role.clone(), condition.clone()));
+        out.rules.push((
+            command,
+            key,
+            role.clone(),
+            condition.clone(),
+            columns.clone(),
+        ));
     }
     Ok(())
 }
@@ -763,7 +788,8 @@ fn build_rules(
 ) -> Vec<RuleDecl> {
     let mut rules = Vec::new();
     for command in Command::ALL {
-        for (_, key, role, condition) in attrs.rules.iter().filter(|(c, ..)| *c == command) {
+        for (_, key, role, condition, columns) in attrs.rules.iter().filter(|(c, ..)| *c == command)
+        {
             match (kind, role) {
                 (Some(TableKind::Global), _) if command != Command::Select => {
                     errors.spanned(
@@ -778,7 +804,7 @@ fn build_rules(
                     );
                 }
                 (Some(TableKind::Global), None) => {
-                    rules.push(decl::rule(spans, command, key, None, None));
+                    rules.push(decl::rule(spans, command, key, None, None, None));
                 }
                 (_, None) => {
                     errors.spanned(
@@ -798,12 +824,14 @@ fn build_rules(
                         },
                         None => None,
                     };
+                    let columns = columns.as_ref().map(|lit| decl::column_names(spans, lit));
                     rules.push(decl::rule(
                         spans,
                         command,
                         key,
                         Some((&name, role)),
                         condition,
+                        columns,
                     ));
                 }
             }
@@ -816,7 +844,7 @@ fn build_rules(
 /// a single identifier, the path as written otherwise.
 fn role_markers(attrs: &StructAttrs) -> Vec<(String, syn::Path)> {
     let mut out: Vec<(String, syn::Path)> = Vec::new();
-    for (_, _, role, _) in &attrs.rules {
+    for (_, _, role, _, _) in &attrs.rules {
         let Some(role) = role else { continue };
         let name = role_name(role);
         if out.iter().any(|(n, _)| *n == name) {

@@ -117,6 +117,21 @@ fn stamp(spans: &mut SpanMap<'_>, lit: &syn::LitStr) -> StampDecl {
     }
 }
 
+/// `columns = "a, b"` as column names, every span on the literal (the validator reports
+/// unknown or repeated names, as for the DSL's `(a, b)`).
+pub(crate) fn column_names(spans: &mut SpanMap<'_>, lit: &syn::LitStr) -> Vec<Ident> {
+    let span = spans.of(lit);
+    lit.value()
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(|name| Ident {
+            name: name.to_owned(),
+            span,
+        })
+        .collect()
+}
+
 /// `where = "..."` parsed as a DSL condition, every span on the literal.
 pub(crate) fn condition(spans: &mut SpanMap<'_>, lit: &syn::LitStr) -> Result<Expr, String> {
     let span = spans.of(lit);
@@ -201,6 +216,7 @@ pub(crate) fn rule(
     key: &syn::Ident,
     role: Option<(&str, &syn::Path)>,
     condition: Option<Expr>,
+    columns: Option<Vec<Ident>>,
 ) -> RuleDecl {
     let span = spans.of(key);
     RuleDecl {
@@ -208,5 +224,6 @@ pub(crate) fn rule(
         commands: vec![(CommandSpec::One(command), span)],
         role: role.map(|(name, path)| ident(spans, name, path)),
         condition,
+        columns,
     }
 }

@@ -86,7 +86,11 @@ pub fn table_to_dsl(table: &Table) -> String {
         if table.kind == TableKind::Global || rule.min_role.is_empty() {
             let _ = writeln!(out, "    allow {}", rule.command);
         } else {
-            let _ = write!(out, "    allow {} to {}", rule.command, rule.min_role);
+            let _ = write!(out, "    allow {}", rule.command);
+            if let Some(columns) = &rule.columns {
+                let _ = write!(out, " ({})", columns.join(", "));
+            }
+            let _ = write!(out, " to {}", rule.min_role);
             if let Some(condition) = &rule.condition {
                 let _ = write!(out, " where {}", condition.to_dsl());
             }

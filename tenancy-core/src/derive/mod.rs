@@ -302,6 +302,23 @@ mod tests {
     }
 
     #[test]
+    fn column_lists_are_checked_at_their_string_and_written_back_as_dsl() {
+        let errors = located_errors(
+            "#[tenancy(table = \"notes\", scoped, primary_key(id), select = Viewer)]\n\
+             #[tenancy(allow(update, to = Editor, columns = \"body, titel\"))]\n\
+             struct Note { id: Uuid, body: String, title: String }",
+        );
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(
+            errors[0]
+                .0
+                .contains("unknown column `titel` in a rule on `notes`"),
+            "{errors:#?}"
+        );
+        assert!(errors[0].1.starts_with("\"body, titel\""), "{errors:#?}");
+    }
+
+    #[test]
     fn suggestions_need_a_close_word() {
         assert_eq!(
             suggestion("tabel", &["table", "scoped"]).as_deref(),

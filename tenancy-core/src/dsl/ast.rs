@@ -222,6 +222,8 @@ pub struct RuleDecl {
     pub role: Option<Ident>,
     /// `where <condition>`.
     pub condition: Option<Expr>,
+    /// `(a, b)` after the commands: the columns the rule covers.
+    pub columns: Option<Vec<Ident>>,
 }
 
 /// A condition as written (`where ...`), before type checking.
@@ -264,6 +266,20 @@ pub enum Expr {
     Operand(ExprOperand),
     /// `sql "..."` (span of the whole item)
     Sql(String, Span),
+}
+
+impl Expr {
+    /// True when the condition holds a `sql "..."` part anywhere.
+    pub fn contains_sql(&self) -> bool {
+        match self {
+            Expr::And(a, b) | Expr::Or(a, b) => a.contains_sql() || b.contains_sql(),
+            Expr::Not(a, _) => a.contains_sql(),
+            Expr::Sql(..) => true,
+            Expr::Compare { .. } | Expr::IsNull { .. } | Expr::In { .. } | Expr::Operand(_) => {
+                false
+            }
+        }
+    }
 }
 
 /// An operand as written.

@@ -293,8 +293,8 @@ fn exported_names(shapes: &[Shape<'_>]) -> Vec<(String, Vec<String>)> {
             if shape.method_role(crate::model::Command::Insert).is_some() {
                 out.push(names.new_row());
             }
-            if shape.method_role(crate::model::Command::Update).is_some() {
-                out.push(names.patch());
+            for tier in &shape.update_tiers {
+                out.push(tier.patch(names));
             }
             (shape.table.name.clone(), out)
         })

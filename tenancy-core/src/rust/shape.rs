@@ -34,10 +34,55 @@ pub(crate) struct Shape<'m> {
     pub cursor: Vec<Column>,
     /// Columns of the insert input (never the scope columns).
     pub new_columns: Vec<Column>,
-    /// Columns an update may change (never a key or scope column).
-    pub patch_columns: Vec<Column>,
     /// Columns with an equality filter in `list`/`count`.
     pub filter_columns: Vec<Column>,
+    /// The update methods, least role first: `update` with `<Row>Patch`, then, when column
+    /// lists give higher roles more columns, `update_as_<role>` with `<Row><Role>Patch`.
+    pub update_tiers: Vec<UpdateTier>,
+}
+
+/// One update method: the role it requires and the columns its patch may change.
+#[derive(Debug, Clone)]
+pub(crate) struct UpdateTier {
+    /// The least role of the method.
+    pub role: String,
+    /// The columns its patch holds (those the role's rules cover), in column order.
+    pub columns: Vec<Column>,
+    /// False for the first (plain `update`) method.
+    pub raised: bool,
+}
+
+impl UpdateTier {
+    /// The method's name: `update`, or `update_as_<role>`.
+    pub(crate) fn method(&self) -> String {
+        if self.raised {
+            format!("update_as_{}", self.role)
+        } else {
+            "update".to_owned()
+        }
+    }
+
+    /// The patch type's name: `<Row>Patch`, or `<Row><Role>Patch`.
+    pub(crate) fn patch(&self, names: &TypeNames) -> String {
+        if self.raised {
+            format!(
+                "{}{}Patch",
+                names.row,
+                super::naming::camel_case(&self.role)
+            )
+        } else {
+            names.patch()
+        }
+    }
+
+    /// The SQL constant's name: `UPDATE_SQL`, or `UPDATE_AS_<ROLE>_SQL`.
+    pub(crate) fn sql_const(&self) -> String {
+        if self.raised {
+            format!("UPDATE_AS_{}_SQL", self.role.to_uppercase())
+        } else {
+            "UPDATE_SQL".to_owned()
+        }
+    }
 }
 
 impl<'m> Shape<'m> {
@@ -77,12 +122,13 @@ impl<'m> Shape<'m> {
             .cloned()
             .collect();
         let primary_key = table.effective_primary_key();
-        let patch_columns = columns
+        let patch_columns: Vec<Column> = columns
             .iter()
             .filter(|c| !is_scope(c) && !primary_key.contains(&c.name) && c.stamp.is_none())
             .cloned()
             .collect();
         let filter_columns = filter_columns(table, &columns);
+        let update_tiers = update_tiers(model, table, &patch_columns);
         Some(Shape {
             model,
             table,
@@ -94,8 +140,8 @@ impl<'m> Shape<'m> {
             write_key,
             cursor,
             new_columns,
-            patch_columns,
             filter_columns,
+            update_tiers,
         })
     }
 
@@ -111,7 +157,7 @@ impl<'m> Shape<'m> {
             Command::Insert => {
                 matches!(self.table.kind, TableKind::Scoped | TableKind::Memberships)
             }
-            Command::Update => !self.patch_columns.is_empty(),
+            Command::Update => !self.update_tiers.is_empty(),
         };
         available.then_some(role)
     }
@@ -140,6 +186,55 @@ impl<'m> Shape<'m> {
     pub(crate) fn is_memberships(&self) -> bool {
         self.table.kind == TableKind::Memberships
     }
+}
+
+/// The update methods of `table` (see [`Shape::update_tiers`]): without column lists one
+/// method of the least update role over every patch column; with them, one per role whose
+/// rules cover more columns than the roles below it.
+fn update_tiers(model: &Model, table: &Table, patch_columns: &[Column]) -> Vec<UpdateTier> {
+    let rules = table.rules_for(Command::Update);
+    let Some(lowest) = rules.first() else {
+        return Vec::new();
+    };
+    if patch_columns.is_empty() {
+        return Vec::new();
+    }
+    if !table.has_column_rights() {
+        return vec![UpdateTier {
+            role: lowest.min_role.clone(),
+            columns: patch_columns.to_vec(),
+            raised: false,
+        }];
+    }
+    let rank = |role: &str| model.role_rank(role).unwrap_or(0);
+    let mut roles: Vec<&str> = rules.iter().map(|r| r.min_role.as_str()).collect();
+    roles.sort_by_key(|r| rank(r));
+    roles.dedup();
+    let mut tiers: Vec<UpdateTier> = Vec::new();
+    for role in roles {
+        let columns: Vec<Column> = patch_columns
+            .iter()
+            .filter(|c| {
+                rules.iter().any(|r| {
+                    rank(&r.min_role) <= rank(role)
+                        && r.columns.as_ref().is_none_or(|l| l.contains(&c.name))
+                })
+            })
+            .cloned()
+            .collect();
+        let grows = match tiers.last() {
+            Some(previous) => columns.len() > previous.columns.len(),
+            None => !columns.is_empty(),
+        };
+        if grows {
+            tiers.push(UpdateTier {
+                role: role.to_owned(),
+                raised: !tiers.is_empty(),
+                columns,
+            });
+        }
+    }
+    tiers
 }
 
 /// Equality filters: the project column of project-owned tables, then every column that

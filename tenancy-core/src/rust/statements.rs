@@ -160,23 +160,37 @@ impl Shape<'_> {
             .collect()
     }
 
-    /// `list`: a filtered page in key order, after the cursor when one is given.
+    /// `list`, first page: a filtered page in key order.
     pub(crate) fn list_sql(&self) -> String {
         let mut params = Params(0);
         let scope = self.read_scope_sql(&mut params);
         let filters = self.filter_sql(&mut params);
-        let after: Vec<String> = self.cursor.iter().map(|_| params.next()).collect();
         let limit = params.next();
-        let first_after = match (after.first(), self.cursor.first()) {
-            (Some(param), Some(column)) => format!("{param}::{}", self.param_type_sql(column)),
-            _ => "NULL".to_owned(),
-        };
         format!(
-            "SELECT {} FROM {} WHERE {scope}{filters} AND ({} IS NULL OR ({}) > ({})) \
-             ORDER BY {} LIMIT {limit}",
+            "SELECT {} FROM {} WHERE {scope}{filters} ORDER BY {} LIMIT {limit}",
             self.select_list(),
             self.table_sql(),
-            first_after,
+            self.order_sql(),
+        )
+    }
+
+    /// `list`, a later page: the rows after the cursor, as a row comparison on the key order.
+    /// Being an index condition (not `$n IS NULL OR ...`, which can only filter), it positions
+    /// the index scan at the cursor instead of walking the scope's rows from the start.
+    pub(crate) fn list_after_sql(&self) -> String {
+        let mut params = Params(0);
+        let scope = self.read_scope_sql(&mut params);
+        let filters = self.filter_sql(&mut params);
+        let after: Vec<String> = self
+            .cursor
+            .iter()
+            .map(|c| format!("{}::{}", params.next(), self.param_type_sql(c)))
+            .collect();
+        let limit = params.next();
+        format!(
+            "SELECT {} FROM {} WHERE {scope}{filters} AND ({}) > ({}) ORDER BY {} LIMIT {limit}",
+            self.select_list(),
+            self.table_sql(),
             self.order_sql(),
             after.join(", "),
             self.order_sql(),
@@ -273,12 +287,11 @@ impl Shape<'_> {
 
     /// `update`: `SET col = CASE WHEN $flag THEN $value ELSE col END` for every patch column,
     /// so one static statement serves every patch.
-    pub(crate) fn update_sql(&self) -> String {
+    pub(crate) fn update_sql(&self, columns: &[Column]) -> String {
         let mut params = Params(0);
         let scope = self.write_scope_sql(&mut params);
         let key = self.key_sql(&self.write_key, &mut params);
-        let sets: Vec<String> = self
-            .patch_columns
+        let sets: Vec<String> = columns
             .iter()
             .map(|c| {
                 let name = sql_ident(&c.name);

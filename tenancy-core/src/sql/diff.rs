@@ -636,6 +636,24 @@ fn diff_table(
         }
     }
 
+    // The column rights trigger: created again (or dropped) when the column lists change.
+    let old_rights = super::column_rights::column_rights_section(old_model, old, target);
+    let new_rights = super::column_rights::column_rights_section(new_model, new, target);
+    if old_rights != new_rights {
+        plan.change(
+            format!("{}_column_rights", new.name),
+            format!("{}: column rights changed", new.name),
+        );
+        if new_rights.is_empty() {
+            plan.create_policies
+                .push_str(&super::column_rights::drop_column_rights_trigger(
+                    new_model, new,
+                ));
+        } else {
+            plan.create_policies.push_str(&new_rights);
+        }
+    }
+
     // Grants: the whole block again (it revokes everything first), so commands and UPDATE
     // columns end up exactly as a fresh database would have them.
     let new_grants = security::grants_section(new_model, new);

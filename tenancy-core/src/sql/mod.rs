@@ -12,6 +12,7 @@
 
 mod adopt;
 mod authority;
+mod column_rights;
 mod conditions;
 mod context;
 mod core;
@@ -32,11 +33,12 @@ use crate::model::Model;
 pub use adopt::{
     no_transaction_statements, runs_outside_transaction, BACKFILL_BATCH_ROWS, NO_TRANSACTION_MARKER,
 };
+pub(crate) use column_rights::granted_update_columns;
 pub use context::{context_call, ContextHelper};
 pub use ident::ident as quote_ident;
 pub(crate) use ident::literal as quote_literal;
 pub(crate) use ident::RESERVED_KEYWORDS;
-pub(crate) use security::{granted_commands, updatable_columns};
+pub(crate) use security::granted_commands;
 pub use signed::{CONTEXT_CONTRACT, UNSIGNED_CONTEXT_CONTRACT};
 pub use surfaces::LARGE_OBJECT_FUNCTIONS;
 pub(crate) use tables::all_foreign_keys;

@@ -251,6 +251,21 @@ pub fn generated_names(model: &Model) -> Vec<GeneratedName> {
                 source(),
             );
         }
+        if !super::column_rights::restricted_columns(table).is_empty() {
+            let rights = super::column_rights::column_rights_trigger_name(table);
+            push(
+                rights.clone(),
+                Namespace::Trigger(table.name.clone()),
+                ObjectKind::Trigger,
+                source(),
+            );
+            push(
+                rights,
+                Namespace::Function(helper.clone()),
+                ObjectKind::Function,
+                source(),
+            );
+        }
         if table.kind == TableKind::Memberships {
             push(
                 fit_identifier(&format!("{}_{KEEP_TOP_ROLE_FUNCTION}", table.name)),

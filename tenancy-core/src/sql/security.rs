@@ -28,6 +28,9 @@ pub(super) fn security_section(model: &Model, table: &Table, target: Target) -> 
                 out.push_str(&policy.create);
             }
             out.push_str(&super::conditions::stamp_trigger_section(model, table));
+            out.push_str(&super::column_rights::column_rights_section(
+                model, table, target,
+            ));
         }
     }
     out.push_str(&grants_section(model, table));
@@ -156,7 +159,7 @@ pub(super) fn grants_section(model: &Model, table: &Table) -> String {
         ));
     }
     if granted_commands(table).contains(&Command::Update) {
-        let columns = updatable_columns(table);
+        let columns = super::column_rights::granted_update_columns(table);
         if columns.is_empty() {
             out.push_str("-- UPDATE has a rule but no column may change: not granted.\n");
         } else {

@@ -117,9 +117,17 @@ impl NewDocument {
         }
     }
 }
-/// Changes to one `documents` row: `None` leaves a column as it is (for a nullable column, `Some(None)` sets it to NULL).
+/// Changes to one `documents` row: `None` leaves a column as it is (for a nullable column, `Some(None)` sets it to NULL). Holds the columns `editor` may change (method `update`).
 #[derive(Debug, Clone, PartialEq, Default, ::serde::Serialize, ::serde::Deserialize)]
 pub struct DocumentPatch {
+    /// `title` (text).
+    pub title: ::std::option::Option<::std::string::String>,
+    /// `metadata` (jsonb).
+    pub metadata: ::std::option::Option<::serde_json::Value>,
+}
+/// Changes to one `documents` row: `None` leaves a column as it is (for a nullable column, `Some(None)` sets it to NULL). Holds the columns `admin` may change (method `update_as_admin`).
+#[derive(Debug, Clone, PartialEq, Default, ::serde::Serialize, ::serde::Deserialize)]
+pub struct DocumentAdminPatch {
     /// `title` (text).
     pub title: ::std::option::Option<::std::string::String>,
     /// `source_uri` (text, nullable).
@@ -150,7 +158,9 @@ impl Documents {
     /// The SQL of [`Self::get`] when the scope holds exactly one project (a scalar project parameter keeps the cached generic plan usable).
     pub const GET_IN_PROJECT_SQL: &'static str = "SELECT tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at FROM public.documents WHERE tenant_id = $1 AND project_id = $2 AND id = $3 LIMIT 1";
     /// The SQL of [`Self::list`].
-    pub const LIST_SQL: &'static str = "SELECT tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at FROM public.documents WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::pg_catalog.uuid IS NULL OR project_id = $3) AND ($4::pg_catalog.text IS NULL OR content_hash = $4) AND ($5::pg_catalog.timestamptz IS NULL OR created_at = $5) AND ($6::pg_catalog.uuid IS NULL OR (project_id, id) > ($6, $7)) ORDER BY project_id, id LIMIT $8";
+    pub const LIST_SQL: &'static str = "SELECT tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at FROM public.documents WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::pg_catalog.uuid IS NULL OR project_id = $3) AND ($4::pg_catalog.text IS NULL OR content_hash = $4) AND ($5::pg_catalog.timestamptz IS NULL OR created_at = $5) ORDER BY project_id, id LIMIT $6";
+    /// The SQL of [`Self::list`].
+    pub const LIST_AFTER_SQL: &'static str = "SELECT tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at FROM public.documents WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::pg_catalog.uuid IS NULL OR project_id = $3) AND ($4::pg_catalog.text IS NULL OR content_hash = $4) AND ($5::pg_catalog.timestamptz IS NULL OR created_at = $5) AND (project_id, id) > ($6::pg_catalog.uuid, $7::pg_catalog.uuid) ORDER BY project_id, id LIMIT $8";
     /// The SQL of [`Self::count`].
     pub const COUNT_SQL: &'static str = "SELECT pg_catalog.count(*) FROM public.documents WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::pg_catalog.uuid IS NULL OR project_id = $3) AND ($4::pg_catalog.text IS NULL OR content_hash = $4) AND ($5::pg_catalog.timestamptz IS NULL OR created_at = $5)";
     /// The SQL of [`Self::insert`].
@@ -158,7 +168,9 @@ impl Documents {
     /// The SQL of [`Self::insert_many`].
     pub const INSERT_MANY_SQL: &'static str = "INSERT INTO public.documents (tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata) SELECT $1, $2, COALESCE(u.id, pg_catalog.gen_random_uuid()), u.title, u.source_uri, COALESCE(u.mime_type, 'text/plain'), u.content_hash, COALESCE(u.metadata, '{}') FROM unnest($3::pg_catalog.uuid[], $4::pg_catalog.text[], $5::pg_catalog.text[], $6::pg_catalog.text[], $7::pg_catalog.text[], $8::pg_catalog.jsonb[]) AS u(id, title, source_uri, mime_type, content_hash, metadata) RETURNING tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at";
     /// The SQL of [`Self::update`].
-    pub const UPDATE_SQL: &'static str = "UPDATE public.documents SET title = CASE WHEN $4 THEN $5 ELSE title END, source_uri = CASE WHEN $6 THEN $7 ELSE source_uri END, mime_type = CASE WHEN $8 THEN $9 ELSE mime_type END, content_hash = CASE WHEN $10 THEN $11 ELSE content_hash END, metadata = CASE WHEN $12 THEN $13 ELSE metadata END WHERE tenant_id = $1 AND project_id = $2 AND id = $3 RETURNING tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at";
+    pub const UPDATE_SQL: &'static str = "UPDATE public.documents SET title = CASE WHEN $4 THEN $5 ELSE title END, metadata = CASE WHEN $6 THEN $7 ELSE metadata END WHERE tenant_id = $1 AND project_id = $2 AND id = $3 RETURNING tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at";
+    /// The SQL of [`Self::update_as_admin`].
+    pub const UPDATE_AS_ADMIN_SQL: &'static str = "UPDATE public.documents SET title = CASE WHEN $4 THEN $5 ELSE title END, source_uri = CASE WHEN $6 THEN $7 ELSE source_uri END, mime_type = CASE WHEN $8 THEN $9 ELSE mime_type END, content_hash = CASE WHEN $10 THEN $11 ELSE content_hash END, metadata = CASE WHEN $12 THEN $13 ELSE metadata END WHERE tenant_id = $1 AND project_id = $2 AND id = $3 RETURNING tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at";
     /// The SQL of [`Self::delete`].
     pub const DELETE_SQL: &'static str = "DELETE FROM public.documents WHERE tenant_id = $1 AND project_id = $2 AND id = $3";
     /// Reads one row by its key (when the scope spans several projects holding that key, the row of the lowest project id). `None` when no visible row matches.
@@ -202,7 +214,7 @@ impl Documents {
         };
         ::std::result::Result::Ok(row)
     }
-    /// Lists rows matching `filter` in key order, one page at a time (keyset pagination: pass the last row's `cursor()` as the next page's `after`).
+    /// Lists rows matching `filter` in key order, one page at a time (keyset pagination: pass the last row's `cursor()` as the next page's `after`). Each page starts where the cursor is in the key index (`(project_id, id) > ($6::pg_catalog.uuid, $7::pg_catalog.uuid)`), so a late page costs what the first one does.
     ///
     /// Requires `viewer` or above in every project it reads (RLS policy `documents_select`).
     pub async fn list<S>(
@@ -221,17 +233,32 @@ impl Documents {
             .map(|id| id.as_uuid())
             .collect();
         let limit = i64::from(page.limit.clamp(1, 1000));
-        let rows = ::tenancy_runtime::sqlx::query_as::<_, Document>(Self::LIST_SQL)
-            .bind(scope_tenant_id)
-            .bind(scope_project_ids)
-            .bind(filter.project_id.as_ref())
-            .bind(filter.content_hash.as_ref())
-            .bind(filter.created_at.as_ref())
-            .bind(page.after.as_ref().map(|after| &after.project_id))
-            .bind(page.after.as_ref().map(|after| &after.id))
-            .bind(limit)
-            .fetch_all(tx.connection())
-            .await?;
+        let rows = match page.after.as_ref() {
+            ::std::option::Option::Some(after) => {
+                ::tenancy_runtime::sqlx::query_as::<_, Document>(Self::LIST_AFTER_SQL)
+                    .bind(scope_tenant_id)
+                    .bind(scope_project_ids)
+                    .bind(filter.project_id.as_ref())
+                    .bind(filter.content_hash.as_ref())
+                    .bind(filter.created_at.as_ref())
+                    .bind(after.project_id)
+                    .bind(after.id)
+                    .bind(limit)
+                    .fetch_all(tx.connection())
+                    .await?
+            }
+            ::std::option::Option::None => {
+                ::tenancy_runtime::sqlx::query_as::<_, Document>(Self::LIST_SQL)
+                    .bind(scope_tenant_id)
+                    .bind(scope_project_ids)
+                    .bind(filter.project_id.as_ref())
+                    .bind(filter.content_hash.as_ref())
+                    .bind(filter.created_at.as_ref())
+                    .bind(limit)
+                    .fetch_all(tx.connection())
+                    .await?
+            }
+        };
         ::std::result::Result::Ok(rows)
     }
     /// Counts the rows matching `filter`.
@@ -351,7 +378,7 @@ impl Documents {
     }
     /// Updates one row of the write scope's project and returns it as stored; `None` when no visible row matches. An empty patch changes nothing and returns the current row.
     ///
-    /// Requires `editor` or above in the write scope's project (RLS policy `documents_update`). Row conditions apply: allowed to `editor` where `created_by = current_user`, or `admin`; a row the conditions refuse is treated as absent (or, for a write that would create or leave a refused row, fails with `Error::Forbidden`).
+    /// Requires `editor` or above in the write scope's project (RLS policy `documents_update`). Row conditions apply: allowed to `editor` where `created_by = current_user` (columns title, metadata), or `admin`; a row the conditions refuse is treated as absent (or, for a write that would create or leave a refused row, fails with `Error::Forbidden`). Column rights apply: this method changes `title`, `metadata` (the columns the rules of `editor` cover); the database refuses a change to a column the caller's rules do not cover on that row with `Error::Forbidden`.
     pub async fn update<S>(
         tx: &mut ::tenancy_runtime::ScopedTx<S>,
         id: ::uuid::Uuid,
@@ -366,6 +393,37 @@ impl Documents {
         >>::project_id(tx.scope())
             .as_uuid();
         let row = ::tenancy_runtime::sqlx::query_as::<_, Document>(Self::UPDATE_SQL)
+            .bind(scope_tenant_id)
+            .bind(scope_project_id)
+            .bind(id)
+            .bind(patch.title.is_some())
+            .bind(patch.title)
+            .bind(patch.metadata.is_some())
+            .bind(patch.metadata)
+            .fetch_optional(tx.connection())
+            .await?;
+        ::std::result::Result::Ok(row)
+    }
+    /// Updates one row of the write scope's project and returns it as stored; `None` when no visible row matches. An empty patch changes nothing and returns the current row.
+    ///
+    /// Requires `admin` or above in the write scope's project (RLS policy `documents_update`). Row conditions apply: allowed to `editor` where `created_by = current_user` (columns title, metadata), or `admin`; a row the conditions refuse is treated as absent (or, for a write that would create or leave a refused row, fails with `Error::Forbidden`). Column rights apply: this method changes `title`, `source_uri`, `mime_type`, `content_hash`, `metadata` (the columns the rules of `admin` cover); the database refuses a change to a column the caller's rules do not cover on that row with `Error::Forbidden`.
+    pub async fn update_as_admin<S>(
+        tx: &mut ::tenancy_runtime::ScopedTx<S>,
+        id: ::uuid::Uuid,
+        patch: DocumentAdminPatch,
+    ) -> ::std::result::Result<::std::option::Option<Document>, ::tenancy_runtime::Error>
+    where
+        S: ::tenancy_runtime::WriteScope<crate::roles::Admin>,
+    {
+        let scope_tenant_id = ::tenancy_runtime::Scope::tenant_id(tx.scope()).as_uuid();
+        let scope_project_id = <S as ::tenancy_runtime::WriteScope<
+            crate::roles::Admin,
+        >>::project_id(tx.scope())
+            .as_uuid();
+        let row = ::tenancy_runtime::sqlx::query_as::<
+            _,
+            Document,
+        >(Self::UPDATE_AS_ADMIN_SQL)
             .bind(scope_tenant_id)
             .bind(scope_project_id)
             .bind(id)

@@ -43,7 +43,7 @@ pub use user_project_roles::{
 };
 pub use documents::{
     Documents, Document, DocumentCursor, DocumentPage, DocumentFilter, NewDocument,
-    DocumentPatch,
+    DocumentPatch, DocumentAdminPatch,
 };
 pub use chunks::{
     Chunks, Chunk, ChunkCursor, ChunkPage, ChunkFilter, NewChunk, ChunkPatch,

@@ -93,7 +93,9 @@ impl Projects {
     /// The SQL of [`Self::get`] when the scope holds exactly one project (a scalar project parameter keeps the cached generic plan usable).
     pub const GET_IN_PROJECT_SQL: &'static str = "SELECT tenant_id, id, name, slug, description, created_at FROM public.projects WHERE tenant_id = $1 AND id = $2 AND id = $3 LIMIT 1";
     /// The SQL of [`Self::list`].
-    pub const LIST_SQL: &'static str = "SELECT tenant_id, id, name, slug, description, created_at FROM public.projects WHERE tenant_id = $1 AND id = ANY($2) AND ($3::pg_catalog.text IS NULL OR slug = $3) AND ($4::pg_catalog.uuid IS NULL OR (id) > ($4)) ORDER BY id LIMIT $5";
+    pub const LIST_SQL: &'static str = "SELECT tenant_id, id, name, slug, description, created_at FROM public.projects WHERE tenant_id = $1 AND id = ANY($2) AND ($3::pg_catalog.text IS NULL OR slug = $3) ORDER BY id LIMIT $4";
+    /// The SQL of [`Self::list`].
+    pub const LIST_AFTER_SQL: &'static str = "SELECT tenant_id, id, name, slug, description, created_at FROM public.projects WHERE tenant_id = $1 AND id = ANY($2) AND ($3::pg_catalog.text IS NULL OR slug = $3) AND (id) > ($4::pg_catalog.uuid) ORDER BY id LIMIT $5";
     /// The SQL of [`Self::count`].
     pub const COUNT_SQL: &'static str = "SELECT pg_catalog.count(*) FROM public.projects WHERE tenant_id = $1 AND id = ANY($2) AND ($3::pg_catalog.text IS NULL OR slug = $3)";
     /// The SQL of [`Self::update`].
@@ -136,7 +138,7 @@ impl Projects {
         };
         ::std::result::Result::Ok(row)
     }
-    /// Lists rows matching `filter` in key order, one page at a time (keyset pagination: pass the last row's `cursor()` as the next page's `after`).
+    /// Lists rows matching `filter` in key order, one page at a time (keyset pagination: pass the last row's `cursor()` as the next page's `after`). Each page starts where the cursor is in the key index (`(id) > ($4::pg_catalog.uuid)`), so a late page costs what the first one does.
     ///
     /// Requires `viewer` or above in every project it reads (RLS policy `projects_select`).
     pub async fn list<S>(
@@ -155,14 +157,27 @@ impl Projects {
             .map(|id| id.as_uuid())
             .collect();
         let limit = i64::from(page.limit.clamp(1, 1000));
-        let rows = ::tenancy_runtime::sqlx::query_as::<_, Project>(Self::LIST_SQL)
-            .bind(scope_tenant_id)
-            .bind(scope_project_ids)
-            .bind(filter.slug.as_ref())
-            .bind(page.after.as_ref().map(|after| &after.id))
-            .bind(limit)
-            .fetch_all(tx.connection())
-            .await?;
+        let rows = match page.after.as_ref() {
+            ::std::option::Option::Some(after) => {
+                ::tenancy_runtime::sqlx::query_as::<_, Project>(Self::LIST_AFTER_SQL)
+                    .bind(scope_tenant_id)
+                    .bind(scope_project_ids)
+                    .bind(filter.slug.as_ref())
+                    .bind(after.id)
+                    .bind(limit)
+                    .fetch_all(tx.connection())
+                    .await?
+            }
+            ::std::option::Option::None => {
+                ::tenancy_runtime::sqlx::query_as::<_, Project>(Self::LIST_SQL)
+                    .bind(scope_tenant_id)
+                    .bind(scope_project_ids)
+                    .bind(filter.slug.as_ref())
+                    .bind(limit)
+                    .fetch_all(tx.connection())
+                    .await?
+            }
+        };
         ::std::result::Result::Ok(rows)
     }
     /// Counts the rows matching `filter`.

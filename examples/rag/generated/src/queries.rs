@@ -113,7 +113,9 @@ impl Queries {
     /// The SQL of [`Self::get`] when the scope holds exactly one project (a scalar project parameter keeps the cached generic plan usable).
     pub const GET_IN_PROJECT_SQL: &'static str = "SELECT tenant_id, project_id, id, asked_by, query_text, top_k, created_at FROM public.queries WHERE tenant_id = $1 AND project_id = $2 AND id = $3 LIMIT 1";
     /// The SQL of [`Self::list`].
-    pub const LIST_SQL: &'static str = "SELECT tenant_id, project_id, id, asked_by, query_text, top_k, created_at FROM public.queries WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::pg_catalog.uuid IS NULL OR project_id = $3) AND ($4::pg_catalog.uuid IS NULL OR asked_by = $4) AND ($5::pg_catalog.uuid IS NULL OR (project_id, id) > ($5, $6)) ORDER BY project_id, id LIMIT $7";
+    pub const LIST_SQL: &'static str = "SELECT tenant_id, project_id, id, asked_by, query_text, top_k, created_at FROM public.queries WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::pg_catalog.uuid IS NULL OR project_id = $3) AND ($4::pg_catalog.uuid IS NULL OR asked_by = $4) ORDER BY project_id, id LIMIT $5";
+    /// The SQL of [`Self::list`].
+    pub const LIST_AFTER_SQL: &'static str = "SELECT tenant_id, project_id, id, asked_by, query_text, top_k, created_at FROM public.queries WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::pg_catalog.uuid IS NULL OR project_id = $3) AND ($4::pg_catalog.uuid IS NULL OR asked_by = $4) AND (project_id, id) > ($5::pg_catalog.uuid, $6::pg_catalog.uuid) ORDER BY project_id, id LIMIT $7";
     /// The SQL of [`Self::count`].
     pub const COUNT_SQL: &'static str = "SELECT pg_catalog.count(*) FROM public.queries WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::pg_catalog.uuid IS NULL OR project_id = $3) AND ($4::pg_catalog.uuid IS NULL OR asked_by = $4)";
     /// The SQL of [`Self::insert`].
@@ -160,7 +162,7 @@ impl Queries {
         };
         ::std::result::Result::Ok(row)
     }
-    /// Lists rows matching `filter` in key order, one page at a time (keyset pagination: pass the last row's `cursor()` as the next page's `after`).
+    /// Lists rows matching `filter` in key order, one page at a time (keyset pagination: pass the last row's `cursor()` as the next page's `after`). Each page starts where the cursor is in the key index (`(project_id, id) > ($5::pg_catalog.uuid, $6::pg_catalog.uuid)`), so a late page costs what the first one does.
     ///
     /// Requires `viewer` or above in every project it reads (RLS policy `queries_select`).
     pub async fn list<S>(
@@ -179,16 +181,30 @@ impl Queries {
             .map(|id| id.as_uuid())
             .collect();
         let limit = i64::from(page.limit.clamp(1, 1000));
-        let rows = ::tenancy_runtime::sqlx::query_as::<_, Query>(Self::LIST_SQL)
-            .bind(scope_tenant_id)
-            .bind(scope_project_ids)
-            .bind(filter.project_id.as_ref())
-            .bind(filter.asked_by.as_ref())
-            .bind(page.after.as_ref().map(|after| &after.project_id))
-            .bind(page.after.as_ref().map(|after| &after.id))
-            .bind(limit)
-            .fetch_all(tx.connection())
-            .await?;
+        let rows = match page.after.as_ref() {
+            ::std::option::Option::Some(after) => {
+                ::tenancy_runtime::sqlx::query_as::<_, Query>(Self::LIST_AFTER_SQL)
+                    .bind(scope_tenant_id)
+                    .bind(scope_project_ids)
+                    .bind(filter.project_id.as_ref())
+                    .bind(filter.asked_by.as_ref())
+                    .bind(after.project_id)
+                    .bind(after.id)
+                    .bind(limit)
+                    .fetch_all(tx.connection())
+                    .await?
+            }
+            ::std::option::Option::None => {
+                ::tenancy_runtime::sqlx::query_as::<_, Query>(Self::LIST_SQL)
+                    .bind(scope_tenant_id)
+                    .bind(scope_project_ids)
+                    .bind(filter.project_id.as_ref())
+                    .bind(filter.asked_by.as_ref())
+                    .bind(limit)
+                    .fetch_all(tx.connection())
+                    .await?
+            }
+        };
         ::std::result::Result::Ok(rows)
     }
     /// Counts the rows matching `filter`.

@@ -168,7 +168,9 @@ impl UserProjectRoles {
     /// The SQL of [`Self::get`] when the scope holds exactly one project (a scalar project parameter keeps the cached generic plan usable).
     pub const GET_IN_PROJECT_SQL: &'static str = "SELECT tenant_id, project_id, user_id, role::pg_catalog.text AS role, granted_by, granted_at FROM public.user_project_roles WHERE tenant_id = $1 AND project_id = $2 AND user_id = $3 LIMIT 1";
     /// The SQL of [`Self::list`].
-    pub const LIST_SQL: &'static str = "SELECT tenant_id, project_id, user_id, role::pg_catalog.text AS role, granted_by, granted_at FROM public.user_project_roles WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::pg_catalog.uuid IS NULL OR project_id = $3) AND ($4::pg_catalog.uuid IS NULL OR user_id = $4) AND ($5::pg_catalog.text IS NULL OR role = $5::tenancy.project_role) AND ($6::pg_catalog.uuid IS NULL OR (project_id, user_id) > ($6, $7)) ORDER BY project_id, user_id LIMIT $8";
+    pub const LIST_SQL: &'static str = "SELECT tenant_id, project_id, user_id, role::pg_catalog.text AS role, granted_by, granted_at FROM public.user_project_roles WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::pg_catalog.uuid IS NULL OR project_id = $3) AND ($4::pg_catalog.uuid IS NULL OR user_id = $4) AND ($5::pg_catalog.text IS NULL OR role = $5::tenancy.project_role) ORDER BY project_id, user_id LIMIT $6";
+    /// The SQL of [`Self::list`].
+    pub const LIST_AFTER_SQL: &'static str = "SELECT tenant_id, project_id, user_id, role::pg_catalog.text AS role, granted_by, granted_at FROM public.user_project_roles WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::pg_catalog.uuid IS NULL OR project_id = $3) AND ($4::pg_catalog.uuid IS NULL OR user_id = $4) AND ($5::pg_catalog.text IS NULL OR role = $5::tenancy.project_role) AND (project_id, user_id) > ($6::pg_catalog.uuid, $7::pg_catalog.uuid) ORDER BY project_id, user_id LIMIT $8";
     /// The SQL of [`Self::count`].
     pub const COUNT_SQL: &'static str = "SELECT pg_catalog.count(*) FROM public.user_project_roles WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::pg_catalog.uuid IS NULL OR project_id = $3) AND ($4::pg_catalog.uuid IS NULL OR user_id = $4) AND ($5::pg_catalog.text IS NULL OR role = $5::tenancy.project_role)";
     /// The SQL of [`Self::insert`].
@@ -223,7 +225,7 @@ impl UserProjectRoles {
         };
         ::std::result::Result::Ok(row)
     }
-    /// Lists rows matching `filter` in key order, one page at a time (keyset pagination: pass the last row's `cursor()` as the next page's `after`).
+    /// Lists rows matching `filter` in key order, one page at a time (keyset pagination: pass the last row's `cursor()` as the next page's `after`). Each page starts where the cursor is in the key index (`(project_id, user_id) > ($6::pg_catalog.uuid, $7::pg_catalog.uuid)`), so a late page costs what the first one does.
     ///
     /// Requires `viewer` or above in every project it reads (RLS policy `user_project_roles_select`).
     pub async fn list<S>(
@@ -245,20 +247,35 @@ impl UserProjectRoles {
             .map(|id| id.as_uuid())
             .collect();
         let limit = i64::from(page.limit.clamp(1, 1000));
-        let rows = ::tenancy_runtime::sqlx::query_as::<
-            _,
-            UserProjectRole,
-        >(Self::LIST_SQL)
-            .bind(scope_tenant_id)
-            .bind(scope_project_ids)
-            .bind(filter.project_id.as_ref())
-            .bind(filter.user_id.as_ref())
-            .bind(filter.role.map(ProjectRole::as_str))
-            .bind(page.after.as_ref().map(|after| &after.project_id))
-            .bind(page.after.as_ref().map(|after| &after.user_id))
-            .bind(limit)
-            .fetch_all(tx.connection())
-            .await?;
+        let rows = match page.after.as_ref() {
+            ::std::option::Option::Some(after) => {
+                ::tenancy_runtime::sqlx::query_as::<
+                    _,
+                    UserProjectRole,
+                >(Self::LIST_AFTER_SQL)
+                    .bind(scope_tenant_id)
+                    .bind(scope_project_ids)
+                    .bind(filter.project_id.as_ref())
+                    .bind(filter.user_id.as_ref())
+                    .bind(filter.role.map(ProjectRole::as_str))
+                    .bind(after.project_id)
+                    .bind(after.user_id)
+                    .bind(limit)
+                    .fetch_all(tx.connection())
+                    .await?
+            }
+            ::std::option::Option::None => {
+                ::tenancy_runtime::sqlx::query_as::<_, UserProjectRole>(Self::LIST_SQL)
+                    .bind(scope_tenant_id)
+                    .bind(scope_project_ids)
+                    .bind(filter.project_id.as_ref())
+                    .bind(filter.user_id.as_ref())
+                    .bind(filter.role.map(ProjectRole::as_str))
+                    .bind(limit)
+                    .fetch_all(tx.connection())
+                    .await?
+            }
+        };
         ::std::result::Result::Ok(rows)
     }
     /// Counts the rows matching `filter`.

@@ -12,11 +12,11 @@ use serde::{Deserialize, Serialize};
 use tenancy_generated::roles::{Admin, Editor, Viewer};
 use tenancy_generated::{
     Assertion, AssertionFilter, AssertionPage, Assertions, Chunk, ChunkFilter, ChunkPage, Chunks,
-    Document, DocumentCursor, DocumentFilter, DocumentPage, DocumentPatch, Documents, NewAssertion,
-    NewChunk, NewDocument, NewQuery, NewResponse, NewUserProjectRole, ProjectRole, Queries, Query,
-    QueryCursor, QueryFilter, QueryPage, Response as AnswerRow, ResponseFilter, ResponsePage,
-    Responses, UserProjectRole, UserProjectRoleFilter, UserProjectRolePage, UserProjectRolePatch,
-    UserProjectRoles,
+    Document, DocumentAdminPatch, DocumentCursor, DocumentFilter, DocumentPage, DocumentPatch,
+    Documents, NewAssertion, NewChunk, NewDocument, NewQuery, NewResponse, NewUserProjectRole,
+    ProjectRole, Queries, Query, QueryCursor, QueryFilter, QueryPage, Response as AnswerRow,
+    ResponseFilter, ResponsePage, Responses, UserProjectRole, UserProjectRoleFilter,
+    UserProjectRolePage, UserProjectRolePatch, UserProjectRoles,
 };
 use tenancy_runtime::http::{ApiError, RefusalReason, TenantRequest};
 use tenancy_runtime::vector::{Route, SearchRequest};
@@ -210,14 +210,15 @@ pub async fn get_document(
     document.map(Json).ok_or_else(ApiError::not_found)
 }
 
-/// `PATCH /t/{tenant_id}/projects/{project_id}/documents/{document_id}` (editor).
+/// `PATCH /t/{tenant_id}/projects/{project_id}/documents/{document_id}` (editor for `title`
+/// and `metadata` of the caller's own documents; admin for any document and for `source_uri`
+/// and `mime_type`).
 pub async fn update_document(
     State(state): State<AppState>,
     request: TenantRequest,
     ApiPath((_, project, id)): ApiPath<(Uuid, Uuid, Uuid)>,
     ApiJson(body): ApiJson<UpdateDocument>,
 ) -> ApiResult<Json<Document>> {
-    let scope = request.project_scope::<Editor>(ProjectId::new(project))?;
     if let Some(title) = &body.title {
         check_text("title", title, MAX_SHORT_TEXT)?;
     }
@@ -230,20 +231,41 @@ pub async fn update_document(
     if let Some(metadata) = &body.metadata {
         check_metadata("metadata", metadata)?;
     }
-    let mut tx = state.tenancy().begin(&scope).await?;
-    let document = Documents::update(
-        &mut tx,
-        id,
-        DocumentPatch {
-            title: body.title,
-            source_uri: body.source_uri.map(Some),
-            mime_type: body.mime_type,
-            metadata: body.metadata,
-            ..DocumentPatch::default()
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    let project = ProjectId::new(project);
+    // The source and the MIME type are the admins' to change (`allow update to admin`);
+    // an editor's patch holds only the columns the editor's rule covers.
+    let document = if body.source_uri.is_some() || body.mime_type.is_some() {
+        let scope = request.project_scope::<Admin>(project)?;
+        let mut tx = state.tenancy().begin(&scope).await?;
+        let document = Documents::update_as_admin(
+            &mut tx,
+            id,
+            DocumentAdminPatch {
+                title: body.title,
+                source_uri: body.source_uri.map(Some),
+                mime_type: body.mime_type,
+                metadata: body.metadata,
+                ..DocumentAdminPatch::default()
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        document
+    } else {
+        let scope = request.project_scope::<Editor>(project)?;
+        let mut tx = state.tenancy().begin(&scope).await?;
+        let document = Documents::update(
+            &mut tx,
+            id,
+            DocumentPatch {
+                title: body.title,
+                metadata: body.metadata,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        document
+    };
     document.map(Json).ok_or_else(ApiError::not_found)
 }
 

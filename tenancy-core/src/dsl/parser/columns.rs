@@ -284,7 +284,7 @@ impl Parser<'_> {
         })
     }
 
-    /// `allow cmd[, cmd...] [to role]`.
+    /// `allow cmd[, cmd...] [(column, ...)] [to role] [where condition]`.
     pub(super) fn parse_rule(&mut self) -> PResult<RuleDecl> {
         let start = self.bump().span;
         let mut commands = Vec::new();
@@ -329,6 +329,10 @@ impl Parser<'_> {
                 break;
             }
         }
+        let mut columns = None;
+        if self.same_line() && matches!(self.peek_kind(), TokenKind::LParen) {
+            columns = Some(self.ident_list()?);
+        }
         let mut role = None;
         if self.same_line() && self.at_word("to") {
             self.bump();
@@ -344,6 +348,7 @@ impl Parser<'_> {
             commands,
             role,
             condition,
+            columns,
         })
     }
 

@@ -6,6 +6,7 @@
 
 mod adoption;
 mod collisions;
+mod column_rights;
 mod columns;
 mod conditions;
 mod defaults;
@@ -213,6 +214,8 @@ struct RuleInfo<'a> {
     command: Command,
     role: Option<&'a Ident>,
     condition: Option<crate::condition::Condition>,
+    /// `(a, b)`: the columns the rule covers, in table column order.
+    columns: Option<Vec<String>>,
 }
 
 impl TableInfo<'_> {
@@ -367,6 +370,7 @@ fn build_table(info: &TableInfo<'_>, roles: &[String]) -> Table {
                 command: rule.command,
                 min_role: rule.role.map_or_else(|| lowest.clone(), |r| r.name.clone()),
                 condition: rule.condition.clone(),
+                columns: rule.columns.clone(),
             })
             .collect(),
     }

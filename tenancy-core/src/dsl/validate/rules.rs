@@ -7,8 +7,15 @@ impl<'a> Checker<'_, 'a> {
     /// role; every other table names a role. A command may have several rules when they
     /// differ (their union is allowed), but at most one without a condition.
     pub(super) fn check_rules(&mut self, info: &mut TableInfo<'a>) {
-        // (command, span of the command, role, condition as written (DSL spelling))
-        let mut seen: Vec<(Command, Span, Option<String>, Option<String>)> = Vec::new();
+        // (command, span of the command, role, condition as written (DSL spelling), columns)
+        type Seen = (
+            Command,
+            Span,
+            Option<String>,
+            Option<String>,
+            Option<Vec<String>>,
+        );
+        let mut seen: Vec<Seen> = Vec::new();
         let mut rules: Vec<RuleInfo<'a>> = Vec::new();
         for rule in &info.decl.rules {
             self.check_rule_role(info, rule);
@@ -38,11 +45,16 @@ impl<'a> Checker<'_, 'a> {
                         );
                         continue;
                     }
-                    let clash = seen.iter().find(|(c, _, r, w)| {
+                    let columns = self.check_rule_columns(info, rule, command);
+                    // Two rules clash when both allow every row and every column, or when
+                    // they say the same thing twice.
+                    let listed = rule.columns.is_some();
+                    let clash = seen.iter().find(|(c, _, r, w, cols)| {
                         *c == command
-                            && ((w.is_none() && written.is_none()) || (*r == role && *w == written))
+                            && ((w.is_none() && written.is_none() && cols.is_none() && !listed)
+                                || (*r == role && *w == written && *cols == columns))
                     });
-                    if let Some((_, prev, _, _)) = clash {
+                    if let Some((_, prev, _, _, _)) = clash {
                         self.error(
                             Diagnostic::error(
                                 format!(
@@ -59,11 +71,18 @@ impl<'a> Checker<'_, 'a> {
                         );
                         continue;
                     }
-                    seen.push((command, *span, role.clone(), written.clone()));
+                    seen.push((
+                        command,
+                        *span,
+                        role.clone(),
+                        written.clone(),
+                        columns.clone(),
+                    ));
                     rules.push(RuleInfo {
                         command,
                         role: rule.role.as_ref(),
                         condition: condition.clone(),
+                        columns,
                     });
                 }
             }
@@ -108,6 +127,7 @@ impl<'a> Checker<'_, 'a> {
             let covered = rules.iter().any(|other| {
                 other.command == rule.command
                     && other.condition.is_none()
+                    && other.columns.is_none()
                     && matches!((rank(other.role), rank(rule.role)), (Some(a), Some(b)) if a <= b)
             });
             if let (true, Some(role)) = (covered, rule.role) {

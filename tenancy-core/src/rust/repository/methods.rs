@@ -244,28 +244,48 @@ impl Emitter<'_, '_> {
         let row = self.row();
         let filter = ident(&self.shape.names.filter());
         let page = ident(&self.shape.names.page());
-        // page.after.as_ref().map(|after| &after.<column>) per cursor column
-        let cursor_binds = self.shape.cursor.iter().map(|c| {
-            let after = method(field(var(ident("page")), ident("after")), "as_ref", []);
-            let column = reference(field(var(ident("after")), snake_ident(&c.name)));
-            method(after, "map", [closure("after", column)])
-        });
+        // &after.<column> per cursor column, inside `Some(after) => ...`
+        let cursor_binds: Vec<Expr> = self
+            .shape
+            .cursor
+            .iter()
+            .map(|c| {
+                let value = field(var(ident("after")), snake_ident(&c.name));
+                // Copy values by value, the others by reference (`after` is borrowed).
+                let owned = matches!(
+                    c.ty,
+                    SqlType::Text | SqlType::Jsonb | SqlType::Bytea | SqlType::Vector(_)
+                );
+                if owned {
+                    reference(value)
+                } else {
+                    value
+                }
+            })
+            .collect();
         let rule = self.rule_doc(Command::Select, role_name);
         let list_doc = format!(
             "Lists rows matching `filter` in key order, one page at a time (keyset pagination: \
-             pass the last row's `cursor()` as the next page's `after`).\n\n{rule}"
+             pass the last row's `cursor()` as the next page's `after`). Each page starts \
+             where the cursor is in the key index (`{}`), so a late page costs what the first \
+             one does.\n\n{rule}",
+            Self::after_doc_sql(&self.shape.list_after_sql())
         );
         let count_doc = format!("Counts the rows matching `filter`.\n\n{rule}");
         let list_sql = ident("LIST_SQL");
+        let list_after_sql = ident("LIST_AFTER_SQL");
         let count_sql = ident("COUNT_SQL");
         let consts = vec![
             Self::sql_const(&list_sql, "list", &self.shape.list_sql()),
+            Self::sql_const(&list_after_sql, "list", &self.shape.list_after_sql()),
             Self::sql_const(&count_sql, "count", &self.shape.count_sql()),
         ];
 
         // let limit = i64::from(page.limit.clamp(1, 1000));
-        // let rows = ::tenancy_runtime::sqlx::query_as::<_, Row>(Self::LIST_SQL) <scope> <filter> <cursor>
-        //     .bind(limit).fetch_all(tx.connection()).await?;
+        // let rows = match page.after.as_ref() {
+        //     Some(after) => query_as(Self::LIST_AFTER_SQL) <scope> <filter> <cursor> <limit>,
+        //     None => query_as(Self::LIST_SQL) <scope> <filter> <limit>,
+        // }.fetch_all(tx.connection()).await?;
         let (mut list_body, scope_binds) = self.read_scope_prelude();
         let limit = method(
             field(var(ident("page")), ident("limit")),
@@ -274,16 +294,33 @@ impl Emitter<'_, '_> {
         );
         let from = path_expr(path(false, &["i64", "from"]));
         list_body.push(let_("limit", call(from, [limit])));
-        let values = scope_binds
+        let first_values = scope_binds
+            .clone()
+            .into_iter()
+            .chain(self.filter_binds())
+            .chain([var(ident("limit"))]);
+        let after_values = scope_binds
             .into_iter()
             .chain(self.filter_binds())
             .chain(cursor_binds)
             .chain([var(ident("limit"))]);
-        let query = binds(query_as(&row, &list_sql), values);
-        list_body.push(let_(
-            "rows",
-            await_try(method(query, "fetch_all", [tx_connection()])),
+        let first = await_try(method(
+            binds(query_as(&row, &list_sql), first_values),
+            "fetch_all",
+            [tx_connection()],
         ));
+        let after = await_try(method(
+            binds(query_as(&row, &list_after_sql), after_values),
+            "fetch_all",
+            [tx_connection()],
+        ));
+        let rows: Expr = syn::parse_quote! {
+            match page.after.as_ref() {
+                ::std::option::Option::Some(after) => #after,
+                ::std::option::Option::None => #first,
+            }
+        };
+        list_body.push(let_("rows", rows));
         list_body.push(ok_tail(var(ident("rows"))));
         let filter_param = (
             ident("filter"),
@@ -329,6 +366,14 @@ impl Emitter<'_, '_> {
             count_body,
         );
         Ok(Some((consts, vec![list, count])))
+    }
+
+    /// The cursor predicate of `sql` (`(project_id, id) > ($6, $7)`), for the list's doc.
+    fn after_doc_sql(sql: &str) -> String {
+        sql.split(" AND ")
+            .find(|part| part.contains(") > ("))
+            .map(|part| part.split(" ORDER BY").next().unwrap_or(part).to_owned())
+            .unwrap_or_default()
     }
 
     pub(super) fn insert_methods(&self) -> Methods {
@@ -460,16 +505,29 @@ impl Emitter<'_, '_> {
     }
 
     pub(super) fn update_method(&self) -> Methods {
-        let Some((role, role_name)) = self.role_type(Command::Update)? else {
-            return Ok(None);
-        };
+        let mut consts = Vec::new();
+        let mut methods = Vec::new();
+        for tier in &self.shape.update_tiers {
+            let (sql_const, method) = self.update_tier_method(tier)?;
+            consts.push(sql_const);
+            methods.push(method);
+        }
+        Ok((!methods.is_empty()).then_some((consts, methods)))
+    }
+
+    /// One update method (`update` or `update_as_<role>`) and its SQL constant.
+    fn update_tier_method(
+        &self,
+        tier: &crate::rust::shape::UpdateTier,
+    ) -> syn::Result<(ImplItem, syn::ImplItemFn)> {
+        let role = self.role_marker(&tier.role)?;
         let row = self.row();
-        let patch = ident(&self.shape.names.patch());
+        let patch = ident(&tier.patch(&self.shape.names));
         let (mut body, scope_binds) = self.write_scope_prelude(&role);
         let (params, key_binds) = self.key_params(&self.shape.write_key);
         // .bind(patch.<column>.is_some()).bind(patch.<column>) per patch column
         // (`.flatten()` for a nullable column)
-        let patch_binds = self.shape.patch_columns.iter().flat_map(|c| {
+        let patch_binds = tier.columns.iter().flat_map(|c| {
             let value = field(var(ident("patch")), snake_ident(&c.name));
             let flag = method(value.clone(), "is_some", []);
             let value = if c.nullable {
@@ -484,12 +542,25 @@ impl Emitter<'_, '_> {
         } else {
             "Updates one row of the write scope's project"
         };
-        let doc = format!(
+        let mut doc = format!(
             "{what} and returns it as stored; `None` when no visible row matches. An empty \
              patch changes nothing and returns the current row.\n\n{}",
-            self.rule_doc(Command::Update, role_name)
+            self.rule_doc(Command::Update, &tier.role)
         );
-        let sql = ident("UPDATE_SQL");
+        if self.shape.table.has_column_rights() {
+            doc.push_str(&format!(
+                " Column rights apply: this method changes {} (the columns the rules of \
+                 `{}` cover); the database refuses a change to a column the caller's rules do \
+                 not cover on that row with `Error::Forbidden`.",
+                tier.columns
+                    .iter()
+                    .map(|c| format!("`{}`", c.name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                tier.role
+            ));
+        }
+        let sql = ident(&tier.sql_const());
         let values = scope_binds.into_iter().chain(key_binds).chain(patch_binds);
         let query = binds(query_as(&row, &sql), values);
         body.push(let_(
@@ -500,11 +571,12 @@ impl Emitter<'_, '_> {
         let mut params = params;
         params.push((ident("patch"), path_type(syn::Path::from(patch))));
         let ok = option_type(self.row_type());
-        let update = Self::scoped_method(&doc, "update", params, ok, "WriteScope", &role, body);
-        Ok(Some((
-            vec![Self::sql_const(&sql, "update", &self.shape.update_sql())],
-            vec![update],
-        )))
+        let name = tier.method();
+        let update = Self::scoped_method(&doc, &name, params, ok, "WriteScope", &role, body);
+        Ok((
+            Self::sql_const(&sql, &name, &self.shape.update_sql(&tier.columns)),
+            update,
+        ))
     }
 
     pub(super) fn delete_method(&self) -> Methods {

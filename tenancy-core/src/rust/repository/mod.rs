@@ -110,12 +110,17 @@ impl Emitter<'_, '_> {
         let Some(role) = self.shape.method_role(command) else {
             return Ok(None);
         };
+        Ok(Some((self.role_marker(role)?, role)))
+    }
+
+    /// The marker type of `role`.
+    fn role_marker(&self, role: &str) -> syn::Result<Type> {
         if let Some((_, marker)) = self.markers.iter().find(|(name, _)| name == role) {
-            return Ok(Some((syn::parse2(marker.clone())?, role)));
+            return syn::parse2(marker.clone());
         }
         let mut path = self.roles_path.clone();
         path.segments.push(ident(&camel_case(role)).into());
-        Ok(Some((path_type(path), role)))
+        Ok(path_type(path))
     }
 
     fn rule_doc(&self, command: Command, role: &str) -> String {
@@ -132,9 +137,15 @@ impl Emitter<'_, '_> {
         if rules.iter().any(|r| r.condition.is_some()) {
             let allowed: Vec<String> = rules
                 .iter()
-                .map(|r| match &r.condition {
-                    Some(c) => format!("`{}` where `{}`", r.min_role, c.to_dsl()),
-                    None => format!("`{}`", r.min_role),
+                .map(|r| {
+                    let mut who = match &r.condition {
+                        Some(c) => format!("`{}` where `{}`", r.min_role, c.to_dsl()),
+                        None => format!("`{}`", r.min_role),
+                    };
+                    if let Some(columns) = &r.columns {
+                        who.push_str(&format!(" (columns {})", columns.join(", ")));
+                    }
+                    who
                 })
                 .collect();
             doc.push_str(&format!(

@@ -227,30 +227,37 @@ impl Emitter<'_, '_> {
         })?))
     }
 
-    pub(super) fn patch_struct(&self) -> syn::Result<Option<Item>> {
-        if self.shape.method_role(Command::Update).is_none() {
-            return Ok(None);
-        }
-        let doc = format!(
-            "Changes to one `{}` row: `None` leaves a column as it is (for a nullable column, \
-             `Some(None)` sets it to NULL).",
-            self.table_name()
-        );
-        let fields = self.fields(&self.shape.patch_columns, |c| {
-            let ty = self.input_type(c);
-            if c.nullable {
-                option_type(option_type(ty))
-            } else {
-                option_type(ty)
+    pub(super) fn patch_struct(&self) -> syn::Result<Vec<Item>> {
+        let mut items = Vec::new();
+        for tier in &self.shape.update_tiers {
+            let mut doc = format!(
+                "Changes to one `{}` row: `None` leaves a column as it is (for a nullable column, \
+                 `Some(None)` sets it to NULL).",
+                self.table_name()
+            );
+            if self.shape.table.has_column_rights() {
+                doc.push_str(&format!(
+                    " Holds the columns `{}` may change (method `{}`).",
+                    tier.role,
+                    tier.method()
+                ));
             }
-        });
-        Self::struct_item(
-            &doc,
-            quote!(#[derive(Debug, Clone, PartialEq, Default, ::serde::Serialize, ::serde::Deserialize)]),
-            &ident(&self.shape.names.patch()),
-            fields,
-        )
-        .map(Some)
+            let fields = self.fields(&tier.columns, |c| {
+                let ty = self.input_type(c);
+                if c.nullable {
+                    option_type(option_type(ty))
+                } else {
+                    option_type(ty)
+                }
+            });
+            items.push(Self::struct_item(
+                &doc,
+                quote!(#[derive(Debug, Clone, PartialEq, Default, ::serde::Serialize, ::serde::Deserialize)]),
+                &ident(&tier.patch(&self.shape.names)),
+                fields,
+            )?);
+        }
+        Ok(items)
     }
 
     pub(super) fn filter_struct(&self) -> syn::Result<Option<Item>> {
