@@ -17,6 +17,7 @@ mod checks;
 pub mod defaults;
 mod finding;
 mod generated;
+pub mod sarif;
 pub mod static_scan;
 
 use std::time::Duration;

@@ -2,11 +2,15 @@
 //!
 //! Every failure ends with a non-zero exit and one sentence on stderr that says what went wrong.
 
+mod diff;
 mod init;
 mod keys;
 mod login_roles;
 mod migrate;
 mod operator;
+mod policy_test;
+mod policy_test_live;
+mod sarif;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -87,6 +91,26 @@ enum Command {
         policy: PolicyArgs,
         /// Only this table.
         table: Option<String>,
+        /// `text` (for people) or `json` (the same facts as data).
+        #[arg(long, value_enum, default_value_t = ExplainFormat::Text)]
+        format: ExplainFormat,
+    },
+    /// Every change of access from a base model (a snapshot file or a git revision) to the
+    /// policies, classified widens/narrows/neutral (exit 0 when nothing widens, 3 when
+    /// something does, 1 on errors).
+    Diff {
+        #[command(flatten)]
+        policy: PolicyArgs,
+        #[command(flatten)]
+        args: diff::DiffArgs,
+    },
+    /// Check the expectations of `policies/*.tenancy-test` against the policies (exit 0 when
+    /// all hold, 1 when one fails, reported like DSL errors with a counterexample).
+    Test {
+        #[command(flatten)]
+        policy: PolicyArgs,
+        #[command(flatten)]
+        args: policy_test::TestArgs,
     },
     /// Compare a live database with what the policies generate (exit 0 clean, 1 with
     /// findings, 2 when the database cannot be reached or queried).
@@ -97,7 +121,8 @@ enum Command {
         /// role that can read the catalogs and create temporary tables (e.g. the owner).
         #[arg(long, value_name = "URL")]
         database_url: Option<String>,
-        /// `text` (one line per finding and a summary) or `json` (for pipelines).
+        /// `text` (one line per finding and a summary), `json` (for pipelines) or `sarif`
+        /// (SARIF 2.1.0 for code-scanning tools, findings located in the policy files).
         #[arg(long, value_enum, default_value_t = AuditFormat::Text)]
         format: AuditFormat,
         /// Which PostgreSQL flavour the database was generated for.
@@ -132,6 +157,15 @@ enum Command {
     /// Migrations: `status`, `apply [--dry-run]` (history table with checksums).
     #[command(subcommand)]
     Migrate(migrate::MigrateCommand),
+}
+
+/// `--format` values of `tenancy explain`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ExplainFormat {
+    /// Plain text for reviewers.
+    Text,
+    /// The same facts as JSON.
+    Json,
 }
 
 /// `--target` values.
@@ -261,11 +295,29 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
         }
-        Command::Explain { policy, table } => {
+        Command::Explain {
+            policy,
+            table,
+            format,
+        } => {
             let model = load(&policy)?;
-            let text = tenancy_core::explain::explain(&model, table.as_deref())?;
-            print!("{text}");
+            match format {
+                ExplainFormat::Text => {
+                    print!(
+                        "{}",
+                        tenancy_core::explain::explain(&model, table.as_deref())?
+                    )
+                }
+                ExplainFormat::Json => println!(
+                    "{}",
+                    tenancy_core::explain_json::explain_json(&model, table.as_deref())?
+                ),
+            }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Diff { policy, args } => diff::run(&load(&policy)?, &args),
+        Command::Test { policy, args } => {
+            policy_test::run(&load(&policy)?, &policy.policies, &args)
         }
         Command::Audit {
             policy,
@@ -276,8 +328,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let model = load(&policy)?;
             match static_path {
-                Some(path) => audit_static(&model, &path, format),
-                None => audit(&model, database_url, format, target.into()),
+                Some(path) => audit_static(&model, &path, format, &policy.policies),
+                None => audit(
+                    &model,
+                    database_url,
+                    format,
+                    target.into(),
+                    &policy.policies,
+                ),
             }
         }
         Command::Seed(args) => operator::seed(args),
@@ -460,6 +518,8 @@ enum AuditFormat {
     Text,
     /// `{"clean": bool, "findings": [{"code", "object", "message"}]}`.
     Json,
+    /// A SARIF 2.1.0 log for code-scanning tools (one rule per TA code).
+    Sarif,
 }
 
 /// `tenancy check --database-url`: PostgreSQL parses every default. `Some(exit code)` when a
@@ -515,6 +575,7 @@ fn audit(
     database_url: Option<String>,
     format: AuditFormat,
     target: Target,
+    policies: &Path,
 ) -> Result<ExitCode> {
     let url = crate::database_url(database_url.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -537,6 +598,7 @@ fn audit(
     match format {
         AuditFormat::Text => print!("{}", report.to_text()),
         AuditFormat::Json => println!("{}", report.to_json()),
+        AuditFormat::Sarif => sarif::print(&report, policies),
     }
     Ok(if report.is_clean() {
         ExitCode::SUCCESS
@@ -547,7 +609,12 @@ fn audit(
 
 /// `tenancy audit --static PATH`: scans Rust sources, no database. Exit 0 clean, 1 with
 /// findings, 2 when PATH cannot be read; files that do not parse are named on stderr.
-fn audit_static(model: &Model, path: &Path, format: AuditFormat) -> Result<ExitCode> {
+fn audit_static(
+    model: &Model,
+    path: &Path,
+    format: AuditFormat,
+    policies: &Path,
+) -> Result<ExitCode> {
     let scan = match tenancy_audit::static_scan::scan(path, model) {
         Ok(scan) => scan,
         Err(err) => {
@@ -565,6 +632,7 @@ fn audit_static(model: &Model, path: &Path, format: AuditFormat) -> Result<ExitC
     match format {
         AuditFormat::Text => print!("{}", scan.to_text()),
         AuditFormat::Json => println!("{}", scan.report.to_json()),
+        AuditFormat::Sarif => sarif::print(&scan.report, policies),
     }
     Ok(if scan.report.is_clean() {
         ExitCode::SUCCESS

@@ -121,3 +121,28 @@ fn static_and_database_url_are_exclusive() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn sarif_format_names_the_rule_and_the_source_line() {
+    let out = tenancy_audit(&[
+        "--static",
+        &fixture("app/src/flagged.rs"),
+        "--format",
+        "sarif",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
+    let log: serde_json::Value = serde_json::from_slice(&out.stdout).expect("SARIF is JSON");
+    assert_eq!(log["version"], "2.1.0");
+    let results = log["runs"][0]["results"].as_array().expect("results");
+    assert!(!results.is_empty());
+    for result in results {
+        assert_eq!(result["ruleId"], "TA070");
+        let location = &result["locations"][0]["physicalLocation"];
+        assert!(location["artifactLocation"]["uri"]
+            .as_str()
+            .is_some_and(|uri| uri.ends_with("flagged.rs")));
+        assert!(location["region"]["startLine"]
+            .as_u64()
+            .is_some_and(|l| l > 0));
+    }
+}

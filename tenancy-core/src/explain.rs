@@ -54,7 +54,7 @@ pub fn explain(model: &Model, table: Option<&str>) -> Result<String, UnknownTabl
     }
 }
 
-fn unknown_table(model: &Model, name: &str) -> UnknownTable {
+pub(crate) fn unknown_table(model: &Model, name: &str) -> UnknownTable {
     let suggestion = model
         .tables
         .iter()

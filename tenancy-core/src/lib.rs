@@ -6,10 +6,12 @@
 //! library: parse -> validate -> emit all happen here, so every path produces the same
 //! output for the same model.
 
+pub mod access;
 pub mod condition;
 pub mod derive;
 pub mod dsl;
 pub mod explain;
+pub mod explain_json;
 pub mod model;
 pub mod output;
 pub mod python;

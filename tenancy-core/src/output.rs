@@ -1,7 +1,7 @@
 //! The generated output directory as a whole: produce every file, write only what
 //! changed, and tell which files are stale (`tenancy generate --check`).
 //!
-//! The generator owns `migrations/*.sql`, `src/**/*.rs` and `model.snapshot.json` below the
+//! The generator owns `migrations/*.sql`, `src/**/*.rs`, `ACCESS.md` and `model.snapshot.json` below the
 //! output directory; anything else there (the repository crate's `Cargo.toml`, a README) is
 //! left alone.
 //!
@@ -157,6 +157,10 @@ pub fn generate(
     let rust = crate::rust::generate_repositories(model)
         .map_err(|err| GenerateError::Rust(err.to_string()))?;
     files.extend(rust);
+    files.push(GeneratedFile {
+        path: PathBuf::from(crate::access::ACCESS_FILE),
+        contents: crate::access::access_markdown(model),
+    });
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
 }
@@ -241,15 +245,22 @@ fn migrations_after_snapshot(
         files.push(snapshot_file(snapshot_text.to_owned()));
         return Ok(files);
     }
-    for migration in next {
+    // The first new migration says, in its header, what access it adds and removes.
+    let access = crate::access::diff(&snapshot.model, model);
+    for (i, migration) in next.into_iter().enumerate() {
+        let contents = if i == 0 {
+            crate::access::render::with_access_header(&migration.contents, &access)
+        } else {
+            migration.contents
+        };
         last_number += 1;
         let path = format!("{MIGRATIONS_DIR}/{last_number:04}_{}.sql", migration.slug);
         snapshot
             .migrations
-            .push(RecordedMigration::new(&path, migration.contents.as_bytes()));
+            .push(RecordedMigration::new(&path, contents.as_bytes()));
         files.push(GeneratedFile {
             path: PathBuf::from(path),
-            contents: migration.contents,
+            contents,
         });
     }
     snapshot.model = model.clone();

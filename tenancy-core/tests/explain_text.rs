@@ -117,3 +117,31 @@ fn existence_oracles_are_listed() {
         );
     }
 }
+
+#[test]
+fn json_form_carries_the_same_facts() {
+    let text =
+        tenancy_core::explain_json::explain_json(&rag_model(), Some("documents")).expect("json");
+    let value: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let table = &value["tables"][0];
+    assert_eq!(table["name"], "documents");
+    assert_eq!(table["kind"], "scoped");
+    assert_eq!(table["scope"]["project"], "project_id");
+    let update = &table["commands"][2];
+    assert_eq!(update["command"], "update");
+    assert_eq!(update["rules"][0]["condition"], "created_by = current_user");
+    assert_eq!(update["roles"][1]["role"], "editor");
+    assert_eq!(update["roles"][1]["access"], "rows");
+    assert_eq!(
+        update["roles"][1]["conditions"][0],
+        "its `created_by` is the caller's user id"
+    );
+    assert_eq!(update["roles"][0]["access"], "denied");
+    assert_eq!(update["roles"][2]["access"], "all_rows");
+    assert_eq!(table["stamped"][0]["column"], "created_by");
+    assert!(tenancy_core::explain_json::explain_json(&rag_model(), Some("nope")).is_err());
+    insta::assert_snapshot!(
+        "explain_rag_json",
+        tenancy_core::explain_json::explain_json(&rag_model(), None).expect("json")
+    );
+}

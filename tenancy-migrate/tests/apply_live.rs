@@ -253,9 +253,13 @@ async fn dry_run_prints_the_plan_and_counts_then_rolls_back() {
         .unwrap();
     lock.close().await.unwrap();
     assert_eq!(plan.files.len(), 1);
-    assert!(plan.files[0]
-        .file
-        .ends_with("_add_documents_summary_and_1_more.sql"));
+    assert!(
+        plan.files[0]
+            .file
+            .ends_with("_add_documents_summary_and_2_more.sql"),
+        "{}",
+        plan.files[0].file
+    );
     assert!(plan.files[0]
         .statements
         .contains(&"ALTER TABLE documents ADD COLUMN summary text".to_owned()));
