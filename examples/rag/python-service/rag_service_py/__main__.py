@@ -57,7 +57,9 @@ def serve(config: Config) -> int:
     try:
         tenancy.check()
     except Misconfigured as err:
-        return _fail(f"tenancy misconfigured: {err}")
+        # The database's refusal may carry a CONTEXT line: one sentence is its first line.
+        first = (str(err).splitlines() or [""])[0]
+        return _fail(f"tenancy misconfigured: {first}")
     except DBAPIError as err:
         return _fail(f"cannot reach the database: {str(err.orig).splitlines()[0]}")
     verifier = JwtVerifier(

@@ -1136,3 +1136,65 @@ async fn the_python_twin_answers_the_rust_services_scenarios_identically() {
     drop(python);
     db.drop_db().await;
 }
+
+/// Runs `python -m rag_service_py serve` against `db` with `env` changes; returns its exit
+/// status and stderr (it must exit: these are the refusals).
+fn python_serve_refused(db: &TestDb, env: &[(&str, Option<&str>)]) -> String {
+    let mut command = Command::new(venv_python());
+    command
+        .args(["-m", "rag_service_py", "serve"])
+        .env("RAG_DATABASE_URL", db.app_url())
+        .env("RAG_BIND", "127.0.0.1:0")
+        .env("RAG_JWT_SECRET", "a-secret-of-at-least-thirty-two-bytes!")
+        .env_remove("TENANCY_DEV")
+        .env_remove("TENANCY_CONTEXT_KEY_FILE");
+    for (name, value) in env {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    let out = command.output().expect("run the Python service");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "it listened: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    stderr
+}
+
+#[tokio::test]
+async fn the_python_twin_refuses_to_start_like_the_rust_service() {
+    let db = TestDb::fresh().await;
+    let wrong_key = format!("tenancy-test-only:{}", "01".repeat(32));
+    for (env, expected) in [
+        (
+            vec![("TENANCY_CONTEXT_KEY", None)],
+            "rag-service-py: tenancy misconfigured: no context key",
+        ),
+        (
+            vec![("TENANCY_CONTEXT_KEY", Some(wrong_key.as_str()))],
+            "rag-service-py: tenancy misconfigured: the database refused this runtime's context key",
+        ),
+        (
+            vec![("RAG_JWT_SECRET", None)],
+            "rag-service-py: RAG_JWT_SECRET is required outside development mode",
+        ),
+        (
+            vec![("RAG_JWT_SECRET", Some("short"))],
+            "rag-service-py: RAG_JWT_SECRET must be at least 32 bytes",
+        ),
+        (
+            vec![("RAG_DATABASE_URL", None)],
+            "rag-service-py: RAG_DATABASE_URL is required",
+        ),
+    ] {
+        let stderr = python_serve_refused(&db, &env);
+        assert!(stderr.starts_with(expected), "{env:?}: {stderr}");
+        assert!(!stderr.contains(&"01".repeat(32)), "the secret leaked: {stderr}");
+    }
+    db.drop_db().await;
+}
