@@ -24,7 +24,8 @@ pub(crate) fn repositories_module(model: &Model) -> String {
          `ScopedSession[ProjectScope[R]]`, where `R` is the least role of the rule: mypy --strict\n\
          rejects a call without a scoped session, a write through a several-project scope and\n\
          one through a scope of a lower role. Every statement names the scope's tenant and\n\
-         projects explicitly; row-level security remains the final gate.\"\"\"\n\
+         projects explicitly; row-level security remains the final gate. `Async<Repository>`\n\
+         has the same methods, awaited, on an `AsyncScopedSession` with the same typing.\"\"\"\n\
          \n\
          from __future__ import annotations\n\
          \n\
@@ -61,10 +62,13 @@ pub(crate) fn repositories_module(model: &Model) -> String {
     if !roles.is_empty() {
         out.push_str(&format!("from .roles import {}\n", roles.join(", ")));
     }
-    out.push_str("from .runtime import ProjectScope, ReadScope, ScopedSession\n");
+    out.push_str(
+        "from .runtime import AsyncScopedSession, ProjectScope, ReadScope, ScopedSession\n",
+    );
     let mut names = Vec::new();
     for table in &tables {
         let (row, repository) = class_names(&table.name);
+        names.push(format!("Async{repository}"));
         names.push(repository);
         if table.rule(Command::Select).is_some() {
             names.push(format!("{row}Cursor"));
@@ -90,14 +94,14 @@ pub(crate) fn repositories_module(model: &Model) -> String {
     out
 }
 
-/// `    def name(params) -> ret:` on one line when it fits in 100 columns, else one parameter per
-/// line.
-fn signature(name: &str, params: &[String], ret: &str) -> String {
-    let one = format!("    def {name}({}) -> {ret}:\n", params.join(", "));
+/// `    def name(params) -> ret:` (or `async def`) on one line when it fits in 100 columns, else
+/// one parameter per line.
+fn signature(def: &str, name: &str, params: &[String], ret: &str) -> String {
+    let one = format!("    {def} {name}({}) -> {ret}:\n", params.join(", "));
     if one.len() <= 101 {
         return one;
     }
-    let mut out = format!("    def {name}(\n");
+    let mut out = format!("    {def} {name}(\n");
     for param in params {
         out.push_str(&format!("        {param},\n"));
     }
@@ -215,16 +219,87 @@ fn table_section(model: &Model, table: &Table) -> String {
         }
     }
 
+    out.push_str(&repository_class(model, table, &Flavor::SYNC));
+    out.push_str(&repository_class(model, table, &Flavor::ASYNC));
+    out
+}
+
+/// How a repository class runs its statements: the sync one on a `ScopedSession`, the async
+/// one (`Async<Repository>`) on an `AsyncScopedSession`, with the same statements.
+pub(crate) struct Flavor {
+    /// Prefix of the class name (`""` or `"Async"`).
+    prefix: &'static str,
+    /// `def` or `async def`.
+    def: &'static str,
+    /// The session type wrapping the scope.
+    session: &'static str,
+    /// `await ` or nothing.
+    wait: &'static str,
+}
+
+impl Flavor {
+    const SYNC: Flavor = Flavor {
+        prefix: "",
+        def: "def",
+        session: "ScopedSession",
+        wait: "",
+    };
+    const ASYNC: Flavor = Flavor {
+        prefix: "Async",
+        def: "async def",
+        session: "AsyncScopedSession",
+        wait: "await ",
+    };
+
+    /// `expr` awaited when async, parenthesised for a following attribute access.
+    fn run(&self, expr: &str) -> String {
+        if self.wait.is_empty() {
+            expr.to_owned()
+        } else {
+            format!("(await {expr})")
+        }
+    }
+}
+
+/// The repository class of one scoped table in `flavor`.
+fn repository_class(model: &Model, table: &Table, flavor: &Flavor) -> String {
+    let (row, repository) = class_names(&table.name);
+    let lookup: Vec<Column> = table
+        .lookup_key()
+        .iter()
+        .filter_map(|c| table.column(c))
+        .collect();
+    let order: Vec<Column> = table
+        .column(PROJECT_COLUMN)
+        .into_iter()
+        .chain(lookup.iter().cloned())
+        .collect();
+    let mut out = String::new();
+    let select = table.rule(Command::Select);
+    let def = flavor.def;
+    let wait = flavor.wait;
+    let session = flavor.session;
+    let prefix = flavor.prefix;
     let allowed: Vec<String> = Command::ALL
         .iter()
         .filter_map(|c| table.rule(*c).map(|r| format!("{} ({r})", c.keyword())))
         .collect();
     out.push_str(&format!(
-        "\n\nclass {repository}:\n{}",
+        "\n\nclass {prefix}{repository}:\n{}",
         docstring(
             &format!(
-                "Repository of `{}`.\n\nRules: {}.",
+                "{} of `{}`{}.\n\nRules: {}.",
+                if prefix.is_empty() {
+                    "Repository"
+                } else {
+                    "Async repository"
+                },
                 table.name,
+                if prefix.is_empty() {
+                    String::new()
+                } else {
+                    format!(": the methods of `{repository}`, awaited,\non an `AsyncScopedSession`")
+                },
                 if allowed.is_empty() {
                     "no command is allowed".to_owned()
                 } else {
@@ -249,8 +324,8 @@ fn table_section(model: &Model, table: &Table) -> String {
         .iter()
         .map(|c| format!("{} == {}", col(&c.name), attr_name(&c.name)))
         .collect();
-    let read_scope = |role: &str| format!("ScopedSession[ReadScope[{}]]", role_class(role));
-    let write_scope = |role: &str| format!("ScopedSession[ProjectScope[{}]]", role_class(role));
+    let read_scope = |role: &str| format!("{session}[ReadScope[{}]]", role_class(role));
+    let write_scope = |role: &str| format!("{session}[ProjectScope[{}]]", role_class(role));
     let read_where = vec![
         format!("{} == _scope.tenant_id", col("tenant_id")),
         format!("{}.in_(_scope.project_ids)", col(PROJECT_COLUMN)),
@@ -281,13 +356,14 @@ fn table_section(model: &Model, table: &Table) -> String {
             table.name
         );
         out.push_str(&format!(
-            "\n    @staticmethod\n{sig}{doc}        _scope = tx.scope\n        _statement = (\n            sa.select({row})\n            {where}\n            .order_by({order_by})\n            .limit(1)\n        )\n        return tx.session.scalars(_statement).first()\n",
-            sig = signature("get", &params(format!("tx: {}", read_scope(role)), &key_params), &format!("{row} | None")),
+            "\n    @staticmethod\n{sig}{doc}        _scope = tx.scope\n        _statement = (\n            sa.select({row})\n            {where}\n            .order_by({order_by})\n            .limit(1)\n        )\n        return {run}.first()\n",
+            run = flavor.run("tx.session.scalars(_statement)"),
+            sig = signature(def, "get", &params(format!("tx: {}", read_scope(role)), &key_params), &format!("{row} | None")),
             where = where_call(12, &[&read_where, &key_match]),
             doc = docstring(&format!("Reads one row by its key (of the lowest project id when several projects of the\nscope hold that key); None when no visible row matches.\n\n{policy}"), 8),
         ));
         out.push_str(&format!(
-            "\n    @staticmethod\n    def list(\n        tx: {scope},\n        *,\n        after: {row}Cursor | None = None,\n        limit: int = 100,\n    ) -> builtins.list[{row}]:\n{doc}        _scope = tx.scope\n        _statement = sa.select({row}){where}\n        if after is not None:\n            _after = sa.tuple_(*[sa.literal(v) for v in after])\n            _statement = _statement.where(sa.tuple_({order_by}) > _after)\n        _statement = _statement.order_by({order_by})\n        return builtins.list(tx.session.scalars(_statement.limit(max(1, min(limit, 1000)))))\n",
+            "\n    @staticmethod\n    {def} list(\n        tx: {scope},\n        *,\n        after: {row}Cursor | None = None,\n        limit: int = 100,\n    ) -> builtins.list[{row}]:\n{doc}        _scope = tx.scope\n        _statement = sa.select({row}){where}\n        if after is not None:\n            _after = sa.tuple_(*[sa.literal(v) for v in after])\n            _statement = _statement.where(sa.tuple_({order_by}) > _after)\n        _statement = _statement.order_by({order_by})\n        return builtins.list({wait}tx.session.scalars(_statement.limit(max(1, min(limit, 1000)))))\n",
             scope = read_scope(role),
             where = where_call(8, &[&read_where]),
             doc = docstring(&format!("Rows in key order, one page at a time (keyset pagination: pass the last row's\n`cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000.\n\n{policy}"), 8),
@@ -312,7 +388,7 @@ fn table_section(model: &Model, table: &Table) -> String {
             };
             let attr = attr_name(&column.name);
             out.push_str(&format!(
-                "\n    @staticmethod\n    def nearest_by_{attr}(\n        tx: {scope},\n        query: Sequence[float] | NDArray[np.float32],\n        *,\n        limit: int = 10,\n    ) -> builtins.list[tuple[{row}, float]]:\n{doc}        _scope = tx.scope\n        _distance = {row}.{attr}.op({op}, return_type=sa.Float())(query)\n        _statement = (\n            sa.select({row}, _distance)\n            {where}\n            .order_by(_distance, {order_by})\n            .limit(max(1, min(limit, 1000)))\n        )\n        return [(r[0], float(r[1])) for r in tx.session.execute(_statement)]\n",
+                "\n    @staticmethod\n    {def} nearest_by_{attr}(\n        tx: {scope},\n        query: Sequence[float] | NDArray[np.float32],\n        *,\n        limit: int = 10,\n    ) -> builtins.list[tuple[{row}, float]]:\n{doc}        _scope = tx.scope\n        _distance = {row}.{attr}.op({op}, return_type=sa.Float())(query)\n        _statement = (\n            sa.select({row}, _distance)\n            {where}\n            .order_by(_distance, {order_by})\n            .limit(max(1, min(limit, 1000)))\n        )\n        return [(r[0], float(r[1])) for r in {wait}tx.session.execute(_statement)]\n",
                 scope = read_scope(role),
                 op = py_str(operator),
                 where = where_call(12, &[&read_where, &[format!("{row}.{attr}.is_not(None)")]]),
@@ -329,17 +405,22 @@ fn table_section(model: &Model, table: &Table) -> String {
         let (ret, body) = if returning {
             (
                 row.clone(),
-                format!("        return tx.session.scalars(sa.insert({row}).values(**_values).returning({row})).one()\n"),
+                format!(
+                    "        return {}.one()\n",
+                    flavor.run(&format!(
+                        "tx.session.scalars(sa.insert({row}).values(**_values).returning({row}))"
+                    ))
+                ),
             )
         } else {
             (
                 "None".to_owned(),
-                format!("        tx.session.execute(sa.insert({row}).values(**_values))\n"),
+                format!("        {wait}tx.session.execute(sa.insert({row}).values(**_values))\n"),
             )
         };
         out.push_str(&format!(
             "\n    @staticmethod\n{sig}{doc}        _scope = tx.scope\n        _values: dict[str, Any] = dict(new)\n        _values[{tenant}] = _scope.tenant_id\n        _values[{project}] = _scope.project_id\n{body}",
-            sig = signature("insert", &[format!("tx: {}", write_scope(role)), format!("new: New{row}")], &ret),
+            sig = signature(def, "insert", &[format!("tx: {}", write_scope(role)), format!("new: New{row}")], &ret),
             tenant = py_str(&attr_name("tenant_id")),
             project = py_str(&attr_name(PROJECT_COLUMN)),
             doc = docstring(&format!("Inserts one row into the write scope's project{}.\n\n{policy}", if returning { " and returns it as stored" } else { "" }), 8),
@@ -353,17 +434,25 @@ fn table_section(model: &Model, table: &Table) -> String {
         let (ret, body) = if returning {
             (
                 format!("{row} | None"),
-                format!("        return tx.session.scalars(_statement.returning({row})).first()\n"),
+                format!(
+                    "        return {}.first()\n",
+                    flavor
+                        .run("tx.session.scalars(_statement.returning(ROW))")
+                        .replace("ROW", &row)
+                ),
             )
         } else {
             (
                 "bool".to_owned(),
-                "        return tx.session.execute(_statement).rowcount > 0\n".to_owned(),
+                format!(
+                    "        return {}.rowcount > 0\n",
+                    flavor.run("tx.session.execute(_statement)")
+                ),
             )
         };
         out.push_str(&format!(
             "\n    @staticmethod\n{sig}{doc}        if not changes:\n            raise ValueError(\"no column to change\")\n        _scope = tx.scope\n        _statement = (\n            sa.update({row})\n            {where}\n            .values(**changes)\n            .execution_options(synchronize_session=False, populate_existing=True)\n        )\n{body}",
-            sig = signature("update", &[params(format!("tx: {}", write_scope(role)), &key_params), vec![format!("changes: {row}Changes")]].concat(), &ret),
+            sig = signature(def, "update", &[params(format!("tx: {}", write_scope(role)), &key_params), vec![format!("changes: {row}Changes")]].concat(), &ret),
             where = where_call(12, &[&write_where, &key_match]),
             doc = docstring(&format!("Changes one row of the write scope's project by its key; {}.\n\n{policy}", if returning { "returns it as stored,\nNone when no visible row matches" } else { "False when no row matches" }), 8),
         ));
@@ -374,8 +463,9 @@ fn table_section(model: &Model, table: &Table) -> String {
             table.name
         );
         out.push_str(&format!(
-            "\n    @staticmethod\n{sig}{doc}        _scope = tx.scope\n        _statement = (\n            sa.delete({row})\n            {where}\n            .execution_options(synchronize_session=False)\n        )\n        return tx.session.execute(_statement).rowcount > 0\n",
-            sig = signature("delete", &params(format!("tx: {}", write_scope(role)), &key_params), "bool"),
+            "\n    @staticmethod\n{sig}{doc}        _scope = tx.scope\n        _statement = (\n            sa.delete({row})\n            {where}\n            .execution_options(synchronize_session=False)\n        )\n        return {run}.rowcount > 0\n",
+            run = flavor.run("tx.session.execute(_statement)"),
+            sig = signature(def, "delete", &params(format!("tx: {}", write_scope(role)), &key_params), "bool"),
             where = where_call(12, &[&write_where, &key_match]),
             doc = docstring(&format!("Deletes one row of the write scope's project by its key; False when none matched.\n\n{policy}"), 8),
         ));
