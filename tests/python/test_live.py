@@ -522,3 +522,46 @@ def test_an_async_write_through_a_viewer_scope_is_refused(
             await engine.dispose()
 
     asyncio.run(run())
+
+
+def test_row_conditions_apply_as_the_repositories_document(
+    tenancy: Tenancy, admin_engine: sa.Engine, fixture: Fixture
+) -> None:
+    """`Documents.update`: editors change the documents they created, admins any; a row the
+    conditions refuse is treated as absent (None), sync and async."""
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from conftest import psycopg_url
+    from rag_tenancy import AsyncTenancy
+    from rag_tenancy.repositories import AsyncDocuments
+
+    ed = add_member(admin_engine, fixture.tenant_a, fixture.a1, "editor")
+    alices = fixture.a_docs[0]
+    editor = tenancy.authorize(ed, fixture.tenant_a).project(fixture.a1).require(Editor)
+    with tenancy.session(editor) as tx:
+        before = Documents.get(tx, alices)
+        assert before is not None and before.created_by != ed
+        assert Documents.update(tx, alices, {"title": "not yours"}) is None
+        own = Documents.insert(tx, {"title": "mine", "content_hash": "row-condition"})
+        assert own.created_by == ed
+        changed = Documents.update(tx, own.id, {"title": "still mine"})
+        assert changed is not None and changed.title == "still mine"
+        unchanged = Documents.get(tx, alices)
+        assert unchanged is not None and unchanged.title == before.title
+
+    async def run() -> None:
+        engine = create_async_engine(psycopg_url(os.environ["TENANCY_TEST_APP_URL"]), pool_size=1)
+        try:
+            async_tenancy = AsyncTenancy(engine)
+            scope = (await async_tenancy.authorize(ed, fixture.tenant_a)).project(fixture.a1).require(Editor)
+            async with async_tenancy.session(scope) as tx:
+                assert await AsyncDocuments.update(tx, alices, {"title": "not yours"}) is None
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    admin = tenancy.authorize(fixture.alice, fixture.tenant_a).project(fixture.a1).require(Admin)
+    with tenancy.session(admin) as tx:  # the admin rule has no condition (rolled back)
+        assert Documents.update(tx, alices, {"title": "any"}) is not None

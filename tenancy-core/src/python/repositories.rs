@@ -109,6 +109,72 @@ fn signature(def: &str, name: &str, params: &[String], ret: &str) -> String {
     out
 }
 
+/// The docstring paragraph of a method running `command`: the least role and the policy, and,
+/// when some rule for `command` has a row condition, every rule with its condition and what a
+/// refused row does (as the Rust repositories document it).
+fn rule_doc(table: &Table, command: Command, role: &str) -> String {
+    let scope = match command {
+        Command::Select => "in every project it reads",
+        _ => "in the write scope's project",
+    };
+    let mut doc = format!(
+        "Requires `{role}` or above {scope} (RLS policy `{}_{}`).",
+        table.name,
+        command.keyword()
+    );
+    let rules = table.rules_for(command);
+    if rules.iter().any(|r| r.condition.is_some()) {
+        let allowed: Vec<String> = rules
+            .iter()
+            .map(|r| match &r.condition {
+                Some(c) => format!("`{}` where `{}`", r.min_role, c.to_dsl()),
+                None => format!("`{}`", r.min_role),
+            })
+            .collect();
+        let refused = match command {
+            Command::Select => "a row they refuse is invisible",
+            Command::Insert => {
+                "a row they refuse raises `sqlalchemy.exc.DBAPIError` (SQLSTATE 42501)"
+            }
+            Command::Update => {
+                "a row they refuse is treated as absent (None), and a change that would \
+                 leave a refused row raises `sqlalchemy.exc.DBAPIError` (SQLSTATE 42501)"
+            }
+            Command::Delete => "a row they refuse is treated as absent (False)",
+        };
+        doc = wrap(&doc, 92);
+        doc.push('\n');
+        doc.push_str(&wrap(
+            &format!(
+                "Row conditions apply: allowed to {}; {refused}.",
+                allowed.join(", or ")
+            ),
+            92,
+        ));
+        return doc;
+    }
+    wrap(&doc, 92)
+}
+
+/// `text` with its spaces turned into line breaks so that no line exceeds `width` (a word
+/// longer than `width` stays on its own line).
+fn wrap(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line_len = 0;
+    for word in text.split(' ') {
+        if line_len > 0 && line_len + 1 + word.len() > width {
+            out.push('\n');
+            line_len = 0;
+        } else if line_len > 0 {
+            out.push(' ');
+            line_len += 1;
+        }
+        out.push_str(word);
+        line_len += word.len();
+    }
+    out
+}
+
 /// The Python type of a column's values, `| None` when nullable.
 fn value_type(model: &Model, column: &Column) -> String {
     let (py, _) = column_types(model, column, &mut Imports::default());
@@ -351,10 +417,7 @@ fn repository_class(model: &Model, table: &Table, flavor: &Flavor) -> String {
         .join(", ");
 
     if let Some(role) = select {
-        let policy = format!(
-            "Requires `{role}` or above in every project it reads (RLS policy `{}_select`).",
-            table.name
-        );
+        let policy = rule_doc(table, Command::Select, role);
         out.push_str(&format!(
             "\n    @staticmethod\n{sig}{doc}        _scope = tx.scope\n        _statement = (\n            sa.select({row})\n            {where}\n            .order_by({order_by})\n            .limit(1)\n        )\n        return {run}.first()\n",
             run = flavor.run("tx.session.scalars(_statement)"),
@@ -398,10 +461,7 @@ fn repository_class(model: &Model, table: &Table, flavor: &Flavor) -> String {
     }
     let returning = select.is_some();
     if let Some(role) = table.rule(Command::Insert) {
-        let policy = format!(
-            "Requires `{role}` or above in the write scope's project (RLS policy `{}_insert`).",
-            table.name
-        );
+        let policy = rule_doc(table, Command::Insert, role);
         let (ret, body) = if returning {
             (
                 row.clone(),
@@ -427,10 +487,7 @@ fn repository_class(model: &Model, table: &Table, flavor: &Flavor) -> String {
         ));
     }
     if let Some(role) = table.rule(Command::Update) {
-        let policy = format!(
-            "Requires `{role}` or above in the write scope's project (RLS policy `{}_update`).",
-            table.name
-        );
+        let policy = rule_doc(table, Command::Update, role);
         let (ret, body) = if returning {
             (
                 format!("{row} | None"),
@@ -458,10 +515,7 @@ fn repository_class(model: &Model, table: &Table, flavor: &Flavor) -> String {
         ));
     }
     if let Some(role) = table.rule(Command::Delete) {
-        let policy = format!(
-            "Requires `{role}` or above in the write scope's project (RLS policy `{}_delete`).",
-            table.name
-        );
+        let policy = rule_doc(table, Command::Delete, role);
         out.push_str(&format!(
             "\n    @staticmethod\n{sig}{doc}        _scope = tx.scope\n        _statement = (\n            sa.delete({row})\n            {where}\n            .execution_options(synchronize_session=False)\n        )\n        return {run}.rowcount > 0\n",
             run = flavor.run("tx.session.execute(_statement)"),

@@ -157,6 +157,9 @@ class Documents:
         None when no visible row matches.
 
         Requires `editor` or above in the write scope's project (RLS policy `documents_update`).
+        Row conditions apply: allowed to `editor` where `created_by = current_user`, or `admin`; a
+        row they refuse is treated as absent (None), and a change that would leave a refused row
+        raises `sqlalchemy.exc.DBAPIError` (SQLSTATE 42501).
         """
         if not changes:
             raise ValueError("no column to change")
@@ -269,6 +272,9 @@ class AsyncDocuments:
         None when no visible row matches.
 
         Requires `editor` or above in the write scope's project (RLS policy `documents_update`).
+        Row conditions apply: allowed to `editor` where `created_by = current_user`, or `admin`; a
+        row they refuse is treated as absent (None), and a change that would leave a refused row
+        raises `sqlalchemy.exc.DBAPIError` (SQLSTATE 42501).
         """
         if not changes:
             raise ValueError("no column to change")
@@ -689,6 +695,8 @@ class Queries:
         """Inserts one row into the write scope's project and returns it as stored.
 
         Requires `viewer` or above in the write scope's project (RLS policy `queries_insert`).
+        Row conditions apply: allowed to `viewer` where `asked_by = current_user`; a row they refuse
+        raises `sqlalchemy.exc.DBAPIError` (SQLSTATE 42501).
         """
         _scope = tx.scope
         _values: dict[str, Any] = dict(new)
@@ -775,6 +783,8 @@ class AsyncQueries:
         """Inserts one row into the write scope's project and returns it as stored.
 
         Requires `viewer` or above in the write scope's project (RLS policy `queries_insert`).
+        Row conditions apply: allowed to `viewer` where `asked_by = current_user`; a row they refuse
+        raises `sqlalchemy.exc.DBAPIError` (SQLSTATE 42501).
         """
         _scope = tx.scope
         _values: dict[str, Any] = dict(new)
