@@ -353,7 +353,27 @@ async fn isolation(t: &mut Target) {
         &jsonwebtoken::EncodingKey::from_secret(SECRET),
     )
     .unwrap();
+    let claims = |extra: Value| {
+        let mut claims =
+            json!({"sub": ALICE.to_string(), "iss": ISSUER, "aud": AUDIENCE, "exp": now + 600});
+        claims
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET),
+        )
+        .unwrap()
+    };
+    let issued_later = claims(json!({"iat": now + 300}));
+    let not_yet = claims(json!({"nbf": now + 300}));
+    let oversized = claims(json!({"padding": "x".repeat(17 * 1024)}));
     for (step, token) in [
+        ("iat in the future", Some(issued_later)),
+        ("nbf in the future", Some(not_yet)),
+        ("token over 16 KiB", Some(oversized)),
         ("no token", None),
         (
             "expired token",
