@@ -32,6 +32,7 @@ PROG = "rag-service-py"
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
+    request_queue_size = 128  # the listen backlog (socketserver's default is 5)
 
 
 class _QuietHandler(WSGIRequestHandler):
