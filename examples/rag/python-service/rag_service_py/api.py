@@ -90,9 +90,14 @@ class Call:
         """The JSON body of this shape."""
         return json_body(self.request, self.limits.body_limit_bytes, fields)
 
-    def page(self) -> tuple[int, uuid.UUID | None]:
-        """`?limit=&after=`: 100 by default (at most the maximum), 422 outside 1..=max."""
-        params = query_params(self.request, {"limit": (u32, False), "after": (an_uuid, False)})
+    def page_params(self) -> dict[str, Any]:
+        """`?limit=&after=` parsed (422 for a malformed or unknown parameter); check the range
+        with `page_limit` after the role, as the Rust service does."""
+        return query_params(self.request, {"limit": (u32, False), "after": (an_uuid, False)})
+
+    def page_limit(self, params: dict[str, Any]) -> tuple[int, uuid.UUID | None]:
+        """The page size (100 by default, at most the maximum; 422 outside 1..=max) and the
+        `after` cursor."""
         limit: int | None = params.get("limit")
         top = self.limits.max_page_size
         if limit is None:
@@ -163,8 +168,9 @@ def create_document(call: Call) -> Reply:
 
 def list_documents(call: Call) -> Reply:
     """`GET .../documents` (viewer)."""
-    limit, after = call.page()
+    params = call.page_params()
     scope = call.project_scope(Viewer)
+    limit, after = call.page_limit(params)
     with call.tenancy.session(scope) as tx:
         cursor = None if after is None else DocumentCursor(scope.project_id, after)
         items = [row(d) for d in Documents.list(tx, after=cursor, limit=limit)]
@@ -209,10 +215,12 @@ def update_document(call: Call) -> Reply:
         check_metadata("metadata", body["metadata"])
         changes["metadata_"] = body["metadata"]
     with call.tenancy.session(scope) as tx:
-        if changes:
-            document = Documents.update(tx, call.ids[1], changes)
-        else:
-            document = Documents.get(tx, call.ids[1])
+        if not changes:
+            # As the Rust service: an empty patch is still an UPDATE under the update policy
+            # (its row conditions apply; `updated_at` is stamped), not a read.
+            current = Documents.get(tx, call.ids[1])
+            changes = {} if current is None else {"title": current.title}
+        document = Documents.update(tx, call.ids[1], changes) if changes else None
         out = None if document is None else row(document)
         tx.commit()
     if out is None:
@@ -293,8 +301,9 @@ def ingest_chunks(call: Call) -> Reply:
 
 def list_chunks(call: Call) -> Reply:
     """`GET .../documents/{document_id}/chunks` (viewer): the document's chunks in key order."""
-    limit, after = call.page()
+    params = call.page_params()
     scope = call.project_scope(Viewer)
+    limit, after = call.page_limit(params)
     document = call.ids[1]
     with call.tenancy.session(scope) as tx:
         if Documents.get(tx, document) is None:
@@ -391,8 +400,9 @@ def create_query(call: Call) -> Reply:
 
 def list_queries(call: Call) -> Reply:
     """`GET .../queries` (viewer)."""
-    limit, after = call.page()
+    params = call.page_params()
     scope = call.project_scope(Viewer)
+    limit, after = call.page_limit(params)
     with call.tenancy.session(scope) as tx:
         cursor = None if after is None else QueryCursor(scope.project_id, after)
         items = [row(q) for q in Queries.list(tx, after=cursor, limit=limit)]
@@ -457,8 +467,9 @@ def _filtered_page(
 
 def list_responses(call: Call) -> Reply:
     """`GET .../queries/{query_id}/responses` (viewer)."""
-    limit, after = call.page()
+    params = call.page_params()
     scope = call.project_scope(Viewer)
+    limit, after = call.page_limit(params)
     with call.tenancy.session(scope) as tx:
         if Queries.get(tx, call.ids[1]) is None:
             raise ApiError.not_found()
@@ -499,8 +510,9 @@ def list_assertions(call: Call) -> Reply:
     """`GET .../responses/{response_id}/assertions` (viewer)."""
     from rag_tenancy.models import Assertion
 
-    limit, after = call.page()
+    params = call.page_params()
     scope = call.project_scope(Viewer)
+    limit, after = call.page_limit(params)
     with call.tenancy.session(scope) as tx:
         if Responses.get(tx, call.ids[1]) is None:
             raise ApiError.not_found()
@@ -593,8 +605,9 @@ def _owner_count(tx: ScopedSession[ProjectScope[Admin]]) -> int:
 
 def list_members(call: Call) -> Reply:
     """`GET .../members` (admin)."""
-    limit, after = call.page()
+    params = call.page_params()
     scope = call.project_scope(Admin)
+    limit, after = call.page_limit(params)
     with call.tenancy.session(scope) as tx:
         statement = sa.select(UserProjectRole).where(
             UserProjectRole.tenant_id == scope.tenant_id,

@@ -881,6 +881,30 @@ async fn membership(t: &mut Target, dave: Uuid, erin: Uuid) {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{}", t.name);
+    // The update rule's row condition: editors change the documents they created only.
+    let docs = format!("{}/documents", acme(ACME_HANDBOOK));
+    let (_, listed) = t.get("bob lists", BOB, &format!("{docs}?limit=1000")).await;
+    let by = |title: &str| {
+        items(&listed)
+            .iter()
+            .find(|d| d["title"] == title)
+            .map(|d| d["id"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    let (alices, bobs) = (by("Acme vacation policy"), by("by bob"));
+    for (step, id, body, expected) in [
+        ("bob renames alice's", &alices, json!({"title": "bob was here"}), StatusCode::NOT_FOUND),
+        ("bob's empty patch of alice's", &alices, json!({}), StatusCode::NOT_FOUND),
+        ("bob renames his own", &bobs, json!({"title": "bob's, renamed"}), StatusCode::OK),
+        ("bob's empty patch of his own", &bobs, json!({}), StatusCode::OK),
+    ] {
+        let (status, body) = t
+            .call(step, BOB, Method::PATCH, &format!("{docs}/{id}"), Some(body))
+            .await;
+        assert_eq!(status, expected, "{}: {step}: {body}", t.name);
+    }
+    let (_, body) = t.get("alice's unchanged", ALICE, &format!("{docs}/{alices}")).await;
+    assert_eq!(body["title"], "Acme vacation policy", "{}", t.name);
     let (status, _) = t
         .call(
             "unknown member",
@@ -977,6 +1001,14 @@ async fn malformed(t: &mut Target) {
         .get("limit too large", ALICE, &format!("{docs}?limit=1001"))
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = t
+        .get(
+            "limit 0 without a role",
+            BOB,
+            &format!("{}/documents?limit=0", acme(ACME_SUPPORT)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the role before the range");
     let (status, _) = t
         .get("after not a uuid", ALICE, &format!("{docs}?after=x"))
         .await;
