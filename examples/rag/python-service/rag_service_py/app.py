@@ -80,7 +80,9 @@ class App:
             return Reply(api.status, api.body())
         except DBAPIError as err:
             api = from_db_error(err)
-            return Reply(api.status, api.body())
+            # Transient faults: retry after a second, as the Rust service says.
+            headers = {"retry-after": "1"} if api.status == 503 else {}
+            return Reply(api.status, api.body(), headers)
         except Exception:  # the contract: a generic 500, details only in the log
             log.exception("unhandled error")
             return Reply(500, ApiError.internal().body())
