@@ -893,17 +893,45 @@ async fn membership(t: &mut Target, dave: Uuid, erin: Uuid) {
     };
     let (alices, bobs) = (by("Acme vacation policy"), by("by bob"));
     for (step, id, body, expected) in [
-        ("bob renames alice's", &alices, json!({"title": "bob was here"}), StatusCode::NOT_FOUND),
-        ("bob's empty patch of alice's", &alices, json!({}), StatusCode::NOT_FOUND),
-        ("bob renames his own", &bobs, json!({"title": "bob's, renamed"}), StatusCode::OK),
-        ("bob's empty patch of his own", &bobs, json!({}), StatusCode::OK),
+        (
+            "bob renames alice's",
+            &alices,
+            json!({"title": "bob was here"}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "bob's empty patch of alice's",
+            &alices,
+            json!({}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "bob renames his own",
+            &bobs,
+            json!({"title": "bob's, renamed"}),
+            StatusCode::OK,
+        ),
+        (
+            "bob's empty patch of his own",
+            &bobs,
+            json!({}),
+            StatusCode::OK,
+        ),
     ] {
         let (status, body) = t
-            .call(step, BOB, Method::PATCH, &format!("{docs}/{id}"), Some(body))
+            .call(
+                step,
+                BOB,
+                Method::PATCH,
+                &format!("{docs}/{id}"),
+                Some(body),
+            )
             .await;
         assert_eq!(status, expected, "{}: {step}: {body}", t.name);
     }
-    let (_, body) = t.get("alice's unchanged", ALICE, &format!("{docs}/{alices}")).await;
+    let (_, body) = t
+        .get("alice's unchanged", ALICE, &format!("{docs}/{alices}"))
+        .await;
     assert_eq!(body["title"], "Acme vacation policy", "{}", t.name);
     let (status, _) = t
         .call(
