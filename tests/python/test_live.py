@@ -251,8 +251,9 @@ def test_a_commit_behind_the_scoped_session_ends_the_context(
 def test_a_wrong_key_is_refused(app_engine: sa.Engine, fixture: Fixture, tenancy: Tenancy) -> None:
     scope = tenancy.authorize(fixture.alice, fixture.tenant_a).project(fixture.a1).require(Viewer)
     wrong = ContextKey("tenancy-test-only", b"\x01" * 32)
-    with pytest.raises(Misconfigured, match="refused this runtime's context key"):
+    with pytest.raises(Misconfigured, match="refused this runtime's context key") as refused:
         Tenancy(app_engine, key=wrong).check()
+    assert "\n" not in str(refused.value), "one sentence, without the CONTEXT lines"
     with tenancy_session(app_engine, scope, key=wrong) as tx:
         with pytest.raises(sa.exc.DBAPIError) as refused:
             Documents.list(tx)
