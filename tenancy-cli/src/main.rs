@@ -81,9 +81,10 @@ enum Command {
         /// repositories; docs/python.md) into DIR; `--check` then checks it too.
         #[arg(long, value_name = "DIR")]
         python: Option<PathBuf>,
-        /// The import name of the Python package written by `--python`.
-        #[arg(long, value_name = "NAME", default_value = tenancy_core::python::DEFAULT_PACKAGE)]
-        python_package: String,
+        /// The import name of the Python package written by `--python` (default: the model's
+        /// `python_package` setting, else `tenancy_models`).
+        #[arg(long, value_name = "NAME")]
+        python_package: Option<String>,
     },
     /// Explain in plain text which role may do what on which table.
     Explain {
@@ -246,7 +247,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let model = load(&policy)?;
             let python_options = tenancy_core::python::PythonOptions {
-                package: python_package,
+                package: python_package
+                    .or_else(|| model.settings.python_package.clone())
+                    .unwrap_or_else(|| tenancy_core::python::DEFAULT_PACKAGE.to_owned()),
             };
 
             // Migrations are append-only: generation reads the committed snapshot and the

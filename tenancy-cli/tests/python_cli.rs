@@ -122,3 +122,42 @@ fn a_bad_package_name_is_one_sentence() {
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+#[test]
+fn the_model_setting_names_the_package_and_the_flag_overrides_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policies = dir.path().join("policies");
+    fs::create_dir_all(&policies).expect("mkdir");
+    let rag = fs::read_to_string(repo_root().join("examples/rag/policies/rag.tenancy"))
+        .expect("read rag.tenancy");
+    let rag = rag.replacen(
+        "tenancy {",
+        "tenancy {\n    python_package = \"from_model\"",
+        1,
+    );
+    fs::write(policies.join("rag.tenancy"), rag).expect("write");
+
+    let out = tenancy(dir.path(), &["generate", "--python", "py"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(dir.path().join("py/from_model/models.py").is_file());
+    let check = tenancy(dir.path(), &["generate", "--check", "--python", "py"]);
+    assert!(check.status.success(), "{}", text(&check.stderr));
+    // The snapshot holds no trace of it (not a database setting).
+    let snapshot =
+        fs::read_to_string(dir.path().join("generated/model.snapshot.json")).expect("snapshot");
+    assert!(!snapshot.contains("from_model"));
+
+    let out = tenancy(
+        dir.path(),
+        &[
+            "generate",
+            "--python",
+            "py2",
+            "--python-package",
+            "from_flag",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(dir.path().join("py2/from_flag/models.py").is_file());
+    assert!(!dir.path().join("py2/from_model").exists());
+}

@@ -75,6 +75,22 @@ pub struct Settings {
     pub app_role: String,
     /// The schema holding the helper functions and the role enum (default `tenancy`).
     pub helper_schema: String,
+    /// The import name of the Python package `tenancy generate --python` writes
+    /// (`python_package = "..."`; `None`: the `--python-package` flag or its default). Not a
+    /// database setting: never in the snapshot, never a reason for a migration.
+    #[serde(skip)]
+    pub python_package: Option<String>,
+}
+
+impl Settings {
+    /// The settings that shape the database are equal (everything but `python_package`).
+    pub fn same_database(&self, other: &Settings) -> bool {
+        let database = |s: &Settings| Settings {
+            python_package: None,
+            ..s.clone()
+        };
+        database(self) == database(other)
+    }
 }
 
 impl Default for Settings {
@@ -83,6 +99,7 @@ impl Default for Settings {
             owner_role: "tenancy_owner".to_owned(),
             app_role: "tenancy_app".to_owned(),
             helper_schema: "tenancy".to_owned(),
+            python_package: None,
         }
     }
 }

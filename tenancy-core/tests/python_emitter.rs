@@ -260,3 +260,64 @@ fn every_migration_is_an_alembic_revision_holding_it_byte_for_byte() {
     }
     assert!(file(&files, "alembic.ini").contains("script_location = rag_tenancy:migrations"));
 }
+
+/// The RAG policies with `python_package = <value>` added to the `tenancy` block.
+fn rag_with_package(value: &str) -> (Option<Model>, tenancy_core::dsl::Diagnostics) {
+    let dir = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/rag/policies"
+    ));
+    let mut sources = tenancy_core::dsl::read_dir(dir).expect("read policies");
+    let rag = sources
+        .iter_mut()
+        .find(|s| s.text.contains("tenancy {"))
+        .expect("the tenancy block");
+    rag.text = rag.text.replacen(
+        "tenancy {",
+        &format!("tenancy {{\n    python_package = \"{value}\""),
+        1,
+    );
+    tenancy_core::dsl::compile(&sources)
+}
+
+#[test]
+fn the_python_package_setting_names_the_package_and_is_not_a_database_setting() {
+    let (model, diagnostics) = rag_with_package("rag_db");
+    assert_eq!(diagnostics.error_count(), 0);
+    let model = model.expect("model");
+    assert_eq!(model.settings.python_package.as_deref(), Some("rag_db"));
+    // Not in the snapshot, and no migration: the database is the same.
+    let snapshot = tenancy_core::snapshot::Snapshot::new(
+        &model,
+        tenancy_core::sql::Target::Postgres,
+        Vec::new(),
+    )
+    .to_json();
+    assert!(!snapshot.contains("python_package"), "{snapshot}");
+    assert!(!snapshot.contains("rag_db"), "{snapshot}");
+    let plain = rag_model();
+    let migrations = tenancy_core::sql::diff::incremental_migrations(
+        &plain,
+        &model,
+        tenancy_core::sql::Target::Postgres,
+        tenancy_core::sql::diff::DiffOptions::default(),
+    )
+    .expect("no settings change");
+    assert!(migrations.is_empty());
+}
+
+#[test]
+fn a_bad_python_package_setting_is_a_diagnostic() {
+    for bad in ["Rag-DB", "class", "9lives", ""] {
+        let (model, diagnostics) = rag_with_package(bad);
+        assert!(model.is_none(), "{bad:?} accepted");
+        let messages: Vec<&str> = diagnostics.iter().map(|d| d.message()).collect();
+        assert_eq!(
+            messages,
+            [format!("invalid Python package name `{bad}`")],
+            "{bad:?}"
+        );
+        let help = diagnostics.iter().next().expect("one").help().join("");
+        assert!(help.starts_with("write `\""), "{help}");
+    }
+}

@@ -23,10 +23,11 @@ CACHE = (
 )
 CASES = HERE / "mypy_cases"
 PACKAGE = HERE.parent.parent / "examples" / "rag" / "python"
+SERVICE = HERE.parent.parent / "examples" / "rag" / "python-service"
 
 
 def mypy(*targets: str) -> tuple[int, str]:
-    env = dict(os.environ, MYPYPATH=str(PACKAGE))
+    env = dict(os.environ, MYPYPATH=os.pathsep.join([str(PACKAGE), str(SERVICE)]))
     done = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--no-error-summary", "--cache-dir",
          str(CACHE), *targets],
@@ -37,6 +38,11 @@ def mypy(*targets: str) -> tuple[int, str]:
 
 def test_the_generated_package_passes_mypy_strict() -> None:
     code, out = mypy("-p", "rag_tenancy")
+    assert code == 0, out
+
+
+def test_the_python_service_passes_mypy_strict() -> None:
+    code, out = mypy("-p", "rag_service_py")
     assert code == 0, out
 
 

@@ -43,6 +43,12 @@ const RUNTIME: &str = include_str!("runtime.py");
 /// The package name used when none is given (`--python-package`).
 pub const DEFAULT_PACKAGE: &str = "tenancy_models";
 
+/// Whether `name` can be the package's import name: a plain lower-case Python identifier
+/// (`[a-z_][a-z0-9_]*`) that is not a keyword.
+pub fn is_package_name(name: &str) -> bool {
+    text::is_plain_identifier(name) && !text::is_keyword(name)
+}
+
 /// Options of [`generate_package`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PythonOptions {
@@ -77,7 +83,7 @@ pub fn generate_package(
     migrations: &[GeneratedFile],
 ) -> Result<Vec<GeneratedFile>, PythonError> {
     let package = options.package.as_str();
-    if !text::is_plain_identifier(package) || text::is_keyword(package) {
+    if !is_package_name(package) {
         return Err(PythonError::PackageName(package.to_owned()));
     }
     let in_package = |name: &str, contents: String| GeneratedFile {

@@ -24,7 +24,8 @@ pub(crate) fn repositories_module(model: &Model) -> String {
          `ScopedSession[ProjectScope[R]]`, where `R` is the least role of the rule: mypy --strict\n\
          rejects a call without a scoped session, a write through a several-project scope and\n\
          one through a scope of a lower role. Every statement names the scope's tenant and\n\
-         projects explicitly; row-level security remains the final gate.\"\"\"\n\
+         projects explicitly; row-level security remains the final gate. `Async<Repository>`\n\
+         has the same methods, awaited, on an `AsyncScopedSession` with the same typing.\"\"\"\n\
          \n\
          from __future__ import annotations\n\
          \n\
@@ -61,10 +62,13 @@ pub(crate) fn repositories_module(model: &Model) -> String {
     if !roles.is_empty() {
         out.push_str(&format!("from .roles import {}\n", roles.join(", ")));
     }
-    out.push_str("from .runtime import ProjectScope, ReadScope, ScopedSession\n");
+    out.push_str(
+        "from .runtime import AsyncScopedSession, ProjectScope, ReadScope, ScopedSession\n",
+    );
     let mut names = Vec::new();
     for table in &tables {
         let (row, repository) = class_names(&table.name);
+        names.push(format!("Async{repository}"));
         names.push(repository);
         if table.rule(Command::Select).is_some() {
             names.push(format!("{row}Cursor"));
@@ -90,18 +94,84 @@ pub(crate) fn repositories_module(model: &Model) -> String {
     out
 }
 
-/// `    def name(params) -> ret:` on one line when it fits in 100 columns, else one parameter per
-/// line.
-fn signature(name: &str, params: &[String], ret: &str) -> String {
-    let one = format!("    def {name}({}) -> {ret}:\n", params.join(", "));
+/// `    def name(params) -> ret:` (or `async def`) on one line when it fits in 100 columns, else
+/// one parameter per line.
+fn signature(def: &str, name: &str, params: &[String], ret: &str) -> String {
+    let one = format!("    {def} {name}({}) -> {ret}:\n", params.join(", "));
     if one.len() <= 101 {
         return one;
     }
-    let mut out = format!("    def {name}(\n");
+    let mut out = format!("    {def} {name}(\n");
     for param in params {
         out.push_str(&format!("        {param},\n"));
     }
     out.push_str(&format!("    ) -> {ret}:\n"));
+    out
+}
+
+/// The docstring paragraph of a method running `command`: the least role and the policy, and,
+/// when some rule for `command` has a row condition, every rule with its condition and what a
+/// refused row does (as the Rust repositories document it).
+fn rule_doc(table: &Table, command: Command, role: &str) -> String {
+    let scope = match command {
+        Command::Select => "in every project it reads",
+        _ => "in the write scope's project",
+    };
+    let mut doc = format!(
+        "Requires `{role}` or above {scope} (RLS policy `{}_{}`).",
+        table.name,
+        command.keyword()
+    );
+    let rules = table.rules_for(command);
+    if rules.iter().any(|r| r.condition.is_some()) {
+        let allowed: Vec<String> = rules
+            .iter()
+            .map(|r| match &r.condition {
+                Some(c) => format!("`{}` where `{}`", r.min_role, c.to_dsl()),
+                None => format!("`{}`", r.min_role),
+            })
+            .collect();
+        let refused = match command {
+            Command::Select => "a row they refuse is invisible",
+            Command::Insert => {
+                "a row they refuse raises `sqlalchemy.exc.DBAPIError` (SQLSTATE 42501)"
+            }
+            Command::Update => {
+                "a row they refuse is treated as absent (None), and a change that would \
+                 leave a refused row raises `sqlalchemy.exc.DBAPIError` (SQLSTATE 42501)"
+            }
+            Command::Delete => "a row they refuse is treated as absent (False)",
+        };
+        doc = wrap(&doc, 92);
+        doc.push('\n');
+        doc.push_str(&wrap(
+            &format!(
+                "Row conditions apply: allowed to {}; {refused}.",
+                allowed.join(", or ")
+            ),
+            92,
+        ));
+        return doc;
+    }
+    wrap(&doc, 92)
+}
+
+/// `text` with its spaces turned into line breaks so that no line exceeds `width` (a word
+/// longer than `width` stays on its own line).
+fn wrap(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line_len = 0;
+    for word in text.split(' ') {
+        if line_len > 0 && line_len + 1 + word.len() > width {
+            out.push('\n');
+            line_len = 0;
+        } else if line_len > 0 {
+            out.push(' ');
+            line_len += 1;
+        }
+        out.push_str(word);
+        line_len += word.len();
+    }
     out
 }
 
@@ -215,16 +285,87 @@ fn table_section(model: &Model, table: &Table) -> String {
         }
     }
 
+    out.push_str(&repository_class(model, table, &Flavor::SYNC));
+    out.push_str(&repository_class(model, table, &Flavor::ASYNC));
+    out
+}
+
+/// How a repository class runs its statements: the sync one on a `ScopedSession`, the async
+/// one (`Async<Repository>`) on an `AsyncScopedSession`, with the same statements.
+pub(crate) struct Flavor {
+    /// Prefix of the class name (`""` or `"Async"`).
+    prefix: &'static str,
+    /// `def` or `async def`.
+    def: &'static str,
+    /// The session type wrapping the scope.
+    session: &'static str,
+    /// `await ` or nothing.
+    wait: &'static str,
+}
+
+impl Flavor {
+    const SYNC: Flavor = Flavor {
+        prefix: "",
+        def: "def",
+        session: "ScopedSession",
+        wait: "",
+    };
+    const ASYNC: Flavor = Flavor {
+        prefix: "Async",
+        def: "async def",
+        session: "AsyncScopedSession",
+        wait: "await ",
+    };
+
+    /// `expr` awaited when async, parenthesised for a following attribute access.
+    fn run(&self, expr: &str) -> String {
+        if self.wait.is_empty() {
+            expr.to_owned()
+        } else {
+            format!("(await {expr})")
+        }
+    }
+}
+
+/// The repository class of one scoped table in `flavor`.
+fn repository_class(model: &Model, table: &Table, flavor: &Flavor) -> String {
+    let (row, repository) = class_names(&table.name);
+    let lookup: Vec<Column> = table
+        .lookup_key()
+        .iter()
+        .filter_map(|c| table.column(c))
+        .collect();
+    let order: Vec<Column> = table
+        .column(PROJECT_COLUMN)
+        .into_iter()
+        .chain(lookup.iter().cloned())
+        .collect();
+    let mut out = String::new();
+    let select = table.rule(Command::Select);
+    let def = flavor.def;
+    let wait = flavor.wait;
+    let session = flavor.session;
+    let prefix = flavor.prefix;
     let allowed: Vec<String> = Command::ALL
         .iter()
         .filter_map(|c| table.rule(*c).map(|r| format!("{} ({r})", c.keyword())))
         .collect();
     out.push_str(&format!(
-        "\n\nclass {repository}:\n{}",
+        "\n\nclass {prefix}{repository}:\n{}",
         docstring(
             &format!(
-                "Repository of `{}`.\n\nRules: {}.",
+                "{} of `{}`{}.\n\nRules: {}.",
+                if prefix.is_empty() {
+                    "Repository"
+                } else {
+                    "Async repository"
+                },
                 table.name,
+                if prefix.is_empty() {
+                    String::new()
+                } else {
+                    format!(": the methods of `{repository}`, awaited,\non an `AsyncScopedSession`")
+                },
                 if allowed.is_empty() {
                     "no command is allowed".to_owned()
                 } else {
@@ -249,8 +390,8 @@ fn table_section(model: &Model, table: &Table) -> String {
         .iter()
         .map(|c| format!("{} == {}", col(&c.name), attr_name(&c.name)))
         .collect();
-    let read_scope = |role: &str| format!("ScopedSession[ReadScope[{}]]", role_class(role));
-    let write_scope = |role: &str| format!("ScopedSession[ProjectScope[{}]]", role_class(role));
+    let read_scope = |role: &str| format!("{session}[ReadScope[{}]]", role_class(role));
+    let write_scope = |role: &str| format!("{session}[ProjectScope[{}]]", role_class(role));
     let read_where = vec![
         format!("{} == _scope.tenant_id", col("tenant_id")),
         format!("{}.in_(_scope.project_ids)", col(PROJECT_COLUMN)),
@@ -276,18 +417,16 @@ fn table_section(model: &Model, table: &Table) -> String {
         .join(", ");
 
     if let Some(role) = select {
-        let policy = format!(
-            "Requires `{role}` or above in every project it reads (RLS policy `{}_select`).",
-            table.name
-        );
+        let policy = rule_doc(table, Command::Select, role);
         out.push_str(&format!(
-            "\n    @staticmethod\n{sig}{doc}        _scope = tx.scope\n        _statement = (\n            sa.select({row})\n            {where}\n            .order_by({order_by})\n            .limit(1)\n        )\n        return tx.session.scalars(_statement).first()\n",
-            sig = signature("get", &params(format!("tx: {}", read_scope(role)), &key_params), &format!("{row} | None")),
+            "\n    @staticmethod\n{sig}{doc}        _scope = tx.scope\n        _statement = (\n            sa.select({row})\n            {where}\n            .order_by({order_by})\n            .limit(1)\n        )\n        return {run}.first()\n",
+            run = flavor.run("tx.session.scalars(_statement)"),
+            sig = signature(def, "get", &params(format!("tx: {}", read_scope(role)), &key_params), &format!("{row} | None")),
             where = where_call(12, &[&read_where, &key_match]),
             doc = docstring(&format!("Reads one row by its key (of the lowest project id when several projects of the\nscope hold that key); None when no visible row matches.\n\n{policy}"), 8),
         ));
         out.push_str(&format!(
-            "\n    @staticmethod\n    def list(\n        tx: {scope},\n        *,\n        after: {row}Cursor | None = None,\n        limit: int = 100,\n    ) -> builtins.list[{row}]:\n{doc}        _scope = tx.scope\n        _statement = sa.select({row}){where}\n        if after is not None:\n            _after = sa.tuple_(*[sa.literal(v) for v in after])\n            _statement = _statement.where(sa.tuple_({order_by}) > _after)\n        _statement = _statement.order_by({order_by})\n        return builtins.list(tx.session.scalars(_statement.limit(max(1, min(limit, 1000)))))\n",
+            "\n    @staticmethod\n    {def} list(\n        tx: {scope},\n        *,\n        after: {row}Cursor | None = None,\n        limit: int = 100,\n    ) -> builtins.list[{row}]:\n{doc}        _scope = tx.scope\n        _statement = sa.select({row}){where}\n        if after is not None:\n            _after = sa.tuple_(*[sa.literal(v) for v in after])\n            _statement = _statement.where(sa.tuple_({order_by}) > _after)\n        _statement = _statement.order_by({order_by})\n        return builtins.list({wait}tx.session.scalars(_statement.limit(max(1, min(limit, 1000)))))\n",
             scope = read_scope(role),
             where = where_call(8, &[&read_where]),
             doc = docstring(&format!("Rows in key order, one page at a time (keyset pagination: pass the last row's\n`cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000.\n\n{policy}"), 8),
@@ -312,7 +451,7 @@ fn table_section(model: &Model, table: &Table) -> String {
             };
             let attr = attr_name(&column.name);
             out.push_str(&format!(
-                "\n    @staticmethod\n    def nearest_by_{attr}(\n        tx: {scope},\n        query: Sequence[float] | NDArray[np.float32],\n        *,\n        limit: int = 10,\n    ) -> builtins.list[tuple[{row}, float]]:\n{doc}        _scope = tx.scope\n        _distance = {row}.{attr}.op({op}, return_type=sa.Float())(query)\n        _statement = (\n            sa.select({row}, _distance)\n            {where}\n            .order_by(_distance, {order_by})\n            .limit(max(1, min(limit, 1000)))\n        )\n        return [(r[0], float(r[1])) for r in tx.session.execute(_statement)]\n",
+                "\n    @staticmethod\n    {def} nearest_by_{attr}(\n        tx: {scope},\n        query: Sequence[float] | NDArray[np.float32],\n        *,\n        limit: int = 10,\n    ) -> builtins.list[tuple[{row}, float]]:\n{doc}        _scope = tx.scope\n        _distance = {row}.{attr}.op({op}, return_type=sa.Float())(query)\n        _statement = (\n            sa.select({row}, _distance)\n            {where}\n            .order_by(_distance, {order_by})\n            .limit(max(1, min(limit, 1000)))\n        )\n        return [(r[0], float(r[1])) for r in {wait}tx.session.execute(_statement)]\n",
                 scope = read_scope(role),
                 op = py_str(operator),
                 where = where_call(12, &[&read_where, &[format!("{row}.{attr}.is_not(None)")]]),
@@ -322,60 +461,65 @@ fn table_section(model: &Model, table: &Table) -> String {
     }
     let returning = select.is_some();
     if let Some(role) = table.rule(Command::Insert) {
-        let policy = format!(
-            "Requires `{role}` or above in the write scope's project (RLS policy `{}_insert`).",
-            table.name
-        );
+        let policy = rule_doc(table, Command::Insert, role);
         let (ret, body) = if returning {
             (
                 row.clone(),
-                format!("        return tx.session.scalars(sa.insert({row}).values(**_values).returning({row})).one()\n"),
+                format!(
+                    "        return {}.one()\n",
+                    flavor.run(&format!(
+                        "tx.session.scalars(sa.insert({row}).values(**_values).returning({row}))"
+                    ))
+                ),
             )
         } else {
             (
                 "None".to_owned(),
-                format!("        tx.session.execute(sa.insert({row}).values(**_values))\n"),
+                format!("        {wait}tx.session.execute(sa.insert({row}).values(**_values))\n"),
             )
         };
         out.push_str(&format!(
             "\n    @staticmethod\n{sig}{doc}        _scope = tx.scope\n        _values: dict[str, Any] = dict(new)\n        _values[{tenant}] = _scope.tenant_id\n        _values[{project}] = _scope.project_id\n{body}",
-            sig = signature("insert", &[format!("tx: {}", write_scope(role)), format!("new: New{row}")], &ret),
+            sig = signature(def, "insert", &[format!("tx: {}", write_scope(role)), format!("new: New{row}")], &ret),
             tenant = py_str(&attr_name("tenant_id")),
             project = py_str(&attr_name(PROJECT_COLUMN)),
             doc = docstring(&format!("Inserts one row into the write scope's project{}.\n\n{policy}", if returning { " and returns it as stored" } else { "" }), 8),
         ));
     }
     if let Some(role) = table.rule(Command::Update) {
-        let policy = format!(
-            "Requires `{role}` or above in the write scope's project (RLS policy `{}_update`).",
-            table.name
-        );
+        let policy = rule_doc(table, Command::Update, role);
         let (ret, body) = if returning {
             (
                 format!("{row} | None"),
-                format!("        return tx.session.scalars(_statement.returning({row})).first()\n"),
+                format!(
+                    "        return {}.first()\n",
+                    flavor
+                        .run("tx.session.scalars(_statement.returning(ROW))")
+                        .replace("ROW", &row)
+                ),
             )
         } else {
             (
                 "bool".to_owned(),
-                "        return tx.session.execute(_statement).rowcount > 0\n".to_owned(),
+                format!(
+                    "        return {}.rowcount > 0\n",
+                    flavor.run("tx.session.execute(_statement)")
+                ),
             )
         };
         out.push_str(&format!(
             "\n    @staticmethod\n{sig}{doc}        if not changes:\n            raise ValueError(\"no column to change\")\n        _scope = tx.scope\n        _statement = (\n            sa.update({row})\n            {where}\n            .values(**changes)\n            .execution_options(synchronize_session=False, populate_existing=True)\n        )\n{body}",
-            sig = signature("update", &[params(format!("tx: {}", write_scope(role)), &key_params), vec![format!("changes: {row}Changes")]].concat(), &ret),
+            sig = signature(def, "update", &[params(format!("tx: {}", write_scope(role)), &key_params), vec![format!("changes: {row}Changes")]].concat(), &ret),
             where = where_call(12, &[&write_where, &key_match]),
             doc = docstring(&format!("Changes one row of the write scope's project by its key; {}.\n\n{policy}", if returning { "returns it as stored,\nNone when no visible row matches" } else { "False when no row matches" }), 8),
         ));
     }
     if let Some(role) = table.rule(Command::Delete) {
-        let policy = format!(
-            "Requires `{role}` or above in the write scope's project (RLS policy `{}_delete`).",
-            table.name
-        );
+        let policy = rule_doc(table, Command::Delete, role);
         out.push_str(&format!(
-            "\n    @staticmethod\n{sig}{doc}        _scope = tx.scope\n        _statement = (\n            sa.delete({row})\n            {where}\n            .execution_options(synchronize_session=False)\n        )\n        return tx.session.execute(_statement).rowcount > 0\n",
-            sig = signature("delete", &params(format!("tx: {}", write_scope(role)), &key_params), "bool"),
+            "\n    @staticmethod\n{sig}{doc}        _scope = tx.scope\n        _statement = (\n            sa.delete({row})\n            {where}\n            .execution_options(synchronize_session=False)\n        )\n        return {run}.rowcount > 0\n",
+            run = flavor.run("tx.session.execute(_statement)"),
+            sig = signature(def, "delete", &params(format!("tx: {}", write_scope(role)), &key_params), "bool"),
             where = where_call(12, &[&write_where, &key_match]),
             doc = docstring(&format!("Deletes one row of the write scope's project by its key; False when none matched.\n\n{policy}"), 8),
         ));

@@ -497,9 +497,12 @@ class _TenancyBase:
         return begin_statement(self._require_key().mint("", self._token_lifetime), self._pad)
 
     def _refused(self, err: DBAPIError) -> Misconfigured:
+        # One sentence: the server's primary message, without its CONTEXT lines.
+        diag = getattr(err.orig, "diag", None)
+        reason = getattr(diag, "message_primary", None) or str(err.orig).splitlines()[0]
         return Misconfigured(
             f"the database refused this runtime's context key {self._require_key().kid!r}: "
-            f"{err.orig}"
+            f"{reason}"
         )
 
 

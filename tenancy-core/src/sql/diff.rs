@@ -217,7 +217,7 @@ pub fn incremental_migrations(
     target: Target,
     options: DiffOptions,
 ) -> Result<Vec<IncrementalMigration>, DiffError> {
-    if old.settings != new.settings {
+    if !old.settings.same_database(&new.settings) {
         return Err(DiffError::SettingsChanged);
     }
     let mut out = Vec::new();

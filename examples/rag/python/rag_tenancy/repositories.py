@@ -4,7 +4,8 @@ typed with the scope it needs. Reads take a `ScopedSession[ReadScope[R]]`, write
 `ScopedSession[ProjectScope[R]]`, where `R` is the least role of the rule: mypy --strict
 rejects a call without a scoped session, a write through a several-project scope and
 one through a scope of a lower role. Every statement names the scope's tenant and
-projects explicitly; row-level security remains the final gate."""
+projects explicitly; row-level security remains the final gate. `Async<Repository>`
+has the same methods, awaited, on an `AsyncScopedSession` with the same typing."""
 
 from __future__ import annotations
 
@@ -20,12 +21,17 @@ from numpy.typing import NDArray
 
 from .models import Document, Chunk, Query, Response, Assertion
 from .roles import Admin, Editor, Viewer
-from .runtime import ProjectScope, ReadScope, ScopedSession
+from .runtime import AsyncScopedSession, ProjectScope, ReadScope, ScopedSession
 
 __all__ = [
     "AssertionChanges",
     "AssertionCursor",
     "Assertions",
+    "AsyncAssertions",
+    "AsyncChunks",
+    "AsyncDocuments",
+    "AsyncQueries",
+    "AsyncResponses",
     "ChunkChanges",
     "ChunkCursor",
     "Chunks",
@@ -151,6 +157,9 @@ class Documents:
         None when no visible row matches.
 
         Requires `editor` or above in the write scope's project (RLS policy `documents_update`).
+        Row conditions apply: allowed to `editor` where `created_by = current_user`, or `admin`; a
+        row they refuse is treated as absent (None), and a change that would leave a refused row
+        raises `sqlalchemy.exc.DBAPIError` (SQLSTATE 42501).
         """
         if not changes:
             raise ValueError("no column to change")
@@ -184,6 +193,121 @@ class Documents:
             .execution_options(synchronize_session=False)
         )
         return tx.session.execute(_statement).rowcount > 0
+
+
+class AsyncDocuments:
+    """Async repository of `documents`: the methods of `Documents`, awaited,
+    on an `AsyncScopedSession`.
+
+    Rules: select (viewer), insert (editor), update (editor), delete (admin).
+    """
+
+    @staticmethod
+    async def get(tx: AsyncScopedSession[ReadScope[Viewer]], id: uuid.UUID) -> Document | None:
+        """Reads one row by its key (of the lowest project id when several projects of the
+        scope hold that key); None when no visible row matches.
+
+        Requires `viewer` or above in every project it reads (RLS policy `documents_select`).
+        """
+        _scope = tx.scope
+        _statement = (
+            sa.select(Document)
+            .where(
+                Document.tenant_id == _scope.tenant_id,
+                Document.project_id.in_(_scope.project_ids),
+                Document.id == id,
+            )
+            .order_by(Document.project_id, Document.id)
+            .limit(1)
+        )
+        return (await tx.session.scalars(_statement)).first()
+
+    @staticmethod
+    async def list(
+        tx: AsyncScopedSession[ReadScope[Viewer]],
+        *,
+        after: DocumentCursor | None = None,
+        limit: int = 100,
+    ) -> builtins.list[Document]:
+        """Rows in key order, one page at a time (keyset pagination: pass the last row's
+        `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000.
+
+        Requires `viewer` or above in every project it reads (RLS policy `documents_select`).
+        """
+        _scope = tx.scope
+        _statement = sa.select(Document).where(
+            Document.tenant_id == _scope.tenant_id,
+            Document.project_id.in_(_scope.project_ids),
+        )
+        if after is not None:
+            _after = sa.tuple_(*[sa.literal(v) for v in after])
+            _statement = _statement.where(sa.tuple_(Document.project_id, Document.id) > _after)
+        _statement = _statement.order_by(Document.project_id, Document.id)
+        return builtins.list(await tx.session.scalars(_statement.limit(max(1, min(limit, 1000)))))
+
+    @staticmethod
+    def cursor(row: Document) -> DocumentCursor:
+        """This row's position in list order, for the next page's `after`."""
+        return DocumentCursor(row.project_id, row.id)
+
+    @staticmethod
+    async def insert(tx: AsyncScopedSession[ProjectScope[Editor]], new: NewDocument) -> Document:
+        """Inserts one row into the write scope's project and returns it as stored.
+
+        Requires `editor` or above in the write scope's project (RLS policy `documents_insert`).
+        """
+        _scope = tx.scope
+        _values: dict[str, Any] = dict(new)
+        _values["tenant_id"] = _scope.tenant_id
+        _values["project_id"] = _scope.project_id
+        return (await tx.session.scalars(sa.insert(Document).values(**_values).returning(Document))).one()
+
+    @staticmethod
+    async def update(
+        tx: AsyncScopedSession[ProjectScope[Editor]],
+        id: uuid.UUID,
+        changes: DocumentChanges,
+    ) -> Document | None:
+        """Changes one row of the write scope's project by its key; returns it as stored,
+        None when no visible row matches.
+
+        Requires `editor` or above in the write scope's project (RLS policy `documents_update`).
+        Row conditions apply: allowed to `editor` where `created_by = current_user`, or `admin`; a
+        row they refuse is treated as absent (None), and a change that would leave a refused row
+        raises `sqlalchemy.exc.DBAPIError` (SQLSTATE 42501).
+        """
+        if not changes:
+            raise ValueError("no column to change")
+        _scope = tx.scope
+        _statement = (
+            sa.update(Document)
+            .where(
+                Document.tenant_id == _scope.tenant_id,
+                Document.project_id == _scope.project_id,
+                Document.id == id,
+            )
+            .values(**changes)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+        return (await tx.session.scalars(_statement.returning(Document))).first()
+
+    @staticmethod
+    async def delete(tx: AsyncScopedSession[ProjectScope[Admin]], id: uuid.UUID) -> bool:
+        """Deletes one row of the write scope's project by its key; False when none matched.
+
+        Requires `admin` or above in the write scope's project (RLS policy `documents_delete`).
+        """
+        _scope = tx.scope
+        _statement = (
+            sa.delete(Document)
+            .where(
+                Document.tenant_id == _scope.tenant_id,
+                Document.project_id == _scope.project_id,
+                Document.id == id,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return (await tx.session.execute(_statement)).rowcount > 0
 
 
 class ChunkCursor(NamedTuple):
@@ -355,6 +479,144 @@ class Chunks:
         return tx.session.execute(_statement).rowcount > 0
 
 
+class AsyncChunks:
+    """Async repository of `chunks`: the methods of `Chunks`, awaited,
+    on an `AsyncScopedSession`.
+
+    Rules: select (viewer), insert (editor), update (editor), delete (editor).
+    """
+
+    @staticmethod
+    async def get(tx: AsyncScopedSession[ReadScope[Viewer]], id: uuid.UUID) -> Chunk | None:
+        """Reads one row by its key (of the lowest project id when several projects of the
+        scope hold that key); None when no visible row matches.
+
+        Requires `viewer` or above in every project it reads (RLS policy `chunks_select`).
+        """
+        _scope = tx.scope
+        _statement = (
+            sa.select(Chunk)
+            .where(
+                Chunk.tenant_id == _scope.tenant_id,
+                Chunk.project_id.in_(_scope.project_ids),
+                Chunk.id == id,
+            )
+            .order_by(Chunk.project_id, Chunk.id)
+            .limit(1)
+        )
+        return (await tx.session.scalars(_statement)).first()
+
+    @staticmethod
+    async def list(
+        tx: AsyncScopedSession[ReadScope[Viewer]],
+        *,
+        after: ChunkCursor | None = None,
+        limit: int = 100,
+    ) -> builtins.list[Chunk]:
+        """Rows in key order, one page at a time (keyset pagination: pass the last row's
+        `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000.
+
+        Requires `viewer` or above in every project it reads (RLS policy `chunks_select`).
+        """
+        _scope = tx.scope
+        _statement = sa.select(Chunk).where(
+            Chunk.tenant_id == _scope.tenant_id,
+            Chunk.project_id.in_(_scope.project_ids),
+        )
+        if after is not None:
+            _after = sa.tuple_(*[sa.literal(v) for v in after])
+            _statement = _statement.where(sa.tuple_(Chunk.project_id, Chunk.id) > _after)
+        _statement = _statement.order_by(Chunk.project_id, Chunk.id)
+        return builtins.list(await tx.session.scalars(_statement.limit(max(1, min(limit, 1000)))))
+
+    @staticmethod
+    def cursor(row: Chunk) -> ChunkCursor:
+        """This row's position in list order, for the next page's `after`."""
+        return ChunkCursor(row.project_id, row.id)
+
+    @staticmethod
+    async def nearest_by_embedding(
+        tx: AsyncScopedSession[ReadScope[Viewer]],
+        query: Sequence[float] | NDArray[np.float32],
+        *,
+        limit: int = 10,
+    ) -> builtins.list[tuple[Chunk, float]]:
+        """The rows nearest to `query` by `embedding` (cosine distance, `<=>`), nearest first,
+        with their distance; rows without one are skipped. `limit` is clamped to 1..1000.
+
+        Requires `viewer` or above in every project it reads (RLS policy `chunks_select`).
+        """
+        _scope = tx.scope
+        _distance = Chunk.embedding.op("<=>", return_type=sa.Float())(query)
+        _statement = (
+            sa.select(Chunk, _distance)
+            .where(
+                Chunk.tenant_id == _scope.tenant_id,
+                Chunk.project_id.in_(_scope.project_ids),
+                Chunk.embedding.is_not(None),
+            )
+            .order_by(_distance, Chunk.project_id, Chunk.id)
+            .limit(max(1, min(limit, 1000)))
+        )
+        return [(r[0], float(r[1])) for r in await tx.session.execute(_statement)]
+
+    @staticmethod
+    async def insert(tx: AsyncScopedSession[ProjectScope[Editor]], new: NewChunk) -> Chunk:
+        """Inserts one row into the write scope's project and returns it as stored.
+
+        Requires `editor` or above in the write scope's project (RLS policy `chunks_insert`).
+        """
+        _scope = tx.scope
+        _values: dict[str, Any] = dict(new)
+        _values["tenant_id"] = _scope.tenant_id
+        _values["project_id"] = _scope.project_id
+        return (await tx.session.scalars(sa.insert(Chunk).values(**_values).returning(Chunk))).one()
+
+    @staticmethod
+    async def update(
+        tx: AsyncScopedSession[ProjectScope[Editor]],
+        id: uuid.UUID,
+        changes: ChunkChanges,
+    ) -> Chunk | None:
+        """Changes one row of the write scope's project by its key; returns it as stored,
+        None when no visible row matches.
+
+        Requires `editor` or above in the write scope's project (RLS policy `chunks_update`).
+        """
+        if not changes:
+            raise ValueError("no column to change")
+        _scope = tx.scope
+        _statement = (
+            sa.update(Chunk)
+            .where(
+                Chunk.tenant_id == _scope.tenant_id,
+                Chunk.project_id == _scope.project_id,
+                Chunk.id == id,
+            )
+            .values(**changes)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+        return (await tx.session.scalars(_statement.returning(Chunk))).first()
+
+    @staticmethod
+    async def delete(tx: AsyncScopedSession[ProjectScope[Editor]], id: uuid.UUID) -> bool:
+        """Deletes one row of the write scope's project by its key; False when none matched.
+
+        Requires `editor` or above in the write scope's project (RLS policy `chunks_delete`).
+        """
+        _scope = tx.scope
+        _statement = (
+            sa.delete(Chunk)
+            .where(
+                Chunk.tenant_id == _scope.tenant_id,
+                Chunk.project_id == _scope.project_id,
+                Chunk.id == id,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return (await tx.session.execute(_statement)).rowcount > 0
+
+
 class QueryCursor(NamedTuple):
     """A position in `queries` in list order; `Queries.cursor(row)` of a page's last row."""
 
@@ -433,6 +695,8 @@ class Queries:
         """Inserts one row into the write scope's project and returns it as stored.
 
         Requires `viewer` or above in the write scope's project (RLS policy `queries_insert`).
+        Row conditions apply: allowed to `viewer` where `asked_by = current_user`; a row they refuse
+        raises `sqlalchemy.exc.DBAPIError` (SQLSTATE 42501).
         """
         _scope = tx.scope
         _values: dict[str, Any] = dict(new)
@@ -457,6 +721,94 @@ class Queries:
             .execution_options(synchronize_session=False)
         )
         return tx.session.execute(_statement).rowcount > 0
+
+
+class AsyncQueries:
+    """Async repository of `queries`: the methods of `Queries`, awaited,
+    on an `AsyncScopedSession`.
+
+    Rules: select (viewer), insert (viewer), delete (admin).
+    """
+
+    @staticmethod
+    async def get(tx: AsyncScopedSession[ReadScope[Viewer]], id: uuid.UUID) -> Query | None:
+        """Reads one row by its key (of the lowest project id when several projects of the
+        scope hold that key); None when no visible row matches.
+
+        Requires `viewer` or above in every project it reads (RLS policy `queries_select`).
+        """
+        _scope = tx.scope
+        _statement = (
+            sa.select(Query)
+            .where(
+                Query.tenant_id == _scope.tenant_id,
+                Query.project_id.in_(_scope.project_ids),
+                Query.id == id,
+            )
+            .order_by(Query.project_id, Query.id)
+            .limit(1)
+        )
+        return (await tx.session.scalars(_statement)).first()
+
+    @staticmethod
+    async def list(
+        tx: AsyncScopedSession[ReadScope[Viewer]],
+        *,
+        after: QueryCursor | None = None,
+        limit: int = 100,
+    ) -> builtins.list[Query]:
+        """Rows in key order, one page at a time (keyset pagination: pass the last row's
+        `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000.
+
+        Requires `viewer` or above in every project it reads (RLS policy `queries_select`).
+        """
+        _scope = tx.scope
+        _statement = sa.select(Query).where(
+            Query.tenant_id == _scope.tenant_id,
+            Query.project_id.in_(_scope.project_ids),
+        )
+        if after is not None:
+            _after = sa.tuple_(*[sa.literal(v) for v in after])
+            _statement = _statement.where(sa.tuple_(Query.project_id, Query.id) > _after)
+        _statement = _statement.order_by(Query.project_id, Query.id)
+        return builtins.list(await tx.session.scalars(_statement.limit(max(1, min(limit, 1000)))))
+
+    @staticmethod
+    def cursor(row: Query) -> QueryCursor:
+        """This row's position in list order, for the next page's `after`."""
+        return QueryCursor(row.project_id, row.id)
+
+    @staticmethod
+    async def insert(tx: AsyncScopedSession[ProjectScope[Viewer]], new: NewQuery) -> Query:
+        """Inserts one row into the write scope's project and returns it as stored.
+
+        Requires `viewer` or above in the write scope's project (RLS policy `queries_insert`).
+        Row conditions apply: allowed to `viewer` where `asked_by = current_user`; a row they refuse
+        raises `sqlalchemy.exc.DBAPIError` (SQLSTATE 42501).
+        """
+        _scope = tx.scope
+        _values: dict[str, Any] = dict(new)
+        _values["tenant_id"] = _scope.tenant_id
+        _values["project_id"] = _scope.project_id
+        return (await tx.session.scalars(sa.insert(Query).values(**_values).returning(Query))).one()
+
+    @staticmethod
+    async def delete(tx: AsyncScopedSession[ProjectScope[Admin]], id: uuid.UUID) -> bool:
+        """Deletes one row of the write scope's project by its key; False when none matched.
+
+        Requires `admin` or above in the write scope's project (RLS policy `queries_delete`).
+        """
+        _scope = tx.scope
+        _statement = (
+            sa.delete(Query)
+            .where(
+                Query.tenant_id == _scope.tenant_id,
+                Query.project_id == _scope.project_id,
+                Query.id == id,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return (await tx.session.execute(_statement)).rowcount > 0
 
 
 class ResponseCursor(NamedTuple):
@@ -564,6 +916,92 @@ class Responses:
             .execution_options(synchronize_session=False)
         )
         return tx.session.execute(_statement).rowcount > 0
+
+
+class AsyncResponses:
+    """Async repository of `responses`: the methods of `Responses`, awaited,
+    on an `AsyncScopedSession`.
+
+    Rules: select (viewer), insert (editor), delete (admin).
+    """
+
+    @staticmethod
+    async def get(tx: AsyncScopedSession[ReadScope[Viewer]], id: uuid.UUID) -> Response | None:
+        """Reads one row by its key (of the lowest project id when several projects of the
+        scope hold that key); None when no visible row matches.
+
+        Requires `viewer` or above in every project it reads (RLS policy `responses_select`).
+        """
+        _scope = tx.scope
+        _statement = (
+            sa.select(Response)
+            .where(
+                Response.tenant_id == _scope.tenant_id,
+                Response.project_id.in_(_scope.project_ids),
+                Response.id == id,
+            )
+            .order_by(Response.project_id, Response.id)
+            .limit(1)
+        )
+        return (await tx.session.scalars(_statement)).first()
+
+    @staticmethod
+    async def list(
+        tx: AsyncScopedSession[ReadScope[Viewer]],
+        *,
+        after: ResponseCursor | None = None,
+        limit: int = 100,
+    ) -> builtins.list[Response]:
+        """Rows in key order, one page at a time (keyset pagination: pass the last row's
+        `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000.
+
+        Requires `viewer` or above in every project it reads (RLS policy `responses_select`).
+        """
+        _scope = tx.scope
+        _statement = sa.select(Response).where(
+            Response.tenant_id == _scope.tenant_id,
+            Response.project_id.in_(_scope.project_ids),
+        )
+        if after is not None:
+            _after = sa.tuple_(*[sa.literal(v) for v in after])
+            _statement = _statement.where(sa.tuple_(Response.project_id, Response.id) > _after)
+        _statement = _statement.order_by(Response.project_id, Response.id)
+        return builtins.list(await tx.session.scalars(_statement.limit(max(1, min(limit, 1000)))))
+
+    @staticmethod
+    def cursor(row: Response) -> ResponseCursor:
+        """This row's position in list order, for the next page's `after`."""
+        return ResponseCursor(row.project_id, row.id)
+
+    @staticmethod
+    async def insert(tx: AsyncScopedSession[ProjectScope[Editor]], new: NewResponse) -> Response:
+        """Inserts one row into the write scope's project and returns it as stored.
+
+        Requires `editor` or above in the write scope's project (RLS policy `responses_insert`).
+        """
+        _scope = tx.scope
+        _values: dict[str, Any] = dict(new)
+        _values["tenant_id"] = _scope.tenant_id
+        _values["project_id"] = _scope.project_id
+        return (await tx.session.scalars(sa.insert(Response).values(**_values).returning(Response))).one()
+
+    @staticmethod
+    async def delete(tx: AsyncScopedSession[ProjectScope[Admin]], id: uuid.UUID) -> bool:
+        """Deletes one row of the write scope's project by its key; False when none matched.
+
+        Requires `admin` or above in the write scope's project (RLS policy `responses_delete`).
+        """
+        _scope = tx.scope
+        _statement = (
+            sa.delete(Response)
+            .where(
+                Response.tenant_id == _scope.tenant_id,
+                Response.project_id == _scope.project_id,
+                Response.id == id,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return (await tx.session.execute(_statement)).rowcount > 0
 
 
 class AssertionCursor(NamedTuple):
@@ -707,3 +1145,115 @@ class Assertions:
             .execution_options(synchronize_session=False)
         )
         return tx.session.execute(_statement).rowcount > 0
+
+
+class AsyncAssertions:
+    """Async repository of `assertions`: the methods of `Assertions`, awaited,
+    on an `AsyncScopedSession`.
+
+    Rules: select (viewer), insert (editor), update (editor), delete (admin).
+    """
+
+    @staticmethod
+    async def get(tx: AsyncScopedSession[ReadScope[Viewer]], id: uuid.UUID) -> Assertion | None:
+        """Reads one row by its key (of the lowest project id when several projects of the
+        scope hold that key); None when no visible row matches.
+
+        Requires `viewer` or above in every project it reads (RLS policy `assertions_select`).
+        """
+        _scope = tx.scope
+        _statement = (
+            sa.select(Assertion)
+            .where(
+                Assertion.tenant_id == _scope.tenant_id,
+                Assertion.project_id.in_(_scope.project_ids),
+                Assertion.id == id,
+            )
+            .order_by(Assertion.project_id, Assertion.id)
+            .limit(1)
+        )
+        return (await tx.session.scalars(_statement)).first()
+
+    @staticmethod
+    async def list(
+        tx: AsyncScopedSession[ReadScope[Viewer]],
+        *,
+        after: AssertionCursor | None = None,
+        limit: int = 100,
+    ) -> builtins.list[Assertion]:
+        """Rows in key order, one page at a time (keyset pagination: pass the last row's
+        `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000.
+
+        Requires `viewer` or above in every project it reads (RLS policy `assertions_select`).
+        """
+        _scope = tx.scope
+        _statement = sa.select(Assertion).where(
+            Assertion.tenant_id == _scope.tenant_id,
+            Assertion.project_id.in_(_scope.project_ids),
+        )
+        if after is not None:
+            _after = sa.tuple_(*[sa.literal(v) for v in after])
+            _statement = _statement.where(sa.tuple_(Assertion.project_id, Assertion.id) > _after)
+        _statement = _statement.order_by(Assertion.project_id, Assertion.id)
+        return builtins.list(await tx.session.scalars(_statement.limit(max(1, min(limit, 1000)))))
+
+    @staticmethod
+    def cursor(row: Assertion) -> AssertionCursor:
+        """This row's position in list order, for the next page's `after`."""
+        return AssertionCursor(row.project_id, row.id)
+
+    @staticmethod
+    async def insert(tx: AsyncScopedSession[ProjectScope[Editor]], new: NewAssertion) -> Assertion:
+        """Inserts one row into the write scope's project and returns it as stored.
+
+        Requires `editor` or above in the write scope's project (RLS policy `assertions_insert`).
+        """
+        _scope = tx.scope
+        _values: dict[str, Any] = dict(new)
+        _values["tenant_id"] = _scope.tenant_id
+        _values["project_id"] = _scope.project_id
+        return (await tx.session.scalars(sa.insert(Assertion).values(**_values).returning(Assertion))).one()
+
+    @staticmethod
+    async def update(
+        tx: AsyncScopedSession[ProjectScope[Editor]],
+        id: uuid.UUID,
+        changes: AssertionChanges,
+    ) -> Assertion | None:
+        """Changes one row of the write scope's project by its key; returns it as stored,
+        None when no visible row matches.
+
+        Requires `editor` or above in the write scope's project (RLS policy `assertions_update`).
+        """
+        if not changes:
+            raise ValueError("no column to change")
+        _scope = tx.scope
+        _statement = (
+            sa.update(Assertion)
+            .where(
+                Assertion.tenant_id == _scope.tenant_id,
+                Assertion.project_id == _scope.project_id,
+                Assertion.id == id,
+            )
+            .values(**changes)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+        return (await tx.session.scalars(_statement.returning(Assertion))).first()
+
+    @staticmethod
+    async def delete(tx: AsyncScopedSession[ProjectScope[Admin]], id: uuid.UUID) -> bool:
+        """Deletes one row of the write scope's project by its key; False when none matched.
+
+        Requires `admin` or above in the write scope's project (RLS policy `assertions_delete`).
+        """
+        _scope = tx.scope
+        _statement = (
+            sa.delete(Assertion)
+            .where(
+                Assertion.tenant_id == _scope.tenant_id,
+                Assertion.project_id == _scope.project_id,
+                Assertion.id == id,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return (await tx.session.execute(_statement)).rowcount > 0

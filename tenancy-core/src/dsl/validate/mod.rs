@@ -34,7 +34,7 @@ pub const MAX_IDENTIFIER_BYTES: usize = 63;
 pub const MAX_VECTOR_DIMENSIONS: u32 = 16000;
 
 /// The settings a `tenancy` block may hold.
-const SETTING_NAMES: [&str; 3] = ["owner_role", "app_role", "helper_schema"];
+const SETTING_NAMES: [&str; 4] = ["owner_role", "app_role", "helper_schema", "python_package"];
 
 /// The settings an `adopt` block may hold.
 const ADOPT_SETTING_NAMES: [&str; 2] = ["tenant", "project"];

@@ -41,7 +41,8 @@ impl<'a> Checker<'_, 'a> {
                 d = match suggest(key, &SETTING_NAMES) {
                     Some(s) => d.with_help(format!("did you mean `{s}`?")),
                     None => d.with_help(
-                        "the settings are `owner_role`, `app_role`, `helper_schema` and `roles`",
+                        "the settings are `owner_role`, `app_role`, `helper_schema`, \
+                         `python_package` and `roles`",
                     ),
                 };
                 self.error(d);
@@ -56,6 +57,12 @@ impl<'a> Checker<'_, 'a> {
                     )
                     .with_secondary(prev, "first set here"),
                 );
+                continue;
+            }
+            if key == "python_package" {
+                if self.check_python_package(&setting.value, setting.value_span) {
+                    settings.python_package = Some(setting.value.clone());
+                }
                 continue;
             }
             self.check_identifier(
@@ -88,6 +95,39 @@ impl<'a> Checker<'_, 'a> {
         }
         self.check_roles(first);
         Some(settings)
+    }
+
+    /// Rule: `python_package` is a plain lower-case Python identifier (`[a-z_][a-z0-9_]*`) and
+    /// not a Python keyword: it is the import name of the generated package.
+    fn check_python_package(&mut self, name: &str, span: Span) -> bool {
+        if crate::python::is_package_name(name) {
+            return true;
+        }
+        let suggestion: String = name
+            .to_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let suggestion = match suggestion.chars().next() {
+            Some(c) if c.is_ascii_digit() => format!("_{suggestion}"),
+            None => "tenancy_models".to_owned(),
+            _ => suggestion,
+        };
+        let suggestion = if crate::python::is_package_name(&suggestion) {
+            suggestion
+        } else {
+            format!("{suggestion}_db")
+        };
+        self.error(
+            Diagnostic::error(
+                format!("invalid Python package name `{name}`"),
+                span,
+                "the import name of the generated Python package",
+            )
+            .with_note("it must match `[a-z_][a-z0-9_]*` and not be a Python keyword")
+            .with_help(format!("write `\"{suggestion}\"`")),
+        );
+        false
     }
 
     /// Rule: `roles = a < b ...` appears once, with at least two distinct valid names.
