@@ -7,6 +7,7 @@ mod keys;
 mod login_roles;
 mod migrate;
 mod operator;
+mod tenant;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -111,10 +112,10 @@ enum Command {
     // ---- operator commands (src/operator.rs): privileged connection, audited -----------
     /// Apply a seed file of tenants, projects and role assignments: idempotent, all-or-nothing.
     Seed(operator::SeedArgs),
-    /// Tenants: `create` (needs a privileged connection; audited).
+    /// Tenants: `create`, `export`, `import`, `delete`, `split` (privileged connection; audited).
     #[command(subcommand)]
     Tenant(operator::TenantCommand),
-    /// Projects: `create` (needs a privileged connection; audited).
+    /// Projects: `create`, `move` (privileged connection; audited).
     #[command(subcommand)]
     Project(operator::ProjectCommand),
     /// Project members: `add`, `set-role`, `remove`, `list` (privileged connection; audited).
