@@ -37,7 +37,11 @@ pub struct DeleteReport {
 }
 
 /// Deletes the tenant with `slug` and all its rows.
-pub async fn delete(session: &Session, slug: &str, options: &DeleteOptions) -> Result<DeleteReport> {
+pub async fn delete(
+    session: &Session,
+    slug: &str,
+    options: &DeleteOptions,
+) -> Result<DeleteReport> {
     let plans = plan::tables(&session.model);
     let mut conn = session.connect().await?;
     super::require_privileged(&mut conn).await?;
@@ -60,17 +64,20 @@ pub async fn delete(session: &Session, slug: &str, options: &DeleteOptions) -> R
         session
             .audit(&mut tx, tenant.id, None, "tenant.delete_started", &subject)
             .await?;
-        tx.commit().await.context("could not record the start of the delete")?;
+        tx.commit()
+            .await
+            .context("could not record the start of the delete")?;
     }
 
     let progress = Progress::for_stderr();
     let mut counts = Vec::new();
-    for plan in plans.iter().rev().filter(|p| p.kind != TableKind::Tenants) {
+    for plan in plans.iter().rev().filter(|p| p.kind == TableKind::Scoped) {
         let rows = delete_batches(&mut conn, plan, tenant.id, options.batch, &progress)
             .await
             .with_context(|| format!("could not delete the rows of table {}", plan.name))?;
         counts.push((plan.name.clone(), rows));
     }
+    counts.extend(delete_projects(&mut conn, &plans, tenant.id).await?);
     let mut tx = conn.begin().await.context("could not open a transaction")?;
     for plan in plans.iter().filter(|p| p.kind == TableKind::Tenants) {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -94,7 +101,9 @@ pub async fn delete(session: &Session, slug: &str, options: &DeleteOptions) -> R
     session
         .audit(&mut tx, tenant.id, None, "tenant.delete", &subject)
         .await?;
-    tx.commit().await.context("could not commit the delete of the tenant row")?;
+    tx.commit()
+        .await
+        .context("could not commit the delete of the tenant row")?;
     conn.close().await.ok();
     Ok(DeleteReport { resumed, counts })
 }
@@ -144,7 +153,10 @@ async fn verify_export(
     manifest.verify_files(dir)?;
     for (table, rows, sha256) in current_digest(conn, plans, tenant.id).await? {
         let Some(entry) = manifest.tables.iter().find(|t| t.table == table) else {
-            bail!("the export in {} has no file for table {table}", dir.display());
+            bail!(
+                "the export in {} has no file for table {table}",
+                dir.display()
+            );
         };
         if entry.rows != rows || entry.sha256 != sha256 {
             bail!(
@@ -152,11 +164,67 @@ async fn verify_export(
                  exported, {rows} now{}): export again, or pass --no-export-i-am-sure",
                 dir.display(),
                 entry.rows,
-                if entry.rows == rows { ", contents differ" } else { "" }
+                if entry.rows == rows {
+                    ", contents differ"
+                } else {
+                    ""
+                }
             );
         }
     }
     Ok(())
+}
+
+/// Deletes the tenant's projects one per transaction, each with its memberships: the core
+/// refuses at commit to leave an existing project without a member of the top role, so a
+/// project's memberships can only go together with the project row.
+async fn delete_projects(
+    conn: &mut PgConnection,
+    plans: &[TablePlan],
+    tenant: uuid::Uuid,
+) -> Result<Vec<(String, u64)>> {
+    let projects = plans.iter().find(|p| p.kind == TableKind::Projects);
+    let memberships = plans.iter().find(|p| p.kind == TableKind::Memberships);
+    let (Some(projects), Some(memberships)) = (projects, memberships) else {
+        bail!("the policies declare no projects or memberships table");
+    };
+    let project_column = projects.project_column.as_deref().unwrap_or("id");
+    let ids: Vec<uuid::Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM {} WHERE {} = $1",
+        ident(project_column),
+        projects.quoted(),
+        ident(&projects.tenant_column)
+    )))
+    .bind(tenant)
+    .fetch_all(&mut *conn)
+    .await
+    .context("could not list the tenant's projects")?;
+    let mut counts = [(memberships, 0u64), (projects, 0u64)];
+    for id in ids {
+        let mut tx = conn.begin().await?;
+        for (plan, count) in &mut counts {
+            let column = plan.project_column.as_deref().unwrap_or("id");
+            *count += sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {} WHERE {} = $1 AND {} = $2",
+                plan.quoted(),
+                ident(&plan.tenant_column),
+                ident(column)
+            )))
+            .bind(tenant)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("could not delete project {id} from table {}", plan.name))?
+            .rows_affected();
+        }
+        tx.commit()
+            .await
+            .with_context(|| format!("could not delete project {id}"))?;
+    }
+    Ok(counts
+        .into_iter()
+        .map(|(plan, count)| (plan.name.clone(), count))
+        .collect())
 }
 
 /// Deletes the tenant's rows of one table, `batch` rows per committed transaction.

@@ -37,13 +37,19 @@ pub async fn export(session: &Session, tenant: &str, out: &Path) -> Result<Manif
             .with_context(|| format!("could not create {}", path.display()))?;
         let mut writer = std::io::BufWriter::with_capacity(1 << 16, file);
         let mut hasher = Sha256::new();
-        let rows = stream_table(&mut tx, plan, found.id, |line| {
-            hasher.update(line.as_bytes());
-            hasher.update(b"\n");
-            writer.write_all(line.as_bytes())?;
-            writer.write_all(b"\n")?;
-            Ok(())
-        }, &progress)
+        let rows = stream_table(
+            &mut tx,
+            plan,
+            found.id,
+            |line| {
+                hasher.update(line.as_bytes());
+                hasher.update(b"\n");
+                writer.write_all(line.as_bytes())?;
+                writer.write_all(b"\n")?;
+                Ok(())
+            },
+            &progress,
+        )
         .await
         .with_context(|| format!("could not export table {}", plan.name))?;
         let file = writer
@@ -60,7 +66,9 @@ pub async fn export(session: &Session, tenant: &str, out: &Path) -> Result<Manif
             sha256: manifest::hex(&hasher.finalize()),
         });
     }
-    tx.commit().await.context("could not end the export transaction")?;
+    tx.commit()
+        .await
+        .context("could not end the export transaction")?;
     conn.close().await.ok();
     let manifest = Manifest {
         format: manifest::FORMAT,
@@ -93,16 +101,24 @@ pub async fn current_digest(
     let mut out = Vec::new();
     for plan in plans {
         let mut hasher = Sha256::new();
-        let rows = stream_table(&mut tx, plan, tenant_id, |line| {
-            hasher.update(line.as_bytes());
-            hasher.update(b"\n");
-            Ok(())
-        }, &quiet)
+        let rows = stream_table(
+            &mut tx,
+            plan,
+            tenant_id,
+            |line| {
+                hasher.update(line.as_bytes());
+                hasher.update(b"\n");
+                Ok(())
+            },
+            &quiet,
+        )
         .await
         .with_context(|| format!("could not read table {}", plan.name))?;
         out.push((plan.name.clone(), rows, manifest::hex(&hasher.finalize())));
     }
-    tx.commit().await.context("could not end the read-only transaction")?;
+    tx.commit()
+        .await
+        .context("could not end the read-only transaction")?;
     Ok(out)
 }
 
@@ -152,15 +168,17 @@ async fn stream_table(
         }
     }
     progress.done(&plan.name, rows);
-    sqlx::raw_sql("CLOSE tenancy_export").execute(&mut *conn).await?;
+    sqlx::raw_sql("CLOSE tenancy_export")
+        .execute(&mut *conn)
+        .await?;
     Ok(rows)
 }
 
 /// Creates `out`, or accepts it when it is an empty directory.
 fn prepare_dir(out: &Path) -> Result<()> {
     if out.exists() {
-        let mut entries = std::fs::read_dir(out)
-            .with_context(|| format!("could not read {}", out.display()))?;
+        let mut entries =
+            std::fs::read_dir(out).with_context(|| format!("could not read {}", out.display()))?;
         if entries.next().is_some() {
             bail!(
                 "{} already exists and is not empty: export into a new directory",
@@ -177,8 +195,8 @@ fn prepare_dir(out: &Path) -> Result<()> {
 fn write_manifest(out: &Path, manifest: &Manifest) -> Result<()> {
     let tmp = out.join(format!(".{MANIFEST_FILE}.tmp"));
     let path = out.join(MANIFEST_FILE);
-    let mut file =
-        std::fs::File::create(&tmp).with_context(|| format!("could not create {}", tmp.display()))?;
+    let mut file = std::fs::File::create(&tmp)
+        .with_context(|| format!("could not create {}", tmp.display()))?;
     file.write_all(manifest.to_json()?.as_bytes())
         .and_then(|()| file.sync_all())
         .with_context(|| format!("could not write {}", tmp.display()))?;

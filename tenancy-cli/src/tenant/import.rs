@@ -48,7 +48,11 @@ struct Target {
 }
 
 /// Imports the export in `dir`.
-pub async fn import(session: &Session, dir: &Path, options: &ImportOptions) -> Result<ImportReport> {
+pub async fn import(
+    session: &Session,
+    dir: &Path,
+    options: &ImportOptions,
+) -> Result<ImportReport> {
     let plans = plan::tables(&session.model);
     let manifest = Manifest::read(dir)?;
     manifest.check_compatible(&plans)?;
@@ -58,7 +62,10 @@ pub async fn import(session: &Session, dir: &Path, options: &ImportOptions) -> R
     }
 
     let mut conn = session.connect().await?;
-    let mut tx = conn.begin().await.context("could not open the import transaction")?;
+    let mut tx = conn
+        .begin()
+        .await
+        .context("could not open the import transaction")?;
     super::require_privileged(&mut tx).await?;
     let target = target(session, &mut tx, &manifest, options).await?;
     let progress = Progress::for_stderr();
@@ -73,7 +80,13 @@ pub async fn import(session: &Session, dir: &Path, options: &ImportOptions) -> R
         let path = dir.join(&entry.file);
         let (rows, sha256) = load_file(&mut tx, plan, &path, &target, &progress)
             .await
-            .with_context(|| format!("could not import {} into table {}", path.display(), plan.name))?;
+            .with_context(|| {
+                format!(
+                    "could not import {} into table {}",
+                    path.display(),
+                    plan.name
+                )
+            })?;
         if rows != entry.rows || sha256 != entry.sha256 {
             bail!(
                 "{} changed while it was being imported: nothing was imported",
@@ -159,7 +172,8 @@ async fn load_file(
     target: &Target,
     progress: &Progress,
 ) -> Result<(u64, String)> {
-    let file = std::fs::File::open(path).with_context(|| format!("could not open {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("could not open {}", path.display()))?;
     let mut reader = BufReader::with_capacity(1 << 16, file);
     let insert = insert_statement(plan);
     let mut hasher = Sha256::new();

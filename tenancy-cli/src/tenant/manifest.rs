@@ -69,7 +69,8 @@ pub fn generator() -> String {
 impl Manifest {
     /// The manifest as pretty JSON with a final newline.
     pub fn to_json(&self) -> Result<String> {
-        let mut text = serde_json::to_string_pretty(self).context("could not write the manifest")?;
+        let mut text =
+            serde_json::to_string_pretty(self).context("could not write the manifest")?;
         text.push('\n');
         Ok(text)
     }
@@ -136,8 +137,12 @@ impl Manifest {
     /// Checks every file's row count and SHA-256 against the manifest (reads each file once).
     pub fn verify_files(&self, dir: &Path) -> Result<()> {
         for entry in &self.tables {
-            if entry.file.contains('/') || entry.file.contains('\\') || entry.file.starts_with('.') {
-                bail!("the manifest names a file outside the export directory: {}", entry.file);
+            if entry.file.contains('/') || entry.file.contains('\\') || entry.file.starts_with('.')
+            {
+                bail!(
+                    "the manifest names a file outside the export directory: {}",
+                    entry.file
+                );
             }
             let path = dir.join(&entry.file);
             let file = std::fs::File::open(&path)

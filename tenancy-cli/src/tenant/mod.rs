@@ -230,7 +230,11 @@ pub struct DeleteArgs {
     confirm: String,
     /// An export of the tenant (`tenancy tenant export`) that must match the tenant's current
     /// rows exactly (nothing written since).
-    #[arg(long, value_name = "DIR", required_unless_present = "no_export_i_am_sure")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "no_export_i_am_sure"
+    )]
     export: Option<PathBuf>,
     /// Delete without a verified export: the data is gone for good.
     #[arg(long)]
@@ -255,7 +259,12 @@ pub struct SplitArgs {
     #[arg(long, value_name = "NAME")]
     create: Option<String>,
     /// The projects to move (slugs, comma-separated or repeated).
-    #[arg(long = "project", value_name = "SLUG", value_delimiter = ',', required = true)]
+    #[arg(
+        long = "project",
+        value_name = "SLUG",
+        value_delimiter = ',',
+        required = true
+    )]
     projects: Vec<String>,
     #[command(flatten)]
     lifecycle: LifecycleArgs,

@@ -60,7 +60,8 @@ impl fmt::Display for MoveReport {
 /// Moves the requested projects in one transaction.
 pub async fn move_projects(session: &Session, request: &MoveRequest) -> Result<MoveReport> {
     if let Some(name) = &request.create {
-        tenancy_runtime::admin::validate_slug("tenant", &request.to).map_err(anyhow::Error::from)?;
+        tenancy_runtime::admin::validate_slug("tenant", &request.to)
+            .map_err(anyhow::Error::from)?;
         tenancy_runtime::admin::validate_text("name", name).map_err(anyhow::Error::from)?;
     }
     let plans: Vec<TablePlan> = plan::tables(&session.model)
@@ -68,11 +69,17 @@ pub async fn move_projects(session: &Session, request: &MoveRequest) -> Result<M
         .filter(|p| p.kind != TableKind::Tenants)
         .collect();
     let mut conn = session.connect().await?;
-    let mut tx = conn.begin().await.context("could not open the transaction")?;
+    let mut tx = conn
+        .begin()
+        .await
+        .context("could not open the transaction")?;
     super::require_privileged(&mut tx).await?;
     let from = session.require_tenant(&mut tx, &request.from).await?;
     let (to, created) = match &request.create {
-        Some(name) => (create_tenant(session, &mut tx, &request.to, name).await?, true),
+        Some(name) => (
+            create_tenant(session, &mut tx, &request.to, name).await?,
+            true,
+        ),
         None => (session.require_tenant(&mut tx, &request.to).await?, false),
     };
     if from.id == to.id {
@@ -82,7 +89,10 @@ pub async fn move_projects(session: &Session, request: &MoveRequest) -> Result<M
     for slug in &request.projects {
         let project = session.require_project(&mut tx, &from, slug).await?;
         if session.require_project(&mut tx, &to, slug).await.is_ok() {
-            bail!("tenant `{}` already has a project `{slug}`: rename one first", to.slug);
+            bail!(
+                "tenant `{}` already has a project `{slug}`: rename one first",
+                to.slug
+            );
         }
         let tables = move_one(&mut tx, &plans, &from, &to, project)
             .await
@@ -130,7 +140,13 @@ async fn create_tenant(
     .await
     .context("could not create the tenant")?;
     session
-        .audit(conn, id, None, "tenant.create", &serde_json::json!({ "tenant_id": id }))
+        .audit(
+            conn,
+            id,
+            None,
+            "tenant.create",
+            &serde_json::json!({ "tenant_id": id }),
+        )
         .await?;
     Ok(FoundTenant {
         id,
