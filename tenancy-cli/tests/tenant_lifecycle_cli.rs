@@ -437,6 +437,37 @@ async fn delete_needs_an_export_that_matches_the_tenant_now() {
     );
     assert_eq!(audit[1].2["rows"]["chunks"], counts["chunks"]);
 
+    // Imported again (same tenant id): the old delete's audit rows do not count as an
+    // interrupted delete; a write after the import makes the export stale again.
+    ok(&tenancy(db.url(), &["tenant", "import", fresh.to_str().unwrap()]).await);
+    sqlx::query(
+        "INSERT INTO queries (tenant_id, project_id, asked_by, query_text) \
+         SELECT tenant_id, id, gen_random_uuid(), 'late' FROM projects WHERE tenant_id = $1 LIMIT 1",
+    )
+    .bind(acme)
+    .execute(db.admin_pool())
+    .await
+    .unwrap();
+    let line = refused(
+        &tenancy(
+            db.url(),
+            &[
+                "tenant",
+                "delete",
+                "acme",
+                "--confirm",
+                "acme",
+                "--export",
+                fresh.to_str().unwrap(),
+            ],
+        )
+        .await,
+    );
+    assert!(
+        line.contains("is older than the tenant's last write"),
+        "{line}"
+    );
+
     // Without an export, when the operator insists.
     let out = tenancy(
         db.url(),

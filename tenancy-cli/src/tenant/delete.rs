@@ -108,15 +108,20 @@ pub async fn delete(
     Ok(DeleteReport { resumed, counts })
 }
 
-/// A sentence when an earlier delete of this tenant started and did not finish.
+/// A sentence when an earlier delete of this tenant started and did not finish (a
+/// `tenant.delete_started` newer than the tenant's last create, import or delete: a tenant
+/// deleted and imported again is verified again).
 async fn interrupted(
     session: &Session,
     conn: &mut PgConnection,
     tenant: &FoundTenant,
 ) -> Result<Option<String>> {
     let row: Option<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT actor, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') FROM {} \
-         WHERE tenant_id = $1 AND action = 'tenant.delete_started' ORDER BY id DESC LIMIT 1",
+        "SELECT actor, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') FROM {0} \
+         WHERE tenant_id = $1 AND action = 'tenant.delete_started' \
+           AND id > COALESCE((SELECT max(id) FROM {0} WHERE tenant_id = $1 \
+             AND action IN ('tenant.delete', 'tenant.import', 'tenant.create')), 0) \
+         ORDER BY id DESC LIMIT 1",
         session.audit_table()
     )))
     .bind(tenant.id)
