@@ -207,6 +207,14 @@ async fn import_verifies_the_manifest_before_touching_anything() {
             }),
             "incompatible model: table invoices is not in the current policies",
         ),
+        (
+            damaged("missing-table", &|d| {
+                edit_manifest(d, &|m| {
+                    m["tables"].as_array_mut().unwrap().remove(7);
+                })
+            }),
+            "incompatible model: it has no file for table assertions",
+        ),
     ];
     for (dir, expected) in cases {
         let line =
@@ -220,7 +228,8 @@ async fn import_verifies_the_manifest_before_touching_anything() {
         );
     }
 
-    // The app role is refused: under row-level security it would import nothing.
+    // The app role is refused by every command: under row-level security it would see,
+    // import or delete nothing and call it success.
     let line = refused(
         &tenancy(
             target.app_url(),
@@ -229,6 +238,74 @@ async fn import_verifies_the_manifest_before_touching_anything() {
         .await,
     );
     assert!(line.contains("is subject to row-level security"), "{line}");
+    let app_dir = tmp.path().join("as-app");
+    let line = refused(
+        &tenancy(
+            source.app_url(),
+            &[
+                "tenant",
+                "export",
+                "beta",
+                "--out",
+                app_dir.to_str().unwrap(),
+            ],
+        )
+        .await,
+    );
+    assert!(line.contains("is subject to row-level security"), "{line}");
+    assert!(!app_dir.join("manifest.json").exists());
+    let line = refused(
+        &tenancy(
+            source.app_url(),
+            &[
+                "tenant",
+                "delete",
+                "beta",
+                "--confirm",
+                "beta",
+                "--no-export-i-am-sure",
+            ],
+        )
+        .await,
+    );
+    assert!(line.contains("is subject to row-level security"), "{line}");
+    // Delete refuses an unfinished export.
+    let unfinished = damaged("unfinished", &|d| {
+        std::fs::remove_file(d.join("manifest.json")).unwrap()
+    });
+    let line = refused(
+        &tenancy(
+            source.url(),
+            &[
+                "tenant",
+                "delete",
+                "beta",
+                "--confirm",
+                "beta",
+                "--export",
+                unfinished.to_str().unwrap(),
+            ],
+        )
+        .await,
+    );
+    assert!(line.contains("the export did not finish"), "{line}");
+    assert!(lifecycle::tenant_id(source.admin_pool(), "beta")
+        .await
+        .is_some());
+
+    // The exported id taken by a tenant of another slug.
+    ok(&tenancy(target.url(), &["tenant", "import", good.to_str().unwrap()]).await);
+    sqlx::query("UPDATE tenants SET slug = 'beta-old' WHERE slug = 'beta'")
+        .execute(target.admin_pool())
+        .await
+        .unwrap();
+    let renamed = fingerprint(target.admin_pool()).await;
+    let line = refused(&tenancy(target.url(), &["tenant", "import", good.to_str().unwrap()]).await);
+    assert!(
+        line.contains("belongs to tenant `beta-old` here: import with --as NEW_SLUG"),
+        "{line}"
+    );
+    assert_eq!(fingerprint(target.admin_pool()).await, renamed);
     // Export refuses a non-empty directory and an unknown tenant.
     let line = refused(
         &tenancy(
@@ -566,6 +643,29 @@ async fn split_moves_projects_with_their_rows_and_memberships() {
             "{table}"
         );
     }
+
+    // --create refuses an existing tenant.
+    let line = refused(
+        &tenancy(
+            db.url(),
+            &[
+                "tenant",
+                "split",
+                "--to",
+                "beta",
+                "--create",
+                "Beta",
+                "--project",
+                "b-docs",
+            ],
+        )
+        .await,
+    );
+    assert_eq!(
+        line,
+        "error: tenant `beta` already exists: drop --create to move into it"
+    );
+    assert_eq!(fingerprint(pool).await, after);
 
     // `project move` into an existing tenant; a slug already there is refused; an unknown
     // project too.
