@@ -129,6 +129,8 @@ enum Command {
     /// NOLOGIN app role, never bypassing row-level security), `list`.
     #[command(subcommand)]
     LoginRole(login_roles::LoginRoleCommand),
+    /// Rows, bytes, vectors and tokens per tenant, project and table (privileged connection).
+    Usage(tenant::UsageArgs),
     // ---- migrations on a live database (src/migrate.rs) ----------------------------------
     /// Migrations: `status`, `apply [--dry-run]` (history table with checksums).
     #[command(subcommand)]
@@ -288,6 +290,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Key(command) => keys::key(command),
         Command::LoginRole(command) => login_roles::login_role(command),
         Command::Migrate(command) => migrate::migrate(command),
+        Command::Usage(args) => tenant::run_usage(args),
     }
 }
 

@@ -1,5 +1,5 @@
-//! Tenant lifecycle commands: `tenancy tenant export|import|delete|split` and
-//! `tenancy project move`. Every table, column and order comes from the model, so the
+//! Tenant lifecycle commands: `tenancy tenant export|import|delete|split`,
+//! `tenancy project move` and `tenancy usage`. Every table, column and order comes from the model, so the
 //! commands work for any policies, not only the RAG example.
 
 pub mod delete;
@@ -9,6 +9,7 @@ pub mod manifest;
 pub mod moves;
 pub mod plan;
 pub mod progress;
+pub mod usage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -385,5 +386,60 @@ pub fn run_move(args: MoveArgs) -> Result<ExitCode> {
     };
     let report = crate::block_on(moves::move_projects(&session, &request))?;
     print!("{report}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--format` of `tenancy usage`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum UsageFormat {
+    /// Aligned columns with a header.
+    Text,
+    /// `{"rows": [{"tenant", "project", "table", "rows", "bytes", "vectors", "tokens"}], "untimed": [...]}`.
+    Json,
+    /// A header line, then one line per tenant, project and table.
+    Csv,
+}
+
+/// `tenancy usage`.
+#[derive(Debug, clap::Args)]
+pub struct UsageArgs {
+    /// Only this tenant (slug).
+    #[arg(long, value_name = "SLUG")]
+    tenant: Option<String>,
+    /// Only rows inserted on or after this day (YYYY-MM-DD, UTC), by each table's insert time.
+    #[arg(long, value_name = "DATE")]
+    since: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = UsageFormat::Text)]
+    format: UsageFormat,
+    /// PRIVILEGED database URL (default: the DATABASE_URL environment variable).
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+    /// The policies whose tables are counted.
+    #[command(flatten)]
+    policy: crate::PolicyArgs,
+}
+
+/// Runs `tenancy usage`.
+pub fn run_usage(args: UsageArgs) -> Result<ExitCode> {
+    let url = crate::database_url(args.database_url.as_deref())?;
+    let model = crate::load(&args.policy)?;
+    let query = usage::UsageQuery {
+        tenant: args.tenant,
+        since: args.since,
+    };
+    let report = crate::block_on(async {
+        let mut conn = PgConnection::connect(&url)
+            .await
+            .context("could not connect to the database")?;
+        let report = usage::usage(&mut conn, &model, &query).await;
+        conn.close().await.ok();
+        report
+    })?;
+    match args.format {
+        UsageFormat::Text => print!("{}", report.to_text()),
+        UsageFormat::Json => println!("{}", report.to_json()?),
+        UsageFormat::Csv => print!("{}", report.to_csv()),
+    }
     Ok(ExitCode::SUCCESS)
 }
