@@ -168,6 +168,28 @@ async fn usage_matches_direct_counts() {
         })
         .collect();
     assert_eq!(from_csv, all);
+    // The Prometheus exposition: four gauges per figure, the same values.
+    let metrics = ok(&tenancy(db.url(), &["usage", "--format", "prometheus"]).await);
+    let mut from_metrics = Figures::new();
+    for line in metrics.lines().filter(|l| !l.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        let (name, labels) = series.split_once('{').unwrap();
+        let labels: Vec<&str> = labels
+            .trim_end_matches('}')
+            .split(',')
+            .map(|kv| kv.split_once('=').unwrap().1.trim_matches('"'))
+            .collect();
+        let slot = ["rows", "bytes", "vectors", "tokens"]
+            .iter()
+            .position(|g| name == format!("tenancy_usage_{g}"))
+            .unwrap();
+        from_metrics
+            .entry((labels[0].into(), labels[1].into(), labels[2].into()))
+            .or_insert([0; 4])[slot] = value.parse().unwrap();
+    }
+    assert_eq!(from_metrics, all);
+    assert!(metrics.contains("# TYPE tenancy_usage_bytes gauge\n"));
+
     let text = ok(&tenancy(db.url(), &["usage", "--since", "2026-01-01"]).await);
     assert!(text.starts_with("tenant"), "{text}");
     assert_eq!(text.lines().count(), 1 + recent.len() + 1, "{text}");

@@ -398,6 +398,9 @@ pub enum UsageFormat {
     Json,
     /// A header line, then one line per tenant, project and table.
     Csv,
+    /// Prometheus text exposition (gauges `tenancy_usage_rows|bytes|vectors|tokens`), for a
+    /// textfile collector.
+    Prometheus,
 }
 
 /// `tenancy usage`.
@@ -440,6 +443,7 @@ pub fn run_usage(args: UsageArgs) -> Result<ExitCode> {
         UsageFormat::Text => print!("{}", report.to_text()),
         UsageFormat::Json => println!("{}", report.to_json()?),
         UsageFormat::Csv => print!("{}", report.to_csv()),
+        UsageFormat::Prometheus => print!("{}", report.to_prometheus()),
     }
     Ok(ExitCode::SUCCESS)
 }

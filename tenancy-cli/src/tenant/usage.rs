@@ -294,6 +294,48 @@ impl Usage {
         serde_json::to_string_pretty(self).context("could not write the usage as JSON")
     }
 
+    /// The Prometheus text exposition format (for a node_exporter textfile collector or any
+    /// scraper that reads a file): one gauge per figure, labelled by tenant, project and table.
+    pub fn to_prometheus(&self) -> String {
+        let gauges: [(&str, &str, fn(&UsageRow) -> i64); 4] = [
+            (
+                "tenancy_usage_rows",
+                "Rows per tenant, project and table.",
+                |r| r.rows,
+            ),
+            (
+                "tenancy_usage_bytes",
+                "Stored bytes of the rows' values per tenant, project and table.",
+                |r| r.bytes,
+            ),
+            (
+                "tenancy_usage_vectors",
+                "Non-NULL vector values per tenant, project and table.",
+                |r| r.vectors,
+            ),
+            (
+                "tenancy_usage_tokens",
+                "Sum of the integer columns named *tokens per tenant, project and table.",
+                |r| r.tokens,
+            ),
+        ];
+        let mut out = String::new();
+        for (name, help, value) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for row in &self.rows {
+                let _ = writeln!(
+                    out,
+                    "{name}{{tenant=\"{}\",project=\"{}\",table=\"{}\"}} {}",
+                    label(&row.tenant),
+                    label(&row.project),
+                    label(&row.table),
+                    value(row)
+                );
+            }
+        }
+        out
+    }
+
     /// A header line and one line per figure.
     pub fn to_csv(&self) -> String {
         let mut out = String::from("tenant,project,table,rows,bytes,vectors,tokens\n");
@@ -324,4 +366,12 @@ fn csv_cell(cell: &str) -> String {
     } else {
         cell.to_owned()
     }
+}
+
+/// A Prometheus label value, escaped.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
