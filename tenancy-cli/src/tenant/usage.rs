@@ -297,7 +297,7 @@ impl Usage {
     /// The Prometheus text exposition format (for a node_exporter textfile collector or any
     /// scraper that reads a file): one gauge per figure, labelled by tenant, project and table.
     pub fn to_prometheus(&self) -> String {
-        let gauges: [(&str, &str, fn(&UsageRow) -> i64); 4] = [
+        let gauges: [Gauge; 4] = [
             (
                 "tenancy_usage_rows",
                 "Rows per tenant, project and table.",
@@ -367,6 +367,9 @@ fn csv_cell(cell: &str) -> String {
         cell.to_owned()
     }
 }
+
+/// A gauge of the Prometheus output: name, help text, the figure it reads.
+type Gauge = (&'static str, &'static str, fn(&UsageRow) -> i64);
 
 /// A Prometheus label value, escaped.
 fn label(value: &str) -> String {
