@@ -50,7 +50,7 @@ pub async fn delete(
     if resumed.is_none() {
         let verified = match &options.export {
             Some(dir) => {
-                verify_export(&mut conn, &plans, &tenant, dir).await?;
+                verify_export(&mut conn, &plans, &session.model.roles, &tenant, dir).await?;
                 true
             }
             None => false,
@@ -140,6 +140,7 @@ async fn interrupted(
 async fn verify_export(
     conn: &mut PgConnection,
     plans: &[TablePlan],
+    roles: &[String],
     tenant: &FoundTenant,
     dir: &std::path::Path,
 ) -> Result<()> {
@@ -154,7 +155,7 @@ async fn verify_export(
             tenant.id
         );
     }
-    manifest.check_compatible(plans)?;
+    manifest.check_compatible(plans, roles)?;
     manifest.verify_files(dir)?;
     for (table, rows, sha256) in current_digest(conn, plans, tenant.id).await? {
         let Some(entry) = manifest.tables.iter().find(|t| t.table == table) else {

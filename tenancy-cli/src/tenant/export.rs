@@ -74,6 +74,7 @@ pub async fn export(session: &Session, tenant: &str, out: &Path) -> Result<Manif
         format: manifest::FORMAT,
         generator: manifest::generator(),
         model_sha256: manifest::model_sha256(&session.model)?,
+        roles: session.model.roles.clone(),
         tenant: ManifestTenant {
             id: found.id,
             slug: found.slug,

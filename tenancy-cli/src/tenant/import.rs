@@ -55,7 +55,7 @@ pub async fn import(
 ) -> Result<ImportReport> {
     let plans = plan::tables(&session.model);
     let manifest = Manifest::read(dir)?;
-    manifest.check_compatible(&plans)?;
+    manifest.check_compatible(&plans, &session.model.roles)?;
     manifest.verify_files(dir)?;
     if let Some(slug) = &options.as_tenant {
         tenancy_runtime::admin::validate_slug("tenant", slug).map_err(anyhow::Error::from)?;

@@ -25,6 +25,8 @@ pub struct Manifest {
     pub generator: String,
     /// SHA-256 of the model (its JSON form) the export was made with.
     pub model_sha256: String,
+    /// The role order of the model, least privileged first (memberships hold these values).
+    pub roles: Vec<String>,
     /// The exported tenant.
     pub tenant: ManifestTenant,
     /// One entry per table, parents before children (the order an import loads them in).
@@ -103,9 +105,17 @@ impl Manifest {
             .with_context(|| format!("{} is not a valid export manifest", path.display()))
     }
 
-    /// Checks that every table of the manifest exists in the current model with the same
-    /// columns and types, and that the model has no tenant table the export lacks.
-    pub fn check_compatible(&self, plans: &[TablePlan]) -> Result<()> {
+    /// Checks that the roles are the current model's, that every table of the manifest exists
+    /// in the current model with the same columns and types, and that the model has no tenant
+    /// table the export lacks.
+    pub fn check_compatible(&self, plans: &[TablePlan], roles: &[String]) -> Result<()> {
+        if self.roles != roles {
+            bail!(
+                "the export was made with an incompatible model: its roles are {}, the current policies' are {}",
+                self.roles.join(" < "),
+                roles.join(" < ")
+            );
+        }
         for entry in &self.tables {
             let Some(plan) = plans.iter().find(|p| p.name == entry.table) else {
                 bail!(

@@ -16,7 +16,7 @@ pub struct TablePlan {
     pub tenant_column: String,
     /// The column holding the project id (`id` on projects), `None` on the tenants table.
     pub project_column: Option<String>,
-    /// `ORDER BY` of an export: the primary key, then the whole row when the key is not unique.
+    /// `ORDER BY` of an export: the primary key.
     pub order_by: String,
 }
 
@@ -52,16 +52,13 @@ fn plan(table: &Table) -> Option<TablePlan> {
             nullable: c.nullable,
         })
         .collect();
-    let mut order: Vec<String> = table
+    // Every tenant table has a primary key (the validator requires one of scoped tables), so
+    // two exports of the same rows are the same bytes.
+    let order: Vec<String> = table
         .effective_primary_key()
         .iter()
         .map(|c| ident(c))
         .collect();
-    // A scoped table without a declared key is ordered by its whole row as well, so two
-    // exports of the same rows are the same bytes.
-    if table.kind == TableKind::Scoped && table.primary_key.is_empty() {
-        order.push("1".to_owned());
-    }
     Some(TablePlan {
         name: table.name.clone(),
         kind: table.kind,
