@@ -128,13 +128,16 @@ async fn main() {
            FROM bp, generate_series(1, 10) q;
          INSERT INTO responses (tenant_id, project_id, query_id, answer_text, model, prompt_tokens, completion_tokens)
            SELECT tenant_id, project_id, id, 'answer', 'm', 500, 80 FROM queries;
-         RESET session_replication_role;
-         VACUUM ANALYZE;"
+         RESET session_replication_role;"
     );
     sqlx::raw_sql(sqlx::AssertSqlSafe(script))
         .execute(admin)
         .await
         .expect("fill");
+    sqlx::raw_sql("VACUUM ANALYZE")
+        .execute(admin)
+        .await
+        .expect("vacuum");
     let fill = fill.elapsed();
     let counts: (i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM chunks), \
