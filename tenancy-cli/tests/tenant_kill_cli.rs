@@ -66,7 +66,7 @@ async fn timed(url: &str, args: &[&str]) -> Duration {
 /// Waits until no other session of the test database is inside a statement or a
 /// transaction (the killed command's backend has noticed and rolled back, or committed).
 async fn quiesce(db: &TestDb) {
-    loop {
+    for _ in 0..1200 {
         let busy: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_activity \
              WHERE datname = current_database() AND pid <> pg_backend_pid() \
@@ -80,6 +80,7 @@ async fn quiesce(db: &TestDb) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    panic!("the killed command's session was still busy after a minute");
 }
 
 /// True when every file the manifest names has its row count and SHA-256.

@@ -312,6 +312,43 @@ async fn import_verifies_the_manifest_before_touching_anything() {
         "{line}"
     );
     assert_eq!(fingerprint(target.admin_pool()).await, renamed);
+
+    // --merge into an existing tenant without rows: the rows take that tenant's id, its own
+    // row stays as it was.
+    ok(&tenancy(
+        target.url(),
+        &["tenant", "create", "--slug", "beta2", "--name", "Beta Two"],
+    )
+    .await);
+    let beta2 = lifecycle::tenant_id(target.admin_pool(), "beta2")
+        .await
+        .unwrap();
+    ok(&tenancy(
+        target.url(),
+        &[
+            "tenant",
+            "import",
+            good.to_str().unwrap(),
+            "--as",
+            "beta2",
+            "--merge",
+        ],
+    )
+    .await);
+    let merged = fingerprint(target.admin_pool()).await;
+    let beta_old = lifecycle::tenant_id(target.admin_pool(), "beta-old")
+        .await
+        .unwrap();
+    let mut expected = counts_of(&merged, beta_old);
+    assert_eq!(counts_of(&merged, beta2), expected);
+    expected.remove("tenants");
+    assert!(expected.values().all(|n| *n > 0), "{expected:?}");
+    let name: String = sqlx::query_scalar("SELECT name FROM tenants WHERE id = $1")
+        .bind(beta2)
+        .fetch_one(target.admin_pool())
+        .await
+        .unwrap();
+    assert_eq!(name, "Beta Two");
     // Export refuses a non-empty directory and an unknown tenant.
     let line = refused(
         &tenancy(
