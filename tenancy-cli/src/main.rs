@@ -11,6 +11,7 @@ mod operator;
 mod policy_test;
 mod policy_test_live;
 mod sarif;
+mod tenant;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -137,10 +138,10 @@ enum Command {
     // ---- operator commands (src/operator.rs): privileged connection, audited -----------
     /// Apply a seed file of tenants, projects and role assignments: idempotent, all-or-nothing.
     Seed(operator::SeedArgs),
-    /// Tenants: `create` (needs a privileged connection; audited).
+    /// Tenants: `create`, `export`, `import`, `delete`, `split` (privileged connection; audited).
     #[command(subcommand)]
     Tenant(operator::TenantCommand),
-    /// Projects: `create` (needs a privileged connection; audited).
+    /// Projects: `create`, `move` (privileged connection; audited).
     #[command(subcommand)]
     Project(operator::ProjectCommand),
     /// Project members: `add`, `set-role`, `remove`, `list` (privileged connection; audited).
@@ -154,6 +155,8 @@ enum Command {
     /// NOLOGIN app role, never bypassing row-level security), `list`.
     #[command(subcommand)]
     LoginRole(login_roles::LoginRoleCommand),
+    /// Rows, bytes, vectors and tokens per tenant, project and table (privileged connection).
+    Usage(tenant::UsageArgs),
     // ---- migrations on a live database (src/migrate.rs) ----------------------------------
     /// Migrations: `status`, `apply [--dry-run]` (history table with checksums).
     #[command(subcommand)]
@@ -348,6 +351,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Key(command) => keys::key(command),
         Command::LoginRole(command) => login_roles::login_role(command),
         Command::Migrate(command) => migrate::migrate(command),
+        Command::Usage(args) => tenant::run_usage(args),
     }
 }
 

@@ -57,6 +57,14 @@ pub enum TenantCommand {
         #[command(flatten)]
         operator: OperatorArgs,
     },
+    /// Export every row of a tenant (one consistent snapshot) as JSON Lines plus a manifest.
+    Export(crate::tenant::ExportArgs),
+    /// Import an export (verified first; one transaction), optionally as a new tenant.
+    Import(crate::tenant::ImportArgs),
+    /// Delete a tenant and all its rows in batches (needs a current export; audited).
+    Delete(crate::tenant::DeleteArgs),
+    /// Move projects of one tenant (usually `default`) with all their rows to another tenant.
+    Split(crate::tenant::SplitArgs),
 }
 
 /// `tenancy project ...`.
@@ -76,6 +84,8 @@ pub enum ProjectCommand {
         #[command(flatten)]
         operator: OperatorArgs,
     },
+    /// Move one project with all its rows and memberships to another tenant (audited).
+    Move(crate::tenant::MoveArgs),
 }
 
 /// Which membership.
@@ -242,7 +252,7 @@ async fn tenant_and_project(
     Ok((tenant, project))
 }
 
-/// `tenancy tenant create`.
+/// `tenancy tenant create|export|import|delete|split`.
 pub fn tenant(command: TenantCommand) -> Result<ExitCode> {
     match command {
         TenantCommand::Create {
@@ -257,10 +267,14 @@ pub fn tenant(command: TenantCommand) -> Result<ExitCode> {
                 Ok(format!("created tenant {slug} ({id})"))
             },
         )),
+        TenantCommand::Export(args) => crate::tenant::run_export(args),
+        TenantCommand::Import(args) => crate::tenant::run_import(args),
+        TenantCommand::Delete(args) => crate::tenant::run_delete(args),
+        TenantCommand::Split(args) => crate::tenant::run_split(args),
     }
 }
 
-/// `tenancy project create`.
+/// `tenancy project create|move`.
 pub fn project(command: ProjectCommand) -> Result<ExitCode> {
     match command {
         ProjectCommand::Create {
@@ -279,6 +293,7 @@ pub fn project(command: ProjectCommand) -> Result<ExitCode> {
                 Ok(format!("created project {tenant}/{slug} ({id})"))
             },
         )),
+        ProjectCommand::Move(args) => crate::tenant::run_move(args),
     }
 }
 

@@ -1059,3 +1059,44 @@ fn last_owner() -> ApiError {
         "the project's last owner cannot be removed or demoted; grant owner to someone else first",
     )
 }
+
+// ---------------------------------------------------------------- usage
+
+/// `GET .../usage`: the project's rows per table.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectUsage {
+    /// Documents.
+    pub documents: i64,
+    /// Chunks.
+    pub chunks: i64,
+    /// Queries asked.
+    pub queries: i64,
+    /// Responses generated.
+    pub responses: i64,
+    /// Assertions checked.
+    pub assertions: i64,
+    /// Members (any role).
+    pub members: i64,
+}
+
+/// `GET /t/{tenant_id}/projects/{project_id}/usage` (admin): the project's rows per table,
+/// counted by the generated repositories in one scoped transaction (one snapshot per
+/// statement; operators get bytes, vectors and tokens of every tenant from `tenancy usage`).
+pub async fn project_usage(
+    State(state): State<AppState>,
+    request: TenantRequest,
+    ApiPath((_, project)): ApiPath<(Uuid, Uuid)>,
+) -> ApiResult<Json<ProjectUsage>> {
+    let scope = request.project_scope::<Admin>(ProjectId::new(project))?;
+    let mut tx = state.tenancy().begin(&scope).await?;
+    let usage = ProjectUsage {
+        documents: Documents::count(&mut tx, &DocumentFilter::default()).await?,
+        chunks: Chunks::count(&mut tx, &ChunkFilter::default()).await?,
+        queries: Queries::count(&mut tx, &QueryFilter::default()).await?,
+        responses: Responses::count(&mut tx, &ResponseFilter::default()).await?,
+        assertions: Assertions::count(&mut tx, &AssertionFilter::default()).await?,
+        members: UserProjectRoles::count(&mut tx, &UserProjectRoleFilter::default()).await?,
+    };
+    tx.commit().await?;
+    Ok(Json(usage))
+}

@@ -287,6 +287,12 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "admin",
         "Remove a member",
     ),
+    (
+        "GET",
+        "/t/{tenant_id}/projects/{project_id}/usage",
+        "admin",
+        "The project's rows per table",
+    ),
 ];
 
 /// The service's router: body limit (413), body read and request timeouts (408, 503
@@ -336,6 +342,7 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
             &format!("{P}/members/{{user_id}}"),
             put(api::change_role).delete(api::remove_member),
         )
+        .route(&format!("{P}/usage"), get(api::project_usage))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

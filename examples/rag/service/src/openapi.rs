@@ -115,6 +115,7 @@ pub fn document() -> OpenApi {
         .schema_from::<api::AddMember>()
         .schema_from::<api::ChangeRole>()
         .schema_from::<api::MyProject>()
+        .schema_from::<api::ProjectUsage>()
         .schema_from::<api::PageParams>()
         .security_scheme(
             "bearer",

@@ -514,3 +514,41 @@ async fn concurrent_users_never_see_another_tenants_rows() {
     }
     assert!(checked > 1000, "only {checked} rows checked");
 }
+
+#[tokio::test]
+async fn project_usage_matches_direct_counts_and_needs_admin() {
+    let service = Service::start().await;
+    let path = format!("{}/usage", acme(ACME_HANDBOOK));
+    let (status, body) = service.get(ALICE, &path).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let tables = [
+        ("documents", "documents"),
+        ("chunks", "chunks"),
+        ("queries", "queries"),
+        ("responses", "responses"),
+        ("assertions", "assertions"),
+        ("members", "user_project_roles"),
+    ];
+    let admin = service.db.admin_pool();
+    let mut nonzero = 0;
+    for (field, table) in tables {
+        let direct: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {table} WHERE tenant_id = $1 AND project_id = $2"
+        )))
+        .bind(ACME)
+        .bind(ACME_HANDBOOK)
+        .fetch_one(admin)
+        .await
+        .unwrap();
+        assert_eq!(body[field].as_i64(), Some(direct), "{field}: {body}");
+        if direct > 0 {
+            nonzero += 1;
+        }
+    }
+    assert!(nonzero >= 2, "{body}");
+    // A viewer: 403; another tenant's owner: 404.
+    let (status, _) = service.get(BOB, &path).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = service.get(CAROL, &path).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
