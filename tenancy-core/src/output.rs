@@ -75,6 +75,20 @@ pub enum GenerateError {
     /// The policies changed in a way no incremental migration can express.
     #[error("cannot generate the next migration: {0}")]
     Diff(#[from] DiffError),
+    /// `--target citus` with a model Citus cannot distribute: every problem, with its fix.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Citus(Vec<crate::sql::CitusProblem>),
+}
+
+/// Refuses, for the Citus target, a model Citus cannot distribute (sql/citus.rs).
+fn check_target(model: &Model, target: Target) -> Result<(), GenerateError> {
+    if target == Target::Citus {
+        let problems = crate::sql::citus_problems(model);
+        if !problems.is_empty() {
+            return Err(GenerateError::Citus(problems));
+        }
+    }
+    Ok(())
 }
 
 /// What generation reads from the output directory: the committed snapshot and the
@@ -140,6 +154,7 @@ pub fn generate(
     existing: &ExistingOutput,
     options: GenerateOptions,
 ) -> Result<Vec<GeneratedFile>, GenerateError> {
+    check_target(model, target)?;
     let mut files = match &existing.snapshot {
         None => {
             let baseline = crate::sql::generate_migrations(model, target);
@@ -321,6 +336,7 @@ fn migration_number(file: &str) -> Option<u32> {
 /// The baseline files for `model` ignoring any history (the `0001`/`0002` migrations and
 /// the repositories), in a stable order; [`generate`] is what `tenancy generate` writes.
 pub fn generate_all(model: &Model, target: Target) -> Result<Vec<GeneratedFile>, GenerateError> {
+    check_target(model, target)?;
     let mut files = crate::sql::generate_migrations(model, target);
     let rust = crate::rust::generate_repositories(model)
         .map_err(|err| GenerateError::Rust(err.to_string()))?;

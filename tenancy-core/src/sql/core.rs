@@ -19,6 +19,9 @@ pub(super) fn core_migration(model: &Model, target: Target) -> String {
         target,
         &settings.helper_schema,
     );
+    if target == Target::Citus {
+        out.push_str(&super::citus::migration_settings());
+    }
 
     out.push_str(&section_heading(
         "Roles",
@@ -105,10 +108,17 @@ pub(super) fn core_migration(model: &Model, target: Target) -> String {
             out.push_str(&statistics::statistics_section(table, &ident(&table.name)));
         }
     }
-    out.push_str(&authority::keep_top_role_section(model));
+    // Citus: a deferred trigger that reads other distributed tables cannot run on a shard;
+    // the top-role rule is not enforced there (docs/citus.md).
+    if target == Target::Postgres {
+        out.push_str(&authority::keep_top_role_section(model));
+    }
     out.push_str(&audit_log_section(model, target));
     out.push_str(&statistics::audit_statistics(model));
     out.push_str(&super::surfaces::large_objects_section(model));
+    if target == Target::Citus {
+        out.push_str(&super::citus::core_distribution(model));
+    }
     out
 }
 
@@ -121,7 +131,7 @@ fn context_section(model: &Model, target: Target, or_replace: bool) -> String {
     let owner = ident(&settings.owner_role);
     let app = ident(&settings.app_role);
     let role_type = format!("{schema}.{}", ident(ROLE_TYPE));
-    let signed = target == Target::Postgres;
+    let signed = true;
     let mut out = String::new();
     if signed {
         out.push_str(&section_heading(
@@ -135,12 +145,17 @@ fn context_section(model: &Model, target: Target, or_replace: bool) -> String {
                 helper = settings.helper_schema
             )),
         ));
-        out.push_str(&signed_context_objects(
-            &settings.helper_schema,
-            &owner,
-            &app,
-            or_replace,
-        ));
+        out.push_str(&match target {
+            Target::Postgres => {
+                signed_context_objects(&settings.helper_schema, &owner, &app, or_replace)
+            }
+            Target::Citus => super::citus::signed_context_objects(
+                &settings.helper_schema,
+                &owner,
+                &app,
+                or_replace,
+            ),
+        });
     }
     let (source, doc) = if signed {
         (
@@ -286,12 +301,21 @@ pub(super) fn audit_insert_policy(model: &Model, target: Target) -> String {
         helper_schema,
         ContextHelper::ProjectIds(lowest_role),
     );
+    // Citus creates every policy as PERMISSIVE on the shards (sql/citus.rs): the tenant
+    // boundary is part of each policy there.
+    let tenant_check = match target {
+        Target::Postgres => String::new(),
+        Target::Citus => format!(
+            "tenant_id = {} AND ",
+            context_call(target, helper_schema, ContextHelper::CurrentTenantId)
+        ),
+    };
     format!(
         "CREATE POLICY audit_log_insert ON {table}\n\
          \x20 AS PERMISSIVE\n\
          \x20 FOR INSERT\n\
          \x20 TO {app}\n\
-         \x20 WITH CHECK (actor = ({current_user})::text \
+         \x20 WITH CHECK ({tenant_check}actor = ({current_user})::text \
          AND COALESCE(project_id = ANY ({member_projects}), false));\n"
     )
 }
@@ -320,6 +344,22 @@ fn audit_log_section(model: &Model, target: Target) -> String {
         ContextHelper::ProjectIds(lowest_role),
     );
     let insert_policy = audit_insert_policy(model, target);
+    // Citus creates every policy as PERMISSIVE on the shards (sql/citus.rs): no restrictive
+    // boundary there, the tenant check is part of each policy instead.
+    let (boundary, select_tenant) = match target {
+        Target::Postgres => (
+            format!(
+                "CREATE POLICY audit_log_tenant_boundary ON {table}\n\
+                 \x20 AS RESTRICTIVE\n\
+                 \x20 FOR ALL\n\
+                 \x20 TO {app}\n\
+                 \x20 USING ({tenant_check})\n\
+                 \x20 WITH CHECK ({tenant_check});\n"
+            ),
+            String::new(),
+        ),
+        Target::Citus => (String::new(), format!("{tenant_check} AND ")),
+    };
     let select_grant = audit_select_grant(model);
     let mut out = section_heading(
         &format!("{table} (the audit table: who did what, when)"),
@@ -350,17 +390,12 @@ fn audit_log_section(model: &Model, target: Target) -> String {
          -- project the user holds a role in (tenant-wide rows come from the operator path).\n\
          ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;\n\
          ALTER TABLE {table} FORCE ROW LEVEL SECURITY;\n\
-         CREATE POLICY audit_log_tenant_boundary ON {table}\n\
-         \x20 AS RESTRICTIVE\n\
-         \x20 FOR ALL\n\
-         \x20 TO {app}\n\
-         \x20 USING ({tenant_check})\n\
-         \x20 WITH CHECK ({tenant_check});\n\
+         {boundary}\
          CREATE POLICY audit_log_select ON {table}\n\
          \x20 AS PERMISSIVE\n\
          \x20 FOR SELECT\n\
          \x20 TO {app}\n\
-         \x20 USING (project_id IS NULL OR project_id = ANY ({visible_projects}));\n\
+         \x20 USING ({select_tenant}project_id IS NULL OR project_id = ANY ({visible_projects}));\n\
          {insert_policy}\
          \n\
          -- Grants: read and append only; never UPDATE, DELETE, TRUNCATE, REFERENCES or TRIGGER.\n\
