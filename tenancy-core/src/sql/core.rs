@@ -360,6 +360,12 @@ fn audit_log_section(model: &Model, target: Target) -> String {
         ),
         Target::Citus => (String::new(), format!("{tenant_check} AND ")),
     };
+    let select_using = match target {
+        Target::Postgres => format!("project_id IS NULL OR project_id = ANY ({visible_projects})"),
+        Target::Citus => format!(
+            "{select_tenant}(project_id IS NULL OR project_id = ANY ({visible_projects}))"
+        ),
+    };
     let select_grant = audit_select_grant(model);
     let mut out = section_heading(
         &format!("{table} (the audit table: who did what, when)"),
@@ -395,7 +401,7 @@ fn audit_log_section(model: &Model, target: Target) -> String {
          \x20 AS PERMISSIVE\n\
          \x20 FOR SELECT\n\
          \x20 TO {app}\n\
-         \x20 USING ({select_tenant}project_id IS NULL OR project_id = ANY ({visible_projects}));\n\
+         \x20 USING ({select_using});\n\
          {insert_policy}\
          \n\
          -- Grants: read and append only; never UPDATE, DELETE, TRUNCATE, REFERENCES or TRIGGER.\n\
