@@ -573,8 +573,12 @@ fn memberships_without_a_select_rule_still_read_own_rows() {
 #[test]
 fn citus_validator_refuses_what_citus_cannot_distribute_with_a_fix() {
     let problems = tenancy_core::sql::citus_problems(&set_null_model());
-    assert_eq!(problems.len(), 1, "{problems:?}");
-    let text = problems[0].to_string();
+    // Every problem at once: the tenants table's global `unique (slug)` and the SET NULL.
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    let tenants = problems[0].to_string();
+    assert!(tenants.contains("`unique (slug)` does not contain `id`"), "{tenants}");
+    assert!(tenants.contains("= help: remove `unique (slug)`"), "{tenants}");
+    let text = problems[1].to_string();
     assert!(text.starts_with("table `notes` cannot be distributed on Citus"), "{text}");
     assert!(text.contains("on delete set null"), "{text}");
     assert!(text.contains("= help: use `on delete cascade`"), "{text}");
