@@ -1,0 +1,899 @@
+//! The Citus target on a real 3-node cluster (one coordinator, two workers), started by
+//! `scripts/citus-up` (or `TENANCY_CITUS_URL`): the RAG model, distributed by tenant, applied
+//! through the migration runner against the coordinator; every table in `citus_tables`; every
+//! generated repository query router-planned to one shard; the isolation oracle, forged and
+//! replayed contexts, membership changes, exact vector search and tenant isolation to its own
+//! shard, with the rows read by the workers under the signed context (docs/citus.md).
+//!
+//! These tests never skip: without a cluster they fail with one sentence.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::Command;
+
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Connection, Row};
+use tenancy_core::dsl::{self, SourceFile};
+use tenancy_core::model::Model;
+use tenancy_core::sql::Target;
+use tenancy_generated::roles::{Editor, Viewer};
+use tenancy_generated::{Document, Documents};
+use tenancy_runtime::{Error, Tenancy, TenancyConfig, TenantId, UserId};
+use tenancy_tests::{
+    context_token, context_value, repo_root, test_context_secret, TEST_CONTEXT_KEY_ID,
+};
+use uuid::Uuid;
+
+/// Shards per distributed table in the test databases (Citus's default is 32; 4 keeps the
+/// schema quick to create and still spreads tenants over both workers).
+const SHARD_COUNT: i32 = 4;
+
+/// The RAG policies with the two changes the Citus validator asks for: the tenants table's
+/// global `unique (slug)` removed, and `on delete set null` removed from `assertions.chunk_id`.
+fn distributable_rag_text() -> String {
+    let text = std::fs::read_to_string(repo_root().join("examples/rag/policies/rag.tenancy"))
+        .unwrap_or_else(|e| panic!("reading rag.tenancy: {e}"));
+    let tenants = text.find("tenants table tenants").unwrap_or(0);
+    let unique = tenants + text[tenants..].find("unique (slug)").unwrap_or(0);
+    let mut out = text.clone();
+    out.replace_range(unique..unique + "unique (slug)".len(), "");
+    out.replace(" on delete set null", "")
+}
+
+fn compile(text: &str) -> Model {
+    let (model, diagnostics) = dsl::compile(&[SourceFile::new("rag.tenancy", text)]);
+    match model {
+        Some(model) => model,
+        None => panic!("the policies do not compile: {diagnostics:?}"),
+    }
+}
+
+/// The coordinator's admin URL and every node (coordinator first), from `scripts/citus-up`.
+struct Cluster {
+    url: String,
+    nodes: Vec<(String, u16)>,
+}
+
+async fn cluster() -> Cluster {
+    let output = Command::new(repo_root().join("scripts/citus-up"))
+        .output()
+        .unwrap_or_else(|e| panic!("the Citus tests could not run scripts/citus-up: {e}"));
+    if !output.status.success() {
+        panic!(
+            "the Citus tests need a Citus cluster and scripts/citus-up could not provide one: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let url = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let mut conn = PgConnection::connect(&url).await.unwrap();
+    let nodes: Vec<(String, i32)> = sqlx::query_as(
+        "SELECT nodename, nodeport FROM pg_catalog.pg_dist_node \
+         WHERE noderole = 'primary' ORDER BY groupid",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    let nodes = nodes
+        .into_iter()
+        .map(|(host, port)| (host, u16::try_from(port).unwrap_or(0)))
+        .collect();
+    Cluster { url, nodes }
+}
+
+fn node_url(base: &str, host: &str, port: u16, database: &str, user: Option<&str>) -> String {
+    let mut url = url::Url::parse(base).unwrap();
+    url.set_host(Some(host)).unwrap();
+    url.set_port(Some(port)).unwrap();
+    url.set_path(database);
+    if let Some(user) = user {
+        url.set_username(user).unwrap();
+        url.set_password(None).unwrap();
+    }
+    url.to_string()
+}
+
+/// One database with the same name on every node, Citus in each, the nodes registered in it,
+/// and the model's Citus migrations applied through the migration runner on the coordinator.
+struct CitusDb {
+    name: String,
+    cluster: Cluster,
+    admin: PgPool,
+    app: PgPool,
+    migrations: Vec<tenancy_migrate::Migration>,
+}
+
+impl CitusDb {
+    async fn create(model: &Model) -> CitusDb {
+        let cluster = cluster().await;
+        let name = format!(
+            "tenancy_citus_{}_{}",
+            std::process::id(),
+            &Uuid::new_v4().simple().to_string()[..8]
+        );
+        // Roles are cluster-wide: one migration at a time.
+        let mut lock = PgConnection::connect(&cluster.url).await.unwrap();
+        sqlx::query("SELECT pg_catalog.pg_advisory_lock(7401)")
+            .execute(&mut lock)
+            .await
+            .unwrap();
+        for (host, port) in &cluster.nodes {
+            let postgres = node_url(&cluster.url, host, *port, "postgres", None);
+            let mut conn = PgConnection::connect(&postgres).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+            let db = node_url(&cluster.url, host, *port, &name, None);
+            let mut conn = PgConnection::connect(&db).await.unwrap();
+            sqlx::raw_sql("CREATE EXTENSION citus; CREATE EXTENSION vector;")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+        }
+        let (coordinator_host, coordinator_port) = cluster.nodes[0].clone();
+        let url = node_url(&cluster.url, &coordinator_host, coordinator_port, &name, None);
+        let mut conn = PgConnection::connect(&url).await.unwrap();
+        sqlx::query("SELECT pg_catalog.citus_set_coordinator_host($1, $2)")
+            .bind(&coordinator_host)
+            .bind(i32::from(coordinator_port))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        for (host, port) in &cluster.nodes[1..] {
+            sqlx::query("SELECT pg_catalog.citus_add_node($1, $2)")
+                .bind(host)
+                .bind(i32::from(*port))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        // The generated migrations, through the migration runner.
+        let dir = std::env::temp_dir().join(format!("{name}_migrations"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for file in tenancy_core::output::generate_all(model, Target::Citus).unwrap() {
+            if let Some(file_name) = file.path.strip_prefix("migrations").ok() {
+                std::fs::write(dir.join(file_name), &file.contents).unwrap();
+            }
+        }
+        let migrations = tenancy_migrate::read_migrations(&dir).unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "SET citus.shard_count = {SHARD_COUNT}"
+        )))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let applied = tenancy_migrate::apply(&mut conn, &migrations)
+            .await
+            .unwrap_or_else(|e| panic!("migrate apply on the coordinator: {e}"));
+        assert_eq!(applied.len(), migrations.len());
+        let status = tenancy_migrate::status(&mut conn, &migrations).await.unwrap();
+        assert_eq!(status.pending(), 0);
+        assert!(!status.has_problems());
+        // The tests log in as the app role itself (ALTER ROLE reaches the workers too), and
+        // the key is installed on every node.
+        sqlx::raw_sql("ALTER ROLE tenancy_app LOGIN")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query("SELECT tenancy.install_context_key($1, $2)")
+            .bind(TEST_CONTEXT_KEY_ID)
+            .bind(test_context_secret())
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        lock.close().await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let admin = PgPoolOptions::new()
+            .max_connections(3)
+            .connect(&url)
+            .await
+            .unwrap();
+        let app_url = node_url(
+            &cluster.url,
+            &coordinator_host,
+            coordinator_port,
+            &name,
+            Some("tenancy_app"),
+        );
+        let app = PgPoolOptions::new()
+            .max_connections(3)
+            .connect(&app_url)
+            .await
+            .unwrap();
+        CitusDb {
+            name,
+            cluster,
+            admin,
+            app,
+            migrations,
+        }
+    }
+
+    fn tenancy(&self) -> Tenancy {
+        Tenancy::with_config(
+            self.app.clone(),
+            TenancyConfig {
+                citus: true,
+                ..TenancyConfig::default()
+            },
+        )
+    }
+
+    /// A connection to `database` on worker `index` (0 or 1) as the superuser.
+    async fn worker(&self, index: usize) -> PgConnection {
+        let (host, port) = &self.cluster.nodes[index + 1];
+        PgConnection::connect(&node_url(&self.cluster.url, host, *port, &self.name, None))
+            .await
+            .unwrap()
+    }
+
+    async fn drop_db(self) {
+        self.admin.close().await;
+        self.app.close().await;
+        if std::env::var("TENANCY_TEST_KEEP_DB").is_ok_and(|v| !v.is_empty() && v != "0") {
+            eprintln!("TENANCY_TEST_KEEP_DB: keeping database {}", self.name);
+            return;
+        }
+        for (host, port) in &self.cluster.nodes {
+            let postgres = node_url(&self.cluster.url, host, *port, "postgres", None);
+            if let Ok(mut conn) = PgConnection::connect(&postgres).await {
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                )))
+                .execute(&mut conn)
+                .await;
+            }
+        }
+    }
+}
+
+/// A world: tenants, their projects, users with roles, documents.
+struct World {
+    /// (tenant, project) for every project.
+    projects: Vec<(Uuid, Uuid)>,
+    /// (tenant, project, user) -> role.
+    roles: BTreeMap<(Uuid, Uuid, Uuid), &'static str>,
+    /// (tenant, project, title) of every document.
+    documents: Vec<(Uuid, Uuid, String)>,
+    users: Vec<Uuid>,
+    tenants: Vec<Uuid>,
+}
+
+/// Deterministic pseudo-random numbers (xorshift), so a failing world can be rebuilt.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+async fn seed_world(db: &CitusDb, seed: u64, tenants: usize) -> World {
+    let mut rng = Rng(seed);
+    let roles = ["none", "viewer", "editor", "admin", "owner"];
+    let users: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+    let mut world = World {
+        projects: Vec::new(),
+        roles: BTreeMap::new(),
+        documents: Vec::new(),
+        users: users.clone(),
+        tenants: Vec::new(),
+    };
+    for t in 0..tenants {
+        let tenant = Uuid::new_v4();
+        world.tenants.push(tenant);
+        sqlx::query("INSERT INTO tenants (id, name, slug) VALUES ($1, $2, $2)")
+            .bind(tenant)
+            .bind(format!("t{t}"))
+            .execute(&db.admin)
+            .await
+            .unwrap();
+        for p in 0..2 {
+            let project = Uuid::new_v4();
+            world.projects.push((tenant, project));
+            sqlx::query("INSERT INTO projects (tenant_id, id, name, slug) VALUES ($1, $2, $3, $3)")
+                .bind(tenant)
+                .bind(project)
+                .bind(format!("p{p}"))
+                .execute(&db.admin)
+                .await
+                .unwrap();
+            for user in &users {
+                let role = roles[rng.next(roles.len())];
+                if role != "none" {
+                    world.roles.insert((tenant, project, *user), role);
+                    sqlx::query(
+                        "INSERT INTO user_project_roles (tenant_id, project_id, user_id, role) \
+                         VALUES ($1, $2, $3, $4::tenancy.project_role)",
+                    )
+                    .bind(tenant)
+                    .bind(project)
+                    .bind(user)
+                    .bind(role)
+                    .execute(&db.admin)
+                    .await
+                    .unwrap();
+                }
+            }
+            for d in 0..1 + rng.next(3) {
+                let title = format!("t{t}-p{p}-d{d}");
+                sqlx::query(
+                    "INSERT INTO documents (tenant_id, project_id, title, content_hash, created_by) \
+                     VALUES ($1, $2, $3, $3, $4)",
+                )
+                .bind(tenant)
+                .bind(project)
+                .bind(&title)
+                .bind(users[0])
+                .execute(&db.admin)
+                .await
+                .unwrap();
+                world.documents.push((tenant, project, title));
+            }
+        }
+    }
+    world
+}
+
+/// The node port each tenant's shard of `table` lives on.
+async fn placement(db: &CitusDb, table: &str, tenant: Uuid) -> i32 {
+    sqlx::query_scalar(
+        "SELECT nodeport FROM pg_catalog.citus_shards \
+         WHERE shardid = pg_catalog.get_shard_id_for_distribution_column($1::regclass, $2)",
+    )
+    .bind(table)
+    .bind(tenant.to_string())
+    .fetch_one(&db.admin)
+    .await
+    .unwrap()
+}
+
+#[test]
+fn the_rag_model_is_refused_for_citus_with_a_fix_and_its_variant_is_accepted() {
+    let text = std::fs::read_to_string(repo_root().join("examples/rag/policies/rag.tenancy"))
+        .unwrap_or_else(|e| panic!("reading rag.tenancy: {e}"));
+    let error = tenancy_core::output::generate_all(&compile(&text), Target::Citus)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        error.contains("table `tenants` cannot be distributed on Citus")
+            && error.contains("= help: remove `unique (slug)`"),
+        "{error}"
+    );
+    assert!(
+        error.contains("table `assertions` cannot be distributed on Citus")
+            && error.contains("= help: use `on delete cascade`"),
+        "{error}"
+    );
+    assert!(
+        tenancy_core::output::generate_all(&compile(&distributable_rag_text()), Target::Citus)
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn migrations_distribute_every_table_by_tenant_in_one_colocation_group() {
+    let model = compile(&distributable_rag_text());
+    let db = CitusDb::create(&model).await;
+    let rows = sqlx::query(
+        "SELECT table_name::text AS name, citus_table_type, distribution_column, colocation_id \
+         FROM public.citus_tables",
+    )
+    .fetch_all(&db.admin)
+    .await
+    .unwrap();
+    let tables: BTreeMap<String, (String, String, i32)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.get::<String, _>("name"),
+                (
+                    r.get::<String, _>("citus_table_type"),
+                    r.get::<String, _>("distribution_column"),
+                    r.get::<i32, _>("colocation_id"),
+                ),
+            )
+        })
+        .collect();
+    let tenants = tables.get("tenants").cloned().unwrap_or_default();
+    assert_eq!((tenants.0.as_str(), tenants.1.as_str()), ("distributed", "id"));
+    for table in [
+        "projects",
+        "user_project_roles",
+        "tenancy.audit_log",
+        "documents",
+        "chunks",
+        "queries",
+        "responses",
+        "assertions",
+    ] {
+        let (kind, column, colocation) = tables.get(table).cloned().unwrap_or_default();
+        assert_eq!(kind, "distributed", "{table}");
+        assert_eq!(column, "tenant_id", "{table}");
+        assert_eq!(colocation, tenants.2, "{table} is not co-located with tenants");
+    }
+    assert_eq!(
+        tables.get("embedding_models").map(|t| t.0.as_str()),
+        Some("reference")
+    );
+    // One colocation group holds every distributed table.
+    let groups: BTreeSet<i32> = tables
+        .values()
+        .filter(|t| t.0 == "distributed")
+        .map(|t| t.2)
+        .collect();
+    assert_eq!(groups.len(), 1, "{tables:?}");
+    // The foreign keys exist (added after distribution) and the indexes reached the shards.
+    let fks: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_catalog.pg_constraint WHERE contype = 'f' \
+         AND conrelid = 'public.chunks'::regclass",
+    )
+    .fetch_one(&db.admin)
+    .await
+    .unwrap();
+    assert_eq!(fks, 2);
+    let mut worker = db.worker(0).await;
+    let shard_indexes: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_catalog.pg_indexes WHERE indexname LIKE 'documents_created_at_idx_%'",
+    )
+    .fetch_one(&mut worker)
+    .await
+    .unwrap();
+    assert!(shard_indexes >= 1, "no shard of documents has its index on worker 1");
+    // The workers hold the tenant boundary inside every policy (Citus turns a RESTRICTIVE
+    // policy into a permissive one on the shards): no permissive policy without it.
+    let unbounded: Vec<String> = sqlx::query_scalar(
+        "SELECT tablename || '.' || policyname FROM pg_catalog.pg_policies \
+         WHERE tablename LIKE 'documents_%' AND qual IS NOT NULL \
+         AND qual NOT LIKE '%tenant_id = tenancy.current_tenant_id()%'",
+    )
+    .fetch_all(&mut worker)
+    .await
+    .unwrap();
+    assert!(unbounded.is_empty(), "{unbounded:?}");
+    worker.close().await.unwrap();
+    // The runtime's startup check passes on the coordinator.
+    db.tenancy().check().await.unwrap();
+    assert_eq!(db.migrations.len(), 2);
+    db.drop_db().await;
+}
+
+/// Every `*_SQL` constant of the generated repositories (examples/rag/generated/src).
+fn repository_queries() -> Vec<(String, String)> {
+    let dir: PathBuf = repo_root().join("examples/rag/generated/src");
+    let mut out = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for line in text.lines() {
+            let line = line.trim();
+            let Some(rest) = line.strip_prefix("pub const ") else {
+                continue;
+            };
+            let Some((name, value)) = rest.split_once(": &'static str = \"") else {
+                continue;
+            };
+            if !name.ends_with("_SQL") {
+                continue;
+            }
+            let sql = value.trim_end_matches("\";").replace("\\\"", "\"");
+            let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+            out.push((format!("{stem}::{name}"), sql));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_generated_repository_query_is_a_single_task_router_plan() {
+    let model = compile(&distributable_rag_text());
+    let db = CitusDb::create(&model).await;
+    let world = seed_world(&db, 7, 1).await;
+    let (tenant, project) = world.projects[0];
+    let queries = repository_queries();
+    assert!(queries.len() >= 40, "found only {} queries", queries.len());
+    let mut conn = db.app.acquire().await.unwrap();
+    let mut single_task = 0;
+    let mut not_router = Vec::new();
+    for (i, (name, sql)) in queries.iter().enumerate() {
+        let mut tx = conn.begin().await.unwrap();
+        let claims = context_value(
+            &tenant.to_string(),
+            &world.users[0].to_string(),
+            &format!("{project}:owner"),
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "SELECT tenancy.install_context('{}')",
+            context_token(&claims)
+        )))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        let statement = format!("s{i}");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PREPARE {statement} AS {sql}")))
+            .execute(&mut *tx)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: PREPARE failed: {e}\n{sql}"));
+        let types: Vec<String> = sqlx::query_scalar(
+            "SELECT unnest(parameter_types)::text FROM pg_catalog.pg_prepared_statements WHERE name = $1",
+        )
+        .bind(&statement)
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+        let arguments: Vec<String> = types
+            .iter()
+            .map(|ty| match ty.as_str() {
+                "uuid" => format!("'{tenant}'::uuid"),
+                "uuid[]" => format!("ARRAY['{project}']::uuid[]"),
+                "boolean" => "false".to_owned(),
+                "integer" | "bigint" | "smallint" => "10".to_owned(),
+                other => format!("NULL::{other}"),
+            })
+            .collect();
+        let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN (COSTS OFF) EXECUTE {statement}({})",
+            arguments.join(", ")
+        )))
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: EXPLAIN failed: {e}"));
+        let plan = plan.join("\n");
+        if plan.contains("Task Count: 1\n") && plan.contains("Custom Scan (Citus Adaptive)") {
+            single_task += 1;
+        } else {
+            not_router.push(format!("{name}:\n{plan}"));
+        }
+        tx.rollback().await.unwrap();
+    }
+    assert!(
+        not_router.is_empty(),
+        "{} of {} repository queries are not single-task router plans:\n{}",
+        not_router.len(),
+        queries.len(),
+        not_router.join("\n\n")
+    );
+    assert_eq!(single_task, queries.len());
+    drop(conn);
+    db.drop_db().await;
+}
+
+/// What `user` may read in `tenant`: the titles of the documents in projects where the user
+/// holds any role.
+fn expected_titles(world: &World, tenant: Uuid, user: Uuid) -> BTreeSet<String> {
+    world
+        .documents
+        .iter()
+        .filter(|(t, p, _)| *t == tenant && world.roles.contains_key(&(*t, *p, user)))
+        .map(|(_, _, title)| title.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn isolation_oracle_on_the_coordinator_reads_through_the_workers_with_no_leak() {
+    let model = compile(&distributable_rag_text());
+    let db = CitusDb::create(&model).await;
+    let world = seed_world(&db, 0x5eed_c175, 6).await;
+    let tenancy = db.tenancy();
+    tenancy.check().await.unwrap();
+    // The tenants sit on both workers, so the fan-out reads below cross both.
+    let mut ports = BTreeSet::new();
+    for tenant in &world.tenants {
+        ports.insert(placement(&db, "documents", *tenant).await);
+    }
+    assert_eq!(ports.len(), 2, "the seeded tenants all landed on one worker");
+    let mut checked = 0;
+    for tenant in &world.tenants {
+        for user in &world.users {
+            let expected = expected_titles(&world, *tenant, *user);
+            let ctx = tenancy
+                .authorize(UserId::new(*user), TenantId::new(*tenant))
+                .await
+                .unwrap();
+            let scope = ctx.all_projects().with_at_least::<Viewer>();
+            let mut tx = tenancy.begin(&scope).await.unwrap();
+            // No tenant in the query: Citus sends it to every shard, and each worker's
+            // policies decide (project level included, citus#7182).
+            let rows: Vec<(Uuid, String)> =
+                sqlx::query_as("SELECT tenant_id, title FROM documents")
+                    .fetch_all(tx.connection())
+                    .await
+                    .unwrap();
+            assert!(rows.iter().all(|(t, _)| t == tenant), "another tenant's row");
+            let got: BTreeSet<String> = rows.into_iter().map(|(_, t)| t).collect();
+            assert_eq!(got, expected, "tenant {tenant} user {user}");
+            let count: i64 = sqlx::query_scalar("SELECT count(*) FROM documents")
+                .fetch_one(tx.connection())
+                .await
+                .unwrap();
+            assert_eq!(count as usize, expected.len());
+            // The generated repository, router-planned with the explicit tenant.
+            if !scope.is_empty() {
+                let rows = Documents::list(&mut tx, &Default::default(), Default::default())
+                    .await
+                    .unwrap();
+                let titles: BTreeSet<String> =
+                    rows.iter().map(|d: &Document| d.title.clone()).collect();
+                assert_eq!(titles, expected);
+            }
+            tx.rollback().await.unwrap();
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, world.tenants.len() * world.users.len());
+    db.drop_db().await;
+}
+
+/// The 42501 error of `result`, with its CONTEXT line (which names the worker that raised it).
+fn refusal<T: std::fmt::Debug>(result: Result<T, sqlx::Error>) -> String {
+    match result {
+        Err(sqlx::Error::Database(db)) => {
+            assert_eq!(db.code().as_deref(), Some("42501"), "{db}");
+            let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>();
+            format!(
+                "{} | {}",
+                db.message(),
+                pg.and_then(|p| p.r#where()).unwrap_or("")
+            )
+        }
+        other => panic!("expected a 42501 refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn forged_and_replayed_contexts_are_refused_on_the_workers() {
+    let model = compile(&distributable_rag_text());
+    let db = CitusDb::create(&model).await;
+    let world = seed_world(&db, 99, 4).await;
+    let (tenant, project) = world.projects[0];
+    let user = world.users[0];
+    let claims = context_value(&tenant.to_string(), &user.to_string(), &format!("{project}:owner"));
+    let mut conn = db.app.acquire().await.unwrap();
+
+    // A context the app role sets itself, sent to the workers: refused there.
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SET LOCAL citus.propagate_set_commands = 'local'; SET LOCAL tenancy.context = '{claims}'"
+    )))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let forged = refusal(
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM documents")
+            .fetch_one(&mut *tx)
+            .await,
+    );
+    assert!(forged.contains("not installed by this transaction"), "{forged}");
+    assert!(forged.contains("while executing command on"), "not refused on a worker: {forged}");
+    tx.rollback().await.unwrap();
+
+    // A valid seal, copied out of its transaction and replayed in the next: refused.
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SELECT tenancy.install_context('{}')",
+        context_token(&claims)
+    )))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let seal: String = sqlx::query_scalar("SELECT current_setting('tenancy.context')")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    let visible: i64 = sqlx::query_scalar("SELECT count(*) FROM documents")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert!(visible > 0, "the installed context sees its own rows");
+    tx.commit().await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SET LOCAL citus.propagate_set_commands = 'local'; SET LOCAL tenancy.context = '{seal}'"
+    )))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let replayed = refusal(
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM documents")
+            .fetch_one(&mut *tx)
+            .await,
+    );
+    assert!(replayed.contains("not installed by this transaction"), "{replayed}");
+    assert!(replayed.contains("while executing command on"), "{replayed}");
+    tx.rollback().await.unwrap();
+
+    // The seal of this transaction with another tenant's claims (edited): refused.
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SELECT tenancy.install_context('{}')",
+        context_token(&claims)
+    )))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let seal: String = sqlx::query_scalar("SELECT current_setting('tenancy.context')")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    let other = world.tenants[1].to_string();
+    let edited = seal.replace(&tenant.to_string(), &other);
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SET LOCAL tenancy.context = '{edited}'"
+    )))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let edited = refusal(
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM documents WHERE tenant_id = $1")
+            .bind(world.tenants[1])
+            .fetch_one(&mut *tx)
+            .await,
+    );
+    assert!(edited.contains("while executing command on"), "{edited}");
+    tx.rollback().await.unwrap();
+
+    // A token signed with another key: the refusal reaches the workers too.
+    let mut tx = conn.begin().await.unwrap();
+    let bad = tenancy_tests::token_with(
+        b"another key that is 32 bytes long!!",
+        TEST_CONTEXT_KEY_ID,
+        u64::MAX / 2_000_000,
+        "*",
+        &claims,
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SELECT tenancy.install_context('{bad}')"
+    )))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let bad = refusal(
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM documents")
+            .fetch_one(&mut *tx)
+            .await,
+    );
+    assert!(bad.contains("signature does not verify"), "{bad}");
+    tx.rollback().await.unwrap();
+
+    // Under a valid context, writes into another tenant are refused by the worker.
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SELECT tenancy.install_context('{}')",
+        context_token(&claims)
+    )))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let (other_tenant, other_project) = world
+        .projects
+        .iter()
+        .copied()
+        .find(|(t, _)| *t != tenant)
+        .unwrap();
+    let write = refusal(
+        sqlx::query(
+            "INSERT INTO documents (tenant_id, project_id, title, content_hash) \
+             VALUES ($1, $2, 'evil', 'evil')",
+        )
+        .bind(other_tenant)
+        .bind(other_project)
+        .execute(&mut *tx)
+        .await,
+    );
+    assert!(write.contains("row-level security"), "{write}");
+    tx.rollback().await.unwrap();
+    drop(conn);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn membership_changes_and_row_conditions_hold_on_the_workers() {
+    let model = compile(&distributable_rag_text());
+    let db = CitusDb::create(&model).await;
+    let world = seed_world(&db, 3, 1).await;
+    let (tenant, project) = world.projects[0];
+    let tenancy = db.tenancy();
+    let bob = Uuid::new_v4();
+    let titles = |tenancy: Tenancy| async move {
+        let ctx = tenancy
+            .authorize(UserId::new(bob), TenantId::new(tenant))
+            .await
+            .unwrap();
+        let scope = ctx.all_projects().with_at_least::<Viewer>();
+        let mut tx = tenancy.begin(&scope).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM documents")
+            .fetch_one(tx.connection())
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+        n
+    };
+    assert_eq!(titles(db.tenancy()).await, 0, "no membership, no rows");
+    sqlx::query(
+        "INSERT INTO user_project_roles (tenant_id, project_id, user_id, role) \
+         VALUES ($1, $2, $3, 'editor')",
+    )
+    .bind(tenant)
+    .bind(project)
+    .bind(bob)
+    .execute(&db.admin)
+    .await
+    .unwrap();
+    let in_project = world
+        .documents
+        .iter()
+        .filter(|(t, p, _)| *t == tenant && *p == project)
+        .count();
+    assert_eq!(titles(db.tenancy()).await as usize, in_project, "granted");
+
+    // Row condition: an editor updates only the documents they created (the seeded ones were
+    // created by another user): 0 rows, decided on the worker.
+    let ctx = tenancy
+        .authorize(UserId::new(bob), TenantId::new(tenant))
+        .await
+        .unwrap();
+    let scope = ctx
+        .project(tenancy_runtime::ProjectId::new(project))
+        .unwrap()
+        .require::<Editor>()
+        .unwrap();
+    let mut tx = tenancy.begin(&scope).await.unwrap();
+    let updated = sqlx::query(
+        "UPDATE documents SET title = 'mine now' WHERE tenant_id = $1 AND project_id = $2",
+    )
+    .bind(tenant)
+    .bind(project)
+    .execute(tx.connection())
+    .await
+    .unwrap();
+    assert_eq!(updated.rows_affected(), 0);
+    // ... and the stamp trigger on the worker writes bob as the creator of a new one, which
+    // he may then update.
+    let created_by: Uuid = sqlx::query_scalar(
+        "INSERT INTO documents (tenant_id, project_id, title, content_hash) \
+         VALUES ($1, $2, 'bob', 'bob') RETURNING created_by",
+    )
+    .bind(tenant)
+    .bind(project)
+    .fetch_one(tx.connection())
+    .await
+    .unwrap();
+    assert_eq!(created_by, bob);
+    let updated = sqlx::query(
+        "UPDATE documents SET title = 'bob 2' WHERE tenant_id = $1 AND project_id = $2",
+    )
+    .bind(tenant)
+    .bind(project)
+    .execute(tx.connection())
+    .await
+    .unwrap();
+    assert_eq!(updated.rows_affected(), 1);
+    tx.rollback().await.unwrap();
+
+    sqlx::query("DELETE FROM user_project_roles WHERE user_id = $1")
+        .bind(bob)
+        .execute(&db.admin)
+        .await
+        .unwrap();
+    assert_eq!(titles(db.tenancy()).await, 0, "revoked");
+    let forbidden = tenancy
+        .authorize(UserId::new(bob), TenantId::new(tenant))
+        .await
+        .unwrap()
+        .project(tenancy_runtime::ProjectId::new(project))
+        .map(|_| ());
+    assert!(matches!(forbidden, Err(Error::Forbidden)), "{forbidden:?}");
+    db.drop_db().await;
+}
