@@ -954,3 +954,110 @@ async fn membership_changes_and_row_conditions_hold_on_the_workers() {
     assert!(matches!(gone, Err(Error::NotFound)), "{gone:?}");
     db.drop_db().await;
 }
+
+/// A deterministic 384-dimension vector for `seed`.
+fn vector(seed: u64) -> pgvector::Vector {
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    pgvector::Vector::from(
+        (0..384)
+            .map(|_| rng.next(2001) as f32 / 1000.0 - 1.0)
+            .collect::<Vec<f32>>(),
+    )
+}
+
+#[tokio::test]
+async fn exact_vector_search_on_distributed_chunks_has_recall_one() {
+    let model = compile(&distributable_rag_text());
+    let db = CitusDb::create(&model).await;
+    let world = seed_world(&db, 11, 2).await;
+    let tenancy = db.tenancy();
+    // 60 chunks in each project of both tenants; the other tenant's lie near the queries too.
+    let mut seed = 1;
+    for (tenant, project) in &world.projects {
+        let document: Uuid = sqlx::query_scalar(
+            "SELECT id FROM documents WHERE tenant_id = $1 AND project_id = $2 LIMIT 1",
+        )
+        .bind(tenant)
+        .bind(project)
+        .fetch_one(&db.admin)
+        .await
+        .unwrap();
+        for ordinal in 0..60 {
+            seed += 1;
+            sqlx::query(
+                "INSERT INTO chunks (tenant_id, project_id, document_id, ordinal, content, \
+                 token_count, embedding) VALUES ($1, $2, $3, $4, 'c', 1, $5)",
+            )
+            .bind(tenant)
+            .bind(project)
+            .bind(document)
+            .bind(ordinal)
+            .bind(vector(seed))
+            .execute(&db.admin)
+            .await
+            .unwrap();
+        }
+    }
+    // The gateway's tier catalog (a table on the coordinator), refreshed: every tenant is
+    // small, so every search takes the exact route.
+    let maintenance = tenancy_runtime::vector::VectorMaintenance::new(
+        db.admin.clone(),
+        "citus tests",
+        tenancy_runtime::vector::VectorConfig::default(),
+    )
+    .unwrap();
+    maintenance.install().await.unwrap();
+    maintenance
+        .refresh(&tenancy_generated::Chunks::EMBEDDING_VECTORS.spec)
+        .await
+        .unwrap();
+    let tenant = world.tenants[0];
+    let user = world
+        .users
+        .iter()
+        .copied()
+        .find(|u| world.roles.keys().any(|(t, _, w)| *t == tenant && w == u))
+        .unwrap();
+    let ctx = tenancy
+        .authorize(UserId::new(user), TenantId::new(tenant))
+        .await
+        .unwrap();
+    let scope = ctx.all_projects().with_at_least::<Viewer>();
+    let projects: Vec<Uuid> = tenancy_runtime::Scope::project_ids(&scope)
+        .iter()
+        .map(|p| p.as_uuid())
+        .collect();
+    let mut searched = 0;
+    for q in 0..5u64 {
+        let query = vector(10_000 + q);
+        let mut tx = tenancy.begin(&scope).await.unwrap();
+        let request = tenancy_runtime::vector::SearchRequest::new(query.clone(), 10);
+        let results = tenancy_generated::Chunks::nearest_by_embedding(
+            &mut tx,
+            &tenancy_runtime::vector::VectorConfig::default(),
+            &request,
+        )
+        .await
+        .unwrap();
+        tx.rollback().await.unwrap();
+        assert_eq!(results.route, tenancy_runtime::vector::Route::Exact);
+        let got: Vec<Uuid> = results.hits.iter().map(|h| h.key).collect();
+        assert!(results.hits.iter().all(|h| h.row.tenant_id == tenant));
+        // The truth, as the superuser with an explicit WHERE: the same ten, in order.
+        let truth: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM chunks WHERE tenant_id = $1 AND project_id = ANY($2) \
+             ORDER BY embedding <=> $3, project_id, id LIMIT 10",
+        )
+        .bind(tenant)
+        .bind(&projects)
+        .bind(&query)
+        .fetch_all(&db.admin)
+        .await
+        .unwrap();
+        assert_eq!(truth.len(), 10);
+        assert_eq!(got, truth, "recall below 1.0 for query {q}");
+        searched += 1;
+    }
+    assert_eq!(searched, 5);
+    db.drop_db().await;
+}
