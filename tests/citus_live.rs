@@ -134,7 +134,13 @@ impl CitusDb {
             conn.close().await.unwrap();
         }
         let (coordinator_host, coordinator_port) = cluster.nodes[0].clone();
-        let url = node_url(&cluster.url, &coordinator_host, coordinator_port, &name, None);
+        let url = node_url(
+            &cluster.url,
+            &coordinator_host,
+            coordinator_port,
+            &name,
+            None,
+        );
         let mut conn = PgConnection::connect(&url).await.unwrap();
         sqlx::query("SELECT pg_catalog.citus_set_coordinator_host($1, $2)")
             .bind(&coordinator_host)
@@ -169,7 +175,9 @@ impl CitusDb {
             .await
             .unwrap_or_else(|e| panic!("migrate apply on the coordinator: {e}"));
         assert_eq!(applied.len(), migrations.len());
-        let status = tenancy_migrate::status(&mut conn, &migrations).await.unwrap();
+        let status = tenancy_migrate::status(&mut conn, &migrations)
+            .await
+            .unwrap();
         assert_eq!(status.pending(), 0);
         assert!(!status.has_problems());
         // The tests log in as the app role itself (ALTER ROLE reaches the workers too), and
@@ -404,7 +412,10 @@ async fn migrations_distribute_every_table_by_tenant_in_one_colocation_group() {
         })
         .collect();
     let tenants = tables.get("tenants").cloned().unwrap_or_default();
-    assert_eq!((tenants.0.as_str(), tenants.1.as_str()), ("distributed", "id"));
+    assert_eq!(
+        (tenants.0.as_str(), tenants.1.as_str()),
+        ("distributed", "id")
+    );
     for table in [
         "projects",
         "user_project_roles",
@@ -418,7 +429,10 @@ async fn migrations_distribute_every_table_by_tenant_in_one_colocation_group() {
         let (kind, column, colocation) = tables.get(table).cloned().unwrap_or_default();
         assert_eq!(kind, "distributed", "{table}");
         assert_eq!(column, "tenant_id", "{table}");
-        assert_eq!(colocation, tenants.2, "{table} is not co-located with tenants");
+        assert_eq!(
+            colocation, tenants.2,
+            "{table} is not co-located with tenants"
+        );
     }
     assert_eq!(
         tables.get("embedding_models").map(|t| t.0.as_str()),
@@ -452,7 +466,10 @@ async fn migrations_distribute_every_table_by_tenant_in_one_colocation_group() {
     .fetch_one(&mut worker)
     .await
     .unwrap();
-    assert!(shard_indexes >= 1, "no shard of documents has its index on worker 1");
+    assert!(
+        shard_indexes >= 1,
+        "no shard of documents has its index on worker 1"
+    );
     // The workers hold the tenant boundary inside every policy (Citus turns a RESTRICTIVE
     // policy into a permissive one on the shards): no permissive policy without it.
     let unbounded: Vec<String> = sqlx::query_scalar(
@@ -556,14 +573,13 @@ async fn every_generated_repository_query_is_a_single_task_router_plan() {
                 other => format!("NULL::{other}"),
             })
             .collect();
-        let plan: Result<Vec<String>, sqlx::Error> = sqlx::query_scalar(sqlx::AssertSqlSafe(
-            format!(
+        let plan: Result<Vec<String>, sqlx::Error> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                 "EXPLAIN (COSTS OFF) EXECUTE {statement}({})",
                 arguments.join(", ")
-            ),
-        ))
-        .fetch_all(&mut *tx)
-        .await;
+            )))
+            .fetch_all(&mut *tx)
+            .await;
         let plan = match plan {
             Ok(plan) => plan.join("\n"),
             Err(err) => {
@@ -634,7 +650,11 @@ async fn isolation_oracle_on_the_coordinator_reads_through_the_workers_with_no_l
     for tenant in &world.tenants {
         ports.insert(placement(&db, "documents", *tenant).await);
     }
-    assert_eq!(ports.len(), 2, "the seeded tenants all landed on one worker");
+    assert_eq!(
+        ports.len(),
+        2,
+        "the seeded tenants all landed on one worker"
+    );
     let mut checked = 0;
     for tenant in &world.tenants {
         for user in &world.users {
@@ -661,7 +681,10 @@ async fn isolation_oracle_on_the_coordinator_reads_through_the_workers_with_no_l
                     .fetch_all(tx.connection())
                     .await
                     .unwrap();
-            assert!(rows.iter().all(|(t, _)| t == tenant), "another tenant's row");
+            assert!(
+                rows.iter().all(|(t, _)| t == tenant),
+                "another tenant's row"
+            );
             let got: BTreeSet<String> = rows.into_iter().map(|(_, t)| t).collect();
             assert_eq!(got, expected, "tenant {tenant} user {user}");
             let count: i64 = sqlx::query_scalar("SELECT count(*) FROM documents")
@@ -709,7 +732,11 @@ async fn forged_and_replayed_contexts_are_refused_on_the_workers() {
     let world = seed_world(&db, 99, 4).await;
     let (tenant, project) = world.projects[0];
     let user = world.users[0];
-    let claims = context_value(&tenant.to_string(), &user.to_string(), &format!("{project}:owner"));
+    let claims = context_value(
+        &tenant.to_string(),
+        &user.to_string(),
+        &format!("{project}:owner"),
+    );
     let mut conn = db.app.acquire().await.unwrap();
 
     // A context the app role sets itself, sent to the workers: refused there.
@@ -727,8 +754,14 @@ async fn forged_and_replayed_contexts_are_refused_on_the_workers() {
             .fetch_one(&mut *tx)
             .await,
     );
-    assert!(forged.contains("not installed by this transaction"), "{forged}");
-    assert!(forged.contains("while executing command on"), "not refused on a worker: {forged}");
+    assert!(
+        forged.contains("not installed by this transaction"),
+        "{forged}"
+    );
+    assert!(
+        forged.contains("while executing command on"),
+        "not refused on a worker: {forged}"
+    );
     tx.rollback().await.unwrap();
 
     // A valid seal, copied out of its transaction and replayed in the next: refused.
@@ -763,8 +796,14 @@ async fn forged_and_replayed_contexts_are_refused_on_the_workers() {
             .fetch_one(&mut *tx)
             .await,
     );
-    assert!(replayed.contains("not installed by this transaction"), "{replayed}");
-    assert!(replayed.contains("while executing command on"), "{replayed}");
+    assert!(
+        replayed.contains("not installed by this transaction"),
+        "{replayed}"
+    );
+    assert!(
+        replayed.contains("while executing command on"),
+        "{replayed}"
+    );
     tx.rollback().await.unwrap();
 
     // The seal of this transaction with another tenant's claims (edited): refused.
@@ -1059,5 +1098,84 @@ async fn exact_vector_search_on_distributed_chunks_has_recall_one() {
         searched += 1;
     }
     assert_eq!(searched, 5);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn an_isolated_tenant_gets_its_own_shard_and_stays_readable_only_by_itself() {
+    let model = compile(&distributable_rag_text());
+    let db = CitusDb::create(&model).await;
+    let world = seed_world(&db, 21, 4).await;
+    let tenant = world.tenants[0];
+    let before = placement(&db, "documents", tenant).await;
+    // What `tenancy citus isolate-tenant` runs: every co-located table moves with the tenant.
+    let shard: i64 = sqlx::query_scalar(
+        "SELECT pg_catalog.isolate_tenant_to_new_shard('public.tenants', $1, 'CASCADE', \
+         shard_transfer_mode => 'block_writes')",
+    )
+    .bind(tenant.to_string())
+    .fetch_one(&db.admin)
+    .await
+    .unwrap();
+    // The tenant's shard of every co-located table holds exactly its hash value.
+    for table in [
+        "tenants",
+        "projects",
+        "documents",
+        "chunks",
+        "user_project_roles",
+    ] {
+        let (min, max): (String, String) = sqlx::query_as(
+            "SELECT shardminvalue, shardmaxvalue FROM pg_catalog.pg_dist_shard \
+             WHERE shardid = pg_catalog.get_shard_id_for_distribution_column($1::regclass, $2)",
+        )
+        .bind(table)
+        .bind(tenant.to_string())
+        .fetch_one(&db.admin)
+        .await
+        .unwrap();
+        assert_eq!(
+            min, max,
+            "{table}: the tenant's shard holds a range, not one value"
+        );
+    }
+    let tenants_shard: i64 = sqlx::query_scalar(
+        "SELECT pg_catalog.get_shard_id_for_distribution_column('public.tenants', $1)",
+    )
+    .bind(tenant.to_string())
+    .fetch_one(&db.admin)
+    .await
+    .unwrap();
+    assert_eq!(tenants_shard, shard);
+    assert_eq!(
+        placement(&db, "documents", tenant).await,
+        before,
+        "same worker"
+    );
+    // Still readable by its own users, and by nobody else.
+    let tenancy = db.tenancy();
+    for t in &world.tenants {
+        for user in &world.users {
+            let expected = expected_titles(&world, *t, *user);
+            let Ok(ctx) = tenancy
+                .authorize(UserId::new(*user), TenantId::new(*t))
+                .await
+            else {
+                assert!(expected.is_empty());
+                continue;
+            };
+            let scope = ctx.all_projects().with_at_least::<Viewer>();
+            let mut tx = tenancy.begin(&scope).await.unwrap();
+            let rows: Vec<(Uuid, String)> =
+                sqlx::query_as("SELECT tenant_id, title FROM documents")
+                    .fetch_all(tx.connection())
+                    .await
+                    .unwrap();
+            tx.rollback().await.unwrap();
+            assert!(rows.iter().all(|(row_tenant, _)| row_tenant == t));
+            let got: BTreeSet<String> = rows.into_iter().map(|(_, title)| title).collect();
+            assert_eq!(got, expected, "tenant {t} user {user}");
+        }
+    }
     db.drop_db().await;
 }

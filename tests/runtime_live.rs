@@ -480,10 +480,9 @@ async fn citus_mode_is_refused_by_a_database_without_citus() {
     );
     let refused = tenancy.check().await;
     match refused {
-        Err(Error::Misconfigured(message)) => assert!(
-            message.contains("has no citus extension"),
-            "{message}"
-        ),
+        Err(Error::Misconfigured(message)) => {
+            assert!(message.contains("has no citus extension"), "{message}")
+        }
         other => panic!("expected Misconfigured, got {other:?}"),
     }
     let signed = f.tenancy();
@@ -491,5 +490,8 @@ async fn citus_mode_is_refused_by_a_database_without_citus() {
     let scope = ctx.project(f.a1).unwrap().require::<Viewer>().unwrap();
     let statement = tenancy.begin_statement(&scope).unwrap();
     assert!(statement.contains(".install_context('"), "{statement}");
-    assert!(!statement.contains("SET LOCAL tenancy.context"), "{statement}");
+    assert!(
+        !statement.contains("SET LOCAL tenancy.context"),
+        "{statement}"
+    );
 }

@@ -2,6 +2,7 @@
 //!
 //! Every failure ends with a non-zero exit and one sentence on stderr that says what went wrong.
 
+mod citus;
 mod init;
 mod keys;
 mod login_roles;
@@ -132,6 +133,9 @@ enum Command {
     /// Migrations: `status`, `apply [--dry-run]` (history table with checksums).
     #[command(subcommand)]
     Migrate(migrate::MigrateCommand),
+    /// Citus: where each tenant lives, and moving a large tenant to shards of its own.
+    #[command(subcommand)]
+    Citus(citus::CitusCommand),
 }
 
 /// `--target` values.
@@ -287,6 +291,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Key(command) => keys::key(command),
         Command::LoginRole(command) => login_roles::login_role(command),
         Command::Migrate(command) => migrate::migrate(command),
+        Command::Citus(command) => citus::citus(command),
     }
 }
 

@@ -206,7 +206,8 @@ fn citus_folds_the_tenant_boundary_into_every_policy() {
         assert!(policy.contains("AS PERMISSIVE"), "{policy}");
         assert!(
             policy.contains("tenant_id = tenancy.current_tenant_id() AND ")
-                || policy.contains("ON tenants") && policy.contains("(id = tenancy.current_tenant_id() AND "),
+                || policy.contains("ON tenants")
+                    && policy.contains("(id = tenancy.current_tenant_id() AND "),
             "a Citus policy without the tenant check: {policy}"
         );
     }
@@ -224,7 +225,13 @@ fn citus_distributes_the_tenant_tree_and_adds_foreign_keys_afterwards() {
     assert!(sql.contains(
         "SELECT pg_catalog.create_distributed_table('public.tenants', 'id', colocate_with => 'none');"
     ));
-    for table in ["projects", "user_project_roles", "documents", "chunks", "assertions"] {
+    for table in [
+        "projects",
+        "user_project_roles",
+        "documents",
+        "chunks",
+        "assertions",
+    ] {
         assert!(
             sql.contains(&format!(
                 "SELECT pg_catalog.create_distributed_table('public.{table}', 'tenant_id', colocate_with => 'public.tenants');"
@@ -237,9 +244,16 @@ fn citus_distributes_the_tenant_tree_and_adds_foreign_keys_afterwards() {
     for table in statements(&sql, "CREATE TABLE ") {
         assert!(!table.contains("FOREIGN KEY"), "{table}");
     }
-    let distributed = sql.find("create_distributed_table('public.chunks'").unwrap_or(usize::MAX);
-    let key = sql.find("ALTER TABLE chunks ADD CONSTRAINT chunks_document_id_fkey FOREIGN KEY").unwrap_or(0);
-    assert!(key > distributed, "the foreign key comes after the distribution");
+    let distributed = sql
+        .find("create_distributed_table('public.chunks'")
+        .unwrap_or(usize::MAX);
+    let key = sql
+        .find("ALTER TABLE chunks ADD CONSTRAINT chunks_document_id_fkey FOREIGN KEY")
+        .unwrap_or(0);
+    assert!(
+        key > distributed,
+        "the foreign key comes after the distribution"
+    );
     // The Postgres target is untouched.
     assert!(!all_sql(&rag_model(), Target::Postgres).contains("create_distributed_table"));
 }
@@ -576,10 +590,19 @@ fn citus_validator_refuses_what_citus_cannot_distribute_with_a_fix() {
     // Every problem at once: the tenants table's global `unique (slug)` and the SET NULL.
     assert_eq!(problems.len(), 2, "{problems:?}");
     let tenants = problems[0].to_string();
-    assert!(tenants.contains("`unique (slug)` does not contain `id`"), "{tenants}");
-    assert!(tenants.contains("= help: remove `unique (slug)`"), "{tenants}");
+    assert!(
+        tenants.contains("`unique (slug)` does not contain `id`"),
+        "{tenants}"
+    );
+    assert!(
+        tenants.contains("= help: remove `unique (slug)`"),
+        "{tenants}"
+    );
     let text = problems[1].to_string();
-    assert!(text.starts_with("table `notes` cannot be distributed on Citus"), "{text}");
+    assert!(
+        text.starts_with("table `notes` cannot be distributed on Citus"),
+        "{text}"
+    );
     assert!(text.contains("on delete set null"), "{text}");
     assert!(text.contains("= help: use `on delete cascade`"), "{text}");
     // generate refuses the model for Citus and accepts it for PostgreSQL.

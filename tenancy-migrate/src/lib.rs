@@ -498,7 +498,9 @@ async fn run_in_transaction(
     citus: bool,
 ) -> Result<(), sqlx::Error> {
     if !citus {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(conn).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(conn)
+            .await?;
         return Ok(());
     }
     for statement in split_statements(sql) {

@@ -625,7 +625,10 @@ mod tests {
         assert_eq!(config.context_contract(), CONTEXT_CONTRACT);
         let statement = signed_statement(&config, "mac.k1;1;*;t;u", 1024);
         assert!(statement.ends_with("*/ SELECT \"tenancy\".install_context('mac.k1;1;*;t;u')"));
-        assert!(!statement.contains("SET LOCAL tenancy.context"), "{statement}");
+        assert!(
+            !statement.contains("SET LOCAL tenancy.context"),
+            "{statement}"
+        );
     }
 
     #[test]

@@ -20,8 +20,8 @@ use std::fmt;
 use super::ident::{fit_identifier, ident, literal};
 use super::security::{Policy, PolicyKind};
 use super::signed::CONTEXT_CONTRACT;
-use super::Target;
 use super::tables::constraints;
+use super::Target;
 use crate::model::{Command, Model, OnDelete, Table, TableKind, TABLE_SCHEMA, TENANT_COLUMN};
 
 /// The reference table `install_context` reads to start the distributed transaction.
@@ -128,7 +128,11 @@ fn set_null_references(model: &Model, table: &Table) -> Vec<CitusProblem> {
         .foreign_keys
         .iter()
         .filter(|fk| fk.on_delete == OnDelete::SetNull)
-        .filter(|fk| model.table(&fk.table).is_some_and(|p| p.kind.is_tenant_owned()))
+        .filter(|fk| {
+            model
+                .table(&fk.table)
+                .is_some_and(|p| p.kind.is_tenant_owned())
+        })
         .map(|fk| CitusProblem {
             table: table.name.clone(),
             message: format!(

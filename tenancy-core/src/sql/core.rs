@@ -362,9 +362,9 @@ fn audit_log_section(model: &Model, target: Target) -> String {
     };
     let select_using = match target {
         Target::Postgres => format!("project_id IS NULL OR project_id = ANY ({visible_projects})"),
-        Target::Citus => format!(
-            "{select_tenant}(project_id IS NULL OR project_id = ANY ({visible_projects}))"
-        ),
+        Target::Citus => {
+            format!("{select_tenant}(project_id IS NULL OR project_id = ANY ({visible_projects}))")
+        }
     };
     let select_grant = audit_select_grant(model);
     let mut out = section_heading(

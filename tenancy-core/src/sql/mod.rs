@@ -30,10 +30,10 @@ use std::path::PathBuf;
 
 use crate::model::Model;
 
-pub use citus::{citus_problems, CitusProblem};
 pub use adopt::{
     no_transaction_statements, runs_outside_transaction, BACKFILL_BATCH_ROWS, NO_TRANSACTION_MARKER,
 };
+pub use citus::{citus_problems, CitusProblem};
 pub use context::{context_call, ContextHelper};
 pub use ident::ident as quote_ident;
 pub(crate) use ident::literal as quote_literal;
