@@ -154,7 +154,10 @@ pub fn generate(
     existing: &ExistingOutput,
     options: GenerateOptions,
 ) -> Result<Vec<GeneratedFile>, GenerateError> {
-    check_target(model, target)?;
+    // A snapshot of another target is reported first (it says which target to use).
+    if existing.snapshot.is_none() {
+        check_target(model, target)?;
+    }
     let mut files = match &existing.snapshot {
         None => {
             let baseline = crate::sql::generate_migrations(model, target);
@@ -167,7 +170,11 @@ pub fn generate(
             files.push(snapshot_file(snapshot.to_json()));
             files
         }
-        Some(text) => migrations_after_snapshot(model, target, existing, text, options)?,
+        Some(text) => {
+            let files = migrations_after_snapshot(model, target, existing, text, options)?;
+            check_target(model, target)?;
+            files
+        }
     };
     let rust = crate::rust::generate_repositories(model)
         .map_err(|err| GenerateError::Rust(err.to_string()))?;
