@@ -59,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         sqlx::query(
             "INSERT INTO documents (tenant_id, project_id, title, content_hash, created_by) \
-             SELECT $1, $2, 'doc ' || g, 'h' || g, $3 FROM generate_series(1, $4) AS g",
+             SELECT $1, $2, 'doc ' || g, 's' || g, $3 FROM generate_series(1, $4) AS g",
         )
         .bind(t)
         .bind(p)
@@ -179,19 +179,23 @@ async fn main() -> anyhow::Result<()> {
 
     // Router-plan share of the four repository statements.
     let mut router = 0;
-    for sql in [
+    for (n, sql) in [
         Documents::GET_SQL,
         Documents::LIST_SQL,
         Documents::INSERT_SQL,
         Documents::UPDATE_SQL,
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let mut tx = plain.begin().await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PREPARE s AS {sql}")))
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PREPARE s{n} AS {sql}")))
             .execute(&mut *tx)
             .await?;
         let types: Vec<String> = sqlx::query_scalar(
-            "SELECT unnest(parameter_types)::text FROM pg_prepared_statements WHERE name = 's'",
+            "SELECT unnest(parameter_types)::text FROM pg_prepared_statements WHERE name = $1",
         )
+        .bind(format!("s{n}"))
         .fetch_all(&mut *tx)
         .await?;
         let args: Vec<String> = types
@@ -205,7 +209,7 @@ async fn main() -> anyhow::Result<()> {
             })
             .collect();
         let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "EXPLAIN (COSTS OFF) EXECUTE s({})",
+            "EXPLAIN (COSTS OFF) EXECUTE s{n}({})",
             args.join(", ")
         )))
         .fetch_all(&mut *tx)

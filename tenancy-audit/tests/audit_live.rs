@@ -468,7 +468,11 @@ async fn auditing_for_the_wrong_target_reports_every_permissive_policy() {
     );
     assert_only(
         &report,
-        &[codes::POLICY_DIFFERS, codes::POLICY_EXTRA, codes::HELPER_MISSING],
+        &[
+            codes::POLICY_DIFFERS,
+            codes::POLICY_EXTRA,
+            codes::HELPER_MISSING,
+        ],
     );
     db.drop_db().await;
 }
