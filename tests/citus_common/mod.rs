@@ -151,7 +151,7 @@ impl CitusDb {
         let dir = std::env::temp_dir().join(format!("{name}_migrations"));
         std::fs::create_dir_all(&dir).unwrap();
         for file in tenancy_core::output::generate_all(model, Target::Citus).unwrap() {
-            if let Some(file_name) = file.path.strip_prefix("migrations").ok() {
+            if let Ok(file_name) = file.path.strip_prefix("migrations") {
                 std::fs::write(dir.join(file_name), &file.contents).unwrap();
             }
         }
