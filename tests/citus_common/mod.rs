@@ -73,15 +73,19 @@ pub async fn cluster() -> Cluster {
 }
 
 pub fn node_url(base: &str, host: &str, port: u16, database: &str, user: Option<&str>) -> String {
-    let mut url = url::Url::parse(base).unwrap();
-    url.set_host(Some(host)).unwrap();
-    url.set_port(Some(port)).unwrap();
-    url.set_path(database);
-    if let Some(user) = user {
-        url.set_username(user).unwrap();
-        url.set_password(None).unwrap();
-    }
-    url.to_string()
+    // `postgres://user[:password]@host:port/database[?query]`, rebuilt with another host, port,
+    // database and (optionally) user without a password.
+    let (scheme, rest) = base.split_once("://").unwrap_or(("postgres", base));
+    let (userinfo, rest) = rest.rsplit_once('@').unwrap_or(("postgres", rest));
+    let query = rest
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    let userinfo = match user {
+        Some(user) => user.to_owned(),
+        None => userinfo.to_owned(),
+    };
+    format!("{scheme}://{userinfo}@{host}:{port}/{database}{query}")
 }
 
 /// One database with the same name on every node, Citus in each, the nodes registered in it,
@@ -89,6 +93,8 @@ pub fn node_url(base: &str, host: &str, port: u16, database: &str, user: Option<
 pub struct CitusDb {
     pub name: String,
     pub cluster: Cluster,
+    /// The superuser URL of the database on the coordinator.
+    pub url: String,
     pub admin: PgPool,
     pub app: PgPool,
     pub migrations: Vec<tenancy_migrate::Migration>,
@@ -206,6 +212,7 @@ impl CitusDb {
         CitusDb {
             name,
             cluster,
+            url,
             admin,
             app,
             migrations,
