@@ -2,7 +2,7 @@
 //! (examples/citus/bench_citus.rs): the 3-node cluster from `scripts/citus-up` and one database
 //! per run on every node, with the RAG model's Citus migrations applied through the migration
 //! runner on the coordinator.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
 
