@@ -609,3 +609,82 @@ fn citus_validator_refuses_what_citus_cannot_distribute_with_a_fix() {
     assert!(tenancy_core::output::generate_all(&set_null_model(), Target::Citus).is_err());
     assert!(tenancy_core::output::generate_all(&set_null_model(), Target::Postgres).is_ok());
 }
+
+#[test]
+fn citus_refuses_an_incremental_migration_that_creates_a_table() {
+    use tenancy_core::output::{generate, ExistingOutput, GenerateError, GenerateOptions};
+    use tenancy_core::snapshot::SNAPSHOT_FILE;
+    let mut model = select_only_model();
+    for table in &mut model.tables {
+        if table.kind == TableKind::Tenants {
+            table.unique_keys.clear();
+        }
+    }
+    let first = generate(
+        &model,
+        Target::Citus,
+        &ExistingOutput::default(),
+        GenerateOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("baseline: {e}"));
+    let existing = ExistingOutput {
+        snapshot: first
+            .iter()
+            .find(|f| f.path.as_path() == std::path::Path::new(SNAPSHOT_FILE))
+            .map(|f| f.contents.clone()),
+        migrations: first
+            .iter()
+            .filter(|f| f.path.starts_with("migrations"))
+            .cloned()
+            .collect(),
+    };
+    // Unchanged model: nothing new, accepted.
+    assert!(generate(&model, Target::Citus, &existing, GenerateOptions::default()).is_ok());
+    let mut grown = model.clone();
+    let mut extra = grown
+        .tables
+        .iter()
+        .find(|t| t.kind == TableKind::Scoped)
+        .cloned()
+        .unwrap_or_else(|| panic!("no scoped table"));
+    extra.name = "extra_events".to_owned();
+    grown.tables.push(extra);
+    match generate(&grown, Target::Citus, &existing, GenerateOptions::default()) {
+        Err(GenerateError::Citus(problems)) => {
+            let text = problems[0].to_string();
+            assert!(
+                text.contains("incremental migration that creates tables"),
+                "{text}"
+            );
+            assert!(text.contains("create_distributed_table"), "{text}");
+        }
+        other => panic!("expected a Citus refusal, got {other:?}"),
+    }
+    // The PostgreSQL target generates the same change.
+    let mut pg_first = generate(
+        &model,
+        Target::Postgres,
+        &ExistingOutput::default(),
+        GenerateOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    pg_first.retain(|f| !f.path.starts_with("src"));
+    let pg_existing = ExistingOutput {
+        snapshot: pg_first
+            .iter()
+            .find(|f| f.path.as_path() == std::path::Path::new(SNAPSHOT_FILE))
+            .map(|f| f.contents.clone()),
+        migrations: pg_first
+            .iter()
+            .filter(|f| f.path.starts_with("migrations"))
+            .cloned()
+            .collect(),
+    };
+    assert!(generate(
+        &grown,
+        Target::Postgres,
+        &pg_existing,
+        GenerateOptions::default()
+    )
+    .is_ok());
+}
