@@ -122,8 +122,9 @@ pub(super) fn core_migration(model: &Model, target: Target) -> String {
     out
 }
 
-/// The context helpers and, on plain PostgreSQL, the signed context they verify (contract v3:
-/// key table, verifier, installer, contract marker) and the connection hygiene grants.
+/// The context helpers and the signed context they verify (contract v3: key table, verifier,
+/// installer, contract marker; the Citus variant in sql/citus.rs) and the connection hygiene
+/// grants.
 /// `or_replace` writes `CREATE OR REPLACE` functions, for the in-place upgrade.
 fn context_section(model: &Model, target: Target, or_replace: bool) -> String {
     let settings = &model.settings;
@@ -131,58 +132,34 @@ fn context_section(model: &Model, target: Target, or_replace: bool) -> String {
     let owner = ident(&settings.owner_role);
     let app = ident(&settings.app_role);
     let role_type = format!("{schema}.{}", ident(ROLE_TYPE));
-    let signed = true;
     let mut out = String::new();
-    if signed {
-        out.push_str(&section_heading(
-            &format!("Signed context, contract v{CONTEXT_CONTRACT} (see docs/context.md)"),
-            Some(&format!(
-                "The runtime opens a transaction with `BEGIN; SELECT {helper}.install_context('<token>')`:\n\
-                 a token signed with HMAC-SHA256 under a key only the owner role can read. The installer\n\
-                 verifies it and stores a seal bound to this transaction and this connection in the\n\
-                 setting {helper}.context; context_claims() verifies the seal on every use, so a value the\n\
-                 app role sets or copies itself raises 42501 instead of being trusted.",
-                helper = settings.helper_schema
-            )),
-        ));
-        out.push_str(&match target {
-            Target::Postgres => {
-                signed_context_objects(&settings.helper_schema, &owner, &app, or_replace)
-            }
-            Target::Citus => super::citus::signed_context_objects(
-                &settings.helper_schema,
-                &owner,
-                &app,
-                or_replace,
-            ),
-        });
-    }
-    let (source, doc) = if signed {
-        (
-            format!("{schema}.context_claims()"),
-            "Policies read the context only through these helpers, which read only what\n\
+    out.push_str(&section_heading(
+        &format!("Signed context, contract v{CONTEXT_CONTRACT} (see docs/context.md)"),
+        Some(&format!(
+            "The runtime opens a transaction with `BEGIN; SELECT {helper}.install_context('<token>')`:\n\
+             a token signed with HMAC-SHA256 under a key only the owner role can read. The installer\n\
+             verifies it and stores a seal bound to this transaction and this connection in the\n\
+             setting {helper}.context; context_claims() verifies the seal on every use, so a value the\n\
+             app role sets or copies itself raises 42501 instead of being trusted.",
+            helper = settings.helper_schema
+        )),
+    ));
+    out.push_str(&match target {
+        Target::Postgres => {
+            signed_context_objects(&settings.helper_schema, &owner, &app, or_replace)
+        }
+        Target::Citus => {
+            super::citus::signed_context_objects(&settings.helper_schema, &owner, &app, or_replace)
+        }
+    });
+    let (source, doc) = (
+        format!("{schema}.context_claims()"),
+        "Policies read the context only through these helpers, which read only what\n\
              context_claims() verified: 'tenant;user;{projects of the first role or above};\n\
              {second or above};...'. No context means NULL / '{}'; a malformed field raises an\n\
              error. No SET clause: a SQL helper without one is inlined into the calling statement."
-                .to_owned(),
-        )
-    } else {
-        (
-            format!(
-                "pg_catalog.current_setting({}, true)",
-                literal(&format!("{}.context", settings.helper_schema))
-            ),
-            format!(
-                "The runtime sets the one setting {}.context with SET LOCAL, in the same round trip\n\
-                 as BEGIN: 'tenant;user;{{projects of the first role or above}};{{second or above}};...'.\n\
-                 Policies read it only through these helpers. Unset or '' means no context\n\
-                 (NULL / '{{}}'); a malformed field raises an error. No SET clause: the bodies name\n\
-                 functions and types schema-qualified, and a SQL helper without one is inlined into\n\
-                 the calling statement (no function call per statement).",
-                settings.helper_schema
-            ),
-        )
-    };
+            .to_owned(),
+    );
     out.push_str(&section_heading(
         "Context helpers (see docs/context.md)",
         Some(&doc),
@@ -196,13 +173,11 @@ fn context_section(model: &Model, target: Target, or_replace: bool) -> String {
         &app,
         or_replace,
     ));
-    if signed {
-        out.push_str(&section_heading(
-            "Clean pooled connections",
-            Some("Nothing a session creates may outlive its transaction or shadow a table name."),
-        ));
-        out.push_str(&connection_hygiene());
-    }
+    out.push_str(&section_heading(
+        "Clean pooled connections",
+        Some("Nothing a session creates may outlive its transaction or shadow a table name."),
+    ));
+    out.push_str(&connection_hygiene());
     out
 }
 
