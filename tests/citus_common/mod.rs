@@ -88,6 +88,38 @@ pub fn node_url(base: &str, host: &str, port: u16, database: &str, user: Option<
     format!("{scheme}://{userinfo}@{host}:{port}/{database}{query}")
 }
 
+/// Drops, on every node, the test databases of runs that started more than an hour ago (a
+/// killed run leaves its database behind): `tenancy_citus_<unix seconds>_...`.
+async fn drop_stale_databases(cluster: &Cluster, now: u64) {
+    for (host, port) in &cluster.nodes {
+        let postgres = node_url(&cluster.url, host, *port, "postgres", None);
+        let Ok(mut conn) = PgConnection::connect(&postgres).await else {
+            continue;
+        };
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT datname FROM pg_catalog.pg_database WHERE datname LIKE 'tenancy\\_citus\\_%'",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap_or_default();
+        for name in names {
+            let started = name
+                .split('_')
+                .nth(2)
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(0);
+            if now.saturating_sub(started) > 3600 {
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await;
+            }
+        }
+        let _ = conn.close().await;
+    }
+}
+
 /// One database with the same name on every node, Citus in each, the nodes registered in it,
 /// and the model's Citus migrations applied through the migration runner on the coordinator.
 pub struct CitusDb {
@@ -103,11 +135,15 @@ pub struct CitusDb {
 impl CitusDb {
     pub async fn create(model: &Model) -> CitusDb {
         let cluster = cluster().await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let name = format!(
-            "tenancy_citus_{}_{}",
+            "tenancy_citus_{now}_{}_{}",
             std::process::id(),
             &Uuid::new_v4().simple().to_string()[..8]
         );
+        drop_stale_databases(&cluster, now).await;
         // Roles are cluster-wide: one migration at a time.
         let mut lock = PgConnection::connect(&cluster.url).await.unwrap();
         sqlx::query("SELECT pg_catalog.pg_advisory_lock(7401)")
