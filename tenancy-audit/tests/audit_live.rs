@@ -451,18 +451,28 @@ async fn auditing_for_the_wrong_target_reports_every_permissive_policy() {
     assert_finding(
         &report,
         codes::POLICY_DIFFERS,
-        "policy documents_tenant_boundary on documents",
+        "policy documents_select on documents",
     );
-    // Citus keeps the unsigned context: its allowlist has no SECURITY DEFINER function, so the
-    // signed context's verifier and installer are foreign to it.
+    // Citus has no restrictive policy (it would lose AS RESTRICTIVE on the shards): the
+    // PostgreSQL target's tenant boundaries are foreign to it.
     assert_finding(
         &report,
-        codes::SECURITY_DEFINER_NOT_ALLOWED,
-        "function tenancy.context_claims()",
+        codes::POLICY_EXTRA,
+        "policy documents_tenant_boundary on documents",
+    );
+    // The Citus core also copies the context keys to the workers.
+    assert_finding(
+        &report,
+        codes::HELPER_MISSING,
+        "function tenancy.sync_context_keys",
     );
     assert_only(
         &report,
-        &[codes::POLICY_DIFFERS, codes::SECURITY_DEFINER_NOT_ALLOWED],
+        &[
+            codes::POLICY_DIFFERS,
+            codes::POLICY_EXTRA,
+            codes::HELPER_MISSING,
+        ],
     );
     db.drop_db().await;
 }

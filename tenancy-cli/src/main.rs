@@ -3,6 +3,7 @@
 //! Every failure ends with a non-zero exit and one sentence on stderr that says what went wrong.
 
 mod diff;
+mod citus;
 mod init;
 mod keys;
 mod login_roles;
@@ -161,6 +162,9 @@ enum Command {
     /// Migrations: `status`, `apply [--dry-run]` (history table with checksums).
     #[command(subcommand)]
     Migrate(migrate::MigrateCommand),
+    /// Citus: where each tenant lives, and moving a large tenant to shards of its own.
+    #[command(subcommand)]
+    Citus(citus::CitusCommand),
 }
 
 /// `--format` values of `tenancy explain`.
@@ -352,6 +356,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::LoginRole(command) => login_roles::login_role(command),
         Command::Migrate(command) => migrate::migrate(command),
         Command::Usage(args) => tenant::run_usage(args),
+        Command::Citus(command) => citus::citus(command),
     }
 }
 

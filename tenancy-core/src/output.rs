@@ -75,6 +75,47 @@ pub enum GenerateError {
     /// The policies changed in a way no incremental migration can express.
     #[error("cannot generate the next migration: {0}")]
     Diff(#[from] DiffError),
+    /// `--target citus` with a model Citus cannot distribute: every problem, with its fix.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Citus(Vec<crate::sql::CitusProblem>),
+}
+
+/// Fails closed on Citus: an incremental migration that creates a table would leave it a
+/// plain table on the coordinator (only the baseline distributes tables, docs/citus.md).
+fn refuse_new_tables_on_citus(
+    files: &[GeneratedFile],
+    existing: &ExistingOutput,
+) -> Result<(), GenerateError> {
+    let new_tables: Vec<String> = files
+        .iter()
+        .filter(|f| !existing.migrations.iter().any(|e| e.path == f.path))
+        .filter(|f| f.contents.contains("\nCREATE TABLE "))
+        .map(|f| slash_path(&f.path))
+        .collect();
+    if new_tables.is_empty() {
+        return Ok(());
+    }
+    Err(GenerateError::Citus(vec![crate::sql::CitusProblem {
+        table: new_tables.join(", "),
+        message: "an incremental migration that creates tables is not distributed yet on the \
+                  Citus target (the new table would stay a plain table on the coordinator)"
+            .to_owned(),
+        help: "add the table, then distribute it by hand in a migration of your own \
+               (`create_distributed_table(..., 'tenant_id', colocate_with => 'public.tenants')`, \
+               docs/citus.md), or generate a new baseline before the first deployment"
+            .to_owned(),
+    }]))
+}
+
+/// Refuses, for the Citus target, a model Citus cannot distribute (sql/citus.rs).
+fn check_target(model: &Model, target: Target) -> Result<(), GenerateError> {
+    if target == Target::Citus {
+        let problems = crate::sql::citus_problems(model);
+        if !problems.is_empty() {
+            return Err(GenerateError::Citus(problems));
+        }
+    }
+    Ok(())
 }
 
 /// What generation reads from the output directory: the committed snapshot and the
@@ -140,6 +181,10 @@ pub fn generate(
     existing: &ExistingOutput,
     options: GenerateOptions,
 ) -> Result<Vec<GeneratedFile>, GenerateError> {
+    // A snapshot of another target is reported first (it says which target to use).
+    if existing.snapshot.is_none() {
+        check_target(model, target)?;
+    }
     let mut files = match &existing.snapshot {
         None => {
             let baseline = crate::sql::generate_migrations(model, target);
@@ -152,7 +197,14 @@ pub fn generate(
             files.push(snapshot_file(snapshot.to_json()));
             files
         }
-        Some(text) => migrations_after_snapshot(model, target, existing, text, options)?,
+        Some(text) => {
+            let files = migrations_after_snapshot(model, target, existing, text, options)?;
+            check_target(model, target)?;
+            if target == Target::Citus {
+                refuse_new_tables_on_citus(&files, existing)?;
+            }
+            files
+        }
     };
     let rust = crate::rust::generate_repositories(model)
         .map_err(|err| GenerateError::Rust(err.to_string()))?;
@@ -332,6 +384,7 @@ fn migration_number(file: &str) -> Option<u32> {
 /// The baseline files for `model` ignoring any history (the `0001`/`0002` migrations and
 /// the repositories), in a stable order; [`generate`] is what `tenancy generate` writes.
 pub fn generate_all(model: &Model, target: Target) -> Result<Vec<GeneratedFile>, GenerateError> {
+    check_target(model, target)?;
     let mut files = crate::sql::generate_migrations(model, target);
     let rust = crate::rust::generate_repositories(model)
         .map_err(|err| GenerateError::Rust(err.to_string()))?;

@@ -190,9 +190,72 @@ fn citus_calls_helpers_directly() {
         !sql.contains("(SELECT tenancy."),
         "Citus must not use sub-selects"
     );
-    assert!(sql.contains("USING (tenant_id = tenancy.current_tenant_id())"));
-    assert!(sql.contains("USING (project_id = ANY (tenancy.project_ids('editor')))"));
+    // Citus creates every policy as PERMISSIVE on the shards: the tenant check is part of
+    // each policy, never a restrictive policy of its own.
+    assert!(!sql.contains("AS RESTRICTIVE"), "{sql}");
+    assert!(sql.contains(
+        "USING (tenant_id = tenancy.current_tenant_id() AND (project_id = ANY (tenancy.project_ids('editor'))))"
+    ));
     insta::assert_snapshot!("sql_set_null_citus", sql);
+}
+
+#[test]
+fn citus_folds_the_tenant_boundary_into_every_policy() {
+    let sql = all_sql(&rag_model(), Target::Citus);
+    for policy in statements(&sql, "CREATE POLICY ") {
+        assert!(policy.contains("AS PERMISSIVE"), "{policy}");
+        assert!(
+            policy.contains("tenant_id = tenancy.current_tenant_id() AND ")
+                || policy.contains("ON tenants")
+                    && policy.contains("(id = tenancy.current_tenant_id() AND "),
+            "a Citus policy without the tenant check: {policy}"
+        );
+    }
+    // The memberships table's writes keep the role ceiling.
+    for policy in statements(&sql, "CREATE POLICY user_project_roles_") {
+        if !policy.contains("FOR SELECT") {
+            assert!(policy.contains("CASE role WHEN 'viewer'"), "{policy}");
+        }
+    }
+}
+
+#[test]
+fn citus_distributes_the_tenant_tree_and_adds_foreign_keys_afterwards() {
+    let sql = all_sql(&rag_model(), Target::Citus);
+    assert!(sql.contains(
+        "SELECT pg_catalog.create_distributed_table('public.tenants', 'id', colocate_with => 'none');"
+    ));
+    for table in [
+        "projects",
+        "user_project_roles",
+        "documents",
+        "chunks",
+        "assertions",
+    ] {
+        assert!(
+            sql.contains(&format!(
+                "SELECT pg_catalog.create_distributed_table('public.{table}', 'tenant_id', colocate_with => 'public.tenants');"
+            )),
+            "{table} is not distributed"
+        );
+    }
+    assert!(sql.contains("SELECT pg_catalog.create_reference_table('public.embedding_models');"));
+    // No CREATE TABLE carries a foreign key: they are added once both sides are distributed.
+    for table in statements(&sql, "CREATE TABLE ") {
+        assert!(!table.contains("FOREIGN KEY"), "{table}");
+    }
+    let distributed = sql
+        .find("create_distributed_table('public.chunks'")
+        .unwrap_or(usize::MAX);
+    let key = sql
+        .find("ALTER TABLE chunks ADD CONSTRAINT chunks_document_id_fkey FOREIGN KEY")
+        .unwrap_or(0);
+    assert!(
+        key > distributed,
+        "the foreign key comes after the distribution"
+    );
+    // The Postgres target is untouched.
+    assert!(!all_sql(&rag_model(), Target::Postgres).contains("create_distributed_table"));
 }
 
 #[test]
@@ -336,8 +399,13 @@ fn policies_never_read_a_table() {
         let policies = statements(&sql, "CREATE POLICY ");
         // 8 tenant-owned tables with a boundary each, plus one policy per rule, plus the
         // memberships table's role ceiling (insert, update, delete), plus the audit table's
-        // boundary, select and insert
-        assert_eq!(policies.len(), 8 + 1 + 2 + 4 + 4 + 4 + 3 + 3 + 4 + 3 + 3);
+        // boundary, select and insert. Citus folds boundary and ceiling into the rules'
+        // policies (sql/citus.rs).
+        let expected = match target {
+            Target::Postgres => 8 + 1 + 2 + 4 + 4 + 4 + 3 + 3 + 4 + 3 + 3,
+            Target::Citus => 8 + 1 + 2 + 4 + 4 + 4 + 3 + 3 + 4 + 3 + 3 - 8 - 3 - 1,
+        };
+        assert_eq!(policies.len(), expected);
         for policy in policies {
             assert!(!policy.to_uppercase().contains("FROM "), "{policy}");
             assert!(policy.contains("TO tenancy_app"), "{policy}");
@@ -514,4 +582,109 @@ fn memberships_without_a_select_rule_still_read_own_rows() {
     assert!(
         sql.contains("GRANT SELECT, INSERT, DELETE ON TABLE user_project_roles TO tenancy_app;")
     );
+}
+
+#[test]
+fn citus_validator_refuses_what_citus_cannot_distribute_with_a_fix() {
+    let problems = tenancy_core::sql::citus_problems(&set_null_model());
+    // Every problem at once: the tenants table's global `unique (slug)` and the SET NULL.
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    let tenants = problems[0].to_string();
+    assert!(
+        tenants.contains("`unique (slug)` does not contain `id`"),
+        "{tenants}"
+    );
+    assert!(
+        tenants.contains("= help: remove `unique (slug)`"),
+        "{tenants}"
+    );
+    let text = problems[1].to_string();
+    assert!(
+        text.starts_with("table `notes` cannot be distributed on Citus"),
+        "{text}"
+    );
+    assert!(text.contains("on delete set null"), "{text}");
+    assert!(text.contains("= help: use `on delete cascade`"), "{text}");
+    // generate refuses the model for Citus and accepts it for PostgreSQL.
+    assert!(tenancy_core::output::generate_all(&set_null_model(), Target::Citus).is_err());
+    assert!(tenancy_core::output::generate_all(&set_null_model(), Target::Postgres).is_ok());
+}
+
+#[test]
+fn citus_refuses_an_incremental_migration_that_creates_a_table() {
+    use tenancy_core::output::{generate, ExistingOutput, GenerateError, GenerateOptions};
+    use tenancy_core::snapshot::SNAPSHOT_FILE;
+    let mut model = select_only_model();
+    for table in &mut model.tables {
+        if table.kind == TableKind::Tenants {
+            table.unique_keys.clear();
+        }
+    }
+    let first = generate(
+        &model,
+        Target::Citus,
+        &ExistingOutput::default(),
+        GenerateOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("baseline: {e}"));
+    let existing = ExistingOutput {
+        snapshot: first
+            .iter()
+            .find(|f| f.path.as_path() == std::path::Path::new(SNAPSHOT_FILE))
+            .map(|f| f.contents.clone()),
+        migrations: first
+            .iter()
+            .filter(|f| f.path.starts_with("migrations"))
+            .cloned()
+            .collect(),
+    };
+    // Unchanged model: nothing new, accepted.
+    assert!(generate(&model, Target::Citus, &existing, GenerateOptions::default()).is_ok());
+    let mut grown = model.clone();
+    let mut extra = grown
+        .tables
+        .iter()
+        .find(|t| t.kind == TableKind::Scoped)
+        .cloned()
+        .unwrap_or_else(|| panic!("no scoped table"));
+    extra.name = "extra_events".to_owned();
+    grown.tables.push(extra);
+    match generate(&grown, Target::Citus, &existing, GenerateOptions::default()) {
+        Err(GenerateError::Citus(problems)) => {
+            let text = problems[0].to_string();
+            assert!(
+                text.contains("incremental migration that creates tables"),
+                "{text}"
+            );
+            assert!(text.contains("create_distributed_table"), "{text}");
+        }
+        other => panic!("expected a Citus refusal, got {other:?}"),
+    }
+    // The PostgreSQL target generates the same change.
+    let mut pg_first = generate(
+        &model,
+        Target::Postgres,
+        &ExistingOutput::default(),
+        GenerateOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    pg_first.retain(|f| !f.path.starts_with("src"));
+    let pg_existing = ExistingOutput {
+        snapshot: pg_first
+            .iter()
+            .find(|f| f.path.as_path() == std::path::Path::new(SNAPSHOT_FILE))
+            .map(|f| f.contents.clone()),
+        migrations: pg_first
+            .iter()
+            .filter(|f| f.path.starts_with("migrations"))
+            .cloned()
+            .collect(),
+    };
+    assert!(generate(
+        &grown,
+        Target::Postgres,
+        &pg_existing,
+        GenerateOptions::default()
+    )
+    .is_ok());
 }

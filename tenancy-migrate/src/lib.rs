@@ -479,6 +479,38 @@ fn server_message(err: &sqlx::Error) -> String {
     }
 }
 
+/// Whether the database is a Citus coordinator (the citus extension is installed).
+async fn is_citus(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus')",
+    )
+    .fetch_one(&mut *conn)
+    .await
+}
+
+/// Runs a migration's text inside the open transaction: in one round trip, or on Citus one
+/// statement per round trip, because Citus forwards the text of the whole query message to the
+/// shards for some commands (`ALTER TABLE ... ADD CONSTRAINT` on a distributed table), which
+/// the workers refuse when it holds several statements.
+async fn run_in_transaction(
+    conn: &mut PgConnection,
+    sql: &str,
+    citus: bool,
+) -> Result<(), sqlx::Error> {
+    if !citus {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(conn)
+            .await?;
+        return Ok(());
+    }
+    for statement in split_statements(sql) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement.as_str()))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Applies every pending migration in order, each in its own transaction with its history
 /// row, under the advisory lock. Returns what was applied (empty when up to date).
 pub async fn apply(
@@ -488,6 +520,7 @@ pub async fn apply(
     locked(conn, async |conn: &mut PgConnection| {
         let mut tx = conn.begin().await?;
         ensure_history(&mut tx).await?;
+        let citus = is_citus(&mut tx).await?;
         tx.commit().await?;
         let history = read_history(conn).await?;
         let mut applied = Vec::new();
@@ -515,10 +548,7 @@ pub async fn apply(
             } else {
                 migration.sql.as_str()
             };
-            if let Err(err) = sqlx::raw_sql(sqlx::AssertSqlSafe(in_transaction))
-                .execute(&mut *tx)
-                .await
-            {
+            if let Err(err) = run_in_transaction(&mut tx, in_transaction, citus).await {
                 // Dropping the transaction rolls it back.
                 drop(tx);
                 return Err(MigrateError::Failed {

@@ -34,9 +34,10 @@ pub struct TenancyConfig {
     /// The memberships table `(tenant_id, project_id, user_id, role)`, optionally
     /// schema-qualified (`schema.table`); each part must match `[a-z_][a-z0-9_]*`.
     pub memberships_table: String,
-    /// Whether the database is Citus: the context is then sent with
-    /// `SET LOCAL citus.propagate_set_commands = 'local'` first so it reaches the workers.
-    /// The Citus target speaks the unsigned context contract 2 (docs/context.md).
+    /// Whether the database is Citus (docs/citus.md). The context is the same signed token:
+    /// the Citus target's `install_context` seals it to the distributed transaction and sends
+    /// the seal to the workers itself. [`Tenancy::check`] then also checks that the database
+    /// has the `citus` extension.
     pub citus: bool,
     /// The key context tokens are signed with (docs/keys.md). `None`: the key is read from
     /// `TENANCY_CONTEXT_KEY` or the file named by `TENANCY_CONTEXT_KEY_FILE` when the
@@ -108,13 +109,9 @@ impl TenancyConfig {
         self
     }
 
-    /// The context contract this configuration speaks: 2 (unsigned) for Citus, 3 otherwise.
+    /// The context contract this configuration speaks: 3, the signed context (on Citus too).
     pub fn context_contract(&self) -> u32 {
-        if self.citus {
-            2
-        } else {
-            CONTEXT_CONTRACT
-        }
+        CONTEXT_CONTRACT
     }
 }
 
@@ -149,22 +146,6 @@ fn context_claims(tenant: TenantId, user: UserId, project_roles: Option<&[Member
         }
     }
     claims
-}
-
-/// The unsigned contract-2 statement (Citus): `BEGIN`, the propagation setting and one
-/// `SET LOCAL <helper_schema>.context = '<claims>'`.
-fn unsigned_statement(config: &TenancyConfig, claims: &str) -> String {
-    let mut statement = String::from("BEGIN; ");
-    push_statement_timeout(&mut statement, config);
-    if config.citus {
-        statement.push_str("SET LOCAL citus.propagate_set_commands = 'local'; ");
-    }
-    let _ = write!(
-        statement,
-        "SET LOCAL {}.context = '{claims}'",
-        config.helper_schema
-    );
-    statement
 }
 
 /// `SET LOCAL statement_timeout = <ms>; ` when the configuration has a statement timeout (at
@@ -303,7 +284,21 @@ impl Tenancy {
             )));
         }
         if self.config.citus {
-            return Ok(());
+            let mut probe = self.pool.begin().await?;
+            let has_citus: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus')",
+            )
+            .persistent(false)
+            .fetch_one(&mut *probe)
+            .await?;
+            probe.commit().await?;
+            if !has_citus {
+                return Err(Error::Misconfigured(
+                    "the configuration says Citus (`citus: true`) but the database has no citus \
+                     extension: connect to the Citus coordinator or set `citus: false`"
+                        .to_owned(),
+                ));
+            }
         }
         let mut probe = self.pool.begin().await?;
         let size: i32 = sqlx::query_scalar(
@@ -361,23 +356,18 @@ impl Tenancy {
     }
 
     /// What opening a transaction needs before a connection is taken: a valid configuration
-    /// and, unless the context is unsigned (Citus), a context key.
+    /// and a context key.
     fn ready_to_open(&self) -> Result<(), Error> {
         self.config.validate()?;
-        if !self.config.citus {
-            self.key
-                .as_ref()
-                .map_err(|err| Error::Misconfigured(err.clone()))?;
-        }
+        self.key
+            .as_ref()
+            .map_err(|err| Error::Misconfigured(err.clone()))?;
         Ok(())
     }
 
     /// The statement that opens a transaction carrying `claims`.
     fn open_statement_for_claims(&self, claims: &str) -> Result<String, Error> {
         self.ready_to_open()?;
-        if self.config.citus {
-            return Ok(unsigned_statement(&self.config, claims));
-        }
         let key = self
             .key
             .as_ref()
@@ -627,19 +617,17 @@ mod tests {
     }
 
     #[test]
-    fn citus_statement_is_unsigned_with_propagation() {
+    fn citus_speaks_the_signed_contract() {
         let config = TenancyConfig {
-            helper_schema: "acl".to_owned(),
-            memberships_table: "app.members".to_owned(),
             citus: true,
             ..TenancyConfig::default()
         };
-        assert_eq!(
-            unsigned_statement(&config, &format!("{TENANT};{USER};{{{P1}}}")),
-            format!(
-                "BEGIN; SET LOCAL citus.propagate_set_commands = 'local'; \
-                 SET LOCAL acl.context = '{TENANT};{USER};{{{P1}}}'"
-            )
+        assert_eq!(config.context_contract(), CONTEXT_CONTRACT);
+        let statement = signed_statement(&config, "mac.k1;1;*;t;u", 1024);
+        assert!(statement.ends_with("*/ SELECT \"tenancy\".install_context('mac.k1;1;*;t;u')"));
+        assert!(
+            !statement.contains("SET LOCAL tenancy.context"),
+            "{statement}"
         );
     }
 
@@ -664,12 +652,6 @@ mod tests {
             "{statement}"
         );
         assert!(statement.find("mac.k1").unwrap() > 1024);
-        let citus = TenancyConfig {
-            citus: true,
-            ..config
-        };
-        assert!(unsigned_statement(&citus, "c")
-            .starts_with("BEGIN; SET LOCAL statement_timeout = 2500; SET LOCAL citus"));
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub(crate) const KEEP_TOP_ROLE_FUNCTION: &str = "keep_top_role";
 
 /// `CASE role WHEN 'viewer' THEN <caller is at least viewer in the row's project> ... END`:
 /// true when the caller's own role in the row's project reaches the row's role.
-fn ceiling_expression(model: &Model, target: Target) -> String {
+pub(super) fn ceiling_expression(model: &Model, target: Target) -> String {
     let schema = &model.settings.helper_schema;
     let mut out = format!("CASE {}", ident(ROLE_COLUMN));
     for role in &model.roles {

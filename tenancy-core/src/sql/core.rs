@@ -19,6 +19,9 @@ pub(super) fn core_migration(model: &Model, target: Target) -> String {
         target,
         &settings.helper_schema,
     );
+    if target == Target::Citus {
+        out.push_str(&super::citus::migration_settings());
+    }
 
     out.push_str(&section_heading(
         "Roles",
@@ -105,15 +108,23 @@ pub(super) fn core_migration(model: &Model, target: Target) -> String {
             out.push_str(&statistics::statistics_section(table, &ident(&table.name)));
         }
     }
-    out.push_str(&authority::keep_top_role_section(model));
+    // Citus: a deferred trigger that reads other distributed tables cannot run on a shard;
+    // the top-role rule is not enforced there (docs/citus.md).
+    if target == Target::Postgres {
+        out.push_str(&authority::keep_top_role_section(model));
+    }
     out.push_str(&audit_log_section(model, target));
     out.push_str(&statistics::audit_statistics(model));
     out.push_str(&super::surfaces::large_objects_section(model));
+    if target == Target::Citus {
+        out.push_str(&super::citus::core_distribution(model));
+    }
     out
 }
 
-/// The context helpers and, on plain PostgreSQL, the signed context they verify (contract v3:
-/// key table, verifier, installer, contract marker) and the connection hygiene grants.
+/// The context helpers and the signed context they verify (contract v3: key table, verifier,
+/// installer, contract marker; the Citus variant in sql/citus.rs) and the connection hygiene
+/// grants.
 /// `or_replace` writes `CREATE OR REPLACE` functions, for the in-place upgrade.
 fn context_section(model: &Model, target: Target, or_replace: bool) -> String {
     let settings = &model.settings;
@@ -121,53 +132,34 @@ fn context_section(model: &Model, target: Target, or_replace: bool) -> String {
     let owner = ident(&settings.owner_role);
     let app = ident(&settings.app_role);
     let role_type = format!("{schema}.{}", ident(ROLE_TYPE));
-    let signed = target == Target::Postgres;
     let mut out = String::new();
-    if signed {
-        out.push_str(&section_heading(
-            &format!("Signed context, contract v{CONTEXT_CONTRACT} (see docs/context.md)"),
-            Some(&format!(
-                "The runtime opens a transaction with `BEGIN; SELECT {helper}.install_context('<token>')`:\n\
-                 a token signed with HMAC-SHA256 under a key only the owner role can read. The installer\n\
-                 verifies it and stores a seal bound to this transaction and this connection in the\n\
-                 setting {helper}.context; context_claims() verifies the seal on every use, so a value the\n\
-                 app role sets or copies itself raises 42501 instead of being trusted.",
-                helper = settings.helper_schema
-            )),
-        ));
-        out.push_str(&signed_context_objects(
-            &settings.helper_schema,
-            &owner,
-            &app,
-            or_replace,
-        ));
-    }
-    let (source, doc) = if signed {
-        (
-            format!("{schema}.context_claims()"),
-            "Policies read the context only through these helpers, which read only what\n\
+    out.push_str(&section_heading(
+        &format!("Signed context, contract v{CONTEXT_CONTRACT} (see docs/context.md)"),
+        Some(&format!(
+            "The runtime opens a transaction with `BEGIN; SELECT {helper}.install_context('<token>')`:\n\
+             a token signed with HMAC-SHA256 under a key only the owner role can read. The installer\n\
+             verifies it and stores a seal bound to this transaction and this connection in the\n\
+             setting {helper}.context; context_claims() verifies the seal on every use, so a value the\n\
+             app role sets or copies itself raises 42501 instead of being trusted.",
+            helper = settings.helper_schema
+        )),
+    ));
+    out.push_str(&match target {
+        Target::Postgres => {
+            signed_context_objects(&settings.helper_schema, &owner, &app, or_replace)
+        }
+        Target::Citus => {
+            super::citus::signed_context_objects(&settings.helper_schema, &owner, &app, or_replace)
+        }
+    });
+    let (source, doc) = (
+        format!("{schema}.context_claims()"),
+        "Policies read the context only through these helpers, which read only what\n\
              context_claims() verified: 'tenant;user;{projects of the first role or above};\n\
              {second or above};...'. No context means NULL / '{}'; a malformed field raises an\n\
              error. No SET clause: a SQL helper without one is inlined into the calling statement."
-                .to_owned(),
-        )
-    } else {
-        (
-            format!(
-                "pg_catalog.current_setting({}, true)",
-                literal(&format!("{}.context", settings.helper_schema))
-            ),
-            format!(
-                "The runtime sets the one setting {}.context with SET LOCAL, in the same round trip\n\
-                 as BEGIN: 'tenant;user;{{projects of the first role or above}};{{second or above}};...'.\n\
-                 Policies read it only through these helpers. Unset or '' means no context\n\
-                 (NULL / '{{}}'); a malformed field raises an error. No SET clause: the bodies name\n\
-                 functions and types schema-qualified, and a SQL helper without one is inlined into\n\
-                 the calling statement (no function call per statement).",
-                settings.helper_schema
-            ),
-        )
-    };
+            .to_owned(),
+    );
     out.push_str(&section_heading(
         "Context helpers (see docs/context.md)",
         Some(&doc),
@@ -181,13 +173,11 @@ fn context_section(model: &Model, target: Target, or_replace: bool) -> String {
         &app,
         or_replace,
     ));
-    if signed {
-        out.push_str(&section_heading(
-            "Clean pooled connections",
-            Some("Nothing a session creates may outlive its transaction or shadow a table name."),
-        ));
-        out.push_str(&connection_hygiene());
-    }
+    out.push_str(&section_heading(
+        "Clean pooled connections",
+        Some("Nothing a session creates may outlive its transaction or shadow a table name."),
+    ));
+    out.push_str(&connection_hygiene());
     out
 }
 
@@ -286,12 +276,21 @@ pub(super) fn audit_insert_policy(model: &Model, target: Target) -> String {
         helper_schema,
         ContextHelper::ProjectIds(lowest_role),
     );
+    // Citus creates every policy as PERMISSIVE on the shards (sql/citus.rs): the tenant
+    // boundary is part of each policy there.
+    let tenant_check = match target {
+        Target::Postgres => String::new(),
+        Target::Citus => format!(
+            "tenant_id = {} AND ",
+            context_call(target, helper_schema, ContextHelper::CurrentTenantId)
+        ),
+    };
     format!(
         "CREATE POLICY audit_log_insert ON {table}\n\
          \x20 AS PERMISSIVE\n\
          \x20 FOR INSERT\n\
          \x20 TO {app}\n\
-         \x20 WITH CHECK (actor = ({current_user})::text \
+         \x20 WITH CHECK ({tenant_check}actor = ({current_user})::text \
          AND COALESCE(project_id = ANY ({member_projects}), false));\n"
     )
 }
@@ -320,6 +319,28 @@ fn audit_log_section(model: &Model, target: Target) -> String {
         ContextHelper::ProjectIds(lowest_role),
     );
     let insert_policy = audit_insert_policy(model, target);
+    // Citus creates every policy as PERMISSIVE on the shards (sql/citus.rs): no restrictive
+    // boundary there, the tenant check is part of each policy instead.
+    let (boundary, select_tenant) = match target {
+        Target::Postgres => (
+            format!(
+                "CREATE POLICY audit_log_tenant_boundary ON {table}\n\
+                 \x20 AS RESTRICTIVE\n\
+                 \x20 FOR ALL\n\
+                 \x20 TO {app}\n\
+                 \x20 USING ({tenant_check})\n\
+                 \x20 WITH CHECK ({tenant_check});\n"
+            ),
+            String::new(),
+        ),
+        Target::Citus => (String::new(), format!("{tenant_check} AND ")),
+    };
+    let select_using = match target {
+        Target::Postgres => format!("project_id IS NULL OR project_id = ANY ({visible_projects})"),
+        Target::Citus => {
+            format!("{select_tenant}(project_id IS NULL OR project_id = ANY ({visible_projects}))")
+        }
+    };
     let select_grant = audit_select_grant(model);
     let mut out = section_heading(
         &format!("{table} (the audit table: who did what, when)"),
@@ -350,17 +371,12 @@ fn audit_log_section(model: &Model, target: Target) -> String {
          -- project the user holds a role in (tenant-wide rows come from the operator path).\n\
          ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;\n\
          ALTER TABLE {table} FORCE ROW LEVEL SECURITY;\n\
-         CREATE POLICY audit_log_tenant_boundary ON {table}\n\
-         \x20 AS RESTRICTIVE\n\
-         \x20 FOR ALL\n\
-         \x20 TO {app}\n\
-         \x20 USING ({tenant_check})\n\
-         \x20 WITH CHECK ({tenant_check});\n\
+         {boundary}\
          CREATE POLICY audit_log_select ON {table}\n\
          \x20 AS PERMISSIVE\n\
          \x20 FOR SELECT\n\
          \x20 TO {app}\n\
-         \x20 USING (project_id IS NULL OR project_id = ANY ({visible_projects}));\n\
+         \x20 USING ({select_using});\n\
          {insert_policy}\
          \n\
          -- Grants: read and append only; never UPDATE, DELETE, TRUNCATE, REFERENCES or TRIGGER.\n\

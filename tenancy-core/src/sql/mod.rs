@@ -13,6 +13,7 @@
 mod adopt;
 mod authority;
 mod column_rights;
+mod citus;
 mod conditions;
 mod context;
 mod core;
@@ -34,6 +35,7 @@ pub use adopt::{
     no_transaction_statements, runs_outside_transaction, BACKFILL_BATCH_ROWS, NO_TRANSACTION_MARKER,
 };
 pub(crate) use column_rights::granted_update_columns;
+pub use citus::{citus_problems, CitusProblem};
 pub use context::{context_call, ContextHelper};
 pub use ident::ident as quote_ident;
 pub(crate) use ident::literal as quote_literal;
@@ -56,13 +58,10 @@ pub enum Target {
 }
 
 /// The context contract the generated core speaks for `target`: the signed context
-/// ([`CONTEXT_CONTRACT`]) on plain PostgreSQL; the unsigned one on Citus, where the seal's
-/// binding to one backend does not hold on the workers (docs/context.md).
-pub fn context_contract(target: Target) -> u32 {
-    match target {
-        Target::Postgres => CONTEXT_CONTRACT,
-        Target::Citus => UNSIGNED_CONTEXT_CONTRACT,
-    }
+/// ([`CONTEXT_CONTRACT`]) on both; on Citus the seal is bound to the distributed transaction,
+/// so the workers verify it too (docs/citus.md).
+pub fn context_contract(_target: Target) -> u32 {
+    CONTEXT_CONTRACT
 }
 
 /// The migration that upgrades a core generated for context contract `from` to
@@ -181,7 +180,8 @@ fn file_header(title: &str, target: Target, helper_schema: &str) -> String {
         ),
         Target::Citus => format!(
             "-- Target: Citus (policies call the context helpers directly, \
-             `{helper_schema}.fn(...)`,\n-- because Citus rejects sub-selects in policies)."
+             `{helper_schema}.fn(...)`,\n-- because Citus rejects sub-selects in policies; \
+             tables distributed by tenant, see docs/citus.md)."
         ),
     };
     format!(

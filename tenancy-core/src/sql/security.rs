@@ -106,6 +106,11 @@ pub(super) fn policies(model: &Model, table: &Table, target: Target) -> Vec<Poli
         ident(scope.tenant),
         context_call(target, schema, ContextHelper::CurrentTenantId)
     );
+    if target == Target::Citus {
+        return super::citus::folded_policies(model, table, &tenant_check, |command| {
+            rule_expression(model, table, command, target)
+        });
+    }
     let boundary = policy_name(table, "tenant_boundary");
     let mut out = vec![Policy {
         create: format!(

@@ -11,6 +11,9 @@ pub(super) fn tables_migration(model: &Model, target: Target) -> String {
         target,
         &model.settings.helper_schema,
     );
+    if target == Target::Citus {
+        out.push_str(&super::citus::migration_settings());
+    }
     for table in model.tables_in_dependency_order() {
         if matches!(table.kind, TableKind::Scoped | TableKind::Global) {
             out.push_str(&table_section(model, table, target));
@@ -20,6 +23,9 @@ pub(super) fn tables_migration(model: &Model, target: Target) -> String {
                 &ident(&table.name),
             ));
         }
+    }
+    if target == Target::Citus {
+        out.push_str(&super::citus::tables_distribution(model));
     }
     out
 }
@@ -36,7 +42,7 @@ pub(crate) fn kind_description(kind: TableKind) -> &'static str {
 }
 
 /// Heading, `CREATE TABLE`, indexes and owner of one table.
-pub(super) fn table_section(model: &Model, table: &Table, _target: Target) -> String {
+pub(super) fn table_section(model: &Model, table: &Table, target: Target) -> String {
     let name = ident(&table.name);
     let mut out = section_heading(
         &format!("{} ({})", table.name, kind_description(table.kind)),
@@ -60,7 +66,11 @@ pub(super) fn table_section(model: &Model, table: &Table, _target: Target) -> St
         })
         .collect();
 
-    for constraint in constraints(model, table) {
+    // Citus: foreign keys are added once both sides are Citus tables (sql/citus.rs).
+    for constraint in constraints(model, table)
+        .into_iter()
+        .filter(|c| target == Target::Postgres || !c.definition.starts_with("FOREIGN KEY"))
+    {
         body.push(format!(
             "  CONSTRAINT {} {}",
             ident(&constraint.name),
