@@ -2,8 +2,8 @@
 //!
 //! Every failure ends with a non-zero exit and one sentence on stderr that says what went wrong.
 
-mod diff;
 mod citus;
+mod diff;
 mod init;
 mod keys;
 mod login_roles;

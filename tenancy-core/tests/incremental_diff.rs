@@ -385,12 +385,15 @@ fn a_changed_model_appends_a_numbered_migration_and_keeps_history() {
     assert_eq!(snapshot.model, model_of(&edited));
     assert_eq!(snapshot.migrations.len(), 3);
     // The new migration's header says what access it adds (issue 21): a new column, neutral.
-    let header: Vec<&str> = contents(&second, "migrations/0003_add_documents_summary_and_1_more.sql")
-        .split("\n\n")
-        .next()
-        .unwrap()
-        .lines()
-        .collect();
+    let header: Vec<&str> = contents(
+        &second,
+        "migrations/0003_add_documents_summary_and_1_more.sql",
+    )
+    .split("\n\n")
+    .next()
+    .unwrap()
+    .lines()
+    .collect();
     assert!(
         header.contains(&"-- Access (what `tenancy diff` reports against the previous model):"),
         "{header:?}"

@@ -305,16 +305,6 @@ pub(super) fn tables_distribution(model: &Model) -> String {
     out
 }
 
-/// `pg_catalog.encode(HMAC-SHA256(key, <domain>;<message>), 'hex')` over the pads held in the
-/// PL/pgSQL variables `inner_pad`/`outer_pad` (the same MAC as the PostgreSQL target's).
-fn hmac_hex(domain: &str, message: &str) -> String {
-    format!(
-        "pg_catalog.encode(pg_catalog.sha256(outer_pad OPERATOR(pg_catalog.||) \
-         pg_catalog.sha256(inner_pad OPERATOR(pg_catalog.||) \
-         pg_catalog.convert_to('{domain};' OPERATOR(pg_catalog.||) {message}, 'UTF8'))), 'hex')"
-    )
-}
-
 /// This backend's global pid: on a worker, the pid of the coordinator backend it works for.
 const GLOBAL_PID: &str = "pg_catalog.citus_backend_gpid()::pg_catalog.text";
 
@@ -364,8 +354,17 @@ pub(super) fn signed_context_objects(
     let anchor_lit = literal(&anchor);
     let key_ddl = key_table_ddl(&keys, owner);
     let worker_ddl = literal(&key_ddl);
-    let seal_mac = hmac_hex("seal", "body");
-    let token_mac = hmac_hex("token", "body");
+    let seal_mac = super::signed::hmac_hex("seal", "body");
+    let context_claims = super::signed::context_claims_function(
+        create,
+        &schema,
+        &setting,
+        &keys,
+        helper_schema,
+        [GLOBAL_PID, TRANSACTION_NUMBER],
+        "in this distributed transaction",
+    );
+    let token_mac = super::signed::hmac_hex("token", "body");
     let set_local = |value: &str| {
         format!(
             "EXECUTE 'SET LOCAL citus.propagate_set_commands = ''local''';\n\
@@ -459,44 +458,7 @@ pub(super) fn signed_context_objects(
          -- unset). Anything else must be the seal install_context wrote in this very distributed\n\
          -- transaction: '<hmac>.<kid>;<global pid>;<distributed transaction number>;<claims>', under a\n\
          -- key of this node's key table. Otherwise it raises 42501 (no rows, no write).\n\
-         {create} {schema}.context_claims()\n\
-         \x20 RETURNS pg_catalog.text\n\
-         \x20 LANGUAGE plpgsql\n\
-         \x20 STABLE\n\
-         \x20 SECURITY DEFINER\n\
-         AS $$\n\
-         DECLARE\n\
-         \x20 seal pg_catalog.text := pg_catalog.current_setting({setting}, true);\n\
-         \x20 body pg_catalog.text;\n\
-         \x20 inner_pad pg_catalog.bytea;\n\
-         \x20 outer_pad pg_catalog.bytea;\n\
-         BEGIN\n\
-         \x20 IF seal IS NULL OR seal OPERATOR(pg_catalog.=) '' THEN\n\
-         \x20   RETURN NULL;\n\
-         \x20 END IF;\n\
-         \x20 body := pg_catalog.substr(seal, 66);\n\
-         \x20 SELECT k.inner_pad, k.outer_pad INTO inner_pad, outer_pad\n\
-         \x20   FROM {keys} AS k\n\
-         \x20   WHERE k.kid OPERATOR(pg_catalog.=) pg_catalog.split_part(body, ';', 1);\n\
-         \x20 IF inner_pad IS NULL\n\
-         \x20    OR pg_catalog.substr(seal, 65, 1) OPERATOR(pg_catalog.<>) '.'\n\
-         \x20    OR pg_catalog.split_part(body, ';', 2) OPERATOR(pg_catalog.<>) {GLOBAL_PID}\n\
-         \x20    OR pg_catalog.split_part(body, ';', 3) OPERATOR(pg_catalog.<>) {TRANSACTION_NUMBER}\n\
-         \x20    OR pg_catalog.substr(seal, 1, 64) OPERATOR(pg_catalog.<>) {seal_mac}\n\
-         \x20 THEN\n\
-         \x20   IF pg_catalog.substr(seal, 1, 8) OPERATOR(pg_catalog.=) 'refused;' THEN\n\
-         \x20     RAISE EXCEPTION 'tenancy: %', pg_catalog.substr(seal, 9) USING ERRCODE = '42501';\n\
-         \x20   END IF;\n\
-         \x20   RAISE EXCEPTION 'tenancy: the context was not installed by this transaction'\n\
-         \x20     USING ERRCODE = '42501',\n\
-         \x20           DETAIL = 'The setting {helper_schema}.context holds a value that install_context did not write in this distributed transaction (forged, edited, or copied from another transaction).',\n\
-         \x20           HINT = 'Open transactions with the tenancy runtime; never set {helper_schema}.context by hand.';\n\
-         \x20 END IF;\n\
-         \x20 RETURN pg_catalog.substr(body, pg_catalog.length(pg_catalog.split_part(body, ';', 1))\n\
-         \x20   OPERATOR(pg_catalog.+) pg_catalog.length(pg_catalog.split_part(body, ';', 2))\n\
-         \x20   OPERATOR(pg_catalog.+) pg_catalog.length(pg_catalog.split_part(body, ';', 3)) OPERATOR(pg_catalog.+) 4);\n\
-         END\n\
-         $$;\n\
+         {context_claims}\
          \n\
          -- Verifies a token minted by the runtime (the same token and checks as on PostgreSQL, see\n\
          -- docs/context.md), starts the distributed transaction, and sends the seal, or a refusal\n\

@@ -12,8 +12,8 @@
 
 mod adopt;
 mod authority;
-mod column_rights;
 mod citus;
+mod column_rights;
 mod conditions;
 mod context;
 mod core;
@@ -34,8 +34,8 @@ use crate::model::Model;
 pub use adopt::{
     no_transaction_statements, runs_outside_transaction, BACKFILL_BATCH_ROWS, NO_TRANSACTION_MARKER,
 };
-pub(crate) use column_rights::granted_update_columns;
 pub use citus::{citus_problems, CitusProblem};
+pub(crate) use column_rights::granted_update_columns;
 pub use context::{context_call, ContextHelper};
 pub use ident::ident as quote_ident;
 pub(crate) use ident::literal as quote_literal;

@@ -16,7 +16,7 @@ pub const UNSIGNED_CONTEXT_CONTRACT: u32 = 2;
 
 /// `pg_catalog.encode(HMAC-SHA256(key, <domain>;<message>), 'hex')` over the pads of a key held
 /// in the PL/pgSQL variables `inner_pad`/`outer_pad`.
-fn hmac_hex(domain: &str, message: &str) -> String {
+pub(super) fn hmac_hex(domain: &str, message: &str) -> String {
     format!(
         "pg_catalog.encode(pg_catalog.sha256(outer_pad OPERATOR(pg_catalog.||) \
          pg_catalog.sha256(inner_pad OPERATOR(pg_catalog.||) \
@@ -30,6 +30,65 @@ const TRANSACTION_START_US: &str = "(pg_catalog.date_part('epoch', pg_catalog.no
 
 /// This backend's process id as text.
 const BACKEND_PID: &str = "pg_catalog.pg_backend_pid()::pg_catalog.text";
+
+/// `context_claims()`, the verifier behind every context helper, on both targets: the claims of
+/// the seal `install_context` wrote in this transaction, NULL without a context, 42501 for
+/// anything else. `binding` are the SQL expressions the seal's second and third fields must
+/// equal (this transaction's identity on the target); `installed_in` says where, for the error
+/// detail. The caller writes the comment above it.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn context_claims_function(
+    create: &str,
+    schema: &str,
+    setting: &str,
+    keys: &str,
+    helper_schema: &str,
+    binding: [&str; 2],
+    installed_in: &str,
+) -> String {
+    let seal_mac = hmac_hex("seal", "body");
+    let [first, second] = binding;
+    format!(
+        "{create} {schema}.context_claims()\n\
+         \x20 RETURNS pg_catalog.text\n\
+         \x20 LANGUAGE plpgsql\n\
+         \x20 STABLE\n\
+         \x20 SECURITY DEFINER\n\
+         AS $$\n\
+         DECLARE\n\
+         \x20 seal pg_catalog.text := pg_catalog.current_setting({setting}, true);\n\
+         \x20 body pg_catalog.text;\n\
+         \x20 inner_pad pg_catalog.bytea;\n\
+         \x20 outer_pad pg_catalog.bytea;\n\
+         BEGIN\n\
+         \x20 IF seal IS NULL OR seal OPERATOR(pg_catalog.=) '' THEN\n\
+         \x20   RETURN NULL;\n\
+         \x20 END IF;\n\
+         \x20 body := pg_catalog.substr(seal, 66);\n\
+         \x20 SELECT k.inner_pad, k.outer_pad INTO inner_pad, outer_pad\n\
+         \x20   FROM {keys} AS k\n\
+         \x20   WHERE k.kid OPERATOR(pg_catalog.=) pg_catalog.split_part(body, ';', 1);\n\
+         \x20 IF inner_pad IS NULL\n\
+         \x20    OR pg_catalog.substr(seal, 65, 1) OPERATOR(pg_catalog.<>) '.'\n\
+         \x20    OR pg_catalog.split_part(body, ';', 2) OPERATOR(pg_catalog.<>) {first}\n\
+         \x20    OR pg_catalog.split_part(body, ';', 3) OPERATOR(pg_catalog.<>) {second}\n\
+         \x20    OR pg_catalog.substr(seal, 1, 64) OPERATOR(pg_catalog.<>) {seal_mac}\n\
+         \x20 THEN\n\
+         \x20   IF pg_catalog.substr(seal, 1, 8) OPERATOR(pg_catalog.=) 'refused;' THEN\n\
+         \x20     RAISE EXCEPTION 'tenancy: %', pg_catalog.substr(seal, 9) USING ERRCODE = '42501';\n\
+         \x20   END IF;\n\
+         \x20   RAISE EXCEPTION 'tenancy: the context was not installed by this transaction'\n\
+         \x20     USING ERRCODE = '42501',\n\
+         \x20           DETAIL = 'The setting {helper_schema}.context holds a value that install_context did not write {installed_in} (forged, edited, or copied from another transaction).',\n\
+         \x20           HINT = 'Open transactions with the tenancy runtime; never set {helper_schema}.context by hand.';\n\
+         \x20 END IF;\n\
+         \x20 RETURN pg_catalog.substr(body, pg_catalog.length(pg_catalog.split_part(body, ';', 1))\n\
+         \x20   OPERATOR(pg_catalog.+) pg_catalog.length(pg_catalog.split_part(body, ';', 2))\n\
+         \x20   OPERATOR(pg_catalog.+) pg_catalog.length(pg_catalog.split_part(body, ';', 3)) OPERATOR(pg_catalog.+) 4);\n\
+         END\n\
+         $$;\n"
+    )
+}
 
 /// The key table, the key installer, the verifier, the installer and the contract marker,
 /// with owners and grants. `or_replace` makes the functions `CREATE OR REPLACE` (the upgrade
@@ -49,6 +108,15 @@ pub(super) fn signed_context_objects(
     };
     let keys = format!("{schema}.context_keys");
     let seal_mac = hmac_hex("seal", "body");
+    let context_claims = context_claims_function(
+        create,
+        &schema,
+        &setting,
+        &keys,
+        helper_schema,
+        [TRANSACTION_START_US, BACKEND_PID],
+        "in this transaction on this connection",
+    );
     let token_mac = hmac_hex("token", "body");
     let mut out = String::new();
     out.push_str(&format!(
@@ -105,44 +173,7 @@ pub(super) fn signed_context_objects(
          -- SECURITY DEFINER (it reads the key table) without a SET clause, which would cost a\n\
          -- configuration save and restore per call: every name in it is schema-qualified,\n\
          -- operators included, and the app role can create objects nowhere.\n\
-         {create} {schema}.context_claims()\n\
-         \x20 RETURNS pg_catalog.text\n\
-         \x20 LANGUAGE plpgsql\n\
-         \x20 STABLE\n\
-         \x20 SECURITY DEFINER\n\
-         AS $$\n\
-         DECLARE\n\
-         \x20 seal pg_catalog.text := pg_catalog.current_setting({setting}, true);\n\
-         \x20 body pg_catalog.text;\n\
-         \x20 inner_pad pg_catalog.bytea;\n\
-         \x20 outer_pad pg_catalog.bytea;\n\
-         BEGIN\n\
-         \x20 IF seal IS NULL OR seal OPERATOR(pg_catalog.=) '' THEN\n\
-         \x20   RETURN NULL;\n\
-         \x20 END IF;\n\
-         \x20 body := pg_catalog.substr(seal, 66);\n\
-         \x20 SELECT k.inner_pad, k.outer_pad INTO inner_pad, outer_pad\n\
-         \x20   FROM {keys} AS k\n\
-         \x20   WHERE k.kid OPERATOR(pg_catalog.=) pg_catalog.split_part(body, ';', 1);\n\
-         \x20 IF inner_pad IS NULL\n\
-         \x20    OR pg_catalog.substr(seal, 65, 1) OPERATOR(pg_catalog.<>) '.'\n\
-         \x20    OR pg_catalog.split_part(body, ';', 2) OPERATOR(pg_catalog.<>) {TRANSACTION_START_US}\n\
-         \x20    OR pg_catalog.split_part(body, ';', 3) OPERATOR(pg_catalog.<>) {BACKEND_PID}\n\
-         \x20    OR pg_catalog.substr(seal, 1, 64) OPERATOR(pg_catalog.<>) {seal_mac}\n\
-         \x20 THEN\n\
-         \x20   IF pg_catalog.substr(seal, 1, 8) OPERATOR(pg_catalog.=) 'refused;' THEN\n\
-         \x20     RAISE EXCEPTION 'tenancy: %', pg_catalog.substr(seal, 9) USING ERRCODE = '42501';\n\
-         \x20   END IF;\n\
-         \x20   RAISE EXCEPTION 'tenancy: the context was not installed by this transaction'\n\
-         \x20     USING ERRCODE = '42501',\n\
-         \x20           DETAIL = 'The setting {helper_schema}.context holds a value that install_context did not write in this transaction on this connection (forged, edited, or copied from another transaction).',\n\
-         \x20           HINT = 'Open transactions with the tenancy runtime; never set {helper_schema}.context by hand.';\n\
-         \x20 END IF;\n\
-         \x20 RETURN pg_catalog.substr(body, pg_catalog.length(pg_catalog.split_part(body, ';', 1))\n\
-         \x20   OPERATOR(pg_catalog.+) pg_catalog.length(pg_catalog.split_part(body, ';', 2))\n\
-         \x20   OPERATOR(pg_catalog.+) pg_catalog.length(pg_catalog.split_part(body, ';', 3)) OPERATOR(pg_catalog.+) 4);\n\
-         END\n\
-         $$;\n\
+         {context_claims}\
          \n\
          -- Verifies a token minted by the runtime and installs its claims for the rest of the\n\
          -- transaction. Token: '<hmac>.<kid>;<expires, unix seconds>;<binding>;<claims>', the\n\
