@@ -294,8 +294,6 @@ async fn repository_read(
                 .bind(none)
                 .bind(None::<String>)
                 .bind(None::<chrono::DateTime<chrono::Utc>>)
-                .bind(none)
-                .bind(none)
                 .bind(1000_i64)
                 .persistent(false)
                 .fetch_all(tx.connection())
