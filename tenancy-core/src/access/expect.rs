@@ -4,10 +4,10 @@
 //! One expectation per line (`//` starts a comment):
 //!
 //! ```text
-//! viewer cannot delete documents
-//! editor can update documents where created_by = current_user
-//! editor cannot update documents where created_by <> current_user
-//! anyone can select embedding_models
+//! viewer cannot delete notes
+//! editor can update notes where author = current_user
+//! editor cannot update notes where author <> current_user
+//! anyone can select currencies
 //! admin can grant admin
 //! admin cannot grant owner
 //! ```
