@@ -260,21 +260,7 @@ impl OldRow<'_> {
     }
 
     fn role_condition(&self, op: CompareOp, role: &str) -> String {
-        let rank = self.model.role_rank(role).unwrap_or(0);
-        let at_least = |rank: usize| -> String {
-            match self.model.roles.get(rank) {
-                Some(r) => self.role(r),
-                None => "false".to_owned(),
-            }
-        };
-        match op {
-            CompareOp::Ge => at_least(rank),
-            CompareOp::Gt => at_least(rank + 1),
-            CompareOp::Lt => format!("(NOT {})", at_least(rank)),
-            CompareOp::Le => format!("(NOT {})", at_least(rank + 1)),
-            CompareOp::Eq => format!("({} AND NOT {})", at_least(rank), at_least(rank + 1)),
-            CompareOp::Ne => format!("(NOT {} OR {})", at_least(rank), at_least(rank + 1)),
-        }
+        super::conditions::role_comparison(self.model, op, role, |r| self.role(r))
     }
 
     fn operand(&self, operand: &Operand) -> String {

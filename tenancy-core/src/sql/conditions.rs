@@ -55,10 +55,23 @@ pub(super) fn condition_sql(model: &Model, target: Target, condition: &Condition
 
 /// `role op x` as membership tests: `>= x` is "x or above"; the others combine those.
 fn role_sql(model: &Model, target: Target, op: CompareOp, role: &str) -> String {
+    role_comparison(model, op, role, |r| {
+        role_at_least(model, target, PROJECT_COLUMN, r)
+    })
+}
+
+/// `role op x` from a test "the caller's role is at least `r`" (`at_least`): `>= x` is that
+/// test, the other operators combine it for `x` and the role above.
+pub(super) fn role_comparison(
+    model: &Model,
+    op: CompareOp,
+    role: &str,
+    at_least_role: impl Fn(&str) -> String,
+) -> String {
     let rank = model.role_rank(role).unwrap_or(0);
     let at_least = |rank: usize| -> String {
         match model.roles.get(rank) {
-            Some(r) => role_at_least(model, target, PROJECT_COLUMN, r),
+            Some(r) => at_least_role(r),
             None => "false".to_owned(),
         }
     };
