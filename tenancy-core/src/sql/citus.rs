@@ -354,6 +354,7 @@ pub(super) fn signed_context_objects(
     let anchor_lit = literal(&anchor);
     let key_ddl = key_table_ddl(&keys, owner);
     let worker_ddl = literal(&key_ddl);
+    let key_pads = super::signed::KEY_PADS;
     let seal_mac = super::signed::hmac_hex("seal", "body");
     let context_claims = super::signed::context_claims_function(
         create,
@@ -430,24 +431,7 @@ pub(super) fn signed_context_objects(
          \x20 LANGUAGE plpgsql\n\
          \x20 SET search_path = pg_catalog, pg_temp\n\
          AS $$\n\
-         DECLARE\n\
-         \x20 key bytea := secret;\n\
-         \x20 inner_pad bytea;\n\
-         \x20 outer_pad bytea;\n\
-         BEGIN\n\
-         \x20 IF key IS NULL OR octet_length(key) < 32 THEN\n\
-         \x20   RAISE EXCEPTION 'tenancy: a context key needs at least 32 bytes' USING ERRCODE = '22023';\n\
-         \x20 END IF;\n\
-         \x20 IF octet_length(key) > 64 THEN\n\
-         \x20   key := sha256(key);\n\
-         \x20 END IF;\n\
-         \x20 key := key || decode(repeat('00', 64 - octet_length(key)), 'hex');\n\
-         \x20 inner_pad := key;\n\
-         \x20 outer_pad := key;\n\
-         \x20 FOR i IN 0..63 LOOP\n\
-         \x20   inner_pad := set_byte(inner_pad, i, get_byte(key, i) # 54);\n\
-         \x20   outer_pad := set_byte(outer_pad, i, get_byte(key, i) # 92);\n\
-         \x20 END LOOP;\n\
+         {key_pads}\
          \x20 INSERT INTO {keys} (kid, inner_pad, outer_pad) VALUES (key_id, inner_pad, outer_pad);\n\
          \x20 PERFORM {schema}.sync_context_keys();\n\
          END\n\

@@ -31,6 +31,27 @@ const TRANSACTION_START_US: &str = "(pg_catalog.date_part('epoch', pg_catalog.no
 /// This backend's process id as text.
 const BACKEND_PID: &str = "pg_catalog.pg_backend_pid()::pg_catalog.text";
 
+/// The PL/pgSQL that turns the parameter `secret` into HMAC-SHA256's inner and outer pads
+/// (`DECLARE` through the pad loop; the key installers of both targets store them).
+pub(super) const KEY_PADS: &str = "DECLARE\n\
+         \x20 key bytea := secret;\n\
+         \x20 inner_pad bytea;\n\
+         \x20 outer_pad bytea;\n\
+         BEGIN\n\
+         \x20 IF key IS NULL OR octet_length(key) < 32 THEN\n\
+         \x20   RAISE EXCEPTION 'tenancy: a context key needs at least 32 bytes' USING ERRCODE = '22023';\n\
+         \x20 END IF;\n\
+         \x20 IF octet_length(key) > 64 THEN\n\
+         \x20   key := sha256(key);\n\
+         \x20 END IF;\n\
+         \x20 key := key || decode(repeat('00', 64 - octet_length(key)), 'hex');\n\
+         \x20 inner_pad := key;\n\
+         \x20 outer_pad := key;\n\
+         \x20 FOR i IN 0..63 LOOP\n\
+         \x20   inner_pad := set_byte(inner_pad, i, get_byte(key, i) # 54);\n\
+         \x20   outer_pad := set_byte(outer_pad, i, get_byte(key, i) # 92);\n\
+         \x20 END LOOP;\n";
+
 /// `context_claims()`, the verifier behind every context helper, on both targets: the claims of
 /// the seal `install_context` wrote in this transaction, NULL without a context, 42501 for
 /// anything else. `binding` are the SQL expressions the seal's second and third fields must
@@ -107,6 +128,7 @@ pub(super) fn signed_context_objects(
         "CREATE FUNCTION"
     };
     let keys = format!("{schema}.context_keys");
+    let key_pads = KEY_PADS;
     let seal_mac = hmac_hex("seal", "body");
     let context_claims = context_claims_function(
         create,
@@ -143,24 +165,7 @@ pub(super) fn signed_context_objects(
          \x20 LANGUAGE plpgsql\n\
          \x20 SET search_path = pg_catalog, pg_temp\n\
          AS $$\n\
-         DECLARE\n\
-         \x20 key bytea := secret;\n\
-         \x20 inner_pad bytea;\n\
-         \x20 outer_pad bytea;\n\
-         BEGIN\n\
-         \x20 IF key IS NULL OR octet_length(key) < 32 THEN\n\
-         \x20   RAISE EXCEPTION 'tenancy: a context key needs at least 32 bytes' USING ERRCODE = '22023';\n\
-         \x20 END IF;\n\
-         \x20 IF octet_length(key) > 64 THEN\n\
-         \x20   key := sha256(key);\n\
-         \x20 END IF;\n\
-         \x20 key := key || decode(repeat('00', 64 - octet_length(key)), 'hex');\n\
-         \x20 inner_pad := key;\n\
-         \x20 outer_pad := key;\n\
-         \x20 FOR i IN 0..63 LOOP\n\
-         \x20   inner_pad := set_byte(inner_pad, i, get_byte(key, i) # 54);\n\
-         \x20   outer_pad := set_byte(outer_pad, i, get_byte(key, i) # 92);\n\
-         \x20 END LOOP;\n\
+         {key_pads}\
          \x20 INSERT INTO {keys} (kid, inner_pad, outer_pad) VALUES (key_id, inner_pad, outer_pad);\n\
          END\n\
          $$;\n\
