@@ -23,7 +23,15 @@ use crate::roles::{Admin, Editor, Viewer};
     unique(content_hash),
     index(created_at)
 )]
-#[tenancy(select = Viewer, insert = Editor, delete = Admin)]
+#[tenancy(insert = Editor, delete = Admin)]
+#[tenancy(
+    allow(
+        select,
+        to = Viewer,
+        columns = "title, mime_type, content_hash, metadata, created_by, created_at, updated_at"
+    ),
+    select = Editor
+)]
 #[tenancy(
     allow(update, to = Editor, where = "created_by = current_user", columns = "title, metadata"),
     update = Admin

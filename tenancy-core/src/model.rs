@@ -477,7 +477,8 @@ pub struct Rule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<Condition>,
     /// The columns the rule covers (`allow update (a, b) to r`), in table column order;
-    /// `None`: every column the command can name. Only `update` rules carry a list.
+    /// `None`: every column the command can name. `update` rules list the columns they may
+    /// change; `select` rules (on scoped tables) the columns they may read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<Vec<String>>,
 }
@@ -696,6 +697,44 @@ impl Table {
         self.rules_for(Command::Update)
             .iter()
             .any(|r| r.columns.is_some())
+    }
+
+    /// Columns every caller who may read a row reads: the scope columns and the primary key
+    /// (they name the row), whatever the `select` column lists say.
+    pub fn always_readable_columns(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        if let Some(scope) = self.scope_columns() {
+            out.push(scope.tenant.to_owned());
+            out.extend(scope.project.map(str::to_owned));
+        }
+        for key in self.effective_primary_key() {
+            if !out.contains(&key) {
+                out.push(key);
+            }
+        }
+        out
+    }
+
+    /// True when `rule` (a `select` rule) lets its callers read `column`.
+    pub fn rule_reads(&self, rule: &Rule, column: &str) -> bool {
+        rule.columns
+            .as_ref()
+            .is_none_or(|l| l.iter().any(|c| c == column))
+            || self.always_readable_columns().iter().any(|c| c == column)
+    }
+
+    /// The masked columns: those some `select` rule does not list. The app role has no
+    /// SELECT on them; they are read through the table's masked view, which shows a value
+    /// only to a caller whose rules cover the column for that row. In column order.
+    pub fn masked_columns(&self) -> Vec<Column> {
+        let rules = self.rules_for(Command::Select);
+        if rules.iter().all(|r| r.columns.is_none()) {
+            return Vec::new();
+        }
+        self.all_columns()
+            .into_iter()
+            .filter(|c| rules.iter().any(|r| !self.rule_reads(r, &c.name)))
+            .collect()
     }
 
     /// The stamped columns (filled by the database), in column order.

@@ -99,14 +99,16 @@ fn expand_table(input: &syn::DeriveInput, derived: &DerivedTable) -> TokenStream
 
     let module = module_ident(table_name);
     let vis = &input.vis;
-    let (_, row) = rust::type_names(table_name);
-    let row = Ident::new(&row, Span::call_site());
+    let full_row = model
+        .tables
+        .first()
+        .and_then(|t| rust::full_row_type(&model, t));
     let module_doc = format!(
         " The repository of `{table_name}`, derived from [`{ident}`]: the same items as the \
          generated crate's `{table_name}` module."
     );
     let fields = derived.fields.iter().map(|(field, _)| field);
-    quote! {
+    let expanded = quote! {
         #consts
 
         #[doc = #module_doc]
@@ -116,6 +118,14 @@ fn expand_table(input: &syn::DeriveInput, derived: &DerivedTable) -> TokenStream
 
             #body
         }
+
+    };
+    let Some(row) = full_row else {
+        return expanded;
+    };
+    let row = Ident::new(&row, Span::call_site());
+    quote! {
+        #expanded
 
         impl ::std::convert::From<#module::#row> for #ident {
             /// Drops the scope columns of a stored row.

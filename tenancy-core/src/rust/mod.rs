@@ -111,6 +111,23 @@ pub fn type_names(table: &str) -> (String, String) {
     (names.repository, names.row)
 }
 
+/// The name of the row type of `table` that holds every column: the row struct, or, when
+/// `select` column lists mask columns, the widest `<Row><Role>View` (`None` when no role
+/// reads every column).
+pub fn full_row_type(model: &Model, table: &crate::model::Table) -> Option<String> {
+    let shape = shape::Shape::of(model, table)?;
+    if shape.masked.is_empty() {
+        return Some(shape.names.row);
+    }
+    let all = shape.columns.len() + shape.masked.len();
+    shape
+        .read_tiers
+        .iter()
+        .rev()
+        .find(|tier| tier.columns.len() == all)
+        .map(|tier| tier.row(&shape.names))
+}
+
 /// The files of the repository crate, paths relative to its directory: `src/lib.rs` and one
 /// `src/<table>.rs` per table with a repository, each formatted with prettyplease and
 /// starting with [`HEADER`]. Deterministic: the same model gives byte-identical files.

@@ -39,6 +39,39 @@ pub(crate) struct Shape<'m> {
     /// The update methods, least role first: `update` with `<Row>Patch`, then, when column
     /// lists give higher roles more columns, `update_as_<role>` with `<Row><Role>Patch`.
     pub update_tiers: Vec<UpdateTier>,
+    /// The masked columns (`allow select (..) to role`): not in the row type, never named by
+    /// a statement on the table; read through the masked view by `get_as_<role>`.
+    pub masked: Vec<Column>,
+    /// The read methods beyond `get`, one per role whose select rules read more columns than
+    /// the roles below it: `get_as_<role>` returning `<Row><Role>View`.
+    pub read_tiers: Vec<ReadTier>,
+    /// Set on the shape of a read tier: the tier's role and the masked view it reads.
+    pub tier: Option<TierSource>,
+}
+
+/// One raised read method: the role it requires and the columns its row type holds.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadTier {
+    /// The least role of the method.
+    pub role: String,
+    /// The columns the role reads on every row of its projects, in column order.
+    pub columns: Vec<Column>,
+}
+
+impl ReadTier {
+    /// The row type's name: `<Row><Role>View`.
+    pub(crate) fn row(&self, names: &TypeNames) -> String {
+        format!("{}{}View", names.row, super::naming::camel_case(&self.role))
+    }
+}
+
+/// Where the shape of a read tier reads from.
+#[derive(Debug, Clone)]
+pub(crate) struct TierSource {
+    /// The tier's role (`get_as_<role>`).
+    pub role: String,
+    /// The masked view, schema-qualified and quoted.
+    pub view_sql: String,
 }
 
 /// One update method: the role it requires and the columns its patch may change.
@@ -127,8 +160,16 @@ impl<'m> Shape<'m> {
             .filter(|c| !is_scope(c) && !primary_key.contains(&c.name) && c.stamp.is_none())
             .cloned()
             .collect();
-        let filter_columns = filter_columns(table, &columns);
+        let masked = table.masked_columns();
+        let is_masked = |c: &Column| masked.iter().any(|m| m.name == c.name);
+        // A masked column is never a filter: the app role cannot name it in a WHERE.
+        let filter_columns = filter_columns(table, &columns)
+            .into_iter()
+            .filter(|c| !is_masked(c))
+            .collect();
         let update_tiers = update_tiers(model, table, &patch_columns);
+        let read_tiers = read_tiers(model, table, &columns, &masked);
+        let columns: Vec<Column> = columns.iter().filter(|c| !is_masked(c)).cloned().collect();
         Some(Shape {
             model,
             table,
@@ -142,7 +183,32 @@ impl<'m> Shape<'m> {
             new_columns,
             filter_columns,
             update_tiers,
+            masked,
+            read_tiers,
+            tier: None,
         })
+    }
+
+    /// The shape `get_as_<role>` of `tier` is emitted from: the tier's columns and row type,
+    /// reading the masked view.
+    pub(crate) fn for_read_tier(&self, tier: &ReadTier) -> Shape<'m> {
+        let mut shape = self.clone();
+        shape.names.row = tier.row(&self.names);
+        shape.columns = tier.columns.clone();
+        shape.tier = Some(TierSource {
+            role: tier.role.clone(),
+            view_sql: format!(
+                "{}.{}",
+                super::naming::sql_ident(&self.model.settings.helper_schema),
+                super::naming::sql_ident(&crate::sql::masked_view_name(self.table))
+            ),
+        });
+        shape
+    }
+
+    /// True when `column` is masked (read only through the masked view).
+    pub(crate) fn is_masked(&self, column: &Column) -> bool {
+        self.masked.iter().any(|m| m.name == column.name)
     }
 
     /// The minimum role of `command`'s rule, when the repository has a method for it.
@@ -231,6 +297,50 @@ fn update_tiers(model: &Model, table: &Table, patch_columns: &[Column]) -> Vec<U
                 role: role.to_owned(),
                 raised: !tiers.is_empty(),
                 columns,
+            });
+        }
+    }
+    tiers
+}
+
+/// The raised read methods of `table` (see [`Shape::read_tiers`]): for each role of the
+/// unconditioned `select` rules, least first, the columns those rules up to it read, when
+/// they include masked columns the roles below do not read.
+fn read_tiers(
+    model: &Model,
+    table: &Table,
+    columns: &[Column],
+    masked: &[Column],
+) -> Vec<ReadTier> {
+    if masked.is_empty() {
+        return Vec::new();
+    }
+    let rank = |role: &str| model.role_rank(role).unwrap_or(0);
+    let rules: Vec<&crate::model::Rule> = table
+        .rules_for(Command::Select)
+        .into_iter()
+        .filter(|r| r.condition.is_none())
+        .collect();
+    let mut roles: Vec<&str> = rules.iter().map(|r| r.min_role.as_str()).collect();
+    roles.sort_by_key(|r| rank(r));
+    roles.dedup();
+    let base = columns.len() - masked.len();
+    let mut tiers: Vec<ReadTier> = Vec::new();
+    for role in roles {
+        let readable: Vec<Column> = columns
+            .iter()
+            .filter(|c| {
+                rules
+                    .iter()
+                    .any(|r| rank(&r.min_role) <= rank(role) && table.rule_reads(r, &c.name))
+            })
+            .cloned()
+            .collect();
+        let previous = tiers.last().map_or(base, |t| t.columns.len());
+        if readable.len() > previous {
+            tiers.push(ReadTier {
+                role: role.to_owned(),
+                columns: readable,
             });
         }
     }

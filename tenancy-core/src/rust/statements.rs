@@ -31,6 +31,14 @@ impl Shape<'_> {
         )
     }
 
+    /// The relation reads come from: the table, or the masked view for a read tier.
+    fn read_relation_sql(&self) -> String {
+        match &self.tier {
+            Some(tier) => tier.view_sql.clone(),
+            None => self.table_sql(),
+        }
+    }
+
     fn role_type_sql(&self) -> String {
         qualified_type_sql(SqlType::Role, &self.model.settings.helper_schema)
     }
@@ -116,7 +124,7 @@ impl Shape<'_> {
         format!(
             "SELECT {} FROM {} WHERE {scope}{key}{order} LIMIT 1",
             self.select_list(),
-            self.table_sql()
+            self.read_relation_sql()
         )
     }
 
@@ -133,7 +141,7 @@ impl Shape<'_> {
         Some(format!(
             "SELECT {} FROM {} WHERE {scope}{key} LIMIT 1",
             self.select_list(),
-            self.table_sql()
+            self.read_relation_sql()
         ))
     }
 
@@ -169,7 +177,7 @@ impl Shape<'_> {
         format!(
             "SELECT {} FROM {} WHERE {scope}{filters} ORDER BY {} LIMIT {limit}",
             self.select_list(),
-            self.table_sql(),
+            self.read_relation_sql(),
             self.order_sql(),
         )
     }
@@ -190,7 +198,7 @@ impl Shape<'_> {
         format!(
             "SELECT {} FROM {} WHERE {scope}{filters} AND ({}) > ({}) ORDER BY {} LIMIT {limit}",
             self.select_list(),
-            self.table_sql(),
+            self.read_relation_sql(),
             self.order_sql(),
             after.join(", "),
             self.order_sql(),
@@ -233,7 +241,7 @@ impl Shape<'_> {
         Some(format!(
             "SELECT {} FROM {} WHERE {scope}{filters} AND {range} ORDER BY {} LIMIT {limit}",
             self.select_list(),
-            self.table_sql(),
+            self.read_relation_sql(),
             self.order_sql(),
         ))
     }
@@ -245,7 +253,7 @@ impl Shape<'_> {
         let filters = self.filter_sql(&mut params);
         format!(
             "SELECT pg_catalog.count(*) FROM {} WHERE {scope}{filters}",
-            self.table_sql()
+            self.read_relation_sql()
         )
     }
 
@@ -326,14 +334,16 @@ impl Shape<'_> {
         )
     }
 
-    /// `update`: `SET col = CASE WHEN $flag THEN $value ELSE col END` for every patch column,
-    /// so one static statement serves every patch.
+    /// `update`: `SET col = CASE WHEN $flag THEN $value ELSE col END` for every patch column
+    /// but the masked ones, so one static statement serves every patch (a masked column
+    /// cannot be named on the right-hand side: [`Self::set_masked_sql`]).
     pub(crate) fn update_sql(&self, columns: &[Column]) -> String {
         let mut params = Params(0);
         let scope = self.write_scope_sql(&mut params);
         let key = self.key_sql(&self.write_key, &mut params);
         let sets: Vec<String> = columns
             .iter()
+            .filter(|c| !self.is_masked(c))
             .map(|c| {
                 let name = sql_ident(&c.name);
                 let flag = params.next();
@@ -346,6 +356,21 @@ impl Shape<'_> {
             self.table_sql(),
             sets.join(", "),
             self.select_list()
+        )
+    }
+
+    /// The update of one masked column: `SET col = $n` (the app role may write it but not
+    /// read it, so the `CASE .. ELSE col` of [`Self::update_sql`] is not possible), run
+    /// before the main update when the patch sets it.
+    pub(crate) fn set_masked_sql(&self, column: &Column) -> String {
+        let mut params = Params(0);
+        let scope = self.write_scope_sql(&mut params);
+        let key = self.key_sql(&self.write_key, &mut params);
+        let value = self.value_sql(column, &params.next());
+        format!(
+            "UPDATE {} SET {} = {value} WHERE {scope}{key}",
+            self.table_sql(),
+            sql_ident(&column.name)
         )
     }
 

@@ -164,6 +164,8 @@ pub(super) fn folded_policies(
 ) -> Vec<Policy> {
     let name = ident(&table.name);
     let app = ident(&model.settings.app_role);
+    // The reader role of a masked view (if any) reads through the select policy too.
+    let readers = super::masked::select_policy_roles(model, table);
     let ceiling = (table.kind == TableKind::Memberships)
         .then(|| super::authority::ceiling_expression(model, Target::Citus));
     let mut out = Vec::new();
@@ -180,7 +182,11 @@ pub(super) fn folded_policies(
             &name,
             PolicyKind::Permissive,
             command,
-            &app,
+            if command == Command::Select {
+                &readers
+            } else {
+                &app
+            },
             &parts.join(" AND "),
         ));
     }

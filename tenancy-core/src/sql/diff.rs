@@ -158,6 +158,7 @@ struct Plan {
     /// (slug, description, counts for the file name).
     changes: Vec<(String, String, bool)>,
     extension: String,
+    reader_roles: String,
     drop_policies: String,
     drop_foreign_keys: String,
     drop_unique_keys: String,
@@ -189,6 +190,7 @@ impl Plan {
     fn body(&self) -> String {
         [
             &self.extension,
+            &self.reader_roles,
             &self.drop_policies,
             &self.drop_foreign_keys,
             &self.drop_unique_keys,
@@ -249,8 +251,13 @@ pub fn incremental_migrations(
         );
         plan.drop_tables.push_str(&format!(
             "\n-- DATA LOSS: {} was removed from the policies; its rows are deleted.\n\
-             DROP TABLE {};\n",
+             {}DROP TABLE {};\n",
             table.name,
+            if table.masked_columns().is_empty() {
+                String::new()
+            } else {
+                super::masked::drop_masked_view(old, table)
+            },
             ident(&table.name)
         ));
     }
@@ -570,6 +577,12 @@ fn diff_table(
             .push_str(&create_index_statement(new, index));
     }
 
+    // The reader role of a masked view: before the policies that name it.
+    let new_reader = super::masked::reader_section(new_model, new);
+    if super::masked::reader_section(old_model, old) != new_reader {
+        plan.reader_roles.push_str(&new_reader);
+    }
+
     // Policies, by name: a changed policy is dropped and created again in the same
     // transaction, so no statement ever sees the table without it.
     let old_policies = security::policies(old_model, old, target);
@@ -652,6 +665,25 @@ fn diff_table(
         } else {
             plan.create_policies.push_str(&new_rights);
         }
+    }
+
+    // The masked view: dropped before any column changes (it names every column) and
+    // created again at the end, when the column lists or the columns change.
+    let old_masked = super::masked::masked_view_section(old_model, old, target);
+    let new_masked = super::masked::masked_view_section(new_model, new, target);
+    if old_masked != new_masked {
+        plan.change(
+            format!("{}_masked", new.name),
+            format!("{}: masked columns changed", new.name),
+        );
+        if !old_masked.is_empty() {
+            plan.drop_policies.push_str(&format!(
+                "\n-- {}: the masked view, created again below.\n{}",
+                new.name,
+                super::masked::drop_masked_view(old_model, old)
+            ));
+        }
+        plan.create_policies.push_str(&new_masked);
     }
 
     // Grants: the whole block again (it revokes everything first), so commands and UPDATE

@@ -3,7 +3,7 @@
 use super::context::{context_call, ContextHelper};
 use super::ident::{fit_identifier, ident, ident_list};
 use super::Target;
-use crate::model::{Command, Model, Table, TableKind, USER_COLUMN};
+use crate::model::{Command, Model, Rule, Table, TableKind, USER_COLUMN};
 
 /// Row-level security (tenant-owned tables) and grants of `table`.
 pub(super) fn security_section(model: &Model, table: &Table, target: Target) -> String {
@@ -24,6 +24,7 @@ pub(super) fn security_section(model: &Model, table: &Table, target: Target) -> 
                  ALTER TABLE {name} ENABLE ROW LEVEL SECURITY;\n\
                  ALTER TABLE {name} FORCE ROW LEVEL SECURITY;\n"
             ));
+            out.push_str(&super::masked::reader_section(model, table));
             for policy in policies(model, table, target) {
                 out.push_str(&policy.create);
             }
@@ -34,6 +35,7 @@ pub(super) fn security_section(model: &Model, table: &Table, target: Target) -> 
         }
     }
     out.push_str(&grants_section(model, table));
+    out.push_str(&super::masked::masked_view_section(model, table, target));
     out
 }
 
@@ -112,12 +114,14 @@ pub(super) fn policies(model: &Model, table: &Table, target: Target) -> Vec<Poli
         });
     }
     let boundary = policy_name(table, "tenant_boundary");
+    // The reader role of the masked view (if any) reads through the same two policies.
+    let readers = super::masked::select_policy_roles(model, table);
     let mut out = vec![Policy {
         create: format!(
             "CREATE POLICY {} ON {name}\n\
              \x20 AS RESTRICTIVE\n\
              \x20 FOR ALL\n\
-             \x20 TO {app}\n\
+             \x20 TO {readers}\n\
              \x20 USING ({tenant_check})\n\
              \x20 WITH CHECK ({tenant_check});\n",
             ident(&boundary),
@@ -128,12 +132,17 @@ pub(super) fn policies(model: &Model, table: &Table, target: Target) -> Vec<Poli
         let Some(expression) = rule_expression(model, table, command, target) else {
             continue;
         };
+        let to = if command == Command::Select {
+            readers.as_str()
+        } else {
+            app.as_ref()
+        };
         out.push(Policy::for_command(
             policy_name(table, command.keyword()),
             &name,
             PolicyKind::Permissive,
             command,
-            &app,
+            to,
             &expression,
         ));
     }
@@ -152,15 +161,24 @@ pub(super) fn grants_section(model: &Model, table: &Table) -> String {
          REVOKE ALL ON TABLE {name} FROM PUBLIC;\n\
          REVOKE ALL ON TABLE {name} FROM {app};\n"
     );
+    let masked = !table.masked_columns().is_empty();
     let whole_table: Vec<&str> = granted_commands(table)
         .into_iter()
-        .filter(|c| *c != Command::Update)
+        .filter(|c| *c != Command::Update && !(masked && *c == Command::Select))
         .map(Command::sql)
         .collect();
     if !whole_table.is_empty() {
         out.push_str(&format!(
             "GRANT {} ON TABLE {name} TO {app};\n",
             whole_table.join(", ")
+        ));
+    }
+    if masked && granted_commands(table).contains(&Command::Select) {
+        out.push_str(&format!(
+            "-- SELECT only on the columns every select rule reads (the others: {}).\n\
+             GRANT SELECT ({}) ON TABLE {name} TO {app};\n",
+            super::masked::masked_view_name(table),
+            ident_list(&super::masked::granted_select_columns(table))
         ));
     }
     if granted_commands(table).contains(&Command::Update) {
@@ -231,12 +249,38 @@ fn rules_expression(
     target: Target,
     project: Option<&str>,
 ) -> Option<String> {
+    rules_union(model, target, project, &table.rules_for(command))
+}
+
+/// The union of `rules` (of one command): each rule's role test, AND its condition when it
+/// has one, OR-ed together; `None` for no rule.
+pub(super) fn rules_union(
+    model: &Model,
+    target: Target,
+    project: Option<&str>,
+    rules: &[&Rule],
+) -> Option<String> {
     let schema = &model.settings.helper_schema;
-    let rules = table.rules_for(command);
     if rules.is_empty() {
         return None;
     }
-    let parts: Vec<String> = rules
+    // A rule admits nothing that an unconditioned rule of a lower (or the same, earlier)
+    // role does not already admit: leave it out of the expression (one InitPlan less).
+    let rank = |rule: &Rule| model.role_rank(&rule.min_role).unwrap_or(0);
+    let needed: Vec<&Rule> = rules
+        .iter()
+        .enumerate()
+        .filter(|(i, rule)| {
+            !rules.iter().enumerate().any(|(j, other)| {
+                j != *i
+                    && other.condition.is_none()
+                    && (rank(other) < rank(rule)
+                        || (rank(other) == rank(rule) && (rule.condition.is_some() || j < *i)))
+            })
+        })
+        .map(|(_, rule)| *rule)
+        .collect();
+    let parts: Vec<String> = needed
         .iter()
         .map(|rule| {
             let role = match project {

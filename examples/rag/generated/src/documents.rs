@@ -2,9 +2,53 @@
 //! Repository of the `documents` table (scoped table).
 /// A source document ingested into a project.
 ///
-/// A row of `documents`.
+/// A row of `documents`. Without the masked columns `source_uri` (see the `get_as_<role>` methods).
 #[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
 pub struct Document {
+    /// `tenant_id` (uuid).
+    pub tenant_id: ::uuid::Uuid,
+    /// `project_id` (uuid).
+    pub project_id: ::uuid::Uuid,
+    /// `id` (uuid).
+    pub id: ::uuid::Uuid,
+    /// `title` (text).
+    pub title: ::std::string::String,
+    /// `mime_type` (text).
+    pub mime_type: ::std::string::String,
+    /// `content_hash` (text).
+    pub content_hash: ::std::string::String,
+    /// `metadata` (jsonb).
+    pub metadata: ::serde_json::Value,
+    /// Who ingested it: the database writes the caller's user id on insert.
+    pub created_by: ::uuid::Uuid,
+    /// `created_at` (timestamptz).
+    pub created_at: ::chrono::DateTime<::chrono::Utc>,
+    /// `updated_at` (timestamptz).
+    pub updated_at: ::chrono::DateTime<::chrono::Utc>,
+}
+impl<'r> ::tenancy_runtime::sqlx::FromRow<'r, ::tenancy_runtime::sqlx::postgres::PgRow>
+for Document {
+    fn from_row(
+        __row: &'r ::tenancy_runtime::sqlx::postgres::PgRow,
+    ) -> ::tenancy_runtime::sqlx::Result<Self> {
+        use ::tenancy_runtime::sqlx::Row as _;
+        ::std::result::Result::Ok(Document {
+            tenant_id: __row.try_get("tenant_id")?,
+            project_id: __row.try_get("project_id")?,
+            id: __row.try_get("id")?,
+            title: __row.try_get("title")?,
+            mime_type: __row.try_get("mime_type")?,
+            content_hash: __row.try_get("content_hash")?,
+            metadata: __row.try_get("metadata")?,
+            created_by: __row.try_get("created_by")?,
+            created_at: __row.try_get("created_at")?,
+            updated_at: __row.try_get("updated_at")?,
+        })
+    }
+}
+/// A row of `documents` as a caller with `editor` or above reads it, masked columns included (read through the masked view `tenancy.documents_masked`).
+#[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
+pub struct DocumentEditorView {
     /// `tenant_id` (uuid).
     pub tenant_id: ::uuid::Uuid,
     /// `project_id` (uuid).
@@ -29,12 +73,12 @@ pub struct Document {
     pub updated_at: ::chrono::DateTime<::chrono::Utc>,
 }
 impl<'r> ::tenancy_runtime::sqlx::FromRow<'r, ::tenancy_runtime::sqlx::postgres::PgRow>
-for Document {
+for DocumentEditorView {
     fn from_row(
         __row: &'r ::tenancy_runtime::sqlx::postgres::PgRow,
     ) -> ::tenancy_runtime::sqlx::Result<Self> {
         use ::tenancy_runtime::sqlx::Row as _;
-        ::std::result::Result::Ok(Document {
+        ::std::result::Result::Ok(DocumentEditorView {
             tenant_id: __row.try_get("tenant_id")?,
             project_id: __row.try_get("project_id")?,
             id: __row.try_get("id")?,
@@ -154,30 +198,36 @@ pub struct DocumentFilter {
 pub struct Documents;
 impl Documents {
     /// The SQL of [`Self::get`].
-    pub const GET_SQL: &'static str = "SELECT tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at FROM public.documents WHERE tenant_id = $1 AND project_id = ANY($2) AND id = $3 ORDER BY project_id, id LIMIT 1";
+    pub const GET_SQL: &'static str = "SELECT tenant_id, project_id, id, title, mime_type, content_hash, metadata, created_by, created_at, updated_at FROM public.documents WHERE tenant_id = $1 AND project_id = ANY($2) AND id = $3 ORDER BY project_id, id LIMIT 1";
     /// The SQL of [`Self::get`] when the scope holds exactly one project (a scalar project parameter keeps the cached generic plan usable).
-    pub const GET_IN_PROJECT_SQL: &'static str = "SELECT tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at FROM public.documents WHERE tenant_id = $1 AND project_id = $2 AND id = $3 LIMIT 1";
+    pub const GET_IN_PROJECT_SQL: &'static str = "SELECT tenant_id, project_id, id, title, mime_type, content_hash, metadata, created_by, created_at, updated_at FROM public.documents WHERE tenant_id = $1 AND project_id = $2 AND id = $3 LIMIT 1";
+    /// The SQL of [`Self::get_as_editor`].
+    pub const GET_AS_EDITOR_SQL: &'static str = "SELECT tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at FROM tenancy.documents_masked WHERE tenant_id = $1 AND project_id = ANY($2) AND id = $3 ORDER BY project_id, id LIMIT 1";
+    /// The SQL of [`Self::get_as_editor`] when the scope holds exactly one project (a scalar project parameter keeps the cached generic plan usable).
+    pub const GET_AS_EDITOR_IN_PROJECT_SQL: &'static str = "SELECT tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at FROM tenancy.documents_masked WHERE tenant_id = $1 AND project_id = $2 AND id = $3 LIMIT 1";
     /// The SQL of [`Self::list`].
-    pub const LIST_SQL: &'static str = "SELECT tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at FROM public.documents WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::pg_catalog.uuid IS NULL OR project_id = $3) AND ($4::pg_catalog.text IS NULL OR content_hash = $4) AND ($5::pg_catalog.timestamptz IS NULL OR created_at = $5) ORDER BY project_id, id LIMIT $6";
+    pub const LIST_SQL: &'static str = "SELECT tenant_id, project_id, id, title, mime_type, content_hash, metadata, created_by, created_at, updated_at FROM public.documents WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::pg_catalog.uuid IS NULL OR project_id = $3) AND ($4::pg_catalog.text IS NULL OR content_hash = $4) AND ($5::pg_catalog.timestamptz IS NULL OR created_at = $5) ORDER BY project_id, id LIMIT $6";
     /// The SQL of [`Self::list`].
-    pub const LIST_AFTER_SQL: &'static str = "SELECT tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at FROM public.documents WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::pg_catalog.uuid IS NULL OR project_id = $3) AND ($4::pg_catalog.text IS NULL OR content_hash = $4) AND ($5::pg_catalog.timestamptz IS NULL OR created_at = $5) AND (project_id, id) > ($6::pg_catalog.uuid, $7::pg_catalog.uuid) ORDER BY project_id, id LIMIT $8";
+    pub const LIST_AFTER_SQL: &'static str = "SELECT tenant_id, project_id, id, title, mime_type, content_hash, metadata, created_by, created_at, updated_at FROM public.documents WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::pg_catalog.uuid IS NULL OR project_id = $3) AND ($4::pg_catalog.text IS NULL OR content_hash = $4) AND ($5::pg_catalog.timestamptz IS NULL OR created_at = $5) AND (project_id, id) > ($6::pg_catalog.uuid, $7::pg_catalog.uuid) ORDER BY project_id, id LIMIT $8";
     /// The SQL of [`Self::count`].
     pub const COUNT_SQL: &'static str = "SELECT pg_catalog.count(*) FROM public.documents WHERE tenant_id = $1 AND project_id = ANY($2) AND ($3::pg_catalog.uuid IS NULL OR project_id = $3) AND ($4::pg_catalog.text IS NULL OR content_hash = $4) AND ($5::pg_catalog.timestamptz IS NULL OR created_at = $5)";
     /// The SQL of [`Self::list`].
-    pub const LIST_AFTER_IN_PROJECT_SQL: &'static str = "SELECT tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at FROM public.documents WHERE tenant_id = $1 AND project_id = $2 AND ($3::pg_catalog.uuid IS NULL OR project_id = $3) AND ($4::pg_catalog.text IS NULL OR content_hash = $4) AND ($5::pg_catalog.timestamptz IS NULL OR created_at = $5) AND id > $6::pg_catalog.uuid ORDER BY project_id, id LIMIT $7";
+    pub const LIST_AFTER_IN_PROJECT_SQL: &'static str = "SELECT tenant_id, project_id, id, title, mime_type, content_hash, metadata, created_by, created_at, updated_at FROM public.documents WHERE tenant_id = $1 AND project_id = $2 AND ($3::pg_catalog.uuid IS NULL OR project_id = $3) AND ($4::pg_catalog.text IS NULL OR content_hash = $4) AND ($5::pg_catalog.timestamptz IS NULL OR created_at = $5) AND id > $6::pg_catalog.uuid ORDER BY project_id, id LIMIT $7";
     /// The SQL of [`Self::insert`].
-    pub const INSERT_SQL: &'static str = "INSERT INTO public.documents (tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata) VALUES ($1, $2, COALESCE($3::pg_catalog.uuid, pg_catalog.gen_random_uuid()), $4, $5, COALESCE($6::pg_catalog.text, 'text/plain'), $7, COALESCE($8::pg_catalog.jsonb, '{}')) RETURNING tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at";
+    pub const INSERT_SQL: &'static str = "INSERT INTO public.documents (tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata) VALUES ($1, $2, COALESCE($3::pg_catalog.uuid, pg_catalog.gen_random_uuid()), $4, $5, COALESCE($6::pg_catalog.text, 'text/plain'), $7, COALESCE($8::pg_catalog.jsonb, '{}')) RETURNING tenant_id, project_id, id, title, mime_type, content_hash, metadata, created_by, created_at, updated_at";
     /// The SQL of [`Self::insert_many`].
-    pub const INSERT_MANY_SQL: &'static str = "INSERT INTO public.documents (tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata) SELECT $1, $2, COALESCE(u.id, pg_catalog.gen_random_uuid()), u.title, u.source_uri, COALESCE(u.mime_type, 'text/plain'), u.content_hash, COALESCE(u.metadata, '{}') FROM unnest($3::pg_catalog.uuid[], $4::pg_catalog.text[], $5::pg_catalog.text[], $6::pg_catalog.text[], $7::pg_catalog.text[], $8::pg_catalog.jsonb[]) AS u(id, title, source_uri, mime_type, content_hash, metadata) RETURNING tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at";
+    pub const INSERT_MANY_SQL: &'static str = "INSERT INTO public.documents (tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata) SELECT $1, $2, COALESCE(u.id, pg_catalog.gen_random_uuid()), u.title, u.source_uri, COALESCE(u.mime_type, 'text/plain'), u.content_hash, COALESCE(u.metadata, '{}') FROM unnest($3::pg_catalog.uuid[], $4::pg_catalog.text[], $5::pg_catalog.text[], $6::pg_catalog.text[], $7::pg_catalog.text[], $8::pg_catalog.jsonb[]) AS u(id, title, source_uri, mime_type, content_hash, metadata) RETURNING tenant_id, project_id, id, title, mime_type, content_hash, metadata, created_by, created_at, updated_at";
     /// The SQL of [`Self::update`].
-    pub const UPDATE_SQL: &'static str = "UPDATE public.documents SET title = CASE WHEN $4 THEN $5 ELSE title END, metadata = CASE WHEN $6 THEN $7 ELSE metadata END WHERE tenant_id = $1 AND project_id = $2 AND id = $3 RETURNING tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at";
+    pub const UPDATE_SQL: &'static str = "UPDATE public.documents SET title = CASE WHEN $4 THEN $5 ELSE title END, metadata = CASE WHEN $6 THEN $7 ELSE metadata END WHERE tenant_id = $1 AND project_id = $2 AND id = $3 RETURNING tenant_id, project_id, id, title, mime_type, content_hash, metadata, created_by, created_at, updated_at";
     /// The SQL of [`Self::update_as_admin`].
-    pub const UPDATE_AS_ADMIN_SQL: &'static str = "UPDATE public.documents SET title = CASE WHEN $4 THEN $5 ELSE title END, source_uri = CASE WHEN $6 THEN $7 ELSE source_uri END, mime_type = CASE WHEN $8 THEN $9 ELSE mime_type END, content_hash = CASE WHEN $10 THEN $11 ELSE content_hash END, metadata = CASE WHEN $12 THEN $13 ELSE metadata END WHERE tenant_id = $1 AND project_id = $2 AND id = $3 RETURNING tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at";
+    pub const UPDATE_AS_ADMIN_SQL: &'static str = "UPDATE public.documents SET title = CASE WHEN $4 THEN $5 ELSE title END, mime_type = CASE WHEN $6 THEN $7 ELSE mime_type END, content_hash = CASE WHEN $8 THEN $9 ELSE content_hash END, metadata = CASE WHEN $10 THEN $11 ELSE metadata END WHERE tenant_id = $1 AND project_id = $2 AND id = $3 RETURNING tenant_id, project_id, id, title, mime_type, content_hash, metadata, created_by, created_at, updated_at";
+    /// The SQL of [`Self::update_as_admin`] that sets the masked column `source_uri` (the app role may write it, not read it).
+    pub const UPDATE_AS_ADMIN_SET_SOURCE_URI_SQL: &'static str = "UPDATE public.documents SET source_uri = $4 WHERE tenant_id = $1 AND project_id = $2 AND id = $3";
     /// The SQL of [`Self::delete`].
     pub const DELETE_SQL: &'static str = "DELETE FROM public.documents WHERE tenant_id = $1 AND project_id = $2 AND id = $3";
     /// Reads one row by its key (when the scope spans several projects holding that key, the row of the lowest project id). `None` when no visible row matches.
     ///
-    /// Requires `viewer` or above in every project it reads (RLS policy `documents_select`).
+    /// Requires `viewer` or above in every project it reads (RLS policy `documents_select`). Masked columns (`source_uri`) are not read; `get_as_<role>` reads them.
     pub async fn get<S>(
         tx: &mut ::tenancy_runtime::ScopedTx<S>,
         id: ::uuid::Uuid,
@@ -207,6 +257,53 @@ impl Documents {
             }
             _ => {
                 ::tenancy_runtime::sqlx::query_as::<_, Document>(Self::GET_SQL)
+                    .bind(scope_tenant_id)
+                    .bind(scope_project_ids)
+                    .bind(id)
+                    .fetch_optional(tx.connection())
+                    .await?
+            }
+        };
+        ::std::result::Result::Ok(row)
+    }
+    /// Reads one row by its key (when the scope spans several projects holding that key, the row of the lowest project id). `None` when no visible row matches.
+    ///
+    /// Requires `editor` or above in every project it reads (RLS policy `documents_select`). Reads the masked view `documents_masked`: the columns `editor` reads, masked ones included.
+    pub async fn get_as_editor<S>(
+        tx: &mut ::tenancy_runtime::ScopedTx<S>,
+        id: ::uuid::Uuid,
+    ) -> ::std::result::Result<
+        ::std::option::Option<DocumentEditorView>,
+        ::tenancy_runtime::Error,
+    >
+    where
+        S: ::tenancy_runtime::ReadScope<crate::roles::Editor>,
+    {
+        let scope_tenant_id = ::tenancy_runtime::Scope::tenant_id(tx.scope()).as_uuid();
+        let scope_project_ids: ::std::vec::Vec<::uuid::Uuid> = ::tenancy_runtime::Scope::project_ids(
+                tx.scope(),
+            )
+            .iter()
+            .map(|id| id.as_uuid())
+            .collect();
+        let row = match scope_project_ids.as_slice() {
+            [scope_project_id] => {
+                let scope_project_id = *scope_project_id;
+                ::tenancy_runtime::sqlx::query_as::<
+                    _,
+                    DocumentEditorView,
+                >(Self::GET_AS_EDITOR_IN_PROJECT_SQL)
+                    .bind(scope_tenant_id)
+                    .bind(scope_project_id)
+                    .bind(id)
+                    .fetch_optional(tx.connection())
+                    .await?
+            }
+            _ => {
+                ::tenancy_runtime::sqlx::query_as::<
+                    _,
+                    DocumentEditorView,
+                >(Self::GET_AS_EDITOR_SQL)
                     .bind(scope_tenant_id)
                     .bind(scope_project_ids)
                     .bind(id)
@@ -450,6 +547,15 @@ impl Documents {
             crate::roles::Admin,
         >>::project_id(tx.scope())
             .as_uuid();
+        if let ::std::option::Option::Some(value) = patch.source_uri.as_ref() {
+            ::tenancy_runtime::sqlx::query(Self::UPDATE_AS_ADMIN_SET_SOURCE_URI_SQL)
+                .bind(scope_tenant_id)
+                .bind(scope_project_id)
+                .bind(id)
+                .bind(value)
+                .execute(tx.connection())
+                .await?;
+        }
         let row = ::tenancy_runtime::sqlx::query_as::<
             _,
             Document,
@@ -459,8 +565,6 @@ impl Documents {
             .bind(id)
             .bind(patch.title.is_some())
             .bind(patch.title)
-            .bind(patch.source_uri.is_some())
-            .bind(patch.source_uri.flatten())
             .bind(patch.mime_type.is_some())
             .bind(patch.mime_type)
             .bind(patch.content_hash.is_some())

@@ -1,14 +1,15 @@
-//! Column lists on rules: `allow update (title, metadata) to editor`.
+//! Column lists on rules: `allow update (title, metadata) to editor` (the columns a role may
+//! change) and `allow select (id, title) to viewer` (the columns a role may read).
 
 use super::*;
 use crate::model::{ID_COLUMN, PROJECT_COLUMN, TENANT_COLUMN, USER_COLUMN};
 
 impl<'a> Checker<'_, 'a> {
     /// Checks the column list of `rule` (if any) for `command` and returns it in table column
-    /// order. Errors: a list on another command than `update`, an unknown or repeated
-    /// column, a column no update may change (scope, key, stamped), and a list next to a
-    /// `where sql "..."` condition (the database checks lists per row, on the old row, and
-    /// cannot re-target raw SQL).
+    /// order. Errors: a list on another command than `update` and `select` (and a `select`
+    /// list outside scoped tables), an unknown or repeated column, a column no update may
+    /// change (scope, key, stamped), and a list next to a `where sql "..."` condition (the
+    /// database checks lists per row and cannot re-target raw SQL).
     pub(super) fn check_rule_columns(
         &mut self,
         info: &TableInfo<'a>,
@@ -17,25 +18,32 @@ impl<'a> Checker<'_, 'a> {
     ) -> Option<Vec<String>> {
         let list = rule.columns.as_ref()?;
         let first = list.first()?;
-        if command != Command::Update {
-            self.error(
-                Diagnostic::error(
-                    format!("a column list on `{command}` is not supported"),
+        let reads = command == Command::Select && info.kind == TableKind::Scoped;
+        if command != Command::Update && !reads {
+            let d =
+                if command == Command::Select {
+                    Diagnostic::error(
+                    format!("a column list on `select` is not supported on `{}`", info.name()),
                     first.span,
-                    "only `update` rules name columns",
+                    "only `select` rules of scoped tables name columns",
                 )
                 .with_note(
-                    "a role that may read a row reads all of its columns; hide a column from \
-                     a role by moving it to a table the role cannot select",
+                    "the tenancy core tables are read by the runtime itself, every column of them",
                 )
-                .with_help(format!(
-                    "write the columns on an `update` rule: `allow update ({}) to ...`",
-                    list.iter()
-                        .map(|c| c.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
-            );
+                .with_help("remove the column list")
+                } else {
+                    Diagnostic::error(
+                        format!("a column list on `{command}` is not supported"),
+                        first.span,
+                        "only `update` and `select` rules name columns",
+                    )
+                    .with_note(
+                        "an insert writes a whole row and a delete removes one: neither works \
+                     column by column",
+                    )
+                    .with_help("remove the column list")
+                };
+            self.error(d);
             return None;
         }
         if rule
@@ -54,7 +62,12 @@ impl<'a> Checker<'_, 'a> {
             return None;
         }
         let names = info.column_names();
-        let fixed = fixed_columns(info);
+        // A reader may be given any column; the scope and key columns are always read.
+        let fixed = if reads {
+            Vec::new()
+        } else {
+            fixed_columns(info)
+        };
         let mut seen: Vec<&str> = Vec::new();
         let mut ok = true;
         for column in list {

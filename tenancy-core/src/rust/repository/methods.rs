@@ -137,8 +137,26 @@ impl Emitter<'_, '_> {
     }
 
     pub(super) fn get_method(&self) -> Methods {
-        let Some((role, role_name)) = self.role_type(Command::Select)? else {
+        let Some((mut role, mut role_name)) = self.role_type(Command::Select)? else {
             return Ok(None);
+        };
+        // A read tier: `get_as_<role>`, through the masked view.
+        let (name, sql_name, one_sql_name) = match &self.shape.tier {
+            Some(tier) => {
+                role = self.role_marker(&tier.role)?;
+                role_name = tier.role.as_str();
+                let upper = tier.role.to_uppercase();
+                (
+                    format!("get_as_{}", tier.role),
+                    format!("GET_AS_{upper}_SQL"),
+                    format!("GET_AS_{upper}_IN_PROJECT_SQL"),
+                )
+            }
+            None => (
+                "get".to_owned(),
+                "GET_SQL".to_owned(),
+                "GET_IN_PROJECT_SQL".to_owned(),
+            ),
         };
         let row = self.row();
         let (mut body, scope_binds) = self.read_scope_prelude();
@@ -152,14 +170,31 @@ impl Emitter<'_, '_> {
         } else {
             "Reads one row by its key.".to_owned()
         };
-        let doc = format!(
+        let mut doc = format!(
             "{what} `None` when no visible row matches.\n\n{}",
             self.rule_doc(Command::Select, role_name)
         );
-        let sql = ident("GET_SQL");
+        if self.shape.tier.is_some() {
+            doc.push_str(&format!(
+                " Reads the masked view `{}_masked`: the columns `{role_name}` reads, \
+                 masked ones included.",
+                self.table_name()
+            ));
+        } else if !self.shape.masked.is_empty() {
+            doc.push_str(&format!(
+                " Masked columns ({}) are not read; `get_as_<role>` reads them.",
+                self.shape
+                    .masked
+                    .iter()
+                    .map(|c| format!("`{}`", c.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let sql = ident(&sql_name);
         let get = |body| {
             let ok = option_type(self.row_type());
-            Self::scoped_method(&doc, "get", params.clone(), ok, "ReadScope", &role, body)
+            Self::scoped_method(&doc, &name, params.clone(), ok, "ReadScope", &role, body)
         };
         // ::tenancy_runtime::sqlx::query_as::<_, Row>(Self::GET_SQL) <scope binds> <key binds>
         //     .fetch_optional(tx.connection()).await?
@@ -172,16 +207,18 @@ impl Emitter<'_, '_> {
             body.push(ok_tail(var(ident("row"))));
             let get = get(body);
             return Ok(Some((
-                vec![Self::sql_const(&sql, "get", &self.shape.get_sql())],
+                vec![Self::sql_const(&sql, &name, &self.shape.get_sql())],
                 vec![get],
             )));
         };
-        let one_sql = ident("GET_IN_PROJECT_SQL");
+        let one_sql = ident(&one_sql_name);
         let consts = vec![
-            Self::sql_const(&sql, "get", &self.shape.get_sql()),
+            Self::sql_const(&sql, &name, &self.shape.get_sql()),
             str_const(
-                " The SQL of [`Self::get`] when the scope holds exactly one project (a scalar \
-                 project parameter keeps the cached generic plan usable).",
+                &format!(
+                    " The SQL of [`Self::{name}`] when the scope holds exactly one project (a \
+                     scalar project parameter keeps the cached generic plan usable)."
+                ),
                 one_sql.clone(),
                 &one_sql_text,
             ),
@@ -543,8 +580,8 @@ impl Emitter<'_, '_> {
         let mut consts = Vec::new();
         let mut methods = Vec::new();
         for tier in &self.shape.update_tiers {
-            let (sql_const, method) = self.update_tier_method(tier)?;
-            consts.push(sql_const);
+            let (sql_consts, method) = self.update_tier_method(tier)?;
+            consts.extend(sql_consts);
             methods.push(method);
         }
         Ok((!methods.is_empty()).then_some((consts, methods)))
@@ -554,24 +591,12 @@ impl Emitter<'_, '_> {
     fn update_tier_method(
         &self,
         tier: &crate::rust::shape::UpdateTier,
-    ) -> syn::Result<(ImplItem, syn::ImplItemFn)> {
+    ) -> syn::Result<(Vec<ImplItem>, syn::ImplItemFn)> {
         let role = self.role_marker(&tier.role)?;
         let row = self.row();
         let patch = ident(&tier.patch(&self.shape.names));
         let (mut body, scope_binds) = self.write_scope_prelude(&role);
         let (params, key_binds) = self.key_params(&self.shape.write_key);
-        // .bind(patch.<column>.is_some()).bind(patch.<column>) per patch column
-        // (`.flatten()` for a nullable column)
-        let patch_binds = tier.columns.iter().flat_map(|c| {
-            let value = field(var(ident("patch")), snake_ident(&c.name));
-            let flag = method(value.clone(), "is_some", []);
-            let value = if c.nullable {
-                method(value, "flatten", [])
-            } else {
-                value
-            };
-            [flag, self.bind_value(c, value, true)]
-        });
         let what = if self.shape.write_key.is_empty() {
             "Updates the write scope's own row"
         } else {
@@ -596,6 +621,55 @@ impl Emitter<'_, '_> {
             ));
         }
         let sql = ident(&tier.sql_const());
+        // A masked column in the patch: its own `SET col = $n` first (see `set_masked_sql`).
+        let mut masked_consts = Vec::new();
+        for column in tier.columns.iter().filter(|c| self.shape.is_masked(c)) {
+            let const_name = ident(&format!(
+                "{}_SET_{}_SQL",
+                tier.sql_const().trim_end_matches("_SQL"),
+                column.name.to_uppercase()
+            ));
+            masked_consts.push(str_const(
+                &format!(
+                    " The SQL of [`Self::{}`] that sets the masked column `{}` (the app role \
+                     may write it, not read it).",
+                    tier.method(),
+                    column.name
+                ),
+                const_name.clone(),
+                &self.shape.set_masked_sql(column),
+            ));
+            let field_name = snake_ident(&column.name);
+            let scope = scope_binds.iter();
+            let keys = key_binds.iter();
+            body.extend(parse_stmts(quote! {
+                if let ::std::option::Option::Some(value) = patch.#field_name.as_ref() {
+                    ::tenancy_runtime::sqlx::query(Self::#const_name)
+                        #(.bind(#scope))*
+                        #(.bind(#keys))*
+                        .bind(value)
+                        .execute(tx.connection())
+                        .await?;
+                }
+            })?);
+        }
+        // .bind(patch.<column>.is_some()).bind(patch.<column>) per patch column
+        // (`.flatten()` for a nullable column)
+        let patch_binds: Vec<Expr> = tier
+            .columns
+            .iter()
+            .filter(|c| !self.shape.is_masked(c))
+            .flat_map(|c| {
+                let value = field(var(ident("patch")), snake_ident(&c.name));
+                let flag = method(value.clone(), "is_some", []);
+                let value = if c.nullable {
+                    method(value, "flatten", [])
+                } else {
+                    value
+                };
+                [flag, self.bind_value(c, value, true)]
+            })
+            .collect();
         let values = scope_binds.into_iter().chain(key_binds).chain(patch_binds);
         let query = binds(query_as(&row, &sql), values);
         body.push(let_(
@@ -608,10 +682,13 @@ impl Emitter<'_, '_> {
         let ok = option_type(self.row_type());
         let name = tier.method();
         let update = Self::scoped_method(&doc, &name, params, ok, "WriteScope", &role, body);
-        Ok((
-            Self::sql_const(&sql, &name, &self.shape.update_sql(&tier.columns)),
-            update,
-        ))
+        let mut consts = vec![Self::sql_const(
+            &sql,
+            &name,
+            &self.shape.update_sql(&tier.columns),
+        )];
+        consts.extend(masked_consts);
+        Ok((consts, update))
     }
 
     pub(super) fn delete_method(&self) -> Methods {
@@ -671,15 +748,26 @@ impl Emitter<'_, '_> {
         ));
         let mut consts = Vec::new();
         let mut methods = Vec::new();
-        for part in [
-            self.get_method()?,
-            self.list_methods()?,
-            self.insert_methods()?,
-            self.update_method()?,
-            self.delete_method()?,
-        ]
-        .into_iter()
-        .flatten()
+        let mut tier_gets = Vec::new();
+        for tier in &self.shape.read_tiers {
+            let shape = self.shape.for_read_tier(tier);
+            let emitter = Emitter {
+                shape: &shape,
+                roles_path: self.roles_path,
+                markers: self.markers,
+            };
+            tier_gets.push(emitter.get_method()?);
+        }
+        for part in [self.get_method()?]
+            .into_iter()
+            .chain(tier_gets)
+            .chain([
+                self.list_methods()?,
+                self.insert_methods()?,
+                self.update_method()?,
+                self.delete_method()?,
+            ])
+            .flatten()
         {
             consts.extend(part.0);
             methods.extend(part.1);

@@ -221,6 +221,16 @@ pub(crate) fn repository_items_with_markers(
     let mut items = emitter.project_role_enum()?;
     items.push(emitter.row_struct()?);
     items.extend(emitter.row_from_row()?);
+    for tier in &shape.read_tiers {
+        let tier_shape = shape.for_read_tier(tier);
+        let tier_emitter = Emitter {
+            shape: &tier_shape,
+            roles_path,
+            markers,
+        };
+        items.push(tier_emitter.row_struct()?);
+        items.extend(tier_emitter.row_from_row()?);
+    }
     items.extend(emitter.key_struct()?);
     items.extend(emitter.pagination()?);
     items.extend(emitter.new_struct()?);

@@ -48,10 +48,29 @@ impl Emitter<'_, '_> {
     }
 
     pub(super) fn row_struct(&self) -> syn::Result<Item> {
-        let table_doc = match &self.shape.table.doc {
+        let mut table_doc = match &self.shape.table.doc {
             Some(text) => format!("{text}\n\nA row of `{}`.", self.table_name()),
             None => format!("A row of `{}`.", self.table_name()),
         };
+        if let Some(tier) = &self.shape.tier {
+            table_doc = format!(
+                "A row of `{}` as a caller with `{}` or above reads it, masked columns \
+                 included (read through the masked view `{}`).",
+                self.table_name(),
+                tier.role,
+                tier.view_sql
+            );
+        } else if !self.shape.masked.is_empty() {
+            table_doc.push_str(&format!(
+                " Without the masked columns {} (see the `get_as_<role>` methods).",
+                self.shape
+                    .masked
+                    .iter()
+                    .map(|c| format!("`{}`", c.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         Self::struct_item(
             &table_doc,
             quote!(#[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]),
