@@ -288,7 +288,21 @@ def test_repositories_round_trip(tenancy: Tenancy, fixture: Fixture) -> None:
         assert forged.created_by == fixture.alice
         assert Documents.delete(tx, forged.id) is True
         updated = Documents.update(tx, doc.id, {"source_uri": "s3://x"})
-        assert updated is not None and updated.source_uri == "s3://x"
+        assert updated is not None
+        # `source_uri` is masked from viewers: never loaded with the row, and the app role
+        # cannot select it on the table; the masked view shows it to an editor or above.
+        with pytest.raises(sa.exc.InvalidRequestError):
+            _ = updated.source_uri
+        shown = tx.session.execute(
+            sa.text("SELECT source_uri FROM tenancy.documents_masked WHERE id = :id"),
+            {"id": doc.id},
+        ).scalar_one()
+        assert shown == "s3://x"
+        tx.session.execute(sa.text("SAVEPOINT masked"))
+        with pytest.raises(sa.exc.DBAPIError) as refused:
+            tx.session.execute(sa.select(Document.source_uri).where(Document.id == doc.id))
+        assert sqlstate(refused.value) == "42501"
+        tx.session.execute(sa.text("ROLLBACK TO SAVEPOINT masked"))
         # Keyset pagination visits every row once, in key order.
         seen: list[uuid.UUID] = []
         page = Documents.list(tx, limit=2)

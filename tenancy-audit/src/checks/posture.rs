@@ -318,8 +318,15 @@ pub(super) async fn undeclared_relations(
             && schema == model.settings.helper_schema
             && ["vector_tiers", "vector_project_sizes"].contains(&name)
     };
+    let masked_view = |schema: &str, name: &str| {
+        schema == model.settings.helper_schema
+            && model.tables.iter().any(|t| {
+                !t.masked_columns().is_empty() && tenancy_core::sql::masked_view_name(t) == name
+            })
+    };
     for (schema, name, kind, privileges) in rows {
         let declared = (schema == TABLE_SCHEMA && model.table(&name).is_some())
+            || masked_view(&schema, &name)
             || expected.creates_table(&schema, &name)
             || vector_catalog(&schema, &name);
         if declared || privileges.is_empty() {

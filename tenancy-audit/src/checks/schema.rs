@@ -218,10 +218,11 @@ pub(super) async fn views(
     out: &mut Vec<Finding>,
 ) -> Result<(), sqlx::Error> {
     type Relation = (String, String);
-    let rows: Vec<(String, String, String, Vec<String>, String, String)> =
+    let rows: Vec<(String, String, String, Vec<String>, String, String, String)> =
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT DISTINCT n.nspname::text, v.relname::text, v.relkind::text, \
-                    COALESCE(v.reloptions, '{{}}')::text[], dn.nspname::text, d.relname::text \
+                    COALESCE(v.reloptions, '{{}}')::text[], dn.nspname::text, d.relname::text, \
+                    pg_catalog.pg_get_userbyid(v.relowner)::text \
              FROM pg_catalog.pg_class v \
              JOIN pg_catalog.pg_namespace n ON n.oid = v.relnamespace \
              JOIN pg_catalog.pg_rewrite r ON r.ev_class = v.oid \
@@ -235,13 +236,45 @@ pub(super) async fn views(
         .await?;
     // view -> (relkind, security_invoker, relations it reads)
     let mut graph: BTreeMap<Relation, (String, bool, BTreeSet<Relation>)> = BTreeMap::new();
-    for (schema, name, kind, options, dep_schema, dep_name) in rows {
-        let invoker = options.iter().any(|o| {
+    let option = |options: &[String], key: &str| {
+        options.iter().any(|o| {
             o.split_once('=').is_some_and(|(k, v)| {
-                k == "security_invoker"
-                    && matches!(v.to_ascii_lowercase().as_str(), "true" | "on" | "yes" | "1")
+                k == key && matches!(v.to_ascii_lowercase().as_str(), "true" | "on" | "yes" | "1")
             })
-        });
+        })
+    };
+    // The masked views the model declares (`allow select (..)`): owned by the reader role,
+    // by design not security_invoker (the app role cannot select the masked columns).
+    let reader = tenancy_core::sql::reader_role(model);
+    let masked_views: BTreeSet<Relation> = model
+        .tables
+        .iter()
+        .filter(|t| !t.masked_columns().is_empty())
+        .map(|t| {
+            (
+                model.settings.helper_schema.clone(),
+                tenancy_core::sql::masked_view_name(t),
+            )
+        })
+        .collect();
+    for (schema, name, kind, options, dep_schema, dep_name, owner) in rows {
+        let mut invoker = option(&options, "security_invoker");
+        let relation = (schema.clone(), name.clone());
+        if masked_views.contains(&relation) {
+            if kind == "v" && owner == reader && option(&options, "security_barrier") {
+                invoker = true;
+            } else {
+                out.push(Finding::new(
+                    codes::VIEW_NOT_INVOKER,
+                    format!("view {}.{}", quote_ident(&schema), quote_ident(&name)),
+                    format!(
+                        "the masked view must be a security_barrier view owned by {reader} \
+                         (found owner {owner}); generate and apply the migrations again"
+                    ),
+                ));
+                continue;
+            }
+        }
         graph
             .entry((schema, name))
             .or_insert_with(|| (kind, invoker, BTreeSet::new()))

@@ -195,7 +195,21 @@ fn column_line(model: &Model, table: &Table, column: &Column, imports: &mut Impo
             py_str(&default.to_sql())
         ));
     }
+    let masked = table.masked_columns().iter().any(|m| m.name == column.name);
+    if masked {
+        // The app role cannot select it: never loaded with the row, and reading the attribute
+        // raises instead of running a query the database refuses.
+        args.push("deferred=True".to_owned());
+        args.push("deferred_raiseload=True".to_owned());
+    }
     let mut line = String::new();
+    if masked {
+        line.push_str(&format!(
+            "    #: Masked: the app role cannot select it (read `{}.{}` instead).\n",
+            model.settings.helper_schema,
+            crate::sql::masked_view_name(table)
+        ));
+    }
     if let Some(doc) = &column.doc {
         for doc_line in doc.lines() {
             line.push_str(&format!("    #: {}\n", doc_line.trim()));

@@ -21,12 +21,12 @@ use super::{section_heading, Target};
 use crate::model::{Command, Model, Rule, Table, ROLE_TYPE, TABLE_SCHEMA};
 
 /// The reader role that owns the masked views: `<app role>_reader`.
-pub(crate) fn reader_role(model: &Model) -> String {
+pub fn reader_role(model: &Model) -> String {
     fit_identifier(&format!("{}_reader", model.settings.app_role))
 }
 
 /// The masked view's name (in the helper schema): `<table>_masked`.
-pub(crate) fn masked_view_name(table: &Table) -> String {
+pub fn masked_view_name(table: &Table) -> String {
     fit_identifier(&format!("{}_masked", table.name))
 }
 

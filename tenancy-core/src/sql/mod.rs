@@ -41,7 +41,7 @@ pub use context::{context_call, ContextHelper};
 pub use ident::ident as quote_ident;
 pub(crate) use ident::literal as quote_literal;
 pub(crate) use ident::RESERVED_KEYWORDS;
-pub(crate) use masked::masked_view_name;
+pub use masked::{masked_view_name, reader_role};
 pub(crate) use security::granted_commands;
 pub use signed::{CONTEXT_CONTRACT, UNSIGNED_CONTEXT_CONTRACT};
 pub use surfaces::LARGE_OBJECT_FUNCTIONS;

@@ -169,7 +169,13 @@ class Document(Base):
         server_default=sa.text("gen_random_uuid()"),
     )
     title: Mapped[str] = mapped_column(sa.Text, nullable=False)
-    source_uri: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    #: Masked: the app role cannot select it (read `tenancy.documents_masked` instead).
+    source_uri: Mapped[str | None] = mapped_column(
+        sa.Text,
+        nullable=True,
+        deferred=True,
+        deferred_raiseload=True,
+    )
     mime_type: Mapped[str] = mapped_column(
         sa.Text,
         nullable=False,
