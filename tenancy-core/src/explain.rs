@@ -157,7 +157,12 @@ fn explain_table(model: &Model, table: &Table) -> String {
                             None => role_phrase(model, &rule.min_role),
                         };
                         if let Some(columns) = &rule.columns {
-                            who.push_str(&format!(", changing only {}", columns.join(", ")));
+                            let verb = if command == Command::Select {
+                                "reading only"
+                            } else {
+                                "changing only"
+                            };
+                            who.push_str(&format!(", {verb} {}", columns.join(", ")));
                         }
                         who
                     })
@@ -181,6 +186,20 @@ fn explain_table(model: &Model, table: &Table) -> String {
             out.push_str(
                 "    UNCHECKED: a condition of this command is raw SQL the generator did not check\n",
             );
+        }
+        let masked = table.masked_columns();
+        if command == Command::Select && !masked.is_empty() {
+            out.push_str(&format!(
+                "    masked columns: {} (the app role cannot select them on the table; the view \
+                 {}.{} shows each where a rule reading it admits the caller, NULL elsewhere)\n",
+                masked
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                model.settings.helper_schema,
+                crate::sql::masked_view_name(table)
+            ));
         }
         if command == Command::Update && granted.contains(&command) {
             out.push_str(&format!(

@@ -153,6 +153,7 @@ fn rag_policy_compiles_without_errors_or_warnings() {
         rules,
         [
             (Command::Select, "viewer", None),
+            (Command::Select, "editor", None),
             (Command::Insert, "editor", None),
             (Command::Update, "editor", owner_only),
             (Command::Update, "admin", None),

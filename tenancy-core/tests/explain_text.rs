@@ -20,7 +20,12 @@ fn one_table_lists_kind_scope_keys_and_roles() {
     assert!(text.contains("  scope: tenant = tenant_id, project = project_id;"));
     assert!(text.contains("  primary key: (tenant_id, project_id, id)\n"));
     assert!(text.contains("  unique: (tenant_id, project_id, content_hash)\n"));
-    assert!(text.contains("  select: viewer and above (viewer, editor, admin, owner)\n"));
+    assert!(text.contains(
+        "  select: viewer and above (viewer, editor, admin, owner), reading only title, \
+         mime_type, content_hash, metadata, created_by, created_at, updated_at; or editor and \
+         above (editor, admin, owner)\n"
+    ));
+    assert!(text.contains("    masked columns: source_uri (the app role cannot select them"));
     assert!(text.contains("  insert: editor and above (editor, admin, owner)\n"));
     assert!(text.contains(
         "  update: editor and above (editor, admin, owner), on rows where its `created_by` is \

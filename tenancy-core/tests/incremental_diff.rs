@@ -367,7 +367,7 @@ fn a_changed_model_appends_a_numbered_migration_and_keeps_history() {
         [
             "migrations/0001_tenancy_core.sql",
             "migrations/0002_tables.sql",
-            "migrations/0003_add_documents_summary_and_1_more.sql",
+            "migrations/0003_add_documents_summary_and_2_more.sql",
             SNAPSHOT_FILE,
         ]
     );
@@ -387,7 +387,7 @@ fn a_changed_model_appends_a_numbered_migration_and_keeps_history() {
     // The new migration's header says what access it adds (issue 21): a new column, neutral.
     let header: Vec<&str> = contents(
         &second,
-        "migrations/0003_add_documents_summary_and_1_more.sql",
+        "migrations/0003_add_documents_summary_and_2_more.sql",
     )
     .split("\n\n")
     .next()

@@ -340,6 +340,7 @@ fn repositories_have_exactly_the_methods_the_rules_allow() {
         names("src/documents.rs", "Documents"),
         [
             "get",
+            "get_as_editor",
             "list",
             "count",
             "insert",
@@ -410,7 +411,12 @@ fn inputs_never_carry_scope_columns_and_rows_carry_all() {
     let files = files_by_path(&rag_model());
     let row = struct_fields(&files["src/documents.rs"], "Document").expect("row");
     assert_eq!(&row[..3], ["tenant_id", "project_id", "id"]);
-    assert_eq!(row.len(), 11);
+    // `source_uri` is masked from viewers: only the editor's view carries it.
+    assert_eq!(row.len(), 10);
+    assert!(!row.contains(&"source_uri".to_owned()));
+    let full = struct_fields(&files["src/documents.rs"], "DocumentEditorView").expect("view");
+    assert_eq!(full.len(), 11);
+    assert!(full.contains(&"source_uri".to_owned()));
     for (path, new) in [
         ("src/documents.rs", "NewDocument"),
         ("src/chunks.rs", "NewChunk"),
@@ -593,7 +599,7 @@ fn update_is_static_sql_with_flags() {
         "{sql}"
     );
     assert!(sql.ends_with(
-        "WHERE tenant_id = $1 AND project_id = $2 AND id = $3 RETURNING tenant_id, project_id, id, title, source_uri, mime_type, content_hash, metadata, created_by, created_at, updated_at"
+        "WHERE tenant_id = $1 AND project_id = $2 AND id = $3 RETURNING tenant_id, project_id, id, title, mime_type, content_hash, metadata, created_by, created_at, updated_at"
     ), "{sql}");
 }
 

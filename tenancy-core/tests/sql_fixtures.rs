@@ -243,7 +243,21 @@ pub fn rag_model() -> Model {
     documents.indexes = vec![btree(&["created_at"])];
     documents.rules = canonical(
         [
-            allow(&[Select], "viewer"),
+            vec![Rule {
+                command: Select,
+                min_role: "viewer".to_owned(),
+                condition: None,
+                columns: Some(names(&[
+                    "title",
+                    "mime_type",
+                    "content_hash",
+                    "metadata",
+                    "created_by",
+                    "created_at",
+                    "updated_at",
+                ])),
+            }],
+            allow(&[Select], "editor"),
             allow(&[Insert], "editor"),
             vec![Rule {
                 command: Update,

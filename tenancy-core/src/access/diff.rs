@@ -68,6 +68,10 @@ pub enum ChangeKind {
     ColumnNoLongerWritable,
     /// A new column, writable from the start (no existing data changes hands).
     ColumnAdded,
+    /// A role may now read a column that was masked from it.
+    ColumnBecomesReadable,
+    /// A column is now masked from a role.
+    ColumnNoLongerReadable,
     /// A role may now grant a role it could not.
     GrantCeilingRises,
     /// A role may no longer grant a role.
@@ -174,6 +178,7 @@ pub fn diff(old: &Model, new: &Model) -> AccessDiff {
                     insert_columns: Vec::new(),
                     update_columns: Vec::new(),
                     stamped: Vec::new(),
+                    masked_columns: Vec::new(),
                 };
                 command_changes(old, new, &empty, table, &mut changes);
             }
@@ -478,6 +483,7 @@ fn column_changes(
         }
         if command == Command::Update {
             role_column_changes(new, before, after, out);
+            role_read_changes(before, after, out);
         }
         for column in was.iter().filter(|c| !is.contains(c)) {
             let mut c = change(
@@ -644,6 +650,73 @@ fn role_column_changes(
             );
             c.table = Some(after.table.clone());
             c.command = Some(Command::Update);
+            c.column = Some(column.clone());
+            c.roles = vec![entry.role.clone()];
+            out.push(c);
+        }
+    }
+}
+
+/// Read rights per column: the columns each role reads, where both models let it select.
+fn role_read_changes(before: &TableAccess, after: &TableAccess, out: &mut Vec<AccessChange>) {
+    let (Some(was), Some(is)) = (
+        before.command(Command::Select),
+        after.command(Command::Select),
+    ) else {
+        return;
+    };
+    for entry in &is.roles {
+        let Some(old) = was.roles.iter().find(|e| e.role == entry.role) else {
+            continue;
+        };
+        if old.access == RoleAccess::Denied || entry.access == RoleAccess::Denied {
+            continue;
+        }
+        let old_cols = old
+            .read_columns
+            .clone()
+            .unwrap_or_else(|| before.all_columns.clone());
+        let new_cols = entry
+            .read_columns
+            .clone()
+            .unwrap_or_else(|| after.all_columns.clone());
+        let gained = new_cols
+            .iter()
+            .filter(|c| !old_cols.contains(c) && before.all_columns.contains(c));
+        for column in gained {
+            let mut c = change(
+                Effect::Widens,
+                ChangeKind::ColumnBecomesReadable,
+                format!(
+                    "{} may now read `{column}` of `{}`",
+                    entry.role, after.table
+                ),
+            );
+            c.table = Some(after.table.clone());
+            c.command = Some(Command::Select);
+            c.column = Some(column.clone());
+            c.roles = vec![entry.role.clone()];
+            c.counterexample = Some(Counterexample {
+                role: Some(entry.role.clone()),
+                row: BTreeMap::new(),
+                unverified: entry.access != RoleAccess::AllRows,
+            });
+            out.push(c);
+        }
+        let lost = old_cols
+            .iter()
+            .filter(|c| !new_cols.contains(c) && after.all_columns.contains(c));
+        for column in lost {
+            let mut c = change(
+                Effect::Narrows,
+                ChangeKind::ColumnNoLongerReadable,
+                format!(
+                    "{} may no longer read `{column}` of `{}`",
+                    entry.role, after.table
+                ),
+            );
+            c.table = Some(after.table.clone());
+            c.command = Some(Command::Select);
             c.column = Some(column.clone());
             c.roles = vec![entry.role.clone()];
             out.push(c);

@@ -168,6 +168,25 @@ fn table_section(out: &mut String, matrix: &AccessMatrix, table: &TableAccess) {
             }
         }
     }
+    if !table.masked_columns.is_empty() {
+        notes.push_str(&format!(
+            "- Masked: {} (no caller selects it on the table; the view `{}_masked` shows it \
+             on the rows where the caller's role reads it, NULL elsewhere).\n",
+            code_list(&table.masked_columns),
+            table.table
+        ));
+        if let Some(select) = table.command(Command::Select) {
+            for entry in &select.roles {
+                if let Some(columns) = &entry.read_columns {
+                    notes.push_str(&format!(
+                        "- `{}` reads only: {}.\n",
+                        entry.role,
+                        code_list(columns)
+                    ));
+                }
+            }
+        }
+    }
     for stamped in &table.stamped {
         let value = match stamped.stamp.value {
             StampValue::CurrentUser => "the caller's user id",

@@ -43,6 +43,10 @@ pub struct TableAccess {
     pub update_columns: Vec<String>,
     /// Columns the database fills.
     pub stamped: Vec<StampedColumn>,
+    /// Masked columns (`allow select (..)`): the app role cannot select them on the table;
+    /// the masked view shows them where a covering select rule admits the caller.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub masked_columns: Vec<String>,
 }
 
 /// A column the database writes (`= current_user on insert`).
@@ -82,6 +86,10 @@ pub struct RoleEntry {
     /// (`allow update (a, b) to r`); `None`: every column the update grant covers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub update_columns: Option<Vec<String>>,
+    /// For `select`: the columns this role reads when select rules mask columns from it
+    /// (`allow select (a, b) to r`); `None`: every column.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_columns: Option<Vec<String>>,
 }
 
 /// What a role may do with a command, on the rows of its own projects.
@@ -172,6 +180,7 @@ impl TableAccess {
             insert_columns,
             update_columns,
             stamped,
+            masked_columns: table.masked_columns().into_iter().map(|c| c.name).collect(),
         }
     }
 
@@ -195,6 +204,7 @@ impl CommandAccess {
                     role: role.clone(),
                     access: role_access(model, table, command, rank),
                     update_columns: role_update_columns(model, table, command, rank),
+                    read_columns: role_read_columns(model, table, command, rank),
                 })
                 .collect()
         };
@@ -251,6 +261,35 @@ fn role_update_columns(
             .filter(|c| named.contains(&c))
             .collect(),
     )
+}
+
+/// The columns the role at `rank` reads (on some row) when select rules mask columns from
+/// it: those a reached select rule covers, in table column order; `None` when it reads every
+/// column (or no row at all).
+fn role_read_columns(
+    model: &Model,
+    table: &Table,
+    command: Command,
+    rank: usize,
+) -> Option<Vec<String>> {
+    if command != Command::Select || table.masked_columns().is_empty() {
+        return None;
+    }
+    let reached: Vec<_> = table
+        .rules_for(command)
+        .into_iter()
+        .filter(|r| model.role_rank(&r.min_role).is_some_and(|min| min <= rank))
+        .collect();
+    if reached.is_empty() {
+        return None;
+    }
+    let all: Vec<String> = table.all_columns().into_iter().map(|c| c.name).collect();
+    let read: Vec<String> = all
+        .iter()
+        .filter(|c| reached.iter().any(|r| table.rule_reads(r, c)))
+        .cloned()
+        .collect();
+    (read.len() < all.len()).then_some(read)
 }
 
 /// What the role at `rank` may do: the union of the rules whose least role it reaches.

@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use super::ident::{ident, literal};
 use super::tables::{column_definition, constraints, create_index_statement, table_section};
 use super::{file_header, security, tables, Target};
-use crate::model::{Column, Model, SqlType, Table, TableKind, ROLE_TYPE};
+use crate::model::{Column, Command, Model, SqlType, Table, TableKind, ROLE_TYPE};
 
 /// What the caller allows an incremental migration to do.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -672,10 +672,20 @@ fn diff_table(
     let old_masked = super::masked::masked_view_section(old_model, old, target);
     let new_masked = super::masked::masked_view_section(new_model, new, target);
     if old_masked != new_masked {
-        plan.change(
-            format!("{}_masked", new.name),
-            format!("{}: masked columns changed", new.name),
-        );
+        let names =
+            |t: &Table| -> Vec<String> { t.masked_columns().into_iter().map(|c| c.name).collect() };
+        let slug = format!("{}_masked", new.name);
+        if names(old) == names(new)
+            && old.rules_for(Command::Select) == new.rules_for(Command::Select)
+        {
+            // Only the table's columns changed: the view follows them.
+            plan.consequence(
+                slug,
+                format!("{}: masked view follows its columns", new.name),
+            );
+        } else {
+            plan.change(slug, format!("{}: masked columns changed", new.name));
+        }
         if !old_masked.is_empty() {
             plan.drop_policies.push_str(&format!(
                 "\n-- {}: the masked view, created again below.\n{}",

@@ -267,6 +267,10 @@ pub(super) fn rules_union(
     // A rule admits nothing that an unconditioned rule of a lower (or the same, earlier)
     // role does not already admit: leave it out of the expression (one InitPlan less).
     let rank = |rule: &Rule| model.role_rank(&rule.min_role).unwrap_or(0);
+    // The validator's canonical order (least role first, unconditioned first), whatever
+    // order the rules come in.
+    let mut rules: Vec<&Rule> = rules.to_vec();
+    rules.sort_by_key(|r| (rank(r), r.condition.is_some()));
     let needed: Vec<&Rule> = rules
         .iter()
         .enumerate()

@@ -12,7 +12,7 @@
 --   * documents: grants to the app role updated
 --
 -- Access (what `tenancy diff` reports against the previous model):
---   no change of access
+--   narrows: viewer may no longer read `source_uri` of `documents`
 
 -- ----------------------------------------------------------------------------
 -- Reader role tenancy_app_reader (masked columns of documents)

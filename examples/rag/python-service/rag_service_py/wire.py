@@ -276,10 +276,13 @@ def to_json(value: Any) -> bytes:
 
 
 def row(model: Any, *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
-    """A model instance as a JSON object keyed by column name (as the Rust rows serialize)."""
-    mapper = sa.inspect(model).mapper
+    """A model instance as a JSON object keyed by column name (as the Rust rows serialize).
+
+    Masked columns (deferred, never loaded: the app role cannot select them) are left out, as
+    the Rust row types leave them out."""
+    state = sa.inspect(model)
     return {
         attr.columns[0].name: getattr(model, attr.key)
-        for attr in mapper.column_attrs
-        if attr.columns[0].name not in skip
+        for attr in state.mapper.column_attrs
+        if attr.columns[0].name not in skip and attr.key not in state.unloaded
     }

@@ -11,7 +11,7 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 #: SHA-256 of the migration file (as recorded in model.snapshot.json).
-SHA256 = "9bbf4f76d67ca46003bdd44d7181e07298eb68ff326d1fe4ed5da3608b6cb77d"
+SHA256 = "c3b34a335b7e6846ca23961a97e40e2e405e143e0e5c6b58580863197cd05af3"
 
 SQL = r"""-- Incremental migration: only what changed in the policies since the previous one.
 --
@@ -27,7 +27,7 @@ SQL = r"""-- Incremental migration: only what changed in the policies since the 
 --   * documents: grants to the app role updated
 --
 -- Access (what `tenancy diff` reports against the previous model):
---   no change of access
+--   narrows: viewer may no longer read `source_uri` of `documents`
 
 -- ----------------------------------------------------------------------------
 -- Reader role tenancy_app_reader (masked columns of documents)
