@@ -464,7 +464,7 @@ async fn multi_table_statements_cannot_reach_outside_the_scope() {
         "UPDATE chunks c SET content = 'pwned' FROM documents d \
          WHERE d.id = $1 AND c.document_id = d.id RETURNING c.id",
         "DELETE FROM chunks USING documents d WHERE d.id = $1 AND chunks.document_id = d.id RETURNING chunks.id",
-        "WITH gone AS (DELETE FROM documents WHERE id = $1 RETURNING *) SELECT id FROM gone",
+        "WITH gone AS (DELETE FROM documents WHERE id = $1 RETURNING id) SELECT id FROM gone",
         "WITH gone AS (DELETE FROM chunks WHERE document_id = $1 RETURNING *) \
          INSERT INTO chunks SELECT * FROM gone RETURNING id",
         "UPDATE documents SET title = 'pwned' WHERE id IN (SELECT id FROM documents WHERE id = $1) RETURNING id",

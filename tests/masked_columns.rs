@@ -8,7 +8,8 @@
 //!   tenant's, none without a context), and shows `source_uri` only on rows of projects where
 //!   the caller is an editor or above: per row, in a scope mixing roles;
 //! - the app role cannot become the reader role that owns the view, nor change the view;
-//! - `tenancy audit` accepts the generated view and reports one whose owner was changed.
+//! - `tenancy audit` accepts the generated view, reports one whose owner was changed (TA050)
+//!   and a SELECT on the whole table given back to the app role (TA081).
 
 #![allow(clippy::unwrap_used)]
 
@@ -249,6 +250,20 @@ async fn audit_accepts_the_masked_view_and_reports_one_with_another_owner() {
     let pool = tenancy_audit::connect(w.db.url()).await.unwrap();
     let clean = tenancy_audit::audit(&pool, &model).await.unwrap();
     assert!(clean.is_clean(), "{:?}", clean.findings);
+    // Giving the app role the masked column back (a whole-table SELECT) is TA081.
+    sqlx::query("GRANT SELECT ON documents TO tenancy_app")
+        .execute(w.db.admin_pool())
+        .await
+        .unwrap();
+    let regranted = tenancy_audit::audit(&pool, &model).await.unwrap();
+    assert!(
+        regranted
+            .findings
+            .iter()
+            .any(|f| f.code == "TA081" && f.object.contains("documents")),
+        "{:?}",
+        regranted.findings
+    );
     sqlx::query("ALTER VIEW tenancy.documents_masked OWNER TO tenancy_owner")
         .execute(w.db.admin_pool())
         .await

@@ -81,7 +81,7 @@ fn generate_appends_a_migration_and_never_rewrites_history() {
     );
     let stale = tenancy(dir.path(), &["generate", "--check"]);
     assert_eq!(stale.status.code(), Some(1));
-    assert!(text(&stale.stderr).contains("0003_add_documents_summary_and_1_more.sql (missing)"));
+    assert!(text(&stale.stderr).contains("0003_add_documents_summary_and_2_more.sql (missing)"));
 
     let out = tenancy(dir.path(), &["generate"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -89,7 +89,7 @@ fn generate_appends_a_migration_and_never_rewrites_history() {
     assert_eq!(after.len(), before.len() + 1);
     assert_eq!(
         after.last().unwrap(),
-        "0003_add_documents_summary_and_1_more.sql"
+        "0003_add_documents_summary_and_2_more.sql"
     );
     for (name, contents) in before.iter().zip(&baseline) {
         let now = fs::read_to_string(dir.path().join("generated/migrations").join(name)).unwrap();
@@ -144,7 +144,7 @@ fn generate_refuses_unsafe_changes_and_drops_only_with_the_flag() {
     // --check still lists what is stale (it writes nothing).
     let check = tenancy(dir.path(), &["generate", "--check"]);
     assert!(
-        text(&check.stderr).contains("0003_documents_drop_source_uri_and_1_more.sql (missing)"),
+        text(&check.stderr).contains("0003_documents_drop_source_uri_and_4_more.sql (missing)"),
         "{}",
         text(&check.stderr)
     );
@@ -152,7 +152,7 @@ fn generate_refuses_unsafe_changes_and_drops_only_with_the_flag() {
     assert!(dropped.status.success(), "{}", text(&dropped.stderr));
     let sql = fs::read_to_string(
         dir.path()
-            .join("generated/migrations/0003_documents_drop_source_uri_and_1_more.sql"),
+            .join("generated/migrations/0003_documents_drop_source_uri_and_4_more.sql"),
     )
     .unwrap();
     assert!(sql.contains("DATA LOSS"));
@@ -214,7 +214,7 @@ async fn migrate_status_apply_and_dry_run_on_a_real_database() {
     let dry = migrate(&["apply", "--dry-run"]);
     let plan = text(&dry.stdout);
     assert!(
-        plan.contains("would apply 0003_add_documents_summary_and_1_more.sql"),
+        plan.contains("would apply 0003_add_documents_summary_and_2_more.sql"),
         "{plan}"
     );
     assert!(
@@ -222,7 +222,7 @@ async fn migrate_status_apply_and_dry_run_on_a_real_database() {
         "{plan}"
     );
     let apply = migrate(&["apply"]);
-    assert!(text(&apply.stdout).contains("applied 0003_add_documents_summary_and_1_more.sql"));
+    assert!(text(&apply.stdout).contains("applied 0003_add_documents_summary_and_2_more.sql"));
     // A signed-context database audits clean only with an active key (TA046).
     let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
     tenancy_tests::install_test_key(&mut conn).await.unwrap();
@@ -237,19 +237,19 @@ async fn migrate_status_apply_and_dry_run_on_a_real_database() {
     // An applied file edited: status flags it, apply refuses with one sentence.
     let path = dir
         .path()
-        .join("generated/migrations/0003_add_documents_summary_and_1_more.sql");
+        .join("generated/migrations/0003_add_documents_summary_and_2_more.sql");
     let mut sql = fs::read_to_string(&path).unwrap();
     sql.push_str("-- edited\n");
     fs::write(&path, sql).unwrap();
     let status = migrate(&["status"]);
     assert_eq!(status.status.code(), Some(1));
-    assert!(text(&status.stdout).contains("MODIFIED  0003_add_documents_summary_and_1_more.sql"));
+    assert!(text(&status.stdout).contains("MODIFIED  0003_add_documents_summary_and_2_more.sql"));
     let refused = migrate(&["apply"]);
     assert_eq!(refused.status.code(), Some(1));
     let stderr = text(&refused.stderr);
     assert!(
         stderr.starts_with(
-            "error: 0003_add_documents_summary_and_1_more.sql was edited after it was applied"
+            "error: 0003_add_documents_summary_and_2_more.sql was edited after it was applied"
         ),
         "{stderr}"
     );

@@ -256,7 +256,7 @@ async fn dry_run_prints_the_plan_and_counts_then_rolls_back() {
     assert!(
         plan.files[0]
             .file
-            .ends_with("_add_documents_summary_and_2_more.sql"),
+            .ends_with("_add_documents_summary_and_3_more.sql"),
         "{}",
         plan.files[0].file
     );

@@ -619,10 +619,7 @@ fn role_column_changes(
                     entry.role, after.table
                 ),
             );
-            c.table = Some(after.table.clone());
-            c.command = Some(Command::Update);
-            c.column = Some(column.clone());
-            c.roles = vec![entry.role.clone()];
+            about(&mut c, &after.table, Command::Update, column, &entry.role);
             let value = new
                 .table(&after.table)
                 .and_then(|t| t.column(column))
@@ -648,10 +645,7 @@ fn role_column_changes(
                     entry.role, after.table
                 ),
             );
-            c.table = Some(after.table.clone());
-            c.command = Some(Command::Update);
-            c.column = Some(column.clone());
-            c.roles = vec![entry.role.clone()];
+            about(&mut c, &after.table, Command::Update, column, &entry.role);
             out.push(c);
         }
     }
@@ -684,18 +678,12 @@ fn role_read_changes(before: &TableAccess, after: &TableAccess, out: &mut Vec<Ac
             .iter()
             .filter(|c| !old_cols.contains(c) && before.all_columns.contains(c));
         for column in gained {
-            let mut c = change(
-                Effect::Widens,
-                ChangeKind::ColumnBecomesReadable,
-                format!(
-                    "{} may now read `{column}` of `{}`",
-                    entry.role, after.table
-                ),
+            let text = format!(
+                "{} may now read `{column}` of `{}`",
+                entry.role, after.table
             );
-            c.table = Some(after.table.clone());
-            c.command = Some(Command::Select);
-            c.column = Some(column.clone());
-            c.roles = vec![entry.role.clone()];
+            let mut c = change(Effect::Widens, ChangeKind::ColumnBecomesReadable, text);
+            about(&mut c, &after.table, Command::Select, column, &entry.role);
             c.counterexample = Some(Counterexample {
                 role: Some(entry.role.clone()),
                 row: BTreeMap::new(),
@@ -707,19 +695,21 @@ fn role_read_changes(before: &TableAccess, after: &TableAccess, out: &mut Vec<Ac
             .iter()
             .filter(|c| !new_cols.contains(c) && after.all_columns.contains(c));
         for column in lost {
-            let mut c = change(
-                Effect::Narrows,
-                ChangeKind::ColumnNoLongerReadable,
-                format!(
-                    "{} may no longer read `{column}` of `{}`",
-                    entry.role, after.table
-                ),
+            let text = format!(
+                "{} may no longer read `{column}` of `{}`",
+                entry.role, after.table
             );
-            c.table = Some(after.table.clone());
-            c.command = Some(Command::Select);
-            c.column = Some(column.clone());
-            c.roles = vec![entry.role.clone()];
+            let mut c = change(Effect::Narrows, ChangeKind::ColumnNoLongerReadable, text);
+            about(&mut c, &after.table, Command::Select, column, &entry.role);
             out.push(c);
         }
     }
+}
+
+/// Marks `c` as about `column` of `table` under `command`, for `role`.
+fn about(c: &mut AccessChange, table: &str, command: Command, column: &str, role: &str) {
+    c.table = Some(table.to_owned());
+    c.command = Some(command);
+    c.column = Some(column.to_owned());
+    c.roles = vec![role.to_owned()];
 }
