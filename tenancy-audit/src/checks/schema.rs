@@ -218,7 +218,9 @@ pub(super) async fn views(
     out: &mut Vec<Finding>,
 ) -> Result<(), sqlx::Error> {
     type Relation = (String, String);
-    let rows: Vec<(String, String, String, Vec<String>, String, String, String)> =
+    /// (schema, view, relkind, reloptions, schema read, relation read, owner)
+    type ViewRow = (String, String, String, Vec<String>, String, String, String);
+    let rows: Vec<ViewRow> =
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT DISTINCT n.nspname::text, v.relname::text, v.relkind::text, \
                     COALESCE(v.reloptions, '{{}}')::text[], dn.nspname::text, d.relname::text, \
