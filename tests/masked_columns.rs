@@ -1,6 +1,6 @@
-//! Read rights per column (docs/dsl.md, "Column rights"): `allow select (title, ...) to viewer`
-//! + `allow select to editor` on the RAG documents mask `source_uri` from viewers. Proven with
-//! plain SQL as the application role, under genuine signed contexts:
+//! Read rights per column (docs/dsl.md, "Read rights per column"): on the RAG documents,
+//! `allow select (title, ...) to viewer` and `allow select to editor` mask `source_uri` from
+//! viewers. Proven with plain SQL as the application role, under genuine signed contexts:
 //!
 //! - the app role cannot read `source_uri` on the table in any form (select list, `*`, a
 //!   whole-row reference, `WHERE`, `ORDER BY`, `RETURNING`, a self-reference in `SET`): 42501;
