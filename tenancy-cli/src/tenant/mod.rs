@@ -3,6 +3,7 @@
 //! commands work for any policies, not only the RAG example.
 
 pub mod delete;
+pub mod embedding;
 pub mod export;
 pub mod import;
 pub mod manifest;

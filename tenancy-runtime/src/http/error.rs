@@ -129,6 +129,13 @@ impl From<crate::Error> for ApiError {
                 "the database refused the request context",
             ),
             crate::Error::Conflict => ApiError::conflict("conflicts with an existing row"),
+            crate::Error::EmbeddingDimension { expected, got, .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "embedding_dimension",
+                format!(
+                    "the vector has {got} dimensions; this tenant's embedding model has {expected}"
+                ),
+            ),
             crate::Error::InvalidInput => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_input",

@@ -14,6 +14,7 @@ const NOTES: VectorTable<Viewer, NoUpdateRule, uuid::Uuid> = VectorTable::new(Ve
     dimensions: 3,
     distance: Distance::L2,
     filter_columns: &[],
+    per_tenant: false,
 });
 
 async fn misuse(tx: &mut ScopedTx<ProjectScope<Owner>>, rows: Vec<VectorUpdate<uuid::Uuid>>) {
