@@ -1,0 +1,119 @@
+//! `tenancy tenant set-embedding` as a process on a real database: it switches one tenant's
+//! embedding model, clears exactly that tenant's vectors (the stale ones the application
+//! re-embeds), audits the change, changes nothing when the model is the same, and fails with
+//! one sentence and exit 1 on a bad tenant, column, dimension or name.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+#[path = "../../tests/per_tenant_vectors/mod.rs"]
+mod per_tenant_vectors;
+
+use per_tenant_vectors::{add_tenant, count_vectors, database, fill};
+
+fn cli(dir: &Path, url: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tenancy"))
+        .current_dir(dir)
+        .args(args)
+        .args(["--database-url", url, "--actor", "cli-test"])
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn set_embedding_command_marks_vectors_stale_or_fails_in_one_sentence() {
+    let (db, tmp) = database().await;
+    let acme = add_tenant(&db, "acme").await;
+    let beta = add_tenant(&db, "beta").await;
+    fill(&db, &acme, 3, 7).await;
+    fill(&db, &beta, 3, 4).await;
+
+    let out = cli(
+        tmp.path(),
+        db.url(),
+        &[
+            "tenant",
+            "set-embedding",
+            "acme",
+            "--model",
+            "bge-m3",
+            "--dimensions",
+            "6",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "tenant acme: passages.embedding now uses model bge-m3 (6 dimensions, version 1), \
+             was the column's default (3 dimensions); 7 stale vectors cleared for re-embedding"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(count_vectors(&db, &acme).await, (7, 0));
+    assert_eq!(count_vectors(&db, &beta).await, (4, 4));
+    let action: String = sqlx::query_scalar(
+        "SELECT action FROM tenancy.audit_log WHERE tenant_id = $1 AND actor = 'cli-test'",
+    )
+    .bind(acme.id.as_uuid())
+    .fetch_one(db.admin_pool())
+    .await
+    .unwrap();
+    assert_eq!(action, "vector.set_embedding");
+
+    let again = cli(
+        tmp.path(),
+        db.url(),
+        &[
+            "tenant",
+            "set-embedding",
+            "acme",
+            "--column",
+            "passages.embedding",
+            "--model",
+            "bge-m3",
+            "--dimensions",
+            "6",
+        ],
+    );
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing changed"));
+
+    // Failures: non-zero exit, one sentence, nothing written.
+    for (args, expected) in [
+        (
+            vec!["tenant", "set-embedding", "nope", "--model", "m", "--dimensions", "3"],
+            "no tenant with slug `nope`",
+        ),
+        (
+            vec!["tenant", "set-embedding", "beta", "--column", "passages.body", "--model", "m", "--dimensions", "3"],
+            "`passages.body` is not a `per tenant` vector column of the policies (they declare passages.embedding)",
+        ),
+        (
+            vec!["tenant", "set-embedding", "beta", "--model", "m", "--dimensions", "0"],
+            "embedding model m: dimensions 0 not in 1..=16000",
+        ),
+        (
+            vec!["tenant", "set-embedding", "beta", "--model", " ", "--dimensions", "3"],
+            "must be 1 to 200 printable bytes",
+        ),
+    ] {
+        let out = cli(tmp.path(), db.url(), &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    assert_eq!(count_vectors(&db, &beta).await, (4, 4));
+    let settings: i64 = sqlx::query_scalar("SELECT count(*) FROM tenancy.vector_settings")
+        .fetch_one(db.admin_pool())
+        .await
+        .unwrap();
+    assert_eq!(settings, 1);
+}
