@@ -116,4 +116,79 @@ async fn set_embedding_command_marks_vectors_stale_or_fails_in_one_sentence() {
         .await
         .unwrap();
     assert_eq!(settings, 1);
+
+    // Export -> import into an empty database -> export again: identical files, the tenant's
+    // model included (imported before the rows, so its 6-dimensional vectors load).
+    sqlx::query("UPDATE passages SET embedding = array_fill(0.5::real, ARRAY[6])::vector WHERE tenant_id = $1")
+        .bind(acme.id.as_uuid())
+        .execute(db.admin_pool())
+        .await
+        .unwrap();
+    let first = tmp.path().join("first");
+    let out = cli(
+        tmp.path(),
+        db.url(),
+        &["tenant", "export", "acme", "--out", first.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(first.join("tenancy.vector_settings.jsonl").exists());
+    let target = tenancy_tests::TestDb::empty().await;
+    target
+        .apply_migrations(&tmp.path().join("generated/migrations"))
+        .await
+        .unwrap();
+    let out = cli(
+        tmp.path(),
+        target.url(),
+        &["tenant", "import", first.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let second = tmp.path().join("second");
+    let out = cli(
+        tmp.path(),
+        target.url(),
+        &[
+            "tenant",
+            "export",
+            "acme",
+            "--out",
+            second.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let files = |dir: &Path| {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .map(|p| (p.file_name().unwrap().to_owned(), std::fs::read(p).unwrap()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(files(&first), files(&second));
+    let model: (String, i32) =
+        sqlx::query_as("SELECT model, dimensions FROM tenancy.vector_settings")
+            .fetch_one(target.admin_pool())
+            .await
+            .unwrap();
+    assert_eq!(model, ("bge-m3".to_owned(), 6));
+    let vectors: i64 = sqlx::query_scalar("SELECT count(embedding) FROM passages")
+        .fetch_one(target.admin_pool())
+        .await
+        .unwrap();
+    assert_eq!(vectors, 7);
 }

@@ -31,7 +31,7 @@ pub(crate) fn per_tenant_columns(table: &Table) -> Vec<&Column> {
 }
 
 /// True when some table of `model` has a `per tenant` vector column.
-pub(crate) fn uses_settings(model: &Model) -> bool {
+pub fn uses_settings(model: &Model) -> bool {
     model
         .tables
         .iter()
