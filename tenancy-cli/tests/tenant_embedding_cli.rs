@@ -117,6 +117,23 @@ async fn set_embedding_command_marks_vectors_stale_or_fails_in_one_sentence() {
         .unwrap();
     assert_eq!(settings, 1);
 
+    // Moving a project into a tenant of another dimension is refused and writes nothing.
+    let out = cli(
+        tmp.path(),
+        db.url(),
+        &[
+            "project", "move", "beta-p", "--from", "beta", "--to", "acme",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("holds 6-dimensional vectors in this tenant (model bge-m3), not 3"),
+        "{stderr}"
+    );
+    assert_eq!(count_vectors(&db, &beta).await, (4, 4));
+
     // Export -> import into an empty database -> export again: identical files, the tenant's
     // model included (imported before the rows, so its 6-dimensional vectors load).
     sqlx::query("UPDATE passages SET embedding = array_fill(0.5::real, ARRAY[6])::vector WHERE tenant_id = $1")

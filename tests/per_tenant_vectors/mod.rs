@@ -57,7 +57,7 @@ pub fn generate(dir: &Path) {
     }
 }
 
-/// One tenant with one project and a user who is editor in it.
+/// One tenant with one project (slug `<tenant>-p`) and a user who is editor in it.
 pub struct Tenant {
     /// The tenant.
     pub id: TenantId,
@@ -80,9 +80,10 @@ pub async fn add_tenant(db: &TestDb, slug: &str) -> Tenant {
         .execute(admin)
         .await
         .unwrap();
-    sqlx::query("INSERT INTO projects (tenant_id, id, name, slug) VALUES ($1, $2, 'p', 'p')")
+    sqlx::query("INSERT INTO projects (tenant_id, id, name, slug) VALUES ($1, $2, $3, $3)")
         .bind(t.id.as_uuid())
         .bind(t.project.as_uuid())
+        .bind(format!("{slug}-p"))
         .execute(admin)
         .await
         .unwrap();
