@@ -218,7 +218,33 @@ async fn two_tenants_with_different_dimensions_are_searched_side_by_side() {
         db_error.message()
     );
     tx.rollback().await.unwrap();
-    // The app role reads its own tenant's setting only, and writes none.
+    // ... and on an INSERT of the app role.
+    let mut tx = tenancy.begin(&scope).await.unwrap();
+    let insert = sqlx::query(
+        "INSERT INTO passages (tenant_id, project_id, body, embedding) \
+         VALUES ($1, $2, 'wide', '[1,2,3,4,5]')",
+    )
+    .bind(small.id.as_uuid())
+    .bind(small.project.as_uuid())
+    .execute(tx.connection())
+    .await
+    .unwrap_err();
+    assert_eq!(
+        insert.as_database_error().unwrap().code().as_deref(),
+        Some("23514")
+    );
+    tx.rollback().await.unwrap();
+    // The app role reads its own tenant's setting only (a third tenant has one too), and
+    // writes none.
+    let third = add_tenant(&db, "third").await;
+    sqlx::query(
+        "INSERT INTO tenancy.vector_settings (tenant_id, table_name, column_name, model, dimensions) \
+         VALUES ($1, 'public.passages', 'embedding', 'third-7', 7)",
+    )
+    .bind(third.id.as_uuid())
+    .execute(db.admin_pool())
+    .await
+    .unwrap();
     let ctx = tenancy.authorize(large.user, large.id).await.unwrap();
     let scope = ctx.all_projects().with_at_least::<Viewer>();
     let mut tx = tenancy.begin(&scope).await.unwrap();
@@ -244,6 +270,33 @@ async fn two_tenants_with_different_dimensions_are_searched_side_by_side() {
         Some("42501")
     );
     tx.rollback().await.unwrap();
+
+    // EXPLAIN refuses a query of another length the same way; the model of a column that is
+    // not `per tenant` cannot be changed.
+    let ctx = tenancy.authorize(small.user, small.id).await.unwrap();
+    let scope = ctx.all_projects().with_at_least::<Viewer>();
+    let mut tx = tenancy.begin(&scope).await.unwrap();
+    let explained = gateway()
+        .explain_search(&mut tx, &SearchRequest::new(Vector::from(vec![1.0; 4]), 3))
+        .await;
+    assert!(matches!(
+        explained,
+        Err(Error::EmbeddingDimension {
+            expected: 3,
+            got: 4,
+            ..
+        })
+    ));
+    tx.rollback().await.unwrap();
+    let fixed = VectorSpec {
+        per_tenant: false,
+        ..PASSAGES.spec
+    };
+    assert!(matches!(
+        m.set_embedding_model(&fixed, small.id, &EmbeddingModel::new("x", 3), "ops")
+            .await,
+        Err(Error::Misconfigured(_))
+    ));
 
     // Changing the large tenant's model: its index is dropped, its vectors (and only its)
     // are cleared, the version goes up, an audit row says what happened.

@@ -208,4 +208,28 @@ async fn set_embedding_command_marks_vectors_stale_or_fails_in_one_sentence() {
         .await
         .unwrap();
     assert_eq!(vectors, 7);
+
+    // Deleting the tenant removes its settings with it.
+    let out = cli(
+        tmp.path(),
+        target.url(),
+        &[
+            "tenant",
+            "delete",
+            "acme",
+            "--confirm",
+            "acme",
+            "--no-export-i-am-sure",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let settings: i64 = sqlx::query_scalar("SELECT count(*) FROM tenancy.vector_settings")
+        .fetch_one(target.admin_pool())
+        .await
+        .unwrap();
+    assert_eq!(settings, 0);
 }

@@ -244,4 +244,22 @@ mod tests {
             .get(axum::http::header::RETRY_AFTER)
             .is_none());
     }
+
+    #[test]
+    fn a_vector_of_another_dimension_answers_422_with_both_lengths() {
+        let error = ApiError::from(crate::Error::EmbeddingDimension {
+            expected: 1024,
+            got: 384,
+            model: "bge-m3".to_owned(),
+        });
+        assert_eq!(error.code(), "embedding_dimension");
+        assert_eq!(
+            error.message(),
+            "the vector has 384 dimensions; this tenant's embedding model has 1024"
+        );
+        assert_eq!(
+            error.into_response().status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
 }
