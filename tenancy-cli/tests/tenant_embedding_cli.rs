@@ -8,8 +8,11 @@
 use std::path::Path;
 use std::process::Command;
 
+mod lifecycle;
 #[path = "../../tests/per_tenant_vectors/mod.rs"]
 mod per_tenant_vectors;
+
+use lifecycle::{files, ok, refused};
 
 use per_tenant_vectors::{add_tenant, count_vectors, database, fill};
 
@@ -30,7 +33,7 @@ async fn set_embedding_command_marks_vectors_stale_or_fails_in_one_sentence() {
     fill(&db, &acme, 3, 7).await;
     fill(&db, &beta, 3, 4).await;
 
-    let out = cli(
+    let stdout = ok(&cli(
         tmp.path(),
         db.url(),
         &[
@@ -42,13 +45,7 @@ async fn set_embedding_command_marks_vectors_stale_or_fails_in_one_sentence() {
             "--dimensions",
             "6",
         ],
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ));
     assert!(
         stdout.contains(
             "tenant acme: passages.embedding now uses model bge-m3 (6 dimensions, version 1), \
@@ -82,8 +79,7 @@ async fn set_embedding_command_marks_vectors_stale_or_fails_in_one_sentence() {
             "6",
         ],
     );
-    assert!(again.status.success());
-    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing changed"));
+    assert!(ok(&again).contains("nothing changed"));
 
     // Failures: non-zero exit, one sentence, nothing written.
     for (args, expected) in [
@@ -104,11 +100,8 @@ async fn set_embedding_command_marks_vectors_stale_or_fails_in_one_sentence() {
             "must be 1 to 200 printable bytes",
         ),
     ] {
-        let out = cli(tmp.path(), db.url(), &args);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
-        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
-        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        let line = refused(&cli(tmp.path(), db.url(), &args));
+        assert!(line.contains(expected), "{args:?}: {line}");
     }
     assert_eq!(count_vectors(&db, &beta).await, (4, 4));
     let settings: i64 = sqlx::query_scalar("SELECT count(*) FROM tenancy.vector_settings")
@@ -125,12 +118,10 @@ async fn set_embedding_command_marks_vectors_stale_or_fails_in_one_sentence() {
             "project", "move", "beta-p", "--from", "beta", "--to", "acme",
         ],
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let line = refused(&out);
     assert!(
-        stderr.contains("holds 6-dimensional vectors in this tenant (model bge-m3), not 3"),
-        "{stderr}"
+        line.contains("holds 6-dimensional vectors in this tenant (model bge-m3), not 3"),
+        "{line}"
     );
     assert_eq!(count_vectors(&db, &beta).await, (4, 4));
 
@@ -142,34 +133,24 @@ async fn set_embedding_command_marks_vectors_stale_or_fails_in_one_sentence() {
         .await
         .unwrap();
     let first = tmp.path().join("first");
-    let out = cli(
+    ok(&cli(
         tmp.path(),
         db.url(),
         &["tenant", "export", "acme", "--out", first.to_str().unwrap()],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ));
     assert!(first.join("tenancy.vector_settings.jsonl").exists());
     let target = tenancy_tests::TestDb::empty().await;
     target
         .apply_migrations(&tmp.path().join("generated/migrations"))
         .await
         .unwrap();
-    let out = cli(
+    ok(&cli(
         tmp.path(),
         target.url(),
         &["tenant", "import", first.to_str().unwrap()],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ));
     let second = tmp.path().join("second");
-    let out = cli(
+    ok(&cli(
         tmp.path(),
         target.url(),
         &[
@@ -179,23 +160,7 @@ async fn set_embedding_command_marks_vectors_stale_or_fails_in_one_sentence() {
             "--out",
             second.to_str().unwrap(),
         ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let files = |dir: &Path| {
-        let mut names: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        names.sort();
-        names
-            .iter()
-            .map(|p| (p.file_name().unwrap().to_owned(), std::fs::read(p).unwrap()))
-            .collect::<Vec<_>>()
-    };
+    ));
     assert_eq!(files(&first), files(&second));
     let model: (String, i32) =
         sqlx::query_as("SELECT model, dimensions FROM tenancy.vector_settings")
@@ -210,7 +175,7 @@ async fn set_embedding_command_marks_vectors_stale_or_fails_in_one_sentence() {
     assert_eq!(vectors, 7);
 
     // Deleting the tenant removes its settings with it.
-    let out = cli(
+    ok(&cli(
         tmp.path(),
         target.url(),
         &[
@@ -221,12 +186,7 @@ async fn set_embedding_command_marks_vectors_stale_or_fails_in_one_sentence() {
             "acme",
             "--no-export-i-am-sure",
         ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ));
     let settings: i64 = sqlx::query_scalar("SELECT count(*) FROM tenancy.vector_settings")
         .fetch_one(target.admin_pool())
         .await

@@ -475,10 +475,9 @@ impl<Read: Role, Update: Role, K: VectorKey> VectorGateway<Read, Update, K> {
             });
         }
         let tenant = scope.tenant_id();
-        let facts = self.route_facts(tx.connection(), tenant, &projects).await?;
-        if let Some(setting) = &facts.setting {
-            check_dimension(setting, request.query.as_slice().len())?;
-        }
+        let facts = self
+            .route_facts(tx.connection(), tenant, &projects, request)
+            .await?;
         let mut route = self.choose_route(&facts, request);
         let statements = self.statements();
         let k = i64::from(request.k);
@@ -644,10 +643,9 @@ impl<Read: Role, Update: Role, K: VectorKey> VectorGateway<Read, Update, K> {
         let scope = tx.scope().clone();
         let projects: Vec<Uuid> = scope.project_ids().iter().map(|p| p.as_uuid()).collect();
         let tenant = scope.tenant_id();
-        let facts = self.route_facts(tx.connection(), tenant, &projects).await?;
-        if let Some(setting) = &facts.setting {
-            check_dimension(setting, request.query.as_slice().len())?;
-        }
+        let facts = self
+            .route_facts(tx.connection(), tenant, &projects, request)
+            .await?;
         let route = self.choose_route(&facts, request);
         let k = i64::from(request.k);
         let statements = self.statements();
@@ -684,14 +682,16 @@ impl<Read: Role, Update: Role, K: VectorKey> VectorGateway<Read, Update, K> {
         Ok((route, lines.join("\n")))
     }
 
-    /// Reads the tenant's tier for this table, whether its index is valid and the scope's size
-    /// from the catalog, and sets the pgvector settings for this transaction, in one round
-    /// trip.
+    /// Reads the tenant's tier for this table, whether its index is valid, the scope's size
+    /// and (`per tenant` columns) the tenant's embedding model from the catalog, and sets the
+    /// pgvector settings for this transaction, in one round trip. A query whose length is not
+    /// the tenant's model's is [`Error::EmbeddingDimension`].
     async fn route_facts(
         &self,
         conn: &mut PgConnection,
         tenant: TenantId,
         projects: &[Uuid],
+        request: &SearchRequest,
     ) -> Result<RouteFacts, Error> {
         let schema = quote_ident(&self.config.helper_schema);
         let spec = &self.table.spec;
@@ -761,17 +761,14 @@ impl<Read: Role, Update: Role, K: VectorKey> VectorGateway<Read, Update, K> {
         );
         let index_dimensions = row.10.and_then(|d| u32::try_from(d).ok());
         let setting = match (row.11, row.12, row.13) {
-            (Some(dimensions), Some(name), Some(version)) => Some(EmbeddingSetting {
-                model: EmbeddingModel {
-                    name,
-                    dimensions: u32::try_from(dimensions).map_err(|_| {
-                        Error::Misconfigured(format!("negative dimension {dimensions}"))
-                    })?,
-                },
-                version,
-            }),
+            (Some(dimensions), Some(name), Some(version)) => {
+                Some(EmbeddingSetting::from_row(dimensions, name, version)?)
+            }
             _ => None,
         };
+        if let Some(setting) = &setting {
+            check_dimension(setting, request.query.as_slice().len())?;
+        }
         let tier = match tier.as_deref() {
             None => Tier::Exact,
             Some(text) => Tier::parse(text)?,

@@ -82,6 +82,21 @@ pub struct EmbeddingChange {
     pub unchanged: bool,
 }
 
+impl EmbeddingSetting {
+    /// A setting from the settings table's columns (or their defaults).
+    pub(crate) fn from_row(dimensions: i32, name: String, version: i32) -> Result<Self, Error> {
+        Ok(EmbeddingSetting {
+            model: EmbeddingModel {
+                name,
+                dimensions: u32::try_from(dimensions).map_err(|_| {
+                    Error::Misconfigured(format!("negative dimension {dimensions} in the settings"))
+                })?,
+            },
+            version,
+        })
+    }
+}
+
 /// The statement that reads a tenant's setting for `spec`'s column (`$1` tenant):
 /// `(dimensions, model, version)`, the column's default when there is no row.
 pub(crate) fn setting_sql(helper_schema: &str, spec: &VectorSpec) -> String {
@@ -111,15 +126,7 @@ pub(crate) async fn read_setting(
             .bind(tenant.as_uuid())
             .fetch_one(conn)
             .await?;
-    Ok(EmbeddingSetting {
-        model: EmbeddingModel {
-            name,
-            dimensions: u32::try_from(dimensions).map_err(|_| {
-                Error::Misconfigured(format!("negative dimension {dimensions} in the settings"))
-            })?,
-        },
-        version,
-    })
+    EmbeddingSetting::from_row(dimensions, name, version)
 }
 
 /// [`Error::EmbeddingDimension`] unless `got` is the setting's dimension.
