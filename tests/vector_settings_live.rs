@@ -415,3 +415,50 @@ async fn two_tenants_with_different_dimensions_are_searched_side_by_side() {
     .await;
     assert_eq!(sqlstate(refused), "23514");
 }
+
+/// A write of the old model in flight when the model changes: the change waits for it (the
+/// trigger holds the tenant's advisory lock shared) and then clears its vector too, so no
+/// vector of the old model survives the change.
+#[tokio::test]
+async fn a_model_change_waits_for_writes_in_flight_and_clears_them() {
+    assert_eq!(
+        tenancy_runtime::vector::SETTINGS_LOCK_CLASS,
+        tenancy_core::sql::vector_settings::SETTINGS_LOCK_CLASS
+    );
+    let (db, _tmp) = database().await;
+    let t = add_tenant(&db, "busy").await;
+    fill(&db, &t, 3, 5).await;
+    let m = VectorMaintenance::new(db.admin_pool().clone(), "test", config()).unwrap();
+    m.install().await.unwrap();
+
+    // An application transaction writes a 3-dimensional vector and stays open.
+    let tenancy = tenancy(&db);
+    let ctx = tenancy.authorize(t.user, t.id).await.unwrap();
+    let scope = ctx.project(t.project).unwrap().require::<Editor>().unwrap();
+    let mut writer = tenancy.begin(&scope).await.unwrap();
+    sqlx::query(
+        "INSERT INTO passages (tenant_id, project_id, body, embedding) \
+         VALUES ($1, $2, 'in flight', '[1,2,3]')",
+    )
+    .bind(t.id.as_uuid())
+    .bind(t.project.as_uuid())
+    .execute(writer.connection())
+    .await
+    .unwrap();
+
+    let (spec, tenant) = (PASSAGES.spec, t.id);
+    let change = tokio::spawn(async move {
+        m.set_embedding_model(&spec, tenant, &EmbeddingModel::new("wide-5", 5), "ops")
+            .await
+    });
+    // The change waits for the writer.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !change.is_finished(),
+        "the change did not wait for the write in flight"
+    );
+    writer.commit().await.unwrap();
+    let change = change.await.unwrap().unwrap();
+    assert_eq!(change.stale_vectors, 6);
+    assert_eq!(count_vectors(&db, &t).await, (6, 0));
+}

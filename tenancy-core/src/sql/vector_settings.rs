@@ -21,6 +21,12 @@ use crate::model::{Column, Model, SqlType, Table, TABLE_SCHEMA};
 /// The settings table's name, in the helper schema.
 pub const SETTINGS_TABLE: &str = "vector_settings";
 
+/// The first key of the transaction advisory lock per tenant (`'tenv'`; the second key is
+/// `hashtext(tenant_id::text)`): the dimension trigger takes it shared, a change of the
+/// tenant's model exclusive, so a write in flight finishes before the change clears the
+/// tenant's vectors, and a write after it sees the new model. The runtime uses the same value.
+pub const SETTINGS_LOCK_CLASS: i32 = 0x7465_6e76;
+
 /// The `per tenant` vector columns of `table`, in column order.
 pub(crate) fn per_tenant_columns(table: &Table) -> Vec<&Column> {
     table
@@ -129,6 +135,8 @@ pub(super) fn dimensions_trigger_section(model: &Model, table: &Table) -> String
         let col_lit = literal(&column.name);
         checks.push_str(&format!(
             "  IF NEW.{col} IS NOT NULL THEN\n\
+             \x20   PERFORM pg_catalog.pg_advisory_xact_lock_shared({SETTINGS_LOCK_CLASS},\n\
+             \x20     pg_catalog.hashtext(NEW.tenant_id::pg_catalog.text));\n\
              \x20   expected := NULL;\n\
              \x20   chosen := NULL;\n\
              \x20   SELECT s.dimensions, s.model INTO expected, chosen FROM {settings} s\n\
@@ -157,7 +165,8 @@ pub(super) fn dimensions_trigger_section(model: &Model, table: &Table) -> String
     format!(
         "\n-- Per-tenant embedding dimension: {}.\n\
          -- Every vector must have its tenant's dimension ({settings}, else the model's);\n\
-         -- checked on insert and when the vector or the row's tenant changes.\n\
+         -- checked on insert and when the vector or the row's tenant changes. The shared\n\
+         -- advisory lock orders the write against a change of the tenant's model.\n\
          CREATE OR REPLACE FUNCTION {function}()\n\
          \x20 RETURNS trigger\n\
          \x20 LANGUAGE plpgsql\n\

@@ -54,7 +54,8 @@ pub use maintenance::{
     catalog_sql, MaintenanceReport, TenantTier, Tier, VectorMaintenance, VECTOR_CATALOG_SQL,
 };
 pub use settings::{
-    EmbeddingChange, EmbeddingModel, EmbeddingSetting, DEFAULT_MODEL, SETTINGS_TABLE,
+    EmbeddingChange, EmbeddingModel, EmbeddingSetting, DEFAULT_MODEL, SETTINGS_LOCK_CLASS,
+    SETTINGS_TABLE,
 };
 pub use table::{Distance, NoUpdateRule, VectorSpec, VectorTable};
 

@@ -14,6 +14,12 @@ use crate::system::SystemTx;
 /// a `per tenant` vector column.
 pub const SETTINGS_TABLE: &str = "vector_settings";
 
+/// The first key of the per-tenant transaction advisory lock the generated dimension trigger
+/// takes shared and [`VectorMaintenance::set_embedding_model`] exclusive (`'tenv'`; the second
+/// key is `hashtext(tenant_id::text)`), the same value as tenancy-core's
+/// `sql::vector_settings::SETTINGS_LOCK_CLASS`.
+pub const SETTINGS_LOCK_CLASS: i32 = 0x7465_6e76;
+
 /// The model name reported for a tenant that chose none (the column's declared dimension).
 pub const DEFAULT_MODEL: &str = "default";
 
@@ -228,6 +234,15 @@ impl VectorMaintenance {
         let dropped_index = self.demote_tenant(conn, spec, tenant).await?;
         let quoted = quote_ident(schema);
         let mut tx = SystemTx::begin(self.pool(), self.reason()).await?;
+        // Waits for the tenant's writes in flight (their trigger holds the lock shared); the
+        // writes after it wait for this commit and then see the new model.
+        sqlx::query(
+            "SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.hashtext($2::uuid::text))",
+        )
+        .bind(SETTINGS_LOCK_CLASS)
+        .bind(tenant.as_uuid())
+        .execute(tx.connection())
+        .await?;
         let version: i32 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "INSERT INTO {quoted}.{table} AS s \
              (tenant_id, table_name, column_name, model, dimensions) \
