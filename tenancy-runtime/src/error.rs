@@ -42,7 +42,7 @@ pub enum Error {
     /// `per tenant` vector column (a query vector or a vector to write), HTTP 422. Nothing was
     /// searched or written: vectors of two models are never compared.
     #[error(
-        "embedding of {got} dimensions, but this tenant's model for the column ({model}) has \
+        "a vector of {got} dimensions, but this tenant's model for the column ({model}) has \
          {expected}"
     )]
     EmbeddingDimension {

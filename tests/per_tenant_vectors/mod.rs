@@ -1,5 +1,5 @@
 //! The fixture of the per-tenant embedding tests (`tests/vector_settings_live.rs` and
-//! `tenancy-cli/tests/tenant_embedding_cli.rs`): a model with a `per tenant` vector column,
+//! `tenancy-cli/tests/tenant_vector_model_cli.rs`): a model with a `per tenant` vector column,
 //! generated from DSL text into a temporary directory, and tenants with vectors.
 
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]

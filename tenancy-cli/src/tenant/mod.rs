@@ -3,7 +3,6 @@
 //! commands work for any policies, not only the RAG example.
 
 pub mod delete;
-pub mod embedding;
 pub mod export;
 pub mod import;
 pub mod manifest;
@@ -11,6 +10,7 @@ pub mod moves;
 pub mod plan;
 pub mod progress;
 pub mod usage;
+pub mod vector_model;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -232,7 +232,7 @@ pub fn incremental_migrations(
     if !super::vector_settings::uses_settings(old) && super::vector_settings::uses_settings(new) {
         plan.change(
             "vector_settings".to_owned(),
-            "embedding settings table created (first `per tenant` vector column)".to_owned(),
+            "vector settings table created (first `per tenant` vector column)".to_owned(),
         );
         plan.extension
             .push_str(&super::vector_settings::settings_section(new, target));

@@ -1,4 +1,4 @@
-//! Per-tenant embedding settings: `embedding vector(384)? per tenant`.
+//! Per-tenant vector models: `vec vector(384)? per tenant`.
 //!
 //! A `per tenant` vector column is created as an unconstrained `vector`, so tenants whose
 //! embedding models have different dimensions share the table. Each tenant's choice (model
@@ -6,7 +6,7 @@
 //! table and column; a tenant without a row uses the dimension written in the model. The
 //! table has row-level security like every tenant-owned table: the app role reads its own
 //! tenant's rows only and writes none (the settings change through the operator path,
-//! `tenancy tenant set-embedding`, which also clears the tenant's vectors of the old model).
+//! `tenancy tenant set-vector-model`, which also clears the tenant's vectors of the old model).
 //!
 //! A BEFORE INSERT OR UPDATE trigger per table holds every vector to its tenant's dimension
 //! (also when a row moves to another tenant), so a vector of another model cannot be written
@@ -64,12 +64,12 @@ pub(super) fn settings_section(model: &Model, target: Target) -> String {
         ContextHelper::CurrentTenantId,
     );
     let mut out = super::section_heading(
-        &format!("Embedding settings {schema}.{SETTINGS_TABLE}"),
+        &format!("Vector settings {schema}.{SETTINGS_TABLE}"),
         Some(
-            "Per tenant, the embedding model (name and dimension) of each `per tenant` vector \
+            "Per tenant, the model (name and dimension) of each `per tenant` vector \
              column;\na tenant without a row uses the dimension the model declares. The app \
              role reads its own\ntenant's rows; the operator path writes them (`tenancy tenant \
-             set-embedding`).",
+             set-vector-model`).",
         ),
     );
     out.push_str(&format!(
@@ -150,7 +150,7 @@ pub(super) fn dimensions_trigger_section(model: &Model, table: &Table) -> String
              \x20       MESSAGE = pg_catalog.format('tenancy: %s.%s holds %s-dimensional vectors \
              in this tenant (model %s), not %s',\n\
              \x20         TG_TABLE_NAME, {col_lit}, expected, COALESCE(chosen, 'default'), got),\n\
-             \x20       HINT = 'change the tenant''s model with `tenancy tenant set-embedding`, \
+             \x20       HINT = 'change the tenant''s model with `tenancy tenant set-vector-model`, \
              or embed with the current one';\n\
              \x20   END IF;\n\
              \x20 END IF;\n"
@@ -163,7 +163,7 @@ pub(super) fn dimensions_trigger_section(model: &Model, table: &Table) -> String
         .collect();
     update_of.push(ident("tenant_id").into_owned());
     format!(
-        "\n-- Per-tenant embedding dimension: {}.\n\
+        "\n-- Per-tenant vector dimension: {}.\n\
          -- Every vector must have its tenant's dimension ({settings}, else the model's);\n\
          -- checked on insert and when the vector or the row's tenant changes. The shared\n\
          -- advisory lock orders the write against a change of the tenant's model.\n\

@@ -131,9 +131,9 @@ impl From<crate::Error> for ApiError {
             crate::Error::Conflict => ApiError::conflict("conflicts with an existing row"),
             crate::Error::EmbeddingDimension { expected, got, .. } => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "embedding_dimension",
+                "vector_dimension",
                 format!(
-                    "the vector has {got} dimensions; this tenant's embedding model has {expected}"
+                    "the vector has {got} dimensions; this tenant's vector model has {expected}"
                 ),
             ),
             crate::Error::InvalidInput => ApiError::new(
@@ -252,10 +252,10 @@ mod tests {
             got: 384,
             model: "bge-m3".to_owned(),
         });
-        assert_eq!(error.code(), "embedding_dimension");
+        assert_eq!(error.code(), "vector_dimension");
         assert_eq!(
             error.message(),
-            "the vector has 384 dimensions; this tenant's embedding model has 1024"
+            "the vector has 384 dimensions; this tenant's vector model has 1024"
         );
         assert_eq!(
             error.into_response().status(),

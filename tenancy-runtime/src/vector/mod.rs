@@ -30,7 +30,7 @@
 //! keyed by table) is written by [`VectorMaintenance`] on a privileged pool and read by the
 //! gateway under row-level security (each tenant sees only its own rows).
 //!
-//! A column declared `per tenant` (`embedding vector(384)? per tenant`) is an unconstrained
+//! A column declared `per tenant` (`vec vector(384)? per tenant`) is an unconstrained
 //! `vector`: each tenant's embedding model (name and dimension) is a row of
 //! `<helper_schema>.vector_settings` ([`EmbeddingSetting`]; the declared dimension when the
 //! tenant has none). The gateway reads it in the same round trip as the catalog and refuses a

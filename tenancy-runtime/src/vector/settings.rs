@@ -47,13 +47,13 @@ impl EmbeddingModel {
         let name = self.name.trim();
         if name.is_empty() || self.name.len() > 200 || self.name.chars().any(char::is_control) {
             return Err(Error::Misconfigured(format!(
-                "embedding model name {:?} must be 1 to 200 printable bytes",
+                "vector model name {:?} must be 1 to 200 printable bytes",
                 self.name
             )));
         }
         if !(1..=16_000).contains(&self.dimensions) {
             return Err(Error::Misconfigured(format!(
-                "embedding model {}: dimensions {} not in 1..=16000",
+                "vector model {}: dimensions {} not in 1..=16000",
                 self.name, self.dimensions
             )));
         }
@@ -294,7 +294,7 @@ impl VectorMaintenance {
         tracing::warn!(
             reason = self.reason(), %tenant, table = %spec.catalog_name(),
             column = spec.vector_column, model = %model.name, dimensions = model.dimensions,
-            stale_vectors = cleared, "tenant embedding model changed"
+            stale_vectors = cleared, "tenant vector model changed"
         );
         Ok(EmbeddingChange {
             previous,

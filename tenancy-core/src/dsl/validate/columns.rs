@@ -166,7 +166,7 @@ impl<'a> Checker<'_, 'a> {
                     span,
                     "on a column that is not `vector(N)`",
                 )
-                .with_note("`per tenant` lets each tenant choose its embedding model and dimension")
+                .with_note("`per tenant` lets each tenant choose the model its vectors come from, and so their dimension")
                 .with_help("remove `per tenant`, or make the column a `vector(N)`"),
             );
         } else if kind != TableKind::Scoped {

@@ -1,4 +1,4 @@
-//! `tenancy tenant set-embedding` as a process on a real database: it switches one tenant's
+//! `tenancy tenant set-vector-model` as a process on a real database: it switches one tenant's
 //! embedding model, clears exactly that tenant's vectors (the stale ones the application
 //! re-embeds), audits the change, changes nothing when the model is the same, and fails with
 //! one sentence and exit 1 on a bad tenant, column, dimension or name.
@@ -26,7 +26,7 @@ fn cli(dir: &Path, url: &str, args: &[&str]) -> std::process::Output {
 }
 
 #[tokio::test]
-async fn set_embedding_command_marks_vectors_stale_or_fails_in_one_sentence() {
+async fn set_vector_model_marks_vectors_stale_or_fails_in_one_sentence() {
     let (db, tmp) = database().await;
     let acme = add_tenant(&db, "acme").await;
     let beta = add_tenant(&db, "beta").await;
@@ -38,7 +38,7 @@ async fn set_embedding_command_marks_vectors_stale_or_fails_in_one_sentence() {
         db.url(),
         &[
             "tenant",
-            "set-embedding",
+            "set-vector-model",
             "acme",
             "--model",
             "bge-m3",
@@ -49,7 +49,7 @@ async fn set_embedding_command_marks_vectors_stale_or_fails_in_one_sentence() {
     assert!(
         stdout.contains(
             "tenant acme: passages.embedding now uses model bge-m3 (6 dimensions, version 1), \
-             was the column's default (3 dimensions); 7 stale vectors cleared for re-embedding"
+             was the column's default (3 dimensions); 7 stale vectors cleared (embed those rows again)"
         ),
         "{stdout}"
     );
@@ -69,7 +69,7 @@ async fn set_embedding_command_marks_vectors_stale_or_fails_in_one_sentence() {
         db.url(),
         &[
             "tenant",
-            "set-embedding",
+            "set-vector-model",
             "acme",
             "--column",
             "passages.embedding",
@@ -84,19 +84,19 @@ async fn set_embedding_command_marks_vectors_stale_or_fails_in_one_sentence() {
     // Failures: non-zero exit, one sentence, nothing written.
     for (args, expected) in [
         (
-            vec!["tenant", "set-embedding", "nope", "--model", "m", "--dimensions", "3"],
+            vec!["tenant", "set-vector-model", "nope", "--model", "m", "--dimensions", "3"],
             "no tenant with slug `nope`",
         ),
         (
-            vec!["tenant", "set-embedding", "beta", "--column", "passages.body", "--model", "m", "--dimensions", "3"],
+            vec!["tenant", "set-vector-model", "beta", "--column", "passages.body", "--model", "m", "--dimensions", "3"],
             "`passages.body` is not a `per tenant` vector column of the policies (they declare passages.embedding)",
         ),
         (
-            vec!["tenant", "set-embedding", "beta", "--model", "m", "--dimensions", "0"],
-            "embedding model m: dimensions 0 not in 1..=16000",
+            vec!["tenant", "set-vector-model", "beta", "--model", "m", "--dimensions", "0"],
+            "vector model m: dimensions 0 not in 1..=16000",
         ),
         (
-            vec!["tenant", "set-embedding", "beta", "--model", " ", "--dimensions", "3"],
+            vec!["tenant", "set-vector-model", "beta", "--model", " ", "--dimensions", "3"],
             "must be 1 to 200 printable bytes",
         ),
     ] {

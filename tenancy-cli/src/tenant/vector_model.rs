@@ -1,4 +1,4 @@
-//! `tenancy tenant set-embedding TENANT --column TABLE.COLUMN --model NAME --dimensions N`:
+//! `tenancy tenant set-vector-model TENANT --column TABLE.COLUMN --model NAME --dimensions N`:
 //! switches a tenant's embedding model for a `per tenant` vector column through
 //! `tenancy_runtime::vector::VectorMaintenance::set_embedding_model` (the tenant's HNSW index
 //! dropped, the setting written, its vectors of the old model cleared and the change audited,
@@ -16,9 +16,9 @@ use tenancy_runtime::TenantId;
 
 use super::LifecycleArgs;
 
-/// `tenancy tenant set-embedding`.
+/// `tenancy tenant set-vector-model`.
 #[derive(Debug, clap::Args)]
-pub struct SetEmbeddingArgs {
+pub struct SetVectorModelArgs {
     /// The tenant's slug.
     #[arg(value_name = "TENANT")]
     tenant: String,
@@ -78,8 +78,8 @@ fn spec_for(model: &Model, column: Option<&str>) -> Result<VectorSpec> {
     let Some((table, column, dimensions, key)) = found else {
         if columns.is_empty() {
             bail!(
-                "the policies declare no `per tenant` vector column (write `embedding \
-                 vector(384)? per tenant` in a scoped table)"
+                "the policies declare no `per tenant` vector column (write `vec vector(384)? \
+                 per tenant` in a scoped table)"
             );
         }
         bail!(
@@ -101,8 +101,8 @@ fn spec_for(model: &Model, column: Option<&str>) -> Result<VectorSpec> {
     })
 }
 
-/// Runs `tenancy tenant set-embedding`.
-pub fn run(args: SetEmbeddingArgs) -> Result<ExitCode> {
+/// Runs `tenancy tenant set-vector-model`.
+pub fn run(args: SetVectorModelArgs) -> Result<ExitCode> {
     let session = args.lifecycle.session()?;
     let spec = spec_for(&session.model, args.column.as_deref())?;
     let model = EmbeddingModel::new(args.model.clone(), args.dimensions);
@@ -130,7 +130,7 @@ pub fn run(args: SetEmbeddingArgs) -> Result<ExitCode> {
             .await
             .context("could not connect to the database")?;
         let maintenance =
-            VectorMaintenance::new(pool.clone(), "operator: tenant set-embedding", config)
+            VectorMaintenance::new(pool.clone(), "operator: tenant set-vector-model", config)
                 .context("invalid vector configuration")?;
         let change = maintenance
             .set_embedding_model(&spec, TenantId::new(tenant.id), &model, &session.actor)
@@ -138,7 +138,7 @@ pub fn run(args: SetEmbeddingArgs) -> Result<ExitCode> {
         pool.close().await;
         change.map_err(|error| {
             anyhow::anyhow!(
-                "could not change the embedding model of tenant `{}`: {error}",
+                "could not change the vector model of tenant `{}`: {error}",
                 tenant.slug
             )
         })
@@ -165,7 +165,7 @@ pub fn run(args: SetEmbeddingArgs) -> Result<ExitCode> {
     };
     println!(
         "tenant {}: {column} now uses model {} ({} dimensions, version {}), was {was}; \
-         {} stale vectors cleared for re-embedding",
+         {} stale vectors cleared (embed those rows again)",
         args.tenant, model.name, model.dimensions, change.current.version, change.stale_vectors
     );
     Ok(ExitCode::SUCCESS)
