@@ -22,6 +22,7 @@ fn column(name: &str, ty: SqlType, default: DefaultValue) -> Column {
         default: Some(default),
         doc: None,
         distance: None,
+        per_tenant: false,
         stamp: None,
     }
 }

@@ -905,7 +905,8 @@ async fn install_upgrades_a_one_table_catalog_and_drops_the_indexes_it_listed() 
             "index_name",
             "updated_at",
             "index_seed",
-            "index_key"
+            "index_key",
+            "index_dimensions"
         ]
     );
     // Installing again changes nothing; the next refresh rebuilds the tenant under the new name.

@@ -65,6 +65,9 @@ pub enum TenantCommand {
     Delete(crate::tenant::DeleteArgs),
     /// Move projects of one tenant (usually `default`) with all their rows to another tenant.
     Split(crate::tenant::SplitArgs),
+    /// Change the model of a tenant's `per tenant` vector column (clears its vectors of the old
+    /// model; audited as vector.set_embedding).
+    SetVectorModel(crate::tenant::vector_model::SetVectorModelArgs),
 }
 
 /// `tenancy project ...`.
@@ -271,6 +274,7 @@ pub fn tenant(command: TenantCommand) -> Result<ExitCode> {
         TenantCommand::Import(args) => crate::tenant::run_import(args),
         TenantCommand::Delete(args) => crate::tenant::run_delete(args),
         TenantCommand::Split(args) => crate::tenant::run_split(args),
+        TenantCommand::SetVectorModel(args) => crate::tenant::vector_model::run(args),
     }
 }
 

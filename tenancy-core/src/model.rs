@@ -244,6 +244,12 @@ pub struct Column {
     /// [`Column::vector_distance`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distance: Option<VectorDistance>,
+    /// `per tenant` on a `vector(N)` column: each tenant chooses its embedding model (name and
+    /// dimension, `N` being the dimension of tenants that chose none). The column is created
+    /// as an unconstrained `vector`, and a trigger holds every row to its tenant's dimension
+    /// (recorded in `<helper_schema>.vector_settings`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub per_tenant: bool,
     /// Filled by the database (`= current_user on insert`), never by the application.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stamp: Option<Stamp>,
@@ -576,6 +582,7 @@ impl Table {
             default,
             doc: None,
             distance: None,
+            per_tenant: false,
             stamp: None,
         };
         match self.kind {
@@ -595,6 +602,7 @@ impl Table {
                     default: None,
                     doc: None,
                     distance: None,
+                    per_tenant: false,
                     stamp: None,
                 },
             ],

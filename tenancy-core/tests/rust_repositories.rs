@@ -36,6 +36,7 @@ fn col(name: &str, ty: SqlType) -> Column {
         default: None,
         doc: None,
         distance: None,
+        per_tenant: false,
         stamp: None,
     }
 }

@@ -21,6 +21,7 @@ pub fn col(name: &str, ty: SqlType) -> Column {
         default: None,
         doc: None,
         distance: None,
+        per_tenant: false,
         stamp: None,
     }
 }

@@ -38,6 +38,21 @@ pub enum Error {
     /// The input violates a constraint or has an invalid form (HTTP 422).
     #[error("invalid input")]
     InvalidInput,
+    /// A vector's length is not the dimension of the embedding model its tenant uses for a
+    /// `per tenant` vector column (a query vector or a vector to write), HTTP 422. Nothing was
+    /// searched or written: vectors of two models are never compared.
+    #[error(
+        "a vector of {got} dimensions, but this tenant's model for the column ({model}) has \
+         {expected}"
+    )]
+    EmbeddingDimension {
+        /// The dimension of the tenant's model.
+        expected: u32,
+        /// The length of the vector given.
+        got: u32,
+        /// The tenant's model name (`default` when the tenant chose none).
+        model: String,
+    },
     /// The runtime's configuration or the database schema does not match what the runtime
     /// expects, e.g. a role name that is not `[a-z_][a-z0-9_]*` (HTTP 500).
     #[error("tenancy misconfigured: {0}")]
@@ -80,7 +95,7 @@ impl Error {
             Error::NotFound => 404,
             Error::Forbidden | Error::ContextRefused(_) => 403,
             Error::Conflict => 409,
-            Error::InvalidInput => 422,
+            Error::InvalidInput | Error::EmbeddingDimension { .. } => 422,
             Error::Unavailable { .. } => 503,
             Error::Misconfigured(_) | Error::Database(_) => 500,
         }

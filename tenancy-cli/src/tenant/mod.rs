@@ -10,6 +10,7 @@ pub mod moves;
 pub mod plan;
 pub mod progress;
 pub mod usage;
+pub mod vector_model;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -267,6 +268,10 @@ pub struct SplitArgs {
         required = true
     )]
     projects: Vec<String>,
+    /// Move each project in its own transaction (short locks on a big tenant); after an
+    /// interruption, the same command again resumes, skipping the projects already moved.
+    #[arg(long)]
+    batched: bool,
     #[command(flatten)]
     lifecycle: LifecycleArgs,
 }
@@ -369,6 +374,7 @@ pub fn run_split(args: SplitArgs) -> Result<ExitCode> {
         to: args.to,
         create: args.create,
         projects: args.projects,
+        batched: args.batched,
     };
     let report = crate::block_on(moves::move_projects(&session, &request))?;
     print!("{report}");
@@ -383,6 +389,7 @@ pub fn run_move(args: MoveArgs) -> Result<ExitCode> {
         to: args.to,
         create: None,
         projects: vec![args.project],
+        batched: false,
     };
     let report = crate::block_on(moves::move_projects(&session, &request))?;
     print!("{report}");

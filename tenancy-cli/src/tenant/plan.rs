@@ -6,8 +6,11 @@ use tenancy_core::model::{Model, Table, TableKind};
 /// One tenant-owned table as the lifecycle commands see it.
 #[derive(Debug, Clone)]
 pub struct TablePlan {
-    /// The table's name (schema `public`).
+    /// The table's name (schema `public`, or [`schema`](Self::schema)).
     pub name: String,
+    /// The helper schema for the generated tables that hold tenant rows outside the model's
+    /// tables (`vector_settings`, the tenant's embedding models); `None` for model tables.
+    pub schema: Option<String>,
     /// What the table is to the tenancy layer.
     pub kind: TableKind,
     /// Every column as created (generated ones first), with its DSL type.
@@ -32,13 +35,49 @@ pub struct PlanColumn {
     pub nullable: bool,
 }
 
-/// Every tenant-owned table of `model`, parents before children.
+/// Every tenant-owned table of `model`, parents before children; with a `per tenant` vector
+/// column also the tenant's embedding settings, right after the tenants table (the rows of
+/// the vector tables must find their tenant's dimension when they are imported).
 pub fn tables(model: &Model) -> Vec<TablePlan> {
-    model
+    let mut plans: Vec<TablePlan> = model
         .tables_in_dependency_order()
         .into_iter()
         .filter_map(plan)
-        .collect()
+        .collect();
+    if tenancy_core::sql::vector_settings::uses_settings(model) {
+        let at = plans
+            .iter()
+            .position(|p| p.kind == TableKind::Tenants)
+            .map_or(0, |i| i + 1);
+        plans.insert(at, settings_plan(&model.settings.helper_schema));
+    }
+    plans
+}
+
+/// `<helper_schema>.vector_settings` (sql/vector_settings.rs in tenancy-core).
+fn settings_plan(helper_schema: &str) -> TablePlan {
+    let column = |name: &str, ty: &str| PlanColumn {
+        name: name.to_owned(),
+        ty: ty.to_owned(),
+        nullable: false,
+    };
+    TablePlan {
+        name: tenancy_core::sql::vector_settings::SETTINGS_TABLE.to_owned(),
+        schema: Some(helper_schema.to_owned()),
+        kind: TableKind::Scoped,
+        columns: vec![
+            column("tenant_id", "uuid"),
+            column("table_name", "text"),
+            column("column_name", "text"),
+            column("model", "text"),
+            column("dimensions", "integer"),
+            column("version", "integer"),
+            column("changed_at", "timestamptz"),
+        ],
+        tenant_column: "tenant_id".to_owned(),
+        project_column: None,
+        order_by: "table_name, column_name".to_owned(),
+    }
 }
 
 fn plan(table: &Table) -> Option<TablePlan> {
@@ -61,6 +100,7 @@ fn plan(table: &Table) -> Option<TablePlan> {
         .collect();
     Some(TablePlan {
         name: table.name.clone(),
+        schema: None,
         kind: table.kind,
         columns,
         tenant_column: scope.tenant.to_owned(),
@@ -70,14 +110,21 @@ fn plan(table: &Table) -> Option<TablePlan> {
 }
 
 impl TablePlan {
-    /// The table's name, quoted.
+    /// The table's name, quoted (schema-qualified for a helper table).
     pub fn quoted(&self) -> String {
-        ident(&self.name)
+        match &self.schema {
+            Some(schema) => format!("{}.{}", ident(schema), ident(&self.name)),
+            None => ident(&self.name),
+        }
     }
 
-    /// The file the export writes this table into.
+    /// The file the export writes this table into (`<schema>.<table>.jsonl` for a helper
+    /// table, so it cannot meet a model table's file).
     pub fn file_name(&self) -> String {
-        format!("{}.jsonl", self.name)
+        match &self.schema {
+            Some(schema) => format!("{schema}.{}.jsonl", self.name),
+            None => format!("{}.jsonl", self.name),
+        }
     }
 
     /// A SQL expression that turns one row (alias `t`) into its JSON Lines text: a jsonb

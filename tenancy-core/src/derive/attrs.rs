@@ -496,6 +496,7 @@ fn build_column(
         default,
         doc: doc_text(&field.attrs),
         distance: None,
+        per_tenant: false,
         stamp: None,
     })
 }

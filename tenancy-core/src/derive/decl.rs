@@ -89,6 +89,7 @@ pub(crate) fn column_decl(
         unique: tokens.unique.map(|key| spans.of(key)),
         // The derive has no `distance` attribute: vector columns keep the cosine default.
         distance: None,
+        per_tenant: None,
         stamp: tokens.stamp.map(|lit| stamp(spans, lit)),
     }
 }

@@ -107,6 +107,8 @@ pub struct ColumnDecl {
     pub unique: Option<Span>,
     /// `distance <name>` of a vector column: the name as written.
     pub distance: Option<Ident>,
+    /// `per tenant` on a vector column (its span): each tenant chooses its embedding model.
+    pub per_tenant: Option<Span>,
     /// `= current_user on insert`: a column the database fills.
     pub stamp: Option<StampDecl>,
 }

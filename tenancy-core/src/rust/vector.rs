@@ -131,6 +131,12 @@ pub(crate) fn vector_items(shape: &Shape<'_>, roles_path: &syn::Path) -> syn::Re
         let key_column = &v.key.name;
         let vector_column = &v.column.name;
         let dimensions = proc_macro2::Literal::u32_unsuffixed(v.dimensions);
+        let per_tenant = v.column.per_tenant;
+        let per_tenant_doc = if per_tenant {
+            " (the default; each tenant chooses its model, `per tenant`)"
+        } else {
+            ""
+        };
         let distance = Ident::new(
             match v.distance {
                 VectorDistance::Cosine => "Cosine",
@@ -146,7 +152,7 @@ pub(crate) fn vector_items(shape: &Shape<'_>, roles_path: &syn::Path) -> syn::Re
         let doc = format!(
             " The `{vector_column}` column of `{table}` for the vector gateway \
              (`tenancy_runtime::vector::VectorGateway::new(Self::{name}, config)`): \
-             `vector({dimensions})`, {} distance, key `{key_column}`; `{}` to search, {update_doc}.",
+             `vector({dimensions})`{per_tenant_doc}, {} distance, key `{key_column}`; `{}` to search, {update_doc}.",
             v.distance.dsl_name(),
             v.read_role,
         );
@@ -194,6 +200,7 @@ pub(crate) fn vector_items(shape: &Shape<'_>, roles_path: &syn::Path) -> syn::Re
                     dimensions: #dimensions,
                     distance: ::tenancy_runtime::vector::Distance::#distance,
                     filter_columns: &[#(#filters),*],
+                    per_tenant: #per_tenant,
                 });
         }
     });

@@ -231,6 +231,14 @@ pub fn incremental_migrations(
     let mut plan = Plan::default();
     check_core_tables(old, new)?;
     diff_extension(old, new, &mut plan);
+    if !super::vector_settings::uses_settings(old) && super::vector_settings::uses_settings(new) {
+        plan.change(
+            "vector_settings".to_owned(),
+            "vector settings table created (first `per tenant` vector column)".to_owned(),
+        );
+        plan.extension
+            .push_str(&super::vector_settings::settings_section(new, target));
+    }
 
     // Tables removed, in reverse dependency order of the old model.
     let removed: Vec<&Table> = old
@@ -696,6 +704,17 @@ fn diff_table(
         plan.create_policies.push_str(&new_masked);
     }
 
+    // The per-tenant dimension trigger: created again when its `per tenant` columns change.
+    let old_dims = super::vector_settings::dimensions_trigger_section(old_model, old);
+    let new_dims = super::vector_settings::dimensions_trigger_section(new_model, new);
+    if old_dims != new_dims && !new_dims.is_empty() {
+        plan.change(
+            format!("{}_vector_dimensions", new.name),
+            format!("{}: per-tenant vector dimension check changed", new.name),
+        );
+        plan.create_policies.push_str(&new_dims);
+    }
+
     // Grants: the whole block again (it revokes everything first), so commands and UPDATE
     // columns end up exactly as a fresh database would have them.
     let new_grants = security::grants_section(new_model, new);
@@ -808,12 +827,16 @@ fn alter_column(
     column: &Column,
     plan: &mut Plan,
 ) -> Result<(), DiffError> {
-    if old.ty != column.ty {
+    if old.ty != column.ty || old.per_tenant != column.per_tenant {
+        let written = |c: &Column| {
+            let per_tenant = if c.per_tenant { " per tenant" } else { "" };
+            format!("{}{per_tenant}", c.ty.dsl_name())
+        };
         return Err(DiffError::ColumnTypeChanged {
             table: table.name.clone(),
             column: column.name.clone(),
-            from: old.ty.dsl_name(),
-            to: column.ty.dsl_name(),
+            from: written(old),
+            to: written(column),
         });
     }
     let target = format!(

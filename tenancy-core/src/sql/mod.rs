@@ -27,6 +27,7 @@ mod signed;
 mod statistics;
 mod surfaces;
 mod tables;
+pub mod vector_settings;
 
 use std::path::PathBuf;
 

@@ -32,6 +32,9 @@ pub(super) fn security_section(model: &Model, table: &Table, target: Target) -> 
             out.push_str(&super::column_rights::column_rights_section(
                 model, table, target,
             ));
+            out.push_str(&super::vector_settings::dimensions_trigger_section(
+                model, table,
+            ));
         }
     }
     out.push_str(&grants_section(model, table));

@@ -14,6 +14,7 @@ pub(super) fn tables_migration(model: &Model, target: Target) -> String {
     if target == Target::Citus {
         out.push_str(&super::citus::migration_settings());
     }
+    out.push_str(&super::vector_settings::settings_section(model, target));
     for table in model.tables_in_dependency_order() {
         if matches!(table.kind, TableKind::Scoped | TableKind::Global) {
             out.push_str(&table_section(model, table, target));
@@ -153,7 +154,12 @@ pub(super) fn create_index_statement(table: &Table, index: &EffectiveIndex) -> S
 
 /// `type [NOT NULL] [DEFAULT ...]` for one column.
 pub(super) fn column_definition(model: &Model, column: &Column) -> String {
-    let mut def = column.ty.sql_name(&ident(&model.settings.helper_schema));
+    // A `per tenant` vector has its tenant's dimension, held by a trigger (vector_settings.rs).
+    let mut def = if column.per_tenant {
+        "vector".to_owned()
+    } else {
+        column.ty.sql_name(&ident(&model.settings.helper_schema))
+    };
     if !column.nullable {
         def.push_str(" NOT NULL");
     }

@@ -129,6 +129,13 @@ impl From<crate::Error> for ApiError {
                 "the database refused the request context",
             ),
             crate::Error::Conflict => ApiError::conflict("conflicts with an existing row"),
+            crate::Error::EmbeddingDimension { expected, got, .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "vector_dimension",
+                format!(
+                    "the vector has {got} dimensions; this tenant's vector model has {expected}"
+                ),
+            ),
             crate::Error::InvalidInput => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_input",
@@ -236,5 +243,23 @@ mod tests {
             .headers()
             .get(axum::http::header::RETRY_AFTER)
             .is_none());
+    }
+
+    #[test]
+    fn a_vector_of_another_dimension_answers_422_with_both_lengths() {
+        let error = ApiError::from(crate::Error::EmbeddingDimension {
+            expected: 1024,
+            got: 384,
+            model: "bge-m3".to_owned(),
+        });
+        assert_eq!(error.code(), "vector_dimension");
+        assert_eq!(
+            error.message(),
+            "the vector has 384 dimensions; this tenant's vector model has 1024"
+        );
+        assert_eq!(
+            error.into_response().status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
     }
 }

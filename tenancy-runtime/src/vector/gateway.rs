@@ -9,7 +9,8 @@ use sqlx::postgres::{PgHasArrayType, PgRow};
 use sqlx::{FromRow, PgConnection, Postgres, Row};
 use uuid::Uuid;
 
-use super::maintenance::Tier;
+use super::maintenance::{indexed_column, Tier};
+use super::settings::{check_dimension, read_setting, EmbeddingModel, EmbeddingSetting};
 use super::table::{quote_ident, VectorSpec, VectorTable};
 use super::{VectorConfig, MAX_K};
 use crate::error::Error;
@@ -152,6 +153,17 @@ struct RouteFacts {
     enable_sort: String,
     tenant_rows: i64,
     scope_rows: i64,
+    /// The dimension the tenant's index was built for (`per tenant` columns).
+    index_dimensions: Option<u32>,
+    /// The tenant's embedding model (`per tenant` columns only).
+    setting: Option<EmbeddingSetting>,
+}
+
+impl RouteFacts {
+    /// The dimension the tenant-HNSW statement casts the column to (`per tenant` columns).
+    fn cast(&self) -> Option<u32> {
+        self.setting.as_ref().map(|s| s.model.dimensions)
+    }
 }
 
 /// Sets `enable_sort` to `off` for this transaction (`restore` `None`), or back to `restore`.
@@ -188,7 +200,7 @@ async fn sort_disabled(conn: &mut PgConnection, restore: Option<&str>) -> Result
 /// // What `tenancy generate` emits for `notes { id uuid ... vec vector(3)? distance l2 }`.
 /// const NOTES: VectorTable<Viewer, Editor, uuid::Uuid> = VectorTable::new(VectorSpec {
 ///     schema: "public", table: "notes", key_column: "id", vector_column: "vec",
-///     dimensions: 3, distance: Distance::L2, filter_columns: &[],
+///     dimensions: 3, distance: Distance::L2, filter_columns: &[], per_tenant: false,
 /// });
 /// # async fn example(tenancy: Tenancy, user: UserId, tenant: TenantId) -> Result<(), Error> {
 /// let gateway = VectorGateway::new(NOTES, VectorConfig::default());
@@ -210,7 +222,7 @@ async fn sort_disabled(conn: &mut PgConnection, restore: Option<&str>) -> Result
 /// tenancy_runtime::roles! { Viewer = "viewer", Editor = "editor" }
 /// const NOTES: VectorTable<Viewer, Editor, uuid::Uuid> = VectorTable::new(VectorSpec {
 ///     schema: "public", table: "notes", key_column: "id", vector_column: "vec",
-///     dimensions: 3, distance: Distance::L2, filter_columns: &[],
+///     dimensions: 3, distance: Distance::L2, filter_columns: &[], per_tenant: false,
 /// });
 /// async fn unscoped(pool: sqlx::PgPool, request: SearchRequest) {
 ///     let gateway = VectorGateway::new(NOTES, VectorConfig::default());
@@ -299,16 +311,19 @@ impl Statements<'_> {
     /// (integers read from the catalog, so formatting them is safe) because the planner must
     /// prove it, which bind parameters under a generic plan do not allow; the tenant itself is
     /// a bind parameter. `$1` projects, `$2` query, `$3` k, `$4` tenant.
-    fn hnsw(&self, seed: i64, key: i64, rows: bool) -> String {
-        let (table, key_column, vector) = (self.table(), self.key(), self.vector());
+    /// For a `per tenant` column, `cast` is the tenant's dimension: the statement orders by
+    /// `(t.col::vector(N))`, the expression the tenant's index is built on.
+    fn hnsw(&self, seed: i64, key: i64, rows: bool, cast: Option<u32>) -> String {
+        let (table, key_column) = (self.table(), self.key());
+        let vector = indexed_column(&format!("t.{}", self.vector()), cast);
         let op = self.spec.distance.operator();
         let columns = if rows { ", t.*" } else { "" };
         let predicate = super::maintenance::predicate("t.tenant_id", seed, key);
         format!(
             "SELECT t.{key_column} AS __key, t.project_id AS __project_id, \
-             t.{vector} {op} $2 AS __distance{columns} \
+             {vector} {op} $2 AS __distance{columns} \
              FROM {table} t WHERE {predicate} AND t.tenant_id = $4 AND t.project_id = ANY($1) \
-             ORDER BY t.{vector} {op} $2 LIMIT $3"
+             ORDER BY {vector} {op} $2 LIMIT $3"
         )
     }
 
@@ -351,8 +366,12 @@ impl<Read: Role, Update: Role, K: VectorKey> VectorGateway<Read, Update, K> {
         self.table.spec.validate()
     }
 
+    /// The fixed dimension check (a `per tenant` column is checked against the tenant's model
+    /// once it is read, see [`check_dimension`]).
     fn check_vector(&self, vector: &Vector) -> Result<(), Error> {
-        if vector.as_slice().len() == self.table.spec.dimensions as usize {
+        if self.table.spec.per_tenant
+            || vector.as_slice().len() == self.table.spec.dimensions as usize
+        {
             Ok(())
         } else {
             Err(Error::InvalidInput)
@@ -390,6 +409,12 @@ impl<Read: Role, Update: Role, K: VectorKey> VectorGateway<Read, Update, K> {
             self.check_vector(vector)?;
         }
         let tenant = tx.scope().tenant_id();
+        if self.table.spec.per_tenant {
+            let setting = self.read_setting(tx.connection(), tenant).await?;
+            for vector in rows.iter().filter_map(|row| row.vector.as_ref()) {
+                check_dimension(&setting, vector.as_slice().len())?;
+            }
+        }
         let keys: Vec<K> = rows.iter().map(|r| r.key.clone()).collect();
         let vectors: Vec<Option<Vector>> = rows.iter().map(|r| r.vector.clone()).collect();
         let result = sqlx::query(sqlx::AssertSqlSafe(self.statements().set_vectors()))
@@ -450,20 +475,27 @@ impl<Read: Role, Update: Role, K: VectorKey> VectorGateway<Read, Update, K> {
             });
         }
         let tenant = scope.tenant_id();
-        let facts = self.route_facts(tx.connection(), tenant, &projects).await?;
+        let facts = self
+            .route_facts(tx.connection(), tenant, &projects, request)
+            .await?;
         let mut route = self.choose_route(&facts, request);
         let statements = self.statements();
         let k = i64::from(request.k);
         let fetched: Vec<PgRow> = if route == Route::TenantHnsw {
             let (seed, key) = facts.index_key.unwrap_or_default();
             sort_disabled(tx.connection(), None).await?;
-            let found = sqlx::query(sqlx::AssertSqlSafe(statements.hnsw(seed, key, rows)))
-                .bind(&projects)
-                .bind(&request.query)
-                .bind(k)
-                .bind(tenant.as_uuid())
-                .fetch_all(tx.connection())
-                .await?;
+            let found = sqlx::query(sqlx::AssertSqlSafe(statements.hnsw(
+                seed,
+                key,
+                rows,
+                facts.cast(),
+            )))
+            .bind(&projects)
+            .bind(&request.query)
+            .bind(k)
+            .bind(tenant.as_uuid())
+            .fetch_all(tx.connection())
+            .await?;
             sort_disabled(tx.connection(), Some(&facts.enable_sort)).await?;
             if found.len() < request.k as usize {
                 route = Route::ExactAfterShortHnsw;
@@ -495,6 +527,71 @@ impl<Read: Role, Update: Role, K: VectorKey> VectorGateway<Read, Update, K> {
                 .then(a.key.cmp(&b.key))
         });
         Ok(SearchResults { scope, route, hits })
+    }
+
+    /// The tenant's embedding model for this column: the model a query must be embedded with
+    /// (for a column that is not `per tenant`, the name [`DEFAULT_MODEL`](super::DEFAULT_MODEL)
+    /// and the column's dimension).
+    pub async fn embedding_model<S: ReadScope<Read>>(
+        &self,
+        tx: &mut ScopedTx<S>,
+    ) -> Result<EmbeddingSetting, Error> {
+        self.check()?;
+        let tenant = tx.scope().tenant_id();
+        self.read_setting(tx.connection(), tenant).await
+    }
+
+    async fn read_setting(
+        &self,
+        conn: &mut PgConnection,
+        tenant: TenantId,
+    ) -> Result<EmbeddingSetting, Error> {
+        if !self.table.spec.per_tenant {
+            return Ok(EmbeddingSetting {
+                model: EmbeddingModel::new(super::DEFAULT_MODEL, self.table.spec.dimensions),
+                version: 0,
+            });
+        }
+        read_setting(conn, &self.config.helper_schema, &self.table.spec, tenant).await
+    }
+
+    /// Up to `limit` (1..=10000) rows of the scope whose vector is NULL, by project then key:
+    /// the rows to embed, e.g. after [`set_embedding_model`](super::VectorMaintenance::set_embedding_model)
+    /// cleared the tenant's vectors of its old model. [`Error::InvalidInput`] for another
+    /// `limit`.
+    pub async fn missing_vectors<S: ReadScope<Read>>(
+        &self,
+        tx: &mut ScopedTx<S>,
+        limit: i64,
+    ) -> Result<Vec<(ProjectId, K)>, Error> {
+        self.check()?;
+        if !(1..=10_000).contains(&limit) {
+            return Err(Error::InvalidInput);
+        }
+        let scope = tx.scope().clone();
+        let projects: Vec<Uuid> = scope.project_ids().iter().map(|p| p.as_uuid()).collect();
+        let sql = format!(
+            "SELECT project_id, {key} FROM {table} WHERE tenant_id = $1 \
+             AND project_id = ANY($2) AND {vector} IS NULL ORDER BY project_id, {key} LIMIT $3",
+            key = quote_ident(self.table.spec.key_column),
+            table = self.table.spec.qualified_table(),
+            vector = quote_ident(self.table.spec.vector_column),
+        );
+        let rows: Vec<PgRow> = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(scope.tenant_id().as_uuid())
+            .bind(&projects)
+            .bind(limit)
+            .fetch_all(tx.connection())
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    ProjectId::new(row.try_get::<Uuid, _>(0)?),
+                    row.try_get::<K, _>(1)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(Error::from)
     }
 
     fn check_request(&self, request: &SearchRequest) -> Result<(), Error> {
@@ -546,13 +643,18 @@ impl<Read: Role, Update: Role, K: VectorKey> VectorGateway<Read, Update, K> {
         let scope = tx.scope().clone();
         let projects: Vec<Uuid> = scope.project_ids().iter().map(|p| p.as_uuid()).collect();
         let tenant = scope.tenant_id();
-        let facts = self.route_facts(tx.connection(), tenant, &projects).await?;
+        let facts = self
+            .route_facts(tx.connection(), tenant, &projects, request)
+            .await?;
         let route = self.choose_route(&facts, request);
         let k = i64::from(request.k);
         let statements = self.statements();
         let lines: Vec<String> = if route == Route::TenantHnsw {
             let (seed, key) = facts.index_key.unwrap_or_default();
-            let explain = format!("EXPLAIN {}", statements.hnsw(seed, key, false));
+            let explain = format!(
+                "EXPLAIN {}",
+                statements.hnsw(seed, key, false, facts.cast())
+            );
             sort_disabled(tx.connection(), None).await?;
             let lines = sqlx::query_scalar(sqlx::AssertSqlSafe(explain))
                 .bind(&projects)
@@ -580,16 +682,40 @@ impl<Read: Role, Update: Role, K: VectorKey> VectorGateway<Read, Update, K> {
         Ok((route, lines.join("\n")))
     }
 
-    /// Reads the tenant's tier for this table, whether its index is valid and the scope's size
-    /// from the catalog, and sets the pgvector settings for this transaction, in one round
-    /// trip.
+    /// Reads the tenant's tier for this table, whether its index is valid, the scope's size
+    /// and (`per tenant` columns) the tenant's embedding model from the catalog, and sets the
+    /// pgvector settings for this transaction, in one round trip. A query whose length is not
+    /// the tenant's model's is [`Error::EmbeddingDimension`].
     async fn route_facts(
         &self,
         conn: &mut PgConnection,
         tenant: TenantId,
         projects: &[Uuid],
+        request: &SearchRequest,
     ) -> Result<RouteFacts, Error> {
         let schema = quote_ident(&self.config.helper_schema);
+        let spec = &self.table.spec;
+        // A `per tenant` column: the tenant's model, from the settings table (under RLS).
+        let (setting, join) = if spec.per_tenant {
+            (
+                format!(
+                    ", COALESCE(s.dimensions, {}), COALESCE(s.model, '{}'), COALESCE(s.version, 0)",
+                    spec.dimensions,
+                    super::DEFAULT_MODEL
+                ),
+                format!(
+                    " LEFT JOIN {schema}.{} s ON s.tenant_id = $1 AND s.table_name = $5 \
+                     AND s.column_name = '{}'",
+                    quote_ident(super::SETTINGS_TABLE),
+                    spec.vector_column
+                ),
+            )
+        } else {
+            (
+                ", NULL::int4, NULL::text, NULL::int4".to_owned(),
+                String::new(),
+            )
+        };
         let sql = format!(
             "SELECT set_config('hnsw.ef_search', $3, true), \
              set_config('hnsw.iterative_scan', 'relaxed_order', true), \
@@ -601,9 +727,10 @@ impl<Read: Role, Update: Role, K: VectorKey> VectorGateway<Read, Update, K> {
              COALESCE(t.row_count, 0), t.index_seed, t.index_key, \
              pg_catalog.current_setting('enable_sort'), \
              (SELECT COALESCE(sum(p.row_count), 0)::bigint FROM {schema}.vector_project_sizes p \
-                WHERE p.table_name = $5 AND p.tenant_id = $1 AND p.project_id = ANY($2)) \
+                WHERE p.table_name = $5 AND p.tenant_id = $1 AND p.project_id = ANY($2)), \
+             t.index_dimensions{setting} \
              FROM (SELECT 1) AS one LEFT JOIN {schema}.vector_tiers t \
-             ON t.table_name = $5 AND t.tenant_id = $1"
+             ON t.table_name = $5 AND t.tenant_id = $1{join}"
         );
         #[allow(clippy::type_complexity)]
         let row: (
@@ -617,6 +744,10 @@ impl<Read: Role, Update: Role, K: VectorKey> VectorGateway<Read, Update, K> {
             Option<i64>,
             String,
             i64,
+            Option<i32>,
+            Option<i32>,
+            Option<String>,
+            Option<i32>,
         ) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(tenant.as_uuid())
             .bind(projects)
@@ -625,7 +756,19 @@ impl<Read: Role, Update: Role, K: VectorKey> VectorGateway<Read, Update, K> {
             .bind(self.table.spec.catalog_name())
             .fetch_one(conn)
             .await?;
-        let (_, _, _, tier, index_valid, tenant_rows, seed, key, enable_sort, scope_rows) = row;
+        let (_, _, _, tier, index_valid, tenant_rows, seed, key, enable_sort, scope_rows) = (
+            row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9,
+        );
+        let index_dimensions = row.10.and_then(|d| u32::try_from(d).ok());
+        let setting = match (row.11, row.12, row.13) {
+            (Some(dimensions), Some(name), Some(version)) => {
+                Some(EmbeddingSetting::from_row(dimensions, name, version)?)
+            }
+            _ => None,
+        };
+        if let Some(setting) = &setting {
+            check_dimension(setting, request.query.as_slice().len())?;
+        }
         let tier = match tier.as_deref() {
             None => Tier::Exact,
             Some(text) => Tier::parse(text)?,
@@ -639,12 +782,17 @@ impl<Read: Role, Update: Role, K: VectorKey> VectorGateway<Read, Update, K> {
             enable_sort,
             tenant_rows,
             scope_rows,
+            index_dimensions,
+            setting,
         })
     }
 
     /// The gateway's routing rule (the planner is never asked to guess the tenant's size).
     fn choose_route(&self, facts: &RouteFacts, request: &SearchRequest) -> Route {
-        let promoted = facts.tier == Tier::Hnsw && facts.index_valid;
+        // A `per tenant` column's index must be built for the tenant's current dimension.
+        let promoted = facts.tier == Tier::Hnsw
+            && facts.index_valid
+            && (facts.setting.is_none() || facts.index_dimensions == facts.cast());
         let large_scope = facts.scope_rows > self.config.exact_scope_max;
         let share = if facts.tenant_rows > 0 {
             facts.scope_rows as f64 / facts.tenant_rows as f64
@@ -678,6 +826,7 @@ mod tests {
         dimensions: 2,
         distance: Distance::L2,
         filter_columns: &["folder_id"],
+        per_tenant: false,
     });
 
     fn facts(tier: Tier, valid: bool, tenant: i64, scope: i64) -> RouteFacts {
@@ -688,6 +837,8 @@ mod tests {
             enable_sort: "on".to_owned(),
             tenant_rows: tenant,
             scope_rows: scope,
+            index_dimensions: None,
+            setting: None,
         }
     }
 
@@ -730,7 +881,7 @@ mod tests {
     #[test]
     fn statements_use_the_table_names_and_distance_operator() {
         let statements = Statements { spec: &NOTES.spec };
-        let sql = statements.hnsw(-7, 42, false);
+        let sql = statements.hnsw(-7, 42, false, None);
         assert!(
             sql.contains(
                 "pg_catalog.uuid_hash_extended(t.tenant_id, '-7'::bigint) = '42'::bigint \
@@ -744,6 +895,45 @@ mod tests {
         assert!(exact.contains("\"vec\" <-> $3 AS distance"), "{exact}");
         assert!(exact.contains("AND \"folder_id\" = $5"), "{exact}");
         assert!(exact.contains("t.\"note_key\" = n.k"), "{exact}");
+    }
+
+    #[test]
+    fn per_tenant_columns_order_by_the_cast_the_index_is_built_on_and_need_its_dimension() {
+        let spec = VectorSpec {
+            per_tenant: true,
+            ..NOTES.spec
+        };
+        let sql = Statements { spec: &spec }.hnsw(1, 2, false, Some(768));
+        assert!(
+            sql.contains("ORDER BY (t.\"vec\"::vector(768)) <-> $2 LIMIT $3"),
+            "{sql}"
+        );
+        let gateway = VectorGateway::new(
+            VectorTable::<Viewer, Editor, Uuid>::new(spec),
+            VectorConfig::default(),
+        );
+        let request = SearchRequest::new(Vector::from(vec![1.0; 768]), 10);
+        let setting = |dimensions| EmbeddingSetting {
+            model: EmbeddingModel::new("m", dimensions),
+            version: 1,
+        };
+        let mut current = facts(Tier::Hnsw, true, 50_000, 50_000);
+        current.setting = Some(setting(768));
+        current.index_dimensions = Some(768);
+        assert_eq!(gateway.choose_route(&current, &request), Route::TenantHnsw);
+        // An index built for the tenant's earlier model is never used.
+        current.index_dimensions = Some(384);
+        assert_eq!(gateway.choose_route(&current, &request), Route::Exact);
+        // The query's length is checked against the tenant's model, not the declared one.
+        assert!(gateway.check_request(&request).is_ok());
+        assert!(matches!(
+            check_dimension(&setting(384), 768),
+            Err(Error::EmbeddingDimension {
+                expected: 384,
+                got: 768,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -58,11 +58,12 @@ CREATE TABLE IF NOT EXISTS tenancy.vector_project_sizes (
 );
 ALTER TABLE tenancy.vector_tiers ADD COLUMN IF NOT EXISTS index_seed bigint;
 ALTER TABLE tenancy.vector_tiers ADD COLUMN IF NOT EXISTS index_key bigint;
+ALTER TABLE tenancy.vector_tiers ADD COLUMN IF NOT EXISTS index_dimensions integer;
 ALTER TABLE tenancy.vector_tiers ALTER COLUMN table_name SET STATISTICS 0,
   ALTER COLUMN tenant_id SET STATISTICS 0, ALTER COLUMN row_count SET STATISTICS 0,
   ALTER COLUMN tier SET STATISTICS 0, ALTER COLUMN index_name SET STATISTICS 0,
   ALTER COLUMN updated_at SET STATISTICS 0, ALTER COLUMN index_seed SET STATISTICS 0,
-  ALTER COLUMN index_key SET STATISTICS 0;
+  ALTER COLUMN index_key SET STATISTICS 0, ALTER COLUMN index_dimensions SET STATISTICS 0;
 ALTER TABLE tenancy.vector_project_sizes ALTER COLUMN table_name SET STATISTICS 0,
   ALTER COLUMN tenant_id SET STATISTICS 0, ALTER COLUMN project_id SET STATISTICS 0,
   ALTER COLUMN row_count SET STATISTICS 0, ALTER COLUMN updated_at SET STATISTICS 0;
@@ -228,6 +229,58 @@ impl VectorMaintenance {
         quote_ident(&self.config.helper_schema)
     }
 
+    /// The maintenance pool.
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The reason every transaction logs.
+    pub(crate) fn reason(&self) -> &'static str {
+        self.reason
+    }
+
+    /// A connection holding the session advisory lock that serialises maintenance runs.
+    pub(crate) async fn lock(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, Error> {
+        let mut lock = self.pool.acquire().await?;
+        sqlx::query("SELECT pg_catalog.pg_advisory_lock($1)")
+            .bind(MAINTENANCE_LOCK_KEY)
+            .execute(&mut *lock)
+            .await?;
+        Ok(lock)
+    }
+
+    /// Releases the lock [`lock`](Self::lock) took.
+    pub(crate) async fn unlock(&self, conn: &mut PgConnection) -> Result<(), Error> {
+        sqlx::query("SELECT pg_catalog.pg_advisory_unlock($1)")
+            .bind(MAINTENANCE_LOCK_KEY)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Demotes the tenant on `table` (exact search first, then its index dropped online);
+    /// returns the dropped index's `schema.name`.
+    pub(crate) async fn demote_tenant(
+        &self,
+        conn: &mut PgConnection,
+        table: &VectorSpec,
+        tenant: TenantId,
+    ) -> Result<Option<String>, Error> {
+        // No catalog (never installed): no tier, no index.
+        let installed: bool = sqlx::query_scalar(
+            "SELECT pg_catalog.to_regclass(pg_catalog.quote_ident($1) || '.vector_tiers') IS NOT NULL",
+        )
+        .bind(&self.config.helper_schema)
+        .fetch_one(&mut *conn)
+        .await?;
+        if !installed {
+            return Ok(None);
+        }
+        let (name, _, _) = self.index_of(table, tenant).await?;
+        self.demote(conn, table, tenant).await?;
+        Ok(name)
+    }
+
     /// Creates the catalog tables if missing (idempotent; upgrades a catalog of the earlier
     /// shape, see [`VECTOR_CATALOG_SQL`]), with row-level security by tenant and `SELECT`
     /// granted to the app role.
@@ -276,16 +329,9 @@ impl VectorMaintenance {
     /// (searched exactly) and is retried by the next refresh; the error is returned.
     pub async fn refresh(&self, table: &VectorSpec) -> Result<MaintenanceReport, Error> {
         table.validate()?;
-        let mut lock = self.pool.acquire().await?;
-        sqlx::query("SELECT pg_catalog.pg_advisory_lock($1)")
-            .bind(MAINTENANCE_LOCK_KEY)
-            .execute(&mut *lock)
-            .await?;
+        let mut lock = self.lock().await?;
         let result = self.refresh_locked(&mut lock, table).await;
-        let unlocked = sqlx::query("SELECT pg_catalog.pg_advisory_unlock($1)")
-            .bind(MAINTENANCE_LOCK_KEY)
-            .execute(&mut *lock)
-            .await;
+        let unlocked = self.unlock(&mut lock).await;
         let report = result?;
         unlocked?;
         Ok(report)
@@ -310,6 +356,23 @@ impl VectorMaintenance {
                 Some(name) => keyed && index_state(conn, name, ops).await? == Some(true),
                 None => false,
             };
+            // A `per tenant` column's index casts to the tenant's dimension: one built for an
+            // earlier model is dropped (the tenant is searched exactly) and built again below.
+            if table.per_tenant && tenant.tier != Tier::Exact {
+                let wanted = self
+                    .tenant_dimensions(conn, table, tenant.tenant_id)
+                    .await?;
+                if self.index_dimensions(table, tenant.tenant_id).await? != Some(wanted) {
+                    self.demote(conn, table, tenant.tenant_id).await?;
+                    if tenant.row_count >= self.config.promote_at {
+                        let took = self.promote(conn, table, tenant.tenant_id).await?;
+                        report.promoted.push((tenant.tenant_id, took));
+                    } else {
+                        report.demoted.push(tenant.tenant_id);
+                    }
+                    continue;
+                }
+            }
             let demote = self
                 .config
                 .demote_below
@@ -404,7 +467,8 @@ impl VectorMaintenance {
         let mut tx = SystemTx::begin(&self.pool, self.reason).await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE {}.vector_tiers SET tier = $3, index_name = $4, index_seed = $5, \
-             index_key = $6, updated_at = now() WHERE table_name = $1 AND tenant_id = $2",
+             index_key = $6, index_dimensions = $7, updated_at = now() \
+             WHERE table_name = $1 AND tenant_id = $2",
             self.schema()
         )))
         .bind(table.catalog_name())
@@ -413,6 +477,7 @@ impl VectorMaintenance {
         .bind(index.map(|i| i.catalog_name.clone()))
         .bind(index.map(|i| i.seed))
         .bind(index.map(|i| i.key))
+        .bind(index.and_then(|i| i.dimensions).map(|d| d as i32))
         .execute(tx.connection())
         .await?;
         tx.commit().await
@@ -423,6 +488,12 @@ impl VectorMaintenance {
     /// `uuid_hash_extended(tenant, seed)` computed by the database (the function the partial
     /// index's predicate calls, so the two agree by construction).
     async fn identity(&self, table: &VectorSpec, tenant: TenantId) -> Result<IndexIdentity, Error> {
+        let dimensions = if table.per_tenant {
+            let mut conn = self.pool.acquire().await?;
+            Some(self.tenant_dimensions(&mut conn, table, tenant).await?)
+        } else {
+            None
+        };
         if let (Some(catalog_name), Some(seed), Some(key)) = self.index_of(table, tenant).await? {
             return Ok(IndexIdentity {
                 name: catalog_name
@@ -432,6 +503,7 @@ impl VectorMaintenance {
                 catalog_name,
                 seed,
                 key,
+                dimensions,
             });
         }
         let random = Uuid::new_v4().as_u128();
@@ -447,7 +519,37 @@ impl VectorMaintenance {
             name,
             seed,
             key,
+            dimensions,
         })
+    }
+
+    /// The dimension of the tenant's embedding model for a `per tenant` column.
+    async fn tenant_dimensions(
+        &self,
+        conn: &mut PgConnection,
+        table: &VectorSpec,
+        tenant: TenantId,
+    ) -> Result<u32, Error> {
+        let setting =
+            super::settings::read_setting(conn, &self.config.helper_schema, table, tenant).await?;
+        Ok(setting.model.dimensions)
+    }
+
+    /// The dimension the tenant's index was built for (a `per tenant` column's), if recorded.
+    async fn index_dimensions(
+        &self,
+        table: &VectorSpec,
+        tenant: TenantId,
+    ) -> Result<Option<u32>, Error> {
+        let dimensions: Option<Option<i32>> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT index_dimensions FROM {}.vector_tiers WHERE table_name = $1 AND tenant_id = $2",
+            self.schema()
+        )))
+        .bind(table.catalog_name())
+        .bind(tenant.as_uuid())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(dimensions.flatten().and_then(|d| u32::try_from(d).ok()))
     }
 
     /// Marks the tenant `building`, builds its index concurrently (dropping first an invalid
@@ -504,7 +606,7 @@ impl VectorMaintenance {
             predicate = identity.predicate("tenant_id"),
             index = quote_ident(&name),
             source = table.qualified_table(),
-            vector = quote_ident(table.vector_column),
+            vector = indexed_expression(table, identity.dimensions),
             ops = table.distance.operator_class(),
             m = self.config.hnsw_m,
             ef = self.config.hnsw_ef_construction,
@@ -568,6 +670,23 @@ pub(crate) struct IndexIdentity {
     pub(crate) seed: i64,
     /// `uuid_hash_extended(tenant, seed)`.
     pub(crate) key: i64,
+    /// For a `per tenant` column, the dimension the index casts the column to.
+    pub(crate) dimensions: Option<u32>,
+}
+
+/// What a tenant's HNSW index is built on, and what the search orders by so the planner
+/// matches it: the column, or for a `per tenant` column (an unconstrained `vector`, which HNSW
+/// cannot index) the expression `(column::vector(N))` with the tenant's dimension.
+pub(crate) fn indexed_expression(table: &VectorSpec, dimensions: Option<u32>) -> String {
+    indexed_column(&quote_ident(table.vector_column), dimensions)
+}
+
+/// [`indexed_expression`] for an already written column reference (`t."vec"`).
+pub(crate) fn indexed_column(column: &str, dimensions: Option<u32>) -> String {
+    match dimensions {
+        Some(n) => format!("({column}::vector({n}))"),
+        None => column.to_owned(),
+    }
 }
 
 impl IndexIdentity {

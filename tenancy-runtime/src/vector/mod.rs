@@ -30,11 +30,21 @@
 //! keyed by table) is written by [`VectorMaintenance`] on a privileged pool and read by the
 //! gateway under row-level security (each tenant sees only its own rows).
 //!
+//! A column declared `per tenant` (`vec vector(384)? per tenant`) is an unconstrained
+//! `vector`: each tenant's embedding model (name and dimension) is a row of
+//! `<helper_schema>.vector_settings` ([`EmbeddingSetting`]; the declared dimension when the
+//! tenant has none). The gateway reads it in the same round trip as the catalog and refuses a
+//! query or a vector of another length with [`Error::EmbeddingDimension`] before anything is
+//! compared; a tenant's HNSW index casts the column to its dimension (`(col::vector(N))`).
+//! [`VectorMaintenance::set_embedding_model`] changes a tenant's model and clears its vectors
+//! of the old one (the application re-embeds them, [`VectorGateway::missing_vectors`]).
+//!
 //! Every gateway method takes a [`ScopedTx`](crate::ScopedTx) whose scope proves the role the
 //! table's rules require; there is no unscoped method.
 
 mod gateway;
 mod maintenance;
+mod settings;
 mod table;
 
 pub use gateway::{
@@ -42,6 +52,10 @@ pub use gateway::{
 };
 pub use maintenance::{
     catalog_sql, MaintenanceReport, TenantTier, Tier, VectorMaintenance, VECTOR_CATALOG_SQL,
+};
+pub use settings::{
+    EmbeddingChange, EmbeddingModel, EmbeddingSetting, DEFAULT_MODEL, SETTINGS_LOCK_CLASS,
+    SETTINGS_TABLE,
 };
 pub use table::{Distance, NoUpdateRule, VectorSpec, VectorTable};
 

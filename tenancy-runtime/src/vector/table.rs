@@ -76,6 +76,7 @@ impl fmt::Display for Distance {
 ///     dimensions: 3,
 ///     distance: Distance::L2,
 ///     filter_columns: &["folder_id"],
+///     per_tenant: false,
 /// };
 /// assert!(NOTES.validate().is_ok());
 /// assert_eq!(NOTES.qualified_table(), "\"public\".\"notes\"");
@@ -99,6 +100,10 @@ pub struct VectorSpec {
     /// `uuid` columns a search may filter on by equality (the table's references to other
     /// tables); such a search is always exact.
     pub filter_columns: &'static [&'static str],
+    /// `per tenant` in the model: the column is an unconstrained `vector`, each tenant's
+    /// embedding model (name and dimension) is read from `<helper_schema>.vector_settings`,
+    /// and [`dimensions`](Self::dimensions) is the dimension of tenants that chose none.
+    pub per_tenant: bool,
 }
 
 impl VectorSpec {
@@ -152,7 +157,7 @@ impl VectorSpec {
     /// use tenancy_runtime::vector::{Distance, VectorSpec};
     /// let spec = VectorSpec {
     ///     schema: "public", table: "notes", key_column: "id", vector_column: "vec",
-    ///     dimensions: 3, distance: Distance::Cosine, filter_columns: &[],
+    ///     dimensions: 3, distance: Distance::Cosine, filter_columns: &[], per_tenant: false,
     /// };
     /// assert_eq!(spec.index_name_for_token(0xab), "notes_vec_hnsw_00000000000000ab");
     /// ```
@@ -246,6 +251,7 @@ mod tests {
         dimensions: 8,
         distance: Distance::InnerProduct,
         filter_columns: &["parent_id"],
+        per_tenant: false,
     };
 
     #[test]

@@ -13,7 +13,7 @@ const NOTES: VectorTable<Viewer, NoUpdateRule, uuid::Uuid> = VectorTable::new(Ve
     vector_column: "vec",
     dimensions: 3,
     distance: Distance::L2,
-    filter_columns: &[],
+    filter_columns: &[], per_tenant: false,
 });
 
 async fn misuse(tx: &mut ScopedTx<ProjectScope<Owner>>, rows: Vec<VectorUpdate<uuid::Uuid>>) {

@@ -495,5 +495,6 @@ impl Chunks {
         dimensions: 384,
         distance: ::tenancy_runtime::vector::Distance::Cosine,
         filter_columns: &["document_id"],
+        per_tenant: false,
     });
 }

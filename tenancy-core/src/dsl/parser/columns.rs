@@ -3,7 +3,8 @@
 use super::*;
 
 impl Parser<'_> {
-    /// `name type[?] [default v] [references ...] [primary key] [unique] [distance d]`.
+    /// `name type[?] [default v] [references ...] [primary key] [unique] [distance d]
+    /// [per tenant]`.
     pub(super) fn parse_column(&mut self, doc: Option<String>) -> PResult<ColumnDecl> {
         let name = self.ident("a column name")?;
         if !self.same_line() || !matches!(self.peek_kind(), TokenKind::Ident(_)) {
@@ -37,6 +38,7 @@ impl Parser<'_> {
             primary_key: None,
             unique: None,
             distance: None,
+            per_tenant: None,
             stamp: None,
         };
         if self.same_line() && matches!(self.peek_kind(), TokenKind::Question) {
@@ -97,6 +99,14 @@ impl Parser<'_> {
                         self.diags.push(duplicate("distance"));
                     }
                     column.distance = Some(name);
+                }
+                Some("per") => {
+                    self.bump();
+                    self.expect_word("tenant")?;
+                    if column.per_tenant.is_some() {
+                        self.diags.push(duplicate("per tenant"));
+                    }
+                    column.per_tenant = Some(self.span_from(token.span));
                 }
                 Some("unique") => {
                     self.bump();

@@ -103,6 +103,9 @@ impl<'a> Checker<'_, 'a> {
             if let Some(distance) = &column.distance {
                 self.check_distance(column, ty, distance);
             }
+            if let Some(span) = column.per_tenant {
+                self.check_per_tenant(info.kind, column, ty, span);
+            }
             if let Some(stamp) = &column.stamp {
                 if let Some(stamp) = self.check_stamp(info.kind, column, ty, stamp) {
                     info.stamps.insert(name, stamp);
@@ -140,6 +143,47 @@ impl<'a> Checker<'_, 'a> {
                     "on a column that is not `vector(N)`",
                 )
                 .with_help("remove `distance`, or make the column a `vector(N)`"),
+            );
+        }
+    }
+
+    /// Rule: `per tenant` is written on a `vector(N)` column of a scoped table only (the
+    /// tenant's choice of embedding model needs rows that belong to a tenant).
+    fn check_per_tenant(
+        &mut self,
+        kind: TableKind,
+        column: &ColumnDecl,
+        ty: Option<SqlType>,
+        span: Span,
+    ) {
+        if ty.is_some_and(|ty| !matches!(ty, SqlType::Vector(_))) {
+            self.error(
+                Diagnostic::error(
+                    format!(
+                        "`per tenant` is only for vector columns, and `{}` is not one",
+                        column.name.name
+                    ),
+                    span,
+                    "on a column that is not `vector(N)`",
+                )
+                .with_note("`per tenant` lets each tenant choose the model its vectors come from, and so their dimension")
+                .with_help("remove `per tenant`, or make the column a `vector(N)`"),
+            );
+        } else if kind != TableKind::Scoped {
+            self.error(
+                Diagnostic::error(
+                    format!(
+                        "`per tenant` needs a scoped table, and `{}` is a {} table",
+                        column.name.name,
+                        kind.keyword()
+                    ),
+                    span,
+                    "the rows of this table belong to no tenant",
+                )
+                .with_help(
+                    "remove `per tenant` (every row then has the column's dimension), or move \
+                     the column to a scoped table",
+                ),
             );
         }
     }

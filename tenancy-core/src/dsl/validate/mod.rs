@@ -342,6 +342,7 @@ fn build_table(info: &TableInfo<'_>, roles: &[String]) -> Table {
                         .distance
                         .as_ref()
                         .and_then(|d| VectorDistance::from_dsl(&d.name)),
+                    per_tenant: c.per_tenant.is_some(),
                     stamp: info.stamps.get(c.name.name.as_str()).copied(),
                 })
             })
