@@ -219,3 +219,13 @@ fn incremental_migrations_create_the_settings_table_once_and_refuse_flipping_a_c
         other => panic!("expected a refused type change, got {other:?}"),
     }
 }
+
+#[test]
+fn the_citus_target_refuses_a_per_tenant_column_with_a_fix() {
+    let (model, _) = compile(&sources(PASSAGES));
+    let problems = tenancy_core::sql::citus_problems(&model.unwrap());
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].table, "passages");
+    assert!(problems[0].message.contains("per tenant"));
+    assert!(problems[0].help.contains("drop `per tenant`"));
+}

@@ -69,6 +69,20 @@ pub fn citus_problems(model: &Model) -> Vec<CitusProblem> {
         if table.kind.is_tenant_owned() {
             out.extend(set_null_references(model, table));
         }
+        for column in table.columns.iter().filter(|c| c.per_tenant) {
+            out.push(CitusProblem {
+                table: table.name.clone(),
+                message: format!(
+                    "`{} ... per tenant` keeps each tenant's vector model in a settings table \
+                     that the dimension trigger reads, which Citus workers cannot reach",
+                    column.name
+                ),
+                help: format!(
+                    "give `{}` a fixed dimension (drop `per tenant`) for the Citus target",
+                    column.name
+                ),
+            });
+        }
     }
     out
 }
