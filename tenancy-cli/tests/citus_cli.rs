@@ -7,7 +7,7 @@ mod citus_common;
 
 use std::process::{Command, Output};
 
-use citus_common::{compile, distributable_rag_text, CitusDb};
+use citus_common::{compile, rag_text, CitusDb};
 use uuid::Uuid;
 
 fn tenancy(args: &[&str]) -> Output {
@@ -24,7 +24,7 @@ fn text(bytes: &[u8]) -> String {
 
 #[tokio::test]
 async fn placement_and_isolate_tenant() {
-    let db = CitusDb::create(&compile(&distributable_rag_text())).await;
+    let db = CitusDb::create(&compile(&rag_text())).await;
     let tenants: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
     for (i, tenant) in tenants.iter().enumerate() {
         sqlx::query("INSERT INTO tenants (id, name, slug) VALUES ($1, $2, $2)")
@@ -66,7 +66,7 @@ async fn placement_and_isolate_tenant() {
     assert!(line.trim_end().ends_with(" 1"), "{line}");
     let (min, max): (String, String) = sqlx::query_as(
         "SELECT shardminvalue, shardmaxvalue FROM pg_catalog.pg_dist_shard \
-         WHERE shardid = pg_catalog.get_shard_id_for_distribution_column('public.tenants', $1)",
+         WHERE shardid = pg_catalog.get_shard_id_for_distribution_column('public.projects', $1)",
     )
     .bind(tenants[0].to_string())
     .fetch_one(&db.admin)

@@ -51,6 +51,60 @@ impl Shape<'_> {
             .join(", ")
     }
 
+    /// The RETURNING list of a write: every column, the role enum read as text through a
+    /// searched `CASE` over the model's roles instead of a cast. The cast (`role::text`) calls
+    /// the enum's output function, which is STABLE, and Citus refuses non-IMMUTABLE functions
+    /// in the RETURNING clause of a distributed table; comparing with an enum constant is
+    /// IMMUTABLE. Same rows and text on PostgreSQL; a value the model does not know (an enum
+    /// label added without regenerating) reads as NULL and fails to decode, never as another
+    /// role.
+    fn returning_list(&self) -> String {
+        let role_type = self.role_type_sql();
+        self.columns
+            .iter()
+            .map(|c| {
+                let name = sql_ident(&c.name);
+                if c.ty == SqlType::Role {
+                    let arms: String = self
+                        .model
+                        .roles
+                        .iter()
+                        .map(|role| {
+                            let label = format!("'{}'", role.replace('\'', "''"));
+                            format!(
+                                " WHEN {name} = {label}::{role_type} THEN {label}::pg_catalog.text"
+                            )
+                        })
+                        .collect();
+                    format!("CASE{arms} END AS {name}")
+                } else {
+                    name
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// A role bound as text, turned into the role enum by comparing it with each of the
+    /// model's labels: `CASE WHEN $n::text = 'viewer' THEN 'viewer'::role ... END`. Inside the
+    /// update's `CASE` the plain cast (`$n::role`, the enum's STABLE input function) is refused
+    /// by Citus ("non-IMMUTABLE functions are not allowed in CASE or COALESCE statements");
+    /// this form is IMMUTABLE. A label the model does not know gives NULL, which the NOT NULL
+    /// role column refuses: it never becomes another role.
+    fn role_value_sql(&self, param: &str) -> String {
+        let role_type = self.role_type_sql();
+        let arms: String = self
+            .model
+            .roles
+            .iter()
+            .map(|role| {
+                let label = format!("'{}'", role.replace('\'', "''"));
+                format!(" WHEN {param}::pg_catalog.text = {label} THEN {label}::{role_type}")
+            })
+            .collect();
+        format!("(CASE{arms} END)")
+    }
+
     /// A bound value for `column`, cast to the role enum when needed.
     fn value_sql(&self, column: &Column, param: &str) -> String {
         if column.ty == SqlType::Role {
@@ -287,7 +341,7 @@ impl Shape<'_> {
             self.table_sql(),
             self.insert_columns_sql(),
             values.join(", "),
-            self.select_list()
+            self.returning_list()
         )
     }
 
@@ -322,7 +376,7 @@ impl Shape<'_> {
             values.join(", "),
             arrays.join(", "),
             aliases.join(", "),
-            self.select_list()
+            self.returning_list()
         )
     }
 
@@ -337,7 +391,11 @@ impl Shape<'_> {
             .map(|c| {
                 let name = sql_ident(&c.name);
                 let flag = params.next();
-                let value = self.value_sql(c, &params.next());
+                let value = if c.ty == SqlType::Role {
+                    self.role_value_sql(&params.next())
+                } else {
+                    self.value_sql(c, &params.next())
+                };
                 format!("{name} = CASE WHEN {flag} THEN {value} ELSE {name} END")
             })
             .collect();
@@ -345,7 +403,7 @@ impl Shape<'_> {
             "UPDATE {} SET {} WHERE {scope}{key} RETURNING {}",
             self.table_sql(),
             sets.join(", "),
-            self.select_list()
+            self.returning_list()
         )
     }
 

@@ -78,7 +78,15 @@ pub(super) fn ceiling_policies(model: &Model, table: &Table, target: Target) -> 
 /// The "a project keeps a member of the top role" trigger function and constraint trigger,
 /// with a heading; empty when the model has no memberships or projects table. The top role is
 /// read from the enum (`enum_last`), so adding or reordering roles needs no new trigger.
-pub(super) fn keep_top_role_section(model: &Model) -> String {
+///
+/// On Citus the trigger is not deferred: it fires at the end of each statement, on the worker
+/// holding the memberships shard, and reads the co-located shards of the same tenant (a local
+/// task, which Citus allows in a trigger). A deferred trigger would fire at COMMIT on the
+/// worker, which for a single-shard transaction Citus sends after the coordinator has
+/// committed (one-phase commit): the worker still rolls back, but the caller gets "could not
+/// commit transaction for shard" instead of the refusal. So on Citus a hand-over promotes the
+/// new member of the top role before the old one steps down.
+pub(super) fn keep_top_role_section(model: &Model, target: Target) -> String {
     let (Some(memberships), Some(projects), Some(top)) = (
         model.core_table(TableKind::Memberships),
         model.core_table(TableKind::Projects),
@@ -102,14 +110,31 @@ pub(super) fn keep_top_role_section(model: &Model) -> String {
     );
     let trigger_name = fit_identifier(&format!("{}_{KEEP_TOP_ROLE_FUNCTION}", memberships.name));
     let trigger = ident(&trigger_name);
-    let mut out = section_heading(
-        &format!("A project keeps a member of the top role ({top}; {})", memberships.name),
-        Some(
+    let (note, timing) = match target {
+        Target::Postgres => (
             "Checked at commit (deferred), so a hand-over works in one transaction: a transaction\n\
              that demotes or removes the last member of the top role (the enum's last value) of\n\
              a project that still exists is refused. Runs with the caller's rights: a caller who\n\
              may touch top-role rows (the role ceiling) sees every membership of that project.",
+            "DEFERRABLE INITIALLY DEFERRED",
         ),
+        Target::Citus => (
+            "Checked at the end of each statement, on the worker holding the memberships shard\n\
+             (Citus commits a single-shard transaction on the worker after the coordinator, so a\n\
+             deferred check could not refuse it cleanly; see docs/citus.md): a statement that\n\
+             demotes or removes the last member of the top role (the enum's last value) of a\n\
+             project that still exists is refused; a hand-over promotes the new member first.\n\
+             Runs with the caller's rights: a caller who may touch top-role rows (the role\n\
+             ceiling) sees every membership of that project.",
+            "NOT DEFERRABLE",
+        ),
+    };
+    let mut out = section_heading(
+        &format!(
+            "A project keeps a member of the top role ({top}; {})",
+            memberships.name
+        ),
+        Some(note),
     );
     out.push_str(&format!(
         "CREATE OR REPLACE FUNCTION {function}()\n\
@@ -135,7 +160,7 @@ pub(super) fn keep_top_role_section(model: &Model) -> String {
          REVOKE ALL ON FUNCTION {function}() FROM PUBLIC;\n\
          CREATE CONSTRAINT TRIGGER {trigger}\n\
          \x20 AFTER UPDATE OF {role} OR DELETE ON {members}\n\
-         \x20 DEFERRABLE INITIALLY DEFERRED\n\
+         \x20 {timing}\n\
          \x20 FOR EACH ROW\n\
          \x20 WHEN (OLD.{role} = {top_role})\n\
          \x20 EXECUTE FUNCTION {function}();\n"
@@ -159,7 +184,7 @@ pub(super) fn authority_upgrade(model: &Model, target: Target) -> String {
             out.push_str(&policy.create);
         }
     }
-    out.push_str(&keep_top_role_section(model));
+    out.push_str(&keep_top_role_section(model, target));
     let audit_table = format!(
         "{}.{}",
         ident(&model.settings.helper_schema),

@@ -255,9 +255,11 @@ pub fn incremental_migrations(
         ));
     }
 
+    let mut created = Vec::new();
     for table in new.tables_in_dependency_order() {
         match old.table(&table.name) {
             None => {
+                created.push(table);
                 plan.change(
                     format!("create_{}", table.name),
                     format!("{}: new {} table", table.name, table.kind.keyword()),
@@ -274,6 +276,10 @@ pub fn incremental_migrations(
             }
             Some(previous) => diff_table(old, previous, new, table, target, options, &mut plan)?,
         }
+    }
+    if target == Target::Citus && !created.is_empty() {
+        plan.create_tables
+            .push_str(&super::citus::new_tables_distribution(new, &created));
     }
 
     if !plan.changes.is_empty() {
@@ -302,6 +308,9 @@ fn render(model: &Model, target: Target, plan: &Plan, body: &str) -> Incremental
     contents.push_str("--\n-- Changes:\n");
     for description in &descriptions {
         contents.push_str(&format!("--   * {description}\n"));
+    }
+    if target == Target::Citus {
+        contents.push_str(&super::citus::migration_settings());
     }
     contents.push_str(body);
     IncrementalMigration {
