@@ -1541,3 +1541,184 @@ async fn an_incremental_migration_distributes_the_tables_it_creates() {
     tx.commit().await.unwrap();
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn audit_understands_the_citus_form_and_reports_its_failure_modes() {
+    use tenancy_audit::codes;
+    let model = compile(&rag_text());
+    let db = CitusDb::create(&model).await;
+    // The generated Citus schema is clean, and the audit detects the target by itself.
+    let pool = tenancy_audit::connect(&db.url).await.unwrap();
+    assert_eq!(
+        tenancy_audit::detect_target(&pool).await.unwrap(),
+        Target::Citus
+    );
+    let report = tenancy_audit::audit_for_target(&pool, &model, Target::Citus)
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{}", report.to_text());
+    // Citus failure modes, each introduced by hand:
+    // a restrictive tenant boundary (what the PostgreSQL target writes; lost on the shards),
+    // a permissive policy without the tenant check,
+    // a shard whose policy was dropped on its worker,
+    // a new tenant table left local.
+    sqlx::raw_sql(
+        "CREATE POLICY documents_boundary ON documents AS RESTRICTIVE TO tenancy_app \
+           USING (tenant_id = tenancy.current_tenant_id()); \
+         CREATE POLICY chunks_everyone ON chunks FOR SELECT TO tenancy_app USING (true);",
+    )
+    .execute(&db.admin)
+    .await
+    .unwrap();
+    let (shard, port): (String, i32) = sqlx::query_as(
+        "SELECT shard_name::text, nodeport FROM pg_catalog.citus_shards \
+         WHERE table_name = 'queries'::regclass ORDER BY shardid LIMIT 1",
+    )
+    .fetch_one(&db.admin)
+    .await
+    .unwrap();
+    let index = db
+        .cluster
+        .nodes
+        .iter()
+        .position(|(_, p)| i32::from(*p) == port)
+        .unwrap();
+    let mut worker = db.worker(index - 1).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SET citus.enable_ddl_propagation = off; ALTER TABLE {shard} NO FORCE ROW LEVEL SECURITY; \
+         DROP POLICY queries_select ON {shard}"
+    )))
+    .execute(&mut worker)
+    .await
+    .unwrap();
+    worker.close().await.unwrap();
+    let report = tenancy_audit::audit_for_target(&pool, &model, Target::Citus)
+        .await
+        .unwrap();
+    let text = report.to_text();
+    assert!(
+        report
+            .with_code(codes::CITUS_POLICY_NOT_FOLDED)
+            .any(
+                |f| f.object == "policy documents_boundary on public.documents"
+                    && f.message.contains("RESTRICTIVE")
+            ),
+        "{text}"
+    );
+    assert!(
+        report
+            .with_code(codes::CITUS_POLICY_NOT_FOLDED)
+            .any(|f| f.object == "policy chunks_everyone on public.chunks"
+                && f.message.contains("no tenant check")),
+        "{text}"
+    );
+    let shard_id = shard.rsplit('_').next().unwrap_or_default().to_owned();
+    assert!(
+        report
+            .with_code(codes::CITUS_SHARD_POLICY)
+            .any(|f| f.object == format!("shard {shard_id} of public.queries")),
+        "{text}"
+    );
+    // Only the tampered shard of queries, not its others.
+    assert_eq!(
+        report
+            .with_code(codes::CITUS_SHARD_POLICY)
+            .filter(|f| f.object.ends_with("of public.queries"))
+            .count(),
+        1,
+        "{text}"
+    );
+    // A table out of the tenant tree's colocation group, then left local (its foreign keys
+    // dropped first: Citus moves tables with foreign keys only together).
+    let keys: Vec<String> = sqlx::query_scalar(
+        "SELECT conname::text FROM pg_catalog.pg_constraint \
+         WHERE conrelid = 'public.assertions'::regclass AND contype = 'f'",
+    )
+    .fetch_all(&db.admin)
+    .await
+    .unwrap();
+    for key in keys {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "ALTER TABLE assertions DROP CONSTRAINT {key}"
+        )))
+        .execute(&db.admin)
+        .await
+        .unwrap();
+    }
+    sqlx::raw_sql(
+        "SELECT update_distributed_table_colocation('public.assertions', colocate_with => 'none')",
+    )
+    .execute(&db.admin)
+    .await
+    .unwrap();
+    let report = tenancy_audit::audit_for_target(&pool, &model, Target::Citus)
+        .await
+        .unwrap();
+    let text = report.to_text();
+    assert!(
+        report
+            .with_code(codes::CITUS_NOT_COLOCATED)
+            .any(|f| f.object == "table public.assertions"),
+        "{text}"
+    );
+    sqlx::raw_sql("SELECT undistribute_table('public.assertions')")
+        .execute(&db.admin)
+        .await
+        .unwrap();
+    let report = tenancy_audit::audit_for_target(&pool, &model, Target::Citus)
+        .await
+        .unwrap();
+    let text = report.to_text();
+    assert!(
+        report
+            .with_code(codes::CITUS_NOT_DISTRIBUTED)
+            .any(|f| f.object == "table public.assertions"),
+        "{text}"
+    );
+    pool.close().await;
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn audit_for_citus_on_a_database_without_citus_reports_it() {
+    // The coordinator's `postgres` database of a fresh database without the extension.
+    let cluster = citus_common::cluster().await;
+    let name = format!("tenancy_citus_plain_{}", std::process::id());
+    let mut conn = sqlx::PgConnection::connect(&cluster.url).await.unwrap();
+    for statement in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let url = citus_common::node_url(
+        &cluster.url,
+        &cluster.nodes[0].0,
+        cluster.nodes[0].1,
+        &name,
+        None,
+    );
+    let pool = tenancy_audit::connect(&url).await.unwrap();
+    assert_eq!(
+        tenancy_audit::detect_target(&pool).await.unwrap(),
+        Target::Postgres
+    );
+    let report = tenancy_audit::audit_for_target(&pool, &compile(&rag_text()), Target::Citus)
+        .await
+        .unwrap();
+    assert!(
+        report.has(tenancy_audit::codes::CITUS_MISSING),
+        "{}",
+        report.to_text()
+    );
+    pool.close().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name} WITH (FORCE)"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+}
