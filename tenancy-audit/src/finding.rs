@@ -112,6 +112,9 @@ pub mod codes {
     /// Citus: a policy of a tenant-owned Citus table is restrictive or has no tenant check
     /// (Citus creates every policy on the shards as permissive).
     pub const CITUS_POLICY_NOT_FOLDED: &str = "TA106";
+    /// Citus: the app role can choose its distributed transaction number on the coordinator
+    /// (`assign_distributed_transaction_id`), to which the context seal is bound.
+    pub const CITUS_TRANSACTION_NUMBER: &str = "TA107";
 }
 
 /// One thing wrong with the database.

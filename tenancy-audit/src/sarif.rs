@@ -444,4 +444,10 @@ pub const RULES: &[Rule] = &[
         short: "Citus: a policy of a tenant-owned Citus table is restrictive or has no tenant check.",
         help: "A policy of a tenant-owned Citus table is `RESTRICTIVE`, or a permissive one has no tenant check (`<helper schema>.current_tenant_id()`) in its `USING` or `WITH CHECK`. Citus creates every policy on the shards as PERMISSIVE, so a restrictive tenant boundary is OR-ed with the rules there and every row it matches goes through (citus#7182); the Citus target ANDs the tenant check into every policy instead. Typical cause: a schema generated for PostgreSQL and distributed by hand. Fix: generate with `--target citus`.",
     },
+    Rule {
+        code: "TA107",
+        name: "CitusTransactionNumber",
+        short: "Citus: the app role can choose its distributed transaction number on the coordinator.",
+        help: "The app role can execute `assign_distributed_transaction_id` on the coordinator (directly, through a role or through PUBLIC, Citus's default). The signed context's seal is bound to the distributed transaction's number (docs/citus.md), so a session that kept a seal of one of its own earlier transactions could re-assign that number and replay it. Fix: as a superuser on the coordinator only, `REVOKE EXECUTE ON FUNCTION pg_catalog.assign_distributed_transaction_id(integer, bigint, timestamptz) FROM PUBLIC` (the generated core migration does; the workers keep it, the coordinator calls it there as the connecting role).",
+    },
 ];

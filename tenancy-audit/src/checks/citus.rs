@@ -1,4 +1,4 @@
-//! TA100-TA106: what a Citus coordinator needs beyond the policies (docs/citus.md), checked
+//! TA100-TA107: what a Citus coordinator needs beyond the policies (docs/citus.md), checked
 //! when the audit runs for the Citus target. Citus has its own ways to lose tenant isolation:
 //! a tenant table left local (or distributed by another column, or outside the tenant tree's
 //! colocation group), a policy Citus does not carry to the shards as written (`AS RESTRICTIVE`
@@ -189,6 +189,26 @@ pub(super) async fn citus(
     }
     for table in checked_shards {
         shard_policies(conn, &table, out).await?;
+    }
+    let app = &model.settings.app_role;
+    let assigns: Option<bool> = sqlx::query_scalar(
+        "SELECT pg_catalog.has_function_privilege(r.oid, \
+           'pg_catalog.assign_distributed_transaction_id(integer, bigint, timestamp with time zone)', \
+           'EXECUTE') FROM pg_catalog.pg_roles AS r WHERE r.rolname = $1",
+    )
+    .bind(app)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if assigns == Some(true) {
+        out.push(Finding::new(
+            codes::CITUS_TRANSACTION_NUMBER,
+            format!("role {}", quote_ident(app)),
+            "can execute assign_distributed_transaction_id on the coordinator: it can choose the \
+             distributed transaction number the context seal is bound to and replay a seal of \
+             its own earlier transaction (REVOKE EXECUTE ON FUNCTION \
+             pg_catalog.assign_distributed_transaction_id(integer, bigint, timestamptz) FROM \
+             PUBLIC on the coordinator, as a superuser; the generated core migration does)",
+        ));
     }
     Ok(())
 }

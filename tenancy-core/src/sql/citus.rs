@@ -356,6 +356,41 @@ pub(super) fn core_distribution(model: &Model) -> String {
         super::core::AUDIT_TABLE,
     ));
     out.push_str(&keys);
+    out.push_str(&transaction_number_section());
+    out
+}
+
+/// The seal is bound to the distributed transaction's number. Citus lets any role choose the
+/// number of its next distributed transaction with `assign_distributed_transaction_id`
+/// (executable by PUBLIC): a session could re-assign the number of one of its earlier
+/// transactions on the same backend and replay that transaction's seal. On the coordinator
+/// only Citus itself assigns numbers (the function is what the coordinator calls on the
+/// workers, as the connecting role, so it stays executable there): revoked from PUBLIC on the
+/// coordinator, database-wide, by a superuser; otherwise the block warns and `tenancy audit`
+/// reports it (TA107).
+fn transaction_number_section() -> String {
+    let mut out = super::section_heading(
+        "Citus: only Citus assigns distributed transaction numbers on the coordinator",
+        Some(
+            "The seal is bound to the distributed transaction's number; a role that could set\n\
+             it (assign_distributed_transaction_id, executable by PUBLIC) could replay a seal of\n\
+             its own earlier transaction. Revoked on the coordinator only (the coordinator calls\n\
+             it on the workers as the connecting role). Needs a superuser.",
+        ),
+    );
+    out.push_str(
+        "DO $$\n\
+         BEGIN\n\
+         \x20 IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles AS r WHERE r.rolname = CURRENT_USER) THEN\n\
+         \x20   RAISE WARNING 'tenancy: assign_distributed_transaction_id stays executable by PUBLIC: migrate as a superuser (tenancy audit reports TA107)';\n\
+         \x20   RETURN;\n\
+         \x20 END IF;\n\
+         \x20 SET LOCAL citus.enable_ddl_propagation = off;\n\
+         \x20 REVOKE EXECUTE ON FUNCTION pg_catalog.assign_distributed_transaction_id(integer, bigint, timestamp with time zone) FROM PUBLIC;\n\
+         \x20 SET LOCAL citus.enable_ddl_propagation = on;\n\
+         END\n\
+         $$;\n",
+    );
     out
 }
 
