@@ -1335,13 +1335,23 @@ async fn set_null_and_cascades_clear_references_on_the_workers() {
     db.drop_db().await;
 }
 
-/// `vector(seed)` as pgvector's text form, for bulk inserts through `unnest(text[])`.
-fn vector_text(seed: u64) -> String {
-    let values: Vec<String> = vector(seed)
+/// Chunk `i`'s embedding in the HNSW test: one of 20 cluster centres plus noise, the shape of
+/// `tests/vector_live.rs`'s data (`sin((i % 20) * 12.9898 + j * 78.233)` plus uniform noise).
+fn clustered(i: u64) -> Vec<f32> {
+    let noise = vector(1_000_000 + i);
+    noise
         .as_slice()
         .iter()
-        .map(|v| v.to_string())
-        .collect();
+        .enumerate()
+        .map(|(j, n)| {
+            (((i % 20) as f64 * 12.9898 + (j + 1) as f64 * 78.233).sin() as f32) + 0.5 * n
+        })
+        .collect()
+}
+
+/// pgvector's text form of `values`, for bulk inserts through `unnest(text[])`.
+fn vector_text(values: &[f32]) -> String {
+    let values: Vec<String> = values.iter().map(|v| v.to_string()).collect();
     format!("[{}]", values.join(","))
 }
 
@@ -1360,11 +1370,11 @@ async fn the_tenant_hnsw_tier_runs_on_the_shards_with_recall() {
         .copied()
         .find(|(t, _)| *t != big)
         .unwrap();
-    // 800 chunks in one project of the big tenant, 60 in the small tenant (near the same
+    // 4,000 chunks in one project of the big tenant, 60 in the small tenant (near the same
     // queries: a leak would show up in the results).
     for (tenant, project, count, base) in [
-        (big, project, 800u64, 0u64),
-        (small, small_project, 60, 5_000),
+        (big, project, 4_000u64, 0u64),
+        (small, small_project, 60, 50_000),
     ] {
         let document: Uuid = sqlx::query_scalar(
             "SELECT id FROM documents WHERE tenant_id = $1 AND project_id = $2 LIMIT 1",
@@ -1374,7 +1384,9 @@ async fn the_tenant_hnsw_tier_runs_on_the_shards_with_recall() {
         .fetch_one(&db.admin)
         .await
         .unwrap();
-        let vectors: Vec<String> = (0..count).map(|i| vector_text(base + i)).collect();
+        let vectors: Vec<String> = (0..count)
+            .map(|i| vector_text(&clustered(base + i)))
+            .collect();
         sqlx::query(
             "INSERT INTO chunks (tenant_id, project_id, document_id, ordinal, content, token_count, embedding) \
              SELECT $1, $2, $3, v.n::integer, 'c', 1, v.e::vector FROM unnest($4::text[]) WITH ORDINALITY AS v(e, n)",
@@ -1388,9 +1400,9 @@ async fn the_tenant_hnsw_tier_runs_on_the_shards_with_recall() {
         .unwrap();
     }
     let config = VectorConfig {
-        promote_at: 500,
-        demote_below: Some(100),
-        exact_scope_max: 100,
+        promote_at: 2_000,
+        demote_below: Some(1_000),
+        exact_scope_max: 1_000,
         ..VectorConfig::default()
     };
     let maintenance =
@@ -1456,9 +1468,16 @@ async fn the_tenant_hnsw_tier_runs_on_the_shards_with_recall() {
     let scope = scope_of::<Viewer>(&tenancy, big, project, viewer).await;
     let gateway = VectorGateway::new(tenancy_generated::Chunks::EMBEDDING_VECTORS, config.clone());
     let mut found = 0usize;
-    let queries: Vec<u64> = (0..10).map(|q| 20_000 + q).collect();
+    let queries: Vec<u64> = (0..20).map(|q| q * 97).collect();
     for q in &queries {
-        let query = vector(*q);
+        // Near a stored chunk, as a real question is near its answer (tests/vector_live.rs).
+        let query = pgvector::Vector::from(
+            clustered(*q)
+                .iter()
+                .zip(vector(7 + q).as_slice())
+                .map(|(x, n)| x + 0.2 * n)
+                .collect::<Vec<f32>>(),
+        );
         let request = SearchRequest::new(query.clone(), 10);
         let mut tx = tenancy.begin(&scope).await.unwrap();
         let (route, plan) = gateway.explain_search(&mut tx, &request).await.unwrap();
@@ -1471,6 +1490,15 @@ async fn the_tenant_hnsw_tier_runs_on_the_shards_with_recall() {
         let results = tenancy_generated::Chunks::nearest_by_embedding(&mut tx, &config, &request)
             .await
             .unwrap();
+        // The gateway's pgvector settings reached the worker (SET LOCAL, not set_config).
+        let on_worker: String = sqlx::query_scalar(
+            "SELECT current_setting('hnsw.ef_search') FROM chunks WHERE tenant_id = $1 LIMIT 1",
+        )
+        .bind(big)
+        .fetch_one(tx.connection())
+        .await
+        .unwrap();
+        assert_eq!(on_worker, config.ef_search.to_string());
         tx.rollback().await.unwrap();
         assert_eq!(results.route, Route::TenantHnsw);
         assert_eq!(results.hits.len(), 10);

@@ -760,3 +760,36 @@ fn citus_distributes_the_tables_an_incremental_migration_creates() {
     )
     .is_ok());
 }
+
+#[test]
+fn citus_incremental_set_null_on_an_existing_table_is_a_trigger() {
+    use tenancy_core::sql::diff::incremental_migrations;
+    let mut before = set_null_model();
+    for table in &mut before.tables {
+        for fk in &mut table.foreign_keys {
+            fk.on_delete = OnDelete::NoAction;
+        }
+    }
+    let after = set_null_model();
+    let added = incremental_migrations(&before, &after, Target::Citus, Default::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text: String = added.iter().map(|m| m.contents.as_str()).collect();
+    assert!(!text.contains("SET NULL ("), "{text}");
+    assert!(
+        text.contains("CREATE TRIGGER notes_folder_id_set_null BEFORE DELETE ON public.folders"),
+        "{text}"
+    );
+    let removed = incremental_migrations(&after, &before, Target::Citus, Default::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text: String = removed.iter().map(|m| m.contents.as_str()).collect();
+    assert!(
+        text.contains("DROP TRIGGER IF EXISTS notes_folder_id_set_null ON public.folders;"),
+        "{text}"
+    );
+    // PostgreSQL keeps the declarative action.
+    let pg = incremental_migrations(&before, &after, Target::Postgres, Default::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text: String = pg.iter().map(|m| m.contents.as_str()).collect();
+    assert!(text.contains("ON DELETE SET NULL (folder_id)"), "{text}");
+    assert!(!text.contains("CREATE TRIGGER"), "{text}");
+}

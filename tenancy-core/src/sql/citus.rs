@@ -231,35 +231,81 @@ pub(crate) fn is_distributed(table: &Table) -> bool {
     table.kind.is_tenant_owned() && table.kind != TableKind::Tenants
 }
 
+/// A constraint of a table as the Citus target creates it.
+pub(super) struct CitusConstraint {
+    /// The constraint's name.
+    pub name: String,
+    /// What follows `CONSTRAINT name` (a SET NULL between distributed tables without its
+    /// action).
+    pub definition: String,
+    /// For an emulated `on delete set null`: the statements creating its trigger and the ones
+    /// dropping it.
+    pub set_null: Option<(String, String)>,
+}
+
+/// The primary, unique and foreign keys of `table` as the Citus target creates them (see
+/// [`set_null_trigger`] for `on delete set null` between distributed tables).
+pub(super) fn citus_constraints(model: &Model, table: &Table) -> Vec<CitusConstraint> {
+    let mut effective = all_foreign_keys(model, table).into_iter();
+    constraints(model, table)
+        .into_iter()
+        .map(|constraint| {
+            if !constraint.definition.starts_with("FOREIGN KEY") {
+                return CitusConstraint {
+                    name: constraint.name,
+                    definition: constraint.definition,
+                    set_null: None,
+                };
+            }
+            let Some(fk) = effective.next() else {
+                return CitusConstraint {
+                    name: constraint.name,
+                    definition: constraint.definition,
+                    set_null: None,
+                };
+            };
+            let emulated = fk.on_delete == OnDelete::SetNull
+                && is_distributed(table)
+                && model.table(&fk.parent).is_some_and(is_distributed);
+            if !emulated {
+                return CitusConstraint {
+                    name: constraint.name,
+                    definition: constraint.definition,
+                    set_null: None,
+                };
+            }
+            let clause = on_delete_clause(fk.on_delete, &fk.declared_columns);
+            CitusConstraint {
+                name: constraint.name,
+                definition: constraint
+                    .definition
+                    .strip_suffix(&clause)
+                    .unwrap_or(&constraint.definition)
+                    .to_owned(),
+                set_null: Some(set_null_trigger(model, table, &fk)),
+            }
+        })
+        .collect()
+}
+
 /// The foreign keys of `table`, added once both sides are Citus tables. A key with
 /// `on delete set null` between distributed tables is created without the action, and a
 /// trigger on the referenced table clears the reference instead (see [`set_null_trigger`]).
 fn foreign_keys(model: &Model, table: &Table) -> String {
-    let effective = all_foreign_keys(model, table);
-    let keys = constraints(model, table)
-        .into_iter()
-        .filter(|c| c.definition.starts_with("FOREIGN KEY"));
     let mut out = String::new();
     let mut triggers = String::new();
-    for (constraint, fk) in keys.zip(effective) {
-        let emulated = fk.on_delete == OnDelete::SetNull
-            && is_distributed(table)
-            && model.table(&fk.parent).is_some_and(is_distributed);
-        let definition = if emulated {
-            triggers.push_str(&set_null_trigger(model, table, &fk));
-            let clause = on_delete_clause(fk.on_delete, &fk.declared_columns);
-            constraint
-                .definition
-                .strip_suffix(&clause)
-                .unwrap_or(&constraint.definition)
-                .to_owned()
-        } else {
-            constraint.definition
-        };
+    for constraint in citus_constraints(model, table)
+        .into_iter()
+        .filter(|c| c.definition.starts_with("FOREIGN KEY"))
+    {
+        if let Some((create, _)) = &constraint.set_null {
+            triggers.push_str(create);
+        }
         out.push_str(&format!(
-            "ALTER TABLE {} ADD CONSTRAINT {} {definition};\n",
+            "ALTER TABLE {} ADD CONSTRAINT {} {};\n",
             ident(&table.name),
             ident(&constraint.name),
+            constraint.definition
         ));
     }
     out.push_str(&triggers);
@@ -276,7 +322,7 @@ fn foreign_keys(model: &Model, table: &Table) -> String {
 /// the deleting caller's rights (under a cascade, the owner's, as PostgreSQL's own action): a
 /// caller who may delete the row but not clear a reference it cannot see or update is refused
 /// by the key, never silently left with a dangling reference.
-fn set_null_trigger(model: &Model, table: &Table, fk: &EffectiveForeignKey) -> String {
+fn set_null_trigger(model: &Model, table: &Table, fk: &EffectiveForeignKey) -> (String, String) {
     let schema = ident(&model.settings.helper_schema);
     let owner = ident(&model.settings.owner_role);
     let base = fit_identifier(&format!(
@@ -300,7 +346,11 @@ fn set_null_trigger(model: &Model, table: &Table, fk: &EffectiveForeignKey) -> S
         .map(|(l, r)| format!("{} = OLD.{}", ident(l), ident(r)))
         .collect::<Vec<_>>()
         .join(" AND ");
-    format!(
+    let drop = format!(
+        "DROP TRIGGER IF EXISTS {trigger} ON {parent};\nDROP FUNCTION IF EXISTS {function}();\n",
+        trigger = ident(&base)
+    );
+    let create = format!(
         "\n-- on delete set null ({child} -> {parent}), as a trigger: Citus refuses the action on a\n\
          -- key that holds the distribution column (docs/citus.md).\n\
          CREATE OR REPLACE FUNCTION {function}()\n\
@@ -319,7 +369,8 @@ fn set_null_trigger(model: &Model, table: &Table, fk: &EffectiveForeignKey) -> S
          CREATE TRIGGER {} BEFORE DELETE ON {parent}\n\
          \x20 FOR EACH ROW EXECUTE FUNCTION {function}();\n",
         ident(&base)
-    )
+    );
+    (create, drop)
 }
 
 /// The end of `0001_tenancy_core.sql` on Citus: the tenants table as a reference table (its

@@ -486,15 +486,48 @@ fn diff_table(
 
     diff_columns(old, new_model, new, options, plan)?;
 
-    // Constraints (unique and foreign keys; the primary key is fixed), by name.
-    let old_constraints: BTreeMap<String, String> = constraints(old_model, old)
-        .into_iter()
-        .map(|c| (c.name, c.definition))
+    // Constraints (unique and foreign keys; the primary key is fixed), by name. On Citus as
+    // that target creates them: `on delete set null` between distributed tables is a key
+    // without the action plus a trigger (sql/citus.rs), created and dropped with the key.
+    let constraint_list =
+        |model: &Model, table: &Table| -> Vec<(String, String, Option<(String, String)>)> {
+            match target {
+                Target::Postgres => constraints(model, table)
+                    .into_iter()
+                    .map(|c| (c.name, c.definition, None))
+                    .collect(),
+                Target::Citus => super::citus::citus_constraints(model, table)
+                    .into_iter()
+                    .map(|c| (c.name, c.definition, c.set_null))
+                    .collect(),
+            }
+        };
+    let old_list = constraint_list(old_model, old);
+    let new_list = constraint_list(new_model, new);
+    let old_triggers: BTreeMap<String, (String, String)> = old_list
+        .iter()
+        .filter_map(|(n, _, t)| t.clone().map(|t| (n.clone(), t)))
         .collect();
-    let new_constraints: Vec<(String, String)> = constraints(new_model, new)
-        .into_iter()
-        .map(|c| (c.name, c.definition))
+    let new_triggers: BTreeMap<String, (String, String)> = new_list
+        .iter()
+        .filter_map(|(n, _, t)| t.clone().map(|t| (n.clone(), t)))
         .collect();
+    let old_constraints: BTreeMap<String, String> =
+        old_list.into_iter().map(|(n, d, _)| (n, d)).collect();
+    let new_constraints: Vec<(String, String)> =
+        new_list.into_iter().map(|(n, d, _)| (n, d)).collect();
+    for (constraint, (create, drop)) in &old_triggers {
+        if new_triggers.get(constraint).map(|(c, _)| c) != Some(create) {
+            plan.change(
+                format!("drop_{constraint}_set_null"),
+                format!("{}: on delete set null of {constraint} removed", new.name),
+            );
+            plan.drop_foreign_keys.push_str(&format!(
+                "\n-- {}: the on delete set null trigger of {constraint} removed or changed.\n{drop}",
+                new.name
+            ));
+        }
+    }
     let is_foreign_key = |definition: &str| definition.starts_with("FOREIGN KEY");
     for (constraint, definition) in &old_constraints {
         let unchanged = new_constraints
@@ -539,6 +572,18 @@ fn diff_table(
             plan.add_foreign_keys.push_str(&statement);
         } else {
             plan.add_unique_keys.push_str(&statement);
+        }
+    }
+    for (constraint, (create, _)) in &new_triggers {
+        if old_triggers.get(constraint).map(|(c, _)| c) != Some(create) {
+            plan.change(
+                format!("{constraint}_set_null"),
+                format!(
+                    "{}: on delete set null of {constraint} (a trigger on Citus)",
+                    new.name
+                ),
+            );
+            plan.add_foreign_keys.push_str(create);
         }
     }
 
