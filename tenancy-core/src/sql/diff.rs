@@ -26,6 +26,7 @@
 
 use std::collections::BTreeMap;
 
+use super::citus::CitusConstraint;
 use super::ident::{ident, literal};
 use super::tables::{column_definition, constraints, create_index_statement, table_section};
 use super::{file_header, security, tables, Target};
@@ -489,33 +490,34 @@ fn diff_table(
     // Constraints (unique and foreign keys; the primary key is fixed), by name. On Citus as
     // that target creates them: `on delete set null` between distributed tables is a key
     // without the action plus a trigger (sql/citus.rs), created and dropped with the key.
-    let constraint_list =
-        |model: &Model, table: &Table| -> Vec<(String, String, Option<(String, String)>)> {
-            match target {
-                Target::Postgres => constraints(model, table)
-                    .into_iter()
-                    .map(|c| (c.name, c.definition, None))
-                    .collect(),
-                Target::Citus => super::citus::citus_constraints(model, table)
-                    .into_iter()
-                    .map(|c| (c.name, c.definition, c.set_null))
-                    .collect(),
-            }
-        };
+    let constraint_list = |model: &Model, table: &Table| match target {
+        Target::Postgres => constraints(model, table)
+            .into_iter()
+            .map(|c| CitusConstraint {
+                name: c.name,
+                definition: c.definition,
+                set_null: None,
+            })
+            .collect::<Vec<_>>(),
+        Target::Citus => super::citus::citus_constraints(model, table),
+    };
     let old_list = constraint_list(old_model, old);
     let new_list = constraint_list(new_model, new);
-    let old_triggers: BTreeMap<String, (String, String)> = old_list
-        .iter()
-        .filter_map(|(n, _, t)| t.clone().map(|t| (n.clone(), t)))
+    let triggers = |list: &[CitusConstraint]| -> BTreeMap<String, (String, String)> {
+        list.iter()
+            .filter_map(|c| c.set_null.clone().map(|t| (c.name.clone(), t)))
+            .collect()
+    };
+    let old_triggers = triggers(&old_list);
+    let new_triggers = triggers(&new_list);
+    let old_constraints: BTreeMap<String, String> = old_list
+        .into_iter()
+        .map(|c| (c.name, c.definition))
         .collect();
-    let new_triggers: BTreeMap<String, (String, String)> = new_list
-        .iter()
-        .filter_map(|(n, _, t)| t.clone().map(|t| (n.clone(), t)))
+    let new_constraints: Vec<(String, String)> = new_list
+        .into_iter()
+        .map(|c| (c.name, c.definition))
         .collect();
-    let old_constraints: BTreeMap<String, String> =
-        old_list.into_iter().map(|(n, d, _)| (n, d)).collect();
-    let new_constraints: Vec<(String, String)> =
-        new_list.into_iter().map(|(n, d, _)| (n, d)).collect();
     for (constraint, (create, drop)) in &old_triggers {
         if new_triggers.get(constraint).map(|(c, _)| c) != Some(create) {
             plan.change(
