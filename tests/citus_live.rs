@@ -1152,16 +1152,33 @@ async fn membership_administration_and_the_last_owner_rule_hold_on_the_cluster()
     let removed = UserProjectRoles::delete(&mut tx, owner).await;
     assert!(matches!(removed, Err(Error::Forbidden)), "{removed:?}");
     drop(tx);
-    // Even a superuser's raw DELETE is refused by the trigger, with the worker's message.
+    // The worker's own message reaches the caller (the app role, raw SQL under its context).
+    let mut conn = db.app.acquire().await.unwrap();
+    let mut raw = conn.begin().await.unwrap();
+    let claims = context_value(
+        &tenant.to_string(),
+        &owner.to_string(),
+        &format!("{project}:owner"),
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SELECT tenancy.install_context('{}')",
+        context_token(&claims)
+    )))
+    .execute(&mut *raw)
+    .await
+    .unwrap();
     let refused = refusal(
-        sqlx::query("DELETE FROM user_project_roles WHERE tenant_id = $1 AND user_id = $2")
+        sqlx::query("DELETE FROM user_project_roles WHERE tenant_id = $1 AND project_id = $2 AND user_id = $3")
             .bind(tenant)
+            .bind(project)
             .bind(owner)
-            .execute(&db.admin)
+            .execute(&mut *raw)
             .await,
     );
     assert!(refused.contains("would be left with no owner"), "{refused}");
     assert!(refused.contains("while executing command on"), "{refused}");
+    drop(raw);
+    drop(conn);
     // A hand-over in one transaction is accepted: bob becomes owner, then the owner steps down.
     let mut tx = tenancy.begin(&owner_scope).await.unwrap();
     UserProjectRoles::update(

@@ -466,12 +466,15 @@ async fn auditing_for_the_wrong_target_reports_every_permissive_policy() {
         codes::HELPER_MISSING,
         "function tenancy.sync_context_keys",
     );
+    // And the database has no citus extension (the Citus checks stop there).
+    assert_finding(&report, codes::CITUS_MISSING, "extension citus");
     assert_only(
         &report,
         &[
             codes::POLICY_DIFFERS,
             codes::POLICY_EXTRA,
             codes::HELPER_MISSING,
+            codes::CITUS_MISSING,
         ],
     );
     db.drop_db().await;

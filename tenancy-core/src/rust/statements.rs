@@ -35,20 +35,37 @@ impl Shape<'_> {
         qualified_type_sql(SqlType::Role, &self.model.settings.helper_schema)
     }
 
-    /// The SELECT / RETURNING list: every column, the role enum read as text.
-    fn select_list(&self) -> String {
+    /// Every column, the role enum as `role(name)`.
+    fn column_list(&self, role: impl Fn(&str) -> String) -> String {
         self.columns
             .iter()
             .map(|c| {
                 let name = sql_ident(&c.name);
                 if c.ty == SqlType::Role {
-                    format!("{name}::pg_catalog.text AS {name}")
+                    role(&name)
                 } else {
                     name
                 }
             })
             .collect::<Vec<_>>()
             .join(", ")
+    }
+
+    /// `CASE WHEN .. WHEN .. END` with one `arm(label)` per role of the model (`label` a
+    /// quoted literal).
+    fn role_case(&self, arm: impl Fn(&str) -> String) -> String {
+        let arms: Vec<String> = self
+            .model
+            .roles
+            .iter()
+            .map(|role| arm(&format!("'{}'", role.replace('\'', "''"))))
+            .collect();
+        format!("CASE {} END", arms.join(" "))
+    }
+
+    /// The SELECT list: every column, the role enum read as text.
+    fn select_list(&self) -> String {
+        self.column_list(|name| format!("{name}::pg_catalog.text AS {name}"))
     }
 
     /// The RETURNING list of a write: every column, the role enum read as text through a
@@ -60,29 +77,12 @@ impl Shape<'_> {
     /// role.
     fn returning_list(&self) -> String {
         let role_type = self.role_type_sql();
-        self.columns
-            .iter()
-            .map(|c| {
-                let name = sql_ident(&c.name);
-                if c.ty == SqlType::Role {
-                    let arms: String = self
-                        .model
-                        .roles
-                        .iter()
-                        .map(|role| {
-                            let label = format!("'{}'", role.replace('\'', "''"));
-                            format!(
-                                " WHEN {name} = {label}::{role_type} THEN {label}::pg_catalog.text"
-                            )
-                        })
-                        .collect();
-                    format!("CASE{arms} END AS {name}")
-                } else {
-                    name
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
+        self.column_list(|name| {
+            let case = self.role_case(|label| {
+                format!("WHEN {name} = {label}::{role_type} THEN {label}::pg_catalog.text")
+            });
+            format!("{case} AS {name}")
+        })
     }
 
     /// A role bound as text, turned into the role enum by comparing it with each of the
@@ -93,16 +93,10 @@ impl Shape<'_> {
     /// role column refuses: it never becomes another role.
     fn role_value_sql(&self, param: &str) -> String {
         let role_type = self.role_type_sql();
-        let arms: String = self
-            .model
-            .roles
-            .iter()
-            .map(|role| {
-                let label = format!("'{}'", role.replace('\'', "''"));
-                format!(" WHEN {param}::pg_catalog.text = {label} THEN {label}::{role_type}")
-            })
-            .collect();
-        format!("(CASE{arms} END)")
+        let case = self.role_case(|label| {
+            format!("WHEN {param}::pg_catalog.text = {label} THEN {label}::{role_type}")
+        });
+        format!("({case})")
     }
 
     /// A bound value for `column`, cast to the role enum when needed.

@@ -85,7 +85,9 @@ pub(super) fn ceiling_policies(model: &Model, table: &Table, target: Target) -> 
 /// worker, which for a single-shard transaction Citus sends after the coordinator has
 /// committed (one-phase commit): the worker still rolls back, but the caller gets "could not
 /// commit transaction for shard" instead of the refusal. So on Citus a hand-over promotes the
-/// new member of the top role before the old one steps down.
+/// new member of the top role before the old one steps down, and transactions without a
+/// request context (operators, whose bulk steps rely on the deferral) are left to the operator
+/// commands' own check.
 pub(super) fn keep_top_role_section(model: &Model, target: Target) -> String {
     let (Some(memberships), Some(projects), Some(top)) = (
         model.core_table(TableKind::Memberships),
@@ -124,8 +126,10 @@ pub(super) fn keep_top_role_section(model: &Model, target: Target) -> String {
              deferred check could not refuse it cleanly; see docs/citus.md): a statement that\n\
              demotes or removes the last member of the top role (the enum's last value) of a\n\
              project that still exists is refused; a hand-over promotes the new member first.\n\
-             Runs with the caller's rights: a caller who may touch top-role rows (the role\n\
-             ceiling) sees every membership of that project.",
+             Transactions without a request context (operators) are not checked here: their\n\
+             bulk steps remove memberships before the project, and the operator commands check\n\
+             the last owner themselves. Runs with the caller's rights: a caller who may touch\n\
+             top-role rows (the role ceiling) sees every membership of that project.",
             "NOT DEFERRABLE",
         ),
     };
@@ -136,6 +140,19 @@ pub(super) fn keep_top_role_section(model: &Model, target: Target) -> String {
         ),
         Some(note),
     );
+    // On Citus, operator transactions (no request context) are not checked by the trigger:
+    // their bulk steps (a tenant's deletion, a project's move) remove a project's memberships
+    // before the project in one transaction, which only a deferred check lets through. The
+    // operator commands check the last owner themselves; the app role always has a context.
+    let operators = match target {
+        Target::Postgres => String::new(),
+        Target::Citus => format!(
+            "\x20 IF {}.current_tenant_id() IS NULL THEN\n\
+             \x20   RETURN NULL;\n\
+             \x20 END IF;\n",
+            schema
+        ),
+    };
     out.push_str(&format!(
         "CREATE OR REPLACE FUNCTION {function}()\n\
          \x20 RETURNS trigger\n\
@@ -143,6 +160,7 @@ pub(super) fn keep_top_role_section(model: &Model, target: Target) -> String {
          \x20 SET search_path = pg_catalog, pg_temp\n\
          AS $$\n\
          BEGIN\n\
+         {operators}\
          \x20 IF EXISTS (SELECT 1 FROM {projects} AS p\n\
          \x20            WHERE p.{tenant} = OLD.{tenant} AND p.id = OLD.{project})\n\
          \x20    AND NOT EXISTS (SELECT 1 FROM {members} AS m\n\
