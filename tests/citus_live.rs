@@ -1664,6 +1664,23 @@ async fn an_incremental_migration_distributes_the_tables_it_creates() {
     db.drop_db().await;
 }
 
+/// Audits for Citus and asserts a finding with `code` on `object`.
+async fn audit_finds(
+    pool: &sqlx::PgPool,
+    model: &tenancy_core::model::Model,
+    code: &str,
+    object: &str,
+) {
+    let report = tenancy_audit::audit_for_target(pool, model, Target::Citus)
+        .await
+        .unwrap();
+    assert!(
+        report.with_code(code).any(|f| f.object == object),
+        "expected {code} on {object}:\n{}",
+        report.to_text()
+    );
+}
+
 #[tokio::test]
 async fn audit_understands_the_citus_form_and_reports_its_failure_modes() {
     use tenancy_audit::codes;
@@ -1780,30 +1797,24 @@ async fn audit_understands_the_citus_form_and_reports_its_failure_modes() {
     .execute(&db.admin)
     .await
     .unwrap();
-    let report = tenancy_audit::audit_for_target(&pool, &model, Target::Citus)
-        .await
-        .unwrap();
-    let text = report.to_text();
-    assert!(
-        report
-            .with_code(codes::CITUS_NOT_COLOCATED)
-            .any(|f| f.object == "table public.assertions"),
-        "{text}"
-    );
+    audit_finds(
+        &pool,
+        &model,
+        codes::CITUS_NOT_COLOCATED,
+        "table public.assertions",
+    )
+    .await;
     sqlx::raw_sql("SELECT undistribute_table('public.assertions')")
         .execute(&db.admin)
         .await
         .unwrap();
-    let report = tenancy_audit::audit_for_target(&pool, &model, Target::Citus)
-        .await
-        .unwrap();
-    let text = report.to_text();
-    assert!(
-        report
-            .with_code(codes::CITUS_NOT_DISTRIBUTED)
-            .any(|f| f.object == "table public.assertions"),
-        "{text}"
-    );
+    audit_finds(
+        &pool,
+        &model,
+        codes::CITUS_NOT_DISTRIBUTED,
+        "table public.assertions",
+    )
+    .await;
     pool.close().await;
     db.drop_db().await;
 }
