@@ -12,7 +12,7 @@ mod citus_common;
 
 use std::time::{Duration, Instant};
 
-use citus_common::{compile, distributable_rag_text, CitusDb};
+use citus_common::{compile, rag_text, CitusDb};
 use sqlx::Connection;
 use tenancy_generated::roles::Editor;
 use tenancy_generated::{DocumentPatch, Documents, NewDocument};
@@ -36,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(400);
-    let db = CitusDb::create(&compile(&distributable_rag_text())).await;
+    let db = CitusDb::create(&compile(&rag_text())).await;
     let tenant = Uuid::new_v4();
     let project = Uuid::new_v4();
     let user = Uuid::new_v4();

@@ -94,6 +94,27 @@ pub mod codes {
     /// Raw SQL in Rust sources touches a tenant-owned table outside the generated
     /// repositories (`tenancy audit --static`).
     pub const RAW_SQL_SCOPED_TABLE: &str = "TA070";
+    /// Audited for the Citus target, but the database has no citus extension.
+    pub const CITUS_MISSING: &str = "TA100";
+    /// Citus: a table the generator distributes by `tenant_id` is local, a reference table, or
+    /// distributed by another column.
+    pub const CITUS_NOT_DISTRIBUTED: &str = "TA101";
+    /// Citus: the tenants table or a global table is not a reference table.
+    pub const CITUS_NOT_REFERENCE: &str = "TA102";
+    /// Citus: a table distributed by `tenant_id` is outside the projects table's colocation
+    /// group.
+    pub const CITUS_NOT_COLOCATED: &str = "TA103";
+    /// Citus: a shard's row-level security or policies differ from its table's on the
+    /// coordinator.
+    pub const CITUS_SHARD_POLICY: &str = "TA104";
+    /// Citus: the shards' policies could not be read on the workers.
+    pub const CITUS_UNCHECKED: &str = "TA105";
+    /// Citus: a policy of a tenant-owned Citus table is restrictive or has no tenant check
+    /// (Citus creates every policy on the shards as permissive).
+    pub const CITUS_POLICY_NOT_FOLDED: &str = "TA106";
+    /// Citus: the app role can choose its distributed transaction number on the coordinator
+    /// (`assign_distributed_transaction_id`), to which the context seal is bound.
+    pub const CITUS_TRANSACTION_NUMBER: &str = "TA107";
 }
 
 /// One thing wrong with the database.

@@ -68,6 +68,21 @@ pub async fn connect(url: &str) -> Result<PgPool, AuditError> {
         .connect_lazy_with(options))
 }
 
+/// The target the database behind `pool` is for: [`Target::Citus`] when it has the citus
+/// extension (a Citus coordinator), [`Target::Postgres`] otherwise.
+pub async fn detect_target(pool: &PgPool) -> Result<Target, AuditError> {
+    let citus: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus')",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(if citus {
+        Target::Citus
+    } else {
+        Target::Postgres
+    })
+}
+
 /// Audits the database behind `pool` against `model` as generated for plain PostgreSQL.
 pub async fn audit(pool: &PgPool, model: &Model) -> Result<Report, AuditError> {
     audit_for_target(pool, model, Target::Postgres).await

@@ -171,7 +171,7 @@ pub fn to_sarif(report: &Report, index: &PolicyIndex) -> String {
     serde_json::to_string_pretty(&log).unwrap_or_default()
 }
 
-/// Every `TA0xx` code, in code order (generated from `finding::codes` and the table of
+/// Every `TAxxx` code, in code order (generated from `finding::codes` and the table of
 /// docs/audit.md; `tests/sarif.rs` checks that every code has its rule).
 pub const RULES: &[Rule] = &[
     Rule {
@@ -401,4 +401,53 @@ pub const RULES: &[Rule] = &[
         name: "ExtendedStatistics",
         short: "An extended statistics object (`CREATE STATISTICS`) on a tenant-owned table.",
         help: "An extended statistics object (`CREATE STATISTICS`) on such a table: its most-common-value lists and dependencies are computed over every tenant's rows and feed the estimates `EXPLAIN` prints. Fix: `DROP STATISTICS S.N`.",
-    },];
+    },
+    Rule {
+        code: "TA100",
+        name: "CitusMissing",
+        short: "Audited for the Citus target, but the database has no citus extension.",
+        help: "(`--target citus`, or detected) The audit ran for the Citus target but the database has no `citus` extension (the other Citus checks are skipped). Fix: audit the Citus coordinator's database, or audit with `--target postgres`.",
+    },
+    Rule {
+        code: "TA101",
+        name: "CitusNotDistributed",
+        short: "Citus: a table the generator distributes by `tenant_id` is local, a reference table, or distributed by another column.",
+        help: "A table the Citus target distributes by `tenant_id` (projects, memberships, every scoped table, the audit table) is not hash-distributed by `tenant_id`: a local table keeps its rows on the coordinator (no routing, and its policies are the coordinator's alone), a reference table copies every tenant's rows to every node, another distribution column spreads one tenant over every worker and no query that names its tenant is routed to one shard. Fix: `create_distributed_table('T', 'tenant_id', colocate_with => 'public.projects')` (what the generated migrations do; an incremental migration that creates a table does it too).",
+    },
+    Rule {
+        code: "TA102",
+        name: "CitusNotReference",
+        short: "Citus: the tenants table or a global table is not a reference table.",
+        help: "The tenants table or a `global` table is not a Citus reference table: its unique keys (a global slug) are not enforced across the cluster and the distributed tables' foreign keys to it cannot exist. Fix: `create_reference_table('T')`.",
+    },
+    Rule {
+        code: "TA103",
+        name: "CitusNotColocated",
+        short: "Citus: a table distributed by `tenant_id` is outside the projects table's colocation group.",
+        help: "A table distributed by `tenant_id` is not in the projects table's colocation group: a tenant's rows of it live on other workers than the rest of the tenant, so one tenant's joins and transactions span workers, and `tenancy citus isolate-tenant` leaves them behind. Fix: `update_distributed_table_colocation('T', colocate_with => 'public.projects')`.",
+    },
+    Rule {
+        code: "TA104",
+        name: "CitusShardPolicy",
+        short: "Citus: a shard's row-level security or policies differ from its table's on the coordinator.",
+        help: "On a worker, a shard of a tenant-owned table does not have row-level security enabled and forced, or its policies (name, command, kind, roles, `USING`, `WITH CHECK`) differ from the table's on the coordinator: the workers evaluate the shard's policies. The message shows both. Fix: re-create the policies on the coordinator (Citus propagates them to the shards), or repair the shard on its worker.",
+    },
+    Rule {
+        code: "TA105",
+        name: "CitusUnchecked",
+        short: "Citus: the shards' policies could not be read on the workers.",
+        help: "The audit could not read a shard's policies with `run_command_on_shards` (the auditing role must be able to connect to the workers: audit as a superuser). TA104 is not checked for that table.",
+    },
+    Rule {
+        code: "TA106",
+        name: "CitusPolicyNotFolded",
+        short: "Citus: a policy of a tenant-owned Citus table is restrictive or has no tenant check.",
+        help: "A policy of a tenant-owned Citus table is `RESTRICTIVE`, or a permissive one has no tenant check (`<helper schema>.current_tenant_id()`) in its `USING` or `WITH CHECK`. Citus creates every policy on the shards as PERMISSIVE, so a restrictive tenant boundary is OR-ed with the rules there and every row it matches goes through (citus#7182); the Citus target ANDs the tenant check into every policy instead. Typical cause: a schema generated for PostgreSQL and distributed by hand. Fix: generate with `--target citus`.",
+    },
+    Rule {
+        code: "TA107",
+        name: "CitusTransactionNumber",
+        short: "Citus: the app role can choose its distributed transaction number on the coordinator.",
+        help: "The app role can execute `assign_distributed_transaction_id` on the coordinator (directly, through a role or through PUBLIC, Citus's default). The signed context's seal is bound to the distributed transaction's number (docs/citus.md), so a session that kept a seal of one of its own earlier transactions could re-assign that number and replay it. Fix: as a superuser on the coordinator only, `REVOKE EXECUTE ON FUNCTION pg_catalog.assign_distributed_transaction_id(integer, bigint, timestamptz) FROM PUBLIC` (the generated core migration does; the workers keep it, the coordinator calls it there as the connecting role).",
+    },
+];

@@ -466,12 +466,22 @@ async fn auditing_for_the_wrong_target_reports_every_permissive_policy() {
         codes::HELPER_MISSING,
         "function tenancy.sync_context_keys",
     );
+    // And the database has no citus extension (the Citus checks stop there), nor the trigger
+    // the Citus target writes for `on delete set null`.
+    assert_finding(&report, codes::CITUS_MISSING, "extension citus");
+    assert_finding(
+        &report,
+        codes::TRIGGER_MISSING,
+        "trigger assertions_chunk_id_set_null on chunks",
+    );
     assert_only(
         &report,
         &[
             codes::POLICY_DIFFERS,
             codes::POLICY_EXTRA,
             codes::HELPER_MISSING,
+            codes::TRIGGER_MISSING,
+            codes::CITUS_MISSING,
         ],
     );
     db.drop_db().await;

@@ -1,8 +1,10 @@
 //! `tenancy citus placement|isolate-tenant`: where each tenant's rows live on a Citus cluster,
 //! and moving a large tenant to shards of its own (docs/citus.md, "Operating it"). Both run
 //! on the coordinator with a privileged URL; the isolation is Citus's
-//! `isolate_tenant_to_new_shard(..., 'CASCADE')` on the tenants table, which moves the tenant's
-//! rows of every co-located table together.
+//! `isolate_tenant_to_new_shard(..., 'CASCADE')` on the tenant tree's anchor, which moves the
+//! tenant's rows of every co-located table together. The anchor is the table distributed by
+//! tenant that references the tenants table (the projects table of a generated schema, whose
+//! tenants table is a reference table), or the tenants table itself when it is distributed.
 
 use std::process::ExitCode;
 
@@ -41,7 +43,7 @@ pub(crate) struct CitusArgs {
     /// PRIVILEGED URL of the Citus coordinator (default: DATABASE_URL): a superuser.
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
-    /// The tenants table (its distribution column is `id`).
+    /// The tenants table (a reference table, or distributed by `id`).
     #[arg(long, default_value = "public.tenants", value_name = "TABLE")]
     tenants_table: String,
 }
@@ -77,11 +79,12 @@ pub(crate) fn citus(command: CitusCommand) -> Result<ExitCode> {
                 } else {
                     "block_writes"
                 };
+                let anchor = anchor_table(&mut conn, &args).await?;
                 let shard: i64 = sqlx::query_scalar(
                     "SELECT pg_catalog.isolate_tenant_to_new_shard($1::regclass, $2, 'CASCADE', \
                      shard_transfer_mode => $3::citus.shard_transfer_mode)",
                 )
-                .bind(&args.tenants_table)
+                .bind(&anchor)
                 .bind(tenant.to_string())
                 .bind(mode)
                 .fetch_one(&mut conn)
@@ -118,6 +121,29 @@ fn table_name(args: &CitusArgs) -> Result<String> {
         .join("."))
 }
 
+/// The distributed table the tenant tree is co-located with: the tenants table when it is
+/// distributed, else the hash-distributed table with a foreign key to it created first.
+async fn anchor_table(conn: &mut PgConnection, args: &CitusArgs) -> Result<String> {
+    let tenants = table_name(args)?;
+    let anchor: Option<String> = sqlx::query_scalar(
+        "SELECT p.logicalrelid::regclass::text FROM pg_catalog.pg_dist_partition AS p \
+         WHERE p.partmethod = 'h' AND (p.logicalrelid = $1::regclass OR EXISTS ( \
+           SELECT 1 FROM pg_catalog.pg_constraint AS c WHERE c.contype = 'f' \
+           AND c.conrelid = p.logicalrelid AND c.confrelid = $1::regclass)) \
+         ORDER BY p.logicalrelid = $1::regclass DESC, p.logicalrelid::oid LIMIT 1",
+    )
+    .bind(&tenants)
+    .fetch_optional(&mut *conn)
+    .await
+    .context("could not read the distributed tables")?;
+    anchor.with_context(|| {
+        format!(
+            "no table is distributed by tenant next to {}: is this a `--target citus` schema?",
+            args.tenants_table
+        )
+    })
+}
+
 async fn connect(args: &CitusArgs) -> Result<PgConnection> {
     let url = crate::database_url(args.database_url.as_deref())?;
     let mut conn = PgConnection::connect(&url)
@@ -140,6 +166,7 @@ async fn print_placement(
     args: &CitusArgs,
     only: Option<Uuid>,
 ) -> Result<()> {
+    let anchor = anchor_table(conn, args).await?;
     let rows: Vec<(Uuid, i64, String, i32, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "WITH placed AS ( \
            SELECT t.id, pg_catalog.get_shard_id_for_distribution_column($1::regclass, t.id) AS shard \
@@ -150,7 +177,7 @@ async fn print_placement(
          ORDER BY s.nodename, s.nodeport, p.shard, p.id",
         table_name(args)?
     )))
-    .bind(&args.tenants_table)
+    .bind(&anchor)
     .bind(only)
     .fetch_all(&mut *conn)
     .await

@@ -128,9 +128,10 @@ enum Command {
         /// (SARIF 2.1.0 for code-scanning tools, findings located in the policy files).
         #[arg(long, value_enum, default_value_t = AuditFormat::Text)]
         format: AuditFormat,
-        /// Which PostgreSQL flavour the database was generated for.
-        #[arg(long, value_enum, default_value_t = TargetArg::Postgres)]
-        target: TargetArg,
+        /// Which PostgreSQL flavour the database was generated for (default: `citus` when the
+        /// database has the citus extension, `postgres` otherwise).
+        #[arg(long, value_enum)]
+        target: Option<TargetArg>,
         /// Instead of a database, scan the Rust sources under PATH for raw SQL passed to sqlx
         /// that touches a tenant-owned table outside the generated repositories (TA070).
         #[arg(long = "static", value_name = "PATH", conflicts_with = "database_url")]
@@ -343,7 +344,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     &model,
                     database_url,
                     format,
-                    target.into(),
+                    target.map(Target::from),
                     &policy.policies,
                 ),
             }
@@ -586,7 +587,7 @@ fn audit(
     model: &Model,
     database_url: Option<String>,
     format: AuditFormat,
-    target: Target,
+    target: Option<Target>,
     policies: &Path,
 ) -> Result<ExitCode> {
     let url = crate::database_url(database_url.as_deref())?;
@@ -596,6 +597,10 @@ fn audit(
         .context("could not start the async runtime")?;
     let result = runtime.block_on(async {
         let pool = tenancy_audit::connect(&url).await?;
+        let target = match target {
+            Some(target) => target,
+            None => tenancy_audit::detect_target(&pool).await?,
+        };
         let report = tenancy_audit::audit_for_target(&pool, model, target).await;
         pool.close().await;
         report

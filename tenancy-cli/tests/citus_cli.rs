@@ -1,4 +1,4 @@
-//! `tenancy citus placement|isolate-tenant` against a real 3-node Citus cluster
+//! `tenancy citus placement|isolate-tenant` and `tenancy audit` against a real 3-node Citus cluster
 //! (`scripts/citus-up`, or `TENANCY_CITUS_URL`): the placement of every tenant, a tenant moved
 //! to shards of its own, and one-sentence failures. Never skips.
 
@@ -7,7 +7,7 @@ mod citus_common;
 
 use std::process::{Command, Output};
 
-use citus_common::{compile, distributable_rag_text, CitusDb};
+use citus_common::{compile, rag_text, CitusDb};
 use uuid::Uuid;
 
 fn tenancy(args: &[&str]) -> Output {
@@ -24,7 +24,7 @@ fn text(bytes: &[u8]) -> String {
 
 #[tokio::test]
 async fn placement_and_isolate_tenant() {
-    let db = CitusDb::create(&compile(&distributable_rag_text())).await;
+    let db = CitusDb::create(&compile(&rag_text())).await;
     let tenants: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
     for (i, tenant) in tenants.iter().enumerate() {
         sqlx::query("INSERT INTO tenants (id, name, slug) VALUES ($1, $2, $2)")
@@ -66,7 +66,7 @@ async fn placement_and_isolate_tenant() {
     assert!(line.trim_end().ends_with(" 1"), "{line}");
     let (min, max): (String, String) = sqlx::query_as(
         "SELECT shardminvalue, shardmaxvalue FROM pg_catalog.pg_dist_shard \
-         WHERE shardid = pg_catalog.get_shard_id_for_distribution_column('public.tenants', $1)",
+         WHERE shardid = pg_catalog.get_shard_id_for_distribution_column('public.projects', $1)",
     )
     .bind(tenants[0].to_string())
     .fetch_one(&db.admin)
@@ -97,4 +97,40 @@ async fn a_database_without_citus_is_refused_in_one_sentence() {
         stderr.contains("the database has no citus extension"),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn audit_detects_citus_and_reports_an_unfolded_policy() {
+    let db = CitusDb::create(&compile(&rag_text())).await;
+    let policies = tenancy_tests::repo_root().join("examples/rag/policies");
+    let policies = policies.to_string_lossy();
+    // No --target: the audit sees the citus extension and audits the Citus form: clean.
+    let out = tenancy(&["audit", "--database-url", &db.url, "--policies", &policies]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("audit clean"),
+        "{}",
+        text(&out.stdout)
+    );
+    // A restrictive tenant boundary, as the PostgreSQL target writes it: lost on the shards.
+    sqlx::raw_sql(
+        "CREATE POLICY documents_boundary ON documents AS RESTRICTIVE TO tenancy_app \
+         USING (tenant_id = tenancy.current_tenant_id())",
+    )
+    .execute(&db.admin)
+    .await
+    .unwrap();
+    let out = tenancy(&["audit", "--database-url", &db.url, "--policies", &policies]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("TA106 policy documents_boundary on public.documents: is RESTRICTIVE"),
+        "{stdout}"
+    );
+    db.drop_db().await;
 }

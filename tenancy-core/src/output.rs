@@ -80,33 +80,6 @@ pub enum GenerateError {
     Citus(Vec<crate::sql::CitusProblem>),
 }
 
-/// Fails closed on Citus: an incremental migration that creates a table would leave it a
-/// plain table on the coordinator (only the baseline distributes tables, docs/citus.md).
-fn refuse_new_tables_on_citus(
-    files: &[GeneratedFile],
-    existing: &ExistingOutput,
-) -> Result<(), GenerateError> {
-    let new_tables: Vec<String> = files
-        .iter()
-        .filter(|f| !existing.migrations.iter().any(|e| e.path == f.path))
-        .filter(|f| f.contents.contains("\nCREATE TABLE "))
-        .map(|f| slash_path(&f.path))
-        .collect();
-    if new_tables.is_empty() {
-        return Ok(());
-    }
-    Err(GenerateError::Citus(vec![crate::sql::CitusProblem {
-        table: new_tables.join(", "),
-        message: "an incremental migration that creates tables is not distributed yet on the \
-                  Citus target (the new table would stay a plain table on the coordinator)"
-            .to_owned(),
-        help: "add the table, then distribute it by hand in a migration of your own \
-               (`create_distributed_table(..., 'tenant_id', colocate_with => 'public.tenants')`, \
-               docs/citus.md), or generate a new baseline before the first deployment"
-            .to_owned(),
-    }]))
-}
-
 /// Refuses, for the Citus target, a model Citus cannot distribute (sql/citus.rs).
 fn check_target(model: &Model, target: Target) -> Result<(), GenerateError> {
     if target == Target::Citus {
@@ -200,9 +173,6 @@ pub fn generate(
         Some(text) => {
             let files = migrations_after_snapshot(model, target, existing, text, options)?;
             check_target(model, target)?;
-            if target == Target::Citus {
-                refuse_new_tables_on_citus(&files, existing)?;
-            }
             files
         }
     };

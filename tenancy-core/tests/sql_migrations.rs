@@ -222,19 +222,16 @@ fn citus_folds_the_tenant_boundary_into_every_policy() {
 #[test]
 fn citus_distributes_the_tenant_tree_and_adds_foreign_keys_afterwards() {
     let sql = all_sql(&rag_model(), Target::Citus);
+    // The tenants table is a reference table: its unique keys (a global slug) hold
+    // cluster-wide. The projects table starts the colocation group.
+    assert!(sql.contains("SELECT pg_catalog.create_reference_table('public.tenants');"));
     assert!(sql.contains(
-        "SELECT pg_catalog.create_distributed_table('public.tenants', 'id', colocate_with => 'none');"
+        "SELECT pg_catalog.create_distributed_table('public.projects', 'tenant_id', colocate_with => 'none');"
     ));
-    for table in [
-        "projects",
-        "user_project_roles",
-        "documents",
-        "chunks",
-        "assertions",
-    ] {
+    for table in ["user_project_roles", "documents", "chunks", "assertions"] {
         assert!(
             sql.contains(&format!(
-                "SELECT pg_catalog.create_distributed_table('public.{table}', 'tenant_id', colocate_with => 'public.tenants');"
+                "SELECT pg_catalog.create_distributed_table('public.{table}', 'tenant_id', colocate_with => 'public.projects');"
             )),
             "{table} is not distributed"
         );
@@ -585,34 +582,92 @@ fn memberships_without_a_select_rule_still_read_own_rows() {
 }
 
 #[test]
-fn citus_validator_refuses_what_citus_cannot_distribute_with_a_fix() {
-    let problems = tenancy_core::sql::citus_problems(&set_null_model());
-    // Every problem at once: the tenants table's global `unique (slug)` and the SET NULL.
-    assert_eq!(problems.len(), 2, "{problems:?}");
-    let tenants = problems[0].to_string();
-    assert!(
-        tenants.contains("`unique (slug)` does not contain `id`"),
-        "{tenants}"
-    );
-    assert!(
-        tenants.contains("= help: remove `unique (slug)`"),
-        "{tenants}"
-    );
-    let text = problems[1].to_string();
-    assert!(
-        text.starts_with("table `notes` cannot be distributed on Citus"),
-        "{text}"
-    );
-    assert!(text.contains("on delete set null"), "{text}");
-    assert!(text.contains("= help: use `on delete cascade`"), "{text}");
-    // generate refuses the model for Citus and accepts it for PostgreSQL.
-    assert!(tenancy_core::output::generate_all(&set_null_model(), Target::Citus).is_err());
-    assert!(tenancy_core::output::generate_all(&set_null_model(), Target::Postgres).is_ok());
+fn citus_emulates_set_null_between_distributed_tables_with_a_trigger() {
+    // Citus refuses ON DELETE SET NULL (also the column-list form) on a key holding the
+    // distribution column: the key is created without the action and a trigger on the
+    // referenced table clears the declared column.
+    let sql = all_sql(&set_null_model(), Target::Citus);
+    assert!(!sql.contains("SET NULL"), "{sql}");
+    assert!(sql.contains(
+        "ALTER TABLE notes ADD CONSTRAINT notes_folder_id_fkey FOREIGN KEY (tenant_id, project_id, folder_id)\n    REFERENCES folders (tenant_id, project_id, id);"
+    ), "{sql}");
+    assert!(sql.contains(
+        "  UPDATE public.notes SET folder_id = NULL\n    WHERE tenant_id = OLD.tenant_id AND project_id = OLD.project_id AND folder_id = OLD.id;"
+    ), "{sql}");
+    assert!(sql.contains(
+        "CREATE TRIGGER notes_folder_id_set_null BEFORE DELETE ON public.folders\n  FOR EACH ROW EXECUTE FUNCTION tenancy.notes_folder_id_set_null();"
+    ), "{sql}");
+    // The PostgreSQL target keeps the declarative action.
+    assert!(all_sql(&set_null_model(), Target::Postgres).contains("ON DELETE SET NULL (folder_id)"));
 }
 
 #[test]
-fn citus_refuses_an_incremental_migration_that_creates_a_table() {
-    use tenancy_core::output::{generate, ExistingOutput, GenerateError, GenerateOptions};
+fn citus_validator_refuses_what_citus_cannot_distribute_with_a_fix() {
+    // A global table (a reference table) that references a scoped (distributed) table.
+    let mut model = global_and_scoped_tables();
+    let customers = model
+        .tables
+        .iter()
+        .find(|t| t.name == "customers")
+        .cloned()
+        .unwrap_or_else(|| panic!("no customers"));
+    let mut countries = model
+        .tables
+        .iter()
+        .find(|t| t.name == "countries")
+        .cloned()
+        .unwrap_or_else(|| panic!("no countries"));
+    countries.columns.push(opt("customer_id", SqlType::Uuid));
+    countries.foreign_keys = vec![fk(
+        &["customer_id"],
+        "customers",
+        &["id"],
+        OnDelete::Restrict,
+    )];
+    model.tables.retain(|t| t.name != "countries");
+    model.tables.push(countries);
+    let problems = tenancy_core::sql::citus_problems(&model);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let text = problems[0].to_string();
+    assert!(
+        text.starts_with("table `countries` cannot be distributed on Citus"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cannot reference a distributed table"),
+        "{text}"
+    );
+    assert!(
+        text.contains("= help: make `countries` a scoped table"),
+        "{text}"
+    );
+    assert!(tenancy_core::output::generate_all(&model, Target::Citus).is_err());
+    assert!(customers.kind == TableKind::Scoped);
+    // The RAG-like models with a global unique key on the tenants table and SET NULL between
+    // scoped tables are accepted.
+    assert!(tenancy_core::sql::citus_problems(&rag_model()).is_empty());
+    assert!(tenancy_core::sql::citus_problems(&set_null_model()).is_empty());
+    // The SET NULL trigger runs with the deleter's rights: a deleter of folders who may not
+    // update notes is refused, with the fix.
+    let mut model = set_null_model();
+    for table in &mut model.tables {
+        if table.name == "notes" {
+            table.rules.retain(|r| r.command != Command::Update);
+        }
+    }
+    let problems = tenancy_core::sql::citus_problems(&model);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let text = problems[0].to_string();
+    assert!(text.contains("with the deleting caller's rights"), "{text}");
+    assert!(
+        text.contains("= help: allow `editor` to select and `update (folder_id)` on `notes`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn citus_distributes_the_tables_an_incremental_migration_creates() {
+    use tenancy_core::output::{generate, ExistingOutput, GenerateOptions};
     use tenancy_core::snapshot::SNAPSHOT_FILE;
     let mut model = select_only_model();
     for table in &mut model.tables {
@@ -649,17 +704,34 @@ fn citus_refuses_an_incremental_migration_that_creates_a_table() {
         .unwrap_or_else(|| panic!("no scoped table"));
     extra.name = "extra_events".to_owned();
     grown.tables.push(extra);
-    match generate(&grown, Target::Citus, &existing, GenerateOptions::default()) {
-        Err(GenerateError::Citus(problems)) => {
-            let text = problems[0].to_string();
-            assert!(
-                text.contains("incremental migration that creates tables"),
-                "{text}"
-            );
-            assert!(text.contains("create_distributed_table"), "{text}");
-        }
-        other => panic!("expected a Citus refusal, got {other:?}"),
-    }
+    let files = generate(&grown, Target::Citus, &existing, GenerateOptions::default())
+        .unwrap_or_else(|e| panic!("the incremental Citus migration: {e}"));
+    let migration = files
+        .iter()
+        .find(|f| {
+            f.path.starts_with("migrations")
+                && !existing.migrations.iter().any(|e| e.path == f.path)
+        })
+        .unwrap_or_else(|| panic!("no new migration"));
+    let text = &migration.contents;
+    assert!(
+        text.contains("SET LOCAL citus.enable_unsafe_triggers = on;"),
+        "{text}"
+    );
+    assert!(text.contains("CREATE TABLE extra_events ("), "{text}");
+    assert!(
+        text.contains(
+            "SELECT pg_catalog.create_distributed_table('public.extra_events', 'tenant_id', colocate_with => 'public.projects');"
+        ),
+        "{text}"
+    );
+    let distributed = text
+        .find("create_distributed_table('public.extra_events'")
+        .unwrap_or(usize::MAX);
+    let key = text
+        .find("ALTER TABLE extra_events ADD CONSTRAINT extra_events_tenant_id_project_id_fkey")
+        .unwrap_or(0);
+    assert!(key > distributed, "{text}");
     // The PostgreSQL target generates the same change.
     let mut pg_first = generate(
         &model,
@@ -687,4 +759,37 @@ fn citus_refuses_an_incremental_migration_that_creates_a_table() {
         GenerateOptions::default()
     )
     .is_ok());
+}
+
+#[test]
+fn citus_incremental_set_null_on_an_existing_table_is_a_trigger() {
+    use tenancy_core::sql::diff::incremental_migrations;
+    let mut before = set_null_model();
+    for table in &mut before.tables {
+        for fk in &mut table.foreign_keys {
+            fk.on_delete = OnDelete::NoAction;
+        }
+    }
+    let after = set_null_model();
+    let added = incremental_migrations(&before, &after, Target::Citus, Default::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text: String = added.iter().map(|m| m.contents.as_str()).collect();
+    assert!(!text.contains("SET NULL ("), "{text}");
+    assert!(
+        text.contains("CREATE TRIGGER notes_folder_id_set_null BEFORE DELETE ON public.folders"),
+        "{text}"
+    );
+    let removed = incremental_migrations(&after, &before, Target::Citus, Default::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text: String = removed.iter().map(|m| m.contents.as_str()).collect();
+    assert!(
+        text.contains("DROP TRIGGER IF EXISTS notes_folder_id_set_null ON public.folders;"),
+        "{text}"
+    );
+    // PostgreSQL keeps the declarative action.
+    let pg = incremental_migrations(&before, &after, Target::Postgres, Default::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text: String = pg.iter().map(|m| m.contents.as_str()).collect();
+    assert!(text.contains("ON DELETE SET NULL (folder_id)"), "{text}");
+    assert!(!text.contains("CREATE TRIGGER"), "{text}");
 }

@@ -19,16 +19,11 @@ use uuid::Uuid;
 /// schema quick to create and still spreads tenants over both workers).
 pub const SHARD_COUNT: i32 = 4;
 
-/// The RAG policies with the two changes the Citus validator asks for: the tenants table's
-/// global `unique (slug)` removed, and `on delete set null` removed from `assertions.chunk_id`.
-pub fn distributable_rag_text() -> String {
-    let text = std::fs::read_to_string(repo_root().join("examples/rag/policies/rag.tenancy"))
-        .unwrap_or_else(|e| panic!("reading rag.tenancy: {e}"));
-    let tenants = text.find("tenants table tenants").unwrap_or(0);
-    let unique = tenants + text[tenants..].find("unique (slug)").unwrap_or(0);
-    let mut out = text.clone();
-    out.replace_range(unique..unique + "unique (slug)".len(), "");
-    out.replace(" on delete set null", "")
+/// The RAG policies (examples/rag/policies/rag.tenancy), unchanged: the same model runs on
+/// PostgreSQL and on Citus.
+pub fn rag_text() -> String {
+    std::fs::read_to_string(repo_root().join("examples/rag/policies/rag.tenancy"))
+        .unwrap_or_else(|e| panic!("reading rag.tenancy: {e}"))
 }
 
 pub fn compile(text: &str) -> Model {

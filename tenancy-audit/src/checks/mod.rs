@@ -1,5 +1,6 @@
 //! The catalog checks. Each function reads one part of the catalogs and pushes findings.
 
+mod citus;
 mod functions;
 mod policies;
 mod posture;
@@ -48,6 +49,9 @@ pub(crate) async fn run(
     undeclared_relations(conn, model, expected, &mut out).await?;
     ungenerated_grants(conn, model, expected, &mut out).await?;
     statistics::statistics(conn, model, &mut out).await?;
+    if target == Target::Citus {
+        citus::citus(conn, model, &mut out).await?;
+    }
     Ok(out)
 }
 

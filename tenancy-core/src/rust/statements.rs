@@ -43,20 +43,68 @@ impl Shape<'_> {
         qualified_type_sql(SqlType::Role, &self.model.settings.helper_schema)
     }
 
-    /// The SELECT / RETURNING list: every column, the role enum read as text.
-    fn select_list(&self) -> String {
+    /// Every column, the role enum as `role(name)`.
+    fn column_list(&self, role: impl Fn(&str) -> String) -> String {
         self.columns
             .iter()
             .map(|c| {
                 let name = sql_ident(&c.name);
                 if c.ty == SqlType::Role {
-                    format!("{name}::pg_catalog.text AS {name}")
+                    role(&name)
                 } else {
                     name
                 }
             })
             .collect::<Vec<_>>()
             .join(", ")
+    }
+
+    /// `CASE WHEN .. WHEN .. END` with one `arm(label)` per role of the model (`label` a
+    /// quoted literal).
+    fn role_case(&self, arm: impl Fn(&str) -> String) -> String {
+        let arms: Vec<String> = self
+            .model
+            .roles
+            .iter()
+            .map(|role| arm(&format!("'{}'", role.replace('\'', "''"))))
+            .collect();
+        format!("CASE {} END", arms.join(" "))
+    }
+
+    /// The SELECT list: every column, the role enum read as text.
+    fn select_list(&self) -> String {
+        self.column_list(|name| format!("{name}::pg_catalog.text AS {name}"))
+    }
+
+    /// The RETURNING list of a write: every column, the role enum read as text through a
+    /// searched `CASE` over the model's roles instead of a cast. The cast (`role::text`) calls
+    /// the enum's output function, which is STABLE, and Citus refuses non-IMMUTABLE functions
+    /// in the RETURNING clause of a distributed table; comparing with an enum constant is
+    /// IMMUTABLE. Same rows and text on PostgreSQL; a value the model does not know (an enum
+    /// label added without regenerating) reads as NULL and fails to decode, never as another
+    /// role.
+    fn returning_list(&self) -> String {
+        let role_type = self.role_type_sql();
+        self.column_list(|name| {
+            let case = self.role_case(|label| {
+                format!("WHEN {name} = {label}::{role_type} THEN {label}::pg_catalog.text")
+            });
+            format!("{case} AS {name}")
+        })
+    }
+
+    /// A role bound as text, turned into the role enum by comparing it with each of the
+    /// model's labels: `CASE WHEN $n::text = 'viewer' THEN 'viewer'::role ... END`. Inside the
+    /// update's `CASE` the plain cast (`$n::role`, the enum's STABLE input function) is refused
+    /// by Citus ("non-IMMUTABLE functions are not allowed in CASE or COALESCE statements");
+    /// this form is IMMUTABLE. A label the model does not know gives NULL, which the NOT NULL
+    /// role column refuses: it never becomes another role.
+    fn role_value_sql(&self, param: &str) -> String {
+        let role_type = self.role_type_sql();
+        let case = self.role_case(|label| {
+            format!("WHEN {param}::pg_catalog.text = {label} THEN {label}::{role_type}")
+        });
+        format!("({case})")
     }
 
     /// A bound value for `column`, cast to the role enum when needed.
@@ -295,7 +343,7 @@ impl Shape<'_> {
             self.table_sql(),
             self.insert_columns_sql(),
             values.join(", "),
-            self.select_list()
+            self.returning_list()
         )
     }
 
@@ -330,7 +378,7 @@ impl Shape<'_> {
             values.join(", "),
             arrays.join(", "),
             aliases.join(", "),
-            self.select_list()
+            self.returning_list()
         )
     }
 
@@ -347,7 +395,11 @@ impl Shape<'_> {
             .map(|c| {
                 let name = sql_ident(&c.name);
                 let flag = params.next();
-                let value = self.value_sql(c, &params.next());
+                let value = if c.ty == SqlType::Role {
+                    self.role_value_sql(&params.next())
+                } else {
+                    self.value_sql(c, &params.next())
+                };
                 format!("{name} = CASE WHEN {flag} THEN {value} ELSE {name} END")
             })
             .collect();
@@ -355,7 +407,7 @@ impl Shape<'_> {
             "UPDATE {} SET {} WHERE {scope}{key} RETURNING {}",
             self.table_sql(),
             sets.join(", "),
-            self.select_list()
+            self.returning_list()
         )
     }
 

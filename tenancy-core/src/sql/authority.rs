@@ -78,7 +78,17 @@ pub(super) fn ceiling_policies(model: &Model, table: &Table, target: Target) -> 
 /// The "a project keeps a member of the top role" trigger function and constraint trigger,
 /// with a heading; empty when the model has no memberships or projects table. The top role is
 /// read from the enum (`enum_last`), so adding or reordering roles needs no new trigger.
-pub(super) fn keep_top_role_section(model: &Model) -> String {
+///
+/// On Citus the trigger is not deferred: it fires at the end of each statement, on the worker
+/// holding the memberships shard, and reads the co-located shards of the same tenant (a local
+/// task, which Citus allows in a trigger). A deferred trigger would fire at COMMIT on the
+/// worker, which for a single-shard transaction Citus sends after the coordinator has
+/// committed (one-phase commit): the worker still rolls back, but the caller gets "could not
+/// commit transaction for shard" instead of the refusal. So on Citus a hand-over promotes the
+/// new member of the top role before the old one steps down, and transactions without a
+/// request context (operators, whose bulk steps rely on the deferral) are left to the operator
+/// commands' own check.
+pub(super) fn keep_top_role_section(model: &Model, target: Target) -> String {
     let (Some(memberships), Some(projects), Some(top)) = (
         model.core_table(TableKind::Memberships),
         model.core_table(TableKind::Projects),
@@ -102,15 +112,47 @@ pub(super) fn keep_top_role_section(model: &Model) -> String {
     );
     let trigger_name = fit_identifier(&format!("{}_{KEEP_TOP_ROLE_FUNCTION}", memberships.name));
     let trigger = ident(&trigger_name);
-    let mut out = section_heading(
-        &format!("A project keeps a member of the top role ({top}; {})", memberships.name),
-        Some(
+    let (note, timing) = match target {
+        Target::Postgres => (
             "Checked at commit (deferred), so a hand-over works in one transaction: a transaction\n\
              that demotes or removes the last member of the top role (the enum's last value) of\n\
              a project that still exists is refused. Runs with the caller's rights: a caller who\n\
              may touch top-role rows (the role ceiling) sees every membership of that project.",
+            "DEFERRABLE INITIALLY DEFERRED",
         ),
+        Target::Citus => (
+            "Checked at the end of each statement, on the worker holding the memberships shard\n\
+             (Citus commits a single-shard transaction on the worker after the coordinator, so a\n\
+             deferred check could not refuse it cleanly; see docs/citus.md): a statement that\n\
+             demotes or removes the last member of the top role (the enum's last value) of a\n\
+             project that still exists is refused; a hand-over promotes the new member first.\n\
+             Transactions without a request context (operators) are not checked here: their\n\
+             bulk steps remove memberships before the project, and the operator commands check\n\
+             the last owner themselves. Runs with the caller's rights: a caller who may touch\n\
+             top-role rows (the role ceiling) sees every membership of that project.",
+            "NOT DEFERRABLE",
+        ),
+    };
+    let mut out = section_heading(
+        &format!(
+            "A project keeps a member of the top role ({top}; {})",
+            memberships.name
+        ),
+        Some(note),
     );
+    // On Citus, operator transactions (no request context) are not checked by the trigger:
+    // their bulk steps (a tenant's deletion, a project's move) remove a project's memberships
+    // before the project in one transaction, which only a deferred check lets through. The
+    // operator commands check the last owner themselves; the app role always has a context.
+    let operators = match target {
+        Target::Postgres => String::new(),
+        Target::Citus => format!(
+            "\x20 IF {}.current_tenant_id() IS NULL THEN\n\
+             \x20   RETURN NULL;\n\
+             \x20 END IF;\n",
+            schema
+        ),
+    };
     out.push_str(&format!(
         "CREATE OR REPLACE FUNCTION {function}()\n\
          \x20 RETURNS trigger\n\
@@ -118,6 +160,7 @@ pub(super) fn keep_top_role_section(model: &Model) -> String {
          \x20 SET search_path = pg_catalog, pg_temp\n\
          AS $$\n\
          BEGIN\n\
+         {operators}\
          \x20 IF EXISTS (SELECT 1 FROM {projects} AS p\n\
          \x20            WHERE p.{tenant} = OLD.{tenant} AND p.id = OLD.{project})\n\
          \x20    AND NOT EXISTS (SELECT 1 FROM {members} AS m\n\
@@ -135,7 +178,7 @@ pub(super) fn keep_top_role_section(model: &Model) -> String {
          REVOKE ALL ON FUNCTION {function}() FROM PUBLIC;\n\
          CREATE CONSTRAINT TRIGGER {trigger}\n\
          \x20 AFTER UPDATE OF {role} OR DELETE ON {members}\n\
-         \x20 DEFERRABLE INITIALLY DEFERRED\n\
+         \x20 {timing}\n\
          \x20 FOR EACH ROW\n\
          \x20 WHEN (OLD.{role} = {top_role})\n\
          \x20 EXECUTE FUNCTION {function}();\n"
@@ -159,7 +202,7 @@ pub(super) fn authority_upgrade(model: &Model, target: Target) -> String {
             out.push_str(&policy.create);
         }
     }
-    out.push_str(&keep_top_role_section(model));
+    out.push_str(&keep_top_role_section(model, target));
     let audit_table = format!(
         "{}.{}",
         ident(&model.settings.helper_schema),

@@ -3,10 +3,13 @@
 //! - [`citus_problems`]: the validator. A model Citus cannot distribute is refused with the
 //!   change that fixes it.
 //! - [`core_distribution`] / [`tables_distribution`]: the end of `0001`/`0002`. The tenants
-//!   table is distributed by `id`, every other tenant-owned table by `tenant_id`, all in one
-//!   colocation group; global tables become reference tables. Foreign keys are created only
-//!   after both sides are Citus tables (the tables are created without them on this target),
-//!   so Citus never converts a table to a local one on the way.
+//!   table is a reference table (so its unique keys hold cluster-wide), every other
+//!   tenant-owned table is distributed by `tenant_id`, all in the projects table's colocation
+//!   group; global tables become reference tables. Foreign keys are created only after both
+//!   sides are Citus tables (the tables are created without them on this target), so Citus
+//!   never converts a table to a local one on the way. `on delete set null` between
+//!   tenant-owned tables (which Citus refuses on a key holding the distribution column, even in
+//!   PostgreSQL 15's column-list form) is a trigger on the referenced table's shards.
 //! - [`signed_context_objects`]: the signed context of docs/context.md, made to hold on the
 //!   workers. The key table is a plain table on every node (a Citus table cannot be read from a
 //!   function running on a shard); `install_context` starts the distributed transaction, seals
@@ -20,7 +23,7 @@ use std::fmt;
 use super::ident::{fit_identifier, ident, literal};
 use super::security::{Policy, PolicyKind};
 use super::signed::CONTEXT_CONTRACT;
-use super::tables::constraints;
+use super::tables::{all_foreign_keys, constraints, on_delete_clause, EffectiveForeignKey};
 use super::Target;
 use crate::model::{Command, Model, OnDelete, Table, TableKind, TABLE_SCHEMA, TENANT_COLUMN};
 
@@ -61,14 +64,10 @@ pub fn citus_problems(model: &Model) -> Vec<CitusProblem> {
         });
     }
     for table in &model.tables {
-        match table.kind {
-            TableKind::Tenants => out.extend(tenants_unique_keys(table)),
-            TableKind::Global => out.extend(global_references(model, table)),
-            _ => {}
+        if table.kind == TableKind::Global {
+            out.extend(global_references(model, table));
         }
-        if table.kind.is_tenant_owned() {
-            out.extend(set_null_references(model, table));
-        }
+        out.extend(set_null_rights(model, table));
         for column in table.columns.iter().filter(|c| c.per_tenant) {
             out.push(CitusProblem {
                 table: table.name.clone(),
@@ -87,79 +86,78 @@ pub fn citus_problems(model: &Model) -> Vec<CitusProblem> {
     out
 }
 
-/// The tenants table is distributed by `id`: a unique key without it cannot be enforced.
-fn tenants_unique_keys(table: &Table) -> Vec<CitusProblem> {
-    table
-        .effective_unique_keys()
-        .into_iter()
-        .filter(|key| !key.iter().any(|c| c == "id"))
-        .map(|key| CitusProblem {
-            table: table.name.clone(),
-            message: format!(
-                "`unique ({})` does not contain `id`, the column the tenants table is \
-                 distributed by, and Citus enforces only unique keys that contain it",
-                key.join(", ")
-            ),
-            help: format!(
-                "remove `unique ({})` from the tenants table (check it in the application), or \
-                 keep the value in a `global table` whose primary key it is (a reference table \
-                 enforces its keys cluster-wide)",
-                key.join(", ")
-            ),
-        })
-        .collect()
+/// `on delete set null` between distributed tables is a trigger running with the deleting
+/// caller's rights ([`set_null_trigger`]): every role that may delete a referenced row must
+/// also read and update the reference column of every referencing row of its projects, or its
+/// deletes would be refused whenever a row points at the one it deletes.
+fn set_null_rights(model: &Model, table: &Table) -> Vec<CitusProblem> {
+    let rank = |role: &str| model.role_rank(role).unwrap_or(usize::MAX);
+    let mut out = Vec::new();
+    for fk in all_foreign_keys(model, table) {
+        let Some(parent) = model.table(&fk.parent) else {
+            continue;
+        };
+        if fk.on_delete != OnDelete::SetNull || !is_distributed(table) || !is_distributed(parent) {
+            continue;
+        }
+        let columns = fk.declared_columns.join(", ");
+        for delete in parent.rules.iter().filter(|r| r.command == Command::Delete) {
+            let deleter = rank(&delete.min_role);
+            let allowed = |command: Command| {
+                table.rules.iter().any(|r| {
+                    r.command == command
+                        && r.condition.is_none()
+                        && rank(&r.min_role) <= deleter
+                        && r.columns
+                            .as_ref()
+                            .is_none_or(|cols| fk.declared_columns.iter().all(|c| cols.contains(c)))
+                })
+            };
+            if allowed(Command::Select) && allowed(Command::Update) {
+                continue;
+            }
+            out.push(CitusProblem {
+                table: table.name.clone(),
+                message: format!(
+                    "`{columns} references {}(..) on delete set null`: on Citus the reference is \
+                     cleared by a trigger with the deleting caller's rights, and `{}` may delete \
+                     `{}` rows but not read and update `{columns}` of every `{}` row of its \
+                     projects",
+                    fk.parent, delete.min_role, fk.parent, table.name
+                ),
+                help: format!(
+                    "allow `{}` to select and `update ({columns})` on `{}` without a condition, or \
+                     use `on delete cascade`",
+                    delete.min_role, table.name
+                ),
+            });
+        }
+    }
+    out
 }
 
-/// A global table is a reference table: it may reference only other global tables.
+/// A global table is a reference table: it may reference only other reference tables (global
+/// tables and the tenants table).
 fn global_references(model: &Model, table: &Table) -> Vec<CitusProblem> {
     table
         .foreign_keys
         .iter()
         .filter(|fk| {
-            model
-                .table(&fk.table)
-                .is_some_and(|parent| parent.kind != TableKind::Global)
+            model.table(&fk.table).is_some_and(|parent| {
+                !matches!(parent.kind, TableKind::Global | TableKind::Tenants)
+            })
         })
         .map(|fk| CitusProblem {
             table: table.name.clone(),
             message: format!(
-                "it references `{}`, a tenant-owned table, and a reference table (what a global \
-                 table becomes) cannot reference a distributed table",
+                "it references `{}`, a table distributed by tenant, and a reference table (what a \
+                 global table becomes) cannot reference a distributed table",
                 fk.table
             ),
             help: format!(
                 "make `{}` a scoped table, or remove its reference to `{}`",
                 table.name, fk.table
             ),
-        })
-        .collect()
-}
-
-/// Citus refuses `ON DELETE SET NULL` on a foreign key that contains the distribution column,
-/// which every key between tenant-owned tables does.
-fn set_null_references(model: &Model, table: &Table) -> Vec<CitusProblem> {
-    table
-        .foreign_keys
-        .iter()
-        .filter(|fk| fk.on_delete == OnDelete::SetNull)
-        .filter(|fk| {
-            model
-                .table(&fk.table)
-                .is_some_and(|p| p.kind.is_tenant_owned())
-        })
-        .map(|fk| CitusProblem {
-            table: table.name.clone(),
-            message: format!(
-                "`{} references {}({}) on delete set null`: Citus refuses SET NULL on a foreign \
-                 key that contains the distribution column (tenant_id), and every reference \
-                 between tenant-owned tables does",
-                fk.columns.join(", "),
-                fk.table,
-                fk.target_columns.join(", ")
-            ),
-            help: "use `on delete cascade`, or drop the `on delete` clause and clear the \
-                   reference in the application before deleting the row it points to"
-                .to_owned(),
         })
         .collect()
 }
@@ -225,63 +223,201 @@ pub(super) fn migration_settings() -> String {
         .to_owned()
 }
 
-/// `create_distributed_table` of one tenant-owned table, co-located with the tenants table.
-fn distribute(model: &Model, schema: &str, table: &str, column: &str) -> String {
-    let tenants = model
-        .core_table(TableKind::Tenants)
-        .map(|t| regclass(TABLE_SCHEMA, &t.name));
-    let colocate = match tenants {
-        Some(tenants) if regclass(schema, table) != tenants => tenants,
+/// The table every distributed table is co-located with: the projects table, the first one
+/// distributed (`colocate_with => 'none'` starts the group).
+fn colocation_anchor(model: &Model) -> Option<String> {
+    model
+        .core_table(TableKind::Projects)
+        .map(|t| regclass(TABLE_SCHEMA, &t.name))
+}
+
+/// `create_distributed_table` of one tenant-owned table by `tenant_id`, co-located with the
+/// projects table.
+fn distribute(model: &Model, schema: &str, table: &str) -> String {
+    let colocate = match colocation_anchor(model) {
+        Some(anchor) if regclass(schema, table) != anchor => anchor,
         _ => "'none'".to_owned(),
     };
     format!(
         "SELECT pg_catalog.create_distributed_table({}, {}, colocate_with => {colocate});\n",
         regclass(schema, table),
-        literal(column)
+        literal(TENANT_COLUMN)
     )
 }
 
-/// The foreign keys of `table`, added once both sides are Citus tables.
-fn foreign_keys(model: &Model, table: &Table) -> String {
+/// Whether `table` is distributed by `tenant_id` on Citus (every tenant-owned table but the
+/// tenants table, which is a reference table).
+pub(crate) fn is_distributed(table: &Table) -> bool {
+    table.kind.is_tenant_owned() && table.kind != TableKind::Tenants
+}
+
+/// A constraint of a table as the Citus target creates it.
+pub(super) struct CitusConstraint {
+    /// The constraint's name.
+    pub name: String,
+    /// What follows `CONSTRAINT name` (a SET NULL between distributed tables without its
+    /// action).
+    pub definition: String,
+    /// For an emulated `on delete set null`: the statements creating its trigger and the ones
+    /// dropping it.
+    pub set_null: Option<(String, String)>,
+}
+
+/// The primary, unique and foreign keys of `table` as the Citus target creates them (see
+/// [`set_null_trigger`] for `on delete set null` between distributed tables).
+pub(super) fn citus_constraints(model: &Model, table: &Table) -> Vec<CitusConstraint> {
+    let mut effective = all_foreign_keys(model, table).into_iter();
     constraints(model, table)
         .into_iter()
-        .filter(|c| c.definition.starts_with("FOREIGN KEY"))
-        .map(|c| {
-            format!(
-                "ALTER TABLE {} ADD CONSTRAINT {} {};\n",
-                ident(&table.name),
-                ident(&c.name),
-                c.definition
-            )
+        .map(|constraint| {
+            if !constraint.definition.starts_with("FOREIGN KEY") {
+                return CitusConstraint {
+                    name: constraint.name,
+                    definition: constraint.definition,
+                    set_null: None,
+                };
+            }
+            let Some(fk) = effective.next() else {
+                return CitusConstraint {
+                    name: constraint.name,
+                    definition: constraint.definition,
+                    set_null: None,
+                };
+            };
+            let emulated = fk.on_delete == OnDelete::SetNull
+                && is_distributed(table)
+                && model.table(&fk.parent).is_some_and(is_distributed);
+            if !emulated {
+                return CitusConstraint {
+                    name: constraint.name,
+                    definition: constraint.definition,
+                    set_null: None,
+                };
+            }
+            let clause = on_delete_clause(fk.on_delete, &fk.declared_columns);
+            CitusConstraint {
+                name: constraint.name,
+                definition: constraint
+                    .definition
+                    .strip_suffix(&clause)
+                    .unwrap_or(&constraint.definition)
+                    .to_owned(),
+                set_null: Some(set_null_trigger(model, table, &fk)),
+            }
         })
         .collect()
 }
 
-/// The end of `0001_tenancy_core.sql` on Citus: the tenants table distributed by `id`, the
-/// projects, memberships and audit tables by `tenant_id`, co-located; then their foreign keys.
+/// The foreign keys of `table`, added once both sides are Citus tables. A key with
+/// `on delete set null` between distributed tables is created without the action, and a
+/// trigger on the referenced table clears the reference instead (see [`set_null_trigger`]).
+fn foreign_keys(model: &Model, table: &Table) -> String {
+    let mut out = String::new();
+    let mut triggers = String::new();
+    for constraint in citus_constraints(model, table)
+        .into_iter()
+        .filter(|c| c.definition.starts_with("FOREIGN KEY"))
+    {
+        if let Some((create, _)) = &constraint.set_null {
+            triggers.push_str(create);
+        }
+        out.push_str(&format!(
+            "ALTER TABLE {} ADD CONSTRAINT {} {};\n",
+            ident(&table.name),
+            ident(&constraint.name),
+            constraint.definition
+        ));
+    }
+    out.push_str(&triggers);
+    out
+}
+
+/// `on delete set null` of a foreign key between two distributed tables, as a trigger. Citus
+/// refuses SET NULL (also PostgreSQL 15's `SET NULL (column)`) on a foreign key that contains
+/// the distribution column, and every key between tenant-owned tables does. The key is created
+/// without the action (so a row still pointing at a deleted one is refused at the end of the
+/// statement) and a BEFORE DELETE trigger on the referenced table clears the declared columns
+/// of the referencing rows first. It runs on the referenced row's shard and updates the
+/// co-located shard of the same tenant (a local task, which Citus allows in a trigger), with
+/// the deleting caller's rights (under a cascade, the owner's, as PostgreSQL's own action): a
+/// caller who may delete the row but not clear a reference it cannot see or update is refused
+/// by the key, never silently left with a dangling reference.
+fn set_null_trigger(model: &Model, table: &Table, fk: &EffectiveForeignKey) -> (String, String) {
+    let schema = ident(&model.settings.helper_schema);
+    let owner = ident(&model.settings.owner_role);
+    let base = fit_identifier(&format!(
+        "{}_{}_set_null",
+        table.name,
+        fk.declared_columns.join("_")
+    ));
+    let function = format!("{schema}.{}", ident(&base));
+    let child = format!("{}.{}", ident(TABLE_SCHEMA), ident(&table.name));
+    let parent = format!("{}.{}", ident(TABLE_SCHEMA), ident(&fk.parent));
+    let set = fk
+        .declared_columns
+        .iter()
+        .map(|c| format!("{} = NULL", ident(c)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let matches = fk
+        .local
+        .iter()
+        .zip(&fk.remote)
+        .map(|(l, r)| format!("{} = OLD.{}", ident(l), ident(r)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let drop = format!(
+        "DROP TRIGGER IF EXISTS {trigger} ON {parent};\nDROP FUNCTION IF EXISTS {function}();\n",
+        trigger = ident(&base)
+    );
+    let create = format!(
+        "\n-- on delete set null ({child} -> {parent}), as a trigger: Citus refuses the action on a\n\
+         -- key that holds the distribution column (docs/citus.md).\n\
+         CREATE OR REPLACE FUNCTION {function}()\n\
+         \x20 RETURNS trigger\n\
+         \x20 LANGUAGE plpgsql\n\
+         \x20 SET search_path = pg_catalog, pg_temp\n\
+         AS $$\n\
+         BEGIN\n\
+         \x20 UPDATE {child} SET {set}\n\
+         \x20   WHERE {matches};\n\
+         \x20 RETURN OLD;\n\
+         END\n\
+         $$;\n\
+         ALTER FUNCTION {function}() OWNER TO {owner};\n\
+         REVOKE ALL ON FUNCTION {function}() FROM PUBLIC;\n\
+         CREATE TRIGGER {} BEFORE DELETE ON {parent}\n\
+         \x20 FOR EACH ROW EXECUTE FUNCTION {function}();\n",
+        ident(&base)
+    );
+    (create, drop)
+}
+
+/// The end of `0001_tenancy_core.sql` on Citus: the tenants table as a reference table (its
+/// unique keys hold cluster-wide), the projects, memberships and audit tables distributed by
+/// `tenant_id`, co-located; then their foreign keys.
 pub(super) fn core_distribution(model: &Model) -> String {
     let mut out = super::section_heading(
         "Citus: the tenant tree, distributed and co-located (see docs/citus.md)",
         Some(
-            "The tenants table is distributed by its id, every tenant-owned table by tenant_id, all\n\
-             in the tenants table's colocation group: one tenant's rows of every table live in the\n\
-             same shard group, so a query that names its tenant runs on one worker. Foreign keys\n\
-             are added after both sides are distributed.",
+            "The tenants table is a reference table (a copy on every node, its unique keys hold\n\
+             cluster-wide); every other tenant-owned table is distributed by tenant_id, all in the\n\
+             projects table's colocation group: one tenant's rows of every table live in the same\n\
+             shard group, so a query that names its tenant runs on one worker. Foreign keys are\n\
+             added after both sides are Citus tables.",
         ),
     );
     let mut keys = String::new();
-    for kind in [
-        TableKind::Tenants,
-        TableKind::Projects,
-        TableKind::Memberships,
-    ] {
+    if let Some(tenants) = model.core_table(TableKind::Tenants) {
+        out.push_str(&format!(
+            "SELECT pg_catalog.create_reference_table({});\n",
+            regclass(TABLE_SCHEMA, &tenants.name)
+        ));
+        keys.push_str(&foreign_keys(model, tenants));
+    }
+    for kind in [TableKind::Projects, TableKind::Memberships] {
         if let Some(table) = model.core_table(kind) {
-            let column = if kind == TableKind::Tenants {
-                "id"
-            } else {
-                TENANT_COLUMN
-            };
-            out.push_str(&distribute(model, TABLE_SCHEMA, &table.name, column));
+            out.push_str(&distribute(model, TABLE_SCHEMA, &table.name));
             keys.push_str(&foreign_keys(model, table));
         }
     }
@@ -289,20 +425,55 @@ pub(super) fn core_distribution(model: &Model) -> String {
         model,
         &model.settings.helper_schema,
         super::core::AUDIT_TABLE,
-        TENANT_COLUMN,
     ));
     out.push_str(&keys);
+    out.push_str(&transaction_number_section());
+    out
+}
+
+/// The seal is bound to the distributed transaction's number. Citus lets any role choose the
+/// number of its next distributed transaction with `assign_distributed_transaction_id`
+/// (executable by PUBLIC): a session could re-assign the number of one of its earlier
+/// transactions on the same backend and replay that transaction's seal. On the coordinator
+/// only Citus itself assigns numbers (the function is what the coordinator calls on the
+/// workers, as the connecting role, so it stays executable there): revoked from PUBLIC on the
+/// coordinator, database-wide, by a superuser; otherwise the block warns and `tenancy audit`
+/// reports it (TA107).
+fn transaction_number_section() -> String {
+    let mut out = super::section_heading(
+        "Citus: only Citus assigns distributed transaction numbers on the coordinator",
+        Some(
+            "The seal is bound to the distributed transaction's number; a role that could set\n\
+             it (assign_distributed_transaction_id, executable by PUBLIC) could replay a seal of\n\
+             its own earlier transaction. Revoked on the coordinator only (the coordinator calls\n\
+             it on the workers as the connecting role). Needs a superuser.",
+        ),
+    );
+    out.push_str(
+        "DO $$\n\
+         BEGIN\n\
+         \x20 IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles AS r WHERE r.rolname = CURRENT_USER) THEN\n\
+         \x20   RAISE WARNING 'tenancy: assign_distributed_transaction_id stays executable by PUBLIC: migrate as a superuser (tenancy audit reports TA107)';\n\
+         \x20   RETURN;\n\
+         \x20 END IF;\n\
+         \x20 SET LOCAL citus.enable_ddl_propagation = off;\n\
+         \x20 REVOKE EXECUTE ON FUNCTION pg_catalog.assign_distributed_transaction_id(integer, bigint, timestamp with time zone) FROM PUBLIC;\n\
+         \x20 SET LOCAL citus.enable_ddl_propagation = on;\n\
+         END\n\
+         $$;\n",
+    );
     out
 }
 
 /// The end of `0002_tables.sql` on Citus: global tables as reference tables, scoped tables
-/// distributed by `tenant_id` in the tenants table's colocation group, then their foreign keys.
+/// distributed by `tenant_id` in the projects table's colocation group, then their foreign
+/// keys.
 pub(super) fn tables_distribution(model: &Model) -> String {
     let mut out = super::section_heading(
         "Citus: reference tables and distributed tables (see docs/citus.md)",
         Some(
             "Global tables are reference tables (a copy on every node); scoped tables are\n\
-             distributed by tenant_id, co-located with the tenants table. Foreign keys are added\n\
+             distributed by tenant_id, co-located with the projects table. Foreign keys are added\n\
              after both sides are Citus tables.",
         ),
     );
@@ -314,12 +485,38 @@ pub(super) fn tables_distribution(model: &Model) -> String {
         ));
     }
     for table in ordered.iter().filter(|t| t.kind == TableKind::Scoped) {
-        out.push_str(&distribute(model, TABLE_SCHEMA, &table.name, TENANT_COLUMN));
+        out.push_str(&distribute(model, TABLE_SCHEMA, &table.name));
     }
     for table in ordered
         .iter()
         .filter(|t| matches!(t.kind, TableKind::Global | TableKind::Scoped))
     {
+        out.push_str(&foreign_keys(model, table));
+    }
+    out
+}
+
+/// The end of an incremental migration on Citus that creates `created` (global or scoped
+/// tables; core tables are never created incrementally): the same distribution as the
+/// baseline's, then their foreign keys.
+pub(super) fn new_tables_distribution(model: &Model, created: &[&Table]) -> String {
+    let mut out = super::section_heading(
+        "Citus: the new tables, distributed (see docs/citus.md)",
+        Some(
+            "New global tables are reference tables, new scoped tables are distributed by\n\
+             tenant_id, co-located with the projects table; then their foreign keys.",
+        ),
+    );
+    for table in created.iter().filter(|t| t.kind == TableKind::Global) {
+        out.push_str(&format!(
+            "SELECT pg_catalog.create_reference_table({});\n",
+            regclass(TABLE_SCHEMA, &table.name)
+        ));
+    }
+    for table in created.iter().filter(|t| t.kind == TableKind::Scoped) {
+        out.push_str(&distribute(model, TABLE_SCHEMA, &table.name));
+    }
+    for table in created {
         out.push_str(&foreign_keys(model, table));
     }
     out

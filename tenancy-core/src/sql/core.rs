@@ -108,11 +108,9 @@ pub(super) fn core_migration(model: &Model, target: Target) -> String {
             out.push_str(&statistics::statistics_section(table, &ident(&table.name)));
         }
     }
-    // Citus: a deferred trigger that reads other distributed tables cannot run on a shard;
-    // the top-role rule is not enforced there (docs/citus.md).
-    if target == Target::Postgres {
-        out.push_str(&authority::keep_top_role_section(model));
-    }
+    // On Citus the trigger runs on the memberships shard and reads the co-located shards of
+    // the same tenant (a local task, which Citus allows in a trigger; docs/citus.md).
+    out.push_str(&authority::keep_top_role_section(model, target));
     out.push_str(&audit_log_section(model, target));
     out.push_str(&statistics::audit_statistics(model));
     out.push_str(&super::surfaces::large_objects_section(model));

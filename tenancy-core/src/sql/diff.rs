@@ -26,6 +26,7 @@
 
 use std::collections::BTreeMap;
 
+use super::citus::CitusConstraint;
 use super::ident::{ident, literal};
 use super::tables::{column_definition, constraints, create_index_statement, table_section};
 use super::{file_header, security, tables, Target};
@@ -270,9 +271,11 @@ pub fn incremental_migrations(
         ));
     }
 
+    let mut created = Vec::new();
     for table in new.tables_in_dependency_order() {
         match old.table(&table.name) {
             None => {
+                created.push(table);
                 plan.change(
                     format!("create_{}", table.name),
                     format!("{}: new {} table", table.name, table.kind.keyword()),
@@ -289,6 +292,10 @@ pub fn incremental_migrations(
             }
             Some(previous) => diff_table(old, previous, new, table, target, options, &mut plan)?,
         }
+    }
+    if target == Target::Citus && !created.is_empty() {
+        plan.create_tables
+            .push_str(&super::citus::new_tables_distribution(new, &created));
     }
 
     if !plan.changes.is_empty() {
@@ -317,6 +324,9 @@ fn render(model: &Model, target: Target, plan: &Plan, body: &str) -> Incremental
     contents.push_str("--\n-- Changes:\n");
     for description in &descriptions {
         contents.push_str(&format!("--   * {description}\n"));
+    }
+    if target == Target::Citus {
+        contents.push_str(&super::citus::migration_settings());
     }
     contents.push_str(body);
     IncrementalMigration {
@@ -492,15 +502,49 @@ fn diff_table(
 
     diff_columns(old, new_model, new, options, plan)?;
 
-    // Constraints (unique and foreign keys; the primary key is fixed), by name.
-    let old_constraints: BTreeMap<String, String> = constraints(old_model, old)
+    // Constraints (unique and foreign keys; the primary key is fixed), by name. On Citus as
+    // that target creates them: `on delete set null` between distributed tables is a key
+    // without the action plus a trigger (sql/citus.rs), created and dropped with the key.
+    let constraint_list = |model: &Model, table: &Table| match target {
+        Target::Postgres => constraints(model, table)
+            .into_iter()
+            .map(|c| CitusConstraint {
+                name: c.name,
+                definition: c.definition,
+                set_null: None,
+            })
+            .collect::<Vec<_>>(),
+        Target::Citus => super::citus::citus_constraints(model, table),
+    };
+    let old_list = constraint_list(old_model, old);
+    let new_list = constraint_list(new_model, new);
+    let triggers = |list: &[CitusConstraint]| -> BTreeMap<String, (String, String)> {
+        list.iter()
+            .filter_map(|c| c.set_null.clone().map(|t| (c.name.clone(), t)))
+            .collect()
+    };
+    let old_triggers = triggers(&old_list);
+    let new_triggers = triggers(&new_list);
+    let old_constraints: BTreeMap<String, String> = old_list
         .into_iter()
         .map(|c| (c.name, c.definition))
         .collect();
-    let new_constraints: Vec<(String, String)> = constraints(new_model, new)
+    let new_constraints: Vec<(String, String)> = new_list
         .into_iter()
         .map(|c| (c.name, c.definition))
         .collect();
+    for (constraint, (create, drop)) in &old_triggers {
+        if new_triggers.get(constraint).map(|(c, _)| c) != Some(create) {
+            plan.change(
+                format!("drop_{constraint}_set_null"),
+                format!("{}: on delete set null of {constraint} removed", new.name),
+            );
+            plan.drop_foreign_keys.push_str(&format!(
+                "\n-- {}: the on delete set null trigger of {constraint} removed or changed.\n{drop}",
+                new.name
+            ));
+        }
+    }
     let is_foreign_key = |definition: &str| definition.starts_with("FOREIGN KEY");
     for (constraint, definition) in &old_constraints {
         let unchanged = new_constraints
@@ -545,6 +589,18 @@ fn diff_table(
             plan.add_foreign_keys.push_str(&statement);
         } else {
             plan.add_unique_keys.push_str(&statement);
+        }
+    }
+    for (constraint, (create, _)) in &new_triggers {
+        if old_triggers.get(constraint).map(|(c, _)| c) != Some(create) {
+            plan.change(
+                format!("{constraint}_set_null"),
+                format!(
+                    "{}: on delete set null of {constraint} (a trigger on Citus)",
+                    new.name
+                ),
+            );
+            plan.add_foreign_keys.push_str(create);
         }
     }
 

@@ -268,7 +268,7 @@ fn declared_foreign_key(model: &Model, table: &Table, fk: &ForeignKey) -> Effect
 
 /// ` ON DELETE ...`; `SET NULL` names the declared columns so the scope columns are never
 /// cleared (PostgreSQL 15's column-list form).
-fn on_delete_clause(on_delete: OnDelete, declared_columns: &[String]) -> String {
+pub(super) fn on_delete_clause(on_delete: OnDelete, declared_columns: &[String]) -> String {
     match on_delete {
         OnDelete::NoAction => String::new(),
         OnDelete::Restrict => " ON DELETE RESTRICT".to_owned(),

@@ -166,7 +166,9 @@ impl RouteFacts {
     }
 }
 
-/// Sets `enable_sort` to `off` for this transaction (`restore` `None`), or back to `restore`.
+/// Sets `enable_sort` to `off` and the pgvector settings for the tenant-HNSW statement
+/// (`restore` `None`), or `enable_sort` back to `restore`, for this transaction, in one round
+/// trip.
 ///
 /// The tenant-HNSW statement runs with sorts disabled: the tenant-owned tables carry no planner
 /// statistics (docs/security.md, "Planner statistics"), so the planner estimates a tenant's rows
@@ -174,9 +176,26 @@ impl RouteFacts {
 /// cheaper than the HNSW index's ordered scan. The gateway has already decided from the
 /// catalog that the scope is large; this makes the planner follow. The caller's setting is
 /// restored right after, so later statements of the transaction are not affected.
-async fn sort_disabled(conn: &mut PgConnection, restore: Option<&str>) -> Result<(), Error> {
-    sqlx::query("SELECT pg_catalog.set_config('enable_sort', $1, true)")
-        .bind(restore.unwrap_or("off"))
+///
+/// These are `SET LOCAL` statements, not `set_config`: on Citus the statement is planned on
+/// the worker holding the tenant's shard, and only `SET LOCAL` reaches the workers (the context
+/// installer turns on `citus.propagate_set_commands = 'local'` for the transaction;
+/// docs/citus.md). The values are numbers from the validated configuration and the
+/// `enable_sort` read back from the server, quoted as literals.
+async fn sort_disabled(
+    conn: &mut PgConnection,
+    config: &VectorConfig,
+    restore: Option<&str>,
+) -> Result<(), Error> {
+    let sql = match restore {
+        Some(value) => format!("SET LOCAL enable_sort = '{}'", value.replace('\'', "''")),
+        None => format!(
+            "SET LOCAL enable_sort = off; SET LOCAL hnsw.ef_search = {}; \
+             SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.max_scan_tuples = {}",
+            config.ef_search, config.max_scan_tuples
+        ),
+    };
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
         .execute(conn)
         .await?;
     Ok(())
@@ -483,7 +502,7 @@ impl<Read: Role, Update: Role, K: VectorKey> VectorGateway<Read, Update, K> {
         let k = i64::from(request.k);
         let fetched: Vec<PgRow> = if route == Route::TenantHnsw {
             let (seed, key) = facts.index_key.unwrap_or_default();
-            sort_disabled(tx.connection(), None).await?;
+            sort_disabled(tx.connection(), &self.config, None).await?;
             let found = sqlx::query(sqlx::AssertSqlSafe(statements.hnsw(
                 seed,
                 key,
@@ -496,7 +515,7 @@ impl<Read: Role, Update: Role, K: VectorKey> VectorGateway<Read, Update, K> {
             .bind(tenant.as_uuid())
             .fetch_all(tx.connection())
             .await?;
-            sort_disabled(tx.connection(), Some(&facts.enable_sort)).await?;
+            sort_disabled(tx.connection(), &self.config, Some(&facts.enable_sort)).await?;
             if found.len() < request.k as usize {
                 route = Route::ExactAfterShortHnsw;
                 self.exact_rows(tx.connection(), tenant, &projects, request, rows)
@@ -655,7 +674,7 @@ impl<Read: Role, Update: Role, K: VectorKey> VectorGateway<Read, Update, K> {
                 "EXPLAIN {}",
                 statements.hnsw(seed, key, false, facts.cast())
             );
-            sort_disabled(tx.connection(), None).await?;
+            sort_disabled(tx.connection(), &self.config, None).await?;
             let lines = sqlx::query_scalar(sqlx::AssertSqlSafe(explain))
                 .bind(&projects)
                 .bind(&request.query)
@@ -663,7 +682,7 @@ impl<Read: Role, Update: Role, K: VectorKey> VectorGateway<Read, Update, K> {
                 .bind(tenant.as_uuid())
                 .fetch_all(tx.connection())
                 .await?;
-            sort_disabled(tx.connection(), Some(&facts.enable_sort)).await?;
+            sort_disabled(tx.connection(), &self.config, Some(&facts.enable_sort)).await?;
             lines
         } else {
             let sql = statements.exact(request.filter.map(|(column, _)| column), false);
