@@ -30,7 +30,12 @@ fn run_with_stubs(stubs: &Path) -> Output {
 #[test]
 fn present_here_exit_0_and_silent() {
     let out = Command::new(script()).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.stdout.is_empty());
 }
 
@@ -43,7 +48,9 @@ fn missing_and_not_root_says_what_to_install() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("needs libclang") && stderr.contains("apt-get install -y libclang-dev"));
+    assert!(
+        stderr.contains("needs libclang") && stderr.contains("apt-get install -y libclang-dev")
+    );
     std::fs::remove_dir_all(stubs).unwrap();
 }
 
@@ -71,7 +78,12 @@ fn missing_as_root_installs_libclang_dev_with_apt_get() {
         ),
     );
     let out = run_with_stubs(&stubs);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         std::fs::read_to_string(&calls).unwrap(),
         "install -y -q libclang-dev\n"

@@ -41,8 +41,15 @@ fn the_committed_migrations_are_proven_exit_0() {
     let out = tenancy(&rag(), &["verify"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("ok   documents: select viewer+;"), "{stdout}");
-    assert!(stdout.lines().last().unwrap().starts_with("proven: 40 checks over 8 tables"));
+    assert!(
+        stdout.contains("ok   documents: select viewer+;"),
+        "{stdout}"
+    );
+    assert!(stdout
+        .lines()
+        .last()
+        .unwrap()
+        .starts_with("proven: 40 checks over 8 tables"));
 
     let out = tenancy(&rag(), &["verify", "--format", "json"]);
     assert_eq!(out.status.code(), Some(0));
@@ -70,7 +77,10 @@ fn a_widened_role_fails_exit_4_with_a_counterexample() {
         ),
         "{stdout}"
     );
-    let out = tenancy(&rag(), &["verify", "--migrations", migrations, "--format", "json"]);
+    let out = tenancy(
+        &rag(),
+        &["verify", "--migrations", migrations, "--format", "json"],
+    );
     assert_eq!(out.status.code(), Some(4));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["proven"], false);
@@ -87,10 +97,17 @@ fn errors_exit_1_with_one_sentence() {
     // no such directory
     let out = tenancy(&rag(), &["verify", "--migrations", "no/such/dir"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("could not read `no/such/dir`"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("could not read `no/such/dir`"),
+        "{}",
+        text(&out.stderr)
+    );
     // SQL PostgreSQL's parser refuses
     let dir = migrations_with("CREATE POLICY broken ON documents USING (;");
-    let out = tenancy(&rag(), &["verify", "--migrations", dir.path().to_str().unwrap()]);
+    let out = tenancy(
+        &rag(),
+        &["verify", "--migrations", dir.path().to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("PostgreSQL's parser refuses"),
@@ -100,17 +117,31 @@ fn errors_exit_1_with_one_sentence() {
     // nothing listens
     let out = tenancy(
         &rag(),
-        &["verify", "--database-url", "postgres://postgres@127.0.0.1:1/none"],
+        &[
+            "verify",
+            "--database-url",
+            "postgres://postgres@127.0.0.1:1/none",
+        ],
     );
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("could not connect"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("could not connect"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[tokio::test]
 async fn a_live_database_is_proven_then_fails_after_a_dropped_boundary() {
     let db = TestDb::fresh().await;
     let out = tenancy(&rag(), &["verify", "--database-url", db.url()]);
-    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     assert!(text(&out.stdout).starts_with("verify: the policies deployed by the database\n"));
 
     sqlx::raw_sql("DROP POLICY responses_tenant_boundary ON responses")
