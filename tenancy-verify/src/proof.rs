@@ -70,7 +70,8 @@ pub fn verify(model: &Model, deployed: &Deployed, target: Target) -> Report {
                 continue;
             };
             for phase in Phase::of(command) {
-                let mut outcome = prover.prove(command, phase, command_access);
+                let raw_sql = std::cell::Cell::new(false);
+                let mut outcome = prover.prove(command, phase, command_access, &raw_sql);
                 let proven = outcome.is_empty();
                 report.failures.append(&mut outcome);
                 report.proofs.push(CommandProof {
@@ -79,6 +80,7 @@ pub fn verify(model: &Model, deployed: &Deployed, target: Target) -> Report {
                     phase,
                     proven,
                     rights: crate::report::rights_summary(command_access),
+                    raw_sql_unchecked: raw_sql.get(),
                 });
             }
         }
@@ -221,11 +223,14 @@ impl Prover<'_> {
     }
 
     /// Every failure of one command and phase (empty: proven).
+    /// Sets `raw_sql` when the model's answer depended on raw SQL somewhere (those worlds are
+    /// checked for the boundary only).
     fn prove(
         &self,
         command: Command,
         phase: Phase,
         access: &tenancy_core::access::CommandAccess,
+        raw_sql: &std::cell::Cell<bool>,
     ) -> Vec<Failure> {
         let table = &self.table.name;
         let failure = |kind: FailureKind, message: String, witness: Option<Witness>| Failure {
@@ -260,6 +265,9 @@ impl Prover<'_> {
         let result = self.each_world(command, phase, None, access, |world, witness| {
             let deployed = self.deployed_admits(world, command, phase, granted, None)?;
             let model = self.model_admits(world, command, access);
+            if model.is_none() {
+                raw_sql.set(true);
+            }
             if deployed && world.tenant == RowTenant::Other && boundary.is_none() {
                 boundary = Some(witness());
             }

@@ -139,8 +139,11 @@ pub struct CommandProof {
     pub phase: Phase,
     /// True when no world contradicts the model.
     pub proven: bool,
-    /// The model's rights, in words (`viewer and above`, `editor where ...`).
+    /// The model's rights, in words (`viewer+`, `editor+ where ...`).
     pub rights: String,
+    /// True when the model's answer depends on a raw SQL condition (`sql "..."`) for some
+    /// caller and row: there only the tenant boundary is proven, not the rights.
+    pub raw_sql_unchecked: bool,
 }
 
 /// The outcome of `verify`.
@@ -177,7 +180,12 @@ impl Report {
                 if p.phase == Phase::New && p.command == Command::Update {
                     continue;
                 }
-                commands.push(format!("{} {}", p.command, p.rights));
+                let raw = if p.raw_sql_unchecked {
+                    " [rights under raw SQL unchecked]"
+                } else {
+                    ""
+                };
+                commands.push(format!("{} {}{raw}", p.command, p.rights));
             }
             out.push_str(&format!(
                 "{} {table}: {}\n",

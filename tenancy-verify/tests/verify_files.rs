@@ -300,3 +300,59 @@ global table holidays {
         }
     }
 }
+
+/// From files the members of a role are unknown: a policy for any role counts (fail closed).
+#[test]
+fn from_files_a_policy_for_another_role_counts() {
+    let model = rag();
+    let report = verify_with(
+        &model,
+        "CREATE POLICY queries_reporting ON queries AS PERMISSIVE FOR SELECT TO reporting \
+         USING (true);",
+    );
+    assert!(
+        report
+            .failures
+            .iter()
+            .any(|f| f.kind == FailureKind::ExtraPolicy && f.table == "queries"),
+        "{}",
+        report.to_text()
+    );
+}
+
+/// A raw SQL condition of the model cannot be evaluated: the rights it decides are reported
+/// unchecked (the boundary is still proven), never silently proven.
+#[test]
+fn rights_under_a_raw_sql_condition_are_reported_unchecked() {
+    let text = std::fs::read_to_string(root().join("examples/rag/policies/rag.tenancy"))
+        .unwrap()
+        .replacen(
+            "allow delete to admin\n}",
+            "allow delete to editor where sql \"content_hash is not null\"\n    allow delete to admin\n}",
+            1,
+        );
+    assert!(text.contains("sql \"content_hash"));
+    let (model, diagnostics) = dsl::compile(&[SourceFile::new("rag.tenancy", &text)]);
+    assert!(!diagnostics.has_errors(), "{diagnostics:?}");
+    let model = model.unwrap();
+    let files: Vec<(String, String)> = generate_migrations(&model, Target::Postgres)
+        .into_iter()
+        .map(|f| (f.path.display().to_string(), f.contents))
+        .collect();
+    let report = verify(
+        &model,
+        &Deployed::from_sql(&files, &model).unwrap(),
+        Target::Postgres,
+    );
+    assert!(report.is_proven(), "{}", report.to_text());
+    let raw: Vec<_> = report
+        .proofs
+        .iter()
+        .filter(|p| p.raw_sql_unchecked)
+        .collect();
+    assert_eq!(raw.len(), 1, "{}", report.to_text());
+    assert_eq!(raw[0].command, Command::Delete);
+    assert!(report
+        .to_text()
+        .contains("[rights under raw SQL unchecked]"));
+}
