@@ -161,3 +161,45 @@ async fn a_live_database_is_proven_then_fails_after_a_dropped_boundary() {
     );
     db.drop_db().await;
 }
+
+/// The three hand-broken policies of the issue, each on its own migrated database, through
+/// `--database-url`: exit 4 and the failure's kind, table and command.
+#[tokio::test]
+async fn hand_broken_live_databases_fail_exit_4() {
+    let cases = [
+        (
+            "DROP POLICY documents_tenant_boundary ON documents",
+            "error[boundary] documents select:",
+        ),
+        (
+            "CREATE POLICY chunks_all ON chunks AS PERMISSIVE FOR ALL TO tenancy_app USING (true)",
+            "error[extra-policy] chunks select: permissive policy `chunks_all` on `chunks` is not in the model",
+        ),
+        (
+            "ALTER POLICY projects_update ON projects \
+             USING (COALESCE(id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]), false))",
+            "error[widened] projects update: the deployed policies admit more than the model: \
+             a caller holding `editor` in project P of tenant T may update",
+        ),
+    ];
+    for (breakage, expected) in cases {
+        let db = TestDb::fresh().await;
+        sqlx::raw_sql(breakage)
+            .execute(db.admin_pool())
+            .await
+            .unwrap();
+        let out = tenancy(&rag(), &["verify", "--database-url", db.url()]);
+        assert_eq!(
+            out.status.code(),
+            Some(4),
+            "{breakage}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stdout).contains(expected),
+            "{breakage}: {}",
+            text(&out.stdout)
+        );
+        db.drop_db().await;
+    }
+}

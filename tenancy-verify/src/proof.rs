@@ -365,7 +365,7 @@ impl Prover<'_> {
         let mut literals: Vec<Literal> = Vec::new();
         let exprs: Vec<&Expr> = self
             .applicable(command)
-            .map(|p| *p)
+            .copied()
             .chain(only)
             .filter_map(|p| self.expr_of(p, phase))
             .filter_map(|e| e.expr.as_ref().ok())
@@ -584,7 +584,7 @@ impl Prover<'_> {
             None => self
                 .applicable(command)
                 .filter(|p| p.permissive)
-                .map(|p| *p)
+                .copied()
                 .collect(),
         };
         for p in candidates {
