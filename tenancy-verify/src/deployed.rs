@@ -137,7 +137,8 @@ impl Deployed {
 
     /// Applies the statements of `files` (`(name, sql)`, in order) that shape row-level
     /// security: `CREATE`/`ALTER`/`DROP POLICY`, `ALTER TABLE ... ROW LEVEL SECURITY`,
-    /// `GRANT`/`REVOKE` on tables, `CREATE`/`DROP TABLE`. Statements inside `DO` blocks and
+    /// `GRANT`/`REVOKE` on tables, `CREATE`/`DROP TABLE`, `ALTER TABLE`/`ALTER POLICY ...
+    /// RENAME TO`. Statements inside `DO` blocks and
     /// function bodies are not seen.
     pub fn from_sql(files: &[(String, String)], model: &Model) -> Result<Deployed, VerifyError> {
         let mut state = FileState {
@@ -331,6 +332,42 @@ impl FileState {
                 }
                 _ => {}
             },
+            NodeEnum::RenameStmt(r) => {
+                let Some(relation) = r.relation.as_ref() else {
+                    return;
+                };
+                let old = qualified(&relation.schemaname, &relation.relname);
+                match r.rename_type() {
+                    ObjectType::ObjectTable => {
+                        let new = qualified(&relation.schemaname, &r.newname);
+                        if let Some(state) = self.deployed.tables.remove(&old) {
+                            self.deployed.tables.insert(new.clone(), state);
+                        }
+                        let moved: Vec<(String, String)> = self
+                            .grants
+                            .keys()
+                            .filter(|(t, _)| t == &old)
+                            .cloned()
+                            .collect();
+                        for key in moved {
+                            if let Some(grants) = self.grants.remove(&key) {
+                                self.grants.insert((new.clone(), key.1), grants);
+                            }
+                        }
+                    }
+                    ObjectType::ObjectPolicy => {
+                        if let Some(policy) = self
+                            .deployed
+                            .tables
+                            .get_mut(&old)
+                            .and_then(|t| t.policies.iter_mut().find(|p| p.name == r.subname))
+                        {
+                            policy.name = r.newname.clone();
+                        }
+                    }
+                    _ => {}
+                }
+            }
             NodeEnum::AlterTableStmt(a) => {
                 let Some(key) = range_var(a.relation.as_ref()) else {
                     return;
