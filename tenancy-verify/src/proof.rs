@@ -523,19 +523,7 @@ impl Prover<'_> {
                 RoleAccess::Denied => Some(false),
                 RoleAccess::AllRows => Some(true),
                 RoleAccess::Rows(conditions) => {
-                    let mut unknown = false;
-                    for c in &conditions {
-                        match counterexample::evaluate(self.model, Some(rank), &world.values, c) {
-                            Some(true) => return Some(true),
-                            None => unknown = true,
-                            Some(false) => {}
-                        }
-                    }
-                    if unknown {
-                        None
-                    } else {
-                        Some(false)
-                    }
+                    counterexample::evaluate_any(self.model, Some(rank), &world.values, &conditions)
                 }
             }
         };

@@ -241,6 +241,27 @@ pub fn evaluate(
     (admitting == refusing).then_some(admitting)
 }
 
+/// Whether some of `conditions` admits `row` ([`evaluate`] of each, ORed): `Some(true)` when
+/// one does, `None` when none does but some answer depends on raw SQL.
+pub fn evaluate_any(
+    model: &Model,
+    rank: Option<usize>,
+    row: &BTreeMap<&str, &Value>,
+    conditions: &[Condition],
+) -> Option<bool> {
+    let answers: Vec<Option<bool>> = conditions
+        .iter()
+        .map(|c| evaluate(model, rank, row, c))
+        .collect();
+    if answers.contains(&Some(true)) {
+        Some(true)
+    } else if answers.contains(&None) {
+        None
+    } else {
+        Some(false)
+    }
+}
+
 /// The conditions of an access (`Some(empty)`: every row); `None` when denied.
 fn disjuncts(access: &RoleAccess) -> Option<Vec<Condition>> {
     match access {
