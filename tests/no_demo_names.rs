@@ -27,7 +27,7 @@ const DEMO_NAMES: [&str; 7] = [
 ];
 
 /// The product crates (their `src/` is scanned).
-const PRODUCT_CRATES: [&str; 7] = [
+const PRODUCT_CRATES: [&str; 8] = [
     "tenancy-core",
     "tenancy-macros",
     "tenancy-runtime",
@@ -35,6 +35,7 @@ const PRODUCT_CRATES: [&str; 7] = [
     "tenancy-audit",
     "tenancy-migrate",
     "tenancy-seed",
+    "tenancy-verify",
 ];
 
 /// One hit: path relative to the workspace, 1-based line, the name and the trimmed line.

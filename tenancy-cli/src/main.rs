@@ -13,6 +13,7 @@ mod policy_test;
 mod policy_test_live;
 mod sarif;
 mod tenant;
+mod verify;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -114,6 +115,19 @@ enum Command {
         policy: PolicyArgs,
         #[command(flatten)]
         args: policy_test::TestArgs,
+    },
+    /// Prove that the deployed policies (the migration files, or a live database with
+    /// `--database-url`) enforce the model: the tenant boundary on every command, no
+    /// permissive policy outside the model, rights equal to the access matrix (exit 0 proven,
+    /// 4 when the proof fails with a counterexample, 1 on errors).
+    Verify {
+        #[command(flatten)]
+        policy: PolicyArgs,
+        /// Which PostgreSQL flavour the migrations were generated for.
+        #[arg(long, value_enum, default_value_t = TargetArg::Postgres)]
+        target: TargetArg,
+        #[command(flatten)]
+        args: verify::VerifyArgs,
     },
     /// Compare a live database with what the policies generate (exit 0 clean, 1 with
     /// findings, 2 when the database cannot be reached or queried).
@@ -327,6 +341,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Diff { policy, args } => diff::run(&load(&policy)?, &args),
+        Command::Verify {
+            policy,
+            target,
+            args,
+        } => verify::run(&load(&policy)?, target.into(), &args),
         Command::Test { policy, args } => {
             policy_test::run(&load(&policy)?, &policy.policies, &args)
         }

@@ -1,8 +1,10 @@
 //! `scripts/access-gate` (the CI gate of docs/audit.md, "Reviewing a policy change") in a
-//! scratch git repository holding a copy of the script and of `examples/rag`: it passes when
-//! nothing widens, fails on a widening without an `Access-Widening-Approved:` trailer, passes
-//! with one, skips (exit 0, with the reason) without a base, and fails on a bogus
-//! `TENANCY_DIFF_BASE`.
+//! scratch git repository holding a copy of the script and of `examples/rag`: every commit of
+//! the range that changes the policies is checked against the one before it, so a widening in
+//! an earlier commit of a push fails although the last commit widens nothing; an approval
+//! trailer approves its own commit and earlier ones, never a later one; the base is
+//! `TENANCY_DIFF_BASE`, else the newest approved commit or the recorded baseline
+//! (`.ci/access-gate-base`), else the last commits; a bogus `TENANCY_DIFF_BASE` fails.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -84,12 +86,15 @@ fn commit_edit(dir: &Path, from: &str, to: &str, message: &str) {
 
 const DELETE: &str = "allow update to admin\n    allow delete to admin\n}";
 
+const WIDEN_DELETE: &str = "allow update to admin\n    allow delete to viewer\n}";
+
 #[test]
-fn without_a_base_revision_the_gate_says_why_and_passes() {
+fn a_single_commit_has_nothing_to_widen() {
     let dir = repository();
     let out = gate(dir.path(), None);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("access-gate: skipped: no base revision `HEAD~1`"));
+    assert!(text(&out).contains("no approved commit or recorded baseline in this clone"));
+    assert!(text(&out).contains("0 policy change(s) checked"));
 }
 
 #[test]
@@ -111,18 +116,14 @@ fn a_narrowing_passes() {
     );
     let out = gate(dir.path(), None);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("access-gate: nothing widens access"));
+    assert!(text(&out).contains("owners delete: nothing widens access"));
+    assert!(text(&out).contains("1 policy change(s) checked"));
 }
 
 #[test]
 fn a_widening_fails_until_a_commit_approves_it() {
     let dir = repository();
-    commit_edit(
-        dir.path(),
-        DELETE,
-        "allow update to admin\n    allow delete to viewer\n}",
-        "viewers delete",
-    );
+    commit_edit(dir.path(), DELETE, WIDEN_DELETE, "viewers delete");
     let out = gate(dir.path(), None);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("widens: viewer, editor may now delete `documents`"));
@@ -138,7 +139,100 @@ fn a_widening_fails_until_a_commit_approves_it() {
             "viewers delete\n\nAccess-Widening-Approved: the lead",
         ],
     );
+    // The approved commit is the new base: nothing after it to check.
     let out = gate(dir.path(), None);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("(the newest approved commit (Access-Widening-Approved: the lead))"),
+        "{}",
+        text(&out)
+    );
+    // With the base of the change given, the widening is checked and found approved.
+    let out = gate(dir.path(), Some("HEAD~1"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("approved in the history: Access-Widening-Approved: the lead"));
+}
+
+#[test]
+fn a_widening_in_an_earlier_commit_of_the_push_is_seen() {
+    let dir = repository();
+    commit_edit(dir.path(), DELETE, WIDEN_DELETE, "viewers delete");
+    // the last commit narrows something else: HEAD~1..HEAD alone widens nothing
+    commit_edit(
+        dir.path(),
+        "allow insert, update, delete to editor",
+        "allow insert, update, delete to admin",
+        "chunks: admins write",
+    );
+    let out = gate(dir.path(), None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("viewers delete: access widens and no commit"));
+    assert!(text(&out).contains("chunks: admins write: nothing widens access"));
+    let out = gate(dir.path(), Some("HEAD~2"));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+
+    // a later commit that approves it
+    git(
+        dir.path(),
+        &[
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "review\n\nAccess-Widening-Approved: the security team",
+        ],
+    );
+    let out = gate(dir.path(), Some("HEAD~3"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("approved in the history: Access-Widening-Approved: the security team")
+    );
+}
+
+#[test]
+fn an_approval_does_not_cover_a_later_widening() {
+    let dir = repository();
+    commit_edit(
+        dir.path(),
+        DELETE,
+        "allow update to admin\n    allow delete to owner\n}",
+        "owners delete\n\nAccess-Widening-Approved: the lead",
+    );
+    commit_edit(
+        dir.path(),
+        "allow update to admin\n    allow delete to owner\n}",
+        WIDEN_DELETE,
+        "viewers delete",
+    );
+    let out = gate(dir.path(), Some("HEAD~2"));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("viewers delete: access widens and no commit"));
+    // by default the base is the approved commit, and the widening after it fails too
+    let out = gate(dir.path(), None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("the newest approved commit"));
+}
+
+#[test]
+fn the_recorded_baseline_bounds_the_range() {
+    let dir = repository();
+    commit_edit(dir.path(), DELETE, WIDEN_DELETE, "viewers delete");
+    // the team records this state as reviewed
+    let head = Command::new("git")
+        .current_dir(dir.path())
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .unwrap();
+    std::fs::create_dir_all(dir.path().join(".ci")).unwrap();
+    std::fs::write(
+        dir.path().join(".ci/access-gate-base"),
+        format!("# reviewed\n{}", String::from_utf8_lossy(&head.stdout)),
+    )
+    .unwrap();
+    git(dir.path(), &["add", ".ci"]);
+    git(dir.path(), &["commit", "-qm", "record the baseline"]);
+    let out = gate(dir.path(), None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("(the recorded baseline in .ci/access-gate-base)"));
+    assert!(text(&out).contains("0 policy change(s) checked"));
 }

@@ -201,6 +201,67 @@ pub fn find(
     None
 }
 
+/// The candidate values the search tries for `column` of `table` under `command` (the
+/// domain described in the module doc), given the literals of the conditions involved; empty
+/// when the table has no such column.
+pub fn column_domain(
+    table: &Table,
+    column: &str,
+    command: Command,
+    literals: &[&Literal],
+) -> Vec<Value> {
+    domain(table, column, command, literals)
+}
+
+/// The literals `condition` names (the seeds of [`column_domain`]).
+pub fn condition_literals(condition: &Condition) -> Vec<&Literal> {
+    literals_of(condition)
+}
+
+/// Whether `condition` admits `row` for a caller whose role in the row's project has rank
+/// `rank` in `model` (SQL's three-valued logic: `Some(false)` for a NULL result); `None`
+/// when the answer depends on raw SQL the search cannot evaluate.
+pub fn evaluate(
+    model: &Model,
+    rank: Option<usize>,
+    row: &BTreeMap<&str, &Value>,
+    condition: &Condition,
+) -> Option<bool> {
+    let eval = |sql: bool| {
+        Eval {
+            model,
+            rank,
+            row,
+            sql,
+        }
+        .condition(condition)
+            == Some(true)
+    };
+    let (admitting, refusing) = (eval(true), eval(false));
+    (admitting == refusing).then_some(admitting)
+}
+
+/// Whether some of `conditions` admits `row` ([`evaluate`] of each, ORed): `Some(true)` when
+/// one does, `None` when none does but some answer depends on raw SQL.
+pub fn evaluate_any(
+    model: &Model,
+    rank: Option<usize>,
+    row: &BTreeMap<&str, &Value>,
+    conditions: &[Condition],
+) -> Option<bool> {
+    let answers: Vec<Option<bool>> = conditions
+        .iter()
+        .map(|c| evaluate(model, rank, row, c))
+        .collect();
+    if answers.contains(&Some(true)) {
+        Some(true)
+    } else if answers.contains(&None) {
+        None
+    } else {
+        Some(false)
+    }
+}
+
 /// The conditions of an access (`Some(empty)`: every row); `None` when denied.
 fn disjuncts(access: &RoleAccess) -> Option<Vec<Condition>> {
     match access {
