@@ -315,13 +315,14 @@ async fn hot_queries_use_initplans_and_index_conditions() {
         .into_iter()
         .map(|n| text(n, "Index Cond"))
         .collect();
+    // (This scope has one project: the later-projects branch has nothing to find;
+    // a_page_of_several_projects_starts_at_the_cursor checks it.)
     if !conds
         .iter()
         .any(|c| c.contains("(documents.project_id = ") && c.contains("(documents.id > "))
-        || !conds.iter().any(|c| c.contains("(documents.project_id > "))
     {
         failures.push(format!(
-            "Documents::LIST_AFTER_SQL: not the two seeking branches: {conds:?}"
+            "Documents::LIST_AFTER_SQL: the cursor's project does not seek: {conds:?}"
         ));
     }
     let sql = format!("{explain_prefix}{}", Documents::LIST_AFTER_IN_PROJECT_SQL);
@@ -575,6 +576,14 @@ async fn a_page_of_several_projects_starts_at_the_cursor() {
         .collect();
     assert_eq!(page, expected, "LIST_AFTER_SQL is not the next page in key order");
 
+    // 250 rows per project (4,000 in the table): the planner may read the project by a
+    // sequential or bitmap scan and sort 49 rows, which is cheap at this size. The plan a
+    // large project gets (BENCHMARKS.md, "Keyset pages", 150,000 rows) is the one checked
+    // here, with those two scans off: the statement must let a btree scan start at the cursor.
+    sqlx::raw_sql("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off")
+        .execute(tx.connection())
+        .await
+        .unwrap();
     let sql = format!(
         "EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) {}",
         Documents::LIST_AFTER_SQL
@@ -596,7 +605,7 @@ async fn a_page_of_several_projects_starts_at_the_cursor() {
     assert!(failures.is_empty(), "{failures:#?}\n{plan:#}");
     let scans: Vec<(String, f64)> = nodes(&plan)
         .into_iter()
-        .filter(|n| text(n, "Relation Name") == "documents")
+        .filter(|n| text(n, "Index Name").starts_with("documents_"))
         .map(|n| {
             (
                 text(n, "Index Cond"),
@@ -604,7 +613,7 @@ async fn a_page_of_several_projects_starts_at_the_cursor() {
             )
         })
         .collect();
-    assert_eq!(scans.len(), 2, "two branches, two scans: {plan:#}");
+    assert_eq!(scans.len(), 2, "two branches, two index scans: {plan:#}");
     // Each branch starts at its first row: the cursor's project returns exactly the 49 rows
     // after the cursor, the later projects at most a page.
     assert!(
@@ -616,7 +625,7 @@ async fn a_page_of_several_projects_starts_at_the_cursor() {
     assert!(
         scans
             .iter()
-            .any(|(c, rows)| c.contains("(documents.project_id > ") && *rows <= 100.0),
+            .any(|(c, rows)| c.contains(".project_id > ") && *rows <= 100.0),
         "no scan starts at the next project: {scans:?}"
     );
 }
