@@ -574,7 +574,10 @@ async fn a_page_of_several_projects_starts_at_the_cursor() {
         .iter()
         .map(|row| sqlx::Row::get(row, "id"))
         .collect();
-    assert_eq!(page, expected, "LIST_AFTER_SQL is not the next page in key order");
+    assert_eq!(
+        page, expected,
+        "LIST_AFTER_SQL is not the next page in key order"
+    );
 
     // 250 rows per project (4,000 in the table): the planner may read the project by a
     // sequential or bitmap scan and sort 49 rows, which is cheap at this size. The plan a
@@ -617,9 +620,11 @@ async fn a_page_of_several_projects_starts_at_the_cursor() {
     // Each branch starts at its first row: the cursor's project returns exactly the 49 rows
     // after the cursor, the later projects at most a page.
     assert!(
-        scans.iter().any(|(c, rows)| c.contains("(documents.project_id = ")
-            && c.contains("(documents.id > ")
-            && *rows == 49.0),
+        scans
+            .iter()
+            .any(|(c, rows)| c.contains("(documents.project_id = ")
+                && c.contains("(documents.id > ")
+                && *rows == 49.0),
         "no scan starts at the cursor in its project: {scans:?}"
     );
     assert!(
@@ -685,8 +690,8 @@ async fn membership_is_an_index_condition_under_custom_and_generic_plans() {
         assert!(failures.is_empty(), "{mode}: {failures:#?}\n{plan:#}");
         let all = nodes(&plan);
         assert!(
-            all.iter().any(|n| text(n, "Index Cond")
-                .contains("(chunks.project_id = ANY ((InitPlan")),
+            all.iter()
+                .any(|n| text(n, "Index Cond").contains("(chunks.project_id = ANY ((InitPlan")),
             "{mode}: the membership test is not an index condition: {plan:#}"
         );
         for n in &all {

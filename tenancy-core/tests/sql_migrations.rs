@@ -448,9 +448,7 @@ fn core_policies_have_their_special_forms() {
     assert!(sql.contains(
         "USING (project_id = ANY ((SELECT tenancy.project_ids('viewer'))::uuid[]) OR user_id = (SELECT tenancy.current_user_id()))"
     ));
-    assert!(sql.contains(
-        "USING (id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]))"
-    ));
+    assert!(sql.contains("USING (id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]))"));
     assert!(sql.contains(
         "CREATE INDEX user_project_roles_user_id_idx ON user_project_roles (tenant_id, user_id);"
     ));

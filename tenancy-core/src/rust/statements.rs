@@ -205,10 +205,16 @@ impl Shape<'_> {
             return select(&format!("({}) > ({})", self.order_sql(), after.join(", ")));
         }
         let project = sql_ident(&self.cursor[0].name);
-        let rest: Vec<String> = self.cursor[1..].iter().map(|c| sql_ident(&c.name)).collect();
+        let rest: Vec<String> = self.cursor[1..]
+            .iter()
+            .map(|c| sql_ident(&c.name))
+            .collect();
         let rest_after = &after[1..];
         let in_project = if rest.len() == 1 {
-            format!("{project} = {} AND {} > {}", after[0], rest[0], rest_after[0])
+            format!(
+                "{project} = {} AND {} > {}",
+                after[0], rest[0], rest_after[0]
+            )
         } else {
             format!(
                 "{project} = {} AND ({}) > ({})",

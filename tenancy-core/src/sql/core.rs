@@ -267,7 +267,9 @@ pub(super) fn policy_index_upgrade_migration(model: &Model, target: Target) -> S
          -- created again in this migration's transaction; no table or row is touched.\n",
     );
     if target == Target::Citus {
-        out.push_str("-- Citus: the policies already test membership this way; nothing to change.\n");
+        out.push_str(
+            "-- Citus: the policies already test membership this way; nothing to change.\n",
+        );
         return out;
     }
     for table in model
