@@ -1146,6 +1146,24 @@ async fn peer_section(
     report.push_str(
         &peers::latency(&mut peers, targets, settings.iterations, heavy, &mut rng).await?,
     );
+    let _ = write!(
+        report,
+        "\nThroughput, get by key, large project ({} slices of {:.1} s per variant and client \
+         count, the variants' slices rotating; pool size = clients):\n\n",
+        settings.throughput_rounds,
+        settings.throughput_slice.as_secs_f64()
+    );
+    report.push_str(
+        &peers::throughput(
+            db,
+            &bench_config()?,
+            &targets[0],
+            &settings.clients,
+            settings.throughput_rounds,
+            settings.throughput_slice,
+        )
+        .await?,
+    );
     Ok(report)
 }
 

@@ -17,11 +17,16 @@
 //! fails.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use sqlx::PgPool;
 use uuid::Uuid;
+
+use tenancy_generated::{Chunk, Chunks};
+use tenancy_runtime::{Tenancy, TenancyConfig};
 
 use crate::data::{pool, BenchDb};
 use crate::ops::{run_sql, Input, Op, Runner, Target, BATCH};
@@ -148,10 +153,8 @@ impl Peers {
     /// Opens one connection per peer variant (the peer roles log in without a password on
     /// the bench server, as `tenancy_app` does).
     pub async fn connect(db: &BenchDb, runner: Runner) -> Result<Peers> {
-        let url = |role: &str| {
-            tenancy_tests::database_url(&db.server_url, Some(role), None, &db.name)
-                .map_err(anyhow::Error::from)
-        };
+        let url =
+            |role: &str| tenancy_tests::database_url(&db.server_url, Some(role), None, &db.name);
         Ok(Peers {
             runner,
             naive: pool(&url("peer_naive")?, 1).await?,
@@ -327,4 +330,139 @@ pub async fn latency(
          Throughput per operation, one client (the interleaved samples: n / their total time), \
          and the ratio to plain (> 1 more than plain):\n\n{tput_table}"
     ))
+}
+
+/// The pools of one throughput measurement: `clients` connections per variant.
+#[derive(Clone)]
+struct Pools {
+    tenancy: Tenancy,
+    admin: PgPool,
+    naive: PgPool,
+    wrapped: PgPool,
+    postgrest: PgPool,
+}
+
+/// One get by key as `variant` on `pools`; true when the row was found.
+async fn get_once(pools: &Pools, variant: Variant, target: &Target, id: Uuid) -> Result<bool> {
+    if variant == Variant::Tenancy {
+        let mut tx = pools.tenancy.begin(&target.scope).await?;
+        let row = Chunks::get(&mut tx, id).await?;
+        tx.commit().await?;
+        return Ok(row.is_some());
+    }
+    let claims = claims(target);
+    let mut tx = match variant {
+        Variant::Plain => pools.admin.begin().await?,
+        Variant::PostgRest => {
+            let mut tx = pools.postgrest.begin().await?;
+            sqlx::query("SELECT pg_catalog.set_config('request.jwt.claims', $1, true)")
+                .bind(&claims)
+                .execute(&mut *tx)
+                .await?;
+            tx
+        }
+        _ => {
+            let pool = if variant == Variant::Naive {
+                &pools.naive
+            } else {
+                &pools.wrapped
+            };
+            pool.begin_with(sqlx::AssertSqlSafe(format!(
+                "BEGIN; SELECT pg_catalog.set_config('request.jwt.claims', '{claims}', true)"
+            )))
+            .await?
+        }
+    };
+    let row: Option<Chunk> = sqlx::query_as(Chunks::GET_IN_PROJECT_SQL)
+        .bind(target.tenant)
+        .bind(target.project)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(row.is_some())
+}
+
+/// Transactions per second of get by key for every variant at each client count: `clients`
+/// tasks per slice, the variants' slices rotating, `rounds` slices of `slice` each per variant.
+/// Returns the report's table (tx/s and the ratio to plain).
+pub async fn throughput(
+    db: &BenchDb,
+    config: &TenancyConfig,
+    target: &Target,
+    client_counts: &[u32],
+    rounds: usize,
+    slice: Duration,
+) -> Result<String> {
+    let mut report = String::from("| clients |");
+    for v in Variant::ALL {
+        let _ = write!(report, " {} tx/s |", v.name());
+    }
+    report.push_str("\n|---:|");
+    report.push_str(&"---:|".repeat(Variant::ALL.len()));
+    report.push('\n');
+    for &clients in client_counts {
+        let url =
+            |role: &str| tenancy_tests::database_url(&db.server_url, Some(role), None, &db.name);
+        let pools = Pools {
+            tenancy: Tenancy::with_config(db.app_pool(clients).await?, config.clone()),
+            admin: db.admin_pool(clients).await?,
+            naive: pool(&url("peer_naive")?, clients).await?,
+            wrapped: pool(&url("peer_wrapped")?, clients).await?,
+            postgrest: pool(&url("peer_wrapped")?, clients).await?,
+        };
+        let ids = Arc::new(target.chunk_ids.clone());
+        let mut totals = [0u64; 5];
+        let mut elapsed = [Duration::ZERO; 5];
+        for round in 0..rounds * Variant::ALL.len() {
+            let slot = (round + round / Variant::ALL.len()) % Variant::ALL.len();
+            let variant = Variant::ALL[slot];
+            let done = Arc::new(AtomicU64::new(0));
+            let start = Instant::now();
+            let deadline = start + slice;
+            let mut tasks = Vec::new();
+            for client in 0..clients {
+                let (pools, ids, done) = (pools.clone(), Arc::clone(&ids), Arc::clone(&done));
+                let target = Target {
+                    label: String::new(),
+                    tenant: target.tenant,
+                    project: target.project,
+                    user: target.user,
+                    chunk_rows: 0,
+                    scope: target.scope.clone(),
+                    chunk_ids: Vec::new(),
+                    document_ids: Vec::new(),
+                };
+                tasks.push(tokio::spawn(async move {
+                    let mut rng = Rng(0x2f1d_c7a5_93b8_e641 ^ (u64::from(client) + 1));
+                    while Instant::now() < deadline {
+                        let id = rng.pick(&ids)?;
+                        if !get_once(&pools, variant, &target, id).await? {
+                            bail!("{}: get by key found nothing", variant.name());
+                        }
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok::<(), anyhow::Error>(())
+                }));
+            }
+            for task in tasks {
+                task.await??;
+            }
+            elapsed[slot] += start.elapsed();
+            totals[slot] += done.load(Ordering::Relaxed);
+        }
+        let tps: Vec<f64> = (0..5)
+            .map(|i| totals[i] as f64 / elapsed[i].as_secs_f64())
+            .collect();
+        let _ = write!(report, "| {clients} | {:.0} |", tps[0]);
+        for value in &tps[1..] {
+            let _ = write!(report, " {value:.0} ({:.2}x) |", value / tps[0]);
+        }
+        report.push('\n');
+        pools.admin.close().await;
+        pools.naive.close().await;
+        pools.wrapped.close().await;
+        pools.postgrest.close().await;
+    }
+    Ok(report)
 }
