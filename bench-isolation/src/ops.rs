@@ -402,47 +402,13 @@ pub async fn by_hand(
     op: Op,
     input: &Input,
 ) -> Result<u64> {
+    if !matches!(op, Op::Get | Op::Update) {
+        bail!("by_hand runs get and update, not {}", op.name());
+    }
     let mut tx = pool
         .begin_with(sqlx::AssertSqlSafe(begin.to_owned()))
         .await?;
-    let none_uuid: Option<Uuid> = None;
-    let none_int: Option<i32> = None;
-    let rows = match op {
-        Op::Get => {
-            let row: Option<Chunk> = sqlx::query_as(Chunks::GET_IN_PROJECT_SQL)
-                .bind(target.tenant)
-                .bind(target.project)
-                .bind(key(input)?)
-                .fetch_optional(&mut *tx)
-                .await?;
-            u64::from(row.is_some())
-        }
-        Op::Update => {
-            let Input::Update(id, content) = input else {
-                bail!("update needs a key and content")
-            };
-            let row: Option<Chunk> = sqlx::query_as(Chunks::UPDATE_SQL)
-                .bind(target.tenant)
-                .bind(target.project)
-                .bind(*id)
-                .bind(false)
-                .bind(none_uuid)
-                .bind(false)
-                .bind(none_int)
-                .bind(true)
-                .bind(Some(content.clone()))
-                .bind(false)
-                .bind(none_int)
-                .bind(false)
-                .bind(None::<pgvector::Vector>)
-                .bind(false)
-                .bind(None::<chrono::DateTime<chrono::Utc>>)
-                .fetch_optional(&mut *tx)
-                .await?;
-            u64::from(row.is_some())
-        }
-        other => bail!("by_hand runs get and update, not {}", other.name()),
-    };
+    let rows = run_sql(&mut tx, target, op, input, &mut Vec::new(), 0).await?;
     tx.commit().await?;
     Ok(rows)
 }
