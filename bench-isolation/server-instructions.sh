@@ -11,6 +11,7 @@
 #   context  superuser: the runtime's context statement (contract 3: BEGIN; /*1 KB pad*/
 #            SELECT "tenancy".install_context('<token>'))
 #   layer    application role (row-level security): the context statement, EXECUTE get, COMMIT
+#   naive, wrapped, postgrest   the peer designs of bench-isolation/peers.sql (issue 22)
 # `get` is Chunks::GET_IN_PROJECT_SQL (or with TENANCY_OPERATION=update an UPDATE ... RETURNING
 # by key, as Chunks::update sends it), PREPAREd (after 5 executions it runs a cached generic
 # plan, as through sqlx). Each variant runs 10 and 10 + REPETITIONS transactions; the report is
@@ -85,6 +86,13 @@ INSERT INTO chunks (tenant_id, project_id, id, document_id, ordinal, content, to
   SELECT '$tenant', '$project', md5('c' || g)::uuid, md5('d' || (g % 1000 + 1))::uuid, g,
          'content ' || g, 10
   FROM generate_series(1, 20000) AS g;
+SQL
+# The peer designs of issue 22 (bench-isolation/peers.sql) next to the generated policies, and
+# the user's membership they look up (the layer reads the project from its signed context).
+"${psql[@]}" -d bench -f "$repo/bench-isolation/peers.sql" >/dev/null
+"${psql[@]}" -d bench <<SQL
+INSERT INTO user_project_roles (tenant_id, project_id, user_id, role)
+  VALUES ('$tenant', '$project', '$user', 'owner');
 VACUUM ANALYZE;
 SQL
 as_server "$PG_BIN/pg_ctl" -D "$work/data" stop >/dev/null
@@ -150,6 +158,25 @@ layer="$(per_transaction layer "SET ROLE tenancy_app
 PREPARE get(uuid, uuid, uuid) AS $get" "$context
 $execute
 COMMIT")"
+# Peers (issue 22): Supabase-style policies with the claims set in the transaction-opening
+# query, helpers called directly (naive) or wrapped as (SELECT helper()); PostgREST: the
+# wrapped policies, the claims installed by a separate prepared set_config statement.
+claims_json="{\"sub\":\"$user\",\"role\":\"authenticated\",\"app_metadata\":{\"tenant_id\":\"$tenant\"}}"
+peer_begin="BEGIN; SELECT pg_catalog.set_config('request.jwt.claims', '$claims_json', true)"
+naive="$(per_transaction naive "SET ROLE peer_naive
+PREPARE get(uuid, uuid, uuid) AS $get" "$peer_begin
+$execute
+COMMIT")"
+wrapped="$(per_transaction wrapped "SET ROLE peer_wrapped
+PREPARE get(uuid, uuid, uuid) AS $get" "$peer_begin
+$execute
+COMMIT")"
+postgrest="$(per_transaction postgrest "SET ROLE peer_wrapped
+PREPARE get(uuid, uuid, uuid) AS $get
+PREPARE claims(text) AS SELECT pg_catalog.set_config('request.jwt.claims', \$1, true)" "BEGIN
+EXECUTE claims('$claims_json')
+$execute
+COMMIT")"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
 if [ "$signed" = t ]; then design="contract 3 (signed)"; else design="contract 2 (SET LOCAL)"; fi
 [ -z "${TENANCY_CONTEXT_STATEMENT:-}" ] || design="$design, TENANCY_CONTEXT_STATEMENT"
@@ -158,3 +185,6 @@ echo "|---|---:|---:|"
 echo "| plain: superuser, BEGIN + ${TENANCY_OPERATION:-get} + COMMIT | $plain | 1.00x |"
 echo "| + context statement (superuser) | $with_context | $(ratio "$with_context" "$plain") |"
 echo "| full layer: application role, context + ${TENANCY_OPERATION:-get} under row-level security | $layer | $(ratio "$layer" "$plain") |"
+echo "| Supabase naive: peer_naive, claims in the BEGIN query, helpers called directly | $naive | $(ratio "$naive" "$plain") |"
+echo "| Supabase wrapped: peer_wrapped, claims in the BEGIN query, (SELECT helper()) | $wrapped | $(ratio "$wrapped" "$plain") |"
+echo "| PostgREST: peer_wrapped, claims by a separate set_config statement | $postgrest | $(ratio "$postgrest" "$plain") |"

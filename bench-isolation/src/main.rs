@@ -9,6 +9,7 @@
 mod data;
 mod generator;
 mod ops;
+mod peers;
 mod plans;
 mod proxy;
 mod statistics;
@@ -51,6 +52,8 @@ struct Settings {
     cargo_build: bool,
     /// `--statistics-only`: the data, the plans and the statistics section only.
     statistics_only: bool,
+    /// `--peers-only`: the data and the peer section (issue 22) only.
+    peers_only: bool,
     out: Option<PathBuf>,
 }
 
@@ -59,6 +62,7 @@ impl Settings {
         let mut smoke = false;
         let mut cargo_build = true;
         let mut statistics_only = false;
+        let mut peers_only = false;
         let mut out = None;
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -66,9 +70,10 @@ impl Settings {
                 "--smoke" => smoke = true,
                 "--no-cargo-build" => cargo_build = false,
                 "--statistics-only" => statistics_only = true,
+                "--peers-only" => peers_only = true,
                 "--out" => out = Some(PathBuf::from(args.next().context("--out needs a path")?)),
                 other => bail!(
-                    "unknown argument {other:?} (expected --smoke, --no-cargo-build, --statistics-only, --out FILE)"
+                    "unknown argument {other:?} (expected --smoke, --no-cargo-build, --statistics-only, --peers-only, --out FILE)"
                 ),
             }
         }
@@ -88,6 +93,7 @@ impl Settings {
                 clients: vec![1, 4],
                 cargo_build: false,
                 statistics_only,
+                peers_only,
                 out,
             }
         } else {
@@ -107,6 +113,7 @@ impl Settings {
                 clients: vec![1, 4, 16],
                 cargo_build,
                 statistics_only,
+                peers_only,
                 out,
             }
         })
@@ -181,6 +188,7 @@ async fn target(
         label: label.to_owned(),
         tenant,
         project,
+        user,
         chunk_rows: chunk_ids.len() as i64,
         scope,
         chunk_ids,
@@ -212,7 +220,7 @@ async fn latency(
                 }
                 let input = match op {
                     Op::Get | Op::List | Op::Join => Input::Key(rng.pick(&target.chunk_ids)?),
-                    Op::Count | Op::Delete => Input::None,
+                    Op::Count | Op::Delete | Op::TopK => Input::None,
                     Op::InsertBatch => {
                         next_ordinal += BATCH as i32;
                         Input::Batch(rng.pick(&target.document_ids)?, next_ordinal)
@@ -862,6 +870,9 @@ async fn run(settings: Settings) -> Result<String> {
     let started = Instant::now();
     data::fill(&db.admin_url, &settings.shape).await?;
     let fill_time = started.elapsed();
+    if settings.peers_only {
+        return peers_only(&settings, db, fill_time).await;
+    }
     eprintln!("bench: copying {db_name} to {db_name}_stats, with planner statistics");
     let db_stats = statistics::copy_with_statistics(&db).await?;
     let db_v2 = if settings.statistics_only {
@@ -974,6 +985,9 @@ async fn run(settings: Settings) -> Result<String> {
         settings.iterations, settings.count_iterations
     );
     report.push_str(&latency(&settings, &mut runner, &targets, &mut rng).await?);
+
+    eprintln!("bench: peers");
+    report.push_str(&peer_section(&settings, &db, &runner, &targets).await?);
 
     eprintln!("bench: contract 3 vs contract 2");
     let _ = writeln!(
@@ -1099,6 +1113,106 @@ async fn run(settings: Settings) -> Result<String> {
 async fn tenancy_close(tenancy: Tenancy, admin: PgPool) {
     drop(tenancy);
     admin.close().await;
+}
+
+/// The peer section (issue 22): the peer policies installed, embeddings filled for the
+/// measured projects, then five variants interleaved (`peers.rs`).
+async fn peer_section(
+    settings: &Settings,
+    db: &BenchDb,
+    runner: &Runner,
+    targets: &[Target],
+) -> Result<String> {
+    peers::install(db).await?;
+    let started = Instant::now();
+    peers::fill_embeddings(db, targets).await?;
+    let fill = started.elapsed();
+    let runner = Runner {
+        tenancy: runner.tenancy.clone(),
+        admin: runner.admin.clone(),
+        layer_inserted: Vec::new(),
+        plain_inserted: Vec::new(),
+    };
+    let mut peers = peers::Peers::connect(db, runner).await?;
+    let heavy = (settings.count_iterations / 2).max(2);
+    let mut rng = Rng(0x6a09_e667_f3bc_c908);
+    let mut report = format!(
+        "\n## Against the peers (issue 22): five variants interleaved, same SQL, same data \
+         ({} iterations, count and top-k {heavy}; embeddings of the measured projects filled in \
+         {:.1} s)\n\n",
+        settings.iterations,
+        fill.as_secs_f64()
+    );
+    report.push_str(
+        &peers::latency(&mut peers, targets, settings.iterations, heavy, &mut rng).await?,
+    );
+    let _ = write!(
+        report,
+        "\nThroughput, get by key, large project ({} slices of {:.1} s per variant and client \
+         count, the variants' slices rotating; pool size = clients):\n\n",
+        settings.throughput_rounds,
+        settings.throughput_slice.as_secs_f64()
+    );
+    report.push_str(
+        &peers::throughput(
+            db,
+            &bench_config()?,
+            &targets[0],
+            &settings.clients,
+            settings.throughput_rounds,
+            settings.throughput_slice,
+        )
+        .await?,
+    );
+    Ok(report)
+}
+
+/// `--peers-only`: the dataset, then only the peer section.
+async fn peers_only(settings: &Settings, db: BenchDb, fill_time: Duration) -> Result<String> {
+    let admin = db.admin_pool(1).await?;
+    let server_version: String = sqlx::query_scalar("SELECT version()")
+        .fetch_one(&admin)
+        .await?;
+    let mut report = format!(
+        "Dataset: {} tenants x 3 projects, {} documents, {} chunks; generated server-side in \
+         {:.1} s (setseed 0.42, md5 ids).\nServer: {server_version}.\nMode: {}, peers only.\n\n",
+        settings.shape.tenants,
+        settings.shape.documents(),
+        settings.shape.chunks(),
+        fill_time.as_secs_f64(),
+        if settings.smoke {
+            "SMOKE (numbers meaningless)"
+        } else {
+            "full"
+        },
+    );
+    let tenancy = Tenancy::with_config(db.app_pool(1).await?, bench_config()?);
+    tenancy.check().await?;
+    let targets = vec![
+        target("large (tenant 0, project 0)", &tenancy, &admin, 0, 0).await?,
+        target("small (tenant 1, project 0)", &tenancy, &admin, 1, 0).await?,
+    ];
+    for t in &targets {
+        let _ = writeln!(
+            report,
+            "- {}: {} chunks, {} documents",
+            t.label,
+            t.chunk_rows,
+            t.document_ids.len()
+        );
+    }
+    let runner = Runner {
+        tenancy: tenancy.clone(),
+        admin: admin.clone(),
+        layer_inserted: Vec::new(),
+        plain_inserted: Vec::new(),
+    };
+    report.push_str(&peer_section(settings, &db, &runner, &targets).await?);
+    tenancy_close(tenancy, admin).await;
+    if settings.smoke {
+        db.drop_db().await?;
+    }
+    Ok(report)
 }
 
 #[tokio::main]

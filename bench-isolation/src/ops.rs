@@ -17,6 +17,12 @@ pub const JOIN_SQL: &str = "SELECT c.id, c.ordinal, c.token_count, d.title \
      WHERE c.tenant_id = $1 AND c.project_id = ANY($2) AND (c.project_id, c.id) > ($3, $4) \
      ORDER BY c.project_id, c.id LIMIT 100";
 
+/// The 10 nearest chunks of one project (L2), exact: the project's rows through the primary
+/// key, then a top-N sort (no vector index in the bench database).
+pub const TOP_K_SQL: &str = "SELECT id FROM chunks \
+     WHERE tenant_id = $1 AND project_id = $2 AND embedding IS NOT NULL \
+     ORDER BY embedding <-> $3 LIMIT 10";
+
 /// The plain variant's batch inserts use ordinals this far above the layer variant's.
 const PLAIN_ORDINAL_OFFSET: i32 = 500_000_000;
 
@@ -40,6 +46,10 @@ pub enum Op {
     Update,
     /// `Chunks::delete` of one row (inserted earlier by the same variant).
     Delete,
+    /// [`TOP_K_SQL`]: the 10 nearest chunks of the project to a vector (exact search, as the
+    /// vector gateway runs it for scopes below its index threshold). Not in [`Op::ALL`]: only
+    /// the peer section fills embeddings.
+    TopK,
 }
 
 impl Op {
@@ -64,6 +74,7 @@ impl Op {
             Op::InsertBatch => "batch insert (100)",
             Op::Update => "update",
             Op::Delete => "delete",
+            Op::TopK => "vector top-k (10, exact)",
         }
     }
 }
@@ -76,6 +87,8 @@ pub struct Target {
     pub tenant: Uuid,
     /// The project.
     pub project: Uuid,
+    /// The user (editor of every project of the tenant).
+    pub user: Uuid,
     /// Rows of the project's chunks (at data generation).
     pub chunk_rows: i64,
     /// The scope the layer variant runs with (editor in the project).
@@ -96,6 +109,8 @@ pub enum Input {
     Batch(Uuid, i32),
     /// A key and the new content.
     Update(Uuid, String),
+    /// A query vector.
+    Vector(pgvector::Vector),
 }
 
 /// The two pools and the rows each variant inserted (deleted later by the same variant).
@@ -207,6 +222,18 @@ impl Runner {
                 };
                 u64::from(Chunks::delete(&mut tx, id).await?)
             }
+            Op::TopK => {
+                let Input::Vector(vector) = input else {
+                    bail!("top-k needs a vector")
+                };
+                let ids: Vec<Uuid> = sqlx::query_scalar(TOP_K_SQL)
+                    .bind(target.tenant)
+                    .bind(target.project)
+                    .bind(vector)
+                    .fetch_all(tx.connection())
+                    .await?;
+                ids.len() as u64
+            }
         };
         tx.commit().await?;
         Ok(rows)
@@ -215,134 +242,34 @@ impl Runner {
     /// Runs the same SQL with the same binds as the superuser in a plain transaction.
     pub async fn plain(&mut self, target: &Target, op: Op, input: &Input) -> Result<u64> {
         let mut tx = self.admin.begin().await?;
-        let projects = vec![target.project];
-        let none_uuid: Option<Uuid> = None;
-        let none_int: Option<i32> = None;
-        let rows = match op {
-            Op::Get => {
-                let row: Option<Chunk> = sqlx::query_as(Chunks::GET_IN_PROJECT_SQL)
-                    .bind(target.tenant)
-                    .bind(target.project)
-                    .bind(key(input)?)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                u64::from(row.is_some())
-            }
-            Op::List => {
-                let rows: Vec<Chunk> = sqlx::query_as(Chunks::LIST_AFTER_SQL)
-                    .bind(target.tenant)
-                    .bind(projects)
-                    .bind(none_uuid)
-                    .bind(none_uuid)
-                    .bind(none_int)
-                    .bind(Some(target.project))
-                    .bind(Some(key(input)?))
-                    .bind(100_i64)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                rows.len() as u64
-            }
-            Op::Count => {
-                let count: i64 = sqlx::query_scalar(Chunks::COUNT_SQL)
-                    .bind(target.tenant)
-                    .bind(projects)
-                    .bind(none_uuid)
-                    .bind(none_uuid)
-                    .bind(none_int)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                count as u64
-            }
-            Op::Join => {
-                let rows: Vec<(Uuid, i32, i32, String)> = sqlx::query_as(JOIN_SQL)
-                    .bind(target.tenant)
-                    .bind(projects)
-                    .bind(target.project)
-                    .bind(key(input)?)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                rows.len() as u64
-            }
-            Op::InsertBatch => {
-                let Input::Batch(document, ordinal) = input else {
-                    bail!("batch insert needs a batch")
-                };
-                // Its own ordinals: the layer variant inserts the same batch with `ordinal`.
-                let rows = batch_rows(*document, *ordinal + PLAIN_ORDINAL_OFFSET);
-                let inserted: Vec<Chunk> = sqlx::query_as(Chunks::INSERT_MANY_SQL)
-                    .bind(target.tenant)
-                    .bind(target.project)
-                    .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
-                    .bind(rows.iter().map(|r| r.document_id).collect::<Vec<_>>())
-                    .bind(rows.iter().map(|r| r.ordinal).collect::<Vec<_>>())
-                    .bind(rows.iter().map(|r| r.content.clone()).collect::<Vec<_>>())
-                    .bind(rows.iter().map(|r| r.token_count).collect::<Vec<_>>())
-                    .bind(rows.iter().map(|r| r.embedding.clone()).collect::<Vec<_>>())
-                    .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
-                    .fetch_all(&mut *tx)
-                    .await?;
-                self.plain_inserted.extend(inserted.iter().map(|c| c.id));
-                inserted.len() as u64
-            }
-            Op::Update => {
-                let Input::Update(id, content) = input else {
-                    bail!("update needs a key and content")
-                };
-                // The binds Chunks::update sends for a patch that sets only `content`.
-                let none_vector: Option<pgvector::Vector> = None;
-                let none_time: Option<chrono::DateTime<chrono::Utc>> = None;
-                let row: Option<Chunk> = sqlx::query_as(Chunks::UPDATE_SQL)
-                    .bind(target.tenant)
-                    .bind(target.project)
-                    .bind(*id)
-                    .bind(false)
-                    .bind(none_uuid)
-                    .bind(false)
-                    .bind(none_int)
-                    .bind(true)
-                    .bind(Some(content.clone()))
-                    .bind(false)
-                    .bind(none_int)
-                    .bind(false)
-                    .bind(none_vector)
-                    .bind(false)
-                    .bind(none_time)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                u64::from(row.is_some())
-            }
-            Op::Delete => {
-                let Some(id) = self.plain_inserted.pop() else {
-                    bail!("nothing left to delete")
-                };
-                let result = sqlx::query(Chunks::DELETE_SQL)
-                    .bind(target.tenant)
-                    .bind(target.project)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                result.rows_affected()
-            }
-        };
+        let rows = run_sql(
+            &mut tx,
+            target,
+            op,
+            input,
+            &mut self.plain_inserted,
+            PLAIN_ORDINAL_OFFSET,
+        )
+        .await?;
         tx.commit().await?;
         Ok(rows)
     }
 }
 
-/// Get or update by key (the same SQL and binds as [`Runner::plain`]) on `pool`, in a
-/// transaction opened by sending `begin` itself (`BEGIN; ...` as one simple query, with sqlx's
-/// `begin_with`): the context statement of a given contract, sent by hand. Returns the rows
-/// it saw or changed.
-pub async fn by_hand(
-    pool: &PgPool,
-    begin: &str,
+/// Runs `op` on `conn` (inside a transaction the caller opened) with the SQL text and binds
+/// the generated repository sends for a one-project scope (`Chunks::list` after a cursor in
+/// the project sends `LIST_AFTER_IN_PROJECT_SQL`); inserted ids go to `inserted`, a delete
+/// takes its row from there. Batch inserts use ordinals `ordinal_offset` above the input's,
+/// so every variant inserts rows of its own. Returns the rows seen or changed.
+pub async fn run_sql(
+    conn: &mut sqlx::PgConnection,
     target: &Target,
     op: Op,
     input: &Input,
+    inserted: &mut Vec<Uuid>,
+    ordinal_offset: i32,
 ) -> Result<u64> {
-    let mut tx = pool
-        .begin_with(sqlx::AssertSqlSafe(begin.to_owned()))
-        .await?;
+    let projects = vec![target.project];
     let none_uuid: Option<Uuid> = None;
     let none_int: Option<i32> = None;
     let rows = match op {
@@ -351,14 +278,71 @@ pub async fn by_hand(
                 .bind(target.tenant)
                 .bind(target.project)
                 .bind(key(input)?)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *conn)
                 .await?;
             u64::from(row.is_some())
+        }
+        Op::List => {
+            let rows: Vec<Chunk> = sqlx::query_as(Chunks::LIST_AFTER_IN_PROJECT_SQL)
+                .bind(target.tenant)
+                .bind(target.project)
+                .bind(none_uuid)
+                .bind(none_uuid)
+                .bind(none_int)
+                .bind(key(input)?)
+                .bind(100_i64)
+                .fetch_all(&mut *conn)
+                .await?;
+            rows.len() as u64
+        }
+        Op::Count => {
+            let count: i64 = sqlx::query_scalar(Chunks::COUNT_SQL)
+                .bind(target.tenant)
+                .bind(projects)
+                .bind(none_uuid)
+                .bind(none_uuid)
+                .bind(none_int)
+                .fetch_one(&mut *conn)
+                .await?;
+            count as u64
+        }
+        Op::Join => {
+            let rows: Vec<(Uuid, i32, i32, String)> = sqlx::query_as(JOIN_SQL)
+                .bind(target.tenant)
+                .bind(projects)
+                .bind(target.project)
+                .bind(key(input)?)
+                .fetch_all(&mut *conn)
+                .await?;
+            rows.len() as u64
+        }
+        Op::InsertBatch => {
+            let Input::Batch(document, ordinal) = input else {
+                bail!("batch insert needs a batch")
+            };
+            let rows = batch_rows(*document, *ordinal + ordinal_offset);
+            let new: Vec<Chunk> = sqlx::query_as(Chunks::INSERT_MANY_SQL)
+                .bind(target.tenant)
+                .bind(target.project)
+                .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.document_id).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.ordinal).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.content.clone()).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.token_count).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.embedding.clone()).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
+                .fetch_all(&mut *conn)
+                .await?;
+            inserted.extend(new.iter().map(|c| c.id));
+            new.len() as u64
         }
         Op::Update => {
             let Input::Update(id, content) = input else {
                 bail!("update needs a key and content")
             };
+            // The binds Chunks::update sends for a patch that sets only `content`.
+            let none_vector: Option<pgvector::Vector> = None;
+            let none_time: Option<chrono::DateTime<chrono::Utc>> = None;
             let row: Option<Chunk> = sqlx::query_as(Chunks::UPDATE_SQL)
                 .bind(target.tenant)
                 .bind(target.project)
@@ -372,15 +356,59 @@ pub async fn by_hand(
                 .bind(false)
                 .bind(none_int)
                 .bind(false)
-                .bind(None::<pgvector::Vector>)
+                .bind(none_vector)
                 .bind(false)
-                .bind(None::<chrono::DateTime<chrono::Utc>>)
-                .fetch_optional(&mut *tx)
+                .bind(none_time)
+                .fetch_optional(&mut *conn)
                 .await?;
             u64::from(row.is_some())
         }
-        other => bail!("by_hand runs get and update, not {}", other.name()),
+        Op::Delete => {
+            let Some(id) = inserted.pop() else {
+                bail!("nothing left to delete")
+            };
+            let result = sqlx::query(Chunks::DELETE_SQL)
+                .bind(target.tenant)
+                .bind(target.project)
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            result.rows_affected()
+        }
+        Op::TopK => {
+            let Input::Vector(vector) = input else {
+                bail!("top-k needs a vector")
+            };
+            let ids: Vec<Uuid> = sqlx::query_scalar(TOP_K_SQL)
+                .bind(target.tenant)
+                .bind(target.project)
+                .bind(vector)
+                .fetch_all(&mut *conn)
+                .await?;
+            ids.len() as u64
+        }
     };
+    Ok(rows)
+}
+
+/// Get or update by key (the same SQL and binds as [`Runner::plain`]) on `pool`, in a
+/// transaction opened by sending `begin` itself (`BEGIN; ...` as one simple query, with sqlx's
+/// `begin_with`): the context statement of a given contract, sent by hand. Returns the rows
+/// it saw or changed.
+pub async fn by_hand(
+    pool: &PgPool,
+    begin: &str,
+    target: &Target,
+    op: Op,
+    input: &Input,
+) -> Result<u64> {
+    if !matches!(op, Op::Get | Op::Update) {
+        bail!("by_hand runs get and update, not {}", op.name());
+    }
+    let mut tx = pool
+        .begin_with(sqlx::AssertSqlSafe(begin.to_owned()))
+        .await?;
+    let rows = run_sql(&mut tx, target, op, input, &mut Vec::new(), 0).await?;
     tx.commit().await?;
     Ok(rows)
 }

@@ -34,7 +34,9 @@ pub fn check_plan(plan: &str) -> Result<()> {
         if line.trim_start().starts_with("InitPlan") {
             init_plans += 1;
             let node = lines.get(index + 1).copied().unwrap_or_default();
-            if !node.contains("loops=1)") {
+            // A branch of a union that the page never needed (the later projects of
+            // `LIST_AFTER_SQL` when the cursor's project fills it) never runs its InitPlans.
+            if !node.contains("loops=1)") && !node.contains("(never executed)") {
                 bail!("InitPlan not executed exactly once: {node:?}\n{plan}");
             }
         }

@@ -148,7 +148,7 @@ pub async fn latency(
                 }
                 let input = match op {
                     Op::Get | Op::List | Op::Join => Input::Key(rng.pick(&target.chunk_ids)?),
-                    Op::Count | Op::Delete => Input::None,
+                    Op::Count | Op::Delete | Op::TopK => Input::None,
                     Op::InsertBatch => {
                         next_ordinal += BATCH as i32;
                         Input::Batch(rng.pick(&target.document_ids)?, next_ordinal)

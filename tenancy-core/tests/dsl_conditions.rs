@@ -82,11 +82,14 @@ fn conditions_and_stamps_build_the_model_and_one_policy_per_command() {
         .collect();
     // One permissive UPDATE policy holding both rules, the condition next to the role test.
     assert_eq!(sql.matches("CREATE POLICY notes_update").count(), 1);
-    assert!(sql.contains(
-        "USING ((COALESCE(project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]), false) \
+    assert!(
+        sql.contains(
+            "USING ((project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]) \
          AND (created_by = (SELECT tenancy.current_user_id()) AND score IN (1, 2, 3))) \
-         OR (COALESCE(project_id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]), false)))"
-    ), "{sql}");
+         OR (project_id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[])))"
+        ),
+        "{sql}"
+    );
     assert!(sql.contains(
         "((NOT archived) OR COALESCE(project_id = ANY ((SELECT tenancy.project_ids('editor'))::uuid[]), false))"
     ));

@@ -616,8 +616,10 @@ fn composite_keys_keywords_and_helper_schema_in_the_small_model() {
     assert!(row.contains(&"r#type".to_owned()), "{row:?}");
     let list = sql_const(source, "Cells", "LIST_AFTER_SQL").expect("sql");
     assert!(
-        list.contains("(project_id, notebook_id, position) > ($"),
-        "keyset over the full key: {list}"
+        list.contains("project_id = $6::pg_catalog.uuid AND (notebook_id, position) > ($")
+            && list.contains(" UNION ALL ")
+            && list.contains("project_id > $6::pg_catalog.uuid"),
+        "keyset over the full key, the cursor's project then the later ones: {list}"
     );
     let first = sql_const(source, "Cells", "LIST_SQL").expect("sql");
     assert!(
@@ -668,7 +670,9 @@ fn untypable_parameters_are_cast() {
     let after = sql_const(source, "Documents", "LIST_AFTER_SQL").expect("sql");
     assert!(
         after.contains(
-            " AND (project_id, id) > ($6::pg_catalog.uuid, $7::pg_catalog.uuid) ORDER BY project_id, id LIMIT $8"
+            " AND project_id = $6::pg_catalog.uuid AND id > $7::pg_catalog.uuid ORDER BY project_id, id LIMIT $8) UNION ALL ("
+        ) && after.contains(
+            " AND project_id > $6::pg_catalog.uuid ORDER BY project_id, id LIMIT $8)) AS page ORDER BY project_id, id LIMIT $8"
         ),
         "{after}"
     );

@@ -443,11 +443,9 @@ fn core_policies_have_their_special_forms() {
         "USING (pg_catalog.cardinality((SELECT tenancy.project_ids('viewer'))::uuid[]) > 0)"
     ));
     assert!(sql.contains(
-        "USING (COALESCE(project_id = ANY ((SELECT tenancy.project_ids('viewer'))::uuid[]), false) OR user_id = (SELECT tenancy.current_user_id()))"
+        "USING (project_id = ANY ((SELECT tenancy.project_ids('viewer'))::uuid[]) OR user_id = (SELECT tenancy.current_user_id()))"
     ));
-    assert!(sql.contains(
-        "USING (COALESCE(id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]), false))"
-    ));
+    assert!(sql.contains("USING (id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]))"));
     assert!(sql.contains(
         "CREATE INDEX user_project_roles_user_id_idx ON user_project_roles (tenant_id, user_id);"
     ));

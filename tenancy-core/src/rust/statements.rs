@@ -230,9 +230,15 @@ impl Shape<'_> {
         )
     }
 
-    /// `list`, a later page: the rows after the cursor, as a row comparison on the key order
-    /// (an index condition, where `$n IS NULL OR ...` could only filter). A one-project scope
-    /// uses [`Self::list_after_in_project_sql`], which also positions the scan at the cursor.
+    /// `list`, a later page: the rows after the cursor. A one-project scope uses
+    /// [`Self::list_after_in_project_sql`]. For a key order led by the project column (any
+    /// scope), two branches that each start a btree scan at their first row, merged:
+    /// the rest of the cursor's project (`project_id = $c AND id > $k`) and the first rows of
+    /// the scope's later projects (`project_id > $c`), each limited to a page, then the page
+    /// of their union. PostgreSQL positions a scan on a row comparison
+    /// `(project_id, id) > (..)` next to the scope's `project_id = ANY (..)` only by the
+    /// project, so that form walked the cursor's project from its start (BENCHMARKS.md,
+    /// "Keyset pages"). Other key orders keep the row comparison (an index condition).
     pub(crate) fn list_after_sql(&self) -> String {
         let mut params = Params(0);
         let scope = self.read_scope_sql(&mut params);
@@ -243,12 +249,41 @@ impl Shape<'_> {
             .map(|c| format!("{}::{}", params.next(), self.param_type_sql(c)))
             .collect();
         let limit = params.next();
+        let select = |condition: &str| {
+            format!(
+                "SELECT {} FROM {} WHERE {scope}{filters} AND {condition} ORDER BY {} LIMIT {limit}",
+                self.select_list(),
+                self.read_relation_sql(),
+                self.order_sql(),
+            )
+        };
+        if !self.has_list_after_in_project() {
+            return select(&format!("({}) > ({})", self.order_sql(), after.join(", ")));
+        }
+        let project = sql_ident(&self.cursor[0].name);
+        let rest: Vec<String> = self.cursor[1..]
+            .iter()
+            .map(|c| sql_ident(&c.name))
+            .collect();
+        let rest_after = &after[1..];
+        let in_project = if rest.len() == 1 {
+            format!(
+                "{project} = {} AND {} > {}",
+                after[0], rest[0], rest_after[0]
+            )
+        } else {
+            format!(
+                "{project} = {} AND ({}) > ({})",
+                after[0],
+                rest.join(", "),
+                rest_after.join(", ")
+            )
+        };
+        let later = format!("{project} > {}", after[0]);
         format!(
-            "SELECT {} FROM {} WHERE {scope}{filters} AND ({}) > ({}) ORDER BY {} LIMIT {limit}",
-            self.select_list(),
-            self.read_relation_sql(),
-            self.order_sql(),
-            after.join(", "),
+            "SELECT * FROM (({}) UNION ALL ({})) AS page ORDER BY {} LIMIT {limit}",
+            select(&in_project),
+            select(&later),
             self.order_sql(),
         )
     }

@@ -7,7 +7,8 @@ use crate::condition::{CompareOp, Condition, Operand, StampValue, StampWhen};
 use crate::model::{Model, Table, PROJECT_COLUMN};
 
 /// `COALESCE(project_id = ANY (<projects where the caller is at least role>), false)`: the
-/// role test of the permissive policies, also used for `role >= x` in conditions.
+/// test "the caller's role in the row's project is at least `role`" for `role op x` in
+/// conditions, where it may stand under a NOT (so it must be true or false, never NULL).
 pub(super) fn role_at_least(model: &Model, target: Target, project: &str, role: &str) -> String {
     let projects = context_call(
         target,
@@ -18,6 +19,24 @@ pub(super) fn role_at_least(model: &Model, target: Target, project: &str, role: 
         Target::Postgres => format!("COALESCE({} = ANY ({projects}), false)", ident(project)),
         Target::Citus => format!("{} = ANY ({projects})", ident(project)),
     }
+}
+
+/// `project_id = ANY (<projects where the caller is at least role>)`: the role test of a
+/// permissive policy, where it only ever stands positively (ANDed with a rule's condition,
+/// ORed with other rules), so NULL and false both refuse the row and the `COALESCE` of
+/// [`role_at_least`] adds nothing. Without it the planner uses the test as an index
+/// condition (a count reads the project's index entries without a per-row filter) instead of
+/// a filter evaluated on every row. With the value-free estimates of the statistics
+/// migration (`project_id` `n_distinct` 1) its guessed 10-element array is costed as
+/// selectivity 1, so it does not shrink the row estimate of a by-key statement under a
+/// generic plan (`tests/generic_plans.rs`, `tests/plans.rs`).
+pub(super) fn role_member(model: &Model, target: Target, project: &str, role: &str) -> String {
+    let projects = context_call(
+        target,
+        &model.settings.helper_schema,
+        ContextHelper::ProjectIds(role),
+    );
+    format!("{} = ANY ({projects})", ident(project))
 }
 
 /// The SQL of `condition` (fully parenthesised where it combines).

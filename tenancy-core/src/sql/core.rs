@@ -245,6 +245,50 @@ pub(super) fn statistics_upgrade_migration(model: &Model, target: Target) -> Str
     out
 }
 
+/// The core upgrade to revision 6: the permissive policies test project membership as
+/// `project_id = ANY (..)`, an index condition, instead of `COALESCE(project_id = ANY (..),
+/// false)`, a per-row filter (`conditions::role_member`). Each policy is dropped and created
+/// again in the migration's transaction; no table or row is touched. On Citus the policies
+/// already had that form: nothing changes there.
+pub(super) fn policy_index_upgrade_migration(model: &Model, target: Target) -> String {
+    let mut out = file_header(
+        "Core upgrade: project membership as an index condition in the policies (core revision 6).",
+        target,
+        &model.settings.helper_schema,
+    );
+    out.push_str(
+        "--\n-- Written by `tenancy generate` because the committed snapshot records an older core.\n\
+         -- The permissive policies tested membership as `COALESCE(project_id = ANY (..), false)`,\n\
+         -- which PostgreSQL evaluates on every row the scan returns; now as `project_id = ANY (..)`,\n\
+         -- which it uses as an index condition. NULL and false refuse a row alike, so every\n\
+         -- policy admits exactly the rows it admitted before. Each policy is dropped and\n\
+         -- created again in this migration's transaction; no table or row is touched.\n",
+    );
+    if target == Target::Citus {
+        out.push_str(
+            "-- Citus: the policies already test membership this way; nothing to change.\n",
+        );
+        return out;
+    }
+    for table in model
+        .tables_in_dependency_order()
+        .into_iter()
+        .filter(|t| t.scope_columns().is_some())
+    {
+        let name = ident(&table.name);
+        for policy in security::role_policies(model, table, target) {
+            out.push_str(&format!(
+                "\n-- {}: policy {}.\nDROP POLICY {} ON {name};\n{}",
+                table.name,
+                policy.name,
+                ident(&policy.name),
+                policy.create
+            ));
+        }
+    }
+    out
+}
+
 /// The app role reads every column of the audit table but `id`: the identity counts every
 /// tenant's rows, so the ids a tenant sees would reveal the platform's audit volume.
 pub(super) fn audit_select_grant(model: &Model) -> String {

@@ -77,8 +77,9 @@ pub fn core_upgrade_migration(model: &Model, target: Target, from: u32) -> Optio
 /// existing database has an upgrade migration ([`core_upgrades`]):
 /// 2 = the unsigned context; 3 = the signed context (plain PostgreSQL only, `core_context_v3`);
 /// 4 = the authority rules of the memberships table (`core_authority`); 5 = no planner
-/// statistics on tenant-owned tables (`core_statistics`).
-pub const CORE_REVISION: u32 = 5;
+/// statistics on tenant-owned tables (`core_statistics`); 6 = project membership as an index
+/// condition in the policies (`core_policy_index`).
+pub const CORE_REVISION: u32 = 6;
 
 /// One migration that upgrades an existing core in place.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,7 +94,12 @@ pub struct CoreUpgrade {
 }
 
 /// The names of every core upgrade migration this generator writes (see [`CoreUpgrade`]).
-pub const CORE_UPGRADE_NAMES: [&str; 3] = ["core_context_v3", "core_authority", "core_statistics"];
+pub const CORE_UPGRADE_NAMES: [&str; 4] = [
+    "core_context_v3",
+    "core_authority",
+    "core_statistics",
+    "core_policy_index",
+];
 
 /// The migrations that bring a core at context contract `contract` and revision `revision`
 /// (generated for `model`, the model the database has) to this generator's core, in order.
@@ -123,6 +129,13 @@ pub fn core_upgrades(
             name: CORE_UPGRADE_NAMES[2],
             revision: 5,
             contents: core::statistics_upgrade_migration(model, target),
+        });
+    }
+    if revision < 6 {
+        out.push(CoreUpgrade {
+            name: CORE_UPGRADE_NAMES[3],
+            revision: 6,
+            contents: core::policy_index_upgrade_migration(model, target),
         });
     }
     out

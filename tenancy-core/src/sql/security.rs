@@ -206,6 +206,20 @@ fn policy_name(table: &Table, suffix: &str) -> String {
     fit_identifier(&format!("{}_{suffix}", table.name))
 }
 
+/// The permissive policies of `table` that test the caller's project role against the row's
+/// project (one per command with a rule), as [`policies`] creates them: what core revision 6
+/// re-creates.
+pub(super) fn role_policies(model: &Model, table: &Table, target: Target) -> Vec<Policy> {
+    let names: Vec<String> = Command::ALL
+        .iter()
+        .map(|command| policy_name(table, command.keyword()))
+        .collect();
+    policies(model, table, target)
+        .into_iter()
+        .filter(|p| names.contains(&p.name) && p.create.contains(" = ANY ("))
+        .collect()
+}
+
 /// The commands granted to the app role: those with a rule, plus SELECT on the memberships
 /// table, which the runtime's authorization step always needs (a user reads their own rows).
 pub(crate) fn granted_commands(table: &Table) -> Vec<Command> {
@@ -291,17 +305,11 @@ pub(super) fn rules_union(
         .iter()
         .map(|rule| {
             let role = match project {
-                // COALESCE keeps the membership test out of the index condition: as an index
-                // qual, `= ANY (<InitPlan>)` is costed as a guessed 10-element array, and that
-                // guess multiplied with the query's own `project_id` predicate drives the row
-                // estimate to 1, so the planner picks any `(tenant_id, project_id, ..)` index
-                // (or a hash join) instead of the primary key. The query's explicit
-                // tenant/project predicates are what the index uses; this test then costs one
-                // array lookup per row, against an array computed once per statement.
-                // (Citus calls the helper directly, no InitPlan: there it stays an index
-                // qual, evaluated once per scan.)
+                // An index condition, not a per-row filter: `role_member` says why that is
+                // safe under generic plans. (Row conditions keep `role_at_least`'s COALESCE:
+                // they may negate it.)
                 Some(project) => {
-                    super::conditions::role_at_least(model, target, project, &rule.min_role)
+                    super::conditions::role_member(model, target, project, &rule.min_role)
                 }
                 // tenants: a member of at least one project with that role
                 None => format!(
