@@ -231,7 +231,7 @@ async fn an_equivalent_policy_written_differently_is_not_a_finding() {
     let report = audit_after(
         "DROP POLICY documents_delete ON documents; \
          CREATE POLICY documents_delete ON documents AS PERMISSIVE FOR DELETE TO tenancy_app \
-         USING ( Coalesce( ( PROJECT_ID = any((select TENANCY.PROJECT_IDS('admin'))::uuid[]) ), FALSE ) )",
+         USING ( ( PROJECT_ID = any((select TENANCY.PROJECT_IDS('admin'))::uuid[]) ) )",
     )
     .await;
     assert!(report.is_clean(), "{}", report.to_text());
