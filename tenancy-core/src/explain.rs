@@ -77,6 +77,9 @@ fn kind_phrase(kind: TableKind) -> &'static str {
         TableKind::Tenants => "the tenants table, one row per tenant",
         TableKind::Projects => "the projects table, scoped to a tenant",
         TableKind::Memberships => "the memberships table, scoped to a project",
+        TableKind::TenantMemberships => {
+            "the tenant memberships table, scoped to a tenant; its rules name the caller's tenant-wide role"
+        }
         TableKind::Scoped => "scoped to a project",
         TableKind::Global => "global, shared by every tenant",
     }

@@ -116,6 +116,9 @@ pub enum TableKind {
     Projects,
     /// The membership table `(tenant_id, project_id, user_id, role)`.
     Memberships,
+    /// The optional tenant-wide membership table `(tenant_id, user_id, role)`: a role in every
+    /// project of the tenant, and the role that manages these rows.
+    TenantMemberships,
     /// A table owned by a project (and therefore by its tenant).
     Scoped,
     /// A table shared by every tenant, declared explicitly as `global`.
@@ -129,16 +132,21 @@ impl TableKind {
             TableKind::Tenants => "tenants",
             TableKind::Projects => "projects",
             TableKind::Memberships => "memberships",
+            TableKind::TenantMemberships => "tenant_memberships",
             TableKind::Scoped => "scoped",
             TableKind::Global => "global",
         }
     }
 
-    /// True for the three tables of the tenancy core.
+    /// True for the tables of the tenancy core (the three required ones and the optional
+    /// tenant-wide memberships).
     pub fn is_core(self) -> bool {
         matches!(
             self,
-            TableKind::Tenants | TableKind::Projects | TableKind::Memberships
+            TableKind::Tenants
+                | TableKind::Projects
+                | TableKind::Memberships
+                | TableKind::TenantMemberships
         )
     }
 
@@ -569,6 +577,10 @@ impl Table {
                 tenant: TENANT_COLUMN,
                 project: Some(PROJECT_COLUMN),
             }),
+            TableKind::TenantMemberships => Some(ScopeColumns {
+                tenant: TENANT_COLUMN,
+                project: None,
+            }),
             TableKind::Global => None,
         }
     }
@@ -606,6 +618,20 @@ impl Table {
                     stamp: None,
                 },
             ],
+            TableKind::TenantMemberships => vec![
+                uuid(TENANT_COLUMN, None),
+                uuid(USER_COLUMN, None),
+                Column {
+                    name: ROLE_COLUMN.to_owned(),
+                    ty: SqlType::Role,
+                    nullable: false,
+                    default: None,
+                    doc: None,
+                    distance: None,
+                    per_tenant: false,
+                    stamp: None,
+                },
+            ],
             TableKind::Scoped => vec![uuid(TENANT_COLUMN, None), uuid(PROJECT_COLUMN, None)],
             TableKind::Global => vec![],
         }
@@ -629,7 +655,7 @@ impl Table {
             TableKind::Scoped | TableKind::Memberships => {
                 vec![TENANT_COLUMN.to_owned(), PROJECT_COLUMN.to_owned()]
             }
-            TableKind::Projects => vec![TENANT_COLUMN.to_owned()],
+            TableKind::Projects | TableKind::TenantMemberships => vec![TENANT_COLUMN.to_owned()],
             TableKind::Tenants | TableKind::Global => vec![],
         }
     }
@@ -655,6 +681,7 @@ impl Table {
                 PROJECT_COLUMN.to_owned(),
                 USER_COLUMN.to_owned(),
             ],
+            TableKind::TenantMemberships => vec![TENANT_COLUMN.to_owned(), USER_COLUMN.to_owned()],
             TableKind::Scoped | TableKind::Global => self.with_key_prefix(&self.primary_key),
         }
     }
@@ -755,7 +782,9 @@ impl Table {
         let mut deps: Vec<&str> = Vec::new();
         let core = |kind| model.core_table(kind).map(|t: &Table| t.name.as_str());
         match self.kind {
-            TableKind::Projects => deps.extend(core(TableKind::Tenants)),
+            TableKind::Projects | TableKind::TenantMemberships => {
+                deps.extend(core(TableKind::Tenants))
+            }
             TableKind::Memberships | TableKind::Scoped => deps.extend(core(TableKind::Projects)),
             TableKind::Tenants | TableKind::Global => {}
         }

@@ -69,7 +69,7 @@ pub use crate::ids::{ProjectId, TenantId, UserId};
 pub use crate::role::{is_valid_role_name, AtLeast, Role};
 pub use crate::scope::{
     ProjectAccess, ProjectScope, ProjectsAccess, ProjectsScope, ReadScope, RequestContext, Scope,
-    WriteScope,
+    TenantAccess, TenantReadScope, TenantScope, TenantWriteScope, WriteScope,
 };
 pub use crate::sql_names::TABLE_SCHEMA;
 pub use crate::system::SystemTx;

@@ -124,8 +124,11 @@ pub trait WriteScope<R: Role>: Scope {
 pub struct RequestContext {
     user: UserId,
     tenant: TenantId,
-    /// Sorted by project id, one entry per project.
+    /// Sorted by project id, one entry per project: the effective role (the higher of the
+    /// project role and the tenant-wide role).
     memberships: Vec<Membership>,
+    /// The user's tenant-wide role, if any (its `project` is the tenant's id).
+    tenant_role: Option<Membership>,
 }
 
 impl RequestContext {
@@ -142,7 +145,50 @@ impl RequestContext {
             user,
             tenant,
             memberships,
+            tenant_role: None,
         }
+    }
+
+    /// Builds the context of a user with a tenant-wide role `(name, rank)`: `projects` are
+    /// every project of the tenant, `memberships` the user's own project roles. Each project
+    /// gets the higher of the two roles.
+    pub(crate) fn with_tenant_role(
+        user: UserId,
+        tenant: TenantId,
+        memberships: Vec<Membership>,
+        tenant_role: (RoleName, u8),
+        projects: Vec<ProjectId>,
+    ) -> Self {
+        let (role, rank) = tenant_role;
+        let mut all = memberships;
+        all.extend(projects.into_iter().map(|project| Membership {
+            project,
+            role: role.clone(),
+            rank,
+        }));
+        let mut ctx = Self::from_memberships(user, tenant, all);
+        ctx.tenant_role = Some(Membership {
+            project: ProjectId::new(tenant.as_uuid()),
+            role,
+            rank,
+        });
+        ctx
+    }
+
+    /// The name of the user's tenant-wide role (a role in every project of the tenant), if
+    /// they hold one.
+    pub fn tenant_role_name(&self) -> Option<&str> {
+        self.tenant_role.as_ref().map(|m| m.role.as_str())
+    }
+
+    /// The user's tenant-wide role, for administering the tenant memberships table;
+    /// [`Error::NotFound`] when they hold none.
+    pub fn tenant(&self) -> Result<TenantAccess<'_>, Error> {
+        let membership = self.tenant_role.as_ref().ok_or(Error::NotFound)?;
+        Ok(TenantAccess {
+            ctx: self,
+            membership,
+        })
     }
 
     /// The authenticated user.
@@ -156,7 +202,8 @@ impl RequestContext {
     }
 
     /// Every project of this tenant the user holds a role in, with the role's name, sorted by
-    /// project id.
+    /// project id. With a tenant-wide role: every project of the tenant, each with the higher
+    /// of the tenant-wide role and the user's own role there.
     pub fn memberships(&self) -> impl Iterator<Item = (ProjectId, &str)> {
         self.memberships
             .iter()
@@ -203,6 +250,115 @@ impl RequestContext {
         }
     }
 }
+
+/// The user's tenant-wide role, not yet narrowed to a role. Get it from
+/// [`RequestContext::tenant`].
+#[derive(Clone, Copy, Debug)]
+pub struct TenantAccess<'ctx> {
+    ctx: &'ctx RequestContext,
+    membership: &'ctx Membership,
+}
+
+impl TenantAccess<'_> {
+    /// The name of the user's tenant-wide role.
+    pub fn role_name(&self) -> &str {
+        self.membership.role.as_str()
+    }
+
+    /// Proves the user's tenant-wide role ranks at least `R`; [`Error::Forbidden`] when it
+    /// ranks below.
+    pub fn require<R: Role>(self) -> Result<TenantScope<R>, Error> {
+        if self.membership.rank < R::RANK {
+            return Err(Error::Forbidden);
+        }
+        Ok(TenantScope {
+            tenant: self.ctx.tenant,
+            user: self.ctx.user,
+            role_entry: self.membership.clone(),
+            role: PhantomData,
+        })
+    }
+}
+
+/// The whole tenant with a proven tenant-wide role `R`: the scope of the tenant memberships
+/// table's repository (who holds which tenant-wide role). It carries no project, so it reads
+/// and writes no project's rows; for those, take a [`ProjectScope`] (a tenant-wide role
+/// counts in every project of the tenant).
+///
+/// A project scope is not a tenant scope:
+///
+/// ```compile_fail,E0277
+/// use tenancy_runtime::{ProjectScope, TenantWriteScope};
+/// tenancy_runtime::roles! { Viewer = "viewer", Admin = "admin" }
+/// fn administers<S: TenantWriteScope<Admin>>() {}
+/// administers::<ProjectScope<Admin>>();
+/// ```
+pub struct TenantScope<R: Role> {
+    tenant: TenantId,
+    user: UserId,
+    /// The tenant-wide role; its `project` is the tenant's id, as the context lists it.
+    role_entry: Membership,
+    role: PhantomData<fn() -> R>,
+}
+
+impl<R: Role> TenantScope<R> {
+    /// The name of the user's tenant-wide role (at least `R`).
+    pub fn role_name(&self) -> &str {
+        self.role_entry.role.as_str()
+    }
+}
+
+impl<R: Role> Clone for TenantScope<R> {
+    fn clone(&self) -> Self {
+        Self {
+            tenant: self.tenant,
+            user: self.user,
+            role_entry: self.role_entry.clone(),
+            role: PhantomData,
+        }
+    }
+}
+
+impl<R: Role> fmt::Debug for TenantScope<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantScope")
+            .field("proven_role", &R::NAME)
+            .field("tenant", &self.tenant)
+            .field("user", &self.user)
+            .field("tenant_role", &self.role_entry.role)
+            .finish()
+    }
+}
+
+impl<R: Role> sealed::Sealed for TenantScope<R> {
+    fn memberships(&self) -> &[Membership] {
+        std::slice::from_ref(&self.role_entry)
+    }
+}
+
+impl<R: Role> Scope for TenantScope<R> {
+    fn tenant_id(&self) -> TenantId {
+        self.tenant
+    }
+    fn user_id(&self) -> UserId {
+        self.user
+    }
+    fn project_ids(&self) -> Vec<ProjectId> {
+        Vec::new()
+    }
+}
+
+/// A scope that may read tenant-level rows requiring tenant-wide role `R` (the tenant
+/// memberships table): [`TenantScope`] with a proven role >= `R`.
+pub trait TenantReadScope<R: Role>: Scope {}
+
+/// A scope that may write tenant-level rows requiring tenant-wide role `R`: [`TenantScope`]
+/// with a proven role >= `R`.
+pub trait TenantWriteScope<R: Role>: Scope {}
+
+impl<R: Role, Proven: AtLeast<R>> TenantReadScope<R> for TenantScope<Proven> {}
+
+impl<R: Role, Proven: AtLeast<R>> TenantWriteScope<R> for TenantScope<Proven> {}
 
 /// The user's access to one project, not yet narrowed to a role. Get it from
 /// [`RequestContext::project`].

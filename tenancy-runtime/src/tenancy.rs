@@ -48,6 +48,14 @@ pub struct TenancyConfig {
     /// cover the time between minting and the `BEGIN` reaching the server, plus clock skew
     /// between the application and the database.
     pub token_lifetime: Duration,
+    /// The tenant memberships table `(tenant_id, user_id, role)` (optionally `schema.table`)
+    /// when the model declares one (`tenant_memberships table ...`): [`Tenancy::authorize`]
+    /// then reads the user's tenant-wide role too, and gives it in every project of the
+    /// tenant. `None` (the default): project roles only.
+    pub tenant_memberships_table: Option<String>,
+    /// The projects table (optionally `schema.table`), read by [`Tenancy::authorize`] for a
+    /// user with a tenant-wide role (default `projects`).
+    pub projects_table: String,
     /// Whether the runtime's own queries (the memberships read of [`Tenancy::authorize`]) use
     /// sqlx's cached named prepared statements (default `true`, one round trip). Set `false`
     /// behind PgBouncer in transaction pooling before 1.21, where a named statement prepared on
@@ -69,6 +77,8 @@ impl Default for TenancyConfig {
         Self {
             helper_schema: "tenancy".to_owned(),
             memberships_table: "user_project_roles".to_owned(),
+            tenant_memberships_table: None,
+            projects_table: "projects".to_owned(),
             citus: false,
             context_key: None,
             token_lifetime: Duration::from_secs(30),
@@ -88,12 +98,22 @@ impl TenancyConfig {
                 self.helper_schema
             )));
         }
-        let parts: Vec<&str> = self.memberships_table.split('.').collect();
-        if parts.len() > 2 || !parts.iter().all(|p| is_valid_identifier(p.as_bytes())) {
-            return Err(Error::Misconfigured(format!(
-                "memberships_table {:?} is not [schema.]table with parts matching [a-z_][a-z0-9_]*",
-                self.memberships_table
-            )));
+        let tables = [
+            ("memberships_table", Some(&self.memberships_table)),
+            (
+                "tenant_memberships_table",
+                self.tenant_memberships_table.as_ref(),
+            ),
+            ("projects_table", Some(&self.projects_table)),
+        ];
+        for (setting, table) in tables {
+            let Some(table) = table else { continue };
+            let parts: Vec<&str> = table.split('.').collect();
+            if parts.len() > 2 || !parts.iter().all(|p| is_valid_identifier(p.as_bytes())) {
+                return Err(Error::Misconfigured(format!(
+                    "{setting} {table:?} is not [schema.]table with parts matching [a-z_][a-z0-9_]*"
+                )));
+            }
         }
         Ok(())
     }
@@ -434,14 +454,28 @@ impl Tenancy {
             .bind(user.as_uuid())
             .fetch_all(&mut *tx)
             .await?;
+        // The tenant-wide role, read under the same context (a user reads their own row).
+        let tenant_role: Option<(String, Option<i32>)> = match &self.config.tenant_memberships_table
+        {
+            Some(table) => {
+                let query = format!(
+                        "SELECT role::pg_catalog.text,                          pg_catalog.array_position(pg_catalog.enum_range(NULL::\"{schema}\".project_role), role) - 1                          FROM {table} WHERE tenant_id = $1 AND user_id = $2",
+                        schema = self.config.helper_schema,
+                        table = crate::sql_names::qualified_table(table),
+                    );
+                sqlx::query_as(sqlx::AssertSqlSafe(query))
+                    .persistent(self.config.named_statements)
+                    .bind(tenant.as_uuid())
+                    .bind(user.as_uuid())
+                    .fetch_optional(&mut *tx)
+                    .await?
+            }
+            None => None,
+        };
         tx.commit().await?;
 
-        if rows.is_empty() {
-            return Err(Error::NotFound);
-        }
-        let memberships = rows
-            .into_iter()
-            .map(|(project, role, rank)| {
+        let ranked =
+            |project: Uuid, role: String, rank: Option<i32>| -> Result<Membership, Error> {
                 let rank = rank
                     .and_then(|rank| u8::try_from(rank).ok())
                     .ok_or_else(|| Error::Misconfigured(format!("role {role:?} has no rank")))?;
@@ -450,9 +484,56 @@ impl Tenancy {
                     role: RoleName::parse(&role)?,
                     rank,
                 })
-            })
+            };
+        let memberships = rows
+            .into_iter()
+            .map(|(project, role, rank)| ranked(project, role, rank))
             .collect::<Result<Vec<_>, Error>>()?;
-        Ok(RequestContext::from_memberships(user, tenant, memberships))
+        let Some((role, rank)) = tenant_role else {
+            if memberships.is_empty() {
+                return Err(Error::NotFound);
+            }
+            return Ok(RequestContext::from_memberships(user, tenant, memberships));
+        };
+        // A tenant-wide role: the tenant's projects, read in a transaction whose context
+        // lists the tenant id at that role's ranks (the projects policy admits a tenant-wide
+        // member to every project of the tenant).
+        let tenant_entry = ranked(tenant.as_uuid(), role, rank)?;
+        let projects = self.tenant_projects(tenant, user, &tenant_entry).await?;
+        Ok(RequestContext::with_tenant_role(
+            user,
+            tenant,
+            memberships,
+            (tenant_entry.role, tenant_entry.rank),
+            projects,
+        ))
+    }
+
+    /// The ids of every project of `tenant`, read with the context of `user`'s tenant-wide
+    /// role `entry`.
+    async fn tenant_projects(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        entry: &Membership,
+    ) -> Result<Vec<ProjectId>, Error> {
+        let this = self.clone();
+        let entries = vec![entry.clone()];
+        let mut tx = begin_cancel_safe(&self.pool, move || {
+            this.open_statement(tenant, user, Some(&entries))
+                .map_err(|e| sqlx::Error::Configuration(e.to_string().into()))
+        })
+        .await?;
+        let ids: Vec<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT id FROM {} WHERE tenant_id = $1 ORDER BY id",
+            crate::sql_names::qualified_table(&self.config.projects_table)
+        )))
+        .persistent(self.config.named_statements)
+        .bind(tenant.as_uuid())
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ids.into_iter().map(ProjectId::new).collect())
     }
 
     /// The claims [`Tenancy::begin`] signs for `scope`, e.g.

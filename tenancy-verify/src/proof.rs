@@ -10,7 +10,9 @@
 //! read (the domain of [`counterexample::column_domain`]: their literals, the caller's and
 //! another user's id, `true`/`false`, NULL). The helpers are the context the runtime
 //! installs: `current_tenant_id()` is T, `current_user_id()` the caller, `project_ids(r)` is
-//! `{P}` when the caller's role reaches `r` and empty otherwise.
+//! `{P}` when the caller's role reaches `r` and empty otherwise. On the tenant memberships
+//! table the caller's role is its tenant-wide role and `project_ids(r)` is `{T}` when that
+//! role reaches `r` (the runtime lists the tenant id at those ranks, docs/context.md).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -403,7 +405,7 @@ impl Prover<'_> {
             .chain((0..self.model.roles.len()).map(Some))
             .collect();
         let places: &[(RowTenant, RowProject)] = match self.table.kind {
-            TableKind::Tenants => &[
+            TableKind::Tenants | TableKind::TenantMemberships => &[
                 (RowTenant::Caller, RowProject::P),
                 (RowTenant::Other, RowProject::P),
             ],
@@ -414,7 +416,10 @@ impl Prover<'_> {
                 (RowTenant::Other, RowProject::Q),
             ],
         };
-        let memberships = self.table.kind == TableKind::Memberships;
+        let memberships = matches!(
+            self.table.kind,
+            TableKind::Memberships | TableKind::TenantMemberships
+        );
         let users: &[bool] = if memberships { &[true, false] } else { &[true] };
         let row_roles: Vec<Option<usize>> = if memberships {
             (0..self.model.roles.len()).map(Some).collect()
@@ -473,7 +478,10 @@ impl Prover<'_> {
             .iter()
             .map(|(c, v)| ((*c).to_owned(), v.describe()))
             .collect();
-        if self.table.kind == TableKind::Memberships {
+        if matches!(
+            self.table.kind,
+            TableKind::Memberships | TableKind::TenantMemberships
+        ) {
             row.insert(
                 USER_COLUMN.to_owned(),
                 if world.own_user {
@@ -493,7 +501,11 @@ impl Prover<'_> {
                 RowTenant::Other => "T2",
             }
             .to_owned(),
-            project: (self.table.kind != TableKind::Tenants).then(|| {
+            project: (!matches!(
+                self.table.kind,
+                TableKind::Tenants | TableKind::TenantMemberships
+            ))
+            .then(|| {
                 match world.project {
                     RowProject::P => "P",
                     RowProject::Q => "Q",
@@ -529,6 +541,9 @@ impl Prover<'_> {
         };
         let admitted = match self.table.kind {
             TableKind::Tenants => role_admits()?,
+            TableKind::TenantMemberships => {
+                role_admits()? || (access.own_memberships && world.own_user)
+            }
             TableKind::Global => true,
             _ => {
                 let in_project = world.project == RowProject::P && role_admits()?;
@@ -538,10 +553,13 @@ impl Prover<'_> {
         };
         // The role ceiling (docs/security.md, "Authority inside the database"): a member
         // writes or removes only membership rows of a role at or below its own.
-        let ceiling = self.table.kind != TableKind::Memberships
-            || command == Command::Select
-            || (world.project == RowProject::P
-                && matches!((world.rank, world.row_role), (Some(r), Some(row)) if row <= r));
+        let within = matches!((world.rank, world.row_role), (Some(r), Some(row)) if row <= r);
+        let ceiling = command == Command::Select
+            || match self.table.kind {
+                TableKind::Memberships => world.project == RowProject::P && within,
+                TableKind::TenantMemberships => within,
+                _ => true,
+            };
         Some(admitted && ceiling)
     }
 
@@ -618,6 +636,7 @@ fn structural_columns(kind: TableKind) -> &'static [&'static str] {
         TableKind::Tenants => &[ID_COLUMN],
         TableKind::Projects => &[TENANT_COLUMN, ID_COLUMN],
         TableKind::Memberships => &[TENANT_COLUMN, PROJECT_COLUMN, USER_COLUMN, ROLE_COLUMN],
+        TableKind::TenantMemberships => &[TENANT_COLUMN, USER_COLUMN, ROLE_COLUMN],
         TableKind::Scoped => &[TENANT_COLUMN, PROJECT_COLUMN],
         TableKind::Global => &[],
     }
@@ -644,15 +663,21 @@ impl Evaluator<'_, '_> {
             (TableKind::Memberships | TableKind::Scoped, PROJECT_COLUMN) => {
                 Some(project(self.world.project))
             }
-            (TableKind::Projects | TableKind::Memberships | TableKind::Scoped, TENANT_COLUMN) => {
-                Some(Cell::Id(Id::Tenant(self.world.tenant)))
+            (
+                TableKind::Projects
+                | TableKind::Memberships
+                | TableKind::TenantMemberships
+                | TableKind::Scoped,
+                TENANT_COLUMN,
+            ) => Some(Cell::Id(Id::Tenant(self.world.tenant))),
+            (TableKind::Memberships | TableKind::TenantMemberships, USER_COLUMN) => {
+                Some(Cell::Id(if self.world.own_user {
+                    Id::CallerUser
+                } else {
+                    Id::OtherUser
+                }))
             }
-            (TableKind::Memberships, USER_COLUMN) => Some(Cell::Id(if self.world.own_user {
-                Id::CallerUser
-            } else {
-                Id::OtherUser
-            })),
-            (TableKind::Memberships, ROLE_COLUMN) => self
+            (TableKind::Memberships | TableKind::TenantMemberships, ROLE_COLUMN) => self
                 .world
                 .row_role
                 .and_then(|r| self.model.roles.get(r))
@@ -796,11 +821,15 @@ impl Evaluator<'_, '_> {
                     ));
                 };
                 let reaches = self.world.rank.is_some_and(|r| r >= min);
-                Cell::Ids(if reaches {
-                    vec![Id::Project(RowProject::P)]
-                } else {
-                    Vec::new()
-                })
+                Cell::Ids(
+                    if reaches && self.table.kind == TableKind::TenantMemberships {
+                        vec![Id::Tenant(RowTenant::Caller)]
+                    } else if reaches {
+                        vec![Id::Project(RowProject::P)]
+                    } else {
+                        Vec::new()
+                    },
+                )
             }
             Expr::Cardinality(a) => match self.eval(a)? {
                 Cell::Ids(ids) => Cell::Int(i64::try_from(ids.len()).unwrap_or(i64::MAX)),

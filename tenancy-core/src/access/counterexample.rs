@@ -59,6 +59,10 @@ pub struct Counterexample {
     pub row: BTreeMap<String, Value>,
     /// True when the witness depends on a raw SQL condition that could not be evaluated.
     pub unverified: bool,
+    /// True on the tenant memberships table: `role` is the caller's tenant-wide role and the
+    /// row is any row of the caller's tenant.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub tenant_wide: bool,
 }
 
 impl Counterexample {
@@ -74,13 +78,16 @@ impl Counterexample {
 
     fn describe_as(&self, table: &str, command: Command, may: &str) -> String {
         let who = match &self.role {
+            Some(role) if self.tenant_wide => {
+                format!("a caller holding `{role}` in every project of tenant T")
+            }
             Some(role) => format!("a caller holding `{role}` in project P of tenant T"),
             None => "any caller of the app role".to_owned(),
         };
-        let whose = if self.role.is_some() {
-            " of project P"
-        } else {
-            ""
+        let whose = match (&self.role, self.tenant_wide) {
+            (Some(_), true) => " of tenant T",
+            (Some(_), false) => " of project P",
+            (None, _) => "",
         };
         let row = if self.row.is_empty() {
             format!("any row{whose}")
@@ -181,6 +188,7 @@ pub fn find(
         if new_admits(true) && !old_admits(false) {
             let verified = new_admits(false) && !old_admits(true);
             return Some(Counterexample {
+                tenant_wide: false,
                 role: Some(role.to_owned()),
                 row: row
                     .into_iter()

@@ -199,6 +199,17 @@ pub fn diff(old: &Model, new: &Model) -> AccessDiff {
         }
     }
     ceiling_changes(&old_matrix, &new_matrix, &mut changes);
+    // On the tenant memberships table a caller's role is its tenant-wide role.
+    for change in &mut changes {
+        let tenant_wide = change
+            .table
+            .as_deref()
+            .and_then(|t| new.table(t).or_else(|| old.table(t)))
+            .is_some_and(|t| t.kind == TableKind::TenantMemberships);
+        if let (true, Some(example)) = (tenant_wide, change.counterexample.as_mut()) {
+            example.tenant_wide = true;
+        }
+    }
     AccessDiff { changes }
 }
 
@@ -239,6 +250,7 @@ fn table_changes(
                 .find(|a| a.every_caller)
                 .map(|a| a.command);
             c.counterexample = Some(Counterexample {
+                tenant_wide: false,
                 role: None,
                 row: Default::default(),
                 unverified: false,
@@ -297,6 +309,7 @@ fn command_changes(
             c.command = Some(command);
             if is_every {
                 c.counterexample = Some(Counterexample {
+                    tenant_wide: false,
                     role: None,
                     row: Default::default(),
                     unverified: false,
@@ -472,6 +485,7 @@ fn column_changes(
                     .and_then(|t| t.column(column))
                     .map(|c| written_value(c.ty));
                 c.counterexample = Some(Counterexample {
+                    tenant_wide: false,
                     role,
                     row: value
                         .map(|v| BTreeMap::from([(column.clone(), v)]))
@@ -536,6 +550,7 @@ fn ceiling_changes(old: &AccessMatrix, new: &AccessMatrix, out: &mut Vec<AccessC
             c.roles = vec![ceiling.role.clone()];
             c.granted_role = gained.last().map(|r| (*r).clone());
             c.counterexample = Some(Counterexample {
+                tenant_wide: false,
                 role: Some(ceiling.role.clone()),
                 row: Default::default(),
                 unverified: false,
@@ -625,6 +640,7 @@ fn role_column_changes(
                 .and_then(|t| t.column(column))
                 .map(|col| written_value(col.ty));
             c.counterexample = Some(Counterexample {
+                tenant_wide: false,
                 role: Some(entry.role.clone()),
                 row: value
                     .map(|v| BTreeMap::from([(column.clone(), v)]))
@@ -685,6 +701,7 @@ fn role_read_changes(before: &TableAccess, after: &TableAccess, out: &mut Vec<Ac
             let mut c = change(Effect::Widens, ChangeKind::ColumnBecomesReadable, text);
             about(&mut c, &after.table, Command::Select, column, &entry.role);
             c.counterexample = Some(Counterexample {
+                tenant_wide: false,
                 role: Some(entry.role.clone()),
                 row: BTreeMap::new(),
                 unverified: entry.access != RoleAccess::AllRows,

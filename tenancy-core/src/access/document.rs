@@ -85,6 +85,7 @@ fn kind_phrase(kind: TableKind) -> &'static str {
         TableKind::Tenants => "The tenants table: a caller reads its own tenant's row when it holds the role in at least one project of it",
         TableKind::Projects => "The projects table",
         TableKind::Memberships => "The memberships table (who holds which role in which project)",
+        TableKind::TenantMemberships => "The tenant memberships table (who holds which role in every project of the tenant); its rules name the caller's tenant-wide role",
         TableKind::Scoped => "Scoped to a project",
         TableKind::Global => "Global: shared by every tenant, no row-level security",
     }
@@ -134,6 +135,14 @@ fn table_section(out: &mut String, matrix: &AccessMatrix, table: &TableAccess) {
         notes.push_str(
             "- Insert, update and delete of a membership row are also bounded by the role \
              ceiling (see \"Granting roles\").\n",
+        );
+    }
+    if table.kind == TableKind::TenantMemberships {
+        notes.push_str(
+            "- A row gives its user that role in every project of the tenant (projects created \
+             later included). The roles in this table's rules are the caller's tenant-wide \
+             role; insert, update and delete are bounded by the same role ceiling: a tenant-wide \
+             role up to the caller's own.\n",
         );
     }
     if let Some(select) = table.command(Command::Select) {

@@ -212,7 +212,10 @@ impl CommandAccess {
             command,
             granted,
             every_caller: global && granted,
-            own_memberships: table.kind == TableKind::Memberships && command == Command::Select,
+            own_memberships: matches!(
+                table.kind,
+                TableKind::Memberships | TableKind::TenantMemberships
+            ) && command == Command::Select,
             roles,
             unchecked: table
                 .rules_for(command)

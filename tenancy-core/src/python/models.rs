@@ -47,7 +47,9 @@ pub(crate) fn foreign_keys(model: &Model, table: &Table) -> Vec<ForeignKey> {
         })
     };
     match table.kind {
-        TableKind::Projects => out.extend(core(TableKind::Tenants, &["tenant_id"], &["id"])),
+        TableKind::Projects | TableKind::TenantMemberships => {
+            out.extend(core(TableKind::Tenants, &["tenant_id"], &["id"]))
+        }
         TableKind::Memberships | TableKind::Scoped => out.extend(core(
             TableKind::Projects,
             &["tenant_id", "project_id"],

@@ -256,6 +256,20 @@ fn roles_and_config_tokens(model: &Model) -> TokenStream {
         .core_table(crate::model::TableKind::Memberships)
         .map(|t| t.name.clone())
         .unwrap_or_default();
+    let projects = model
+        .core_table(crate::model::TableKind::Projects)
+        .map(|t| t.name.clone())
+        .unwrap_or_default();
+    // Only a model with tenant-wide roles names the extra tables (older outputs unchanged).
+    let tenant_wide = model
+        .core_table(crate::model::TableKind::TenantMemberships)
+        .map(|t| {
+            let name = &t.name;
+            quote! {
+                tenant_memberships_table: ::std::option::Option::Some(#name.to_owned()),
+                projects_table: #projects.to_owned(),
+            }
+        });
     quote! {
         #[doc = #roles_doc]
         pub mod roles {
@@ -267,6 +281,7 @@ fn roles_and_config_tokens(model: &Model) -> TokenStream {
             ::tenancy_runtime::TenancyConfig {
                 helper_schema: #schema.to_owned(),
                 memberships_table: #memberships.to_owned(),
+                #tenant_wide
                 ..::tenancy_runtime::TenancyConfig::default()
             }
         }

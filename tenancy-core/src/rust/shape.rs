@@ -220,9 +220,10 @@ impl<'m> Shape<'m> {
         let role = self.table.rule(command)?;
         let available = match command {
             Command::Select | Command::Delete => true,
-            Command::Insert => {
-                matches!(self.table.kind, TableKind::Scoped | TableKind::Memberships)
-            }
+            Command::Insert => matches!(
+                self.table.kind,
+                TableKind::Scoped | TableKind::Memberships | TableKind::TenantMemberships
+            ),
             Command::Update => !self.update_tiers.is_empty(),
         };
         available.then_some(role)
@@ -358,6 +359,9 @@ fn filter_columns(table: &Table, columns: &[Column]) -> Vec<Column> {
     if table.kind == TableKind::Memberships {
         wanted.extend([USER_COLUMN, ROLE_COLUMN]);
     }
+    if table.kind == TableKind::TenantMemberships {
+        wanted.push(ROLE_COLUMN);
+    }
     for index in &table.indexes {
         if index.method == IndexMethod::BTree {
             wanted.extend(index.columns.iter().map(String::as_str));
@@ -372,7 +376,13 @@ fn filter_columns(table: &Table, columns: &[Column]) -> Vec<Column> {
     columns
         .iter()
         .filter(|c| wanted.contains(&c.name.as_str()) && is_filterable(c.ty))
-        .filter(|c| c.ty != SqlType::Role || table.kind == TableKind::Memberships)
+        .filter(|c| {
+            c.ty != SqlType::Role
+                || matches!(
+                    table.kind,
+                    TableKind::Memberships | TableKind::TenantMemberships
+                )
+        })
         .cloned()
         .collect()
 }

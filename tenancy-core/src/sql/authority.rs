@@ -28,31 +28,36 @@ use crate::model::{
 pub(crate) const KEEP_TOP_ROLE_FUNCTION: &str = "keep_top_role";
 
 /// `CASE role WHEN 'viewer' THEN <caller is at least viewer in the row's project> ... END`:
-/// true when the caller's own role in the row's project reaches the row's role.
-pub(super) fn ceiling_expression(model: &Model, target: Target) -> String {
+/// true when the caller's own role in the row's project (on the tenant memberships table: the
+/// caller's tenant-wide role) reaches the row's role; `None` for the other tables.
+pub(super) fn ceiling_expression(model: &Model, table: &Table, target: Target) -> Option<String> {
+    let column = match table.kind {
+        TableKind::Memberships => PROJECT_COLUMN,
+        TableKind::TenantMemberships => TENANT_COLUMN,
+        _ => return None,
+    };
     let schema = &model.settings.helper_schema;
     let mut out = format!("CASE {}", ident(ROLE_COLUMN));
     for role in &model.roles {
         out.push_str(&format!(
             " WHEN {} THEN COALESCE({} = ANY ({}), false)",
             literal(role),
-            ident(PROJECT_COLUMN),
+            ident(column),
             context_call(target, schema, ContextHelper::ProjectIds(role))
         ));
     }
     out.push_str(" ELSE false END");
-    out
+    Some(out)
 }
 
-/// The restrictive role-ceiling policies of the memberships table, one per write command its
-/// rules allow; none for other tables.
+/// The restrictive role-ceiling policies of the two memberships tables, one per write command
+/// their rules allow; none for other tables.
 pub(super) fn ceiling_policies(model: &Model, table: &Table, target: Target) -> Vec<Policy> {
-    if table.kind != TableKind::Memberships {
+    let Some(ceiling) = ceiling_expression(model, table, target) else {
         return Vec::new();
-    }
+    };
     let name = ident(&table.name);
     let app = ident(&model.settings.app_role);
-    let ceiling = ceiling_expression(model, target);
     let mut out = Vec::new();
     for command in [Command::Insert, Command::Update, Command::Delete] {
         if !table.rules.iter().any(|rule| rule.command == command) {

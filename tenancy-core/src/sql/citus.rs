@@ -178,8 +178,7 @@ pub(super) fn folded_policies(
     let app = ident(&model.settings.app_role);
     // The reader role of a masked view (if any) reads through the select policy too.
     let readers = super::masked::select_policy_roles(model, table);
-    let ceiling = (table.kind == TableKind::Memberships)
-        .then(|| super::authority::ceiling_expression(model, Target::Citus));
+    let ceiling = super::authority::ceiling_expression(model, table, Target::Citus);
     let mut out = Vec::new();
     for command in Command::ALL {
         let Some(expression) = rule_expression(command) else {
@@ -415,7 +414,11 @@ pub(super) fn core_distribution(model: &Model) -> String {
         ));
         keys.push_str(&foreign_keys(model, tenants));
     }
-    for kind in [TableKind::Projects, TableKind::Memberships] {
+    for kind in [
+        TableKind::Projects,
+        TableKind::Memberships,
+        TableKind::TenantMemberships,
+    ] {
         if let Some(table) = model.core_table(kind) {
             out.push_str(&distribute(model, TABLE_SCHEMA, &table.name));
             keys.push_str(&foreign_keys(model, table));

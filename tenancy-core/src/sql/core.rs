@@ -101,6 +101,7 @@ pub(super) fn core_migration(model: &Model, target: Target) -> String {
         TableKind::Tenants,
         TableKind::Projects,
         TableKind::Memberships,
+        TableKind::TenantMemberships,
     ] {
         if let Some(table) = model.core_table(kind) {
             out.push_str(&tables::table_section(model, table, target));

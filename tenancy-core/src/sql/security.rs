@@ -3,7 +3,7 @@
 use super::context::{context_call, ContextHelper};
 use super::ident::{fit_identifier, ident, ident_list};
 use super::Target;
-use crate::model::{Command, Model, Rule, Table, TableKind, USER_COLUMN};
+use crate::model::{Command, Model, Rule, Table, TableKind, ID_COLUMN, TENANT_COLUMN, USER_COLUMN};
 
 /// Row-level security (tenant-owned tables) and grants of `table`.
 pub(super) fn security_section(model: &Model, table: &Table, target: Target) -> String {
@@ -221,15 +221,30 @@ pub(super) fn role_policies(model: &Model, table: &Table, target: Target) -> Vec
 }
 
 /// The commands granted to the app role: those with a rule, plus SELECT on the memberships
-/// table, which the runtime's authorization step always needs (a user reads their own rows).
+/// tables, which the runtime's authorization step always needs (a user reads their own rows).
 pub(crate) fn granted_commands(table: &Table) -> Vec<Command> {
     Command::ALL
         .into_iter()
         .filter(|c| {
-            table.rule(*c).is_some()
-                || (table.kind == TableKind::Memberships && *c == Command::Select)
+            table.rule(*c).is_some() || (is_membership_kind(table.kind) && *c == Command::Select)
         })
         .collect()
+}
+
+/// The two membership tables: a user always reads their own rows there.
+fn is_membership_kind(kind: TableKind) -> bool {
+    matches!(kind, TableKind::Memberships | TableKind::TenantMemberships)
+}
+
+/// The column a rule's role test compares with the caller's project lists: the row's
+/// project; the tenant itself on the tenant memberships table (the runtime lists the tenant
+/// id at the ranks of the caller's tenant-wide role, docs/context.md); none on the tenants
+/// table.
+pub(super) fn role_column(table: &Table) -> Option<&'static str> {
+    match table.kind {
+        TableKind::TenantMemberships => Some(TENANT_COLUMN),
+        _ => table.scope_columns().and_then(|scope| scope.project),
+    }
 }
 
 /// The permissive policy expression of `command`, or `None` when the command is denied.
@@ -240,10 +255,10 @@ fn rule_expression(
     target: Target,
 ) -> Option<String> {
     let schema = &model.settings.helper_schema;
-    let scope = table.scope_columns()?;
-    let by_role = rules_expression(model, table, command, target, scope.project);
+    table.scope_columns()?;
+    let by_role = rules_expression(model, table, command, target, role_column(table));
     let own_membership =
-        (table.kind == TableKind::Memberships && command == Command::Select).then(|| {
+        (is_membership_kind(table.kind) && command == Command::Select).then(|| {
             format!(
                 "{} = {}",
                 ident(USER_COLUMN),
@@ -308,6 +323,20 @@ pub(super) fn rules_union(
                 // An index condition, not a per-row filter: `role_member` says why that is
                 // safe under generic plans. (Row conditions keep `role_at_least`'s COALESCE:
                 // they may negate it.)
+                // projects, when the model has tenant-wide roles: a member of the project, or
+                // of the whole tenant
+                Some(ID_COLUMN) if model.core_table(TableKind::TenantMemberships).is_some() => {
+                    format!(
+                        "({} OR {})",
+                        super::conditions::role_member(model, target, ID_COLUMN, &rule.min_role),
+                        super::conditions::role_member(
+                            model,
+                            target,
+                            TENANT_COLUMN,
+                            &rule.min_role
+                        )
+                    )
+                }
                 Some(project) => {
                     super::conditions::role_member(model, target, project, &rule.min_role)
                 }

@@ -37,6 +37,9 @@ pub(crate) fn kind_description(kind: TableKind) -> &'static str {
         TableKind::Tenants => "the tenants table: one row per tenant",
         TableKind::Projects => "the projects table: scoped to a tenant",
         TableKind::Memberships => "the memberships table: scoped to a project",
+        TableKind::TenantMemberships => {
+            "the tenant memberships table: a role in every project of the tenant"
+        }
         TableKind::Scoped => "scoped to a project",
         TableKind::Global => "global: shared by every tenant",
     }
@@ -110,6 +113,16 @@ pub(super) fn constraints(model: &Model, table: &Table) -> Vec<Constraint> {
         out.push(Constraint {
             name: object_name(&table.name, &[] as &[&str], "pkey"),
             definition: format!("PRIMARY KEY ({})", ident_list(&primary_key)),
+        });
+    }
+    // The context lists a tenant-wide member's tenant id among project ids (docs/context.md):
+    // no project may carry its tenant's id, or a role in that project would read as a role
+    // in the whole tenant.
+    if table.kind == TableKind::Projects && model.core_table(TableKind::TenantMemberships).is_some()
+    {
+        out.push(Constraint {
+            name: object_name(&table.name, &["id"], "check"),
+            definition: format!("CHECK ({} <> {})", ident("id"), ident("tenant_id")),
         });
     }
     for key in table.effective_unique_keys() {
@@ -218,7 +231,7 @@ pub(crate) fn all_foreign_keys(model: &Model, table: &Table) -> Vec<EffectiveFor
     };
     let strings = |names: &[&str]| names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     match table.kind {
-        TableKind::Projects => out.extend(generated(
+        TableKind::Projects | TableKind::TenantMemberships => out.extend(generated(
             TableKind::Tenants,
             strings(&["tenant_id"]),
             strings(&["id"]),

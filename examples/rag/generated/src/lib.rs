@@ -14,6 +14,10 @@ pub fn config() -> ::tenancy_runtime::TenancyConfig {
     ::tenancy_runtime::TenancyConfig {
         helper_schema: "tenancy".to_owned(),
         memberships_table: "user_project_roles".to_owned(),
+        tenant_memberships_table: ::std::option::Option::Some(
+            "tenant_user_roles".to_owned(),
+        ),
+        projects_table: "projects".to_owned(),
         ..::tenancy_runtime::TenancyConfig::default()
     }
 }
@@ -23,6 +27,8 @@ pub mod tenants;
 pub mod projects;
 /// Repository of `user_project_roles`.
 pub mod user_project_roles;
+/// Repository of `tenant_user_roles`.
+pub mod tenant_user_roles;
 /// Repository of `documents`.
 pub mod documents;
 /// Repository of `chunks`.
@@ -40,6 +46,10 @@ pub use projects::{
 pub use user_project_roles::{
     UserProjectRoles, UserProjectRole, ProjectRole, UserProjectRoleCursor,
     UserProjectRolePage, UserProjectRoleFilter, NewUserProjectRole, UserProjectRolePatch,
+};
+pub use tenant_user_roles::{
+    TenantUserRoles, TenantUserRole, TenantUserRoleCursor, TenantUserRolePage,
+    TenantUserRoleFilter, NewTenantUserRole, TenantUserRolePatch,
 };
 pub use documents::{
     Documents, Document, DocumentCursor, DocumentPage, DocumentFilter, NewDocument,

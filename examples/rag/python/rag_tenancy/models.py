@@ -22,6 +22,7 @@ __all__ = [
     "Tenant",
     "Project",
     "UserProjectRole",
+    "TenantUserRole",
     "Document",
     "Chunk",
     "Query",
@@ -125,6 +126,49 @@ class UserProjectRole(Base):
     )
     #: Who granted the current role: the database writes the caller's user id (none when an
     #: operator grants it without a request context).
+    #: Stamped (`= current_user on update`): written by the database, never by the repositories.
+    granted_by: Mapped[uuid.UUID | None] = mapped_column(
+        sa.Uuid,
+        nullable=True,
+        server_default=sa.FetchedValue(),
+        server_onupdate=sa.FetchedValue(),
+    )
+    #: Stamped (`= now() on update`): written by the database, never by the repositories.
+    granted_at: Mapped[datetime.datetime] = mapped_column(
+        sa.DateTime(timezone=True),
+        nullable=False,
+        server_default=sa.FetchedValue(),
+        server_onupdate=sa.FetchedValue(),
+    )
+
+
+class TenantUserRole(Base):
+    """Who holds a role in every project of a tenant (an organisation's administrators, an
+    auditor who reads everything): the role counts in each project of the tenant, those
+    created later included.
+
+    A row of `tenant_user_roles` (tenant_memberships table).
+    """
+
+    __tablename__ = "tenant_user_roles"
+    __table_args__ = (
+        sa.PrimaryKeyConstraint("tenant_id", "user_id"),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["public.tenants.id"],
+            ondelete="CASCADE",
+        ),
+        {"schema": "public"},
+    )
+
+    #: Scope column (the repositories set it from the scope).
+    tenant_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, nullable=False)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, nullable=False)
+    role: Mapped[str] = mapped_column(
+        ENUM("viewer", "editor", "admin", "owner", name="project_role", schema="tenancy", create_type=False),
+        nullable=False,
+    )
+    #: Who granted the current role (none when an operator grants it).
     #: Stamped (`= current_user on update`): written by the database, never by the repositories.
     granted_by: Mapped[uuid.UUID | None] = mapped_column(
         sa.Uuid,

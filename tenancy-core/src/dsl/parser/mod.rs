@@ -18,10 +18,11 @@ use super::suggest;
 use crate::model::{Command, DefaultValue, IndexMethod, OnDelete, TableKind};
 
 /// Table kind keywords, in the order they are suggested.
-const KIND_KEYWORDS: [(&str, TableKind); 5] = [
+const KIND_KEYWORDS: [(&str, TableKind); 6] = [
     ("tenants", TableKind::Tenants),
     ("projects", TableKind::Projects),
     ("memberships", TableKind::Memberships),
+    ("tenant_memberships", TableKind::TenantMemberships),
     ("scoped", TableKind::Scoped),
     ("global", TableKind::Global),
 ];

@@ -133,7 +133,9 @@ fn fixed_columns<'i>(info: &'i TableInfo<'_>) -> Vec<(&'i str, &'static str)> {
         fixed.push((name.as_str(), key_reason));
     }
     match info.kind {
-        TableKind::Memberships => fixed.push((USER_COLUMN, key_reason)),
+        TableKind::Memberships | TableKind::TenantMemberships => {
+            fixed.push((USER_COLUMN, key_reason))
+        }
         TableKind::Tenants | TableKind::Projects => fixed.push((ID_COLUMN, key_reason)),
         TableKind::Scoped | TableKind::Global => {}
     }

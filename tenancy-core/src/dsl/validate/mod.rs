@@ -104,6 +104,7 @@ pub fn validate(files: &[File], diags: &mut Diagnostics) -> Option<Model> {
         TableKind::Tenants,
         TableKind::Projects,
         TableKind::Memberships,
+        TableKind::TenantMemberships,
     ] {
         tables.extend(
             infos

@@ -207,16 +207,19 @@ impl<'a> Checker<'_, 'a> {
         }
     }
 
-    /// Rule: exactly one `tenants`, one `projects` and one `memberships` table.
+    /// Rule: exactly one `tenants`, one `projects` and one `memberships` table; at most one
+    /// `tenant_memberships` table.
     pub(super) fn check_core_kinds(&mut self, decls: &[&TableDecl]) {
         for kind in [
             TableKind::Tenants,
             TableKind::Projects,
             TableKind::Memberships,
+            TableKind::TenantMemberships,
         ] {
             let of_kind: Vec<&&TableDecl> = decls.iter().filter(|d| d.kind == Some(kind)).collect();
             let keyword = kind.keyword();
             match of_kind.split_first() {
+                None if kind == TableKind::TenantMemberships => {}
                 None => {
                     let example = match kind {
                         TableKind::Memberships => "memberships table memberships {\n        allow select to viewer\n    }".to_owned(),

@@ -67,6 +67,17 @@ impl Emitter<'_, '_> {
         (prelude, binds)
     }
 
+    /// The scope trait a method of this table requires: `base` (`ReadScope`/`WriteScope`),
+    /// or its tenant-wide form (`TenantReadScope`/`TenantWriteScope`) on the tenant
+    /// memberships table, whose rules name the caller's tenant-wide role.
+    pub(super) fn scope_trait(&self, base: &'static str) -> &'static str {
+        match (self.shape.table.kind, base) {
+            (crate::model::TableKind::TenantMemberships, "ReadScope") => "TenantReadScope",
+            (crate::model::TableKind::TenantMemberships, _) => "TenantWriteScope",
+            _ => base,
+        }
+    }
+
     /// The key parameters of a method and their bound values.
     pub(super) fn key_params(&self, key: &[Column]) -> (Vec<(Ident, Type)>, Vec<Expr>) {
         match key {
@@ -194,7 +205,15 @@ impl Emitter<'_, '_> {
         let sql = ident(&sql_name);
         let get = |body| {
             let ok = option_type(self.row_type());
-            Self::scoped_method(&doc, &name, params.clone(), ok, "ReadScope", &role, body)
+            Self::scoped_method(
+                &doc,
+                &name,
+                params.clone(),
+                ok,
+                self.scope_trait("ReadScope"),
+                &role,
+                body,
+            )
         };
         // ::tenancy_runtime::sqlx::query_as::<_, Row>(Self::GET_SQL) <scope binds> <key binds>
         //     .fetch_optional(tx.connection()).await?
@@ -414,7 +433,7 @@ impl Emitter<'_, '_> {
                 (ident("page"), path_type(syn::Path::from(page))),
             ],
             vec_type(self.row_type()),
-            "ReadScope",
+            self.scope_trait("ReadScope"),
             &role,
             list_body,
         );
@@ -441,7 +460,7 @@ impl Emitter<'_, '_> {
             "count",
             vec![filter_param],
             path_type(path(false, &["i64"])),
-            "ReadScope",
+            self.scope_trait("ReadScope"),
             &role,
             count_body,
         );
@@ -496,7 +515,7 @@ impl Emitter<'_, '_> {
             "insert",
             vec![(ident("new"), new_type.clone())],
             self.row_type(),
-            "WriteScope",
+            self.scope_trait("WriteScope"),
             &role,
             insert_body,
         );
@@ -569,7 +588,7 @@ impl Emitter<'_, '_> {
             "insert_many",
             vec![(ident("rows"), vec_type(new_type))],
             vec_type(self.row_type()),
-            "WriteScope",
+            self.scope_trait("WriteScope"),
             &role,
             many_body,
         );
@@ -681,7 +700,15 @@ impl Emitter<'_, '_> {
         params.push((ident("patch"), path_type(syn::Path::from(patch))));
         let ok = option_type(self.row_type());
         let name = tier.method();
-        let update = Self::scoped_method(&doc, &name, params, ok, "WriteScope", &role, body);
+        let update = Self::scoped_method(
+            &doc,
+            &name,
+            params,
+            ok,
+            self.scope_trait("WriteScope"),
+            &role,
+            body,
+        );
         let mut consts = vec![Self::sql_const(
             &sql,
             &name,
@@ -721,7 +748,15 @@ impl Emitter<'_, '_> {
             ::std::result::Result::Ok(result.rows_affected() > 0)
         })?);
         let ok = path_type(path(false, &["bool"]));
-        let delete = Self::scoped_method(&doc, "delete", params, ok, "WriteScope", &role, body);
+        let delete = Self::scoped_method(
+            &doc,
+            "delete",
+            params,
+            ok,
+            self.scope_trait("WriteScope"),
+            &role,
+            body,
+        );
         Ok(Some((
             vec![Self::sql_const(&sql, "delete", &self.shape.delete_sql())],
             vec![delete],

@@ -4,6 +4,21 @@ use super::*;
 
 impl Emitter<'_, '_> {
     pub(super) fn project_role_enum(&self) -> syn::Result<Vec<Item>> {
+        if self.shape.table.kind == crate::model::TableKind::TenantMemberships {
+            // The enum lives in the memberships table's module, a sibling of this one.
+            let Some(memberships) = self
+                .shape
+                .model
+                .core_table(crate::model::TableKind::Memberships)
+            else {
+                return Ok(Vec::new());
+            };
+            let module = snake_ident(&memberships.name);
+            let role = ident(PROJECT_ROLE);
+            return parse_items(quote! {
+                use super::#module::#role;
+            });
+        }
         if !self.shape.is_memberships() {
             return Ok(Vec::new());
         }
