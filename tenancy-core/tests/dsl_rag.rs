@@ -36,6 +36,7 @@ fn rag_policy_compiles_without_errors_or_warnings() {
             "tenants",
             "projects",
             "user_project_roles",
+            "tenant_user_roles",
             "documents",
             "chunks",
             "queries",
@@ -46,11 +47,12 @@ fn rag_policy_compiles_without_errors_or_warnings() {
     );
     let kinds: Vec<TableKind> = model.tables.iter().map(|t| t.kind).collect();
     assert_eq!(
-        &kinds[..3],
+        &kinds[..4],
         [
             TableKind::Tenants,
             TableKind::Projects,
-            TableKind::Memberships
+            TableKind::Memberships,
+            TableKind::TenantMemberships
         ]
     );
     assert_eq!(

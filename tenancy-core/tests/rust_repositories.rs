@@ -238,6 +238,7 @@ fn rag_files_match_snapshots() {
             "src/projects.rs",
             "src/queries.rs",
             "src/responses.rs",
+            "src/tenant_user_roles.rs",
             "src/tenants.rs",
             "src/user_project_roles.rs",
         ],

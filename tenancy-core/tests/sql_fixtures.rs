@@ -196,6 +196,34 @@ pub fn rag_core_tables() -> Vec<Table> {
 /// The model of policies/rag.tenancy, built by hand.
 pub fn rag_model() -> Model {
     let mut tables = rag_core_tables();
+    let mut tenant_memberships = table(
+        "tenant_user_roles",
+        TableKind::TenantMemberships,
+        "Who holds a role in every project of a tenant (an organisation's administrators, an\n\
+         auditor who reads everything): the role counts in each project of the tenant, those\n\
+         created later included.",
+    );
+    tenant_memberships.columns = vec![
+        Column {
+            nullable: true,
+            ..stamped(
+                "granted_by",
+                SqlType::Uuid,
+                StampValue::CurrentUser,
+                StampWhen::Update,
+                "Who granted the current role (none when an operator grants it).",
+            )
+        },
+        Column {
+            stamp: Some(Stamp {
+                value: StampValue::Now,
+                when: StampWhen::Update,
+            }),
+            ..col("granted_at", SqlType::Timestamptz)
+        },
+    ];
+    tenant_memberships.rules = canonical(allow(&[Select, Insert, Update, Delete], "admin"));
+    tables.push(tenant_memberships);
 
     let mut documents = table(
         "documents",

@@ -336,7 +336,7 @@ fn scope_columns_never_have_a_default() {
     let sql = all_sql(&rag_model(), Target::Postgres);
     let tables = statements(&sql, "CREATE TABLE ");
     // the model tables, the audit table and the signed context's key table
-    assert_eq!(tables.len(), 11);
+    assert_eq!(tables.len(), 12);
     for create in tables {
         // The audit table's project_id is NULL for tenant-wide events (tenant.create).
         let is_audit = create.starts_with("CREATE TABLE tenancy.audit_log");
@@ -378,8 +378,9 @@ fn foreign_keys_between_tenant_tables_include_the_tenant() {
             }
         }
     }
-    // projects->tenants, memberships->projects, 5 scoped->projects, 4 declared
-    assert_eq!(checked, 11);
+    // projects->tenants, memberships->projects, tenant memberships->tenants,
+    // 5 scoped->projects, 4 declared
+    assert_eq!(checked, 12);
     assert!(sql.contains(
         "FOREIGN KEY (tenant_id, project_id, document_id)\n    REFERENCES documents (tenant_id, project_id, id) ON DELETE CASCADE"
     ));
@@ -396,11 +397,12 @@ fn policies_never_read_a_table() {
         let policies = statements(&sql, "CREATE POLICY ");
         // 8 tenant-owned tables with a boundary each, plus one policy per rule, plus the
         // memberships table's role ceiling (insert, update, delete), plus the audit table's
-        // boundary, select and insert. Citus folds boundary and ceiling into the rules'
-        // policies (sql/citus.rs).
+        // boundary, select and insert, plus the tenant memberships table's boundary, 4 rules
+        // and role ceiling (3). Citus folds boundary and ceiling into the rules' policies
+        // (sql/citus.rs).
         let expected = match target {
-            Target::Postgres => 8 + 1 + 2 + 4 + 4 + 4 + 3 + 3 + 4 + 3 + 3,
-            Target::Citus => 8 + 1 + 2 + 4 + 4 + 4 + 3 + 3 + 4 + 3 + 3 - 8 - 3 - 1,
+            Target::Postgres => 8 + 1 + 2 + 4 + 4 + 4 + 3 + 3 + 4 + 3 + 3 + (1 + 4 + 3),
+            Target::Citus => 8 + 1 + 2 + 4 + 4 + 4 + 3 + 3 + 4 + 3 + 3 - 8 - 3 - 1 + 4,
         };
         assert_eq!(policies.len(), expected);
         for policy in policies {
@@ -445,7 +447,18 @@ fn core_policies_have_their_special_forms() {
     assert!(sql.contains(
         "USING (project_id = ANY ((SELECT tenancy.project_ids('viewer'))::uuid[]) OR user_id = (SELECT tenancy.current_user_id()))"
     ));
-    assert!(sql.contains("USING (id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]))"));
+    // projects: a member of the project, or of the whole tenant (tenant-wide roles)
+    assert!(sql.contains(
+        "USING ((id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]) OR tenant_id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[])))"
+    ));
+    assert!(sql.contains("CONSTRAINT projects_id_check CHECK (id <> tenant_id)"));
+    // tenant memberships: the caller's tenant-wide role, listed as the tenant id
+    assert!(sql.contains(
+        "USING (tenant_id = ANY ((SELECT tenancy.project_ids('admin'))::uuid[]) OR user_id = (SELECT tenancy.current_user_id()))"
+    ));
+    assert!(sql.contains(
+        "WITH CHECK (CASE role WHEN 'viewer' THEN COALESCE(tenant_id = ANY ((SELECT tenancy.project_ids('viewer'))::uuid[]), false)"
+    ));
     assert!(sql.contains(
         "CREATE INDEX user_project_roles_user_id_idx ON user_project_roles (tenant_id, user_id);"
     ));
