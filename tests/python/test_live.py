@@ -120,6 +120,45 @@ def test_models_match_the_migrated_database(admin_engine: sa.Engine) -> None:
     }
 
 
+
+# ---- tenant-wide roles (docs/dsl.md, "Tenant-wide roles") -----------------------------------
+
+
+def _tenant_admin(admin: sa.Engine, tenant: uuid.UUID, role: str) -> uuid.UUID:
+    """A new user holding `role` in every project of `tenant` (inserted as the superuser)."""
+    user = uuid.uuid4()
+    with admin.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO tenant_user_roles (tenant_id, user_id, role) "
+                "VALUES (:t, :u, CAST(:r AS tenancy.project_role))"
+            ),
+            {"t": tenant, "u": user, "r": role},
+        )
+    return user
+
+
+def test_a_tenant_wide_role_counts_in_every_project_of_the_tenant(
+    tenancy: Tenancy, admin_engine: sa.Engine, fixture: Fixture
+) -> None:
+    tara = _tenant_admin(admin_engine, fixture.tenant_a, "admin")
+    ctx = tenancy.authorize(tara, fixture.tenant_a)
+    assert {m.project for m in ctx.memberships} >= {fixture.a1}
+    assert all(m.role == "admin" for m in ctx.memberships)
+    with pytest.raises(NotFound):
+        ctx.project(fixture.b1)
+    with pytest.raises(Forbidden):
+        ctx.project(fixture.a1).require(Owner)
+    scope = ctx.project(fixture.a1).require(Admin)
+    # The same claims the Rust runtime signs for the same scope.
+    assert tenancy.context_claims(scope).startswith(f"{fixture.tenant_a};{tara};")
+    with tenancy.session(scope) as tx:
+        listed = Documents.list(tx, limit=1000)
+        assert sorted(d.id for d in listed) == fixture.a_docs
+    # Another tenant: no role there, the same answer as for anybody.
+    with pytest.raises(NotFound):
+        tenancy.authorize(tara, fixture.tenant_b)
+
 # ---- isolation ----------------------------------------------------------------------------
 
 

@@ -238,6 +238,10 @@ fn model_constants(model: &Model) -> String {
          TABLE_SCHEMA = {schema}\n\
          #: The memberships table (`authorize` reads the user's roles there).\n\
          MEMBERSHIPS_TABLE = {memberships}\n\
+         #: The tenant memberships table (tenant-wide roles), if the model declares one.\n\
+         TENANT_MEMBERSHIPS_TABLE: str | None = {tenant_memberships}\n\
+         #: The projects table (`authorize` lists a tenant-wide member's projects there).\n\
+         PROJECTS_TABLE = {projects}\n\
          #: The roles, least privileged first: a role's position is its rank.\n\
          ROLE_NAMES: tuple[str, ...] = ({roles}{comma})\n\
          #: The application's login role (always subject to row-level security).\n\
@@ -245,6 +249,14 @@ fn model_constants(model: &Model) -> String {
         helper = text::py_str(&model.settings.helper_schema),
         schema = text::py_str(crate::model::TABLE_SCHEMA),
         memberships = text::py_str(memberships),
+        tenant_memberships = model
+            .core_table(crate::model::TableKind::TenantMemberships)
+            .map_or_else(|| "None".to_owned(), |t| text::py_str(&t.name)),
+        projects = text::py_str(
+            model
+                .core_table(crate::model::TableKind::Projects)
+                .map_or("projects", |t| t.name.as_str())
+        ),
         comma = if model.roles.len() == 1 { "," } else { "" },
         app = text::py_str(&model.settings.app_role),
     )

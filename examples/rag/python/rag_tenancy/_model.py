@@ -7,6 +7,10 @@ HELPER_SCHEMA = "tenancy"
 TABLE_SCHEMA = "public"
 #: The memberships table (`authorize` reads the user's roles there).
 MEMBERSHIPS_TABLE = "user_project_roles"
+#: The tenant memberships table (tenant-wide roles), if the model declares one.
+TENANT_MEMBERSHIPS_TABLE: str | None = "tenant_user_roles"
+#: The projects table (`authorize` lists a tenant-wide member's projects there).
+PROJECTS_TABLE = "projects"
 #: The roles, least privileged first: a role's position is its rank.
 ROLE_NAMES: tuple[str, ...] = ("viewer", "editor", "admin", "owner")
 #: The application's login role (always subject to row-level security).

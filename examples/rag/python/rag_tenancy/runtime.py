@@ -24,7 +24,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
-from ._model import HELPER_SCHEMA, MEMBERSHIPS_TABLE, ROLE_NAMES, TABLE_SCHEMA
+from ._model import (
+    HELPER_SCHEMA,
+    MEMBERSHIPS_TABLE,
+    PROJECTS_TABLE,
+    ROLE_NAMES,
+    TABLE_SCHEMA,
+    TENANT_MEMBERSHIPS_TABLE,
+)
 
 __all__ = [
     "AsyncScopedSession",
@@ -440,16 +447,43 @@ def _memberships_query() -> Any:
     )
 
 
+def _tenant_role_query() -> Any:
+    return text(
+        "SELECT role::pg_catalog.text, "
+        "pg_catalog.array_position(pg_catalog.enum_range("
+        f'NULL::"{HELPER_SCHEMA}".project_role), role) - 1 '
+        f'FROM "{TABLE_SCHEMA}"."{TENANT_MEMBERSHIPS_TABLE}" '
+        "WHERE tenant_id = :tenant AND user_id = :user"
+    )
+
+
+_PROJECTS_QUERY = text(
+    f'SELECT id FROM "{TABLE_SCHEMA}"."{PROJECTS_TABLE}" WHERE tenant_id = :tenant ORDER BY id'
+)
+
+
+def _ranked(project: uuid.UUID, role: str, rank: Any) -> Membership:
+    if rank is None or role not in ROLE_NAMES:
+        raise Misconfigured(f"role {role!r} has no rank")
+    return Membership(project, role, int(rank))
+
+
 def _context_from_rows(
-    user: uuid.UUID, tenant: uuid.UUID, rows: Sequence[Any]
+    user: uuid.UUID,
+    tenant: uuid.UUID,
+    rows: Sequence[Any],
+    tenant_role: Membership | None = None,
+    tenant_projects: Sequence[Any] = (),
 ) -> RequestContext:
-    if not rows:
+    """The context: the project roles, and with a tenant-wide role that role in every project
+    of the tenant (the higher of the two wins, as in the Rust runtime)."""
+    memberships = [_ranked(project, role, rank) for project, role, rank in rows]
+    if tenant_role is not None:
+        memberships.extend(
+            Membership(project, tenant_role.role, tenant_role.rank) for (project,) in tenant_projects
+        )
+    if not memberships and tenant_role is None:
         raise NotFound("no membership in this tenant")
-    memberships = []
-    for project, role, rank in rows:
-        if rank is None or role not in ROLE_NAMES:
-            raise Misconfigured(f"role {role!r} has no rank")
-        memberships.append(Membership(project, role, int(rank)))
     return RequestContext(_SEAL, tenant, user, memberships)
 
 
@@ -565,10 +599,24 @@ class Tenancy(_TenancyBase):
         """Reads the user's memberships in `tenant` (in a transaction whose context holds only
         the tenant and the user) and builds their `RequestContext`; `NotFound` without any."""
         statement = self._statement(context_claims(tenant, user, None))
+        params = {"tenant": tenant, "user": user}
+        tenant_role = None
         with self._transaction(statement) as session:
-            rows = session.execute(_memberships_query(), {"tenant": tenant, "user": user}).all()
+            rows = session.execute(_memberships_query(), params).all()
+            if TENANT_MEMBERSHIPS_TABLE is not None:
+                found = session.execute(_tenant_role_query(), params).first()
+                if found is not None:
+                    tenant_role = _ranked(tenant, found[0], found[1])
             session.commit()
-        return _context_from_rows(user, tenant, rows)
+        projects: Sequence[Any] = ()
+        if tenant_role is not None:
+            # The tenant's projects, under a context listing the tenant id at the tenant-wide
+            # role's ranks (the projects policy admits a tenant-wide member to all of them).
+            listing = self._statement(context_claims(tenant, user, [tenant_role]))
+            with self._transaction(listing) as session:
+                projects = session.execute(_PROJECTS_QUERY, {"tenant": tenant}).all()
+                session.commit()
+        return _context_from_rows(user, tenant, rows, tenant_role, projects)
 
     def check(self) -> None:
         """Startup check: the database speaks contract 3 and accepts this key (a probe
@@ -678,11 +726,22 @@ class AsyncTenancy(_TenancyBase):
     async def authorize(self, user: uuid.UUID, tenant: uuid.UUID) -> RequestContext:
         """`Tenancy.authorize`, async."""
         statement = self._statement(context_claims(tenant, user, None))
+        params = {"tenant": tenant, "user": user}
+        tenant_role = None
         async with self._transaction(statement) as session:
-            result = await session.execute(_memberships_query(), {"tenant": tenant, "user": user})
-            rows = result.all()
+            rows = (await session.execute(_memberships_query(), params)).all()
+            if TENANT_MEMBERSHIPS_TABLE is not None:
+                found = (await session.execute(_tenant_role_query(), params)).first()
+                if found is not None:
+                    tenant_role = _ranked(tenant, found[0], found[1])
             await session.commit()
-        return _context_from_rows(user, tenant, rows)
+        projects: Sequence[Any] = ()
+        if tenant_role is not None:
+            listing = self._statement(context_claims(tenant, user, [tenant_role]))
+            async with self._transaction(listing) as session:
+                projects = (await session.execute(_PROJECTS_QUERY, {"tenant": tenant})).all()
+                await session.commit()
+        return _context_from_rows(user, tenant, rows, tenant_role, projects)
 
     async def check(self) -> None:
         """`Tenancy.check`, async."""
