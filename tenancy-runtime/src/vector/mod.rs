@@ -96,9 +96,10 @@ pub struct VectorConfig {
     /// filter loses recall even with iterative scans).
     pub min_hnsw_scope_share: f64,
     /// `hnsw.ef_search` for the tenant-HNSW route (1..=1000). Default 1000 (was 100 before
-    /// issue 22): on bench-vector's data (BENCHMARKS.md, "Recall per tier") a promoted
-    /// tenant's recall@10 grows with it up to pgvector's maximum, and the route stays several
-    /// times cheaper than exact search for the tenants it serves.
+    /// issue 22): on bench-vector's data (BENCHMARKS.md, "Recall per tier") a 200,000-vector
+    /// tenant's recall@10 grows with it up to pgvector's maximum (0.980 at 200, 0.995 at 1000),
+    /// at about half the latency of exact search there; for tenants near `promote_at` the
+    /// route then costs about as much as exact search. Lower it where latency matters more.
     pub ef_search: u32,
     /// `hnsw.max_scan_tuples` for the tenant-HNSW route's iterative scan.
     pub max_scan_tuples: u32,
@@ -110,8 +111,8 @@ pub struct VectorConfig {
     pub hnsw_m: u32,
     /// HNSW `ef_construction` of the per-tenant indexes (at least `2 * hnsw_m`, at most 1000;
     /// pgvector's default is 64). Higher builds slower and finds more of the true neighbours.
-    /// Default 256 (was 64 before issue 22); with `hnsw_m` 32 an index build takes about 2.5
-    /// times as long as with 16 / 128.
+    /// Default 256 (was 64 before issue 22); with `hnsw_m` 32 an index build took 2.3 to 4.3
+    /// times as long as with 16 / 128 in bench-vector.
     pub hnsw_ef_construction: u32,
     /// Re-check far queries on the tenant-HNSW route (default `true`): when the nearest row the
     /// index returned is farther from the query than the tenant's re-check distance (the 99th
