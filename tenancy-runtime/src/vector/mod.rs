@@ -111,7 +111,7 @@ pub struct VectorConfig {
     pub hnsw_m: u32,
     /// HNSW `ef_construction` of the per-tenant indexes (at least `2 * hnsw_m`, at most 1000;
     /// pgvector's default is 64). Higher builds slower and finds more of the true neighbours.
-    /// Default 256 (was 64 before issue 22); with `hnsw_m` 32 an index build took 2.3 to 4.3
+    /// Default 256 (was 64 before issue 22); with `hnsw_m` 32 an index build took 2.0 to 4.3
     /// times as long as with 16 / 128 in bench-vector.
     pub hnsw_ef_construction: u32,
     /// Re-check far queries on the tenant-HNSW route (default `true`): when the nearest row the
