@@ -332,7 +332,7 @@ async fn tiny_tenant_beside_a_huge_one_gets_k_rows_and_the_huge_one_keeps_recall
     assert_eq!((tiny_tier.tier, tiny_tier.row_count), (Tier::Exact, 30));
 
     let tenancy = Tenancy::new(db.app_pool().clone());
-    let gateway = gateway(config);
+    let gateway = gateway(config.clone());
 
     // The tiny tenant: exact route through the btree, never the shared HNSW; k rows, in scope.
     let tiny_queries = queries_near(&db, huge.tenant, 5).await; // near the huge tenant's data
@@ -406,6 +406,100 @@ async fn tiny_tenant_beside_a_huge_one_gets_k_rows_and_the_huge_one_keeps_recall
     }
     let recall = found as f64 / (queries.len() * 10) as f64;
     assert!(recall >= 0.9, "recall@10 of the huge tenant {recall}");
+
+    // Queries far from every stored vector, halfway between two of the huge tenant's clusters:
+    // the true neighbours lie in both, and a search stranded in one cluster of the graph finds
+    // half of them. The defaults (a denser graph, the re-check of far answers) must find
+    // nearly all of them.
+    let far = queries_between_clusters(20);
+    let mut found = 0usize;
+    for query in &far {
+        let mut tx = viewer_tx_all(&tenancy, &huge).await;
+        let results = gateway
+            .search(&mut tx, &SearchRequest::new(query.clone(), 10))
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                results.route,
+                Route::TenantHnsw | Route::ExactAfterShortHnsw
+            ),
+            "{:?}",
+            results.route
+        );
+        assert_eq!(results.hits.len(), 10);
+        let expected: HashSet<Uuid> = truth(&db, huge.tenant, query, 10)
+            .await
+            .into_iter()
+            .collect();
+        found += results
+            .hits
+            .iter()
+            .filter(|h| expected.contains(&h.key))
+            .count();
+        tx.commit().await.unwrap();
+    }
+    let far_recall = found as f64 / (far.len() * 10) as f64;
+    assert!(
+        far_recall >= 0.98,
+        "recall@10 of far queries in the huge tenant {far_recall}"
+    );
+
+    // The refresh measured the tenant's re-check distance. A query unlike any of the tenant's
+    // vectors (uniform noise) is answered by the index, found too far, and searched again
+    // exactly; without the re-check the index's answer stands.
+    let recheck: Option<f64> = sqlx::query_scalar(
+        "SELECT recheck_distance FROM tenancy.vector_tiers WHERE tenant_id = $1",
+    )
+    .bind(huge.tenant.as_uuid())
+    .fetch_one(db.admin_pool())
+    .await
+    .unwrap();
+    assert!(recheck.is_some_and(|d| d > 0.0 && d < 0.5), "{recheck:?}");
+    let stranger = Vector::from(pseudo_vector(99));
+    let expected = truth(&db, huge.tenant, &stranger, 10).await;
+    let mut tx = viewer_tx_all(&tenancy, &huge).await;
+    let results = gateway
+        .search(&mut tx, &SearchRequest::new(stranger.clone(), 10))
+        .await
+        .unwrap();
+    assert_eq!(results.route, Route::ExactAfterShortHnsw);
+    let got: Vec<Uuid> = results.hits.iter().map(|h| h.key).collect();
+    assert_eq!(got, expected);
+    let unchecked = VectorGateway::new(
+        Chunks::EMBEDDING_VECTORS,
+        VectorConfig {
+            recheck_far_queries: false,
+            ..config
+        },
+    );
+    let results = unchecked
+        .search(&mut tx, &SearchRequest::new(stranger, 10))
+        .await
+        .unwrap();
+    assert_eq!(results.route, Route::TenantHnsw);
+    tx.commit().await.unwrap();
+}
+
+/// Query vectors halfway between two of [`bulk_chunks`]' 20 cluster centres (far from every
+/// stored vector), with a small deterministic perturbation.
+fn queries_between_clusters(n: usize) -> Vec<Vector> {
+    (0..n)
+        .map(|i| {
+            // Never the same cluster twice: 6i + 3 is odd, so never 0 mod 20.
+            let (a, b) = ((i % 20) as f64, ((i * 7 + 3) % 20) as f64);
+            let noise = pseudo_vector(i as u64 + 1_000);
+            let v: Vec<f32> = (1..=DIMS)
+                .map(|j| {
+                    let j64 = j as f64;
+                    let centre = 0.5
+                        * ((a * 12.9898 + j64 * 78.233).sin() + (b * 12.9898 + j64 * 78.233).sin());
+                    (centre + 0.2 * f64::from(noise[j - 1])) as f32
+                })
+                .collect();
+            Vector::from(v)
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -906,7 +1000,8 @@ async fn install_upgrades_a_one_table_catalog_and_drops_the_indexes_it_listed() 
             "updated_at",
             "index_seed",
             "index_key",
-            "index_dimensions"
+            "index_dimensions",
+            "recheck_distance"
         ]
     );
     // Installing again changes nothing; the next refresh rebuilds the tenant under the new name.

@@ -2,16 +2,22 @@
 //!
 //! For each tenant count, one fresh database holds `--chunks` chunks of 384 dimensions whose
 //! tenant sizes follow a Zipf law (s = 1), generated server-side with `setseed`. Queries are
-//! stored embeddings plus seeded noise, drawn near the searching tenant's own data and near
-//! another tenant's data. Variants, run one after the other on the same data through the
-//! application role (row-level security on):
+//! stored embeddings plus seeded noise, drawn near the searching tenant's own data ("Own") and
+//! near another tenant's data ("Other", far from the searching tenant's vectors; with a single
+//! tenant, vectors of the generator of a rank that holds no rows). Variants, run one after the
+//! other on the same data through the application role (row-level security on):
 //!
 //! * `exact`: the gateway with no promoted tenant (truth for recall);
-//! * `shared-off` / `shared-relaxed`: one HNSW index over all tenants, tenant and project
-//!   filter by the row-level-security policy only, `hnsw.iterative_scan` off / `relaxed_order`;
-//! * `tiered`: the gateway after `VectorMaintenance::refresh` promoted the big tenants;
-//! * `solo`: the tiered gateway in a database holding only one tenant (largest, median and
-//!   smallest of the queried tenants), for the p50 ratio.
+//! * `shared-off` / `shared-relaxed` (unless `--no-shared`): one HNSW index over all tenants,
+//!   tenant and project filter by the row-level-security policy only, `hnsw.iterative_scan`
+//!   off / `relaxed_order`;
+//! * `tiered before` (with `--before EF,M,EFC`): the gateway after `VectorMaintenance::refresh`
+//!   promoted the big tenants with an earlier configuration; its indexes are then dropped;
+//! * `tiered`: the gateway after `refresh` promoted the big tenants with `--m` /
+//!   `--ef-construction`, once per `--ef-search` value on the same indexes;
+//! * `solo`: the tiered gateway (first `--ef-search`) in a database holding only one tenant
+//!   (every promoted queried tenant, the median and the smallest queried tenant), its searches
+//!   alternated with the same searches in the shared database, for the p50 ratio.
 //!
 //! `--smoke` runs tiny sizes in seconds (for CI).
 
@@ -40,13 +46,22 @@ struct Args {
     query_tenants: usize,
     promote_at: i64,
     solo: bool,
-    ef_search: u32,
+    shared: bool,
+    /// The tenant-HNSW settings measured ("after"): the first `ef_search` is the one the solo
+    /// comparison uses, every other one is measured on the same indexes.
+    ef_search: Vec<u32>,
     hnsw_m: u32,
     ef_construction: u32,
+    /// `(ef_search, m, ef_construction)` of an earlier configuration measured first on the
+    /// same data and queries ("before"; its indexes are dropped and rebuilt for "after").
+    before: Option<(u32, u32, u32)>,
+    /// Solo comparison: passes over the tenant's queries, shared and solo interleaved.
+    solo_passes: usize,
 }
 
 impl Args {
     fn parse() -> Result<Args> {
+        let defaults = VectorConfig::default();
         let mut args = Args {
             chunks: 200_000,
             tenant_counts: vec![1, 100, 1000],
@@ -54,11 +69,17 @@ impl Args {
             query_tenants: 24,
             promote_at: 10_000,
             solo: true,
-            ef_search: 200,
-            hnsw_m: 16,
-            ef_construction: 64,
+            shared: true,
+            ef_search: vec![defaults.ef_search],
+            hnsw_m: defaults.hnsw_m,
+            ef_construction: defaults.hnsw_ef_construction,
+            before: None,
+            solo_passes: 3,
         };
         let mut it = std::env::args().skip(1);
+        let list = |text: String| -> Result<Vec<u32>> {
+            Ok(text.split(',').map(str::parse).collect::<Result<_, _>>()?)
+        };
         while let Some(arg) = it.next() {
             let mut value = || it.next().context("missing value");
             match arg.as_str() {
@@ -68,6 +89,7 @@ impl Args {
                     args.queries_per_kind = 2;
                     args.query_tenants = 6;
                     args.promote_at = 300;
+                    args.solo_passes = 1;
                 }
                 "--chunks" => args.chunks = value()?.parse()?,
                 "--tenants" => {
@@ -80,26 +102,44 @@ impl Args {
                 "--query-tenants" => args.query_tenants = value()?.parse()?,
                 "--promote-at" => args.promote_at = value()?.parse()?,
                 "--no-solo" => args.solo = false,
-                "--ef-search" => args.ef_search = value()?.parse()?,
+                "--no-shared" => args.shared = false,
+                "--solo-passes" => args.solo_passes = value()?.parse()?,
+                "--ef-search" => args.ef_search = list(value()?)?,
                 "--m" => args.hnsw_m = value()?.parse()?,
                 "--ef-construction" => args.ef_construction = value()?.parse()?,
+                "--before" => {
+                    let v = list(value()?)?;
+                    let [ef, m, efc] = v[..] else {
+                        bail!("--before EF_SEARCH,M,EF_CONSTRUCTION");
+                    };
+                    args.before = Some((ef, m, efc));
+                }
                 other => bail!("unknown argument {other}"),
             }
+        }
+        if args.ef_search.is_empty() {
+            bail!("--ef-search needs at least one value");
         }
         Ok(args)
     }
 
-    fn config(&self) -> VectorConfig {
+    /// The gateway and maintenance configuration with these HNSW settings.
+    fn config_with(&self, ef_search: u32, m: u32, ef_construction: u32) -> VectorConfig {
         VectorConfig {
             promote_at: self.promote_at,
             demote_below: Some(self.promote_at / 2),
             exact_scope_max: self.promote_at / 2,
-            ef_search: self.ef_search,
+            ef_search,
             build_maintenance_work_mem_mb: Some(512),
-            hnsw_m: self.hnsw_m,
-            hnsw_ef_construction: self.ef_construction,
+            hnsw_m: m,
+            hnsw_ef_construction: ef_construction,
             ..VectorConfig::default()
         }
+    }
+
+    /// The "after" configuration (the first `--ef-search`).
+    fn config(&self) -> VectorConfig {
+        self.config_with(self.ef_search[0], self.hnsw_m, self.ef_construction)
     }
 }
 
@@ -411,14 +451,13 @@ fn summarise(
     }
 }
 
-/// Copies one tenant into a fresh database and times the tiered gateway there on its own-data
-/// queries; returns that p50 in ms.
-async fn solo_p50(
+/// A fresh database holding only `tenant` (its rows copied from `source`), with the catalog
+/// installed and the tenant promoted by `config`; returns it with the refresh time.
+async fn solo_db(
     source: &PgPool,
     tenant: &Tenant,
-    queries: &[&Query],
     config: &VectorConfig,
-) -> Result<f64> {
+) -> Result<(TestDb, Duration)> {
     let db = TestDb::try_fresh().await?;
     create_tenants(db.admin_pool(), std::slice::from_ref(tenant)).await?;
     let mut offset = 0i64;
@@ -455,28 +494,165 @@ async fn solo_p50(
     let maintenance =
         VectorMaintenance::new(db.admin_pool().clone(), "bench: solo", config.clone())?;
     maintenance.install().await?;
+    let started = Instant::now();
     maintenance.refresh(&Chunks::EMBEDDING_VECTORS.spec).await?;
-    let tenancy = Tenancy::new(db.app_pool().clone());
+    Ok((db, started.elapsed()))
+}
+
+/// One search through the gateway in its own scoped transaction: ids, latency of the search
+/// call, route.
+async fn search_once(
+    tenancy: &Tenancy,
+    gateway: &Gateway,
+    scope: &ProjectScope<Viewer>,
+    vector: &Vector,
+) -> Result<(Vec<Uuid>, Duration, String)> {
+    let mut tx = tenancy.begin(scope).await?;
+    let started = Instant::now();
+    let results = gateway
+        .search(&mut tx, &SearchRequest::new(vector.clone(), K as u32))
+        .await?;
+    let took = started.elapsed();
+    tx.commit().await?;
+    Ok((
+        results.hits.iter().map(|h| h.key).collect(),
+        took,
+        format!("{:?}", results.route),
+    ))
+}
+
+/// Recall@10 of `got` against `truth`, summed: (found, expected).
+fn overlap(got: &[Uuid], truth: &[Uuid]) -> (usize, usize) {
+    let expected: HashSet<&Uuid> = truth.iter().collect();
+    (
+        got.iter().filter(|id| expected.contains(id)).count(),
+        expected.len(),
+    )
+}
+
+/// Per query kind of the solo comparison: shared ms, solo ms, shared recall (found,
+/// expected), solo recall (found, expected).
+type SoloSamples = (Vec<f64>, Vec<f64>, (usize, usize), (usize, usize));
+
+/// The solo comparison of one tenant: its queries of both kinds against the shared database
+/// and a database holding only that tenant, alternating which goes first, `passes` timed
+/// passes after one warm-up pass. Prints one line per query kind.
+#[allow(clippy::too_many_arguments)]
+async fn solo_compare(
+    args: &Args,
+    shared: (&Tenancy, &ProjectScope<Viewer>),
+    admin: &PgPool,
+    tenant: &Tenant,
+    queries: &[(usize, &Query)],
+    truth: &Outcome,
+    route: &str,
+    config: &VectorConfig,
+) -> Result<()> {
+    let (solo, build) = solo_db(admin, tenant, config).await?;
+    let solo_tenancy = Tenancy::new(solo.app_pool().clone());
+    let solo_scope = scope_of(&solo_tenancy, tenant).await?;
     let gateway = Gateway::new(Chunks::EMBEDDING_VECTORS, config.clone());
-    let scope = scope_of(&tenancy, tenant).await?;
-    let mut latencies = Vec::new();
-    for pass in 0..2 {
-        for query in queries {
-            let mut tx = tenancy.begin(&scope).await?;
-            let started = Instant::now();
-            gateway
-                .search(&mut tx, &SearchRequest::new(query.vector.clone(), K as u32))
-                .await?;
-            let took = started.elapsed();
-            tx.commit().await?;
-            if pass == 1 {
-                latencies.push(took.as_secs_f64() * 1000.0);
+    let mut per_kind: BTreeMap<Kind, SoloSamples> = BTreeMap::new();
+    let mut routes: BTreeMap<String, usize> = BTreeMap::new();
+    // Exact-route searches take about a millisecond: more passes, so a burst of load on the
+    // shared cores does not decide the median.
+    let passes = if route == "exact" {
+        args.solo_passes * 5
+    } else {
+        args.solo_passes
+    };
+    let mut paired: BTreeMap<Kind, Vec<f64>> = BTreeMap::new();
+    for pass in 0..=passes {
+        for (n, (i, query)) in queries.iter().enumerate() {
+            let shared_first = (pass + n) % 2 == 0;
+            let mut shared_result = None;
+            let mut solo_result = None;
+            for side in 0..2 {
+                if (side == 0) == shared_first {
+                    shared_result =
+                        Some(search_once(shared.0, &gateway, shared.1, &query.vector).await?);
+                } else {
+                    solo_result = Some(
+                        search_once(&solo_tenancy, &gateway, &solo_scope, &query.vector).await?,
+                    );
+                }
             }
+            let (Some(a), Some(b)) = (shared_result, solo_result) else {
+                bail!("a side of the solo comparison did not run");
+            };
+            if pass == 0 {
+                continue;
+            }
+            paired
+                .entry(query.kind)
+                .or_default()
+                .push(a.1.as_secs_f64() / b.1.as_secs_f64().max(1e-9));
+            let entry = per_kind.entry(query.kind).or_default();
+            entry.0.push(a.1.as_secs_f64() * 1000.0);
+            entry.1.push(b.1.as_secs_f64() * 1000.0);
+            let (fa, ea) = overlap(&a.0, &truth.rows[*i].0);
+            let (fb, eb) = overlap(&b.0, &truth.rows[*i].0);
+            entry.2 = (entry.2 .0 + fa, entry.2 .1 + ea);
+            entry.3 = (entry.3 .0 + fb, entry.3 .1 + eb);
+            *routes.entry(format!("shared {}", a.2)).or_default() += 1;
+            *routes.entry(format!("solo {}", b.2)).or_default() += 1;
         }
     }
-    latencies.sort_by(f64::total_cmp);
-    db.drop_db().await;
-    Ok(percentile(&latencies, 0.5))
+    for (kind, (mut a, mut b, ra, rb)) in per_kind {
+        a.sort_by(f64::total_cmp);
+        b.sort_by(f64::total_cmp);
+        let (pa, pb) = (percentile(&a, 0.5), percentile(&b, 0.5));
+        let mut ratios = paired.remove(&kind).unwrap_or_default();
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "| rank {} ({}) | {route} | {kind:?} | {} | {pa:.2} | {pb:.2} | {:.2}x | {:.2}x | {:.3} | {:.3} |",
+            tenant.rank + 1,
+            tenant.size,
+            a.len(),
+            pa / pb,
+            percentile(&ratios, 0.5),
+            ra.0 as f64 / ra.1.max(1) as f64,
+            rb.0 as f64 / rb.1.max(1) as f64,
+        );
+    }
+    println!(
+        "<!-- solo database refresh {:.1} s; routes {routes:?} -->",
+        build.as_secs_f64()
+    );
+    solo.drop_db().await;
+    Ok(())
+}
+
+/// Vectors drawn from the data generator of a tenant rank that holds no rows, plus the query
+/// noise: the "far" queries of a database holding a single tenant.
+fn synthetic(rank: usize, n: usize, seed: &mut u64) -> Vec<Vector> {
+    let mut unit = || splitmix(seed) as f64 / u64::MAX as f64;
+    (0..n)
+        .map(|i| {
+            let cluster = ((i + 1) % 8) as f64;
+            let v: Vec<f32> = (1..=DIMS)
+                .map(|j| {
+                    let centre = (rank as f64 * 3.7 + cluster * 12.9898 + j as f64 * 78.233).sin();
+                    (centre + (unit() - 0.5) + (unit() - 0.5) * 0.4) as f32
+                })
+                .collect();
+            Vector::from(v)
+        })
+        .collect()
+}
+
+/// Drops every promoted tenant's index behind the catalog's back (the next refresh builds
+/// them again with its own configuration).
+async fn drop_tenant_indexes(admin: &PgPool, maintenance: &VectorMaintenance) -> Result<()> {
+    for tier in maintenance.tiers(&Chunks::EMBEDDING_VECTORS.spec).await? {
+        if let Some(name) = tier.index_name {
+            // A name the maintenance generated (`schema.table_column_hnsw_<hex>`).
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP INDEX IF EXISTS {name}")))
+                .execute(admin)
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 async fn run_one(args: &Args, tenant_count: usize) -> Result<()> {
@@ -507,13 +683,16 @@ async fn run_one(args: &Args, tenant_count: usize) -> Result<()> {
         generated.as_secs_f64()
     );
 
-    // Queried tenants: spread evenly over the size ranks.
+    // Queried tenants: spread evenly over the size ranks, and every tenant large enough to be
+    // promoted.
     let picked: Vec<usize> = if tenant_count <= args.query_tenants {
         (0..tenant_count).collect()
     } else {
         let mut p: Vec<usize> = (0..args.query_tenants)
             .map(|i| i * (tenant_count - 1) / (args.query_tenants - 1))
+            .chain((0..tenant_count).filter(|t| sizes[*t] >= args.promote_at))
             .collect();
+        p.sort_unstable();
         p.dedup();
         p
     };
@@ -526,15 +705,19 @@ async fn run_one(args: &Args, tenant_count: usize) -> Result<()> {
                 vector: v,
             });
         }
-        if tenant_count > 1 {
+        let others = if tenant_count > 1 {
             let other = &tenants[(t + 1 + tenant_count / 2) % tenant_count];
-            for v in near(admin, other, args.queries_per_kind, &mut seed).await? {
-                queries.push(Query {
-                    tenant: t,
-                    kind: Kind::Other,
-                    vector: v,
-                });
-            }
+            near(admin, other, args.queries_per_kind, &mut seed).await?
+        } else {
+            // No other tenant: vectors of the generator of rank 51, which holds no rows.
+            synthetic(51, args.queries_per_kind, &mut seed)
+        };
+        for v in others {
+            queries.push(Query {
+                tenant: t,
+                kind: Kind::Other,
+                vector: v,
+            });
         }
     }
 
@@ -562,74 +745,153 @@ async fn run_one(args: &Args, tenant_count: usize) -> Result<()> {
     let maintenance = VectorMaintenance::new(admin.clone(), "bench: vector tiers", config.clone())?;
     maintenance.install().await?;
     let gateway = Gateway::new(Chunks::EMBEDDING_VECTORS, config.clone());
+    let spec = &Chunks::EMBEDDING_VECTORS.spec;
 
     // 1. exact (no index but the btrees): the truth.
     run_gateway(&tenancy, &gateway, &scopes, &queries, true).await?;
     let exact = run_gateway(&tenancy, &gateway, &scopes, &queries, false).await?;
+    let mut variants: Vec<(String, Outcome)> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
 
     // 2. one shared HNSW index.
-    let started = Instant::now();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "SET maintenance_work_mem = '512MB'; \
-         CREATE INDEX chunks_shared_hnsw ON chunks USING hnsw (embedding vector_cosine_ops) \
-           WITH (m = {m}, ef_construction = {ef}); \
-         RESET maintenance_work_mem",
-        m = args.hnsw_m,
-        ef = args.ef_construction,
-    )))
-    .execute(admin)
-    .await?;
-    let shared_build = started.elapsed();
-    let shared_plans = run_shared(&tenancy, &scopes, &queries, "off", args.ef_search, true)
-        .await?
-        .routes;
-    let shared_off = run_shared(&tenancy, &scopes, &queries, "off", args.ef_search, false).await?;
-    let shared_relaxed = run_shared(
-        &tenancy,
-        &scopes,
-        &queries,
-        "relaxed_order",
-        args.ef_search,
-        false,
-    )
-    .await?;
-    sqlx::raw_sql("DROP INDEX chunks_shared_hnsw")
+    if args.shared {
+        let (ef_search, m, ef_construction) =
+            args.before
+                .unwrap_or((args.ef_search[0], args.hnsw_m, args.ef_construction));
+        let started = Instant::now();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "SET maintenance_work_mem = '512MB'; \
+             CREATE INDEX chunks_shared_hnsw ON chunks USING hnsw (embedding vector_cosine_ops) \
+               WITH (m = {m}, ef_construction = {ef_construction}); \
+             RESET maintenance_work_mem"
+        )))
         .execute(admin)
         .await?;
+        let shared_build = started.elapsed();
+        let shared_plans = run_shared(&tenancy, &scopes, &queries, "off", ef_search, true)
+            .await?
+            .routes;
+        let off = run_shared(&tenancy, &scopes, &queries, "off", ef_search, false).await?;
+        let relaxed = run_shared(
+            &tenancy,
+            &scopes,
+            &queries,
+            "relaxed_order",
+            ef_search,
+            false,
+        )
+        .await?;
+        sqlx::raw_sql("DROP INDEX chunks_shared_hnsw")
+            .execute(admin)
+            .await?;
+        notes.push(format!(
+            "shared HNSW (m {m}, ef_construction {ef_construction}, ef_search {ef_search}) \
+             built in {:.1} s, plans {shared_plans:?}",
+            shared_build.as_secs_f64()
+        ));
+        variants.push(("shared HNSW, iterative off".to_owned(), off));
+        variants.push(("shared HNSW, relaxed_order".to_owned(), relaxed));
+    }
 
-    // 3. tiered: promote the big tenants online.
+    // 3. tiered "before": an earlier configuration on the same data and queries.
+    if let Some((ef_search, m, ef_construction)) = args.before {
+        let before = VectorConfig {
+            recheck_far_queries: false,
+            ..args.config_with(ef_search, m, ef_construction)
+        };
+        let before_maintenance = VectorMaintenance::new(
+            admin.clone(),
+            "bench: vector tiers (before)",
+            before.clone(),
+        )?;
+        let started = Instant::now();
+        let report = before_maintenance.refresh(spec).await?;
+        notes.push(format!(
+            "tiered before (m {m}, ef_construction {ef_construction}): {} tenant(s) promoted, \
+             builds {:.1} s",
+            report.promoted.len(),
+            report
+                .promoted
+                .iter()
+                .map(|p| p.1)
+                .sum::<Duration>()
+                .as_secs_f64()
+        ));
+        let _ = started;
+        let before_gateway = Gateway::new(Chunks::EMBEDDING_VECTORS, before);
+        run_gateway(&tenancy, &before_gateway, &scopes, &queries, true).await?;
+        let outcome = run_gateway(&tenancy, &before_gateway, &scopes, &queries, false).await?;
+        notes.push(format!("tiered before routes {:?}", outcome.routes));
+        variants.push((
+            format!(
+                "tiered before: ef_search {ef_search}, m {m}, ef_construction {ef_construction}, \
+                 no re-check"
+            ),
+            outcome,
+        ));
+        drop_tenant_indexes(admin, &before_maintenance).await?;
+    }
+
+    // 4. tiered: promote the big tenants online, then every ef_search on the same indexes.
     let started = Instant::now();
-    let report = maintenance.refresh(&Chunks::EMBEDDING_VECTORS.spec).await?;
+    let report = maintenance.refresh(spec).await?;
     let refresh_took = started.elapsed();
-    let build_sum: Duration = report.promoted.iter().map(|p| p.1).sum();
-    run_gateway(&tenancy, &gateway, &scopes, &queries, true).await?;
-    let tiered = run_gateway(&tenancy, &gateway, &scopes, &queries, false).await?;
-
-    println!(
-        "\nIndex build: shared HNSW {:.1} s (plans of the shared variant: {:?}); tiered: {} \
-         tenant(s) promoted (>= {} chunks), builds {:.1} s in total, whole refresh {:.1} s. \
-         Tiered routes: {:?}\n",
-        shared_build.as_secs_f64(),
-        shared_plans,
+    notes.push(format!(
+        "tiered (m {}, ef_construction {}): {} tenant(s) promoted (>= {} chunks), builds {:.1} s \
+         in total, whole refresh {:.1} s",
+        args.hnsw_m,
+        args.ef_construction,
         report.promoted.len(),
         config.promote_at,
-        build_sum.as_secs_f64(),
+        report
+            .promoted
+            .iter()
+            .map(|p| p.1)
+            .sum::<Duration>()
+            .as_secs_f64(),
         refresh_took.as_secs_f64(),
-        tiered.routes
-    );
+    ));
+    // Every ef_search with the far-query re-check, then the first one without it.
+    let sweep = args
+        .ef_search
+        .iter()
+        .map(|ef| (*ef, config.recheck_far_queries))
+        .chain(std::iter::once((
+            args.ef_search[0],
+            !config.recheck_far_queries,
+        )));
+    for (ef_search, recheck) in sweep {
+        let swept = Gateway::new(
+            Chunks::EMBEDDING_VECTORS,
+            VectorConfig {
+                recheck_far_queries: recheck,
+                ..args.config_with(ef_search, args.hnsw_m, args.ef_construction)
+            },
+        );
+        run_gateway(&tenancy, &swept, &scopes, &queries, true).await?;
+        let outcome = run_gateway(&tenancy, &swept, &scopes, &queries, false).await?;
+        let name = format!(
+            "tiered: ef_search {ef_search}, m {}, ef_construction {}, {}",
+            args.hnsw_m,
+            args.ef_construction,
+            if recheck { "re-check" } else { "no re-check" }
+        );
+        notes.push(format!("{name}: routes {:?}", outcome.routes));
+        variants.push((name, outcome));
+    }
+
+    println!();
+    for note in &notes {
+        println!("- {note}");
+    }
+    println!();
     println!("| variant | queries | recall@10 mean | recall@10 worst (tenant size) | short results | p50 ms | p95 ms | p50 vs exact |");
     println!("|---|---|---|---|---|---|---|---|");
     for kind in [Kind::Own, Kind::Other] {
-        if tenant_count == 1 && kind == Kind::Other {
-            continue;
-        }
         let base = summarise(&exact, &exact, &queries, &tenants, kind);
-        for (name, outcome) in [
-            ("exact", &exact),
-            ("shared HNSW, iterative off", &shared_off),
-            ("shared HNSW, relaxed_order", &shared_relaxed),
-            ("tiered", &tiered),
-        ] {
+        let all = std::iter::once(("exact".to_owned(), &exact))
+            .chain(variants.iter().map(|(name, o)| (name.clone(), o)));
+        for (name, outcome) in all {
             let s = summarise(outcome, &exact, &queries, &tenants, kind);
             println!(
                 "| {name} | {kind:?} | {:.3} | {:.3} ({}) | {:.0}% | {:.2} | {:.2} | {:.2}x |",
@@ -646,47 +908,49 @@ async fn run_one(args: &Args, tenant_count: usize) -> Result<()> {
 
     if args.solo && tenant_count > 1 {
         println!(
-            "\n| tenant (size) | route | tiered p50 ms (shared db) | solo db p50 ms | ratio |"
+            "\nSolo comparison (tiered, ef_search {}, re-check {}; shared and solo searches \
+             alternated, {} timed pass(es) after a warm-up):\n",
+            config.ef_search, config.recheck_far_queries, args.solo_passes
         );
-        println!("|---|---|---|---|---|");
-        let mut chosen = vec![
-            picked[0],
-            picked[picked.len() / 2],
-            picked[picked.len() - 1],
-        ];
+        println!(
+            "| tenant (size) | route | queries | searches | shared db p50 ms | solo db p50 ms | ratio of p50s | median of paired ratios | recall shared | recall solo |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|---|");
+        // Every promoted queried tenant, and the median and smallest queried tenants.
+        let mut chosen: Vec<usize> = picked
+            .iter()
+            .copied()
+            .filter(|t| report.promoted.iter().any(|p| p.0 == tenants[*t].id))
+            .collect();
+        chosen.push(picked[picked.len() / 2]);
+        chosen.push(picked[picked.len() - 1]);
         chosen.dedup();
         for t in chosen {
             let own: Vec<(usize, &Query)> = queries
                 .iter()
                 .enumerate()
-                .filter(|(_, q)| q.tenant == t && q.kind == Kind::Own)
+                .filter(|(_, q)| q.tenant == t)
                 .collect();
-            let mut shared_ms: Vec<f64> = own
-                .iter()
-                .map(|(i, _)| tiered.rows[*i].1.as_secs_f64() * 1000.0)
-                .collect();
-            shared_ms.sort_by(f64::total_cmp);
-            let shared_p50 = percentile(&shared_ms, 0.5);
-            let solo = solo_p50(
-                admin,
-                &tenants[t],
-                &own.iter().map(|q| q.1).collect::<Vec<_>>(),
-                &config,
-            )
-            .await?;
             let route = if report.promoted.iter().any(|p| p.0 == tenants[t].id) {
                 "tenant HNSW"
             } else {
                 "exact"
             };
-            println!(
-                "| rank {} ({}) | {route} | {shared_p50:.2} | {solo:.2} | {:.2}x |",
-                t + 1,
-                tenants[t].size,
-                shared_p50 / solo
-            );
+            solo_compare(
+                args,
+                (&tenancy, &scopes[t]),
+                admin,
+                &tenants[t],
+                &own,
+                &exact,
+                route,
+                &config,
+            )
+            .await?;
         }
     }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("\nload average at the end: {}", load.trim());
     db.drop_db().await;
     Ok(())
 }
@@ -707,7 +971,7 @@ async fn main() -> Result<()> {
         v
     };
     println!(
-        "bench-vector: {} chunks x {DIMS} dims, tenants {:?}, {} queries per kind per tenant on up to {} tenants, promote_at {}, ef_search {}, HNSW m {} / ef_construction {}; PostgreSQL {version}",
+        "bench-vector: {} chunks x {DIMS} dims, tenants {:?}, {} queries per kind per tenant on up to {} tenants, promote_at {}, ef_search {:?}, HNSW m {} / ef_construction {}, before {:?}; PostgreSQL {version}",
         args.chunks,
         args.tenant_counts,
         args.queries_per_kind,
@@ -715,8 +979,11 @@ async fn main() -> Result<()> {
         args.promote_at,
         args.ef_search,
         args.hnsw_m,
-        args.ef_construction
+        args.ef_construction,
+        args.before,
     );
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average at start: {}", load.trim());
     for &count in &args.tenant_counts {
         run_one(&args, count).await?;
     }

@@ -101,8 +101,10 @@ pub enum Route {
     Exact,
     /// The tenant's own partial HNSW index.
     TenantHnsw,
-    /// The tenant's HNSW index returned fewer than `k` rows, so the search was repeated
-    /// exactly in the same transaction.
+    /// The tenant's HNSW answer was not trusted, so the search was repeated exactly in the
+    /// same transaction: the index returned fewer than `k` rows, or (with
+    /// [`VectorConfig::recheck_far_queries`]) the nearest row it returned is farther from the
+    /// query than the tenant's re-check distance.
     ExactAfterShortHnsw,
     /// The scope holds no project: nothing was queried.
     EmptyScope,
@@ -157,6 +159,8 @@ struct RouteFacts {
     index_dimensions: Option<u32>,
     /// The tenant's embedding model (`per tenant` columns only).
     setting: Option<EmbeddingSetting>,
+    /// The tenant's re-check distance, when measured.
+    recheck_distance: Option<f64>,
 }
 
 impl RouteFacts {
@@ -516,7 +520,11 @@ impl<Read: Role, Update: Role, K: VectorKey> VectorGateway<Read, Update, K> {
             .fetch_all(tx.connection())
             .await?;
             sort_disabled(tx.connection(), &self.config, Some(&facts.enable_sort)).await?;
-            if found.len() < request.k as usize {
+            let distances = found
+                .iter()
+                .map(|row| row.try_get::<f64, _>("__distance"))
+                .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            if self.untrusted(&facts, request.k, &distances) {
                 route = Route::ExactAfterShortHnsw;
                 self.exact_rows(tx.connection(), tenant, &projects, request, rows)
                     .await?
@@ -747,7 +755,7 @@ impl<Read: Role, Update: Role, K: VectorKey> VectorGateway<Read, Update, K> {
              pg_catalog.current_setting('enable_sort'), \
              (SELECT COALESCE(sum(p.row_count), 0)::bigint FROM {schema}.vector_project_sizes p \
                 WHERE p.table_name = $5 AND p.tenant_id = $1 AND p.project_id = ANY($2)), \
-             t.index_dimensions{setting} \
+             t.index_dimensions, t.recheck_distance{setting} \
              FROM (SELECT 1) AS one LEFT JOIN {schema}.vector_tiers t \
              ON t.table_name = $5 AND t.tenant_id = $1{join}"
         );
@@ -764,6 +772,7 @@ impl<Read: Role, Update: Role, K: VectorKey> VectorGateway<Read, Update, K> {
             String,
             i64,
             Option<i32>,
+            Option<f64>,
             Option<i32>,
             Option<String>,
             Option<i32>,
@@ -779,7 +788,8 @@ impl<Read: Role, Update: Role, K: VectorKey> VectorGateway<Read, Update, K> {
             row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9,
         );
         let index_dimensions = row.10.and_then(|d| u32::try_from(d).ok());
-        let setting = match (row.11, row.12, row.13) {
+        let recheck_distance = row.11;
+        let setting = match (row.12, row.13, row.14) {
             (Some(dimensions), Some(name), Some(version)) => {
                 Some(EmbeddingSetting::from_row(dimensions, name, version)?)
             }
@@ -803,7 +813,20 @@ impl<Read: Role, Update: Role, K: VectorKey> VectorGateway<Read, Update, K> {
             scope_rows,
             index_dimensions,
             setting,
+            recheck_distance,
         })
+    }
+
+    /// True when the tenant-HNSW answer `found` must be re-checked exactly: fewer than `k`
+    /// rows, or (with [`VectorConfig::recheck_far_queries`]) a nearest row farther than the
+    /// tenant's re-check distance.
+    fn untrusted(&self, facts: &RouteFacts, k: u32, distances: &[f64]) -> bool {
+        if distances.len() < k as usize {
+            return true;
+        }
+        let nearest = distances.iter().copied().fold(f64::INFINITY, f64::min);
+        self.config.recheck_far_queries
+            && facts.recheck_distance.is_some_and(|limit| nearest > limit)
     }
 
     /// The gateway's routing rule (the planner is never asked to guess the tenant's size).
@@ -858,7 +881,35 @@ mod tests {
             scope_rows: scope,
             index_dimensions: None,
             setting: None,
+            recheck_distance: None,
         }
+    }
+
+    #[test]
+    fn short_or_far_hnsw_answers_are_rechecked_exactly() {
+        let gateway = VectorGateway::new(NOTES, VectorConfig::default());
+        let mut f = facts(Tier::Hnsw, true, 50_000, 50_000);
+        let near = [0.05, 0.1, 0.2];
+        // Short: always re-checked, measured or not.
+        assert!(gateway.untrusted(&f, 4, &near));
+        assert!(!gateway.untrusted(&f, 3, &near));
+        // Not measured yet: trusted.
+        assert!(!gateway.untrusted(&f, 3, &[0.9, 0.95, 1.0]));
+        f.recheck_distance = Some(0.12);
+        assert!(!gateway.untrusted(&f, 3, &near));
+        // The nearest hit farther than the tenant's re-check distance (order does not matter).
+        assert!(gateway.untrusted(&f, 3, &[0.2, 0.13, 0.3]));
+        assert!(!gateway.untrusted(&f, 3, &[0.2, 0.11, 0.3]));
+        // Switched off.
+        let off = VectorGateway::new(
+            NOTES,
+            VectorConfig {
+                recheck_far_queries: false,
+                ..VectorConfig::default()
+            },
+        );
+        assert!(!off.untrusted(&f, 3, &[0.2, 0.13, 0.3]));
+        assert!(off.untrusted(&f, 4, &near));
     }
 
     #[test]

@@ -13,6 +13,9 @@ use crate::error::Error;
 use crate::ids::TenantId;
 use crate::system::SystemTx;
 
+/// How many of a promoted tenant's vectors measure its re-check distance.
+pub const RECHECK_SAMPLE: i64 = 200;
+
 /// Key of the session advisory lock that serialises maintenance runs ("tenvect1").
 const MAINTENANCE_LOCK_KEY: i64 = 0x7465_6e76_6563_7431;
 
@@ -59,11 +62,13 @@ CREATE TABLE IF NOT EXISTS tenancy.vector_project_sizes (
 ALTER TABLE tenancy.vector_tiers ADD COLUMN IF NOT EXISTS index_seed bigint;
 ALTER TABLE tenancy.vector_tiers ADD COLUMN IF NOT EXISTS index_key bigint;
 ALTER TABLE tenancy.vector_tiers ADD COLUMN IF NOT EXISTS index_dimensions integer;
+ALTER TABLE tenancy.vector_tiers ADD COLUMN IF NOT EXISTS recheck_distance double precision;
 ALTER TABLE tenancy.vector_tiers ALTER COLUMN table_name SET STATISTICS 0,
   ALTER COLUMN tenant_id SET STATISTICS 0, ALTER COLUMN row_count SET STATISTICS 0,
   ALTER COLUMN tier SET STATISTICS 0, ALTER COLUMN index_name SET STATISTICS 0,
   ALTER COLUMN updated_at SET STATISTICS 0, ALTER COLUMN index_seed SET STATISTICS 0,
-  ALTER COLUMN index_key SET STATISTICS 0, ALTER COLUMN index_dimensions SET STATISTICS 0;
+  ALTER COLUMN index_key SET STATISTICS 0, ALTER COLUMN index_dimensions SET STATISTICS 0,
+  ALTER COLUMN recheck_distance SET STATISTICS 0;
 ALTER TABLE tenancy.vector_project_sizes ALTER COLUMN table_name SET STATISTICS 0,
   ALTER COLUMN tenant_id SET STATISTICS 0, ALTER COLUMN project_id SET STATISTICS 0,
   ALTER COLUMN row_count SET STATISTICS 0, ALTER COLUMN updated_at SET STATISTICS 0;
@@ -391,6 +396,12 @@ impl VectorMaintenance {
                     let took = self.promote(conn, table, tenant.tenant_id).await?;
                     report.promoted.push((tenant.tenant_id, took));
                 }
+                // Promoted before the re-check distance existed: measure it now.
+                Tier::Hnsw if self.recheck_missing(table, tenant.tenant_id).await? => {
+                    let identity = self.identity(table, tenant.tenant_id).await?;
+                    self.try_measure_recheck(table, tenant.tenant_id, &identity)
+                        .await;
+                }
                 _ => {}
             }
         }
@@ -455,6 +466,20 @@ impl VectorMaintenance {
         Ok(row.unwrap_or((None, None, None)))
     }
 
+    /// True when the tenant's catalog row has no re-check distance.
+    async fn recheck_missing(&self, table: &VectorSpec, tenant: TenantId) -> Result<bool, Error> {
+        let missing: Option<bool> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT recheck_distance IS NULL FROM {}.vector_tiers \
+             WHERE table_name = $1 AND tenant_id = $2",
+            self.schema()
+        )))
+        .bind(table.catalog_name())
+        .bind(tenant.as_uuid())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(missing.unwrap_or(false))
+    }
+
     /// Writes the tenant's tier and index (`schema.name`, predicate seed and key; all `None`
     /// when it has none).
     async fn set_tier(
@@ -467,8 +492,8 @@ impl VectorMaintenance {
         let mut tx = SystemTx::begin(&self.pool, self.reason).await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE {}.vector_tiers SET tier = $3, index_name = $4, index_seed = $5, \
-             index_key = $6, index_dimensions = $7, updated_at = now() \
-             WHERE table_name = $1 AND tenant_id = $2",
+             index_key = $6, index_dimensions = $7, recheck_distance = NULL, \
+             updated_at = now() WHERE table_name = $1 AND tenant_id = $2",
             self.schema()
         )))
         .bind(table.catalog_name())
@@ -627,7 +652,87 @@ impl VectorMaintenance {
         }
         self.set_tier(table, tenant, Tier::Hnsw, Some(&identity))
             .await?;
+        self.try_measure_recheck(table, tenant, &identity).await;
         Ok(took)
+    }
+
+    /// [`measure_recheck`](Self::measure_recheck), logging a failure at WARN instead of
+    /// failing the refresh: without a re-check distance the tenant's searches are simply not
+    /// re-checked, and the next refresh tries again.
+    async fn try_measure_recheck(
+        &self,
+        table: &VectorSpec,
+        tenant: TenantId,
+        identity: &IndexIdentity,
+    ) {
+        if let Err(error) = self.measure_recheck(table, tenant, identity).await {
+            tracing::warn!(
+                reason = self.reason, %tenant, table = %table.catalog_name(), %error,
+                "could not measure the tenant's vector re-check distance"
+            );
+        }
+    }
+
+    /// Measures and stores the tenant's re-check distance (see
+    /// [`VectorConfig::recheck_far_queries`]): the 99th percentile, over up to
+    /// [`RECHECK_SAMPLE`] of the tenant's own vectors (a fixed sample: ordered by the hash of
+    /// the key), of the distance from each to its nearest other vector, found through the
+    /// tenant's index with the search settings. A query whose nearest hit is farther than
+    /// that lies outside the tenant's data, where the graph is unreliable.
+    async fn measure_recheck(
+        &self,
+        table: &VectorSpec,
+        tenant: TenantId,
+        identity: &IndexIdentity,
+    ) -> Result<Option<f64>, Error> {
+        let vector = indexed_expression(table, identity.dimensions);
+        let neighbour = indexed_column(
+            &format!("n.{}", quote_ident(table.vector_column)),
+            identity.dimensions,
+        );
+        let op = table.distance.operator();
+        let source = table.qualified_table();
+        let mut tx = self.pool.begin().await?;
+        // Numbers from the validated configuration.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "SET LOCAL enable_sort = off; SET LOCAL hnsw.ef_search = {}; \
+             SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.max_scan_tuples = {}",
+            self.config.ef_search, self.config.max_scan_tuples
+        )))
+        .execute(&mut *tx)
+        .await?;
+        // Quoted identifiers of a validated spec, the predicate's typed integers, a fixed
+        // operator: safe to format. The nearest other vector is the second hit (the first is
+        // the vector itself, or a duplicate at the same distance 0).
+        let distance: Option<f64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY d) FROM (\
+             SELECT (SELECT {neighbour} {op} s.v FROM {source} n \
+             WHERE {predicate} AND n.tenant_id = $1 \
+             ORDER BY {neighbour} {op} s.v LIMIT 1 OFFSET 1) AS d \
+             FROM (SELECT {vector} AS v FROM {source} WHERE tenant_id = $1 \
+             AND {column} IS NOT NULL ORDER BY pg_catalog.md5({key}::text) LIMIT $2) AS s) AS x",
+            predicate = identity.predicate("n.tenant_id"),
+            column = quote_ident(table.vector_column),
+            key = quote_ident(table.key_column),
+        )))
+        .bind(tenant.as_uuid())
+        .bind(RECHECK_SAMPLE)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut tx = SystemTx::begin(&self.pool, self.reason).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {}.vector_tiers SET recheck_distance = $3 \
+             WHERE table_name = $1 AND tenant_id = $2",
+            self.schema()
+        )))
+        .bind(table.catalog_name())
+        .bind(tenant.as_uuid())
+        .bind(distance)
+        .execute(tx.connection())
+        .await?;
+        tx.commit().await?;
+        Ok(distance)
     }
 
     /// Switches the tenant to exact search first, then drops its index concurrently.

@@ -51,7 +51,8 @@ pub use gateway::{
     Route, SearchHit, SearchRequest, SearchResults, VectorGateway, VectorKey, VectorUpdate,
 };
 pub use maintenance::{
-    catalog_sql, MaintenanceReport, TenantTier, Tier, VectorMaintenance, VECTOR_CATALOG_SQL,
+    catalog_sql, MaintenanceReport, TenantTier, Tier, VectorMaintenance, RECHECK_SAMPLE,
+    VECTOR_CATALOG_SQL,
 };
 pub use settings::{
     EmbeddingChange, EmbeddingModel, EmbeddingSetting, DEFAULT_MODEL, SETTINGS_LOCK_CLASS,
@@ -71,6 +72,8 @@ pub const MAX_K: u32 = 1000;
 /// let config = tenancy_runtime::vector::VectorConfig::default();
 /// assert_eq!(config.promote_at, 10_000);
 /// assert_eq!(config.demote_below, Some(5_000));
+/// assert_eq!((config.ef_search, config.hnsw_m, config.hnsw_ef_construction), (1000, 32, 256));
+/// assert!(config.recheck_far_queries);
 /// assert!(config.validate().is_ok());
 /// ```
 #[derive(Clone, Debug, PartialEq)]
@@ -92,17 +95,33 @@ pub struct VectorConfig {
     /// searched exactly (pgvector filters projects after the index scan, and a very selective
     /// filter loses recall even with iterative scans).
     pub min_hnsw_scope_share: f64,
-    /// `hnsw.ef_search` for the tenant-HNSW route (1..=1000).
+    /// `hnsw.ef_search` for the tenant-HNSW route (1..=1000). Default 1000 (was 100 before
+    /// issue 22): on bench-vector's data (BENCHMARKS.md, "Recall per tier") a 200,000-vector
+    /// tenant's recall@10 grows with it up to pgvector's maximum (0.980 at 200, 0.995 at 1000),
+    /// at about half the latency of exact search there; for tenants near `promote_at` the
+    /// route then costs about as much as exact search. Lower it where latency matters more.
     pub ef_search: u32,
     /// `hnsw.max_scan_tuples` for the tenant-HNSW route's iterative scan.
     pub max_scan_tuples: u32,
     /// `maintenance_work_mem` in MiB for index builds (`None` keeps the server's setting).
     pub build_maintenance_work_mem_mb: Option<u32>,
-    /// HNSW `m` of the per-tenant indexes (2..=100; pgvector's default is 16).
+    /// HNSW `m` of the per-tenant indexes (2..=100; pgvector's default is 16). Default 32
+    /// (was 16 before issue 22): a denser graph links a tenant's clusters to each other, so a
+    /// search starting in the wrong one still reaches the right one.
     pub hnsw_m: u32,
     /// HNSW `ef_construction` of the per-tenant indexes (at least `2 * hnsw_m`, at most 1000;
     /// pgvector's default is 64). Higher builds slower and finds more of the true neighbours.
+    /// Default 256 (was 64 before issue 22); with `hnsw_m` 32 an index build took 2.0 to 4.3
+    /// times as long as with 16 / 128 in bench-vector.
     pub hnsw_ef_construction: u32,
+    /// Re-check far queries on the tenant-HNSW route (default `true`): when the nearest row the
+    /// index returned is farther from the query than the tenant's re-check distance (the 99th
+    /// percentile of the distance from its own vectors to their nearest neighbour, measured by
+    /// [`VectorMaintenance::refresh`] when it promotes the tenant), the query lies outside the
+    /// tenant's data, where an HNSW search can stay stranded in one cluster of the graph; the
+    /// search is then repeated exactly in the same transaction
+    /// ([`Route::ExactAfterShortHnsw`]). Costs exact search's latency for such queries only.
+    pub recheck_far_queries: bool,
 }
 
 impl Default for VectorConfig {
@@ -114,11 +133,12 @@ impl Default for VectorConfig {
             demote_below: Some(5_000),
             exact_scope_max: 10_000,
             min_hnsw_scope_share: 0.1,
-            ef_search: 100,
+            ef_search: 1000,
             max_scan_tuples: 20_000,
             build_maintenance_work_mem_mb: None,
-            hnsw_m: 16,
-            hnsw_ef_construction: 64,
+            hnsw_m: 32,
+            hnsw_ef_construction: 256,
+            recheck_far_queries: true,
         }
     }
 }
