@@ -498,6 +498,7 @@ mod tests {
                 ("current_user_id", 's', false, false),
                 ("project_ids", 's', false, false),
                 ("user_project_roles_stamp", 'v', false, false),
+                ("tenant_user_roles_stamp", 'v', false, false),
                 ("keep_top_role", 'v', false, true),
                 ("documents_stamp", 'v', false, false),
                 ("documents_column_rights", 'v', false, false),
@@ -509,6 +510,7 @@ mod tests {
             [
                 "user_project_roles_keep_top_role",
                 "user_project_roles_stamp",
+                "tenant_user_roles_stamp",
                 "documents_stamp",
                 "documents_column_rights",
                 "queries_stamp"

@@ -135,6 +135,33 @@ pub enum MemberCommand {
         #[command(flatten)]
         operator: OperatorArgs,
     },
+    /// Give a user a role in every project of a tenant, or change it (the tenant memberships
+    /// table; audited as tenant_member.set_role).
+    SetTenantRole {
+        /// The tenant's slug.
+        #[arg(long, value_name = "SLUG")]
+        tenant: String,
+        /// The user's id at the identity provider (a UUID).
+        #[arg(long, value_name = "UUID")]
+        user: uuid::Uuid,
+        /// A value of the role enum.
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        operator: OperatorArgs,
+    },
+    /// Remove a user's tenant-wide role; their project roles stay (audited as
+    /// tenant_member.remove).
+    RemoveTenantRole {
+        /// The tenant's slug.
+        #[arg(long, value_name = "SLUG")]
+        tenant: String,
+        /// The user's id at the identity provider (a UUID).
+        #[arg(long, value_name = "UUID")]
+        user: uuid::Uuid,
+        #[command(flatten)]
+        operator: OperatorArgs,
+    },
     /// List a project's members, highest role first.
     List {
         /// The tenant's slug.
@@ -162,6 +189,9 @@ fn admin_tables(model: &tenancy_core::model::Model) -> Result<AdminTables> {
         tenants_table: name(TableKind::Tenants, "tenants")?,
         projects_table: name(TableKind::Projects, "projects")?,
         memberships_table: name(TableKind::Memberships, "memberships")?,
+        tenant_memberships_table: model
+            .core_table(TableKind::TenantMemberships)
+            .map(|table| table.name.clone()),
     })
 }
 
@@ -364,6 +394,55 @@ pub fn member(command: MemberCommand) -> Result<ExitCode> {
                 Ok(format!(
                     "removed {user} from {}/{} (was {previous})",
                     tenant.slug, project.slug
+                ))
+            },
+        )),
+        MemberCommand::SetTenantRole {
+            tenant,
+            user,
+            role,
+            operator,
+        } => crate::block_on(in_system_tx(
+            &operator,
+            "operator: member set-tenant-role",
+            async |onboarding, tx| {
+                let tenant = onboarding.require_tenant(tx, &tenant).await?;
+                let user = UserId::new(user);
+                let previous = onboarding
+                    .set_tenant_role(tx, tenant.id, user, &role)
+                    .await?;
+                Ok(match previous {
+                    Some(previous) if previous == role => {
+                        format!(
+                            "{user} already holds {role} in every project of {}",
+                            tenant.slug
+                        )
+                    }
+                    Some(previous) => format!(
+                        "{user} now holds {role} in every project of {} (was {previous})",
+                        tenant.slug
+                    ),
+                    None => format!(
+                        "granted {role} in every project of {} to {user}",
+                        tenant.slug
+                    ),
+                })
+            },
+        )),
+        MemberCommand::RemoveTenantRole {
+            tenant,
+            user,
+            operator,
+        } => crate::block_on(in_system_tx(
+            &operator,
+            "operator: member remove-tenant-role",
+            async |onboarding, tx| {
+                let tenant = onboarding.require_tenant(tx, &tenant).await?;
+                let user = UserId::new(user);
+                let previous = onboarding.remove_tenant_role(tx, tenant.id, user).await?;
+                Ok(format!(
+                    "removed the tenant-wide role of {user} in {} (was {previous})",
+                    tenant.slug
                 ))
             },
         )),

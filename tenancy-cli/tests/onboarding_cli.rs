@@ -298,3 +298,76 @@ async fn help_says_the_connection_must_be_privileged() {
     assert!(help.contains("never the app role"), "{help}");
     assert!(help.contains("--actor <NAME>"), "{help}");
 }
+
+/// `member set-tenant-role` / `remove-tenant-role`: a role in every project of the tenant on
+/// the operator path, audited; a bad role or a user without one is refused with one sentence
+/// and writes nothing.
+#[tokio::test]
+async fn tenant_wide_roles_by_command() {
+    let db = TestDb::fresh().await;
+    let url = db.url();
+    ok(&tenancy(
+        url,
+        &["tenant", "create", "--slug", "acme", "--name", "Acme"],
+    )
+    .await);
+    let set = |role: &'static str| {
+        vec![
+            "member",
+            "set-tenant-role",
+            "--tenant",
+            "acme",
+            "--user",
+            ALICE,
+            "--role",
+            role,
+        ]
+    };
+    let out = tenancy(url, &set("admin")).await;
+    assert_eq!(
+        ok(&out),
+        format!("granted admin in every project of acme to {ALICE}\n")
+    );
+    let out = tenancy(url, &set("viewer")).await;
+    assert_eq!(
+        ok(&out),
+        format!("{ALICE} now holds viewer in every project of acme (was admin)\n")
+    );
+    let line = refused(&tenancy(url, &set("emperor")).await);
+    assert!(line.contains("emperor"), "{line}");
+    let role: String = sqlx::query_scalar("SELECT role::text FROM tenant_user_roles")
+        .fetch_one(db.admin_pool())
+        .await
+        .unwrap();
+    assert_eq!(role, "viewer", "the refused command wrote nothing");
+
+    let remove = [
+        "member",
+        "remove-tenant-role",
+        "--tenant",
+        "acme",
+        "--user",
+        ALICE,
+    ];
+    let out = tenancy(url, &remove).await;
+    assert_eq!(
+        ok(&out),
+        format!("removed the tenant-wide role of {ALICE} in acme (was viewer)\n")
+    );
+    let line = refused(&tenancy(url, &remove).await);
+    assert!(line.contains("holds no tenant-wide role"), "{line}");
+    let actions: Vec<String> = audit_actions(&db)
+        .await
+        .into_iter()
+        .map(|(_, action)| action)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "tenant.create",
+            "tenant_member.set_role",
+            "tenant_member.set_role",
+            "tenant_member.remove"
+        ]
+    );
+}

@@ -32,6 +32,14 @@ pub enum AdminError {
         /// The project's slug.
         project: String,
     },
+    /// The user holds no tenant-wide role in the tenant.
+    #[error("user {user} holds no tenant-wide role in tenant {tenant}")]
+    NotATenantMember {
+        /// The user's id.
+        user: String,
+        /// The tenant's id.
+        tenant: String,
+    },
     /// The user holds no role in the project.
     #[error("user {user} is not a member of project {project}")]
     NotAMember {
@@ -89,7 +97,8 @@ impl From<AdminError> for Error {
             AdminError::InvalidInput(_) | AdminError::UnknownRole { .. } => Error::InvalidInput,
             AdminError::TenantNotFound(_)
             | AdminError::ProjectNotFound { .. }
-            | AdminError::NotAMember { .. } => Error::NotFound,
+            | AdminError::NotAMember { .. }
+            | AdminError::NotATenantMember { .. } => Error::NotFound,
             AdminError::AlreadyExists(_) | AdminError::LastOwner { .. } => Error::Conflict,
             AdminError::Misconfigured(message) => Error::Misconfigured(message),
             AdminError::Database(error) => Error::from(error),

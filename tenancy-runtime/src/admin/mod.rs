@@ -36,6 +36,7 @@
 
 mod error;
 mod members;
+mod tenant_roles;
 
 use std::fmt::Write as _;
 
@@ -74,6 +75,9 @@ pub struct AdminTables {
     /// The memberships table `(tenant_id, project_id, user_id, role)`, optionally
     /// `schema.table`.
     pub memberships_table: String,
+    /// The tenant memberships table `(tenant_id, user_id, role)` of tenant-wide roles, when
+    /// the model declares one (optionally `schema.table`).
+    pub tenant_memberships_table: Option<String>,
 }
 
 impl Default for AdminTables {
@@ -83,6 +87,7 @@ impl Default for AdminTables {
             tenants_table: "tenants".to_owned(),
             projects_table: "projects".to_owned(),
             memberships_table: "user_project_roles".to_owned(),
+            tenant_memberships_table: None,
         }
     }
 }
@@ -101,7 +106,10 @@ impl AdminTables {
             &self.tenants_table,
             &self.projects_table,
             &self.memberships_table,
-        ] {
+        ]
+        .into_iter()
+        .chain(self.tenant_memberships_table.as_ref())
+        {
             let parts: Vec<&str> = table.split('.').collect();
             if parts.len() > 2 || !parts.iter().all(|p| is_valid_identifier(p.as_bytes())) {
                 return Err(AdminError::Misconfigured(format!(
