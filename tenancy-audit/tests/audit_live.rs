@@ -686,8 +686,11 @@ async fn a_database_without_the_v3_upgrade_is_ta045() {
             codes::UNGENERATED_GRANT,
             // Nor the statistics targets of core revision 5 (0005_core_statistics.sql).
             codes::STATISTICS_COLLECTED,
+            // Nor the tenant memberships table of 0010 (tenant-wide roles).
+            codes::TABLE_MISSING,
         ],
     );
+    assert_finding(&report, codes::TABLE_MISSING, "table tenant_user_roles");
     // ... and its app role still reads the audit table's global identity `id`.
     assert_finding(&report, codes::UNGENERATED_GRANT, "table tenancy.audit_log");
     // ... nor the large-object revoke.

@@ -48,6 +48,7 @@ async fn export_import_export_gives_identical_files() {
             "tenants",
             "projects",
             "user_project_roles",
+            "tenant_user_roles",
             "documents",
             "chunks",
             "queries",
@@ -196,7 +197,7 @@ async fn import_verifies_the_manifest_before_touching_anything() {
         (
             damaged("other-model", &|d| {
                 edit_manifest(d, &|m| {
-                    m["tables"][4]["columns"][7]["type"] = "vector(1536)".into()
+                    m["tables"][5]["columns"][7]["type"] = "vector(1536)".into()
                 })
             }),
             "incompatible model: the columns of table chunks differ",
@@ -216,7 +217,7 @@ async fn import_verifies_the_manifest_before_touching_anything() {
         (
             damaged("missing-table", &|d| {
                 edit_manifest(d, &|m| {
-                    m["tables"].as_array_mut().unwrap().remove(7);
+                    m["tables"].as_array_mut().unwrap().remove(8);
                 })
             }),
             "incompatible model: it has no file for table assertions",

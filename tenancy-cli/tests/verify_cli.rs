@@ -49,7 +49,7 @@ fn the_committed_migrations_are_proven_exit_0() {
         .lines()
         .last()
         .unwrap()
-        .starts_with("proven: 40 checks over 8 tables"));
+        .starts_with("proven: 45 checks over 9 tables"));
 
     let out = tenancy(&rag(), &["verify", "--format", "json"]);
     assert_eq!(out.status.code(), Some(0));

@@ -82,7 +82,8 @@ pub async fn move_projects(session: &Session, request: &MoveRequest) -> Result<M
     }
     let plans: Vec<TablePlan> = plan::tables(&session.model)
         .into_iter()
-        .filter(|p| p.kind != TableKind::Tenants)
+        // Tenant-level rows (the tenant row, tenant-wide roles) stay with their tenant.
+        .filter(|p| !matches!(p.kind, TableKind::Tenants | TableKind::TenantMemberships))
         .collect();
     let mut conn = session.connect().await?;
     let mut tx = conn
@@ -163,7 +164,8 @@ async fn move_batched(session: &Session, request: &MoveRequest) -> Result<MoveRe
     }
     let plans: Vec<TablePlan> = plan::tables(&session.model)
         .into_iter()
-        .filter(|p| p.kind != TableKind::Tenants)
+        // Tenant-level rows (the tenant row, tenant-wide roles) stay with their tenant.
+        .filter(|p| !matches!(p.kind, TableKind::Tenants | TableKind::TenantMemberships))
         .collect();
     let mut conn = session.connect().await?;
     super::require_privileged(&mut conn).await?;

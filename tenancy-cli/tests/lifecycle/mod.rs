@@ -79,6 +79,15 @@ pub async fn seed_tenant(pool: &PgPool, slug: &str, projects: &[&str], docs: i32
         .execute(pool)
         .await
         .expect("seed tenant");
+    // A tenant-wide administrator, so exports and moves carry the tenant memberships table.
+    sqlx::query(
+        "INSERT INTO tenant_user_roles (tenant_id, user_id, role, granted_by) \
+         VALUES ($1, gen_random_uuid(), 'admin', NULL)",
+    )
+    .bind(tenant)
+    .execute(pool)
+    .await
+    .expect("seed tenant-wide role");
     for project in projects {
         let p = uuid::Uuid::new_v4();
         let owner = uuid::Uuid::new_v4();
