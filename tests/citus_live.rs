@@ -451,7 +451,8 @@ async fn every_generated_repository_query_is_a_single_task_router_plan() {
         queries.len(),
         not_router.join("\n\n")
     );
-    assert_eq!(pulled, 6, "one bulk insert per scoped table");
+    // 5 scoped tables, the memberships table and the tenant memberships table.
+    assert_eq!(pulled, 7, "one bulk insert per table with insert_many");
     assert_eq!(single_task + pulled, queries.len());
     eprintln!(
         "router plans: {single_task} of {} single-task, {pulled} bulk inserts pulled to the coordinator",
