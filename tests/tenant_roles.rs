@@ -236,7 +236,6 @@ async fn the_tenant_memberships_repository_grants_up_to_the_callers_role() {
         &mut tx,
         &TenantUserRoleFilter {
             role: Some(ProjectRole::Editor),
-            ..TenantUserRoleFilter::default()
         },
     )
     .await
