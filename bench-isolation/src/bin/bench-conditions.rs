@@ -290,6 +290,58 @@ async fn list(side: &Side, i: usize, as_viewer: bool) -> Result<Duration> {
     Ok(elapsed)
 }
 
+/// The plans of one viewer page and one editor page (the cursor of transaction 0), custom
+/// (`EXPLAIN ANALYZE` with the values bound) and generic (`PREPARE` under
+/// `force_generic_plan`, then `EXPLAIN ANALYZE EXECUTE`): what each side's page did.
+async fn page_plans(side: &Side) -> Result<String> {
+    let after = side.cursors[0];
+    let mut out = String::new();
+    for (who, scope, as_viewer) in [
+        ("viewer", &side.viewer_scope, true),
+        ("editor", &side.editor_reads, false),
+    ] {
+        let asked_by = (as_viewer && side.by_hand).then_some(side.viewer);
+        let mut tx = side.tenancy.begin(scope).await?;
+        let custom: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) {}",
+            Queries::LIST_AFTER_IN_PROJECT_SQL
+        )))
+        .bind(side.tenant)
+        .bind(side.project)
+        .bind(None::<Uuid>)
+        .bind(asked_by)
+        .bind(after)
+        .bind(i64::from(PAGE))
+        .fetch_all(tx.connection())
+        .await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "SET LOCAL plan_cache_mode = force_generic_plan; PREPARE bench_page AS {}",
+            Queries::LIST_AFTER_IN_PROJECT_SQL
+        )))
+        .execute(tx.connection())
+        .await?;
+        let asked_by = asked_by.map_or("NULL".to_owned(), |id| format!("'{id}'::uuid"));
+        let generic: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE bench_page('{}'::uuid, '{}'::uuid, NULL, {asked_by}, '{after}'::uuid, {PAGE})",
+            side.tenant, side.project
+        )))
+        .fetch_all(tx.connection())
+        .await?;
+        sqlx::raw_sql("DEALLOCATE bench_page")
+            .execute(tx.connection())
+            .await?;
+        tx.rollback().await?;
+        out.push_str(&format!(
+            "\n{} side, {who} page, custom plan:\n{}\n\n{} side, {who} page, generic plan:\n{}\n",
+            side.name,
+            custom.join("\n"),
+            side.name,
+            generic.join("\n")
+        ));
+    }
+    Ok(out)
+}
+
 /// One committed insert of a document (stamped by the trigger, or naming its stamps).
 async fn insert(side: &Side, i: usize) -> Result<Duration> {
     let started = Instant::now();
@@ -397,6 +449,9 @@ async fn main() -> Result<()> {
             b90.as_secs_f64() * 1e6,
             a90.as_secs_f64() / b90.as_secs_f64(),
         );
+    }
+    for side in &sides {
+        println!("{}", page_plans(side).await?);
     }
     for side in &sides {
         let rows: Vec<(String, i64, f64, f64)> = sqlx::query_as(
