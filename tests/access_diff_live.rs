@@ -398,11 +398,15 @@ async fn a_global_table_that_becomes_granted_and_a_table_that_becomes_global() {
         ("scoped table queries {", "global table queries {"),
         ("    index (asked_by)\n", ""),
         (
-            "    allow select to viewer\n    allow insert to viewer where asked_by = current_user\n    allow delete to admin\n",
+            "    allow select to viewer where asked_by = current_user\n    allow select to editor\n    allow insert to viewer where asked_by = current_user\n    allow delete to admin\n",
             "    allow select\n",
         ),
         (
             "    /// Who asked: the database writes the caller's user id on insert.\n    asked_by uuid = current_user on insert\n",
+            "",
+        ),
+        (
+            "    // Viewers read the questions they asked; editors and admins read every question of the\n    // project (to review what people ask and how it was answered).\n",
             "",
         ),
     ]);

@@ -145,7 +145,8 @@ enum Outcome {
     Found,
     /// A read, update or delete by id saw no row; nothing changed.
     Absent,
-    /// list and count returned exactly the rows of the scope's project (this many).
+    /// list and count returned exactly the rows of the scope's project that the caller's
+    /// select rules admit (this many).
     Listed(i64),
     /// The write was applied to the target row (insert: into the scope's project).
     Written,
@@ -154,7 +155,8 @@ enum Outcome {
 }
 
 /// The oracle: the outcome the rules predict for a caller of rank `rank` in the scope's project.
-/// `own_rows` is the number of rows the scope's project holds (for list and count).
+/// `own_rows` is the number of rows of the scope's project the caller's select rules admit (for
+/// list and count: [`Fixture::visible_rows`]).
 fn expected(rank: u8, table: Table, op: Op, target: Target, own_rows: i64) -> Outcome {
     let Some(needed) = rule(table, op) else {
         panic!("{table:?} has no rule for {op:?}: no method to call");
@@ -164,6 +166,9 @@ fn expected(rank: u8, table: Table, op: Op, target: Target, own_rows: i64) -> Ou
     }
     match (op, target) {
         (Op::List | Op::Count, _) => Outcome::Listed(own_rows),
+        // `allow select to viewer where asked_by = current_user` (+ `allow select to editor`):
+        // the seeded query was asked by someone else, so below editor it is absent.
+        (Op::Get, Target::Own) if table == Table::Queries && rank < EDITOR => Outcome::Absent,
         (Op::Get, Target::Own) => Outcome::Found,
         (Op::Insert | Op::InsertMany, Target::Own) => Outcome::Written,
         // Inserting a child row that names a parent of another project: the composite
@@ -241,6 +246,15 @@ fn oracle_spot_checks() {
     assert_eq!(
         expected(EDITOR, Table::Queries, Op::Delete, Target::Own, 0),
         Forbidden
+    );
+    // Viewers read only the queries they asked; the seeded one is someone else's.
+    assert_eq!(
+        expected(VIEWER, Table::Queries, Op::Get, Target::Own, 0),
+        Absent
+    );
+    assert_eq!(
+        expected(EDITOR, Table::Queries, Op::Get, Target::Own, 0),
+        Found
     );
     assert_eq!(
         expected(EDITOR, Table::Memberships, Op::Insert, Target::Own, 0),
@@ -514,6 +528,24 @@ impl Fixture {
             .fetch_one(self.admin())
             .await
             .unwrap()
+    }
+
+    /// The rows of `table` in the caller's own project that its select rules admit (superuser
+    /// view): every row, except that below editor a caller reads only the queries it asked
+    /// (`allow select to viewer where asked_by = current_user`).
+    async fn visible_rows(&self, table: Table, caller: &Caller) -> i64 {
+        if table != Table::Queries || caller.rank >= EDITOR {
+            return self.rows_in(table, caller.own).await;
+        }
+        sqlx::query_scalar(
+            "SELECT count(*) FROM queries WHERE tenant_id = $1 AND project_id = $2 AND asked_by = $3",
+        )
+        .bind(caller.own.tenant.as_uuid())
+        .bind(caller.own.project.as_uuid())
+        .bind(caller.user.as_uuid())
+        .fetch_one(self.admin())
+        .await
+        .unwrap()
     }
 
     /// Whether `table` holds the row `key` in `place` (superuser view), and its marker column.
@@ -955,7 +987,7 @@ async fn every_repository_method_for_every_caller_and_target() {
             for &op in table.methods() {
                 for &target in targets(table, op) {
                     let seed = f.seed(caller.place(target)).await;
-                    let own_rows = f.rows_in(table, caller.own).await;
+                    let own_rows = f.visible_rows(table, caller).await;
                     let key = target_key(table, &seed, caller.place(target));
                     let before = f.digest(table, None).await;
                     let before_others = f.digest(table, Some((caller.own, key))).await;
@@ -1134,6 +1166,46 @@ async fn spot_checks_by_hand() {
         .is_none());
     tx.rollback().await.unwrap();
 
+    // Queries: a viewer reads the ones it asked, not the seeded one (someone else's); an
+    // editor of the project reads both.
+    let mut tx = tenancy.begin(&scope).await.unwrap();
+    let asked = Queries::insert(&mut tx, new_query()).await.unwrap();
+    assert_eq!(asked.asked_by, viewer.user.as_uuid());
+    tx.commit().await.unwrap();
+    let mut tx = tenancy.begin(&scope).await.unwrap();
+    assert!(Queries::get(&mut tx, s1.query).await.unwrap().is_none());
+    assert!(Queries::get(&mut tx, asked.id).await.unwrap().is_some());
+    let listed = Queries::list(&mut tx, &QueryFilter::default(), QueryPage::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.iter().map(|q| q.id).collect::<Vec<_>>(),
+        vec![asked.id]
+    );
+    assert_eq!(
+        Queries::count(&mut tx, &QueryFilter::default())
+            .await
+            .unwrap(),
+        1
+    );
+    tx.rollback().await.unwrap();
+    let ctx = tenancy.authorize(editor.user, f.p1.tenant).await.unwrap();
+    let scope = ctx
+        .project(f.p1.project)
+        .unwrap()
+        .require::<Viewer>()
+        .unwrap();
+    let mut tx = tenancy.begin(&scope).await.unwrap();
+    let listed: Vec<Uuid> = Queries::list(&mut tx, &QueryFilter::default(), QueryPage::default())
+        .await
+        .unwrap()
+        .iter()
+        .map(|q| q.id)
+        .collect();
+    assert!(listed.contains(&s1.query) && listed.contains(&asked.id));
+    assert!(!listed.contains(&s2.query));
+    tx.rollback().await.unwrap();
+
     // An editor inserts; the row lands in T1/P1.
     let ctx = tenancy.authorize(editor.user, f.p1.tenant).await.unwrap();
     let scope = ctx
@@ -1272,6 +1344,22 @@ async fn several_project_read_scopes() {
             .await
             .unwrap(),
         2
+    );
+    // Queries are decided per row's project: every query of P1 (editor there), none of P2's
+    // (viewer there, and the seeded query is someone else's).
+    let queries: Vec<Uuid> = Queries::list(&mut tx, &QueryFilter::default(), QueryPage::default())
+        .await
+        .unwrap()
+        .iter()
+        .map(|q| q.id)
+        .collect();
+    assert!(queries.contains(&s1.query));
+    assert!(!queries.contains(&s2.query) && !queries.contains(&s3.query));
+    assert_eq!(
+        Queries::count(&mut tx, &QueryFilter::default())
+            .await
+            .unwrap(),
+        f.rows_in(Table::Queries, f.p1).await
     );
     tx.rollback().await.unwrap();
 

@@ -81,7 +81,11 @@ pub struct Chunk {
 /// A question asked against a project's corpus.
 #[derive(Debug, Clone, PartialEq, TenantScoped)]
 #[tenancy(table = "queries", scoped, primary_key(id), index(asked_by))]
-#[tenancy(select = Viewer, delete = Admin)]
+#[tenancy(delete = Admin)]
+#[tenancy(
+    allow(select, to = Viewer, where = "asked_by = current_user"),
+    select = Editor
+)]
 #[tenancy(allow(insert, to = Viewer, where = "asked_by = current_user"))]
 pub struct Query {
     #[tenancy(default = "gen_random_uuid()")]

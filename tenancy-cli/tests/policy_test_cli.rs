@@ -38,7 +38,7 @@ fn file(text: &str) -> tempfile::TempDir {
 fn the_rag_expectations_hold() {
     let out = tenancy_test(None);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).starts_with("ok: 15 expectation(s) hold in 1 file(s)"));
+    assert!(text(&out.stdout).starts_with("ok: 18 expectation(s) hold in 1 file(s)"));
 }
 
 #[test]

@@ -352,7 +352,13 @@ pub fn rag_model() -> Model {
     queries.indexes = vec![btree(&["asked_by"])];
     queries.rules = canonical(
         [
-            allow(&[Select], "viewer"),
+            vec![Rule {
+                command: Select,
+                min_role: "viewer".to_owned(),
+                condition: Some(is_caller("asked_by")),
+                columns: None,
+            }],
+            allow(&[Select], "editor"),
             vec![Rule {
                 command: Insert,
                 min_role: "viewer".to_owned(),

@@ -128,7 +128,7 @@ impl Queries {
     pub const DELETE_SQL: &'static str = "DELETE FROM public.queries WHERE tenant_id = $1 AND project_id = $2 AND id = $3";
     /// Reads one row by its key (when the scope spans several projects holding that key, the row of the lowest project id). `None` when no visible row matches.
     ///
-    /// Requires `viewer` or above in every project it reads (RLS policy `queries_select`).
+    /// Requires `viewer` or above in every project it reads (RLS policy `queries_select`). Row conditions apply: allowed to `viewer` where `asked_by = current_user`, or `editor`; a row the conditions refuse is treated as absent (or, for a write that would create or leave a refused row, fails with `Error::Forbidden`).
     pub async fn get<S>(
         tx: &mut ::tenancy_runtime::ScopedTx<S>,
         id: ::uuid::Uuid,
@@ -166,7 +166,7 @@ impl Queries {
     }
     /// Lists rows matching `filter` in key order, one page at a time (keyset pagination: pass the last row's `cursor()` as the next page's `after`). In a one-project scope a later page starts the index scan at the cursor, so it costs what the first page does.
     ///
-    /// Requires `viewer` or above in every project it reads (RLS policy `queries_select`).
+    /// Requires `viewer` or above in every project it reads (RLS policy `queries_select`). Row conditions apply: allowed to `viewer` where `asked_by = current_user`, or `editor`; a row the conditions refuse is treated as absent (or, for a write that would create or leave a refused row, fails with `Error::Forbidden`).
     pub async fn list<S>(
         tx: &mut ::tenancy_runtime::ScopedTx<S>,
         filter: &QueryFilter,
@@ -238,7 +238,7 @@ impl Queries {
     }
     /// Counts the rows matching `filter`.
     ///
-    /// Requires `viewer` or above in every project it reads (RLS policy `queries_select`).
+    /// Requires `viewer` or above in every project it reads (RLS policy `queries_select`). Row conditions apply: allowed to `viewer` where `asked_by = current_user`, or `editor`; a row the conditions refuse is treated as absent (or, for a write that would create or leave a refused row, fails with `Error::Forbidden`).
     pub async fn count<S>(
         tx: &mut ::tenancy_runtime::ScopedTx<S>,
         filter: &QueryFilter,

@@ -648,6 +648,8 @@ class Queries:
         scope hold that key); None when no visible row matches.
 
         Requires `viewer` or above in every project it reads (RLS policy `queries_select`).
+        Row conditions apply: allowed to `viewer` where `asked_by = current_user`, or `editor`; a
+        row they refuse is invisible.
         """
         _scope = tx.scope
         _statement = (
@@ -673,6 +675,8 @@ class Queries:
         `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000.
 
         Requires `viewer` or above in every project it reads (RLS policy `queries_select`).
+        Row conditions apply: allowed to `viewer` where `asked_by = current_user`, or `editor`; a
+        row they refuse is invisible.
         """
         _scope = tx.scope
         _statement = sa.select(Query).where(
@@ -736,6 +740,8 @@ class AsyncQueries:
         scope hold that key); None when no visible row matches.
 
         Requires `viewer` or above in every project it reads (RLS policy `queries_select`).
+        Row conditions apply: allowed to `viewer` where `asked_by = current_user`, or `editor`; a
+        row they refuse is invisible.
         """
         _scope = tx.scope
         _statement = (
@@ -761,6 +767,8 @@ class AsyncQueries:
         `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000.
 
         Requires `viewer` or above in every project it reads (RLS policy `queries_select`).
+        Row conditions apply: allowed to `viewer` where `asked_by = current_user`, or `editor`; a
+        row they refuse is invisible.
         """
         _scope = tx.scope
         _statement = sa.select(Query).where(

@@ -292,6 +292,34 @@ async fn documents_chunks_search_queries_responses_assertions() {
         .get(BOB, &format!("{base}/queries/{query_id}"))
         .await;
     assert_eq!(status, StatusCode::OK);
+    // Viewers read only the queries they asked; Alice (owner) reads Bob's and hers.
+    let (status, alices) = service
+        .post(
+            ALICE,
+            &format!("{base}/queries"),
+            json!({"query_text": "who approves leave?"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{alices}");
+    let alices_id = alices["id"].as_str().unwrap();
+    let (_, list) = service.get(BOB, &format!("{base}/queries")).await;
+    let ids: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|q| q["id"].as_str())
+        .collect();
+    assert_eq!(ids, vec![query_id]);
+    let (status, _) = service
+        .get(BOB, &format!("{base}/queries/{alices_id}"))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = service
+        .get(BOB, &format!("{base}/queries/{alices_id}/responses"))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, list) = service.get(ALICE, &format!("{base}/queries")).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
     // Delete needs admin: Bob 403, Alice 204, then 404.
     let (status, _) = service
         .call(

@@ -672,6 +672,43 @@ async fn data_flow(t: &mut Target) {
         .get("get query", BOB, &format!("{base}/queries/{query_id}"))
         .await;
     assert_eq!(status, StatusCode::OK);
+    // Viewers read only the queries they asked (`allow select to viewer where asked_by =
+    // current_user`); editors and up read everyone's.
+    let (status, alices) = t
+        .post(
+            "alice asks",
+            ALICE,
+            &format!("{base}/queries"),
+            json!({"query_text": "who approves leave?"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{}: {alices}", t.name);
+    let alices_id = alices["id"].as_str().unwrap().to_owned();
+    let (_, list) = t
+        .get("bob lists queries", BOB, &format!("{base}/queries"))
+        .await;
+    assert_eq!(items(&list).len(), 1, "{}: {list}", t.name);
+    assert_eq!(items(&list)[0]["id"], query_id.as_str());
+    let (status, _) = t
+        .get(
+            "bob gets alice's query",
+            BOB,
+            &format!("{base}/queries/{alices_id}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{}", t.name);
+    let (status, _) = t
+        .get(
+            "bob lists responses of alice's query",
+            BOB,
+            &format!("{base}/queries/{alices_id}/responses"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{}", t.name);
+    let (_, list) = t
+        .get("alice lists queries", ALICE, &format!("{base}/queries"))
+        .await;
+    assert_eq!(items(&list).len(), 2, "{}: {list}", t.name);
     let (status, _) = t
         .get(
             "responses of an unknown query",
