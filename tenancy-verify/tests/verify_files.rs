@@ -56,7 +56,7 @@ fn the_committed_rag_migrations_are_proven() {
     let report = verify(&model, &deployed, Target::Postgres);
     assert!(report.is_proven(), "{}", report.to_text());
     // every tenant-owned table, every command (update twice: existing and new rows)
-    assert_eq!(report.proofs.len(), 8 * 5, "{}", report.to_text());
+    assert_eq!(report.proofs.len(), 9 * 5, "{}", report.to_text());
 }
 
 #[test]

@@ -44,7 +44,7 @@ async fn verify_after(sql: &str) -> Report {
 async fn the_migrated_database_is_proven() {
     let report = verify_after("").await;
     assert!(report.is_proven(), "{}", report.to_text());
-    assert_eq!(report.proofs.len(), 8 * 5);
+    assert_eq!(report.proofs.len(), 9 * 5);
     assert_eq!(report.source, "the database");
 }
 
