@@ -55,7 +55,7 @@ fn the_committed_migrations_are_proven_exit_0() {
     assert_eq!(out.status.code(), Some(0));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["proven"], true);
-    assert_eq!(json["proofs"].as_array().unwrap().len(), 40);
+    assert_eq!(json["proofs"].as_array().unwrap().len(), 45);
     assert_eq!(json["failures"].as_array().unwrap().len(), 0);
 }
 

@@ -597,6 +597,16 @@ impl Table {
             per_tenant: false,
             stamp: None,
         };
+        let role = Column {
+            name: ROLE_COLUMN.to_owned(),
+            ty: SqlType::Role,
+            nullable: false,
+            default: None,
+            doc: None,
+            distance: None,
+            per_tenant: false,
+            stamp: None,
+        };
         match self.kind {
             TableKind::Tenants => vec![uuid(ID_COLUMN, Some(DefaultValue::GenRandomUuid))],
             TableKind::Projects => vec![
@@ -607,31 +617,11 @@ impl Table {
                 uuid(TENANT_COLUMN, None),
                 uuid(PROJECT_COLUMN, None),
                 uuid(USER_COLUMN, None),
-                Column {
-                    name: ROLE_COLUMN.to_owned(),
-                    ty: SqlType::Role,
-                    nullable: false,
-                    default: None,
-                    doc: None,
-                    distance: None,
-                    per_tenant: false,
-                    stamp: None,
-                },
+                role,
             ],
-            TableKind::TenantMemberships => vec![
-                uuid(TENANT_COLUMN, None),
-                uuid(USER_COLUMN, None),
-                Column {
-                    name: ROLE_COLUMN.to_owned(),
-                    ty: SqlType::Role,
-                    nullable: false,
-                    default: None,
-                    doc: None,
-                    distance: None,
-                    per_tenant: false,
-                    stamp: None,
-                },
-            ],
+            TableKind::TenantMemberships => {
+                vec![uuid(TENANT_COLUMN, None), uuid(USER_COLUMN, None), role]
+            }
             TableKind::Scoped => vec![uuid(TENANT_COLUMN, None), uuid(PROJECT_COLUMN, None)],
             TableKind::Global => vec![],
         }

@@ -71,7 +71,12 @@ pub async fn delete(
 
     let progress = Progress::for_stderr();
     let mut counts = Vec::new();
-    for plan in plans.iter().rev().filter(|p| p.kind == TableKind::Scoped) {
+    // Scoped tables in reverse dependency order, and the tenant-wide roles, each in batches.
+    for plan in plans
+        .iter()
+        .rev()
+        .filter(|p| matches!(p.kind, TableKind::Scoped | TableKind::TenantMemberships))
+    {
         let rows = delete_batches(&mut conn, plan, tenant.id, options.batch, &progress)
             .await
             .with_context(|| format!("could not delete the rows of table {}", plan.name))?;

@@ -11,10 +11,11 @@ use sqlx::PgPool;
 use tenancy_tests::TestDb;
 
 /// Every tenant table of the RAG policies with its tenant column, parents first.
-pub const TABLES: [(&str, &str); 8] = [
+pub const TABLES: [(&str, &str); 9] = [
     ("tenants", "id"),
     ("projects", "tenant_id"),
     ("user_project_roles", "tenant_id"),
+    ("tenant_user_roles", "tenant_id"),
     ("documents", "tenant_id"),
     ("chunks", "tenant_id"),
     ("queries", "tenant_id"),
