@@ -319,7 +319,7 @@ async fn raw_sql_cannot_widen_tenant_roles() {
     assert_eq!(promoted, 0, "no update policy admits a viewer");
     drop(conn);
 
-    // A tenant admin cannot demote... an owner row it could not have written, nor write owner.
+    // A tenant admin cannot raise anyone to owner (the role ceiling).
     let mut conn = w.raw(tenant_a, w.tara, &format!("{tenant_a}:admin")).await;
     let refused = sqlx::query("UPDATE tenant_user_roles SET role = 'owner' WHERE user_id = $1")
         .bind(w.vic)

@@ -118,6 +118,15 @@ impl TenancyConfig {
         Ok(())
     }
 
+    /// `role::text, <rank of role in the role enum>`: the select list of the membership reads.
+    fn role_and_rank_sql(&self) -> String {
+        format!(
+            "role::pg_catalog.text, \
+             pg_catalog.array_position(pg_catalog.enum_range(NULL::\"{}\".project_role), role) - 1",
+            self.helper_schema
+        )
+    }
+
     /// `"schema"."table"` or `"table"`, from a validated name.
     fn quoted_memberships_table(&self) -> String {
         crate::sql_names::qualified_table(&self.memberships_table)
@@ -442,10 +451,9 @@ impl Tenancy {
         })
         .await?;
         let query = format!(
-            "SELECT project_id, role::pg_catalog.text, \
-             pg_catalog.array_position(pg_catalog.enum_range(NULL::\"{schema}\".project_role), role) - 1 \
+            "SELECT project_id, {role_and_rank} \
              FROM {table} WHERE tenant_id = $1 AND user_id = $2 ORDER BY project_id",
-            schema = self.config.helper_schema,
+            role_and_rank = self.config.role_and_rank_sql(),
             table = self.config.quoted_memberships_table(),
         );
         let rows: Vec<(Uuid, String, Option<i32>)> = sqlx::query_as(sqlx::AssertSqlSafe(query))
@@ -459,10 +467,10 @@ impl Tenancy {
         {
             Some(table) => {
                 let query = format!(
-                        "SELECT role::pg_catalog.text,                          pg_catalog.array_position(pg_catalog.enum_range(NULL::\"{schema}\".project_role), role) - 1                          FROM {table} WHERE tenant_id = $1 AND user_id = $2",
-                        schema = self.config.helper_schema,
-                        table = crate::sql_names::qualified_table(table),
-                    );
+                    "SELECT {role_and_rank} FROM {table} WHERE tenant_id = $1 AND user_id = $2",
+                    role_and_rank = self.config.role_and_rank_sql(),
+                    table = crate::sql_names::qualified_table(table),
+                );
                 sqlx::query_as(sqlx::AssertSqlSafe(query))
                     .persistent(self.config.named_statements)
                     .bind(tenant.as_uuid())

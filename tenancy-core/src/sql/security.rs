@@ -240,7 +240,7 @@ fn is_membership_kind(kind: TableKind) -> bool {
 /// project; the tenant itself on the tenant memberships table (the runtime lists the tenant
 /// id at the ranks of the caller's tenant-wide role, docs/context.md); none on the tenants
 /// table.
-pub(super) fn role_column(table: &Table) -> Option<&'static str> {
+fn role_column(table: &Table) -> Option<&'static str> {
     match table.kind {
         TableKind::TenantMemberships => Some(TENANT_COLUMN),
         _ => table.scope_columns().and_then(|scope| scope.project),

@@ -437,11 +437,16 @@ class ScopedSession(Generic[S_co]):
         session.rollback()
 
 
+#: The role and its rank in the role enum: the select list of the membership reads.
+_ROLE_AND_RANK = (
+    "role::pg_catalog.text, pg_catalog.array_position(pg_catalog.enum_range("
+    f'NULL::"{HELPER_SCHEMA}".project_role), role) - 1'
+)
+
+
 def _memberships_query() -> Any:
     return text(
-        "SELECT project_id, role::pg_catalog.text, "
-        "pg_catalog.array_position(pg_catalog.enum_range("
-        f'NULL::"{HELPER_SCHEMA}".project_role), role) - 1 '
+        f"SELECT project_id, {_ROLE_AND_RANK} "
         f'FROM "{TABLE_SCHEMA}"."{MEMBERSHIPS_TABLE}" '
         "WHERE tenant_id = :tenant AND user_id = :user ORDER BY project_id"
     )
@@ -449,9 +454,7 @@ def _memberships_query() -> Any:
 
 def _tenant_role_query() -> Any:
     return text(
-        "SELECT role::pg_catalog.text, "
-        "pg_catalog.array_position(pg_catalog.enum_range("
-        f'NULL::"{HELPER_SCHEMA}".project_role), role) - 1 '
+        f"SELECT {_ROLE_AND_RANK} "
         f'FROM "{TABLE_SCHEMA}"."{TENANT_MEMBERSHIPS_TABLE}" '
         "WHERE tenant_id = :tenant AND user_id = :user"
     )
