@@ -3,11 +3,13 @@
 //! Full run (about 10-15 minutes on 2 cores, most of it data generation and one cold
 //! `cargo build`): `cargo run --release -p bench-isolation -- --out target/bench-isolation.md`.
 //! `--smoke`: tiny data and few iterations (for CI; numbers meaningless). `--no-cargo-build`:
-//! skip timing `cargo build` of the 200-table crate. The server is `TENANCY_TEST_DATABASE_URL`
+//! skip timing `cargo build` of the 200-table crate. `--peers-only`: the peer section (issue
+//! 22). `--growth-only`: the growth table (issue 22, item 4) on databases of its own. The server is `TENANCY_TEST_DATABASE_URL`
 //! or the one `scripts/pg-up` starts; the bench (re)creates its own database there.
 
 mod data;
 mod generator;
+mod growth;
 mod ops;
 mod peers;
 mod plans;
@@ -54,6 +56,8 @@ struct Settings {
     statistics_only: bool,
     /// `--peers-only`: the data and the peer section (issue 22) only.
     peers_only: bool,
+    /// `--growth-only`: only the growth section (issue 22, item 4), its own databases.
+    growth_only: bool,
     out: Option<PathBuf>,
 }
 
@@ -63,6 +67,7 @@ impl Settings {
         let mut cargo_build = true;
         let mut statistics_only = false;
         let mut peers_only = false;
+        let mut growth_only = false;
         let mut out = None;
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -71,9 +76,10 @@ impl Settings {
                 "--no-cargo-build" => cargo_build = false,
                 "--statistics-only" => statistics_only = true,
                 "--peers-only" => peers_only = true,
+                "--growth-only" => growth_only = true,
                 "--out" => out = Some(PathBuf::from(args.next().context("--out needs a path")?)),
                 other => bail!(
-                    "unknown argument {other:?} (expected --smoke, --no-cargo-build, --statistics-only, --peers-only, --out FILE)"
+                    "unknown argument {other:?} (expected --smoke, --no-cargo-build, --statistics-only, --peers-only, --growth-only, --out FILE)"
                 ),
             }
         }
@@ -94,6 +100,7 @@ impl Settings {
                 cargo_build: false,
                 statistics_only,
                 peers_only,
+                growth_only,
                 out,
             }
         } else {
@@ -114,6 +121,7 @@ impl Settings {
                 cargo_build,
                 statistics_only,
                 peers_only,
+                growth_only,
                 out,
             }
         })
@@ -860,6 +868,9 @@ async fn run(settings: Settings) -> Result<String> {
     let repo = tenancy_tests::repo_root();
     let mut report = String::new();
     let server = tenancy_tests::try_admin_url().await?;
+    if settings.growth_only {
+        return growth_only(&settings, &server).await;
+    }
     let db_name = if settings.smoke {
         format!("tenancy_bench_smoke_{}", std::process::id())
     } else {
@@ -1164,6 +1175,29 @@ async fn peer_section(
         )
         .await?,
     );
+    Ok(report)
+}
+
+/// `--growth-only`: the growth table (issue 22, item 4) on databases of its own.
+async fn growth_only(settings: &Settings, server: &str) -> Result<String> {
+    let (iterations, heavy) = if settings.smoke { (4, 2) } else { (300, 30) };
+    let admin = data::pool(server, 1).await?;
+    let server_version: String = sqlx::query_scalar("SELECT version()")
+        .fetch_one(&admin)
+        .await?;
+    admin.close().await;
+    let mut report = format!(
+        "## Cost as the work grows (issue 22, item 4)\n\nServer: {server_version}.\nMode: {}. \
+         {iterations} iterations (count {heavy}), layer and plain interleaved; a fresh database \
+         per shape; 10 chunks per document, 3 projects per tenant; the measured project is \
+         tenant 1's first (tenants grow) or tenant 0's first (one tenant grows).\n\n",
+        if settings.smoke {
+            "SMOKE (numbers meaningless)"
+        } else {
+            "full"
+        },
+    );
+    report.push_str(&growth::run(server, settings.smoke, iterations, heavy).await?);
     Ok(report)
 }
 

@@ -98,3 +98,63 @@ async fn smoke_run_reports_every_section() {
     assert!(report.contains("| 1 | "), "{report}");
     assert!(report.contains("| synthetic | 200 |"), "{report}");
 }
+
+/// `--growth-only` in smoke mode: every shape of both axes gets its own database and a row per
+/// operation, in which the layer and plain SQL saw the same rows (the bench fails otherwise).
+#[tokio::test]
+async fn smoke_growth_reports_every_shape_and_operation() {
+    let server = tenancy_tests::admin_url().await;
+    let out = std::env::temp_dir().join(format!(
+        "bench-isolation-growth-smoke-{}.md",
+        std::process::id()
+    ));
+    let child = Command::new(env!("CARGO_BIN_EXE_bench-isolation"))
+        .args(["--smoke", "--growth-only", "--out"])
+        .arg(&out)
+        .env("TENANCY_TEST_DATABASE_URL", &server)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running bench-isolation");
+    let database = format!("tenancy_bench_growth_{}", child.id());
+    let output = child.wait_with_output().expect("bench-isolation output");
+    assert!(
+        output.status.success(),
+        "bench-isolation --smoke --growth-only failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = std::fs::read_to_string(&out).expect("the report file");
+    let _ = std::fs::remove_file(&out);
+    // Smoke shapes: 2 and 4 tenants sharing 240 chunks; tenant 0's project of 100 and 400.
+    for (axis, tenants, project_chunks) in [
+        ("tenants grow", 2, 40),
+        ("tenants grow", 4, 20),
+        ("one tenant grows", 4, 100),
+        ("one tenant grows", 4, 400),
+    ] {
+        for operation in [
+            "get by key",
+            "list a page (100)",
+            "count (whole project)",
+            "update",
+        ] {
+            let prefix = format!("| {axis} | {tenants} | {project_chunks} | ");
+            let rows = report
+                .lines()
+                .filter(|line| line.starts_with(&prefix))
+                .filter(|line| {
+                    line.contains(&format!(" | {operation} | ")) && line.contains("x** |")
+                })
+                .count();
+            assert_eq!(rows, 1, "{axis}, {tenants} tenants, {operation}:\n{report}");
+        }
+    }
+    // No database of the section is left behind.
+    let pool = sqlx::PgPool::connect(&server).await.expect("server");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")
+        .bind(&database)
+        .fetch_one(&pool)
+        .await
+        .expect("pg_database");
+    assert_eq!(left, 0, "{database} was left behind");
+}
