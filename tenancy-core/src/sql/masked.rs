@@ -110,7 +110,7 @@ pub(super) fn masked_view_section(model: &Model, table: &Table, target: Target) 
     let app = ident(&settings.app_role);
     let base = format!("{}.{}", ident(TABLE_SCHEMA), ident(&table.name));
     let view = format!("{schema}.{}", ident(&masked_view_name(table)));
-    let project = table.scope_columns().and_then(|s| s.project);
+    let test = super::security::role_test(model, table);
     let rules = table.rules_for(Command::Select);
     let mut columns: Vec<String> = Vec::new();
     for column in table.all_columns() {
@@ -124,7 +124,7 @@ pub(super) fn masked_view_section(model: &Model, table: &Table, target: Target) 
             .copied()
             .filter(|r| table.rule_reads(r, &column.name))
             .collect();
-        let admitted = super::security::rules_union(model, target, project, &covering)
+        let admitted = super::security::rules_union(model, target, test, &covering)
             .unwrap_or_else(|| "false".to_owned());
         columns.push(format!(
             "CASE WHEN {admitted}\n         THEN {col} END AS {col}"

@@ -236,15 +236,35 @@ fn is_membership_kind(kind: TableKind) -> bool {
     matches!(kind, TableKind::Memberships | TableKind::TenantMemberships)
 }
 
-/// The column a rule's role test compares with the caller's project lists: the row's
-/// project; the tenant itself on the tenant memberships table (the runtime lists the tenant
-/// id at the ranks of the caller's tenant-wide role, docs/context.md); none on the tenants
-/// table.
-fn role_column(table: &Table) -> Option<&'static str> {
+/// What `table`'s rules test the caller's role on: the row's project; the tenant itself on
+/// the tenant memberships table (the runtime lists the tenant id at the ranks of the caller's
+/// tenant-wide role, docs/context.md); the project or its tenant on the projects table of a
+/// model with tenant-wide roles; any project on the tenants table.
+pub(super) fn role_test<'t>(model: &Model, table: &'t Table) -> RoleTest<'t> {
     match table.kind {
-        TableKind::TenantMemberships => Some(TENANT_COLUMN),
-        _ => table.scope_columns().and_then(|scope| scope.project),
+        TableKind::TenantMemberships => RoleTest::Column(TENANT_COLUMN),
+        TableKind::Projects if model.core_table(TableKind::TenantMemberships).is_some() => {
+            RoleTest::ProjectOrTenant
+        }
+        _ => match table.scope_columns().and_then(|scope| scope.project) {
+            Some(project) => RoleTest::Column(project),
+            None => RoleTest::AnyProject,
+        },
     }
+}
+
+/// What a rule's role test compares with the caller's project lists (the context's
+/// `project_ids(role)`), per kind of table.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum RoleTest<'t> {
+    /// The row's column must be listed: a scoped table's project column, the tenant column of
+    /// the tenant memberships table.
+    Column(&'t str),
+    /// The projects table of a model with tenant-wide roles: the project's id or its
+    /// tenant's id must be listed (a tenant-wide member sees every project of the tenant).
+    ProjectOrTenant,
+    /// The tenants table: the caller holds the role in at least one project.
+    AnyProject,
 }
 
 /// The permissive policy expression of `command`, or `None` when the command is denied.
@@ -256,7 +276,7 @@ fn rule_expression(
 ) -> Option<String> {
     let schema = &model.settings.helper_schema;
     table.scope_columns()?;
-    let by_role = rules_expression(model, table, command, target, role_column(table));
+    let by_role = rules_expression(model, table, command, target, role_test(model, table));
     let own_membership =
         (is_membership_kind(table.kind) && command == Command::Select).then(|| {
             format!(
@@ -279,9 +299,9 @@ fn rules_expression(
     table: &Table,
     command: Command,
     target: Target,
-    project: Option<&str>,
+    test: RoleTest<'_>,
 ) -> Option<String> {
-    rules_union(model, target, project, &table.rules_for(command))
+    rules_union(model, target, test, &table.rules_for(command))
 }
 
 /// The union of `rules` (of one command): each rule's role test, AND its condition when it
@@ -289,7 +309,7 @@ fn rules_expression(
 pub(super) fn rules_union(
     model: &Model,
     target: Target,
-    project: Option<&str>,
+    test: RoleTest<'_>,
     rules: &[&Rule],
 ) -> Option<String> {
     let schema = &model.settings.helper_schema;
@@ -319,29 +339,19 @@ pub(super) fn rules_union(
     let parts: Vec<String> = needed
         .iter()
         .map(|rule| {
-            let role = match project {
-                // An index condition, not a per-row filter: `role_member` says why that is
-                // safe under generic plans. (Row conditions keep `role_at_least`'s COALESCE:
-                // they may negate it.)
-                // projects, when the model has tenant-wide roles: a member of the project, or
-                // of the whole tenant
-                Some(ID_COLUMN) if model.core_table(TableKind::TenantMemberships).is_some() => {
-                    format!(
-                        "({} OR {})",
-                        super::conditions::role_member(model, target, ID_COLUMN, &rule.min_role),
-                        super::conditions::role_member(
-                            model,
-                            target,
-                            TENANT_COLUMN,
-                            &rule.min_role
-                        )
-                    )
+            // An index condition, not a per-row filter: `role_member` says why that is safe
+            // under generic plans. (Row conditions keep `role_at_least`'s COALESCE: they may
+            // negate it.)
+            let role = match test {
+                RoleTest::Column(column) => {
+                    super::conditions::role_member(model, target, column, &rule.min_role)
                 }
-                Some(project) => {
-                    super::conditions::role_member(model, target, project, &rule.min_role)
-                }
-                // tenants: a member of at least one project with that role
-                None => format!(
+                RoleTest::ProjectOrTenant => format!(
+                    "({} OR {})",
+                    super::conditions::role_member(model, target, ID_COLUMN, &rule.min_role),
+                    super::conditions::role_member(model, target, TENANT_COLUMN, &rule.min_role)
+                ),
+                RoleTest::AnyProject => format!(
                     "pg_catalog.cardinality({}) > 0",
                     context_call(target, schema, ContextHelper::ProjectIds(&rule.min_role))
                 ),
