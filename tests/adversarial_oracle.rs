@@ -9,7 +9,11 @@
 //! every project of every tenant as owner, a forged context whose role levels are random and
 //! not nested (each of the fields `{viewer+}`, `{editor+}`, `{admin+}`, `{owner+}` of
 //! `tenancy.context`, plus one field beyond the model's roles, lists a random subset of every
-//! tenant's projects), and no context at all. Contexts are set with raw SQL, one
+//! tenant's projects), and no context at all. Users may also hold a tenant-wide role
+//! (`tenant_user_roles`): the honest context then carries every project of the tenant at the
+//! higher of the two roles and the tenant id at the tenant-wide role's ranks, as the runtime's
+//! `authorize` builds it, and the runtime check compares that expansion with the oracle's.
+//! Contexts are set with raw SQL, one
 //! `SET LOCAL tenancy.context` each (docs/context.md); the oracle reads field `3 + rank` for a
 //! rule of that rank, as the policies do.
 
@@ -50,6 +54,8 @@ struct WorldSpec {
     /// `[project]`: bit k set = the forged "random levels" context lists the project in its
     /// project field k (field `3 + k` of the setting).
     forged_fields: Vec<u8>,
+    /// `[user * MAX_TENANTS + tenant]`: the user's tenant-wide role rank, if any.
+    tenant_roles: Vec<Option<u8>>,
 }
 
 fn world_spec() -> impl Strategy<Value = WorldSpec> {
@@ -59,15 +65,24 @@ fn world_spec() -> impl Strategy<Value = WorldSpec> {
         prop::collection::vec(0..=MAX_DOCS_PER_PROJECT, MAX_PROJECTS),
         prop::collection::vec((0..=3usize, 1..100i32), MAX_PROJECTS * MAX_DOCS_PER_PROJECT),
         prop::collection::vec(0..(1u8 << FORGED_FIELDS), MAX_PROJECTS),
+        prop::collection::vec(prop::option::weighted(0.25, 0..4u8), USERS * MAX_TENANTS),
     )
         .prop_map(
-            |(projects_per_tenant, roles, docs_per_project, chunks_per_doc, forged_fields)| {
+            |(
+                projects_per_tenant,
+                roles,
+                docs_per_project,
+                chunks_per_doc,
+                forged_fields,
+                tenant_roles,
+            )| {
                 WorldSpec {
                     projects_per_tenant,
                     roles,
                     docs_per_project,
                     chunks_per_doc,
                     forged_fields,
+                    tenant_roles,
                 }
             },
         )
@@ -83,6 +98,14 @@ struct Project {
 struct Membership {
     tenant: Uuid,
     project: Uuid,
+    user: Uuid,
+    rank: u8,
+}
+
+/// A tenant-wide role: `rank` in every project of `tenant`.
+#[derive(Clone, Copy, Debug)]
+struct TenantMembership {
+    tenant: Uuid,
     user: Uuid,
     rank: u8,
 }
@@ -111,6 +134,7 @@ struct World {
     projects: Vec<Project>,
     users: Vec<Uuid>,
     memberships: Vec<Membership>,
+    tenant_memberships: Vec<TenantMembership>,
     docs: Vec<Doc>,
     chunks: Vec<Chunk>,
     /// The project fields of the forged "random levels" context (see [`WorldSpec`]).
@@ -142,6 +166,18 @@ impl World {
                     memberships.push(Membership {
                         tenant: project.tenant,
                         project: project.id,
+                        user: *user,
+                        rank,
+                    });
+                }
+            }
+        }
+        let mut tenant_memberships = Vec::new();
+        for (u, user) in users.iter().enumerate() {
+            for (t, tenant) in tenants.iter().enumerate() {
+                if let Some(rank) = spec.tenant_roles[u * MAX_TENANTS + t] {
+                    tenant_memberships.push(TenantMembership {
+                        tenant: *tenant,
                         user: *user,
                         rank,
                     });
@@ -185,6 +221,7 @@ impl World {
             projects,
             users,
             memberships,
+            tenant_memberships,
             docs,
             chunks,
             forged_fields,
@@ -221,6 +258,21 @@ impl World {
         .bind(self.memberships.iter().map(|m| m.project).collect::<Vec<_>>())
         .bind(self.memberships.iter().map(|m| m.user).collect::<Vec<_>>())
         .bind(self.memberships.iter().map(|m| ROLES[m.rank as usize]).collect::<Vec<_>>())
+        .execute(admin)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO tenant_user_roles (tenant_id, user_id, role) \
+             SELECT t, u, r::tenancy.project_role FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS x(t, u, r)",
+        )
+        .bind(self.tenant_memberships.iter().map(|m| m.tenant).collect::<Vec<_>>())
+        .bind(self.tenant_memberships.iter().map(|m| m.user).collect::<Vec<_>>())
+        .bind(
+            self.tenant_memberships
+                .iter()
+                .map(|m| ROLES[m.rank as usize])
+                .collect::<Vec<_>>(),
+        )
         .execute(admin)
         .await
         .unwrap();
@@ -335,6 +387,8 @@ struct Answers {
     cte_docs_with_chunks: Vec<(Uuid, i64)>,
     projects: Vec<Uuid>,
     memberships: Vec<(Uuid, Uuid)>,
+    /// Visible tenant-wide roles: (tenant, user).
+    tenant_memberships: Vec<(Uuid, Uuid)>,
     tenants: Vec<Uuid>,
     updated_documents: Vec<Uuid>,
     deleted_chunks: Vec<Uuid>,
@@ -378,6 +432,18 @@ fn oracle(world: &World, ctx: &Context) -> Answers {
         .map(|m| (m.project, m.user))
         .collect();
     memberships.sort();
+    // `allow all to admin` on the tenant-wide roles (the role tested on the tenant itself),
+    // and everyone reads their own.
+    let mut tenant_memberships: Vec<(Uuid, Uuid)> = world
+        .tenant_memberships
+        .iter()
+        .filter(|m| {
+            ctx.tenant == Some(m.tenant)
+                && (ctx.projects_at_least(ADMIN).contains(&m.tenant) || m.user == ctx.user)
+        })
+        .map(|m| (m.tenant, m.user))
+        .collect();
+    tenant_memberships.sort();
     let tenant_visible = ctx
         .tenant
         .filter(|t| world.tenants.contains(t) && !ctx.projects_at_least(VIEWER).is_empty());
@@ -405,6 +471,7 @@ fn oracle(world: &World, ctx: &Context) -> Answers {
                 .collect(),
         ),
         memberships,
+        tenant_memberships,
         tenants: tenant_visible.into_iter().collect(),
         // `allow update to editor where created_by = current_user` + `allow update to admin`.
         updated_documents: sorted(
@@ -479,6 +546,12 @@ async fn probe(conn: &mut PgConnection, ctx: &Context) -> Answers {
             .fetch_all(&mut *conn)
             .await
             .unwrap(),
+        tenant_memberships: sqlx::query_as(
+            "SELECT tenant_id, user_id FROM tenant_user_roles ORDER BY 1, 2",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap(),
         tenants: ids("SELECT id FROM tenants ORDER BY id").fetch_all(&mut *conn).await.unwrap(),
         updated_documents: ids(
             "WITH u AS (UPDATE documents SET title = title || '!' RETURNING id) SELECT id FROM u ORDER BY id",
@@ -505,11 +578,27 @@ fn contexts(world: &World) -> Vec<Context> {
     let mut out = Vec::new();
     for (u, user) in world.users.iter().enumerate() {
         for (t, tenant) in world.tenants.iter().enumerate() {
-            let mut roles: Vec<(Uuid, u8)> = world
-                .memberships
+            // What authorize sends: each project at the higher of the project role and the
+            // tenant-wide role; with a tenant-wide role, every project of the tenant and the
+            // tenant id itself at that role.
+            let tenant_rank = world
+                .tenant_memberships
                 .iter()
-                .filter(|m| m.user == *user && m.tenant == *tenant)
-                .map(|m| (m.project, m.rank))
+                .find(|m| m.user == *user && m.tenant == *tenant)
+                .map(|m| m.rank);
+            let mut roles: Vec<(Uuid, u8)> = world
+                .projects
+                .iter()
+                .filter(|p| p.tenant == *tenant)
+                .filter_map(|p| {
+                    let own = world
+                        .memberships
+                        .iter()
+                        .find(|m| m.user == *user && m.project == p.id)
+                        .map(|m| m.rank);
+                    own.max(tenant_rank).map(|rank| (p.id, rank))
+                })
+                .chain(tenant_rank.map(|rank| (*tenant, rank)))
                 .collect();
             roles.sort();
             out.push(Context {
@@ -696,6 +785,7 @@ fn the_oracle_itself_on_a_hand_made_world() {
         ],
         users: vec![user],
         memberships: vec![],
+        tenant_memberships: vec![],
         docs: vec![doc(t, p, 20), doc(t, q, 21), doc(u, r, 22)],
         chunks: vec![Chunk {
             tenant: t,
@@ -774,4 +864,41 @@ fn the_oracle_itself_on_a_hand_made_world() {
         honest: false,
     };
     assert_eq!(oracle(&world, &none), Answers::default());
+
+    // Tenant-wide roles: the tenant id listed at the admin rank shows every tenant-wide role
+    // of the tenant; without it, only the caller's own.
+    let other = Uuid::from_u128(101);
+    let world = World {
+        tenant_memberships: vec![
+            TenantMembership {
+                tenant: t,
+                user,
+                rank: ADMIN,
+            },
+            TenantMembership {
+                tenant: t,
+                user: other,
+                rank: VIEWER,
+            },
+            TenantMembership {
+                tenant: u,
+                user: other,
+                rank: ADMIN,
+            },
+        ],
+        ..world
+    };
+    let admin = Context {
+        roles: vec![(t, ADMIN)],
+        ..ctx.clone()
+    };
+    assert_eq!(
+        oracle(&world, &admin).tenant_memberships,
+        vec![(t, user), (t, other)]
+    );
+    let editor = Context {
+        roles: vec![(t, EDITOR)],
+        ..ctx
+    };
+    assert_eq!(oracle(&world, &editor).tenant_memberships, vec![(t, user)]);
 }
