@@ -4,7 +4,8 @@
 //! `cargo build`): `cargo run --release -p bench-isolation -- --out target/bench-isolation.md`.
 //! `--smoke`: tiny data and few iterations (for CI; numbers meaningless). `--no-cargo-build`:
 //! skip timing `cargo build` of the 200-table crate. `--peers-only`: the peer section (issue
-//! 22). `--growth-only`: the growth table (issue 22, item 4) on databases of its own. The server is `TENANCY_TEST_DATABASE_URL`
+//! 22). `--growth-only`: the growth table (issue 22, item 4) on databases of its own.
+//! `--tenant-wide-only`: what a tenant-wide role costs as the tenant's projects grow. The server is `TENANCY_TEST_DATABASE_URL`
 //! or the one `scripts/pg-up` starts; the bench (re)creates its own database there.
 
 mod data;
@@ -15,6 +16,7 @@ mod peers;
 mod plans;
 mod proxy;
 mod statistics;
+mod tenant_wide;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -58,6 +60,8 @@ struct Settings {
     peers_only: bool,
     /// `--growth-only`: only the growth section (issue 22, item 4), its own databases.
     growth_only: bool,
+    /// `--tenant-wide-only`: only the tenant-wide role section, its own databases.
+    tenant_wide_only: bool,
     out: Option<PathBuf>,
 }
 
@@ -68,6 +72,7 @@ impl Settings {
         let mut statistics_only = false;
         let mut peers_only = false;
         let mut growth_only = false;
+        let mut tenant_wide_only = false;
         let mut out = None;
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -77,9 +82,10 @@ impl Settings {
                 "--statistics-only" => statistics_only = true,
                 "--peers-only" => peers_only = true,
                 "--growth-only" => growth_only = true,
+                "--tenant-wide-only" => tenant_wide_only = true,
                 "--out" => out = Some(PathBuf::from(args.next().context("--out needs a path")?)),
                 other => bail!(
-                    "unknown argument {other:?} (expected --smoke, --no-cargo-build, --statistics-only, --peers-only, --growth-only, --out FILE)"
+                    "unknown argument {other:?} (expected --smoke, --no-cargo-build, --statistics-only, --peers-only, --growth-only, --tenant-wide-only, --out FILE)"
                 ),
             }
         }
@@ -101,6 +107,7 @@ impl Settings {
                 statistics_only,
                 peers_only,
                 growth_only,
+                tenant_wide_only,
                 out,
             }
         } else {
@@ -122,6 +129,7 @@ impl Settings {
                 statistics_only,
                 peers_only,
                 growth_only,
+                tenant_wide_only,
                 out,
             }
         })
@@ -870,6 +878,17 @@ async fn run(settings: Settings) -> Result<String> {
     let server = tenancy_tests::try_admin_url().await?;
     if settings.growth_only {
         return growth_only(&settings, &server).await;
+    }
+    if settings.tenant_wide_only {
+        return Ok(format!(
+            "## A tenant-wide role as the tenant's projects grow\n\nMode: {}. {}",
+            if settings.smoke {
+                "SMOKE (numbers meaningless)"
+            } else {
+                "full"
+            },
+            tenant_wide::run(&server, settings.smoke).await?
+        ));
     }
     let db_name = if settings.smoke {
         format!("tenancy_bench_smoke_{}", std::process::id())
