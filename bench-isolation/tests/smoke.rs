@@ -158,3 +158,49 @@ async fn smoke_growth_reports_every_shape_and_operation() {
         .expect("pg_database");
     assert_eq!(left, 0, "{database} was left behind");
 }
+
+/// `--tenant-wide-only` in smoke mode: both tenant sizes get a row per step, and the
+/// tenant-wide member's context holds every project of the tenant (the bench fails otherwise).
+#[tokio::test]
+async fn smoke_tenant_wide_reports_every_size_and_step() {
+    let server = tenancy_tests::admin_url().await;
+    let out = std::env::temp_dir().join(format!(
+        "bench-isolation-tenant-wide-smoke-{}.md",
+        std::process::id()
+    ));
+    let output = Command::new(env!("CARGO_BIN_EXE_bench-isolation"))
+        .args(["--smoke", "--tenant-wide-only", "--out"])
+        .arg(&out)
+        .env("TENANCY_TEST_DATABASE_URL", &server)
+        .output()
+        .expect("running bench-isolation");
+    assert!(
+        output.status.success(),
+        "bench-isolation --smoke --tenant-wide-only failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = std::fs::read_to_string(&out).expect("the report file");
+    let _ = std::fs::remove_file(&out);
+    for projects in [3, 20] {
+        for step in [
+            "authorize",
+            "get by key, one-project scope",
+            "count over every project held (`Chunks::count`)",
+        ] {
+            let row = format!("| {projects} | {step} | ");
+            assert_eq!(
+                report
+                    .lines()
+                    .filter(|l| l.starts_with(&row) && l.ends_with("x** |"))
+                    .count(),
+                1,
+                "{projects} projects, {step}:\n{report}"
+            );
+        }
+        // The member holds one project, the tenant-wide member all of them.
+        assert!(
+            report.contains(&format!("| {projects} | 1 / {projects} | ")),
+            "{report}"
+        );
+    }
+}
