@@ -614,13 +614,13 @@ fn list_method(
         let range = match rest {
             [one] => format!("{} > after.{}", col(&one.name), attr_name(&one.name)),
             _ => format!(
-                "sa.tuple_({}) > sa.tuple_({})",
+                "sa.tuple_({}) > ({})",
                 rest.iter()
                     .map(|c| col(&c.name))
                     .collect::<Vec<_>>()
                     .join(", "),
                 rest.iter()
-                    .map(|c| format!("sa.literal(after.{})", attr_name(&c.name)))
+                    .map(|c| format!("after.{}", attr_name(&c.name)))
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
@@ -638,6 +638,22 @@ fn list_method(
             .map(|c| format!("_page.{}", attr_name(&c.name)))
             .collect::<Vec<_>>()
             .join(", ");
+        // The comment above the union, wrapped at 92 columns.
+        let several = wrap(
+            &format!(
+                "Several projects: the rest of the cursor's project and the scope's later \
+                 projects, two branches that each start an index scan at their first row and \
+                 read at most a page, then the page of the two. (A row comparison {} \
+                 positions a scan by its first column only.)",
+                // One word for `wrap`: the row comparison stays on one line.
+                format!("`{row_comparison} > (..)`").replace(' ', "\u{a0}")
+            ),
+            78,
+        )
+        .replace('\u{a0}', " ")
+        .lines()
+        .map(|line| format!("            # {line}\n"))
+        .collect::<String>();
         out.push_str(&format!(
             "        if after is None:\n\
              \x20           _statement = _statement.order_by({order_by})\n\
@@ -649,10 +665,7 @@ fn list_method(
              \x20               {range},\n\
              \x20           ).order_by({order_by})\n\
              \x20       else:\n\
-             \x20           # Several projects: the rest of the cursor's project and the scope's later\n\
-             \x20           # projects, two branches that each start an index scan at their first row and\n\
-             \x20           # read at most a page, then the page of the two. (A row comparison\n\
-             \x20           # `{row_comparison} > (..)` positions a scan by its first column only.)\n\
+             {several}\
              \x20           _branch = _statement.with_only_columns(*_read_columns({row}))\n\
              \x20           _union = sa.union_all(\n\
              \x20               _branch.where(\n\
