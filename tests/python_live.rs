@@ -7,6 +7,9 @@
 //!   never sees tenant B's rows, a viewer cannot write, no context gives no rows, and a
 //!   Rust-minted and a Python-minted context are interchangeable (checked on both sides here).
 //!
+//! * `python_keyset_pages_seek`: pytest (`tests/python/test_keyset.py`): the repositories'
+//!   keyset pages equal one ORDER BY and a late page is an index scan from the cursor.
+//!
 //! * `python_alembic_on_an_empty_database`: `alembic upgrade head` with the generated revision
 //!   chain migrates an empty database that then audits clean against the model, and a second
 //!   run does nothing.
@@ -164,6 +167,28 @@ async fn python_live_isolation() {
         .unwrap();
     tx.commit().await.unwrap();
     assert!(titles.iter().any(|t| t == "written by python"));
+    db.drop_db().await;
+}
+
+/// Keyset pages of the Python repositories (`tests/python/test_keyset.py`, its own tenant on a
+/// fresh migrated database): walking every page of a one-project and of a several-project
+/// scope gives exactly one ORDER BY's rows (across page and project boundaries, sync and
+/// async), and a late page's statement, captured from the engine and EXPLAINed in the same
+/// scoped session, is an index scan whose condition starts at the cursor (both branches for
+/// several projects), reading about what the first page reads.
+#[tokio::test]
+async fn python_keyset_pages_seek() {
+    let db = TestDb::fresh().await;
+    let key =
+        std::env::var("TENANCY_CONTEXT_KEY").expect("TENANCY_CONTEXT_KEY (.cargo/config.toml)");
+    pytest(
+        &["test_keyset.py"],
+        &[
+            ("TENANCY_TEST_APP_URL", db.app_url().to_owned()),
+            ("TENANCY_TEST_ADMIN_URL", db.url().to_owned()),
+            ("TENANCY_CONTEXT_KEY", key),
+        ],
+    );
     db.drop_db().await;
 }
 

@@ -321,3 +321,79 @@ fn a_bad_python_package_setting_is_a_diagnostic() {
         assert!(help.starts_with("write `\""), "{help}");
     }
 }
+
+/// `list` sends the Rust repositories' three statements (rust/statements.rs): the first page; a
+/// one-project scope with its cursor there, the project an equality and the key a range; else
+/// the union of the cursor's project and the later projects. Never the row comparison that a
+/// btree scan positions by the project only (the live proof: tests/python/test_keyset.py).
+#[test]
+fn list_seeks_like_the_rust_list() {
+    let files = rag_package();
+    let repositories = file(&files, "rag_tenancy/repositories.py");
+    assert!(repositories.contains("from sqlalchemy.orm import aliased\n"));
+    assert!(repositories.contains("def _read_columns(entity: type[Any]) -> list[Any]:"));
+    for class in ["\nclass Documents:", "\nclass AsyncDocuments:"] {
+        let documents = repositories
+            .split(class)
+            .nth(1)
+            .unwrap()
+            .split("\nclass ")
+            .next()
+            .unwrap();
+        let list = documents.split("def list(").nth(1).unwrap();
+        let list = list.split("def cursor(").next().unwrap();
+        assert!(!list.contains("sa.tuple_("), "{list}");
+        assert!(list.contains(
+            "        if after is None:\n            _statement = _statement.order_by(Document.project_id, Document.id)\n        elif _scope.project_ids == [after.project_id]:\n"
+        ), "{list}");
+        assert_eq!(
+            list.matches("                Document.project_id == after.project_id,\n                Document.id > after.id,\n").count(),
+            1,
+            "{list}"
+        );
+        assert!(list.contains("_branch = _statement.with_only_columns(*_read_columns(Document))"));
+        assert!(list.contains("_branch.where(Document.project_id > after.project_id)"));
+        assert!(list.contains("                    Document.project_id == after.project_id,\n                    Document.id > after.id,\n"));
+        assert!(list.contains("_page = aliased(Document, _union)"));
+        assert!(list.contains("_statement = sa.select(_page).order_by(_page.project_id, _page.id)"));
+    }
+}
+
+/// A key of several columns: within the cursor's project the key is one row comparison after
+/// the project equality (`(document_id, ordinal) > (..)`, the Rust in-project form).
+#[test]
+fn a_composite_key_seeks_with_a_row_comparison_after_the_project() {
+    let dir = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/rag/policies"
+    ));
+    let mut sources = tenancy_core::dsl::read_dir(dir).expect("read policies");
+    let rag = sources
+        .iter_mut()
+        .find(|s| s.text.contains("scoped table assertions {"))
+        .expect("the assertions table");
+    rag.text.push_str(
+        "\nscoped table sections {\n    document_id uuid\n    ordinal integer\n    body text\n\n    \
+         primary key (document_id, ordinal)\n\n    allow select to viewer\n}\n",
+    );
+    let (model, diagnostics) = tenancy_core::dsl::compile(&sources);
+    assert_eq!(diagnostics.error_count(), 0, "{diagnostics:?}");
+    let model = model.expect("model");
+    let files = generate_package(&model, &rag_options(), &rag_migrations(&model)).unwrap();
+    let repositories = file(&files, "rag_tenancy/repositories.py");
+    let sections = repositories
+        .split("\nclass Sections:")
+        .nth(1)
+        .unwrap()
+        .split("\nclass ")
+        .next()
+        .unwrap();
+    let range =
+        "sa.tuple_(Section.document_id, Section.ordinal) > (after.document_id, after.ordinal)";
+    assert_eq!(sections.matches(range).count(), 2, "{sections}");
+    assert!(sections.contains("elif _scope.project_ids == [after.project_id]:"));
+    assert!(sections.contains("_branch.where(Section.project_id > after.project_id)"));
+    assert!(
+        sections.contains(".order_by(Section.project_id, Section.document_id, Section.ordinal)")
+    );
+}

@@ -43,6 +43,13 @@ pub(crate) fn repositories_module(model: &Model) -> String {
     if vector {
         out.push_str("from numpy.typing import NDArray\n");
     }
+    // A later page of several projects selects from a union of two seeking branches.
+    let union = tables
+        .iter()
+        .any(|t| t.rule(Command::Select).is_some() && list_seeks(&list_order(t)));
+    if union {
+        out.push_str("from sqlalchemy.orm import aliased\n");
+    }
     let rows: Vec<String> = tables.iter().map(|t| class_names(&t.name).0).collect();
     if !rows.is_empty() {
         out.push_str(&format!("\nfrom .models import {}\n", rows.join(", ")));
@@ -88,6 +95,16 @@ pub(crate) fn repositories_module(model: &Model) -> String {
             .map(|n| format!("    {},\n", py_str(n)))
             .collect::<String>()
     ));
+    if union {
+        out.push_str(
+            "\n\n\
+             def _read_columns(entity: type[Any]) -> list[Any]:\n\
+             \x20   \"\"\"The columns `sa.select(entity)` reads: every mapped column but the deferred (masked)\n\
+             \x20   ones, which the app role cannot select. A union's branches name their columns\n\
+             \x20   themselves (the ORM leaves deferred columns out of the outermost select only).\"\"\"\n\
+             \x20   return [c.expression for c in sa.inspect(entity).column_attrs if not c.deferred]\n",
+        );
+    }
     for table in tables {
         out.push_str(&table_section(model, table));
     }
@@ -188,16 +205,7 @@ fn value_type(model: &Model, column: &Column) -> String {
 /// The input types, cursor and repository class of one scoped table.
 fn table_section(model: &Model, table: &Table) -> String {
     let (row, repository) = class_names(&table.name);
-    let lookup: Vec<Column> = table
-        .lookup_key()
-        .iter()
-        .filter_map(|c| table.column(c))
-        .collect();
-    let order: Vec<Column> = table
-        .column(PROJECT_COLUMN)
-        .into_iter()
-        .chain(lookup.iter().cloned())
-        .collect();
+    let order = list_order(table);
     let prefix = table.key_prefix();
     let mut out = String::new();
     let select = table.rule(Command::Select);
@@ -335,11 +343,7 @@ fn repository_class(model: &Model, table: &Table, flavor: &Flavor) -> String {
         .iter()
         .filter_map(|c| table.column(c))
         .collect();
-    let order: Vec<Column> = table
-        .column(PROJECT_COLUMN)
-        .into_iter()
-        .chain(lookup.iter().cloned())
-        .collect();
+    let order = list_order(table);
     let mut out = String::new();
     let select = table.rule(Command::Select);
     let def = flavor.def;
@@ -425,11 +429,12 @@ fn repository_class(model: &Model, table: &Table, flavor: &Flavor) -> String {
             where = where_call(12, &[&read_where, &key_match]),
             doc = docstring(&format!("Reads one row by its key (of the lowest project id when several projects of the\nscope hold that key); None when no visible row matches.\n\n{policy}"), 8),
         ));
-        out.push_str(&format!(
-            "\n    @staticmethod\n    {def} list(\n        tx: {scope},\n        *,\n        after: {row}Cursor | None = None,\n        limit: int = 100,\n    ) -> builtins.list[{row}]:\n{doc}        _scope = tx.scope\n        _statement = sa.select({row}){where}\n        if after is not None:\n            _after = sa.tuple_(*[sa.literal(v) for v in after])\n            _statement = _statement.where(sa.tuple_({order_by}) > _after)\n        _statement = _statement.order_by({order_by})\n        return builtins.list({wait}tx.session.scalars(_statement.limit(max(1, min(limit, 1000)))))\n",
-            scope = read_scope(role),
-            where = where_call(8, &[&read_where]),
-            doc = docstring(&format!("Rows in key order, one page at a time (keyset pagination: pass the last row's\n`cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000.\n\n{policy}"), 8),
+        out.push_str(&list_method(
+            table,
+            &order,
+            flavor,
+            &read_scope(role),
+            &policy,
         ));
         out.push_str(&format!(
             "\n    @staticmethod\n    def cursor(row: {row}) -> {row}Cursor:\n{}        return {row}Cursor({})\n",
@@ -524,5 +529,161 @@ fn repository_class(model: &Model, table: &Table, flavor: &Flavor) -> String {
             doc = docstring(&format!("Deletes one row of the write scope's project by its key; False when none matched.\n\n{policy}"), 8),
         ));
     }
+    out
+}
+
+/// The list order of a scoped table: the project, then the lookup key (the Rust repositories'
+/// cursor, `Shape::cursor`).
+fn list_order(table: &Table) -> Vec<Column> {
+    table
+        .column(PROJECT_COLUMN)
+        .into_iter()
+        .chain(table.lookup_key().iter().filter_map(|c| table.column(c)))
+        .collect()
+}
+
+/// True when a later page can seek (`Shape::has_list_after_in_project` on the Rust side): the
+/// order is the project, then at least one key column.
+fn list_seeks(order: &[Column]) -> bool {
+    order.len() > 1 && order[0].name == PROJECT_COLUMN
+}
+
+/// The `list` method: the statements the Rust repositories' `list` sends
+/// (`LIST_SQL`, `LIST_AFTER_IN_PROJECT_SQL`, `LIST_AFTER_SQL` in `rust/statements.rs`), built
+/// with SQLAlchemy:
+///
+/// * no cursor: the scope's rows in key order;
+/// * a one-project scope with the cursor in that project: the project an equality and the key
+///   a range (`project_id = .. AND id > ..`), where a btree scan starts;
+/// * otherwise the union of two branches, each limited to a page: the rest of the cursor's
+///   project (as above) and the scope's later projects (`project_id > ..`), then the page of
+///   their union.
+///
+/// PostgreSQL positions a scan on a row comparison `(project_id, id) > (..)` by its first
+/// column only, so that form read the cursor's project from its start; it remains for a key
+/// order that is not the project then key columns.
+fn list_method(
+    table: &Table,
+    order: &[Column],
+    flavor: &Flavor,
+    scope: &str,
+    policy: &str,
+) -> String {
+    let (row, _) = class_names(&table.name);
+    let def = flavor.def;
+    let wait = flavor.wait;
+    let col = |name: &str| format!("{row}.{}", attr_name(name));
+    let order_by = order
+        .iter()
+        .map(|c| col(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let seeks = list_seeks(order);
+    let seek_doc = if seeks {
+        " A later page starts its index scans at the cursor, so it costs what the first page does."
+    } else {
+        ""
+    };
+    let mut out = format!(
+        "\n    @staticmethod\n    {def} list(\n        tx: {scope},\n        *,\n        after: {row}Cursor | None = None,\n        limit: int = 100,\n    ) -> builtins.list[{row}]:\n{doc}        _scope = tx.scope\n        _limit = max(1, min(limit, 1000))\n        _statement = sa.select({row}).where(\n            {tenant} == _scope.tenant_id,\n            {project}.in_(_scope.project_ids),\n        )\n",
+        doc = docstring(
+            &format!(
+                "{}\n\n{policy}",
+                wrap(
+                    &format!(
+                        "Rows in key order, one page at a time (keyset pagination: pass the last \
+                         row's `cursor(row)` as the next page's `after`); `limit` is clamped to \
+                         1..1000.{seek_doc}"
+                    ),
+                    88
+                )
+            ),
+            8
+        ),
+        tenant = col("tenant_id"),
+        project = col(PROJECT_COLUMN),
+    );
+    if !seeks {
+        out.push_str(&format!(
+            "        if after is not None:\n            _after = sa.tuple_(*[sa.literal(v) for v in after])\n            _statement = _statement.where(sa.tuple_({order_by}) > _after)\n        _statement = _statement.order_by({order_by})\n"
+        ));
+    } else {
+        let project = col(&order[0].name);
+        let project_value = format!("after.{}", attr_name(&order[0].name));
+        let rest = &order[1..];
+        let range = match rest {
+            [one] => format!("{} > after.{}", col(&one.name), attr_name(&one.name)),
+            _ => format!(
+                "sa.tuple_({}) > ({})",
+                rest.iter()
+                    .map(|c| col(&c.name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                rest.iter()
+                    .map(|c| format!("after.{}", attr_name(&c.name)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let row_comparison = format!(
+            "({})",
+            order
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let page_order = order
+            .iter()
+            .map(|c| format!("_page.{}", attr_name(&c.name)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // The comment above the union, wrapped at 92 columns.
+        let several = wrap(
+            &format!(
+                "Several projects: the rest of the cursor's project and the scope's later \
+                 projects, two branches that each start an index scan at their first row and \
+                 read at most a page, then the page of the two. (A row comparison {} \
+                 positions a scan by its first column only.)",
+                // One word for `wrap`: the row comparison stays on one line.
+                format!("`{row_comparison} > (..)`").replace(' ', "\u{a0}")
+            ),
+            78,
+        )
+        .replace('\u{a0}', " ")
+        .lines()
+        .map(|line| format!("            # {line}\n"))
+        .collect::<String>();
+        out.push_str(&format!(
+            "        if after is None:\n\
+             \x20           _statement = _statement.order_by({order_by})\n\
+             \x20       elif _scope.project_ids == [{project_value}]:\n\
+             \x20           # One project, the cursor in it: the project is an equality and the key a range\n\
+             \x20           # after the cursor, where the index scan starts.\n\
+             \x20           _statement = _statement.where(\n\
+             \x20               {project} == {project_value},\n\
+             \x20               {range},\n\
+             \x20           ).order_by({order_by})\n\
+             \x20       else:\n\
+             {several}\
+             \x20           _branch = _statement.with_only_columns(*_read_columns({row}))\n\
+             \x20           _union = sa.union_all(\n\
+             \x20               _branch.where(\n\
+             \x20                   {project} == {project_value},\n\
+             \x20                   {range},\n\
+             \x20               )\n\
+             \x20               .order_by({order_by})\n\
+             \x20               .limit(_limit),\n\
+             \x20               _branch.where({project} > {project_value})\n\
+             \x20               .order_by({order_by})\n\
+             \x20               .limit(_limit),\n\
+             \x20           ).subquery(\"page\")\n\
+             \x20           _page = aliased({row}, _union)\n\
+             \x20           _statement = sa.select(_page).order_by({page_order})\n"
+        ));
+    }
+    out.push_str(&format!(
+        "        return builtins.list({wait}tx.session.scalars(_statement.limit(_limit)))\n"
+    ));
     out
 }

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, Required, TypedDict
 import numpy as np
 import sqlalchemy as sa
 from numpy.typing import NDArray
+from sqlalchemy.orm import aliased
 
 from .models import Document, Chunk, Query, Response, Assertion
 from .roles import Admin, Editor, Viewer
@@ -48,6 +49,13 @@ __all__ = [
     "ResponseCursor",
     "Responses",
 ]
+
+
+def _read_columns(entity: type[Any]) -> list[Any]:
+    """The columns `sa.select(entity)` reads: every mapped column but the deferred (masked)
+    ones, which the app role cannot select. A union's branches name their columns
+    themselves (the ORM leaves deferred columns out of the outermost select only)."""
+    return [c.expression for c in sa.inspect(entity).column_attrs if not c.deferred]
 
 
 class DocumentCursor(NamedTuple):
@@ -115,20 +123,46 @@ class Documents:
         limit: int = 100,
     ) -> builtins.list[Document]:
         """Rows in key order, one page at a time (keyset pagination: pass the last row's
-        `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000.
+        `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000. A later page
+        starts its index scans at the cursor, so it costs what the first page does.
 
         Requires `viewer` or above in every project it reads (RLS policy `documents_select`).
         """
         _scope = tx.scope
+        _limit = max(1, min(limit, 1000))
         _statement = sa.select(Document).where(
             Document.tenant_id == _scope.tenant_id,
             Document.project_id.in_(_scope.project_ids),
         )
-        if after is not None:
-            _after = sa.tuple_(*[sa.literal(v) for v in after])
-            _statement = _statement.where(sa.tuple_(Document.project_id, Document.id) > _after)
-        _statement = _statement.order_by(Document.project_id, Document.id)
-        return builtins.list(tx.session.scalars(_statement.limit(max(1, min(limit, 1000)))))
+        if after is None:
+            _statement = _statement.order_by(Document.project_id, Document.id)
+        elif _scope.project_ids == [after.project_id]:
+            # One project, the cursor in it: the project is an equality and the key a range
+            # after the cursor, where the index scan starts.
+            _statement = _statement.where(
+                Document.project_id == after.project_id,
+                Document.id > after.id,
+            ).order_by(Document.project_id, Document.id)
+        else:
+            # Several projects: the rest of the cursor's project and the scope's later
+            # projects, two branches that each start an index scan at their first row and
+            # read at most a page, then the page of the two. (A row comparison
+            # `(project_id, id) > (..)` positions a scan by its first column only.)
+            _branch = _statement.with_only_columns(*_read_columns(Document))
+            _union = sa.union_all(
+                _branch.where(
+                    Document.project_id == after.project_id,
+                    Document.id > after.id,
+                )
+                .order_by(Document.project_id, Document.id)
+                .limit(_limit),
+                _branch.where(Document.project_id > after.project_id)
+                .order_by(Document.project_id, Document.id)
+                .limit(_limit),
+            ).subquery("page")
+            _page = aliased(Document, _union)
+            _statement = sa.select(_page).order_by(_page.project_id, _page.id)
+        return builtins.list(tx.session.scalars(_statement.limit(_limit)))
 
     @staticmethod
     def cursor(row: Document) -> DocumentCursor:
@@ -230,20 +264,46 @@ class AsyncDocuments:
         limit: int = 100,
     ) -> builtins.list[Document]:
         """Rows in key order, one page at a time (keyset pagination: pass the last row's
-        `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000.
+        `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000. A later page
+        starts its index scans at the cursor, so it costs what the first page does.
 
         Requires `viewer` or above in every project it reads (RLS policy `documents_select`).
         """
         _scope = tx.scope
+        _limit = max(1, min(limit, 1000))
         _statement = sa.select(Document).where(
             Document.tenant_id == _scope.tenant_id,
             Document.project_id.in_(_scope.project_ids),
         )
-        if after is not None:
-            _after = sa.tuple_(*[sa.literal(v) for v in after])
-            _statement = _statement.where(sa.tuple_(Document.project_id, Document.id) > _after)
-        _statement = _statement.order_by(Document.project_id, Document.id)
-        return builtins.list(await tx.session.scalars(_statement.limit(max(1, min(limit, 1000)))))
+        if after is None:
+            _statement = _statement.order_by(Document.project_id, Document.id)
+        elif _scope.project_ids == [after.project_id]:
+            # One project, the cursor in it: the project is an equality and the key a range
+            # after the cursor, where the index scan starts.
+            _statement = _statement.where(
+                Document.project_id == after.project_id,
+                Document.id > after.id,
+            ).order_by(Document.project_id, Document.id)
+        else:
+            # Several projects: the rest of the cursor's project and the scope's later
+            # projects, two branches that each start an index scan at their first row and
+            # read at most a page, then the page of the two. (A row comparison
+            # `(project_id, id) > (..)` positions a scan by its first column only.)
+            _branch = _statement.with_only_columns(*_read_columns(Document))
+            _union = sa.union_all(
+                _branch.where(
+                    Document.project_id == after.project_id,
+                    Document.id > after.id,
+                )
+                .order_by(Document.project_id, Document.id)
+                .limit(_limit),
+                _branch.where(Document.project_id > after.project_id)
+                .order_by(Document.project_id, Document.id)
+                .limit(_limit),
+            ).subquery("page")
+            _page = aliased(Document, _union)
+            _statement = sa.select(_page).order_by(_page.project_id, _page.id)
+        return builtins.list(await tx.session.scalars(_statement.limit(_limit)))
 
     @staticmethod
     def cursor(row: Document) -> DocumentCursor:
@@ -376,20 +436,46 @@ class Chunks:
         limit: int = 100,
     ) -> builtins.list[Chunk]:
         """Rows in key order, one page at a time (keyset pagination: pass the last row's
-        `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000.
+        `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000. A later page
+        starts its index scans at the cursor, so it costs what the first page does.
 
         Requires `viewer` or above in every project it reads (RLS policy `chunks_select`).
         """
         _scope = tx.scope
+        _limit = max(1, min(limit, 1000))
         _statement = sa.select(Chunk).where(
             Chunk.tenant_id == _scope.tenant_id,
             Chunk.project_id.in_(_scope.project_ids),
         )
-        if after is not None:
-            _after = sa.tuple_(*[sa.literal(v) for v in after])
-            _statement = _statement.where(sa.tuple_(Chunk.project_id, Chunk.id) > _after)
-        _statement = _statement.order_by(Chunk.project_id, Chunk.id)
-        return builtins.list(tx.session.scalars(_statement.limit(max(1, min(limit, 1000)))))
+        if after is None:
+            _statement = _statement.order_by(Chunk.project_id, Chunk.id)
+        elif _scope.project_ids == [after.project_id]:
+            # One project, the cursor in it: the project is an equality and the key a range
+            # after the cursor, where the index scan starts.
+            _statement = _statement.where(
+                Chunk.project_id == after.project_id,
+                Chunk.id > after.id,
+            ).order_by(Chunk.project_id, Chunk.id)
+        else:
+            # Several projects: the rest of the cursor's project and the scope's later
+            # projects, two branches that each start an index scan at their first row and
+            # read at most a page, then the page of the two. (A row comparison
+            # `(project_id, id) > (..)` positions a scan by its first column only.)
+            _branch = _statement.with_only_columns(*_read_columns(Chunk))
+            _union = sa.union_all(
+                _branch.where(
+                    Chunk.project_id == after.project_id,
+                    Chunk.id > after.id,
+                )
+                .order_by(Chunk.project_id, Chunk.id)
+                .limit(_limit),
+                _branch.where(Chunk.project_id > after.project_id)
+                .order_by(Chunk.project_id, Chunk.id)
+                .limit(_limit),
+            ).subquery("page")
+            _page = aliased(Chunk, _union)
+            _statement = sa.select(_page).order_by(_page.project_id, _page.id)
+        return builtins.list(tx.session.scalars(_statement.limit(_limit)))
 
     @staticmethod
     def cursor(row: Chunk) -> ChunkCursor:
@@ -514,20 +600,46 @@ class AsyncChunks:
         limit: int = 100,
     ) -> builtins.list[Chunk]:
         """Rows in key order, one page at a time (keyset pagination: pass the last row's
-        `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000.
+        `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000. A later page
+        starts its index scans at the cursor, so it costs what the first page does.
 
         Requires `viewer` or above in every project it reads (RLS policy `chunks_select`).
         """
         _scope = tx.scope
+        _limit = max(1, min(limit, 1000))
         _statement = sa.select(Chunk).where(
             Chunk.tenant_id == _scope.tenant_id,
             Chunk.project_id.in_(_scope.project_ids),
         )
-        if after is not None:
-            _after = sa.tuple_(*[sa.literal(v) for v in after])
-            _statement = _statement.where(sa.tuple_(Chunk.project_id, Chunk.id) > _after)
-        _statement = _statement.order_by(Chunk.project_id, Chunk.id)
-        return builtins.list(await tx.session.scalars(_statement.limit(max(1, min(limit, 1000)))))
+        if after is None:
+            _statement = _statement.order_by(Chunk.project_id, Chunk.id)
+        elif _scope.project_ids == [after.project_id]:
+            # One project, the cursor in it: the project is an equality and the key a range
+            # after the cursor, where the index scan starts.
+            _statement = _statement.where(
+                Chunk.project_id == after.project_id,
+                Chunk.id > after.id,
+            ).order_by(Chunk.project_id, Chunk.id)
+        else:
+            # Several projects: the rest of the cursor's project and the scope's later
+            # projects, two branches that each start an index scan at their first row and
+            # read at most a page, then the page of the two. (A row comparison
+            # `(project_id, id) > (..)` positions a scan by its first column only.)
+            _branch = _statement.with_only_columns(*_read_columns(Chunk))
+            _union = sa.union_all(
+                _branch.where(
+                    Chunk.project_id == after.project_id,
+                    Chunk.id > after.id,
+                )
+                .order_by(Chunk.project_id, Chunk.id)
+                .limit(_limit),
+                _branch.where(Chunk.project_id > after.project_id)
+                .order_by(Chunk.project_id, Chunk.id)
+                .limit(_limit),
+            ).subquery("page")
+            _page = aliased(Chunk, _union)
+            _statement = sa.select(_page).order_by(_page.project_id, _page.id)
+        return builtins.list(await tx.session.scalars(_statement.limit(_limit)))
 
     @staticmethod
     def cursor(row: Chunk) -> ChunkCursor:
@@ -672,22 +784,48 @@ class Queries:
         limit: int = 100,
     ) -> builtins.list[Query]:
         """Rows in key order, one page at a time (keyset pagination: pass the last row's
-        `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000.
+        `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000. A later page
+        starts its index scans at the cursor, so it costs what the first page does.
 
         Requires `viewer` or above in every project it reads (RLS policy `queries_select`).
         Row conditions apply: allowed to `viewer` where `asked_by = current_user`, or `editor`; a
         row they refuse is invisible.
         """
         _scope = tx.scope
+        _limit = max(1, min(limit, 1000))
         _statement = sa.select(Query).where(
             Query.tenant_id == _scope.tenant_id,
             Query.project_id.in_(_scope.project_ids),
         )
-        if after is not None:
-            _after = sa.tuple_(*[sa.literal(v) for v in after])
-            _statement = _statement.where(sa.tuple_(Query.project_id, Query.id) > _after)
-        _statement = _statement.order_by(Query.project_id, Query.id)
-        return builtins.list(tx.session.scalars(_statement.limit(max(1, min(limit, 1000)))))
+        if after is None:
+            _statement = _statement.order_by(Query.project_id, Query.id)
+        elif _scope.project_ids == [after.project_id]:
+            # One project, the cursor in it: the project is an equality and the key a range
+            # after the cursor, where the index scan starts.
+            _statement = _statement.where(
+                Query.project_id == after.project_id,
+                Query.id > after.id,
+            ).order_by(Query.project_id, Query.id)
+        else:
+            # Several projects: the rest of the cursor's project and the scope's later
+            # projects, two branches that each start an index scan at their first row and
+            # read at most a page, then the page of the two. (A row comparison
+            # `(project_id, id) > (..)` positions a scan by its first column only.)
+            _branch = _statement.with_only_columns(*_read_columns(Query))
+            _union = sa.union_all(
+                _branch.where(
+                    Query.project_id == after.project_id,
+                    Query.id > after.id,
+                )
+                .order_by(Query.project_id, Query.id)
+                .limit(_limit),
+                _branch.where(Query.project_id > after.project_id)
+                .order_by(Query.project_id, Query.id)
+                .limit(_limit),
+            ).subquery("page")
+            _page = aliased(Query, _union)
+            _statement = sa.select(_page).order_by(_page.project_id, _page.id)
+        return builtins.list(tx.session.scalars(_statement.limit(_limit)))
 
     @staticmethod
     def cursor(row: Query) -> QueryCursor:
@@ -764,22 +902,48 @@ class AsyncQueries:
         limit: int = 100,
     ) -> builtins.list[Query]:
         """Rows in key order, one page at a time (keyset pagination: pass the last row's
-        `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000.
+        `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000. A later page
+        starts its index scans at the cursor, so it costs what the first page does.
 
         Requires `viewer` or above in every project it reads (RLS policy `queries_select`).
         Row conditions apply: allowed to `viewer` where `asked_by = current_user`, or `editor`; a
         row they refuse is invisible.
         """
         _scope = tx.scope
+        _limit = max(1, min(limit, 1000))
         _statement = sa.select(Query).where(
             Query.tenant_id == _scope.tenant_id,
             Query.project_id.in_(_scope.project_ids),
         )
-        if after is not None:
-            _after = sa.tuple_(*[sa.literal(v) for v in after])
-            _statement = _statement.where(sa.tuple_(Query.project_id, Query.id) > _after)
-        _statement = _statement.order_by(Query.project_id, Query.id)
-        return builtins.list(await tx.session.scalars(_statement.limit(max(1, min(limit, 1000)))))
+        if after is None:
+            _statement = _statement.order_by(Query.project_id, Query.id)
+        elif _scope.project_ids == [after.project_id]:
+            # One project, the cursor in it: the project is an equality and the key a range
+            # after the cursor, where the index scan starts.
+            _statement = _statement.where(
+                Query.project_id == after.project_id,
+                Query.id > after.id,
+            ).order_by(Query.project_id, Query.id)
+        else:
+            # Several projects: the rest of the cursor's project and the scope's later
+            # projects, two branches that each start an index scan at their first row and
+            # read at most a page, then the page of the two. (A row comparison
+            # `(project_id, id) > (..)` positions a scan by its first column only.)
+            _branch = _statement.with_only_columns(*_read_columns(Query))
+            _union = sa.union_all(
+                _branch.where(
+                    Query.project_id == after.project_id,
+                    Query.id > after.id,
+                )
+                .order_by(Query.project_id, Query.id)
+                .limit(_limit),
+                _branch.where(Query.project_id > after.project_id)
+                .order_by(Query.project_id, Query.id)
+                .limit(_limit),
+            ).subquery("page")
+            _page = aliased(Query, _union)
+            _statement = sa.select(_page).order_by(_page.project_id, _page.id)
+        return builtins.list(await tx.session.scalars(_statement.limit(_limit)))
 
     @staticmethod
     def cursor(row: Query) -> QueryCursor:
@@ -875,20 +1039,46 @@ class Responses:
         limit: int = 100,
     ) -> builtins.list[Response]:
         """Rows in key order, one page at a time (keyset pagination: pass the last row's
-        `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000.
+        `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000. A later page
+        starts its index scans at the cursor, so it costs what the first page does.
 
         Requires `viewer` or above in every project it reads (RLS policy `responses_select`).
         """
         _scope = tx.scope
+        _limit = max(1, min(limit, 1000))
         _statement = sa.select(Response).where(
             Response.tenant_id == _scope.tenant_id,
             Response.project_id.in_(_scope.project_ids),
         )
-        if after is not None:
-            _after = sa.tuple_(*[sa.literal(v) for v in after])
-            _statement = _statement.where(sa.tuple_(Response.project_id, Response.id) > _after)
-        _statement = _statement.order_by(Response.project_id, Response.id)
-        return builtins.list(tx.session.scalars(_statement.limit(max(1, min(limit, 1000)))))
+        if after is None:
+            _statement = _statement.order_by(Response.project_id, Response.id)
+        elif _scope.project_ids == [after.project_id]:
+            # One project, the cursor in it: the project is an equality and the key a range
+            # after the cursor, where the index scan starts.
+            _statement = _statement.where(
+                Response.project_id == after.project_id,
+                Response.id > after.id,
+            ).order_by(Response.project_id, Response.id)
+        else:
+            # Several projects: the rest of the cursor's project and the scope's later
+            # projects, two branches that each start an index scan at their first row and
+            # read at most a page, then the page of the two. (A row comparison
+            # `(project_id, id) > (..)` positions a scan by its first column only.)
+            _branch = _statement.with_only_columns(*_read_columns(Response))
+            _union = sa.union_all(
+                _branch.where(
+                    Response.project_id == after.project_id,
+                    Response.id > after.id,
+                )
+                .order_by(Response.project_id, Response.id)
+                .limit(_limit),
+                _branch.where(Response.project_id > after.project_id)
+                .order_by(Response.project_id, Response.id)
+                .limit(_limit),
+            ).subquery("page")
+            _page = aliased(Response, _union)
+            _statement = sa.select(_page).order_by(_page.project_id, _page.id)
+        return builtins.list(tx.session.scalars(_statement.limit(_limit)))
 
     @staticmethod
     def cursor(row: Response) -> ResponseCursor:
@@ -961,20 +1151,46 @@ class AsyncResponses:
         limit: int = 100,
     ) -> builtins.list[Response]:
         """Rows in key order, one page at a time (keyset pagination: pass the last row's
-        `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000.
+        `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000. A later page
+        starts its index scans at the cursor, so it costs what the first page does.
 
         Requires `viewer` or above in every project it reads (RLS policy `responses_select`).
         """
         _scope = tx.scope
+        _limit = max(1, min(limit, 1000))
         _statement = sa.select(Response).where(
             Response.tenant_id == _scope.tenant_id,
             Response.project_id.in_(_scope.project_ids),
         )
-        if after is not None:
-            _after = sa.tuple_(*[sa.literal(v) for v in after])
-            _statement = _statement.where(sa.tuple_(Response.project_id, Response.id) > _after)
-        _statement = _statement.order_by(Response.project_id, Response.id)
-        return builtins.list(await tx.session.scalars(_statement.limit(max(1, min(limit, 1000)))))
+        if after is None:
+            _statement = _statement.order_by(Response.project_id, Response.id)
+        elif _scope.project_ids == [after.project_id]:
+            # One project, the cursor in it: the project is an equality and the key a range
+            # after the cursor, where the index scan starts.
+            _statement = _statement.where(
+                Response.project_id == after.project_id,
+                Response.id > after.id,
+            ).order_by(Response.project_id, Response.id)
+        else:
+            # Several projects: the rest of the cursor's project and the scope's later
+            # projects, two branches that each start an index scan at their first row and
+            # read at most a page, then the page of the two. (A row comparison
+            # `(project_id, id) > (..)` positions a scan by its first column only.)
+            _branch = _statement.with_only_columns(*_read_columns(Response))
+            _union = sa.union_all(
+                _branch.where(
+                    Response.project_id == after.project_id,
+                    Response.id > after.id,
+                )
+                .order_by(Response.project_id, Response.id)
+                .limit(_limit),
+                _branch.where(Response.project_id > after.project_id)
+                .order_by(Response.project_id, Response.id)
+                .limit(_limit),
+            ).subquery("page")
+            _page = aliased(Response, _union)
+            _statement = sa.select(_page).order_by(_page.project_id, _page.id)
+        return builtins.list(await tx.session.scalars(_statement.limit(_limit)))
 
     @staticmethod
     def cursor(row: Response) -> ResponseCursor:
@@ -1078,20 +1294,46 @@ class Assertions:
         limit: int = 100,
     ) -> builtins.list[Assertion]:
         """Rows in key order, one page at a time (keyset pagination: pass the last row's
-        `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000.
+        `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000. A later page
+        starts its index scans at the cursor, so it costs what the first page does.
 
         Requires `viewer` or above in every project it reads (RLS policy `assertions_select`).
         """
         _scope = tx.scope
+        _limit = max(1, min(limit, 1000))
         _statement = sa.select(Assertion).where(
             Assertion.tenant_id == _scope.tenant_id,
             Assertion.project_id.in_(_scope.project_ids),
         )
-        if after is not None:
-            _after = sa.tuple_(*[sa.literal(v) for v in after])
-            _statement = _statement.where(sa.tuple_(Assertion.project_id, Assertion.id) > _after)
-        _statement = _statement.order_by(Assertion.project_id, Assertion.id)
-        return builtins.list(tx.session.scalars(_statement.limit(max(1, min(limit, 1000)))))
+        if after is None:
+            _statement = _statement.order_by(Assertion.project_id, Assertion.id)
+        elif _scope.project_ids == [after.project_id]:
+            # One project, the cursor in it: the project is an equality and the key a range
+            # after the cursor, where the index scan starts.
+            _statement = _statement.where(
+                Assertion.project_id == after.project_id,
+                Assertion.id > after.id,
+            ).order_by(Assertion.project_id, Assertion.id)
+        else:
+            # Several projects: the rest of the cursor's project and the scope's later
+            # projects, two branches that each start an index scan at their first row and
+            # read at most a page, then the page of the two. (A row comparison
+            # `(project_id, id) > (..)` positions a scan by its first column only.)
+            _branch = _statement.with_only_columns(*_read_columns(Assertion))
+            _union = sa.union_all(
+                _branch.where(
+                    Assertion.project_id == after.project_id,
+                    Assertion.id > after.id,
+                )
+                .order_by(Assertion.project_id, Assertion.id)
+                .limit(_limit),
+                _branch.where(Assertion.project_id > after.project_id)
+                .order_by(Assertion.project_id, Assertion.id)
+                .limit(_limit),
+            ).subquery("page")
+            _page = aliased(Assertion, _union)
+            _statement = sa.select(_page).order_by(_page.project_id, _page.id)
+        return builtins.list(tx.session.scalars(_statement.limit(_limit)))
 
     @staticmethod
     def cursor(row: Assertion) -> AssertionCursor:
@@ -1190,20 +1432,46 @@ class AsyncAssertions:
         limit: int = 100,
     ) -> builtins.list[Assertion]:
         """Rows in key order, one page at a time (keyset pagination: pass the last row's
-        `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000.
+        `cursor(row)` as the next page's `after`); `limit` is clamped to 1..1000. A later page
+        starts its index scans at the cursor, so it costs what the first page does.
 
         Requires `viewer` or above in every project it reads (RLS policy `assertions_select`).
         """
         _scope = tx.scope
+        _limit = max(1, min(limit, 1000))
         _statement = sa.select(Assertion).where(
             Assertion.tenant_id == _scope.tenant_id,
             Assertion.project_id.in_(_scope.project_ids),
         )
-        if after is not None:
-            _after = sa.tuple_(*[sa.literal(v) for v in after])
-            _statement = _statement.where(sa.tuple_(Assertion.project_id, Assertion.id) > _after)
-        _statement = _statement.order_by(Assertion.project_id, Assertion.id)
-        return builtins.list(await tx.session.scalars(_statement.limit(max(1, min(limit, 1000)))))
+        if after is None:
+            _statement = _statement.order_by(Assertion.project_id, Assertion.id)
+        elif _scope.project_ids == [after.project_id]:
+            # One project, the cursor in it: the project is an equality and the key a range
+            # after the cursor, where the index scan starts.
+            _statement = _statement.where(
+                Assertion.project_id == after.project_id,
+                Assertion.id > after.id,
+            ).order_by(Assertion.project_id, Assertion.id)
+        else:
+            # Several projects: the rest of the cursor's project and the scope's later
+            # projects, two branches that each start an index scan at their first row and
+            # read at most a page, then the page of the two. (A row comparison
+            # `(project_id, id) > (..)` positions a scan by its first column only.)
+            _branch = _statement.with_only_columns(*_read_columns(Assertion))
+            _union = sa.union_all(
+                _branch.where(
+                    Assertion.project_id == after.project_id,
+                    Assertion.id > after.id,
+                )
+                .order_by(Assertion.project_id, Assertion.id)
+                .limit(_limit),
+                _branch.where(Assertion.project_id > after.project_id)
+                .order_by(Assertion.project_id, Assertion.id)
+                .limit(_limit),
+            ).subquery("page")
+            _page = aliased(Assertion, _union)
+            _statement = sa.select(_page).order_by(_page.project_id, _page.id)
+        return builtins.list(await tx.session.scalars(_statement.limit(_limit)))
 
     @staticmethod
     def cursor(row: Assertion) -> AssertionCursor:
