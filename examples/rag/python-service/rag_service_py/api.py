@@ -18,7 +18,6 @@ from rag_tenancy.models import Chunk, Response, UserProjectRole
 from rag_tenancy.repositories import (
     Assertions,
     AssertionCursor,
-    ChunkCursor,
     Chunks,
     DocumentChanges,
     DocumentCursor,
@@ -314,8 +313,9 @@ def list_chunks(call: Call) -> Reply:
             Chunk.document_id == document,
         )
         if after is not None:
-            cursor = ChunkCursor(scope.project_id, after)
-            statement = statement.where(sa.tuple_(Chunk.project_id, Chunk.id) > tuple(cursor))
+            # The project is an equality, so `id >` is where the index scan starts (a row
+            # comparison would be positioned on the project only).
+            statement = statement.where(Chunk.id > after)
         statement = statement.order_by(Chunk.project_id, Chunk.id).limit(limit)
         items = [chunk_view(c) for c in tx.session.scalars(statement)]
         tx.commit()
@@ -461,7 +461,8 @@ def _filtered_page(
         model.tenant_id == scope.tenant_id, model.project_id == scope.project_id, column == value
     )
     if after is not None:
-        statement = statement.where(sa.tuple_(model.project_id, model.id) > (scope.project_id, after))
+        # One project (an equality above): the page starts at the cursor's key.
+        statement = statement.where(model.id > after)
     return list(tx.session.scalars(statement.order_by(model.project_id, model.id).limit(limit)))
 
 

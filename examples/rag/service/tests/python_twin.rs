@@ -512,6 +512,41 @@ async fn data_flow(t: &mut Target) {
         )
         .await;
     assert_eq!(items(&listed).len(), 5, "{}", t.name);
+    // Pages of 2 after each page's cursor: the same 5 chunks, in the same order.
+    let mut paged: Vec<String> = Vec::new();
+    let mut after: Option<String> = None;
+    for page_number in 0..4 {
+        let query = after
+            .as_ref()
+            .map_or(String::new(), |a| format!("&after={a}"));
+        let (status, page) = t
+            .get(
+                "page chunks",
+                BOB,
+                &format!("{base}/documents/{doc}/chunks?limit=2{query}"),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{}: page {page_number}: {page}",
+            t.name
+        );
+        paged.extend(
+            items(&page)
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().to_owned()),
+        );
+        match page["next_after"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let all: Vec<String> = items(&listed)
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(paged, all, "{}: chunk pages", t.name);
     let (_, gdocs) = t
         .get(
             "carol lists",
