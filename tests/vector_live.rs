@@ -1183,3 +1183,62 @@ async fn project_sizes_are_visible_to_members_of_that_project_only() {
     tx.commit().await.unwrap();
     assert_eq!(seen, [(f.projects[0].as_uuid(), 5)]);
 }
+
+/// The gateway's statements reach a cached generic plan after PostgreSQL's five custom plans,
+/// in a table large enough that the planner's estimates matter (issue 22, item 3). A custom
+/// plan saw the scope's project array and `k` as constants and came out cheaper than the
+/// generic plan (which assumes 10 array elements and a LIMIT of 10% of the estimated rows), so
+/// PostgreSQL re-planned the exact search on every call: about 0.1 ms of a 0.25 ms search of a
+/// small tenant in a 1,000-tenant database, and nothing in a database holding only that tenant,
+/// whose tiny table made both plans cost the same. The gateway now hides both values from
+/// custom plans too (`(SELECT $n)`), so the costs are equal and the generic plan is kept.
+#[tokio::test]
+async fn exact_search_and_route_lookup_keep_a_generic_plan_in_a_large_table() {
+    let db = TestDb::fresh().await;
+    let big = add_tenant(&db, "big", 1).await;
+    let small = add_tenant(&db, "small", 1).await;
+    bulk_chunks(&db, &big, 0, 1, 20_000).await;
+    bulk_chunks(&db, &small, 0, 1, 10).await;
+    sqlx::raw_sql("VACUUM ANALYZE chunks")
+        .execute(db.admin_pool())
+        .await
+        .unwrap();
+    // No tenant is promoted: every search is exact, the route a small tenant of many takes.
+    let config = VectorConfig {
+        promote_at: 1_000_000,
+        demote_below: Some(500_000),
+        exact_scope_max: 500_000,
+        ..VectorConfig::default()
+    };
+    let m = maintenance(&db, config.clone()).await;
+    m.refresh(SPEC).await.unwrap();
+    let gateway = gateway(config);
+    let tenancy = Tenancy::new(db.app_pool().clone());
+    let queries = queries_near(&db, small.tenant, 10).await;
+    // One transaction, so one connection and one prepared statement per query text.
+    let mut tx = editor_tx(&tenancy, &small, 0).await;
+    for query in queries.iter().cycle().take(8) {
+        let results = gateway
+            .search(&mut tx, &SearchRequest::new(query.clone(), 5))
+            .await
+            .unwrap();
+        assert_eq!(results.route, Route::Exact);
+        assert_eq!(results.hits.len(), 5);
+    }
+    let plans: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT CASE WHEN statement LIKE 'WITH scoped AS MATERIALIZED%' THEN 'exact' \
+         ELSE 'route' END, generic_plans, custom_plans FROM pg_catalog.pg_prepared_statements \
+         WHERE statement LIKE 'WITH scoped AS MATERIALIZED%' \
+         OR statement LIKE 'SELECT set_config(''hnsw.ef_search''%' ORDER BY 1",
+    )
+    .fetch_all(tx.connection())
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    // Five custom plans to learn their cost, then the generic one for the remaining three.
+    assert_eq!(
+        plans,
+        [("exact".to_owned(), 3, 5), ("route".to_owned(), 3, 5)],
+        "(statement, generic plans, custom plans) after 8 searches"
+    );
+}
