@@ -3,26 +3,44 @@
 //! helpers as InitPlans, count no extra round trip, time the generator, and compare the layer
 //! without and with planner statistics.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
+
+/// Runs the bench binary with `--smoke`, `args` and `--out` against `server`; returns its
+/// report and the process id (which names the databases it creates). Fails the test when the
+/// run fails.
+fn run_smoke(server: &str, args: &[&str]) -> (String, u32) {
+    let out = std::env::temp_dir().join(format!(
+        "bench-isolation-smoke{}-{}.md",
+        args.join(""),
+        std::process::id()
+    ));
+    let child = Command::new(env!("CARGO_BIN_EXE_bench-isolation"))
+        .arg("--smoke")
+        .args(args)
+        .arg("--out")
+        .arg(&out)
+        .env("TENANCY_TEST_DATABASE_URL", server)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running bench-isolation");
+    let pid = child.id();
+    let output = child.wait_with_output().expect("bench-isolation output");
+    assert!(
+        output.status.success(),
+        "bench-isolation --smoke {args:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = std::fs::read_to_string(&out).expect("the report file");
+    let _ = std::fs::remove_file(&out);
+    (report, pid)
+}
 
 #[tokio::test]
 async fn smoke_run_reports_every_section() {
     // Finds or starts the server the same way every database test does (panics without one).
     let server = tenancy_tests::admin_url().await;
-    let out = std::env::temp_dir().join(format!("bench-isolation-smoke-{}.md", std::process::id()));
-    let output = Command::new(env!("CARGO_BIN_EXE_bench-isolation"))
-        .args(["--smoke", "--out"])
-        .arg(&out)
-        .env("TENANCY_TEST_DATABASE_URL", &server)
-        .output()
-        .expect("running bench-isolation");
-    assert!(
-        output.status.success(),
-        "bench-isolation --smoke failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report = std::fs::read_to_string(&out).expect("the report file");
-    let _ = std::fs::remove_file(&out);
+    let (report, _) = run_smoke(&server, &[]);
 
     // Latency: both targets x seven operations, each with a ratio.
     for operation in [
@@ -104,27 +122,8 @@ async fn smoke_run_reports_every_section() {
 #[tokio::test]
 async fn smoke_growth_reports_every_shape_and_operation() {
     let server = tenancy_tests::admin_url().await;
-    let out = std::env::temp_dir().join(format!(
-        "bench-isolation-growth-smoke-{}.md",
-        std::process::id()
-    ));
-    let child = Command::new(env!("CARGO_BIN_EXE_bench-isolation"))
-        .args(["--smoke", "--growth-only", "--out"])
-        .arg(&out)
-        .env("TENANCY_TEST_DATABASE_URL", &server)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("running bench-isolation");
-    let database = format!("tenancy_bench_growth_{}", child.id());
-    let output = child.wait_with_output().expect("bench-isolation output");
-    assert!(
-        output.status.success(),
-        "bench-isolation --smoke --growth-only failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report = std::fs::read_to_string(&out).expect("the report file");
-    let _ = std::fs::remove_file(&out);
+    let (report, pid) = run_smoke(&server, &["--growth-only"]);
+    let database = format!("tenancy_bench_growth_{pid}");
     // Smoke shapes: 2 and 4 tenants sharing 240 chunks; tenant 0's project of 100 and 400.
     for (axis, tenants, project_chunks) in [
         ("tenants grow", 2, 40),
@@ -164,23 +163,7 @@ async fn smoke_growth_reports_every_shape_and_operation() {
 #[tokio::test]
 async fn smoke_tenant_wide_reports_every_size_and_step() {
     let server = tenancy_tests::admin_url().await;
-    let out = std::env::temp_dir().join(format!(
-        "bench-isolation-tenant-wide-smoke-{}.md",
-        std::process::id()
-    ));
-    let output = Command::new(env!("CARGO_BIN_EXE_bench-isolation"))
-        .args(["--smoke", "--tenant-wide-only", "--out"])
-        .arg(&out)
-        .env("TENANCY_TEST_DATABASE_URL", &server)
-        .output()
-        .expect("running bench-isolation");
-    assert!(
-        output.status.success(),
-        "bench-isolation --smoke --tenant-wide-only failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report = std::fs::read_to_string(&out).expect("the report file");
-    let _ = std::fs::remove_file(&out);
+    let (report, _) = run_smoke(&server, &["--tenant-wide-only"]);
     for projects in [3, 20] {
         for step in [
             "authorize",
