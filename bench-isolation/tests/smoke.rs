@@ -23,15 +23,18 @@ fn run_smoke(server: &str, args: &[&str]) -> (String, u32) {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("running bench-isolation");
+        .unwrap_or_else(|err| panic!("running bench-isolation: {err}"));
     let pid = child.id();
-    let output = child.wait_with_output().expect("bench-isolation output");
+    let output = child
+        .wait_with_output()
+        .unwrap_or_else(|err| panic!("bench-isolation output: {err}"));
     assert!(
         output.status.success(),
         "bench-isolation --smoke {args:?} failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let report = std::fs::read_to_string(&out).expect("the report file");
+    let report = std::fs::read_to_string(&out)
+        .unwrap_or_else(|err| panic!("the report file {}: {err}", out.display()));
     let _ = std::fs::remove_file(&out);
     (report, pid)
 }
