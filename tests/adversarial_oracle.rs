@@ -4,18 +4,21 @@
 //! exactly that for plain selects, joins, aggregates, CTEs and UPDATE/DELETE ... RETURNING.
 //!
 //! One database for the whole run; each case truncates (as the superuser) and inserts its
-//! world. Contexts per case: every (user, tenant) pair with the user's real memberships in that
-//! tenant (also through the runtime and the generated repositories), a forged context claiming
-//! every project of every tenant as owner, a forged context whose role levels are random and
-//! not nested (each of the fields `{viewer+}`, `{editor+}`, `{admin+}`, `{owner+}` of
-//! `tenancy.context`, plus one field beyond the model's roles, lists a random subset of every
-//! tenant's projects), and no context at all. Users may also hold a tenant-wide role
-//! (`tenant_user_roles`): the honest context then carries every project of the tenant at the
-//! higher of the two roles and the tenant id at the tenant-wide role's ranks, as the runtime's
-//! `authorize` builds it, and the runtime check compares that expansion with the oracle's.
-//! Contexts are set with raw SQL, one
-//! `SET LOCAL tenancy.context` each (docs/context.md); the oracle reads field `3 + rank` for a
-//! rule of that rank, as the policies do.
+//! world. Contexts per case:
+//! - every (user, tenant) pair with the user's real memberships in that tenant (also through
+//!   the runtime and the generated repositories). Users may hold a tenant-wide role
+//!   (`tenant_user_roles`): the context then carries every project of the tenant at the higher
+//!   of the two roles and the tenant id at the tenant-wide role's ranks, as `authorize` builds
+//!   it, and the runtime check compares that expansion with the oracle's;
+//! - a forged context claiming every project of every tenant as owner;
+//! - a forged context whose role levels are random and not nested: each of the fields
+//!   `{viewer+}`, `{editor+}`, `{admin+}`, `{owner+}` of `tenancy.context`, plus one field beyond
+//!   the model's roles, lists a random subset of every tenant's projects and of the tenants' own
+//!   ids (where tenant-wide roles put them);
+//! - no context at all.
+//!
+//! Contexts are installed with raw SQL, signed by the test key (docs/context.md); the oracle
+//! reads field `3 + rank` for a rule of that rank, as the policies do.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -51,7 +54,8 @@ struct WorldSpec {
     docs_per_project: Vec<usize>,
     /// `[project * MAX_DOCS_PER_PROJECT + doc]`: (chunks, token count of the first chunk).
     chunks_per_doc: Vec<(usize, i32)>,
-    /// `[project]`: bit k set = the forged "random levels" context lists the project in its
+    /// `[project]`, then `[MAX_PROJECTS + tenant]`: bit k set = the forged "random levels"
+    /// context lists the project (or the tenant's own id, as a tenant-wide role does) in its
     /// project field k (field `3 + k` of the setting).
     forged_fields: Vec<u8>,
     /// `[user * MAX_TENANTS + tenant]`: the user's tenant-wide role rank, if any.
@@ -64,7 +68,7 @@ fn world_spec() -> impl Strategy<Value = WorldSpec> {
         prop::collection::vec(prop::option::weighted(0.45, 0..4u8), USERS * MAX_PROJECTS),
         prop::collection::vec(0..=MAX_DOCS_PER_PROJECT, MAX_PROJECTS),
         prop::collection::vec((0..=3usize, 1..100i32), MAX_PROJECTS * MAX_DOCS_PER_PROJECT),
-        prop::collection::vec(0..(1u8 << FORGED_FIELDS), MAX_PROJECTS),
+        prop::collection::vec(0..(1u8 << FORGED_FIELDS), MAX_PROJECTS + MAX_TENANTS),
         prop::collection::vec(prop::option::weighted(0.25, 0..4u8), USERS * MAX_TENANTS),
     )
         .prop_map(
@@ -208,11 +212,17 @@ impl World {
         }
         let forged_fields = (0..FORGED_FIELDS)
             .map(|k| {
+                let tenant_ids = tenants
+                    .iter()
+                    .enumerate()
+                    .map(|(t, id)| (MAX_PROJECTS + t, *id));
                 projects
                     .iter()
                     .enumerate()
-                    .filter(|(p, _)| spec.forged_fields[*p] & (1 << k) != 0)
-                    .map(|(_, project)| project.id)
+                    .map(|(p, project)| (p, project.id))
+                    .chain(tenant_ids)
+                    .filter(|(i, _)| spec.forged_fields[*i] & (1 << k) != 0)
+                    .map(|(_, id)| id)
                     .collect()
             })
             .collect();
@@ -466,7 +476,11 @@ fn oracle(world: &World, ctx: &Context) -> Answers {
             world
                 .projects
                 .iter()
-                .filter(|p| ctx.in_scope(p.tenant, p.id, VIEWER))
+                // A project listed, or its tenant listed (a tenant-wide role): the projects
+                // policies test both.
+                .filter(|p| {
+                    ctx.in_scope(p.tenant, p.id, VIEWER) || ctx.in_scope(p.tenant, p.tenant, VIEWER)
+                })
                 .map(|p| p.id)
                 .collect(),
         ),
