@@ -327,13 +327,7 @@ async fn every_generated_repository_query_is_a_single_task_router_plan() {
             &world.users[0].to_string(),
             &format!("{project}:owner"),
         );
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "SELECT tenancy.install_context('{}')",
-            context_token(&claims)
-        )))
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+        install_context(&mut tx, &claims).await;
         let statement = format!("s{i}");
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PREPARE {statement} AS {sql}")))
             .execute(&mut *tx)
@@ -377,13 +371,7 @@ async fn every_generated_repository_query_is_a_single_task_router_plan() {
                 // execution); it is explained as the superuser.
                 tx.rollback().await.unwrap();
                 let mut tx = conn.begin().await.unwrap();
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                    "SELECT tenancy.install_context('{}')",
-                    context_token(&claims)
-                )))
-                .execute(&mut *tx)
-                .await
-                .unwrap();
+                install_context(&mut tx, &claims).await;
                 sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
                     "EXECUTE {statement}({})",
                     arguments.join(", ")
@@ -607,13 +595,7 @@ async fn forged_and_replayed_contexts_are_refused_on_the_workers() {
 
     // A valid seal, copied out of its transaction and replayed in the next: refused.
     let mut tx = conn.begin().await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "SELECT tenancy.install_context('{}')",
-        context_token(&claims)
-    )))
-    .execute(&mut *tx)
-    .await
-    .unwrap();
+    install_context(&mut tx, &claims).await;
     let seal: String = sqlx::query_scalar("SELECT current_setting('tenancy.context')")
         .fetch_one(&mut *tx)
         .await
@@ -667,13 +649,7 @@ async fn forged_and_replayed_contexts_are_refused_on_the_workers() {
 
     // The seal of this transaction with another tenant's claims (edited): refused.
     let mut tx = conn.begin().await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "SELECT tenancy.install_context('{}')",
-        context_token(&claims)
-    )))
-    .execute(&mut *tx)
-    .await
-    .unwrap();
+    install_context(&mut tx, &claims).await;
     let seal: String = sqlx::query_scalar("SELECT current_setting('tenancy.context')")
         .fetch_one(&mut *tx)
         .await
@@ -722,13 +698,7 @@ async fn forged_and_replayed_contexts_are_refused_on_the_workers() {
 
     // Under a valid context, writes into another tenant are refused by the worker.
     let mut tx = conn.begin().await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "SELECT tenancy.install_context('{}')",
-        context_token(&claims)
-    )))
-    .execute(&mut *tx)
-    .await
-    .unwrap();
+    install_context(&mut tx, &claims).await;
     let (other_tenant, other_project) = world
         .projects
         .iter()
@@ -851,6 +821,18 @@ async fn membership_changes_and_row_conditions_hold_on_the_workers() {
         .map(|_| ());
     assert!(matches!(gone, Err(Error::NotFound)), "{gone:?}");
     db.drop_db().await;
+}
+
+/// Installs `claims`, signed with the test key, in the transaction open on `conn` (what
+/// `Tenancy::begin` sends, without the runtime).
+async fn install_context(conn: &mut sqlx::PgConnection, claims: &str) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SELECT tenancy.install_context('{}')",
+        context_token(claims)
+    )))
+    .execute(conn)
+    .await
+    .unwrap();
 }
 
 /// A deterministic 384-dimension vector for `seed`.
@@ -1161,13 +1143,7 @@ async fn membership_administration_and_the_last_owner_rule_hold_on_the_cluster()
         &owner.to_string(),
         &format!("{project}:owner"),
     );
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "SELECT tenancy.install_context('{}')",
-        context_token(&claims)
-    )))
-    .execute(&mut *raw)
-    .await
-    .unwrap();
+    install_context(&mut raw, &claims).await;
     let refused = refusal(
         sqlx::query("DELETE FROM user_project_roles WHERE tenant_id = $1 AND project_id = $2 AND user_id = $3")
             .bind(tenant)
