@@ -1033,6 +1033,54 @@ async fn install_upgrades_a_one_table_catalog_and_drops_the_indexes_it_listed() 
     tx.commit().await.unwrap();
 }
 
+/// What `refresh` reads from the catalog row decides the repair: a promoted tenant without a
+/// re-check distance (promoted before it existed) gets one measured, its index kept; an index
+/// of the earlier shape (no predicate key) is built again.
+#[tokio::test]
+async fn refresh_measures_a_missing_recheck_distance_and_rebuilds_an_unkeyed_index() {
+    let db = TestDb::fresh().await;
+    let t = add_tenant(&db, "repair", 1).await;
+    bulk_chunks(&db, &t, 0, 1, 40).await;
+    let config = VectorConfig {
+        promote_at: 20,
+        demote_below: Some(10),
+        exact_scope_max: 10,
+        ..VectorConfig::default()
+    };
+    let m = maintenance(&db, config).await;
+    assert_eq!(m.refresh(SPEC).await.unwrap().promoted.len(), 1);
+    let first = index_name_of(&m, t.tenant).await.unwrap();
+    let catalog = |sql: &'static str| {
+        let pool = db.admin_pool().clone();
+        let tenant = t.tenant.as_uuid();
+        async move { sqlx::query(sql).bind(tenant).execute(&pool).await.unwrap() }
+    };
+    let recheck = || async {
+        sqlx::query_scalar::<_, Option<f64>>(
+            "SELECT recheck_distance FROM tenancy.vector_tiers WHERE tenant_id = $1",
+        )
+        .bind(t.tenant.as_uuid())
+        .fetch_one(db.admin_pool())
+        .await
+        .unwrap()
+    };
+    assert!(recheck().await.is_some());
+
+    catalog("UPDATE tenancy.vector_tiers SET recheck_distance = NULL WHERE tenant_id = $1").await;
+    let report = m.refresh(SPEC).await.unwrap();
+    assert!(report.promoted.is_empty(), "{report:?}");
+    assert!(
+        recheck().await.is_some(),
+        "the re-check distance was not measured again"
+    );
+    assert_eq!(index_name_of(&m, t.tenant).await.unwrap(), first);
+
+    catalog("UPDATE tenancy.vector_tiers SET index_key = NULL WHERE tenant_id = $1").await;
+    let report = m.refresh(SPEC).await.unwrap();
+    assert_eq!(report.promoted.len(), 1, "{report:?}");
+    assert_ne!(index_name_of(&m, t.tenant).await.unwrap(), first);
+}
+
 #[tokio::test]
 async fn a_changed_distance_rebuilds_the_tenant_index_with_its_operator_class_and_orders_by_it() {
     let db = TestDb::fresh().await;

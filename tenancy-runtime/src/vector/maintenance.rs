@@ -204,6 +204,22 @@ impl fmt::Debug for VectorMaintenance {
 
 type TierRow = (Uuid, i64, String, Option<String>);
 
+/// [`VectorMaintenance::catalog`]'s select list: a [`TierRow`], then key present, index
+/// dimensions, re-check distance missing.
+type CatalogTuple = (Uuid, i64, String, Option<String>, bool, Option<i32>, bool);
+
+/// A tenant's catalog row as `refresh` reads it.
+struct CatalogRow {
+    tier: TenantTier,
+    /// Its index has a predicate key (the current shape; an index named after the tenant
+    /// has none).
+    keyed: bool,
+    /// The dimension its index casts to (`per tenant` columns).
+    index_dimensions: Option<u32>,
+    /// Promoted before the re-check distance existed.
+    recheck_missing: bool,
+}
+
 impl VectorMaintenance {
     /// Maintenance on `maintenance_pool`; an empty reason or an invalid config is refused with
     /// [`Error::Misconfigured`].
@@ -316,6 +332,33 @@ impl VectorMaintenance {
         rows.into_iter().map(tier_row).collect()
     }
 
+    /// Every tenant's catalog row for `table` with what `refresh` decides on, in one read
+    /// (not one query per tenant and question).
+    async fn catalog(&self, table: &VectorSpec) -> Result<Vec<CatalogRow>, Error> {
+        let sql = format!(
+            "SELECT tenant_id, row_count, tier, index_name, index_key IS NOT NULL, \
+             index_dimensions, recheck_distance IS NULL FROM {}.vector_tiers \
+             WHERE table_name = $1 ORDER BY tenant_id",
+            self.schema()
+        );
+        let rows: Vec<CatalogTuple> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(table.catalog_name())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(
+                |(tenant, row_count, tier, index_name, keyed, dimensions, recheck_missing)| {
+                    Ok(CatalogRow {
+                        tier: tier_row((tenant, row_count, tier, index_name))?,
+                        keyed,
+                        index_dimensions: dimensions.and_then(|d| u32::try_from(d).ok()),
+                        recheck_missing,
+                    })
+                },
+            )
+            .collect()
+    }
+
     /// [`refresh`](Self::refresh) of every table, in order (e.g. the generated
     /// `VECTOR_TABLES`); stops at the first error.
     pub async fn refresh_all(
@@ -353,12 +396,12 @@ impl VectorMaintenance {
             ..MaintenanceReport::default()
         };
         let ops = table.distance.operator_class();
-        for tenant in self.tiers(table).await? {
+        for row in self.catalog(table).await? {
+            let tenant = row.tier;
             // An index built for another distance (the model's changed) counts as invalid, and
             // so does one of the earlier shape (named after the tenant, no predicate key).
-            let keyed = self.index_of(table, tenant.tenant_id).await?.1.is_some();
             let valid = match &tenant.index_name {
-                Some(name) => keyed && index_state(conn, name, ops).await? == Some(true),
+                Some(name) => row.keyed && index_state(conn, name, ops).await? == Some(true),
                 None => false,
             };
             // A `per tenant` column's index casts to the tenant's dimension: one built for an
@@ -367,7 +410,7 @@ impl VectorMaintenance {
                 let wanted = self
                     .tenant_dimensions(conn, table, tenant.tenant_id)
                     .await?;
-                if self.index_dimensions(table, tenant.tenant_id).await? != Some(wanted) {
+                if row.index_dimensions != Some(wanted) {
                     self.demote(conn, table, tenant.tenant_id).await?;
                     if tenant.row_count >= self.config.promote_at {
                         let took = self.promote(conn, table, tenant.tenant_id).await?;
@@ -397,7 +440,7 @@ impl VectorMaintenance {
                     report.promoted.push((tenant.tenant_id, took));
                 }
                 // Promoted before the re-check distance existed: measure it now.
-                Tier::Hnsw if self.recheck_missing(table, tenant.tenant_id).await? => {
+                Tier::Hnsw if row.recheck_missing => {
                     let identity = self.identity(table, tenant.tenant_id).await?;
                     self.try_measure_recheck(table, tenant.tenant_id, &identity)
                         .await;
@@ -464,20 +507,6 @@ impl VectorMaintenance {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.unwrap_or((None, None, None)))
-    }
-
-    /// True when the tenant's catalog row has no re-check distance.
-    async fn recheck_missing(&self, table: &VectorSpec, tenant: TenantId) -> Result<bool, Error> {
-        let missing: Option<bool> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT recheck_distance IS NULL FROM {}.vector_tiers \
-             WHERE table_name = $1 AND tenant_id = $2",
-            self.schema()
-        )))
-        .bind(table.catalog_name())
-        .bind(tenant.as_uuid())
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(missing.unwrap_or(false))
     }
 
     /// Writes the tenant's tier and index (`schema.name`, predicate seed and key; all `None`
@@ -558,23 +587,6 @@ impl VectorMaintenance {
         let setting =
             super::settings::read_setting(conn, &self.config.helper_schema, table, tenant).await?;
         Ok(setting.model.dimensions)
-    }
-
-    /// The dimension the tenant's index was built for (a `per tenant` column's), if recorded.
-    async fn index_dimensions(
-        &self,
-        table: &VectorSpec,
-        tenant: TenantId,
-    ) -> Result<Option<u32>, Error> {
-        let dimensions: Option<Option<i32>> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT index_dimensions FROM {}.vector_tiers WHERE table_name = $1 AND tenant_id = $2",
-            self.schema()
-        )))
-        .bind(table.catalog_name())
-        .bind(tenant.as_uuid())
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(dimensions.flatten().and_then(|d| u32::try_from(d).ok()))
     }
 
     /// Marks the tenant `building`, builds its index concurrently (dropping first an invalid
