@@ -72,8 +72,6 @@ struct Samples {
 }
 
 /// One iteration for `user`: authorize, a get in project 0, a count over every project held.
-/// Returns the all-projects token's size (bytes of the statement that opens the transaction)
-/// and the number of projects the context holds.
 async fn once(
     tenancy: &Tenancy,
     user: Uuid,
@@ -81,15 +79,13 @@ async fn once(
     project: Uuid,
     key: Uuid,
     samples: Option<&mut Samples>,
-) -> Result<(usize, usize)> {
+) -> Result<()> {
     let start = Instant::now();
     let ctx = tenancy
         .authorize(UserId::new(user), TenantId::new(tenant))
         .await?;
     let authorized = start.elapsed();
     let all = ctx.all_projects().with_at_least::<Viewer>();
-    let token_bytes = tenancy.begin_statement(&all)?.len();
-    let held = ctx.memberships().count();
     let scope = ctx.project(ProjectId::new(project))?.require::<Editor>()?;
     let start = Instant::now();
     let mut tx = tenancy.begin(&scope).await?;
@@ -111,7 +107,20 @@ async fn once(
         samples.count_all_projects.push(counted);
         samples.get.push(got);
     }
-    Ok((token_bytes, held))
+    Ok(())
+}
+
+/// What `user`'s context holds: (projects, bytes of the statement that opens a transaction
+/// over all of them, token included).
+async fn context_size(tenancy: &Tenancy, user: Uuid, tenant: Uuid) -> Result<(usize, usize)> {
+    let ctx = tenancy
+        .authorize(UserId::new(user), TenantId::new(tenant))
+        .await?;
+    let all = ctx.all_projects().with_at_least::<Viewer>();
+    Ok((
+        ctx.memberships().count(),
+        tenancy.begin_statement(&all)?.len(),
+    ))
 }
 
 /// The section: one fresh database per tenant size.
@@ -148,20 +157,23 @@ pub async fn run(server: &str, smoke: bool) -> Result<String> {
             .fetch_all(&admin)
             .await?;
         let mut samples = [Samples::default(), Samples::default()];
-        let mut shapes = [(0, 0); 2];
         // One warm-up iteration, then measured ones, the two users' order alternating.
         for iteration in 0..=iterations {
             let key = rng.pick(&keys)?;
             for turn in 0..2 {
                 let who = (turn + iteration) % 2;
                 let measured = (iteration > 0).then_some(&mut samples[who]);
-                shapes[who] = once(&tenancy, users[who], tenant, project, key, measured).await?;
+                once(&tenancy, users[who], tenant, project, key, measured).await?;
             }
         }
-        if shapes[1].1 != projects as usize {
+        let shapes = [
+            context_size(&tenancy, users[0], tenant).await?,
+            context_size(&tenancy, users[1], tenant).await?,
+        ];
+        if shapes[1].0 != projects as usize {
             bail!(
                 "the tenant-wide member's context holds {} projects, the tenant {projects}",
-                shapes[1].1
+                shapes[1].0
             );
         }
         let [member, wide] = &mut samples;
@@ -191,7 +203,7 @@ pub async fn run(server: &str, smoke: bool) -> Result<String> {
         let _ = writeln!(
             sizes_table,
             "| {projects} | {} / {} | {} / {} |",
-            shapes[0].1, shapes[1].1, shapes[0].0, shapes[1].0
+            shapes[0].0, shapes[1].0, shapes[0].1, shapes[1].1
         );
         drop(tenancy);
         admin.close().await;
